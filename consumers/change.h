@@ -1,0 +1,76 @@
+/* The typed change model: what one Kafka message means for one entity. */
+#ifndef IPAM_CONSUMERS_CHANGE_H
+#define IPAM_CONSUMERS_CHANGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/addr.h"
+
+enum change_entity {
+	CHANGE_SERVER,
+	CHANGE_SUBNET,
+	CHANGE_MARK,
+};
+
+enum change_op {
+	CHANGE_UPSERT,
+	CHANGE_DELETE,
+};
+
+enum mark_status {
+	MARK_RESERVED,
+	MARK_QUARANTINE,
+};
+
+/* One static pool range, already normalized: first <= last, both inside. */
+struct pool_range {
+	struct ip_addr	first;
+	struct ip_addr	last;
+};
+
+/*
+ * A decoded change.  Every string is owned by the change (malloc'd) and
+ * freed by change_clear(); absent optional strings are NULL, except vrf,
+ * which is always set ("" is the default routing domain).
+ */
+struct change {
+	enum change_entity	entity;
+	enum change_op		op;
+	char			*id;		/* server/subnet id; mark: "addr" or "vrf/addr" */
+	char			*vrf;		/* routing domain, "" by default */
+	bool			has_version;	/* producer gave a version */
+	int64_t			version;	/* entityversion, Debezium LSN */
+	bool			unconditional;	/* a tombstone: deletes whatever is stored */
+
+	/* server */
+	char			*hostname;
+	bool			has_ip;
+	struct ip_addr		ip;		/* server's ip_address, mark's address */
+	char			*nic_mac;	/* normalized "aa:bb:cc:dd:ee:ff" or NULL */
+	char			*device_type;
+	char			*manufacture;
+
+	/* subnet */
+	char			*name;
+	struct ip_prefix	cidr;
+	struct pool_range	*pools;
+	size_t			pool_count;
+	bool			ping;		/* default true */
+
+	/* mark (the address is in ip, has_ip is true) */
+	enum mark_status	mark_status;
+	char			*description;
+};
+
+/* Frees what a change owns and zeroes it, so it can be reused. */
+void	change_clear(struct change *change);
+
+/* The entity's name as it appears in config and logs: "server", ... */
+const char *change_entity_name(enum change_entity entity);
+
+/* Parses "server", "subnet" or "mark"; returns 0 or -1. */
+int	change_entity_parse(const char *text, enum change_entity *out);
+
+#endif

@@ -1,0 +1,87 @@
+/* The decoders: bytes of one Kafka message in, a typed change or an error out. */
+#ifndef IPAM_CONSUMERS_DECODE_H
+#define IPAM_CONSUMERS_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "consumers/change.h"
+
+enum decode_format {
+	DECODE_CLOUDEVENTS,
+	DECODE_DEBEZIUM,
+};
+
+/* One Kafka header; the value is not NUL-terminated and may be NULL. */
+struct decode_header {
+	const char	*name;
+	const void	*value;
+	size_t		value_len;
+};
+
+/* Column names of the inventory tables, as Debezium sends them. */
+struct debezium_columns {
+	const char	*server_id;		/* "id" */
+	const char	*server_hostname;	/* "hostname" */
+	const char	*server_ip_address;	/* "ip_address" */
+	const char	*server_nic_mac;	/* "nic_mac" */
+	const char	*server_device_type;	/* "device_type" */
+	const char	*server_manufacture;	/* "manufacture" */
+	const char	*server_vrf;		/* "vrf"; absent column means "" */
+	const char	*subnet_id;		/* "id" */
+	const char	*subnet_name;		/* "name" */
+	const char	*subnet_cidr;		/* "cidr" */
+	const char	*subnet_static_ip_pools;/* "static_ip_pools" */
+	const char	*subnet_vrf;		/* "vrf" */
+	const char	*subnet_ping;		/* "ping" */
+};
+
+/* Limits the decoders enforce. */
+struct decode_limits {
+	size_t		max_message_bytes;	/* larger values are refused */
+	uint64_t	max_pool_addresses;	/* per subnet, all pools summed */
+};
+
+/* What a decoder is given: the message and what its topic declares. */
+struct decode_input {
+	enum change_entity		entity;		/* the topic's entity */
+	const void			*key;		/* may be NULL */
+	size_t				key_len;
+	const void			*value;		/* NULL: a tombstone */
+	size_t				value_len;
+	const struct decode_header	*headers;
+	size_t				header_count;
+	const struct decode_limits	*limits;
+	const struct debezium_columns	*columns;	/* Debezium only */
+};
+
+/* Result of decoding one message. */
+enum decode_result {
+	DECODE_OK,	/* out holds a change */
+	DECODE_SKIP,	/* nothing to apply (for example a Debezium truncate) */
+	DECODE_ERROR,	/* err holds a reason a person can act on */
+};
+
+/* The defaults: the inventory's own column names. */
+void	decode_columns_default(struct debezium_columns *columns);
+
+/* The defaults: 1 MiB messages, 1,048,576 pool addresses per subnet. */
+void	decode_limits_default(struct decode_limits *limits);
+
+/*
+ * Decodes a message in the given format.  On DECODE_OK the caller owns
+ * out and frees it with change_clear(); on any other result out is empty.
+ */
+enum decode_result decode_message(enum decode_format format,
+	    const struct decode_input *in, struct change *out, char *err,
+	    size_t errlen);
+
+/* The CloudEvents 1.0 decoder (structured JSON or binary mode). */
+enum decode_result decode_cloudevents(const struct decode_input *in,
+	    struct change *out, char *err, size_t errlen);
+
+/* The Debezium change-event decoder (with or without schema wrapper). */
+enum decode_result decode_debezium(const struct decode_input *in,
+	    struct change *out, char *err, size_t errlen);
+
+#endif
