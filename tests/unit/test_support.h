@@ -1,0 +1,76 @@
+/* Helpers the unit tests share: table rows as cmocka tests, fixtures, change checks. */
+#ifndef IPAM_TESTS_UNIT_TEST_SUPPORT_H
+#define IPAM_TESTS_UNIT_TEST_SUPPORT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "consumers/decode.h"
+
+#define ROWS(table)	(sizeof(table) / sizeof((table)[0]))
+
+/*
+ * Runs one cmocka test per row of a table; every row starts with a
+ * const char * that names it, and the test finds its row in *state.
+ * Returns the number of failed tests.
+ */
+int	support_run_rows(const char *group, CMUnitTestFunction test,
+	    const void *rows, size_t row_size, size_t count);
+
+/* Reads a whole file into a NUL-terminated buffer the caller frees. */
+char	*support_read_file(const char *path, size_t *len);
+
+/* Loads a JSON file (failing the test when it cannot); the caller owns it. */
+json_t	*support_load_json(const char *path);
+
+/*
+ * Lists the names in dir that end with suffix, sorted; the caller frees
+ * each name and the array.  Returns the count.
+ */
+size_t	support_list_dir(const char *dir, const char *suffix, char ***names);
+
+/*
+ * One message to decode and what must come out.  The key is a JSON
+ * string (its text is the key's bytes), other JSON (written compactly
+ * as the key) or NULL (no key); headers is an object of strings or NULL.
+ */
+struct support_case {
+	char			 name[256];
+	enum decode_format	 format;
+	enum change_entity	 entity;
+	const json_t		*key;
+	const json_t		*headers;
+	const void		*value;		/* NULL: a tombstone */
+	size_t			 value_len;
+	const json_t		*expect;
+	const struct decode_limits	*limits;
+	const struct debezium_columns	*columns;
+};
+
+/*
+ * Decodes a case and checks the result against its expect object:
+ * "result" ok (default), skip or error; "error", a substring of the
+ * reason; then the change: entity, op, id, vrf (default ""), version
+ * (absent: none), unconditional, hostname, ip (absent: none), nic_mac,
+ * device_type, manufacture, name, cidr, pools (["a-b", ...]), ping
+ * (subnets; default true), status, description.  Fields not given must
+ * be empty.
+ */
+void	support_check_case(const struct support_case *c);
+
+/* Runs support_check_case on the case in *state, as a cmocka test. */
+void	support_case_test(void **state);
+
+/* Runs one cmocka test per case; returns the number of failed tests. */
+int	support_run_cases(const char *group, struct support_case *cases,
+	    size_t count);
+
+/* Parses an entity name for a fixture, failing the test when unknown. */
+enum change_entity support_entity(const char *name);
+
+#endif
