@@ -1,0 +1,976 @@
+/* Field validators shared by the CloudEvents and Debezium decoders. */
+#include <sys/socket.h>
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumers/decode_fields.h"
+
+/* Fills err like snprintf and returns -1, to end a failing path in one line. */
+int
+fields_error(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* Puts "prefix: " in front of the message already in err. */
+void
+fields_error_prefix(char *err, size_t errlen, const char *prefix)
+{
+	char	*copy;
+
+	if (errlen == 0 || (copy = strdup(err)) == NULL)
+		return;
+	snprintf(err, errlen, "%s: %s", prefix, copy);
+	free(copy);
+}
+
+/*
+ * Length of the valid UTF-8 sequence at p (at most len bytes), or 0 when
+ * the bytes there are not one: overlong forms, surrogates and code points
+ * past U+10FFFF are refused as the standard says.
+ */
+static size_t
+fields_utf8_sequence(const uint8_t *p, size_t len)
+{
+	size_t		need, i;
+	uint32_t	cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		need = 2;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		need = 3;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		need = 4;
+		cp = p[0] & 0x07;
+	} else
+		return 0;
+	if (len < need)
+		return 0;
+	for (i = 1; i < need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return need;
+}
+
+/* Tells whether bytes are valid UTF-8 holding no NUL. */
+bool
+fields_utf8_valid(const void *bytes, size_t len)
+{
+	const uint8_t	*p = bytes;
+	size_t		 n;
+
+	while (len > 0) {
+		if (*p == '\0' || (n = fields_utf8_sequence(p, len)) == 0)
+			return false;
+		p += n;
+		len -= n;
+	}
+	return true;
+}
+
+/*
+ * Copies bytes into buf with control characters and invalid UTF-8 written
+ * as \xNN (and, when quoting, '"' and '\' escaped), stopping after
+ * max_chars characters or when buf is full; returns how much was written.
+ */
+static size_t
+fields_escape(const uint8_t *p, size_t len, char *buf, size_t buflen,
+    size_t max_chars, bool quoting)
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			used = 0, chars = 0, n;
+
+	/* Room is kept for "...", a closing quote and the NUL. */
+	while (len > 0) {
+		if (chars == max_chars || used + 4 + 5 > buflen) {
+			memcpy(buf + used, "...", 3);
+			used += 3;
+			break;
+		}
+		n = fields_utf8_sequence(p, len);
+		if (n == 1 && quoting && (*p == '"' || *p == '\\')) {
+			buf[used++] = '\\';
+			buf[used++] = (char)*p;
+		} else if (n == 0 || *p < 0x20 || *p == 0x7f ||
+		    (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
+			/* Invalid bytes and C0/C1 control characters. */
+			buf[used++] = '\\';
+			buf[used++] = 'x';
+			buf[used++] = hex[*p >> 4];
+			buf[used++] = hex[*p & 0xf];
+			n = 1;
+		} else {
+			memcpy(buf + used, p, n);
+			used += n;
+		}
+		p += n;
+		len -= n;
+		chars++;
+	}
+	buf[used] = '\0';
+	return used;
+}
+
+/*
+ * Writes bytes as a double-quoted string for an error message: control
+ * characters, quotes and invalid UTF-8 escaped, long text cut short.
+ */
+void
+fields_quote(const void *bytes, size_t len, char *buf, size_t buflen)
+{
+	size_t	used;
+
+	if (buflen < 16) {
+		if (buflen > 0)
+			buf[0] = '\0';
+		return;
+	}
+	buf[0] = '"';
+	used = 1 + fields_escape(bytes, len, buf + 1, buflen - 2,
+	    FIELDS_QUOTE_MAX, true);
+	buf[used++] = '"';
+	buf[used] = '\0';
+}
+
+/* Escapes control characters and invalid UTF-8 in err, in place. */
+void
+fields_sanitize(char *err, size_t errlen)
+{
+	char	*copy;
+	size_t	 len;
+
+	if (errlen == 0)
+		return;
+	len = strlen(err);
+	if (fields_utf8_valid(err, len)) {
+		size_t	i;
+
+		for (i = 0; i < len; i++) {
+			if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+				break;
+		}
+		if (i == len)
+			return;
+	}
+	if ((copy = strdup(err)) == NULL) {
+		snprintf(err, errlen, "unprintable error message");
+		return;
+	}
+	if (errlen < 16)
+		err[0] = '\0';
+	else
+		fields_escape((const uint8_t *)copy, len, err, errlen, SIZE_MAX,
+		    false);
+	free(copy);
+}
+
+/* Names the kind of a JSON value for an error: "a string", "null", ... */
+const char *
+fields_json_kind(const json_t *value)
+{
+	switch (json_typeof(value)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number with a fraction";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	case JSON_NULL:
+		return "null";
+	}
+	return "an unknown JSON value";
+}
+
+/* Refuses any member of obj that allowed (NULL-terminated) does not name. */
+int
+fields_strict(const char *what, const json_t *obj, const char *const *allowed,
+    char *err, size_t errlen)
+{
+	const char	*name;
+	json_t		*member;
+	size_t		 i, used;
+	char		 quoted[FIELDS_QUOTE_SIZE], list[512];
+
+	/* json_object_foreach wants a non-const object; nothing is changed. */
+	json_object_foreach((json_t *)obj, name, member) {
+		for (i = 0; allowed[i] != NULL; i++) {
+			if (strcmp(name, allowed[i]) == 0)
+				break;
+		}
+		if (allowed[i] != NULL)
+			continue;
+		list[0] = '\0';
+		for (i = 0, used = 0; allowed[i] != NULL && used < sizeof(list);
+		    i++)
+			used += (size_t)snprintf(list + used, sizeof(list) - used,
+			    "%s%s", i > 0 ? ", " : "", allowed[i]);
+		fields_quote(name, strlen(name), quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s has an unknown field %s "
+		    "(known fields: %s)", what, quoted, list);
+	}
+	return 0;
+}
+
+/*
+ * Copies bytes (a Kafka key or header value) into a new string after
+ * checking they are UTF-8, not empty and at most max bytes; the caller
+ * owns *out.
+ */
+int
+fields_text_bytes(const char *field, const void *bytes, size_t len,
+    size_t max, char **out, char *err, size_t errlen)
+{
+	char	quoted[FIELDS_QUOTE_SIZE];
+
+	*out = NULL;
+	if (len == 0)
+		return fields_error(err, errlen, "%s is empty", field);
+	if (!fields_utf8_valid(bytes, len)) {
+		fields_quote(bytes, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is not valid UTF-8 "
+		    "text (or holds a NUL byte)", field, quoted);
+	}
+	if (len > max)
+		return fields_error(err, errlen, "%s is %zu bytes, more than "
+		    "the limit of %zu", field, len, max);
+	if ((*out = malloc(len + 1)) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	memcpy(*out, bytes, len);
+	(*out)[len] = '\0';
+	return 0;
+}
+
+/*
+ * A string of at most max bytes; absent or null gives NULL unless
+ * required.  The caller owns *out.
+ */
+int
+fields_string(const char *field, const json_t *value, size_t max,
+    bool required, char **out, char *err, size_t errlen)
+{
+	size_t	len;
+
+	*out = NULL;
+	if (value == NULL || json_is_null(value)) {
+		if (required)
+			return fields_error(err, errlen, "%s is required%s",
+			    field, value != NULL ? " and may not be null" : "");
+		return 0;
+	}
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "%s must be a string, not %s",
+		    field, fields_json_kind(value));
+	/* jansson has checked the UTF-8 and refused NUL (no JSON_ALLOW_NUL). */
+	len = json_string_length(value);
+	if (len > max)
+		return fields_error(err, errlen, "%s is %zu bytes, more than "
+		    "the limit of %zu", field, len, max);
+	if ((*out = strdup(json_string_value(value))) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	return 0;
+}
+
+/*
+ * An entity id: a non-empty string of at most FIELDS_ID_MAX bytes, or an
+ * integer written in decimal.  Required.  The caller owns *out.
+ */
+int
+fields_id(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	char	text[32];
+
+	*out = NULL;
+	if (value != NULL && json_is_integer(value)) {
+		snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(value));
+		if ((*out = strdup(text)) == NULL)
+			return fields_error(err, errlen, "out of memory");
+		return 0;
+	}
+	if (value != NULL && !json_is_string(value) && !json_is_null(value))
+		return fields_error(err, errlen, "%s must be a string or an "
+		    "integer, not %s", field, fields_json_kind(value));
+	if (fields_string(field, value, FIELDS_ID_MAX, true, out, err,
+	    errlen) == -1)
+		return -1;
+	if (**out == '\0') {
+		free(*out);
+		*out = NULL;
+		return fields_error(err, errlen, "%s is empty", field);
+	}
+	return 0;
+}
+
+/* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
+int
+fields_vrf_check(const char *field, const char *vrf, char *err, size_t errlen)
+{
+	char	quoted[FIELDS_QUOTE_SIZE];
+	size_t	len = strlen(vrf);
+
+	if (len > FIELDS_VRF_MAX)
+		return fields_error(err, errlen, "%s is %zu bytes, more than "
+		    "the limit of %d", field, len, FIELDS_VRF_MAX);
+	/* A mark's id is "vrf/address": the first '/' must end the vrf. */
+	if (strchr(vrf, '/') != NULL) {
+		fields_quote(vrf, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s may not contain '/'",
+		    field, quoted);
+	}
+	return 0;
+}
+
+/* A vrf name: a string, "" when absent or null.  The caller owns *out. */
+int
+fields_vrf(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	if (fields_string(field, value, FIELDS_VRF_MAX, false, out, err,
+	    errlen) == -1)
+		return -1;
+	if (*out == NULL && (*out = strdup("")) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	if (fields_vrf_check(field, *out, err, errlen) == -1) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Tells whether text holds count hex digits at the given offset. */
+static bool
+fields_hex_run(const char *text, size_t offset, size_t count)
+{
+	size_t	i;
+
+	for (i = 0; i < count; i++) {
+		if (!isxdigit((unsigned char)text[offset + i]))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Normalizes aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or aabb.ccdd.eeff into
+ * lowercase colon form; returns 0, or -1 when text is none of those.
+ */
+int
+fields_mac_normalize(const char *text, char out[FIELDS_MAC_TEXT])
+{
+	char	digits[12];
+	size_t	len = strlen(text), i, n = 0;
+
+	if (len == 17 && (text[2] == ':' || text[2] == '-')) {
+		/* Six pairs, one separator throughout (no mixing). */
+		for (i = 0; i < 6; i++) {
+			if (!fields_hex_run(text, i * 3, 2) ||
+			    (i < 5 && text[i * 3 + 2] != text[2]))
+				return -1;
+			digits[n++] = text[i * 3];
+			digits[n++] = text[i * 3 + 1];
+		}
+	} else if (len == 14 && text[4] == '.' && text[9] == '.') {
+		/* Cisco's three dotted groups of four. */
+		for (i = 0; i < 3; i++) {
+			if (!fields_hex_run(text, i * 5, 4))
+				return -1;
+			memcpy(digits + n, text + i * 5, 4);
+			n += 4;
+		}
+	} else
+		return -1;
+	for (i = 0; i < 6; i++) {
+		out[i * 3] = (char)tolower((unsigned char)digits[i * 2]);
+		out[i * 3 + 1] = (char)tolower((unsigned char)digits[i * 2 + 1]);
+		out[i * 3 + 2] = i < 5 ? ':' : '\0';
+	}
+	return 0;
+}
+
+/*
+ * A MAC address as a string; absent, null or "" gives NULL.  The caller
+ * owns *out.
+ */
+int
+fields_mac(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	char		 mac[FIELDS_MAC_TEXT], quoted[FIELDS_QUOTE_SIZE];
+	const char	*text;
+
+	*out = NULL;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "%s must be a string, not %s",
+		    field, fields_json_kind(value));
+	text = json_string_value(value);
+	if (*text == '\0')
+		return 0;
+	if (fields_mac_normalize(text, mac) == -1) {
+		fields_quote(text, json_string_length(value), quoted,
+		    sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is not a MAC address "
+		    "(write aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or "
+		    "aabb.ccdd.eeff)", field, quoted);
+	}
+	if ((*out = strdup(mac)) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	return 0;
+}
+
+/*
+ * An IPv4 or IPv6 address as a string; absent, null or "" sets *present
+ * to false, which is an error when required.
+ */
+int
+fields_address(const char *field, const json_t *value, bool required,
+    struct ip_addr *out, bool *present, char *err, size_t errlen)
+{
+	char	reason[FIELDS_QUOTE_SIZE + 64];
+
+	memset(out, 0, sizeof(*out));
+	*present = false;
+	if (value != NULL && !json_is_null(value) && !json_is_string(value))
+		return fields_error(err, errlen, "%s must be a string, not %s",
+		    field, fields_json_kind(value));
+	if (value == NULL || json_is_null(value) ||
+	    json_string_length(value) == 0) {
+		if (required)
+			return fields_error(err, errlen, "%s is required",
+			    field);
+		return 0;
+	}
+	if (addr_parse(json_string_value(value), out, reason,
+	    sizeof(reason)) == -1)
+		return fields_error(err, errlen, "%s: %s", field, reason);
+	*present = true;
+	return 0;
+}
+
+/* A prefix as a string ("192.168.1.0/24"); required. */
+int
+fields_prefix(const char *field, const json_t *value, struct ip_prefix *out,
+    char *err, size_t errlen)
+{
+	char	reason[FIELDS_QUOTE_SIZE + 128];
+
+	memset(out, 0, sizeof(*out));
+	if (value == NULL || json_is_null(value))
+		return fields_error(err, errlen, "%s is required", field);
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "%s must be a string, not %s",
+		    field, fields_json_kind(value));
+	if (prefix_parse(json_string_value(value), out, reason,
+	    sizeof(reason)) == -1)
+		return fields_error(err, errlen, "%s: %s", field, reason);
+	return 0;
+}
+
+/* A JSON boolean; absent or null gives fallback. */
+int
+fields_bool(const char *field, const json_t *value, bool fallback, bool *out,
+    char *err, size_t errlen)
+{
+	*out = fallback;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (!json_is_boolean(value))
+		return fields_error(err, errlen, "%s must be true or false, "
+		    "not %s", field, fields_json_kind(value));
+	*out = json_is_true(value);
+	return 0;
+}
+
+/* A version given as decimal digits in bytes (a header value). */
+int
+fields_version_bytes(const char *field, const void *bytes, size_t len,
+    int64_t *out, char *err, size_t errlen)
+{
+	const char	*p = bytes;
+	char		 quoted[FIELDS_QUOTE_SIZE];
+	int64_t		 value = 0;
+	size_t		 i;
+
+	*out = 0;
+	for (i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9' ||
+		    value > (INT64_MAX - (p[i] - '0')) / 10)
+			break;
+		value = value * 10 + (p[i] - '0');
+	}
+	if (len == 0 || i < len) {
+		fields_quote(bytes, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is not a whole number "
+		    "from 0 to %" PRId64, field, quoted, INT64_MAX);
+	}
+	*out = value;
+	return 0;
+}
+
+/*
+ * A version: an integer >= 0, or a string of decimal digits.  Absent or
+ * null sets *present to false.
+ */
+int
+fields_version(const char *field, const json_t *value, bool *present,
+    int64_t *out, char *err, size_t errlen)
+{
+	*present = false;
+	*out = 0;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (json_is_string(value)) {
+		if (fields_version_bytes(field, json_string_value(value),
+		    json_string_length(value), out, err, errlen) == -1)
+			return -1;
+	} else if (json_is_integer(value)) {
+		if (json_integer_value(value) < 0)
+			return fields_error(err, errlen, "%s is negative (%"
+			    JSON_INTEGER_FORMAT ")", field,
+			    json_integer_value(value));
+		*out = json_integer_value(value);
+	} else
+		return fields_error(err, errlen, "%s must be an integer, not "
+		    "%s", field, fields_json_kind(value));
+	*present = true;
+	return 0;
+}
+
+/* Strips ASCII spaces and tabs from both ends of text, in place. */
+static char *
+fields_trim(char *text)
+{
+	size_t	len;
+
+	while (*text == ' ' || *text == '\t')
+		text++;
+	len = strlen(text);
+	while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+		text[--len] = '\0';
+	return text;
+}
+
+/*
+ * Parses one pool entry ("a-b", "a" or "a/n") into a range and checks it
+ * lies inside cidr; where names it in errors ("data.static_ip_pools[2]").
+ */
+static int
+fields_pool_entry(const char *where, const char *entry,
+    const struct ip_prefix *cidr, struct pool_range *range, char *err,
+    size_t errlen)
+{
+	char			 quoted[FIELDS_QUOTE_SIZE], subnet[ADDR_TEXT_MAX];
+	char			 reason[FIELDS_QUOTE_SIZE + 128];
+	char			 first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX];
+	char			*copy, *text, *dash;
+	struct ip_prefix	 block;
+	int			 rc = -1;
+
+	fields_quote(entry, strlen(entry), quoted, sizeof(quoted));
+	prefix_format(cidr, subnet, sizeof(subnet));
+	if ((copy = strdup(entry)) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	text = fields_trim(copy);
+	if (*text == '\0') {
+		fields_error(err, errlen, "%s is empty", where);
+		goto fail;
+	}
+	if (strchr(text, '/') != NULL) {
+		if (prefix_parse(text, &block, reason, sizeof(reason)) == -1) {
+			fields_error(err, errlen, "%s: %s", where, reason);
+			goto fail;
+		}
+		prefix_first(&block, &range->first);
+		prefix_last(&block, &range->last);
+	} else if ((dash = strchr(text, '-')) != NULL) {
+		*dash = '\0';
+		if (addr_parse(fields_trim(text), &range->first, reason,
+		    sizeof(reason)) == -1 || addr_parse(fields_trim(dash + 1),
+		    &range->last, reason, sizeof(reason)) == -1) {
+			fields_error(err, errlen, "%s %s is not a range of two "
+			    "addresses: %s", where, quoted, reason);
+			goto fail;
+		}
+		if (range->first.family != range->last.family) {
+			fields_error(err, errlen, "%s %s mixes IPv4 and IPv6",
+			    where, quoted);
+			goto fail;
+		}
+		if (addr_compare(&range->first, &range->last) > 0) {
+			addr_format(&range->first, first, sizeof(first));
+			addr_format(&range->last, last, sizeof(last));
+			fields_error(err, errlen, "%s %s is reversed: %s comes "
+			    "after %s", where, quoted, first, last);
+			goto fail;
+		}
+	} else {
+		if (addr_parse(text, &range->first, reason,
+		    sizeof(reason)) == -1) {
+			fields_error(err, errlen, "%s: %s", where, reason);
+			goto fail;
+		}
+		range->last = range->first;
+	}
+	if (range->first.family != cidr->addr.family) {
+		fields_error(err, errlen, "%s %s is %s but the subnet %s is %s",
+		    where, quoted, range->first.family == AF_INET ? "IPv4" :
+		    "IPv6", subnet, cidr->addr.family == AF_INET ? "IPv4" :
+		    "IPv6");
+		goto fail;
+	}
+	/* A range is contiguous: both ends inside means all of it is. */
+	if (!prefix_contains(cidr, &range->first) ||
+	    !prefix_contains(cidr, &range->last)) {
+		fields_error(err, errlen, "%s %s is outside the subnet %s",
+		    where, quoted, subnet);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(copy);
+	return rc;
+}
+
+/* Orders pool ranges by first address, then by last. */
+static int
+fields_range_compare(const void *a, const void *b)
+{
+	const struct pool_range	*ra = a, *rb = b;
+	int			 cmp;
+
+	if ((cmp = addr_compare(&ra->first, &rb->first)) != 0)
+		return cmp;
+	return addr_compare(&ra->last, &rb->last);
+}
+
+/*
+ * Keeps pool ranges of an IPv4 subnet of /30 or shorter off its network
+ * and broadcast addresses, dropping ranges left empty; returns the count
+ * of ranges kept.
+ */
+static size_t
+fields_pools_clamp(const struct ip_prefix *cidr, struct pool_range *ranges,
+    size_t count)
+{
+	struct ip_addr	low, high;
+	size_t		i, kept = 0;
+
+	if (cidr->addr.family != AF_INET || cidr->length > 30)
+		return count;
+	prefix_first(cidr, &low);
+	prefix_last(cidr, &high);
+	addr_increment(&low);
+	addr_decrement(&high);
+	for (i = 0; i < count; i++) {
+		struct pool_range	r = ranges[i];
+
+		if (addr_compare(&r.first, &low) < 0)
+			r.first = low;
+		if (addr_compare(&r.last, &high) > 0)
+			r.last = high;
+		if (addr_compare(&r.first, &r.last) <= 0)
+			ranges[kept++] = r;
+	}
+	return kept;
+}
+
+/* Sorts ranges and merges those that overlap or touch; returns the count. */
+static size_t
+fields_pools_merge(struct pool_range *ranges, size_t count)
+{
+	struct ip_addr	next;
+	size_t		i, kept = 0;
+
+	if (count == 0)
+		return 0;
+	qsort(ranges, count, sizeof(*ranges), fields_range_compare);
+	for (i = 1; i < count; i++) {
+		struct pool_range	*cur = &ranges[kept];
+
+		/* Touching counts: next is one past the current range. */
+		next = cur->last;
+		if (!addr_increment(&next) ||
+		    addr_compare(&ranges[i].first, &next) <= 0) {
+			if (addr_compare(&ranges[i].last, &cur->last) > 0)
+				cur->last = ranges[i].last;
+			continue;
+		}
+		ranges[++kept] = ranges[i];
+	}
+	return kept + 1;
+}
+
+/*
+ * Turns the pools value into an array of entry strings: the value itself,
+ * or the array a string holds.  *owned is set when the array must be
+ * released; a NULL *array means no pools.
+ */
+static int
+fields_pools_array(const char *field, const json_t *value, json_t **array,
+    json_t **owned, char *err, size_t errlen)
+{
+	json_error_t	 jerr;
+	json_t		*parsed;
+	const char	*text;
+
+	*array = NULL;
+	*owned = NULL;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (json_is_array(value)) {
+		*array = (json_t *)value;
+		return 0;
+	}
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "%s must be an array of "
+		    "strings (or a string holding one), not %s", field,
+		    fields_json_kind(value));
+	/* Debezium sends json columns as text: parse what it holds. */
+	text = json_string_value(value);
+	text += strspn(text, " \t\r\n");
+	if (*text == '\0')
+		return 0;
+	parsed = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    &jerr);
+	if (parsed == NULL)
+		return fields_error(err, errlen, "%s holds text that is not "
+		    "JSON: %s (column %d)", field, jerr.text, jerr.column);
+	if (json_is_null(parsed)) {
+		json_decref(parsed);
+		return 0;
+	}
+	if (!json_is_array(parsed)) {
+		fields_error(err, errlen, "%s must hold an array of strings, "
+		    "not %s", field, fields_json_kind(parsed));
+		json_decref(parsed);
+		return -1;
+	}
+	*array = *owned = parsed;
+	return 0;
+}
+
+/*
+ * Static pools of the subnet cidr: a JSON array of "a-b", "a" or "a/n"
+ * strings, or a string holding that array; absent, null, "" give none.
+ * The ranges come out clamped off an IPv4 subnet's network and broadcast
+ * addresses (for /30 and shorter), sorted and merged; their addresses
+ * must not number more than max_addresses.  The caller owns *out.
+ */
+int
+fields_pools(const char *field, const json_t *value,
+    const struct ip_prefix *cidr, uint64_t max_addresses,
+    struct pool_range **out, size_t *count, char *err, size_t errlen)
+{
+	struct pool_range	*ranges = NULL;
+	json_t			*array, *owned, *entry;
+	char			 where[256];
+	size_t			 i, n;
+	uint64_t		 total = 0, size;
+
+	*out = NULL;
+	*count = 0;
+	if (fields_pools_array(field, value, &array, &owned, err,
+	    errlen) == -1)
+		return -1;
+	if (array == NULL || (n = json_array_size(array)) == 0) {
+		json_decref(owned);
+		return 0;
+	}
+	if ((ranges = calloc(n, sizeof(*ranges))) == NULL) {
+		fields_error(err, errlen, "out of memory");
+		goto fail;
+	}
+	json_array_foreach(array, i, entry) {
+		snprintf(where, sizeof(where), "%s[%zu]", field, i);
+		if (!json_is_string(entry)) {
+			fields_error(err, errlen, "%s must be a string, not %s",
+			    where, fields_json_kind(entry));
+			goto fail;
+		}
+		if (fields_pool_entry(where, json_string_value(entry), cidr,
+		    &ranges[i], err, errlen) == -1)
+			goto fail;
+	}
+	n = fields_pools_clamp(cidr, ranges, n);
+	n = fields_pools_merge(ranges, n);
+	/* Merged ranges do not overlap: the sum counts each address once. */
+	for (i = 0; i < n; i++) {
+		size = addr_range_size(&ranges[i].first, &ranges[i].last);
+		total = total > UINT64_MAX - size ? UINT64_MAX : total + size;
+	}
+	if (total > max_addresses) {
+		fields_error(err, errlen, "%s hold %s%" PRIu64 " addresses, "
+		    "more than the limit of %" PRIu64, field,
+		    total == UINT64_MAX ? "at least " : "", total,
+		    max_addresses);
+		goto fail;
+	}
+	json_decref(owned);
+	if (n == 0) {
+		free(ranges);
+		return 0;
+	}
+	*out = ranges;
+	*count = n;
+	return 0;
+fail:
+	json_decref(owned);
+	free(ranges);
+	return -1;
+}
+
+/*
+ * Splits a mark id, "address" or "vrf/address", into its vrf (the caller
+ * owns *vrf) and address.
+ */
+int
+fields_mark_key(const char *field, const void *bytes, size_t len, char **vrf,
+    struct ip_addr *ip, char *err, size_t errlen)
+{
+	char	*text = NULL, *slash, *address;
+	char	 quoted[FIELDS_QUOTE_SIZE], reason[FIELDS_QUOTE_SIZE + 64];
+
+	*vrf = NULL;
+	memset(ip, 0, sizeof(*ip));
+	if (fields_text_bytes(field, bytes, len, FIELDS_VRF_MAX + 1 +
+	    ADDR_TEXT_MAX, &text, err, errlen) == -1)
+		return -1;
+	fields_quote(text, strlen(text), quoted, sizeof(quoted));
+	/* A vrf has no '/': the first one ends it. */
+	if ((slash = strchr(text, '/')) != NULL) {
+		*slash = '\0';
+		address = slash + 1;
+		if (*text == '\0') {
+			fields_error(err, errlen, "%s %s has an empty vrf "
+			    "before '/' (write the address alone for the "
+			    "default vrf)", field, quoted);
+			goto fail;
+		}
+		if (fields_vrf_check(field, text, err, errlen) == -1)
+			goto fail;
+	} else
+		address = text;
+	if (addr_parse(address, ip, reason, sizeof(reason)) == -1) {
+		fields_error(err, errlen, "%s %s is not a mark id (\"address\" "
+		    "or \"vrf/address\"): %s", field, quoted, reason);
+		goto fail;
+	}
+	if ((*vrf = strdup(slash != NULL ? text : "")) == NULL) {
+		fields_error(err, errlen, "out of memory");
+		goto fail;
+	}
+	free(text);
+	return 0;
+fail:
+	memset(ip, 0, sizeof(*ip));
+	free(text);
+	return -1;
+}
+
+/*
+ * The payload of a Kafka Connect {"schema": ..., "payload": ...} wrapper
+ * (an object with exactly those two members), or value itself.
+ */
+json_t *
+fields_unwrap(json_t *value)
+{
+	if (json_is_object(value) && json_object_size(value) == 2 &&
+	    json_object_get(value, "schema") != NULL &&
+	    json_object_get(value, "payload") != NULL)
+		return json_object_get(value, "payload");
+	return value;
+}
+
+/*
+ * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
+ * member, a schema wrapper is allowed), a JSON string or integer, or else
+ * the key's bytes as they are.  The caller owns *out.
+ */
+int
+fields_key_id(const char *field, const void *key, size_t len,
+    const char *column, char **out, char *err, size_t errlen)
+{
+	json_t		*parsed, *payload;
+	char		 where[128], quoted[FIELDS_QUOTE_SIZE];
+	int		 rc;
+
+	*out = NULL;
+	if (key == NULL || len == 0)
+		return fields_error(err, errlen, "%s is missing", field);
+	parsed = json_loadb(key, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+	    NULL);
+	/* Not JSON, or JSON that cannot be an id: the bytes are the id. */
+	if (parsed == NULL || json_is_array(parsed) || json_is_real(parsed) ||
+	    json_is_boolean(parsed) || json_is_null(parsed)) {
+		json_decref(parsed);
+		return fields_text_bytes(field, key, len, FIELDS_ID_MAX, out,
+		    err, errlen);
+	}
+	payload = fields_unwrap(parsed);
+	if (json_is_object(payload)) {
+		snprintf(where, sizeof(where), "%s.%s", field, column);
+		if (json_object_get(payload, column) == NULL) {
+			fields_quote(column, strlen(column), quoted,
+			    sizeof(quoted));
+			rc = fields_error(err, errlen, "%s has no member %s "
+			    "(check the id column mapping)", field, quoted);
+		} else
+			rc = fields_id(where, json_object_get(payload, column),
+			    out, err, errlen);
+	} else
+		rc = fields_id(field, payload, out, err, errlen);
+	json_decref(parsed);
+	return rc;
+}
+
+/*
+ * The canonical id of a mark: "vrf/address", or the address alone in the
+ * default vrf; NULL when out of memory.  The caller owns the result.
+ */
+char *
+fields_mark_id(const char *vrf, const struct ip_addr *ip)
+{
+	char	address[ADDR_TEXT_MAX], *id;
+	size_t	len;
+
+	addr_format(ip, address, sizeof(address));
+	len = strlen(vrf) + 1 + strlen(address) + 1;
+	if ((id = malloc(len)) == NULL)
+		return NULL;
+	if (*vrf == '\0')
+		snprintf(id, len, "%s", address);
+	else
+		snprintf(id, len, "%s/%s", vrf, address);
+	return id;
+}

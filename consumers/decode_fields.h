@@ -1,0 +1,161 @@
+/* Field validators shared by the CloudEvents and Debezium decoders. */
+#ifndef IPAM_CONSUMERS_DECODE_FIELDS_H
+#define IPAM_CONSUMERS_DECODE_FIELDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "common/addr.h"
+#include "consumers/change.h"
+
+#define FIELDS_ID_MAX		255	/* bytes in an entity id */
+#define FIELDS_VRF_MAX		64	/* bytes in a vrf name */
+#define FIELDS_TEXT_MAX		255	/* hostname, device_type, manufacture, name */
+#define FIELDS_DESCRIPTION_MAX	1024	/* bytes in a mark's description */
+#define FIELDS_MAC_TEXT		18	/* "aa:bb:cc:dd:ee:ff" and its NUL */
+#define FIELDS_QUOTE_MAX	80	/* characters of a value quoted in an error */
+#define FIELDS_QUOTE_SIZE	(FIELDS_QUOTE_MAX * 4 + 8)
+
+/*
+ * In every validator below, field is the name the error message gives
+ * (for example "data.nic_mac"), a NULL value means the field is absent,
+ * and the result is 0, or -1 with a reason in err.
+ */
+
+/* Fills err like snprintf and returns -1, to end a failing path in one line. */
+int	fields_error(char *err, size_t errlen, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* Puts "prefix: " in front of the message already in err. */
+void	fields_error_prefix(char *err, size_t errlen, const char *prefix);
+
+/*
+ * Writes bytes as a double-quoted string for an error message: control
+ * characters, quotes and invalid UTF-8 escaped, long text cut short.
+ */
+void	fields_quote(const void *bytes, size_t len, char *buf, size_t buflen);
+
+/* Escapes control characters and invalid UTF-8 in err, in place. */
+void	fields_sanitize(char *err, size_t errlen);
+
+/* Tells whether bytes are valid UTF-8 holding no NUL. */
+bool	fields_utf8_valid(const void *bytes, size_t len);
+
+/* Names the kind of a JSON value for an error: "a string", "null", ... */
+const char *fields_json_kind(const json_t *value);
+
+/* Refuses any member of obj that allowed (NULL-terminated) does not name. */
+int	fields_strict(const char *what, const json_t *obj,
+	    const char *const *allowed, char *err, size_t errlen);
+
+/*
+ * Copies bytes (a Kafka key or header value) into a new string after
+ * checking they are UTF-8, not empty and at most max bytes; the caller
+ * owns *out.
+ */
+int	fields_text_bytes(const char *field, const void *bytes, size_t len,
+	    size_t max, char **out, char *err, size_t errlen);
+
+/*
+ * A string of at most max bytes; absent or null gives NULL unless
+ * required.  The caller owns *out.
+ */
+int	fields_string(const char *field, const json_t *value, size_t max,
+	    bool required, char **out, char *err, size_t errlen);
+
+/*
+ * An entity id: a non-empty string of at most FIELDS_ID_MAX bytes, or an
+ * integer written in decimal.  Required.  The caller owns *out.
+ */
+int	fields_id(const char *field, const json_t *value, char **out,
+	    char *err, size_t errlen);
+
+/* A vrf name: a string, "" when absent or null.  The caller owns *out. */
+int	fields_vrf(const char *field, const json_t *value, char **out,
+	    char *err, size_t errlen);
+
+/* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
+int	fields_vrf_check(const char *field, const char *vrf, char *err,
+	    size_t errlen);
+
+/*
+ * Normalizes aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or aabb.ccdd.eeff into
+ * lowercase colon form; returns 0, or -1 when text is none of those.
+ */
+int	fields_mac_normalize(const char *text, char out[FIELDS_MAC_TEXT]);
+
+/*
+ * A MAC address as a string; absent, null or "" gives NULL.  The caller
+ * owns *out.
+ */
+int	fields_mac(const char *field, const json_t *value, char **out,
+	    char *err, size_t errlen);
+
+/*
+ * An IPv4 or IPv6 address as a string; absent, null or "" sets *present
+ * to false, which is an error when required.
+ */
+int	fields_address(const char *field, const json_t *value, bool required,
+	    struct ip_addr *out, bool *present, char *err, size_t errlen);
+
+/* A prefix as a string ("192.168.1.0/24"); required. */
+int	fields_prefix(const char *field, const json_t *value,
+	    struct ip_prefix *out, char *err, size_t errlen);
+
+/* A JSON boolean; absent or null gives fallback. */
+int	fields_bool(const char *field, const json_t *value, bool fallback,
+	    bool *out, char *err, size_t errlen);
+
+/*
+ * A version: an integer >= 0, or a string of decimal digits.  Absent or
+ * null sets *present to false.
+ */
+int	fields_version(const char *field, const json_t *value, bool *present,
+	    int64_t *out, char *err, size_t errlen);
+
+/* A version given as decimal digits in bytes (a header value). */
+int	fields_version_bytes(const char *field, const void *bytes, size_t len,
+	    int64_t *out, char *err, size_t errlen);
+
+/*
+ * Static pools of the subnet cidr: a JSON array of "a-b", "a" or "a/n"
+ * strings, or a string holding that array; absent, null, "" give none.
+ * The ranges come out clamped off an IPv4 subnet's network and broadcast
+ * addresses (for /30 and shorter), sorted and merged; their addresses
+ * must not number more than max_addresses.  The caller owns *out.
+ */
+int	fields_pools(const char *field, const json_t *value,
+	    const struct ip_prefix *cidr, uint64_t max_addresses,
+	    struct pool_range **out, size_t *count, char *err, size_t errlen);
+
+/*
+ * Splits a mark id, "address" or "vrf/address", into its vrf (the caller
+ * owns *vrf) and address.
+ */
+int	fields_mark_key(const char *field, const void *bytes, size_t len,
+	    char **vrf, struct ip_addr *ip, char *err, size_t errlen);
+
+/*
+ * The payload of a Kafka Connect {"schema": ..., "payload": ...} wrapper
+ * (an object with exactly those two members), or value itself.
+ */
+json_t	*fields_unwrap(json_t *value);
+
+/*
+ * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
+ * member, a schema wrapper is allowed), a JSON string or integer, or else
+ * the key's bytes as they are.  The caller owns *out.
+ */
+int	fields_key_id(const char *field, const void *key, size_t len,
+	    const char *column, char **out, char *err, size_t errlen);
+
+/*
+ * The canonical id of a mark: "vrf/address", or the address alone in the
+ * default vrf; NULL when out of memory.  The caller owns the result.
+ */
+char	*fields_mark_id(const char *vrf, const struct ip_addr *ip);
+
+#endif

@@ -1,0 +1,749 @@
+/* Unit tests of the decoders' shared field validators. */
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consumers/decode_fields.h"
+#include "test_support.h"
+
+/* Parses a JSON value a test row gives; NULL text means absent. */
+static json_t *
+json_of(const char *text)
+{
+	json_error_t	 jerr;
+	json_t		*value;
+
+	if (text == NULL)
+		return NULL;
+	value = json_loads(text, JSON_DECODE_ANY, &jerr);
+	if (value == NULL)
+		fail_msg("test data %s: %s", text, jerr.text);
+	return value;
+}
+
+/* Fails unless err holds the wanted text. */
+static void
+check_error(const char *err, const char *want)
+{
+	if (strstr(err, want) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+}
+
+/* A MAC address in, its normal form out (NULL: refused). */
+struct mac_row {
+	const char	*text;
+	const char	*normal;
+};
+
+static const struct mac_row mac_rows[] = {
+	{ "aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff" },
+	{ "AA:BB:CC:DD:EE:FF", "aa:bb:cc:dd:ee:ff" },
+	{ "AA-BB-CC-DD-EE-FF", "aa:bb:cc:dd:ee:ff" },
+	{ "aa-bb-cc-dd-ee-0f", "aa:bb:cc:dd:ee:0f" },
+	{ "aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff" },
+	{ "AABB.CCDD.EEFF", "aa:bb:cc:dd:ee:ff" },
+	{ "00:1A:2b:3C:4d:5E", "00:1a:2b:3c:4d:5e" },
+	{ "aa:bb-cc:dd:ee:ff", NULL },
+	{ "aa:bb:cc:dd:ee", NULL },
+	{ "aa:bb:cc:dd:ee:ff:00", NULL },
+	{ "aa:bb:cc:dd:ee:fg", NULL },
+	{ "aabbccddeeff", NULL },
+	{ "aabb.ccdd-eeff", NULL },
+	{ "aabb.ccdd.eefg", NULL },
+	{ "a:bb:cc:dd:ee:fff", NULL },
+	{ " aa:bb:cc:dd:ee:f", NULL },
+	{ "aa.bb.cc.dd.ee.ff", NULL },
+	{ "", NULL },
+};
+
+/* fields_mac_normalize accepts the three forms and nothing else. */
+static void
+test_mac(void **state)
+{
+	const struct mac_row	*row = *state;
+	char			 out[FIELDS_MAC_TEXT];
+
+	if (row->normal == NULL) {
+		assert_int_equal(fields_mac_normalize(row->text, out), -1);
+		return;
+	}
+	assert_int_equal(fields_mac_normalize(row->text, out), 0);
+	assert_string_equal(out, row->normal);
+}
+
+/*
+ * A validator applied to a JSON value (NULL: absent): what it gives
+ * (NULL: a NULL string), or the error it must report.
+ */
+struct value_row {
+	const char	*json;
+	const char	*result;
+	const char	*error;
+};
+
+/* The validators the value tables exercise, by table. */
+enum value_kind {
+	VALUE_MAC,
+	VALUE_ID,
+	VALUE_VRF,
+	VALUE_HOSTNAME,
+	VALUE_ADDRESS,
+	VALUE_VERSION,
+	VALUE_BOOL,
+};
+
+/* Applies a validator to a value and writes what it gave into text. */
+static int
+apply_value(enum value_kind kind, const json_t *value, char *text,
+    size_t textlen, char *err, size_t errlen)
+{
+	struct ip_addr	 addr;
+	char		*out = NULL;
+	int64_t		 version;
+	bool		 present, flag;
+	int		 rc;
+
+	switch (kind) {
+	case VALUE_MAC:
+		rc = fields_mac("nic_mac", value, &out, err, errlen);
+		break;
+	case VALUE_ID:
+		rc = fields_id("id", value, &out, err, errlen);
+		break;
+	case VALUE_VRF:
+		rc = fields_vrf("vrf", value, &out, err, errlen);
+		break;
+	case VALUE_HOSTNAME:
+		rc = fields_string("hostname", value, FIELDS_TEXT_MAX, true,
+		    &out, err, errlen);
+		break;
+	case VALUE_ADDRESS:
+		rc = fields_address("ip_address", value, false, &addr,
+		    &present, err, errlen);
+		if (rc == 0 && present)
+			addr_format(&addr, text, textlen);
+		else
+			snprintf(text, textlen, "(none)");
+		return rc;
+	case VALUE_VERSION:
+		rc = fields_version("version", value, &present, &version, err,
+		    errlen);
+		if (present)
+			snprintf(text, textlen, "%lld", (long long)version);
+		else
+			snprintf(text, textlen, "(none)");
+		return rc;
+	case VALUE_BOOL:
+		rc = fields_bool("ping", value, true, &flag, err, errlen);
+		snprintf(text, textlen, "%s", flag ? "true" : "false");
+		return rc;
+	}
+	snprintf(text, textlen, "%s", out != NULL ? out : "(null)");
+	if (rc == -1 && out != NULL)
+		fail_msg("a failing validator gave a value");
+	free(out);
+	return rc;
+}
+
+/* Runs the validator of the current table on one row. */
+static void
+check_value(enum value_kind kind, const struct value_row *row)
+{
+	json_t	*value = json_of(row->json);
+	char	 text[2048], err[512];
+	int	 rc;
+
+	rc = apply_value(kind, value, text, sizeof(text), err, sizeof(err));
+	json_decref(value);
+	if (row->error != NULL) {
+		if (rc != -1)
+			fail_msg("%s was accepted as %s", row->json, text);
+		check_error(err, row->error);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("%s was refused: %s", row->json, err);
+	assert_string_equal(text, row->result != NULL ? row->result :
+	    "(null)");
+}
+
+static const struct value_row mac_value_rows[] = {
+	{ "\"AA-BB-CC-DD-EE-01\"", "aa:bb:cc:dd:ee:01", NULL },
+	{ "\"\"", NULL, NULL },
+	{ "null", NULL, NULL },
+	{ NULL, NULL, NULL },
+	{ "\"zz:bb:cc:dd:ee:ff\"", NULL, "nic_mac \"zz:bb:cc:dd:ee:ff\" is not "
+	    "a MAC address (write aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or "
+	    "aabb.ccdd.eeff)" },
+	{ "12", NULL, "nic_mac must be a string, not an integer" },
+};
+
+/* fields_mac over JSON values. */
+static void
+test_mac_value(void **state)
+{
+	check_value(VALUE_MAC, *state);
+}
+
+static const struct value_row id_rows[] = {
+	{ "\"42\"", "42", NULL },
+	{ "\"srv-7f3a\"", "srv-7f3a", NULL },
+	{ "42", "42", NULL },
+	{ "-3", "-3", NULL },
+	{ "0", "0", NULL },
+	{ "9223372036854775807", "9223372036854775807", NULL },
+	{ "\"\"", NULL, "id is empty" },
+	{ "5.0", NULL, "id must be a string or an integer, not a number with "
+	    "a fraction" },
+	{ "true", NULL, "not a boolean" },
+	{ "{}", NULL, "not an object" },
+	{ "[1]", NULL, "not an array" },
+	{ "null", NULL, "id is required and may not be null" },
+	{ NULL, NULL, "id is required" },
+};
+
+/* fields_id over JSON values. */
+static void
+test_id(void **state)
+{
+	check_value(VALUE_ID, *state);
+}
+
+static const struct value_row vrf_rows[] = {
+	{ "\"blue\"", "blue", NULL },
+	{ "\"\"", "", NULL },
+	{ "null", "", NULL },
+	{ NULL, "", NULL },
+	{ "\"red/blue\"", NULL, "vrf \"red/blue\" may not contain '/'" },
+	{ "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "\"", NULL, "vrf is 65 bytes, more than the limit of 64" },
+	{ "7", NULL, "vrf must be a string, not an integer" },
+};
+
+/* fields_vrf over JSON values. */
+static void
+test_vrf(void **state)
+{
+	check_value(VALUE_VRF, *state);
+}
+
+#define LONG_255 \
+	"\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+	"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const struct value_row hostname_rows[] = {
+	{ "\"web-01.example.net\"", "web-01.example.net", NULL },
+	{ "\"\"", "", NULL },
+	{ "\"s\u00e9rveur\"", "s\u00e9rveur", NULL },
+	{ LONG_255 "\"", NULL, NULL },
+	{ LONG_255 "b\"", NULL, "hostname is 256 bytes, more than the limit of "
+	    "255" },
+	{ "null", NULL, "hostname is required and may not be null" },
+	{ NULL, NULL, "hostname is required" },
+	{ "[]", NULL, "hostname must be a string, not an array" },
+};
+
+/* fields_string over JSON values (a required 255-byte field). */
+static void
+test_hostname(void **state)
+{
+	const struct value_row	*row = *state;
+	struct value_row	 copy = *row;
+	char			*want = NULL;
+
+	/* The 255-byte row expects itself back, without its quotes. */
+	if (row->error == NULL && row->result == NULL) {
+		want = strdup(row->json + 1);
+		want[strlen(want) - 1] = '\0';
+		copy.result = want;
+	}
+	check_value(VALUE_HOSTNAME, &copy);
+	free(want);
+}
+
+static const struct value_row address_rows[] = {
+	{ "\"192.168.1.10\"", "192.168.1.10", NULL },
+	{ "\"2001:DB8::10\"", "2001:db8::10", NULL },
+	{ "\"\"", "(none)", NULL },
+	{ "null", "(none)", NULL },
+	{ NULL, "(none)", NULL },
+	{ "\"192.168.1.0/24\"", NULL, "ip_address: \"192.168.1.0/24\" is a "
+	    "prefix, not a single address" },
+	{ "\"192.168.1.300\"", NULL, "ip_address: \"192.168.1.300\" is not an "
+	    "IPv4 or IPv6 address" },
+	{ "3232235786", NULL, "ip_address must be a string, not an integer" },
+};
+
+/* fields_address over JSON values. */
+static void
+test_address(void **state)
+{
+	check_value(VALUE_ADDRESS, *state);
+}
+
+static const struct value_row version_rows[] = {
+	{ "7", "7", NULL },
+	{ "0", "0", NULL },
+	{ "\"12\"", "12", NULL },
+	{ "\"9223372036854775807\"", "9223372036854775807", NULL },
+	{ "null", "(none)", NULL },
+	{ NULL, "(none)", NULL },
+	{ "-1", NULL, "version is negative (-1)" },
+	{ "\"-1\"", NULL, "version \"-1\" is not a whole number" },
+	{ "\"\"", NULL, "version \"\" is not a whole number" },
+	{ "\"12a\"", NULL, "is not a whole number from 0 to "
+	    "9223372036854775807" },
+	{ "\"9223372036854775808\"", NULL, "is not a whole number" },
+	{ "1.5", NULL, "version must be an integer, not a number with a "
+	    "fraction" },
+	{ "true", NULL, "version must be an integer, not a boolean" },
+};
+
+/* fields_version over JSON values. */
+static void
+test_version(void **state)
+{
+	check_value(VALUE_VERSION, *state);
+}
+
+static const struct value_row bool_rows[] = {
+	{ "true", "true", NULL },
+	{ "false", "false", NULL },
+	{ "null", "true", NULL },
+	{ NULL, "true", NULL },
+	{ "\"false\"", NULL, "ping must be true or false, not a string" },
+	{ "0", NULL, "ping must be true or false, not an integer" },
+};
+
+/* fields_bool over JSON values (default true). */
+static void
+test_bool(void **state)
+{
+	check_value(VALUE_BOOL, *state);
+}
+
+/*
+ * Static pools of a subnet: the JSON value (NULL: absent), the limit (0:
+ * the default), and the normalized ranges ("a-b,c-d", "" for none) or
+ * the error.
+ */
+struct pool_row {
+	const char	*label;
+	const char	*cidr;
+	const char	*json;
+	uint64_t	 limit;
+	const char	*ranges;
+	const char	*error;
+};
+
+static const struct pool_row pool_rows[] = {
+	{ "range", "192.168.1.0/24", "[\"192.168.1.1-192.168.1.50\"]", 0,
+	    "192.168.1.1-192.168.1.50", NULL },
+	{ "single", "192.168.1.0/24", "[\"192.168.1.7\"]", 0,
+	    "192.168.1.7-192.168.1.7", NULL },
+	{ "cidr block", "192.168.1.0/24", "[\"192.168.1.64/28\"]", 0,
+	    "192.168.1.64-192.168.1.79", NULL },
+	{ "spaces around", "192.168.1.0/24",
+	    "[\" 192.168.1.1 - 192.168.1.5 \"]", 0,
+	    "192.168.1.1-192.168.1.5", NULL },
+	{ "string holding the array", "192.168.1.0/24",
+	    "\"[\\\"192.168.1.1-192.168.1.50\\\"]\"", 0,
+	    "192.168.1.1-192.168.1.50", NULL },
+	{ "absent", "192.168.1.0/24", NULL, 0, "", NULL },
+	{ "null", "192.168.1.0/24", "null", 0, "", NULL },
+	{ "empty array", "192.168.1.0/24", "[]", 0, "", NULL },
+	{ "empty string", "192.168.1.0/24", "\"\"", 0, "", NULL },
+	{ "string holding null", "192.168.1.0/24", "\"null\"", 0, "", NULL },
+	{ "string holding []", "192.168.1.0/24", "\" [ ] \"", 0, "", NULL },
+	/* Clamping off the network and broadcast address. */
+	{ "/24 whole block", "192.168.1.0/24", "[\"192.168.1.0/24\"]", 0,
+	    "192.168.1.1-192.168.1.254", NULL },
+	{ "/24 whole range", "192.168.1.0/24",
+	    "[\"192.168.1.0-192.168.1.255\"]", 0,
+	    "192.168.1.1-192.168.1.254", NULL },
+	{ "/24 network only", "192.168.1.0/24", "[\"192.168.1.0\"]", 0, "",
+	    NULL },
+	{ "/24 broadcast only", "192.168.1.0/24", "[\"192.168.1.255\"]", 0,
+	    "", NULL },
+	{ "/24 first block", "192.168.1.0/24", "[\"192.168.1.0/28\"]", 0,
+	    "192.168.1.1-192.168.1.15", NULL },
+	{ "/30", "10.0.0.0/30", "[\"10.0.0.0-10.0.0.3\"]", 0,
+	    "10.0.0.1-10.0.0.2", NULL },
+	{ "/30 block", "10.0.0.4/30", "[\"10.0.0.4/30\"]", 0,
+	    "10.0.0.5-10.0.0.6", NULL },
+	{ "/31 kept whole", "10.0.0.0/31", "[\"10.0.0.0-10.0.0.1\"]", 0,
+	    "10.0.0.0-10.0.0.1", NULL },
+	{ "/32 kept", "10.0.0.5/32", "[\"10.0.0.5\"]", 0,
+	    "10.0.0.5-10.0.0.5", NULL },
+	{ "/32 as block", "10.0.0.5/32", "[\"10.0.0.5/32\"]", 0,
+	    "10.0.0.5-10.0.0.5", NULL },
+	{ "IPv6 not clamped", "2001:db8::/64", "[\"2001:db8::/126\"]", 0,
+	    "2001:db8::-2001:db8::3", NULL },
+	/* Sorting and merging. */
+	{ "overlapping", "192.168.1.0/24",
+	    "[\"192.168.1.10-192.168.1.20\", \"192.168.1.15-192.168.1.30\"]",
+	    0, "192.168.1.10-192.168.1.30", NULL },
+	{ "adjacent", "192.168.1.0/24",
+	    "[\"192.168.1.11-192.168.1.20\", \"192.168.1.1-192.168.1.10\"]",
+	    0, "192.168.1.1-192.168.1.20", NULL },
+	{ "contained", "192.168.1.0/24",
+	    "[\"192.168.1.1-192.168.1.100\", \"192.168.1.5\", "
+	    "\"192.168.1.32/30\"]", 0, "192.168.1.1-192.168.1.100", NULL },
+	{ "duplicates", "192.168.1.0/24",
+	    "[\"192.168.1.5\", \"192.168.1.5\"]", 0,
+	    "192.168.1.5-192.168.1.5", NULL },
+	{ "apart, sorted", "192.168.1.0/24",
+	    "[\"192.168.1.100\", \"192.168.1.1-192.168.1.5\", "
+	    "\"192.168.1.7\"]", 0, "192.168.1.1-192.168.1.5,"
+	    "192.168.1.7-192.168.1.7,192.168.1.100-192.168.1.100", NULL },
+	{ "IPv6 merged", "2001:db8::/64",
+	    "[\"2001:db8::100/120\", \"2001:db8::1-2001:db8::ff\"]", 0,
+	    "2001:db8::1-2001:db8::1ff", NULL },
+	{ "ends at the top", "::/0",
+	    "[\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-"
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\", "
+	    "\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff8\"]", 0,
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-"
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL },
+	/* The address limit. */
+	{ "at the limit", "192.168.1.0/24",
+	    "[\"192.168.1.1-192.168.1.100\"]", 100,
+	    "192.168.1.1-192.168.1.100", NULL },
+	{ "overlap counted once", "192.168.1.0/24",
+	    "[\"192.168.1.1-192.168.1.100\", \"192.168.1.50-192.168.1.100\"]",
+	    100, "192.168.1.1-192.168.1.100", NULL },
+	{ "clamped before counting", "192.168.1.0/24",
+	    "[\"192.168.1.0/24\"]", 254, "192.168.1.1-192.168.1.254", NULL },
+	{ "over the limit", "192.168.1.0/24",
+	    "[\"192.168.1.1-192.168.1.200\"]", 100, NULL,
+	    "pools hold 200 addresses, more than the limit of 100" },
+	{ "IPv6 /64 over the default", "2001:db8::/64",
+	    "[\"2001:db8::/64\"]", 0, NULL, "pools hold at least "
+	    "18446744073709551615 addresses, more than the limit of 1048576" },
+	{ "IPv6 /108 at the default", "2001:db8::/64",
+	    "[\"2001:db8::/108\"]", 0, "2001:db8::-2001:db8::f:ffff", NULL },
+	{ "IPv6 /107 over the default", "2001:db8::/64",
+	    "[\"2001:db8::/107\"]", 0, NULL, "pools hold 2097152 addresses, "
+	    "more than the limit of 1048576" },
+	/* Errors, each naming the entry. */
+	{ "outside", "192.168.1.0/24", "[\"10.0.0.1\"]", 0, NULL,
+	    "pools[0] \"10.0.0.1\" is outside the subnet 192.168.1.0/24" },
+	{ "partly outside", "192.168.1.0/24",
+	    "[\"192.168.1.1\", \"192.168.1.250-192.168.2.5\"]", 0, NULL,
+	    "pools[1] \"192.168.1.250-192.168.2.5\" is outside the subnet "
+	    "192.168.1.0/24" },
+	{ "larger block", "192.168.1.0/24", "[\"192.168.0.0/16\"]", 0, NULL,
+	    "is outside the subnet 192.168.1.0/24" },
+	{ "host bits set", "192.168.1.0/24", "[\"192.168.1.1/28\"]", 0, NULL,
+	    "pools[0]: \"192.168.1.1/28\" has host bits set (did you mean "
+	    "192.168.1.0/28?)" },
+	{ "reversed", "192.168.1.0/24", "[\"192.168.1.50-192.168.1.1\"]", 0,
+	    NULL, "\"192.168.1.50-192.168.1.1\" is reversed: 192.168.1.50 "
+	    "comes after 192.168.1.1" },
+	{ "mixed families", "192.168.1.0/24",
+	    "[\"192.168.1.1-2001:db8::1\"]", 0, NULL,
+	    "\"192.168.1.1-2001:db8::1\" mixes IPv4 and IPv6" },
+	{ "other family", "192.168.1.0/24", "[\"2001:db8::1\"]", 0, NULL,
+	    "\"2001:db8::1\" is IPv6 but the subnet 192.168.1.0/24 is IPv4" },
+	{ "other family block", "2001:db8::/64", "[\"192.168.1.0/28\"]", 0,
+	    NULL, "is IPv4 but the subnet 2001:db8::/64 is IPv6" },
+	{ "garbage", "192.168.1.0/24", "[\"192.168.1.1\", \"gateway\"]", 0,
+	    NULL, "pools[1]: \"gateway\" is not an IPv4 or IPv6 address" },
+	{ "half a range", "192.168.1.0/24", "[\"192.168.1.1-\"]", 0, NULL,
+	    "\"192.168.1.1-\" is not a range of two addresses: empty address" },
+	{ "bad length", "192.168.1.0/24", "[\"192.168.1.0/33\"]", 0, NULL,
+	    "must be a number from 0 to 32" },
+	{ "empty entry", "192.168.1.0/24", "[\"\"]", 0, NULL,
+	    "pools[0] is empty" },
+	{ "not a string", "192.168.1.0/24", "[\"192.168.1.1\", 5]", 0, NULL,
+	    "pools[1] must be a string, not an integer" },
+	{ "an object", "192.168.1.0/24", "{\"a\": 1}", 0, NULL,
+	    "pools must be an array of strings (or a string holding one), "
+	    "not an object" },
+	{ "a bare entry string", "192.168.1.0/24", "\"192.168.1.1\"", 0, NULL,
+	    "pools holds text that is not JSON" },
+	{ "a string holding a string", "192.168.1.0/24", "\"\\\"x\\\"\"", 0,
+	    NULL, "pools must hold an array of strings, not a string" },
+	{ "string with duplicate keys", "192.168.1.0/24",
+	    "\"{\\\"a\\\": 1, \\\"a\\\": 2}\"", 0, NULL,
+	    "pools holds text that is not JSON" },
+};
+
+/* fields_pools parses, checks, clamps, merges and counts. */
+static void
+test_pools(void **state)
+{
+	const struct pool_row	*row = *state;
+	struct ip_prefix	 cidr;
+	struct pool_range	*ranges;
+	json_t			*value;
+	char			 err[512], text[1024], first[ADDR_TEXT_MAX];
+	char			 last[ADDR_TEXT_MAX];
+	size_t			 count, i, used = 0;
+	int			 rc;
+
+	if (prefix_parse(row->cidr, &cidr, err, sizeof(err)) == -1)
+		fail_msg("test data: %s", err);
+	value = json_of(row->json);
+	rc = fields_pools("pools", value, &cidr, row->limit != 0 ?
+	    row->limit : 1048576, &ranges, &count, err, sizeof(err));
+	json_decref(value);
+	text[0] = '\0';
+	for (i = 0; rc == 0 && i < count; i++) {
+		addr_format(&ranges[i].first, first, sizeof(first));
+		addr_format(&ranges[i].last, last, sizeof(last));
+		used += (size_t)snprintf(text + used, sizeof(text) - used,
+		    "%s%s-%s", i > 0 ? "," : "", first, last);
+	}
+	if (rc == 0)
+		free(ranges);
+	if (row->error != NULL) {
+		if (rc != -1)
+			fail_msg("accepted as %s", text);
+		assert_null(ranges);
+		assert_int_equal(count, 0);
+		check_error(err, row->error);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("refused: %s", err);
+	assert_string_equal(text, row->ranges);
+	if (count == 0)
+		assert_null(ranges);
+}
+
+/* A mark id in, its vrf and canonical id out (or the error). */
+struct mark_row {
+	const char	*text;
+	const char	*vrf;
+	const char	*id;
+	const char	*error;
+};
+
+static const struct mark_row mark_rows[] = {
+	{ "10.0.0.1", "", "10.0.0.1", NULL },
+	{ "blue/10.0.0.1", "blue", "blue/10.0.0.1", NULL },
+	{ "blue/2001:DB8::0001", "blue", "blue/2001:db8::1", NULL },
+	{ "2001:db8::1", "", "2001:db8::1", NULL },
+	{ "/10.0.0.1", NULL, NULL, "has an empty vrf before '/'" },
+	{ "blue/", NULL, NULL, "is not a mark id (\"address\" or "
+	    "\"vrf/address\"): empty address" },
+	{ "blue/10.0.0.0/24", NULL, NULL, "is a prefix, not a single address" },
+	{ "host-1", NULL, NULL, "\"host-1\" is not an IPv4 or IPv6 address" },
+	{ "", NULL, NULL, "key is empty" },
+};
+
+/* fields_mark_key splits a mark id; fields_mark_id writes it back. */
+static void
+test_mark_key(void **state)
+{
+	const struct mark_row	*row = *state;
+	struct ip_addr		 ip;
+	char			*vrf, *id, err[512];
+	int			 rc;
+
+	rc = fields_mark_key("key", row->text, strlen(row->text), &vrf, &ip,
+	    err, sizeof(err));
+	if (row->error != NULL) {
+		assert_int_equal(rc, -1);
+		assert_null(vrf);
+		check_error(err, row->error);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("refused: %s", err);
+	assert_string_equal(vrf, row->vrf);
+	id = fields_mark_id(vrf, &ip);
+	assert_string_equal(id, row->id);
+	free(id);
+	free(vrf);
+}
+
+/* A Kafka key in, the id it names out (or the error). */
+struct key_row {
+	const char	*key;
+	const char	*id;
+	const char	*error;
+};
+
+static const struct key_row key_rows[] = {
+	{ "{\"id\":5}", "5", NULL },
+	{ "{\"id\":\"srv-9\"}", "srv-9", NULL },
+	{ "{\"schema\":{\"type\":\"struct\"},\"payload\":{\"id\":12}}", "12",
+	    NULL },
+	{ "5", "5", NULL },
+	{ "\"abc\"", "abc", NULL },
+	{ "abc", "abc", NULL },
+	{ "[1,2]", "[1,2]", NULL },
+	{ "{\"other\":1}", NULL, "key has no member \"id\" (check the id "
+	    "column mapping)" },
+	{ "{\"id\":null}", NULL, "key.id is required and may not be null" },
+	{ "{\"id\":1.5}", NULL, "key.id must be a string or an integer" },
+	{ "\"\"", NULL, "key is empty" },
+};
+
+/* fields_key_id reads ids from Kafka keys of every shape. */
+static void
+test_key_id(void **state)
+{
+	const struct key_row	*row = *state;
+	char			*id, err[512];
+	int			 rc;
+
+	rc = fields_key_id("key", row->key, strlen(row->key), "id", &id, err,
+	    sizeof(err));
+	if (row->error != NULL) {
+		assert_int_equal(rc, -1);
+		assert_null(id);
+		check_error(err, row->error);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("refused: %s", err);
+	assert_string_equal(id, row->id);
+	free(id);
+}
+
+/* Raw bytes in, and how an error message quotes them. */
+struct quote_row {
+	const char	*bytes;
+	const char	*quoted;
+};
+
+static const struct quote_row quote_rows[] = {
+	{ "plain", "\"plain\"" },
+	{ "say \"hi\"\\", "\"say \\\"hi\\\"\\\\\"" },
+	{ "line\nbreak\t", "\"line\\x0abreak\\x09\"" },
+	{ "caf\xc3\xa9", "\"caf\xc3\xa9\"" },
+	{ "bad\xff\xc3", "\"bad\\xff\\xc3\"" },
+	{ "\xed\xa0\x80", "\"\\xed\\xa0\\x80\"" },
+	{ "\xc2\x85", "\"\\xc2\\x85\"" },
+	{ "\xc0\xaf", "\"\\xc0\\xaf\"" },
+	{ "0123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890123456789xyz",
+	    "\"0123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890123456789...\"" },
+};
+
+/* fields_quote escapes what would break a log line or a text column. */
+static void
+test_quote(void **state)
+{
+	const struct quote_row	*row = *state;
+	char			 buf[FIELDS_QUOTE_SIZE], small[20];
+
+	fields_quote(row->bytes, strlen(row->bytes), buf, sizeof(buf));
+	assert_string_equal(buf, row->quoted);
+	assert_true(fields_utf8_valid(buf, strlen(buf)));
+	fields_quote(row->bytes, strlen(row->bytes), small, sizeof(small));
+	assert_true(strlen(small) < sizeof(small));
+	assert_true(fields_utf8_valid(small, strlen(small)));
+}
+
+/* fields_sanitize leaves clean text alone and escapes the rest. */
+static void
+test_sanitize(void **state)
+{
+	char	err[64];
+
+	(void)state;
+	strcpy(err, "clean text, caf\xc3\xa9");
+	fields_sanitize(err, sizeof(err));
+	assert_string_equal(err, "clean text, caf\xc3\xa9");
+	strcpy(err, "near '\xff\xfe' and\na newline");
+	fields_sanitize(err, sizeof(err));
+	assert_string_equal(err, "near '\\xff\\xfe' and\\x0aa newline");
+	assert_false(fields_utf8_valid("a\0b", 3));
+	assert_true(fields_utf8_valid("", 0));
+	assert_true(fields_utf8_valid("\xf0\x9f\x98\x80", 4));
+	assert_false(fields_utf8_valid("\xf4\x90\x80\x80", 4));
+}
+
+/* fields_strict names the unknown member and lists the known ones. */
+static void
+test_strict(void **state)
+{
+	static const char *const	 allowed[] = { "hostname", "vrf",
+	    NULL };
+	json_t				*data;
+	char				 err[512];
+
+	(void)state;
+	data = json_of("{\"hostname\": \"a\", \"vrf\": \"\"}");
+	assert_int_equal(fields_strict("data", data, allowed, err,
+	    sizeof(err)), 0);
+	json_decref(data);
+	data = json_of("{\"hostname\": \"a\", \"hostnme\": \"b\"}");
+	assert_int_equal(fields_strict("data", data, allowed, err,
+	    sizeof(err)), -1);
+	assert_string_equal(err, "data has an unknown field \"hostnme\" "
+	    "(known fields: hostname, vrf)");
+	json_decref(data);
+}
+
+/* fields_text_bytes takes keys and header values only as clean text. */
+static void
+test_text_bytes(void **state)
+{
+	char	*out, err[512];
+
+	(void)state;
+	assert_int_equal(fields_text_bytes("key", "42", 2, 255, &out, err,
+	    sizeof(err)), 0);
+	assert_string_equal(out, "42");
+	free(out);
+	assert_int_equal(fields_text_bytes("key", "4\0002", 3, 255, &out, err,
+	    sizeof(err)), -1);
+	check_error(err, "key \"4\\x002\" is not valid UTF-8 text (or holds "
+	    "a NUL byte)");
+	assert_int_equal(fields_text_bytes("key", "abcd", 4, 3, &out, err,
+	    sizeof(err)), -1);
+	check_error(err, "key is 4 bytes, more than the limit of 3");
+	assert_int_equal(fields_text_bytes("key", "", 0, 3, &out, err,
+	    sizeof(err)), -1);
+	check_error(err, "key is empty");
+	assert_null(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest	single[] = {
+		cmocka_unit_test(test_sanitize),
+		cmocka_unit_test(test_strict),
+		cmocka_unit_test(test_text_bytes),
+	};
+	int			failed = 0;
+
+	failed += support_run_rows("mac", test_mac, mac_rows,
+	    sizeof(mac_rows[0]), ROWS(mac_rows));
+	failed += support_run_rows("mac_value", test_mac_value,
+	    mac_value_rows, sizeof(mac_value_rows[0]), ROWS(mac_value_rows));
+	failed += support_run_rows("id", test_id, id_rows, sizeof(id_rows[0]),
+	    ROWS(id_rows));
+	failed += support_run_rows("vrf", test_vrf, vrf_rows,
+	    sizeof(vrf_rows[0]), ROWS(vrf_rows));
+	failed += support_run_rows("hostname", test_hostname, hostname_rows,
+	    sizeof(hostname_rows[0]), ROWS(hostname_rows));
+	failed += support_run_rows("address", test_address, address_rows,
+	    sizeof(address_rows[0]), ROWS(address_rows));
+	failed += support_run_rows("version", test_version, version_rows,
+	    sizeof(version_rows[0]), ROWS(version_rows));
+	failed += support_run_rows("bool", test_bool, bool_rows,
+	    sizeof(bool_rows[0]), ROWS(bool_rows));
+	failed += support_run_rows("pools", test_pools, pool_rows,
+	    sizeof(pool_rows[0]), ROWS(pool_rows));
+	failed += support_run_rows("mark_key", test_mark_key, mark_rows,
+	    sizeof(mark_rows[0]), ROWS(mark_rows));
+	failed += support_run_rows("key_id", test_key_id, key_rows,
+	    sizeof(key_rows[0]), ROWS(key_rows));
+	failed += support_run_rows("quote", test_quote, quote_rows,
+	    sizeof(quote_rows[0]), ROWS(quote_rows));
+	failed += cmocka_run_group_tests_name("fields_misc", single, NULL,
+	    NULL);
+	return failed != 0;
+}
