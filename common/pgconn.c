@@ -1,0 +1,509 @@
+/* One PostgreSQL connection driven by libevent: connect, query, reconnect. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/pgconn.h"
+
+enum pgconn_state {
+	PGCONN_IDLE,		/* not started, or stopped */
+	PGCONN_WAITING,		/* waiting for the backoff timer */
+	PGCONN_CONNECTING,	/* PQconnectPoll in progress */
+	PGCONN_UP,		/* connected */
+};
+
+struct pgconn {
+	struct event_base	*base;
+	struct pgconn_callbacks	 callbacks;
+	char			*conninfo;
+	char			*password;
+	char			*application_name;
+	long long		 connect_timeout_ms;
+	long long		 reconnect_min_ms;
+	long long		 reconnect_max_ms;
+	long long		 backoff_ms;
+
+	enum pgconn_state	 state;
+	PGconn			*conn;
+	struct event		*io;		/* on PQsocket(), re-made as it changes */
+	int			 io_fd;
+	struct event		*timer;		/* connect timeout and backoff */
+	unsigned long		 losses;
+
+	/* The query in flight. */
+	bool			 busy;
+	bool			 flushing;
+	PGresult		*last_result;
+	pgconn_result_cb	*cb;
+	void			*cb_arg;
+};
+
+static void	pgconn_io_cb(evutil_socket_t fd, short what, void *arg);
+static void	pgconn_lose(struct pgconn *pg, const char *reason);
+
+/* Turns milliseconds into a timeval. */
+static struct timeval
+pgconn_ms(long long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	return tv;
+}
+
+/* Copies a string, keeping NULL as NULL; aborts on exhaustion. */
+static char *
+pgconn_strdup(const char *text)
+{
+	char *copy;
+
+	if (text == NULL)
+		return NULL;
+	if ((copy = strdup(text)) == NULL)
+		fatal("strdup");
+	return copy;
+}
+
+/* Creates a connection handle. */
+struct pgconn *
+pgconn_new(struct event_base *base, const struct pgconn_settings *settings,
+    const struct pgconn_callbacks *callbacks)
+{
+	struct pgconn *pg;
+
+	if ((pg = calloc(1, sizeof(*pg))) == NULL)
+		fatal("calloc");
+	pg->base = base;
+	pg->callbacks = *callbacks;
+	pg->conninfo = pgconn_strdup(settings->conninfo ? settings->conninfo : "");
+	pg->password = pgconn_strdup(settings->password);
+	pg->application_name = pgconn_strdup(settings->application_name);
+	pg->io_fd = -1;
+	pgconn_set_timeouts(pg, settings->connect_timeout_ms,
+	    settings->reconnect_min_ms, settings->reconnect_max_ms);
+	pg->backoff_ms = pg->reconnect_min_ms;
+	return pg;
+}
+
+/* Updates the timeouts. */
+void
+pgconn_set_timeouts(struct pgconn *pg, long long connect_ms,
+    long long reconnect_min_ms, long long reconnect_max_ms)
+{
+	pg->connect_timeout_ms = connect_ms;
+	pg->reconnect_min_ms = reconnect_min_ms;
+	pg->reconnect_max_ms = reconnect_max_ms;
+}
+
+/* Removes the socket event. */
+static void
+pgconn_unwatch(struct pgconn *pg)
+{
+	if (pg->io != NULL) {
+		event_free(pg->io);
+		pg->io = NULL;
+	}
+	pg->io_fd = -1;
+}
+
+/* Watches the socket for reading and/or writing, re-reading PQsocket(). */
+static void
+pgconn_watch(struct pgconn *pg, short what)
+{
+	int fd = PQsocket(pg->conn);
+
+	if (fd != pg->io_fd || pg->io == NULL) {
+		pgconn_unwatch(pg);
+		pg->io = event_new(pg->base, fd, what, pgconn_io_cb, pg);
+		if (pg->io == NULL)
+			fatalx("event_new failed");
+		pg->io_fd = fd;
+	} else {
+		event_del(pg->io);
+		event_assign(pg->io, pg->base, fd, what, pgconn_io_cb, pg);
+	}
+	event_add(pg->io, NULL);
+}
+
+/* Closes the libpq connection and its event. */
+static void
+pgconn_close(struct pgconn *pg)
+{
+	pgconn_unwatch(pg);
+	if (pg->conn != NULL) {
+		PQfinish(pg->conn);
+		pg->conn = NULL;
+	}
+	if (pg->last_result != NULL) {
+		PQclear(pg->last_result);
+		pg->last_result = NULL;
+	}
+}
+
+/* Fails the query in flight, if any, with a reason. */
+static void
+pgconn_fail_query(struct pgconn *pg, const char *reason)
+{
+	pgconn_result_cb *cb = pg->cb;
+
+	if (!pg->busy)
+		return;
+	pg->busy = false;
+	pg->flushing = false;
+	pg->cb = NULL;
+	if (pg->last_result != NULL) {
+		PQclear(pg->last_result);
+		pg->last_result = NULL;
+	}
+	if (cb != NULL)
+		cb(pg, NULL, reason, pg->cb_arg);
+}
+
+/* Arms the timer. */
+static void
+pgconn_arm_timer(struct pgconn *pg, long long ms)
+{
+	struct timeval tv = pgconn_ms(ms);
+
+	evtimer_del(pg->timer);
+	evtimer_add(pg->timer, &tv);
+}
+
+/* Runs when the connect timeout or the backoff delay expires. */
+static void
+pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *pg = arg;
+	const char *keywords[5];
+	const char *values[5];
+	int n = 0;
+
+	if (pg->state == PGCONN_CONNECTING) {
+		pgconn_lose(pg, "connection attempt timed out");
+		return;
+	}
+	if (pg->state != PGCONN_WAITING)
+		return;
+
+	keywords[n] = "dbname";
+	values[n++] = pg->conninfo;
+	if (pg->password != NULL) {
+		keywords[n] = "password";
+		values[n++] = pg->password;
+	}
+	if (pg->application_name != NULL) {
+		keywords[n] = "fallback_application_name";
+		values[n++] = pg->application_name;
+	}
+	keywords[n] = NULL;
+	values[n] = NULL;
+
+	pg->conn = PQconnectStartParams(keywords, values, 1);
+	if (pg->conn == NULL) {
+		pgconn_lose(pg, "out of memory");
+		return;
+	}
+	if (PQstatus(pg->conn) == CONNECTION_BAD) {
+		pgconn_lose(pg, PQerrorMessage(pg->conn));
+		return;
+	}
+	pg->state = PGCONN_CONNECTING;
+	pgconn_arm_timer(pg, pg->connect_timeout_ms);
+	pgconn_watch(pg, EV_WRITE);
+}
+
+/* Starts connecting. */
+void
+pgconn_start(struct pgconn *pg)
+{
+	if (pg->timer == NULL &&
+	    (pg->timer = evtimer_new(pg->base, pgconn_timer_cb, pg)) == NULL)
+		fatalx("evtimer_new failed");
+	if (pg->state != PGCONN_IDLE)
+		return;
+	pg->state = PGCONN_WAITING;
+	pgconn_arm_timer(pg, 0);
+}
+
+/*
+ * Marks the connection lost: fails the query in flight, tells the owner
+ * once (only if it had been up) and schedules the next attempt.
+ */
+static void
+pgconn_lose(struct pgconn *pg, const char *reason)
+{
+	bool was_up = pg->state == PGCONN_UP;
+	char why[512];
+	size_t len;
+
+	snprintf(why, sizeof(why), "%s", reason ? reason : "unknown error");
+	len = strlen(why);
+	while (len > 0 && (why[len - 1] == '\n' || why[len - 1] == ' '))
+		why[--len] = '\0';
+	pgconn_close(pg);
+	pg->state = PGCONN_WAITING;
+	if (was_up) {
+		pg->losses++;
+		pg->backoff_ms = pg->reconnect_min_ms;
+	}
+	log_warnx("postgresql: %s; retrying in %lld ms", why, pg->backoff_ms);
+	pgconn_arm_timer(pg, pg->backoff_ms);
+	pg->backoff_ms *= 2;
+	if (pg->backoff_ms > pg->reconnect_max_ms)
+		pg->backoff_ms = pg->reconnect_max_ms;
+	pgconn_fail_query(pg, why);
+	if (was_up && pg->callbacks.down != NULL)
+		pg->callbacks.down(pg, why, pg->callbacks.arg);
+}
+
+/* Drops the connection on the caller's word and schedules a reconnect. */
+void
+pgconn_reset(struct pgconn *pg, const char *reason)
+{
+	if (pg->state == PGCONN_UP || pg->state == PGCONN_CONNECTING)
+		pgconn_lose(pg, reason);
+}
+
+/* Routes server notices into the log, one line each. */
+static void
+pgconn_notice(void *arg, const char *message)
+{
+	char line[1024];
+	size_t len;
+
+	snprintf(line, sizeof(line), "%s", message);
+	len = strlen(line);
+	while (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+	log_debug("postgresql: %s", line);
+}
+
+/* Advances a connection attempt. */
+static void
+pgconn_connect_step(struct pgconn *pg)
+{
+	switch (PQconnectPoll(pg->conn)) {
+	case PGRES_POLLING_READING:
+		pgconn_watch(pg, EV_READ);
+		return;
+	case PGRES_POLLING_WRITING:
+		pgconn_watch(pg, EV_WRITE);
+		return;
+	case PGRES_POLLING_OK:
+		break;
+	default:
+		pgconn_lose(pg, PQerrorMessage(pg->conn));
+		return;
+	}
+	evtimer_del(pg->timer);
+	if (PQsetnonblocking(pg->conn, 1) == -1) {
+		pgconn_lose(pg, PQerrorMessage(pg->conn));
+		return;
+	}
+	PQsetNoticeProcessor(pg->conn, pgconn_notice, pg);
+	pg->state = PGCONN_UP;
+	pg->backoff_ms = pg->reconnect_min_ms;
+	log_info("postgresql: connected to %s:%s database %s as %s",
+	    PQhost(pg->conn), PQport(pg->conn), PQdb(pg->conn),
+	    PQuser(pg->conn));
+	/* Between queries, watch for the server closing the connection. */
+	pgconn_watch(pg, EV_READ | EV_PERSIST);
+	if (pg->callbacks.up != NULL)
+		pg->callbacks.up(pg, pg->callbacks.arg);
+}
+
+/* Collects results of the query in flight while they are ready. */
+static void
+pgconn_collect(struct pgconn *pg)
+{
+	PGresult *result;
+	pgconn_result_cb *cb;
+	char why[512];
+
+	for (;;) {
+		if (PQisBusy(pg->conn))
+			return;
+		result = PQgetResult(pg->conn);
+		if (result == NULL)
+			break;
+		if (pg->last_result != NULL)
+			PQclear(pg->last_result);
+		pg->last_result = result;
+	}
+	result = pg->last_result;
+	pg->last_result = NULL;
+	cb = pg->cb;
+	pg->cb = NULL;
+	pg->busy = false;
+	if (PQstatus(pg->conn) == CONNECTION_BAD) {
+		if (result != NULL)
+			PQclear(result);
+		snprintf(why, sizeof(why), "%s", PQerrorMessage(pg->conn));
+		pg->busy = true;
+		pg->cb = cb;
+		pgconn_lose(pg, why);
+		return;
+	}
+	if (cb != NULL)
+		cb(pg, result, NULL, pg->cb_arg);
+	if (result != NULL)
+		PQclear(result);
+}
+
+/* Runs when the socket is ready. */
+static void
+pgconn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *pg = arg;
+	int rc;
+
+	if (pg->state == PGCONN_CONNECTING) {
+		pgconn_connect_step(pg);
+		return;
+	}
+	if (pg->state != PGCONN_UP)
+		return;
+	if ((what & EV_WRITE) && pg->flushing) {
+		rc = PQflush(pg->conn);
+		if (rc == -1) {
+			pgconn_lose(pg, PQerrorMessage(pg->conn));
+			return;
+		}
+		pg->flushing = rc == 1;
+		pgconn_watch(pg, (pg->flushing ? EV_WRITE : 0) | EV_READ |
+		    EV_PERSIST);
+	}
+	if (what & EV_READ) {
+		if (PQconsumeInput(pg->conn) == 0) {
+			pgconn_lose(pg, PQerrorMessage(pg->conn));
+			return;
+		}
+		if (pg->busy)
+			pgconn_collect(pg);
+		else {
+			PGnotify *notify;
+
+			/* Nothing was asked: drain notices, notice a closed socket. */
+			while ((notify = PQnotifies(pg->conn)) != NULL)
+				PQfreemem(notify);
+			if (PQstatus(pg->conn) == CONNECTION_BAD)
+				pgconn_lose(pg, PQerrorMessage(pg->conn));
+		}
+	}
+}
+
+/* Sends one query. */
+int
+pgconn_query(struct pgconn *pg, const char *sql, int nparams,
+    const char *const *params, pgconn_result_cb *cb, void *arg)
+{
+	int rc;
+
+	if (pg->state != PGCONN_UP || pg->busy)
+		return -1;
+	/* Without parameters, the simple protocol allows several statements. */
+	if ((nparams == 0 ? PQsendQuery(pg->conn, sql) :
+	    PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL,
+	    0)) == 0) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", PQerrorMessage(pg->conn));
+		pgconn_lose(pg, why);
+		return -1;
+	}
+	pg->busy = true;
+	pg->cb = cb;
+	pg->cb_arg = arg;
+	rc = PQflush(pg->conn);
+	if (rc == -1) {
+		pgconn_lose(pg, PQerrorMessage(pg->conn));
+		return 0;
+	}
+	pg->flushing = rc == 1;
+	pgconn_watch(pg, (pg->flushing ? EV_WRITE : 0) | EV_READ | EV_PERSIST);
+	return 0;
+}
+
+/* Closes the connection and stops reconnecting. */
+void
+pgconn_stop(struct pgconn *pg)
+{
+	if (pg->timer != NULL)
+		evtimer_del(pg->timer);
+	pgconn_fail_query(pg, "connection closed");
+	pgconn_close(pg);
+	pg->state = PGCONN_IDLE;
+}
+
+/* Frees the handle. */
+void
+pgconn_free(struct pgconn *pg)
+{
+	if (pg == NULL)
+		return;
+	pgconn_stop(pg);
+	if (pg->timer != NULL)
+		event_free(pg->timer);
+	free(pg->conninfo);
+	if (pg->password != NULL) {
+		explicit_bzero(pg->password, strlen(pg->password));
+		free(pg->password);
+	}
+	free(pg->application_name);
+	free(pg);
+}
+
+/* Tells whether the connection is up. */
+bool
+pgconn_is_up(const struct pgconn *pg)
+{
+	return pg->state == PGCONN_UP;
+}
+
+/* Tells whether a query is in flight. */
+bool
+pgconn_is_busy(const struct pgconn *pg)
+{
+	return pg->busy;
+}
+
+/* Number of losses. */
+unsigned long
+pgconn_loss_count(const struct pgconn *pg)
+{
+	return pg->losses;
+}
+
+/* Tells whether an SQLSTATE means the connection must be re-established. */
+bool
+pgconn_sqlstate_is_fatal(const char *sqlstate)
+{
+	if (sqlstate == NULL)
+		return false;
+	return strncmp(sqlstate, "08", 2) == 0 ||
+	    strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "57P02") == 0 ||
+	    strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "25006") == 0;
+}
+
+/* Writes the error of a result in one line. */
+void
+pgconn_result_error(struct pgconn *pg, const PGresult *result, char *buf,
+    size_t buflen)
+{
+	const char *message = NULL, *sqlstate = NULL;
+	size_t len;
+
+	if (result != NULL) {
+		message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+		if (message == NULL)
+			message = PQresultErrorMessage(result);
+	}
+	if ((message == NULL || *message == '\0') && pg->conn != NULL)
+		message = PQerrorMessage(pg->conn);
+	snprintf(buf, buflen, "%s%s%s%s", message ? message : "unknown error",
+	    sqlstate ? " (SQLSTATE " : "", sqlstate ? sqlstate : "",
+	    sqlstate ? ")" : "");
+	len = strlen(buf);
+	while (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+}

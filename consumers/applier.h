@@ -1,0 +1,73 @@
+/* The apply transaction: one batch in, one PostgreSQL statement, one commit. */
+#ifndef IPAM_CONSUMERS_APPLIER_H
+#define IPAM_CONSUMERS_APPLIER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/pgconn.h"
+#include "consumers/batch.h"
+
+struct applier;
+
+/* How an apply ended. */
+enum applier_outcome {
+	APPLIER_DONE,		/* every entry is committed; the batch is empty */
+	APPLIER_LOST,		/* the connection was lost: retry once it is back */
+	APPLIER_MOVED,		/* an offset moved away: another consumer owns it */
+};
+
+/* Where partitions stand, kept by the consumer. */
+struct applier_positions {
+	batch_position_fn	*get;
+	void			(*set)(void *arg, int topic, int32_t partition,
+				    int64_t next_offset);
+	void			*arg;
+};
+
+/* Told when an apply ends; error says why for LOST and MOVED. */
+typedef void applier_done_cb(struct applier *applier,
+    enum applier_outcome outcome, const char *error, void *arg);
+
+/* Running totals, for logs and metrics. */
+struct applier_stats {
+	uint64_t	batches;
+	uint64_t	events_applied;
+	uint64_t	events_stale;
+	uint64_t	events_skipped;	/* below the stored offset: seen before */
+	uint64_t	dead_letters;
+	uint64_t	rows_inserted;
+	uint64_t	rows_updated;
+	uint64_t	rows_deleted;
+	uint64_t	conflicts;
+	uint64_t	retries;
+	double		last_apply_seconds;
+};
+
+/* Creates an applier on a connection; nothing is owned but the applier. */
+struct applier	*applier_new(struct event_base *base, struct pgconn *pg,
+		    const char *group_id, const struct applier_positions *positions,
+		    applier_done_cb *done, void *arg);
+
+/* Frees an applier (an apply in flight is abandoned). */
+void		 applier_free(struct applier *applier);
+
+/*
+ * Applies every entry of a batch, in as few transactions as it can (one,
+ * unless PostgreSQL rejects an entry: then it bisects, and the rejected
+ * event becomes a dead letter with PostgreSQL's reason).  Committed
+ * entries are removed from the batch as they land.  The batch must stay
+ * alive and unchanged by others until done is called.  Returns -1 if an
+ * apply is already in flight or the connection is down.
+ */
+int		 applier_apply(struct applier *applier, struct batch *batch);
+
+/* Tells whether an apply is in flight. */
+bool		 applier_busy(const struct applier *applier);
+
+/* The running totals. */
+const struct applier_stats *applier_stats(const struct applier *applier);
+
+#endif

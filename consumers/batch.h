@@ -1,0 +1,103 @@
+/* A batch of consumed messages: decoded changes and dead letters, in order. */
+#ifndef IPAM_CONSUMERS_BATCH_H
+#define IPAM_CONSUMERS_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "consumers/change.h"
+
+/* One consumed message: a change to apply, or a dead letter to keep. */
+struct batch_entry {
+	int		 topic;		/* index into the topic names */
+	int32_t		 partition;
+	int64_t		 offset;
+	bool		 dead;
+	bool		 skip;		/* nothing to apply; only the offset moves */
+	struct change	 change;	/* when neither dead nor skip */
+	char		*reason;	/* when dead: why */
+	uint8_t		*key;		/* the raw key, or NULL */
+	size_t		 key_len;
+	uint8_t		*value;		/* the raw value, or NULL (a tombstone) */
+	size_t		 value_len;
+	char		*headers_json;	/* headers as a JSON object, or NULL */
+};
+
+/* Where a partition stands in PostgreSQL: its next offset, or none yet. */
+struct batch_position {
+	const char	*topic;
+	int32_t		 partition;
+	bool		 stored;	/* a row exists */
+	int64_t		 next_offset;
+};
+
+/* Looks up where a partition stands; returns NULL when it is not assigned. */
+typedef const struct batch_position *batch_position_fn(void *arg,
+    int topic, int32_t partition);
+
+struct batch {
+	struct batch_entry	*entries;
+	size_t			 count;
+	size_t			 capacity;
+	size_t			 bytes;		/* message bytes held */
+	const char *const	*topic_names;
+	size_t			 topic_count;
+};
+
+/* Sets up an empty batch that names topics by index into topic_names. */
+void	batch_init(struct batch *batch, const char *const *topic_names,
+	    size_t topic_count);
+
+/*
+ * Takes ownership of a decoded change (the caller's copy is zeroed) and
+ * keeps a copy of the raw message, so that the event can still become a
+ * dead letter whole if PostgreSQL rejects it.
+ */
+void	batch_add_change(struct batch *batch, int topic, int32_t partition,
+	    int64_t offset, struct change *change, const void *key,
+	    size_t key_len, const void *value, size_t value_len,
+	    const char *headers_json);
+
+/* Adds a dead letter; the bytes are copied. */
+void	batch_add_dead(struct batch *batch, int topic, int32_t partition,
+	    int64_t offset, const char *reason, const void *key, size_t key_len,
+	    const void *value, size_t value_len, const char *headers_json);
+
+/* Adds a message that changes nothing (a Debezium truncate, say). */
+void	batch_add_skip(struct batch *batch, int topic, int32_t partition,
+	    int64_t offset);
+
+/* Removes the first n entries, freeing them. */
+void	batch_drop_front(struct batch *batch, size_t n);
+
+/* Removes every entry of one partition. */
+void	batch_drop_partition(struct batch *batch, int topic,
+	    int32_t partition);
+
+/* Moves every entry of src to the end of dst; src is left empty. */
+void	batch_move(struct batch *dst, struct batch *src);
+
+/* Frees every entry; the batch stays usable. */
+void	batch_clear(struct batch *batch);
+
+/*
+ * Builds the JSON argument of ipamd.apply_batch() for entries [0, n):
+ * per partition the expected and the next offset, the dead letters, and
+ * per entity key the net effect of its events (see schema/002_apply.sql).
+ * Entries below the stored offset of their partition are skipped (already
+ * applied).  Returns a string the caller frees, or NULL when a partition
+ * is not assigned (its position function returns NULL).
+ */
+char	*batch_build_json(const struct batch *batch, size_t n,
+	    const char *group_id, batch_position_fn *position, void *arg,
+	    size_t *skipped);
+
+/*
+ * For entries [0, n), the next offset each partition reaches, written to
+ * out (up to max entries); returns how many partitions there are.
+ */
+size_t	batch_partition_ends(const struct batch *batch, size_t n,
+	    struct batch_position *out, size_t max);
+
+#endif

@@ -1,0 +1,937 @@
+/* Kafka consumption on the event loop: subscribe, decode, batch, apply. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/log.h"
+#include "consumers/consumer.h"
+
+/* The slow poll that keeps the group membership alive in every state. */
+#define CONSUMER_POLL_MS	200
+
+/* Where one assigned partition stands in PostgreSQL. */
+struct consumer_partition {
+	struct batch_position	 position;
+	int			 topic;
+	bool			 assigned;
+};
+
+struct consumer {
+	struct event_base	*base;
+	struct pgconn		*pg;
+	char			*group_id;
+	struct consumer_topic	*topics;
+	const char		**topic_names;
+	size_t			 topic_count;
+	size_t			 batch_max_events;
+	size_t			 batch_max_bytes;
+	long long		 batch_max_wait_ms;
+	struct decode_limits	 limits;
+	struct debezium_columns	 columns;
+	char			*column_strings;	/* owns the column names */
+
+	rd_kafka_t		*rk;
+	rd_kafka_queue_t	*queue;
+	int			 pipe_read;
+	int			 pipe_write;
+	struct event		*queue_event;
+	struct event		*poll_timer;
+	struct event		*linger_timer;
+
+	struct consumer_partition *partitions;
+	size_t			 partition_count;
+
+	struct batch		 pending;	/* consumed, not yet sent */
+	struct batch		 inflight;	/* being applied, or to retry */
+	struct timespec		 pending_since;
+	struct applier		*applier;
+
+	bool			 subscribed;
+	bool			 db_up;
+	bool			 paused;
+	bool			 loading;	/* offsets are being read */
+	bool			 resync;	/* re-subscribe once offsets are read */
+	bool			 stopping;
+	long long		 stop_deadline_ms;
+	consumer_event_cb	*subscribed_cb;
+	void			*subscribed_arg;
+	consumer_event_cb	*stopped_cb;
+	void			*stopped_arg;
+	struct consumer_stats	 stats;
+};
+
+static void	consumer_drain(struct consumer *consumer);
+static void	consumer_flush(struct consumer *consumer);
+static void	consumer_finish_stop(struct consumer *consumer);
+static void	consumer_load_offsets(struct consumer *consumer);
+static void	consumer_applied(struct applier *applier,
+		    enum applier_outcome outcome, const char *error, void *arg);
+
+/* Milliseconds since an instant. */
+static long long
+consumer_ms_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Finds the index of a topic by name; -1 when it is not one of ours. */
+static int
+consumer_topic_index(const struct consumer *consumer, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < consumer->topic_count; i++) {
+		if (strcmp(consumer->topics[i].name, name) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Finds a partition's slot, creating it when asked. */
+static struct consumer_partition *
+consumer_partition(struct consumer *consumer, int topic, int32_t partition,
+    bool create)
+{
+	struct consumer_partition *grown, *slot;
+	size_t i;
+
+	for (i = 0; i < consumer->partition_count; i++) {
+		slot = &consumer->partitions[i];
+		if (slot->topic == topic && slot->position.partition == partition)
+			return slot;
+	}
+	if (!create)
+		return NULL;
+	grown = realloc(consumer->partitions,
+	    (consumer->partition_count + 1) * sizeof(*grown));
+	if (grown == NULL)
+		fatal("consumer: realloc");
+	consumer->partitions = grown;
+	slot = &consumer->partitions[consumer->partition_count++];
+	memset(slot, 0, sizeof(*slot));
+	slot->topic = topic;
+	slot->position.topic = consumer->topics[topic].name;
+	slot->position.partition = partition;
+	return slot;
+}
+
+/* The applier asks where a partition stands; NULL when not ours now. */
+static const struct batch_position *
+consumer_position_get(void *arg, int topic, int32_t partition)
+{
+	struct consumer_partition *slot;
+
+	slot = consumer_partition(arg, topic, partition, false);
+	return slot != NULL && slot->assigned ? &slot->position : NULL;
+}
+
+/* The applier reports a committed offset. */
+static void
+consumer_position_set(void *arg, int topic, int32_t partition,
+    int64_t next_offset)
+{
+	struct consumer_partition *slot;
+
+	slot = consumer_partition(arg, topic, partition, true);
+	slot->position.stored = true;
+	slot->position.next_offset = next_offset;
+}
+
+/* Routes librdkafka's log lines into ours (they arrive on our thread). */
+static void
+consumer_log_cb(const rd_kafka_t *rk, int level, const char *facility,
+    const char *message)
+{
+	enum log_level ours = level <= 3 ? LOG_LEVEL_ERR :
+	    level == 4 ? LOG_LEVEL_WARNING : level <= 6 ? LOG_LEVEL_INFO :
+	    LOG_LEVEL_DEBUG;
+
+	log_write(ours, "kafka: %s: %s", facility, message);
+}
+
+/* Reports client-level errors (brokers down, authentication, ...). */
+static void
+consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct consumer *consumer = opaque;
+
+	consumer->stats.kafka_errors++;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		log_warnx("kafka: all brokers are down; waiting for them (%s)",
+		    reason);
+	else if (rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		log_errx("kafka: fatal error: %s", reason);
+	else
+		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Pauses or resumes every assigned partition. */
+static void
+consumer_set_paused(struct consumer *consumer, bool paused)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_resp_err_t err;
+
+	consumer->paused = paused;
+	if (consumer->rk == NULL || !consumer->subscribed)
+		return;
+	err = rd_kafka_assignment(consumer->rk, &list);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	if (list->cnt > 0) {
+		if (paused)
+			rd_kafka_pause_partitions(consumer->rk, list);
+		else
+			rd_kafka_resume_partitions(consumer->rk, list);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Takes partitions: start each at its offset stored in PostgreSQL. */
+static void
+consumer_assign(struct consumer *consumer,
+    rd_kafka_topic_partition_list_t *list)
+{
+	rd_kafka_error_t *error;
+	int i;
+
+	for (i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+		struct consumer_partition *slot;
+		int topic = consumer_topic_index(consumer, tp->topic);
+
+		if (topic < 0)
+			continue;
+		slot = consumer_partition(consumer, topic, tp->partition, true);
+		slot->assigned = true;
+		tp->offset = slot->position.stored ? slot->position.next_offset :
+		    RD_KAFKA_OFFSET_BEGINNING;
+		log_info("kafka: assigned %s[%d] from offset %s%lld",
+		    tp->topic, tp->partition,
+		    slot->position.stored ? "" : "(beginning) ",
+		    slot->position.stored ? (long long)tp->offset : 0LL);
+	}
+	error = rd_kafka_incremental_assign(consumer->rk, list);
+	if (error != NULL) {
+		log_errx("kafka: assign: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	if (consumer->paused && list->cnt > 0)
+		rd_kafka_pause_partitions(consumer->rk, list);
+	consumer->stats.assigned += list->cnt;
+}
+
+/* Gives partitions up: what was consumed of them and not sent is dropped. */
+static void
+consumer_revoke(struct consumer *consumer,
+    rd_kafka_topic_partition_list_t *list, bool lost)
+{
+	rd_kafka_error_t *error;
+	int i;
+
+	for (i = 0; i < list->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &list->elems[i];
+		struct consumer_partition *slot;
+		int topic = consumer_topic_index(consumer, tp->topic);
+
+		if (topic < 0)
+			continue;
+		batch_drop_partition(&consumer->pending, topic, tp->partition);
+		if ((slot = consumer_partition(consumer, topic, tp->partition,
+		    false)) != NULL)
+			slot->assigned = false;
+		log_info("kafka: %s %s[%d]", lost ? "lost" : "revoked",
+		    tp->topic, tp->partition);
+	}
+	error = rd_kafka_incremental_unassign(consumer->rk, list);
+	if (error != NULL) {
+		log_errx("kafka: unassign: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	consumer->stats.assigned -= (size_t)list->cnt <= consumer->stats.assigned ?
+	    (size_t)list->cnt : consumer->stats.assigned;
+}
+
+/* The rebalance callback; runs inside a poll, on the loop's thread. */
+static void
+consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+	struct consumer *consumer = opaque;
+
+	consumer->stats.rebalances++;
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		consumer_assign(consumer, partitions);
+		break;
+	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+		consumer_revoke(consumer, partitions,
+		    rd_kafka_assignment_lost(rk));
+		break;
+	default:
+		log_errx("kafka: rebalance failed: %s", rd_kafka_err2str(err));
+		rd_kafka_assign(rk, NULL);
+		break;
+	}
+}
+
+/* Sets one librdkafka property, naming it in err on failure. */
+static int
+consumer_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+    char *err, size_t errlen)
+{
+	char reason[512];
+
+	if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) !=
+	    RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka.%s: %s", name, reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copies the Debezium column names into one block the consumer owns. */
+static void
+consumer_copy_columns(struct consumer *consumer,
+    const struct debezium_columns *columns)
+{
+	const char *const *src = (const char *const *)columns;
+	const char **dst = (const char **)&consumer->columns;
+	size_t count = sizeof(*columns) / sizeof(char *), i, total = 0;
+	char *p;
+
+	for (i = 0; i < count; i++)
+		total += strlen(src[i] ? src[i] : "") + 1;
+	if ((consumer->column_strings = malloc(total)) == NULL)
+		fatal("consumer: malloc");
+	p = consumer->column_strings;
+	for (i = 0; i < count; i++) {
+		size_t len = strlen(src[i] ? src[i] : "") + 1;
+
+		memcpy(p, src[i] ? src[i] : "", len);
+		dst[i] = p;
+		p += len;
+	}
+}
+
+/* Creates a consumer. */
+struct consumer *
+consumer_new(struct event_base *base, struct pgconn *pg,
+    const struct consumer_settings *settings, char *err, size_t errlen)
+{
+	struct applier_positions positions;
+	struct consumer *consumer;
+	rd_kafka_conf_t *conf = NULL;
+	char reason[512];
+	int fds[2];
+	size_t i;
+
+	if ((consumer = calloc(1, sizeof(*consumer))) == NULL)
+		fatal("consumer: calloc");
+	consumer->base = base;
+	consumer->pg = pg;
+	consumer->pipe_read = consumer->pipe_write = -1;
+	if ((consumer->group_id = strdup(settings->group_id)) == NULL)
+		fatal("consumer: strdup");
+	consumer->topic_count = settings->topic_count;
+	consumer->topics = calloc(settings->topic_count,
+	    sizeof(*consumer->topics));
+	consumer->topic_names = calloc(settings->topic_count,
+	    sizeof(*consumer->topic_names));
+	if (consumer->topics == NULL || consumer->topic_names == NULL)
+		fatal("consumer: calloc");
+	for (i = 0; i < settings->topic_count; i++) {
+		consumer->topics[i] = settings->topics[i];
+		if ((consumer->topics[i].name = strdup(settings->topics[i].name))
+		    == NULL)
+			fatal("consumer: strdup");
+		consumer->topic_names[i] = consumer->topics[i].name;
+	}
+	consumer->limits = settings->limits;
+	consumer_copy_columns(consumer, &settings->columns);
+	consumer_set_batch_limits(consumer, settings->batch_max_events,
+	    settings->batch_max_bytes, settings->batch_max_wait_ms);
+	batch_init(&consumer->pending, consumer->topic_names,
+	    consumer->topic_count);
+	batch_init(&consumer->inflight, consumer->topic_names,
+	    consumer->topic_count);
+
+	conf = rd_kafka_conf_new();
+	/* Offsets live in PostgreSQL; the group only assigns partitions. */
+	if (consumer_conf_set(conf, "group.id", settings->group_id, err,
+	    errlen) == -1 ||
+	    consumer_conf_set(conf, "enable.auto.commit", "false", err,
+	    errlen) == -1 ||
+	    consumer_conf_set(conf, "enable.auto.offset.store", "false", err,
+	    errlen) == -1 ||
+	    consumer_conf_set(conf, "auto.offset.reset", "earliest", err,
+	    errlen) == -1 ||
+	    consumer_conf_set(conf, "partition.assignment.strategy",
+	    "cooperative-sticky", err, errlen) == -1 ||
+	    consumer_conf_set(conf, "queued.max.messages.kbytes", "16384", err,
+	    errlen) == -1 ||
+	    consumer_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
+	    consumer_conf_set(conf, "client.id", "ipam-syncd", err,
+	    errlen) == -1)
+		goto fail;
+	for (i = 0; i < settings->property_count; i++) {
+		size_t len = strlen(settings->properties[i].name);
+
+		/* "name_file" holds a secret already read into "name". */
+		if (len > 5 && strcmp(settings->properties[i].name + len - 5,
+		    "_file") == 0)
+			continue;
+		if (consumer_conf_set(conf, settings->properties[i].name,
+		    settings->properties[i].value, err, errlen) == -1)
+			goto fail;
+	}
+	rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
+	rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
+	rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, consumer);
+
+	consumer->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason,
+	    sizeof(reason));
+	if (consumer->rk == NULL) {
+		snprintf(err, errlen, "kafka: %s", reason);
+		goto fail;
+	}
+	conf = NULL;	/* owned by the handle now */
+	rd_kafka_set_log_queue(consumer->rk, NULL);
+	rd_kafka_poll_set_consumer(consumer->rk);
+	consumer->queue = rd_kafka_queue_get_consumer(consumer->rk);
+
+	/* librdkafka writes to the pipe when the queue becomes non-empty. */
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	consumer->pipe_read = fds[0];
+	consumer->pipe_write = fds[1];
+	rd_kafka_queue_io_event_enable(consumer->queue, consumer->pipe_write,
+	    "1", 1);
+
+	positions.get = consumer_position_get;
+	positions.set = consumer_position_set;
+	positions.arg = consumer;
+	consumer->applier = applier_new(base, pg, settings->group_id,
+	    &positions, consumer_applied, consumer);
+	return consumer;
+fail:
+	if (conf != NULL)
+		rd_kafka_conf_destroy(conf);
+	consumer_free(consumer);
+	return NULL;
+}
+
+/* Drains the wake-up pipe, then the queue. */
+static void
+consumer_queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct consumer *consumer = arg;
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	consumer_drain(consumer);
+}
+
+/* The slow poll: serves callbacks and catches anything the pipe missed. */
+static void
+consumer_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct consumer *consumer = arg;
+
+	consumer_drain(consumer);
+	if (consumer->stopping && consumer_ms_since(&consumer->pending_since) >
+	    consumer->stop_deadline_ms) {
+		/* pending_since holds the stop time while stopping. */
+		log_warnx("shutdown: the apply in flight did not finish within "
+		    "%lld ms; leaving it to be rolled back",
+		    consumer->stop_deadline_ms);
+		consumer_finish_stop(consumer);
+	}
+}
+
+/* The linger is over: send what is pending. */
+static void
+consumer_linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	consumer_flush(arg);
+}
+
+/* The applier is done with the batch in flight. */
+static void
+consumer_applied(struct applier *applier, enum applier_outcome outcome,
+    const char *error, void *arg)
+{
+	struct consumer *consumer = arg;
+
+	switch (outcome) {
+	case APPLIER_DONE:
+		break;
+	case APPLIER_LOST:
+		/* Kept in inflight; consumer_db_up() retries it. */
+		log_info("apply: connection lost with %zu events in flight; "
+		    "they are retried once PostgreSQL is back",
+		    consumer->inflight.count);
+		break;
+	case APPLIER_MOVED:
+		log_warnx("kafka: offsets moved under us (%s); reading them "
+		    "again and re-joining the group", error);
+		batch_clear(&consumer->inflight);
+		batch_clear(&consumer->pending);
+		consumer->resync = true;
+		if (consumer->db_up)
+			consumer_load_offsets(consumer);
+		break;
+	}
+	if (consumer->stopping) {
+		consumer_finish_stop(consumer);
+		return;
+	}
+	if (outcome == APPLIER_DONE) {
+		consumer_flush(consumer);
+		consumer_drain(consumer);
+	}
+}
+
+/* Decodes one message into the pending batch. */
+static void
+consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
+{
+	struct decode_header headers[64];
+	struct decode_input input;
+	struct change change;
+	rd_kafka_headers_t *kafka_headers = NULL;
+	json_t *headers_json = NULL;
+	char *headers_text = NULL;
+	char reason[1024];
+	int topic;
+	size_t i;
+
+	topic = consumer_topic_index(consumer,
+	    rd_kafka_topic_name(message->rkt));
+	if (topic < 0)
+		return;
+	memset(&input, 0, sizeof(input));
+	input.entity = consumer->topics[topic].entity;
+	input.key = message->key;
+	input.key_len = message->key_len;
+	input.value = message->payload;
+	input.value_len = message->len;
+	input.limits = &consumer->limits;
+	input.columns = &consumer->columns;
+	if (rd_kafka_message_headers(message, &kafka_headers) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR) {
+		const char *name;
+		const void *value;
+		size_t size;
+
+		headers_json = json_object();
+		for (i = 0; i < sizeof(headers) / sizeof(headers[0]) &&
+		    rd_kafka_header_get_all(kafka_headers, i, &name, &value,
+		    &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+			json_t *text = value ? json_stringn(value, size) :
+			    json_null();
+
+			headers[i].name = name;
+			headers[i].value = value;
+			headers[i].value_len = size;
+			json_object_set_new(headers_json, name, text ? text :
+			    json_string("(not UTF-8)"));
+		}
+		input.headers = headers;
+		input.header_count = i;
+		headers_text = json_dumps(headers_json, JSON_COMPACT);
+		json_decref(headers_json);
+	}
+
+	consumer->stats.messages++;
+	if (consumer->pending.count == 0)
+		clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
+	memset(&change, 0, sizeof(change));
+	switch (decode_message(consumer->topics[topic].format, &input, &change,
+	    reason, sizeof(reason))) {
+	case DECODE_OK:
+		batch_add_change(&consumer->pending, topic, message->partition,
+		    message->offset, &change, message->key, message->key_len,
+		    message->payload, message->len, headers_text);
+		break;
+	case DECODE_SKIP:
+		/* Nothing to apply, but the offset still moves past it. */
+		batch_add_skip(&consumer->pending, topic, message->partition,
+		    message->offset);
+		break;
+	case DECODE_ERROR:
+		consumer->stats.decode_errors++;
+		batch_add_dead(&consumer->pending, topic, message->partition,
+		    message->offset, reason, message->key, message->key_len,
+		    message->payload, message->len, headers_text);
+		break;
+	}
+	free(headers_text);
+}
+
+/* Tells whether the pending batch has reached a bound. */
+static bool
+consumer_pending_full(const struct consumer *consumer)
+{
+	return consumer->pending.count >= consumer->batch_max_events ||
+	    consumer->pending.bytes >= consumer->batch_max_bytes;
+}
+
+/* Takes messages off the queue until it is empty or the batch is full. */
+static void
+consumer_drain(struct consumer *consumer)
+{
+	rd_kafka_message_t *message;
+
+	if (consumer->rk == NULL)
+		return;
+	for (;;) {
+		/*
+		 * Stop at a full batch while another is in flight: the pipe
+		 * only wakes us on empty-to-non-empty, so consumer_applied()
+		 * drains again.  The slow poll keeps serving callbacks.
+		 */
+		if (consumer_pending_full(consumer) &&
+		    (applier_busy(consumer->applier) ||
+		    consumer->inflight.count > 0 || !consumer->db_up)) {
+			if (!consumer->paused && !consumer->db_up)
+				consumer_set_paused(consumer, true);
+			break;
+		}
+		if (consumer->stopping)
+			message = NULL;
+		else
+			message = rd_kafka_consumer_poll(consumer->rk, 0);
+		if (message == NULL)
+			break;
+		if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(message);
+			continue;
+		}
+		if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			consumer->stats.kafka_errors++;
+			log_warnx("kafka: %s", rd_kafka_message_errstr(message));
+			rd_kafka_message_destroy(message);
+			continue;
+		}
+		consumer_take(consumer, message);
+		rd_kafka_message_destroy(message);
+		if (consumer_pending_full(consumer))
+			consumer_flush(consumer);
+	}
+	if (consumer->stopping) {
+		/* Serve callbacks only; no message is taken any more. */
+		rd_kafka_poll(consumer->rk, 0);
+		return;
+	}
+	consumer_flush(consumer);
+}
+
+/* Sends the pending batch when the applier is free and a bound is met. */
+static void
+consumer_flush(struct consumer *consumer)
+{
+	long long waited;
+	struct timeval tv;
+
+	consumer->stats.pending = consumer->pending.count +
+	    consumer->inflight.count;
+	if (consumer->pending.count == 0 || consumer->stopping ||
+	    !consumer->db_up || consumer->loading ||
+	    applier_busy(consumer->applier) || consumer->inflight.count > 0)
+		return;
+	waited = consumer_ms_since(&consumer->pending_since);
+	if (!consumer_pending_full(consumer) &&
+	    waited < consumer->batch_max_wait_ms) {
+		if (!evtimer_pending(consumer->linger_timer, NULL)) {
+			tv.tv_sec = 0;
+			tv.tv_usec = (consumer->batch_max_wait_ms - waited) * 1000;
+			evtimer_add(consumer->linger_timer, &tv);
+		}
+		return;
+	}
+	evtimer_del(consumer->linger_timer);
+	batch_move(&consumer->inflight, &consumer->pending);
+	if (applier_apply(consumer->applier, &consumer->inflight) == -1)
+		log_debug("apply: not connected; %zu events wait",
+		    consumer->inflight.count);
+}
+
+/* Handles the stored offsets read from PostgreSQL. */
+static void
+consumer_offsets_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct consumer *consumer = arg;
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t err;
+	char message[512];
+	int row;
+	size_t i;
+
+	consumer->loading = false;
+	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
+		if (result != NULL) {
+			pgconn_result_error(pg, result, message, sizeof(message));
+			log_errx("consumer: reading offsets: %s", message);
+			pgconn_reset(pg, message);
+		}
+		return;	/* consumer_db_up() tries again */
+	}
+	for (i = 0; i < consumer->partition_count; i++)
+		consumer->partitions[i].position.stored = false;
+	for (row = 0; row < PQntuples(result); row++) {
+		int topic = consumer_topic_index(consumer,
+		    PQgetvalue(result, row, 0));
+
+		if (topic < 0)
+			continue;
+		consumer_position_set(consumer, topic,
+		    (int32_t)atoi(PQgetvalue(result, row, 1)),
+		    strtoll(PQgetvalue(result, row, 2), NULL, 10));
+	}
+
+	if (consumer->resync && consumer->subscribed) {
+		/* Leaving and re-joining assigns again from the fresh offsets. */
+		consumer->resync = false;
+		rd_kafka_unsubscribe(consumer->rk);
+		for (i = 0; i < consumer->partition_count; i++)
+			consumer->partitions[i].assigned = false;
+		consumer->subscribed = false;
+	}
+	if (!consumer->subscribed) {
+		topics = rd_kafka_topic_partition_list_new(
+		    (int)consumer->topic_count);
+		for (i = 0; i < consumer->topic_count; i++)
+			rd_kafka_topic_partition_list_add(topics,
+			    consumer->topics[i].name, RD_KAFKA_PARTITION_UA);
+		err = rd_kafka_subscribe(consumer->rk, topics);
+		rd_kafka_topic_partition_list_destroy(topics);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			fatalx("kafka: subscribe: %s", rd_kafka_err2str(err));
+		consumer->subscribed = true;
+		log_info("kafka: subscribed to %zu topics as group %s",
+		    consumer->topic_count, consumer->group_id);
+		if (consumer->subscribed_cb != NULL) {
+			consumer_event_cb *cb = consumer->subscribed_cb;
+
+			consumer->subscribed_cb = NULL;
+			cb(consumer->subscribed_arg);
+		}
+	}
+	if (consumer->paused)
+		consumer_set_paused(consumer, false);
+	/* Retry what was in flight when the connection went. */
+	if (consumer->inflight.count > 0 && !applier_busy(consumer->applier))
+		applier_apply(consumer->applier, &consumer->inflight);
+	consumer_drain(consumer);
+}
+
+/* Reads the stored offsets of the group. */
+static void
+consumer_load_offsets(struct consumer *consumer)
+{
+	static const char sql[] = "SELECT topic, partition, next_offset "
+	    "FROM ipamd.consumer_offset WHERE group_id = $1";
+	const char *params[1] = { consumer->group_id };
+
+	if (consumer->loading)
+		return;
+	if (pgconn_query(consumer->pg, sql, 1, params, consumer_offsets_cb,
+	    consumer) == 0)
+		consumer->loading = true;
+}
+
+/* Loads the stored offsets and subscribes. */
+void
+consumer_start(struct consumer *consumer, consumer_event_cb *subscribed,
+    void *arg)
+{
+	struct timeval poll = { 0, CONSUMER_POLL_MS * 1000 };
+
+	consumer->subscribed_cb = subscribed;
+	consumer->subscribed_arg = arg;
+	consumer->db_up = true;
+	consumer->queue_event = event_new(consumer->base, consumer->pipe_read,
+	    EV_READ | EV_PERSIST, consumer_queue_cb, consumer);
+	consumer->poll_timer = event_new(consumer->base, -1, EV_PERSIST,
+	    consumer_poll_cb, consumer);
+	consumer->linger_timer = evtimer_new(consumer->base, consumer_linger_cb,
+	    consumer);
+	if (consumer->queue_event == NULL || consumer->poll_timer == NULL ||
+	    consumer->linger_timer == NULL)
+		fatalx("consumer: event_new failed");
+	event_add(consumer->queue_event, NULL);
+	event_add(consumer->poll_timer, &poll);
+	consumer_load_offsets(consumer);
+}
+
+/* PostgreSQL went down: pause consumption. */
+void
+consumer_db_down(struct consumer *consumer)
+{
+	consumer->db_up = false;
+	consumer->loading = false;
+	consumer_set_paused(consumer, true);
+	log_info("kafka: consumption paused while PostgreSQL is away");
+}
+
+/* PostgreSQL is back: reload offsets, then retry and resume. */
+void
+consumer_db_up(struct consumer *consumer)
+{
+	if (consumer->queue_event == NULL)
+		return;	/* not started yet */
+	consumer->db_up = true;
+	log_info("kafka: PostgreSQL is back; reading offsets and resuming");
+	consumer_load_offsets(consumer);
+}
+
+/* Leaves the group, bounded by the stop deadline, and reports. */
+static void
+consumer_finish_stop(struct consumer *consumer)
+{
+	rd_kafka_queue_t *queue;
+	rd_kafka_error_t *error;
+	struct timespec began;
+	consumer_event_cb *cb = consumer->stopped_cb;
+
+	if (cb == NULL)
+		return;
+	consumer->stopped_cb = NULL;
+	if (consumer->poll_timer != NULL)
+		event_del(consumer->poll_timer);
+	if (consumer->queue_event != NULL)
+		event_del(consumer->queue_event);
+	batch_clear(&consumer->pending);
+
+	/* Close through a queue so that leaving the group cannot hang us. */
+	clock_gettime(CLOCK_MONOTONIC, &began);
+	queue = rd_kafka_queue_new(consumer->rk);
+	error = rd_kafka_consumer_close_queue(consumer->rk, queue);
+	if (error != NULL) {
+		log_warnx("kafka: close: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	} else {
+		while (!rd_kafka_consumer_closed(consumer->rk) &&
+		    consumer_ms_since(&began) < 5000) {
+			rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 100);
+
+			if (event == NULL)
+				continue;
+			if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE)
+				consumer_revoke(consumer,
+				    rd_kafka_event_topic_partition_list(event),
+				    false);
+			rd_kafka_event_destroy(event);
+		}
+	}
+	rd_kafka_queue_destroy(queue);
+	log_info("kafka: left the group");
+	cb(consumer->stopped_arg);
+}
+
+/* Stops consuming and leaves the group once the apply in flight is over. */
+void
+consumer_stop(struct consumer *consumer, long long deadline_ms,
+    consumer_event_cb *stopped, void *arg)
+{
+	consumer->stopping = true;
+	consumer->stopped_cb = stopped;
+	consumer->stopped_arg = arg;
+	consumer->stop_deadline_ms = deadline_ms;
+	clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
+	if (consumer->linger_timer != NULL)
+		evtimer_del(consumer->linger_timer);
+	if (applier_busy(consumer->applier)) {
+		log_info("shutdown: waiting for the apply in flight");
+		return;
+	}
+	consumer_finish_stop(consumer);
+}
+
+/* Frees the consumer. */
+void
+consumer_free(struct consumer *consumer)
+{
+	size_t i;
+
+	if (consumer == NULL)
+		return;
+	if (consumer->queue_event != NULL)
+		event_free(consumer->queue_event);
+	if (consumer->poll_timer != NULL)
+		event_free(consumer->poll_timer);
+	if (consumer->linger_timer != NULL)
+		event_free(consumer->linger_timer);
+	applier_free(consumer->applier);
+	batch_clear(&consumer->pending);
+	batch_clear(&consumer->inflight);
+	free(consumer->pending.entries);
+	free(consumer->inflight.entries);
+	if (consumer->queue != NULL) {
+		rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(consumer->queue);
+	}
+	if (consumer->rk != NULL)
+		rd_kafka_destroy_flags(consumer->rk,
+		    RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (consumer->pipe_read != -1)
+		close(consumer->pipe_read);
+	if (consumer->pipe_write != -1)
+		close(consumer->pipe_write);
+	for (i = 0; i < consumer->topic_count; i++)
+		free((char *)consumer->topics[i].name);
+	free(consumer->topics);
+	free(consumer->topic_names);
+	free(consumer->partitions);
+	free(consumer->column_strings);
+	free(consumer->group_id);
+	free(consumer);
+}
+
+/* Changes the batch bounds. */
+void
+consumer_set_batch_limits(struct consumer *consumer, size_t max_events,
+    size_t max_bytes, long long max_wait_ms)
+{
+	consumer->batch_max_events = max_events;
+	consumer->batch_max_bytes = max_bytes;
+	consumer->batch_max_wait_ms = max_wait_ms;
+}
+
+/* Tells whether the consumer has subscribed. */
+bool
+consumer_is_subscribed(const struct consumer *consumer)
+{
+	return consumer->subscribed;
+}
+
+/* Running totals. */
+const struct consumer_stats *
+consumer_stats(const struct consumer *consumer)
+{
+	return &consumer->stats;
+}
+
+/* The applier's running totals. */
+const struct applier_stats *
+consumer_applier_stats(const struct consumer *consumer)
+{
+	return applier_stats(consumer->applier);
+}

@@ -1,0 +1,104 @@
+/* Kafka consumption on the event loop: subscribe, decode, batch, apply. */
+#ifndef IPAM_CONSUMERS_CONSUMER_H
+#define IPAM_CONSUMERS_CONSUMER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "common/pgconn.h"
+#include "consumers/applier.h"
+#include "consumers/decode.h"
+
+/* One topic and what it carries. */
+struct consumer_topic {
+	const char		*name;
+	enum change_entity	 entity;
+	enum decode_format	 format;
+};
+
+/* A librdkafka property. */
+struct consumer_property {
+	const char	*name;
+	const char	*value;
+};
+
+/* What the consumer needs to know; copied by consumer_new(). */
+struct consumer_settings {
+	const char			*group_id;
+	const struct consumer_topic	*topics;
+	size_t				 topic_count;
+	const struct consumer_property	*properties;	/* passed to librdkafka */
+	size_t				 property_count;
+	size_t				 batch_max_events;
+	size_t				 batch_max_bytes;
+	long long			 batch_max_wait_ms;
+	struct decode_limits		 limits;
+	struct debezium_columns		 columns;
+};
+
+/* Told once the consumer has loaded its offsets and subscribed. */
+typedef void consumer_event_cb(void *arg);
+
+/* Running totals, for logs and metrics. */
+struct consumer_stats {
+	uint64_t	messages;	/* consumed */
+	uint64_t	decode_errors;
+	uint64_t	kafka_errors;
+	uint64_t	rebalances;
+	size_t		assigned;	/* partitions held now */
+	size_t		pending;	/* events waiting to be applied */
+};
+
+struct consumer;
+
+/*
+ * Creates a consumer: the librdkafka handle is made here, so a bad Kafka
+ * property is reported now (in err).  Nothing is consumed before
+ * consumer_start().  Returns NULL on error.
+ */
+struct consumer	*consumer_new(struct event_base *base, struct pgconn *pg,
+		    const struct consumer_settings *settings, char *err,
+		    size_t errlen);
+
+/*
+ * Loads the stored offsets and subscribes; subscribed is called once that
+ * is done.  The PostgreSQL connection must be up.
+ */
+void		 consumer_start(struct consumer *consumer,
+		    consumer_event_cb *subscribed, void *arg);
+
+/* PostgreSQL went down: pause consumption (in-flight work is kept). */
+void		 consumer_db_down(struct consumer *consumer);
+
+/* PostgreSQL is back: reload offsets, retry what was in flight, resume. */
+void		 consumer_db_up(struct consumer *consumer);
+
+/*
+ * Stops consuming, lets the apply in flight finish (or be rolled back by
+ * a lost connection), then leaves the group; stopped is called when done.
+ * Gives up waiting after deadline_ms.
+ */
+void		 consumer_stop(struct consumer *consumer, long long deadline_ms,
+		    consumer_event_cb *stopped, void *arg);
+
+/* Frees the consumer (after consumer_stop(), or to abandon it). */
+void		 consumer_free(struct consumer *consumer);
+
+/* Changes the batch bounds (from a reloaded config). */
+void		 consumer_set_batch_limits(struct consumer *consumer,
+		    size_t max_events, size_t max_bytes, long long max_wait_ms);
+
+/* Tells whether the consumer is making progress (for the watchdog). */
+bool		 consumer_is_subscribed(const struct consumer *consumer);
+
+/* Running totals. */
+const struct consumer_stats *consumer_stats(const struct consumer *consumer);
+
+/* The applier's running totals. */
+const struct applier_stats *consumer_applier_stats(
+		    const struct consumer *consumer);
+
+#endif

@@ -1,0 +1,920 @@
+/* Configuration: one INI file, every key overridable from the environment. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/build_info.h"
+#include "common/log.h"
+#include "daemon/config.h"
+
+extern char **environ;
+
+/* The longest line the parser accepts; longer lines are an error, not cut. */
+#define CONFIG_LINE_MAX	(64 * 1024)
+
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_INT,
+	CONFIG_BOOL,
+};
+
+/* One key of the table that drives parsing, checking and the example file. */
+struct config_key {
+	const char		*section;
+	const char		*name;
+	enum config_type	 type;
+	size_t			 offset;
+	const char		*default_value;
+	long long		 min;
+	long long		 max;
+	bool			 reloadable;
+	const char		*help;
+};
+
+#define KEY_STRING(sec, name, field, def, reload, help) \
+	{ sec, name, CONFIG_STRING, offsetof(struct config, field), def, 0, 0, \
+	    reload, help }
+#define KEY_INT(sec, name, field, def, lo, hi, reload, help) \
+	{ sec, name, CONFIG_INT, offsetof(struct config, field), def, lo, hi, \
+	    reload, help }
+#define KEY_BOOL(sec, name, field, def, reload, help) \
+	{ sec, name, CONFIG_BOOL, offsetof(struct config, field), def, 0, 1, \
+	    reload, help }
+
+static const struct config_key config_keys[] = {
+	KEY_STRING("daemon", "log_level", log_level, "info", true,
+	    "Most verbose level written: error, warning, notice, info, debug."),
+	KEY_INT("daemon", "shutdown_timeout_ms", shutdown_timeout_ms, "10000",
+	    100, 600000, true,
+	    "How long SIGTERM may take to drain before the daemon exits anyway."),
+	KEY_STRING("daemon", "schema_dir", schema_dir, IPAM_SCHEMA_DIR, false,
+	    "Folder holding the numbered SQL migrations (NNN_name.sql)."),
+
+	KEY_STRING("postgresql", "conninfo", pg_conninfo, "", false,
+	    "libpq connection string; empty uses the PG* environment variables."),
+	KEY_STRING("postgresql", "password_file", pg_password_file, "", false,
+	    "File holding the password (a relative path is looked up in\n"
+	    "$CREDENTIALS_DIRECTORY); empty: libpq's own rules (PGPASSFILE)."),
+	KEY_INT("postgresql", "connect_timeout_ms", pg_connect_timeout_ms,
+	    "5000", 100, 600000, true,
+	    "A connection attempt that takes longer is abandoned and retried."),
+	KEY_INT("postgresql", "reconnect_min_ms", pg_reconnect_min_ms, "200",
+	    10, 600000, true, "First delay before reconnecting."),
+	KEY_INT("postgresql", "reconnect_max_ms", pg_reconnect_max_ms, "10000",
+	    10, 3600000, true,
+	    "The delay doubles after each failure up to this bound."),
+
+	KEY_STRING("consumer", "group_id", group_id, "ipam-syncd", false,
+	    "Kafka consumer group."),
+	KEY_STRING("consumer", "topics", topics_text,
+	    "inventory.servers:server:cloudevents, "
+	    "inventory.subnets:subnet:cloudevents, ipam.marks:mark:cloudevents",
+	    false,
+	    "Comma-separated topic:entity:format; entity is server, subnet or\n"
+	    "mark; format is cloudevents or debezium."),
+	KEY_INT("consumer", "batch_max_events", batch_max_events, "5000", 1,
+	    1000000, true, "A batch is applied once it holds this many events,"),
+	KEY_INT("consumer", "batch_max_bytes", batch_max_bytes, "16777216",
+	    1024, 1073741824, true, "or this many bytes of messages,"),
+	KEY_INT("consumer", "batch_max_wait_ms", batch_max_wait_ms, "10", 0,
+	    60000, true,
+	    "or when this long has passed since its first event: a linger\n"
+	    "that trades a little latency for fewer transactions."),
+	KEY_INT("consumer", "max_message_bytes", max_message_bytes, "1048576",
+	    64, 268435456, true,
+	    "Larger messages go to the dead letters."),
+	KEY_INT("consumer", "max_pool_addresses", max_pool_addresses,
+	    "1048576", 1, 16777216, true,
+	    "Most addresses the static pools of one subnet may hold."),
+
+	KEY_STRING("debezium", "server_id", dbz_server_id, "id", true,
+	    "Column names of the inventory's server table."),
+	KEY_STRING("debezium", "server_hostname", dbz_server_hostname,
+	    "hostname", true, NULL),
+	KEY_STRING("debezium", "server_ip_address", dbz_server_ip_address,
+	    "ip_address", true, NULL),
+	KEY_STRING("debezium", "server_nic_mac", dbz_server_nic_mac, "nic_mac",
+	    true, NULL),
+	KEY_STRING("debezium", "server_device_type", dbz_server_device_type,
+	    "device_type", true, NULL),
+	KEY_STRING("debezium", "server_manufacture", dbz_server_manufacture,
+	    "manufacture", true, NULL),
+	KEY_STRING("debezium", "server_vrf", dbz_server_vrf, "vrf", true, NULL),
+	KEY_STRING("debezium", "subnet_id", dbz_subnet_id, "id", true,
+	    "Column names of the inventory's subnet table."),
+	KEY_STRING("debezium", "subnet_name", dbz_subnet_name, "name", true,
+	    NULL),
+	KEY_STRING("debezium", "subnet_cidr", dbz_subnet_cidr, "cidr", true,
+	    NULL),
+	KEY_STRING("debezium", "subnet_static_ip_pools",
+	    dbz_subnet_static_ip_pools, "static_ip_pools", true, NULL),
+	KEY_STRING("debezium", "subnet_vrf", dbz_subnet_vrf, "vrf", true, NULL),
+	KEY_STRING("debezium", "subnet_ping", dbz_subnet_ping, "ping", true,
+	    NULL),
+
+	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
+	    "Probe every address that has a row with ICMP echo."),
+};
+
+#define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
+
+/* Sections whose keys are not in the table. */
+static const char config_kafka_section[] = "kafka";
+
+/* A pointer to the field a key describes. */
+static void *
+config_field(struct config *config, const struct config_key *key)
+{
+	return (char *)config + key->offset;
+}
+
+/* Finds a key of the table. */
+static const struct config_key *
+config_find_key(const char *section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (strcmp(config_keys[i].section, section) == 0 &&
+		    strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+/* Tells whether the table has a section of that name. */
+static bool
+config_known_section(const char *section)
+{
+	size_t i;
+
+	if (strcmp(section, config_kafka_section) == 0)
+		return true;
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (strcmp(config_keys[i].section, section) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Parses an integer with an optional k/M/G suffix (powers of 1024 for sizes). */
+static int
+config_parse_int(const char *text, long long *out)
+{
+	char *end;
+	long long value;
+
+	errno = 0;
+	value = strtoll(text, &end, 10);
+	if (end == text || errno != 0)
+		return -1;
+	if (*end != '\0')
+		return -1;
+	*out = value;
+	return 0;
+}
+
+/* Parses a boolean the way INI files usually write it. */
+static int
+config_parse_bool(const char *text, bool *out)
+{
+	static const char *yes[] = { "true", "yes", "on", "1" };
+	static const char *no[] = { "false", "no", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Stores a value into the field of a key; fills err on a bad value. */
+static int
+config_set(struct config *config, const struct config_key *key,
+    const char *value, char *err, size_t errlen)
+{
+	void *field = config_field(config, key);
+	long long number;
+	bool flag;
+	char *copy;
+
+	switch (key->type) {
+	case CONFIG_STRING:
+		if ((copy = strdup(value)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	case CONFIG_INT:
+		if (config_parse_int(value, &number) == -1) {
+			snprintf(err, errlen, "%s.%s: \"%s\" is not an integer",
+			    key->section, key->name, value);
+			return -1;
+		}
+		if (number < key->min || number > key->max) {
+			snprintf(err, errlen,
+			    "%s.%s: %lld is out of range (%lld to %lld)",
+			    key->section, key->name, number, key->min, key->max);
+			return -1;
+		}
+		*(long long *)field = number;
+		return 0;
+	case CONFIG_BOOL:
+		if (config_parse_bool(value, &flag) == -1) {
+			snprintf(err, errlen,
+			    "%s.%s: \"%s\" is not a boolean (true or false)",
+			    key->section, key->name, value);
+			return -1;
+		}
+		*(bool *)field = flag;
+		return 0;
+	}
+	return -1;
+}
+
+/* Sets or replaces a [kafka] property. */
+static int
+config_kafka_set(struct config *config, const char *name, const char *value)
+{
+	struct config_property *grown;
+	char *name_copy, *value_copy;
+	size_t i;
+
+	if ((value_copy = strdup(value)) == NULL)
+		return -1;
+	for (i = 0; i < config->kafka_count; i++) {
+		if (strcmp(config->kafka[i].name, name) == 0) {
+			free(config->kafka[i].value);
+			config->kafka[i].value = value_copy;
+			return 0;
+		}
+	}
+	grown = realloc(config->kafka,
+	    (config->kafka_count + 1) * sizeof(*grown));
+	if (grown == NULL || (name_copy = strdup(name)) == NULL) {
+		if (grown != NULL)
+			config->kafka = grown;
+		free(value_copy);
+		return -1;
+	}
+	config->kafka = grown;
+	config->kafka[config->kafka_count].name = name_copy;
+	config->kafka[config->kafka_count].value = value_copy;
+	config->kafka_count++;
+	return 0;
+}
+
+/* Looks up a [kafka] property. */
+const char *
+config_kafka_get(const struct config *config, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < config->kafka_count; i++) {
+		if (strcmp(config->kafka[i].name, name) == 0)
+			return config->kafka[i].value;
+	}
+	return NULL;
+}
+
+/* Strips white space at both ends, in place. */
+static char *
+config_trim(char *text)
+{
+	char *end;
+
+	while (isspace((unsigned char)*text))
+		text++;
+	end = text + strlen(text);
+	while (end > text && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return text;
+}
+
+/* Fills every key with its default. */
+static int
+config_set_defaults(struct config *config, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (config_set(config, &config_keys[i],
+		    config_keys[i].default_value, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads the INI file line by line into config. */
+static int
+config_read_file(struct config *config, const char *path, char *err,
+    size_t errlen)
+{
+	char section[128] = "";
+	char *line = NULL, *text, *equals, *name, *value, *close;
+	const struct config_key *key;
+	char reason[512];
+	size_t linecap = 0;
+	ssize_t linelen;
+	unsigned lineno = 0;
+	FILE *file;
+
+	if ((file = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((linelen = getline(&line, &linecap, file)) != -1) {
+		lineno++;
+		if (linelen > CONFIG_LINE_MAX) {
+			snprintf(err, errlen, "%s:%u: line is longer than %d bytes",
+			    path, lineno, CONFIG_LINE_MAX);
+			goto fail;
+		}
+		if (strlen(line) != (size_t)linelen) {
+			snprintf(err, errlen, "%s:%u: line holds a NUL byte",
+			    path, lineno);
+			goto fail;
+		}
+		text = config_trim(line);
+		if (*text == '\0' || *text == '#' || *text == ';')
+			continue;
+		if (*text == '[') {
+			close = strchr(text, ']');
+			if (close == NULL || close[1] != '\0') {
+				snprintf(err, errlen,
+				    "%s:%u: a section header must be [name]",
+				    path, lineno);
+				goto fail;
+			}
+			*close = '\0';
+			name = config_trim(text + 1);
+			if (!config_known_section(name)) {
+				snprintf(err, errlen, "%s:%u: unknown section [%s]",
+				    path, lineno, name);
+				goto fail;
+			}
+			snprintf(section, sizeof(section), "%s", name);
+			continue;
+		}
+		if ((equals = strchr(text, '=')) == NULL) {
+			snprintf(err, errlen,
+			    "%s:%u: expected \"key = value\", found \"%.40s\"",
+			    path, lineno, text);
+			goto fail;
+		}
+		*equals = '\0';
+		name = config_trim(text);
+		value = config_trim(equals + 1);
+		if (*name == '\0') {
+			snprintf(err, errlen, "%s:%u: a key name is missing",
+			    path, lineno);
+			goto fail;
+		}
+		if (section[0] == '\0') {
+			snprintf(err, errlen,
+			    "%s:%u: key \"%s\" comes before any [section]",
+			    path, lineno, name);
+			goto fail;
+		}
+		if (strcmp(section, config_kafka_section) == 0) {
+			if (config_kafka_set(config, name, value) == -1) {
+				snprintf(err, errlen, "%s:%u: out of memory",
+				    path, lineno);
+				goto fail;
+			}
+			continue;
+		}
+		if ((key = config_find_key(section, name)) == NULL) {
+			snprintf(err, errlen, "%s:%u: unknown key \"%s\" in [%s]",
+			    path, lineno, name, section);
+			goto fail;
+		}
+		if (config_set(config, key, value, reason, sizeof(reason)) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
+			goto fail;
+		}
+	}
+	if (ferror(file)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	free(line);
+	fclose(file);
+	return 0;
+fail:
+	free(line);
+	fclose(file);
+	return -1;
+}
+
+/*
+ * Applies IPAM_<SECTION>_<KEY> variables on top of the file.  For [kafka],
+ * IPAM_KAFKA_SOME_PROPERTY sets "some.property".  An IPAM_ variable that
+ * names no key is an error, so that a typo does not go unnoticed.
+ */
+static int
+config_read_environment(struct config *config, char *err, size_t errlen)
+{
+	char wanted[256], property[256], reason[512];
+	const char *value;
+	char **entry;
+	size_t i, namelen;
+	char *p;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		snprintf(wanted, sizeof(wanted), "IPAM_%s_%s",
+		    config_keys[i].section, config_keys[i].name);
+		for (p = wanted; *p != '\0'; p++)
+			*p = toupper((unsigned char)*p);
+		if ((value = getenv(wanted)) == NULL)
+			continue;
+		if (config_set(config, &config_keys[i], value, reason,
+		    sizeof(reason)) == -1) {
+			snprintf(err, errlen, "environment %s: %s", wanted,
+			    reason);
+			return -1;
+		}
+	}
+	for (entry = environ; *entry != NULL; entry++) {
+		if (strncmp(*entry, "IPAM_KAFKA_", 11) != 0)
+			continue;
+		value = strchr(*entry, '=');
+		if (value == NULL)
+			continue;
+		namelen = value - (*entry + 11);
+		if (namelen == 0 || namelen >= sizeof(property))
+			continue;
+		memcpy(property, *entry + 11, namelen);
+		property[namelen] = '\0';
+		for (p = property; *p != '\0'; p++)
+			*p = (*p == '_') ? '.' : tolower((unsigned char)*p);
+		if (config_kafka_set(config, property, value + 1) == -1) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	/* A variable that names a known section but no key is a typo. */
+	for (entry = environ; *entry != NULL; entry++) {
+		bool section_known = false, key_known = false;
+
+		if (strncmp(*entry, "IPAM_", 5) != 0 ||
+		    strncmp(*entry, "IPAM_KAFKA_", 11) == 0)
+			continue;
+		for (i = 0; i < CONFIG_KEY_COUNT && !key_known; i++) {
+			snprintf(wanted, sizeof(wanted), "IPAM_%s_",
+			    config_keys[i].section);
+			for (p = wanted; *p != '\0'; p++)
+				*p = toupper((unsigned char)*p);
+			if (strncmp(*entry, wanted, strlen(wanted)) != 0)
+				continue;
+			section_known = true;
+			snprintf(wanted, sizeof(wanted), "IPAM_%s_%s=",
+			    config_keys[i].section, config_keys[i].name);
+			for (p = wanted; *p != '\0'; p++)
+				*p = toupper((unsigned char)*p);
+			key_known = strncmp(*entry, wanted, strlen(wanted)) == 0;
+		}
+		if (section_known && !key_known) {
+			value = strchr(*entry, '=');
+			snprintf(err, errlen,
+			    "environment %.*s: no such configuration key",
+			    value ? (int)(value - *entry) : 64, *entry);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Parses one "topic:entity:format" entry of consumer.topics. */
+static int
+config_parse_topic(char *entry, struct config_topic *topic, char *err,
+    size_t errlen)
+{
+	char *name, *entity, *format;
+
+	name = entry;
+	if ((entity = strchr(name, ':')) == NULL ||
+	    (format = strchr(entity + 1, ':')) == NULL) {
+		snprintf(err, errlen,
+		    "consumer.topics: \"%s\" is not topic:entity:format", entry);
+		return -1;
+	}
+	*entity++ = '\0';
+	*format++ = '\0';
+	name = config_trim(name);
+	entity = config_trim(entity);
+	format = config_trim(format);
+	if (*name == '\0') {
+		snprintf(err, errlen, "consumer.topics: a topic name is empty");
+		return -1;
+	}
+	if (change_entity_parse(entity, &topic->entity) == -1) {
+		snprintf(err, errlen,
+		    "consumer.topics: entity \"%s\" of topic %s is not server, "
+		    "subnet or mark", entity, name);
+		return -1;
+	}
+	if (strcmp(format, "cloudevents") == 0)
+		topic->format = DECODE_CLOUDEVENTS;
+	else if (strcmp(format, "debezium") == 0)
+		topic->format = DECODE_DEBEZIUM;
+	else {
+		snprintf(err, errlen,
+		    "consumer.topics: format \"%s\" of topic %s is not "
+		    "cloudevents or debezium", format, name);
+		return -1;
+	}
+	if (topic->format == DECODE_DEBEZIUM && topic->entity == CHANGE_MARK) {
+		snprintf(err, errlen,
+		    "consumer.topics: topic %s: marks have no Debezium format",
+		    name);
+		return -1;
+	}
+	if ((topic->name = strdup(name)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Splits consumer.topics into the topic list. */
+static int
+config_parse_topics(struct config *config, char *err, size_t errlen)
+{
+	char *copy, *entry, *saveptr = NULL;
+	size_t i;
+	int rc = -1;
+
+	if ((copy = strdup(config->topics_text)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (entry = strtok_r(copy, ",", &saveptr); entry != NULL;
+	    entry = strtok_r(NULL, ",", &saveptr)) {
+		struct config_topic *grown;
+
+		if (*config_trim(entry) == '\0')
+			continue;
+		grown = realloc(config->topics,
+		    (config->topic_count + 1) * sizeof(*grown));
+		if (grown == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto done;
+		}
+		config->topics = grown;
+		memset(&config->topics[config->topic_count], 0,
+		    sizeof(*grown));
+		if (config_parse_topic(entry,
+		    &config->topics[config->topic_count], err, errlen) == -1)
+			goto done;
+		config->topic_count++;
+		for (i = 0; i + 1 < config->topic_count; i++) {
+			if (strcmp(config->topics[i].name,
+			    config->topics[config->topic_count - 1].name) == 0) {
+				snprintf(err, errlen,
+				    "consumer.topics: topic %s is named twice",
+				    config->topics[i].name);
+				goto done;
+			}
+		}
+	}
+	if (config->topic_count == 0) {
+		snprintf(err, errlen, "consumer.topics: no topic is named");
+		goto done;
+	}
+	rc = 0;
+done:
+	free(copy);
+	return rc;
+}
+
+/*
+ * Reads a secret from a file into a new string, without its final newline.
+ * A relative path is looked up in $CREDENTIALS_DIRECTORY (systemd's
+ * LoadCredential=) when that is set.  The caller frees the result.
+ */
+char *
+config_read_secret(const char *path, char *err, size_t errlen)
+{
+	char full[PATH_MAX], buf[4096];
+	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+	size_t len;
+	FILE *file;
+
+	if (path[0] != '/' && credentials != NULL)
+		snprintf(full, sizeof(full), "%s/%s", credentials, path);
+	else
+		snprintf(full, sizeof(full), "%s", path);
+	if ((file = fopen(full, "r")) == NULL) {
+		snprintf(err, errlen, "secret file %s: %s", full,
+		    strerror(errno));
+		return NULL;
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, file);
+	if (!feof(file)) {
+		snprintf(err, errlen, "secret file %s: %s", full,
+		    ferror(file) ? strerror(errno) : "longer than 4095 bytes");
+		fclose(file);
+		return NULL;
+	}
+	fclose(file);
+	buf[len] = '\0';
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	return strdup(buf);
+}
+
+/* Replaces each [kafka] "name_file = path" by "name = <file's content>". */
+static int
+config_resolve_kafka_secrets(struct config *config, char *err, size_t errlen)
+{
+	char name[256], *secret;
+	size_t i, len;
+
+	for (i = 0; i < config->kafka_count; i++) {
+		len = strlen(config->kafka[i].name);
+		if (len <= 5 || len >= sizeof(name) ||
+		    strcmp(config->kafka[i].name + len - 5, "_file") != 0)
+			continue;
+		memcpy(name, config->kafka[i].name, len - 5);
+		name[len - 5] = '\0';
+		if ((secret = config_read_secret(config->kafka[i].value, err,
+		    errlen)) == NULL)
+			return -1;
+		if (config_kafka_set(config, name, secret) == -1) {
+			free(secret);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	return 0;
+}
+
+/* Lets librdkafka judge every [kafka] property now, not at start. */
+static int
+config_check_kafka(const struct config *config, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char reason[512];
+	size_t i, len;
+
+	for (i = 0; i < config->kafka_count; i++) {
+		len = strlen(config->kafka[i].name);
+		if (len > 5 && strcmp(config->kafka[i].name + len - 5,
+		    "_file") == 0)
+			continue;
+		if (rd_kafka_conf_set(conf, config->kafka[i].name,
+		    config->kafka[i].value, reason, sizeof(reason)) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(err, errlen, "kafka.%s: %s",
+			    config->kafka[i].name, reason);
+			rd_kafka_conf_destroy(conf);
+			return -1;
+		}
+	}
+	rd_kafka_conf_destroy(conf);
+	return 0;
+}
+
+/* Checks values that depend on each other and derives the typed parts. */
+static int
+config_check(struct config *config, char *err, size_t errlen)
+{
+	enum log_level level;
+	const char *bootstrap;
+
+	if (log_level_parse(config->log_level, &level) == -1) {
+		snprintf(err, errlen,
+		    "daemon.log_level: \"%s\" is not one of error, warning, "
+		    "notice, info, debug", config->log_level);
+		return -1;
+	}
+	if (config->pg_reconnect_min_ms > config->pg_reconnect_max_ms) {
+		snprintf(err, errlen,
+		    "postgresql.reconnect_min_ms (%lld) is larger than "
+		    "reconnect_max_ms (%lld)", config->pg_reconnect_min_ms,
+		    config->pg_reconnect_max_ms);
+		return -1;
+	}
+	if (config_parse_topics(config, err, errlen) == -1)
+		return -1;
+	if (config_resolve_kafka_secrets(config, err, errlen) == -1)
+		return -1;
+	if (config_kafka_get(config, "group.id") != NULL) {
+		snprintf(err, errlen,
+		    "kafka.group.id: set the group with consumer.group_id");
+		return -1;
+	}
+	if (config_kafka_get(config, "enable.auto.offset.store") != NULL ||
+	    config_kafka_get(config, "enable.auto.commit") != NULL) {
+		snprintf(err, errlen,
+		    "kafka: offsets are kept in PostgreSQL; do not set "
+		    "enable.auto.commit or enable.auto.offset.store");
+		return -1;
+	}
+	if (config_check_kafka(config, err, errlen) == -1)
+		return -1;
+	bootstrap = config_kafka_get(config, "bootstrap.servers");
+	if (bootstrap == NULL)
+		bootstrap = getenv("KAFKA_BOOTSTRAP_SERVERS");
+	if (bootstrap == NULL || *bootstrap == '\0') {
+		snprintf(err, errlen,
+		    "kafka.bootstrap.servers is not set (nor "
+		    "KAFKA_BOOTSTRAP_SERVERS)");
+		return -1;
+	}
+	if (config_kafka_get(config, "bootstrap.servers") == NULL &&
+	    config_kafka_set(config, "bootstrap.servers", bootstrap) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	config->columns.server_id = config->dbz_server_id;
+	config->columns.server_hostname = config->dbz_server_hostname;
+	config->columns.server_ip_address = config->dbz_server_ip_address;
+	config->columns.server_nic_mac = config->dbz_server_nic_mac;
+	config->columns.server_device_type = config->dbz_server_device_type;
+	config->columns.server_manufacture = config->dbz_server_manufacture;
+	config->columns.server_vrf = config->dbz_server_vrf;
+	config->columns.subnet_id = config->dbz_subnet_id;
+	config->columns.subnet_name = config->dbz_subnet_name;
+	config->columns.subnet_cidr = config->dbz_subnet_cidr;
+	config->columns.subnet_static_ip_pools =
+	    config->dbz_subnet_static_ip_pools;
+	config->columns.subnet_vrf = config->dbz_subnet_vrf;
+	config->columns.subnet_ping = config->dbz_subnet_ping;
+	config->limits.max_message_bytes = (size_t)config->max_message_bytes;
+	config->limits.max_pool_addresses =
+	    (uint64_t)config->max_pool_addresses;
+	return 0;
+}
+
+/* Loads a config file and the environment, then checks the result. */
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct config *config;
+
+	if ((config = calloc(1, sizeof(*config))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (config_set_defaults(config, err, errlen) == -1)
+		goto fail;
+	if (path != NULL && config_read_file(config, path, err, errlen) == -1)
+		goto fail;
+	if (config_read_environment(config, err, errlen) == -1)
+		goto fail;
+	if (config_check(config, err, errlen) == -1) {
+		char reason[1024];
+
+		/* Name the file: the bad value came from it or the environment. */
+		snprintf(reason, sizeof(reason), "%s", err);
+		snprintf(err, errlen, "%s: %s", path ? path : "(no file)",
+		    reason);
+		goto fail;
+	}
+	return config;
+fail:
+	config_free(config);
+	return NULL;
+}
+
+/* Frees a config. */
+void
+config_free(struct config *config)
+{
+	size_t i;
+
+	if (config == NULL)
+		return;
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (config_keys[i].type == CONFIG_STRING)
+			free(*(char **)config_field(config, &config_keys[i]));
+	}
+	for (i = 0; i < config->topic_count; i++)
+		free(config->topics[i].name);
+	free(config->topics);
+	for (i = 0; i < config->kafka_count; i++) {
+		free(config->kafka[i].name);
+		free(config->kafka[i].value);
+	}
+	free(config->kafka);
+	free(config);
+}
+
+/* Tells whether a key holds the same value in two configs. */
+static bool
+config_key_equal(const struct config *a, const struct config *b,
+    const struct config_key *key)
+{
+	const char *pa = (const char *)a + key->offset;
+	const char *pb = (const char *)b + key->offset;
+
+	switch (key->type) {
+	case CONFIG_STRING:
+		return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
+	case CONFIG_INT:
+		return *(const long long *)pa == *(const long long *)pb;
+	case CONFIG_BOOL:
+		return *(const bool *)pa == *(const bool *)pb;
+	}
+	return false;
+}
+
+/* Names the keys that changed but need a restart. */
+size_t
+config_restart_keys(const struct config *old, const struct config *new,
+    char *buf, size_t buflen)
+{
+	size_t i, count = 0, used = 0;
+	bool kafka_changed = old->kafka_count != new->kafka_count;
+
+	buf[0] = '\0';
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		if (config_keys[i].reloadable ||
+		    config_key_equal(old, new, &config_keys[i]))
+			continue;
+		count++;
+		if (used < buflen)
+			used += snprintf(buf + used, buflen - used, "%s%s.%s",
+			    count > 1 ? ", " : "", config_keys[i].section,
+			    config_keys[i].name);
+	}
+	for (i = 0; !kafka_changed && i < new->kafka_count; i++) {
+		const char *value = config_kafka_get(old, new->kafka[i].name);
+
+		kafka_changed = value == NULL ||
+		    strcmp(value, new->kafka[i].value) != 0;
+	}
+	if (kafka_changed) {
+		count++;
+		if (used < buflen)
+			snprintf(buf + used, buflen - used, "%s[kafka]",
+			    count > 1 ? ", " : "");
+	}
+	return count;
+}
+
+/* Writes the documented example configuration from the key table. */
+void
+config_write_example(FILE *out)
+{
+	const char *section = "", *line, *next;
+	size_t i;
+
+	fprintf(out,
+	    "# ipam-syncd configuration.\n"
+	    "#\n"
+	    "# Every key can be overridden from the environment as\n"
+	    "# IPAM_<SECTION>_<KEY> (upper case), for example\n"
+	    "# IPAM_POSTGRESQL_CONNINFO.  Keys marked \"restart\" keep their old\n"
+	    "# value on SIGHUP and are named in a warning.  Lines are\n"
+	    "# \"key = value\"; a line starting with # or ; is a comment.\n"
+	    "# This file is generated by \"ipam-syncd --print-example-config\".\n");
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		const struct config_key *key = &config_keys[i];
+
+		if (strcmp(section, key->section) != 0) {
+			section = key->section;
+			fprintf(out, "\n[%s]\n", section);
+		}
+		if (key->help != NULL) {
+			for (line = key->help; line != NULL; line = next) {
+				next = strchr(line, '\n');
+				fprintf(out, "# %.*s\n",
+				    next ? (int)(next - line) : (int)strlen(line),
+				    line);
+				if (next != NULL)
+					next++;
+			}
+		}
+		if (!key->reloadable)
+			fprintf(out, "# (restart)\n");
+		fprintf(out, "%s = %s\n", key->name, key->default_value);
+	}
+	fprintf(out,
+	    "\n[kafka]\n"
+	    "# Every key here is passed as it is to librdkafka (see its\n"
+	    "# CONFIGURATION.md); IPAM_KAFKA_BOOTSTRAP_SERVERS sets\n"
+	    "# bootstrap.servers.  Without it, KAFKA_BOOTSTRAP_SERVERS is used.\n"
+	    "# A secret can come from a file: sasl.password_file = kafka-pass\n"
+	    "# (relative to $CREDENTIALS_DIRECTORY).  Changes need a restart.\n"
+	    "bootstrap.servers = 127.0.0.1:9092\n");
+}

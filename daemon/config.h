@@ -1,0 +1,106 @@
+/* Configuration: one INI file, every key overridable from the environment. */
+#ifndef IPAM_DAEMON_CONFIG_H
+#define IPAM_DAEMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "consumers/change.h"
+#include "consumers/decode.h"
+
+/* One topic the consumer subscribes to, with what it carries. */
+struct config_topic {
+	char			*name;
+	enum change_entity	 entity;
+	enum decode_format	 format;
+};
+
+/* A librdkafka property passed through as given. */
+struct config_property {
+	char	*name;
+	char	*value;
+};
+
+/* The whole configuration; every string is owned by the struct. */
+struct config {
+	/* [daemon] */
+	char		*log_level;
+	long long	 shutdown_timeout_ms;
+	char		*schema_dir;
+
+	/* [postgresql] */
+	char		*pg_conninfo;
+	char		*pg_password_file;
+	long long	 pg_connect_timeout_ms;
+	long long	 pg_reconnect_min_ms;
+	long long	 pg_reconnect_max_ms;
+
+	/* [consumer] */
+	char		*group_id;
+	char		*topics_text;
+	long long	 batch_max_events;
+	long long	 batch_max_bytes;
+	long long	 batch_max_wait_ms;
+	long long	 max_message_bytes;
+	long long	 max_pool_addresses;
+
+	/* [debezium] column names */
+	char		*dbz_server_id;
+	char		*dbz_server_hostname;
+	char		*dbz_server_ip_address;
+	char		*dbz_server_nic_mac;
+	char		*dbz_server_device_type;
+	char		*dbz_server_manufacture;
+	char		*dbz_server_vrf;
+	char		*dbz_subnet_id;
+	char		*dbz_subnet_name;
+	char		*dbz_subnet_cidr;
+	char		*dbz_subnet_static_ip_pools;
+	char		*dbz_subnet_vrf;
+	char		*dbz_subnet_ping;
+
+	/* [sweeper] */
+	bool		 sweeper_enabled;
+
+	/* Derived from the above by config_load(). */
+	struct config_topic	*topics;
+	size_t			 topic_count;
+	struct debezium_columns	 columns;
+	struct decode_limits	 limits;
+
+	/* [kafka]: passed straight to librdkafka. */
+	struct config_property	*kafka;
+	size_t			 kafka_count;
+};
+
+/*
+ * Loads a config file, then the IPAM_* environment on top of it, and
+ * checks it.  Returns a new config the caller frees with config_free(),
+ * or NULL with "file:line: reason" (or "environment IPAM_X: reason") in err.
+ */
+struct config	*config_load(const char *path, char *err, size_t errlen);
+
+/*
+ * Reads a secret file (relative paths are looked up in
+ * $CREDENTIALS_DIRECTORY); returns a string the caller frees, or NULL.
+ */
+char		*config_read_secret(const char *path, char *err, size_t errlen);
+
+/* Frees a config. */
+void		 config_free(struct config *config);
+
+/* Looks up a [kafka] property; NULL when absent. */
+const char	*config_kafka_get(const struct config *config, const char *name);
+
+/*
+ * Names, in buf, the keys whose values differ between two configs and
+ * cannot change without a restart; returns how many there are.
+ */
+size_t		 config_restart_keys(const struct config *old,
+		    const struct config *new, char *buf, size_t buflen);
+
+/* Writes the documented example configuration, generated from the key table. */
+void		 config_write_example(FILE *out);
+
+#endif

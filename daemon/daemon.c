@@ -1,0 +1,407 @@
+/* The daemon's lifecycle: connect, migrate, consume, reload, drain, exit. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/build_info.h"
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "consumers/consumer.h"
+#include "daemon/daemon.h"
+#include "daemon/migrate.h"
+#include "daemon/notify.h"
+
+/* How often the STATUS= line is refreshed. */
+#define DAEMON_STATUS_SECONDS	5
+
+enum daemon_state {
+	DAEMON_STARTING,	/* connecting and migrating */
+	DAEMON_RUNNING,		/* subscribed */
+	DAEMON_STOPPING,	/* draining */
+};
+
+struct daemon {
+	struct event_base	*base;
+	char			*config_path;
+	struct config		*config;
+	enum daemon_state	 state;
+	int			 exit_status;
+	bool			 migrated;
+	bool			 ready;
+
+	struct pgconn		*pg;
+	struct migrate		*migrate;
+	struct consumer		*consumer;
+	struct notify		*notify;
+
+	struct event		*sigterm;
+	struct event		*sigint;
+	struct event		*sighup;
+	struct event		*deadline;
+	struct event		*watchdog;
+	struct event		*status;
+};
+
+/* Copies the consumer's part of the config. */
+static void
+daemon_consumer_settings(const struct config *config,
+    struct consumer_settings *settings, struct consumer_topic *topics,
+    struct consumer_property *properties)
+{
+	size_t i;
+
+	for (i = 0; i < config->topic_count; i++) {
+		topics[i].name = config->topics[i].name;
+		topics[i].entity = config->topics[i].entity;
+		topics[i].format = config->topics[i].format;
+	}
+	for (i = 0; i < config->kafka_count; i++) {
+		properties[i].name = config->kafka[i].name;
+		properties[i].value = config->kafka[i].value;
+	}
+	memset(settings, 0, sizeof(*settings));
+	settings->group_id = config->group_id;
+	settings->topics = topics;
+	settings->topic_count = config->topic_count;
+	settings->properties = properties;
+	settings->property_count = config->kafka_count;
+	settings->batch_max_events = (size_t)config->batch_max_events;
+	settings->batch_max_bytes = (size_t)config->batch_max_bytes;
+	settings->batch_max_wait_ms = config->batch_max_wait_ms;
+	settings->limits = config->limits;
+	settings->columns = config->columns;
+}
+
+/* Sends the one-line STATUS=. */
+static void
+daemon_send_status(struct daemon *daemon)
+{
+	const struct applier_stats *applied;
+	const struct consumer_stats *consumed;
+
+	if (daemon->consumer == NULL || daemon->notify == NULL)
+		return;
+	applied = consumer_applier_stats(daemon->consumer);
+	consumed = consumer_stats(daemon->consumer);
+	notify_send(daemon->notify,
+	    "STATUS=%s; %zu partitions; %llu events applied, %llu dead "
+	    "letters; %zu waiting",
+	    daemon->state == DAEMON_STOPPING ? "stopping" :
+	    !pgconn_is_up(daemon->pg) ? "PostgreSQL away" :
+	    daemon->ready ? "running" : "starting",
+	    consumed->assigned, (unsigned long long)applied->events_applied,
+	    (unsigned long long)applied->dead_letters, consumed->pending);
+}
+
+/* The consumer has subscribed: the daemon is ready. */
+static void
+daemon_subscribed(void *arg)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->state != DAEMON_STARTING)
+		return;
+	daemon->state = DAEMON_RUNNING;
+	daemon->ready = true;
+	log_info("ready: PostgreSQL connected, schema at version %d, "
+	    "consumer subscribed", MIGRATE_SCHEMA_VERSION);
+	notify_send(daemon->notify, "READY=1");
+	daemon_send_status(daemon);
+}
+
+/* The migrations are over. */
+static void
+daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	switch (outcome) {
+	case MIGRATE_OK:
+		daemon->migrated = true;
+		if (daemon->state == DAEMON_STARTING)
+			consumer_start(daemon->consumer, daemon_subscribed, daemon);
+		break;
+	case MIGRATE_LOST:
+		log_warnx("schema: connection lost during migrations (%s); "
+		    "they run again once it is back", error);
+		break;
+	case MIGRATE_FAILED:
+		log_errx("schema: %s", error);
+		daemon->exit_status = 1;
+		event_base_loopexit(daemon->base, NULL);
+		break;
+	}
+}
+
+/* PostgreSQL is connected. */
+static void
+daemon_pg_up(struct pgconn *pg, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->state == DAEMON_STOPPING)
+		return;
+	if (!daemon->migrated)
+		migrate_run(daemon->migrate, pg, daemon_migrated, daemon);
+	else
+		consumer_db_up(daemon->consumer);
+	daemon_send_status(daemon);
+}
+
+/* PostgreSQL went away. */
+static void
+daemon_pg_down(struct pgconn *pg, const char *reason, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->migrated)
+		consumer_db_down(daemon->consumer);
+	daemon_send_status(daemon);
+}
+
+/* Everything has drained: leave the loop. */
+static void
+daemon_stopped(void *arg)
+{
+	struct daemon *daemon = arg;
+
+	pgconn_stop(daemon->pg);
+	log_info("stopped");
+	event_base_loopexit(daemon->base, NULL);
+}
+
+/* The drain took longer than allowed: leave anyway. */
+static void
+daemon_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	log_warnx("shutdown: still draining after %lld ms; exiting now "
+	    "(what was not committed is consumed again at the next start)",
+	    daemon->config->shutdown_timeout_ms);
+	event_base_loopexit(daemon->base, NULL);
+}
+
+/* Starts a clean shutdown, or exits at once on a second signal. */
+static void
+daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+	struct timeval tv;
+
+	if (daemon->state == DAEMON_STOPPING) {
+		log_warnx("signal %d again: exiting at once", (int)signo);
+		_exit(1);
+	}
+	log_info("signal %d: stopping (a second signal exits at once)",
+	    (int)signo);
+	daemon->state = DAEMON_STOPPING;
+	notify_send(daemon->notify, "STOPPING=1");
+	tv.tv_sec = daemon->config->shutdown_timeout_ms / 1000;
+	tv.tv_usec = (daemon->config->shutdown_timeout_ms % 1000) * 1000;
+	evtimer_add(daemon->deadline, &tv);
+	if (daemon->migrated)
+		consumer_stop(daemon->consumer,
+		    daemon->config->shutdown_timeout_ms, daemon_stopped, daemon);
+	else
+		daemon_stopped(daemon);
+}
+
+/* Reloads the config: parse, check, swap what can change at runtime. */
+static void
+daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+	struct config *fresh, *old = daemon->config;
+	enum log_level level;
+	char err[1024], keys[1024];
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	notify_send(daemon->notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)now.tv_sec * 1000000ULL +
+	    (unsigned long long)now.tv_nsec / 1000ULL);
+	fresh = config_load(daemon->config_path, err, sizeof(err));
+	if (fresh == NULL) {
+		log_errx("reload: %s; keeping the running configuration", err);
+		notify_send(daemon->notify, "READY=1");
+		return;
+	}
+	if (config_restart_keys(old, fresh, keys, sizeof(keys)) > 0)
+		log_warnx("reload: %s changed but only take effect after a "
+		    "restart", keys);
+	if (log_level_parse(fresh->log_level, &level) == 0)
+		log_set_level(level);
+	pgconn_set_timeouts(daemon->pg, fresh->pg_connect_timeout_ms,
+	    fresh->pg_reconnect_min_ms, fresh->pg_reconnect_max_ms);
+	consumer_set_batch_limits(daemon->consumer,
+	    (size_t)fresh->batch_max_events, (size_t)fresh->batch_max_bytes,
+	    fresh->batch_max_wait_ms);
+	daemon->config = fresh;
+	config_free(old);
+	log_info("reload: configuration %s loaded", daemon->config_path);
+	notify_send(daemon->notify, "READY=1");
+	daemon_send_status(daemon);
+}
+
+/* Tells systemd the loop is alive. */
+static void
+daemon_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	notify_send(daemon->notify, "WATCHDOG=1");
+}
+
+/* Refreshes the STATUS= line. */
+static void
+daemon_status_cb(evutil_socket_t fd, short what, void *arg)
+{
+	daemon_send_status(arg);
+}
+
+/* Sets the daemon up. */
+struct daemon *
+daemon_new(const char *config_path, struct config *config, char *err,
+    size_t errlen)
+{
+	struct consumer_settings settings;
+	struct consumer_topic *topics;
+	struct consumer_property *properties;
+	struct pgconn_settings pg_settings;
+	struct pgconn_callbacks pg_callbacks;
+	struct daemon *daemon;
+	char *password = NULL;
+
+	if ((daemon = calloc(1, sizeof(*daemon))) == NULL)
+		fatal("daemon: calloc");
+	daemon->config = config;
+	if ((daemon->config_path = strdup(config_path ? config_path : "")) ==
+	    NULL)
+		fatal("daemon: strdup");
+	if ((daemon->base = event_base_new()) == NULL) {
+		snprintf(err, errlen, "event_base_new failed");
+		goto fail;
+	}
+	if ((daemon->migrate = migrate_new(config->schema_dir, err, errlen)) ==
+	    NULL)
+		goto fail;
+
+	if (config->pg_password_file[0] != '\0' &&
+	    (password = config_read_secret(config->pg_password_file, err,
+	    errlen)) == NULL)
+		goto fail;
+	memset(&pg_settings, 0, sizeof(pg_settings));
+	pg_settings.conninfo = config->pg_conninfo;
+	pg_settings.password = password;
+	pg_settings.application_name = "ipam-syncd";
+	pg_settings.connect_timeout_ms = config->pg_connect_timeout_ms;
+	pg_settings.reconnect_min_ms = config->pg_reconnect_min_ms;
+	pg_settings.reconnect_max_ms = config->pg_reconnect_max_ms;
+	pg_callbacks.up = daemon_pg_up;
+	pg_callbacks.down = daemon_pg_down;
+	pg_callbacks.arg = daemon;
+	daemon->pg = pgconn_new(daemon->base, &pg_settings, &pg_callbacks);
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
+
+	topics = calloc(config->topic_count, sizeof(*topics));
+	properties = calloc(config->kafka_count + 1, sizeof(*properties));
+	if (topics == NULL || properties == NULL)
+		fatal("daemon: calloc");
+	daemon_consumer_settings(config, &settings, topics, properties);
+	daemon->consumer = consumer_new(daemon->base, daemon->pg, &settings,
+	    err, errlen);
+	free(topics);
+	free(properties);
+	if (daemon->consumer == NULL)
+		goto fail;
+
+	daemon->notify = notify_open();
+	daemon->sigterm = evsignal_new(daemon->base, SIGTERM, daemon_stop_cb,
+	    daemon);
+	daemon->sigint = evsignal_new(daemon->base, SIGINT, daemon_stop_cb,
+	    daemon);
+	daemon->sighup = evsignal_new(daemon->base, SIGHUP, daemon_reload_cb,
+	    daemon);
+	daemon->deadline = evtimer_new(daemon->base, daemon_deadline_cb,
+	    daemon);
+	daemon->status = event_new(daemon->base, -1, EV_PERSIST,
+	    daemon_status_cb, daemon);
+	daemon->watchdog = event_new(daemon->base, -1, EV_PERSIST,
+	    daemon_watchdog_cb, daemon);
+	if (daemon->sigterm == NULL || daemon->sigint == NULL ||
+	    daemon->sighup == NULL || daemon->deadline == NULL ||
+	    daemon->status == NULL || daemon->watchdog == NULL) {
+		snprintf(err, errlen, "libevent: cannot create events");
+		goto fail;
+	}
+	return daemon;
+fail:
+	daemon_free(daemon);
+	return NULL;
+}
+
+/* Runs the event loop until the daemon stops. */
+int
+daemon_run(struct daemon *daemon)
+{
+	struct timeval status = { DAEMON_STATUS_SECONDS, 0 };
+	uint64_t watchdog_usec = notify_watchdog_usec();
+
+	signal(SIGPIPE, SIG_IGN);
+	event_add(daemon->sigterm, NULL);
+	event_add(daemon->sigint, NULL);
+	event_add(daemon->sighup, NULL);
+	event_add(daemon->status, &status);
+	if (watchdog_usec > 0) {
+		struct timeval half = { (time_t)(watchdog_usec / 2000000),
+		    (suseconds_t)((watchdog_usec / 2) % 1000000) };
+
+		event_add(daemon->watchdog, &half);
+	}
+	log_info("ipam-syncd %s starting (config %s)", IPAM_VERSION,
+	    daemon->config_path);
+	pgconn_start(daemon->pg);
+	if (event_base_dispatch(daemon->base) == -1) {
+		log_errx("event loop failed");
+		return 1;
+	}
+	return daemon->exit_status;
+}
+
+/* Frees the daemon. */
+void
+daemon_free(struct daemon *daemon)
+{
+	if (daemon == NULL)
+		return;
+	consumer_free(daemon->consumer);
+	pgconn_free(daemon->pg);
+	migrate_free(daemon->migrate);
+	notify_close(daemon->notify);
+	if (daemon->sigterm != NULL)
+		event_free(daemon->sigterm);
+	if (daemon->sigint != NULL)
+		event_free(daemon->sigint);
+	if (daemon->sighup != NULL)
+		event_free(daemon->sighup);
+	if (daemon->deadline != NULL)
+		event_free(daemon->deadline);
+	if (daemon->status != NULL)
+		event_free(daemon->status);
+	if (daemon->watchdog != NULL)
+		event_free(daemon->watchdog);
+	if (daemon->base != NULL)
+		event_base_free(daemon->base);
+	config_free(daemon->config);
+	free(daemon->config_path);
+	free(daemon);
+}

@@ -1,0 +1,41 @@
+/* Schema migrations: numbered SQL files applied in order, each once. */
+#ifndef IPAM_DAEMON_MIGRATE_H
+#define IPAM_DAEMON_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/pgconn.h"
+
+/* The highest migration this binary knows; a newer database is refused. */
+#define MIGRATE_SCHEMA_VERSION	2
+
+/* How a migration run ended. */
+enum migrate_outcome {
+	MIGRATE_OK,
+	MIGRATE_LOST,		/* the connection went: run again once it is back */
+	MIGRATE_FAILED,		/* cannot go on: error says why */
+};
+
+typedef void migrate_done_cb(enum migrate_outcome outcome, const char *error,
+    void *arg);
+
+struct migrate;
+
+/*
+ * Reads the migration files of a folder (NNN_name.sql) and checks that
+ * 1..MIGRATE_SCHEMA_VERSION are all there.  Returns NULL with err filled.
+ */
+struct migrate	*migrate_new(const char *schema_dir, char *err, size_t errlen);
+
+/* Frees a migration runner. */
+void		 migrate_free(struct migrate *migrate);
+
+/*
+ * Applies the pending migrations on an idle, connected pg under an
+ * advisory lock, without blocking the loop; done is called once.
+ */
+void		 migrate_run(struct migrate *migrate, struct pgconn *pg,
+		    migrate_done_cb *done, void *arg);
+
+#endif
