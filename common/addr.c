@@ -296,7 +296,8 @@ addr_range_size(const struct ip_addr *first, const struct ip_addr *last)
 	/* Big-endian subtraction last - first, byte by byte from the end. */
 	width = addr_width(first);
 	for (i = width; i-- > 0;) {
-		unsigned	a = last->bytes[i], b = first->bytes[i] + borrow;
+		unsigned	a = last->bytes[i];
+		unsigned	b = first->bytes[i] + borrow;
 
 		borrow = a < b;
 		diff[i] = (uint8_t)(a + (borrow ? 256 : 0) - b);

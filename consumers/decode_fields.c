@@ -230,8 +230,9 @@ fields_strict(const char *what, const json_t *obj, const char *const *allowed,
 		list[0] = '\0';
 		for (i = 0, used = 0; allowed[i] != NULL && used < sizeof(list);
 		    i++)
-			used += (size_t)snprintf(list + used, sizeof(list) - used,
-			    "%s%s", i > 0 ? ", " : "", allowed[i]);
+			used += (size_t)snprintf(list + used,
+			    sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
+			    allowed[i]);
 		fields_quote(name, strlen(name), quoted, sizeof(quoted));
 		return fields_error(err, errlen, "%s has an unknown field %s "
 		    "(known fields: %s)", what, quoted, list);
@@ -411,7 +412,8 @@ fields_mac_normalize(const char *text, char out[FIELDS_MAC_TEXT])
 		return -1;
 	for (i = 0; i < 6; i++) {
 		out[i * 3] = (char)tolower((unsigned char)digits[i * 2]);
-		out[i * 3 + 1] = (char)tolower((unsigned char)digits[i * 2 + 1]);
+		out[i * 3 + 1] =
+		    (char)tolower((unsigned char)digits[i * 2 + 1]);
 		out[i * 3 + 2] = i < 5 ? ':' : '\0';
 	}
 	return 0;
@@ -590,7 +592,8 @@ fields_pool_entry(const char *where, const char *entry,
     const struct ip_prefix *cidr, struct pool_range *range, char *err,
     size_t errlen)
 {
-	char			 quoted[FIELDS_QUOTE_SIZE], subnet[ADDR_TEXT_MAX];
+	char			 quoted[FIELDS_QUOTE_SIZE];
+	char			 subnet[ADDR_TEXT_MAX];
 	char			 reason[FIELDS_QUOTE_SIZE + 128];
 	char			 first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX];
 	char			*copy, *text, *dash;
@@ -765,7 +768,9 @@ fields_pools_array(const char *field, const json_t *value, json_t **array,
 	    &jerr);
 	if (parsed == NULL)
 		return fields_error(err, errlen, "%s holds text that is not "
-		    "JSON: %s (column %d)", field, jerr.text, jerr.column);
+		    "JSON: %s (column %d); write a JSON array such as "
+		    "[\"192.168.1.1-192.168.1.50\"]", field, jerr.text,
+		    jerr.column);
 	if (json_is_null(parsed)) {
 		json_decref(parsed);
 		return 0;

@@ -11,12 +11,17 @@
 #include "common/addr.h"
 #include "consumers/change.h"
 
-#define FIELDS_ID_MAX		255	/* bytes in an entity id */
-#define FIELDS_VRF_MAX		64	/* bytes in a vrf name */
-#define FIELDS_TEXT_MAX		255	/* hostname, device_type, manufacture, name */
-#define FIELDS_DESCRIPTION_MAX	1024	/* bytes in a mark's description */
-#define FIELDS_MAC_TEXT		18	/* "aa:bb:cc:dd:ee:ff" and its NUL */
-#define FIELDS_QUOTE_MAX	80	/* characters of a value quoted in an error */
+/* Bytes in an entity id, a vrf name, other text and a description. */
+#define FIELDS_ID_MAX		255
+#define FIELDS_VRF_MAX		64
+#define FIELDS_TEXT_MAX		255	/* hostname, name, ... */
+#define FIELDS_DESCRIPTION_MAX	1024
+
+/* Room for "aa:bb:cc:dd:ee:ff" and its NUL. */
+#define FIELDS_MAC_TEXT		18
+
+/* Characters of a value quoted in an error, and room for the quote. */
+#define FIELDS_QUOTE_MAX	80
 #define FIELDS_QUOTE_SIZE	(FIELDS_QUOTE_MAX * 4 + 8)
 
 /*
@@ -36,7 +41,8 @@ void	fields_error_prefix(char *err, size_t errlen, const char *prefix);
  * Writes bytes as a double-quoted string for an error message: control
  * characters, quotes and invalid UTF-8 escaped, long text cut short.
  */
-void	fields_quote(const void *bytes, size_t len, char *buf, size_t buflen);
+void	fields_quote(const void *bytes, size_t len, char *buf,
+	    size_t buflen);
 
 /* Escapes control characters and invalid UTF-8 in err, in place. */
 void	fields_sanitize(char *err, size_t errlen);
@@ -117,8 +123,8 @@ int	fields_version(const char *field, const json_t *value, bool *present,
 	    int64_t *out, char *err, size_t errlen);
 
 /* A version given as decimal digits in bytes (a header value). */
-int	fields_version_bytes(const char *field, const void *bytes, size_t len,
-	    int64_t *out, char *err, size_t errlen);
+int	fields_version_bytes(const char *field, const void *bytes,
+	    size_t len, int64_t *out, char *err, size_t errlen);
 
 /*
  * Static pools of the subnet cidr: a JSON array of "a-b", "a" or "a/n"

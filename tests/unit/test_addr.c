@@ -322,7 +322,8 @@ static void
 test_addr_compare(void **state)
 {
 	const struct compare_row	*row = *state;
-	struct ip_addr			 a = addr_of(row->a), b = addr_of(row->b);
+	struct ip_addr			 a = addr_of(row->a);
+	struct ip_addr			 b = addr_of(row->b);
 
 	assert_int_equal(addr_compare(&a, &b), row->order);
 	assert_int_equal(addr_compare(&b, &a), -row->order);

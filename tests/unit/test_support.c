@@ -1,7 +1,8 @@
-/* Helpers the unit tests share: table rows as cmocka tests, fixtures, change checks. */
+/* Helpers the unit tests share: table rows, fixtures, change checks. */
 #include <sys/socket.h>
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,19 @@
 
 /* Most headers a test case may give. */
 #define SUPPORT_HEADERS_MAX	32
+
+/* Stops the test program over broken test data, before any test runs. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+support_die(const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
 
 /* Compares names for qsort. */
 static int
@@ -39,7 +53,9 @@ support_run_rows(const char *group, CMUnitTestFunction test,
 		abort();
 	for (i = 0; i < count; i++) {
 		const char	*row = (const char *)rows + i * row_size;
-		const char	*label = *(const char *const *)(const void *)row;
+		const char	*label;
+
+		label = *(const char *const *)(const void *)row;
 
 		if ((names[i] = malloc(256)) == NULL)
 			abort();
@@ -66,7 +82,7 @@ support_read_file(const char *path, size_t *len)
 	size_t	 size = 0, cap = 0, n;
 
 	if ((f = fopen(path, "rb")) == NULL)
-		fail_msg("cannot open %s", path);
+		support_die("cannot open %s", path);
 	for (;;) {
 		if (cap - size < 4096) {
 			cap = cap * 2 + 4096;
@@ -84,7 +100,7 @@ support_read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Loads a JSON file (failing the test when it cannot); the caller owns it. */
+/* Loads a JSON file (or stops the program); the caller owns it. */
 json_t *
 support_load_json(const char *path)
 {
@@ -93,7 +109,7 @@ support_load_json(const char *path)
 
 	value = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (value == NULL)
-		fail_msg("%s: %s (line %d)", path, jerr.text, jerr.line);
+		support_die("%s: %s (line %d)", path, jerr.text, jerr.line);
 	return value;
 }
 
@@ -109,10 +125,8 @@ support_list_dir(const char *dir, const char *suffix, char ***names)
 	size_t		 count = 0, len, slen = strlen(suffix);
 
 	*names = NULL;
-	if ((d = opendir(dir)) == NULL) {
-		fprintf(stderr, "cannot open the fixture folder %s\n", dir);
-		abort();
-	}
+	if ((d = opendir(dir)) == NULL)
+		support_die("cannot open the fixture folder %s", dir);
 	while ((entry = readdir(d)) != NULL) {
 		len = strlen(entry->d_name);
 		if (entry->d_name[0] == '.' || len < slen ||
@@ -130,14 +144,14 @@ support_list_dir(const char *dir, const char *suffix, char ***names)
 	return count;
 }
 
-/* Parses an entity name for a fixture, failing the test when unknown. */
+/* Parses an entity name for a fixture, stopping the program when unknown. */
 enum change_entity
 support_entity(const char *name)
 {
 	enum change_entity	entity;
 
 	if (name == NULL || change_entity_parse(name, &entity) == -1)
-		fail_msg("unknown entity \"%s\" in a fixture",
+		support_die("unknown entity \"%s\" in a fixture",
 		    name != NULL ? name : "(null)");
 	return entity;
 }
@@ -155,10 +169,9 @@ support_check_string(const char *name, const json_t *expect,
 	if (want == NULL && actual == NULL)
 		return;
 	if (want == NULL || actual == NULL || strcmp(want, actual) != 0)
-		fail_msg("%s: %s is %s%s%s, expected %s%s%s", name, field,
-		    actual != NULL ? "\"" : "", actual != NULL ? actual :
-		    "NULL", actual != NULL ? "\"" : "", want != NULL ? "\"" : "",
-		    want != NULL ? want : "NULL", want != NULL ? "\"" : "");
+		fail_msg("%s: %s is \"%s\", expected \"%s\"", name, field,
+		    actual != NULL ? actual : "(NULL)",
+		    want != NULL ? want : "(NULL)");
 }
 
 /* Fails unless a boolean field holds what the expect object says. */
@@ -167,7 +180,9 @@ support_check_bool(const char *name, const json_t *expect, const char *field,
     bool fallback, bool actual)
 {
 	const json_t	*value = json_object_get(expect, field);
-	bool		 want = value != NULL ? json_is_true(value) : fallback;
+	bool		 want;
+
+	want = value != NULL ? json_is_true(value) : fallback;
 
 	if (want != actual)
 		fail_msg("%s: %s is %s, expected %s", name, field,
@@ -180,8 +195,9 @@ support_check_pools(const char *name, const json_t *expect,
     const struct change *out)
 {
 	const json_t	*want = json_object_get(expect, "pools");
-	char		 first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX], text[160];
-	size_t		 i, count = want != NULL ? json_array_size(want) : 0;
+	char		 first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX];
+	char		 text[160];
+	size_t		 i, count = json_array_size(want);
 
 	if (count != out->pool_count)
 		fail_msg("%s: %zu pool ranges, expected %zu", name,
@@ -213,8 +229,8 @@ support_check_change(const char *name, const json_t *expect,
 		fail_msg("%s: entity is %s", name,
 		    change_entity_name(out->entity));
 	value = json_object_get(expect, "op");
-	if (value == NULL || (strcmp(json_string_value(value), "delete") == 0) !=
-	    (out->op == CHANGE_DELETE))
+	if (value == NULL || (out->op == CHANGE_DELETE) !=
+	    (strcmp(json_string_value(value), "delete") == 0))
 		fail_msg("%s: op is %s", name, out->op == CHANGE_DELETE ?
 		    "delete" : "upsert");
 	support_check_string(name, expect, "id", NULL, out->id);
@@ -265,15 +281,15 @@ support_check_case(const struct support_case *c)
 	const json_t		*value;
 	const char		*word, *hname;
 	char			 err[1024], *key = NULL;
-	size_t			 n = 0;
+	size_t			 n = 0, i;
 
 	memset(&in, 0, sizeof(in));
 	memset(&empty, 0, sizeof(empty));
 	in.entity = c->entity;
 	in.value = c->value;
 	in.value_len = c->value_len;
-	in.limits = c->limits;
-	in.columns = c->columns;
+	in.limits = c->has_limits ? &c->limits : NULL;
+	in.columns = c->has_columns ? &c->columns : NULL;
 	if (c->key != NULL && json_is_string(c->key)) {
 		in.key = json_string_value(c->key);
 		in.key_len = json_string_length(c->key);
@@ -284,12 +300,22 @@ support_check_case(const struct support_case *c)
 		in.key = key;
 		in.key_len = strlen(key);
 	}
+	/* Headers: an object, or [name, value] pairs when names repeat. */
 	json_object_foreach((json_t *)c->headers, hname, value) {
 		if (n == SUPPORT_HEADERS_MAX)
-			fail_msg("%s: too many headers", c->name);
+			support_die("%s: too many headers", c->name);
 		headers[n].name = hname;
 		headers[n].value = json_string_value(value);
 		headers[n].value_len = json_string_length(value);
+		n++;
+	}
+	json_array_foreach(c->headers, i, value) {
+		if (n == SUPPORT_HEADERS_MAX)
+			support_die("%s: too many headers", c->name);
+		headers[n].name = json_string_value(json_array_get(value, 0));
+		headers[n].value = json_string_value(json_array_get(value, 1));
+		headers[n].value_len = json_string_length(json_array_get(value,
+		    1));
 		n++;
 	}
 	in.headers = headers;
@@ -331,24 +357,174 @@ support_case_test(void **state)
 
 /* Runs one cmocka test per case; returns the number of failed tests. */
 int
-support_run_cases(const char *group, struct support_case *cases, size_t count)
+support_run_cases(const char *group, struct support_cases *set)
 {
 	struct CMUnitTest	*tests;
 	size_t			 i;
 	int			 failed;
 
-	if (count == 0) {
+	if (set->count == 0) {
 		fprintf(stderr, "%s: no cases found\n", group);
 		return 1;
 	}
-	if ((tests = calloc(count, sizeof(*tests))) == NULL)
+	if ((tests = calloc(set->count, sizeof(*tests))) == NULL)
 		abort();
-	for (i = 0; i < count; i++) {
-		tests[i].name = cases[i].name;
+	for (i = 0; i < set->count; i++) {
+		tests[i].name = set->items[i].name;
 		tests[i].test_func = support_case_test;
-		tests[i].initial_state = &cases[i];
+		tests[i].initial_state = &set->items[i];
 	}
-	failed = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
+	failed = _cmocka_run_group_tests(group, tests, set->count, NULL, NULL);
 	free(tests);
 	return failed;
+}
+
+/* Adds a zeroed case to the set and returns it. */
+struct support_case *
+support_cases_add(struct support_cases *set)
+{
+	struct support_case	*c;
+
+	set->items = realloc(set->items, (set->count + 1) *
+	    sizeof(*set->items));
+	if (set->items == NULL)
+		abort();
+	c = &set->items[set->count++];
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+/* Keeps a JSON document alive as long as the set (takes the reference). */
+void
+support_cases_keep(struct support_cases *set, json_t *doc)
+{
+	set->docs = realloc(set->docs, (set->doc_count + 1) *
+	    sizeof(*set->docs));
+	if (set->docs == NULL)
+		abort();
+	set->docs[set->doc_count++] = doc;
+}
+
+/* Frees the cases, what they own, and the documents kept. */
+void
+support_cases_free(struct support_cases *set)
+{
+	size_t	i;
+
+	for (i = 0; i < set->count; i++)
+		free(set->items[i].owned);
+	for (i = 0; i < set->doc_count; i++)
+		json_decref(set->docs[i]);
+	free(set->items);
+	free(set->docs);
+	memset(set, 0, sizeof(*set));
+}
+
+/* Reads "limits" from a message or its file into a case. */
+static void
+support_limits(struct support_case *c, const json_t *limits)
+{
+	const json_t	*v;
+
+	if (limits == NULL)
+		return;
+	c->has_limits = true;
+	decode_limits_default(&c->limits);
+	if ((v = json_object_get(limits, "max_message_bytes")) != NULL)
+		c->limits.max_message_bytes = (size_t)json_integer_value(v);
+	if ((v = json_object_get(limits, "max_pool_addresses")) != NULL)
+		c->limits.max_pool_addresses = (uint64_t)json_integer_value(v);
+}
+
+/* Reads a "columns" mapping from a message or its file into a case. */
+static void
+support_columns(struct support_case *c, const json_t *columns)
+{
+	static const struct {
+		const char	*name;
+		size_t		 offset;
+	} map[] = {
+#define SUPPORT_COLUMN(f) { #f, offsetof(struct debezium_columns, f) }
+		SUPPORT_COLUMN(server_id), SUPPORT_COLUMN(server_hostname),
+		SUPPORT_COLUMN(server_ip_address),
+		SUPPORT_COLUMN(server_nic_mac),
+		SUPPORT_COLUMN(server_device_type),
+		SUPPORT_COLUMN(server_manufacture), SUPPORT_COLUMN(server_vrf),
+		SUPPORT_COLUMN(subnet_id), SUPPORT_COLUMN(subnet_name),
+		SUPPORT_COLUMN(subnet_cidr),
+		SUPPORT_COLUMN(subnet_static_ip_pools),
+		SUPPORT_COLUMN(subnet_vrf), SUPPORT_COLUMN(subnet_ping),
+#undef SUPPORT_COLUMN
+	};
+	const char	*name;
+	json_t		*value;
+	size_t		 i;
+
+	if (columns == NULL)
+		return;
+	c->has_columns = true;
+	decode_columns_default(&c->columns);
+	json_object_foreach((json_t *)columns, name, value) {
+		for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+			if (strcmp(name, map[i].name) == 0)
+				break;
+		}
+		if (i == sizeof(map) / sizeof(map[0]))
+			support_die("unknown column mapping \"%s\"", name);
+		*(const char **)(void *)((char *)&c->columns +
+		    map[i].offset) = json_string_value(value);
+	}
+}
+
+/*
+ * Adds the cases of a message file (see test_support.h for its shape);
+ * the file's document stays alive with the set.
+ */
+void
+support_add_message_file(struct support_cases *set, const char *path,
+    const char *label, enum decode_format format)
+{
+	json_t			*doc, *messages, *m;
+	const json_t		*value, *entity;
+	struct support_case	*c;
+	size_t			 i;
+
+	doc = support_load_json(path);
+	support_cases_keep(set, doc);
+	messages = json_object_get(doc, "messages");
+	if (!json_is_array(messages) || json_array_size(messages) == 0)
+		support_die("%s: no messages", path);
+	json_array_foreach(messages, i, m) {
+		c = support_cases_add(set);
+		snprintf(c->name, sizeof(c->name), "%s[%zu] %s", label, i,
+		    json_string_value(json_object_get(m, "name")) != NULL ?
+		    json_string_value(json_object_get(m, "name")) : "");
+		c->format = format;
+		entity = json_object_get(m, "entity");
+		if (entity == NULL)
+			entity = json_object_get(doc, "entity");
+		c->entity = support_entity(json_string_value(entity));
+		c->key = json_object_get(m, "key");
+		c->headers = json_object_get(m, "headers");
+		c->expect = json_object_get(m, "expect");
+		if (c->expect == NULL)
+			support_die("%s: message %zu has no expect", path, i);
+		support_limits(c, json_object_get(doc, "limits"));
+		support_limits(c, json_object_get(m, "limits"));
+		support_columns(c, json_object_get(doc, "columns"));
+		support_columns(c, json_object_get(m, "columns"));
+		if ((value = json_object_get(m, "value_text")) != NULL) {
+			c->value = json_string_value(value);
+			c->value_len = json_string_length(value);
+		} else if ((value = json_object_get(m, "value")) == NULL)
+			support_die("%s: message %zu has no value", path, i);
+		else if (!json_is_null(value)) {
+			c->owned = json_dumps(value, JSON_COMPACT |
+			    JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+			if (c->owned == NULL)
+				abort();
+			c->value = c->owned;
+			c->value_len = strlen(c->owned);
+		}
+	}
 }

@@ -1,0 +1,663 @@
+/* The CloudEvents 1.0 decoder: structured JSON or binary mode over Kafka. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "consumers/decode.h"
+#include "consumers/decode_fields.h"
+
+/* Longest extension attribute name CloudEvents 1.0 allows. */
+#define CE_NAME_MAX	20
+
+/* What an event type means: which entity, and what happens to it. */
+struct ce_type {
+	const char		*name;
+	enum change_entity	 entity;
+	enum change_op		 op;
+};
+
+static const struct ce_type ce_types[] = {
+	{ "ipam.server.upserted", CHANGE_SERVER, CHANGE_UPSERT },
+	{ "ipam.server.deleted", CHANGE_SERVER, CHANGE_DELETE },
+	{ "ipam.subnet.upserted", CHANGE_SUBNET, CHANGE_UPSERT },
+	{ "ipam.subnet.deleted", CHANGE_SUBNET, CHANGE_DELETE },
+	{ "ipam.mark.set", CHANGE_MARK, CHANGE_UPSERT },
+	{ "ipam.mark.cleared", CHANGE_MARK, CHANGE_DELETE },
+};
+
+#define CE_TYPE_COUNT	(sizeof(ce_types) / sizeof(ce_types[0]))
+
+/*
+ * One event being decoded.  Both modes end up as one JSON object of
+ * attributes: the event itself in structured mode, or an object built
+ * from the ce_ headers (with the value as "data") in binary mode.
+ */
+struct ce_event {
+	const struct decode_input	*in;
+	json_t				*attributes;
+	bool				 binary;
+	const struct ce_type		*type;
+};
+
+/*
+ * Names an attribute the way the producer wrote it: "id" in structured
+ * mode, "header ce_id" in binary mode.
+ */
+static const char *
+ce_label(const struct ce_event *event, const char *name, char *buf,
+    size_t buflen)
+{
+	if (!event->binary)
+		snprintf(buf, buflen, "%s", name);
+	else if (strcmp(name, "datacontenttype") == 0)
+		snprintf(buf, buflen, "header content-type");
+	else
+		snprintf(buf, buflen, "header ce_%s", name);
+	return buf;
+}
+
+/* Tells whether name is a valid attribute name: [a-z0-9], 1 to 20 long. */
+static bool
+ce_name_valid(const char *name)
+{
+	size_t	len;
+
+	len = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789");
+
+	return len > 0 && len <= CE_NAME_MAX && name[len] == '\0';
+}
+
+/* Tells whether a media type says JSON: application/json or any +json. */
+static bool
+ce_media_json(const char *media)
+{
+	size_t	len = strcspn(media, ";");
+
+	while (len > 0 && (media[len - 1] == ' ' || media[len - 1] == '\t'))
+		len--;
+	if (len == 16 && strncasecmp(media, "application/json", 16) == 0)
+		return true;
+	return len > 5 && strncasecmp(media + len - 5, "+json", 5) == 0;
+}
+
+/*
+ * Checks that datacontenttype, when given, says JSON: the only data this
+ * decoder reads.
+ */
+static int
+ce_check_media(const struct ce_event *event, char *err, size_t errlen)
+{
+	json_t	*value;
+	char	 quoted[FIELDS_QUOTE_SIZE], label[64];
+
+	value = json_object_get(event->attributes, "datacontenttype");
+
+	if (!json_is_string(value) || ce_media_json(json_string_value(value)))
+		return 0;
+	fields_quote(json_string_value(value), json_string_length(value),
+	    quoted, sizeof(quoted));
+	return fields_error(err, errlen, "%s %s is not JSON; data must be "
+	    "JSON (application/json)", ce_label(event, "datacontenttype",
+	    label, sizeof(label)), quoted);
+}
+
+/*
+ * Finds the header with this name (ASCII case ignored when nocase);
+ * returns NULL when there is none.
+ */
+static const struct decode_header *
+ce_header(const struct decode_input *in, const char *name, bool nocase)
+{
+	size_t	i;
+
+	for (i = 0; i < in->header_count; i++) {
+		const char	*have = in->headers[i].name;
+
+		if (have != NULL && (nocase ? strcasecmp(have, name) :
+		    strcmp(have, name)) == 0)
+			return &in->headers[i];
+	}
+	return NULL;
+}
+
+/* Parses the message value as JSON; empty means no JSON at all. */
+static int
+ce_parse_value(const struct decode_input *in, size_t flags, const char *what,
+    json_t **out, char *err, size_t errlen)
+{
+	json_error_t	jerr;
+
+	*out = json_loadb(in->value, in->value_len,
+	    JSON_REJECT_DUPLICATES | flags, &jerr);
+	if (*out == NULL)
+		return fields_error(err, errlen, "%s is not valid JSON: %s "
+		    "(line %d, column %d)", what, jerr.text, jerr.line,
+		    jerr.column);
+	return 0;
+}
+
+/*
+ * Builds the attribute object of a binary-mode event from the ce_
+ * headers and content-type, with the value (JSON) as data.
+ */
+static int
+ce_binary_attributes(struct ce_event *event, char *err, size_t errlen)
+{
+	const struct decode_input	*in = event->in;
+	const struct decode_header	*h;
+	const char			*name;
+	char				 quoted[FIELDS_QUOTE_SIZE];
+	json_t				*data;
+	size_t				 i;
+
+	if ((event->attributes = json_object()) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	for (i = 0; i < in->header_count; i++) {
+		h = &in->headers[i];
+		if (h->name == NULL)
+			continue;
+		if (strcasecmp(h->name, "content-type") == 0)
+			name = "datacontenttype";
+		else if (strncmp(h->name, "ce_", 3) == 0)
+			name = h->name + 3;
+		else
+			continue;
+		fields_quote(h->name, strlen(h->name), quoted, sizeof(quoted));
+		if (!ce_name_valid(name) || strcmp(name, "data") == 0)
+			return fields_error(err, errlen, "header %s does not "
+			    "name a CloudEvents attribute (lowercase letters "
+			    "and digits, at most %d, after ce_; data is the "
+			    "message value)", quoted, CE_NAME_MAX);
+		if (json_object_get(event->attributes, name) != NULL)
+			return fields_error(err, errlen, "header %s appears "
+			    "more than once", quoted);
+		if (h->value == NULL)
+			return fields_error(err, errlen, "header %s has no "
+			    "value", quoted);
+		if (!fields_utf8_valid(h->value, h->value_len))
+			return fields_error(err, errlen, "header %s is not "
+			    "valid UTF-8 text (or holds a NUL byte)", quoted);
+		if (json_object_set_new(event->attributes, name,
+		    json_stringn(h->value, h->value_len)) == -1)
+			return fields_error(err, errlen, "out of memory");
+	}
+	/* An empty value is an event without data (a delete may have none). */
+	if (in->value_len == 0)
+		return 0;
+	if (ce_check_media(event, err, errlen) == -1)
+		return -1;
+	if (ce_parse_value(in, JSON_DECODE_ANY, "the value (the event's data)",
+	    &data, err, errlen) == -1)
+		return -1;
+	if (json_object_set_new(event->attributes, "data", data) == -1)
+		return fields_error(err, errlen, "out of memory");
+	return 0;
+}
+
+/*
+ * Chooses the mode as the Kafka binding says (a content-type of
+ * application/cloudevents... is structured; else ce_specversion means
+ * binary; else structured) and loads the attributes.
+ */
+static int
+ce_load(struct ce_event *event, char *err, size_t errlen)
+{
+	const struct decode_input	*in = event->in;
+	const struct decode_header	*content_type;
+	const char			*structured, *batch;
+	char				 media[64];
+
+	structured = "application/cloudevents";
+	batch = "application/cloudevents-batch";
+
+	content_type = ce_header(in, "content-type", true);
+	if (content_type != NULL && content_type->value != NULL) {
+		snprintf(media, sizeof(media), "%.*s",
+		    (int)(content_type->value_len < 63 ?
+		    content_type->value_len : 63),
+		    (const char *)content_type->value);
+		if (strncasecmp(media, batch, strlen(batch)) == 0)
+			return fields_error(err, errlen, "batched events "
+			    "(content-type application/cloudevents-batch) are "
+			    "not supported: send one event per message");
+	} else
+		media[0] = '\0';
+	if (strncasecmp(media, structured, strlen(structured)) != 0 &&
+	    ce_header(in, "ce_specversion", false) != NULL) {
+		event->binary = true;
+		return ce_binary_attributes(event, err, errlen);
+	}
+	if (in->value_len == 0)
+		return fields_error(err, errlen, "the value is empty; a "
+		    "tombstone must be null (kcat -Z sends an empty value as "
+		    "null)");
+	if (ce_parse_value(in, 0, "the value", &event->attributes, err,
+	    errlen) == -1)
+		return -1;
+	if (!json_is_object(event->attributes))
+		return fields_error(err, errlen, "the event must be a JSON "
+		    "object, not %s", fields_json_kind(event->attributes));
+	return 0;
+}
+
+/*
+ * Checks every attribute name (lowercase letters and digits, at most 20)
+ * and that attribute values are strings, integers or booleans.
+ */
+static int
+ce_check_names(const struct ce_event *event, char *err, size_t errlen)
+{
+	const char	*name;
+	json_t		*value;
+	char		 quoted[FIELDS_QUOTE_SIZE], label[64];
+
+	json_object_foreach(event->attributes, name, value) {
+		/* These two have checks of their own. */
+		if (strcmp(name, "data") == 0 ||
+		    strcmp(name, "entityversion") == 0)
+			continue;
+		fields_quote(name, strlen(name), quoted, sizeof(quoted));
+		if (strcmp(name, "data_base64") == 0)
+			return fields_error(err, errlen, "data_base64 is not "
+			    "supported: send data as JSON");
+		if (!ce_name_valid(name))
+			return fields_error(err, errlen, "attribute %s is not "
+			    "a CloudEvents attribute (extension names are "
+			    "lowercase letters and digits, at most %d)",
+			    quoted, CE_NAME_MAX);
+		if (json_is_object(value) || json_is_array(value) ||
+		    json_is_real(value))
+			return fields_error(err, errlen, "%s must be a string, "
+			    "an integer or a boolean, not %s",
+			    ce_label(event, name, label, sizeof(label)),
+			    fields_json_kind(value));
+	}
+	return 0;
+}
+
+/*
+ * Reads a string attribute; absent or null gives NULL unless required,
+ * and a present one may not be empty.
+ */
+static int
+ce_string(const struct ce_event *event, const char *name, bool required,
+    const char **out, char *err, size_t errlen)
+{
+	json_t	*value = json_object_get(event->attributes, name);
+	char	 label[64];
+
+	*out = NULL;
+	ce_label(event, name, label, sizeof(label));
+	if (value == NULL || json_is_null(value)) {
+		if (required)
+			return fields_error(err, errlen, "%s is required",
+			    label);
+		return 0;
+	}
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "%s must be a string, not %s",
+		    label, fields_json_kind(value));
+	if (json_string_length(value) == 0)
+		return fields_error(err, errlen, "%s is empty", label);
+	*out = json_string_value(value);
+	return 0;
+}
+
+/*
+ * Checks the context attributes (specversion, id, source, type, time,
+ * dataschema, datacontenttype) and finds the event type, which must be
+ * one of the topic's entity.
+ */
+static int
+ce_check_context(struct ce_event *event, char *err, size_t errlen)
+{
+	const char	*specversion, *id, *source, *type, *other;
+	char		 quoted[FIELDS_QUOTE_SIZE], label[64];
+	size_t		 i;
+
+	if (ce_string(event, "specversion", true, &specversion, err,
+	    errlen) == -1 ||
+	    ce_string(event, "id", true, &id, err, errlen) == -1 ||
+	    ce_string(event, "source", true, &source, err, errlen) == -1 ||
+	    ce_string(event, "type", true, &type, err, errlen) == -1 ||
+	    ce_string(event, "time", false, &other, err, errlen) == -1 ||
+	    ce_string(event, "dataschema", false, &other, err, errlen) == -1 ||
+	    ce_string(event, "datacontenttype", false, &other, err,
+	    errlen) == -1)
+		return -1;
+	if (strcmp(specversion, "1.0") != 0) {
+		fields_quote(specversion, strlen(specversion), quoted,
+		    sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is not supported "
+		    "(only \"1.0\")", ce_label(event, "specversion", label,
+		    sizeof(label)), quoted);
+	}
+	if (ce_check_media(event, err, errlen) == -1)
+		return -1;
+	fields_quote(type, strlen(type), quoted, sizeof(quoted));
+	for (i = 0; i < CE_TYPE_COUNT; i++) {
+		if (strcmp(type, ce_types[i].name) == 0)
+			break;
+	}
+	if (i == CE_TYPE_COUNT)
+		return fields_error(err, errlen, "type %s is not one of "
+		    "ipam.server.upserted, ipam.server.deleted, "
+		    "ipam.subnet.upserted, ipam.subnet.deleted, ipam.mark.set, "
+		    "ipam.mark.cleared", quoted);
+	event->type = &ce_types[i];
+	if (event->type->entity != event->in->entity)
+		return fields_error(err, errlen, "type %s is a %s event, but "
+		    "this topic carries %s events", quoted,
+		    change_entity_name(event->type->entity),
+		    change_entity_name(event->in->entity));
+	return 0;
+}
+
+/*
+ * Sets the change's id (and, for a mark, its vrf and address) from the
+ * subject and the Kafka key: either may give it, and when both are
+ * there they must agree.
+ */
+static int
+ce_identify(const struct ce_event *event, struct change *out, char *err,
+    size_t errlen)
+{
+	const struct decode_input	*in = event->in;
+	const char			*subject;
+	char				*key_id = NULL, *key_vrf = NULL;
+	char				 label[64];
+	char				 quoted[FIELDS_QUOTE_SIZE];
+	struct ip_addr			 key_ip;
+	bool				 has_key = in->key != NULL;
+	int				 rc = -1;
+
+	if (ce_string(event, "subject", false, &subject, err, errlen) == -1)
+		return -1;
+	ce_label(event, "subject", label, sizeof(label));
+	if (subject == NULL && !has_key)
+		return fields_error(err, errlen, "there is no %s and no Kafka "
+		    "key: one of them must give the %s's id", label,
+		    change_entity_name(in->entity));
+	if (in->entity == CHANGE_MARK) {
+		if (subject != NULL && fields_mark_key(label, subject,
+		    strlen(subject), &out->vrf, &out->ip, err, errlen) == -1)
+			goto fail;
+		if (has_key && fields_mark_key("key", in->key, in->key_len,
+		    &key_vrf, &key_ip, err, errlen) == -1)
+			goto fail;
+		if (subject == NULL) {
+			out->vrf = key_vrf;
+			out->ip = key_ip;
+			key_vrf = NULL;
+		} else if (has_key && (strcmp(key_vrf, out->vrf) != 0 ||
+		    addr_compare(&key_ip, &out->ip) != 0)) {
+			fields_quote(in->key, in->key_len, quoted,
+			    sizeof(quoted));
+			fields_error(err, errlen, "the Kafka key %s names "
+			    "another mark than %s \"%s\"", quoted, label,
+			    subject);
+			goto fail;
+		}
+		out->has_ip = true;
+		if ((out->id = fields_mark_id(out->vrf, &out->ip)) == NULL) {
+			fields_error(err, errlen, "out of memory");
+			goto fail;
+		}
+	} else {
+		if (subject != NULL && fields_text_bytes(label, subject,
+		    strlen(subject), FIELDS_ID_MAX, &out->id, err,
+		    errlen) == -1)
+			goto fail;
+		if (has_key && fields_text_bytes("key", in->key, in->key_len,
+		    FIELDS_ID_MAX, &key_id, err, errlen) == -1)
+			goto fail;
+		if (subject == NULL) {
+			out->id = key_id;
+			key_id = NULL;
+		} else if (has_key && strcmp(key_id, out->id) != 0) {
+			fields_quote(key_id, strlen(key_id), quoted,
+			    sizeof(quoted));
+			fields_error(err, errlen, "the Kafka key %s differs "
+			    "from %s \"%s\"; both must be the %s's id", quoted,
+			    label, out->id, change_entity_name(in->entity));
+			goto fail;
+		}
+	}
+	rc = 0;
+fail:
+	free(key_id);
+	free(key_vrf);
+	return rc;
+}
+
+/*
+ * Gets the event's data as an object: required for upserts, optional
+ * (absent or null gives NULL) for deletes.
+ */
+static int
+ce_data(const struct ce_event *event, json_t **data, char *err, size_t errlen)
+{
+	*data = json_object_get(event->attributes, "data");
+	if (*data != NULL && json_is_null(*data))
+		*data = NULL;
+	if (*data == NULL) {
+		if (event->type->op == CHANGE_UPSERT)
+			return fields_error(err, errlen, "data is required "
+			    "for %s", event->type->name);
+		return 0;
+	}
+	if (!json_is_object(*data))
+		return fields_error(err, errlen, "data must be an object, not "
+		    "%s", fields_json_kind(*data));
+	return 0;
+}
+
+/* Fills a server from ipam.server.upserted data. */
+static int
+ce_server(json_t *data, struct change *out, char *err, size_t errlen)
+{
+	static const char *const	allowed[] = { "hostname", "ip_address",
+	    "nic_mac", "device_type", "manufacture", "vrf", NULL };
+
+	if (fields_strict("data", data, allowed, err, errlen) == -1 ||
+	    fields_string("data.hostname", json_object_get(data, "hostname"),
+	    FIELDS_TEXT_MAX, true, &out->hostname, err, errlen) == -1 ||
+	    fields_address("data.ip_address", json_object_get(data,
+	    "ip_address"), false, &out->ip, &out->has_ip, err, errlen) == -1 ||
+	    fields_mac("data.nic_mac", json_object_get(data, "nic_mac"),
+	    &out->nic_mac, err, errlen) == -1 ||
+	    fields_string("data.device_type", json_object_get(data,
+	    "device_type"), FIELDS_TEXT_MAX, false, &out->device_type, err,
+	    errlen) == -1 ||
+	    fields_string("data.manufacture", json_object_get(data,
+	    "manufacture"), FIELDS_TEXT_MAX, false, &out->manufacture, err,
+	    errlen) == -1 ||
+	    fields_vrf("data.vrf", json_object_get(data, "vrf"), &out->vrf,
+	    err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/* Fills a subnet from ipam.subnet.upserted data. */
+static int
+ce_subnet(const struct ce_event *event, json_t *data, struct change *out,
+    char *err, size_t errlen)
+{
+	static const char *const	allowed[] = { "name", "cidr",
+	    "static_ip_pools", "vrf", "ping", NULL };
+
+	if (fields_strict("data", data, allowed, err, errlen) == -1 ||
+	    fields_string("data.name", json_object_get(data, "name"),
+	    FIELDS_TEXT_MAX, false, &out->name, err, errlen) == -1 ||
+	    fields_prefix("data.cidr", json_object_get(data, "cidr"),
+	    &out->cidr, err, errlen) == -1 ||
+	    fields_pools("data.static_ip_pools", json_object_get(data,
+	    "static_ip_pools"), &out->cidr,
+	    event->in->limits->max_pool_addresses, &out->pools,
+	    &out->pool_count, err, errlen) == -1 ||
+	    fields_vrf("data.vrf", json_object_get(data, "vrf"), &out->vrf,
+	    err, errlen) == -1 ||
+	    fields_bool("data.ping", json_object_get(data, "ping"), true,
+	    &out->ping, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Checks that a mark's data names the same address and vrf as its id
+ * (already in out); the address is required when a mark is set.
+ */
+static int
+ce_mark_agrees(const struct ce_event *event, json_t *data, bool required,
+    struct change *out, char *err, size_t errlen)
+{
+	struct ip_addr	 address;
+	char		*vrf = NULL, *expected = NULL, label[64];
+	bool		 present;
+	int		 rc = -1;
+
+	if (fields_address("data.address", json_object_get(data, "address"),
+	    required, &address, &present, err, errlen) == -1 ||
+	    fields_vrf("data.vrf", json_object_get(data, "vrf"), &vrf, err,
+	    errlen) == -1)
+		goto fail;
+	if (!present && json_object_get(data, "vrf") == NULL) {
+		rc = 0;
+		goto fail;
+	}
+	if (strcmp(vrf, out->vrf) != 0 ||
+	    (present && addr_compare(&address, &out->ip) != 0)) {
+		if (!present)
+			address = out->ip;
+		if ((expected = fields_mark_id(vrf, &address)) == NULL) {
+			fields_error(err, errlen, "out of memory");
+			goto fail;
+		}
+		fields_error(err, errlen, "data names the mark \"%s\" but "
+		    "the %s names \"%s\"", expected, event->in->key != NULL &&
+		    json_object_get(event->attributes, "subject") == NULL ?
+		    "key" : ce_label(event, "subject", label, sizeof(label)),
+		    out->id);
+		goto fail;
+	}
+	rc = 0;
+fail:
+	free(vrf);
+	free(expected);
+	return rc;
+}
+
+/* Fills a mark from ipam.mark.set data. */
+static int
+ce_mark(const struct ce_event *event, json_t *data, struct change *out,
+    char *err, size_t errlen)
+{
+	static const char *const	allowed[] = { "address", "vrf",
+	    "status", "description", NULL };
+	const char			*status;
+	json_t				*value;
+	char				 quoted[FIELDS_QUOTE_SIZE];
+
+	if (fields_strict("data", data, allowed, err, errlen) == -1 ||
+	    ce_mark_agrees(event, data, true, out, err, errlen) == -1)
+		return -1;
+	value = json_object_get(data, "status");
+	if (value == NULL || json_is_null(value))
+		return fields_error(err, errlen, "data.status is required "
+		    "(reserved or quarantine)");
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "data.status must be a "
+		    "string, not %s", fields_json_kind(value));
+	status = json_string_value(value);
+	if (strcmp(status, "reserved") == 0)
+		out->mark_status = MARK_RESERVED;
+	else if (strcmp(status, "quarantine") == 0)
+		out->mark_status = MARK_QUARANTINE;
+	else {
+		fields_quote(status, strlen(status), quoted, sizeof(quoted));
+		return fields_error(err, errlen, "data.status %s is not "
+		    "reserved or quarantine", quoted);
+	}
+	if (fields_string("data.description", json_object_get(data,
+	    "description"), FIELDS_DESCRIPTION_MAX, false, &out->description,
+	    err, errlen) == -1)
+		return -1;
+	/* An empty description is no description, whatever the status. */
+	if (out->description != NULL && *out->description == '\0') {
+		free(out->description);
+		out->description = NULL;
+	}
+	if (out->description != NULL && out->mark_status != MARK_RESERVED)
+		return fields_error(err, errlen, "description is allowed only "
+		    "on a reserved mark");
+	return 0;
+}
+
+/* Decodes the loaded event into out, or fails with a reason in err. */
+static int
+ce_decode(struct ce_event *event, struct change *out, char *err,
+    size_t errlen)
+{
+	static const char *const	 cleared[] = { "address", "vrf", NULL };
+	json_t				*data;
+	bool				 present;
+
+	if (ce_check_names(event, err, errlen) == -1 ||
+	    ce_check_context(event, err, errlen) == -1)
+		return -1;
+	out->entity = event->type->entity;
+	out->op = event->type->op;
+	if (fields_version(event->binary ? "header ce_entityversion" :
+	    "entityversion", json_object_get(event->attributes,
+	    "entityversion"), &present, &out->version, err, errlen) == -1)
+		return -1;
+	out->has_version = present;
+	if (ce_identify(event, out, err, errlen) == -1 ||
+	    ce_data(event, &data, err, errlen) == -1)
+		return -1;
+	if (out->entity == CHANGE_MARK) {
+		if (out->op == CHANGE_UPSERT)
+			return ce_mark(event, data, out, err, errlen);
+		if (data == NULL)
+			return 0;
+		if (fields_strict("data", data, cleared, err, errlen) == -1)
+			return -1;
+		return ce_mark_agrees(event, data, false, out, err, errlen);
+	}
+	if (out->op == CHANGE_DELETE) {
+		/* A delete names its entity by id; data is not used. */
+		if ((out->vrf = strdup("")) == NULL)
+			return fields_error(err, errlen, "out of memory");
+		return 0;
+	}
+	if (out->entity == CHANGE_SERVER)
+		return ce_server(data, out, err, errlen);
+	return ce_subnet(event, data, out, err, errlen);
+}
+
+/* The CloudEvents 1.0 decoder (structured JSON or binary mode). */
+enum decode_result
+decode_cloudevents(const struct decode_input *in, struct change *out,
+    char *err, size_t errlen)
+{
+	struct ce_event	event;
+	int		rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&event, 0, sizeof(event));
+	event.in = in;
+	if (in->value == NULL)
+		rc = fields_error(err, errlen, "the value is null (a "
+		    "tombstone); decode_message() handles those");
+	else if ((rc = ce_load(&event, err, errlen)) == 0)
+		rc = ce_decode(&event, out, err, errlen);
+	json_decref(event.attributes);
+	if (rc == -1) {
+		change_clear(out);
+		fields_error_prefix(err, errlen, "cloudevents");
+		return DECODE_ERROR;
+	}
+	return DECODE_OK;
+}
