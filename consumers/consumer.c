@@ -16,6 +16,9 @@
 /* The slow poll that keeps the group membership alive in every state. */
 #define CONSUMER_POLL_MS	200
 
+/* A client that cannot be destroyed safely (see consumer_free()). */
+static rd_kafka_t *consumer_parked_handle;
+
 /* Where one assigned partition stands in PostgreSQL. */
 struct consumer_partition {
 	struct batch_position	 position;
@@ -54,6 +57,7 @@ struct consumer {
 	struct applier		*applier;
 
 	bool			 subscribed;
+	bool			 ever_assigned;	/* see consumer_free() */
 	bool			 db_up;
 	bool			 paused;
 	bool			 loading;	/* offsets are being read */
@@ -227,6 +231,7 @@ consumer_assign(struct consumer *consumer,
 		log_errx("kafka: assign: %s", rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 	}
+	consumer->ever_assigned = true;
 	if (consumer->paused && list->cnt > 0)
 		rd_kafka_pause_partitions(consumer->rk, list);
 	consumer->stats.assigned += list->cnt;
@@ -584,6 +589,21 @@ consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
 	free(headers_text);
 }
 
+/*
+ * Serves callbacks (rebalance, logs, errors) without taking messages: any
+ * message polled now is dropped, which is safe because positions live in
+ * PostgreSQL and it is consumed again by whoever owns the partition next.
+ */
+static void
+consumer_serve_callbacks(struct consumer *consumer, int timeout_ms)
+{
+	rd_kafka_message_t *message;
+
+	message = rd_kafka_consumer_poll(consumer->rk, timeout_ms);
+	if (message != NULL)
+		rd_kafka_message_destroy(message);
+}
+
 /* Tells whether the pending batch has reached a bound. */
 static bool
 consumer_pending_full(const struct consumer *consumer)
@@ -635,8 +655,7 @@ consumer_drain(struct consumer *consumer)
 			consumer_flush(consumer);
 	}
 	if (consumer->stopping) {
-		/* Serve callbacks only; no message is taken any more. */
-		rd_kafka_poll(consumer->rk, 0);
+		consumer_serve_callbacks(consumer, 0);
 		return;
 	}
 	consumer_flush(consumer);
@@ -820,6 +839,17 @@ consumer_finish_stop(struct consumer *consumer)
 		event_del(consumer->queue_event);
 	batch_clear(&consumer->pending);
 
+	/*
+	 * librdkafka 2.0.2 aborts when a cooperative-sticky member is
+	 * destroyed before its first assignment (librdkafka#4312, fixed in
+	 * 2.3.0).  A join in progress usually completes within a second:
+	 * give it that chance, serving callbacks only.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &began);
+	while (consumer->subscribed && !consumer->ever_assigned &&
+	    consumer_ms_since(&began) < 3000)
+		consumer_serve_callbacks(consumer, 50);
+
 	/* Close through a queue so that leaving the group cannot hang us. */
 	clock_gettime(CLOCK_MONOTONIC, &began);
 	queue = rd_kafka_queue_new(consumer->rk);
@@ -888,7 +918,17 @@ consumer_free(struct consumer *consumer)
 		rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
 		rd_kafka_queue_destroy(consumer->queue);
 	}
-	if (consumer->rk != NULL)
+	if (consumer->rk != NULL && consumer->subscribed &&
+	    !consumer->ever_assigned) {
+		/*
+		 * Never assigned: destroying would abort (librdkafka#4312).
+		 * The process is about to exit; keep the handle reachable so
+		 * that leak checkers do not report what exit() reclaims.
+		 */
+		consumer_parked_handle = consumer->rk;
+		log_debug("kafka: no assignment was ever received; the client "
+		    "is left to the process exit");
+	} else if (consumer->rk != NULL)
 		rd_kafka_destroy_flags(consumer->rk,
 		    RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	if (consumer->pipe_read != -1)

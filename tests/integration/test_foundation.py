@@ -1,0 +1,234 @@
+"""The daemon skeleton against the real PostgreSQL and Kafka: readiness,
+notifications, signals, migrations, and waiting for PostgreSQL."""
+
+import json
+import signal
+import subprocess
+import time
+
+import psycopg2
+
+import harness
+from harness import Daemon, Database, Kafka, PrivatePostgres, Topics, wait_until
+
+
+def schema_dump(db):
+    """The schema of a database as text, for comparison (without the random
+    key of pg_dump's \\restrict lines)."""
+    text = subprocess.run(
+        ["pg_dump", "--schema-only", "--no-owner", "-h", db.host, "-p",
+         str(db.port), "-U", db.user, db.name],
+        check=True, capture_output=True, text=True).stdout
+    return "".join(line for line in text.splitlines(True)
+                   if not line.startswith(("\\restrict", "\\unrestrict")))
+
+
+def test_ready_then_sigterm_exits_zero():
+    """READY=1 only once connected, migrated and subscribed; SIGTERM exits 0
+    with STOPPING=1, leaving the group."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, notify=True).start()
+    try:
+        daemon.notify.wait_for("READY=1")
+        log = daemon.log()
+        # READY comes after the three conditions, in that order in the log.
+        connected = log.index("postgresql: connected")
+        migrated = log.index("schema: applied migration 002_apply")
+        subscribed = log.index("kafka: subscribed to 3 topics")
+        ready = log.index("ready: PostgreSQL connected")
+        assert connected < migrated < subscribed < ready, log
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 2
+        began = time.monotonic()
+        status = daemon.stop()
+        assert status == 0, "exit status %s\n%s" % (status, daemon.log())
+        assert time.monotonic() - began < 15
+        texts = daemon.notify.texts()
+        assert "STOPPING=1" in texts, texts
+        assert texts.index("READY=1") < texts.index("STOPPING=1"), texts
+        assert daemon.log_contains(r"kafka: left the group")
+        assert daemon.log_contains(r"<6>stopped")
+        # Every line carries a journald priority prefix.
+        for line in daemon.log().splitlines():
+            assert line[:3] in ("<3>", "<4>", "<5>", "<6>", "<7>"), line
+    finally:
+        daemon.close()
+        db.close()
+
+
+def server_event(event_id, server_id, ip):
+    return json.dumps({"specversion": "1.0", "id": event_id, "source": "test",
+                       "type": "ipam.server.upserted", "subject": server_id,
+                       "data": {"hostname": "h" + server_id, "ip_address": ip}})
+
+
+def subnet_event(event_id, subnet_id, cidr, pools=()):
+    return json.dumps({"specversion": "1.0", "id": event_id, "source": "test",
+                       "type": "ipam.subnet.upserted", "subject": subnet_id,
+                       "data": {"name": "n" + subnet_id, "cidr": cidr,
+                                "static_ip_pools": list(pools)}})
+
+
+def blocked_apply(db, topics, daemon, kafka):
+    """Holds a lock that the next apply waits on, and produces an event so
+    that an apply is in flight.  Returns the locking connection."""
+    kafka.send(topics.subnets, "1", subnet_event("s1", "1", "10.9.0.0/24",
+                                                 ["10.9.0.1-10.9.0.9"]))
+    kafka.flush()
+    wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") == 9, 60,
+               "the first event to be applied")
+    locker = psycopg2.connect(db.conninfo())
+    cur = locker.cursor()
+    cur.execute("LOCK TABLE ipamd.server IN ACCESS EXCLUSIVE MODE")
+    kafka.send(topics.servers, "5", server_event("e5", "5", "10.9.0.5"))
+    kafka.flush()
+    wait_until(lambda: db.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+        "'ipam-syncd' AND wait_event_type = 'Lock'"), 60,
+        "the apply to wait on the lock")
+    return locker
+
+
+def test_second_signal_exits_at_once():
+    """While the first signal waits for the apply in flight, a second one
+    exits at once.  The abandoned apply either rolls back or commits whole
+    (with its offsets): after a restart the event is applied exactly once."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_assigned(1)
+        locker = blocked_apply(db, topics, daemon, kafka)
+        daemon.signal(signal.SIGINT)
+        daemon.wait_log(r"shutdown: waiting for the apply in flight")
+        began = time.monotonic()
+        daemon.signal(signal.SIGINT)
+        status = daemon.proc.wait(10)
+        assert time.monotonic() - began < 2
+        assert status == 1, status
+        assert daemon.log_contains(r"signal 2 again: exiting at once")
+        locker.rollback()
+        locker.close()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity "
+                                     "WHERE application_name = 'ipam-syncd'") == 0,
+                   30, "the daemon's session to end")
+        # Restarted, the daemon applies the event exactly once.
+        again = Daemon(db, topics, group=daemon.group).start()
+        wait_until(lambda: db.scalar("SELECT status FROM ipam WHERE "
+                                     "ip_address = '10.9.0.5'") == "allocated",
+                   60, "the event to be applied after restart")
+        assert again.stop() == 0
+        assert db.scalar("SELECT count(*) FROM ipamd.audit WHERE "
+                         "ip_address = '10.9.0.5' AND action = 'update'") == 1
+        again.close()
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_shutdown_is_bounded_when_the_apply_hangs():
+    """SIGTERM with an apply stuck on a lock exits 0 once the configured
+    shutdown timeout has passed."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics,
+                    config={"daemon": {"shutdown_timeout_ms": "1500"}}).start()
+    try:
+        daemon.wait_assigned(1)
+        locker = blocked_apply(db, topics, daemon, kafka)
+        began = time.monotonic()
+        status = daemon.stop(timeout=20)
+        elapsed = time.monotonic() - began
+        assert status == 0, (status, daemon.log())
+        assert 1.4 <= elapsed < 10, elapsed
+        assert daemon.log_contains(r"did not finish within 1500 ms|still draining after 1500 ms")
+        locker.rollback()
+        locker.close()
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_migrations_twice_leave_the_same_schema():
+    """A second start applies nothing and leaves the schema as it was; two
+    instances started together on a fresh database do not race."""
+    db, topics = Database(), Topics()
+    try:
+        first = Daemon(db, topics).start()
+        first.wait_ready()
+        assert first.stop() == 0
+        dump_before = schema_dump(db)
+        second = Daemon(db, topics, group=first.group).start()
+        second.wait_ready()
+        assert second.log_contains(r"schema: at version 2, nothing to apply")
+        assert not second.log_contains(r"applied migration")
+        assert second.stop() == 0
+        assert schema_dump(db) == dump_before
+        assert db.scalar("SELECT count(*) FROM ipam_schema_migration") == 2
+        first.close()
+        second.close()
+
+        fresh = Database()
+        a = Daemon(fresh, topics).start()
+        b = Daemon(fresh, topics, group=a.group).start()
+        a.wait_ready()
+        b.wait_ready()
+        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 2
+        applied = [d.log().count("applied migration 001_state") for d in (a, b)]
+        assert sorted(applied) == [0, 1], applied
+        assert a.stop() == 0 and b.stop() == 0
+        assert schema_dump(fresh) == dump_before.replace(db.name, fresh.name)
+        a.close()
+        b.close()
+        fresh.close()
+    finally:
+        db.close()
+
+
+def test_newer_database_is_refused():
+    """A database whose schema is newer than the binary is refused clearly."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+        db.query("INSERT INTO ipam_schema_migration (version, name) "
+                 "VALUES (99, '099_future')")
+        again = Daemon(db, topics, group=daemon.group).start()
+        status = again.proc.wait(30)
+        assert status == 1, status
+        assert again.log_contains(
+            r"the database schema is at version 99, newer than this ipam-syncd "
+            r"knows \(2\): upgrade ipam-syncd"), again.log()
+        again.close()
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_waits_for_postgresql_then_becomes_ready():
+    """Started while PostgreSQL is down, the daemon retries with backoff and
+    becomes ready once it comes up."""
+    pg = PrivatePostgres()
+    topics = Topics()
+    daemon = None
+    try:
+        pg.start()
+        db = Database(host="127.0.0.1", port=pg.port)
+        pg.stop()
+        daemon = Daemon(db, topics, notify=True).start()
+        daemon.wait_log(r"postgresql: .*retrying in \d+ ms")
+        time.sleep(1.5)
+        assert daemon.proc.poll() is None, daemon.log()
+        retries = daemon.log().count("retrying in")
+        assert retries >= 2, daemon.log()
+        assert "READY=1" not in daemon.notify.texts()
+        pg.start()
+        daemon.notify.wait_for("READY=1", timeout=30)
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 2
+        assert daemon.stop() == 0
+    finally:
+        if daemon:
+            daemon.close()
+        pg.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
