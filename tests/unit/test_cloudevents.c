@@ -129,31 +129,11 @@ add_bad(struct support_cases *set, const char *fixtures)
 	return problems;
 }
 
-/*
- * Adds the cases of every message file in cloudevents/messages: binary
- * mode, tombstones, limits.
- */
-static void
-add_messages(struct support_cases *set, const char *fixtures)
-{
-	char	dir[512], path[1024], **names;
-	size_t	count, i;
-
-	snprintf(dir, sizeof(dir), "%s/cloudevents/messages", fixtures);
-	count = support_list_dir(dir, ".json", &names);
-	for (i = 0; i < count; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		support_add_message_file(set, path, names[i],
-		    DECODE_CLOUDEVENTS);
-		free(names[i]);
-	}
-	free(names);
-}
-
 int
 main(int argc, char **argv)
 {
 	struct support_cases	good, bad, messages;
+	char			dir[512];
 	int			failed = 0;
 
 	if (argc != 2) {
@@ -165,7 +145,9 @@ main(int argc, char **argv)
 	memset(&messages, 0, sizeof(messages));
 	failed += add_good(&good, argv[1]);
 	failed += add_bad(&bad, argv[1]);
-	add_messages(&messages, argv[1]);
+	/* Binary mode, tombstones, limits. */
+	snprintf(dir, sizeof(dir), "%s/cloudevents/messages", argv[1]);
+	support_add_message_dir(&messages, dir, DECODE_CLOUDEVENTS);
 	failed += support_run_cases("cloudevents_good", &good);
 	failed += support_run_cases("cloudevents_bad", &bad);
 	failed += support_run_cases("cloudevents_messages", &messages);

@@ -528,3 +528,20 @@ support_add_message_file(struct support_cases *set, const char *path,
 		}
 	}
 }
+
+/* Adds the cases of every message file (*.json) in a folder. */
+void
+support_add_message_dir(struct support_cases *set, const char *dir,
+    enum decode_format format)
+{
+	char	path[1024], **names;
+	size_t	count, i;
+
+	count = support_list_dir(dir, ".json", &names);
+	for (i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		support_add_message_file(set, path, names[i], format);
+		free(names[i]);
+	}
+	free(names);
+}

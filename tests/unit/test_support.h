@@ -85,6 +85,10 @@ void	support_cases_free(struct support_cases *set);
 void	support_add_message_file(struct support_cases *set,
 	    const char *path, const char *label, enum decode_format format);
 
+/* Adds the cases of every message file (*.json) in a folder. */
+void	support_add_message_dir(struct support_cases *set, const char *dir,
+	    enum decode_format format);
+
 /*
  * Decodes a case and checks the result against its expect object:
  * "result" ok (default), skip or error; "error", a substring of the

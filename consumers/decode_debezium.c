@@ -1,0 +1,253 @@
+/* The Debezium change-event decoder for the server and subnet tables. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "consumers/decode.h"
+#include "consumers/decode_fields.h"
+
+/* Longest "before.column" or "after.column" label in an error message. */
+#define DBZ_LABEL_MAX	160
+
+/*
+ * Finds a mapped column in a row; a column mapped to nothing (NULL or "")
+ * gives NULL, and so does a missing one unless it is required.
+ */
+static int
+dbz_column(const char *row_name, json_t *row, const char *column,
+    bool required, json_t **value, char *label, char *err, size_t errlen)
+{
+	char	quoted[FIELDS_QUOTE_SIZE];
+
+	*value = NULL;
+	if (column == NULL || *column == '\0') {
+		snprintf(label, DBZ_LABEL_MAX, "%s", row_name);
+		return 0;
+	}
+	snprintf(label, DBZ_LABEL_MAX, "%s.%s", row_name, column);
+	*value = json_object_get(row, column);
+	if (*value == NULL && required) {
+		fields_quote(column, strlen(column), quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s has no column %s (check "
+		    "the column mapping)", row_name, quoted);
+	}
+	return 0;
+}
+
+/* Reads a server row (after) into out. */
+static int
+dbz_server(const struct decode_input *in, json_t *row, struct change *out,
+    char *err, size_t errlen)
+{
+	const struct debezium_columns	*c = in->columns;
+	json_t				*v;
+	char				 label[DBZ_LABEL_MAX];
+
+	if (dbz_column("after", row, c->server_id, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_id(label, v, &out->id, err, errlen) == -1 ||
+	    dbz_column("after", row, c->server_hostname, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->hostname,
+	    err, errlen) == -1 ||
+	    dbz_column("after", row, c->server_ip_address, true, &v, label,
+	    err, errlen) == -1 ||
+	    fields_address(label, v, false, &out->ip, &out->has_ip, err,
+	    errlen) == -1 ||
+	    dbz_column("after", row, c->server_nic_mac, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_mac(label, v, &out->nic_mac, err, errlen) == -1 ||
+	    dbz_column("after", row, c->server_device_type, true, &v, label,
+	    err, errlen) == -1 ||
+	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->device_type,
+	    err, errlen) == -1 ||
+	    dbz_column("after", row, c->server_manufacture, true, &v, label,
+	    err, errlen) == -1 ||
+	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->manufacture,
+	    err, errlen) == -1 ||
+	    dbz_column("after", row, c->server_vrf, false, &v, label, err,
+	    errlen) == -1 ||
+	    fields_vrf(label, v, &out->vrf, err, errlen) == -1)
+		return -1;
+	/* A NULL hostname column reads as empty: upserts always have one. */
+	if (out->hostname == NULL && (out->hostname = strdup("")) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	return 0;
+}
+
+/* Reads a subnet row (after) into out. */
+static int
+dbz_subnet(const struct decode_input *in, json_t *row, struct change *out,
+    char *err, size_t errlen)
+{
+	const struct debezium_columns	*c = in->columns;
+	json_t				*v;
+	char				 label[DBZ_LABEL_MAX];
+
+	if (dbz_column("after", row, c->subnet_id, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_id(label, v, &out->id, err, errlen) == -1 ||
+	    dbz_column("after", row, c->subnet_name, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->name, err,
+	    errlen) == -1 ||
+	    dbz_column("after", row, c->subnet_cidr, true, &v, label, err,
+	    errlen) == -1 ||
+	    fields_prefix(label, v, &out->cidr, err, errlen) == -1 ||
+	    dbz_column("after", row, c->subnet_static_ip_pools, true, &v,
+	    label, err, errlen) == -1 ||
+	    fields_pools(label, v, &out->cidr,
+	    in->limits->max_pool_addresses, &out->pools, &out->pool_count,
+	    err, errlen) == -1 ||
+	    dbz_column("after", row, c->subnet_vrf, false, &v, label, err,
+	    errlen) == -1 ||
+	    fields_vrf(label, v, &out->vrf, err, errlen) == -1 ||
+	    dbz_column("after", row, c->subnet_ping, false, &v, label, err,
+	    errlen) == -1 ||
+	    fields_bool(label, v, true, &out->ping, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Finds the id of a deleted row: from before (which holds at least the
+ * primary key unless the table's replica identity is NOTHING), else from
+ * the Kafka key.
+ */
+static int
+dbz_deleted_id(const struct decode_input *in, json_t *before,
+    struct change *out, char *err, size_t errlen)
+{
+	const char	*column;
+	json_t		*v = NULL;
+	char		 label[DBZ_LABEL_MAX];
+
+	column = in->entity == CHANGE_SERVER ? in->columns->server_id :
+	    in->columns->subnet_id;
+	if (json_is_object(before) && dbz_column("before", before, column,
+	    false, &v, label, err, errlen) == 0 && v != NULL &&
+	    !json_is_null(v))
+		return fields_id(label, v, &out->id, err, errlen);
+	if (in->key == NULL)
+		return fields_error(err, errlen, "a delete with no id in "
+		    "before and no Kafka key: nothing says which %s to delete",
+		    change_entity_name(in->entity));
+	return fields_key_id("key", in->key, in->key_len, column, &out->id,
+	    err, errlen);
+}
+
+/*
+ * Reads source.lsn, the position of the change in PostgreSQL's log, as
+ * the version; without it the Kafka offset orders the changes.
+ */
+static int
+dbz_version(json_t *payload, struct change *out, char *err, size_t errlen)
+{
+	json_t	*source = json_object_get(payload, "source");
+
+	if (source == NULL || json_is_null(source))
+		return 0;
+	if (!json_is_object(source))
+		return fields_error(err, errlen, "source must be an object, "
+		    "not %s", fields_json_kind(source));
+	return fields_version("source.lsn", json_object_get(source, "lsn"),
+	    &out->has_version, &out->version, err, errlen);
+}
+
+/* Decodes the envelope (payload) into out; returns the decode result. */
+static enum decode_result
+dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
+    char *err, size_t errlen)
+{
+	json_t		*op, *row;
+	const char	*letter;
+	char		 quoted[FIELDS_QUOTE_SIZE];
+	int		 rc;
+
+	if (json_is_null(payload)) {
+		fields_error(err, errlen, "payload is null; a delete's "
+		    "tombstone must be a null message value");
+		return DECODE_ERROR;
+	}
+	if (!json_is_object(payload)) {
+		fields_error(err, errlen, "the change event must be a JSON "
+		    "object, not %s", fields_json_kind(payload));
+		return DECODE_ERROR;
+	}
+	op = json_object_get(payload, "op");
+	if (op == NULL || !json_is_string(op)) {
+		fields_error(err, errlen, "op is %s; a change event has op "
+		    "c, u, r, d or t", op == NULL ? "missing" :
+		    fields_json_kind(op));
+		return DECODE_ERROR;
+	}
+	letter = json_string_value(op);
+	if (json_string_length(op) != 1 || strchr("curdt", *letter) == NULL) {
+		fields_quote(letter, json_string_length(op), quoted,
+		    sizeof(quoted));
+		fields_error(err, errlen, "op %s is not one of c, u, r, d, t",
+		    quoted);
+		return DECODE_ERROR;
+	}
+	/* A truncate empties the table; it names no row to act on. */
+	if (*letter == 't')
+		return DECODE_SKIP;
+	out->entity = in->entity;
+	if (dbz_version(payload, out, err, errlen) == -1)
+		return DECODE_ERROR;
+	if (*letter == 'd') {
+		out->op = CHANGE_DELETE;
+		rc = dbz_deleted_id(in, json_object_get(payload, "before"), out,
+		    err, errlen);
+		if (rc == 0 && (out->vrf = strdup("")) == NULL)
+			rc = fields_error(err, errlen, "out of memory");
+		return rc == 0 ? DECODE_OK : DECODE_ERROR;
+	}
+	out->op = CHANGE_UPSERT;
+	row = json_object_get(payload, "after");
+	if (!json_is_object(row)) {
+		fields_error(err, errlen, "op \"%s\" needs after to be the "
+		    "row, not %s", letter, row == NULL ? "missing" :
+		    fields_json_kind(row));
+		return DECODE_ERROR;
+	}
+	if (in->entity == CHANGE_SERVER)
+		rc = dbz_server(in, row, out, err, errlen);
+	else
+		rc = dbz_subnet(in, row, out, err, errlen);
+	return rc == 0 ? DECODE_OK : DECODE_ERROR;
+}
+
+/* The Debezium change-event decoder (with or without schema wrapper). */
+enum decode_result
+decode_debezium(const struct decode_input *in, struct change *out, char *err,
+    size_t errlen)
+{
+	enum decode_result	 result = DECODE_ERROR;
+	json_error_t		 jerr;
+	json_t			*root = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (in->entity == CHANGE_MARK)
+		fields_error(err, errlen, "marks are not carried by Debezium; "
+		    "a mark topic takes CloudEvents");
+	else if (in->value == NULL)
+		fields_error(err, errlen, "the value is null (a tombstone); "
+		    "decode_message() handles those");
+	else if (in->value_len == 0)
+		fields_error(err, errlen, "the value is empty; a tombstone "
+		    "must be null");
+	else if ((root = json_loadb(in->value, in->value_len,
+	    JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		fields_error(err, errlen, "the value is not valid JSON: %s "
+		    "(line %d, column %d)", jerr.text, jerr.line, jerr.column);
+	else
+		result = dbz_decode(in, fields_unwrap(root), out, err, errlen);
+	json_decref(root);
+	if (result != DECODE_OK)
+		change_clear(out);
+	if (result == DECODE_ERROR)
+		fields_error_prefix(err, errlen, "debezium");
+	return result;
+}
