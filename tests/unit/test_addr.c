@@ -383,6 +383,7 @@ test_format_short(void **state)
 	assert_string_equal(buf, "?");
 }
 
+/* Runs every table of address and prefix cases; exits non-zero on a failure. */
 int
 main(void)
 {

@@ -129,6 +129,7 @@ add_bad(struct support_cases *set, const char *fixtures)
 	return problems;
 }
 
+/* Runs the good, bad and message fixtures found under argv[1]. */
 int
 main(int argc, char **argv)
 {

@@ -4,6 +4,7 @@
 
 #include "test_support.h"
 
+/* Runs the Debezium message fixtures found under argv[1]. */
 int
 main(int argc, char **argv)
 {

@@ -709,6 +709,7 @@ test_text_bytes(void **state)
 	assert_null(out);
 }
 
+/* Runs every table of field validator cases; exits non-zero on a failure. */
 int
 main(void)
 {
