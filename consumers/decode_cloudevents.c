@@ -369,13 +369,18 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 	char				*key_id = NULL, *key_vrf = NULL;
 	char				 label[64];
 	char				 quoted[FIELDS_QUOTE_SIZE];
+	char				 named[FIELDS_QUOTE_SIZE];
 	struct ip_addr			 key_ip;
-	bool				 has_key = in->key != NULL;
 	int				 rc = -1;
+	bool				 has_key;
 
+	/* An empty key is no key, as for tombstones. */
+	has_key = in->key != NULL && in->key_len > 0;
 	if (ce_string(event, "subject", false, &subject, err, errlen) == -1)
 		return -1;
 	ce_label(event, "subject", label, sizeof(label));
+	if (subject != NULL)
+		fields_quote(subject, strlen(subject), named, sizeof(named));
 	if (subject == NULL && !has_key)
 		return fields_error(err, errlen, "there is no %s and no Kafka "
 		    "key: one of them must give the %s's id", label,
@@ -396,8 +401,7 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 			fields_quote(in->key, in->key_len, quoted,
 			    sizeof(quoted));
 			fields_error(err, errlen, "the Kafka key %s names "
-			    "another mark than %s \"%s\"", quoted, label,
-			    subject);
+			    "another mark than %s %s", quoted, label, named);
 			goto fail;
 		}
 		out->has_ip = true;
@@ -420,8 +424,8 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 			fields_quote(key_id, strlen(key_id), quoted,
 			    sizeof(quoted));
 			fields_error(err, errlen, "the Kafka key %s differs "
-			    "from %s \"%s\"; both must be the %s's id", quoted,
-			    label, out->id, change_entity_name(in->entity));
+			    "from %s %s; both must be the %s's id", quoted,
+			    label, named, change_entity_name(in->entity));
 			goto fail;
 		}
 	}
@@ -523,23 +527,23 @@ ce_mark_agrees(const struct ce_event *event, json_t *data, bool required,
 	    fields_vrf("data.vrf", json_object_get(data, "vrf"), &vrf, err,
 	    errlen) == -1)
 		goto fail;
-	if (!present && json_object_get(data, "vrf") == NULL) {
-		rc = 0;
-		goto fail;
-	}
-	if (strcmp(vrf, out->vrf) != 0 ||
-	    (present && addr_compare(&address, &out->ip) != 0)) {
+	/* Data that names neither address nor vrf has nothing to compare. */
+	if ((present || json_object_get(data, "vrf") != NULL) &&
+	    (strcmp(vrf, out->vrf) != 0 ||
+	    (present && addr_compare(&address, &out->ip) != 0))) {
 		if (!present)
 			address = out->ip;
 		if ((expected = fields_mark_id(vrf, &address)) == NULL) {
 			fields_error(err, errlen, "out of memory");
 			goto fail;
 		}
+		/* Without a subject, the id came from the key. */
+		if (json_object_get(event->attributes, "subject") == NULL)
+			snprintf(label, sizeof(label), "Kafka key");
+		else
+			ce_label(event, "subject", label, sizeof(label));
 		fields_error(err, errlen, "data names the mark \"%s\" but "
-		    "the %s names \"%s\"", expected, event->in->key != NULL &&
-		    json_object_get(event->attributes, "subject") == NULL ?
-		    "key" : ce_label(event, "subject", label, sizeof(label)),
-		    out->id);
+		    "the %s names \"%s\"", expected, label, out->id);
 		goto fail;
 	}
 	rc = 0;

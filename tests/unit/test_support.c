@@ -107,7 +107,9 @@ support_load_json(const char *path)
 	json_error_t	 jerr;
 	json_t		*value;
 
-	value = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	/* NUL is allowed so that a fixture can send a key that holds one. */
+	value = json_load_file(path, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+	    &jerr);
 	if (value == NULL)
 		support_die("%s: %s (line %d)", path, jerr.text, jerr.line);
 	return value;
