@@ -19,6 +19,8 @@ struct applier {
 	struct event_base	*base;
 	struct pgconn		*pg;
 	char			*group_id;
+	const char		*schema;	/* a constant string */
+	bool			 audit;
 	struct applier_positions positions;
 	applier_done_cb		*done;
 	void			*arg;
@@ -68,6 +70,8 @@ applier_new(struct event_base *base, struct pgconn *pg, const char *group_id,
 	if ((applier->group_id = strdup(group_id)) == NULL)
 		fatal("applier: strdup");
 	applier->positions = *positions;
+	applier->schema = "ipam_state";
+	applier->audit = true;
 	applier->done = done;
 	applier->arg = arg;
 	applier->retry_timer = evtimer_new(base, applier_retry_cb, applier);
@@ -85,6 +89,14 @@ applier_free(struct applier *applier)
 	event_free(applier->retry_timer);
 	free(applier->group_id);
 	free(applier);
+}
+
+/* Chooses the state the next applies fill. */
+void
+applier_set_target(struct applier *applier, const char *schema, bool audit)
+{
+	applier->schema = schema;
+	applier->audit = audit;
 }
 
 /* Tells whether an apply is in flight. */
@@ -306,8 +318,8 @@ applier_send(struct applier *applier)
 	if (applier->chunk == 0 || applier->chunk > applier->batch->count)
 		applier->chunk = applier->batch->count;
 	json = batch_build_json(applier->batch, applier->chunk,
-	    applier->group_id, applier->positions.get, applier->positions.arg,
-	    &skipped);
+	    applier->group_id, applier->schema, applier->audit,
+	    applier->positions.get, applier->positions.arg, &skipped);
 	if (json == NULL) {
 		applier_finish(applier, APPLIER_MOVED,
 		    "a partition of the batch is no longer assigned");

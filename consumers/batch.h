@@ -82,7 +82,8 @@ void	batch_move(struct batch *dst, struct batch *src);
 void	batch_clear(struct batch *batch);
 
 /*
- * Builds the JSON argument of ipamd.apply_batch() for entries [0, n):
+ * Builds the JSON argument of ipamd.apply_batch() for entries [0, n), to
+ * be applied to the state in schema (with audit rows or not):
  * per partition the expected and the next offset, the dead letters, and
  * per entity key the net effect of its events (see schema/002_apply.sql).
  * Entries below the stored offset of their partition are skipped (already
@@ -90,8 +91,8 @@ void	batch_clear(struct batch *batch);
  * is not assigned (its position function returns NULL).
  */
 char	*batch_build_json(const struct batch *batch, size_t n,
-	    const char *group_id, batch_position_fn *position, void *arg,
-	    size_t *skipped);
+	    const char *group_id, const char *schema, bool audit,
+	    batch_position_fn *position, void *arg, size_t *skipped);
 
 /*
  * For entries [0, n), the next offset each partition reaches, written to

@@ -24,6 +24,8 @@ struct consumer_partition {
 	struct batch_position	 position;
 	int			 topic;
 	bool			 assigned;
+	int64_t			 rebuild_low;	/* watermarks when assigned */
+	int64_t			 rebuild_high;
 };
 
 struct consumer {
@@ -63,6 +65,10 @@ struct consumer {
 	bool			 loading;	/* offsets are being read */
 	bool			 resync;	/* re-subscribe once offsets are read */
 	bool			 stopping;
+	bool			 rebuild;	/* filling ipam_state_rebuild */
+	bool			 swapping;	/* the swap is under way */
+	bool			 rebuild_ready;	/* ipam_state_rebuild was made */
+	const char		*schema;	/* the state being filled */
 	long long		 stop_deadline_ms;
 	consumer_event_cb	*subscribed_cb;
 	void			*subscribed_arg;
@@ -202,6 +208,89 @@ consumer_set_paused(struct consumer *consumer, bool paused)
 	rd_kafka_topic_partition_list_destroy(list);
 }
 
+/*
+ * Notes where a partition ends now: a rebuild has caught up once every
+ * partition has been applied up to that point.  The query blocks briefly,
+ * once per partition, and only in rebuild mode.
+ */
+static void
+consumer_rebuild_target(struct consumer *consumer,
+    struct consumer_partition *slot)
+{
+	rd_kafka_resp_err_t err;
+	int64_t low = 0, high = 0;
+
+	err = rd_kafka_query_watermark_offsets(consumer->rk,
+	    consumer->topics[slot->topic].name, slot->position.partition, &low,
+	    &high, 10000);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		/* Unknown: consumer_check_rebuild() asks again. */
+		log_warnx("rebuild: end of %s[%d] unknown (%s)",
+		    consumer->topics[slot->topic].name, slot->position.partition,
+		    rd_kafka_err2str(err));
+		low = high = INT64_MAX;
+	}
+	slot->rebuild_low = low;
+	slot->rebuild_high = high;
+	log_info("rebuild: %s[%d] holds offsets %lld to %lld",
+	    consumer->topics[slot->topic].name, slot->position.partition,
+	    (long long)low, (long long)high);
+}
+
+/* The swap is done (or failed: then it is tried again). */
+static void
+consumer_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct consumer *consumer = arg;
+	char message[512];
+
+	consumer->swapping = false;
+	if (result == NULL)
+		return;	/* the connection went; checked again once it is back */
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(pg, result, message, sizeof(message));
+		log_errx("rebuild: swap failed: %s; trying again", message);
+		return;
+	}
+	consumer->rebuild = false;
+	consumer->schema = "ipam_state";
+	applier_set_target(consumer->applier, consumer->schema, true);
+	log_info("rebuild: swapped in the rebuilt state (%s); carrying on",
+	    PQgetvalue(result, 0, 0));
+	consumer_flush(consumer);
+}
+
+/* Swaps the rebuilt state in once every partition has caught up. */
+static void
+consumer_check_rebuild(struct consumer *consumer)
+{
+	size_t i;
+
+	if (!consumer->rebuild || consumer->swapping || consumer->stopping ||
+	    !consumer->ever_assigned || !consumer->db_up || consumer->loading ||
+	    applier_busy(consumer->applier) || consumer->inflight.count > 0 ||
+	    pgconn_is_busy(consumer->pg))
+		return;
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (!slot->assigned)
+			continue;
+		if (slot->rebuild_high == INT64_MAX)
+			consumer_rebuild_target(consumer, slot);
+		if (slot->position.stored ?
+		    slot->position.next_offset < slot->rebuild_high :
+		    slot->rebuild_low < slot->rebuild_high)
+			return;
+	}
+	if (pgconn_query(consumer->pg, "SELECT ipamd.rebuild_swap()", 0, NULL,
+	    consumer_swapped_cb, consumer) == 0) {
+		consumer->swapping = true;
+		log_info("rebuild: caught up; swapping the rebuilt state in");
+	}
+}
+
 /* Takes partitions: start each at its offset stored in PostgreSQL. */
 static void
 consumer_assign(struct consumer *consumer,
@@ -221,6 +310,8 @@ consumer_assign(struct consumer *consumer,
 		slot->assigned = true;
 		tp->offset = slot->position.stored ? slot->position.next_offset :
 		    RD_KAFKA_OFFSET_BEGINNING;
+		if (consumer->rebuild)
+			consumer_rebuild_target(consumer, slot);
 		log_info("kafka: assigned %s[%d] from offset %s%lld",
 		    tp->topic, tp->partition,
 		    slot->position.stored ? "" : "(beginning) ",
@@ -364,6 +455,9 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 		consumer->topic_names[i] = consumer->topics[i].name;
 	}
 	consumer->limits = settings->limits;
+	consumer->rebuild = settings->rebuild;
+	consumer->schema = settings->rebuild ? "ipam_state_rebuild" :
+	    "ipam_state";
 	consumer_copy_columns(consumer, &settings->columns);
 	consumer_set_batch_limits(consumer, settings->batch_max_events,
 	    settings->batch_max_bytes, settings->batch_max_wait_ms);
@@ -432,6 +526,8 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	positions.arg = consumer;
 	consumer->applier = applier_new(base, pg, settings->group_id,
 	    &positions, consumer_applied, consumer);
+	applier_set_target(consumer->applier, consumer->schema,
+	    !consumer->rebuild);
 	return consumer;
 fail:
 	if (conf != NULL)
@@ -459,6 +555,7 @@ consumer_poll_cb(evutil_socket_t fd, short what, void *arg)
 	struct consumer *consumer = arg;
 
 	consumer_drain(consumer);
+	consumer_check_rebuild(consumer);
 	if (consumer->stopping && consumer_ms_since(&consumer->pending_since) >
 	    consumer->stop_deadline_ms) {
 		/* pending_since holds the stop time while stopping. */
@@ -507,6 +604,7 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 		return;
 	}
 	if (outcome == APPLIER_DONE) {
+		consumer_check_rebuild(consumer);
 		consumer_flush(consumer);
 		consumer_drain(consumer);
 	}
@@ -671,7 +769,7 @@ consumer_flush(struct consumer *consumer)
 	consumer->stats.pending = consumer->pending.count +
 	    consumer->inflight.count;
 	if (consumer->pending.count == 0 || consumer->stopping ||
-	    !consumer->db_up || consumer->loading ||
+	    !consumer->db_up || consumer->loading || consumer->swapping ||
 	    applier_busy(consumer->applier) || consumer->inflight.count > 0)
 		return;
 	waited = consumer_ms_since(&consumer->pending_since);
@@ -765,15 +863,46 @@ consumer_offsets_cb(struct pgconn *pg, PGresult *result, const char *error,
 static void
 consumer_load_offsets(struct consumer *consumer)
 {
-	static const char sql[] = "SELECT topic, partition, next_offset "
-	    "FROM ipamd.consumer_offset WHERE group_id = $1";
 	const char *params[1] = { consumer->group_id };
+	char sql[256];
 
 	if (consumer->loading)
 		return;
+	snprintf(sql, sizeof(sql), "SELECT topic, partition, next_offset "
+	    "FROM %s.consumer_offset WHERE group_id = $1", consumer->schema);
 	if (pgconn_query(consumer->pg, sql, 1, params, consumer_offsets_cb,
 	    consumer) == 0)
 		consumer->loading = true;
+}
+
+/* The fresh state exists: read its (empty) offsets and subscribe. */
+static void
+consumer_rebuild_begun_cb(struct pgconn *pg, PGresult *result,
+    const char *error, void *arg)
+{
+	struct consumer *consumer = arg;
+	char message[512];
+
+	if (result == NULL)
+		return;	/* consumer_db_up() prepares again */
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(pg, result, message, sizeof(message));
+		fatalx("rebuild: cannot prepare the fresh state: %s", message);
+	}
+	consumer->rebuild_ready = true;
+	consumer_load_offsets(consumer);
+}
+
+/* Makes the fresh state first when rebuilding, then reads the offsets. */
+static void
+consumer_prepare(struct consumer *consumer)
+{
+	if (consumer->rebuild && !consumer->rebuild_ready) {
+		pgconn_query(consumer->pg, "SELECT ipamd.rebuild_begin()", 0,
+		    NULL, consumer_rebuild_begun_cb, consumer);
+		return;
+	}
+	consumer_load_offsets(consumer);
 }
 
 /* Loads the stored offsets and subscribes. */
@@ -797,7 +926,10 @@ consumer_start(struct consumer *consumer, consumer_event_cb *subscribed,
 		fatalx("consumer: event_new failed");
 	event_add(consumer->queue_event, NULL);
 	event_add(consumer->poll_timer, &poll);
-	consumer_load_offsets(consumer);
+	if (consumer->rebuild)
+		log_info("rebuild: building a fresh state from the beginning of "
+		    "every topic");
+	consumer_prepare(consumer);
 }
 
 /* PostgreSQL went down: pause consumption. */
@@ -818,7 +950,7 @@ consumer_db_up(struct consumer *consumer)
 		return;	/* not started yet */
 	consumer->db_up = true;
 	log_info("kafka: PostgreSQL is back; reading offsets and resuming");
-	consumer_load_offsets(consumer);
+	consumer_prepare(consumer);
 }
 
 /* Leaves the group, bounded by the stop deadline, and reports. */

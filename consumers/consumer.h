@@ -37,6 +37,7 @@ struct consumer_settings {
 	long long			 batch_max_wait_ms;
 	struct decode_limits		 limits;
 	struct debezium_columns		 columns;
+	bool				 rebuild;	/* rebuild, swap, go on */
 };
 
 /* Told once the consumer has loaded its offsets and subscribed. */

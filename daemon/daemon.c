@@ -267,8 +267,8 @@ daemon_status_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Sets the daemon up. */
 struct daemon *
-daemon_new(const char *config_path, struct config *config, char *err,
-    size_t errlen)
+daemon_new(const char *config_path, struct config *config, bool rebuild,
+    char *err, size_t errlen)
 {
 	struct consumer_settings settings;
 	struct consumer_topic *topics;
@@ -317,6 +317,7 @@ daemon_new(const char *config_path, struct config *config, char *err,
 	if (topics == NULL || properties == NULL)
 		fatal("daemon: calloc");
 	daemon_consumer_settings(config, &settings, topics, properties);
+	settings.rebuild = rebuild;
 	daemon->consumer = consumer_new(daemon->base, daemon->pg, &settings,
 	    err, errlen);
 	free(topics);

@@ -19,11 +19,14 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ipam-syncd [--config PATH] [--version]\n"
+	    "usage: ipam-syncd [--config PATH] [--rebuild]\n"
+	    "       ipam-syncd --version\n"
 	    "       ipam-syncd --check-config [PATH]\n"
 	    "       ipam-syncd --print-example-config\n"
 	    "  --config PATH           configuration file (default %s,\n"
 	    "                          or $IPAM_CONFIG)\n"
+	    "  --rebuild               build the state again from the beginning\n"
+	    "                          of every topic, swap it in, carry on\n"
 	    "  --check-config          validate the configuration and exit\n"
 	    "  --print-example-config  write the documented example config\n"
 	    "  --version               print the version and exit\n",
@@ -37,6 +40,7 @@ main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "rebuild", no_argument, NULL, 'R' },
 		{ "print-example-config", no_argument, NULL, 'E' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -46,7 +50,7 @@ main(int argc, char **argv)
 	struct config *config;
 	struct daemon *daemon;
 	enum log_level level;
-	bool check_only = false;
+	bool check_only = false, rebuild = false;
 	char err[2048];
 	int option, status;
 
@@ -59,6 +63,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			check_only = true;
+			break;
+		case 'R':
+			rebuild = true;
 			break;
 		case 'E':
 			config_write_example(stdout);
@@ -100,7 +107,8 @@ main(int argc, char **argv)
 	if (log_level_parse(config->log_level, &level) == 0)
 		log_set_level(level);
 
-	if ((daemon = daemon_new(config_path, config, err, sizeof(err))) ==
+	if ((daemon = daemon_new(config_path, config, rebuild, err,
+	    sizeof(err))) ==
 	    NULL)
 		fatalx("%s", err);
 	status = daemon_run(daemon);

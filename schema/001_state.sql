@@ -2,12 +2,18 @@
 --
 -- Entities keep the latest version the daemon was told about; a delete is
 -- a tombstone row (deleted = true) with its version, so that a late, older
--- upsert cannot bring the entity back.  The rows of ipamd.address are
+-- upsert cannot bring the entity back.  The rows of ipam_state.address are
 -- derived from the live entities and never edited by hand.
+--
+-- Schema ipam_state holds everything a rebuild makes again (entities,
+-- derived rows, conflicts, consumed offsets): a rebuild fills a fresh copy,
+-- ipam_state_rebuild, and swaps the two.  Schema ipamd holds what lasts:
+-- the functions, the audit history and the dead letters.
 
 CREATE SCHEMA ipamd;
+CREATE SCHEMA ipam_state;
 
-CREATE TABLE ipamd.subnet (
+CREATE TABLE ipam_state.subnet (
 	id		text PRIMARY KEY,
 	version		bigint NOT NULL,
 	deleted		boolean NOT NULL DEFAULT false,
@@ -24,10 +30,10 @@ CREATE TABLE ipamd.subnet (
 	CHECK (deleted OR cidr IS NOT NULL),
 	CHECK (cardinality(pool_first) = cardinality(pool_last))
 );
-CREATE INDEX subnet_cidr_idx ON ipamd.subnet USING gist (cidr inet_ops)
+CREATE INDEX subnet_cidr_idx ON ipam_state.subnet USING gist (cidr inet_ops)
 	WHERE NOT deleted;
 
-CREATE TABLE ipamd.server (
+CREATE TABLE ipam_state.server (
 	id		text PRIMARY KEY,
 	version		bigint NOT NULL,
 	deleted		boolean NOT NULL DEFAULT false,
@@ -42,11 +48,11 @@ CREATE TABLE ipamd.server (
 	source_offset	bigint,
 	updated_at	timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX server_address_idx ON ipamd.server (vrf, ip_address)
+CREATE INDEX server_address_idx ON ipam_state.server (vrf, ip_address)
 	WHERE NOT deleted AND ip_address IS NOT NULL;
 
 -- A mark is keyed by its address ("vrf/address" in a named vrf).
-CREATE TABLE ipamd.mark (
+CREATE TABLE ipam_state.mark (
 	id		text PRIMARY KEY,
 	version		bigint NOT NULL,
 	deleted		boolean NOT NULL DEFAULT false,
@@ -61,12 +67,12 @@ CREATE TABLE ipamd.mark (
 	CHECK (deleted OR (address IS NOT NULL AND status IS NOT NULL)),
 	CHECK (description IS NULL OR status = 'reserved')
 );
-CREATE INDEX mark_address_idx ON ipamd.mark (vrf, address) WHERE NOT deleted;
+CREATE INDEX mark_address_idx ON ipam_state.mark (vrf, address) WHERE NOT deleted;
 
 -- The derived rows: one per (vrf, ip_address).  The sweeper owns active,
 -- last_seen_at, last_checked_at, rtt_us and missed_sweeps; the derivation
 -- never writes them for a row that survives.
-CREATE TABLE ipamd.address (
+CREATE TABLE ipam_state.address (
 	vrf		text NOT NULL DEFAULT '',
 	ip_address	inet NOT NULL,
 	subnet_id	text NOT NULL,
@@ -94,12 +100,12 @@ CREATE TABLE ipamd.address (
 	CHECK (server_id IS NOT NULL OR (hostname IS NULL AND mac_address IS NULL
 	    AND platform IS NULL AND manufacturer IS NULL))
 );
-CREATE INDEX address_subnet_idx ON ipamd.address (subnet_id);
-CREATE INDEX address_ip_idx ON ipamd.address USING gist (ip_address inet_ops);
+CREATE INDEX address_subnet_idx ON ipam_state.address (subnet_id);
+CREATE INDEX address_ip_idx ON ipam_state.address USING gist (ip_address inet_ops);
 
 -- Conflicts are reported, never silently resolved.  Address-level kinds
 -- carry the address; subnet-level kinds carry the subnet.
-CREATE TABLE ipamd.conflict (
+CREATE TABLE ipam_state.conflict (
 	vrf		text NOT NULL DEFAULT '',
 	ip_address	inet,
 	subnet_id	text,
@@ -109,7 +115,7 @@ CREATE TABLE ipamd.conflict (
 	detail		text NOT NULL,
 	first_seen_at	timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX conflict_key_idx ON ipamd.conflict
+CREATE UNIQUE INDEX conflict_key_idx ON ipam_state.conflict
 	(vrf, coalesce(host(ip_address), ''), coalesce(subnet_id, ''), kind);
 
 -- Every change to an address row, in the transaction that made it.
@@ -142,7 +148,7 @@ CREATE TABLE ipamd.dead_letter (
 );
 
 -- The consumed offsets: the truth about where each partition resumes.
-CREATE TABLE ipamd.consumer_offset (
+CREATE TABLE ipam_state.consumer_offset (
 	group_id	text NOT NULL,
 	topic		text NOT NULL,
 	partition	integer NOT NULL,
@@ -156,8 +162,8 @@ CREATE VIEW public.ipam AS
 	SELECT vrf, ip_address, subnet_id, status, ip_type, active, server_id,
 	    hostname, mac_address, platform, manufacturer, description,
 	    last_seen_at, last_checked_at, rtt_us, created_at, updated_at
-	FROM ipamd.address;
+	FROM ipam_state.address;
 
 CREATE VIEW public.ipam_conflict AS
 	SELECT vrf, ip_address, subnet_id, kind, detail, first_seen_at
-	FROM ipamd.conflict;
+	FROM ipam_state.conflict;

@@ -1,5 +1,9 @@
 -- The apply transaction: one call applies one batch of decoded events.
 --
+-- The functions name the state tables without a schema: apply_batch()
+-- points search_path at the state it is asked to fill (ipam_state, or
+-- ipam_state_rebuild during a rebuild) for its own transaction only.
+--
 -- The daemon collapses the events of one entity key within a batch into
 -- at most two: "c", the first event carrying the batch's highest version
 -- (an upsert or a versioned delete, applied only if newer than what is
@@ -39,9 +43,10 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
 $$;
 
 -- Derives the rows of the touched addresses again from the live entities,
--- merges them into ipamd.address with audit rows, and refreshes the
+-- merges them into address with audit rows, and refreshes the
 -- address-level conflicts.  Returns counts and the conflicts it added.
-CREATE FUNCTION ipamd.derive(touched ipamd.touch[]) RETURNS jsonb
+CREATE FUNCTION ipamd.derive(touched ipamd.touch[], with_audit boolean)
+RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	result jsonb;
@@ -62,7 +67,7 @@ BEGIN
 		FROM t
 		LEFT JOIN LATERAL (
 			SELECT s.id, s.pool_first, s.pool_last
-			FROM ipamd.subnet s
+			FROM subnet s
 			WHERE NOT s.deleted AND s.vrf = t.vrf AND s.cidr >>= t.ip
 			ORDER BY masklen(s.cidr) DESC, ipamd.id_key(s.id)
 			LIMIT 1) h ON true
@@ -72,14 +77,14 @@ BEGIN
 			    array_agg(x.id) OVER (ORDER BY ipamd.id_key(x.id)
 				ROWS BETWEEN UNBOUNDED PRECEDING
 				AND UNBOUNDED FOLLOWING) AS ids
-			FROM ipamd.server x
+			FROM server x
 			WHERE NOT x.deleted AND x.vrf = t.vrf
 			    AND x.ip_address = t.ip
 			ORDER BY ipamd.id_key(x.id)
 			LIMIT 1) sv ON true
 		LEFT JOIN LATERAL (
 			SELECT m.status, m.description
-			FROM ipamd.mark m
+			FROM mark m
 			WHERE NOT m.deleted AND m.vrf = t.vrf AND m.address = t.ip
 			ORDER BY ipamd.id_key(m.id)
 			LIMIT 1) mk ON true
@@ -101,10 +106,10 @@ BEGIN
 			OR d.mark_status IS NOT NULL)
 	), cur AS (
 		SELECT a.*
-		FROM ipamd.address a
+		FROM address a
 		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
 	), del AS (
-		DELETE FROM ipamd.address a
+		DELETE FROM address a
 		USING t
 		WHERE a.vrf = t.vrf AND a.ip_address = t.ip
 		    AND NOT EXISTS (SELECT 1 FROM want w
@@ -112,7 +117,7 @@ BEGIN
 		RETURNING a.vrf, a.ip_address, to_jsonb(a.*) AS before,
 		    t.topic, t.part, t.off
 	), ins AS (
-		INSERT INTO ipamd.address AS a (vrf, ip_address, subnet_id, status,
+		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
 		    manufacturer, description)
 		SELECT w.vrf, w.ip, w.subnet_id, w.status, w.ip_type, w.server_id,
@@ -123,7 +128,7 @@ BEGIN
 		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
 		RETURNING a.vrf, a.ip_address, to_jsonb(a.*) AS after
 	), upd AS (
-		UPDATE ipamd.address a
+		UPDATE address a
 		SET subnet_id = w.subnet_id, status = w.status,
 		    ip_type = w.ip_type, server_id = w.server_id,
 		    hostname = w.hostname, mac_address = w.mac_address,
@@ -142,17 +147,21 @@ BEGIN
 		RETURNING a.vrf, a.ip_address, to_jsonb(c.*) AS before,
 		    to_jsonb(a.*) AS after, w.topic, w.part, w.off
 	), audit AS (
+		-- A rebuild writes no history: its rows are not changes.
 		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
 		    source_topic, source_partition, source_offset)
-		SELECT del.vrf, del.ip_address, 'delete', del.before, NULL,
-		    del.topic, del.part, del.off FROM del
-		UNION ALL
-		SELECT ins.vrf, ins.ip_address, 'insert', NULL, ins.after,
-		    w.topic, w.part, w.off
-		FROM ins JOIN want w ON w.vrf = ins.vrf AND w.ip = ins.ip_address
-		UNION ALL
-		SELECT upd.vrf, upd.ip_address, 'update', upd.before, upd.after,
-		    upd.topic, upd.part, upd.off FROM upd
+		SELECT * FROM (
+		    SELECT del.vrf, del.ip_address, 'delete', del.before,
+			NULL::jsonb, del.topic, del.part, del.off FROM del
+		    UNION ALL
+		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, ins.after,
+			w.topic, w.part, w.off
+		    FROM ins JOIN want w
+			ON w.vrf = ins.vrf AND w.ip = ins.ip_address
+		    UNION ALL
+		    SELECT upd.vrf, upd.ip_address, 'update', upd.before,
+			upd.after, upd.topic, upd.part, upd.off FROM upd) changes
+		WHERE with_audit
 		RETURNING 1
 	), conflict_want AS (
 		SELECT d.vrf, d.ip, 'several_servers' AS kind,
@@ -167,7 +176,7 @@ BEGIN
 			host(d.ip), d.mark_status)
 		FROM d WHERE d.server_id IS NOT NULL AND d.mark_status IS NOT NULL
 	), conflict_gone AS (
-		DELETE FROM ipamd.conflict c
+		DELETE FROM conflict c
 		USING t
 		WHERE c.vrf = t.vrf AND c.ip_address = t.ip
 		    AND c.kind IN ('several_servers', 'server_on_reserved',
@@ -179,7 +188,7 @@ BEGIN
 	), conflict_new AS (
 		-- Keys that stay are updated in place, so that the delete above
 		-- and this upsert never touch the same row.
-		INSERT INTO ipamd.conflict AS c (vrf, ip_address, kind, detail)
+		INSERT INTO conflict AS c (vrf, ip_address, kind, detail)
 		SELECT w.vrf, w.ip, w.kind, w.detail
 		FROM conflict_want w
 		ON CONFLICT (vrf, (coalesce(host(ip_address), '')),
@@ -212,7 +221,7 @@ DECLARE
 	result jsonb;
 BEGIN
 	WITH live AS (
-		SELECT * FROM ipamd.subnet
+		SELECT * FROM subnet
 		WHERE NOT deleted AND vrf = ANY (vrfs)
 	), conflict_want AS (
 		SELECT s.vrf, s.id AS subnet_id, 'duplicate_subnet' AS kind,
@@ -233,7 +242,7 @@ BEGIN
 		    AND p.f <= ipamd.last_addr(n.cidr)
 		    AND p.l >= ipamd.first_addr(n.cidr)
 	), conflict_gone AS (
-		DELETE FROM ipamd.conflict c
+		DELETE FROM conflict c
 		WHERE c.vrf = ANY (vrfs)
 		    AND c.kind IN ('duplicate_subnet', 'pool_shadowed')
 		    AND NOT EXISTS (SELECT 1 FROM conflict_want w
@@ -242,7 +251,7 @@ BEGIN
 		RETURNING 1
 	), conflict_new AS (
 		-- One row per subnet and kind: the first detail names one case.
-		INSERT INTO ipamd.conflict AS c (vrf, subnet_id, kind, detail)
+		INSERT INTO conflict AS c (vrf, subnet_id, kind, detail)
 		SELECT DISTINCT ON (w.vrf, w.subnet_id, w.kind)
 		    w.vrf, w.subnet_id, w.kind, w.detail
 		FROM conflict_want w
@@ -271,6 +280,8 @@ CREATE FUNCTION ipamd.apply_batch(batch jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	group_name text := batch->>'group';
+	target text := coalesce(batch->>'schema', 'ipam_state');
+	with_audit boolean := coalesce((batch->>'audit')::boolean, true);
 	o record;
 	moved integer;
 	touched ipamd.touch[] := '{}';
@@ -284,16 +295,21 @@ DECLARE
 	subnet_conflicts jsonb := '[]';
 	dead bigint;
 BEGIN
+	IF target NOT IN ('ipam_state', 'ipam_state_rebuild') THEN
+		RAISE EXCEPTION 'unknown state schema %', target;
+	END IF;
+	PERFORM set_config('search_path', target || ', ipamd, public', true);
+
 	FOR o IN SELECT * FROM jsonb_to_recordset(coalesce(batch->'offsets',
 	    '[]')) AS x(topic text, part integer, expected bigint, next bigint)
 	LOOP
 		IF o.expected IS NULL THEN
-			INSERT INTO ipamd.consumer_offset
+			INSERT INTO consumer_offset
 			    (group_id, topic, partition, next_offset)
 			VALUES (group_name, o.topic, o.part, o.next)
 			ON CONFLICT DO NOTHING;
 		ELSE
-			UPDATE ipamd.consumer_offset
+			UPDATE consumer_offset
 			SET next_offset = o.next, updated_at = now()
 			WHERE group_id = group_name AND topic = o.topic
 			    AND partition = o.part AND next_offset = o.expected;
@@ -334,9 +350,9 @@ BEGIN
 			    AND (s.id IS NULL OR inp.v > s.version) THEN inp.c_op
 			WHEN inp.t = 'before' AND s.id IS NOT NULL THEN 'tomb'
 			ELSE 'none' END AS action
-		FROM inp LEFT JOIN ipamd.subnet s ON s.id = inp.id
+		FROM inp LEFT JOIN subnet s ON s.id = inp.id
 	), up AS (
-		INSERT INTO ipamd.subnet AS s (id, version, deleted, vrf, name,
+		INSERT INTO subnet AS s (id, version, deleted, vrf, name,
 		    cidr, pool_first, pool_last, ping, source_topic,
 		    source_partition, source_offset, updated_at)
 		SELECT id,
@@ -397,9 +413,9 @@ BEGIN
 			    AND (s.id IS NULL OR inp.v > s.version) THEN inp.c_op
 			WHEN inp.t = 'before' AND s.id IS NOT NULL THEN 'tomb'
 			ELSE 'none' END AS action
-		FROM inp LEFT JOIN ipamd.server s ON s.id = inp.id
+		FROM inp LEFT JOIN server s ON s.id = inp.id
 	), up AS (
-		INSERT INTO ipamd.server AS s (id, version, deleted, vrf, hostname,
+		INSERT INTO server AS s (id, version, deleted, vrf, hostname,
 		    ip_address, nic_mac, device_type, manufacture, source_topic,
 		    source_partition, source_offset, updated_at)
 		SELECT id,
@@ -460,9 +476,9 @@ BEGIN
 			    AND (s.id IS NULL OR inp.v > s.version) THEN inp.c_op
 			WHEN inp.t = 'before' AND s.id IS NOT NULL THEN 'tomb'
 			ELSE 'none' END AS action
-		FROM inp LEFT JOIN ipamd.mark s ON s.id = inp.id
+		FROM inp LEFT JOIN mark s ON s.id = inp.id
 	), up AS (
-		INSERT INTO ipamd.mark AS s (id, version, deleted, vrf, address,
+		INSERT INTO mark AS s (id, version, deleted, vrf, address,
 		    status, description, source_topic, source_partition,
 		    source_offset, updated_at)
 		SELECT id,
@@ -513,22 +529,22 @@ BEGIN
 		), found AS (
 			SELECT r.vrf, a.ip_address AS ip, r.seq, r.topic, r.part,
 			    r.off
-			FROM r JOIN ipamd.address a
+			FROM r JOIN address a
 			    ON a.vrf = r.vrf AND a.ip_address <<= r.cidr
 			UNION ALL
 			SELECT r.vrf, x.ip_address, r.seq, r.topic, r.part, r.off
-			FROM r JOIN ipamd.server x
+			FROM r JOIN server x
 			    ON NOT x.deleted AND x.vrf = r.vrf
 				AND x.ip_address <<= r.cidr
 			UNION ALL
 			SELECT r.vrf, m.address, r.seq, r.topic, r.part, r.off
-			FROM r JOIN ipamd.mark m
+			FROM r JOIN mark m
 			    ON NOT m.deleted AND m.vrf = r.vrf
 				AND m.address <<= r.cidr
 			UNION ALL
 			SELECT r.vrf, c.f + g.i, r.seq, r.topic, r.part, r.off
 			FROM r
-			JOIN ipamd.subnet s
+			JOIN subnet s
 			    ON NOT s.deleted AND s.vrf = r.vrf AND s.cidr && r.cidr
 			CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last)
 			    AS p(f, l)
@@ -549,7 +565,7 @@ BEGIN
 		subnet_conflicts := ipamd.refresh_subnet_conflicts(subnet_vrfs);
 	END IF;
 
-	derived := ipamd.derive(touched);
+	derived := ipamd.derive(touched, with_audit);
 	RETURN derived || jsonb_build_object('applied', applied,
 	    'stale', stale, 'dead', dead,
 	    'conflicts', (derived->'conflicts') || subnet_conflicts);

@@ -319,8 +319,8 @@ class Daemon:
 
 def committed_offsets(db, group):
     """Sum of the stored next offsets of a group."""
-    return db.scalar("SELECT coalesce(sum(next_offset), 0) FROM ipamd.consumer_offset "
-                     "WHERE group_id = %s", (group,)) if db.table_exists("ipamd.consumer_offset") else 0
+    return db.scalar("SELECT coalesce(sum(next_offset), 0) FROM ipam_state.consumer_offset "
+                     "WHERE group_id = %s", (group,)) if db.table_exists("ipam_state.consumer_offset") else 0
 
 
 def wait_caught_up(db, group, expected_messages, timeout=120):

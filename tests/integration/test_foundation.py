@@ -33,11 +33,11 @@ def test_ready_then_sigterm_exits_zero():
         log = daemon.log()
         # READY comes after the three conditions, in that order in the log.
         connected = log.index("postgresql: connected")
-        migrated = log.index("schema: applied migration 002_apply")
+        migrated = log.index("schema: applied migration 003_rebuild")
         subscribed = log.index("kafka: subscribed to 3 topics")
         ready = log.index("ready: PostgreSQL connected")
         assert connected < migrated < subscribed < ready, log
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 2
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 3
         began = time.monotonic()
         status = daemon.stop()
         assert status == 0, "exit status %s\n%s" % (status, daemon.log())
@@ -78,7 +78,7 @@ def blocked_apply(db, topics, daemon, kafka):
                "the first event to be applied")
     locker = psycopg2.connect(db.conninfo())
     cur = locker.cursor()
-    cur.execute("LOCK TABLE ipamd.server IN ACCESS EXCLUSIVE MODE")
+    cur.execute("LOCK TABLE ipam_state.server IN ACCESS EXCLUSIVE MODE")
     kafka.send(topics.servers, "5", server_event("e5", "5", "10.9.0.5"))
     kafka.flush()
     wait_until(lambda: db.scalar(
@@ -111,11 +111,12 @@ def test_second_signal_exits_at_once():
                                      "WHERE application_name = 'ipam-syncd'") == 0,
                    30, "the daemon's session to end")
         # Restarted, the daemon applies the event exactly once.
-        again = Daemon(db, topics, group=daemon.group).start()
+        again = Daemon(db, topics, group=daemon.group).start().wait_ready()
         wait_until(lambda: db.scalar("SELECT status FROM ipam WHERE "
                                      "ip_address = '10.9.0.5'") == "allocated",
                    60, "the event to be applied after restart")
-        assert again.stop() == 0
+        status = again.stop()
+        assert status == 0, (status, again.log())
         assert db.scalar("SELECT count(*) FROM ipamd.audit WHERE "
                          "ip_address = '10.9.0.5' AND action = 'update'") == 1
         again.close()
@@ -157,11 +158,11 @@ def test_migrations_twice_leave_the_same_schema():
         dump_before = schema_dump(db)
         second = Daemon(db, topics, group=first.group).start()
         second.wait_ready()
-        assert second.log_contains(r"schema: at version 2, nothing to apply")
+        assert second.log_contains(r"schema: at version 3, nothing to apply")
         assert not second.log_contains(r"applied migration")
         assert second.stop() == 0
         assert schema_dump(db) == dump_before
-        assert db.scalar("SELECT count(*) FROM ipam_schema_migration") == 2
+        assert db.scalar("SELECT count(*) FROM ipam_schema_migration") == 3
         first.close()
         second.close()
 
@@ -170,7 +171,7 @@ def test_migrations_twice_leave_the_same_schema():
         b = Daemon(fresh, topics, group=a.group).start()
         a.wait_ready()
         b.wait_ready()
-        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 2
+        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 3
         applied = [d.log().count("applied migration 001_state") for d in (a, b)]
         assert sorted(applied) == [0, 1], applied
         assert a.stop() == 0 and b.stop() == 0
@@ -196,7 +197,7 @@ def test_newer_database_is_refused():
         assert status == 1, status
         assert again.log_contains(
             r"the database schema is at version 99, newer than this ipam-syncd "
-            r"knows \(2\): upgrade ipam-syncd"), again.log()
+            r"knows \(3\): upgrade ipam-syncd"), again.log()
         again.close()
     finally:
         daemon.close()
@@ -222,7 +223,7 @@ def test_waits_for_postgresql_then_becomes_ready():
         assert "READY=1" not in daemon.notify.texts()
         pg.start()
         daemon.notify.wait_for("READY=1", timeout=30)
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 2
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 3
         assert daemon.stop() == 0
     finally:
         if daemon:
