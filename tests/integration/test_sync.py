@@ -1,0 +1,433 @@
+"""The sync engine end to end: events through the real Kafka broker into
+the real PostgreSQL, checked on the public ipam view and the side tables."""
+
+import json
+import os
+import threading
+import time
+
+import harness
+from harness import (Daemon, Database, Kafka, PrivatePostgres, Topics,
+                     wait_caught_up, wait_until)
+
+FIXTURES = os.path.join(harness.ROOT, "tests", "fixtures")
+
+
+def event(kind, subject, data=None, version=None, event_id=None):
+    """A structured CloudEvent as producers send it."""
+    body = {"specversion": "1.0", "id": event_id or "%s-%s-%s" % (kind, subject, version),
+            "source": "/tests/sync", "type": "ipam." + kind, "subject": subject}
+    if version is not None:
+        body["entityversion"] = version
+    if data is not None:
+        body["data"] = data
+    return json.dumps(body)
+
+
+class Run:
+    """One daemon on one fresh database and set of topics."""
+
+    def __init__(self, partitions=1, config=None, formats=None, db=None):
+        self.db = db or Database()
+        self.topics = Topics(partitions=partitions, formats=formats)
+        self.kafka = Kafka()
+        self.sent = 0
+        self.daemon = Daemon(self.db, self.topics, config=config).start()
+        self.daemon.wait_ready()
+
+    def send(self, topic, key, value, headers=None):
+        self.kafka.send(topic, key, value, headers=headers)
+        self.sent += 1
+
+    def server(self, sid, ip, version, hostname=None, mac=None, vrf=None, **extra):
+        data = {"hostname": hostname or "host-" + sid, "ip_address": ip,
+                "nic_mac": mac, "device_type": extra.get("device_type", "PowerEdge R640"),
+                "manufacture": extra.get("manufacture", "Dell")}
+        if vrf:
+            data["vrf"] = vrf
+        self.send(self.topics.servers, sid, event("server.upserted", sid, data, version))
+
+    def server_deleted(self, sid, version):
+        self.send(self.topics.servers, sid, event("server.deleted", sid, None, version))
+
+    def subnet(self, sid, cidr, pools, version, vrf=None, name=None):
+        data = {"name": name or "net-" + sid, "cidr": cidr, "static_ip_pools": pools}
+        if vrf:
+            data["vrf"] = vrf
+        self.send(self.topics.subnets, sid, event("subnet.upserted", sid, data, version))
+
+    def subnet_deleted(self, sid, version):
+        self.send(self.topics.subnets, sid, event("subnet.deleted", sid, None, version))
+
+    def mark(self, address, status, version, description=None):
+        data = {"address": address, "status": status}
+        if description is not None:
+            data["description"] = description
+        self.send(self.topics.marks, address, event("mark.set", address, data, version))
+
+    def mark_cleared(self, address, version):
+        self.send(self.topics.marks, address, event("mark.cleared", address, None, version))
+
+    def settle(self, timeout=120):
+        """Waits until every message sent so far is committed."""
+        self.kafka.flush()
+        wait_caught_up(self.db, self.daemon.group, self.sent, timeout)
+
+    def row(self, ip, vrf=""):
+        rows = self.db.query(
+            "SELECT subnet_id, status, ip_type, server_id, hostname, mac_address, "
+            "platform, manufacturer, description FROM ipam "
+            "WHERE vrf = %s AND ip_address = %s", (vrf, ip))
+        if not rows:
+            return None
+        keys = ("subnet_id", "status", "ip_type", "server_id", "hostname",
+                "mac_address", "platform", "manufacturer", "description")
+        return dict(zip(keys, rows[0]))
+
+    def count(self, where="true", args=None):
+        return self.db.scalar("SELECT count(*) FROM ipam WHERE " + where, args)
+
+    def close(self):
+        status = self.daemon.stop()
+        self.daemon.close()
+        self.db.close()
+        assert status == 0, status
+
+
+def test_workflows_of_the_earlier_system():
+    """The four workflows the ORM signals handled, now from events."""
+    run = Run()
+    try:
+        # A subnet with a static pool creates 50 available static rows.
+        run.subnet("1", "192.168.1.0/24", ["192.168.1.1-192.168.1.50"], 1)
+        run.settle()
+        assert run.count() == 50
+        assert run.count("status = 'available' AND ip_type = 'static' AND subnet_id = '1'") == 50
+        assert run.row("192.168.1.0") is None and run.row("192.168.1.51") is None
+
+        # A server given .10 allocates it with its device fields.
+        run.server("7", "192.168.1.10", 1, hostname="web-01", mac="AA-BB-CC-00-11-22")
+        run.settle()
+        assert run.row("192.168.1.10") == {
+            "subnet_id": "1", "status": "allocated", "ip_type": "static",
+            "server_id": "7", "hostname": "web-01", "mac_address": "aa:bb:cc:00:11:22",
+            "platform": "PowerEdge R640", "manufacturer": "Dell", "description": None}
+
+        # A reserved mark with a description.
+        run.mark("192.168.1.20", "reserved", 1, description="gateway")
+        run.settle()
+        assert run.row("192.168.1.20")["status"] == "reserved"
+        assert run.row("192.168.1.20")["description"] == "gateway"
+
+        # The server moves from .10 to .11: .10 is freed, .11 taken.
+        run.server("7", "192.168.1.11", 2, hostname="web-01", mac="aa:bb:cc:00:11:22")
+        run.settle()
+        freed = run.row("192.168.1.10")
+        assert freed["status"] == "available" and freed["ip_type"] == "static"
+        assert freed["server_id"] is None and freed["hostname"] is None
+        assert freed["mac_address"] is None and freed["platform"] is None
+        assert run.row("192.168.1.11")["server_id"] == "7"
+
+        # A dhcp server (outside the pool) gets a dhcp row.
+        run.server("8", "192.168.1.100", 1)
+        run.settle()
+        assert run.row("192.168.1.100")["ip_type"] == "dhcp"
+        assert run.row("192.168.1.100")["status"] == "allocated"
+
+        # Deleting servers frees the static address and removes the dhcp one.
+        run.server_deleted("7", 3)
+        run.server_deleted("8", 2)
+        run.settle()
+        assert run.row("192.168.1.11")["status"] == "available"
+        assert run.row("192.168.1.11")["hostname"] is None
+        assert run.row("192.168.1.100") is None
+        assert run.count() == 50
+
+        # A stale upsert (older version) cannot bring the server back.
+        run.server("7", "192.168.1.12", 2)
+        run.settle()
+        assert run.row("192.168.1.12")["status"] == "available"
+
+        # Clearing the mark returns .20 to available without a description.
+        run.mark_cleared("192.168.1.20", 2)
+        run.settle()
+        assert run.row("192.168.1.20")["status"] == "available"
+        assert run.row("192.168.1.20")["description"] is None
+
+        # Every change is in the audit history with the event that made it.
+        audit = run.db.query(
+            "SELECT action, source_topic, source_partition, source_offset, "
+            "before->>'status', after->>'status' FROM ipamd.audit "
+            "WHERE ip_address = '192.168.1.10' ORDER BY id")
+        assert [(a[0], a[4], a[5]) for a in audit] == [
+            ("insert", None, "available"), ("update", "available", "allocated"),
+            ("update", "allocated", "available")], audit
+        assert audit[1][1] == run.topics.servers and audit[1][3] == 0
+        assert audit[2][1] == run.topics.servers and audit[2][3] == 1
+        assert run.db.scalar("SELECT count(*) FROM ipamd.audit WHERE "
+                             "ip_address = '192.168.1.100'") == 2
+        # The database refuses what must never hold.
+        for bad in ("UPDATE ipam_state.address SET status = 'lent' WHERE ip_address = '192.168.1.1'",
+                    "UPDATE ipam_state.address SET description = 'x' WHERE ip_address = '192.168.1.1'",
+                    "INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
+                    "VALUES ('192.168.1.1', '1', 'available', 'static')"):
+            try:
+                run.db.query(bad)
+            except Exception as error:  # psycopg2.IntegrityError and kin
+                assert "violates" in str(error), error
+            else:
+                raise AssertionError("accepted: " + bad)
+    finally:
+        run.close()
+
+
+def test_ipv6_nested_subnets_and_moves():
+    """Longest prefix wins, deletion moves addresses to the enclosing subnet,
+    a subnet after its servers, pool edits, IPv6 and vrfs."""
+    run = Run()
+    try:
+        # A server whose subnet has not arrived yet has no row...
+        run.server("1", "172.16.0.5", 1)
+        run.settle()
+        assert run.count() == 0
+        # ...until the subnet arrives.
+        run.subnet("s172", "172.16.0.0/24", [], 1)
+        run.settle()
+        assert run.row("172.16.0.5")["ip_type"] == "dhcp"
+
+        run.subnet("outer", "10.1.0.0/16", ["10.1.0.10-10.1.0.20", "10.1.2.1-10.1.2.9"], 1)
+        run.subnet("inner", "10.1.2.0/24", ["10.1.2.1-10.1.2.5"], 1)
+        run.server("2", "10.1.2.3", 1)
+        run.server("3", "10.1.2.7", 1)
+        run.server("4", "10.1.5.5", 1)
+        run.settle()
+        assert run.row("10.1.2.3")["subnet_id"] == "inner"
+        assert run.row("10.1.2.3")["ip_type"] == "static"
+        # .7 is in outer's pool, but its home is inner, where it is not pooled.
+        assert run.row("10.1.2.7")["subnet_id"] == "inner"
+        assert run.row("10.1.2.7")["ip_type"] == "dhcp"
+        assert run.row("10.1.2.8") is None
+        assert run.row("10.1.5.5")["subnet_id"] == "outer"
+        assert run.count("subnet_id = 'inner'") == 6   # 5 pool + server at .7
+
+        # Deleting the nested subnet moves its addresses to the enclosing one.
+        run.subnet_deleted("inner", 2)
+        run.settle()
+        assert run.row("10.1.2.3")["subnet_id"] == "outer"
+        assert run.row("10.1.2.3")["ip_type"] == "static"   # in outer's pool
+        assert run.row("10.1.2.8")["status"] == "available"
+        assert run.count("subnet_id = 'inner'") == 0
+
+        # Pool edits: rows appear and go.
+        run.subnet("outer", "10.1.0.0/16", ["10.1.0.10-10.1.0.12"], 2)
+        run.settle()
+        assert run.row("10.1.0.13") is None
+        assert run.row("10.1.2.8") is None
+        assert run.row("10.1.2.3")["ip_type"] == "dhcp"     # the server keeps it
+        assert run.count("subnet_id = 'outer' AND ip_type = 'static'") == 3
+
+        # IPv6 with a CIDR pool, and a server there.
+        run.subnet("v6", "2001:db8:1::/64", ["2001:db8:1::/124"], 1)
+        run.server("6", "2001:db8:1::abcd", 1)
+        run.settle()
+        assert run.count("family(ip_address) = 6 AND ip_type = 'static'") == 16
+        assert run.row("2001:db8:1::abcd")["status"] == "allocated"
+        # A /31 keeps both addresses; a /30 loses network and broadcast.
+        run.subnet("p2p", "192.0.2.0/31", ["192.0.2.0/31"], 1)
+        run.subnet("p30", "192.0.2.4/30", ["192.0.2.4/30"], 1)
+        run.settle()
+        assert run.count("subnet_id = 'p2p'") == 2
+        assert sorted(r[0] for r in run.db.query(
+            "SELECT host(ip_address) FROM ipam WHERE subnet_id = 'p30'")) == \
+            ["192.0.2.5", "192.0.2.6"]
+
+        # The same address in another vrf is another row.
+        run.subnet("blue", "10.1.0.0/16", [], 1, vrf="blue")
+        run.server("9", "10.1.2.3", 1, vrf="blue")
+        run.settle()
+        assert run.row("10.1.2.3", vrf="blue")["server_id"] == "9"
+        assert run.row("10.1.2.3")["server_id"] == "2"
+    finally:
+        run.close()
+
+
+def test_conflicts_are_reported():
+    """Conflicts go to the conflict table and the log, never resolved silently."""
+    run = Run()
+    try:
+        run.subnet("1", "192.168.7.0/24", ["192.168.7.1-192.168.7.99"], 1)
+        run.subnet("2", "192.168.7.0/24", [], 1)          # a duplicate
+        run.subnet("3", "192.168.7.64/26", [], 1)          # shadows part of 1's pool
+        run.server("10", "192.168.7.5", 1)
+        run.server("9", "192.168.7.5", 1)                 # two servers, one address
+        run.mark("192.168.7.6", "reserved", 1, description="lab")
+        run.server("11", "192.168.7.6", 1)                # a server on a reserved address
+        run.mark("192.168.7.7", "quarantine", 1)
+        run.server("12", "192.168.7.7", 1)
+        run.settle()
+        kinds = {(r[0], r[1]) for r in run.db.query(
+            "SELECT kind, coalesce(host(ip_address), subnet_id) FROM ipam_conflict")}
+        assert kinds == {("several_servers", "192.168.7.5"),
+                         ("server_on_reserved", "192.168.7.6"),
+                         ("server_on_quarantine", "192.168.7.7"),
+                         ("duplicate_subnet", "2"), ("pool_shadowed", "1")}, kinds
+        # The lowest id holds a shared address; quarantine outranks allocated.
+        assert run.row("192.168.7.5")["server_id"] == "9"
+        assert run.row("192.168.7.6")["status"] == "allocated"
+        assert run.row("192.168.7.7")["status"] == "quarantine"
+        assert run.row("192.168.7.7")["server_id"] == "12"
+        assert run.daemon.log_contains(r"<4>conflict several_servers: servers 9, 10 share 192.168.7.5")
+        # Resolving a conflict removes it.
+        run.server("10", "192.168.7.50", 2)
+        run.settle()
+        assert run.db.scalar("SELECT count(*) FROM ipam_conflict WHERE kind = 'several_servers'") == 0
+    finally:
+        run.close()
+
+
+def fixture_messages(path):
+    with open(path) as f:
+        spec = json.load(f)
+    for message in spec["messages"]:
+        key = message.get("key")
+        if key is not None and not isinstance(key, str):
+            key = json.dumps(key, separators=(",", ":"))
+        if "value_text" in message:
+            value = message["value_text"]
+        elif message.get("value") is None:
+            value = None
+        else:
+            value = json.dumps(message["value"], separators=(",", ":"))
+        yield message.get("entity", spec.get("entity")), key, value, message
+
+
+def test_debezium_through_kafka():
+    """Debezium fixtures (c/u/r/d, tombstones, a primary-key change, with and
+    without the schema wrapper, JSON columns as strings) through Kafka."""
+    run = Run(formats={"server": "debezium", "subnet": "debezium"})
+    try:
+        expected_dead = 0
+        final = {}
+        files = sorted(f for f in os.listdir(os.path.join(FIXTURES, "debezium"))
+                       if f.endswith(".json") and f != "column-mapping.json")
+        for name in files:
+            for entity, key, value, message in fixture_messages(
+                    os.path.join(FIXTURES, "debezium", name)):
+                # Marks have no Debezium topic; limits here are the defaults.
+                if entity == "mark" or "limits" in message:
+                    continue
+                topic = run.topics.servers if entity == "server" else run.topics.subnets
+                run.send(topic, key, value)
+                expect = message.get("expect", {})
+                if expect.get("result") == "error":
+                    expected_dead += 1
+                elif expect.get("result", "ok") == "ok" and expect.get("entity") == "server":
+                    final[expect["id"]] = expect
+        run.settle()
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == expected_dead
+        rows = {r[0]: r for r in run.db.query(
+            "SELECT id, deleted, hostname, host(ip_address) FROM ipam_state.server")}
+        assert final, "the fixtures hold server changes"
+        for sid, expect in final.items():
+            assert sid in rows, (sid, rows)
+            _, deleted, hostname, ip = rows[sid]
+            if expect["op"] == "delete":
+                assert deleted, (sid, rows[sid])
+            else:
+                assert not deleted and hostname == expect.get("hostname"), (sid, rows[sid], expect)
+                assert ip == expect.get("ip"), (sid, rows[sid], expect)
+    finally:
+        run.close()
+
+
+def test_bad_messages_go_to_dead_letters():
+    """Every bad fixture ends in the dead letters with its reason and its
+    bytes, while the good events around it are applied."""
+    run = Run(config={"consumer": {"max_message_bytes": "4096"}})
+    try:
+        bad_dir = os.path.join(FIXTURES, "cloudevents", "bad")
+        expected = []
+        with open(os.path.join(bad_dir, "EXPECTED")) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip():
+                    continue
+                name, entity, key, _, reason = line.rstrip("\n").split("\t")
+                expected.append((name, entity, None if key == "-" else key, reason))
+        topic_of = {"server": run.topics.servers, "subnet": run.topics.subnets,
+                    "mark": run.topics.marks}
+        run.subnet("1", "10.20.0.0/24", [], 1)
+        for number, (name, entity, key, reason) in enumerate(expected):
+            with open(os.path.join(bad_dir, name), "rb") as f:
+                value = f.read()
+            run.send(topic_of[entity], key, value)
+            run.server("good-%d" % number, "10.20.0.%d" % (number + 1), 1)
+        # Beyond the decoder: too large, and a tombstone without a key.
+        run.send(run.topics.servers, "big", b"{" + b" " * 5000 + b"}")
+        run.send(run.topics.servers, None, None)
+        run.settle()
+
+        letters = {(r[0], r[2]): r for r in run.db.query(
+            "SELECT topic, partition, \"offset\", key, value, reason FROM ipamd.dead_letter")}
+        assert len(letters) == len(expected) + 2, (len(letters), len(expected))
+        by_value = {bytes(r[4]) if r[4] is not None else None: r for r in letters.values()}
+        for name, entity, key, reason in expected:
+            with open(os.path.join(bad_dir, name), "rb") as f:
+                value = f.read()
+            letter = by_value.get(value)
+            assert letter is not None, name
+            assert reason in letter[5], (name, reason, letter[5])
+            assert letter[0] == topic_of[entity]
+            assert (bytes(letter[3]).decode() if letter[3] is not None else None) == key
+        reasons = [r[5] for r in letters.values()]
+        assert any("5002 bytes, more than the limit of 4096" in r for r in reasons), reasons
+        assert any("tombstone" in r and "key" in r for r in reasons), reasons
+        assert run.count("server_id LIKE 'good-%%'") == len(expected)
+        assert run.daemon.log_contains(r"<4>dead letter .*: cloudevents: ")
+    finally:
+        run.close()
+
+
+def test_postgresql_restart_mid_stream():
+    """PostgreSQL stopped and started again while events flow: the daemon
+    pauses, reconnects, and nothing is lost or applied twice."""
+    pg = PrivatePostgres().start()
+    db = Database(host="127.0.0.1", port=pg.port)
+    run = Run(db=db, partitions=2, config={"consumer": {"batch_max_events": "100"}})
+    total = 3000
+    try:
+        run.subnet("1", "10.30.0.0/16", [], 1)
+        run.kafka.flush()
+
+        def produce():
+            for i in range(total):
+                run.server(str(i), "10.30.%d.%d" % (i // 250, i % 250 + 1), 1)
+                if i % 200 == 0:
+                    run.kafka.flush()
+                    time.sleep(0.05)
+            run.kafka.flush()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        wait_until(lambda: run.db.scalar("SELECT count(*) FROM ipam") > 200, 60,
+                   "some events to be applied")
+        pg.stop()
+        time.sleep(2)
+        assert run.daemon.proc.poll() is None, run.daemon.log()
+        pg.start()
+        producer.join()
+        run.settle(timeout=180)
+        assert run.count("status = 'allocated'") == total
+        assert run.daemon.log_contains(r"consumption paused while PostgreSQL is away")
+        assert run.daemon.log_contains(r"PostgreSQL is back")
+        # Each address was inserted exactly once.
+        assert run.db.scalar(
+            "SELECT count(*) FROM (SELECT ip_address FROM ipamd.audit WHERE action = 'insert' "
+            "GROUP BY ip_address HAVING count(*) > 1) twice") == 0
+        assert run.db.scalar("SELECT count(*) FROM ipamd.audit") == total
+    finally:
+        run.close()
+        pg.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
