@@ -481,6 +481,9 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	    consumer_conf_set(conf, "queued.max.messages.kbytes", "16384", err,
 	    errlen) == -1 ||
 	    consumer_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
+	    /* A topic created after the start is found within seconds. */
+	    consumer_conf_set(conf, "topic.metadata.refresh.interval.ms",
+	    "5000", err, errlen) == -1 ||
 	    consumer_conf_set(conf, "client.id", "ipam-syncd", err,
 	    errlen) == -1)
 		goto fail;
