@@ -440,6 +440,8 @@ pgconn_free(struct pgconn *pg)
 {
 	if (pg == NULL)
 		return;
+	/* Whoever asked the query in flight may be gone already: no callback. */
+	pg->cb = NULL;
 	pgconn_stop(pg);
 	if (pg->timer != NULL)
 		event_free(pg->timer);

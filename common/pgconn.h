@@ -46,7 +46,8 @@ void		 pgconn_start(struct pgconn *pg);
 /* Closes the connection and stops reconnecting. */
 void		 pgconn_stop(struct pgconn *pg);
 
-/* Frees the handle, closing the connection. */
+/* Frees the handle, closing the connection; a query in flight is dropped
+ * without calling its callback. */
 void		 pgconn_free(struct pgconn *pg);
 
 /* Tells whether the connection is up and idle or busy with a query. */

@@ -140,6 +140,8 @@ batch_drop_front(struct batch *batch, size_t n)
 
 	if (n > batch->count)
 		n = batch->count;
+	if (n == 0)
+		return;
 	for (i = 0; i < n; i++) {
 		size_t bytes = batch_entry_bytes(&batch->entries[i]);
 
@@ -181,8 +183,11 @@ batch_move(struct batch *dst, struct batch *src)
 {
 	size_t i;
 
-	for (i = 0; i < src->count; i++)
-		*batch_grow(dst) = src->entries[i];
+	for (i = 0; i < src->count; i++) {
+		struct batch_entry *slot = batch_grow(dst);
+
+		*slot = src->entries[i];
+	}
 	dst->bytes += src->bytes;
 	src->count = 0;
 	src->bytes = 0;

@@ -384,8 +384,8 @@ daemon_free(struct daemon *daemon)
 {
 	if (daemon == NULL)
 		return;
-	consumer_free(daemon->consumer);
 	pgconn_free(daemon->pg);
+	consumer_free(daemon->consumer);
 	migrate_free(daemon->migrate);
 	notify_close(daemon->notify);
 	if (daemon->sigterm != NULL)

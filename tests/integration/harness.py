@@ -209,11 +209,16 @@ class Notify:
         self.sock.close()
 
 
+# Every daemon a test started, so that a failure can show their logs.
+STARTED = []
+
+
 class Daemon:
     """The real ipam-syncd binary with a generated config."""
 
     def __init__(self, db, topics, directory=None, config=None, notify=False,
                  env=None, group=None):
+        STARTED.append(self)
         self.dir = directory or tempfile.mkdtemp(prefix="ipamd-")
         self.config_path = os.path.join(self.dir, "ipam-syncd.conf")
         self.log_path = os.path.join(self.dir, "daemon.log")
@@ -377,11 +382,18 @@ def main(tests):
     failed = 0
     for name in names:
         began = time.monotonic()
+        del STARTED[:]
         try:
             tests[name]()
         except Exception:
             failed += 1
             traceback.print_exc()
+            for daemon in STARTED:
+                print("---- log of the daemon in %s (last 60 lines) ----" % daemon.dir)
+                try:
+                    print("\n".join(daemon.log().splitlines()[-60:]))
+                except OSError as error:
+                    print(error)
             print("FAIL %s (%.1f s)" % (name, time.monotonic() - began), flush=True)
         else:
             print("PASS %s (%.1f s)" % (name, time.monotonic() - began), flush=True)
