@@ -119,7 +119,24 @@ static const struct config_key config_keys[] = {
 	    NULL),
 
 	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
-	    "Probe every address that has a row with ICMP echo."),
+	    "Probe every address that has a row with ICMP echo (needs\n"
+	    "CAP_NET_RAW, or a ping_group_range that holds the daemon's group)."),
+	KEY_INT("sweeper", "interval_ms", sweeper_interval_ms, "60000", 1000,
+	    86400000, true,
+	    "A sweep starts this long after the previous one started (never\n"
+	    "while it still runs)."),
+	KEY_INT("sweeper", "rate", sweeper_rate, "2000", 1, 1000000, true,
+	    "Most echo requests sent per second, paced with jitter."),
+	KEY_INT("sweeper", "timeout_ms", sweeper_timeout_ms, "1000", 10, 60000,
+	    true, "How long a probe waits for its reply."),
+	KEY_INT("sweeper", "retries", sweeper_retries, "2", 0, 10, true,
+	    "Probes sent again to an address that did not answer, each\n"
+	    "waiting half again as long as the one before."),
+	KEY_INT("sweeper", "down_after", sweeper_down_after, "3", 1, 100, true,
+	    "Consecutive sweeps without a reply before active turns false."),
+	KEY_STRING("sweeper", "vrfs", sweeper_vrfs, "-", true,
+	    "Comma-separated routing domains whose addresses are probed from\n"
+	    "this host; \"-\" is the default domain."),
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))

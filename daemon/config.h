@@ -62,6 +62,12 @@ struct config {
 
 	/* [sweeper] */
 	bool		 sweeper_enabled;
+	long long	 sweeper_interval_ms;
+	long long	 sweeper_rate;
+	long long	 sweeper_timeout_ms;
+	long long	 sweeper_retries;
+	long long	 sweeper_down_after;
+	char		*sweeper_vrfs;
 
 	/* Derived from the above by config_load(). */
 	struct config_topic	*topics;
