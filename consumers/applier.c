@@ -15,6 +15,13 @@
 /* How long to wait before retrying after an error that is not the data's. */
 #define APPLIER_RETRY_MS	1000
 
+const double applier_size_bounds[APPLIER_SIZE_BUCKETS] = {
+	1, 10, 100, 500, 1000, 5000, 10000, 50000,
+};
+const double applier_time_bounds[APPLIER_TIME_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+};
+
 struct applier {
 	struct event_base	*base;
 	struct pgconn		*pg;
@@ -106,6 +113,73 @@ applier_busy(const struct applier *applier)
 	return applier->batch != NULL;
 }
 
+/* Seconds the apply in flight has been running. */
+double
+applier_busy_seconds(const struct applier *applier)
+{
+	if (applier->batch == NULL || applier->chunk == 0)
+		return 0;
+	return applier_elapsed(&applier->started);
+}
+
+/* Adds one observation to a histogram. */
+static void
+applier_observe(struct applier_histogram *histogram, const double *bounds,
+    size_t bucket_count, double value)
+{
+	size_t i;
+
+	for (i = 0; i < bucket_count; i++) {
+		if (value <= bounds[i])
+			histogram->counts[i]++;
+	}
+	histogram->count++;
+	histogram->sum += value;
+}
+
+/* Counts what became of each message of the committed entries. */
+static void
+applier_count_messages(struct applier *applier, size_t n)
+{
+	const struct batch *batch = applier->batch;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct batch_entry *entry = &batch->entries[i];
+		const struct batch_position *pos;
+		struct applier_topic_stats *topic;
+
+		if (entry->topic < 0 || entry->topic >= APPLIER_MAX_TOPICS)
+			continue;
+		topic = &applier->stats.topics[entry->topic];
+		pos = applier->positions.get(applier->positions.arg,
+		    entry->topic, entry->partition);
+		if (pos != NULL && pos->stored && entry->offset < pos->next_offset)
+			topic->skipped++;
+		else if (entry->dead)
+			topic->dead_letters++;
+		else
+			topic->applied++;
+	}
+}
+
+/* Adds the per-entity counts of an apply result. */
+static void
+applier_count_entities(struct applier *applier, json_t *result)
+{
+	static const char *const names[3] = { "server", "subnet", "mark" };
+	json_t *entities = json_object_get(result, "entities"), *pair;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		pair = json_object_get(entities, names[i]);
+		applier->stats.entity_applied[i] +=
+		    (uint64_t)json_integer_value(json_array_get(pair, 0));
+		applier->stats.entity_stale[i] +=
+		    (uint64_t)json_integer_value(json_array_get(pair, 1));
+	}
+}
+
 /* The running totals. */
 const struct applier_stats *
 applier_stats(const struct applier *applier)
@@ -182,6 +256,8 @@ applier_committed(struct applier *applier, const char *text)
 	json_t *result;
 	size_t i, count;
 
+	/* Count before the positions move past these entries. */
+	applier_count_messages(applier, applier->chunk);
 	count = batch_partition_ends(applier->batch, applier->chunk, ends,
 	    sizeof(ends) / sizeof(ends[0]));
 	for (i = 0; i < count; i++) {
@@ -205,6 +281,11 @@ applier_committed(struct applier *applier, const char *text)
 	applier->stats.conflicts +=
 	    json_array_size(json_object_get(result, "conflicts"));
 	applier->stats.last_apply_seconds = applier_elapsed(&applier->started);
+	applier_count_entities(applier, result);
+	applier_observe(&applier->stats.batch_size, applier_size_bounds,
+	    APPLIER_SIZE_BUCKETS, (double)applier->chunk);
+	applier_observe(&applier->stats.apply_seconds, applier_time_bounds,
+	    APPLIER_TIME_BUCKETS, applier->stats.last_apply_seconds);
 	log_debug("batch of %zu: %llu applied, %llu stale, %llu dead, "
 	    "rows +%llu ~%llu -%llu in %.3f s", applier->chunk,
 	    (unsigned long long)applier_count(result, "applied"),

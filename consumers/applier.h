@@ -31,8 +31,36 @@ struct applier_positions {
 typedef void applier_done_cb(struct applier *applier,
     enum applier_outcome outcome, const char *error, void *arg);
 
+/* Most topics one daemon consumes (the config refuses more). */
+#define APPLIER_MAX_TOPICS	64
+
+/* Histogram bounds: events per committed batch, seconds per apply. */
+#define APPLIER_SIZE_BUCKETS	8
+#define APPLIER_TIME_BUCKETS	12
+extern const double applier_size_bounds[APPLIER_SIZE_BUCKETS];
+extern const double applier_time_bounds[APPLIER_TIME_BUCKETS];
+
+/* What became of the messages of one topic. */
+struct applier_topic_stats {
+	uint64_t	applied;	/* decoded and committed */
+	uint64_t	dead_letters;
+	uint64_t	skipped;	/* below the stored offset: seen before */
+};
+
+/* A cumulative histogram: counts[i] holds observations <= bounds[i]. */
+struct applier_histogram {
+	uint64_t	counts[APPLIER_TIME_BUCKETS];
+	uint64_t	count;
+	double		sum;
+};
+
 /* Running totals, for logs and metrics. */
 struct applier_stats {
+	struct applier_topic_stats topics[APPLIER_MAX_TOPICS];
+	uint64_t	entity_applied[3];	/* by enum change_entity */
+	uint64_t	entity_stale[3];
+	struct applier_histogram batch_size;
+	struct applier_histogram apply_seconds;
 	uint64_t	batches;
 	uint64_t	events_applied;
 	uint64_t	events_stale;
@@ -73,6 +101,9 @@ void		 applier_set_target(struct applier *applier, const char *schema,
 
 /* Tells whether an apply is in flight. */
 bool		 applier_busy(const struct applier *applier);
+
+/* Seconds the apply in flight has been running; 0 when there is none. */
+double		 applier_busy_seconds(const struct applier *applier);
 
 /* The running totals. */
 const struct applier_stats *applier_stats(const struct applier *applier);

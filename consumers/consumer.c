@@ -1110,3 +1110,48 @@ consumer_applier_stats(const struct consumer *consumer)
 {
 	return applier_stats(consumer->applier);
 }
+
+/* The number of topics. */
+size_t
+consumer_topic_count(const struct consumer *consumer)
+{
+	return consumer->topic_count;
+}
+
+/* One topic's name. */
+const char *
+consumer_topic_name(const struct consumer *consumer, size_t index)
+{
+	return index < consumer->topic_count ? consumer->topics[index].name :
+	    NULL;
+}
+
+/* Calls fn for every assigned partition. */
+void
+consumer_foreach_partition(const struct consumer *consumer,
+    consumer_partition_fn *fn, void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < consumer->partition_count; i++) {
+		const struct consumer_partition *slot = &consumer->partitions[i];
+		int64_t low = -1, high = -1;
+
+		if (!slot->assigned)
+			continue;
+		if (rd_kafka_get_watermark_offsets(consumer->rk,
+		    consumer->topics[slot->topic].name, slot->position.partition,
+		    &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+			low = high = -1;
+		fn(arg, consumer->topics[slot->topic].name,
+		    slot->position.partition, slot->position.stored ?
+		    slot->position.next_offset : -1, low, high);
+	}
+}
+
+/* Seconds the apply in flight has been running. */
+double
+consumer_apply_seconds(const struct consumer *consumer)
+{
+	return applier_busy_seconds(consumer->applier);
+}

@@ -98,6 +98,26 @@ bool		 consumer_is_subscribed(const struct consumer *consumer);
 /* Running totals. */
 const struct consumer_stats *consumer_stats(const struct consumer *consumer);
 
+/* The topics, in the order the stats index them. */
+size_t		 consumer_topic_count(const struct consumer *consumer);
+const char	*consumer_topic_name(const struct consumer *consumer,
+		    size_t index);
+
+/*
+ * Told about one assigned partition: the next offset stored in PostgreSQL
+ * (-1: none yet) and the high watermark last seen from the broker (-1:
+ * not known yet; never a blocking request).
+ */
+typedef void consumer_partition_fn(void *arg, const char *topic,
+    int32_t partition, int64_t stored, int64_t low, int64_t high);
+
+/* Calls fn for every assigned partition. */
+void		 consumer_foreach_partition(const struct consumer *consumer,
+		    consumer_partition_fn *fn, void *arg);
+
+/* Seconds the apply in flight has been running; 0 when there is none. */
+double		 consumer_apply_seconds(const struct consumer *consumer);
+
 /* The applier's running totals. */
 const struct applier_stats *consumer_applier_stats(
 		    const struct consumer *consumer);

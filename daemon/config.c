@@ -11,6 +11,7 @@
 
 #include "common/build_info.h"
 #include "common/log.h"
+#include "consumers/applier.h"
 #include "daemon/config.h"
 
 extern char **environ;
@@ -117,6 +118,13 @@ static const struct config_key config_keys[] = {
 	KEY_STRING("debezium", "subnet_vrf", dbz_subnet_vrf, "vrf", false, NULL),
 	KEY_STRING("debezium", "subnet_ping", dbz_subnet_ping, "ping", false,
 	    NULL),
+
+	KEY_STRING("http", "listen", http_listen, "127.0.0.1:9187", false,
+	    "Address and port of /healthz, /readyz and /metrics ([::1]:9187\n"
+	    "for IPv6, port 0 for any free port); empty turns HTTP off."),
+	KEY_INT("http", "ready_max_lag", http_ready_max_lag, "100000", 0,
+	    1000000000, true,
+	    "/readyz reports unready while more messages than this wait."),
 
 	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
 	    "Probe every address that has a row with ICMP echo (needs\n"
@@ -609,6 +617,11 @@ config_parse_topics(struct config *config, char *err, size_t errlen)
 				goto done;
 			}
 		}
+	}
+	if (config->topic_count > APPLIER_MAX_TOPICS) {
+		snprintf(err, errlen, "consumer.topics: %zu topics, more than "
+		    "the limit of %d", config->topic_count, APPLIER_MAX_TOPICS);
+		goto done;
 	}
 	if (config->topic_count == 0) {
 		snprintf(err, errlen, "consumer.topics: no topic is named");

@@ -60,6 +60,10 @@ struct config {
 	char		*dbz_subnet_vrf;
 	char		*dbz_subnet_ping;
 
+	/* [http] */
+	char		*http_listen;
+	long long	 http_ready_max_lag;
+
 	/* [sweeper] */
 	bool		 sweeper_enabled;
 	long long	 sweeper_interval_ms;

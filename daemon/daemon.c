@@ -13,6 +13,8 @@
 #include "common/pgconn.h"
 #include "consumers/consumer.h"
 #include "daemon/daemon.h"
+#include "daemon/http.h"
+#include "daemon/metrics.h"
 #include "daemon/migrate.h"
 #include "daemon/notify.h"
 
@@ -38,10 +40,16 @@ struct daemon {
 	struct migrate		*migrate;
 	struct consumer		*consumer;
 	struct notify		*notify;
+	struct http		*http;
+	time_t			 start_time;
+	double			 watchdog_seconds;
+	bool			 watchdog_withheld;
+	enum log_level		 configured_level;
 
 	struct event		*sigterm;
 	struct event		*sigint;
 	struct event		*sighup;
+	struct event		*sigusr2;
 	struct event		*deadline;
 	struct event		*watchdog;
 	struct event		*status;
@@ -235,8 +243,10 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	if (config_restart_keys(old, fresh, keys, sizeof(keys)) > 0)
 		log_warnx("reload: %s changed but only take effect after a "
 		    "restart", keys);
-	if (log_level_parse(fresh->log_level, &level) == 0)
+	if (log_level_parse(fresh->log_level, &level) == 0) {
 		log_set_level(level);
+		daemon->configured_level = level;
+	}
 	pgconn_set_timeouts(daemon->pg, fresh->pg_connect_timeout_ms,
 	    fresh->pg_reconnect_min_ms, fresh->pg_reconnect_max_ms);
 	consumer_set_batch_limits(daemon->consumer,
@@ -249,13 +259,92 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	daemon_send_status(daemon);
 }
 
-/* Tells systemd the loop is alive. */
+/*
+ * Tells systemd the daemon is alive: the loop runs (this fired) and the
+ * consumer makes progress (no apply has been stuck for a whole watchdog
+ * interval).  A stuck apply withholds the ping, so systemd restarts us.
+ */
 static void
 daemon_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *daemon = arg;
+	double stuck = consumer_apply_seconds(daemon->consumer);
 
+	if (stuck >= daemon->watchdog_seconds) {
+		if (!daemon->watchdog_withheld)
+			log_warnx("watchdog: an apply has run for %.1f s; "
+			    "withholding the watchdog ping", stuck);
+		daemon->watchdog_withheld = true;
+		return;
+	}
+	if (daemon->watchdog_withheld)
+		log_info("watchdog: progress again; pinging");
+	daemon->watchdog_withheld = false;
 	notify_send(daemon->notify, "WATCHDOG=1");
+}
+
+/* SIGUSR2 switches debug logging on, or back to the configured level. */
+static void
+daemon_debug_cb(evutil_socket_t signo, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	if (log_get_level() == LOG_LEVEL_DEBUG &&
+	    daemon->configured_level != LOG_LEVEL_DEBUG) {
+		log_info("SIGUSR2: debug logging off");
+		log_set_level(daemon->configured_level);
+	} else {
+		log_set_level(LOG_LEVEL_DEBUG);
+		log_info("SIGUSR2: debug logging on");
+	}
+}
+
+/* /readyz: connected, assigned, and not too far behind. */
+static bool
+daemon_ready(void *arg, char *buf, size_t buflen)
+{
+	struct daemon *daemon = arg;
+	long long lag;
+
+	if (daemon->state == DAEMON_STOPPING) {
+		snprintf(buf, buflen, "stopping");
+		return false;
+	}
+	if (!pgconn_is_up(daemon->pg)) {
+		snprintf(buf, buflen, "PostgreSQL is not connected");
+		return false;
+	}
+	if (!daemon->ready) {
+		snprintf(buf, buflen, "starting: migrations or subscription "
+		    "not done");
+		return false;
+	}
+	if (consumer_stats(daemon->consumer)->assigned == 0) {
+		snprintf(buf, buflen, "no partition is assigned");
+		return false;
+	}
+	if (metrics_total_lag(daemon->consumer, &lag) &&
+	    lag > daemon->config->http_ready_max_lag) {
+		snprintf(buf, buflen, "%lld messages wait, more than "
+		    "http.ready_max_lag (%lld)", lag,
+		    daemon->config->http_ready_max_lag);
+		return false;
+	}
+	return true;
+}
+
+/* /metrics. */
+static void
+daemon_metrics(void *arg, struct evbuffer *out)
+{
+	struct daemon *daemon = arg;
+	struct metrics_sources sources = {
+		.consumer = daemon->consumer,
+		.pg = daemon->pg,
+		.start_time = daemon->start_time,
+	};
+
+	metrics_write(out, &sources);
 }
 
 /* Refreshes the STATUS= line. */
@@ -326,6 +415,22 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 		goto fail;
 
 	daemon->notify = notify_open();
+	daemon->start_time = time(NULL);
+	if (log_level_parse(config->log_level, &daemon->configured_level) == -1)
+		daemon->configured_level = LOG_LEVEL_INFO;
+	if (config->http_listen[0] != '\0') {
+		struct http_handlers handlers = {
+			.ready = daemon_ready,
+			.metrics = daemon_metrics,
+			.arg = daemon,
+		};
+
+		if ((daemon->http = http_new(daemon->base, config->http_listen,
+		    &handlers, err, errlen)) == NULL)
+			goto fail;
+	}
+	daemon->sigusr2 = evsignal_new(daemon->base, SIGUSR2, daemon_debug_cb,
+	    daemon);
 	daemon->sigterm = evsignal_new(daemon->base, SIGTERM, daemon_stop_cb,
 	    daemon);
 	daemon->sigint = evsignal_new(daemon->base, SIGINT, daemon_stop_cb,
@@ -339,7 +444,8 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	daemon->watchdog = event_new(daemon->base, -1, EV_PERSIST,
 	    daemon_watchdog_cb, daemon);
 	if (daemon->sigterm == NULL || daemon->sigint == NULL ||
-	    daemon->sighup == NULL || daemon->deadline == NULL ||
+	    daemon->sighup == NULL || daemon->sigusr2 == NULL ||
+	    daemon->deadline == NULL ||
 	    daemon->status == NULL || daemon->watchdog == NULL) {
 		snprintf(err, errlen, "libevent: cannot create events");
 		goto fail;
@@ -361,8 +467,10 @@ daemon_run(struct daemon *daemon)
 	event_add(daemon->sigterm, NULL);
 	event_add(daemon->sigint, NULL);
 	event_add(daemon->sighup, NULL);
+	event_add(daemon->sigusr2, NULL);
 	event_add(daemon->status, &status);
 	if (watchdog_usec > 0) {
+		daemon->watchdog_seconds = (double)watchdog_usec / 1e6;
 		struct timeval half = { (time_t)(watchdog_usec / 2000000),
 		    (suseconds_t)((watchdog_usec / 2) % 1000000) };
 
@@ -384,6 +492,7 @@ daemon_free(struct daemon *daemon)
 {
 	if (daemon == NULL)
 		return;
+	http_free(daemon->http);
 	pgconn_free(daemon->pg);
 	consumer_free(daemon->consumer);
 	migrate_free(daemon->migrate);
@@ -394,6 +503,8 @@ daemon_free(struct daemon *daemon)
 		event_free(daemon->sigint);
 	if (daemon->sighup != NULL)
 		event_free(daemon->sighup);
+	if (daemon->sigusr2 != NULL)
+		event_free(daemon->sigusr2);
 	if (daemon->deadline != NULL)
 		event_free(daemon->deadline);
 	if (daemon->status != NULL)

@@ -93,7 +93,7 @@ notify_watchdog_usec(void)
 
 	if (usec == NULL)
 		return 0;
-	if (pid != NULL && strtol(pid, NULL, 10) != (long)getpid())
+	if (pid != NULL && *pid != '\0' && strtol(pid, NULL, 10) != (long)getpid())
 		return 0;
 	return strtoull(usec, NULL, 10);
 }

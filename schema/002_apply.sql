@@ -294,6 +294,7 @@ DECLARE
 	derived jsonb;
 	subnet_conflicts jsonb := '[]';
 	dead bigint;
+	entities jsonb := '{}';
 BEGIN
 	IF target NOT IN ('ipam_state', 'ipam_state_rebuild') THEN
 		RAISE EXCEPTION 'unknown state schema %', target;
@@ -393,6 +394,8 @@ BEGIN
 	    (SELECT count(*) FROM up)
 	INTO n_applied, n_stale, more, moved;
 	applied := applied + n_applied;
+	entities := entities || jsonb_build_object('subnet',
+	    jsonb_build_array(n_applied, n_stale));
 	stale := stale + n_stale;
 
 	-- Servers.
@@ -457,6 +460,8 @@ BEGIN
 	    (SELECT count(*) FROM up)
 	INTO n_applied, n_stale, touched, moved;
 	applied := applied + n_applied;
+	entities := entities || jsonb_build_object('server',
+	    jsonb_build_array(n_applied, n_stale));
 	stale := stale + n_stale;
 
 	-- Marks.
@@ -516,6 +521,8 @@ BEGIN
 	    (SELECT count(*) FROM up)
 	INTO n_applied, n_stale, touched, moved;
 	applied := applied + n_applied;
+	entities := entities || jsonb_build_object('mark',
+	    jsonb_build_array(n_applied, n_stale));
 	stale := stale + n_stale;
 
 	-- A changed subnet touches every address of its old and new cidr that
@@ -567,7 +574,7 @@ BEGIN
 
 	derived := ipamd.derive(touched, with_audit);
 	RETURN derived || jsonb_build_object('applied', applied,
-	    'stale', stale, 'dead', dead,
+	    'stale', stale, 'dead', dead, 'entities', entities,
 	    'conflicts', (derived->'conflicts') || subnet_conflicts);
 END
 $$;

@@ -1,0 +1,210 @@
+/* The Prometheus text format of the daemon's counters and gauges. */
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "common/build_info.h"
+#include "daemon/metrics.h"
+
+/* Writes the # HELP and # TYPE lines of a family. */
+static void
+metrics_family(struct evbuffer *out, const char *name, const char *type,
+    const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help,
+	    name, type);
+}
+
+/* Writes a label value with the text format's escapes. */
+static void
+metrics_label(struct evbuffer *out, const char *value)
+{
+	const char *p;
+
+	for (p = value; *p != '\0'; p++) {
+		if (*p == '\\' || *p == '"')
+			evbuffer_add_printf(out, "\\%c", *p);
+		else if (*p == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, p, 1);
+	}
+}
+
+/* Writes a histogram's buckets, sum and count. */
+static void
+metrics_histogram(struct evbuffer *out, const char *name,
+    const struct applier_histogram *histogram, const double *bounds,
+    size_t bucket_count)
+{
+	size_t i;
+
+	for (i = 0; i < bucket_count; i++)
+		evbuffer_add_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+		    bounds[i], (unsigned long long)histogram->counts[i]);
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+	    (unsigned long long)histogram->count);
+	evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %llu\n", name,
+	    histogram->sum, name, (unsigned long long)histogram->count);
+}
+
+/* Writes one partition's lag sample. */
+static void
+metrics_lag_sample(void *arg, const char *topic, int32_t partition,
+    int64_t stored, int64_t low, int64_t high)
+{
+	struct evbuffer *out = arg;
+	int64_t lag;
+
+	if (high < 0)
+		return;
+	lag = high - (stored >= 0 ? stored : low);
+	evbuffer_add_printf(out, "ipam_syncd_consumer_lag_messages{topic=\"");
+	metrics_label(out, topic);
+	evbuffer_add_printf(out, "\",partition=\"%d\"} %lld\n", partition,
+	    (long long)(lag > 0 ? lag : 0));
+}
+
+/* Adds one partition's lag to a total. */
+static void
+metrics_lag_add(void *arg, const char *topic, int32_t partition,
+    int64_t stored, int64_t low, int64_t high)
+{
+	long long *total = arg;
+	int64_t lag;
+
+	if (high < 0) {
+		total[1] = 1;	/* unknown */
+		return;
+	}
+	lag = high - (stored >= 0 ? stored : low);
+	total[0] += lag > 0 ? lag : 0;
+}
+
+/* Adds up the lag of every assigned partition. */
+bool
+metrics_total_lag(const struct consumer *consumer, long long *lag)
+{
+	long long total[2] = { 0, 0 };
+
+	consumer_foreach_partition(consumer, metrics_lag_add, total);
+	*lag = total[0];
+	return total[1] == 0;
+}
+
+/* Writes the consumer's and the applier's figures. */
+static void
+metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
+{
+	static const char *const entities[3] = { "server", "subnet", "mark" };
+	const struct consumer_stats *consumed = consumer_stats(consumer);
+	const struct applier_stats *applied = consumer_applier_stats(consumer);
+	size_t i;
+
+	metrics_family(out, "ipam_syncd_messages_total", "counter",
+	    "Kafka messages committed, by topic and result (applied, "
+	    "dead_letter, skipped as already applied).");
+	for (i = 0; i < consumer_topic_count(consumer) &&
+	    i < APPLIER_MAX_TOPICS; i++) {
+		static const char *const results[3] = { "applied",
+		    "dead_letter", "skipped" };
+		const struct applier_topic_stats *topic = &applied->topics[i];
+		uint64_t values[3] = { topic->applied, topic->dead_letters,
+		    topic->skipped };
+		size_t r;
+
+		for (r = 0; r < 3; r++) {
+			evbuffer_add_printf(out,
+			    "ipam_syncd_messages_total{topic=\"");
+			metrics_label(out, consumer_topic_name(consumer, i));
+			evbuffer_add_printf(out, "\",result=\"%s\"} %llu\n",
+			    results[r], (unsigned long long)values[r]);
+		}
+	}
+	metrics_family(out, "ipam_syncd_messages_consumed_total", "counter",
+	    "Kafka messages taken off the queue (committed or not yet).");
+	evbuffer_add_printf(out, "ipam_syncd_messages_consumed_total %llu\n",
+	    (unsigned long long)consumed->messages);
+	metrics_family(out, "ipam_syncd_entity_changes_total", "counter",
+	    "Entity changes after collapsing a batch per key: applied, or stale "
+	    "(not newer than what was stored).");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(out,
+		    "ipam_syncd_entity_changes_total{entity=\"%s\",result=\"applied\"} %llu\n"
+		    "ipam_syncd_entity_changes_total{entity=\"%s\",result=\"stale\"} %llu\n",
+		    entities[i], (unsigned long long)applied->entity_applied[i],
+		    entities[i], (unsigned long long)applied->entity_stale[i]);
+	metrics_family(out, "ipam_syncd_dead_letters_total", "counter",
+	    "Messages kept in the dead-letter table.");
+	evbuffer_add_printf(out, "ipam_syncd_dead_letters_total %llu\n",
+	    (unsigned long long)applied->dead_letters);
+	metrics_family(out, "ipam_syncd_rows_changed_total", "counter",
+	    "Changes to ipam rows, by action.");
+	evbuffer_add_printf(out,
+	    "ipam_syncd_rows_changed_total{action=\"insert\"} %llu\n"
+	    "ipam_syncd_rows_changed_total{action=\"update\"} %llu\n"
+	    "ipam_syncd_rows_changed_total{action=\"delete\"} %llu\n",
+	    (unsigned long long)applied->rows_inserted,
+	    (unsigned long long)applied->rows_updated,
+	    (unsigned long long)applied->rows_deleted);
+	metrics_family(out, "ipam_syncd_conflicts_reported_total", "counter",
+	    "Conflicts added to the conflict table.");
+	evbuffer_add_printf(out, "ipam_syncd_conflicts_reported_total %llu\n",
+	    (unsigned long long)applied->conflicts);
+	metrics_family(out, "ipam_syncd_batches_total", "counter",
+	    "Batches committed.");
+	evbuffer_add_printf(out, "ipam_syncd_batches_total %llu\n",
+	    (unsigned long long)applied->batches);
+	metrics_family(out, "ipam_syncd_apply_retries_total", "counter",
+	    "Applies tried again (connection lost, serialization failure).");
+	evbuffer_add_printf(out, "ipam_syncd_apply_retries_total %llu\n",
+	    (unsigned long long)applied->retries);
+	metrics_family(out, "ipam_syncd_batch_size_events", "histogram",
+	    "Messages per committed batch.");
+	metrics_histogram(out, "ipam_syncd_batch_size_events",
+	    &applied->batch_size, applier_size_bounds, APPLIER_SIZE_BUCKETS);
+	metrics_family(out, "ipam_syncd_apply_duration_seconds", "histogram",
+	    "Time from sending a batch to its commit.");
+	metrics_histogram(out, "ipam_syncd_apply_duration_seconds",
+	    &applied->apply_seconds, applier_time_bounds, APPLIER_TIME_BUCKETS);
+	metrics_family(out, "ipam_syncd_consumer_lag_messages", "gauge",
+	    "Messages in the partition not yet committed in PostgreSQL.");
+	consumer_foreach_partition(consumer, metrics_lag_sample, out);
+	metrics_family(out, "ipam_syncd_consumer_assigned_partitions", "gauge",
+	    "Partitions assigned to this instance.");
+	evbuffer_add_printf(out, "ipam_syncd_consumer_assigned_partitions %zu\n",
+	    consumed->assigned);
+	metrics_family(out, "ipam_syncd_kafka_errors_total", "counter",
+	    "Errors reported by the Kafka client.");
+	evbuffer_add_printf(out, "ipam_syncd_kafka_errors_total %llu\n",
+	    (unsigned long long)consumed->kafka_errors);
+	metrics_family(out, "ipam_syncd_rebalances_total", "counter",
+	    "Consumer group rebalances seen.");
+	evbuffer_add_printf(out, "ipam_syncd_rebalances_total %llu\n",
+	    (unsigned long long)consumed->rebalances);
+}
+
+/* Appends every metric family. */
+void
+metrics_write(struct evbuffer *out, const struct metrics_sources *src)
+{
+	metrics_family(out, "ipam_syncd_build_info", "gauge",
+	    "Build and library versions.");
+	evbuffer_add_printf(out, "ipam_syncd_build_info{version=\"%s\","
+	    "librdkafka=\"%s\"} 1\n", IPAM_VERSION, rd_kafka_version_str());
+	metrics_family(out, "process_start_time_seconds", "gauge",
+	    "Start time of the process since the Unix epoch.");
+	evbuffer_add_printf(out, "process_start_time_seconds %lld\n",
+	    (long long)src->start_time);
+	metrics_family(out, "ipam_syncd_database_connected", "gauge",
+	    "1 while the PostgreSQL connection is up.");
+	evbuffer_add_printf(out, "ipam_syncd_database_connected %d\n",
+	    src->pg != NULL && pgconn_is_up(src->pg));
+	metrics_family(out, "ipam_syncd_database_reconnects_total", "counter",
+	    "Times the PostgreSQL connection was lost and made again.");
+	evbuffer_add_printf(out, "ipam_syncd_database_reconnects_total %lu\n",
+	    src->pg != NULL ? pgconn_loss_count(src->pg) : 0UL);
+	if (src->consumer != NULL)
+		metrics_consumer(out, src->consumer);
+}
