@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -178,26 +179,40 @@ class Kafka:
 
 
 class Notify:
-    """A fake $NOTIFY_SOCKET: a datagram socket the test owns."""
+    """A fake $NOTIFY_SOCKET: a datagram socket the test owns.  A thread
+    reads it, so that every message carries the time it arrived."""
 
     def __init__(self, directory):
         self.path = os.path.join(directory, "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.sock.settimeout(0.05)
-        self.messages = []   # (monotonic time, text)
+        self.messages = []   # (monotonic time of arrival, text)
+        self.lock = threading.Lock()
+        self.running = True
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def pump(self):
-        while True:
+    def _read(self):
+        while self.running:
             try:
                 data = self.sock.recv(4096)
             except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
                 return
-            self.messages.append((time.monotonic(), data.decode()))
+            with self.lock:
+                self.messages.append((time.monotonic(), data.decode()))
+
+    def pump(self):
+        """Kept for callers: the reader thread does the work."""
+
+    def timed(self):
+        with self.lock:
+            return list(self.messages)
 
     def texts(self):
-        self.pump()
-        return [m for _, m in self.messages]
+        return [m for _, m in self.timed()]
 
     def wait_for(self, line, timeout=60):
         """Waits for a message holding the line (e.g. READY=1)."""
@@ -206,6 +221,8 @@ class Notify:
         return wait_until(seen, timeout, "notify message %s" % line)
 
     def close(self):
+        self.running = False
+        self.reader.join(1)
         self.sock.close()
 
 
@@ -232,6 +249,7 @@ class Daemon:
                            "reconnect_max_ms": "1000"},
             "consumer": {"group_id": self.group, "topics": topics.config_value()},
             "sweeper": {"enabled": "false"},
+            "http": {"listen": "127.0.0.1:0"},
             "kafka": {"bootstrap.servers": bootstrap(),
                       "topic.metadata.refresh.interval.ms": "1000"},
         }
@@ -282,6 +300,22 @@ class Daemon:
     def _fail_died(self, pattern):
         raise AssertionError("daemon exited (status %s) before logging /%s/:\n%s"
                              % (self.proc.returncode, pattern, self.log()[-3000:]))
+
+    def http_port(self, timeout=30):
+        """The port the daemon's HTTP server listens on (from its log)."""
+        self.wait_log(r"http: listening on ", timeout)
+        return int(re.search(r"http: listening on \S+:(\d+)", self.log()).group(1))
+
+    def http_get(self, path, timeout=10):
+        """GET from the daemon's HTTP server: (status, body text)."""
+        import urllib.error
+        import urllib.request
+        url = "http://127.0.0.1:%d%s" % (self.http_port(), path)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     def wait_ready(self, timeout=60):
         self.wait_log(r"ready: PostgreSQL connected", timeout)

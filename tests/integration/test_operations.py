@@ -1,0 +1,286 @@
+"""Service operation: sd_notify (READY, STATUS, WATCHDOG, RELOADING,
+STOPPING), SIGHUP reload, SIGUSR2, HTTP health and metrics, and a drain in
+the middle of a stream."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import psycopg2
+
+import harness
+from harness import (Daemon, Database, Kafka, PrivatePostgres, Topics,
+                     wait_caught_up, wait_until)
+
+
+def server_event(sid, ip, version=1):
+    return json.dumps({"specversion": "1.0", "id": "e-%s-%d" % (sid, version),
+                       "source": "/tests/ops", "type": "ipam.server.upserted",
+                       "subject": sid, "entityversion": version,
+                       "data": {"hostname": "h" + sid, "ip_address": ip}})
+
+
+def subnet_event(sid, cidr, pools=()):
+    return json.dumps({"specversion": "1.0", "id": "s-" + sid, "source": "/tests/ops",
+                       "type": "ipam.subnet.upserted", "subject": sid,
+                       "data": {"name": "n" + sid, "cidr": cidr,
+                                "static_ip_pools": list(pools)}})
+
+
+def watchdog_times(daemon):
+    return [t for t, m in daemon.notify.timed() if "WATCHDOG=1" in m.split("\n")]
+
+
+def test_notify_watchdog_status_reload_stopping():
+    """READY once up; WATCHDOG=1 at half of WATCHDOG_USEC; STATUS= lines;
+    RELOADING=1 with MONOTONIC_USEC then READY=1 around SIGHUP; no watchdog
+    ping while an apply is stuck; STOPPING=1 on SIGTERM."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics, notify=True,
+                    env={"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": ""}).start()
+    try:
+        daemon.notify.wait_for("READY=1")
+        time.sleep(3.2)
+        times = watchdog_times(daemon)
+        # Half of WATCHDOG_USEC (1 s): about two pings a second.  The bounds
+        # are loose, as these machines are shared and noisy.
+        assert 3 <= len(times) <= 10, times
+        gaps = sorted(b - a for a, b in zip(times, times[1:]))
+        assert 0.3 < gaps[len(gaps) // 2] < 0.8, gaps
+        wait_until(lambda: any(m.startswith("STATUS=") for m in daemon.notify.texts()),
+                   15, "a STATUS= line")
+        status = [m for m in daemon.notify.texts() if m.startswith("STATUS=")][-1]
+        assert "events applied" in status and "partitions" in status, status
+
+        # SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1 again.
+        before = len(daemon.notify.texts())
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: "READY=1" in daemon.notify.texts()[before:], 10,
+                   "READY=1 after the reload")
+        after = daemon.notify.texts()[before:]
+        reloading = [m for m in after if "RELOADING=1" in m.split("\n")]
+        assert reloading, after
+        usec = re.search(r"MONOTONIC_USEC=(\d+)", reloading[0])
+        assert usec, reloading
+        now_usec = time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6
+        assert abs(now_usec - int(usec.group(1))) < 30e6
+        assert after.index(reloading[0]) < after.index("READY=1")
+
+        # A stuck apply: no watchdog ping while it lasts.
+        daemon.wait_assigned(1)
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.40.0.0/24"))
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam_state.subnet") == 1,
+                   60, "the subnet")
+        locker = psycopg2.connect(db.conninfo())
+        locker.cursor().execute("LOCK TABLE ipam_state.server IN ACCESS EXCLUSIVE MODE")
+        kafka.send(topics.servers, "1", server_event("1", "10.40.0.5"))
+        kafka.flush()
+        daemon.wait_log(r"watchdog: an apply has run for", 30)
+        stalled_at = time.monotonic()
+        time.sleep(2.5)
+        during = [t for t in watchdog_times(daemon) if t > stalled_at + 0.1]
+        assert during == [], during
+        locker.rollback()
+        locker.close()
+        daemon.wait_log(r"watchdog: progress again", 30)
+        resumed_at = time.monotonic()
+        wait_until(lambda: [t for t in watchdog_times(daemon) if t > resumed_at], 10,
+                   "watchdog pings to resume")
+
+        assert daemon.stop() == 0
+        texts = daemon.notify.texts()
+        assert "STOPPING=1" in texts, texts
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_sighup_reload_valid_and_broken():
+    """A valid change takes effect; a restart-only change is named; a broken
+    file keeps the running configuration and says why."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, config={"daemon": {"log_level": "info"}}).start()
+    try:
+        daemon.wait_ready()
+        assert not daemon.log_contains(r"<7>")
+        sections = daemon.sections
+        sections["daemon"]["log_level"] = "debug"
+        sections["consumer"]["group_id"] = "another-group"
+        daemon.write_config(sections)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reload: configuration .* loaded")
+        assert daemon.log_contains(r"<4>reload: consumer.group_id changed but only "
+                                   r"take effect after a restart")
+        kafka = Kafka()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.41.0.0/24", ["10.41.0.1"]))
+        kafka.flush()
+        daemon.wait_log(r"<7>batch of 1: 1 applied")   # debug is on now
+
+        with open(daemon.config_path, "a") as f:
+            f.write("[daemon]\nlog_level = shouting\n")
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"<3>reload: .*daemon.log_level: \"shouting\" is not one of "
+                        r"error, warning, notice, info, debug; keeping the running "
+                        r"configuration")
+        kafka.send(topics.subnets, "2", subnet_event("2", "10.42.0.0/24", ["10.42.0.1"]))
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") == 2, 30, "second subnet")
+        assert daemon.proc.poll() is None
+        # SIGUSR2 switches debug logging off again (the running level is debug).
+        daemon.signal(signal.SIGUSR2)
+        daemon.wait_log(r"SIGUSR2: debug logging (on|off)")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_http_health_metrics_and_promtool():
+    """/healthz, /readyz and /metrics under load; the metrics pass promtool
+    and their counters move as events are applied."""
+    db, topics, kafka = Database(), Topics(partitions=2), Kafka()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        assert daemon.http_get("/healthz") == (200, "ok\n")
+        assert daemon.http_get("/nope")[0] == 404
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "/readyz ready")
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.50.0.0/16"))
+        sent = 1
+
+        def load():
+            for i in range(2000):
+                kafka.send(topics.servers, str(i), server_event(str(i), "10.50.%d.%d"
+                                                               % (i // 200, i % 200 + 1)))
+            kafka.send(topics.servers, "bad", "not json")
+            kafka.flush()
+
+        producer = threading.Thread(target=load)
+        producer.start()
+        scraped = []
+        while producer.is_alive():
+            scraped.append(daemon.http_get("/metrics")[1])
+            time.sleep(0.05)
+        producer.join()
+        sent += 2001
+        wait_caught_up(db, daemon.group, sent)
+        status, text = daemon.http_get("/metrics")
+        assert status == 200
+        scraped.append(text)
+        for sample in scraped[:3] + scraped[-1:]:
+            check = subprocess.run(["promtool", "check", "metrics"], input=sample,
+                                   capture_output=True, text=True)
+            assert check.returncode == 0, check.stdout + check.stderr
+
+        def value(text, name, labels=""):
+            pattern = r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels))
+            match = re.search(pattern, text, re.M)
+            assert match, (name, labels)
+            return float(match.group(1))
+
+        applied = value(text, "ipam_syncd_messages_total",
+                        '{topic="%s",result="applied"}' % topics.servers)
+        assert applied == 2000, applied
+        assert value(text, "ipam_syncd_messages_total",
+                     '{topic="%s",result="dead_letter"}' % topics.servers) == 1
+        assert value(text, "ipam_syncd_dead_letters_total") == 1
+        assert value(text, "ipam_syncd_rows_changed_total", '{action="insert"}') == 2000
+        assert value(text, "ipam_syncd_entity_changes_total",
+                     '{entity="server",result="applied"}') == 2000
+        assert value(text, "ipam_syncd_database_connected") == 1
+        assert value(text, "ipam_syncd_consumer_assigned_partitions") == 6
+        assert value(text, "ipam_syncd_apply_duration_seconds_count") >= 1
+        assert value(text, "ipam_syncd_batch_size_events_sum") == sent
+        for partition in (0, 1):
+            assert value(text, "ipam_syncd_consumer_lag_messages",
+                         '{topic="%s",partition="%d"}' % (topics.servers, partition)) == 0
+        assert 'ipam_syncd_build_info{version="' in text
+        assert "process_start_time_seconds" in text
+        # Counters only grow between scrapes.
+        earlier = [float(m) for s in scraped[:-1] for m in re.findall(
+            r'^ipam_syncd_batches_total (\S+)$', s, re.M)]
+        assert earlier == sorted(earlier), earlier
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_readyz_follows_postgresql():
+    """/readyz turns unready when PostgreSQL goes away, ready when it returns."""
+    pg = PrivatePostgres().start()
+    db = Database(host="127.0.0.1", port=pg.port)
+    topics = Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready")
+        pg.stop()
+        wait_until(lambda: daemon.http_get("/readyz") ==
+                   (503, "PostgreSQL is not connected\n"), 30, "unready")
+        assert daemon.http_get("/healthz")[0] == 200
+        pg.start()
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
+        status, text = daemon.http_get("/metrics")
+        assert re.search(r"^ipam_syncd_database_reconnects_total 1$", text, re.M), text
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        pg.close()
+
+
+def test_sigterm_mid_stream_loses_nothing():
+    """SIGTERM in the middle of a stream exits 0 within the bound; after a
+    restart every event is applied exactly once."""
+    db, topics, kafka = Database(), Topics(partitions=3), Kafka()
+    config = {"consumer": {"batch_max_events": "200"},
+              "daemon": {"shutdown_timeout_ms": "5000"}}
+    daemon = Daemon(db, topics, config=config).start()
+    total = 6000
+    try:
+        daemon.wait_ready()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.60.0.0/16"))
+        kafka.flush()
+
+        def produce():
+            for i in range(total):
+                kafka.send(topics.servers, str(i), server_event(
+                    str(i), "10.60.%d.%d" % (i // 250, i % 250 + 1)))
+                if i % 500 == 499:
+                    kafka.flush()
+                    time.sleep(0.25)
+            kafka.flush()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") > 500, 60,
+                   "the stream to be flowing")
+        began = time.monotonic()
+        status = daemon.stop(timeout=20)
+        assert status == 0, status
+        assert time.monotonic() - began < 6
+        applied_at_stop = db.scalar("SELECT count(*) FROM ipam")
+        assert applied_at_stop < total, "the stop did not land mid-stream"
+        producer.join()
+        again = Daemon(db, topics, config=config, group=daemon.group).start()
+        wait_caught_up(db, daemon.group, total + 1)
+        assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == total
+        assert db.scalar("SELECT count(*) FROM ipamd.audit") == total
+        assert db.scalar("SELECT count(DISTINCT (source_topic, source_partition, "
+                         "source_offset)) FROM ipamd.audit") == total
+        assert again.stop() == 0
+        again.close()
+    finally:
+        daemon.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
