@@ -75,6 +75,8 @@ struct consumer {
 	consumer_event_cb	*stopped_cb;
 	void			*stopped_arg;
 	struct consumer_stats	 stats;
+	struct timespec		 last_kafka_commit;
+	bool			 kafka_commit_due;
 };
 
 static void	consumer_drain(struct consumer *consumer);
@@ -156,6 +158,39 @@ consumer_position_set(void *arg, int topic, int32_t partition,
 	slot = consumer_partition(arg, topic, partition, true);
 	slot->position.stored = true;
 	slot->position.next_offset = next_offset;
+	((struct consumer *)arg)->kafka_commit_due = true;
+}
+
+/*
+ * Tells Kafka too where the partitions stand, at most once a second, so
+ * that lag tools see it.  PostgreSQL stays the truth: nothing reads these
+ * commits back.
+ */
+static void
+consumer_commit_to_kafka(struct consumer *consumer)
+{
+	rd_kafka_topic_partition_list_t *list;
+	size_t i;
+
+	if (!consumer->kafka_commit_due || consumer->rk == NULL ||
+	    consumer_ms_since(&consumer->last_kafka_commit) < 1000)
+		return;
+	list = rd_kafka_topic_partition_list_new(
+	    (int)consumer->partition_count);
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (slot->assigned && slot->position.stored)
+			rd_kafka_topic_partition_list_add(list,
+			    consumer->topics[slot->topic].name,
+			    slot->position.partition)->offset =
+			    slot->position.next_offset;
+	}
+	if (list->cnt > 0)
+		rd_kafka_commit(consumer->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+	consumer->kafka_commit_due = false;
+	clock_gettime(CLOCK_MONOTONIC, &consumer->last_kafka_commit);
 }
 
 /* Routes librdkafka's log lines into ours (they arrive on our thread). */
@@ -559,6 +594,8 @@ consumer_poll_cb(evutil_socket_t fd, short what, void *arg)
 
 	consumer_drain(consumer);
 	consumer_check_rebuild(consumer);
+	if (!consumer->stopping)
+		consumer_commit_to_kafka(consumer);
 	if (consumer->stopping && consumer_ms_since(&consumer->pending_since) >
 	    consumer->stop_deadline_ms) {
 		/* pending_since holds the stop time while stopping. */

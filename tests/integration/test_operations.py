@@ -203,6 +203,20 @@ def test_http_health_metrics_and_promtool():
                          '{topic="%s",partition="%d"}' % (topics.servers, partition)) == 0
         assert 'ipam_syncd_build_info{version="' in text
         assert "process_start_time_seconds" in text
+        # Kafka is told the committed offsets too, for lag tools.
+        from confluent_kafka import Consumer, TopicPartition
+        stored = dict(((t, p), o) for t, p, o in db.query(
+            "SELECT topic, partition, next_offset FROM ipam_state.consumer_offset"))
+        probe = Consumer({"bootstrap.servers": harness.bootstrap(),
+                          "group.id": daemon.group})
+
+        def kafka_committed():
+            parts = [TopicPartition(t, p) for (t, p) in stored]
+            return {(tp.topic, tp.partition): tp.offset
+                    for tp in probe.committed(parts, timeout=10)}
+        wait_until(lambda: kafka_committed() == stored, 15,
+                   "Kafka's committed offsets to match PostgreSQL's")
+        probe.close()
         # Counters only grow between scrapes.
         earlier = [float(m) for s in scraped[:-1] for m in re.findall(
             r'^ipam_syncd_batches_total (\S+)$', s, re.M)]
