@@ -3,6 +3,9 @@ the real PostgreSQL, checked on the public ipam view and the side tables."""
 
 import json
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -427,6 +430,42 @@ def test_postgresql_restart_mid_stream():
     finally:
         run.close()
         pg.close()
+
+
+def test_kafka_outage():
+    """A broker of the test's own goes away: the daemon stays up, says so,
+    and carries on when it returns."""
+    services = os.path.join(harness.ROOT, "scripts", "services")
+    run_dir = tempfile.mkdtemp(prefix="ipam-kafka-")
+    env = dict(os.environ, IPAM_RUN_DIR=run_dir)
+    subprocess.run([services, "kafka-start"], env=env, check=True)
+    try:
+        port = subprocess.run([services, "kafka-port"], env=env, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:" + port
+        run = Run()
+        try:
+            run.subnet("1", "10.70.0.0/16", [], 1)
+            for i in range(100):
+                run.server(str(i), "10.70.0.%d" % (i + 1), 1)
+            run.settle()
+            subprocess.run([services, "kafka-stop"], env=env, check=True)
+            run.daemon.wait_log(r"<4>kafka: .*(Connection refused|brokers are down|Disconnected)",
+                                timeout=60)
+            time.sleep(3)
+            assert run.daemon.proc.poll() is None, run.daemon.log()
+            assert run.daemon.http_get("/healthz")[0] == 200
+            subprocess.run([services, "kafka-start"], env=env, check=True)
+            run.kafka = Kafka()
+            for i in range(100, 200):
+                run.server(str(i), "10.70.0.%d" % (i + 1), 1)
+            run.settle(timeout=180)
+            assert run.count("status = 'allocated'") == 200
+        finally:
+            run.close()
+    finally:
+        subprocess.run([services, "down"], env=env)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
