@@ -18,6 +18,7 @@ struct pgconn {
 	char			*conninfo;
 	char			*password;
 	char			*application_name;
+	char			*session_sql;
 	long long		 connect_timeout_ms;
 	long long		 reconnect_min_ms;
 	long long		 reconnect_max_ms;
@@ -40,6 +41,8 @@ struct pgconn {
 
 static void	pgconn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void	pgconn_lose(struct pgconn *pg, const char *reason);
+static void	pgconn_session_cb(struct pgconn *pg, PGresult *result,
+		    const char *error, void *arg);
 
 /* Turns milliseconds into a timeval. */
 static struct timeval
@@ -77,6 +80,7 @@ pgconn_new(struct event_base *base, const struct pgconn_settings *settings,
 	pg->conninfo = pgconn_strdup(settings->conninfo ? settings->conninfo : "");
 	pg->password = pgconn_strdup(settings->password);
 	pg->application_name = pgconn_strdup(settings->application_name);
+	pg->session_sql = pgconn_strdup(settings->session_sql);
 	pg->io_fd = -1;
 	pgconn_set_timeouts(pg, settings->connect_timeout_ms,
 	    settings->reconnect_min_ms, settings->reconnect_max_ms);
@@ -307,6 +311,28 @@ pgconn_connect_step(struct pgconn *pg)
 	    PQuser(pg->conn));
 	/* Between queries, watch for the server closing the connection. */
 	pgconn_watch(pg, EV_READ | EV_PERSIST);
+	if (pg->session_sql != NULL &&
+	    pgconn_query(pg, pg->session_sql, 0, NULL, pgconn_session_cb,
+	    NULL) == 0)
+		return;	/* up is reported once the session is set */
+	if (pg->callbacks.up != NULL)
+		pg->callbacks.up(pg, pg->callbacks.arg);
+}
+
+/* The session settings are in place: the connection is ready for use. */
+static void
+pgconn_session_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	char message[512];
+
+	if (result == NULL)
+		return;	/* lost again; the next connection tries again */
+	if (PQresultStatus(result) != PGRES_COMMAND_OK &&
+	    PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(pg, result, message, sizeof(message));
+		log_warnx("postgresql: session settings refused: %s", message);
+	}
 	if (pg->callbacks.up != NULL)
 		pg->callbacks.up(pg, pg->callbacks.arg);
 }
@@ -451,6 +477,7 @@ pgconn_free(struct pgconn *pg)
 		free(pg->password);
 	}
 	free(pg->application_name);
+	free(pg->session_sql);
 	free(pg);
 }
 

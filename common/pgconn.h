@@ -15,6 +15,7 @@ struct pgconn_settings {
 	const char	*conninfo;		/* libpq string; "" uses PG* */
 	const char	*password;		/* NULL: libpq's own rules */
 	const char	*application_name;
+	const char	*session_sql;		/* run on every new connection */
 	long long	 connect_timeout_ms;
 	long long	 reconnect_min_ms;
 	long long	 reconnect_max_ms;

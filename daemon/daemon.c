@@ -389,6 +389,11 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	pg_settings.conninfo = config->pg_conninfo;
 	pg_settings.password = password;
 	pg_settings.application_name = "ipam-syncd";
+	/*
+	 * Have the server notice a client that died mid-statement (killed,
+	 * crashed) within a second, instead of running its apply to the end.
+	 */
+	pg_settings.session_sql = "SET client_connection_check_interval = 1000";
 	pg_settings.connect_timeout_ms = config->pg_connect_timeout_ms;
 	pg_settings.reconnect_min_ms = config->pg_reconnect_min_ms;
 	pg_settings.reconnect_max_ms = config->pg_reconnect_max_ms;

@@ -32,6 +32,8 @@ CREATE TABLE ipam_state.subnet (
 );
 CREATE INDEX subnet_cidr_idx ON ipam_state.subnet USING gist (cidr inet_ops)
 	WHERE NOT deleted;
+CREATE INDEX subnet_vrf_cidr_idx ON ipam_state.subnet (vrf, cidr)
+	WHERE NOT deleted;
 
 CREATE TABLE ipam_state.server (
 	id		text PRIMARY KEY,
@@ -101,7 +103,6 @@ CREATE TABLE ipam_state.address (
 	    AND platform IS NULL AND manufacturer IS NULL))
 );
 CREATE INDEX address_subnet_idx ON ipam_state.address (subnet_id);
-CREATE INDEX address_ip_idx ON ipam_state.address USING gist (ip_address inet_ops);
 
 -- Conflicts are reported, never silently resolved.  Address-level kinds
 -- carry the address; subnet-level kinds carry the subnet.

@@ -47,7 +47,10 @@ $$;
 -- address-level conflicts.  Returns counts and the conflicts it added.
 CREATE FUNCTION ipamd.derive(touched ipamd.touch[], with_audit boolean)
 RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Batches join thousands of rows: let hashes and sorts stay in memory.
+SET work_mem = '64MB'
+AS $$
 DECLARE
 	result jsonb;
 BEGIN
@@ -55,39 +58,42 @@ BEGIN
 		SELECT DISTINCT ON (u.vrf, u.ip) u.*
 		FROM unnest(touched) AS u
 		ORDER BY u.vrf, u.ip, u.seq DESC
+	), lengths AS (
+		-- The prefix lengths in use: each touched address is looked up
+		-- once per length with an equality (hash) join, not a GiST probe.
+		SELECT DISTINCT s.vrf, family(s.cidr) AS fam, masklen(s.cidr) AS len
+		FROM subnet s
+		WHERE NOT s.deleted AND s.vrf IN (SELECT DISTINCT vrf FROM t)
+	), homes AS (
+		SELECT DISTINCT ON (t.vrf, t.ip) t.vrf, t.ip, s.id, s.pool_first,
+		    s.pool_last
+		FROM t
+		JOIN lengths m ON m.vrf = t.vrf AND m.fam = family(t.ip)
+		JOIN subnet s ON NOT s.deleted AND s.vrf = t.vrf
+		    AND s.cidr = network(set_masklen(t.ip, m.len))
+		ORDER BY t.vrf, t.ip, m.len DESC, ipamd.id_key(s.id)
+	), holders AS (
+		SELECT x.vrf, x.ip_address AS ip,
+		    array_agg(x.id ORDER BY ipamd.id_key(x.id)) AS ids
+		FROM server x
+		JOIN t ON x.vrf = t.vrf AND x.ip_address = t.ip
+		WHERE NOT x.deleted
+		GROUP BY x.vrf, x.ip_address
 	), d AS (
 		SELECT t.vrf, t.ip, h.id AS subnet_id,
 		    (h.id IS NOT NULL AND EXISTS (
 			SELECT 1 FROM unnest(h.pool_first, h.pool_last) AS p(f, l)
 			WHERE t.ip BETWEEN p.f AND p.l)) AS is_static,
 		    sv.id AS server_id, sv.hostname, sv.nic_mac, sv.device_type,
-		    sv.manufacture, sv.ids AS server_ids,
+		    sv.manufacture, hs.ids AS server_ids,
 		    mk.status AS mark_status, mk.description AS mark_description,
 		    t.topic, t.part, t.off
 		FROM t
-		LEFT JOIN LATERAL (
-			SELECT s.id, s.pool_first, s.pool_last
-			FROM subnet s
-			WHERE NOT s.deleted AND s.vrf = t.vrf AND s.cidr >>= t.ip
-			ORDER BY masklen(s.cidr) DESC, ipamd.id_key(s.id)
-			LIMIT 1) h ON true
-		LEFT JOIN LATERAL (
-			SELECT x.id, x.hostname, x.nic_mac, x.device_type,
-			    x.manufacture,
-			    array_agg(x.id) OVER (ORDER BY ipamd.id_key(x.id)
-				ROWS BETWEEN UNBOUNDED PRECEDING
-				AND UNBOUNDED FOLLOWING) AS ids
-			FROM server x
-			WHERE NOT x.deleted AND x.vrf = t.vrf
-			    AND x.ip_address = t.ip
-			ORDER BY ipamd.id_key(x.id)
-			LIMIT 1) sv ON true
-		LEFT JOIN LATERAL (
-			SELECT m.status, m.description
-			FROM mark m
-			WHERE NOT m.deleted AND m.vrf = t.vrf AND m.address = t.ip
-			ORDER BY ipamd.id_key(m.id)
-			LIMIT 1) mk ON true
+		LEFT JOIN homes h ON h.vrf = t.vrf AND h.ip = t.ip
+		LEFT JOIN holders hs ON hs.vrf = t.vrf AND hs.ip = t.ip
+		LEFT JOIN server sv ON sv.id = hs.ids[1]
+		LEFT JOIN mark mk ON NOT mk.deleted AND mk.vrf = t.vrf
+		    AND mk.address = t.ip
 	), want AS (
 		SELECT d.vrf, d.ip, d.subnet_id,
 		    CASE WHEN d.mark_status = 'quarantine' THEN 'quarantine'
@@ -272,12 +278,38 @@ BEGIN
 END
 $$;
 
+-- Analyzes the state tables of a schema that changed much since their last
+-- analyze.  A table filled from empty (a first start, a rebuild) otherwise
+-- keeps the planner's picture of an empty table for minutes, and the apply
+-- statements then pick plans that are slower by an order of magnitude.
+CREATE FUNCTION ipamd.analyze_grown(target text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN
+		SELECT c.relname
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = target
+		    AND c.relname IN ('subnet', 'server', 'mark', 'address')
+		    -- relpages is what the last analyze saw; the file's size is
+		    -- now (the statistics counters lag behind a busy session).
+		    AND pg_relation_size(c.oid) / 8192 > 2 * greatest(c.relpages, 0) + 16
+	LOOP
+		EXECUTE format('ANALYZE %I.%I', target, r.relname);
+	END LOOP;
+END
+$$;
+
 -- Applies one batch: offsets (compare-and-set), dead letters, entity
 -- changes, the derived rows and conflicts.  It runs as one statement, so
 -- it commits or rolls back whole.  Raises SQLSTATE IPM01 when an offset
 -- has moved away from what the caller read (another consumer owns it now).
 CREATE FUNCTION ipamd.apply_batch(batch jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET work_mem = '64MB'
+AS $$
 DECLARE
 	group_name text := batch->>'group';
 	target text := coalesce(batch->>'schema', 'ipam_state');
@@ -300,6 +332,14 @@ BEGIN
 		RAISE EXCEPTION 'unknown state schema %', target;
 	END IF;
 	PERFORM set_config('search_path', target || ', ipamd, public', true);
+
+	-- One apply at a time, whoever runs it: a derived row depends on
+	-- entities of every topic and partition, so two applies running side
+	-- by side (two instances, or a killed instance's statement still
+	-- running) would each miss the other's changes.  Every statement
+	-- below takes a fresh snapshot, after the lock, so it sees what the
+	-- previous holder committed; the offsets are checked after it too.
+	PERFORM pg_advisory_xact_lock(7369747);
 
 	FOR o IN SELECT * FROM jsonb_to_recordset(coalesce(batch->'offsets',
 	    '[]')) AS x(topic text, part integer, expected bigint, next bigint)
@@ -573,6 +613,7 @@ BEGIN
 	END IF;
 
 	derived := ipamd.derive(touched, with_audit);
+	PERFORM ipamd.analyze_grown(target);
 	RETURN derived || jsonb_build_object('applied', applied,
 	    'stale', stale, 'dead', dead, 'entities', entities,
 	    'conflicts', (derived->'conflicts') || subnet_conflicts);

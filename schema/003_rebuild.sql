@@ -37,6 +37,8 @@ DECLARE
 	changed bigint;
 BEGIN
 	SET LOCAL client_min_messages = warning;
+	-- Wait for an apply in flight to finish, as apply_batch() does.
+	PERFORM pg_advisory_xact_lock(7369747);
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
 	END LOOP;

@@ -2,5 +2,6 @@
 # rebuild from a corrupted table) and the crash test (SIGKILL while applying).
 # Included by CMakeLists.txt next to this file; ipam_python_tests is defined
 # there.
-ipam_python_tests(test_property.py test_random_histories_match_oracle)
+ipam_python_tests(test_property.py test_random_histories_match_oracle
+	test_two_instances_match_oracle)
 ipam_python_tests(test_crash.py test_sigkill_while_applying)
