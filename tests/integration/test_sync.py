@@ -432,6 +432,58 @@ def test_postgresql_restart_mid_stream():
         pg.close()
 
 
+def test_rejected_event_is_isolated():
+    """An event PostgreSQL refuses (here a constraint the test adds) is found
+    by splitting its batch and becomes a dead letter with PostgreSQL's
+    reason and its bytes; every other event of the batch is applied."""
+    run = Run(config={"consumer": {"batch_max_wait_ms": "500"}})
+    try:
+        run.subnet("1", "10.80.0.0/24", [], 1)
+        run.settle()
+        run.db.query("ALTER TABLE ipam_state.server ADD CONSTRAINT no_evil "
+                     "CHECK (hostname IS DISTINCT FROM 'evil')")
+        for i in range(40):
+            run.server(str(i), "10.80.0.%d" % (i + 1), 1,
+                       hostname="evil" if i == 17 else None)
+        run.settle()
+        assert run.count("status = 'allocated'") == 39
+        letters = run.db.query("SELECT \"offset\", convert_from(value, 'UTF8'), reason "
+                               "FROM ipamd.dead_letter")
+        assert len(letters) == 1, letters
+        offset, value, reason = letters[0]
+        assert offset == 17 and '"hostname": "evil"' in value, letters
+        assert reason.startswith("rejected by PostgreSQL: ") and "no_evil" in reason, reason
+        assert run.daemon.log_contains(r"splitting it")
+    finally:
+        run.close()
+
+
+def test_offsets_moved_by_another_owner():
+    """When the stored offset moves under the daemon (another instance took
+    the partition and went on), its batch is refused, it reads the offsets
+    again and re-joins, and goes on from where the other one stopped."""
+    run = Run()
+    try:
+        run.subnet("1", "10.81.0.0/24", [], 1)
+        run.server("0", "10.81.0.1", 1)
+        run.settle()
+        # Another owner applied servers offsets 1..4 (simulated) and moved on.
+        run.db.query("UPDATE ipam_state.consumer_offset SET next_offset = 5 "
+                     "WHERE topic = %s", (run.topics.servers,))
+        for i in range(1, 10):
+            run.server(str(i), "10.81.0.%d" % (i + 1), 1)
+        run.kafka.flush()
+        run.daemon.wait_log(r"offsets moved under us", 60)
+        wait_until(lambda: run.db.scalar(
+            "SELECT next_offset FROM ipam_state.consumer_offset WHERE topic = %s",
+            (run.topics.servers,)) == 10, 60, "the daemon to go on after re-joining")
+        # Offsets 1..4 belong to the other owner: not applied here.
+        assert sorted(int(r[0]) for r in run.db.query(
+            "SELECT server_id FROM ipam WHERE status = 'allocated'")) == [0, 5, 6, 7, 8, 9]
+    finally:
+        run.close()
+
+
 def test_kafka_outage():
     """A broker of the test's own goes away: the daemon stays up, says so,
     and carries on when it returns."""
