@@ -64,14 +64,16 @@ BEGIN
 		SELECT DISTINCT s.vrf, family(s.cidr) AS fam, masklen(s.cidr) AS len
 		FROM subnet s
 		WHERE NOT s.deleted AND s.vrf IN (SELECT DISTINCT vrf FROM t)
-	), homes AS (
-		SELECT DISTINCT ON (t.vrf, t.ip) t.vrf, t.ip, s.id, s.pool_first,
-		    s.pool_last
+	), keys AS MATERIALIZED (
+		SELECT t.vrf, t.ip, m.len, network(set_masklen(t.ip, m.len)) AS net
 		FROM t
 		JOIN lengths m ON m.vrf = t.vrf AND m.fam = family(t.ip)
-		JOIN subnet s ON NOT s.deleted AND s.vrf = t.vrf
-		    AND s.cidr = network(set_masklen(t.ip, m.len))
-		ORDER BY t.vrf, t.ip, m.len DESC, ipamd.id_key(s.id)
+	), homes AS (
+		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, s.id, s.pool_first,
+		    s.pool_last
+		FROM keys k
+		JOIN subnet s ON NOT s.deleted AND s.vrf = k.vrf AND s.cidr = k.net
+		ORDER BY k.vrf, k.ip, k.len DESC, ipamd.id_key(s.id)
 	), holders AS (
 		SELECT x.vrf, x.ip_address AS ip,
 		    array_agg(x.id ORDER BY ipamd.id_key(x.id)) AS ids
