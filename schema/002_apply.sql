@@ -122,7 +122,8 @@ BEGIN
 		WHERE a.vrf = t.vrf AND a.ip_address = t.ip
 		    AND NOT EXISTS (SELECT 1 FROM want w
 			WHERE w.vrf = t.vrf AND w.ip = t.ip)
-		RETURNING a.vrf, a.ip_address, to_jsonb(a.*) AS before,
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS before,
 		    t.topic, t.part, t.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
@@ -134,7 +135,8 @@ BEGIN
 		FROM want w
 		WHERE NOT EXISTS (SELECT 1 FROM cur c
 		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
-		RETURNING a.vrf, a.ip_address, to_jsonb(a.*) AS after
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS after
 	), upd AS (
 		UPDATE address a
 		SET subnet_id = w.subnet_id, status = w.status,
@@ -152,8 +154,10 @@ BEGIN
 			(w.subnet_id, w.status, w.ip_type, w.server_id,
 			w.hostname, w.mac_address, w.platform, w.manufacturer,
 			w.description)
-		RETURNING a.vrf, a.ip_address, to_jsonb(c.*) AS before,
-		    to_jsonb(a.*) AS after, w.topic, w.part, w.off
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN to_jsonb(c.*) END AS before,
+		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS after,
+		    w.topic, w.part, w.off
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
 		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
