@@ -42,18 +42,19 @@ PG_BINDIR = os.environ.get("IPAM_PG_BINDIR", "/usr/lib/postgresql/15/bin")
 # (medians of 3) once it is fast.
 SIZES = {
     "full": {
-        "tp": dict(servers=100000, subnets=1000, versions=2, repeats=3, cap=240, budget=360),
+        "tp": dict(servers=100000, subnets=1000, versions=2, repeats=3, cap=240, budget=300),
         "orm_seconds": 10,
         "setbased_budget": 90,
-        "rebuild": dict(servers=100000, subnets=1000, versions=10, repeats=3, cap=240,
-                        budget=300, prepare_cap=300),
+        "rebuild": dict(servers=100000, subnets=1000, versions=10, repeats=3, cap=180,
+                        budget=240, prepare_cap=300),
         "latency": dict(servers=10000, subnets=200, rate=1000, duration=20, repeats=3,
                         budget=150),
         "pool_repeats": 3,
         "pool_bits": (16, 112),
-        "rows": dict(servers=100000, subnets=6600, versions=2, cap=240),
+        "rows": dict(pools=16, bits=16, cap=300),
         "backlogs": [2000000, 10000000],
-        "backlog_window": 45,
+        "backlog_window": 30,
+        "profile": dict(servers=100000, subnets=1000, versions=2, timing=False),
     },
     "quick": {
         "tp": dict(servers=10000, subnets=100, versions=2, repeats=1, cap=60, budget=60),
@@ -65,9 +66,10 @@ SIZES = {
                         budget=30),
         "pool_repeats": 1,
         "pool_bits": (22, 118),
-        "rows": dict(servers=3000, subnets=100, versions=2, cap=60),
+        "rows": dict(pools=4, bits=20, cap=60),
         "backlogs": [200000],
         "backlog_window": 6,
+        "profile": dict(servers=5000, subnets=100, versions=2, timing=False),
     },
 }
 
@@ -601,13 +603,18 @@ def measure_pools(db, daemon, topics, size):
 
 def measure_memory(pg, size, results):
     mem = {}
-    # (i) Peak RSS with about a million rows in ipam.
+    # (i) Peak RSS with about a million rows in ipam: IPv4 subnets whose
+    # static pools fill them (/16: 65,534 rows each), produced at once.
     cfg = size["rows"]
     topics = Topics("rows")
     db = None
     try:
-        made = loadgen(topics, create=True, servers=cfg["servers"],
-                       subnets=cfg["subnets"], versions=cfg["versions"])
+        import ipaddress
+        specs = []
+        for k in range(cfg["pools"]):
+            net = ipaddress.ip_network("10.%d.0.0/%d" % (100 + k, cfg["bits"]))
+            specs.append("rows-%d=%s=%s-%s" % (k, net, net[1], net[-2]))
+        made = loadgen(topics, create=True, no_fill=True, subnet_event=specs)
         db = Db(pg, "rows")
         seconds, done, daemon = apply_until_committed(pg, db, topics, made["total"],
                                                       cfg["cap"])
@@ -616,7 +623,7 @@ def measure_memory(pg, size, results):
         rows = db.scalar("SELECT count(*) FROM ipam")
         mem["rows"] = dict(rows=rows, events=made["total"], committed=done, seconds=seconds,
                            capped=done < made["total"], hwm=vm.get("VmHWM"),
-                           rss=vm.get("VmRSS"))
+                           rss=vm.get("VmRSS"), pools=cfg["pools"], bits=cfg["bits"])
         log("memory: %d rows in ipam, VmHWM %.1f MiB (apply %.1f s)"
             % (rows, vm.get("VmHWM", 0), seconds))
     finally:
@@ -654,6 +661,116 @@ def measure_memory(pg, size, results):
                 db.close()
             topics.delete()
     results["memory"] = mem
+
+
+# ------------------------------------------------------------------- profile
+
+# What each statement inside ipamd.apply_batch is, told by its text.
+STATEMENT_LABELS = [
+    (r"^SELECT ipamd\.apply_batch", "apply_batch, whole call"),
+    (r"batch->'servers'", "servers: version-guarded upsert"),
+    (r"batch->'subnets'", "subnets: version-guarded upsert"),
+    (r"batch->'marks'", "marks: version-guarded upsert"),
+    (r"^WITH t AS", "derive: rows of the touched addresses, audit, conflicts"),
+    (r"^WITH r AS", "subnets: expand changed cidrs into touched addresses"),
+    (r"^WITH live AS", "subnets: subnet-level conflicts"),
+    (r"dead_letter", "dead letters"),
+    (r"consumer_offset", "offsets compare-and-set"),
+    (r"array_agg\(DISTINCT u\.vrf\)", "subnets: vrfs touched"),
+]
+
+
+def statement_label(text):
+    text = text.strip()
+    for pattern, label in STATEMENT_LABELS:
+        if re.search(pattern, text, re.M):
+            return label
+    return "other: " + " ".join(text.split())[:60]
+
+
+def parse_auto_explain(path, since=0):
+    """(label, ms, plan text) of every auto_explain entry after byte offset
+    since of the server log."""
+    with open(path, errors="replace") as f:
+        f.seek(since)
+        text = f.read()
+    out = []
+    for chunk in re.split(r"\n(?=\S.*LOG:  duration: )", text):
+        m = re.search(r"LOG:  duration: ([\d.]+) ms  plan:\n\s*Query Text: (.*)", chunk, re.S)
+        if not m:
+            continue
+        body = m.group(2)
+        query = body.split("\n\t")[0] if "\n\t" in body else body
+        # The query text runs until the plan's first node line.
+        qlines = []
+        for line in body.split("\n"):
+            if re.match(r"\s*(\w[\w ]*)\s+\(cost=|\s*(\w[\w ]*)\s+\(actual", line):
+                break
+            qlines.append(line)
+        out.append((statement_label("\n".join(qlines)), float(m.group(1)), chunk))
+    return out
+
+
+def measure_profile(pg, size, results):
+    """Where the apply time goes: the subnets and marks are applied first,
+    then the servers (the events there are most of), with auto_explain
+    logging every statement inside ipamd.apply_batch that takes 1 ms or
+    more (ANALYZE, BUFFERS, nested statements), and the daemon's own
+    per-batch timings (log level debug)."""
+    cfg = size["profile"]
+    topics = Topics("prof")
+    db = None
+    try:
+        base = loadgen(topics, create=True, servers=0, subnets=cfg["subnets"],
+                       versions=cfg["versions"])
+        db = Db(pg, "prof")
+        for setting in ("session_preload_libraries = 'auto_explain'",
+                        "auto_explain.log_min_duration = 1",
+                        "auto_explain.log_analyze = on", "auto_explain.log_buffers = on",
+                        "auto_explain.log_timing = %s" % ("on" if cfg["timing"] else "off"),
+                        "auto_explain.log_nested_statements = on"):
+            db.query('ALTER DATABASE "%s" SET %s' % (db.name, setting))
+        log_path = os.path.join(pg.dir, "postgresql.log")
+        t0 = os.path.getsize(log_path)
+        seconds, done, daemon = apply_until_committed(pg, db, topics, base["total"], 900,
+                                                      log_level="debug")
+        daemon.close()
+        subnet_phase = parse_auto_explain(log_path, t0)
+        t1 = os.path.getsize(log_path)
+        servers = loadgen(topics, servers=cfg["servers"], subnets=cfg["subnets"],
+                          versions=cfg["versions"], servers_only=True)
+        seconds, done, daemon = apply_until_committed(
+            pg, db, topics, base["total"] + servers["total"], 900, log_level="debug")
+        batches = [float(x) for x in re.findall(r"batch of \d+: .* in ([\d.]+) s", daemon.log())]
+        sizes = [int(x) for x in re.findall(r"batch of (\d+):", daemon.log())]
+        daemon.close()
+        server_phase = parse_auto_explain(log_path, t1)
+
+        def summary(entries):
+            total = sum(ms for label, ms, _ in entries if label.startswith("apply_batch"))
+            by = {}
+            for label, ms, _ in entries:
+                if not label.startswith("apply_batch"):
+                    by[label] = by.get(label, 0) + ms
+            rows = sorted(by.items(), key=lambda kv: -kv[1])
+            slowest = max((e for e in entries if e[0].startswith("derive")),
+                          key=lambda e: e[1], default=None)
+            return dict(total_ms=total, calls=sum(1 for e in entries
+                                                   if e[0].startswith("apply_batch")),
+                        statements=rows, slowest_derive_plan=slowest[2] if slowest else "")
+        results["profile"] = dict(
+            config=cfg, subnet_phase=summary(subnet_phase), server_phase=summary(server_phase),
+            server_events=servers["total"], server_seconds=seconds,
+            batch_seconds=batches, batch_sizes=sizes)
+        sp = results["profile"]["server_phase"]
+        log("profile: %d server events in %.1f s, %d batches; apply_batch %.0f ms in all"
+            % (servers["total"], seconds, len(batches), sp["total_ms"]))
+        for label, ms in sp["statements"][:8]:
+            log("profile:   %7.0f ms  %4.1f%%  %s" % (ms, 100 * ms / max(sp["total_ms"], 1), label))
+    finally:
+        if db:
+            db.close()
+        topics.delete()
 
 
 # -------------------------------------------------------------------- the doc
@@ -800,9 +917,9 @@ def render(results, command, quick):
     mm = results.get("memory")
     if mm:
         r = mm["rows"]
-        w("| 6 | daemon peak RSS (VmHWM) applying %s events into %s rows of `ipam`%s | "
-          "**%s MiB** | bounded | — |" % (
-              fmt(r["committed"]), fmt(r["rows"]),
+        w("| 6 | daemon peak RSS (VmHWM) applying %d subnet events (IPv4 /%d, whole static "
+          "pools) into %s rows of `ipam`%s | **%s MiB** | bounded | — |" % (
+              r["pools"], r["bits"], fmt(r["rows"]),
               " (capped at %.0f s: %s of %s events)" % (r["seconds"], fmt(r["committed"]),
                                                          fmt(r["events"])) if r["capped"] else "",
               fmt(r["hwm"], 1)))
@@ -855,7 +972,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="the short smoke form")
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/BENCHMARKS.md")
     ap.add_argument("--only", default="throughput,rebuild,latency,memory",
-                    help="comma-separated: throughput, rebuild, latency (with pools), memory")
+                    help="comma-separated: throughput, rebuild, latency (with pools), "
+                    "memory, profile (not in the default set)")
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
@@ -875,6 +993,8 @@ def main():
             measure_latency_and_pools(pg, size, results)
         if "memory" in only:
             measure_memory(pg, size, results)
+        if "profile" in only:
+            measure_profile(pg, size, results)
     finally:
         for daemon in DAEMONS:
             if daemon.alive():

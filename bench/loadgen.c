@@ -76,6 +76,7 @@ struct options {
 	const char	*compression;
 	bool		 no_fill;
 	bool		 final_only;
+	bool		 servers_only;
 	char		**subnet_events;	/* "ID=CIDR=POOL[,POOL...]" */
 	size_t		 subnet_event_count;
 	long		 event_version;
@@ -273,6 +274,7 @@ usage(FILE *out)
 	    "  --no-fill           produce no fill (with --rate or --subnet-event)\n"
 	    "  --final-only        the fill as compaction leaves it: the last\n"
 	    "                      version of each server only (same state)\n"
+	    "  --servers-only      the fill without its subnets and marks\n"
 	    "  --rate R --duration S  then server moves at R events/s for S s\n"
 	    "  --stamp-file F      steady mode: write \"<server id> <produce us>\"\n"
 	    "  --subnet-event ID=CIDR=POOL[,POOL...]  one subnet upsert (repeatable)\n"
@@ -299,6 +301,7 @@ parse(int argc, char **argv, struct options *o)
 		{ "compression", required_argument, NULL, 'z' },
 		{ "no-fill", no_argument, NULL, 'N' },
 		{ "final-only", no_argument, NULL, 'F' },
+		{ "servers-only", no_argument, NULL, 'O' },
 		{ "subnet-event", required_argument, NULL, 'S' },
 		{ "event-version", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -335,6 +338,7 @@ parse(int argc, char **argv, struct options *o)
 		case 'z': o->compression = optarg; break;
 		case 'N': o->no_fill = true; break;
 		case 'F': o->final_only = true; break;
+		case 'O': o->servers_only = true; break;
 		case 'S': o->subnet_events[o->subnet_event_count++] = optarg; break;
 		case 'V': o->event_version = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
@@ -403,7 +407,7 @@ main(int argc, char **argv)
 	began = now_s();
 	if (!o.no_fill) {
 		/* Subnets first, as an inventory is usually built. */
-		for (i = 0; i < o.subnets; i++) {
+		for (i = 0; i < (o.servers_only ? 0 : o.subnets); i++) {
 			subnet_json(i, cidr, sizeof(cidr), pools, sizeof(pools));
 			snprintf(key, sizeof(key), "%ld", i + 1);
 			len = snprintf(buf, sizeof(buf), "{\"specversion\":\"1.0\","
@@ -416,7 +420,7 @@ main(int argc, char **argv)
 			counts[1]++;
 		}
 		/* Marks: reserved or quarantined, a tenth cleared again. */
-		for (i = 0; i < o.marks; i++) {
+		for (i = 0; i < (o.servers_only ? 0 : o.marks); i++) {
 			char addr[64];
 			bool reserved = rng_unit() < 0.7;
 
@@ -439,7 +443,7 @@ main(int argc, char **argv)
 			produce(names[2], addr, buf, (size_t)len);
 			counts[2]++;
 		}
-		for (i = 0; i < o.marks; i += 10) {
+		for (i = 0; i < (o.servers_only ? 0 : o.marks); i += 10) {
 			char addr[64];
 
 			host_address(i % o.subnets, HOSTS_MARK + (i / o.subnets) % 10,
