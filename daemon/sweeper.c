@@ -1,0 +1,1425 @@
+/* The ping sweeper: ICMP echo to each address with a row, paced, on a loop. */
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/pgconn.h"
+#include "daemon/config.h"
+#include "daemon/sweep_pace.h"
+#include "daemon/sweep_packet.h"
+#include "daemon/sweep_seqmap.h"
+#include "daemon/sweep_socket.h"
+#include "daemon/sweep_store.h"
+#include "daemon/sweeper.h"
+
+/*
+ * Most results one write statement carries.  When the rate leaves the
+ * loop idle between probes, a batch is written as soon as this many
+ * results of one routing domain are settled, so that a long sweep shows
+ * its results as it goes; a sweep that keeps the loop busy writes once
+ * every probe is settled, so that PostgreSQL does not compete with it.
+ */
+#define SWEEPER_WRITE_BATCH	8192
+
+/* Most probes sent in one turn of the loop before it polls again. */
+#define SWEEPER_SEND_TURN	512
+
+/* Most datagrams read from one socket in one turn of the loop. */
+#define SWEEPER_READ_TURN	4096
+
+/* A write batch that keeps meeting locked rows is tried this often. */
+#define SWEEPER_WRITE_ATTEMPTS	4
+#define SWEEPER_WRITE_RETRY_MS	250
+
+/* Dropped replies are logged one by one (debug) up to this many a sweep. */
+#define SWEEPER_DROPS_LOGGED	10
+
+/* Where the sweep stands. */
+enum sweeper_phase {
+	SWEEPER_IDLE,		/* between sweeps */
+	SWEEPER_LOADING,	/* reading the targets */
+	SWEEPER_PROBING,	/* sending probes, reading replies, writing */
+	SWEEPER_WRITING,	/* every probe settled: the last batches */
+};
+
+/* Where one address stands in the sweep. */
+enum sweeper_target_state {
+	SWEEPER_TARGET_WAITING,		/* not sent yet, or sent again next */
+	SWEEPER_TARGET_IN_FLIGHT,
+	SWEEPER_TARGET_ANSWERED,
+	SWEEPER_TARGET_SILENT,		/* every probe timed out */
+};
+
+/* One address of the sweep. */
+struct sweeper_target {
+	struct sweep_addr	addr;
+	uint8_t			state;		/* enum sweeper_target_state */
+	uint8_t			attempts;	/* probes handed to the kernel */
+	uint8_t			was_active;	/* when the sweep began */
+	uint16_t		vrf;		/* index into sweeper.vrfs */
+	int32_t			rtt_us;		/* -1 until a valid reply */
+	int64_t			last_sent_ns;	/* the probe that concluded */
+};
+
+/* One batch of probes of one family, as it is built and sent. */
+struct sweeper_batch {
+	struct sweep_socket	*sock;
+	struct sweep_send	 msgs[SWEEP_SOCKET_BATCH];
+	uint8_t			 packets[SWEEP_SOCKET_BATCH][SWEEP_ECHO_LEN];
+	uint32_t		 targets[SWEEP_SOCKET_BATCH];
+	uint16_t		 sequences[SWEEP_SOCKET_BATCH];
+	unsigned		 count;
+};
+
+struct sweeper {
+	struct event_base	*base;
+	struct sweeper_settings	 settings;	/* vrfs is owned */
+	bool			 started;
+	bool			 stopping;
+
+	/* The sockets, the secret and the randomness of this process. */
+	struct sweep_socket	 sock4;
+	struct sweep_socket	 sock6;
+	struct event		*read4;
+	struct event		*read6;
+	uint8_t			 key[SWEEP_KEY_LEN];
+	uint16_t		 identifier;	/* raw sockets */
+	uint64_t		 random;
+	struct sweep_seqmap	*seqmap;
+	struct sweep_datagram	 datagrams[SWEEP_SOCKET_BATCH];
+	struct sweeper_batch	 batch4;
+	struct sweeper_batch	 batch6;
+
+	/* Its own PostgreSQL connection, so it never waits behind applies. */
+	struct pgconn		*pg;
+	bool			 session_ready;	/* connected, session set up */
+
+	struct event		*sweep_timer;	/* the next sweep */
+	struct event		*pace_timer;	/* sends and deadlines */
+	struct event		*write_timer;	/* a write batch tried again */
+	bool			 sweep_due;	/* start as soon as PostgreSQL is */
+	int64_t			 last_start_ns;	/* 0: never */
+
+	/* The sweep in flight. */
+	enum sweeper_phase	 phase;
+	uint64_t		 number;
+	int64_t			 started_ns;
+	int64_t			 started_unix_us;
+	int64_t			 probe_started_ns;
+	int64_t			 probe_ended_ns;
+	struct sweeper_target	*targets;
+	size_t			 count;
+	size_t			 count_v6;
+	size_t			 skipped;
+	char			**vrfs;
+	size_t			 vrf_count;
+	uint32_t		*order;		/* targets in a random order */
+	size_t			 next_fresh;
+	uint32_t		*resend;	/* a ring of targets to send first */
+	size_t			 resend_head;
+	size_t			 resend_len;
+	size_t			 unsettled;	/* neither answered nor silent */
+	struct sweep_bucket	 bucket;
+	struct sweeper_counts	 counts;
+	unsigned		 drops_logged;
+
+	/* Writing: settled targets, grouped by routing domain. */
+	uint32_t		*settled;	/* vrf v's from vrf_first[v] on */
+	size_t			*vrf_first;
+	size_t			*vrf_settled;	/* how many of each are settled */
+	size_t			*vrf_written;	/* how many of each are written */
+	bool			 writing;	/* a batch is in flight or waits */
+	uint16_t		 write_vrf;	/* that batch */
+	size_t			 write_count;
+	unsigned		 write_attempts;
+	bool			 skip_locked;
+	uint64_t		 rows_changed;
+	uint64_t		 went_up;
+	uint64_t		 went_down;
+	struct sweep_store_arrays arrays;
+
+	struct sweeper_stats	 stats;
+};
+
+static void	sweeper_turn(struct sweeper *sweeper);
+static bool	sweeper_has_work(const struct sweeper *sweeper);
+static void	sweeper_write_ready(struct sweeper *sweeper);
+static void	sweeper_write_batch(struct sweeper *sweeper);
+static void	sweeper_begin(struct sweeper *sweeper);
+
+/* The monotonic clock in nanoseconds. */
+static int64_t
+sweeper_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The wall clock in microseconds since 1970. */
+static int64_t
+sweeper_unix_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+/* Arms a timer to fire after ns nanoseconds (0: at the next turn). */
+static void
+sweeper_arm(struct event *timer, int64_t ns)
+{
+	struct timeval tv;
+
+	if (ns < 0)
+		ns = 0;
+	tv.tv_sec = (time_t)(ns / 1000000000LL);
+	tv.tv_usec = (suseconds_t)((ns % 1000000000LL) / 1000);
+	evtimer_add(timer, &tv);
+}
+
+/* Copies a string; aborts when memory runs out. */
+static char *
+sweeper_strdup(const char *text)
+{
+	char *copy;
+
+	if ((copy = strdup(text != NULL ? text : "")) == NULL)
+		fatal("sweeper: strdup");
+	return copy;
+}
+
+/* Allocates zeroed memory; aborts when memory runs out. */
+static void *
+sweeper_calloc(size_t count, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(count == 0 ? 1 : count, size)) == NULL)
+		fatal("sweeper: calloc");
+	return p;
+}
+
+/* Fills settings from a config. */
+void
+sweeper_settings_from_config(const struct config *config,
+    const char *password, struct sweeper_settings *settings)
+{
+	memset(settings, 0, sizeof(*settings));
+	settings->enabled = config->sweeper_enabled;
+	settings->interval_ms = config->sweeper_interval_ms;
+	settings->rate = config->sweeper_rate;
+	settings->timeout_ms = config->sweeper_timeout_ms;
+	settings->retries = config->sweeper_retries;
+	settings->down_after = config->sweeper_down_after;
+	settings->vrfs = config->sweeper_vrfs;
+	settings->conninfo = config->pg_conninfo;
+	settings->password = password;
+	settings->pg_connect_timeout_ms = config->pg_connect_timeout_ms;
+	settings->pg_reconnect_min_ms = config->pg_reconnect_min_ms;
+	settings->pg_reconnect_max_ms = config->pg_reconnect_max_ms;
+}
+
+/* Takes the sweep settings (not the connection's); vrfs is copied. */
+static void
+sweeper_take_settings(struct sweeper *sweeper,
+    const struct sweeper_settings *settings)
+{
+	free((char *)sweeper->settings.vrfs);
+	sweeper->settings = *settings;
+	sweeper->settings.vrfs = sweeper_strdup(settings->vrfs);
+	sweeper->settings.conninfo = NULL;
+	sweeper->settings.password = NULL;
+}
+
+/* Adds one sweep's counts to the totals. */
+static void
+sweeper_add_counts(struct sweeper_counts *total,
+    const struct sweeper_counts *one)
+{
+	total->probes += one->probes;
+	total->retries += one->retries;
+	total->replies += one->replies;
+	total->timeouts += one->timeouts;
+	total->send_errors += one->send_errors;
+	total->malformed += one->malformed;
+	total->foreign += one->foreign;
+	total->unknown_sequence += one->unknown_sequence;
+	total->wrong_source += one->wrong_source;
+	total->bad_cookie += one->bad_cookie;
+	total->duplicates += one->duplicates;
+	total->late += one->late;
+}
+
+/* Frees what one sweep holds and goes back to idle. */
+static void
+sweeper_clear(struct sweeper *sweeper)
+{
+	size_t i;
+
+	evtimer_del(sweeper->pace_timer);
+	evtimer_del(sweeper->write_timer);
+	for (i = 0; i < sweeper->vrf_count; i++)
+		free(sweeper->vrfs[i]);
+	free(sweeper->vrfs);
+	free(sweeper->targets);
+	free(sweeper->order);
+	free(sweeper->resend);
+	free(sweeper->settled);
+	free(sweeper->vrf_first);
+	free(sweeper->vrf_settled);
+	free(sweeper->vrf_written);
+	sweeper->vrfs = NULL;
+	sweeper->targets = NULL;
+	sweeper->order = NULL;
+	sweeper->resend = NULL;
+	sweeper->settled = NULL;
+	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_written = NULL;
+	sweeper->writing = false;
+	sweeper->vrf_count = 0;
+	sweeper->count = 0;
+	sweeper->phase = SWEEPER_IDLE;
+}
+
+/* Arms the timer of the next sweep: interval_ms after the last start. */
+static void
+sweeper_schedule(struct sweeper *sweeper)
+{
+	int64_t due = sweeper->last_start_ns == 0 ? 0 :
+	    sweeper->last_start_ns + sweeper->settings.interval_ms * 1000000LL;
+
+	if (!sweeper->settings.enabled || sweeper->stopping ||
+	    !sweeper->started)
+		return;
+	evtimer_del(sweeper->sweep_timer);
+	sweeper_arm(sweeper->sweep_timer, due - sweeper_now_ns());
+}
+
+/* Gives up the sweep in flight (its results are not written). */
+static void
+sweeper_abandon(struct sweeper *sweeper, const char *why)
+{
+	if (sweeper->phase == SWEEPER_IDLE)
+		return;
+	log_warnx("sweeper: sweep %llu abandoned: %s",
+	    (unsigned long long)sweeper->number, why);
+	sweeper->stats.sweeps_abandoned++;
+	sweeper_add_counts(&sweeper->stats.total, &sweeper->counts);
+	sweeper_clear(sweeper);
+}
+
+/* PostgreSQL is gone: give the sweep up; the next starts when it is back. */
+static void
+sweeper_lost(struct sweeper *sweeper, const char *why)
+{
+	sweeper_abandon(sweeper, why);
+	sweeper->sweep_due = true;
+}
+
+/* Logs one dropped reply (only the first few of a sweep). */
+static void
+sweeper_log_drop(struct sweeper *sweeper, const struct sweep_datagram *dg,
+    const char *why, unsigned sequence)
+{
+	char from[INET6_ADDRSTRLEN] = "?";
+
+	if (sweeper->drops_logged >= SWEEPER_DROPS_LOGGED ||
+	    log_get_level() < LOG_LEVEL_DEBUG)
+		return;
+	sweeper->drops_logged++;
+	if (dg->from.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)&dg->from)->
+		    sin_addr, from, sizeof(from));
+	else if (dg->from.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&dg->from)->
+		    sin6_addr, from, sizeof(from));
+	log_debug("sweeper: dropped a reply from %s (sequence %u): %s", from,
+	    sequence, why);
+}
+
+/* Tells whether a datagram came from the address. */
+static bool
+sweeper_same_source(const struct sweep_datagram *dg,
+    const struct sweep_addr *addr)
+{
+	if (dg->from.ss_family != addr->family)
+		return false;
+	if (addr->family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)&dg->from)->sin_addr,
+		    addr->bytes, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)&dg->from)->sin6_addr,
+	    addr->bytes, 16) == 0;
+}
+
+/* A target's result is final: it joins the results to write. */
+static void
+sweeper_settle(struct sweeper *sweeper, struct sweeper_target *target,
+    enum sweeper_target_state state)
+{
+	uint16_t vrf = target->vrf;
+
+	target->state = state;
+	sweeper->settled[sweeper->vrf_first[vrf] + sweeper->vrf_settled[vrf]++] =
+	    (uint32_t)(target - sweeper->targets);
+	sweeper->unsettled--;
+}
+
+/*
+ * Checks one datagram against the probes of the sweep.  It counts only
+ * if each check passes, in this order: an echo reply, our identifier, a
+ * sequence number of this sweep, from the probed address, carrying that
+ * probe's cookie, and the probe still in flight.
+ */
+static void
+sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
+    const struct sweep_datagram *dg, int64_t now_ns)
+{
+	struct sweeper_counts *counts = &sweeper->counts;
+	const struct sweep_seq *slot;
+	struct sweeper_target *target;
+	struct sweep_reply reply;
+	uint8_t cookie[SWEEP_COOKIE_LEN];
+	uint16_t identifier;
+
+	/* Between sweeps there is nothing to match: the reply is dropped. */
+	if (sweeper->phase != SWEEPER_PROBING &&
+	    sweeper->phase != SWEEPER_WRITING)
+		return;
+	switch (dg->truncated ? SWEEP_PARSE_MALFORMED :
+	    sweep_echo_parse(dg->data, dg->len, sock->family,
+	    sock->kind == SWEEP_SOCKET_RAW && sock->family == AF_INET, &reply)) {
+	case SWEEP_PARSE_REPLY:
+		break;
+	case SWEEP_PARSE_OTHER:
+		counts->foreign++;
+		return;
+	default:
+		counts->malformed++;
+		sweeper_log_drop(sweeper, dg, "malformed", 0);
+		return;
+	}
+	identifier = sock->kind == SWEEP_SOCKET_RAW ? sweeper->identifier :
+	    sock->identifier;
+	if (reply.identifier != identifier) {
+		/* A raw socket sees every echo reply of the host. */
+		counts->foreign++;
+		return;
+	}
+	slot = sweep_seqmap_get(sweeper->seqmap, reply.sequence);
+	if (slot->state == SWEEP_SEQ_FREE) {
+		counts->unknown_sequence++;
+		sweeper_log_drop(sweeper, dg, "unknown sequence", reply.sequence);
+		return;
+	}
+	target = &sweeper->targets[slot->target];
+	if (!sweeper_same_source(dg, &target->addr)) {
+		counts->wrong_source++;
+		sweeper_log_drop(sweeper, dg, "not from the probed address",
+		    reply.sequence);
+		return;
+	}
+	sweep_cookie(sweeper->key, &target->addr, reply.sequence,
+	    slot->sent_ns, cookie);
+	if (reply.payload_len != SWEEP_COOKIE_LEN ||
+	    !sweep_cookie_equal(reply.payload, cookie)) {
+		counts->bad_cookie++;
+		sweeper_log_drop(sweeper, dg, "bad cookie", reply.sequence);
+		return;
+	}
+	if (slot->state == SWEEP_SEQ_ANSWERED) {
+		counts->duplicates++;
+		sweeper_log_drop(sweeper, dg, "duplicate", reply.sequence);
+		return;
+	}
+	if (slot->state == SWEEP_SEQ_EXPIRED) {
+		counts->late++;
+		sweeper_log_drop(sweeper, dg, "late", reply.sequence);
+		return;
+	}
+	target->rtt_us = (int32_t)((now_ns - slot->sent_ns) / 1000);
+	sweep_seqmap_answer(sweeper->seqmap, reply.sequence);
+	sweeper_settle(sweeper, target, SWEEPER_TARGET_ANSWERED);
+	counts->replies++;
+}
+
+/* Reads what a socket holds, up to a turn's worth. */
+static void
+sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
+{
+	int64_t now_ns;
+	size_t total = 0;
+	int got, i;
+
+	while (total < SWEEPER_READ_TURN) {
+		got = sweep_socket_receive(sock, sweeper->datagrams,
+		    SWEEP_SOCKET_BATCH);
+		if (got == -1) {
+			log_warn("sweeper: reading the %s socket",
+			    sock->family == AF_INET ? "ICMP" : "ICMPv6");
+			return;
+		}
+		if (got == 0)
+			return;
+		now_ns = sweeper_now_ns();
+		for (i = 0; i < got; i++)
+			sweeper_reply(sweeper, sock, &sweeper->datagrams[i],
+			    now_ns);
+		total += (size_t)got;
+		if (got < SWEEP_SOCKET_BATCH)
+			return;
+	}
+}
+
+/* The socket has datagrams: read them, and see whether the sweep is over. */
+static void
+sweeper_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	sweeper_read(sweeper, fd == sweeper->sock4.fd ? &sweeper->sock4 :
+	    &sweeper->sock6);
+	if (sweeper->phase != SWEEPER_PROBING)
+		return;
+	if (sweeper->unsettled == 0) {
+		evtimer_del(sweeper->pace_timer);
+		sweeper_turn(sweeper);
+	} else if (!sweeper_has_work(sweeper))
+		sweeper_write_ready(sweeper);	/* only deadlines are left */
+}
+
+/* Reads both sockets. */
+static void
+sweeper_read_all(struct sweeper *sweeper)
+{
+	if (sweeper->sock4.kind != SWEEP_SOCKET_NONE)
+		sweeper_read(sweeper, &sweeper->sock4);
+	if (sweeper->sock6.kind != SWEEP_SOCKET_NONE)
+		sweeper_read(sweeper, &sweeper->sock6);
+}
+
+/* Tells whether some target waits to be sent. */
+static bool
+sweeper_has_work(const struct sweeper *sweeper)
+{
+	return sweeper->resend_len > 0 || sweeper->next_fresh < sweeper->count;
+}
+
+/* Queues a target to be sent before the fresh ones. */
+static void
+sweeper_push_resend(struct sweeper *sweeper, uint32_t index)
+{
+	sweeper->resend[(sweeper->resend_head + sweeper->resend_len) %
+	    sweeper->count] = index;
+	sweeper->resend_len++;
+	sweeper->targets[index].state = SWEEPER_TARGET_WAITING;
+}
+
+/* The next target to send, without taking it. */
+static uint32_t
+sweeper_peek(const struct sweeper *sweeper)
+{
+	if (sweeper->resend_len > 0)
+		return sweeper->resend[sweeper->resend_head];
+	return sweeper->order[sweeper->next_fresh];
+}
+
+/* Takes the target sweeper_peek() named. */
+static void
+sweeper_pop(struct sweeper *sweeper)
+{
+	if (sweeper->resend_len > 0) {
+		sweeper->resend_head = (sweeper->resend_head + 1) %
+		    sweeper->count;
+		sweeper->resend_len--;
+	} else
+		sweeper->next_fresh++;
+}
+
+/* Probes whose deadline has passed: sent again, or the address is silent. */
+static void
+sweeper_expire(struct sweeper *sweeper, int64_t now_ns)
+{
+	struct sweeper_target *target;
+	uint16_t sequence;
+
+	while (sweep_seqmap_expire(sweeper->seqmap, now_ns, &sequence)) {
+		target = &sweeper->targets[
+		    sweep_seqmap_get(sweeper->seqmap, sequence)->target];
+		if (target->state != SWEEPER_TARGET_IN_FLIGHT)
+			continue;
+		if (target->attempts <= sweeper->settings.retries)
+			sweeper_push_resend(sweeper,
+			    (uint32_t)(target - sweeper->targets));
+		else {
+			sweeper_settle(sweeper, target, SWEEPER_TARGET_SILENT);
+			sweeper->counts.timeouts++;
+		}
+	}
+}
+
+/* Adds a probe of a target to a batch: sequence number, cookie, packet. */
+static void
+sweeper_batch_add(struct sweeper *sweeper, struct sweeper_batch *batch,
+    uint32_t index, uint16_t sequence, int64_t now_ns)
+{
+	struct sweeper_target *target = &sweeper->targets[index];
+	struct sweep_send *msg = &batch->msgs[batch->count];
+	uint8_t cookie[SWEEP_COOKIE_LEN];
+
+	sweep_cookie(sweeper->key, &target->addr, sequence, now_ns, cookie);
+	sweep_echo_build(batch->packets[batch->count], target->addr.family,
+	    sweeper->identifier, sequence, cookie);
+	memset(&msg->to, 0, sizeof(msg->to));
+	if (target->addr.family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&msg->to;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, target->addr.bytes, 4);
+		msg->to_len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&msg->to;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, target->addr.bytes, 16);
+		msg->to_len = sizeof(*sin6);
+	}
+	msg->data = batch->packets[batch->count];
+	msg->len = SWEEP_ECHO_LEN;
+	batch->targets[batch->count] = index;
+	batch->sequences[batch->count] = sequence;
+	batch->count++;
+}
+
+/*
+ * Sends a built batch.  A probe the kernel refused (no route, say) waits
+ * for its deadline like one that got no answer; one the socket had no
+ * room for gives its sequence number back and is sent again first.
+ * Returns how many probes were handed over; sets *blocked when the
+ * socket was full.
+ */
+static unsigned
+sweeper_batch_send(struct sweeper *sweeper, struct sweeper_batch *batch,
+    int64_t now_ns, bool *blocked)
+{
+	struct sweeper_target *target;
+	unsigned handled = 0, i;
+	bool full = false;
+
+	if (batch->count > 0)
+		handled = sweep_socket_send(batch->sock, batch->msgs,
+		    batch->count, &full);
+	for (i = 0; i < batch->count; i++) {
+		target = &sweeper->targets[batch->targets[i]];
+		if (i >= handled) {
+			sweep_seqmap_release(sweeper->seqmap,
+			    batch->sequences[i]);
+			sweeper_push_resend(sweeper, batch->targets[i]);
+			continue;
+		}
+		target->state = SWEEPER_TARGET_IN_FLIGHT;
+		target->last_sent_ns = now_ns;
+		if (target->attempts++ > 0)
+			sweeper->counts.retries++;
+		if (batch->msgs[i].error == 0) {
+			sweeper->counts.probes++;
+			continue;
+		}
+		sweeper->counts.send_errors++;
+		if (sweeper->counts.send_errors == 1) {
+			char text[INET6_ADDRSTRLEN];
+
+			inet_ntop(target->addr.family, target->addr.bytes, text,
+			    sizeof(text));
+			log_warnx("sweeper: sending to %s: %s (counted as "
+			    "unanswered; further errors of this sweep are only "
+			    "counted)", text, strerror(batch->msgs[i].error));
+		}
+	}
+	if (full)
+		*blocked = true;
+	return handled;
+}
+
+/*
+ * Sends up to max probes, the targets to send again first, one batch per
+ * family.  Returns how many were handed to the kernel.
+ */
+static unsigned
+sweeper_send(struct sweeper *sweeper, unsigned max, bool *blocked)
+{
+	struct sweeper_batch *batch4 = &sweeper->batch4;
+	struct sweeper_batch *batch6 = &sweeper->batch6;
+	struct sweeper_batch *batch;
+	struct sweeper_target *target;
+	int64_t now_ns = sweeper_now_ns(), deadline_ns;
+	uint32_t index;
+	uint16_t sequence;
+
+	batch4->count = batch6->count = 0;
+	batch4->sock = &sweeper->sock4;
+	batch6->sock = &sweeper->sock6;
+	while (batch4->count + batch6->count < max &&
+	    sweeper_has_work(sweeper)) {
+		index = sweeper_peek(sweeper);
+		target = &sweeper->targets[index];
+		batch = target->addr.family == AF_INET ? batch4 : batch6;
+		if (batch->count == SWEEP_SOCKET_BATCH)
+			break;
+		deadline_ns = now_ns + sweep_probe_timeout_ns(
+		    sweeper->settings.timeout_ms, target->attempts);
+		/* With 65,536 probes in flight, wait for answers or deadlines. */
+		if (sweep_seqmap_take(sweeper->seqmap, index, now_ns,
+		    deadline_ns, &sequence) == -1)
+			break;
+		sweeper_pop(sweeper);
+		sweeper_batch_add(sweeper, batch, index, sequence, now_ns);
+	}
+	return sweeper_batch_send(sweeper, batch4, now_ns, blocked) +
+	    sweeper_batch_send(sweeper, batch6, now_ns, blocked);
+}
+
+/* Formats seconds since a monotonic time. */
+static double
+sweeper_seconds(int64_t from_ns, int64_t to_ns)
+{
+	return (double)(to_ns - from_ns) / 1e9;
+}
+
+/* The sweep is over: figures into the stats and the log, next one armed. */
+static void
+sweeper_finish(struct sweeper *sweeper)
+{
+	struct sweeper_stats *stats = &sweeper->stats;
+	struct sweeper_counts *c = &sweeper->counts;
+	int64_t now_ns = sweeper_now_ns();
+
+	stats->sweeps++;
+	stats->targets = sweeper->count;
+	stats->targets_v6 = sweeper->count_v6;
+	stats->skipped = sweeper->skipped;
+	/* A sweep without targets sends nothing and writes nothing. */
+	stats->read_seconds = sweeper_seconds(sweeper->started_ns,
+	    sweeper->probe_started_ns == 0 ? now_ns : sweeper->probe_started_ns);
+	stats->icmp_seconds = sweeper->probe_started_ns == 0 ? 0.0 :
+	    sweeper_seconds(sweeper->probe_started_ns, sweeper->probe_ended_ns);
+	stats->write_seconds = sweeper->probe_started_ns == 0 ? 0.0 :
+	    sweeper_seconds(sweeper->probe_ended_ns, now_ns);
+	stats->duration_seconds = sweeper_seconds(sweeper->started_ns, now_ns);
+	stats->rows_changed = sweeper->rows_changed;
+	stats->went_up = sweeper->went_up;
+	stats->went_down = sweeper->went_down;
+	stats->last_end_unix_ms = sweeper_unix_us() / 1000;
+	stats->last = *c;
+	sweeper_add_counts(&stats->total, c);
+	log_info("sweeper: sweep %llu: %zu targets (%zu IPv6, %zu skipped), "
+	    "%llu replies, %llu timeouts, %llu probes (%llu retries), "
+	    "read %.3f s, ICMP %.3f s, write %.3f s, total %.3f s, "
+	    "%llu rows changed (%llu up, %llu "
+	    "down); dropped %llu foreign, %llu unknown sequence, %llu wrong "
+	    "source, %llu bad cookie, %llu duplicate, %llu late, %llu "
+	    "malformed; %llu send errors",
+	    (unsigned long long)sweeper->number, stats->targets,
+	    stats->targets_v6, stats->skipped,
+	    (unsigned long long)c->replies, (unsigned long long)c->timeouts,
+	    (unsigned long long)c->probes, (unsigned long long)c->retries,
+	    stats->read_seconds, stats->icmp_seconds, stats->write_seconds,
+	    stats->duration_seconds,
+	    (unsigned long long)stats->rows_changed,
+	    (unsigned long long)stats->went_up,
+	    (unsigned long long)stats->went_down,
+	    (unsigned long long)c->foreign,
+	    (unsigned long long)c->unknown_sequence,
+	    (unsigned long long)c->wrong_source,
+	    (unsigned long long)c->bad_cookie,
+	    (unsigned long long)c->duplicates, (unsigned long long)c->late,
+	    (unsigned long long)c->malformed,
+	    (unsigned long long)c->send_errors);
+	sweeper_clear(sweeper);
+	sweeper_schedule(sweeper);
+}
+
+/* The last probe is settled: the last results go to PostgreSQL. */
+static void
+sweeper_probing_done(struct sweeper *sweeper)
+{
+	sweeper->probe_ended_ns = sweeper_now_ns();
+	evtimer_del(sweeper->pace_timer);
+	sweeper->phase = SWEEPER_WRITING;
+	sweeper_write_ready(sweeper);
+}
+
+/* Arms the pace timer: the next token, or the next deadline if sooner. */
+static void
+sweeper_arm_pace(struct sweeper *sweeper, bool blocked, int64_t now_ns)
+{
+	int64_t wait_ns = -1, deadline_ns;
+
+	if (sweeper_has_work(sweeper) &&
+	    sweeper->seqmap->in_flight < SWEEP_SEQ_COUNT) {
+		if (blocked)
+			wait_ns = 1000000;	/* the socket's buffer is full */
+		else {
+			wait_ns = sweep_bucket_wait_ns(&sweeper->bucket);
+			if (wait_ns > 0)
+				wait_ns = sweep_jitter_ns(wait_ns,
+				    sweep_random(&sweeper->random));
+		}
+	}
+	if (sweep_seqmap_next_deadline(sweeper->seqmap, &deadline_ns) &&
+	    (wait_ns < 0 || deadline_ns - now_ns < wait_ns))
+		wait_ns = deadline_ns - now_ns;
+	sweeper_arm(sweeper->pace_timer, wait_ns);
+}
+
+/*
+ * One turn of probing: expire what is due, send what the bucket allows
+ * (reading replies after each batch, so that they never pile up in the
+ * socket), then wait for the next token or deadline.
+ */
+static void
+sweeper_turn(struct sweeper *sweeper)
+{
+	int64_t now_ns = sweeper_now_ns();
+	uint64_t allowed;
+	unsigned sent = 0, handed;
+	bool blocked = false;
+
+	sweeper_expire(sweeper, now_ns);
+	sweep_bucket_refill(&sweeper->bucket, now_ns);
+	while (sent < SWEEPER_SEND_TURN && !blocked &&
+	    sweeper_has_work(sweeper)) {
+		allowed = sweep_bucket_available(&sweeper->bucket);
+		if (allowed == 0)
+			break;
+		if (allowed > SWEEPER_SEND_TURN - sent)
+			allowed = SWEEPER_SEND_TURN - sent;
+		if (allowed > SWEEP_SOCKET_BATCH)
+			allowed = SWEEP_SOCKET_BATCH;
+		handed = sweeper_send(sweeper, (unsigned)allowed, &blocked);
+		if (handed == 0)
+			break;
+		sweep_bucket_take(&sweeper->bucket, handed);
+		sent += handed;
+		sweeper_read_all(sweeper);
+		now_ns = sweeper_now_ns();
+		sweep_bucket_refill(&sweeper->bucket, now_ns);
+	}
+	if (sweeper->unsettled == 0) {
+		sweeper_probing_done(sweeper);
+		return;
+	}
+	/* A whole turn's worth sent: the loop is busy, PostgreSQL waits. */
+	if (sent < SWEEPER_SEND_TURN)
+		sweeper_write_ready(sweeper);
+	sweeper_arm_pace(sweeper, blocked, now_ns);
+}
+
+/* The pace timer: a probing turn. */
+static void
+sweeper_pace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	if (sweeper->phase == SWEEPER_PROBING)
+		sweeper_turn(sweeper);
+}
+
+/* The write timer: the batch that met locked rows, tried again. */
+static void
+sweeper_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	if (sweeper->phase == SWEEPER_PROBING ||
+	    sweeper->phase == SWEEPER_WRITING)
+		sweeper_write_batch(sweeper);
+}
+
+/* Finds (or adds) a routing domain's index. */
+static uint16_t
+sweeper_vrf_index(struct sweeper *sweeper, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sweeper->vrf_count; i++)
+		if (strcmp(sweeper->vrfs[i], name) == 0)
+			return (uint16_t)i;
+	if (sweeper->vrf_count == UINT16_MAX)
+		fatalx("sweeper: more than %d routing domains", UINT16_MAX);
+	sweeper->vrfs = realloc(sweeper->vrfs,
+	    (sweeper->vrf_count + 1) * sizeof(*sweeper->vrfs));
+	if (sweeper->vrfs == NULL)
+		fatal("sweeper: realloc");
+	sweeper->vrfs[sweeper->vrf_count] = sweeper_strdup(name);
+	return (uint16_t)sweeper->vrf_count++;
+}
+
+/* Turns the rows read into targets; returns how many. */
+static size_t
+sweeper_parse_targets(struct sweeper *sweeper, PGresult *result)
+{
+	struct sweeper_target *target;
+	const char *text;
+	int rows = PQntuples(result), row;
+	size_t n = 0;
+
+	sweeper->targets = sweeper_calloc((size_t)rows,
+	    sizeof(*sweeper->targets));
+	for (row = 0; row < rows; row++) {
+		target = &sweeper->targets[n];
+		text = PQgetvalue(result, row, 1);
+		if (sweep_target_parse(text, &target->addr) != SWEEP_TARGET_OK ||
+		    (target->addr.family == AF_INET6 &&
+		    sweeper->sock6.kind == SWEEP_SOCKET_NONE)) {
+			log_debug("sweeper: %s is not probed", text);
+			sweeper->skipped++;
+			continue;
+		}
+		target->vrf = sweeper_vrf_index(sweeper,
+		    PQgetvalue(result, row, 0));
+		target->was_active = PQgetvalue(result, row, 2)[0] == 't';
+		target->rtt_us = -1;
+		if (target->addr.family == AF_INET6)
+			sweeper->count_v6++;
+		n++;
+	}
+	return n;
+}
+
+/* The targets are read: probing starts. */
+static void
+sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct sweeper *sweeper = arg;
+	char why[512];
+	size_t i, j;
+	uint32_t held;
+
+	if (sweeper->phase != SWEEPER_LOADING)
+		return;
+	if (result == NULL) {
+		sweeper_lost(sweeper, error);
+		return;
+	}
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(pg, result, why, sizeof(why));
+		sweeper_abandon(sweeper, why);
+		sweeper_schedule(sweeper);
+		return;
+	}
+	sweeper->count = sweeper_parse_targets(sweeper, result);
+	sweeper->unsettled = sweeper->count;
+	if (sweeper->count == 0) {
+		sweeper_finish(sweeper);
+		return;
+	}
+	/* A random order spreads the probes over every subnet. */
+	sweeper->order = sweeper_calloc(sweeper->count, sizeof(*sweeper->order));
+	for (i = 0; i < sweeper->count; i++)
+		sweeper->order[i] = (uint32_t)i;
+	for (i = sweeper->count - 1; i > 0; i--) {
+		j = (size_t)(sweep_random(&sweeper->random) % (i + 1));
+		held = sweeper->order[i];
+		sweeper->order[i] = sweeper->order[j];
+		sweeper->order[j] = held;
+	}
+	sweeper->resend = sweeper_calloc(sweeper->count,
+	    sizeof(*sweeper->resend));
+	/* Each routing domain gets its part of the settled array. */
+	sweeper->settled = sweeper_calloc(sweeper->count,
+	    sizeof(*sweeper->settled));
+	sweeper->vrf_first = sweeper_calloc(sweeper->vrf_count + 1,
+	    sizeof(*sweeper->vrf_first));
+	sweeper->vrf_settled = sweeper_calloc(sweeper->vrf_count,
+	    sizeof(*sweeper->vrf_settled));
+	sweeper->vrf_written = sweeper_calloc(sweeper->vrf_count,
+	    sizeof(*sweeper->vrf_written));
+	for (i = 0; i < sweeper->count; i++)
+		sweeper->vrf_first[sweeper->targets[i].vrf + 1]++;
+	for (i = 1; i <= sweeper->vrf_count; i++)
+		sweeper->vrf_first[i] += sweeper->vrf_first[i - 1];
+	sweep_seqmap_reset(sweeper->seqmap);
+	sweeper->phase = SWEEPER_PROBING;
+	sweeper->probe_started_ns = sweeper_now_ns();
+	sweep_bucket_init(&sweeper->bucket, (double)sweeper->settings.rate,
+	    sweeper->probe_started_ns);
+	log_debug("sweeper: sweep %llu: probing %zu addresses",
+	    (unsigned long long)sweeper->number, sweeper->count);
+	sweeper_turn(sweeper);
+}
+
+/* Starts a sweep: reads the targets. */
+static void
+sweeper_begin(struct sweeper *sweeper)
+{
+	const char *params[1] = { sweeper->settings.vrfs };
+
+	if (!pgconn_is_up(sweeper->pg) || pgconn_is_busy(sweeper->pg)) {
+		sweeper->sweep_due = true;
+		return;
+	}
+	sweeper->sweep_due = false;
+	sweeper->number++;
+	sweeper->phase = SWEEPER_LOADING;
+	sweeper->started_ns = sweeper_now_ns();
+	sweeper->started_unix_us = sweeper_unix_us();
+	sweeper->last_start_ns = sweeper->started_ns;
+	sweeper->probe_started_ns = sweeper->probe_ended_ns = 0;
+	sweeper->count_v6 = sweeper->skipped = 0;
+	sweeper->next_fresh = sweeper->resend_head = sweeper->resend_len = 0;
+	sweeper->rows_changed = sweeper->went_up = sweeper->went_down = 0;
+	sweeper->drops_logged = 0;
+	memset(&sweeper->counts, 0, sizeof(sweeper->counts));
+	if (pgconn_query(sweeper->pg, sweep_store_targets_sql, 1, params,
+	    sweeper_loaded, sweeper) == -1) {
+		sweeper->phase = SWEEPER_IDLE;
+		sweeper->sweep_due = true;
+	}
+}
+
+/* The sweep timer: start a sweep if PostgreSQL is there, else when it is. */
+static void
+sweeper_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	if (sweeper->phase != SWEEPER_IDLE || !sweeper->settings.enabled ||
+	    sweeper->stopping)
+		return;
+	if (!sweeper->session_ready) {
+		sweeper->sweep_due = true;
+		return;
+	}
+	sweeper_begin(sweeper);
+}
+
+/* Tells whether a failed write is worth trying again (without waiting). */
+static bool
+sweeper_write_conflict(const char *sqlstate)
+{
+	/* lock_not_available (lock_timeout), deadlock, serialization. */
+	return sqlstate != NULL && (strcmp(sqlstate, "55P03") == 0 ||
+	    strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0);
+}
+
+/* A write batch is done (or failed). */
+static void
+sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct sweeper *sweeper = arg;
+	const char *sqlstate;
+	char why[512];
+
+	if (sweeper->phase != SWEEPER_PROBING &&
+	    sweeper->phase != SWEEPER_WRITING)
+		return;
+	if (result == NULL) {
+		sweeper_lost(sweeper, error);
+		return;
+	}
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+		pgconn_result_error(pg, result, why, sizeof(why));
+		if (sweeper_write_conflict(sqlstate) &&
+		    ++sweeper->write_attempts < SWEEPER_WRITE_ATTEMPTS) {
+			/*
+			 * The apply path holds some of these rows: from now on
+			 * they are skipped (and measured again next sweep)
+			 * rather than waited for.
+			 */
+			log_debug("sweeper: writing: %s; trying again, skipping "
+			    "locked rows", why);
+			sweeper->skip_locked = true;
+			sweeper_arm(sweeper->write_timer,
+			    (int64_t)SWEEPER_WRITE_RETRY_MS * 1000000LL *
+			    (sweeper->write_attempts - 1));
+			return;
+		}
+		if (pgconn_sqlstate_is_fatal(sqlstate))
+			pgconn_reset(pg, why);
+		sweeper_abandon(sweeper, why);
+		sweeper_schedule(sweeper);
+		return;
+	}
+	sweeper->rows_changed += strtoull(PQgetvalue(result, 0, 0), NULL, 10);
+	sweeper->went_up += strtoull(PQgetvalue(result, 0, 1), NULL, 10);
+	sweeper->went_down += strtoull(PQgetvalue(result, 0, 2), NULL, 10);
+	sweeper->vrf_written[sweeper->write_vrf] += sweeper->write_count;
+	sweeper->writing = false;
+	sweeper->write_attempts = 0;
+	sweeper->skip_locked = false;
+	sweeper_write_ready(sweeper);
+}
+
+/*
+ * Starts a write batch if one is ready and none is in flight: a full one
+ * while probing, whatever is left once every probe is settled.  When all
+ * is written after the last probe, the sweep is over.
+ */
+static void
+sweeper_write_ready(struct sweeper *sweeper)
+{
+	bool last = sweeper->phase == SWEEPER_WRITING;
+	size_t vrf, ready;
+
+	if (sweeper->writing)
+		return;
+	for (vrf = 0; vrf < sweeper->vrf_count; vrf++) {
+		ready = sweeper->vrf_settled[vrf] - sweeper->vrf_written[vrf];
+		if (ready >= SWEEPER_WRITE_BATCH || (last && ready > 0)) {
+			sweeper->write_vrf = (uint16_t)vrf;
+			sweeper->write_count = ready < SWEEPER_WRITE_BATCH ?
+			    ready : SWEEPER_WRITE_BATCH;
+			sweeper->writing = true;
+			sweeper_write_batch(sweeper);
+			return;
+		}
+	}
+	if (last)
+		sweeper_finish(sweeper);
+}
+
+/* Sends the batch sweeper_write_ready() chose. */
+static void
+sweeper_write_batch(struct sweeper *sweeper)
+{
+	struct sweeper_target *target;
+	struct sweep_result result;
+	char down_after[32], base[64];
+	const char *params[7];
+	const uint32_t *batch;
+	size_t i;
+
+	if (!pgconn_is_up(sweeper->pg)) {
+		sweeper_lost(sweeper, "PostgreSQL is away");
+		return;
+	}
+	batch = sweeper->settled + sweeper->vrf_first[sweeper->write_vrf] +
+	    sweeper->vrf_written[sweeper->write_vrf];
+	sweep_store_arrays_begin(&sweeper->arrays);
+	for (i = 0; i < sweeper->write_count; i++) {
+		target = &sweeper->targets[batch[i]];
+		result.addr = &target->addr;
+		result.checked_us = (target->last_sent_ns -
+		    sweeper->started_ns) / 1000;
+		result.rtt_us = target->state == SWEEPER_TARGET_ANSWERED ?
+		    target->rtt_us : -1;
+		result.was_active = target->was_active;
+		sweep_store_arrays_add(&sweeper->arrays, &result);
+	}
+	sweep_store_arrays_end(&sweeper->arrays);
+	snprintf(down_after, sizeof(down_after), "%lld",
+	    sweeper->settings.down_after);
+	sweep_store_timestamp(sweeper->started_unix_us, base, sizeof(base));
+	params[0] = sweeper->vrfs[sweeper->write_vrf];
+	params[1] = sweeper->arrays.addresses.data;
+	params[2] = sweeper->arrays.checked.data;
+	params[3] = sweeper->arrays.rtts.data;
+	params[4] = down_after;
+	params[5] = base;
+	params[6] = sweeper->arrays.was_active.data;
+	if (pgconn_query(sweeper->pg, sweeper->skip_locked ?
+	    sweep_store_write_skip_locked_sql : sweep_store_write_sql, 7,
+	    params, sweeper_written, sweeper) == -1)
+		sweeper_lost(sweeper, "PostgreSQL is away");
+}
+
+/* The session settings are in place: a sweep may start. */
+static void
+sweeper_session_set(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct sweeper *sweeper = arg;
+	char why[512];
+
+	if (result == NULL)
+		return;		/* lost again: the next up tries again */
+	if (PQresultStatus(result) != PGRES_COMMAND_OK) {
+		pgconn_result_error(pg, result, why, sizeof(why));
+		log_warnx("sweeper: setting the session up: %s", why);
+	}
+	sweeper->session_ready = true;
+	if (sweeper->sweep_due && sweeper->phase == SWEEPER_IDLE)
+		sweeper_begin(sweeper);
+}
+
+/* PostgreSQL is connected: set the session up. */
+static void
+sweeper_pg_up(struct pgconn *pg, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	if (sweeper->stopping || !sweeper->settings.enabled)
+		return;
+	pgconn_query(pg, sweep_store_session_sql, 0, NULL, sweeper_session_set,
+	    sweeper);
+}
+
+/* PostgreSQL went away: the query in flight has failed already. */
+static void
+sweeper_pg_down(struct pgconn *pg, const char *reason, void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	sweeper->session_ready = false;
+}
+
+/* Says which sockets are in use. */
+static void
+sweeper_log_sockets(const struct sweeper *sweeper)
+{
+	const struct sweep_socket *s4 = &sweeper->sock4, *s6 = &sweeper->sock6;
+
+	if (s4->kind == SWEEP_SOCKET_RAW && (s6->kind == SWEEP_SOCKET_RAW ||
+	    s6->kind == SWEEP_SOCKET_NONE))
+		log_info("sweeper: raw ICMP sockets (CAP_NET_RAW)%s, "
+		    "identifier %u", s6->kind == SWEEP_SOCKET_NONE ?
+		    ", IPv4 only" : "", sweeper->identifier);
+	else if (s4->kind == SWEEP_SOCKET_PING &&
+	    s6->kind != SWEEP_SOCKET_RAW)
+		log_info("sweeper: ping sockets (net.ipv4.ping_group_range)%s; "
+		    "the kernel sets the identifiers", s6->kind ==
+		    SWEEP_SOCKET_NONE ? ", IPv4 only" : "");
+	else
+		log_info("sweeper: IPv4 %s socket, IPv6 %s socket",
+		    sweep_socket_kind_name(s4->kind),
+		    sweep_socket_kind_name(s6->kind));
+}
+
+/* Closes the sockets and their events. */
+static void
+sweeper_close(struct sweeper *sweeper)
+{
+	if (sweeper->read4 != NULL)
+		event_free(sweeper->read4);
+	if (sweeper->read6 != NULL)
+		event_free(sweeper->read6);
+	sweeper->read4 = sweeper->read6 = NULL;
+	sweep_socket_close(&sweeper->sock4);
+	sweep_socket_close(&sweeper->sock6);
+}
+
+/* Adds a read event for an open socket. */
+static struct event *
+sweeper_watch(struct sweeper *sweeper, struct sweep_socket *sock)
+{
+	struct event *ev;
+
+	if (sock->kind == SWEEP_SOCKET_NONE)
+		return NULL;
+	ev = event_new(sweeper->base, sock->fd, EV_READ | EV_PERSIST,
+	    sweeper_read_cb, sweeper);
+	if (ev == NULL || event_add(ev, NULL) == -1)
+		fatalx("sweeper: cannot watch the ICMP socket");
+	return ev;
+}
+
+/*
+ * Opens the ICMP and ICMPv6 sockets.  No IPv6 in the kernel is not an
+ * error (IPv6 addresses are then not probed); anything else is.
+ */
+static int
+sweeper_open(struct sweeper *sweeper, char *err, size_t errlen)
+{
+	char why[256];
+
+	if (sweep_socket_open(&sweeper->sock4, AF_INET, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "sweeper: cannot open an ICMP socket "
+		    "(%s): give the daemon CAP_NET_RAW, or a group in "
+		    "net.ipv4.ping_group_range, or set [sweeper] enabled = "
+		    "false", why);
+		return -1;
+	}
+	if (sweep_socket_open(&sweeper->sock6, AF_INET6, why,
+	    sizeof(why)) == -1) {
+		if (errno != EAFNOSUPPORT) {
+			snprintf(err, errlen, "sweeper: cannot open an ICMPv6 "
+			    "socket (%s)", why);
+			sweep_socket_close(&sweeper->sock4);
+			return -1;
+		}
+		log_warnx("sweeper: no IPv6 here (%s): IPv6 addresses are "
+		    "not probed", why);
+	}
+	sweeper->read4 = sweeper_watch(sweeper, &sweeper->sock4);
+	sweeper->read6 = sweeper_watch(sweeper, &sweeper->sock6);
+	sweeper_log_sockets(sweeper);
+	return 0;
+}
+
+/* Creates the sweeper. */
+struct sweeper *
+sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
+    char *err, size_t errlen)
+{
+	struct pgconn_settings pg_settings;
+	struct pgconn_callbacks pg_callbacks;
+	struct sweeper *sweeper;
+	uint8_t seed[SWEEP_KEY_LEN + 2 + 8 + 2];
+	uint16_t first;
+
+	sweeper = sweeper_calloc(1, sizeof(*sweeper));
+	sweeper->base = base;
+	sweeper->sock4.fd = sweeper->sock6.fd = -1;
+	sweeper_take_settings(sweeper, settings);
+	sweeper->sweep_timer = evtimer_new(base, sweeper_sweep_cb, sweeper);
+	sweeper->pace_timer = evtimer_new(base, sweeper_pace_cb, sweeper);
+	sweeper->write_timer = evtimer_new(base, sweeper_write_cb, sweeper);
+	if (sweeper->sweep_timer == NULL || sweeper->pace_timer == NULL ||
+	    sweeper->write_timer == NULL) {
+		snprintf(err, errlen, "sweeper: cannot create timers");
+		goto fail;
+	}
+
+	/* The secret of the cookies, the identifier, the randomness. */
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+		snprintf(err, errlen, "sweeper: getrandom: %s", strerror(errno));
+		goto fail;
+	}
+	memcpy(sweeper->key, seed, SWEEP_KEY_LEN);
+	memcpy(&sweeper->identifier, seed + SWEEP_KEY_LEN, 2);
+	memcpy(&sweeper->random, seed + SWEEP_KEY_LEN + 2, 8);
+	memcpy(&first, seed + SWEEP_KEY_LEN + 10, 2);
+	explicit_bzero(seed, sizeof(seed));
+	sweeper->seqmap = sweeper_calloc(1, sizeof(*sweeper->seqmap));
+	sweep_seqmap_init(sweeper->seqmap, first);
+
+	memset(&pg_settings, 0, sizeof(pg_settings));
+	pg_settings.conninfo = settings->conninfo;
+	pg_settings.password = settings->password;
+	pg_settings.application_name = "ipam-syncd-sweeper";
+	pg_settings.connect_timeout_ms = settings->pg_connect_timeout_ms;
+	pg_settings.reconnect_min_ms = settings->pg_reconnect_min_ms;
+	pg_settings.reconnect_max_ms = settings->pg_reconnect_max_ms;
+	pg_callbacks.up = sweeper_pg_up;
+	pg_callbacks.down = sweeper_pg_down;
+	pg_callbacks.arg = sweeper;
+	sweeper->pg = pgconn_new(base, &pg_settings, &pg_callbacks);
+
+	if (!settings->enabled) {
+		log_info("sweeper: off ([sweeper] enabled = false): no ICMP "
+		    "socket is opened and nothing is sent");
+		return sweeper;
+	}
+	if (sweeper_open(sweeper, err, errlen) == -1)
+		goto fail;
+	return sweeper;
+fail:
+	sweeper_free(sweeper);
+	return NULL;
+}
+
+/* Starts sweeping. */
+void
+sweeper_start(struct sweeper *sweeper)
+{
+	if (sweeper->started || sweeper->stopping)
+		return;
+	sweeper->started = true;
+	if (!sweeper->settings.enabled)
+		return;
+	pgconn_start(sweeper->pg);
+	sweeper_schedule(sweeper);
+}
+
+/* Takes reloaded settings. */
+void
+sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
+{
+	bool was_enabled = sweeper->settings.enabled;
+	char err[512];
+
+	if (sweeper->stopping)
+		return;
+	sweeper_take_settings(sweeper, settings);
+	if (!was_enabled && settings->enabled) {
+		if (sweeper_open(sweeper, err, sizeof(err)) == -1) {
+			log_errx("reload: %s; the sweeper stays off", err);
+			sweeper->settings.enabled = false;
+			return;
+		}
+		log_info("sweeper: turned on by reload");
+		if (sweeper->started) {
+			pgconn_start(sweeper->pg);
+			sweeper_schedule(sweeper);
+		}
+	} else if (was_enabled && !settings->enabled) {
+		sweeper_abandon(sweeper, "turned off by reload");
+		evtimer_del(sweeper->sweep_timer);
+		sweeper->sweep_due = false;
+		sweeper->session_ready = false;
+		pgconn_stop(sweeper->pg);
+		sweeper_close(sweeper);
+		log_info("sweeper: turned off by reload: sockets closed, "
+		    "nothing more is sent");
+	} else if (settings->enabled) {
+		if (sweeper->phase == SWEEPER_PROBING)
+			sweep_bucket_set_rate(&sweeper->bucket,
+			    (double)settings->rate, sweeper_now_ns());
+		else if (sweeper->phase == SWEEPER_IDLE && !sweeper->sweep_due)
+			sweeper_schedule(sweeper);
+	}
+}
+
+/* Stops the sweeper. */
+void
+sweeper_stop(struct sweeper *sweeper)
+{
+	if (sweeper->stopping)
+		return;
+	sweeper->stopping = true;
+	sweeper_abandon(sweeper, "stopping");
+	evtimer_del(sweeper->sweep_timer);
+	if (sweeper->read4 != NULL)
+		event_del(sweeper->read4);
+	if (sweeper->read6 != NULL)
+		event_del(sweeper->read6);
+	pgconn_stop(sweeper->pg);
+}
+
+/* Frees the sweeper. */
+void
+sweeper_free(struct sweeper *sweeper)
+{
+	if (sweeper == NULL)
+		return;
+	/* Before the connection goes, so that no callback finds it half freed. */
+	sweeper->stopping = true;
+	pgconn_free(sweeper->pg);
+	sweeper->pg = NULL;
+	if (sweeper->pace_timer != NULL && sweeper->write_timer != NULL)
+		sweeper_clear(sweeper);
+	sweeper_close(sweeper);
+	if (sweeper->sweep_timer != NULL)
+		event_free(sweeper->sweep_timer);
+	if (sweeper->pace_timer != NULL)
+		event_free(sweeper->pace_timer);
+	if (sweeper->write_timer != NULL)
+		event_free(sweeper->write_timer);
+	sweep_store_arrays_free(&sweeper->arrays);
+	free(sweeper->seqmap);
+	free((char *)sweeper->settings.vrfs);
+	explicit_bzero(sweeper->key, sizeof(sweeper->key));
+	free(sweeper);
+}
+
+/* The figures. */
+const struct sweeper_stats *
+sweeper_stats(const struct sweeper *sweeper)
+{
+	return &sweeper->stats;
+}

@@ -1,0 +1,105 @@
+/* The ping sweeper: ICMP echo to each address with a row, paced, on a loop. */
+#ifndef IPAM_DAEMON_SWEEPER_H
+#define IPAM_DAEMON_SWEEPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+struct config;
+struct sweeper;
+
+/* The sweeper's part of the configuration; strings are copied. */
+struct sweeper_settings {
+	bool		 enabled;
+	long long	 interval_ms;	/* from one sweep's start to the next */
+	long long	 rate;		/* echo requests per second */
+	long long	 timeout_ms;	/* the first probe's wait for a reply */
+	long long	 retries;	/* probes sent again, each waiting 1.5x */
+	long long	 down_after;	/* missed sweeps before active = false */
+	const char	*vrfs;		/* "-,blue": "-" is the default domain */
+
+	/* The sweeper's own PostgreSQL connection. */
+	const char	*conninfo;
+	const char	*password;	/* NULL: libpq's own rules */
+	long long	 pg_connect_timeout_ms;
+	long long	 pg_reconnect_min_ms;
+	long long	 pg_reconnect_max_ms;
+};
+
+/* How many of each thing happened, in one sweep or since the start. */
+struct sweeper_counts {
+	uint64_t	probes;		/* echo requests sent, retries included */
+	uint64_t	retries;	/* of which retries */
+	uint64_t	replies;	/* addresses that answered */
+	uint64_t	timeouts;	/* addresses that did not */
+	uint64_t	send_errors;	/* requests the kernel refused */
+	/* Replies dropped, by the first check they failed. */
+	uint64_t	malformed;	/* short, bad header or checksum */
+	uint64_t	foreign;	/* another process's identifier */
+	uint64_t	unknown_sequence; /* no probe of this sweep has it */
+	uint64_t	wrong_source;	/* not from the probed address */
+	uint64_t	bad_cookie;	/* payload is not that probe's cookie */
+	uint64_t	duplicates;	/* the probe was answered already */
+	uint64_t	late;		/* after the probe's deadline */
+};
+
+/* Figures of the last complete sweep, and totals since the start. */
+struct sweeper_stats {
+	uint64_t		sweeps;		/* complete sweeps */
+	uint64_t		sweeps_abandoned; /* lost PostgreSQL, reload, stop */
+	size_t			targets;	/* addresses probed */
+	size_t			targets_v6;	/* of which IPv6 */
+	size_t			skipped;	/* rows no probe can reach */
+	double			read_seconds;	/* reading the targets */
+	double			icmp_seconds;	/* first probe to last settled */
+	double			write_seconds;	/* writing the results */
+	double			duration_seconds; /* the whole sweep */
+	uint64_t		rows_changed;
+	uint64_t		went_up;
+	uint64_t		went_down;
+	int64_t			last_end_unix_ms; /* 0: no sweep yet */
+	struct sweeper_counts	last;
+	struct sweeper_counts	total;
+};
+
+/* Fills settings from a config; the strings point into it and password. */
+void		 sweeper_settings_from_config(const struct config *config,
+		    const char *password, struct sweeper_settings *settings);
+
+/*
+ * Creates the sweeper.  When enabled it opens its sockets now (raw, else
+ * ping sockets; the log says which) and fails with err when it cannot;
+ * when not, nothing is opened and nothing is ever sent.
+ */
+struct sweeper	*sweeper_new(struct event_base *base,
+		    const struct sweeper_settings *settings, char *err,
+		    size_t errlen);
+
+/*
+ * Starts sweeping once the schema is in place: connects its own
+ * PostgreSQL connection and sweeps every interval.
+ */
+void		 sweeper_start(struct sweeper *sweeper);
+
+/*
+ * Takes reloaded settings: the rate at once, the rest from the next
+ * sweep; turning it off abandons the sweep in flight and closes the
+ * sockets, turning it on opens them (a failure is logged, and it stays
+ * off).  The connection settings are not reloaded.
+ */
+void		 sweeper_reload(struct sweeper *sweeper,
+		    const struct sweeper_settings *settings);
+
+/* Stops the timers, abandons the sweep in flight, closes the connection. */
+void		 sweeper_stop(struct sweeper *sweeper);
+
+/* Frees the sweeper (NULL is allowed). */
+void		 sweeper_free(struct sweeper *sweeper);
+
+/* The figures; valid until the sweeper is freed. */
+const struct sweeper_stats *sweeper_stats(const struct sweeper *sweeper);
+
+#endif
