@@ -1,0 +1,24 @@
+# The ping sweeper's integration tests: the daemon in network namespaces
+# of the test's own, forge_replies answering falsely and truly, and the
+# benchmark's smoke form.  Included by CMakeLists.txt next to this file;
+# ipam_python_tests is defined there.  They need root (namespaces, raw and
+# packet sockets), as the tests run here and in CI.
+add_executable(forge_replies forge_replies.c)
+
+set(IPAM_SWEEPER_TESTS
+	test_loopback_answers_ipv4_and_ipv6
+	test_ping_sockets_without_cap_net_raw
+	test_refuses_to_start_without_any_icmp_socket
+	test_down_after_missed_sweeps_then_up_again
+	test_retries_recover_lost_first_probes
+	test_ping_false_subnet_is_never_probed
+	test_forged_replies_never_make_an_address_active
+	test_unreachable_addresses_count_as_missed
+	test_off_sends_nothing_and_reload_turns_it_on_and_off
+	test_sweep_and_apply_never_overwrite_each_other
+)
+ipam_python_tests(test_sweeper.py ${IPAM_SWEEPER_TESTS})
+foreach(test ${IPAM_SWEEPER_TESTS})
+	set_tests_properties(it_${test} PROPERTIES ENVIRONMENT
+		"IPAM_SYNCD_BIN=$<TARGET_FILE:ipam-syncd>;IPAM_FORGE_REPLIES=$<TARGET_FILE:forge_replies>")
+endforeach()

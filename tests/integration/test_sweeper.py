@@ -1,0 +1,767 @@
+"""The ping sweeper end to end: the real daemon with its real ICMP sockets,
+real PostgreSQL and Kafka.
+
+Every daemon here runs in a network namespace the test makes: it holds lo
+and one veth link to a second namespace, the "hosts", which owns the test
+addresses (198.18.1.0/24 and 2001:2:0:1::/64, both benchmarking ranges).
+Neither namespace has any other route, so nothing the sweeper sends can
+leave them.  PostgreSQL and Kafka stay on the host's 127.0.0.1: a relay in
+this process listens on their ports inside the daemon's namespace and
+forwards every connection to the host.
+
+forge_replies (a C program built next to the tests) watches the requests
+that reach the hosts' namespace and answers them, truly or falsely.
+Needs root (namespaces, raw sockets), as the tests run here and in CI."""
+
+import ctypes
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+from test_sync import event
+
+FORGE = os.environ.get("IPAM_FORGE_REPLIES") or os.path.join(
+    os.path.dirname(harness.BINARY), "tests", "integration", "forge_replies")
+
+# The addresses of the link between the two namespaces.
+DAEMON_V4, HOSTS_V4 = "198.18.1.1", "198.18.1.2"
+DAEMON_V6, HOSTS_V6 = "2001:2:0:1::1", "2001:2:0:1::2"
+
+# Quick sweeps: one a second, each probe waiting 300 ms.
+SWEEPER = {"enabled": "true", "interval_ms": "1000", "rate": "2000",
+           "timeout_ms": "300", "retries": "0", "down_after": "2"}
+
+SWEEP_LINE = re.compile(
+    r"sweeper: sweep (?P<number>\d+): (?P<targets>\d+) targets \((?P<v6>\d+) IPv6, "
+    r"(?P<skipped>\d+) skipped\), (?P<replies>\d+) replies, (?P<timeouts>\d+) timeouts, "
+    r"(?P<probes>\d+) probes \((?P<retries>\d+) retries\), read (?P<read>[\d.]+) s, "
+    r"ICMP (?P<icmp>[\d.]+) s, write (?P<write>[\d.]+) s, total (?P<total>[\d.]+) s, "
+    r"(?P<changed>\d+) rows changed \((?P<up>\d+) up, (?P<down>\d+) down\); "
+    r"dropped (?P<foreign>\d+) foreign, (?P<unknown_sequence>\d+) unknown sequence, "
+    r"(?P<wrong_source>\d+) wrong source, (?P<bad_cookie>\d+) bad cookie, "
+    r"(?P<duplicate>\d+) duplicate, (?P<late>\d+) late, (?P<malformed>\d+) malformed; "
+    r"(?P<send_errors>\d+) send errors")
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def run(*argv):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def listen_in_netns(netns, port):
+    """A TCP listener on 127.0.0.1:port inside a namespace.  A short-lived
+    thread enters the namespace to make the socket, which stays there."""
+    box = {}
+
+    def work():
+        try:
+            fd = os.open("/run/netns/" + netns, os.O_RDONLY)
+            try:
+                if LIBC.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns " + netns)
+            finally:
+                os.close(fd)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(64)
+            box["sock"] = sock
+        except Exception as error:  # noqa: BLE001 - handed to the caller
+            box["error"] = error
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["sock"]
+
+
+class Relay:
+    """Forwards connections made to 127.0.0.1:port inside a namespace to
+    127.0.0.1:port on the host, for each port."""
+
+    def __init__(self, netns, ports):
+        self.listeners = [listen_in_netns(netns, port) for port in ports]
+        self.open = []
+        self.lock = threading.Lock()
+        for sock, port in zip(self.listeners, ports):
+            threading.Thread(target=self._accept, args=(sock, port), daemon=True).start()
+
+    def _accept(self, listener, port):
+        while True:
+            try:
+                inside, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                outside = socket.create_connection(("127.0.0.1", port), timeout=10)
+                outside.settimeout(None)
+            except OSError:
+                inside.close()
+                continue
+            with self.lock:
+                self.open += [inside, outside]
+            for src, dst in ((inside, outside), (outside, inside)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        for sock in self.listeners:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        with self.lock:
+            for sock in self.open:
+                sock.close()
+
+
+class Net:
+    """The daemon's namespace and the hosts' namespace, linked by a veth
+    pair, with no other route; PostgreSQL and Kafka relayed."""
+
+    def __init__(self, ping_group_range=None):
+        tag = "%d%s" % (os.getpid() % 100000, uuid.uuid4().hex[:4])
+        self.daemon_ns, self.hosts_ns = "swd" + tag, "swh" + tag
+        run("ip", "netns", "add", self.daemon_ns)
+        run("ip", "netns", "add", self.hosts_ns)
+        try:
+            d, h = ("ip", "-n", self.daemon_ns), ("ip", "-n", self.hosts_ns)
+            run(*d, "link", "set", "lo", "up")
+            run(*h, "link", "set", "lo", "up")
+            run(*d, "link", "add", "d0", "type", "veth", "peer", "name", "h0",
+                "netns", self.hosts_ns)
+            run(*d, "addr", "add", DAEMON_V4 + "/24", "dev", "d0")
+            run(*d, "-6", "addr", "add", DAEMON_V6 + "/64", "dev", "d0", "nodad")
+            run(*h, "addr", "add", HOSTS_V4 + "/24", "dev", "h0")
+            run(*h, "-6", "addr", "add", HOSTS_V6 + "/64", "dev", "h0", "nodad")
+            run(*d, "link", "set", "d0", "up")
+            run(*h, "link", "set", "h0", "up")
+            if ping_group_range:
+                self.sysctl(self.daemon_ns, "net.ipv4.ping_group_range", ping_group_range)
+            ports = [int(os.environ["PGPORT"]),
+                     int(harness.bootstrap().rsplit(":", 1)[1])]
+            self.relay = Relay(self.daemon_ns, ports)
+        except Exception:
+            self.close()
+            raise
+
+    @staticmethod
+    def sysctl(netns, name, value):
+        run("ip", "netns", "exec", netns, "sysctl", "-q", "-w", "%s=%s" % (name, value))
+
+    def add_host(self, address):
+        """Gives the hosts' namespace one more address, which answers."""
+        if ":" in address:
+            run("ip", "-n", self.hosts_ns, "-6", "addr", "add", address + "/64",
+                "dev", "h0", "nodad")
+        else:
+            run("ip", "-n", self.hosts_ns, "addr", "add", address + "/24", "dev", "h0")
+
+    def silence(self, on=True):
+        """Makes the hosts' namespace ignore echo requests (or answer again)."""
+        self.sysctl(self.hosts_ns, "net.ipv4.icmp_echo_ignore_all", int(on))
+        self.sysctl(self.hosts_ns, "net.ipv6.icmp.echo_ignore_all", int(on))
+
+    def close(self):
+        if getattr(self, "relay", None):
+            self.relay.close()
+        for netns in (self.daemon_ns, self.hosts_ns):
+            subprocess.run(["ip", "netns", "del", netns], stderr=subprocess.DEVNULL)
+
+
+class NsDaemon(Daemon):
+    """The daemon, started inside the daemon's namespace (after an optional
+    command prefix such as setpriv)."""
+
+    def __init__(self, net, db, topics, config=None, prefix=()):
+        super().__init__(db, topics, config=config)
+        self.net = net
+        self.prefix = list(prefix)
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAM_")}
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.net.daemon_ns] + self.prefix +
+            [harness.BINARY, "--config", self.config_path],
+            stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def sweeps(self):
+        """Every sweep line logged so far, as dicts of numbers."""
+        return [{k: float(v) if "." in v else int(v) for k, v in m.groupdict().items()}
+                for m in SWEEP_LINE.finditer(self.log())]
+
+    def wait_sweeps(self, count, where=lambda s: True, timeout=60):
+        """Waits until count more sweeps (matching where) have been logged."""
+        start = len([s for s in self.sweeps() if where(s)])
+        wait_until(lambda: len([s for s in self.sweeps() if where(s)]) >= start + count
+                   or self._died(), timeout, "%d more sweeps" % count)
+        if self._died():
+            self._fail_died("sweep")
+        return [s for s in self.sweeps() if where(s)][start:]
+
+    def reload(self, sweeper):
+        """Rewrites the [sweeper] section and sends SIGHUP."""
+        sections = dict(self.sections)
+        sections["sweeper"] = dict(sections["sweeper"], **sweeper)
+        self.write_config(sections)
+        count = self.log().count("reload: configuration")
+        self.signal(signal.SIGHUP)
+        wait_until(lambda: self.log().count("reload: configuration") > count, 30, "reload")
+
+
+class Forger:
+    """forge_replies, watching an interface of a namespace."""
+
+    def __init__(self, netns, interface, *args, seconds=120):
+        self.report = None
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", netns, FORGE, "-i", interface, "-t", str(seconds)] +
+            list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        if "watching" not in line:
+            raise AssertionError("forge_replies did not start: %s%s" %
+                                 (line, self.proc.stderr.read()))
+
+    def finish(self):
+        """Stops it (once); returns its summary."""
+        if self.report is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            out, err = self.proc.communicate(timeout=30)
+            lines = out.strip().splitlines()
+            if not lines:
+                raise AssertionError("forge_replies said nothing: %s" % err)
+            self.report = json.loads(lines[-1])
+        return self.report
+
+
+class SweepRun:
+    """One daemon with the sweeper on, in a namespace, on a fresh database
+    and fresh topics."""
+
+    def __init__(self, sweeper=None, prefix=(), ping_group_range=None, start=True):
+        self.net = Net(ping_group_range=ping_group_range)
+        self.db = Database()
+        self.topics = Topics()
+        self.kafka = Kafka()
+        self.sent = 0
+        self.forgers = []
+        self.daemon = NsDaemon(self.net, self.db, self.topics, prefix=prefix,
+                               config={"sweeper": dict(SWEEPER, **(sweeper or {}))})
+        if start:
+            self.daemon.start().wait_ready()
+
+    def forger(self, where, interface, *args):
+        """Starts forge_replies in the "hosts" or "daemon" namespace; it is
+        stopped at close() if the test has not done so."""
+        netns = self.net.hosts_ns if where == "hosts" else self.net.daemon_ns
+        self.forgers.append(Forger(netns, interface, *args))
+        return self.forgers[-1]
+
+    def send(self, topic, key, value):
+        self.kafka.send(topic, key, value)
+        self.sent += 1
+
+    def subnet(self, sid, cidr, pools, version=1, ping=None):
+        data = {"name": "net-" + sid, "cidr": cidr, "static_ip_pools": pools}
+        if ping is not None:
+            data["ping"] = ping
+        self.send(self.topics.subnets, sid, event("subnet.upserted", sid, data, version))
+
+    def server(self, sid, ip, version, hostname=None):
+        data = {"hostname": hostname or "host-" + sid, "ip_address": ip,
+                "nic_mac": "aa:bb:cc:00:00:%02x" % (int(sid) % 256),
+                "device_type": "R640", "manufacture": "Dell"}
+        self.send(self.topics.servers, sid, event("server.upserted", sid, data, version))
+
+    def settle(self, timeout=120):
+        self.kafka.flush()
+        wait_caught_up(self.db, self.daemon.group, self.sent, timeout)
+
+    def state(self, ip):
+        """The sweeper's columns of one row, or None."""
+        rows = self.db.query(
+            "SELECT active, missed_sweeps, last_seen_at, last_checked_at, rtt_us "
+            "FROM ipam_state.address WHERE vrf = '' AND ip_address = %s", (ip,))
+        if not rows:
+            return None
+        return dict(zip(("active", "missed", "seen", "checked", "rtt"), rows[0]))
+
+    def active(self, ips):
+        return self.db.scalar("SELECT count(*) FROM ipam_state.address "
+                              "WHERE active AND ip_address = ANY(%s::inet[])", (list(ips),))
+
+    def wait_active(self, ips, timeout=60):
+        wait_until(lambda: self.active(ips) == len(ips), timeout,
+                   "%s to be active" % ", ".join(ips))
+
+    def close(self):
+        for forger in self.forgers:
+            try:
+                forger.finish()
+            except (AssertionError, OSError, subprocess.TimeoutExpired):
+                forger.proc.kill()
+        try:
+            status = self.daemon.stop()
+            self.daemon.close()
+            assert status == 0, "daemon exited %s" % status
+        finally:
+            self.db.close()
+            self.net.close()
+
+
+def test_loopback_answers_ipv4_and_ipv6():
+    """127.77.0.1-20 and ::1 answer: active, with round-trip time and times;
+    raw sockets; sweeps one interval apart."""
+    run = SweepRun()
+    try:
+        run.subnet("lo4", "127.77.0.0/24", ["127.77.0.1-127.77.0.20"])
+        run.subnet("lo6", "::1/128", ["::1"])
+        run.settle()
+        ips = ["127.77.0.%d" % i for i in range(1, 21)] + ["::1"]
+        run.wait_active(ips)
+        for ip in ips:
+            row = run.state(ip)
+            assert row["missed"] == 0 and row["rtt"] is not None and row["rtt"] >= 0, row
+            assert row["seen"] >= row["checked"], row
+        assert run.daemon.log_contains(r"sweeper: raw ICMP sockets \(CAP_NET_RAW\)")
+        full = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 21)[0]
+        assert full["v6"] == 1 and full["replies"] == 21 and full["timeouts"] == 0, full
+        assert full["probes"] == 21 and full["send_errors"] == 0, full
+
+        # A sweep starts interval_ms after the previous one started.
+        checked = []
+        wait_until(lambda: checked.append(run.state("127.77.0.5")["checked"]) or
+                   len(set(checked)) >= 4, 30, "three more sweeps")
+        times = sorted(set(checked))
+        gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+        assert all(0.8 <= g <= 2.5 for g in gaps), gaps
+    finally:
+        run.close()
+
+
+def test_ping_sockets_without_cap_net_raw():
+    """Without CAP_NET_RAW, and with root's group in ping_group_range, the
+    daemon uses ping sockets; loopback still answers."""
+    run = SweepRun(prefix=["setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"],
+                   ping_group_range="0 0")
+    try:
+        assert run.daemon.log_contains(r"sweeper: ping sockets \(net\.ipv4\.ping_group_range\)")
+        run.subnet("lo4", "127.78.0.0/24", ["127.78.0.1-127.78.0.5"])
+        run.subnet("lo6", "::1/128", ["::1"])
+        run.settle()
+        run.wait_active(["127.78.0.%d" % i for i in range(1, 6)] + ["::1"])
+        sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 6)[0]
+        assert sweep["replies"] == 6 and sweep["foreign"] == 0, sweep
+    finally:
+        run.close()
+
+
+def test_refuses_to_start_without_any_icmp_socket():
+    """Neither CAP_NET_RAW nor a ping_group_range that holds its group: the
+    daemon says what to do and exits 1; with the sweeper off it starts."""
+    net = Net()
+    db = Database()
+    topics = Topics()
+    try:
+        prefix = ["setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]
+        daemon = NsDaemon(net, db, topics, prefix=prefix,
+                          config={"sweeper": dict(SWEEPER)}).start()
+        assert daemon.proc.wait(30) == 1
+        assert daemon.log_contains(r"sweeper: cannot open an ICMP socket \(raw socket: "
+                                   r"Operation not permitted; ping socket: Permission denied\): "
+                                   r"give the daemon CAP_NET_RAW"), daemon.log()
+        daemon.close()
+        off = NsDaemon(net, db, topics, prefix=prefix,
+                       config={"sweeper": {"enabled": "false"}}).start()
+        off.wait_ready()
+        assert off.log_contains(r"sweeper: off \(\[sweeper\] enabled = false\)")
+        assert off.stop() == 0
+        off.close()
+    finally:
+        db.close()
+        net.close()
+
+
+def test_down_after_missed_sweeps_then_up_again():
+    """An IPv4 and an IPv6 host answer, fall silent, and answer again:
+    active turns false only after down_after missed sweeps, missed_sweeps
+    counts them, last_seen_at stays, and a reply brings it back."""
+    run = SweepRun({"down_after": "3", "timeout_ms": "200"})
+    ips = ["198.18.1.20", "2001:2:0:1::20"]
+    try:
+        for ip in ips:
+            run.net.add_host(ip)
+        run.subnet("n4", "198.18.1.0/24", ["198.18.1.20"])
+        run.subnet("n6", "2001:2:0:1::/64", ["2001:2:0:1::20"])
+        run.settle()
+        run.wait_active(ips)
+
+        run.net.silence()
+        observed = {ip: [] for ip in ips}
+        last_seen = {}
+
+        def watch():
+            for ip in ips:
+                row = run.state(ip)
+                pair = (row["active"], row["missed"])
+                if not observed[ip] or observed[ip][-1] != pair:
+                    observed[ip].append(pair)
+                if row["missed"] == 1:
+                    last_seen[ip] = row["seen"]
+            return all(observed[ip][-1] == (False, 3) for ip in ips)
+        wait_until(watch, 60, "both down", interval=0.02)
+        for ip in ips:
+            # Hysteresis: still active after one and two missed sweeps.
+            assert observed[ip][-3:] == [(True, 1), (True, 2), (False, 3)], observed
+            row = run.state(ip)
+            assert row["seen"] == last_seen[ip] and row["checked"] > row["seen"], row
+        seen_before = {ip: run.state(ip)["seen"] for ip in ips}
+        assert any(s["down"] == 2 for s in run.daemon.sweeps()), run.daemon.sweeps()
+
+        # Still silent: missed_sweeps goes on counting, active stays false.
+        wait_until(lambda: all(run.state(ip)["missed"] >= 4 for ip in ips), 30, "a 4th miss")
+        assert run.active(ips) == 0
+
+        run.net.silence(False)
+        run.wait_active(ips)
+        for ip in ips:
+            row = run.state(ip)
+            assert row["missed"] == 0 and row["seen"] > seen_before[ip], row
+        assert any(s["up"] == 2 for s in run.daemon.sweeps()), run.daemon.sweeps()
+    finally:
+        run.close()
+
+
+def test_retries_recover_lost_first_probes():
+    """The hosts drop every other request (forge_replies answers only each
+    second one): with one retry both families are active every sweep, and
+    the retries are counted; a host that answers after the deadline stays
+    down, its replies counted as late."""
+    run = SweepRun({"retries": "1", "timeout_ms": "200", "down_after": "1"})
+    ips = ["198.18.1.30", "2001:2:0:1::30"]
+    slow = "198.18.1.31"
+    try:
+        for ip in ips + [slow]:
+            run.net.add_host(ip)
+        run.net.silence()
+        run.forger("hosts", "h0", "-a", ips[0], "-a", ips[1], "-n", "2")
+        # Answered 350 ms after each request: past the first probe's
+        # deadline (200 ms), before the sweep ends (the retry's, 500 ms).
+        run.forger("hosts", "h0", "-a", slow, "-w", "350")
+        run.subnet("n4", "198.18.1.0/24", ["198.18.1.30-198.18.1.31"])
+        run.subnet("n6", "2001:2:0:1::/64", [ips[1]])
+        run.settle()
+        run.wait_active(ips)
+        sweeps = run.daemon.wait_sweeps(3, lambda s: s["targets"] == 3)
+        for sweep in sweeps:
+            # Every probe is sent twice: the first is dropped, the second answered.
+            assert sweep["replies"] == 2 and sweep["retries"] == 3, sweep
+            assert sweep["probes"] == 6, sweep
+        assert sum(s["late"] for s in sweeps) >= 2, sweeps
+        assert run.state(slow)["active"] is False and run.state(slow)["seen"] is None
+        assert run.active(ips) == 2
+        assert all(run.state(ip)["missed"] == 0 for ip in ips)
+    finally:
+        run.close()
+
+
+def test_ping_false_subnet_is_never_probed():
+    """Rows whose home subnet says ping: false get no echo request, on the
+    veth (seen by a capture in the hosts' namespace) or on lo; a subnet
+    that turns ping back on is probed from the next sweep."""
+    run = SweepRun()
+    probed = ["198.18.1.40", "198.18.1.41", "2001:2:0:1::40", "127.89.0.1"]
+    quiet = ["198.18.1.70", "198.18.1.71", "2001:2:0:1::170", "127.88.0.1", "127.88.0.2"]
+    try:
+        for ip in probed[:3] + quiet[:3]:
+            run.net.add_host(ip)
+        veth = run.forger("hosts", "h0")
+        loop = run.forger("daemon", "lo")
+        run.subnet("p4", "198.18.1.0/24", ["198.18.1.40-198.18.1.41"])
+        run.subnet("q4", "198.18.1.64/26", ["198.18.1.70-198.18.1.71"], ping=False)
+        run.subnet("p6", "2001:2:0:1::/64", ["2001:2:0:1::40"])
+        run.subnet("q6", "2001:2:0:1::100/120", ["2001:2:0:1::170"], ping=False)
+        run.subnet("pl", "127.89.0.0/24", ["127.89.0.1"])
+        run.subnet("ql", "127.88.0.0/24", ["127.88.0.1-127.88.0.2"], ping=False)
+        run.settle()
+        run.wait_active(probed)
+        sweeps = run.daemon.wait_sweeps(3, lambda s: s["targets"] == len(probed))
+        assert all(s["replies"] == len(probed) for s in sweeps), sweeps
+        seen_veth, seen_loop = set(veth.finish()["to"]), set(loop.finish()["to"])
+        assert seen_veth == set(probed[:3]), seen_veth
+        assert seen_loop == {"127.89.0.1"}, seen_loop
+        for ip in quiet:
+            row = run.state(ip)
+            assert row == {"active": False, "missed": 0, "seen": None,
+                           "checked": None, "rtt": None}, (ip, row)
+
+        run.subnet("q4", "198.18.1.64/26", ["198.18.1.70-198.18.1.71"], version=2, ping=True)
+        run.settle()
+        run.wait_active(probed + quiet[:2])
+        assert run.state(quiet[2])["checked"] is None
+    finally:
+        run.close()
+
+
+def test_forged_replies_never_make_an_address_active():
+    """The probed hosts stay silent while forge_replies answers each request
+    four times, each reply wrong in one way (identifier, sequence, cookie,
+    source): none of those addresses becomes active, and every kind of
+    forgery is counted.  Its true replies for one control address per
+    family (sent twice) do make those active: the forgeries reached the
+    socket."""
+    run = SweepRun({"retries": "1", "down_after": "1"})
+    forged = ["198.18.1.50", "198.18.1.51", "2001:2:0:1::50"]
+    control = ["198.18.1.52", "2001:2:0:1::52"]
+    try:
+        for ip in forged + control:
+            run.net.add_host(ip)
+        run.net.silence()
+        forger = run.forger("hosts", "h0", "-f", "-s", "198.18.1.99",
+                        "-S", "2001:2:0:1::99", "-a", control[0], "-a", control[1], "-d")
+        run.subnet("n4", "198.18.1.0/24", ["198.18.1.50-198.18.1.52"])
+        run.subnet("n6", "2001:2:0:1::/64", [forged[2], control[1]])
+        run.settle()
+        never_active = []
+
+        def watch():
+            never_active.append(run.active(forged))
+            return run.active(control) == 2
+        wait_until(watch, 60, "the control addresses")
+        sweeps = run.daemon.wait_sweeps(3, lambda s: s["targets"] == 5)
+        never_active.append(run.active(forged))
+        assert max(never_active) == 0, never_active
+        for ip in forged:
+            row = run.state(ip)
+            assert row["active"] is False and row["seen"] is None and row["missed"] >= 3, row
+        for sweep in sweeps:
+            assert sweep["replies"] == 2 and sweep["timeouts"] == 3, sweep
+            # Three silent addresses, two probes each, one forgery of each
+            # kind per probe; one duplicate per control address.
+            for kind in ("foreign", "unknown_sequence", "wrong_source", "bad_cookie"):
+                assert sweep[kind] >= 3, (kind, sweep)
+            assert sweep["duplicate"] >= 2, sweep
+        report = forger.finish()
+        assert report["forged"] >= 4 * 3 * 3 and report["answered"] >= 2 * 3, report
+    finally:
+        run.close()
+
+
+def test_unreachable_addresses_count_as_missed():
+    """Addresses with no route (none exists out of the namespace): the
+    kernel refuses the requests, the sweep counts them as send errors and
+    missed sweeps, says so once, and goes on."""
+    run = SweepRun({"down_after": "1"})
+    ips = ["203.0.113.1", "203.0.113.2"]
+    try:
+        run.subnet("u", "203.0.113.0/29", ["203.0.113.1-203.0.113.2"])
+        run.subnet("lo", "127.79.0.0/24", ["127.79.0.1"])
+        run.settle()
+        sweeps = run.daemon.wait_sweeps(2, lambda s: s["targets"] == 3)
+        for sweep in sweeps:
+            assert sweep["send_errors"] == 2 and sweep["timeouts"] == 2, sweep
+            assert sweep["replies"] == 1, sweep
+        assert run.daemon.log_contains(r"sweeper: sending to 203\.0\.113\.[12]: "
+                                       r"Network is unreachable")
+        for ip in ips:
+            row = run.state(ip)
+            assert row["active"] is False and row["missed"] >= 2, row
+            assert row["checked"] is not None and row["seen"] is None, row
+        assert run.state("127.79.0.1")["active"] is True
+    finally:
+        run.close()
+
+
+def test_off_sends_nothing_and_reload_turns_it_on_and_off():
+    """With enabled = false no socket is opened and nothing is sent (a
+    capture on lo sees no request); SIGHUP turns the sweeper on, then off
+    again, and from then on nothing is sent."""
+    run = SweepRun({"enabled": "false"})
+    ips = ["127.90.0.1", "127.90.0.2"]
+    try:
+        assert run.daemon.log_contains(r"sweeper: off")
+        capture = run.forger("daemon", "lo")
+        run.subnet("lo", "127.90.0.0/24", ["127.90.0.1-127.90.0.2"])
+        run.settle()
+        time.sleep(2.5)
+        assert capture.finish()["requests"] == 0
+        assert run.active(ips) == 0
+
+        run.daemon.reload({"enabled": "true"})
+        assert run.daemon.log_contains(r"sweeper: turned on by reload")
+        run.wait_active(ips)
+
+        run.daemon.reload({"enabled": "false"})
+        assert run.daemon.log_contains(r"sweeper: turned off by reload")
+        capture = run.forger("daemon", "lo")
+        time.sleep(2.5)
+        assert capture.finish()["requests"] == 0
+    finally:
+        run.close()
+
+
+# A trigger of the test's own that records, for every update of an address
+# row, which connection made it and which group of columns it changed.
+UPDATE_LOG = """
+CREATE TABLE public.sweep_test_update (app text, derived boolean, sweeper boolean);
+CREATE FUNCTION public.sweep_test_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sweep_test_update VALUES (
+        current_setting('application_name'),
+        (OLD.subnet_id, OLD.status, OLD.ip_type, OLD.server_id, OLD.hostname,
+         OLD.mac_address, OLD.platform, OLD.manufacturer, OLD.description)
+        IS DISTINCT FROM
+        (NEW.subnet_id, NEW.status, NEW.ip_type, NEW.server_id, NEW.hostname,
+         NEW.mac_address, NEW.platform, NEW.manufacturer, NEW.description),
+        (OLD.active, OLD.last_seen_at, OLD.last_checked_at, OLD.rtt_us,
+         OLD.missed_sweeps)
+        IS DISTINCT FROM
+        (NEW.active, NEW.last_seen_at, NEW.last_checked_at, NEW.rtt_us,
+         NEW.missed_sweeps));
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER sweep_test AFTER UPDATE ON ipam_state.address
+    FOR EACH ROW EXECUTE FUNCTION public.sweep_test_log();
+"""
+
+
+def slow_writer(db, ips, seconds):
+    """Changes the hostname of rows in transactions that each hold their
+    row locks for 150 ms (less than the sweeper's lock timeout), one after
+    the other: an apply path at its slowest.  Returns the last hostname."""
+    conn = db._connect(db.name)
+    conn.set_session(autocommit=False)
+    began, n = time.monotonic(), 0
+    with conn.cursor() as cur:
+        cur.execute("SET application_name = 'sweep-test-writer'")
+        conn.commit()
+        while time.monotonic() - began < seconds:
+            n += 1
+            cur.execute("UPDATE ipam_state.address SET hostname = %s "
+                        "WHERE ip_address = ANY(%s::inet[])", ("slow-%d" % n, ips))
+            cur.execute("SELECT pg_sleep(0.15)")
+            conn.commit()
+    conn.close()
+    return "slow-%d" % n
+
+
+def test_sweep_and_apply_never_overwrite_each_other():
+    """Sweeps run while the sync engine applies a stream of events to the
+    same rows (servers taking, changing and leaving static and dhcp
+    addresses): every update the sweeper makes changes only its columns,
+    every update the apply makes only the derived ones, and at the end
+    both sides' values are right.  Then a writer that holds row locks for
+    a long time: the sweeper waits or skips, and never writes back what
+    it read before the writer committed."""
+    run = SweepRun({"rate": "400", "down_after": "5"})
+    try:
+        run.subnet("s", "127.66.0.0/24", ["127.66.0.1-127.66.0.200"])
+        run.subnet("d", "127.66.1.0/24", [])
+        run.settle()
+        static = ["127.66.0.%d" % i for i in range(1, 201)]
+        run.wait_active(static)
+        run.db.query(UPDATE_LOG)
+
+        # About 12 s of events, enough to keep the apply path busy: 150
+        # servers moving over the static pool and in and out of the dhcp
+        # subnet (whose rows come and go).
+        version = {}
+        last = {}
+        began = time.monotonic()
+        sweeps_before = len(run.daemon.sweeps())
+        step = 0
+        while time.monotonic() - began < 12:
+            for sid in range(1, 151):
+                version[sid] = version.get(sid, 0) + 1
+                if (step + sid) % 3 == 0:
+                    ip = "127.66.1.%d" % ((sid * 7 + step) % 250 + 1)
+                else:
+                    ip = "127.66.0.%d" % ((sid * 13 + step * 3) % 200 + 1)
+                last[sid] = (ip, "h%d-%d" % (sid, step))
+                run.server(str(sid), ip, version[sid], hostname=last[sid][1])
+            run.kafka.flush()
+            step += 1
+            time.sleep(0.05)
+        run.settle()
+        sweeps_during = len(run.daemon.sweeps()) - sweeps_before
+        assert sweeps_during >= 6, sweeps_during
+
+        # The derived columns are the events' (the lowest id holds a shared
+        # address), and every row is active, checked since the stream began.
+        holders = {}
+        for sid in sorted(last):
+            holders.setdefault(last[sid][0], (str(sid), last[sid][1]))
+        rows = run.db.query("SELECT host(ip_address), server_id, hostname, status "
+                            "FROM ipam_state.address")
+        for ip, server_id, hostname, status in rows:
+            if ip in holders:
+                assert (server_id, hostname, status) == holders[ip] + ("allocated",), \
+                    (ip, server_id, hostname, holders[ip])
+            else:
+                assert server_id is None and status == "available", (ip, server_id)
+        dhcp = {ip for ip in holders if ip.startswith("127.66.1.")}
+        assert {r[0] for r in rows if r[0].startswith("127.66.1.")} == dhcp
+        run.daemon.wait_sweeps(2)
+        assert run.db.scalar("SELECT count(*) FROM ipam_state.address WHERE NOT active "
+                             "OR last_checked_at IS NULL") == 0
+
+        held = sorted(ip for ip in holders if ip.startswith("127.66.0."))[:40]
+        checked_before = run.db.scalar("SELECT max(last_checked_at) FROM ipam_state.address "
+                                       "WHERE ip_address = ANY(%s::inet[])", (held,))
+        last_hostname = slow_writer(run.db, held, 6)
+        assert run.db.scalar("SELECT count(*) FROM ipam_state.address WHERE hostname = %s",
+                             (last_hostname,)) == len(held)
+        run.daemon.wait_sweeps(2)
+        assert run.db.scalar("SELECT count(*) FROM ipam_state.address "
+                             "WHERE ip_address = ANY(%s::inet[]) AND active "
+                             "AND last_checked_at > %s", (held, checked_before)) == len(held)
+
+        counts = dict(((app, derived, sweeper), n) for app, derived, sweeper, n in run.db.query(
+            "SELECT app, derived, sweeper, count(*) FROM public.sweep_test_update "
+            "GROUP BY 1, 2, 3"))
+        by_sweeper = {k: n for k, n in counts.items() if k[0] == "ipam-syncd-sweeper"}
+        by_apply = {k: n for k, n in counts.items() if k[0] != "ipam-syncd-sweeper"}
+        assert set(k[0] for k in counts) <= {"ipam-syncd", "ipam-syncd-sweeper",
+                                             "sweep-test-writer"}, counts
+        assert not any(derived for _, derived, _ in by_sweeper), counts
+        assert not any(sweeper for _, _, sweeper in by_apply), counts
+        assert sum(by_sweeper.values()) > 1000 and sum(by_apply.values()) > 1000, counts
+        assert not run.daemon.log_contains(r"deadlock|apply: .*retrying"), \
+            "\n".join(l for l in run.daemon.log().splitlines() if "retrying" in l)
+    finally:
+        run.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
