@@ -46,7 +46,7 @@ SIZES = {
         "orm_seconds": 10,
         "setbased_budget": 90,
         "rebuild": dict(servers=100000, subnets=1000, versions=10, repeats=3, cap=180,
-                        budget=240, prepare_cap=300),
+                        budget=330, prepare_cap=300),
         "latency": dict(servers=10000, subnets=200, rate=1000, duration=20, repeats=3,
                         budget=150),
         "pool_repeats": 3,
@@ -118,6 +118,14 @@ class PrivatePostgres:
         self._run(["pg_ctl", "-D", self.data, "-l",
                    os.path.join(self.dir, "postgresql.log"), "-w", "start"])
         self.version = self.scalar("postgres", "SHOW server_version")
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+
+    def cpu(self):
+        """CPU seconds of the server's processes alive now (backends come
+        and go: take it before and after a run, with the run's daemon still
+        connected)."""
+        return cpu_seconds([self.pid] + children(self.pid))
 
     def _run(self, argv):
         argv = [os.path.join(PG_BINDIR, argv[0])] + argv[1:]
@@ -221,6 +229,28 @@ def loadgen(topics, create=False, **opts):
             argv += ["--" + key.replace("_", "-"), str(value)]
     out = subprocess.run(argv, check=True, stdout=subprocess.PIPE).stdout
     return json.loads(out)
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of some processes (gone ones count 0)."""
+    total = 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def vm_status(pid):
@@ -366,8 +396,11 @@ def measure_throughput(pg, size, results):
             made = loadgen(topics, create=True, servers=cfg["servers"],
                            subnets=cfg["subnets"], versions=cfg["versions"], seed=r + 1)
             db = Db(pg, "tp")
+            pg_cpu = pg.cpu()
             seconds, done, daemon = apply_until_committed(pg, db, topics, made["total"],
                                                           cfg["cap"])
+            pg_cpu = pg.cpu() - pg_cpu
+            daemon_cpu = cpu_seconds([daemon.proc.pid])
             vm = daemon.vm()
             fc_s, fc_n = daemon.first_commit
             daemon.close()
@@ -382,10 +415,11 @@ def measure_throughput(pg, size, results):
                              rate=done / seconds, server_rate=done * share / seconds,
                              first_commit=fc_s,
                              after_first=(done - fc_n) / max(seconds - fc_s, 1e-3),
-                             hwm=vm.get("VmHWM")))
-            log("throughput run %d: %d of %d events in %.1f s = %.0f events/s%s"
-                % (r + 1, done, made["total"], seconds, done / seconds,
-                   " (capped)" if capped else ""))
+                             hwm=vm.get("VmHWM"), daemon_cpu=daemon_cpu, pg_cpu=pg_cpu))
+            log("throughput run %d: %d of %d events in %.1f s = %.0f events/s%s; CPU s: "
+                "daemon %.1f, PostgreSQL %.1f" % (r + 1, done, made["total"], seconds,
+                                                  done / seconds, " (capped)" if capped else "",
+                                                  daemon_cpu, pg_cpu))
 
             db = Db(pg, "orm")
             out = subprocess.run([ORM, "--prefix", topics.prefix, "--conninfo",
@@ -717,7 +751,9 @@ def measure_profile(pg, size, results):
     logging every statement inside ipamd.apply_batch that takes 1 ms or
     more (ANALYZE, BUFFERS, nested statements), and the daemon's own
     per-batch timings (log level debug)."""
-    cfg = size["profile"]
+    cfg = dict(size["profile"])
+    if os.environ.get("IPAM_BENCH_PROFILE_TIMING"):
+        cfg["timing"] = True    # per-node times, at the cost of clock reads
     topics = Topics("prof")
     db = None
     try:
@@ -851,7 +887,8 @@ def render(results, command, quick):
         w("| 1 | apply throughput: %s events (%s servers × %d versions, 5%% deleted, %s "
           "subnets v4+v6 with static pools, %s marks), daemon started on full topics → "
           "every offset committed | **%s server events/s** (%s all events/s) [%s–%s] in %s s; "
-          "first commit after %s s, %s events/s from there on | ≥ 50,000 | %s |" % (
+          "first commit after %s s, %s events/s from there on; CPU: daemon %s s, "
+          "PostgreSQL %s s | ≥ 50,000 | %s |" % (
               fmt(t["runs"][0]["events"]), fmt(c["servers"]), c["versions"],
               fmt(c["subnets"]), fmt(int(c["subnets"] * 1.1)), fmt(d), fmt(median(all_rates)),
               fmt(min(rates)), fmt(max(rates)), fmt(median([r["seconds"] for r in t["runs"]]), 1),
@@ -860,6 +897,8 @@ def render(results, command, quick):
               (" (%d of %d runs capped at %d s: the rate reached by then)" % (
                   sum(r["capped"] for r in t["runs"]), len(t["runs"]), c["cap"])
                if any(r["capped"] for r in t["runs"]) else ""),
+              fmt(median([r.get("daemon_cpu", float("nan")) for r in t["runs"]]), 1),
+              fmt(median([r.get("pg_cpu", float("nan")) for r in t["runs"]]), 1),
               "met" if d >= 50000 else "**missed**"))
         w("| 1a | baseline (a) `bench/baseline_orm`: one transaction per event, ~7 round "
           "trips, one connection (server phase, first %d s) | %s server events/s [%s–%s]; "
@@ -894,9 +933,9 @@ def render(results, command, quick):
     if lt:
         p50 = median([r["p50"] for r in lt["runs"]])
         p99 = median([r["p99"] for r in lt["runs"]])
-        w("| 3 | latency at a steady %d events/s (server moves, %d s × %d runs), produce → "
+        w("| 3 | latency at a steady %s events/s (server moves, %d s × %d runs), produce → "
           "commit | p50 **%s ms**, p99 **%s ms** [%s–%s], max %s ms | p99 ≤ 50 ms | %s |" % (
-              lt["config"]["rate"], lt["config"]["duration"], len(lt["runs"]), fmt(p50, 1),
+              fmt(lt["config"]["rate"]), lt["config"]["duration"], len(lt["runs"]), fmt(p50, 1),
               fmt(p99, 1), fmt(min(r["p99"] for r in lt["runs"]), 1),
               fmt(max(r["p99"] for r in lt["runs"]), 1),
               fmt(max(r["max"] for r in lt["runs"]), 1), "met" if p99 <= 50 else "**missed**"))
