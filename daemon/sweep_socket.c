@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/icmp6.h>
+#include <linux/filter.h>
 #include <linux/icmp.h>
 
 #include <errno.h>
@@ -37,6 +38,43 @@ sweep_socket_filter(struct sweep_socket *sock)
 	}
 }
 
+/*
+ * Lets a raw socket read only replies with our identifier, as iputils'
+ * ping does: a raw socket gets every echo reply of the host, and another
+ * program's (fping's, say) would wake the loop for nothing.  The sweeper
+ * checks the identifier again when it reads a reply.
+ */
+static int
+sweep_socket_bpf(struct sweep_socket *sock)
+{
+	struct sock_filter ipv4[] = {
+		/* X = the IPv4 header's length; A = the ICMP identifier. */
+		BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+		BPF_STMT(BPF_LD | BPF_H | BPF_IND, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, sock->identifier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_filter ipv6[] = {
+		/* An ICMPv6 raw socket reads no IP header. */
+		BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, sock->identifier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+		BPF_STMT(BPF_RET | BPF_K, 0),
+	};
+	struct sock_fprog program;
+
+	if (sock->family == AF_INET) {
+		program.filter = ipv4;
+		program.len = sizeof(ipv4) / sizeof(ipv4[0]);
+	} else {
+		program.filter = ipv6;
+		program.len = sizeof(ipv6) / sizeof(ipv6[0]);
+	}
+	return setsockopt(sock->fd, SOL_SOCKET, SO_ATTACH_FILTER, &program,
+	    sizeof(program));
+}
+
 /* Binds a ping socket to a port of the kernel's choice: its identifier. */
 static int
 sweep_socket_bind(struct sweep_socket *sock)
@@ -59,8 +97,8 @@ sweep_socket_bind(struct sweep_socket *sock)
 
 /* Opens a raw socket, else a ping socket. */
 int
-sweep_socket_open(struct sweep_socket *sock, int family, char *err,
-    size_t errlen)
+sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
+    char *err, size_t errlen)
 {
 	int protocol = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
 	int size = SWEEP_RCVBUF, raw_errno;
@@ -72,8 +110,12 @@ sweep_socket_open(struct sweep_socket *sock, int family, char *err,
 	    protocol);
 	if (sock->fd != -1) {
 		sock->kind = SWEEP_SOCKET_RAW;
+		sock->identifier = identifier;
 		step = "ICMP filter";
 		if (sweep_socket_filter(sock) == -1)
+			goto fail;
+		step = "identifier filter";
+		if (sweep_socket_bpf(sock) == -1)
 			goto fail;
 	} else {
 		raw_errno = errno;

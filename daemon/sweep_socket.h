@@ -26,7 +26,7 @@ struct sweep_socket {
 	int			fd;
 	int			family;
 	enum sweep_socket_kind	kind;
-	uint16_t		identifier;	/* ping sockets: the kernel's */
+	uint16_t		identifier;	/* of its echo requests */
 };
 
 /* One echo request to send; error is set when it could not be. */
@@ -48,13 +48,14 @@ struct sweep_datagram {
 
 /*
  * Opens a non-blocking socket of the family: a raw socket, or a ping
- * socket when the kernel refuses a raw one.  A raw socket is filtered to
- * echo replies and reads IPv4 headers; a ping socket is bound so that its
- * identifier is known.  Returns 0, or -1 with err saying why each kind
- * was refused (errno is that of the last attempt).
+ * socket when the kernel refuses a raw one.  A raw socket takes the
+ * identifier given and is filtered in the kernel to echo replies that
+ * carry it (it reads IPv4 headers); a ping socket is bound, and its
+ * identifier is the one the kernel chose.  Returns 0, or -1 with err
+ * saying why each kind was refused (errno is that of the last attempt).
  */
-int	sweep_socket_open(struct sweep_socket *sock, int family, char *err,
-	    size_t errlen);
+int	sweep_socket_open(struct sweep_socket *sock, int family,
+	    uint16_t identifier, char *err, size_t errlen);
 
 /* Closes a socket (or does nothing if it is not open). */
 void	sweep_socket_close(struct sweep_socket *sock);

@@ -92,7 +92,7 @@ struct sweeper {
 	struct event		*read4;
 	struct event		*read6;
 	uint8_t			 key[SWEEP_KEY_LEN];
-	uint16_t		 identifier;	/* raw sockets */
+	uint16_t		 identifier;	/* of raw sockets */
 	uint64_t		 random;
 	struct sweep_seqmap	*seqmap;
 	struct sweep_datagram	 datagrams[SWEEP_SOCKET_BATCH];
@@ -390,7 +390,6 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 	struct sweeper_target *target;
 	struct sweep_reply reply;
 	uint8_t cookie[SWEEP_COOKIE_LEN];
-	uint16_t identifier;
 
 	/* Between sweeps there is nothing to match: the reply is dropped. */
 	if (sweeper->phase != SWEEPER_PROBING &&
@@ -409,10 +408,8 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 		sweeper_log_drop(sweeper, dg, "malformed", 0);
 		return;
 	}
-	identifier = sock->kind == SWEEP_SOCKET_RAW ? sweeper->identifier :
-	    sock->identifier;
-	if (reply.identifier != identifier) {
-		/* A raw socket sees every echo reply of the host. */
+	/* Raw sockets filter others' identifiers out already: checked again. */
+	if (reply.identifier != sock->identifier) {
 		counts->foreign++;
 		return;
 	}
@@ -579,7 +576,7 @@ sweeper_batch_add(struct sweeper *sweeper, struct sweeper_batch *batch,
 
 	sweep_cookie(sweeper->key, &target->addr, sequence, now_ns, cookie);
 	sweep_echo_build(batch->packets[batch->count], target->addr.family,
-	    sweeper->identifier, sequence, cookie);
+	    batch->sock->identifier, sequence, cookie);
 	memset(&msg->to, 0, sizeof(msg->to));
 	if (target->addr.family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)&msg->to;
@@ -1236,16 +1233,16 @@ sweeper_open(struct sweeper *sweeper, char *err, size_t errlen)
 {
 	char why[256];
 
-	if (sweep_socket_open(&sweeper->sock4, AF_INET, why,
-	    sizeof(why)) == -1) {
+	if (sweep_socket_open(&sweeper->sock4, AF_INET, sweeper->identifier,
+	    why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "sweeper: cannot open an ICMP socket "
 		    "(%s): give the daemon CAP_NET_RAW, or a group in "
 		    "net.ipv4.ping_group_range, or set [sweeper] enabled = "
 		    "false", why);
 		return -1;
 	}
-	if (sweep_socket_open(&sweeper->sock6, AF_INET6, why,
-	    sizeof(why)) == -1) {
+	if (sweep_socket_open(&sweeper->sock6, AF_INET6, sweeper->identifier,
+	    why, sizeof(why)) == -1) {
 		if (errno != EAFNOSUPPORT) {
 			snprintf(err, errlen, "sweeper: cannot open an ICMPv6 "
 			    "socket (%s)", why);
