@@ -101,7 +101,7 @@ struct sweeper {
 
 	/* Its own PostgreSQL connection, so it never waits behind applies. */
 	struct pgconn		*pg;
-	bool			 session_ready;	/* connected, session set up */
+	bool			 session_ready;	/* connected, ready for a sweep */
 
 	struct event		*sweep_timer;	/* the next sweep */
 	struct event		*pace_timer;	/* sends and deadlines */
@@ -1134,26 +1134,7 @@ sweeper_write_batch(struct sweeper *sweeper)
 		sweeper_lost(sweeper, "PostgreSQL is away");
 }
 
-/* The session settings are in place: a sweep may start. */
-static void
-sweeper_session_set(struct pgconn *pg, PGresult *result, const char *error,
-    void *arg)
-{
-	struct sweeper *sweeper = arg;
-	char why[512];
-
-	if (result == NULL)
-		return;		/* lost again: the next up tries again */
-	if (PQresultStatus(result) != PGRES_COMMAND_OK) {
-		pgconn_result_error(pg, result, why, sizeof(why));
-		log_warnx("sweeper: setting the session up: %s", why);
-	}
-	sweeper->session_ready = true;
-	if (sweeper->sweep_due && sweeper->phase == SWEEPER_IDLE)
-		sweeper_begin(sweeper);
-}
-
-/* PostgreSQL is connected: set the session up. */
+/* PostgreSQL is connected, the session set up: a sweep may start. */
 static void
 sweeper_pg_up(struct pgconn *pg, void *arg)
 {
@@ -1161,8 +1142,9 @@ sweeper_pg_up(struct pgconn *pg, void *arg)
 
 	if (sweeper->stopping || !sweeper->settings.enabled)
 		return;
-	pgconn_query(pg, sweep_store_session_sql, 0, NULL, sweeper_session_set,
-	    sweeper);
+	sweeper->session_ready = true;
+	if (sweeper->sweep_due && sweeper->phase == SWEEPER_IDLE)
+		sweeper_begin(sweeper);
 }
 
 /* PostgreSQL went away: the query in flight has failed already. */
@@ -1299,6 +1281,7 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 	pg_settings.conninfo = settings->conninfo;
 	pg_settings.password = settings->password;
 	pg_settings.application_name = "ipam-syncd-sweeper";
+	pg_settings.session_sql = sweep_store_session_sql;
 	pg_settings.connect_timeout_ms = settings->pg_connect_timeout_ms;
 	pg_settings.reconnect_min_ms = settings->pg_reconnect_min_ms;
 	pg_settings.reconnect_max_ms = settings->pg_reconnect_max_ms;

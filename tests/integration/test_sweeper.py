@@ -354,6 +354,7 @@ def test_loopback_answers_ipv4_and_ipv6():
             assert row["missed"] == 0 and row["rtt"] is not None and row["rtt"] >= 0, row
             assert row["seen"] >= row["checked"], row
         assert run.daemon.log_contains(r"sweeper: raw ICMP sockets \(CAP_NET_RAW\)")
+        assert not run.daemon.log_contains(r"session settings refused")
         full = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 21)[0]
         assert full["v6"] == 1 and full["replies"] == 21 and full["timeouts"] == 0, full
         assert full["probes"] == 21 and full["send_errors"] == 0, full
