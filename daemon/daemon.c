@@ -17,6 +17,7 @@
 #include "daemon/metrics.h"
 #include "daemon/migrate.h"
 #include "daemon/notify.h"
+#include "daemon/sweeper.h"
 
 /* How often the STATUS= line is refreshed. */
 #define DAEMON_STATUS_SECONDS	5
@@ -41,6 +42,7 @@ struct daemon {
 	struct consumer		*consumer;
 	struct notify		*notify;
 	struct http		*http;
+	struct sweeper		*sweeper;
 	time_t			 start_time;
 	double			 watchdog_seconds;
 	bool			 watchdog_withheld;
@@ -131,8 +133,10 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 	switch (outcome) {
 	case MIGRATE_OK:
 		daemon->migrated = true;
-		if (daemon->state == DAEMON_STARTING)
+		if (daemon->state == DAEMON_STARTING) {
 			consumer_start(daemon->consumer, daemon_subscribed, daemon);
+			sweeper_start(daemon->sweeper);
+		}
 		break;
 	case MIGRATE_LOST:
 		log_warnx("schema: connection lost during migrations (%s); "
@@ -210,6 +214,7 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 	    (int)signo);
 	daemon->state = DAEMON_STOPPING;
 	notify_send(daemon->notify, "STOPPING=1");
+	sweeper_stop(daemon->sweeper);
 	tv.tv_sec = daemon->config->shutdown_timeout_ms / 1000;
 	tv.tv_usec = (daemon->config->shutdown_timeout_ms % 1000) * 1000;
 	evtimer_add(daemon->deadline, &tv);
@@ -252,6 +257,13 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	consumer_set_batch_limits(daemon->consumer,
 	    (size_t)fresh->batch_max_events, (size_t)fresh->batch_max_bytes,
 	    fresh->batch_max_wait_ms);
+	{
+		struct sweeper_settings sweep;
+
+		/* The sweeper keeps its connection; the rest it takes. */
+		sweeper_settings_from_config(fresh, NULL, &sweep);
+		sweeper_reload(daemon->sweeper, &sweep);
+	}
 	daemon->config = fresh;
 	config_free(old);
 	log_info("reload: configuration %s loaded", daemon->config_path);
@@ -341,6 +353,7 @@ daemon_metrics(void *arg, struct evbuffer *out)
 	struct metrics_sources sources = {
 		.consumer = daemon->consumer,
 		.pg = daemon->pg,
+		.sweeper = daemon->sweeper,
 		.start_time = daemon->start_time,
 	};
 
@@ -401,10 +414,18 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	pg_callbacks.down = daemon_pg_down;
 	pg_callbacks.arg = daemon;
 	daemon->pg = pgconn_new(daemon->base, &pg_settings, &pg_callbacks);
+	{
+		struct sweeper_settings sweep;
+
+		sweeper_settings_from_config(config, password, &sweep);
+		daemon->sweeper = sweeper_new(daemon->base, &sweep, err, errlen);
+	}
 	if (password != NULL) {
 		explicit_bzero(password, strlen(password));
 		free(password);
 	}
+	if (daemon->sweeper == NULL)
+		goto fail;
 
 	topics = calloc(config->topic_count, sizeof(*topics));
 	properties = calloc(config->kafka_count + 1, sizeof(*properties));
@@ -498,6 +519,7 @@ daemon_free(struct daemon *daemon)
 	if (daemon == NULL)
 		return;
 	http_free(daemon->http);
+	sweeper_free(daemon->sweeper);
 	pgconn_free(daemon->pg);
 	consumer_free(daemon->consumer);
 	migrate_free(daemon->migrate);

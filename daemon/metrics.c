@@ -6,6 +6,7 @@
 
 #include "common/build_info.h"
 #include "daemon/metrics.h"
+#include "daemon/sweeper.h"
 
 /* Writes the # HELP and # TYPE lines of a family. */
 static void
@@ -185,6 +186,69 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    (unsigned long long)consumed->rebalances);
 }
 
+/* Writes the sweeper's figures. */
+static void
+metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
+{
+	const struct sweeper_stats *stats = sweeper_stats(sweeper);
+	const struct sweeper_counts *total = &stats->total;
+	static const char *const reasons[] = { "malformed", "foreign",
+	    "unknown_sequence", "wrong_source", "bad_cookie", "duplicate",
+	    "late" };
+	uint64_t dropped[] = { total->malformed, total->foreign,
+	    total->unknown_sequence, total->wrong_source, total->bad_cookie,
+	    total->duplicates, total->late };
+	size_t i;
+
+	metrics_family(out, "ipam_syncd_sweeps_total", "counter",
+	    "Ping sweeps completed.");
+	evbuffer_add_printf(out, "ipam_syncd_sweeps_total %llu\n",
+	    (unsigned long long)stats->sweeps);
+	metrics_family(out, "ipam_syncd_sweeps_abandoned_total", "counter",
+	    "Ping sweeps abandoned (PostgreSQL lost, reload, stop).");
+	evbuffer_add_printf(out, "ipam_syncd_sweeps_abandoned_total %llu\n",
+	    (unsigned long long)stats->sweeps_abandoned);
+	metrics_family(out, "ipam_syncd_sweep_duration_seconds", "gauge",
+	    "Duration of the last complete sweep, by phase.");
+	evbuffer_add_printf(out,
+	    "ipam_syncd_sweep_duration_seconds{phase=\"read\"} %.6f\n"
+	    "ipam_syncd_sweep_duration_seconds{phase=\"icmp\"} %.6f\n"
+	    "ipam_syncd_sweep_duration_seconds{phase=\"write\"} %.6f\n"
+	    "ipam_syncd_sweep_duration_seconds{phase=\"total\"} %.6f\n",
+	    stats->read_seconds, stats->icmp_seconds, stats->write_seconds,
+	    stats->duration_seconds);
+	metrics_family(out, "ipam_syncd_sweep_targets", "gauge",
+	    "Addresses probed by the last complete sweep.");
+	evbuffer_add_printf(out, "ipam_syncd_sweep_targets %zu\n",
+	    stats->targets);
+	metrics_family(out, "ipam_syncd_sweep_answering_addresses", "gauge",
+	    "Addresses that answered in the last complete sweep.");
+	evbuffer_add_printf(out, "ipam_syncd_sweep_answering_addresses %llu\n",
+	    (unsigned long long)stats->last.replies);
+	metrics_family(out, "ipam_syncd_probes_sent_total", "counter",
+	    "ICMP echo requests sent, retries included.");
+	evbuffer_add_printf(out, "ipam_syncd_probes_sent_total %llu\n",
+	    (unsigned long long)total->probes);
+	metrics_family(out, "ipam_syncd_probe_replies_total", "counter",
+	    "Probed addresses that answered with a valid reply.");
+	evbuffer_add_printf(out, "ipam_syncd_probe_replies_total %llu\n",
+	    (unsigned long long)total->replies);
+	metrics_family(out, "ipam_syncd_probe_timeouts_total", "counter",
+	    "Probed addresses that did not answer, retries spent.");
+	evbuffer_add_printf(out, "ipam_syncd_probe_timeouts_total %llu\n",
+	    (unsigned long long)total->timeouts);
+	metrics_family(out, "ipam_syncd_replies_dropped_total", "counter",
+	    "ICMP replies dropped, by the first check they failed.");
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		evbuffer_add_printf(out,
+		    "ipam_syncd_replies_dropped_total{reason=\"%s\"} %llu\n",
+		    reasons[i], (unsigned long long)dropped[i]);
+	metrics_family(out, "ipam_syncd_sweep_rows_changed", "gauge",
+	    "ipam rows whose sweeper columns the last complete sweep changed.");
+	evbuffer_add_printf(out, "ipam_syncd_sweep_rows_changed %llu\n",
+	    (unsigned long long)stats->rows_changed);
+}
+
 /* Appends every metric family. */
 void
 metrics_write(struct evbuffer *out, const struct metrics_sources *src)
@@ -207,4 +271,6 @@ metrics_write(struct evbuffer *out, const struct metrics_sources *src)
 	    src->pg != NULL ? pgconn_loss_count(src->pg) : 0UL);
 	if (src->consumer != NULL)
 		metrics_consumer(out, src->consumer);
+	if (src->sweeper != NULL)
+		metrics_sweeper(out, src->sweeper);
 }
