@@ -86,7 +86,7 @@ sweep_siphash128(const uint8_t key[SWEEP_KEY_LEN], const void *data,
 		sweep_sipround(v);
 		v[0] ^= m;
 	}
-	/* The last block: the remaining bytes, and the length in the top byte. */
+	/* The last block: the bytes left, and the length in the top byte. */
 	memset(tail, 0, sizeof(tail));
 	memcpy(tail, in + whole, len - whole);
 	tail[7] = (uint8_t)len;

@@ -131,7 +131,7 @@ sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
 		if (sweep_socket_bind(sock) == -1)
 			goto fail;
 	}
-	/* Past net.core.rmem_max only with CAP_NET_ADMIN; else the most allowed. */
+	/* Past net.core.rmem_max only with CAP_NET_ADMIN, else up to it. */
 	if (setsockopt(sock->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size,
 	    sizeof(size)) == -1)
 		(void)setsockopt(sock->fd, SOL_SOCKET, SO_RCVBUF, &size,
@@ -209,7 +209,8 @@ sweep_socket_send(struct sweep_socket *sock, struct sweep_send *msgs,
 		 */
 		if (errno == EINTR)
 			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK ||
+		    errno == ENOBUFS) {
 			*blocked = true;
 			break;
 		}

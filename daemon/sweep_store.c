@@ -114,7 +114,7 @@ sweep_target_parse(const char *text, struct sweep_addr *addr)
 	}
 	if (inet_pton(AF_INET6, text, addr->bytes) == 1) {
 		addr->family = AF_INET6;
-		/* Link-local addresses need an interface the row does not name. */
+		/* A link-local address needs an interface; rows name none. */
 		if (memcmp(b, zero, 16) == 0 || b[0] == 0xff ||
 		    (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||
 		    memcmp(b, mapped, sizeof(mapped)) == 0)

@@ -80,6 +80,7 @@ struct sweeper_batch {
 	unsigned		 count;
 };
 
+/* The sweeper: its sockets, its connection, the sweep in flight, figures. */
 struct sweeper {
 	struct event_base	*base;
 	struct sweeper_settings	 settings;	/* vrfs is owned */
@@ -312,7 +313,10 @@ sweeper_abandon(struct sweeper *sweeper, const char *why)
 {
 	if (sweeper->phase == SWEEPER_IDLE)
 		return;
-	log_warnx("sweeper: sweep %llu abandoned: %s",
+	/* Stopping or turning off was asked for; anything else is a warning. */
+	log_write(sweeper->stopping || !sweeper->settings.enabled ?
+	    LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
+	    "sweeper: sweep %llu abandoned: %s",
 	    (unsigned long long)sweeper->number, why);
 	sweeper->stats.sweeps_abandoned++;
 	sweeper_add_counts(&sweeper->stats.total, &sweeper->counts);
@@ -353,13 +357,15 @@ static bool
 sweeper_same_source(const struct sweep_datagram *dg,
     const struct sweep_addr *addr)
 {
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&dg->from;
+	const struct sockaddr_in6 *sin6 =
+	    (const struct sockaddr_in6 *)&dg->from;
+
 	if (dg->from.ss_family != addr->family)
 		return false;
 	if (addr->family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)&dg->from)->sin_addr,
-		    addr->bytes, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)&dg->from)->sin6_addr,
-	    addr->bytes, 16) == 0;
+		return memcmp(&sin->sin_addr, addr->bytes, 4) == 0;
+	return memcmp(&sin6->sin6_addr, addr->bytes, 16) == 0;
 }
 
 /* A target's result is final: it joins the results to write. */
@@ -368,10 +374,10 @@ sweeper_settle(struct sweeper *sweeper, struct sweeper_target *target,
     enum sweeper_target_state state)
 {
 	uint16_t vrf = target->vrf;
+	size_t at = sweeper->vrf_first[vrf] + sweeper->vrf_settled[vrf]++;
 
 	target->state = state;
-	sweeper->settled[sweeper->vrf_first[vrf] + sweeper->vrf_settled[vrf]++] =
-	    (uint32_t)(target - sweeper->targets);
+	sweeper->settled[at] = (uint32_t)(target - sweeper->targets);
 	sweeper->unsettled--;
 }
 
@@ -390,14 +396,16 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 	struct sweeper_target *target;
 	struct sweep_reply reply;
 	uint8_t cookie[SWEEP_COOKIE_LEN];
+	bool ip_header;
 
 	/* Between sweeps there is nothing to match: the reply is dropped. */
 	if (sweeper->phase != SWEEPER_PROBING &&
 	    sweeper->phase != SWEEPER_WRITING)
 		return;
+	ip_header = sock->kind == SWEEP_SOCKET_RAW && sock->family == AF_INET;
 	switch (dg->truncated ? SWEEP_PARSE_MALFORMED :
-	    sweep_echo_parse(dg->data, dg->len, sock->family,
-	    sock->kind == SWEEP_SOCKET_RAW && sock->family == AF_INET, &reply)) {
+	    sweep_echo_parse(dg->data, dg->len, sock->family, ip_header,
+	    &reply)) {
 	case SWEEP_PARSE_REPLY:
 		break;
 	case SWEEP_PARSE_OTHER:
@@ -416,7 +424,8 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 	slot = sweep_seqmap_get(sweeper->seqmap, reply.sequence);
 	if (slot->state == SWEEP_SEQ_FREE) {
 		counts->unknown_sequence++;
-		sweeper_log_drop(sweeper, dg, "unknown sequence", reply.sequence);
+		sweeper_log_drop(sweeper, dg, "unknown sequence",
+		    reply.sequence);
 		return;
 	}
 	target = &sweeper->targets[slot->target];
@@ -444,7 +453,9 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 		sweeper_log_drop(sweeper, dg, "late", reply.sequence);
 		return;
 	}
-	target->rtt_us = (int32_t)((now_ns - slot->sent_ns) / 1000);
+	/* The column is an integer: 35 minutes is more than any wait. */
+	target->rtt_us = (int32_t)((now_ns - slot->sent_ns) / 1000 > INT32_MAX ?
+	    INT32_MAX : (now_ns - slot->sent_ns) / 1000);
 	sweep_seqmap_answer(sweeper->seqmap, reply.sequence);
 	sweeper_settle(sweeper, target, SWEEPER_TARGET_ANSWERED);
 	counts->replies++;
@@ -675,7 +686,7 @@ sweeper_send(struct sweeper *sweeper, unsigned max, bool *blocked)
 			break;
 		deadline_ns = now_ns + sweep_probe_timeout_ns(
 		    sweeper->settings.timeout_ms, target->attempts);
-		/* With 65,536 probes in flight, wait for answers or deadlines. */
+		/* 65,536 probes in flight: wait for answers or deadlines. */
 		if (sweep_seqmap_take(sweeper->seqmap, index, now_ns,
 		    deadline_ns, &sequence) == -1)
 			break;
@@ -707,7 +718,8 @@ sweeper_finish(struct sweeper *sweeper)
 	stats->skipped = sweeper->skipped;
 	/* A sweep without targets sends nothing and writes nothing. */
 	stats->read_seconds = sweeper_seconds(sweeper->started_ns,
-	    sweeper->probe_started_ns == 0 ? now_ns : sweeper->probe_started_ns);
+	    sweeper->probe_started_ns == 0 ? now_ns :
+	    sweeper->probe_started_ns);
 	stats->icmp_seconds = sweeper->probe_started_ns == 0 ? 0.0 :
 	    sweeper_seconds(sweeper->probe_started_ns, sweeper->probe_ended_ns);
 	stats->write_seconds = sweeper->probe_started_ns == 0 ? 0.0 :
@@ -764,8 +776,8 @@ sweeper_arm_pace(struct sweeper *sweeper, bool blocked, int64_t now_ns)
 
 	if (sweeper_has_work(sweeper) &&
 	    sweeper->seqmap->in_flight < SWEEP_SEQ_COUNT) {
-		if (blocked)
-			wait_ns = 1000000;	/* the socket's buffer is full */
+		if (blocked)	/* the socket's buffer is full */
+			wait_ns = 1000000;
 		else {
 			wait_ns = sweep_bucket_wait_ns(&sweeper->bucket);
 			if (wait_ns > 0)
@@ -867,6 +879,7 @@ static size_t
 sweeper_parse_targets(struct sweeper *sweeper, PGresult *result)
 {
 	struct sweeper_target *target;
+	enum sweep_target_verdict verdict;
 	const char *text;
 	int rows = PQntuples(result), row;
 	size_t n = 0;
@@ -876,7 +889,8 @@ sweeper_parse_targets(struct sweeper *sweeper, PGresult *result)
 	for (row = 0; row < rows; row++) {
 		target = &sweeper->targets[n];
 		text = PQgetvalue(result, row, 1);
-		if (sweep_target_parse(text, &target->addr) != SWEEP_TARGET_OK ||
+		verdict = sweep_target_parse(text, &target->addr);
+		if (verdict != SWEEP_TARGET_OK ||
 		    (target->addr.family == AF_INET6 &&
 		    sweeper->sock6.kind == SWEEP_SOCKET_NONE)) {
 			log_debug("sweeper: %s is not probed", text);
@@ -923,7 +937,8 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
 		return;
 	}
 	/* A random order spreads the probes over every subnet. */
-	sweeper->order = sweeper_calloc(sweeper->count, sizeof(*sweeper->order));
+	sweeper->order = sweeper_calloc(sweeper->count,
+	    sizeof(*sweeper->order));
 	for (i = 0; i < sweeper->count; i++)
 		sweeper->order[i] = (uint32_t)i;
 	for (i = sweeper->count - 1; i > 0; i--) {
@@ -1037,8 +1052,8 @@ sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
 			 * they are skipped (and measured again next sweep)
 			 * rather than waited for.
 			 */
-			log_debug("sweeper: writing: %s; trying again, skipping "
-			    "locked rows", why);
+			log_debug("sweeper: writing: %s; trying again, "
+			    "skipping locked rows", why);
 			sweeper->skip_locked = true;
 			sweeper_arm(sweeper->write_timer,
 			    (int64_t)SWEEPER_WRITE_RETRY_MS * 1000000LL *
@@ -1266,7 +1281,8 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 
 	/* The secret of the cookies, the identifier, the randomness. */
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
-		snprintf(err, errlen, "sweeper: getrandom: %s", strerror(errno));
+		snprintf(err, errlen, "sweeper: getrandom: %s",
+		    strerror(errno));
 		goto fail;
 	}
 	memcpy(sweeper->key, seed, SWEEP_KEY_LEN);
@@ -1377,7 +1393,7 @@ sweeper_free(struct sweeper *sweeper)
 {
 	if (sweeper == NULL)
 		return;
-	/* Before the connection goes, so that no callback finds it half freed. */
+	/* Before the connection goes: no callback may find it half freed. */
 	sweeper->stopping = true;
 	pgconn_free(sweeper->pg);
 	sweeper->pg = NULL;
