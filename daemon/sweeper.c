@@ -1252,6 +1252,12 @@ sweeper_open(struct sweeper *sweeper, char *err, size_t errlen)
 	sweeper->read4 = sweeper_watch(sweeper, &sweeper->sock4);
 	sweeper->read6 = sweeper_watch(sweeper, &sweeper->sock6);
 	sweeper_log_sockets(sweeper);
+	/* 2 MB: made the first time the sweeper is on, kept from then on. */
+	if (sweeper->seqmap == NULL) {
+		sweeper->seqmap = sweeper_calloc(1, sizeof(*sweeper->seqmap));
+		sweep_seqmap_init(sweeper->seqmap,
+		    (uint16_t)sweep_random(&sweeper->random));
+	}
 	return 0;
 }
 
@@ -1263,8 +1269,7 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 	struct pgconn_settings pg_settings;
 	struct pgconn_callbacks pg_callbacks;
 	struct sweeper *sweeper;
-	uint8_t seed[SWEEP_KEY_LEN + 2 + 8 + 2];
-	uint16_t first;
+	uint8_t seed[SWEEP_KEY_LEN + 2 + 8];
 
 	sweeper = sweeper_calloc(1, sizeof(*sweeper));
 	sweeper->base = base;
@@ -1288,10 +1293,7 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 	memcpy(sweeper->key, seed, SWEEP_KEY_LEN);
 	memcpy(&sweeper->identifier, seed + SWEEP_KEY_LEN, 2);
 	memcpy(&sweeper->random, seed + SWEEP_KEY_LEN + 2, 8);
-	memcpy(&first, seed + SWEEP_KEY_LEN + 10, 2);
 	explicit_bzero(seed, sizeof(seed));
-	sweeper->seqmap = sweeper_calloc(1, sizeof(*sweeper->seqmap));
-	sweep_seqmap_init(sweeper->seqmap, first);
 
 	memset(&pg_settings, 0, sizeof(pg_settings));
 	pg_settings.conninfo = settings->conninfo;
