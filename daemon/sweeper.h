@@ -85,10 +85,12 @@ struct sweeper	*sweeper_new(struct event_base *base,
 void		 sweeper_start(struct sweeper *sweeper);
 
 /*
- * Takes reloaded settings: the rate at once, the rest from the next
- * sweep; turning it off abandons the sweep in flight and closes the
- * sockets, turning it on opens them (a failure is logged, and it stays
- * off).  The connection settings are not reloaded.
+ * Takes reloaded settings: rate, timeout, retries and down_after at once
+ * (the sweep in flight goes on with them), the interval from the last
+ * sweep's start, the vrfs from the next sweep.  Turning it off abandons
+ * the sweep in flight and closes the sockets; turning it on opens them
+ * (a failure is logged, and it stays off).  The connection settings are
+ * not reloaded.
  */
 void		 sweeper_reload(struct sweeper *sweeper,
 		    const struct sweeper_settings *settings);
