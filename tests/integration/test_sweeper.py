@@ -291,10 +291,12 @@ class SweepRun:
         self.kafka.send(topic, key, value)
         self.sent += 1
 
-    def subnet(self, sid, cidr, pools, version=1, ping=None):
+    def subnet(self, sid, cidr, pools, version=1, ping=None, vrf=None):
         data = {"name": "net-" + sid, "cidr": cidr, "static_ip_pools": pools}
         if ping is not None:
             data["ping"] = ping
+        if vrf is not None:
+            data["vrf"] = vrf
         self.send(self.topics.subnets, sid, event("subnet.upserted", sid, data, version))
 
     def server(self, sid, ip, version, hostname=None):
@@ -307,11 +309,11 @@ class SweepRun:
         self.kafka.flush()
         wait_caught_up(self.db, self.daemon.group, self.sent, timeout)
 
-    def state(self, ip):
+    def state(self, ip, vrf=""):
         """The sweeper's columns of one row, or None."""
         rows = self.db.query(
             "SELECT active, missed_sweeps, last_seen_at, last_checked_at, rtt_us "
-            "FROM ipam_state.address WHERE vrf = '' AND ip_address = %s", (ip,))
+            "FROM ipam_state.address WHERE vrf = %s AND ip_address = %s", (vrf, ip))
         if not rows:
             return None
         return dict(zip(("active", "missed", "seen", "checked", "rtt"), rows[0]))
@@ -498,8 +500,10 @@ def test_retries_recover_lost_first_probes():
 
 def test_ping_false_subnet_is_never_probed():
     """Rows whose home subnet says ping: false get no echo request, on the
-    veth (seen by a capture in the hosts' namespace) or on lo; a subnet
-    that turns ping back on is probed from the next sweep."""
+    veth (seen by a capture in the hosts' namespace) or on lo, and neither
+    do rows of a routing domain the sweeper is not given; a subnet that
+    turns ping back on, and a domain added by a reload, are probed from
+    the next sweep."""
     run = SweepRun()
     probed = ["198.18.1.40", "198.18.1.41", "2001:2:0:1::40", "127.89.0.1"]
     quiet = ["198.18.1.70", "198.18.1.71", "2001:2:0:1::170", "127.88.0.1", "127.88.0.2"]
@@ -514,6 +518,7 @@ def test_ping_false_subnet_is_never_probed():
         run.subnet("q6", "2001:2:0:1::100/120", ["2001:2:0:1::170"], ping=False)
         run.subnet("pl", "127.89.0.0/24", ["127.89.0.1"])
         run.subnet("ql", "127.88.0.0/24", ["127.88.0.1-127.88.0.2"], ping=False)
+        run.subnet("blue", "127.87.0.0/24", ["127.87.0.1"], vrf="blue")
         run.settle()
         run.wait_active(probed)
         sweeps = run.daemon.wait_sweeps(3, lambda s: s["targets"] == len(probed))
@@ -521,15 +526,19 @@ def test_ping_false_subnet_is_never_probed():
         seen_veth, seen_loop = set(veth.finish()["to"]), set(loop.finish()["to"])
         assert seen_veth == set(probed[:3]), seen_veth
         assert seen_loop == {"127.89.0.1"}, seen_loop
+        never = {"active": False, "missed": 0, "seen": None, "checked": None, "rtt": None}
         for ip in quiet:
-            row = run.state(ip)
-            assert row == {"active": False, "missed": 0, "seen": None,
-                           "checked": None, "rtt": None}, (ip, row)
+            assert run.state(ip) == never, (ip, run.state(ip))
+        assert run.state("127.87.0.1", vrf="blue") == never
 
         run.subnet("q4", "198.18.1.64/26", ["198.18.1.70-198.18.1.71"], version=2, ping=True)
         run.settle()
         run.wait_active(probed + quiet[:2])
         assert run.state(quiet[2])["checked"] is None
+
+        run.daemon.reload({"vrfs": "-, blue"})
+        wait_until(lambda: run.state("127.87.0.1", vrf="blue")["active"], 30,
+                   "the blue row to be probed")
     finally:
         run.close()
 
