@@ -385,7 +385,7 @@ sweeper_settle(struct sweeper *sweeper, struct sweeper_target *target,
  * Checks one datagram against the probes of the sweep.  It counts only
  * if each check passes, in this order: an echo reply, our identifier, a
  * sequence number of this sweep, from the probed address, carrying that
- * probe's cookie, and the probe still in flight.
+ * probe's cookie, and the probe still in flight, its deadline not past.
  */
 static void
 sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
@@ -448,7 +448,11 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 		sweeper_log_drop(sweeper, dg, "duplicate", reply.sequence);
 		return;
 	}
-	if (slot->state == SWEEP_SEQ_EXPIRED) {
+	/*
+	 * Read after its deadline is late, even when the loop has not yet
+	 * expired the probe (it will, and send it again or give up).
+	 */
+	if (slot->state == SWEEP_SEQ_EXPIRED || now_ns > slot->deadline_ns) {
 		counts->late++;
 		sweeper_log_drop(sweeper, dg, "late", reply.sequence);
 		return;
