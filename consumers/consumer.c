@@ -16,6 +16,13 @@
 /* The slow poll that keeps the group membership alive in every state. */
 #define CONSUMER_POLL_MS	200
 
+/*
+ * A rebuild reads the whole history at once: batches ten times larger
+ * collapse more versions of one entity into one change (and nobody waits
+ * on its latency).
+ */
+#define CONSUMER_REBUILD_SCALE	10
+
 /* A client that cannot be destroyed safely (see consumer_free()). */
 static rd_kafka_t *consumer_parked_handle;
 
@@ -746,8 +753,10 @@ consumer_serve_callbacks(struct consumer *consumer, int timeout_ms)
 static bool
 consumer_pending_full(const struct consumer *consumer)
 {
-	return consumer->pending.count >= consumer->batch_max_events ||
-	    consumer->pending.bytes >= consumer->batch_max_bytes;
+	size_t scale = consumer->rebuild ? CONSUMER_REBUILD_SCALE : 1;
+
+	return consumer->pending.count >= consumer->batch_max_events * scale ||
+	    consumer->pending.bytes >= consumer->batch_max_bytes * scale;
 }
 
 /* Takes messages off the queue until it is empty or the batch is full. */
