@@ -1039,6 +1039,7 @@ def main():
             if daemon.alive():
                 daemon.proc.kill()
                 daemon.proc.wait()
+            shutil.rmtree(daemon.dir, ignore_errors=True)
         pg.close()
     results["seconds"] = time.monotonic() - began
     table = render(results, args.command, args.quick)
