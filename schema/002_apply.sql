@@ -42,6 +42,19 @@ LANGUAGE sql IMMUTABLE STRICT AS $$
 	SELECT int4send(octet_length(id)) || convert_to(id, 'UTF8')
 $$;
 
+-- The audit image of a row: its derived fields (vrf and address are
+-- columns of the audit row; the sweeper's columns and timestamps are not
+-- changes the derivation makes).  A plain SQL function, inlined.
+CREATE FUNCTION ipamd.image(subnet_id text, status text, ip_type text,
+    server_id text, hostname text, mac_address text, platform text,
+    manufacturer text, description text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object('subnet_id', subnet_id, 'status', status,
+	    'ip_type', ip_type, 'server_id', server_id, 'hostname', hostname,
+	    'mac_address', mac_address, 'platform', platform,
+	    'manufacturer', manufacturer, 'description', description)
+$$;
+
 -- Derives the rows of the touched addresses again from the live entities,
 -- merges them into address with audit rows, and refreshes the
 -- address-level conflicts.  Returns counts and the conflicts it added.
@@ -123,7 +136,9 @@ BEGIN
 		    AND NOT EXISTS (SELECT 1 FROM want w
 			WHERE w.vrf = t.vrf AND w.ip = t.ip)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS before,
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS before,
 		    t.topic, t.part, t.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
@@ -136,7 +151,9 @@ BEGIN
 		WHERE NOT EXISTS (SELECT 1 FROM cur c
 		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS after
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS after
 	), upd AS (
 		UPDATE address a
 		SET subnet_id = w.subnet_id, status = w.status,
@@ -155,8 +172,12 @@ BEGIN
 			w.hostname, w.mac_address, w.platform, w.manufacturer,
 			w.description)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN to_jsonb(c.*) END AS before,
-		    CASE WHEN with_audit THEN to_jsonb(a.*) END AS after,
+		    CASE WHEN with_audit THEN ipamd.image(c.subnet_id, c.status,
+			c.ip_type, c.server_id, c.hostname, c.mac_address,
+			c.platform, c.manufacturer, c.description) END AS before,
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS after,
 		    w.topic, w.part, w.off
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
