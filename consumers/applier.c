@@ -27,7 +27,7 @@ struct applier {
 	struct pgconn		*pg;
 	char			*group_id;
 	const char		*schema;	/* a constant string */
-	bool			 audit;
+	bool			 rebuild;
 	struct applier_positions positions;
 	applier_done_cb		*done;
 	void			*arg;
@@ -78,7 +78,7 @@ applier_new(struct event_base *base, struct pgconn *pg, const char *group_id,
 		fatal("applier: strdup");
 	applier->positions = *positions;
 	applier->schema = "ipam_state";
-	applier->audit = true;
+	applier->rebuild = false;
 	applier->done = done;
 	applier->arg = arg;
 	applier->retry_timer = evtimer_new(base, applier_retry_cb, applier);
@@ -100,10 +100,10 @@ applier_free(struct applier *applier)
 
 /* Chooses the state the next applies fill. */
 void
-applier_set_target(struct applier *applier, const char *schema, bool audit)
+applier_set_target(struct applier *applier, const char *schema, bool rebuild)
 {
 	applier->schema = schema;
-	applier->audit = audit;
+	applier->rebuild = rebuild;
 }
 
 /* Tells whether an apply is in flight. */
@@ -399,7 +399,7 @@ applier_send(struct applier *applier)
 	if (applier->chunk == 0 || applier->chunk > applier->batch->count)
 		applier->chunk = applier->batch->count;
 	json = batch_build_json(applier->batch, applier->chunk,
-	    applier->group_id, applier->schema, applier->audit,
+	    applier->group_id, applier->schema, applier->rebuild,
 	    applier->positions.get, applier->positions.arg, &skipped);
 	if (json == NULL) {
 		applier_finish(applier, APPLIER_MOVED,

@@ -93,11 +93,11 @@ void		 applier_free(struct applier *applier);
 int		 applier_apply(struct applier *applier, struct batch *batch);
 
 /*
- * Chooses the state the next applies fill: "ipam_state" with audit rows
- * (the default), or "ipam_state_rebuild" without them during a rebuild.
+ * Chooses the state the next applies fill: "ipam_state" (the default), or
+ * "ipam_state_rebuild" during a rebuild, which stores entities only.
  */
 void		 applier_set_target(struct applier *applier, const char *schema,
-		    bool audit);
+		    bool rebuild);
 
 /* Tells whether an apply is in flight. */
 bool		 applier_busy(const struct applier *applier);

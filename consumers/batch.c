@@ -364,7 +364,7 @@ batch_lookup(const struct batch_entry *entry, batch_position_fn *position,
 /* Builds the JSON argument of ipamd.apply_batch() for entries [0, n). */
 char *
 batch_build_json(const struct batch *batch, size_t n, const char *group_id,
-    const char *schema, bool audit, batch_position_fn *position, void *arg,
+    const char *schema, bool rebuild, batch_position_fn *position, void *arg,
     size_t *skipped)
 {
 	static const char *const arrays[] = { "servers", "subnets", "marks" };
@@ -385,7 +385,8 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 	root = json_object();
 	json_object_set_new(root, "group", json_string(group_id));
 	json_object_set_new(root, "schema", json_string(schema));
-	json_object_set_new(root, "audit", json_boolean(audit));
+	json_object_set_new(root, "audit", json_boolean(!rebuild));
+	json_object_set_new(root, "derive", json_boolean(!rebuild));
 	json_object_set_new(root, "dead", dead = json_array());
 	json_object_set_new(root, "offsets", offsets = json_array());
 	for (i = 0; i < 3; i++)

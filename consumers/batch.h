@@ -83,7 +83,8 @@ void	batch_clear(struct batch *batch);
 
 /*
  * Builds the JSON argument of ipamd.apply_batch() for entries [0, n), to
- * be applied to the state in schema (with audit rows or not):
+ * be applied to the state in schema (a rebuild writes no audit and
+ * derives no rows until its end):
  * per partition the expected and the next offset, the dead letters, and
  * per entity key the net effect of its events (see schema/002_apply.sql).
  * Entries below the stored offset of their partition are skipped (already
@@ -91,7 +92,7 @@ void	batch_clear(struct batch *batch);
  * is not assigned (its position function returns NULL).
  */
 char	*batch_build_json(const struct batch *batch, size_t n,
-	    const char *group_id, const char *schema, bool audit,
+	    const char *group_id, const char *schema, bool rebuild,
 	    batch_position_fn *position, void *arg, size_t *skipped);
 
 /*

@@ -297,13 +297,38 @@ consumer_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
 	}
 	consumer->rebuild = false;
 	consumer->schema = "ipam_state";
-	applier_set_target(consumer->applier, consumer->schema, true);
+	applier_set_target(consumer->applier, consumer->schema, false);
 	log_info("rebuild: swapped in the rebuilt state (%s); carrying on",
 	    PQgetvalue(result, 0, 0));
 	consumer_flush(consumer);
 }
 
-/* Swaps the rebuilt state in once every partition has caught up. */
+/* Every row is derived: swap the rebuilt state in. */
+static void
+consumer_derived_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct consumer *consumer = arg;
+	char message[512];
+
+	if (result == NULL) {
+		consumer->swapping = false;	/* checked again once it is back */
+		return;
+	}
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(pg, result, message, sizeof(message));
+		log_errx("rebuild: deriving the rows failed: %s; trying again",
+		    message);
+		consumer->swapping = false;
+		return;
+	}
+	log_info("rebuild: rows derived; swapping the rebuilt state in");
+	if (pgconn_query(pg, "SELECT ipamd.rebuild_swap()", 0, NULL,
+	    consumer_swapped_cb, consumer) == -1)
+		consumer->swapping = false;
+}
+
+/* Derives and swaps the rebuilt state in once every partition caught up. */
 static void
 consumer_check_rebuild(struct consumer *consumer)
 {
@@ -326,10 +351,10 @@ consumer_check_rebuild(struct consumer *consumer)
 		    slot->rebuild_low < slot->rebuild_high)
 			return;
 	}
-	if (pgconn_query(consumer->pg, "SELECT ipamd.rebuild_swap()", 0, NULL,
-	    consumer_swapped_cb, consumer) == 0) {
+	if (pgconn_query(consumer->pg, "SELECT ipamd.derive_all()", 0, NULL,
+	    consumer_derived_cb, consumer) == 0) {
 		consumer->swapping = true;
-		log_info("rebuild: caught up; swapping the rebuilt state in");
+		log_info("rebuild: caught up; deriving every row");
 	}
 }
 
@@ -572,7 +597,7 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	consumer->applier = applier_new(base, pg, settings->group_id,
 	    &positions, consumer_applied, consumer);
 	applier_set_target(consumer->applier, consumer->schema,
-	    !consumer->rebuild);
+	    consumer->rebuild);
 	return consumer;
 fail:
 	if (conf != NULL)

@@ -26,6 +26,45 @@ BEGIN
 END
 $$;
 
+-- Derives every row of ipam_state_rebuild from its entities at once: the
+-- pool addresses of every live subnet, and every address a live server or
+-- mark names.  A rebuild applies its batches without deriving; this is its
+-- last step before the swap.
+CREATE FUNCTION ipamd.derive_all() RETURNS jsonb
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
+DECLARE
+	touched ipamd.touch[];
+	vrfs text[];
+	derived jsonb;
+BEGIN
+	PERFORM set_config('search_path', 'ipam_state_rebuild, ipamd, public',
+	    true);
+	PERFORM pg_advisory_xact_lock(7369747);
+	SELECT coalesce(array_agg(ROW(a.vrf, a.ip, 0, '(rebuild)', NULL,
+	    NULL)::ipamd.touch), '{}')
+	INTO touched
+	FROM (
+		SELECT s.vrf, p.f + g.i AS ip
+		FROM subnet s
+		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
+		CROSS JOIN LATERAL generate_series(0::bigint, p.l - p.f) AS g(i)
+		WHERE NOT s.deleted
+		UNION
+		SELECT x.vrf, x.ip_address FROM server x
+		WHERE NOT x.deleted AND x.ip_address IS NOT NULL
+		UNION
+		SELECT m.vrf, m.address FROM mark m WHERE NOT m.deleted
+	) a;
+	derived := ipamd.derive(touched, false);
+	SELECT coalesce(array_agg(DISTINCT vrf), '{}') INTO vrfs FROM subnet
+	WHERE NOT deleted;
+	RETURN derived || jsonb_build_object('subnet_conflicts',
+	    ipamd.refresh_subnet_conflicts(vrfs));
+END
+$$;
+
 -- Swaps the rebuilt state in: the sweeper's columns of rows that exist in
 -- both are carried over, every row that differs is written to the audit
 -- history as a change made by the rebuild, and the views are pointed at

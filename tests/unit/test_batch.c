@@ -121,7 +121,7 @@ test_net_effect(void **state)
 	batch_init(&batch, topic_names, 3);
 	for (i = 0; i < 6 && row->steps[i].kind != '\0'; i++)
 		add_step(&batch, &row->steps[i]);
-	text = batch_build_json(&batch, batch.count, "g", "ipam_state", true,
+	text = batch_build_json(&batch, batch.count, "g", "ipam_state", false,
 	    position_none, NULL, &skipped);
 	assert_non_null(text);
 	root = json_loads(text, 0, NULL);
@@ -174,7 +174,7 @@ test_skip_and_dead(void **state)
 	batch_add_dead(&batch, 0, 0, 3, "bad \"json\"", "key", 3, "\x00\xff", 2,
 	    "{\"h\":\"v\"}");
 	text = batch_build_json(&batch, batch.count, "g", "ipam_state_rebuild",
-	    false, position_two, NULL, &skipped);
+	    true, position_two, NULL, &skipped);
 	root = json_loads(text, 0, NULL);
 	assert_int_equal(skipped, 2);
 	assert_null(find_record(root, "a"));
@@ -183,6 +183,7 @@ test_skip_and_dead(void **state)
 	assert_string_equal(json_string_value(json_object_get(root, "schema")),
 	    "ipam_state_rebuild");
 	assert_true(json_is_false(json_object_get(root, "audit")));
+	assert_true(json_is_false(json_object_get(root, "derive")));
 	letter = json_array_get(json_object_get(root, "dead"), 0);
 	assert_string_equal(json_string_value(json_object_get(letter, "value")),
 	    "00ff");
