@@ -83,7 +83,8 @@ def blocked_apply(db, topics, daemon, kafka):
     kafka.flush()
     wait_until(lambda: db.scalar(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-        "'ipam-syncd' AND wait_event_type = 'Lock'"), 60,
+        "'ipam-syncd' AND wait_event_type = 'Lock' "
+        "AND datname = current_database()"), 60,
         "the apply to wait on the lock")
     return locker
 
@@ -108,7 +109,8 @@ def test_second_signal_exits_at_once():
         locker.rollback()
         locker.close()
         wait_until(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity "
-                                     "WHERE application_name = 'ipam-syncd'") == 0,
+                                     "WHERE application_name = 'ipam-syncd' "
+                                     "AND datname = current_database()") == 0,
                    30, "the daemon's session to end")
         # Restarted, the daemon applies the event exactly once.
         again = Daemon(db, topics, group=daemon.group).start().wait_ready()
