@@ -22,3 +22,11 @@ foreach(test ${IPAM_SWEEPER_TESTS})
 	set_tests_properties(it_${test} PROPERTIES ENVIRONMENT
 		"IPAM_SYNCD_BIN=$<TARGET_FILE:ipam-syncd>;IPAM_FORGE_REPLIES=$<TARGET_FILE:forge_replies>")
 endforeach()
+
+# The benchmark's smoke form (bench/sweep): 254 loopback addresses, two
+# sweeps and two fping runs.  It checks that the benchmark still works; it
+# measures nothing.
+add_test(NAME bench_sweep_smoke
+	COMMAND ${IPAM_PYTHON} ${CMAKE_SOURCE_DIR}/bench/sweep/sweep_bench.py --smoke)
+set_tests_properties(bench_sweep_smoke PROPERTIES
+	ENVIRONMENT "IPAM_SYNCD_BIN=$<TARGET_FILE:ipam-syncd>" TIMEOUT 300)

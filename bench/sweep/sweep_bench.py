@@ -1,0 +1,237 @@
+"""The ping sweep benchmark of issue 4: the daemon's sweeper against fping
+on the same machine, in the same run.
+
+The daemon sweeps the 65,534 addresses of 127.1.0.0/16 (a static pool, so
+every address has a row; all of them answer on loopback) with settings
+that match fping's: no retry, a 500 ms timeout, and a rate above what the
+machine can send (1,000,000/s), so both go as fast as they can.  Between
+two sweeps (the daemon is idle then) the script runs
+
+    fping -i 0 -r 0 -t 500 -g 127.1.0.0/16
+
+once, as it is (the daemon's raw socket reads fping's replies and drops
+them: not its identifier).  Figures per run:
+the sweep's ICMP phase (first probe sent to last reply), its full cycle
+(reading the targets, probing, writing the rows), fping's wall time; at
+the end the daemon's peak RSS (VmHWM), fping's (wait4), and how many
+addresses either reported down.  Medians over the runs.
+
+    sweep_bench.py [--runs N] [--no-docs] [--command TEXT]
+    sweep_bench.py --smoke        127.1.0.0/24, two sweeps: checks that it
+                                  works (a ctest), measures nothing
+
+Needs the services' environment (scripts/services env), root (raw
+sockets), fping, and the daemon in IPAM_SYNCD_BIN."""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import harness  # noqa: E402
+from bench import machine as bench_machine  # noqa: E402
+from harness import Daemon, Database, Kafka, Topics, wait_until  # noqa: E402
+from test_sync import event  # noqa: E402
+from test_sweeper import SWEEP_LINE  # noqa: E402
+
+DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+BEGIN, END = "<!-- sweep:begin -->", "<!-- sweep:end -->"
+FPING = "fping -i 0 -r 0 -t 500 -g {cidr}"
+
+
+def sweeps(daemon, targets):
+    """The daemon's sweep lines so far that probed `targets` addresses."""
+    out = []
+    for m in SWEEP_LINE.finditer(daemon.log()):
+        s = {k: float(v) if "." in v else int(v) for k, v in m.groupdict().items()}
+        if s["targets"] == targets:
+            out.append(s)
+    return out
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_fping(cidr):
+    """Runs fping once; returns (wall seconds, alive, unreachable, peak RSS KiB)."""
+    began = time.monotonic()
+    proc = subprocess.Popen(FPING.format(cidr=cidr).split(), stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = out.decode(errors="replace")
+    return wall, text.count(" is alive"), text.count(" is unreachable"), usage.ru_maxrss
+
+
+def median_range(values, digits=3):
+    return "%.*f [%.*f–%.*f]" % (digits, statistics.median(values), digits, min(values),
+                                 digits, max(values))
+
+
+def machine():
+    """The machine and commit, as bench/run describes them, and fping's version."""
+    m = bench_machine()
+    fping = subprocess.run(["fping", "--version"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True).stdout.strip()
+    return "Machine: %s CPUs (`nproc`) %s, %s memory, Linux %s; %s; commit %s" % (
+        m["nproc"], m["cpu"], m["memory"], m["kernel"],
+        fping.replace("fping: Version", "fping") or "fping ?", m["commit"])
+
+
+def render(r, command):
+    n = r["targets"]
+    icmp = [s["icmp"] for s in r["sweeps"]]
+    total = [s["total"] for s in r["sweeps"]]
+    write = [s["write"] for s in r["sweeps"]]
+    read = [s["read"] for s in r["sweeps"]]
+    fping = [f[0] for f in r["fping"]]
+    ratio = statistics.median(fping) / statistics.median(icmp)
+    down = sum(n - s["replies"] for s in r["sweeps"] + [r["first"]])
+    fping_down = sum(f[2] for f in r["fping"]) + sum(n - f[1] - f[2] for f in r["fping"])
+    first = r["first"]
+    lines = [
+        BEGIN,
+        "## Ping sweep (issue 4)",
+        "",
+        "Results of `%s`, %s: %d runs, medians, the spread in brackets. %s. "
+        "PostgreSQL 15 and Kafka from scripts/services; the daemon is the build in "
+        "`IPAM_SYNCD_BIN` (bench/sweep/run builds Release)%s." % (
+            command, time.strftime("%Y-%m-%d"), len(r["sweeps"]), r["machine"],
+            r["daemon_note"]),
+        "",
+        "The daemon sweeps %s (a static pool: %s rows, every address answers on "
+        "loopback) with `[sweeper] rate = 1000000, timeout_ms = 500, retries = 0, "
+        "interval_ms = %d` (fping's `-t 500 -r 0`, and a rate above what the machine "
+        "can send). Between two sweeps, while the daemon is idle, `%s` runs once (the "
+        "daemon's raw socket reads its replies and drops them). The ICMP phase is "
+        "first probe sent to last reply; fping's figure is its whole run." % (r["cidr"], "{:,}".format(n), r["interval_ms"],
+                                      FPING.format(cidr=r["cidr"])),
+        "",
+        "| measurement | ipam-syncd sweeper | fping | target | verdict |",
+        "| --- | --- | --- | --- | --- |",
+        "| ICMP phase, %s addresses (s) | **%s** | %s | ≥ 1.5× faster than fping "
+        "| %s (%.2f×) |" % ("{:,}".format(n), median_range(icmp), median_range(fping),
+                            "met" if ratio >= 1.5 else "**missed**", ratio),
+        "| full cycle: read the targets + ICMP + write the rows (s) | **%s** "
+        "(read %s, write after the ICMP phase %s) | — | < 2 s | %s |" % (
+            median_range(total), "%.3f" % statistics.median(read),
+            "%.3f" % statistics.median(write),
+            "met" if statistics.median(total) < 2.0 else "**missed**"),
+        "| first sweep (every row goes from inactive to active) (s) | ICMP %.3f, full "
+        "cycle %.3f, %s rows changed | — | — | — |" % (
+            first["icmp"], first["total"], "{:,}".format(first["changed"])),
+        "| peak RSS (MiB) | %.1f (the whole daemon, VmHWM) | %.1f | — | — |" % (
+            r["daemon_hwm_kib"] / 1024.0, max(f[3] for f in r["fping"]) / 1024.0),
+        "| addresses reported down, all runs | **%d** | %d | 0 | %s |" % (
+            down, fping_down, "met" if down == 0 else "**missed**"),
+        "",
+        "Rows changed in every sweep: %s (last_checked_at, last_seen_at and rtt_us "
+        "change for every address that answers). The ICMP phase is bound by the "
+        "kernel's loopback echo path (a minimal sendmmsg/recvmmsg loop takes about as "
+        "long); the write by PostgreSQL updating every row (not HOT: the table has no "
+        "free space in its pages), so a `fillfactor` below 100 on ipam_state.address "
+        "makes it faster." % (", ".join(sorted({"{:,}".format(s["changed"])
+                                               for s in r["sweeps"]}))),
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(section):
+    text = open(DOC).read() if os.path.exists(DOC) else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        before, rest = text.split(BEGIN, 1)
+        after = rest.split(END, 1)[1].lstrip("\n")
+        text = before + section + ("\n" + after if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(DOC, "w") as f:
+        f.write(text)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-docs", action="store_true")
+    parser.add_argument("--command", default="bench/sweep/run")
+    parser.add_argument("--daemon-note", default="",
+                        help="what the daemon in IPAM_SYNCD_BIN was built from")
+    args = parser.parse_args()
+    harness.require_services()
+    if args.smoke:
+        cidr, pool, n, runs, interval = "127.1.0.0/24", "127.1.0.1-127.1.0.254", 254, 2, 1000
+    else:
+        cidr, pool, n, runs, interval = ("127.1.0.0/16", "127.1.0.1-127.1.255.254", 65534,
+                                         args.runs, 6000)
+
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics, config={
+        "daemon": {"log_level": "info"},
+        "sweeper": {"enabled": "true", "interval_ms": str(interval), "rate": "1000000",
+                    "timeout_ms": "500", "retries": "0", "down_after": "1"}})
+    results = {"cidr": cidr, "targets": n, "interval_ms": interval, "fping": []}
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "bench", event("subnet.upserted", "bench",
+                                                  {"name": "bench", "cidr": cidr,
+                                                   "static_ip_pools": [pool]}, 1))
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") == n, 300, "%d rows" % n)
+        # The first sweep that sees every row, then one fping between sweeps.
+        wait_until(lambda: len(sweeps(daemon, n)) >= 1, 120, "the first sweep")
+        for run in range(runs):
+            fping = run_fping(cidr)
+            results["fping"].append(fping)
+            print("fping run %d: %.3f s, %d alive, %d unreachable" % (run + 1, fping[0],
+                                                                     fping[1], fping[2]),
+                  flush=True)
+            wait_until(lambda: len(sweeps(daemon, n)) >= run + 2, 120, "sweep %d" % (run + 2))
+            s = sweeps(daemon, n)[run + 1]
+            print("sweep %d: ICMP %.3f s, total %.3f s, %d replies of %d" % (
+                run + 1, s["icmp"], s["total"], s["replies"], n), flush=True)
+        all_sweeps = sweeps(daemon, n)
+        results["first"] = all_sweeps[0]
+        results["sweeps"] = all_sweeps[1:runs + 1]
+        results["daemon_hwm_kib"] = vm_hwm_kib(daemon.proc.pid)
+        results["active"] = db.scalar("SELECT count(*) FROM ipam WHERE active")
+        status = daemon.stop()
+    finally:
+        daemon.close()
+        db.close()
+    failures = []
+    if status != 0:
+        failures.append("the daemon exited %s" % status)
+    if results["active"] != n:
+        failures.append("%d of %d addresses active" % (results["active"], n))
+    for s in [results["first"]] + results["sweeps"]:
+        if s["replies"] != n or s["down"] != 0:
+            failures.append("sweep %d: %d replies, %d went down" % (s["number"], s["replies"],
+                                                                  s["down"]))
+    if args.smoke:
+        print("smoke: %s" % ("; ".join(failures) or "ok"))
+        return 1 if failures else 0
+    section = render(dict(results, machine=machine(),
+                          daemon_note=": " + args.daemon_note if args.daemon_note else ""),
+                     args.command)
+    print(section)
+    if not args.no_docs:
+        write_doc(section)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
