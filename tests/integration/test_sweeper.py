@@ -25,7 +25,8 @@ import time
 import uuid
 
 import harness
-from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+from harness import (Daemon, Database, Kafka, PrivatePostgres, Topics, wait_caught_up,
+                     wait_until)
 from test_sync import event
 
 FORGE = os.environ.get("IPAM_FORGE_REPLIES") or os.path.join(
@@ -146,7 +147,7 @@ class Net:
     """The daemon's namespace and the hosts' namespace, linked by a veth
     pair, with no other route; PostgreSQL and Kafka relayed."""
 
-    def __init__(self, ping_group_range=None):
+    def __init__(self, ping_group_range=None, pg_port=None):
         tag = "%d%s" % (os.getpid() % 100000, uuid.uuid4().hex[:4])
         self.daemon_ns, self.hosts_ns = "swd" + tag, "swh" + tag
         run("ip", "netns", "add", self.daemon_ns)
@@ -165,7 +166,7 @@ class Net:
             run(*h, "link", "set", "h0", "up")
             if ping_group_range:
                 self.sysctl(self.daemon_ns, "net.ipv4.ping_group_range", ping_group_range)
-            ports = [int(os.environ["PGPORT"]),
+            ports = [pg_port or int(os.environ["PGPORT"]),
                      int(harness.bootstrap().rsplit(":", 1)[1])]
             self.relay = Relay(self.daemon_ns, ports)
         except Exception:
@@ -268,9 +269,10 @@ class SweepRun:
     """One daemon with the sweeper on, in a namespace, on a fresh database
     and fresh topics."""
 
-    def __init__(self, sweeper=None, prefix=(), ping_group_range=None, start=True):
-        self.net = Net(ping_group_range=ping_group_range)
-        self.db = Database()
+    def __init__(self, sweeper=None, prefix=(), ping_group_range=None, start=True,
+                 db=None):
+        self.net = Net(ping_group_range=ping_group_range, pg_port=db.port if db else None)
+        self.db = db or Database()
         self.topics = Topics()
         self.kafka = Kafka()
         self.sent = 0
@@ -638,6 +640,34 @@ def test_off_sends_nothing_and_reload_turns_it_on_and_off():
         assert capture.finish()["requests"] == 0
     finally:
         run.close()
+
+
+def test_postgresql_lost_mid_sweep():
+    """PostgreSQL stops while a sweep is probing: the sweep is given up
+    (with a warning), the daemon stays up, and once PostgreSQL is back the
+    next sweep runs whole and writes its results."""
+    pg = PrivatePostgres().start()
+    run = None
+    try:
+        run = SweepRun({"rate": "100"}, db=Database(host="127.0.0.1", port=pg.port))
+        ips = ["127.70.0.%d" % i for i in range(1, 201)]
+        run.subnet("lo", "127.70.0.0/24", ["127.70.0.1-127.70.0.200"])
+        run.settle()
+        # 200 addresses at 100 a second: each sweep probes for 2 s.
+        probing = run.daemon.log().count("probing 200 addresses")
+        wait_until(lambda: run.daemon.log().count("probing 200 addresses") > probing, 60,
+                   "a sweep to start probing")
+        pg.stop()
+        run.daemon.wait_log(r"sweeper: sweep \d+ abandoned: PostgreSQL is away", 30)
+        assert run.daemon.proc.poll() is None
+        pg.start()
+        sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 200, timeout=90)[0]
+        assert sweep["replies"] == 200 and sweep["changed"] == 200, sweep
+        assert run.active(ips) == 200
+    finally:
+        if run:
+            run.close()
+        pg.close()
 
 
 # A trigger of the test's own that records, for every update of an address
