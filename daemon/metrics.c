@@ -17,6 +17,15 @@ metrics_family(struct evbuffer *out, const char *name, const char *type,
 	    name, type);
 }
 
+/* Writes a family of one unlabelled sample. */
+static void
+metrics_single(struct evbuffer *out, const char *name, const char *type,
+    const char *help, unsigned long long value)
+{
+	metrics_family(out, name, type, help);
+	evbuffer_add_printf(out, "%s %llu\n", name, value);
+}
+
 /* Writes a label value with the text format's escapes. */
 static void
 metrics_label(struct evbuffer *out, const char *value)
@@ -123,10 +132,9 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 			    results[r], (unsigned long long)values[r]);
 		}
 	}
-	metrics_family(out, "ipam_syncd_messages_consumed_total", "counter",
-	    "Kafka messages taken off the queue (committed or not yet).");
-	evbuffer_add_printf(out, "ipam_syncd_messages_consumed_total %llu\n",
-	    (unsigned long long)consumed->messages);
+	metrics_single(out, "ipam_syncd_messages_consumed_total", "counter",
+	    "Kafka messages taken off the queue (committed or not yet).",
+	    consumed->messages);
 	metrics_family(out, "ipam_syncd_entity_changes_total", "counter",
 	    "Entity changes after collapsing a batch per key: applied, or stale "
 	    "(not newer than what was stored).");
@@ -136,10 +144,9 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 		    "ipam_syncd_entity_changes_total{entity=\"%s\",result=\"stale\"} %llu\n",
 		    entities[i], (unsigned long long)applied->entity_applied[i],
 		    entities[i], (unsigned long long)applied->entity_stale[i]);
-	metrics_family(out, "ipam_syncd_dead_letters_total", "counter",
-	    "Messages kept in the dead-letter table.");
-	evbuffer_add_printf(out, "ipam_syncd_dead_letters_total %llu\n",
-	    (unsigned long long)applied->dead_letters);
+	metrics_single(out, "ipam_syncd_dead_letters_total", "counter",
+	    "Messages kept in the dead-letter table.",
+	    applied->dead_letters);
 	metrics_family(out, "ipam_syncd_rows_changed_total", "counter",
 	    "Changes to ipam rows, by action.");
 	evbuffer_add_printf(out,
@@ -149,18 +156,15 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    (unsigned long long)applied->rows_inserted,
 	    (unsigned long long)applied->rows_updated,
 	    (unsigned long long)applied->rows_deleted);
-	metrics_family(out, "ipam_syncd_conflicts_reported_total", "counter",
-	    "Conflicts added to the conflict table.");
-	evbuffer_add_printf(out, "ipam_syncd_conflicts_reported_total %llu\n",
-	    (unsigned long long)applied->conflicts);
-	metrics_family(out, "ipam_syncd_batches_total", "counter",
-	    "Batches committed.");
-	evbuffer_add_printf(out, "ipam_syncd_batches_total %llu\n",
-	    (unsigned long long)applied->batches);
-	metrics_family(out, "ipam_syncd_apply_retries_total", "counter",
-	    "Applies tried again (connection lost, serialization failure).");
-	evbuffer_add_printf(out, "ipam_syncd_apply_retries_total %llu\n",
-	    (unsigned long long)applied->retries);
+	metrics_single(out, "ipam_syncd_conflicts_reported_total", "counter",
+	    "Conflicts added to the conflict table.",
+	    applied->conflicts);
+	metrics_single(out, "ipam_syncd_batches_total", "counter",
+	    "Batches committed.",
+	    applied->batches);
+	metrics_single(out, "ipam_syncd_apply_retries_total", "counter",
+	    "Applies tried again (connection lost, serialization failure).",
+	    applied->retries);
 	metrics_family(out, "ipam_syncd_batch_size_events", "histogram",
 	    "Messages per committed batch.");
 	metrics_histogram(out, "ipam_syncd_batch_size_events",
@@ -172,18 +176,15 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	metrics_family(out, "ipam_syncd_consumer_lag_messages", "gauge",
 	    "Messages in the partition not yet committed in PostgreSQL.");
 	consumer_foreach_partition(consumer, metrics_lag_sample, out);
-	metrics_family(out, "ipam_syncd_consumer_assigned_partitions", "gauge",
-	    "Partitions assigned to this instance.");
-	evbuffer_add_printf(out, "ipam_syncd_consumer_assigned_partitions %zu\n",
+	metrics_single(out, "ipam_syncd_consumer_assigned_partitions", "gauge",
+	    "Partitions assigned to this instance.",
 	    consumed->assigned);
-	metrics_family(out, "ipam_syncd_kafka_errors_total", "counter",
-	    "Errors reported by the Kafka client.");
-	evbuffer_add_printf(out, "ipam_syncd_kafka_errors_total %llu\n",
-	    (unsigned long long)consumed->kafka_errors);
-	metrics_family(out, "ipam_syncd_rebalances_total", "counter",
-	    "Consumer group rebalances seen.");
-	evbuffer_add_printf(out, "ipam_syncd_rebalances_total %llu\n",
-	    (unsigned long long)consumed->rebalances);
+	metrics_single(out, "ipam_syncd_kafka_errors_total", "counter",
+	    "Errors reported by the Kafka client.",
+	    consumed->kafka_errors);
+	metrics_single(out, "ipam_syncd_rebalances_total", "counter",
+	    "Consumer group rebalances seen.",
+	    consumed->rebalances);
 }
 
 /* Writes the sweeper's figures. */
@@ -200,14 +201,12 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	    total->duplicates, total->late };
 	size_t i;
 
-	metrics_family(out, "ipam_syncd_sweeps_total", "counter",
-	    "Ping sweeps completed.");
-	evbuffer_add_printf(out, "ipam_syncd_sweeps_total %llu\n",
-	    (unsigned long long)stats->sweeps);
-	metrics_family(out, "ipam_syncd_sweeps_abandoned_total", "counter",
-	    "Ping sweeps abandoned (PostgreSQL lost, reload, stop).");
-	evbuffer_add_printf(out, "ipam_syncd_sweeps_abandoned_total %llu\n",
-	    (unsigned long long)stats->sweeps_abandoned);
+	metrics_single(out, "ipam_syncd_sweeps_total", "counter",
+	    "Ping sweeps completed.",
+	    stats->sweeps);
+	metrics_single(out, "ipam_syncd_sweeps_abandoned_total", "counter",
+	    "Ping sweeps abandoned (PostgreSQL lost, reload, stop).",
+	    stats->sweeps_abandoned);
 	metrics_family(out, "ipam_syncd_sweep_duration_seconds", "gauge",
 	    "Duration of the last complete sweep, by phase.");
 	evbuffer_add_printf(out,
@@ -217,36 +216,30 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	    "ipam_syncd_sweep_duration_seconds{phase=\"total\"} %.6f\n",
 	    stats->read_seconds, stats->icmp_seconds, stats->write_seconds,
 	    stats->duration_seconds);
-	metrics_family(out, "ipam_syncd_sweep_targets", "gauge",
-	    "Addresses probed by the last complete sweep.");
-	evbuffer_add_printf(out, "ipam_syncd_sweep_targets %zu\n",
+	metrics_single(out, "ipam_syncd_sweep_targets", "gauge",
+	    "Addresses probed by the last complete sweep.",
 	    stats->targets);
-	metrics_family(out, "ipam_syncd_sweep_answering_addresses", "gauge",
-	    "Addresses that answered in the last complete sweep.");
-	evbuffer_add_printf(out, "ipam_syncd_sweep_answering_addresses %llu\n",
-	    (unsigned long long)stats->last.replies);
-	metrics_family(out, "ipam_syncd_probes_sent_total", "counter",
-	    "ICMP echo requests sent, retries included.");
-	evbuffer_add_printf(out, "ipam_syncd_probes_sent_total %llu\n",
-	    (unsigned long long)total->probes);
-	metrics_family(out, "ipam_syncd_probe_replies_total", "counter",
-	    "Probed addresses that answered with a valid reply.");
-	evbuffer_add_printf(out, "ipam_syncd_probe_replies_total %llu\n",
-	    (unsigned long long)total->replies);
-	metrics_family(out, "ipam_syncd_probe_timeouts_total", "counter",
-	    "Probed addresses that did not answer, retries spent.");
-	evbuffer_add_printf(out, "ipam_syncd_probe_timeouts_total %llu\n",
-	    (unsigned long long)total->timeouts);
+	metrics_single(out, "ipam_syncd_sweep_answering_addresses", "gauge",
+	    "Addresses that answered in the last complete sweep.",
+	    stats->last.replies);
+	metrics_single(out, "ipam_syncd_probes_sent_total", "counter",
+	    "ICMP echo requests sent, retries included.",
+	    total->probes);
+	metrics_single(out, "ipam_syncd_probe_replies_total", "counter",
+	    "Probed addresses that answered with a valid reply.",
+	    total->replies);
+	metrics_single(out, "ipam_syncd_probe_timeouts_total", "counter",
+	    "Probed addresses that did not answer, retries spent.",
+	    total->timeouts);
 	metrics_family(out, "ipam_syncd_replies_dropped_total", "counter",
 	    "ICMP replies dropped, by the first check they failed.");
 	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		evbuffer_add_printf(out,
 		    "ipam_syncd_replies_dropped_total{reason=\"%s\"} %llu\n",
 		    reasons[i], (unsigned long long)dropped[i]);
-	metrics_family(out, "ipam_syncd_sweep_rows_changed", "gauge",
-	    "ipam rows whose sweeper columns the last complete sweep changed.");
-	evbuffer_add_printf(out, "ipam_syncd_sweep_rows_changed %llu\n",
-	    (unsigned long long)stats->rows_changed);
+	metrics_single(out, "ipam_syncd_sweep_rows_changed", "gauge",
+	    "ipam rows whose sweeper columns the last complete sweep changed.",
+	    stats->rows_changed);
 }
 
 /* Appends every metric family. */
@@ -265,9 +258,8 @@ metrics_write(struct evbuffer *out, const struct metrics_sources *src)
 	    "1 while the PostgreSQL connection is up.");
 	evbuffer_add_printf(out, "ipam_syncd_database_connected %d\n",
 	    src->pg != NULL && pgconn_is_up(src->pg));
-	metrics_family(out, "ipam_syncd_database_reconnects_total", "counter",
-	    "Times the PostgreSQL connection was lost and made again.");
-	evbuffer_add_printf(out, "ipam_syncd_database_reconnects_total %lu\n",
+	metrics_single(out, "ipam_syncd_database_reconnects_total", "counter",
+	    "Times the PostgreSQL connection was lost and made again.",
 	    src->pg != NULL ? pgconn_loss_count(src->pg) : 0UL);
 	if (src->consumer != NULL)
 		metrics_consumer(out, src->consumer);
