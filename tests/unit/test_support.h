@@ -92,11 +92,12 @@ void	support_add_message_dir(struct support_cases *set, const char *dir,
 /*
  * Decodes a case and checks the result against its expect object:
  * "result" ok (default), skip or error; "error", a substring of the
- * reason; then the change: entity, op, id, vrf (default ""), version
- * (absent: none), unconditional, hostname, ip (absent: none), nic_mac,
- * device_type, manufacture, name, cidr, pools (["a-b", ...]), ping
- * (subnets; default true), status, description.  Fields not given must
- * be empty.
+ * reason; then the change: entity, op (upsert, delete or truncate), id,
+ * vrf (default ""), version and lsn (absent: none), snapshot,
+ * unconditional, keep (the names of the fields kept: ["hostname", ...]),
+ * hostname, ip (absent: none), nic_mac, device_type, manufacture, name,
+ * cidr, pools (["a-b", ...]), ping (subnets; default true), status,
+ * description.  Fields not given must be empty.
  */
 void	support_check_case(const struct support_case *c);
 
