@@ -138,21 +138,83 @@ dbz_deleted_id(const struct decode_input *in, json_t *before,
 }
 
 /*
- * Reads source.lsn, the position of the change in PostgreSQL's log, as
- * the version; without it the Kafka offset orders the changes.
+ * Tells whether source.snapshot names a snapshot record: one of the
+ * values of Debezium's SnapshotRecord other than false, or the boolean
+ * true older versions wrote.  Absent or null is a streamed change.
  */
 static int
-dbz_version(json_t *payload, struct change *out, char *err, size_t errlen)
+dbz_snapshot_flag(json_t *value, bool *snapshot, char *err, size_t errlen)
+{
+	static const char *const	 names[] = { "true", "first",
+	    "first_in_data_collection", "last_in_data_collection", "last",
+	    "incremental", NULL };
+	const char			*text;
+	char				 quoted[FIELDS_QUOTE_SIZE];
+	size_t				 i;
+
+	*snapshot = false;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (json_is_boolean(value)) {
+		*snapshot = json_is_true(value);
+		return 0;
+	}
+	if (!json_is_string(value))
+		return fields_error(err, errlen, "source.snapshot must be a "
+		    "string or a boolean, not %s", fields_json_kind(value));
+	text = json_string_value(value);
+	for (i = 0; names[i] != NULL; i++) {
+		if (strcmp(text, names[i]) == 0) {
+			*snapshot = true;
+			return 0;
+		}
+	}
+	if (strcmp(text, "false") == 0)
+		return 0;
+	fields_quote(text, json_string_length(value), quoted, sizeof(quoted));
+	return fields_error(err, errlen, "source.snapshot %s is not one of "
+	    "true, first, first_in_data_collection, last_in_data_collection, "
+	    "last, incremental, false", quoted);
+}
+
+/*
+ * Reads the change's place in the database's order from source: lsn,
+ * the position of the change in PostgreSQL's log, and snapshot.  A
+ * streamed change (c, u, d) takes its lsn as version; a snapshot record
+ * (op r, or a source.snapshot that says so) keeps its lsn but has no
+ * version, so that it never wins over a streamed change that follows
+ * it.  Without source.lsn the Kafka offset orders the changes.
+ */
+static int
+dbz_order(json_t *payload, char letter, struct change *out, char *err,
+    size_t errlen)
 {
 	json_t	*source = json_object_get(payload, "source");
 
-	if (source == NULL || json_is_null(source))
+	if (source != NULL && !json_is_null(source)) {
+		if (!json_is_object(source))
+			return fields_error(err, errlen, "source must be an "
+			    "object, not %s", fields_json_kind(source));
+		if (fields_version("source.lsn", json_object_get(source,
+		    "lsn"), &out->has_lsn, &out->lsn, err, errlen) == -1 ||
+		    dbz_snapshot_flag(json_object_get(source, "snapshot"),
+		    &out->snapshot, err, errlen) == -1)
+			return -1;
+	}
+	if (letter == 'r')
+		out->snapshot = true;
+	if (letter == 't') {
+		/* A truncate's place is all that says which rows it empties. */
+		out->snapshot = false;
+		if (!out->has_lsn)
+			return fields_error(err, errlen, "a truncate without "
+			    "source.lsn cannot be ordered against the changes "
+			    "around it");
 		return 0;
-	if (!json_is_object(source))
-		return fields_error(err, errlen, "source must be an object, "
-		    "not %s", fields_json_kind(source));
-	return fields_version("source.lsn", json_object_get(source, "lsn"),
-	    &out->has_version, &out->version, err, errlen);
+	}
+	out->has_version = out->has_lsn && !out->snapshot;
+	out->version = out->has_version ? out->lsn : 0;
+	return 0;
 }
 
 /* Decodes the envelope (payload) into out; returns the decode result. */
@@ -190,12 +252,18 @@ dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
 		    quoted);
 		return DECODE_ERROR;
 	}
-	/* A truncate empties the table; it names no row to act on. */
-	if (*letter == 't')
-		return DECODE_SKIP;
 	out->entity = in->entity;
-	if (dbz_version(payload, out, err, errlen) == -1)
+	if (dbz_order(payload, *letter, out, err, errlen) == -1)
 		return DECODE_ERROR;
+	/* A truncate empties the table: it names no row, whatever the key. */
+	if (*letter == 't') {
+		out->op = CHANGE_TRUNCATE;
+		if ((out->vrf = strdup("")) == NULL) {
+			fields_error(err, errlen, "out of memory");
+			return DECODE_ERROR;
+		}
+		return DECODE_OK;
+	}
 	if (*letter == 'd') {
 		out->op = CHANGE_DELETE;
 		rc = dbz_deleted_id(in, json_object_get(payload, "before"), out,
