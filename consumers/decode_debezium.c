@@ -35,76 +35,130 @@ dbz_column(const char *row_name, json_t *row, const char *column,
 	return 0;
 }
 
-/* Reads a server row (after) into out. */
+/*
+ * Debezium's stand-in for a TOASTed column that an update left as it
+ * was: PostgreSQL does not log such a value unless the table's replica
+ * identity is FULL, so Debezium cannot send it.
+ */
+#define DBZ_UNAVAILABLE	"__debezium_unavailable_value"
+
+/*
+ * Refuses or accepts the TOAST placeholder in a column: an update leaves
+ * the field as stored (keep is set in the change and *value becomes
+ * NULL); a new row, or a column whose keep bit is 0 (ids, addresses,
+ * prefixes, vrf: never TOASTed), cannot hold it.
+ */
 static int
-dbz_server(const struct decode_input *in, json_t *row, struct change *out,
-    char *err, size_t errlen)
+dbz_unchanged(char letter, const char *label, unsigned keep, json_t **value,
+    struct change *out, char *err, size_t errlen)
+{
+	if (*value == NULL || !json_is_string(*value) ||
+	    strcmp(json_string_value(*value), DBZ_UNAVAILABLE) != 0)
+		return 0;
+	if (keep == 0)
+		return fields_error(err, errlen, "%s holds %s, which stands "
+		    "for a value Debezium did not send; this column must "
+		    "always be sent", label, DBZ_UNAVAILABLE);
+	if (letter != 'u')
+		return fields_error(err, errlen, "%s holds %s, but op %c "
+		    "carries a whole row: no stored value can stand in",
+		    label, DBZ_UNAVAILABLE, letter);
+	out->keep |= keep;
+	*value = NULL;
+	return 0;
+}
+
+/* The after image of an op c, u or r, read column by column into out. */
+struct dbz_row {
+	json_t		*after;
+	char		 letter;
+	struct change	*out;
+	char		 label[DBZ_LABEL_MAX];	/* of the last column read */
+};
+
+/*
+ * Finds a mapped column of the row (see dbz_column) and deals with a
+ * TOAST placeholder in it (see dbz_unchanged); absent, null, unmapped
+ * and unchanged columns all give NULL.
+ */
+static int
+dbz_after(struct dbz_row *row, const char *column, bool required,
+    unsigned keep, json_t **value, char *err, size_t errlen)
+{
+	if (dbz_column("after", row->after, column, required, value,
+	    row->label, err, errlen) == -1)
+		return -1;
+	return dbz_unchanged(row->letter, row->label, keep, value, row->out,
+	    err, errlen);
+}
+
+/* Reads a server row into out. */
+static int
+dbz_server(const struct decode_input *in, struct dbz_row *row, char *err,
+    size_t errlen)
 {
 	const struct debezium_columns	*c = in->columns;
+	struct change			*out = row->out;
+	const char			*label = row->label;
 	json_t				*v;
-	char				 label[DBZ_LABEL_MAX];
 
-	if (dbz_column("after", row, c->server_id, true, &v, label, err,
-	    errlen) == -1 ||
+	if (dbz_after(row, c->server_id, true, 0, &v, err, errlen) == -1 ||
 	    fields_id(label, v, &out->id, err, errlen) == -1 ||
-	    dbz_column("after", row, c->server_hostname, true, &v, label, err,
-	    errlen) == -1 ||
+	    dbz_after(row, c->server_hostname, true, CHANGE_KEEP_HOSTNAME, &v,
+	    err, errlen) == -1 ||
 	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->hostname,
 	    err, errlen) == -1 ||
-	    dbz_column("after", row, c->server_ip_address, true, &v, label,
-	    err, errlen) == -1 ||
+	    dbz_after(row, c->server_ip_address, true, 0, &v, err,
+	    errlen) == -1 ||
 	    fields_address(label, v, false, &out->ip, &out->has_ip, err,
 	    errlen) == -1 ||
-	    dbz_column("after", row, c->server_nic_mac, true, &v, label, err,
-	    errlen) == -1 ||
-	    fields_mac(label, v, &out->nic_mac, err, errlen) == -1 ||
-	    dbz_column("after", row, c->server_device_type, true, &v, label,
+	    dbz_after(row, c->server_nic_mac, true, CHANGE_KEEP_NIC_MAC, &v,
 	    err, errlen) == -1 ||
+	    fields_mac(label, v, &out->nic_mac, err, errlen) == -1 ||
+	    dbz_after(row, c->server_device_type, true,
+	    CHANGE_KEEP_DEVICE_TYPE, &v, err, errlen) == -1 ||
 	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->device_type,
 	    err, errlen) == -1 ||
-	    dbz_column("after", row, c->server_manufacture, true, &v, label,
-	    err, errlen) == -1 ||
+	    dbz_after(row, c->server_manufacture, true,
+	    CHANGE_KEEP_MANUFACTURE, &v, err, errlen) == -1 ||
 	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->manufacture,
 	    err, errlen) == -1 ||
-	    dbz_column("after", row, c->server_vrf, false, &v, label, err,
-	    errlen) == -1 ||
+	    dbz_after(row, c->server_vrf, false, 0, &v, err, errlen) == -1 ||
 	    fields_vrf(label, v, &out->vrf, err, errlen) == -1)
 		return -1;
 	/* A NULL hostname column reads as empty: upserts always have one. */
-	if (out->hostname == NULL && (out->hostname = strdup("")) == NULL)
+	if (out->hostname == NULL && (out->keep & CHANGE_KEEP_HOSTNAME) == 0 &&
+	    (out->hostname = strdup("")) == NULL)
 		return fields_error(err, errlen, "out of memory");
 	return 0;
 }
 
-/* Reads a subnet row (after) into out. */
+/* Reads a subnet row into out. */
 static int
-dbz_subnet(const struct decode_input *in, json_t *row, struct change *out,
-    char *err, size_t errlen)
+dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
+    size_t errlen)
 {
 	const struct debezium_columns	*c = in->columns;
+	struct change			*out = row->out;
+	const char			*label = row->label;
 	json_t				*v;
-	char				 label[DBZ_LABEL_MAX];
 
-	if (dbz_column("after", row, c->subnet_id, true, &v, label, err,
-	    errlen) == -1 ||
+	if (dbz_after(row, c->subnet_id, true, 0, &v, err, errlen) == -1 ||
 	    fields_id(label, v, &out->id, err, errlen) == -1 ||
-	    dbz_column("after", row, c->subnet_name, true, &v, label, err,
+	    dbz_after(row, c->subnet_name, true, CHANGE_KEEP_NAME, &v, err,
 	    errlen) == -1 ||
 	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->name, err,
 	    errlen) == -1 ||
-	    dbz_column("after", row, c->subnet_cidr, true, &v, label, err,
-	    errlen) == -1 ||
+	    dbz_after(row, c->subnet_cidr, true, 0, &v, err, errlen) == -1 ||
 	    fields_prefix(label, v, &out->cidr, err, errlen) == -1 ||
-	    dbz_column("after", row, c->subnet_static_ip_pools, true, &v,
-	    label, err, errlen) == -1 ||
+	    dbz_after(row, c->subnet_static_ip_pools, true, CHANGE_KEEP_POOLS,
+	    &v, err, errlen) == -1 ||
 	    fields_pools(label, v, &out->cidr,
 	    in->limits->max_pool_addresses, &out->pools, &out->pool_count,
 	    err, errlen) == -1 ||
-	    dbz_column("after", row, c->subnet_vrf, false, &v, label, err,
-	    errlen) == -1 ||
+	    dbz_after(row, c->subnet_vrf, false, 0, &v, err, errlen) == -1 ||
 	    fields_vrf(label, v, &out->vrf, err, errlen) == -1 ||
-	    dbz_column("after", row, c->subnet_ping, false, &v, label, err,
-	    errlen) == -1 ||
+	    dbz_after(row, c->subnet_ping, false, 0, &v, err, errlen) == -1 ||
 	    fields_bool(label, v, true, &out->ping, err, errlen) == -1)
 		return -1;
 	return 0;
@@ -127,8 +181,11 @@ dbz_deleted_id(const struct decode_input *in, json_t *before,
 	    in->columns->subnet_id;
 	if (json_is_object(before) && dbz_column("before", before, column,
 	    false, &v, label, err, errlen) == 0 && v != NULL &&
-	    !json_is_null(v))
+	    !json_is_null(v)) {
+		if (dbz_unchanged('d', label, 0, &v, out, err, errlen) == -1)
+			return -1;
 		return fields_id(label, v, &out->id, err, errlen);
+	}
 	if (in->key == NULL)
 		return fields_error(err, errlen, "a delete with no id in "
 		    "before and no Kafka key: nothing says which %s to delete",
@@ -222,7 +279,8 @@ static enum decode_result
 dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
     char *err, size_t errlen)
 {
-	json_t		*op, *row;
+	struct dbz_row	 row;
+	json_t		*op;
 	const char	*letter;
 	char		 quoted[FIELDS_QUOTE_SIZE];
 	int		 rc;
@@ -273,17 +331,20 @@ dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
 		return rc == 0 ? DECODE_OK : DECODE_ERROR;
 	}
 	out->op = CHANGE_UPSERT;
-	row = json_object_get(payload, "after");
-	if (!json_is_object(row)) {
+	memset(&row, 0, sizeof(row));
+	row.after = json_object_get(payload, "after");
+	row.letter = *letter;
+	row.out = out;
+	if (!json_is_object(row.after)) {
 		fields_error(err, errlen, "op \"%s\" needs after to be the "
-		    "row, not %s", letter, row == NULL ? "missing" :
-		    fields_json_kind(row));
+		    "row, not %s", letter, row.after == NULL ? "missing" :
+		    fields_json_kind(row.after));
 		return DECODE_ERROR;
 	}
 	if (in->entity == CHANGE_SERVER)
-		rc = dbz_server(in, row, out, err, errlen);
+		rc = dbz_server(in, &row, err, errlen);
 	else
-		rc = dbz_subnet(in, row, out, err, errlen);
+		rc = dbz_subnet(in, &row, err, errlen);
 	return rc == 0 ? DECODE_OK : DECODE_ERROR;
 }
 
