@@ -2,7 +2,10 @@
 derivation rules 1-6) and the event formats alone, independently of the
 daemon's code: given the latest version of every entity it computes the rows
 the daemon must show, and given the events as consumed it computes those
-latest versions.
+latest versions by the order and versions contract ("Order and versions":
+versioned events apply only when newer, unversioned ones always, a Kafka
+tombstone forgets the key), which events of them were stale, and what log
+compaction would leave of them.
 
 Entities are plain dicts:
 - subnet: vrf, cidr, static_ip_pools (list of "a-b", "a" or "a/n");
@@ -15,11 +18,14 @@ from collections import namedtuple
 
 # One consumed message.  kind: "server" | "subnet" | "mark"; op: "upsert" |
 # "delete" | "tombstone" (a Kafka message with a null value); version: the
-# entityversion attribute, or None (then the Kafka offset orders the events
-# of one key); data: the entity (upserts only).
+# entityversion attribute, or None (an unversioned event: it applies in
+# Kafka order); offset: its Kafka offset (informative only: the order of the
+# list is the order of application); data: the entity (upserts only).
 Event = namedtuple("Event", "kind key op version offset data")
 
-# What is stored for a key: the version and the entity, None when deleted.
+# What is stored for a key: the version (None: unknown, the last applied
+# event carried none) and the entity, None for a versioned delete's
+# tombstone.  A key that is not stored at all is unknown.
 Stored = namedtuple("Stored", "version entity")
 
 # The compared columns of one row, after (vrf, ip_address).
@@ -29,24 +35,96 @@ Row = namedtuple("Row", COLUMNS)
 
 KINDS = ("subnet", "server", "mark")
 
+APPLIED, STALE = "applied", "stale"
+
+
+def step(table, ev):
+    """Applies one event to the {key: Stored} of its kind, by the order and
+    versions contract (DESIGN.md, "Order and versions"); returns APPLIED or
+    STALE.
+
+    - A Kafka tombstone forgets the key, version included.
+    - An event without a version always applies: an upsert stores the
+      entity with an unknown version, a delete forgets the key.
+    - An event with a version applies only if the key is unknown, or its
+      stored version is unknown, or the event's version is strictly greater;
+      otherwise it is stale and changes nothing.  An applied upsert stores
+      the entity with that version; an applied delete stores a tombstone
+      with that version."""
+    if ev.op == "tombstone":
+        table.pop(ev.key, None)
+        return APPLIED
+    if ev.version is None:
+        if ev.op == "upsert":
+            table[ev.key] = Stored(None, ev.data)
+        else:
+            table.pop(ev.key, None)
+        return APPLIED
+    old = table.get(ev.key)
+    if old is not None and old.version is not None and ev.version <= old.version:
+        return STALE
+    table[ev.key] = Stored(ev.version, ev.data if ev.op == "upsert" else None)
+    return APPLIED
+
+
+def replay(events):
+    """Applies events one by one in the order given (only the order within
+    each key matters).  Returns (state, verdicts): state is {kind: {key:
+    Stored}}, verdicts[i] is APPLIED or STALE for events[i]."""
+    state = {kind: {} for kind in KINDS}
+    verdicts = [step(state[ev.kind], ev) for ev in events]
+    return state, verdicts
+
 
 def fold(events):
     """The latest version of every entity, from events in the order they
-    were consumed (the order within each key is what matters).  Returns
-    {kind: {key: Stored}}."""
+    were consumed.  Returns {kind: {key: Stored}}."""
+    return replay(events)[0]
+
+
+def stale_counts(events):
+    """{kind: number of stale events} of a sequential application."""
+    counts = {kind: 0 for kind in KINDS}
+    for ev, verdict in zip(events, replay(events)[1]):
+        if verdict == STALE:
+            counts[ev.kind] += 1
+    return counts
+
+
+def compact(events, drop_tombstones=False):
+    """What Kafka's log compaction leaves of a history: the last record of
+    each (kind, key), in their original order; with drop_tombstones, also
+    without the Kafka tombstones themselves (as once delete.retention.ms has
+    passed).  Returns the indexes into events of the records kept."""
+    last = {}
+    for i, ev in enumerate(events):
+        last[(ev.kind, ev.key)] = i
+    kept = sorted(last.values())
+    if drop_tombstones:
+        kept = [i for i in kept if events[i].op != "tombstone"]
+    return kept
+
+
+def stale_events(events):
+    """[(index, stored version)] of the stale events of a sequential
+    application: what the daemon must count and may log."""
     state = {kind: {} for kind in KINDS}
-    for ev in events:
-        table = state[ev.kind]
-        if ev.op == "tombstone":
-            # A null value deletes whatever is stored, whatever its version.
-            table.pop(ev.key, None)
-            continue
-        version = ev.version if ev.version is not None else ev.offset
-        old = table.get(ev.key)
-        if old is not None and version <= old.version:
-            continue    # not newer: changes nothing (duplicates, stale events)
-        table[ev.key] = Stored(version, ev.data if ev.op == "upsert" else None)
-    return state
+    found = []
+    for i, ev in enumerate(events):
+        before = state[ev.kind].get(ev.key)
+        if step(state[ev.kind], ev) == STALE:
+            found.append((i, before.version))
+    return found
+
+
+def stale_last_records(events):
+    """The (kind, key) whose last record is stale when the whole history is
+    applied in order: the keys where compaction changes the outcome."""
+    verdicts = replay(events)[1]
+    last = {}
+    for ev, verdict in zip(events, verdicts):
+        last[(ev.kind, ev.key)] = verdict
+    return {k for k, verdict in last.items() if verdict == STALE}
 
 
 def live(state, kind):
