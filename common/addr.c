@@ -50,9 +50,32 @@ addr_quote(const char *text, char *buf, size_t buflen)
 	buf[used] = '\0';
 }
 
-/* Parses an IPv4 or IPv6 address; returns 0, or -1 with a reason in err. */
-int
-addr_parse(const char *text, struct ip_addr *out, char *err, size_t errlen)
+/*
+ * Turns an IPv4-mapped IPv6 address (::ffff:a.b.c.d) into the IPv4
+ * address it stands for; returns whether it did.
+ */
+static bool
+addr_unmap(struct ip_addr *addr)
+{
+	static const uint8_t	mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+
+	if (addr->family != AF_INET6 ||
+	    memcmp(addr->bytes, mapped, sizeof(mapped)) != 0)
+		return false;
+	memmove(addr->bytes, addr->bytes + sizeof(mapped), 4);
+	memset(addr->bytes + 4, 0, sizeof(addr->bytes) - 4);
+	addr->family = AF_INET;
+	return true;
+}
+
+/*
+ * Parses an address as it is written, IPv4-mapped ones left as IPv6;
+ * returns 0, or -1 with a reason in err.
+ */
+static int
+addr_parse_text(const char *text, struct ip_addr *out, char *err,
+    size_t errlen)
 {
 	char	quoted[ADDR_QUOTE_MAX * 4 + 8];
 	int	family;
@@ -82,6 +105,20 @@ addr_parse(const char *text, struct ip_addr *out, char *err, size_t errlen)
 		return -1;
 	}
 	out->family = family;
+	return 0;
+}
+
+/*
+ * Parses an IPv4 or IPv6 address; an IPv4-mapped IPv6 address comes out
+ * as the IPv4 address, so that one address has one form.  Returns 0, or
+ * -1 with a reason in err.
+ */
+int
+addr_parse(const char *text, struct ip_addr *out, char *err, size_t errlen)
+{
+	if (addr_parse_text(text, out, err, errlen) == -1)
+		return -1;
+	addr_unmap(out);
 	return 0;
 }
 
@@ -170,64 +207,129 @@ addr_fill_host_bits(struct ip_addr *addr, int length, bool ones)
 }
 
 /*
- * Parses "a.b.c.d/n" or "x::/n"; a prefix with host bits set is refused,
- * as is a missing or out-of-range length.  Returns 0 or -1 with err filled.
+ * Splits "address/length" into the address as written (IPv4-mapped ones
+ * left as IPv6) and the length, a number from 0 to the family's bits
+ * without sign, spaces or leading zeros.  Returns 0, or -1 with err
+ * filled and what gives the reason ("a prefix", "an inet value").
  */
-int
-prefix_parse(const char *text, struct ip_prefix *out, char *err,
-    size_t errlen)
+static int
+addr_parse_with_length(const char *text, const char *what,
+    struct ip_addr *addr, int *length, char *err, size_t errlen)
 {
 	char		 quoted[ADDR_QUOTE_MAX * 4 + 8];
-	char		 addrtext[ADDR_TEXT_MAX], fixed[ADDR_TEXT_MAX];
+	char		 addrtext[ADDR_TEXT_MAX];
 	const char	*slash, *p;
-	struct ip_addr	 network;
-	int		 length = 0;
 	size_t		 addrlen;
 
-	memset(out, 0, sizeof(*out));
+	memset(addr, 0, sizeof(*addr));
+	*length = 0;
 	addr_quote(text, quoted, sizeof(quoted));
 	if ((slash = strchr(text, '/')) == NULL) {
-		snprintf(err, errlen, "%s is not a prefix: the /length is "
-		    "missing (for example 192.168.1.0/24)", quoted);
+		snprintf(err, errlen, "%s is not %s: the /length is "
+		    "missing (for example 192.168.1.0/24)", quoted, what);
 		return -1;
 	}
 	addrlen = (size_t)(slash - text);
 	if (addrlen == 0 || addrlen >= sizeof(addrtext)) {
-		snprintf(err, errlen, "%s is not a prefix: the address "
-		    "before / is %s", quoted, addrlen == 0 ? "missing" :
+		snprintf(err, errlen, "%s is not %s: the address "
+		    "before / is %s", quoted, what, addrlen == 0 ? "missing" :
 		    "too long");
 		return -1;
 	}
 	memcpy(addrtext, text, addrlen);
 	addrtext[addrlen] = '\0';
-	if (addr_parse(addrtext, &out->addr, err, errlen) == -1) {
-		snprintf(err, errlen, "%s is not a prefix: the part before / "
-		    "is not an IPv4 or IPv6 address", quoted);
-		memset(out, 0, sizeof(*out));
+	if (addr_parse_text(addrtext, addr, err, errlen) == -1) {
+		snprintf(err, errlen, "%s is not %s: the part before / "
+		    "is not an IPv4 or IPv6 address", quoted, what);
 		return -1;
 	}
 	/* Digits only: no sign, no spaces, at most three of them. */
 	for (p = slash + 1; *p >= '0' && *p <= '9' && p - slash <= 3; p++)
-		length = length * 10 + (*p - '0');
-	if (p == slash + 1 || *p != '\0' || length > addr_bits(&out->addr)) {
-		snprintf(err, errlen, "%s is not a prefix: the length after / "
-		    "must be a number from 0 to %d", quoted,
-		    addr_bits(&out->addr));
-		memset(out, 0, sizeof(*out));
-		return -1;
+		*length = *length * 10 + (*p - '0');
+	if (p == slash + 1 || *p != '\0' || *length > addr_bits(addr)) {
+		snprintf(err, errlen, "%s is not %s: the length after / "
+		    "must be a number from 0 to %d", quoted, what,
+		    addr_bits(addr));
+		goto fail;
 	}
-	out->length = length;
+	/* "/024" is read as 24 by some tools and as octal 20 by others. */
+	if (slash[1] == '0' && p - slash > 2) {
+		snprintf(err, errlen, "%s is not %s: the length after / has "
+		    "a leading zero", quoted, what);
+		goto fail;
+	}
+	return 0;
+fail:
+	memset(addr, 0, sizeof(*addr));
+	*length = 0;
+	return -1;
+}
+
+/*
+ * Parses "a.b.c.d/n" or "x::/n"; a prefix with host bits set is refused,
+ * as is a missing or out-of-range length.  An IPv4-mapped prefix
+ * (::ffff:a.b.c.d/n, n from 96) comes out as the IPv4 prefix; a shorter
+ * one reaches beyond the mapped addresses and is refused.  Returns 0 or
+ * -1 with err filled.
+ */
+int
+prefix_parse(const char *text, struct ip_prefix *out, char *err,
+    size_t errlen)
+{
+	char		quoted[ADDR_QUOTE_MAX * 4 + 8], fixed[ADDR_TEXT_MAX];
+	struct ip_addr	network;
+
+	memset(out, 0, sizeof(*out));
+	if (addr_parse_with_length(text, "a prefix", &out->addr, &out->length,
+	    err, errlen) == -1)
+		return -1;
+	addr_quote(text, quoted, sizeof(quoted));
 	network = out->addr;
-	addr_fill_host_bits(&network, length, false);
+	if (addr_unmap(&network)) {
+		if (out->length < 96) {
+			snprintf(err, errlen, "%s is an IPv4-mapped prefix "
+			    "shorter than /96: it reaches beyond the "
+			    "IPv4-mapped addresses (write the IPv4 prefix)",
+			    quoted);
+			goto fail;
+		}
+		out->addr = network;
+		out->length -= 96;
+	}
+	network = out->addr;
+	addr_fill_host_bits(&network, out->length, false);
 	if (addr_compare(&network, &out->addr) != 0) {
-		struct ip_prefix	suggestion = { network, length };
+		struct ip_prefix	suggestion = { network, out->length };
 
 		prefix_format(&suggestion, fixed, sizeof(fixed));
 		snprintf(err, errlen, "%s has host bits set (did you mean "
 		    "%s?)", quoted, fixed);
-		memset(out, 0, sizeof(*out));
-		return -1;
+		goto fail;
 	}
+	return 0;
+fail:
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+/*
+ * Parses PostgreSQL's inet text: an address, or an address with a
+ * /length (its netmask, "10.10.2.71/24").  The address comes out as
+ * host() gives it, the length dropped, IPv4-mapped ones as IPv4.
+ * Returns 0, or -1 with a reason in err.
+ */
+int
+addr_parse_inet(const char *text, struct ip_addr *out, char *err,
+    size_t errlen)
+{
+	int	length;
+
+	if (strchr(text, '/') == NULL)
+		return addr_parse(text, out, err, errlen);
+	if (addr_parse_with_length(text, "an inet value", out, &length, err,
+	    errlen) == -1)
+		return -1;
+	addr_unmap(out);
 	return 0;
 }
 

@@ -21,8 +21,20 @@ struct ip_prefix {
 /* Longest text form of an address or a prefix, with the terminating NUL. */
 #define ADDR_TEXT_MAX	64
 
-/* Parses an IPv4 or IPv6 address; returns 0, or -1 with a reason in err. */
+/*
+ * Parses an IPv4 or IPv6 address; an IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) comes out as the IPv4 address.  Returns 0, or -1 with
+ * a reason in err.
+ */
 int	addr_parse(const char *text, struct ip_addr *out, char *err, size_t errlen);
+
+/*
+ * Parses PostgreSQL's inet text: an address, with or without a /length
+ * (its netmask); the address comes out as host() gives it, IPv4-mapped
+ * ones as IPv4.  Returns 0, or -1 with a reason in err.
+ */
+int	addr_parse_inet(const char *text, struct ip_addr *out, char *err,
+	    size_t errlen);
 
 /* Writes the canonical text form of an address into buf. */
 void	addr_format(const struct ip_addr *addr, char *buf, size_t buflen);
@@ -41,7 +53,9 @@ bool	addr_decrement(struct ip_addr *addr);
 
 /*
  * Parses "a.b.c.d/n" or "x::/n"; a prefix with host bits set is refused,
- * as is a missing or out-of-range length.  Returns 0 or -1 with err filled.
+ * as is a missing, out-of-range or zero-led length.  An IPv4-mapped
+ * prefix of /96 or longer comes out as the IPv4 prefix; a shorter one is
+ * refused.  Returns 0 or -1 with err filled.
  */
 int	prefix_parse(const char *text, struct ip_prefix *out, char *err,
 	    size_t errlen);

@@ -110,7 +110,7 @@ dbz_server(const struct decode_input *in, struct dbz_row *row, char *err,
 	    err, errlen) == -1 ||
 	    dbz_after(row, c->server_ip_address, true, 0, &v, err,
 	    errlen) == -1 ||
-	    fields_address(label, v, false, &out->ip, &out->has_ip, err,
+	    fields_inet(label, v, false, &out->ip, &out->has_ip, err,
 	    errlen) == -1 ||
 	    dbz_after(row, c->server_nic_mac, true, CHANGE_KEEP_NIC_MAC, &v,
 	    err, errlen) == -1 ||

@@ -452,11 +452,12 @@ fields_mac(const char *field, const json_t *value, char **out, char *err,
 }
 
 /*
- * An IPv4 or IPv6 address as a string; absent, null or "" sets *present
- * to false, which is an error when required.
+ * An address as a string, read by parse; absent, null or "" sets
+ * *present to false, which is an error when required.
  */
-int
-fields_address(const char *field, const json_t *value, bool required,
+static int
+fields_address_with(const char *field, const json_t *value, bool required,
+    int (*parse)(const char *, struct ip_addr *, char *, size_t),
     struct ip_addr *out, bool *present, char *err, size_t errlen)
 {
 	char	reason[FIELDS_QUOTE_SIZE + 64];
@@ -473,11 +474,36 @@ fields_address(const char *field, const json_t *value, bool required,
 			    field);
 		return 0;
 	}
-	if (addr_parse(json_string_value(value), out, reason,
+	if (parse(json_string_value(value), out, reason,
 	    sizeof(reason)) == -1)
 		return fields_error(err, errlen, "%s: %s", field, reason);
 	*present = true;
 	return 0;
+}
+
+/*
+ * An IPv4 or IPv6 address as a string; absent, null or "" sets *present
+ * to false, which is an error when required.
+ */
+int
+fields_address(const char *field, const json_t *value, bool required,
+    struct ip_addr *out, bool *present, char *err, size_t errlen)
+{
+	return fields_address_with(field, value, required, addr_parse, out,
+	    present, err, errlen);
+}
+
+/*
+ * An address as PostgreSQL's inet text (an inet column sent by
+ * Debezium): with a /length, the address is its host part.  Absent,
+ * null or "" sets *present to false, which is an error when required.
+ */
+int
+fields_inet(const char *field, const json_t *value, bool required,
+    struct ip_addr *out, bool *present, char *err, size_t errlen)
+{
+	return fields_address_with(field, value, required, addr_parse_inet,
+	    out, present, err, errlen);
 }
 
 /* A prefix as a string ("192.168.1.0/24"); required. */

@@ -101,10 +101,19 @@ int	fields_mac(const char *field, const json_t *value, char **out,
 	    char *err, size_t errlen);
 
 /*
- * An IPv4 or IPv6 address as a string; absent, null or "" sets *present
- * to false, which is an error when required.
+ * An IPv4 or IPv6 address as a string (IPv4-mapped ones come out as
+ * IPv4); absent, null or "" sets *present to false, which is an error
+ * when required.
  */
 int	fields_address(const char *field, const json_t *value, bool required,
+	    struct ip_addr *out, bool *present, char *err, size_t errlen);
+
+/*
+ * An address as PostgreSQL's inet text (an inet column sent by
+ * Debezium): with a /length, the address is its host part.  Absent,
+ * null or "" sets *present to false, which is an error when required.
+ */
+int	fields_inet(const char *field, const json_t *value, bool required,
 	    struct ip_addr *out, bool *present, char *err, size_t errlen);
 
 /* A prefix as a string ("192.168.1.0/24"); required. */

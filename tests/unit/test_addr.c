@@ -49,7 +49,13 @@ static const struct parse_row addr_good[] = {
 	{ "::", "::", AF_INET6 },
 	{ "::1", "::1", AF_INET6 },
 	{ "fe80::1", "fe80::1", AF_INET6 },
-	{ "::ffff:192.168.1.1", "::ffff:192.168.1.1", AF_INET6 },
+	{ "::ffff:192.168.1.1", "192.168.1.1", AF_INET },
+	{ "::FFFF:10.0.0.5", "10.0.0.5", AF_INET },
+	{ "0:0:0:0:0:ffff:a00:5", "10.0.0.5", AF_INET },
+	{ "::ffff:1:2", "0.1.0.2", AF_INET },
+	{ "::ffff:1:2:3", "::ffff:1:2:3", AF_INET6 },
+	{ "::1:ffff:10.0.0.5", "::1:ffff:a00:5", AF_INET6 },
+	{ "64:ff9b::10.0.0.5", "64:ff9b::a00:5", AF_INET6 },
 	{ "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", AF_INET6 },
 };
@@ -118,6 +124,11 @@ static const struct parse_row prefix_good[] = {
 	{ "::/0", "::/0", AF_INET6 },
 	{ "2001:db8::1/128", "2001:db8::1/128", AF_INET6 },
 	{ "2001:db8:0:2::/63", "2001:db8:0:2::/63", AF_INET6 },
+	{ "::ffff:10.0.0.0/104", "10.0.0.0/8", AF_INET },
+	{ "::ffff:0:0/96", "0.0.0.0/0", AF_INET },
+	{ "::ffff:192.168.1.7/128", "192.168.1.7/32", AF_INET },
+	{ "::/0", "::/0", AF_INET6 },
+	{ "::fffe:0:0/95", "::fffe:0:0/95", AF_INET6 },
 };
 
 /* A good prefix parses to its family and formats canonically. */
@@ -150,6 +161,15 @@ static const struct error_row prefix_bad[] = {
 	{ "192.168.1.0/24 ", "must be a number from 0 to 32" },
 	{ "192.168.1.0/2x", "must be a number from 0 to 32" },
 	{ "192.168.1.0/0024", "must be a number from 0 to 32" },
+	{ "192.168.1.0/024", "\"192.168.1.0/024\" is not a prefix: the "
+	    "length after / has a leading zero" },
+	{ "10.0.0.0/08", "has a leading zero" },
+	{ "0.0.0.0/00", "has a leading zero" },
+	{ "::ffff:10.0.0.0/64", "\"::ffff:10.0.0.0/64\" is an IPv4-mapped "
+	    "prefix shorter than /96" },
+	{ "::ffff:0:0/95", "is an IPv4-mapped prefix shorter than /96" },
+	{ "::ffff:10.0.0.1/104", "has host bits set (did you mean "
+	    "10.0.0.0/8?)" },
 	{ "192.168.1.0/24/24", "must be a number from 0 to 32" },
 	{ "192.168.1.0", "the /length is missing" },
 	{ "/24", "the address before / is missing" },
@@ -172,6 +192,54 @@ test_prefix_bad(void **state)
 		fail_msg("error \"%s\" lacks \"%s\"", err, row->error);
 	assert_int_equal(prefix.addr.family, 0);
 	assert_int_equal(prefix.length, 0);
+}
+
+/* PostgreSQL's inet text, and the address host() gives (NULL: refused). */
+struct inet_row {
+	const char	*text;
+	const char	*host;
+	const char	*error;
+};
+
+static const struct inet_row inet_rows[] = {
+	{ "10.10.2.71/24", "10.10.2.71", NULL },
+	{ "10.10.2.71", "10.10.2.71", NULL },
+	{ "10.10.2.71/32", "10.10.2.71", NULL },
+	{ "10.10.2.0/24", "10.10.2.0", NULL },
+	{ "2001:db8::5/64", "2001:db8::5", NULL },
+	{ "::ffff:10.0.0.5/120", "10.0.0.5", NULL },
+	{ "::ffff:10.0.0.5/64", "10.0.0.5", NULL },
+	{ "10.10.2.71/33", NULL, "\"10.10.2.71/33\" is not an inet value: "
+	    "the length after / must be a number from 0 to 32" },
+	{ "10.10.2.71/024", NULL, "the length after / has a leading zero" },
+	{ "10.10.2.71/", NULL, "must be a number from 0 to 32" },
+	{ "10.10.2.71/24/24", NULL, "must be a number from 0 to 32" },
+	{ "/24", NULL, "the address before / is missing" },
+	{ "host/24", NULL, "the part before / is not an IPv4 or IPv6 address" },
+	{ "fe80::1%eth0/64", NULL, "the part before / is not" },
+	{ "", NULL, "empty address" },
+};
+
+/* addr_parse_inet takes an inet value's host part, or says why not. */
+static void
+test_inet(void **state)
+{
+	const struct inet_row	*row = *state;
+	struct ip_addr		 addr;
+	char			 err[256], text[ADDR_TEXT_MAX];
+
+	if (row->host == NULL) {
+		assert_int_equal(addr_parse_inet(row->text, &addr, err,
+		    sizeof(err)), -1);
+		if (strstr(err, row->error) == NULL)
+			fail_msg("error \"%s\" lacks \"%s\"", err, row->error);
+		assert_int_equal(addr.family, 0);
+		return;
+	}
+	if (addr_parse_inet(row->text, &addr, err, sizeof(err)) == -1)
+		fail_msg("%s", err);
+	addr_format(&addr, text, sizeof(text));
+	assert_string_equal(text, row->host);
 }
 
 /* Whether a prefix contains an address, and its first and last address. */
@@ -211,8 +279,8 @@ static const struct contains_row contains_rows[] = {
 	    "2001:db8:0:7:ffff:ffff:ffff:ffff" },
 	{ "::/0", "ffff::", true, "::",
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" },
-	{ "::ffff:0:0/96", "::ffff:192.168.1.1", true, "::ffff:0.0.0.0",
-	    "::ffff:255.255.255.255" },
+	{ "::ffff:0:0/96", "::ffff:192.168.1.1", true, "0.0.0.0",
+	    "255.255.255.255" },
 };
 
 /* prefix_contains, prefix_first and prefix_last agree with the row. */
@@ -400,6 +468,8 @@ main(void)
 	    prefix_good, sizeof(prefix_good[0]), ROWS(prefix_good));
 	failed += support_run_rows("prefix_bad", test_prefix_bad, prefix_bad,
 	    sizeof(prefix_bad[0]), ROWS(prefix_bad));
+	failed += support_run_rows("inet", test_inet, inet_rows,
+	    sizeof(inet_rows[0]), ROWS(inet_rows));
 	failed += support_run_rows("prefix_contains", test_prefix_contains,
 	    contains_rows, sizeof(contains_rows[0]), ROWS(contains_rows));
 	failed += support_run_rows("prefix_covers", test_prefix_covers,
