@@ -70,8 +70,8 @@ decode_tombstone(enum decode_format format, const struct decode_input *in,
 			rc = fields_key_id("key", in->key, in->key_len, column,
 			    &out->id, err, errlen);
 		} else
-			rc = fields_text_bytes("key", in->key, in->key_len,
-			    FIELDS_ID_MAX, &out->id, err, errlen);
+			rc = fields_id_bytes("key", in->key, in->key_len,
+			    &out->id, err, errlen);
 		if (rc == 0 && (out->vrf = strdup("")) == NULL)
 			rc = fields_error(err, errlen, "out of memory");
 	}

@@ -410,12 +410,11 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 			goto fail;
 		}
 	} else {
-		if (subject != NULL && fields_text_bytes(label, subject,
-		    strlen(subject), FIELDS_ID_MAX, &out->id, err,
-		    errlen) == -1)
+		if (subject != NULL && fields_id_bytes(label, subject,
+		    strlen(subject), &out->id, err, errlen) == -1)
 			goto fail;
-		if (has_key && fields_text_bytes("key", in->key, in->key_len,
-		    FIELDS_ID_MAX, &key_id, err, errlen) == -1)
+		if (has_key && fields_id_bytes("key", in->key, in->key_len,
+		    &key_id, err, errlen) == -1)
 			goto fail;
 		if (subject == NULL) {
 			out->id = key_id;
@@ -584,9 +583,9 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
 		return fields_error(err, errlen, "data.status %s is not "
 		    "reserved or quarantine", quoted);
 	}
-	if (fields_string("data.description", json_object_get(data,
-	    "description"), FIELDS_DESCRIPTION_MAX, false, &out->description,
-	    err, errlen) == -1)
+	if (fields_lines("data.description", json_object_get(data,
+	    "description"), FIELDS_DESCRIPTION_MAX, &out->description, err,
+	    errlen) == -1)
 		return -1;
 	/* An empty description is no description, whatever the status. */
 	if (out->description != NULL && *out->description == '\0') {

@@ -90,6 +90,67 @@ fields_utf8_valid(const void *bytes, size_t len)
 }
 
 /*
+ * The code point of the valid UTF-8 sequence of n bytes at p (see
+ * fields_utf8_sequence).
+ */
+static uint32_t
+fields_utf8_code_point(const uint8_t *p, size_t n)
+{
+	static const uint8_t	lead_bits[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	uint32_t		cp = p[0] & lead_bits[n];
+	size_t			i;
+
+	for (i = 1; i < n; i++)
+		cp = (cp << 6) | (p[i] & 0x3f);
+	return cp;
+}
+
+/* Tells whether a code point is a control character: C0, DEL or C1. */
+static bool
+fields_is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* Tells whether a code point is Unicode white space (White_Space=yes). */
+static bool
+fields_is_space(uint32_t cp)
+{
+	return (cp >= 0x09 && cp <= 0x0d) || cp == 0x20 || cp == 0x85 ||
+	    cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) ||
+	    cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
+	    cp == 0x3000;
+}
+
+/*
+ * Refuses a control character (C0, DEL, C1) in valid UTF-8 text; when
+ * multiline, tab, newline and carriage return are allowed.
+ */
+static int
+fields_check_controls(const char *field, const char *text, size_t len,
+    bool multiline, char *err, size_t errlen)
+{
+	const uint8_t	*p = (const uint8_t *)text;
+	char		 quoted[FIELDS_QUOTE_SIZE];
+	uint32_t	 cp;
+	size_t		 i, n;
+
+	for (i = 0; i < len; i += n) {
+		n = fields_utf8_sequence(p + i, len - i);
+		cp = fields_utf8_code_point(p + i, n);
+		if (!fields_is_control(cp) || (multiline && (cp == '\t' ||
+		    cp == '\n' || cp == '\r')))
+			continue;
+		fields_quote(text, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s holds a control "
+		    "character (U+%04X)%s", field, quoted, (unsigned)cp,
+		    multiline ? "; only tab, newline and carriage return "
+		    "are allowed" : "");
+	}
+	return 0;
+}
+
+/*
  * Copies bytes into buf with control characters and invalid UTF-8 written
  * as \xNN (and, when quoting, '"' and '\' escaped), stopping after
  * max_chars characters or when buf is full; returns how much was written.
@@ -242,8 +303,8 @@ fields_strict(const char *what, const json_t *obj, const char *const *allowed,
 
 /*
  * Copies bytes (a Kafka key or header value) into a new string after
- * checking they are UTF-8, not empty and at most max bytes; the caller
- * owns *out.
+ * checking they are UTF-8 without control characters, not empty and at
+ * most max bytes; the caller owns *out.
  */
 int
 fields_text_bytes(const char *field, const void *bytes, size_t len,
@@ -262,6 +323,8 @@ fields_text_bytes(const char *field, const void *bytes, size_t len,
 	if (len > max)
 		return fields_error(err, errlen, "%s is %zu bytes, more than "
 		    "the limit of %zu", field, len, max);
+	if (fields_check_controls(field, bytes, len, false, err, errlen) == -1)
+		return -1;
 	if ((*out = malloc(len + 1)) == NULL)
 		return fields_error(err, errlen, "out of memory");
 	memcpy(*out, bytes, len);
@@ -270,12 +333,13 @@ fields_text_bytes(const char *field, const void *bytes, size_t len,
 }
 
 /*
- * A string of at most max bytes; absent or null gives NULL unless
- * required.  The caller owns *out.
+ * A string of at most max bytes without control characters (but tab,
+ * newline and carriage return when multiline); absent or null gives NULL
+ * unless required.  The caller owns *out.
  */
-int
-fields_string(const char *field, const json_t *value, size_t max,
-    bool required, char **out, char *err, size_t errlen)
+static int
+fields_text(const char *field, const json_t *value, size_t max,
+    bool required, bool multiline, char **out, char *err, size_t errlen)
 {
 	size_t	len;
 
@@ -294,14 +358,72 @@ fields_string(const char *field, const json_t *value, size_t max,
 	if (len > max)
 		return fields_error(err, errlen, "%s is %zu bytes, more than "
 		    "the limit of %zu", field, len, max);
+	if (fields_check_controls(field, json_string_value(value), len,
+	    multiline, err, errlen) == -1)
+		return -1;
 	if ((*out = strdup(json_string_value(value))) == NULL)
 		return fields_error(err, errlen, "out of memory");
 	return 0;
 }
 
 /*
- * An entity id: a non-empty string of at most FIELDS_ID_MAX bytes, or an
- * integer written in decimal.  Required.  The caller owns *out.
+ * A string of at most max bytes, without control characters; absent or
+ * null gives NULL unless required.  The caller owns *out.
+ */
+int
+fields_string(const char *field, const json_t *value, size_t max,
+    bool required, char **out, char *err, size_t errlen)
+{
+	return fields_text(field, value, max, required, false, out, err,
+	    errlen);
+}
+
+/*
+ * Free text of at most max bytes, such as a description: lines may be
+ * broken and tabs used, but no other control character; absent or null
+ * gives NULL.  The caller owns *out.
+ */
+int
+fields_lines(const char *field, const json_t *value, size_t max, char **out,
+    char *err, size_t errlen)
+{
+	return fields_text(field, value, max, false, true, out, err, errlen);
+}
+
+/*
+ * An id given as bytes (a Kafka key, a subject, a JSON string): UTF-8
+ * text of 1 to FIELDS_ID_MAX bytes, without control characters and not
+ * beginning or ending with white space.  The caller owns *out.
+ */
+int
+fields_id_bytes(const char *field, const void *bytes, size_t len,
+    char **out, char *err, size_t errlen)
+{
+	const uint8_t	*p = bytes;
+	char		 quoted[FIELDS_QUOTE_SIZE];
+	size_t		 last;
+
+	if (fields_text_bytes(field, bytes, len, FIELDS_ID_MAX, out, err,
+	    errlen) == -1)
+		return -1;
+	/* The last character begins at the last byte that is not 10xxxxxx. */
+	for (last = len - 1; last > 0 && (p[last] & 0xc0) == 0x80; last--)
+		continue;
+	if (fields_is_space(fields_utf8_code_point(p,
+	    fields_utf8_sequence(p, len))) ||
+	    fields_is_space(fields_utf8_code_point(p + last, len - last))) {
+		free(*out);
+		*out = NULL;
+		fields_quote(bytes, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s begins or ends with "
+		    "white space", field, quoted);
+	}
+	return 0;
+}
+
+/*
+ * An entity id: a string (see fields_id_bytes), or an integer, which
+ * becomes its decimal text.  Required.  The caller owns *out.
  */
 int
 fields_id(const char *field, const json_t *value, char **out, char *err,
@@ -310,25 +432,21 @@ fields_id(const char *field, const json_t *value, char **out, char *err,
 	char	text[32];
 
 	*out = NULL;
-	if (value != NULL && json_is_integer(value)) {
+	if (value == NULL || json_is_null(value))
+		return fields_error(err, errlen, "%s is required%s", field,
+		    value != NULL ? " and may not be null" : "");
+	if (json_is_integer(value)) {
 		snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(value));
 		if ((*out = strdup(text)) == NULL)
 			return fields_error(err, errlen, "out of memory");
 		return 0;
 	}
-	if (value != NULL && !json_is_string(value) && !json_is_null(value))
+	if (!json_is_string(value))
 		return fields_error(err, errlen, "%s must be a string or an "
 		    "integer, not %s", field, fields_json_kind(value));
-	if (fields_string(field, value, FIELDS_ID_MAX, true, out, err,
-	    errlen) == -1)
-		return -1;
-	if (**out == '\0') {
-		free(*out);
-		*out = NULL;
-		return fields_error(err, errlen, "%s is empty", field);
-	}
-	return 0;
+	return fields_id_bytes(field, json_string_value(value),
+	    json_string_length(value), out, err, errlen);
 }
 
 /* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
@@ -439,6 +557,9 @@ fields_mac(const char *field, const json_t *value, char **out, char *err,
 	text = json_string_value(value);
 	if (*text == '\0')
 		return 0;
+	if (fields_check_controls(field, text, json_string_length(value),
+	    false, err, errlen) == -1)
+		return -1;
 	if (fields_mac_normalize(text, mac) == -1) {
 		fields_quote(text, json_string_length(value), quoted,
 		    sizeof(quoted));
@@ -945,8 +1066,10 @@ fields_unwrap(json_t *value)
 
 /*
  * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
- * member, a schema wrapper is allowed), a JSON string or integer, or else
- * the key's bytes as they are.  The caller owns *out.
+ * member, a schema wrapper is allowed), a JSON string or integer, or
+ * else, when the key is not JSON, its bytes as they are (see
+ * fields_id_bytes).  Other JSON (true, 1.5, 1e2, null, arrays) is
+ * refused.  The caller owns *out.
  */
 int
 fields_key_id(const char *field, const void *key, size_t len,
@@ -959,14 +1082,27 @@ fields_key_id(const char *field, const void *key, size_t len,
 	*out = NULL;
 	if (key == NULL || len == 0)
 		return fields_error(err, errlen, "%s is missing", field);
+	/* JSON allows white space around a value; an id is written plainly. */
+	if (memchr(" \t\r\n", ((const char *)key)[0], 4) != NULL ||
+	    memchr(" \t\r\n", ((const char *)key)[len - 1], 4) != NULL) {
+		fields_quote(key, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s begins or ends with "
+		    "white space", field, quoted);
+	}
 	parsed = json_loadb(key, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
 	    NULL);
-	/* Not JSON, or JSON that cannot be an id: the bytes are the id. */
-	if (parsed == NULL || json_is_array(parsed) || json_is_real(parsed) ||
+	/* Not JSON (a key.converter of strings): the bytes are the id. */
+	if (parsed == NULL)
+		return fields_id_bytes(field, key, len, out, err, errlen);
+	/* JSON that no id is written as: true, 1.5, 1e2, null, [...]. */
+	if (json_is_array(parsed) || json_is_real(parsed) ||
 	    json_is_boolean(parsed) || json_is_null(parsed)) {
+		fields_quote(key, len, quoted, sizeof(quoted));
+		fields_error(err, errlen, "%s %s is %s in JSON, not an id (a "
+		    "string, an integer, or an object holding the id column)",
+		    field, quoted, fields_json_kind(parsed));
 		json_decref(parsed);
-		return fields_text_bytes(field, key, len, FIELDS_ID_MAX, out,
-		    err, errlen);
+		return -1;
 	}
 	payload = fields_unwrap(parsed);
 	if (json_is_object(payload)) {

@@ -59,22 +59,39 @@ int	fields_strict(const char *what, const json_t *obj,
 
 /*
  * Copies bytes (a Kafka key or header value) into a new string after
- * checking they are UTF-8, not empty and at most max bytes; the caller
- * owns *out.
+ * checking they are UTF-8 without control characters, not empty and at
+ * most max bytes; the caller owns *out.
  */
 int	fields_text_bytes(const char *field, const void *bytes, size_t len,
 	    size_t max, char **out, char *err, size_t errlen);
 
 /*
- * A string of at most max bytes; absent or null gives NULL unless
- * required.  The caller owns *out.
+ * A string of at most max bytes, without control characters (C0, DEL,
+ * C1); absent or null gives NULL unless required.  The caller owns *out.
  */
 int	fields_string(const char *field, const json_t *value, size_t max,
 	    bool required, char **out, char *err, size_t errlen);
 
 /*
- * An entity id: a non-empty string of at most FIELDS_ID_MAX bytes, or an
- * integer written in decimal.  Required.  The caller owns *out.
+ * Free text of at most max bytes, such as a description: lines may be
+ * broken and tabs used, but no other control character; absent or null
+ * gives NULL.  The caller owns *out.
+ */
+int	fields_lines(const char *field, const json_t *value, size_t max,
+	    char **out, char *err, size_t errlen);
+
+/*
+ * An id given as bytes (a Kafka key, a subject, a JSON string): UTF-8
+ * text of 1 to FIELDS_ID_MAX bytes, without control characters and not
+ * beginning or ending with white space.  The caller owns *out.
+ */
+int	fields_id_bytes(const char *field, const void *bytes, size_t len,
+	    char **out, char *err, size_t errlen);
+
+/*
+ * An entity id: a string (see fields_id_bytes), or a JSON integer, which
+ * becomes its decimal text; true, 1.5 or 1e2 are not ids.  Required.
+ * The caller owns *out.
  */
 int	fields_id(const char *field, const json_t *value, char **out,
 	    char *err, size_t errlen);
@@ -161,8 +178,10 @@ json_t	*fields_unwrap(json_t *value);
 
 /*
  * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
- * member, a schema wrapper is allowed), a JSON string or integer, or else
- * the key's bytes as they are.  The caller owns *out.
+ * member, a schema wrapper is allowed), a JSON string or integer, or
+ * else, when the key is not JSON, its bytes as they are (see
+ * fields_id_bytes).  Other JSON (true, 1.5, 1e2, null, arrays) is
+ * refused.  The caller owns *out.
  */
 int	fields_key_id(const char *field, const void *key, size_t len,
 	    const char *column, char **out, char *err, size_t errlen);

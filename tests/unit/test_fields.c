@@ -89,6 +89,7 @@ enum value_kind {
 	VALUE_ID,
 	VALUE_VRF,
 	VALUE_HOSTNAME,
+	VALUE_LINES,
 	VALUE_ADDRESS,
 	VALUE_VERSION,
 	VALUE_BOOL,
@@ -118,6 +119,10 @@ apply_value(enum value_kind kind, const json_t *value, char *text,
 	case VALUE_HOSTNAME:
 		rc = fields_string("hostname", value, FIELDS_TEXT_MAX, true,
 		    &out, err, errlen);
+		break;
+	case VALUE_LINES:
+		rc = fields_lines("description", value, 1024, &out, err,
+		    errlen);
 		break;
 	case VALUE_ADDRESS:
 		rc = fields_address("ip_address", value, false, &addr,
@@ -174,6 +179,8 @@ static const struct value_row mac_value_rows[] = {
 	{ "\"\"", NULL, NULL },
 	{ "null", NULL, NULL },
 	{ NULL, NULL, NULL },
+	{ "\"aa:bb:cc:dd:ee:0\\u001b\"", NULL, "nic_mac "
+	    "\"aa:bb:cc:dd:ee:0\\x1b\" holds a control character (U+001B)" },
 	{ "\"zz:bb:cc:dd:ee:ff\"", NULL, "nic_mac \"zz:bb:cc:dd:ee:ff\" is not "
 	    "a MAC address (write aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or "
 	    "aabb.ccdd.eeff)" },
@@ -195,6 +202,19 @@ static const struct value_row id_rows[] = {
 	{ "0", "0", NULL },
 	{ "9223372036854775807", "9223372036854775807", NULL },
 	{ "\"\"", NULL, "id is empty" },
+	{ "\"s\u00e9rveur-1\"", "s\u00e9rveur-1", NULL },
+	{ "\" 42\"", NULL, "id \" 42\" begins or ends with white space" },
+	{ "\"42 \"", NULL, "id \"42 \" begins or ends with white space" },
+	{ "\"\\u00a042\"", NULL, "begins or ends with white space" },
+	{ "\"42\\u3000\"", NULL, "begins or ends with white space" },
+	{ "\"4 2\"", "4 2", NULL },
+	{ "\"\\t42\"", NULL, "id \"\\x0942\" holds a control character "
+	    "(U+0009)" },
+	{ "\"4\\u001b[2J\"", NULL, "holds a control character (U+001B)" },
+	{ "\"4\\u007f\"", NULL, "holds a control character (U+007F)" },
+	{ "\"4\\u009b\"", NULL, "holds a control character (U+009B)" },
+	{ "1e2", NULL, "id must be a string or an integer, not a number with "
+	    "a fraction" },
 	{ "5.0", NULL, "id must be a string or an integer, not a number with "
 	    "a fraction" },
 	{ "true", NULL, "not a boolean" },
@@ -220,6 +240,8 @@ static const struct value_row vrf_rows[] = {
 	{ "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "\"", NULL, "vrf is 65 bytes, more than the limit of 64" },
 	{ "7", NULL, "vrf must be a string, not an integer" },
+	{ "\"blue\\u0007\"", NULL, "vrf \"blue\\x07\" holds a control "
+	    "character (U+0007)" },
 };
 
 /* fields_vrf over JSON values. */
@@ -245,7 +267,32 @@ static const struct value_row hostname_rows[] = {
 	{ "null", NULL, "hostname is required and may not be null" },
 	{ NULL, NULL, "hostname is required" },
 	{ "[]", NULL, "hostname must be a string, not an array" },
+	{ "\"web\\u001b[31m\"", NULL, "hostname \"web\\x1b[31m\" holds a "
+	    "control character (U+001B)" },
+	{ "\"web\\n01\"", NULL, "holds a control character (U+000A)" },
+	{ "\"web\\u0085\"", NULL, "holds a control character (U+0085)" },
+	{ "\"web\\u00a0\\u2028\"", "web\u00a0\u2028", NULL },
 };
+
+static const struct value_row lines_rows[] = {
+	{ "\"office gateway\"", "office gateway", NULL },
+	{ "\"gw\\r\\nticket 42:\\tdone\\n\"", "gw\r\nticket 42:\tdone\n",
+	    NULL },
+	{ "null", NULL, NULL },
+	{ NULL, NULL, NULL },
+	{ "\"\\u001b[2J\"", NULL, "description \"\\x1b[2J\" holds a "
+	    "control character (U+001B); only tab, newline and carriage "
+	    "return are allowed" },
+	{ "\"a\\u000bb\"", NULL, "holds a control character (U+000B)" },
+	{ "\"a\\u009bb\"", NULL, "holds a control character (U+009B)" },
+};
+
+/* fields_lines over JSON values (free text such as a description). */
+static void
+test_lines(void **state)
+{
+	check_value(VALUE_LINES, *state);
+}
 
 /* fields_string over JSON values (a required 255-byte field). */
 static void
@@ -535,6 +582,8 @@ static const struct mark_row mark_rows[] = {
 	{ "blue/10.0.0.0/24", NULL, NULL, "is a prefix, not a single address" },
 	{ "host-1", NULL, NULL, "\"host-1\" is not an IPv4 or IPv6 address" },
 	{ "", NULL, NULL, "key is empty" },
+	{ "blue\x1b/10.0.0.1", NULL, NULL, "key \"blue\\x1b/10.0.0.1\" holds "
+	    "a control character (U+001B)" },
 };
 
 /* fields_mark_key splits a mark id; fields_mark_id writes it back. */
@@ -578,7 +627,23 @@ static const struct key_row key_rows[] = {
 	{ "5", "5", NULL },
 	{ "\"abc\"", "abc", NULL },
 	{ "abc", "abc", NULL },
-	{ "[1,2]", "[1,2]", NULL },
+	{ "Struct{id=5}", "Struct{id=5}", NULL },
+	{ "[1,2]", NULL, "key \"[1,2]\" is an array in JSON, not an id (a "
+	    "string, an integer, or an object holding the id column)" },
+	{ "true", NULL, "key \"true\" is a boolean in JSON, not an id" },
+	{ "1e2", NULL, "key \"1e2\" is a number with a fraction in JSON" },
+	{ "1.5", NULL, "is a number with a fraction in JSON" },
+	{ "null", NULL, "key \"null\" is null in JSON, not an id" },
+	{ " 42", NULL, "key \" 42\" begins or ends with white space" },
+	{ "42\n", NULL, "key \"42\\x0a\" begins or ends with white space" },
+	{ "abc ", NULL, "begins or ends with white space" },
+	{ "a\x1b" "c", NULL, "key \"a\\x1bc\" holds a control character" },
+	{ "{\"id\":true}", NULL, "key.id must be a string or an integer, not "
+	    "a boolean" },
+	{ "{\"id\":1e2}", NULL, "key.id must be a string or an integer, not "
+	    "a number with a fraction" },
+	{ "{\"id\":\" 5\"}", NULL, "key.id \" 5\" begins or ends with white "
+	    "space" },
 	{ "{\"other\":1}", NULL, "key has no member \"id\" (check the id "
 	    "column mapping)" },
 	{ "{\"id\":null}", NULL, "key.id is required and may not be null" },
@@ -707,6 +772,10 @@ test_text_bytes(void **state)
 	    sizeof(err)), -1);
 	check_error(err, "key is empty");
 	assert_null(out);
+	assert_int_equal(fields_text_bytes("key", "4\x1b" "2", 3, 255, &out,
+	    err, sizeof(err)), -1);
+	check_error(err, "key \"4\\x1b2\" holds a control character (U+001B)");
+	assert_null(out);
 }
 
 /* Runs every table of field validator cases; exits non-zero on a failure. */
@@ -730,6 +799,8 @@ main(void)
 	    sizeof(vrf_rows[0]), ROWS(vrf_rows));
 	failed += support_run_rows("hostname", test_hostname, hostname_rows,
 	    sizeof(hostname_rows[0]), ROWS(hostname_rows));
+	failed += support_run_rows("lines", test_lines, lines_rows,
+	    sizeof(lines_rows[0]), ROWS(lines_rows));
 	failed += support_run_rows("address", test_address, address_rows,
 	    sizeof(address_rows[0]), ROWS(address_rows));
 	failed += support_run_rows("version", test_version, version_rows,
