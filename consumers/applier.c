@@ -12,8 +12,18 @@
 /* How many dead letters and conflicts one batch names in the log. */
 #define APPLIER_LOG_LIMIT	20
 
-/* How long to wait before retrying after an error that is not the data's. */
+/*
+ * Retries after an error that is neither the data's nor a lost
+ * connection: the first waits this long, each next one twice as long, up
+ * to the cap.  An error of unknown cause is retried this many times, then
+ * blamed on the events (bisected into dead letters).
+ */
 #define APPLIER_RETRY_MS	1000
+#define APPLIER_RETRY_MAX_MS	30000
+#define APPLIER_UNKNOWN_RETRIES	3
+
+/* At most this many stale events are logged a minute, then a summary. */
+#define APPLIER_STALE_LOG_PER_MINUTE	20
 
 const double applier_size_bounds[APPLIER_SIZE_BUCKETS] = {
 	1, 10, 100, 500, 1000, 5000, 10000, 50000,
@@ -35,11 +45,25 @@ struct applier {
 
 	struct batch		*batch;		/* being applied, or NULL */
 	size_t			 chunk;		/* entries [0, chunk) are in flight */
-	struct timespec		 started;
+	struct timespec		 started;	/* of the statement in flight */
+	struct timespec		 batch_started;	/* of applier_apply() */
 	struct applier_stats	 stats;
+
+	/* Errors that are not the data's: retried with a growing delay. */
+	int			 failures;	/* in a row, for this batch */
+	long			 retry_ms;
+	bool			 failing;	/* the database is the problem */
+	char			 failing_reason[512];
+	struct timespec		 failing_since;
+
+	/* Rate limit of the stale-event log lines. */
+	struct timespec		 stale_window;
+	unsigned		 stale_logged;
+	uint64_t		 stale_unlogged;
 };
 
 static void	applier_send(struct applier *applier);
+static void	applier_recovered(struct applier *applier);
 
 /* Seconds since an instant. */
 static double
@@ -117,9 +141,9 @@ applier_busy(const struct applier *applier)
 double
 applier_busy_seconds(const struct applier *applier)
 {
-	if (applier->batch == NULL || applier->chunk == 0)
+	if (applier->batch == NULL)
 		return 0;
-	return applier_elapsed(&applier->started);
+	return applier_elapsed(&applier->batch_started);
 }
 
 /* Adds one observation to a histogram. */
@@ -178,6 +202,13 @@ applier_count_entities(struct applier *applier, json_t *result)
 		applier->stats.entity_stale[i] +=
 		    (uint64_t)json_integer_value(json_array_get(pair, 1));
 	}
+}
+
+/* Tells why the database refuses every apply, or NULL when it does not. */
+const char *
+applier_failing(const struct applier *applier)
+{
+	return applier->failing ? applier->failing_reason : NULL;
 }
 
 /* The running totals. */
@@ -248,32 +279,123 @@ applier_log_conflicts(json_t *result)
 	}
 }
 
+/* Finds a topic's index by name; -1 when it is not ours. */
+static int
+applier_topic_index(const struct applier *applier, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < applier->batch->topic_count; i++)
+		if (strcmp(applier->batch->topic_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Adds the stale counts of one report ({topic: n}) to the topic totals. */
+static void
+applier_count_stale(struct applier *applier, json_t *report)
+{
+	json_t *topics = json_object_get(report, "topics"), *count;
+	const char *name;
+	int topic;
+
+	json_object_foreach(topics, name, count) {
+		topic = applier_topic_index(applier, name);
+		if (topic < 0 || topic >= APPLIER_MAX_TOPICS)
+			continue;
+		applier->stats.topics[topic].stale +=
+		    (uint64_t)json_integer_value(count);
+		applier->stats.events_stale +=
+		    (uint64_t)json_integer_value(count);
+	}
+}
+
+/*
+ * Logs one stale event with its key and both versions, at most
+ * APPLIER_STALE_LOG_PER_MINUTE lines a minute; what is left out is
+ * counted and said when the next minute starts.
+ */
+static void
+applier_log_stale(struct applier *applier, json_t *note)
+{
+	json_t *stored = json_object_get(note, "stored");
+	json_t *truncated = json_object_get(note, "truncated_at");
+	char because[128];
+
+	if (applier_elapsed(&applier->stale_window) >= 60) {
+		if (applier->stale_unlogged > 0)
+			log_warnx("stale: %llu more stale events in the last "
+			    "minute were not logged",
+			    (unsigned long long)applier->stale_unlogged);
+		clock_gettime(CLOCK_MONOTONIC, &applier->stale_window);
+		applier->stale_logged = 0;
+		applier->stale_unlogged = 0;
+	}
+	if (applier->stale_logged >= APPLIER_STALE_LOG_PER_MINUTE) {
+		applier->stale_unlogged++;
+		return;
+	}
+	applier->stale_logged++;
+	if (json_is_integer(truncated))
+		snprintf(because, sizeof(because), "its table was truncated "
+		    "at lsn %lld", (long long)json_integer_value(truncated));
+	else
+		snprintf(because, sizeof(because), "version %lld is stored",
+		    (long long)json_integer_value(stored));
+	log_warnx("stale: %s %s version %lld (%s[%lld]@%lld) changes "
+	    "nothing: %s",
+	    json_string_value(json_object_get(note, "entity")),
+	    json_string_value(json_object_get(note, "id")),
+	    (long long)json_integer_value(json_object_get(note, "version")),
+	    json_string_value(json_object_get(note, "topic")),
+	    (long long)json_integer_value(json_object_get(note, "part")),
+	    (long long)json_integer_value(json_object_get(note, "off")),
+	    because);
+}
+
+/*
+ * Counts and logs the stale events of a result: those the stored
+ * versions outdate (one report per entity) and those the batch itself
+ * found ("stale_known").
+ */
+static void
+applier_stale(struct applier *applier, json_t *result)
+{
+	json_t *reports = json_object_get(result, "stale_reports"), *report;
+	json_t *known = json_object_get(result, "stale_known"), *note;
+	size_t i, j;
+
+	json_array_foreach(reports, i, report) {
+		applier_count_stale(applier, report);
+		json_array_foreach(json_object_get(report, "sample"), j, note)
+			applier_log_stale(applier, note);
+	}
+	applier_count_stale(applier, known);
+	json_array_foreach(json_object_get(known, "sample"), j, note)
+		applier_log_stale(applier, note);
+}
+
 /* Records a committed chunk: positions, totals, logs; then goes on. */
 static void
 applier_committed(struct applier *applier, const char *text)
 {
-	struct batch_position ends[1024];
+	struct batch_position *ends;
 	json_t *result;
 	size_t i, count;
 
 	/* Count before the positions move past these entries. */
 	applier_count_messages(applier, applier->chunk);
-	count = batch_partition_ends(applier->batch, applier->chunk, ends,
-	    sizeof(ends) / sizeof(ends[0]));
-	for (i = 0; i < count; i++) {
-		int topic;
-
-		for (topic = 0; topic < (int)applier->batch->topic_count; topic++)
-			if (strcmp(applier->batch->topic_names[topic],
-			    ends[i].topic) == 0)
-				break;
-		applier->positions.set(applier->positions.arg, topic,
+	count = batch_partition_ends(applier->batch, applier->chunk, &ends);
+	for (i = 0; i < count; i++)
+		applier->positions.set(applier->positions.arg,
+		    applier_topic_index(applier, ends[i].topic),
 		    ends[i].partition, ends[i].next_offset);
-	}
+	free(ends);
+	applier_recovered(applier);
 	result = json_loads(text ? text : "{}", 0, NULL);
 	applier->stats.batches++;
 	applier->stats.events_applied += applier_count(result, "applied");
-	applier->stats.events_stale += applier_count(result, "stale");
+	applier_stale(applier, result);
 	applier->stats.dead_letters += applier_count(result, "dead");
 	applier->stats.rows_inserted += applier_count(result, "inserted");
 	applier->stats.rows_updated += applier_count(result, "updated");
@@ -286,6 +408,9 @@ applier_committed(struct applier *applier, const char *text)
 	    APPLIER_SIZE_BUCKETS, (double)applier->chunk);
 	applier_observe(&applier->stats.apply_seconds, applier_time_bounds,
 	    APPLIER_TIME_BUCKETS, applier->stats.last_apply_seconds);
+	if (applier_count(result, "truncated") > 0)
+		log_info("truncate: %llu entities forgotten",
+		    (unsigned long long)applier_count(result, "truncated"));
 	log_debug("batch of %zu: %llu applied, %llu stale, %llu dead, "
 	    "rows +%llu ~%llu -%llu in %.3f s", applier->chunk,
 	    (unsigned long long)applier_count(result, "applied"),
@@ -307,15 +432,52 @@ applier_committed(struct applier *applier, const char *text)
 		applier_send(applier);
 }
 
-/* Tells whether an SQLSTATE blames the data of the batch. */
-static bool
-applier_data_error(const char *sqlstate)
+/* What an SQLSTATE says about the cause of a failed apply. */
+enum applier_cause {
+	APPLIER_CAUSE_DATA,	/* an event: bisect, dead-letter it */
+	APPLIER_CAUSE_TRANSIENT,/* try the same again soon */
+	APPLIER_CAUSE_DATABASE,	/* the database: stop until it is fixed */
+	APPLIER_CAUSE_UNKNOWN,	/* retried a few times, then blamed on data */
+};
+
+/*
+ * Classifies an SQLSTATE.  Data exceptions, integrity violations, limits
+ * a value can exceed and errors our functions raise blame the events;
+ * access rules, missing objects, resources (disk full, out of memory),
+ * system and internal errors, and operator intervention blame the
+ * database, which no dead letter can fix.
+ */
+static enum applier_cause
+applier_cause(const char *sqlstate)
 {
-	return sqlstate != NULL && (strncmp(sqlstate, "22", 2) == 0 ||
-	    strncmp(sqlstate, "23", 2) == 0);
+	static const char *const data[] = { "22", "23", "54", "P0", "2F",
+	    "0A", "44", NULL };
+	static const char *const database[] = { "42", "53", "58", "XX", "3D",
+	    "3F", "25", "28", "0L", "0P", "57", "F0", NULL };
+	size_t i;
+
+	if (sqlstate == NULL || strlen(sqlstate) != 5)
+		return APPLIER_CAUSE_UNKNOWN;
+	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
+	    strcmp(sqlstate, "55P03") == 0)
+		return APPLIER_CAUSE_TRANSIENT;
+	/* A statement timeout: a smaller chunk may pass. */
+	if (strcmp(sqlstate, "57014") == 0)
+		return APPLIER_CAUSE_UNKNOWN;
+	for (i = 0; data[i] != NULL; i++)
+		if (strncmp(sqlstate, data[i], 2) == 0)
+			return APPLIER_CAUSE_DATA;
+	for (i = 0; database[i] != NULL; i++)
+		if (strncmp(sqlstate, database[i], 2) == 0)
+			return APPLIER_CAUSE_DATABASE;
+	return APPLIER_CAUSE_UNKNOWN;
 }
 
-/* Turns the single entry in flight into a dead letter naming the error. */
+/*
+ * Turns the single entry in flight into a dead letter naming the error.
+ * The change is kept until the dead letter commits, so that the entry can
+ * be restored if the database turns out to be the problem.
+ */
 static void
 applier_reject_entry(struct applier *applier, const char *error)
 {
@@ -323,10 +485,131 @@ applier_reject_entry(struct applier *applier, const char *error)
 	char reason[1100];
 
 	snprintf(reason, sizeof(reason), "rejected by PostgreSQL: %s", error);
-	change_clear(&entry->change);
 	entry->dead = true;
+	entry->rejected = true;
 	if ((entry->reason = strdup(reason)) == NULL)
 		fatal("applier: strdup");
+}
+
+/*
+ * The dead letter of the single entry in flight was refused too: store it
+ * without its headers, saying so in its reason.
+ */
+static void
+applier_bare_entry(struct applier *applier, const char *error)
+{
+	struct batch_entry *entry = &applier->batch->entries[0];
+	char *reason;
+
+	if (asprintf(&reason, "%s (its headers were not stored: %s)",
+	    entry->reason, error) == -1)
+		fatal("applier: asprintf");
+	free(entry->reason);
+	entry->reason = reason;
+	entry->bare = true;
+}
+
+/* Gives the entries rejected in this batch their changes back. */
+static void
+applier_restore_rejected(struct applier *applier)
+{
+	size_t i;
+
+	for (i = 0; i < applier->batch->count; i++) {
+		struct batch_entry *entry = &applier->batch->entries[i];
+
+		entry->bare = false;
+		if (!entry->rejected)
+			continue;
+		entry->rejected = false;
+		entry->dead = false;
+		free(entry->reason);
+		entry->reason = NULL;
+	}
+}
+
+/* An apply committed: a failing database is working again. */
+static void
+applier_recovered(struct applier *applier)
+{
+	if (applier->failing)
+		log_info("apply: PostgreSQL accepts the batches again after "
+		    "%.0f s", applier_elapsed(&applier->failing_since));
+	applier->failing = false;
+	applier->failures = 0;
+	applier->retry_ms = 0;
+}
+
+/* Sends the same chunk again after a growing delay. */
+static void
+applier_retry_later(struct applier *applier)
+{
+	struct timeval delay;
+
+	applier->stats.retries++;
+	applier->retry_ms = applier->retry_ms == 0 ? APPLIER_RETRY_MS :
+	    applier->retry_ms * 2;
+	if (applier->retry_ms > APPLIER_RETRY_MAX_MS)
+		applier->retry_ms = APPLIER_RETRY_MAX_MS;
+	delay.tv_sec = applier->retry_ms / 1000;
+	delay.tv_usec = (applier->retry_ms % 1000) * 1000;
+	applier->chunk = 0;
+	evtimer_add(applier->retry_timer, &delay);
+}
+
+/*
+ * The database refuses every apply for a reason no event causes: say so
+ * once, turn failing (not ready), and keep retrying with a growing delay.
+ * Entries rejected on the way get their changes back.
+ */
+static void
+applier_fail(struct applier *applier, const char *message)
+{
+	applier_restore_rejected(applier);
+	if (!applier->failing) {
+		applier->failing = true;
+		clock_gettime(CLOCK_MONOTONIC, &applier->failing_since);
+		log_errx("apply: PostgreSQL refuses the batch: %s; consuming "
+		    "stops until it is fixed (retrying with a growing delay "
+		    "up to %d s)", message, APPLIER_RETRY_MAX_MS / 1000);
+	}
+	snprintf(applier->failing_reason, sizeof(applier->failing_reason),
+	    "%s", message);
+	applier_retry_later(applier);
+}
+
+/* Splits the chunk in flight, or dead-letters its single entry. */
+static void
+applier_isolate(struct applier *applier, const char *message)
+{
+	struct batch_entry *entry = &applier->batch->entries[0];
+
+	applier->retry_ms = 0;
+	if (applier->chunk > 1) {
+		log_info("apply: batch of %zu rejected (%s); splitting it",
+		    applier->chunk, message);
+		applier->chunk = (applier->chunk + 1) / 2;
+		applier_send(applier);
+		return;
+	}
+	if (entry->bare) {
+		/* Even its bare dead letter was refused: not the event. */
+		applier_fail(applier, message);
+		return;
+	}
+	if (entry->dead) {
+		log_warnx("apply: the dead letter of %s[%d]@%lld was refused "
+		    "(%s); storing it without its headers",
+		    applier->batch->topic_names[entry->topic], entry->partition,
+		    (long long)entry->offset, message);
+		applier_bare_entry(applier, message);
+	} else {
+		log_warnx("apply: event %s[%d]@%lld rejected: %s",
+		    applier->batch->topic_names[entry->topic], entry->partition,
+		    (long long)entry->offset, message);
+		applier_reject_entry(applier, message);
+	}
+	applier_send(applier);
 }
 
 /* Handles the result of one apply statement. */
@@ -337,11 +620,10 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 	struct applier *applier = arg;
 	const char *sqlstate;
 	char message[1024];
-	struct timeval delay = { APPLIER_RETRY_MS / 1000,
-	    (APPLIER_RETRY_MS % 1000) * 1000 };
 
 	if (result == NULL) {
 		applier->stats.retries++;
+		applier_restore_rejected(applier);
 		applier_finish(applier, APPLIER_LOST, error);
 		return;
 	}
@@ -354,37 +636,37 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 	pgconn_result_error(pg, result, message, sizeof(message));
 	if (sqlstate != NULL && strcmp(sqlstate, "IPM01") == 0) {
 		log_warnx("apply: %s", message);
+		applier_restore_rejected(applier);
 		applier_finish(applier, APPLIER_MOVED, message);
 		return;
 	}
 	if (pgconn_sqlstate_is_fatal(sqlstate)) {
 		applier->stats.retries++;
+		applier_restore_rejected(applier);
 		pgconn_reset(pg, message);
 		if (applier->batch != NULL)
 			applier_finish(applier, APPLIER_LOST, message);
 		return;
 	}
-	if (applier_data_error(sqlstate) && applier->chunk > 1) {
-		log_info("apply: batch of %zu rejected (%s); splitting it",
-		    applier->chunk, message);
-		applier->chunk = (applier->chunk + 1) / 2;
-		applier_send(applier);
+	applier->failures++;
+	switch (applier_cause(sqlstate)) {
+	case APPLIER_CAUSE_DATA:
+		applier_isolate(applier, message);
 		return;
-	}
-	if (applier_data_error(sqlstate) && !applier->batch->entries[0].dead) {
-		log_warnx("apply: event %s[%d]@%lld rejected: %s",
-		    applier->batch->topic_names[applier->batch->entries[0].topic],
-		    applier->batch->entries[0].partition,
-		    (long long)applier->batch->entries[0].offset, message);
-		applier_reject_entry(applier, message);
-		applier_send(applier);
+	case APPLIER_CAUSE_DATABASE:
+		applier_fail(applier, message);
 		return;
+	case APPLIER_CAUSE_UNKNOWN:
+		if (applier->failures > APPLIER_UNKNOWN_RETRIES) {
+			applier_isolate(applier, message);
+			return;
+		}
+		break;
+	case APPLIER_CAUSE_TRANSIENT:
+		break;
 	}
-	/* Serialization failures, deadlocks and the unknown: try again later. */
-	applier->stats.retries++;
-	log_errx("apply: %s; retrying in %d ms", message, APPLIER_RETRY_MS);
-	applier->chunk = 0;
-	evtimer_add(applier->retry_timer, &delay);
+	log_warnx("apply: %s; retrying", message);
+	applier_retry_later(applier);
 }
 
 /* Sends entries [0, chunk) as one statement. */
@@ -429,6 +711,9 @@ applier_apply(struct applier *applier, struct batch *batch)
 		return -1;
 	applier->batch = batch;
 	applier->chunk = 0;
+	applier->failures = 0;
+	applier->retry_ms = 0;
+	clock_gettime(CLOCK_MONOTONIC, &applier->batch_started);
 	applier_send(applier);
 	return 0;
 }

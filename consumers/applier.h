@@ -45,6 +45,7 @@ struct applier_topic_stats {
 	uint64_t	applied;	/* decoded and committed */
 	uint64_t	dead_letters;
 	uint64_t	skipped;	/* below the stored offset: seen before */
+	uint64_t	stale;		/* older than what is stored: no change */
 };
 
 /* A cumulative histogram: counts[i] holds observations <= bounds[i]. */
@@ -102,8 +103,17 @@ void		 applier_set_target(struct applier *applier, const char *schema,
 /* Tells whether an apply is in flight. */
 bool		 applier_busy(const struct applier *applier);
 
-/* Seconds the apply in flight has been running; 0 when there is none. */
+/*
+ * Seconds the batch in flight has been in the applier (its chunks,
+ * retries and bisection included); 0 when there is none.
+ */
 double		 applier_busy_seconds(const struct applier *applier);
+
+/*
+ * Why the database refuses every apply (privileges, disk full, a dropped
+ * schema: causes no dead letter can fix), or NULL when it does not.
+ */
+const char	*applier_failing(const struct applier *applier);
 
 /* The running totals. */
 const struct applier_stats *applier_stats(const struct applier *applier);

@@ -15,6 +15,9 @@ struct batch_entry {
 	int64_t		 offset;
 	bool		 dead;
 	bool		 skip;		/* nothing to apply; only the offset moves */
+	bool		 rejected;	/* dead because PostgreSQL refused it; the
+					   change is kept until that commits */
+	bool		 bare;		/* its dead letter goes without headers */
 	struct change	 change;	/* when neither dead nor skip */
 	char		*reason;	/* when dead: why */
 	uint8_t		*key;		/* the raw key, or NULL */
@@ -85,8 +88,10 @@ void	batch_clear(struct batch *batch);
  * Builds the JSON argument of ipamd.apply_batch() for entries [0, n), to
  * be applied to the state in schema (a rebuild writes no audit and
  * derives no rows until its end):
- * per partition the expected and the next offset, the dead letters, and
- * per entity key the net effect of its events (see schema/002_apply.sql).
+ * per partition the expected and the next offset, the dead letters, the
+ * truncates, per entity key the net effect of its events (see
+ * schema/functions/20_versions.sql), and the events the batch itself
+ * finds stale ("stale_known": their number per topic and a sample).
  * Entries below the stored offset of their partition are skipped (already
  * applied).  Returns a string the caller frees, or NULL when a partition
  * is not assigned (its position function returns NULL).
@@ -96,10 +101,10 @@ char	*batch_build_json(const struct batch *batch, size_t n,
 	    batch_position_fn *position, void *arg, size_t *skipped);
 
 /*
- * For entries [0, n), the next offset each partition reaches, written to
- * out (up to max entries); returns how many partitions there are.
+ * For entries [0, n), the next offset each partition reaches: a new array
+ * in *out (the caller frees it, NULL when n is 0); returns its length.
  */
 size_t	batch_partition_ends(const struct batch *batch, size_t n,
-	    struct batch_position *out, size_t max);
+	    struct batch_position **out);
 
 #endif

@@ -17,6 +17,7 @@ enum change_entity {
 enum change_op {
 	CHANGE_UPSERT,
 	CHANGE_DELETE,
+	CHANGE_TRUNCATE,	/* Debezium op t: every entity of the topic */
 };
 
 enum mark_status {
@@ -31,6 +32,18 @@ struct pool_range {
 };
 
 /*
+ * Fields a change leaves as they are stored (a Debezium TOAST placeholder,
+ * "__debezium_unavailable_value": the column did not change and its value
+ * was not sent).  Bits of struct change's keep.
+ */
+#define CHANGE_KEEP_HOSTNAME	0x01u
+#define CHANGE_KEEP_NIC_MAC	0x02u
+#define CHANGE_KEEP_DEVICE_TYPE	0x04u
+#define CHANGE_KEEP_MANUFACTURE	0x08u
+#define CHANGE_KEEP_NAME	0x10u
+#define CHANGE_KEEP_POOLS	0x20u
+
+/*
  * A decoded change.  Every string is owned by the change (malloc'd) and
  * freed by change_clear(); absent optional strings are NULL, except vrf,
  * which is always set ("" is the default routing domain).
@@ -40,9 +53,21 @@ struct change {
 	enum change_op		op;
 	char			*id;		/* server/subnet id; mark: "addr" or "vrf/addr" */
 	char			*vrf;		/* routing domain, "" by default */
+	/*
+	 * Order (docs/EVENTS.md): a change with a version applies only if
+	 * it is newer than the stored version; one without applies in Kafka
+	 * order, whatever is stored.  Debezium: a streamed change carries
+	 * its source.lsn as version; a snapshot record (op r) carries none
+	 * (it must never beat a streamed change that follows it), only its
+	 * lsn.  A truncate carries its lsn and no id.
+	 */
 	bool			has_version;	/* producer gave a version */
 	int64_t			version;	/* entityversion, Debezium LSN */
-	bool			unconditional;	/* a tombstone: deletes whatever is stored */
+	bool			has_lsn;	/* Debezium: source.lsn is known */
+	int64_t			lsn;		/* Debezium: source.lsn */
+	bool			snapshot;	/* Debezium: a snapshot record */
+	bool			unconditional;	/* a Kafka tombstone: forgets the entity */
+	unsigned		keep;		/* CHANGE_KEEP_* bits */
 
 	/* server */
 	char			*hostname;

@@ -31,6 +31,7 @@ struct consumer_partition {
 	struct batch_position	 position;
 	int			 topic;
 	bool			 assigned;
+	bool			 out_of_range;	/* its stored offset is not in the log */
 	int64_t			 rebuild_low;	/* watermarks when assigned */
 	int64_t			 rebuild_high;
 };
@@ -90,6 +91,8 @@ static void	consumer_drain(struct consumer *consumer);
 static void	consumer_flush(struct consumer *consumer);
 static void	consumer_finish_stop(struct consumer *consumer);
 static void	consumer_load_offsets(struct consumer *consumer);
+static void	consumer_out_of_range(struct consumer *consumer,
+		    rd_kafka_message_t *message);
 static void	consumer_applied(struct applier *applier,
 		    enum applier_outcome outcome, const char *error, void *arg);
 
@@ -375,6 +378,7 @@ consumer_assign(struct consumer *consumer,
 			continue;
 		slot = consumer_partition(consumer, topic, tp->partition, true);
 		slot->assigned = true;
+		slot->out_of_range = false;
 		tp->offset = slot->position.stored ? slot->position.next_offset :
 		    RD_KAFKA_OFFSET_BEGINNING;
 		if (consumer->rebuild)
@@ -541,7 +545,14 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	    errlen) == -1 ||
 	    consumer_conf_set(conf, "enable.auto.offset.store", "false", err,
 	    errlen) == -1 ||
-	    consumer_conf_set(conf, "auto.offset.reset", "earliest", err,
+	    /*
+	     * A stored offset outside the log (the topic was deleted and
+	     * made again, or its records expired unread) is an error to
+	     * report, never a silent jump: librdkafka then stops fetching
+	     * that partition.  New partitions start at the beginning
+	     * explicitly (consumer_assign()).
+	     */
+	    consumer_conf_set(conf, "auto.offset.reset", "error", err,
 	    errlen) == -1 ||
 	    consumer_conf_set(conf, "partition.assignment.strategy",
 	    "cooperative-sticky", err, errlen) == -1 ||
@@ -774,6 +785,39 @@ consumer_serve_callbacks(struct consumer *consumer, int timeout_ms)
 		rd_kafka_message_destroy(message);
 }
 
+/*
+ * A partition's stored offset lies outside its log: say what happened
+ * and what to do, once per assignment.  librdkafka fetches nothing more
+ * of it, so nothing is skipped; the daemon is not ready meanwhile.
+ */
+static void
+consumer_out_of_range(struct consumer *consumer, rd_kafka_message_t *message)
+{
+	struct consumer_partition *slot;
+	const char *name;
+	int topic;
+
+	if (message->rkt == NULL)
+		return;
+	name = rd_kafka_topic_name(message->rkt);
+	if ((topic = consumer_topic_index(consumer, name)) < 0 ||
+	    (slot = consumer_partition(consumer, topic, message->partition,
+	    false)) == NULL || slot->out_of_range)
+		return;
+	slot->out_of_range = true;
+	consumer->stats.out_of_range++;
+	log_errx("kafka: %s[%d]: the stored offset %lld is outside the "
+	    "partition's log (%s): the topic was deleted and made again, or "
+	    "its records expired before they were consumed; nothing more of "
+	    "this partition is consumed.  To rebuild the state from what the "
+	    "topics hold now, run ipam-syncd --rebuild; to accept the loss "
+	    "and go on from the start of the log, delete the partition's row "
+	    "from ipam_state.consumer_offset and restart (docs/EVENTS.md)",
+	    name, message->partition,
+	    slot->position.stored ? (long long)slot->position.next_offset :
+	    -1LL, rd_kafka_message_errstr(message));
+}
+
 /* Tells whether the pending batch has reached a bound. */
 static bool
 consumer_pending_full(const struct consumer *consumer)
@@ -812,6 +856,11 @@ consumer_drain(struct consumer *consumer)
 		if (message == NULL)
 			break;
 		if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			rd_kafka_message_destroy(message);
+			continue;
+		}
+		if (message->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+			consumer_out_of_range(consumer, message);
 			rd_kafka_message_destroy(message);
 			continue;
 		}
@@ -1218,6 +1267,31 @@ consumer_foreach_partition(const struct consumer *consumer,
 		    slot->position.partition, slot->position.stored ?
 		    slot->position.next_offset : -1, low, high);
 	}
+}
+
+/* Names a partition whose stored offset is outside its log, or NULL. */
+const char *
+consumer_out_of_range_partition(const struct consumer *consumer,
+    int32_t *partition)
+{
+	size_t i;
+
+	for (i = 0; i < consumer->partition_count; i++) {
+		const struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (slot->assigned && slot->out_of_range) {
+			*partition = slot->position.partition;
+			return consumer->topics[slot->topic].name;
+		}
+	}
+	return NULL;
+}
+
+/* Why the database refuses every apply, or NULL. */
+const char *
+consumer_apply_failing(const struct consumer *consumer)
+{
+	return applier_failing(consumer->applier);
 }
 
 /* Seconds the apply in flight has been running. */

@@ -49,6 +49,7 @@ struct consumer_stats {
 	uint64_t	decode_errors;
 	uint64_t	kafka_errors;
 	uint64_t	rebalances;
+	uint64_t	out_of_range;	/* partitions found outside their log */
 	size_t		assigned;	/* partitions held now */
 	size_t		pending;	/* events waiting to be applied */
 };
@@ -114,6 +115,16 @@ typedef void consumer_partition_fn(void *arg, const char *topic,
 /* Calls fn for every assigned partition. */
 void		 consumer_foreach_partition(const struct consumer *consumer,
 		    consumer_partition_fn *fn, void *arg);
+
+/*
+ * Names an assigned partition whose stored offset lies outside its log
+ * (a recreated topic, expired records), or returns NULL.
+ */
+const char	*consumer_out_of_range_partition(const struct consumer *consumer,
+		    int32_t *partition);
+
+/* Why the database refuses every apply, or NULL (applier_failing()). */
+const char	*consumer_apply_failing(const struct consumer *consumer);
 
 /* Seconds the apply in flight has been running; 0 when there is none. */
 double		 consumer_apply_seconds(const struct consumer *consumer);

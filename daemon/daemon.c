@@ -316,6 +316,8 @@ static bool
 daemon_ready(void *arg, char *buf, size_t buflen)
 {
 	struct daemon *daemon = arg;
+	const char *failing, *topic;
+	int32_t partition;
 	long long lag;
 
 	if (daemon->state == DAEMON_STOPPING) {
@@ -329,6 +331,18 @@ daemon_ready(void *arg, char *buf, size_t buflen)
 	if (!daemon->ready) {
 		snprintf(buf, buflen, "starting: migrations or subscription "
 		    "not done");
+		return false;
+	}
+	if ((failing = consumer_apply_failing(daemon->consumer)) != NULL) {
+		snprintf(buf, buflen, "PostgreSQL refuses the batches: %s",
+		    failing);
+		return false;
+	}
+	if ((topic = consumer_out_of_range_partition(daemon->consumer,
+	    &partition)) != NULL) {
+		snprintf(buf, buflen, "%s[%d]: the stored offset is outside the "
+		    "partition's log (recreated topic or expired records; see "
+		    "the log)", topic, (int)partition);
 		return false;
 	}
 	if (consumer_stats(daemon->consumer)->assigned == 0) {

@@ -132,6 +132,23 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 			    results[r], (unsigned long long)values[r]);
 		}
 	}
+	metrics_family(out, "ipam_syncd_stale_events_total", "counter",
+	    "Events that changed nothing because a newer version (or a later "
+	    "truncate of their table) was already stored, by topic.");
+	for (i = 0; i < consumer_topic_count(consumer) &&
+	    i < APPLIER_MAX_TOPICS; i++) {
+		evbuffer_add_printf(out, "ipam_syncd_stale_events_total{topic=\"");
+		metrics_label(out, consumer_topic_name(consumer, i));
+		evbuffer_add_printf(out, "\"} %llu\n",
+		    (unsigned long long)applied->topics[i].stale);
+	}
+	metrics_single(out, "ipam_syncd_apply_failing", "gauge",
+	    "1 while PostgreSQL refuses every batch for a reason no event "
+	    "causes (privileges, disk full, a dropped schema); see /readyz.",
+	    consumer_apply_failing(consumer) != NULL);
+	metrics_single(out, "ipam_syncd_offsets_out_of_range_total", "counter",
+	    "Partitions whose stored offset was found outside their log "
+	    "(a recreated topic, expired records).", consumed->out_of_range);
 	metrics_single(out, "ipam_syncd_messages_consumed_total", "counter",
 	    "Kafka messages taken off the queue (committed or not yet).",
 	    consumed->messages);

@@ -1,9 +1,14 @@
-/* Schema migrations: numbered SQL files applied in order, each once. */
+/*
+ * Schema migrations: numbered SQL files applied in order, each once, then
+ * the function files (schema/functions/NN_name.sql) run again whenever
+ * their text changed since they last ran.
+ */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -20,8 +25,19 @@ struct migrate_file {
 	char	*sql;
 };
 
+/* One function file: code, re-created whenever its text changes. */
+struct migrate_code {
+	char	*name;		/* file name without .sql */
+	char	*sql;
+	char	 digest[17];	/* FNV-1a of the text, in hex */
+	bool	 run;		/* its recorded digest differs */
+};
+
 struct migrate {
 	struct migrate_file	 files[MIGRATE_SCHEMA_VERSION];
+	struct migrate_code	*code;		/* sorted by name */
+	size_t			 code_count;
+	size_t			 code_next;
 	struct pgconn		*pg;
 	migrate_done_cb		*done;
 	void			*arg;
@@ -30,6 +46,8 @@ struct migrate {
 };
 
 static void	migrate_step(struct migrate *migrate);
+static void	migrate_code_step(struct migrate *migrate);
+static void	migrate_code_read(struct migrate *migrate);
 
 /* Reads a whole file into a new string. */
 static char *
@@ -57,6 +75,97 @@ migrate_read(const char *path, char *err, size_t errlen)
 	}
 	fclose(file);
 	return text;
+}
+
+/* Orders function files by name. */
+static int
+migrate_code_compare(const void *a, const void *b)
+{
+	return strcmp(((const struct migrate_code *)a)->name,
+	    ((const struct migrate_code *)b)->name);
+}
+
+/* The FNV-1a digest of a text, as 16 hex digits. */
+static void
+migrate_digest(const char *text, char out[17])
+{
+	uint64_t hash = 1469598103934665603ULL;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)text; *p != '\0'; p++) {
+		hash ^= *p;
+		hash *= 1099511628211ULL;
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)hash);
+}
+
+/*
+ * Reads the function files of schema_dir/functions (NN_name.sql), sorted
+ * by name.  A missing folder is an error: the functions are the code the
+ * daemon calls.
+ */
+static int
+migrate_read_code(struct migrate *migrate, const char *schema_dir, char *err,
+    size_t errlen)
+{
+	struct dirent *entry;
+	char path[4096];
+	size_t capacity = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/functions", schema_dir);
+	if ((dir = opendir(path)) == NULL) {
+		snprintf(err, errlen, "schema folder %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((entry = readdir(dir)) != NULL) {
+		const char *name = entry->d_name;
+		size_t len = strlen(name);
+		struct migrate_code *code;
+
+		if (len < 8 || !isdigit((unsigned char)name[0]) ||
+		    !isdigit((unsigned char)name[1]) || name[2] != '_' ||
+		    strcmp(name + len - 4, ".sql") != 0)
+			continue;
+		/* The name goes into the record's SQL: letters, digits, _ only. */
+		if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+		    len - 4) {
+			snprintf(err, errlen, "schema folder %s/functions: "
+			    "file name %s has characters other than a-z, 0-9 "
+			    "and _", schema_dir, name);
+			closedir(dir);
+			return -1;
+		}
+		if (migrate->code_count == capacity) {
+			capacity = capacity ? capacity * 2 : 16;
+			code = realloc(migrate->code, capacity * sizeof(*code));
+			if (code == NULL)
+				fatal("migrate: realloc");
+			migrate->code = code;
+		}
+		code = &migrate->code[migrate->code_count];
+		memset(code, 0, sizeof(*code));
+		snprintf(path, sizeof(path), "%s/functions/%s", schema_dir,
+		    name);
+		if ((code->sql = migrate_read(path, err, errlen)) == NULL) {
+			closedir(dir);
+			return -1;
+		}
+		if ((code->name = strndup(name, len - 4)) == NULL)
+			fatal("migrate: strndup");
+		migrate_digest(code->sql, code->digest);
+		migrate->code_count++;
+	}
+	closedir(dir);
+	if (migrate->code_count == 0) {
+		snprintf(err, errlen, "schema folder %s/functions holds no "
+		    "function file", schema_dir);
+		return -1;
+	}
+	qsort(migrate->code, migrate->code_count, sizeof(*migrate->code),
+	    migrate_code_compare);
+	return 0;
 }
 
 /* Reads the migration files of a folder. */
@@ -115,6 +224,8 @@ migrate_new(const char *schema_dir, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (migrate_read_code(migrate, schema_dir, err, errlen) == -1)
+		goto fail;
 	return migrate;
 fail:
 	migrate_free(migrate);
@@ -133,6 +244,11 @@ migrate_free(struct migrate *migrate)
 		free(migrate->files[i].name);
 		free(migrate->files[i].sql);
 	}
+	for (i = 0; i < (int)migrate->code_count; i++) {
+		free(migrate->code[i].name);
+		free(migrate->code[i].sql);
+	}
+	free(migrate->code);
 	free(migrate);
 }
 
@@ -195,7 +311,109 @@ migrate_applied_cb(struct pgconn *pg, PGresult *result, const char *error,
 	migrate_step(migrate);
 }
 
-/* Applies the next pending migration, or releases the lock when done. */
+/* One function file ran and was recorded. */
+static void
+migrate_code_ran_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct migrate *migrate = arg;
+	struct migrate_code *code = &migrate->code[migrate->code_next];
+	char what[256];
+
+	snprintf(what, sizeof(what), "functions %s", code->name);
+	if (!migrate_check(migrate, result, error, what))
+		return;
+	log_info("schema: created the functions of %s", code->name);
+	migrate->code_next++;
+	migrate_code_step(migrate);
+}
+
+/*
+ * Runs the next function file whose text changed, or releases the lock
+ * when none is left.
+ */
+static void
+migrate_code_step(struct migrate *migrate)
+{
+	struct migrate_code *code;
+	char *sql;
+	size_t len;
+	int rc;
+
+	while (migrate->code_next < migrate->code_count &&
+	    !migrate->code[migrate->code_next].run)
+		migrate->code_next++;
+	if (migrate->code_next == migrate->code_count) {
+		if (pgconn_query(migrate->pg, MIGRATE_UNLOCK_SQL, 0, NULL,
+		    migrate_unlocked_cb, migrate) == -1)
+			migrate_finish(migrate, MIGRATE_LOST, "not connected");
+		return;
+	}
+	code = &migrate->code[migrate->code_next];
+	/* The file and its record run as one implicit transaction. */
+	len = strlen(code->sql) + strlen(code->name) + 512;
+	if ((sql = malloc(len)) == NULL)
+		fatal("migrate: malloc");
+	/*
+	 * Function bodies name the state tables without a schema (the apply
+	 * picks ipam_state or ipam_state_rebuild): they are checked when
+	 * they run, not when they are made.
+	 */
+	snprintf(sql, len, "SET LOCAL check_function_bodies = off;\n%s\n;\n"
+	    "INSERT INTO public.ipam_schema_function "
+	    "(name, digest) VALUES ('%s', '%s') ON CONFLICT (name) DO UPDATE "
+	    "SET digest = excluded.digest, applied_at = now()", code->sql,
+	    code->name, code->digest);
+	rc = pgconn_query(migrate->pg, sql, 0, NULL, migrate_code_ran_cb,
+	    migrate);
+	free(sql);
+	if (rc == -1)
+		migrate_finish(migrate, MIGRATE_LOST, "not connected");
+}
+
+/* Reads the recorded digests and marks the function files that changed. */
+static void
+migrate_code_digests_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct migrate *migrate = arg;
+	size_t i;
+	int row;
+
+	if (!migrate_check(migrate, result, error,
+	    "reading the function digests"))
+		return;
+	for (i = 0; i < migrate->code_count; i++) {
+		struct migrate_code *code = &migrate->code[i];
+
+		code->run = true;
+		for (row = 0; row < PQntuples(result); row++) {
+			if (strcmp(PQgetvalue(result, row, 0), code->name) == 0 &&
+			    strcmp(PQgetvalue(result, row, 1), code->digest) == 0)
+				code->run = false;
+		}
+	}
+	migrate->code_next = 0;
+	migrate_code_step(migrate);
+}
+
+/* Asks which function files ran with which text. */
+static void
+migrate_code_read(struct migrate *migrate)
+{
+	static const char sql[] =
+	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_function ("
+	    " name text PRIMARY KEY,"
+	    " digest text NOT NULL,"
+	    " applied_at timestamptz NOT NULL DEFAULT now());"
+	    "SELECT name, digest FROM public.ipam_schema_function";
+
+	if (pgconn_query(migrate->pg, sql, 0, NULL, migrate_code_digests_cb,
+	    migrate) == -1)
+		migrate_finish(migrate, MIGRATE_LOST, "not connected");
+}
+
+/* Applies the next pending migration, or goes on to the functions. */
 static void
 migrate_step(struct migrate *migrate)
 {
@@ -205,9 +423,7 @@ migrate_step(struct migrate *migrate)
 	int rc;
 
 	if (migrate->next > MIGRATE_SCHEMA_VERSION) {
-		if (pgconn_query(migrate->pg, MIGRATE_UNLOCK_SQL, 0, NULL,
-		    migrate_unlocked_cb, migrate) == -1)
-			migrate_finish(migrate, MIGRATE_LOST, "not connected");
+		migrate_code_read(migrate);
 		return;
 	}
 	file = &migrate->files[migrate->next - 1];

@@ -332,13 +332,15 @@ def test_debezium_through_kafka():
             "SELECT id, deleted, hostname, host(ip_address) FROM ipam_state.server")}
         assert final, "the fixtures hold server changes"
         for sid, expect in final.items():
+            if expect["op"] == "delete":
+                # A delete is a tombstone with its version; the Kafka
+                # tombstone after it forgets the entity altogether.
+                assert sid not in rows or rows[sid][1], (sid, rows[sid])
+                continue
             assert sid in rows, (sid, rows)
             _, deleted, hostname, ip = rows[sid]
-            if expect["op"] == "delete":
-                assert deleted, (sid, rows[sid])
-            else:
-                assert not deleted and hostname == expect.get("hostname"), (sid, rows[sid], expect)
-                assert ip == expect.get("ip"), (sid, rows[sid], expect)
+            assert not deleted and hostname == expect.get("hostname"), (sid, rows[sid], expect)
+            assert ip == expect.get("ip"), (sid, rows[sid], expect)
     finally:
         run.close()
 

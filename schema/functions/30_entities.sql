@@ -1,0 +1,310 @@
+-- The entity stage: each net record of a batch decides against the stored
+-- entity (ipamd.entity_action), then the entity is written, tombstoned or
+-- forgotten, and the addresses it held and holds are returned as touched,
+-- for the derivation.  A truncate forgets every entity its topic fed that
+-- no later change has touched.
+--
+-- The three entity functions have the same shape; only the columns
+-- differ.  Fields a Debezium TOAST placeholder left out ("keep") are taken
+-- from the stored entity.
+
+-- Stale records of a stage, at most 20 for the log, and their number per
+-- topic.
+CREATE OR REPLACE FUNCTION ipamd.stale_report(notes jsonb[], counts bigint[],
+    topics text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object(
+	    'sample', coalesce(to_jsonb(notes[1:20]), '[]'::jsonb),
+	    'topics', coalesce((SELECT jsonb_object_agg(t, n) FROM (
+		SELECT t, sum(c) AS n FROM unnest(topics, counts) AS u(t, c)
+		WHERE c > 0 GROUP BY t) x), '{}'::jsonb))
+$$;
+
+-- Subnets: the touched are regions (vrf, old and new cidr), which the
+-- expansion stage turns into addresses.
+CREATE OR REPLACE FUNCTION ipamd.apply_subnets(records jsonb,
+    OUT applied bigint, OUT stale bigint, OUT regions ipamd.touch[],
+    OUT report jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+	WITH inp AS (
+		SELECT * FROM jsonb_to_recordset(records)
+		    AS x(seq bigint, id text, gv bigint, lo bigint[],
+			reset boolean, op text, v bigint, lsn bigint,
+			keep text[], vrf text, name text, cidr cidr,
+			pool_first inet[], pool_last inet[], ping boolean,
+			topic text, part integer, off bigint)
+	), dec AS (
+		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
+		    s.cidr AS old_cidr, s.name AS old_name,
+		    s.pool_first AS old_pool_first, s.pool_last AS old_pool_last,
+		    f.lsn AS floor_lsn,
+		    ipamd.entity_action(inp.gv, inp.reset, inp.op, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS action,
+		    ipamd.stale_events(inp.gv, inp.lo, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS n_stale
+		FROM inp
+		LEFT JOIN subnet s ON s.id = inp.id
+		LEFT JOIN truncation f ON f.topic = inp.topic
+	), forgot AS (
+		DELETE FROM subnet s USING dec
+		WHERE s.id = dec.id AND dec.action = 'forget'
+		RETURNING 1
+	), up AS (
+		INSERT INTO subnet AS s (id, version, lsn, deleted, vrf, name,
+		    cidr, pool_first, pool_last, ping, source_topic,
+		    source_partition, source_offset, updated_at)
+		SELECT id, v, lsn, action = 'delete',
+		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
+			ELSE coalesce(old_vrf, vrf, '') END,
+		    CASE WHEN action <> 'upsert' THEN NULL
+			WHEN 'name' = ANY (keep) THEN old_name ELSE name END,
+		    CASE WHEN action = 'upsert' THEN cidr END,
+		    CASE WHEN action <> 'upsert' THEN '{}'
+			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_first, '{}')
+			ELSE coalesce(pool_first, '{}') END,
+		    CASE WHEN action <> 'upsert' THEN '{}'
+			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_last, '{}')
+			ELSE coalesce(pool_last, '{}') END,
+		    coalesce(ping, true), topic, part, off, now()
+		FROM dec WHERE action IN ('upsert', 'delete')
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+		    lsn = excluded.lsn, deleted = excluded.deleted,
+		    vrf = excluded.vrf, name = excluded.name,
+		    cidr = excluded.cidr, pool_first = excluded.pool_first,
+		    pool_last = excluded.pool_last, ping = excluded.ping,
+		    source_topic = excluded.source_topic,
+		    source_partition = excluded.source_partition,
+		    source_offset = excluded.source_offset,
+		    updated_at = excluded.updated_at
+		RETURNING 1
+	), touched AS (
+		SELECT old_vrf AS vrf, old_cidr AS cidr, seq, topic, part, off
+		FROM dec
+		WHERE action <> 'none' AND NOT old_deleted
+		UNION ALL
+		SELECT coalesce(vrf, ''), cidr, seq, topic, part, off
+		FROM dec WHERE action = 'upsert'
+	)
+	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
+	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
+	    (SELECT coalesce(array_agg(ROW(r.vrf, r.cidr::inet, r.seq, r.topic,
+		r.part, r.off)::ipamd.touch), '{}') FROM touched r),
+	    (SELECT ipamd.stale_report(
+		array_agg(ipamd.stale_note('subnet', id, topic, part, off, gv,
+		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
+		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	INTO applied, stale, regions, report;
+END
+$$;
+
+-- Servers: the touched are the old and the new address.
+CREATE OR REPLACE FUNCTION ipamd.apply_servers(records jsonb,
+    OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
+    OUT report jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+	WITH inp AS (
+		SELECT * FROM jsonb_to_recordset(records)
+		    AS x(seq bigint, id text, gv bigint, lo bigint[],
+			reset boolean, op text, v bigint, lsn bigint,
+			keep text[], vrf text, hostname text, ip inet, mac text,
+			device_type text, manufacture text, topic text,
+			part integer, off bigint)
+	), dec AS (
+		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
+		    s.ip_address AS old_ip, s.hostname AS old_hostname,
+		    s.nic_mac AS old_mac, s.device_type AS old_device_type,
+		    s.manufacture AS old_manufacture, f.lsn AS floor_lsn,
+		    ipamd.entity_action(inp.gv, inp.reset, inp.op, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS action,
+		    ipamd.stale_events(inp.gv, inp.lo, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS n_stale
+		FROM inp
+		LEFT JOIN server s ON s.id = inp.id
+		LEFT JOIN truncation f ON f.topic = inp.topic
+	), forgot AS (
+		DELETE FROM server s USING dec
+		WHERE s.id = dec.id AND dec.action = 'forget'
+		RETURNING 1
+	), up AS (
+		INSERT INTO server AS s (id, version, lsn, deleted, vrf,
+		    hostname, ip_address, nic_mac, device_type, manufacture,
+		    source_topic, source_partition, source_offset, updated_at)
+		SELECT id, v, lsn, action = 'delete',
+		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
+			ELSE coalesce(old_vrf, vrf, '') END,
+		    CASE WHEN action <> 'upsert' THEN NULL
+			WHEN 'hostname' = ANY (keep) THEN old_hostname
+			ELSE hostname END,
+		    CASE WHEN action = 'upsert' THEN ip END,
+		    CASE WHEN action <> 'upsert' THEN NULL
+			WHEN 'nic_mac' = ANY (keep) THEN old_mac ELSE mac END,
+		    CASE WHEN action <> 'upsert' THEN NULL
+			WHEN 'device_type' = ANY (keep) THEN old_device_type
+			ELSE device_type END,
+		    CASE WHEN action <> 'upsert' THEN NULL
+			WHEN 'manufacture' = ANY (keep) THEN old_manufacture
+			ELSE manufacture END,
+		    topic, part, off, now()
+		FROM dec WHERE action IN ('upsert', 'delete')
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+		    lsn = excluded.lsn, deleted = excluded.deleted,
+		    vrf = excluded.vrf, hostname = excluded.hostname,
+		    ip_address = excluded.ip_address, nic_mac = excluded.nic_mac,
+		    device_type = excluded.device_type,
+		    manufacture = excluded.manufacture,
+		    source_topic = excluded.source_topic,
+		    source_partition = excluded.source_partition,
+		    source_offset = excluded.source_offset,
+		    updated_at = excluded.updated_at
+		RETURNING 1
+	), addrs AS (
+		SELECT old_vrf AS vrf, old_ip AS ip, seq, topic, part, off
+		FROM dec
+		WHERE action <> 'none' AND NOT old_deleted AND old_ip IS NOT NULL
+		UNION ALL
+		SELECT coalesce(vrf, ''), ip, seq, topic, part, off
+		FROM dec WHERE action = 'upsert' AND ip IS NOT NULL
+	)
+	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
+	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
+	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, a.seq, a.topic, a.part,
+		a.off)::ipamd.touch), '{}') FROM addrs a),
+	    (SELECT ipamd.stale_report(
+		array_agg(ipamd.stale_note('server', id, topic, part, off, gv,
+		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
+		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	INTO applied, stale, touched, report;
+END
+$$;
+
+-- Marks: the touched are the old and the new address.
+CREATE OR REPLACE FUNCTION ipamd.apply_marks(records jsonb,
+    OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
+    OUT report jsonb)
+LANGUAGE plpgsql AS $$
+BEGIN
+	WITH inp AS (
+		SELECT * FROM jsonb_to_recordset(records)
+		    AS x(seq bigint, id text, gv bigint, lo bigint[],
+			reset boolean, op text, v bigint, lsn bigint,
+			keep text[], vrf text, address inet, status text,
+			description text, topic text, part integer, off bigint)
+	), dec AS (
+		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
+		    s.address AS old_address, f.lsn AS floor_lsn,
+		    ipamd.entity_action(inp.gv, inp.reset, inp.op, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS action,
+		    ipamd.stale_events(inp.gv, inp.lo, inp.lsn, f.lsn,
+			s.id IS NOT NULL, s.version) AS n_stale
+		FROM inp
+		LEFT JOIN mark s ON s.id = inp.id
+		LEFT JOIN truncation f ON f.topic = inp.topic
+	), forgot AS (
+		DELETE FROM mark s USING dec
+		WHERE s.id = dec.id AND dec.action = 'forget'
+		RETURNING 1
+	), up AS (
+		INSERT INTO mark AS s (id, version, lsn, deleted, vrf, address,
+		    status, description, source_topic, source_partition,
+		    source_offset, updated_at)
+		SELECT id, v, lsn, action = 'delete',
+		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
+			ELSE coalesce(old_vrf, vrf, '') END,
+		    CASE WHEN action = 'upsert' THEN address END,
+		    CASE WHEN action = 'upsert' THEN status END,
+		    CASE WHEN action = 'upsert' THEN description END,
+		    topic, part, off, now()
+		FROM dec WHERE action IN ('upsert', 'delete')
+		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
+		    lsn = excluded.lsn, deleted = excluded.deleted,
+		    vrf = excluded.vrf, address = excluded.address,
+		    status = excluded.status, description = excluded.description,
+		    source_topic = excluded.source_topic,
+		    source_partition = excluded.source_partition,
+		    source_offset = excluded.source_offset,
+		    updated_at = excluded.updated_at
+		RETURNING 1
+	), addrs AS (
+		SELECT old_vrf AS vrf, old_address AS ip, seq, topic, part, off
+		FROM dec
+		WHERE action <> 'none' AND NOT old_deleted
+		    AND old_address IS NOT NULL
+		UNION ALL
+		SELECT coalesce(vrf, ''), address, seq, topic, part, off
+		FROM dec WHERE action = 'upsert'
+	)
+	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
+	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
+	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, a.seq, a.topic, a.part,
+		a.off)::ipamd.touch), '{}') FROM addrs a),
+	    (SELECT ipamd.stale_report(
+		array_agg(ipamd.stale_note('mark', id, topic, part, off, gv,
+		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
+		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	INTO applied, stale, touched, report;
+END
+$$;
+
+-- Truncates (Debezium op t): each raises its topic's floor to its lsn and
+-- forgets every entity of that topic older than it (an entity another
+-- topic changed last is not this table's any more).  Returns the touched
+-- addresses and subnet regions, and how many entities went.
+CREATE OR REPLACE FUNCTION ipamd.apply_truncates(records jsonb,
+    OUT forgotten bigint, OUT touched ipamd.touch[],
+    OUT regions ipamd.touch[])
+LANGUAGE plpgsql AS $$
+DECLARE
+	n bigint;
+	r record;
+BEGIN
+	forgotten := 0;
+	touched := '{}';
+	regions := '{}';
+	-- The last truncate of each topic in the batch: the highest floor.
+	FOR r IN SELECT DISTINCT ON (x.topic) x.*
+	    FROM jsonb_to_recordset(records) AS x(seq bigint, entity text,
+		lsn bigint, topic text, part integer, off bigint)
+	    ORDER BY x.topic, x.lsn DESC
+	LOOP
+		INSERT INTO truncation AS t (topic, entity, lsn)
+		VALUES (r.topic, r.entity, r.lsn)
+		ON CONFLICT (topic) DO UPDATE SET lsn = greatest(t.lsn,
+		    excluded.lsn), entity = excluded.entity, truncated_at = now();
+		IF r.entity = 'server' THEN
+			WITH gone AS (
+				DELETE FROM server s
+				WHERE s.source_topic = r.topic
+				    AND (s.lsn IS NULL OR s.lsn < r.lsn)
+				RETURNING s.vrf, s.ip_address, s.deleted)
+			SELECT touched || coalesce(array_agg(ROW(g.vrf,
+			    g.ip_address, r.seq, r.topic, r.part,
+			    r.off)::ipamd.touch) FILTER (WHERE NOT g.deleted
+			    AND g.ip_address IS NOT NULL), '{}'), count(*)
+			INTO touched, n FROM gone g;
+		ELSIF r.entity = 'subnet' THEN
+			WITH gone AS (
+				DELETE FROM subnet s
+				WHERE s.source_topic = r.topic
+				    AND (s.lsn IS NULL OR s.lsn < r.lsn)
+				RETURNING s.vrf, s.cidr, s.deleted)
+			SELECT regions || coalesce(array_agg(ROW(g.vrf,
+			    g.cidr::inet, r.seq, r.topic, r.part,
+			    r.off)::ipamd.touch) FILTER (WHERE NOT g.deleted),
+			    '{}'), count(*)
+			INTO regions, n FROM gone g;
+		ELSE
+			RAISE EXCEPTION 'a truncate of % entities is not '
+			    'supported', r.entity USING ERRCODE = '22023';
+		END IF;
+		forgotten := forgotten + n;
+	END LOOP;
+END
+$$;

@@ -1,0 +1,193 @@
+-- The derivation stage: the rows of the touched addresses, derived again
+-- from the live entities (DESIGN's rules 1-8), merged into address with
+-- audit rows, and the address-level conflicts refreshed.
+
+-- Derives the rows of the touched addresses again from the live entities,
+-- merges them into address with audit rows, and refreshes the
+-- address-level conflicts.  Returns counts and the conflicts it added.
+CREATE OR REPLACE FUNCTION ipamd.derive(touched ipamd.touch[], with_audit boolean)
+RETURNS jsonb
+LANGUAGE plpgsql
+-- Batches join thousands of rows: let hashes and sorts stay in memory.
+SET work_mem = '64MB'
+AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	WITH t AS (
+		SELECT DISTINCT ON (u.vrf, u.ip) u.*
+		FROM unnest(touched) AS u
+		ORDER BY u.vrf, u.ip, u.seq DESC
+	), lengths AS (
+		-- The prefix lengths in use: each touched address is looked up
+		-- once per length with an equality (hash) join, not a GiST probe.
+		SELECT DISTINCT s.vrf, family(s.cidr) AS fam, masklen(s.cidr) AS len
+		FROM subnet s
+		WHERE NOT s.deleted AND s.vrf IN (SELECT DISTINCT vrf FROM t)
+	), keys AS MATERIALIZED (
+		SELECT t.vrf, t.ip, m.len, network(set_masklen(t.ip, m.len)) AS net
+		FROM t
+		JOIN lengths m ON m.vrf = t.vrf AND m.fam = family(t.ip)
+	), homes AS (
+		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, s.id, s.pool_first,
+		    s.pool_last
+		FROM keys k
+		JOIN subnet s ON NOT s.deleted AND s.vrf = k.vrf AND s.cidr = k.net
+		ORDER BY k.vrf, k.ip, k.len DESC, ipamd.id_key(s.id)
+	), holders AS (
+		SELECT x.vrf, x.ip_address AS ip,
+		    array_agg(x.id ORDER BY ipamd.id_key(x.id)) AS ids
+		FROM server x
+		JOIN t ON x.vrf = t.vrf AND x.ip_address = t.ip
+		WHERE NOT x.deleted
+		GROUP BY x.vrf, x.ip_address
+	), d AS (
+		SELECT t.vrf, t.ip, h.id AS subnet_id,
+		    (h.id IS NOT NULL AND EXISTS (
+			SELECT 1 FROM unnest(h.pool_first, h.pool_last) AS p(f, l)
+			WHERE t.ip BETWEEN p.f AND p.l)) AS is_static,
+		    sv.id AS server_id, sv.hostname, sv.nic_mac, sv.device_type,
+		    sv.manufacture, hs.ids AS server_ids,
+		    mk.status AS mark_status, mk.description AS mark_description,
+		    t.topic, t.part, t.off
+		FROM t
+		LEFT JOIN homes h ON h.vrf = t.vrf AND h.ip = t.ip
+		LEFT JOIN holders hs ON hs.vrf = t.vrf AND hs.ip = t.ip
+		LEFT JOIN server sv ON sv.id = hs.ids[1]
+		LEFT JOIN mark mk ON NOT mk.deleted AND mk.vrf = t.vrf
+		    AND mk.address = t.ip
+	), want AS (
+		SELECT d.vrf, d.ip, d.subnet_id,
+		    CASE WHEN d.mark_status = 'quarantine' THEN 'quarantine'
+			WHEN d.server_id IS NOT NULL THEN 'allocated'
+			WHEN d.mark_status = 'reserved' THEN 'reserved'
+			ELSE 'available' END AS status,
+		    CASE WHEN d.is_static THEN 'static' ELSE 'dhcp' END AS ip_type,
+		    d.server_id, d.hostname, d.nic_mac AS mac_address,
+		    d.device_type AS platform, d.manufacture AS manufacturer,
+		    CASE WHEN d.mark_status = 'reserved' AND d.server_id IS NULL
+			THEN d.mark_description END AS description,
+		    d.topic, d.part, d.off
+		FROM d
+		WHERE d.subnet_id IS NOT NULL
+		    AND (d.is_static OR d.server_id IS NOT NULL
+			OR d.mark_status IS NOT NULL)
+	), cur AS (
+		SELECT a.*
+		FROM address a
+		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
+	), del AS (
+		DELETE FROM address a
+		USING t
+		WHERE a.vrf = t.vrf AND a.ip_address = t.ip
+		    AND NOT EXISTS (SELECT 1 FROM want w
+			WHERE w.vrf = t.vrf AND w.ip = t.ip)
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS before,
+		    t.topic, t.part, t.off
+	), ins AS (
+		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
+		    ip_type, server_id, hostname, mac_address, platform,
+		    manufacturer, description)
+		SELECT w.vrf, w.ip, w.subnet_id, w.status, w.ip_type, w.server_id,
+		    w.hostname, w.mac_address, w.platform, w.manufacturer,
+		    w.description
+		FROM want w
+		WHERE NOT EXISTS (SELECT 1 FROM cur c
+		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS after
+	), upd AS (
+		UPDATE address a
+		SET subnet_id = w.subnet_id, status = w.status,
+		    ip_type = w.ip_type, server_id = w.server_id,
+		    hostname = w.hostname, mac_address = w.mac_address,
+		    platform = w.platform, manufacturer = w.manufacturer,
+		    description = w.description, updated_at = now()
+		FROM want w, cur c
+		WHERE a.vrf = w.vrf AND a.ip_address = w.ip
+		    AND c.vrf = w.vrf AND c.ip_address = w.ip
+		    AND (c.subnet_id, c.status, c.ip_type, c.server_id,
+			c.hostname, c.mac_address, c.platform, c.manufacturer,
+			c.description)
+			IS DISTINCT FROM
+			(w.subnet_id, w.status, w.ip_type, w.server_id,
+			w.hostname, w.mac_address, w.platform, w.manufacturer,
+			w.description)
+		RETURNING a.vrf, a.ip_address,
+		    CASE WHEN with_audit THEN ipamd.image(c.subnet_id, c.status,
+			c.ip_type, c.server_id, c.hostname, c.mac_address,
+			c.platform, c.manufacturer, c.description) END AS before,
+		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+			a.ip_type, a.server_id, a.hostname, a.mac_address,
+			a.platform, a.manufacturer, a.description) END AS after,
+		    w.topic, w.part, w.off
+	), audit AS (
+		-- A rebuild writes no history: its rows are not changes.
+		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
+		    source_topic, source_partition, source_offset)
+		SELECT * FROM (
+		    SELECT del.vrf, del.ip_address, 'delete', del.before,
+			NULL::jsonb, del.topic, del.part, del.off FROM del
+		    UNION ALL
+		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, ins.after,
+			w.topic, w.part, w.off
+		    FROM ins JOIN want w
+			ON w.vrf = ins.vrf AND w.ip = ins.ip_address
+		    UNION ALL
+		    SELECT upd.vrf, upd.ip_address, 'update', upd.before,
+			upd.after, upd.topic, upd.part, upd.off FROM upd) changes
+		WHERE with_audit
+		RETURNING 1
+	), conflict_want AS (
+		SELECT d.vrf, d.ip, 'several_servers' AS kind,
+		    format('servers %s share %s; %s holds it',
+			array_to_string(d.server_ids, ', '), host(d.ip),
+			d.server_id) AS detail
+		FROM d WHERE cardinality(d.server_ids) > 1
+		UNION ALL
+		SELECT d.vrf, d.ip,
+		    'server_on_' || d.mark_status,
+		    format('server %s has %s, which is marked %s', d.server_id,
+			host(d.ip), d.mark_status)
+		FROM d WHERE d.server_id IS NOT NULL AND d.mark_status IS NOT NULL
+	), conflict_gone AS (
+		DELETE FROM conflict c
+		USING t
+		WHERE c.vrf = t.vrf AND c.ip_address = t.ip
+		    AND c.kind IN ('several_servers', 'server_on_reserved',
+			'server_on_quarantine')
+		    AND NOT EXISTS (SELECT 1 FROM conflict_want w
+			WHERE w.vrf = c.vrf AND w.ip = c.ip_address
+			    AND w.kind = c.kind)
+		RETURNING 1
+	), conflict_new AS (
+		-- Keys that stay are updated in place, so that the delete above
+		-- and this upsert never touch the same row.
+		INSERT INTO conflict AS c (vrf, ip_address, kind, detail)
+		SELECT w.vrf, w.ip, w.kind, w.detail
+		FROM conflict_want w
+		ON CONFLICT (vrf, (coalesce(host(ip_address), '')),
+		    (coalesce(subnet_id, '')), kind)
+		DO UPDATE SET detail = excluded.detail
+		WHERE c.detail <> excluded.detail
+		RETURNING c.vrf, c.ip_address, c.kind, c.detail
+	)
+	SELECT jsonb_build_object(
+	    'touched', (SELECT count(*) FROM t),
+	    'inserted', (SELECT count(*) FROM ins),
+	    'updated', (SELECT count(*) FROM upd),
+	    'deleted', (SELECT count(*) FROM del),
+	    'audited', (SELECT count(*) FROM audit),
+	    'conflicts_resolved', (SELECT count(*) FROM conflict_gone),
+	    'conflicts', coalesce((SELECT jsonb_agg(jsonb_build_object(
+		'vrf', n.vrf, 'address', host(n.ip_address), 'kind', n.kind,
+		'detail', n.detail)) FROM conflict_new n), '[]'::jsonb))
+	INTO result;
+	RETURN result;
+END
+$$;

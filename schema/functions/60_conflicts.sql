@@ -1,0 +1,62 @@
+-- The subnet-level conflicts: duplicate subnets and pool addresses
+-- shadowed by a more specific nested subnet.
+
+-- Refreshes the subnet-level conflicts (duplicate subnets, pool addresses
+-- shadowed by a more specific nested subnet) of some routing domains.
+-- Returns the conflicts it added.
+CREATE OR REPLACE FUNCTION ipamd.refresh_subnet_conflicts(vrfs text[]) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	WITH live AS (
+		SELECT * FROM subnet
+		WHERE NOT deleted AND vrf = ANY (vrfs)
+	), conflict_want AS (
+		SELECT s.vrf, s.id AS subnet_id, 'duplicate_subnet' AS kind,
+		    format('subnet %s has the same cidr %s as subnet %s, which is '
+			'home to its addresses', s.id, s.cidr, first.id) AS detail
+		FROM live s
+		JOIN LATERAL (SELECT o.id FROM live o
+		    WHERE o.cidr = s.cidr AND o.vrf = s.vrf
+		    ORDER BY ipamd.id_key(o.id) LIMIT 1) first ON first.id <> s.id
+		UNION ALL
+		SELECT s.vrf, s.id, 'pool_shadowed',
+		    format('static pool %s-%s of subnet %s overlaps more specific '
+			'subnet %s (%s), which is home to those addresses',
+			host(p.f), host(p.l), s.id, n.id, n.cidr)
+		FROM live s
+		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
+		JOIN live n ON n.vrf = s.vrf AND n.cidr << s.cidr
+		    AND p.f <= ipamd.last_addr(n.cidr)
+		    AND p.l >= ipamd.first_addr(n.cidr)
+	), conflict_gone AS (
+		DELETE FROM conflict c
+		WHERE c.vrf = ANY (vrfs)
+		    AND c.kind IN ('duplicate_subnet', 'pool_shadowed')
+		    AND NOT EXISTS (SELECT 1 FROM conflict_want w
+			WHERE w.vrf = c.vrf AND w.subnet_id = c.subnet_id
+			    AND w.kind = c.kind)
+		RETURNING 1
+	), conflict_new AS (
+		-- One row per subnet and kind: the first detail names one case.
+		INSERT INTO conflict AS c (vrf, subnet_id, kind, detail)
+		SELECT DISTINCT ON (w.vrf, w.subnet_id, w.kind)
+		    w.vrf, w.subnet_id, w.kind, w.detail
+		FROM conflict_want w
+		ORDER BY w.vrf, w.subnet_id, w.kind, w.detail
+		ON CONFLICT (vrf, (coalesce(host(ip_address), '')),
+		    (coalesce(subnet_id, '')), kind)
+		DO UPDATE SET detail = excluded.detail
+		WHERE c.detail <> excluded.detail
+		RETURNING c.vrf, c.subnet_id, c.kind, c.detail
+	)
+	SELECT coalesce(jsonb_agg(jsonb_build_object('vrf', n.vrf,
+	    'subnet', n.subnet_id, 'kind', n.kind, 'detail', n.detail)),
+	    '[]'::jsonb)
+	INTO result
+	FROM conflict_new n
+	WHERE (SELECT count(*) FROM conflict_gone) >= 0;
+	RETURN result;
+END
+$$;

@@ -1,0 +1,129 @@
+-- The apply transaction: one call applies one batch of decoded events.
+--
+-- The functions name the state tables without a schema: apply_batch()
+-- points search_path at the state it is asked to fill (ipam_state, or
+-- ipam_state_rebuild during a rebuild) for its own transaction only.
+
+-- Applies one batch: offsets (compare-and-set), dead letters, the entity
+-- stage (schema/functions/30_entities.sql), truncates, the expansion of
+-- changed subnets, the derived rows and conflicts.  It runs as one
+-- statement, so it commits or rolls back whole.  Raises SQLSTATE IPM01
+-- when an offset has moved away from what the caller read (another
+-- consumer owns it now).
+CREATE OR REPLACE FUNCTION ipamd.apply_batch(batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql
+SET work_mem = '64MB'
+AS $$
+DECLARE
+	group_name text := batch->>'group';
+	target text := coalesce(batch->>'schema', 'ipam_state');
+	with_audit boolean := coalesce((batch->>'audit')::boolean, true);
+	with_derive boolean := coalesce((batch->>'derive')::boolean, true);
+	o record;
+	moved integer;
+	sub record;
+	srv record;
+	mrk record;
+	trn record;
+	touched ipamd.touch[];
+	regions ipamd.touch[];
+	subnet_vrfs text[];
+	derived jsonb;
+	subnet_conflicts jsonb := '[]';
+	dead bigint;
+	result jsonb;
+BEGIN
+	IF target NOT IN ('ipam_state', 'ipam_state_rebuild') THEN
+		RAISE EXCEPTION 'unknown state schema %', target;
+	END IF;
+	PERFORM set_config('search_path', target || ', ipamd, public', true);
+
+	-- One apply at a time, whoever runs it: a derived row depends on
+	-- entities of every topic and partition, so two applies running side
+	-- by side (two instances, or a killed instance's statement still
+	-- running) would each miss the other's changes.  Every statement
+	-- below takes a fresh snapshot, after the lock, so it sees what the
+	-- previous holder committed; the offsets are checked after it too.
+	PERFORM pg_advisory_xact_lock(7369747);
+
+	FOR o IN SELECT * FROM jsonb_to_recordset(coalesce(batch->'offsets',
+	    '[]')) AS x(topic text, part integer, expected bigint, next bigint)
+	LOOP
+		IF o.expected IS NULL THEN
+			INSERT INTO consumer_offset
+			    (group_id, topic, partition, next_offset)
+			VALUES (group_name, o.topic, o.part, o.next)
+			ON CONFLICT DO NOTHING;
+		ELSE
+			UPDATE consumer_offset
+			SET next_offset = o.next, updated_at = now()
+			WHERE group_id = group_name AND topic = o.topic
+			    AND partition = o.part AND next_offset = o.expected;
+		END IF;
+		GET DIAGNOSTICS moved = ROW_COUNT;
+		IF moved <> 1 THEN
+			RAISE EXCEPTION 'offset of %[%] is no longer at %',
+			    o.topic, o.part, coalesce(o.expected::text, 'the start')
+			    USING ERRCODE = 'IPM01',
+			    HINT = 'another consumer has taken the partition';
+		END IF;
+	END LOOP;
+
+	-- Raw bytes as bytea, headers as a JSON array of text or base64
+	-- values: nothing a message holds can make this insert fail.
+	INSERT INTO ipamd.dead_letter (topic, partition, "offset", key, value,
+	    headers, reason)
+	SELECT x.topic, x.part, x.off, decode(x.key, 'hex'),
+	    decode(x.value, 'hex'), x.headers, x.reason
+	FROM jsonb_to_recordset(coalesce(batch->'dead', '[]')) AS x(topic text,
+	    part integer, off bigint, key text, value text, headers jsonb,
+	    reason text)
+	ON CONFLICT DO NOTHING;
+	GET DIAGNOSTICS dead = ROW_COUNT;
+
+	SELECT * INTO sub FROM ipamd.apply_subnets(coalesce(batch->'subnets',
+	    '[]'));
+	SELECT * INTO srv FROM ipamd.apply_servers(coalesce(batch->'servers',
+	    '[]'));
+	SELECT * INTO mrk FROM ipamd.apply_marks(coalesce(batch->'marks',
+	    '[]'));
+	-- After the entities: a truncate forgets what is older than it, also
+	-- an older change that came in the same batch.
+	SELECT * INTO trn FROM ipamd.apply_truncates(
+	    coalesce(batch->'truncates', '[]'));
+	touched := srv.touched || mrk.touched || trn.touched;
+	regions := sub.regions || trn.regions;
+
+	result := jsonb_build_object(
+	    'applied', sub.applied + srv.applied + mrk.applied
+		+ jsonb_array_length(coalesce(batch->'truncates', '[]')),
+	    'stale', sub.stale + srv.stale + mrk.stale,
+	    'dead', dead,
+	    'truncated', trn.forgotten,
+	    'entities', jsonb_build_object(
+		'subnet', jsonb_build_array(sub.applied, sub.stale),
+		'server', jsonb_build_array(srv.applied, srv.stale),
+		'mark', jsonb_build_array(mrk.applied, mrk.stale)),
+	    'stale_reports', jsonb_build_array(sub.report, srv.report,
+		mrk.report));
+
+	-- A rebuild stores the entities only and derives every row once at
+	-- the end (ipamd.derive_all): the same rows, far less work.
+	IF NOT with_derive THEN
+		PERFORM ipamd.analyze_grown(target);
+		RETURN result || jsonb_build_object('conflicts', '[]'::jsonb);
+	END IF;
+
+	IF cardinality(regions) > 0 THEN
+		touched := touched || ipamd.expand_regions(regions);
+		SELECT array_agg(DISTINCT u.vrf) INTO subnet_vrfs
+		FROM unnest(regions) AS u;
+		subnet_conflicts := ipamd.refresh_subnet_conflicts(subnet_vrfs);
+	END IF;
+
+	derived := ipamd.derive(touched, with_audit);
+	PERFORM ipamd.analyze_grown(target);
+	RETURN derived || result || jsonb_build_object('conflicts',
+	    (derived->'conflicts') || subnet_conflicts);
+END
+$$;

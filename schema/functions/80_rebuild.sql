@@ -1,0 +1,135 @@
+-- Rebuild: fill a fresh copy of ipam_state from the beginning of every
+-- topic, then swap it in, in one transaction, so that readers never see a
+-- half-built state and deletes that compaction has dropped leave nothing.
+
+-- Drops any earlier attempt and makes ipam_state_rebuild, empty, with the
+-- same columns, constraints and indexes as ipam_state.
+CREATE OR REPLACE FUNCTION ipamd.rebuild_begin() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	t text;
+BEGIN
+	SET LOCAL client_min_messages = warning;
+	DROP SCHEMA IF EXISTS ipam_state_rebuild CASCADE;
+	CREATE SCHEMA ipam_state_rebuild;
+	FOREACH t IN ARRAY ipamd.state_tables() LOOP
+		EXECUTE format('CREATE TABLE ipam_state_rebuild.%I '
+		    '(LIKE ipam_state.%I INCLUDING ALL)', t, t);
+	END LOOP;
+END
+$$;
+
+-- Derives every row of ipam_state_rebuild from its entities at once: the
+-- pool addresses of every live subnet, and every address a live server or
+-- mark names.  A rebuild applies its batches without deriving; this is its
+-- last step before the swap.
+CREATE OR REPLACE FUNCTION ipamd.derive_all() RETURNS jsonb
+LANGUAGE plpgsql
+SET work_mem = '256MB'
+AS $$
+DECLARE
+	touched ipamd.touch[];
+	vrfs text[];
+	derived jsonb;
+BEGIN
+	PERFORM set_config('search_path', 'ipam_state_rebuild, ipamd, public',
+	    true);
+	PERFORM pg_advisory_xact_lock(7369747);
+	SELECT coalesce(array_agg(ROW(a.vrf, a.ip, 0, '(rebuild)', NULL,
+	    NULL)::ipamd.touch), '{}')
+	INTO touched
+	FROM (
+		SELECT s.vrf, p.f + g.i AS ip
+		FROM subnet s
+		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
+		CROSS JOIN LATERAL generate_series(0::bigint, p.l - p.f) AS g(i)
+		WHERE NOT s.deleted
+		UNION
+		SELECT x.vrf, x.ip_address FROM server x
+		WHERE NOT x.deleted AND x.ip_address IS NOT NULL
+		UNION
+		SELECT m.vrf, m.address FROM mark m WHERE NOT m.deleted
+	) a;
+	derived := ipamd.derive(touched, false);
+	SELECT coalesce(array_agg(DISTINCT vrf), '{}') INTO vrfs FROM subnet
+	WHERE NOT deleted;
+	RETURN derived || jsonb_build_object('subnet_conflicts',
+	    ipamd.refresh_subnet_conflicts(vrfs));
+END
+$$;
+
+-- Swaps the rebuilt state in: the sweeper's columns of rows that exist in
+-- both are carried over, every row that differs is written to the audit
+-- history as a change made by the rebuild, and the views are pointed at
+-- the new tables.  Returns how many rows differed.
+CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	t text;
+	changed bigint;
+BEGIN
+	SET LOCAL client_min_messages = warning;
+	-- Wait for an apply in flight to finish, as apply_batch() does.
+	PERFORM pg_advisory_xact_lock(7369747);
+	FOREACH t IN ARRAY ipamd.state_tables() LOOP
+		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
+	END LOOP;
+
+	UPDATE ipam_state_rebuild.address n
+	SET active = o.active, last_seen_at = o.last_seen_at,
+	    last_checked_at = o.last_checked_at, rtt_us = o.rtt_us,
+	    missed_sweeps = o.missed_sweeps, created_at = o.created_at,
+	    updated_at = CASE WHEN (n.subnet_id, n.status, n.ip_type,
+		n.server_id, n.hostname, n.mac_address, n.platform,
+		n.manufacturer, n.description) IS NOT DISTINCT FROM
+		(o.subnet_id, o.status, o.ip_type, o.server_id, o.hostname,
+		o.mac_address, o.platform, o.manufacturer, o.description)
+		THEN o.updated_at ELSE n.updated_at END
+	FROM ipam_state.address o
+	WHERE n.vrf = o.vrf AND n.ip_address = o.ip_address;
+
+	WITH o AS (SELECT vrf, ip_address, subnet_id, status, ip_type,
+		server_id, hostname, mac_address, platform, manufacturer,
+		description FROM ipam_state.address),
+	    n AS (SELECT vrf, ip_address, subnet_id, status, ip_type,
+		server_id, hostname, mac_address, platform, manufacturer,
+		description FROM ipam_state_rebuild.address),
+	    diff AS (
+		SELECT coalesce(n.vrf, o.vrf) AS vrf,
+		    coalesce(n.ip_address, o.ip_address) AS ip_address,
+		    CASE WHEN o.vrf IS NULL THEN 'insert'
+			WHEN n.vrf IS NULL THEN 'delete' ELSE 'update' END AS action,
+		    CASE WHEN o.vrf IS NOT NULL THEN ipamd.image(o.subnet_id,
+			o.status, o.ip_type, o.server_id, o.hostname,
+			o.mac_address, o.platform, o.manufacturer,
+			o.description) END AS before,
+		    CASE WHEN n.vrf IS NOT NULL THEN ipamd.image(n.subnet_id,
+			n.status, n.ip_type, n.server_id, n.hostname,
+			n.mac_address, n.platform, n.manufacturer,
+			n.description) END AS after
+		FROM o FULL JOIN n
+		    ON o.vrf = n.vrf AND o.ip_address = n.ip_address
+		WHERE o IS DISTINCT FROM n),
+	    written AS (
+		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
+		    source_topic)
+		SELECT vrf, ip_address, action, before, after, '(rebuild)'
+		FROM diff
+		RETURNING 1)
+	SELECT count(*) INTO changed FROM written;
+
+	ALTER SCHEMA ipam_state RENAME TO ipam_state_old;
+	ALTER SCHEMA ipam_state_rebuild RENAME TO ipam_state;
+	CREATE OR REPLACE VIEW public.ipam AS
+		SELECT vrf, ip_address, subnet_id, status, ip_type, active,
+		    server_id, hostname, mac_address, platform, manufacturer,
+		    description, last_seen_at, last_checked_at, rtt_us,
+		    created_at, updated_at
+		FROM ipam_state.address;
+	CREATE OR REPLACE VIEW public.ipam_conflict AS
+		SELECT vrf, ip_address, subnet_id, kind, detail, first_seen_at
+		FROM ipam_state.conflict;
+	DROP SCHEMA ipam_state_old CASCADE;
+	RETURN jsonb_build_object('changed', changed);
+END
+$$;
