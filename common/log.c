@@ -1,5 +1,6 @@
 /* Logging: one line per call on stderr, with journald priority prefixes. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+
+/* Longest line written, with its priority prefix and newline. */
+#define LOG_LINE_MAX	4096
 
 /* The log level is the one process-wide setting: every subsystem logs. */
 static enum log_level log_level = LOG_LEVEL_INFO;
@@ -51,27 +55,94 @@ log_level_parse(const char *text, enum log_level *out)
 }
 
 /*
- * Writes one line.  Newlines inside the message are replaced so that one
- * call is always one journal entry, and the line goes out in one write().
+ * Length of the printable UTF-8 character at p (at most len bytes), or 0
+ * when the byte there must be escaped: a C0 or C1 control character,
+ * DEL, or a byte that does not begin a valid UTF-8 sequence.
+ */
+static size_t
+log_printable(const unsigned char *p, size_t len)
+{
+	size_t		need, i;
+	uint32_t	cp;
+
+	if (p[0] < 0x80)
+		return p[0] >= 0x20 && p[0] != 0x7f;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		need = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		need = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		need = 4;
+	else
+		return 0;
+	if (len < need)
+		return 0;
+	cp = p[0] & (0x7fu >> need);
+	for (i = 1; i < need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* C1 controls, overlong forms, surrogates, past U+10FFFF. */
+	if (cp < 0xa0 || (need == 3 && cp < 0x800) ||
+	    (need == 4 && cp < 0x10000) || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    cp > 0x10ffff)
+		return 0;
+	return need;
+}
+
+/*
+ * Copies text into buf (room bytes, no NUL added) with every byte that
+ * log_printable refuses written as \xNN, stopping before a character or
+ * an escape that would not fit whole; returns the bytes written.
+ */
+static size_t
+log_escape(const char *text, char *buf, size_t room)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p = (const unsigned char *)text;
+	size_t			 len = strlen(text), used = 0, n;
+
+	while (len > 0) {
+		if ((n = log_printable(p, len)) > 0) {
+			if (used + n > room)
+				break;
+			memcpy(buf + used, p, n);
+			used += n;
+		} else {
+			if (used + 4 > room)
+				break;
+			buf[used++] = '\\';
+			buf[used++] = 'x';
+			buf[used++] = hex[*p >> 4];
+			buf[used++] = hex[*p & 0xf];
+			n = 1;
+		}
+		p += n;
+		len -= n;
+	}
+	return used;
+}
+
+/*
+ * Writes one line.  Control characters and invalid UTF-8 in the message
+ * are escaped (\x1b), so that text from the wire can neither end the line
+ * (one call is always one journal entry) nor send a terminal escape; the
+ * line goes out in one write().
  */
 void
 log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[4096];
-	int prefix, n;
-	size_t len, i;
+	char	message[LOG_LINE_MAX], line[LOG_LINE_MAX];
+	size_t	len;
 
 	if (level > log_level)
 		return;
-	prefix = snprintf(line, sizeof(line), "<%d>", (int)level);
-	n = vsnprintf(line + prefix, sizeof(line) - prefix - 1, fmt, ap);
-	if (n < 0)
+	if (vsnprintf(message, sizeof(message), fmt, ap) < 0)
 		return;
-	len = strlen(line);
-	for (i = prefix; i < len; i++) {
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	}
+	len = (size_t)snprintf(line, sizeof(line), "<%d>", (int)level);
+	/* Room is kept for the newline. */
+	len += log_escape(message, line + len, sizeof(line) - len - 1);
 	line[len++] = '\n';
 	(void)!write(STDERR_FILENO, line, len);
 }

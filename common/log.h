@@ -23,7 +23,11 @@ enum log_level log_get_level(void);
 /* Parses "error", "warning", "notice", "info" or "debug"; returns 0 or -1. */
 int	log_level_parse(const char *text, enum log_level *out);
 
-/* Writes one line at a level; the line is cut, never split, when too long. */
+/*
+ * Writes one line at a level; the line is cut, never split, when too
+ * long, and control characters and invalid UTF-8 in it are written as
+ * \xNN escapes.
+ */
 void	log_write(enum log_level level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	log_vwrite(enum log_level level, const char *fmt, va_list ap)
