@@ -7,6 +7,7 @@ ipam_python_tests(test_property.py test_random_histories_match_oracle
 ipam_python_tests(test_crash.py test_sigkill_while_applying)
 # Compaction invariance and the order and versions contract: random mixed
 # histories and one fixed scenario per line of the contract, live, rebuilt
-# from the compacted topics and on a fresh database.
+# from the compacted topics and on a fresh database; and once with the
+# broker's own log compaction.
 ipam_python_tests(test_compaction.py test_compaction_invariance
-	test_compaction_scenarios)
+	test_compaction_scenarios test_broker_compaction)

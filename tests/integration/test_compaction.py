@@ -23,9 +23,12 @@ compacted derivations differ: nowhere when every key's last record applied
 live (most histories), and where a key ends with a stale record in the
 histories made to (the documented limit of compaction).
 
-The compaction is simulated exactly (the oracle picks the last record per
-key and the test publishes those to fresh topics) rather than left to the
-broker's log cleaner, whose timing is not deterministic.
+There the compaction is simulated exactly (the oracle picks the last
+record per key and the test publishes those to fresh topics).  One more
+test leaves it to the broker: topics with cleanup.policy=compact, applied
+live, then compacted by the log cleaner (its next pass, within some 15 s),
+checked record by record against the simulation, then rebuilt from, offset
+gaps and all.
 
 IPAM_TEST_SEED=<n> replays one history."""
 
@@ -35,10 +38,14 @@ import random
 import re
 import time
 
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
 import harness
 import oracle
 import test_property
-from harness import Daemon, Database, Kafka, Topics, unique, wait_until
+from harness import (Daemon, Database, Kafka, Topics, bootstrap, unique,
+                     wait_until)
 from test_property import (PARTITIONS, RebuildDaemon, announce, fetch_ipam,
                            partition_of, seeds, wait_caught_up)
 
@@ -333,9 +340,10 @@ class LiveRun:
     """One live apply of a history: its topics, database and daemon, and
     the parts it is published in (the daemon catches up after each)."""
 
-    def __init__(self, label, parts):
+    def __init__(self, label, parts, before_part=None):
         self.label = label
         self.parts = parts
+        self.before_part = before_part      # called with n before part n
         self.topics = Topics(partitions=PARTITIONS)
         self.db = Database()
         self.daemon = None
@@ -348,6 +356,8 @@ class LiveRun:
         equal the oracle's count, and a stale event must be logged."""
         began, done = time.monotonic(), []
         for n, part in enumerate(self.parts):
+            if self.before_part:
+                self.before_part(n)
             publish(kafka, self.topics, part, self.counts)
             wait_caught_up(self.db, self.daemon.group, self.counts, self.daemon,
                            timeout=60)
@@ -517,6 +527,144 @@ def test_compaction_invariance():
             print(error, flush=True)
             failed.append(seed)
     assert not failed, "histories failed: %s (replay with IPAM_TEST_SEED)" % failed
+
+
+# -- the broker's own compaction ----------------------------------------------
+
+# Topic settings under which the broker's log cleaner compacts every segment
+# but the active one at its next pass (every 15 s by default), and keeps
+# the tombstones for a day.  segment.ms is set only once the live daemon has
+# read everything, so that nothing is compacted before it.
+COMPACT = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0",
+           "min.compaction.lag.ms": "0", "delete.retention.ms": "86400000"}
+
+
+def configure(topics, settings):
+    """Sets the whole configuration of the three topics."""
+    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    futures = admin.alter_configs([ConfigResource("topic", t, set_config=settings)
+                                   for t in topics.formats])
+    for future in futures.values():
+        future.result(timeout=30)
+
+
+def read_partition(topic, partition, end):
+    """[(offset, key)] of a partition, read up to offset end (excluded)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap(), "group.id": unique("read"),
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, partition, 0)])
+    found = []
+    try:
+        deadline = time.monotonic() + 10
+        while (not found or found[-1][0] < end - 1) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                found.append((message.offset(), message.key().decode()))
+    finally:
+        consumer.close()
+    return found
+
+
+def roll_records(counts_by_kind):
+    """One Kafka tombstone per partition of each topic, for a key nothing
+    else uses (a no-op for the daemon): appended once segment.ms is short,
+    it rolls the segment, so that all the history before it can be
+    compacted."""
+    keys = {"server": "srv-roll-%d", "subnet": "net-roll-%d", "mark": "192.0.2.%d"}
+    records = []
+    for kind in oracle.KINDS:
+        for part in range(PARTITIONS):
+            key = keys[kind] % part
+            offset = counts_by_kind.get((kind, part), 0)
+            records.append((kind, key, part, None,
+                            oracle.Event(kind, key, "tombstone", None, offset, None)))
+    return records
+
+
+def check_broker_compaction(seed):
+    """A history applied live to topics with cleanup.policy=compact; once
+    the broker has compacted them (their records are then exactly the last
+    of each key, at their old offsets, with gaps between), --rebuild from
+    the same topics gives the oracle's rows of the compacted history, equal
+    to the live rows."""
+    announce(seed)
+    rng = random.Random(seed)
+    history = MixedHistory(rng, servers=rng.randint(45, 60), subnets=rng.randint(14, 18),
+                           marks=rng.randint(18, 25))
+    messages = history.messages
+    last_offsets = {}
+    for kind, _, part, _, ev in messages:
+        last_offsets[(kind, part)] = ev.offset + 1
+    rolls = roll_records(last_offsets)
+    everything = messages + rolls
+    full = [m[4] for m in everything]
+    kept = oracle.compact(full)
+    short = [full[i] for i in kept]
+    expected_full = oracle.expected_rows(oracle.fold(full))
+    expected_short = oracle.expected_rows(oracle.fold(short))
+    assert not oracle.stale_last_records(full) and expected_full == expected_short
+    print("seed %d: %d records, %d once compacted, %d rows"
+          % (seed, len(full), len(short), len(expected_full)), flush=True)
+
+    def before_part(n):
+        if n == 1:
+            # The live daemon has read the history: let the broker compact.
+            configure(run.topics, dict(COMPACT, **{"segment.ms": "100"}))
+            time.sleep(1)
+
+    failures, daemons = [], []
+    run = LiveRun("live, then compacted by the broker", [messages, rolls], before_part)
+    configure(run.topics, COMPACT)
+    try:
+        run.daemon = Daemon(run.db, run.topics).start()
+        daemons.append(run.daemon)
+        run.daemon.wait_ready()
+        run.check(Kafka(), failures)
+
+        want = {}
+        for i in kept:
+            want.setdefault((topic_of(run.topics, full[i].kind),
+                             everything[i][2]), []).append((full[i].offset, full[i].key))
+        began = time.monotonic()
+
+        def compacted_by_broker():
+            return all(read_partition(topic, part, run.counts[(topic, part)]) == records
+                       for (topic, part), records in want.items())
+        wait_until(compacted_by_broker, 90, "the broker to compact the topics",
+                   interval=1)
+        print("the broker compacted the topics after %.1f s"
+              % (time.monotonic() - began), flush=True)
+
+        what = "rebuild from the topics the broker compacted"
+        rebuild = RebuildDaemon(run.db, run.topics, group=unique("g"),
+                                extra_args=["--rebuild"]).start()
+        daemons.append(rebuild)
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        wait_caught_up(run.db, rebuild.group, run.counts, rebuild, timeout=60)
+        rebuilt_rows = check_rows(run.db, expected_short, failures, what)
+        check_stale_counter(rebuild, run.topics, oracle.stale_counts(short), failures,
+                            what)
+        if rebuild.stop() != 0:
+            failures.append("%s: exit status %s" % (what, rebuild.proc.returncode))
+        if run.rows != rebuilt_rows:
+            failures.append("live and rebuilt tables differ; expected = live, actual "
+                            "= rebuilt:\n%s" % oracle.diff(run.rows, rebuilt_rows))
+        else:
+            print("live and rebuilt tables are equal", flush=True)
+    finally:
+        for daemon in daemons:
+            daemon.close()
+        run.db.close()
+    if failures:
+        raise AssertionError("seed %d: %d failed checks:\n%s"
+                             % (seed, len(failures), "\n\n".join(failures)))
+
+
+def test_broker_compaction():
+    """Compaction by the broker itself, offsets with gaps and all: the
+    rebuild from the compacted topics equals the live table."""
+    for seed in seeds() or [random.randrange(1 << 30) * 2]:
+        check_broker_compaction(seed)
 
 
 # -- the contract, one line each ----------------------------------------------
