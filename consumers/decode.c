@@ -24,12 +24,51 @@ decode_columns_default(struct debezium_columns *columns)
 	columns->subnet_ping = "ping";
 }
 
-/* The defaults: 1 MiB messages, 1,048,576 pool addresses per subnet. */
+/*
+ * The defaults: 1 MiB messages, 1,048,576 pool addresses per subnet,
+ * 1,000 headers holding at most 64 KiB.
+ */
 void
 decode_limits_default(struct decode_limits *limits)
 {
 	limits->max_message_bytes = 1024 * 1024;
 	limits->max_pool_addresses = 1024 * 1024;
+	limits->max_headers = 1000;
+	limits->max_header_bytes = 64 * 1024;
+}
+
+/*
+ * Refuses a message with more headers, or more header bytes (names and
+ * values), than the limits allow (0: the default).  Before any decoder
+ * looks at them, so that the reason is the limit and not whatever a
+ * decoder would have made of part of them.
+ */
+static int
+decode_check_headers(const struct decode_input *in, char *err,
+    size_t errlen)
+{
+	struct decode_limits	defaults;
+	size_t			max_headers, max_bytes, bytes = 0, i;
+
+	decode_limits_default(&defaults);
+	max_headers = in->limits->max_headers != 0 ?
+	    in->limits->max_headers : defaults.max_headers;
+	max_bytes = in->limits->max_header_bytes != 0 ?
+	    in->limits->max_header_bytes : defaults.max_header_bytes;
+	if (in->header_count > max_headers)
+		return fields_error(err, errlen, "the message has %zu headers, "
+		    "more than the limit of %zu", in->header_count,
+		    max_headers);
+	for (i = 0; i < in->header_count; i++) {
+		if (in->headers[i].name != NULL)
+			bytes += strlen(in->headers[i].name);
+		bytes += in->headers[i].value_len;
+	}
+	if (bytes > max_bytes)
+		return fields_error(err, errlen, "the message's headers hold "
+		    "%zu bytes, more than the limit of %zu bytes", bytes,
+		    max_bytes);
+	return 0;
 }
 
 /*
@@ -83,9 +122,10 @@ decode_tombstone(enum decode_format format, const struct decode_input *in,
 }
 
 /*
- * Decodes a message in the given format.  On DECODE_OK the caller owns
- * out and frees it with change_clear(); on any other result out is empty.
- * Missing limits or columns in the input mean the defaults.
+ * Decodes a message in the given format.  A message over a limit is an
+ * error whatever it holds.  On DECODE_OK the caller owns out and frees it
+ * with change_clear(); on any other result out is empty.  Missing limits
+ * or columns in the input mean the defaults.
  */
 enum decode_result
 decode_message(enum decode_format format, const struct decode_input *in,
@@ -107,8 +147,10 @@ decode_message(enum decode_format format, const struct decode_input *in,
 		decode_columns_default(&columns);
 		input.columns = &columns;
 	}
+	if (decode_check_headers(&input, err, errlen) == -1)
+		result = DECODE_ERROR;
 	/* The Debezium decoder refuses marks, tombstones included. */
-	if (format == DECODE_DEBEZIUM && input.entity == CHANGE_MARK)
+	else if (format == DECODE_DEBEZIUM && input.entity == CHANGE_MARK)
 		result = decode_debezium(&input, out, err, errlen);
 	else if (input.value == NULL)
 		result = decode_tombstone(format, &input, out, err, errlen);

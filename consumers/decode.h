@@ -36,10 +36,15 @@ struct debezium_columns {
 	const char	*subnet_ping;		/* "ping" */
 };
 
-/* Limits the decoders enforce. */
+/*
+ * Limits the decoders enforce.  A header limit of 0 means its default,
+ * so that a struct filled field by field keeps working.
+ */
 struct decode_limits {
 	size_t		max_message_bytes;	/* larger values are refused */
 	uint64_t	max_pool_addresses;	/* per subnet, all pools summed */
+	size_t		max_headers;		/* headers of one message */
+	size_t		max_header_bytes;	/* their names and values summed */
 };
 
 /* What a decoder is given: the message and what its topic declares. */
@@ -65,12 +70,17 @@ enum decode_result {
 /* The defaults: the inventory's own column names. */
 void	decode_columns_default(struct debezium_columns *columns);
 
-/* The defaults: 1 MiB messages, 1,048,576 pool addresses per subnet. */
+/*
+ * The defaults: 1 MiB messages, 1,048,576 pool addresses per subnet,
+ * 1,000 headers holding at most 64 KiB.
+ */
 void	decode_limits_default(struct decode_limits *limits);
 
 /*
- * Decodes a message in the given format.  On DECODE_OK the caller owns
- * out and frees it with change_clear(); on any other result out is empty.
+ * Decodes a message in the given format.  A message over a limit is an
+ * error whatever it holds, so every header is looked at.  On DECODE_OK
+ * the caller owns out and frees it with change_clear(); on any other
+ * result out is empty.
  */
 enum decode_result decode_message(enum decode_format format,
 	    const struct decode_input *in, struct change *out, char *err,
@@ -83,5 +93,17 @@ enum decode_result decode_cloudevents(const struct decode_input *in,
 /* The Debezium change-event decoder (with or without schema wrapper). */
 enum decode_result decode_debezium(const struct decode_input *in,
 	    struct change *out, char *err, size_t errlen);
+
+/*
+ * The headers of a message as JSON text that PostgreSQL's jsonb takes,
+ * every byte kept, in order, repeated names included: an array of
+ * {"key": name, "value": text} when the value is UTF-8 without NUL,
+ * {"key": name, "base64": ...} when it is not, {"key": name, "value":
+ * null} for a header without a value ("key_base64" stands for "key" when
+ * the name is not UTF-8).  Returns a string the caller frees, or NULL
+ * when out of memory.
+ */
+char	*decode_headers_json(const struct decode_header *headers,
+	    size_t count);
 
 #endif

@@ -491,6 +491,10 @@ support_limits(struct support_case *c, const json_t *limits)
 		c->limits.max_message_bytes = (size_t)json_integer_value(v);
 	if ((v = json_object_get(limits, "max_pool_addresses")) != NULL)
 		c->limits.max_pool_addresses = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(limits, "max_headers")) != NULL)
+		c->limits.max_headers = (size_t)json_integer_value(v);
+	if ((v = json_object_get(limits, "max_header_bytes")) != NULL)
+		c->limits.max_header_bytes = (size_t)json_integer_value(v);
 }
 
 /* Reads a "columns" mapping from a message or its file into a case. */
