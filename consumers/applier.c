@@ -319,6 +319,7 @@ static void
 applier_log_stale(struct applier *applier, json_t *note)
 {
 	json_t *stored = json_object_get(note, "stored");
+	json_t *newer = json_object_get(note, "newer");
 	json_t *truncated = json_object_get(note, "truncated_at");
 	char because[128];
 
@@ -336,7 +337,10 @@ applier_log_stale(struct applier *applier, json_t *note)
 		return;
 	}
 	applier->stale_logged++;
-	if (json_is_integer(truncated))
+	if (json_is_integer(newer))
+		snprintf(because, sizeof(because), "version %lld came before "
+		    "it", (long long)json_integer_value(newer));
+	else if (json_is_integer(truncated))
 		snprintf(because, sizeof(because), "its table was truncated "
 		    "at lsn %lld", (long long)json_integer_value(truncated));
 	else

@@ -421,7 +421,7 @@ batch_stale_known(const struct batch *batch, json_t *stale,
 	json_object_set_new(note, "off", json_integer(entry->offset));
 	json_object_set_new(note, "version",
 	    json_integer(entry->change.version));
-	json_object_set_new(note, "stored", json_integer(newer));
+	json_object_set_new(note, "newer", json_integer(newer));
 	json_array_append_new(sample, note);
 }
 

@@ -1,6 +1,7 @@
 /* Kafka consumption on the event loop: subscribe, decode, batch, apply. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,18 @@
 
 /* A client that cannot be destroyed safely (see consumer_free()). */
 static rd_kafka_t *consumer_parked_handle;
+
+/* How long destroying the client may take before the exit goes on. */
+#define CONSUMER_DESTROY_MS	5000
+
+/* A destroy running on a thread of its own, and its end. */
+struct consumer_destroy {
+	rd_kafka_t	*rk;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 done_cond;
+	bool		 done;
+	bool		 abandoned;	/* the waiter gave up: free when done */
+};
 
 /* Where one assigned partition stands in PostgreSQL. */
 struct consumer_partition {
@@ -361,6 +374,19 @@ consumer_check_rebuild(struct consumer *consumer)
 	}
 }
 
+/* Tells whether some partition of a topic has a stored offset. */
+static bool
+consumer_topic_consumed(const struct consumer *consumer, int topic)
+{
+	size_t i;
+
+	for (i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].topic == topic &&
+		    consumer->partitions[i].position.stored)
+			return true;
+	return false;
+}
+
 /* Takes partitions: start each at its offset stored in PostgreSQL. */
 static void
 consumer_assign(struct consumer *consumer,
@@ -379,6 +405,16 @@ consumer_assign(struct consumer *consumer,
 		slot = consumer_partition(consumer, topic, tp->partition, true);
 		slot->assigned = true;
 		slot->out_of_range = false;
+		if (!slot->position.stored && !consumer->rebuild &&
+		    consumer_topic_consumed(consumer, topic))
+			log_warnx("kafka: %s[%d] is new to a topic whose other "
+			    "partitions were consumed: partitions were added, "
+			    "and keys may have moved between partitions.  Events "
+			    "with a version are still ordered by it; events "
+			    "without one apply in the order they are consumed, "
+			    "so an older event still waiting in its old "
+			    "partition can win over a newer one "
+			    "(docs/EVENTS.md)", tp->topic, tp->partition);
 		tp->offset = slot->position.stored ? slot->position.next_offset :
 		    RD_KAFKA_OFFSET_BEGINNING;
 		if (consumer->rebuild)
@@ -693,19 +729,51 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 	}
 }
 
+/*
+ * Reads every header of a message into a new array (*out, the caller
+ * frees it) and their JSON text for a dead letter (*json, likewise);
+ * returns how many there are.
+ */
+static size_t
+consumer_headers(rd_kafka_message_t *message, struct decode_header **out,
+    char **json)
+{
+	rd_kafka_headers_t *kafka_headers = NULL;
+	struct decode_header *headers = NULL;
+	const char *name;
+	const void *value;
+	size_t i, count, size;
+
+	*out = NULL;
+	*json = NULL;
+	if (rd_kafka_message_headers(message, &kafka_headers) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 0;
+	count = rd_kafka_header_cnt(kafka_headers);
+	if (count > 0 && (headers = calloc(count, sizeof(*headers))) == NULL)
+		fatal("consumer: calloc");
+	for (i = 0; i < count && rd_kafka_header_get_all(kafka_headers, i,
+	    &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+		headers[i].name = name;
+		headers[i].value = value;
+		headers[i].value_len = size;
+	}
+	if ((*json = decode_headers_json(headers, i)) == NULL)
+		fatal("consumer: decode_headers_json");
+	*out = headers;
+	return i;
+}
+
 /* Decodes one message into the pending batch. */
 static void
 consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
 {
-	struct decode_header headers[64];
+	struct decode_header *headers;
 	struct decode_input input;
 	struct change change;
-	rd_kafka_headers_t *kafka_headers = NULL;
-	json_t *headers_json = NULL;
-	char *headers_text = NULL;
+	char *headers_text;
 	char reason[1024];
 	int topic;
-	size_t i;
 
 	topic = consumer_topic_index(consumer,
 	    rd_kafka_topic_name(message->rkt));
@@ -719,30 +787,9 @@ consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
 	input.value_len = message->len;
 	input.limits = &consumer->limits;
 	input.columns = &consumer->columns;
-	if (rd_kafka_message_headers(message, &kafka_headers) ==
-	    RD_KAFKA_RESP_ERR_NO_ERROR) {
-		const char *name;
-		const void *value;
-		size_t size;
-
-		headers_json = json_object();
-		for (i = 0; i < sizeof(headers) / sizeof(headers[0]) &&
-		    rd_kafka_header_get_all(kafka_headers, i, &name, &value,
-		    &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-			json_t *text = value ? json_stringn(value, size) :
-			    json_null();
-
-			headers[i].name = name;
-			headers[i].value = value;
-			headers[i].value_len = size;
-			json_object_set_new(headers_json, name, text ? text :
-			    json_string("(not UTF-8)"));
-		}
-		input.headers = headers;
-		input.header_count = i;
-		headers_text = json_dumps(headers_json, JSON_COMPACT);
-		json_decref(headers_json);
-	}
+	input.header_count = consumer_headers(message, &headers,
+	    &headers_text);
+	input.headers = headers;
 
 	consumer->stats.messages++;
 	if (consumer->pending.count == 0)
@@ -768,6 +815,7 @@ consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
 		break;
 	}
 	free(headers_text);
+	free(headers);
 }
 
 /*
@@ -1150,6 +1198,73 @@ consumer_stop(struct consumer *consumer, long long deadline_ms,
 	consumer_finish_stop(consumer);
 }
 
+/* Destroys a client on its own thread (see consumer_destroy_within()). */
+static void *
+consumer_destroy_thread(void *arg)
+{
+	struct consumer_destroy *destroy = arg;
+	bool abandoned;
+
+	rd_kafka_destroy_flags(destroy->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	pthread_mutex_lock(&destroy->lock);
+	destroy->done = true;
+	abandoned = destroy->abandoned;
+	pthread_cond_signal(&destroy->done_cond);
+	pthread_mutex_unlock(&destroy->lock);
+	if (abandoned)
+		free(destroy);
+	return NULL;
+}
+
+/*
+ * Destroys a client, waiting at most timeout_ms; tells whether it ended.
+ * librdkafka's destroy joins its threads with no deadline, and after a
+ * topic was deleted under the consumer it has been seen to wait forever;
+ * the state is in PostgreSQL, so the exit must not wait on it.  This is
+ * the one place a thread of our own runs: only a thread can put a
+ * deadline on a call that blocks.
+ */
+static bool
+consumer_destroy_within(rd_kafka_t *rk, long timeout_ms)
+{
+	struct consumer_destroy *destroy;
+	struct timespec deadline;
+	pthread_t thread;
+	bool done;
+
+	if ((destroy = calloc(1, sizeof(*destroy))) == NULL)
+		fatal("consumer: calloc");
+	destroy->rk = rk;
+	pthread_mutex_init(&destroy->lock, NULL);
+	pthread_cond_init(&destroy->done_cond, NULL);
+	if (pthread_create(&thread, NULL, consumer_destroy_thread,
+	    destroy) != 0) {
+		free(destroy);
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&destroy->lock);
+	while (!destroy->done && pthread_cond_timedwait(&destroy->done_cond,
+	    &destroy->lock, &deadline) == 0)
+		;
+	done = destroy->done;
+	destroy->abandoned = !done;
+	pthread_mutex_unlock(&destroy->lock);
+	if (done) {
+		pthread_join(thread, NULL);
+		free(destroy);
+	} else
+		pthread_detach(thread);
+	return done;
+}
+
 /* Frees the consumer. */
 void
 consumer_free(struct consumer *consumer)
@@ -1183,9 +1298,13 @@ consumer_free(struct consumer *consumer)
 		consumer_parked_handle = consumer->rk;
 		log_debug("kafka: no assignment was ever received; the client "
 		    "is left to the process exit");
-	} else if (consumer->rk != NULL)
-		rd_kafka_destroy_flags(consumer->rk,
-		    RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	} else if (consumer->rk != NULL &&
+	    !consumer_destroy_within(consumer->rk, CONSUMER_DESTROY_MS)) {
+		consumer_parked_handle = consumer->rk;
+		log_warnx("kafka: the client did not shut down within %d ms; "
+		    "exiting without waiting for it (the state and the offsets "
+		    "are in PostgreSQL)", CONSUMER_DESTROY_MS);
+	}
 	if (consumer->pipe_read != -1)
 		close(consumer->pipe_read);
 	if (consumer->pipe_write != -1)

@@ -105,7 +105,9 @@ BEGIN
 		'server', jsonb_build_array(srv.applied, srv.stale),
 		'mark', jsonb_build_array(mrk.applied, mrk.stale)),
 	    'stale_reports', jsonb_build_array(sub.report, srv.report,
-		mrk.report));
+		mrk.report),
+	    -- What the daemon found stale within the batch, for its log.
+	    'stale_known', coalesce(batch->'stale_known', '{}'));
 
 	-- A rebuild stores the entities only and derives every row once at
 	-- the end (ipamd.derive_all): the same rows, far less work.

@@ -1,0 +1,294 @@
+"""Order, versions and poison messages end to end: stale events said and
+counted, a recreated topic and added partitions reported, a message with
+binary headers kept whole, a database that refuses every apply made not
+ready (and the events kept), one audit image shape for apply and rebuild.
+The real binary against the real PostgreSQL and Kafka."""
+
+import base64
+import json
+import re
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_until
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from test_property import RebuildDaemon
+from test_sync import Run, event
+
+IMAGE_KEYS = {"subnet_id", "status", "ip_type", "server_id", "hostname",
+              "mac_address", "platform", "manufacturer", "description"}
+
+
+def metric(daemon, name, labels=""):
+    """One sample of the daemon's /metrics, as a number (None: absent)."""
+    status, body = daemon.http_get("/metrics")
+    assert status == 200, body
+    pattern = r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels))
+    found = re.search(pattern, body, re.M)
+    return float(found.group(1)) if found else None
+
+
+def admin():
+    return AdminClient({"bootstrap.servers": harness.bootstrap()})
+
+
+def test_stale_events_are_logged_and_counted():
+    """A versioned event no newer than the stored one changes nothing, and
+    says so: a log line with the key and both versions, a counter per
+    topic.  A Kafka tombstone forgets the version: a lower one applies."""
+    run = Run()
+    try:
+        run.subnet("1", "127.92.0.0/24", ["127.92.0.1-127.92.0.3"], 1)
+        run.server("90", "127.92.0.1", 12)
+        run.server("90", "127.92.0.2", 7)          # stale: 7 <= 12
+        run.settle()
+        assert run.row("127.92.0.1")["server_id"] == "90"
+        assert run.row("127.92.0.2")["status"] == "available"
+        # Stale against the stored version, or against the one before it
+        # in the same batch: either way the log names both.
+        run.daemon.wait_log(r"stale: server 90 version 7 \(%s\[0\]@1\) "
+                            r"changes nothing: version 12 (is stored|came "
+                            r"before it)" % re.escape(run.topics.servers))
+        labels = '{topic="%s"}' % run.topics.servers
+        assert metric(run.daemon, "ipam_syncd_stale_events_total", labels) == 1
+
+        # Issue case 1: tombstone, then a lower version: it applies.
+        run.send(run.topics.servers, "90", None)
+        run.server("90", "127.92.0.2", 1)
+        run.settle()
+        assert run.row("127.92.0.1")["status"] == "available"
+        assert run.row("127.92.0.2")["server_id"] == "90"
+        assert metric(run.daemon, "ipam_syncd_stale_events_total", labels) == 1
+    finally:
+        run.close()
+
+
+def test_unversioned_events_follow_kafka_order():
+    """Issue case 2: an event without a version applies in Kafka order; its
+    offset is no version.  Server 7 arrives ten times on one topic (offsets
+    0-9), then once on a second server topic at offset 0: that last event
+    is the newest and wins."""
+    db = Database()
+    topics = Topics()
+    extra = topics.prefix + ".servers2"
+    client = admin()
+    client.create_topics([NewTopic(extra, num_partitions=1,
+                                   replication_factor=1)])[extra].result(timeout=30)
+    kafka = Kafka()
+    daemon = Daemon(db, topics, config={"consumer": {
+        "topics": topics.config_value() + ", %s:server:cloudevents" % extra}})
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "1", event(
+            "subnet.upserted", "1", {"name": "n", "cidr": "127.93.0.0/24",
+                                     "static_ip_pools": []}))
+        for i in range(10):
+            kafka.send(topics.servers, "7", event(
+                "server.upserted", "7", {"hostname": "a%d" % i,
+                                         "ip_address": "127.93.0.%d" % (i + 1)},
+                event_id="a%d" % i))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 11)
+        kafka.send(extra, "7", event("server.upserted", "7", {
+            "hostname": "b", "ip_address": "127.93.0.20"}, event_id="b"))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 12)
+        rows = db.query("SELECT host(ip_address), hostname FROM ipam")
+        assert rows == [("127.93.0.20", "b")], rows
+        assert db.scalar("SELECT version FROM ipam_state.server "
+                         "WHERE id = '7'") is None
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_recreated_topic_is_reported_not_skipped():
+    """Issue case 9: 100 events committed, the topic deleted and made again,
+    50 new events: the stored offset lies beyond the new log.  The daemon
+    says so (log, /readyz, a counter), skips nothing, and a rebuild applies
+    what the topic holds now."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.94.0.0/24", ["127.94.0.1-127.94.0.200"], None)
+        for i in range(100):
+            run.server("old-%d" % i, "127.94.0.%d" % (i + 1), None)
+        run.settle()
+        assert run.count("status = 'allocated'") == 100
+
+        servers = run.topics.servers
+        client = admin()
+        client.delete_topics([servers])[servers].result(timeout=30)
+        wait_until(lambda: servers not in client.list_topics(timeout=10).topics,
+                   30, "the topic to be gone")
+        wait_until(lambda: _create(client, servers), 60, "the topic made again")
+        for i in range(50):
+            run.kafka.send(servers, "new-%d" % i,
+                           event("server.upserted", "new-%d" % i,
+                                 {"hostname": "new-%d" % i,
+                                  "ip_address": "127.94.0.%d" % (101 + i)}))
+        run.kafka.flush()
+        run.daemon.wait_log(r"kafka: %s\[0\]: the stored offset 100 is "
+                            r"outside the partition's log" % re.escape(servers),
+                            timeout=90)
+        status, body = run.daemon.http_get("/readyz")
+        assert status == 503 and "outside the partition's log" in body, body
+        assert metric(run.daemon, "ipam_syncd_offsets_out_of_range_total") == 1
+        skipped = metric(run.daemon, "ipam_syncd_messages_total",
+                         '{topic="%s",result="skipped"}' % servers)
+        assert skipped == 0, skipped
+        assert run.count("hostname LIKE 'new-%'") == 0
+        assert run.daemon.stop() == 0
+
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        assert run.count("hostname LIKE 'new-%'") == 50
+        assert run.count("hostname LIKE 'old-%'") == 0
+        status, body = rebuild.http_get("/readyz")
+        assert status == 200, body
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
+def _create(client, topic):
+    """Creates a topic; False while the broker still deletes the old one."""
+    try:
+        client.create_topics([NewTopic(topic, num_partitions=1,
+                                       replication_factor=1)])[topic].result(timeout=30)
+        return True
+    except Exception:
+        return False
+
+
+def test_added_partitions_are_reported():
+    """Issue case 2: partitions added to a topic move keys; the daemon says
+    what that means for producers without versions."""
+    run = Run()
+    try:
+        run.server("1", "127.95.0.1", None)
+        run.settle()
+        servers = run.topics.servers
+        client = admin()
+        client.create_partitions([NewPartitions(servers, 3)])[servers].result(
+            timeout=30)
+        run.daemon.wait_log(r"kafka: %s\[[12]\] is new to a topic whose other "
+                            r"partitions were consumed" % re.escape(servers),
+                            timeout=60)
+    finally:
+        run.close()
+
+
+def test_binary_headers_are_kept_whole():
+    """Issue cases 7 and 10: a bad message whose header values hold NUL
+    bytes (a binary integer) becomes a dead letter with every header kept
+    byte-exact and in order; the stream goes on."""
+    run = Run()
+    try:
+        headers = [("ce_note", b"\x00\x00\x00\x01"), ("trace", b"abc"),
+                   ("trace", b"\xff\xfe")]
+        headers += [("h%03d" % i, str(i).encode()) for i in range(97)]
+        run.send(run.topics.servers, "1", b"{not json", headers=headers)
+        run.server("2", "127.96.0.1", 1)
+        run.settle()
+        rows = run.db.query("SELECT headers, reason FROM ipamd.dead_letter")
+        assert len(rows) == 1, rows
+        stored, reason = rows[0]
+        assert "JSON" in reason or "json" in reason, reason
+        assert len(stored) == len(headers), len(stored)
+        for (name, value), kept in zip(headers, stored):
+            assert kept["key"] == name, kept
+            if "base64" in kept:
+                assert base64.b64decode(kept["base64"]) == value, kept
+            else:
+                assert kept["value"].encode() == value, kept
+        assert run.db.scalar("SELECT count(*) FROM ipam_state.server") == 1
+    finally:
+        run.close()
+
+
+def test_database_refusing_every_apply_stops_and_keeps_the_events():
+    """Issue case 7: when the database refuses every apply for a reason no
+    event causes (here a revoked privilege), the daemon stops consuming,
+    says why in one line, turns not ready, dead-letters nothing, and
+    applies the events once the privilege is back."""
+    db = Database()
+    role = harness.unique("ipamrole")
+    db.query('CREATE ROLE "%s" LOGIN' % role)
+    db.query('ALTER DATABASE "%s" OWNER TO "%s"' % (db.name, role))
+    db.query('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    conninfo = "host=%s port=%d user=%s dbname=%s" % (db.host, db.port, role,
+                                                       db.name)
+    topics = Topics()
+    kafka = Kafka()
+    daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}})
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "1", event(
+            "subnet.upserted", "1", {"name": "n", "cidr": "127.97.0.0/24",
+                                     "static_ip_pools": ["127.97.0.1-127.97.0.9"]}, 1))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 1)
+        db.query('REVOKE INSERT, UPDATE ON ipam_state.server FROM "%s"' % role)
+        for i in range(5):
+            kafka.send(topics.servers, str(i), event(
+                "server.upserted", str(i), {"hostname": "h%d" % i,
+                                            "ip_address": "127.97.0.%d" % (i + 1)}, 1))
+        kafka.flush()
+        daemon.wait_log(r"apply: PostgreSQL refuses the batch: permission "
+                        r"denied for table server .*consuming stops", timeout=60)
+        status, body = daemon.http_get("/readyz")
+        assert status == 503 and "permission denied" in body, body
+        assert metric(daemon, "ipam_syncd_apply_failing") == 1
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        assert len(re.findall(r"refuses the batch", daemon.log())) == 1
+
+        db.query('GRANT INSERT, UPDATE ON ipam_state.server TO "%s"' % role)
+        harness.wait_caught_up(db, daemon.group, 6, timeout=90)
+        assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 5
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        daemon.wait_log(r"apply: PostgreSQL accepts the batches again")
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
+        assert metric(daemon, "ipam_syncd_apply_failing") == 0
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+        server = db._connect("postgres")
+        server.autocommit = True
+        with server.cursor() as cur:
+            cur.execute('DROP ROLE IF EXISTS "%s"' % role)
+        server.close()
+
+
+def test_rebuild_writes_the_same_audit_image():
+    """Issue case 8: the audit rows a rebuild writes have the shape the
+    apply writes: the nine derived fields."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.98.0.0/24", ["127.98.0.1-127.98.0.3"], 1)
+        run.server("5", "127.98.0.1", 1)
+        run.settle()
+        run.db.query("UPDATE ipam_state.address SET hostname = 'wrong' "
+                     "WHERE ip_address = '127.98.0.1'")
+        assert run.daemon.stop() == 0
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        images = run.db.query("SELECT source_topic, before, after FROM ipamd.audit")
+        assert any(t == "(rebuild)" for t, _, _ in images), images
+        for topic, before, after in images:
+            for image in (before, after):
+                if image is not None:
+                    assert set(image) == IMAGE_KEYS, (topic, image)
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
