@@ -5,8 +5,8 @@ ready (and the events kept), one audit image shape for apply and rebuild.
 The real binary against the real PostgreSQL and Kafka."""
 
 import base64
-import json
 import re
+import time
 
 import harness
 from harness import Daemon, Database, Kafka, Topics, wait_until
@@ -223,7 +223,9 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
                                                        db.name)
     topics = Topics()
     kafka = Kafka()
-    daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}})
+    # A watchdog of 3 s: a batch stuck for longer withholds the ping.
+    daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}},
+                    notify=True, env={"WATCHDOG_USEC": "3000000"})
     try:
         daemon.start().wait_ready()
         kafka.send(topics.subnets, "1", event(
@@ -244,12 +246,19 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         assert metric(daemon, "ipam_syncd_apply_failing") == 1
         assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
         assert len(re.findall(r"refuses the batch", daemon.log())) == 1
+        daemon.wait_log(r"watchdog: an apply has run for .*withholding the "
+                        r"watchdog ping", timeout=30)
+        # Withheld means no ping for a while: a ping is due every 1.5 s.
+        pings = daemon.notify.texts().count("WATCHDOG=1")
+        time.sleep(3.5)
+        assert daemon.notify.texts().count("WATCHDOG=1") == pings
 
         db.query('GRANT INSERT, UPDATE ON ipam_state.server TO "%s"' % role)
         harness.wait_caught_up(db, daemon.group, 6, timeout=90)
         assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 5
         assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
         daemon.wait_log(r"apply: PostgreSQL accepts the batches again")
+        daemon.wait_log(r"watchdog: progress again; pinging")
         wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
         assert metric(daemon, "ipam_syncd_apply_failing") == 0
         assert daemon.stop() == 0
