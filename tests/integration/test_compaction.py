@@ -30,7 +30,8 @@ live, then compacted by the log cleaner (its next pass, within some 15 s),
 checked record by record against the simulation, then rebuilt from, offset
 gaps and all.
 
-IPAM_TEST_SEED=<n> replays one history."""
+IPAM_TEST_SEED=<n> replays one history (in test_compaction_invariance, an
+odd seed is a history whose keys may end with stale records)."""
 
 import ipaddress
 import json
