@@ -17,7 +17,7 @@
 #include "daemon/metrics.h"
 #include "daemon/migrate.h"
 #include "daemon/notify.h"
-#include "daemon/sweeper.h"
+#include "sweeper/sweeper.h"
 
 /* How often the STATUS= line is refreshed. */
 #define DAEMON_STATUS_SECONDS	5

@@ -6,7 +6,7 @@
 
 #include "common/build_info.h"
 #include "daemon/metrics.h"
-#include "daemon/sweeper.h"
+#include "sweeper/sweeper.h"
 
 /* Writes the # HELP and # TYPE lines of a family. */
 static void

@@ -4,7 +4,7 @@
 # it does not depend on how the daemon's library is put together.
 foreach(name packet seqmap pace store)
 	add_executable(test_sweep_${name} test_sweep_${name}.c test_support.c
-		${CMAKE_SOURCE_DIR}/daemon/sweep_${name}.c)
+		${CMAKE_SOURCE_DIR}/sweeper/sweep_${name}.c)
 	target_link_libraries(test_sweep_${name} PRIVATE ipam_consumers
 		PkgConfig::CMOCKA)
 	add_test(NAME unit_sweep_${name} COMMAND test_sweep_${name})

@@ -1,7 +1,7 @@
 /* Unit tests of the sweeper's pacing: token bucket, jitter, backoff. */
 #include <stdint.h>
 
-#include "daemon/sweep_pace.h"
+#include "sweeper/sweep_pace.h"
 #include "test_support.h"
 
 #define MS	1000000LL	/* nanoseconds */

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "daemon/sweep_packet.h"
+#include "sweeper/sweep_packet.h"
 #include "test_support.h"
 
 /* A SipHash-2-4-128 test vector: key 00..0f, message 00..len-1. */

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/sweep_seqmap.h"
+#include "sweeper/sweep_seqmap.h"
 #include "test_support.h"
 
 /* A fresh map on the heap (it is 2 MB), starting at first. */

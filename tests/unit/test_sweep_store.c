@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/sweep_store.h"
+#include "sweeper/sweep_store.h"
 #include "test_support.h"
 
 /* An address as host() writes it, and what the sweeper makes of it. */

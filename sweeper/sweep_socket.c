@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/sweep_socket.h"
+#include "sweeper/sweep_socket.h"
 
 /* Receive buffer asked for: room for a burst of replies between reads. */
 #define SWEEP_RCVBUF	(4 * 1024 * 1024)

@@ -1,6 +1,6 @@
 /* ICMP echo packets of the ping sweeper: the keyed cookie, build and parse. */
-#ifndef IPAM_DAEMON_SWEEP_PACKET_H
-#define IPAM_DAEMON_SWEEP_PACKET_H
+#ifndef IPAM_SWEEPER_SWEEP_PACKET_H
+#define IPAM_SWEEPER_SWEEP_PACKET_H
 
 #include <stdbool.h>
 #include <stddef.h>

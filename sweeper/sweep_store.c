@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "daemon/sweep_store.h"
+#include "sweeper/sweep_store.h"
 
 /*
  * The sweeper's session: its writes need not wait for the disk (a lost

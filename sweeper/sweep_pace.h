@@ -1,6 +1,6 @@
 /* Pacing of the ping sweeper: token bucket, jitter, backoff, randomness. */
-#ifndef IPAM_DAEMON_SWEEP_PACE_H
-#define IPAM_DAEMON_SWEEP_PACE_H
+#ifndef IPAM_SWEEPER_SWEEP_PACE_H
+#define IPAM_SWEEPER_SWEEP_PACE_H
 
 #include <stdint.h>
 

@@ -1,6 +1,6 @@
 /* The ping sweeper: ICMP echo to each address with a row, paced, on a loop. */
-#ifndef IPAM_DAEMON_SWEEPER_H
-#define IPAM_DAEMON_SWEEPER_H
+#ifndef IPAM_SWEEPER_SWEEPER_H
+#define IPAM_SWEEPER_SWEEPER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* The sweeper's probes in flight: 16-bit sequence numbers and deadlines. */
-#ifndef IPAM_DAEMON_SWEEP_SEQMAP_H
-#define IPAM_DAEMON_SWEEP_SEQMAP_H
+#ifndef IPAM_SWEEPER_SWEEP_SEQMAP_H
+#define IPAM_SWEEPER_SWEEP_SEQMAP_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* The sweeper's probes in flight: 16-bit sequence numbers and deadlines. */
 #include <string.h>
 
-#include "daemon/sweep_seqmap.h"
+#include "sweeper/sweep_seqmap.h"
 
 /* Tells whether the heap entry at i is due before the one at j. */
 static bool

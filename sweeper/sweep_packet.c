@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "daemon/sweep_packet.h"
+#include "sweeper/sweep_packet.h"
 
 /* Reads 8 bytes as a little-endian number. */
 static uint64_t

@@ -14,12 +14,12 @@
 #include "common/log.h"
 #include "common/pgconn.h"
 #include "daemon/config.h"
-#include "daemon/sweep_pace.h"
-#include "daemon/sweep_packet.h"
-#include "daemon/sweep_seqmap.h"
-#include "daemon/sweep_socket.h"
-#include "daemon/sweep_store.h"
-#include "daemon/sweeper.h"
+#include "sweeper/sweep_pace.h"
+#include "sweeper/sweep_packet.h"
+#include "sweeper/sweep_seqmap.h"
+#include "sweeper/sweep_socket.h"
+#include "sweeper/sweep_store.h"
+#include "sweeper/sweeper.h"
 
 /*
  * Most results one write statement carries.  When the rate leaves the

@@ -1,12 +1,12 @@
 /* The ping sweeper's SQL: targets read, results written, array literals. */
-#ifndef IPAM_DAEMON_SWEEP_STORE_H
-#define IPAM_DAEMON_SWEEP_STORE_H
+#ifndef IPAM_SWEEPER_SWEEP_STORE_H
+#define IPAM_SWEEPER_SWEEP_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/sweep_packet.h"
+#include "sweeper/sweep_packet.h"
 
 /* The settings of the sweeper's own session (several statements). */
 extern const char sweep_store_session_sql[];

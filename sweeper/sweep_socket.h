@@ -1,6 +1,6 @@
 /* The sweeper's ICMP sockets: raw or ping sockets, batched send and receive. */
-#ifndef IPAM_DAEMON_SWEEP_SOCKET_H
-#define IPAM_DAEMON_SWEEP_SOCKET_H
+#ifndef IPAM_SWEEPER_SWEEP_SOCKET_H
+#define IPAM_SWEEPER_SWEEP_SOCKET_H
 
 #include <sys/socket.h>
 

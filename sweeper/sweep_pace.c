@@ -1,5 +1,5 @@
 /* Pacing of the ping sweeper: token bucket, jitter, backoff, randomness. */
-#include "daemon/sweep_pace.h"
+#include "sweeper/sweep_pace.h"
 
 /* The most tokens a bucket of this rate holds. */
 static double
