@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "consumers/applier.h"
 #include "daemon/config.h"
+#include "sweeper/sweeper.h"
 
 extern char **environ;
 
@@ -900,6 +901,26 @@ config_restart_keys(const struct config *old, const struct config *new,
 			    count > 1 ? ", " : "");
 	}
 	return count;
+}
+
+/* Fills the sweeper's settings from a config. */
+void
+config_sweeper_settings(const struct config *config, const char *password,
+    struct sweeper_settings *settings)
+{
+	memset(settings, 0, sizeof(*settings));
+	settings->enabled = config->sweeper_enabled;
+	settings->interval_ms = config->sweeper_interval_ms;
+	settings->rate = config->sweeper_rate;
+	settings->timeout_ms = config->sweeper_timeout_ms;
+	settings->retries = config->sweeper_retries;
+	settings->down_after = config->sweeper_down_after;
+	settings->vrfs = config->sweeper_vrfs;
+	settings->conninfo = config->pg_conninfo;
+	settings->password = password;
+	settings->pg_connect_timeout_ms = config->pg_connect_timeout_ms;
+	settings->pg_reconnect_min_ms = config->pg_reconnect_min_ms;
+	settings->pg_reconnect_max_ms = config->pg_reconnect_max_ms;
 }
 
 /* Writes the documented example configuration from the key table. */

@@ -9,6 +9,8 @@
 #include "consumers/change.h"
 #include "consumers/decode.h"
 
+struct sweeper_settings;
+
 /* One topic the consumer subscribes to, with what it carries. */
 struct config_topic {
 	char			*name;
@@ -109,6 +111,13 @@ const char	*config_kafka_get(const struct config *config, const char *name);
  */
 size_t		 config_restart_keys(const struct config *old,
 		    const struct config *new, char *buf, size_t buflen);
+
+/*
+ * Fills the sweeper's settings from a config; the strings point into it
+ * and into password (NULL: libpq's own rules).
+ */
+void		 config_sweeper_settings(const struct config *config,
+		    const char *password, struct sweeper_settings *settings);
 
 /* Writes the documented example configuration, generated from the key table. */
 void		 config_write_example(FILE *out);

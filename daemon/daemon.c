@@ -261,7 +261,7 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		struct sweeper_settings sweep;
 
 		/* The sweeper keeps its connection; the rest it takes. */
-		sweeper_settings_from_config(fresh, NULL, &sweep);
+		config_sweeper_settings(fresh, NULL, &sweep);
 		sweeper_reload(daemon->sweeper, &sweep);
 	}
 	daemon->config = fresh;
@@ -431,7 +431,7 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	{
 		struct sweeper_settings sweep;
 
-		sweeper_settings_from_config(config, password, &sweep);
+		config_sweeper_settings(config, password, &sweep);
 		daemon->sweeper = sweeper_new(daemon->base, &sweep, err, errlen);
 	}
 	if (password != NULL) {

@@ -13,7 +13,6 @@
 
 #include "common/log.h"
 #include "common/pgconn.h"
-#include "daemon/config.h"
 #include "sweeper/sweep_pace.h"
 #include "sweeper/sweep_packet.h"
 #include "sweeper/sweep_seqmap.h"
@@ -210,26 +209,6 @@ sweeper_calloc(size_t count, size_t size)
 	if ((p = calloc(count == 0 ? 1 : count, size)) == NULL)
 		fatal("sweeper: calloc");
 	return p;
-}
-
-/* Fills settings from a config. */
-void
-sweeper_settings_from_config(const struct config *config,
-    const char *password, struct sweeper_settings *settings)
-{
-	memset(settings, 0, sizeof(*settings));
-	settings->enabled = config->sweeper_enabled;
-	settings->interval_ms = config->sweeper_interval_ms;
-	settings->rate = config->sweeper_rate;
-	settings->timeout_ms = config->sweeper_timeout_ms;
-	settings->retries = config->sweeper_retries;
-	settings->down_after = config->sweeper_down_after;
-	settings->vrfs = config->sweeper_vrfs;
-	settings->conninfo = config->pg_conninfo;
-	settings->password = password;
-	settings->pg_connect_timeout_ms = config->pg_connect_timeout_ms;
-	settings->pg_reconnect_min_ms = config->pg_reconnect_min_ms;
-	settings->pg_reconnect_max_ms = config->pg_reconnect_max_ms;
 }
 
 /* Takes the sweep settings (not the connection's); vrfs is copied. */

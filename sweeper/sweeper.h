@@ -8,10 +8,12 @@
 
 #include <event2/event.h>
 
-struct config;
 struct sweeper;
 
-/* The sweeper's part of the configuration; strings are copied. */
+/*
+ * What the sweeper needs of the configuration, filled by the daemon from
+ * its [sweeper] and [postgresql] sections; the sweeper copies the strings.
+ */
 struct sweeper_settings {
 	bool		 enabled;
 	long long	 interval_ms;	/* from one sweep's start to the next */
@@ -64,10 +66,6 @@ struct sweeper_stats {
 	struct sweeper_counts	last;
 	struct sweeper_counts	total;
 };
-
-/* Fills settings from a config; the strings point into it and password. */
-void		 sweeper_settings_from_config(const struct config *config,
-		    const char *password, struct sweeper_settings *settings);
 
 /*
  * Creates the sweeper.  When enabled it opens its sockets now (raw, else
