@@ -371,9 +371,11 @@ def wait_caught_up(db, group, expected_messages, timeout=120):
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of the test's own, to stop and start at will."""
+    """A PostgreSQL cluster of the test's own, to stop and start at will;
+    settings are extra server parameters (e.g. {"wal_level": "logical"})."""
 
-    def __init__(self):
+    def __init__(self, settings=None):
+        self.settings = dict(settings or {})
         self.bindir = os.environ.get("IPAM_PG_BINDIR", "/usr/lib/postgresql/15/bin")
         self.runas = os.environ.get("IPAM_PG_RUNAS") if os.geteuid() == 0 else None
         self.dir = tempfile.mkdtemp(prefix="ipam-pg-")
@@ -392,10 +394,11 @@ class PrivatePostgres:
                        stderr=subprocess.DEVNULL, cwd="/")
 
     def start(self):
+        options = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (
+            self.port, self.dir)
+        options += "".join(" -c %s=%s" % item for item in self.settings.items())
         self._run(["pg_ctl", "-D", self.data, "-w", "-l",
-                   os.path.join(self.dir, "log"), "-o",
-                   "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off"
-                   % (self.port, self.dir), "start"])
+                   os.path.join(self.dir, "log"), "-o", options, "start"])
         return self
 
     def stop(self, mode="fast"):
