@@ -1,21 +1,26 @@
-/* Kafka consumption on the event loop: subscribe, decode, batch, apply. */
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
+/*
+ * The consumer: partitions from the group, their offsets from PostgreSQL,
+ * messages decoded into batches, batches to the applier, backpressure.
+ *
+ * The parts it wires: kafka_client.c (librdkafka on the loop), offsets.c
+ * (where partitions resume), intake.c (message to batch entry), batch.c,
+ * applier.c (the apply transaction) and rebuild.c (the rebuild's state
+ * machine).  What it owns: the table of assigned partitions and where each
+ * stands, the pending batch and the one in flight, and its own state.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <jansson.h>
-#include <librdkafka/rdkafka.h>
 
 #include "common/log.h"
 #include "consumers/consumer.h"
+#include "consumers/intake.h"
+#include "consumers/offsets.h"
+#include "consumers/rebuild.h"
 
-/* The slow poll that keeps the group membership alive in every state. */
-#define CONSUMER_POLL_MS	200
+/* The consumer's own tick: flushes, loads, the rebuild, commits, stop. */
+#define CONSUMER_TICK_MS	200
 
 /*
  * A rebuild reads the whole history at once: batches ten times larger
@@ -24,29 +29,33 @@
  */
 #define CONSUMER_REBUILD_SCALE	10
 
-/* A client that cannot be destroyed safely (see consumer_free()). */
-static rd_kafka_t *consumer_parked_handle;
+/* How often Kafka is told where partitions stand (for lag tools). */
+#define CONSUMER_KAFKA_COMMIT_MS	1000
 
-/* How long destroying the client may take before the exit goes on. */
-#define CONSUMER_DESTROY_MS	5000
-
-/* A destroy running on a thread of its own, and its end. */
-struct consumer_destroy {
-	rd_kafka_t	*rk;
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 done_cond;
-	bool		 done;
-	bool		 abandoned;	/* the waiter gave up: free when done */
+/* The consumer's lifecycle; each transition is logged once at debug. */
+enum consumer_state {
+	CONSUMER_IDLE,		/* made, not started */
+	CONSUMER_PREPARING,	/* a rebuild makes its fresh state */
+	CONSUMER_RUNNING,	/* subscribed */
+	CONSUMER_DRAINING,	/* stopping: the apply in flight may finish */
+	CONSUMER_STOPPED,	/* left the group */
 };
 
-/* Where one assigned partition stands in PostgreSQL. */
+/* Where one assigned partition stands. */
+enum consumer_part_state {
+	CONSUMER_PART_LOADING,	/* its stored offset is being read */
+	CONSUMER_PART_ACTIVE,	/* fetching from where it stands */
+	CONSUMER_PART_OUT_OF_RANGE,	/* its offset is not in the log */
+};
+
+/* One partition the consumer has held, and where it stands. */
 struct consumer_partition {
-	struct batch_position	 position;
-	int			 topic;
-	bool			 assigned;
-	bool			 out_of_range;	/* its stored offset is not in the log */
-	int64_t			 rebuild_low;	/* watermarks when assigned */
-	int64_t			 rebuild_high;
+	struct batch_position		 position;
+	int				 topic;
+	bool				 assigned;
+	enum consumer_part_state	 state;
+	bool				 load_sent;	/* in the load in flight */
+	int64_t				 rebuild_target; /* -1: not known yet */
 };
 
 struct consumer {
@@ -55,6 +64,7 @@ struct consumer {
 	char			*group_id;
 	struct consumer_topic	*topics;
 	const char		**topic_names;
+	struct intake_topic	*intake;
 	size_t			 topic_count;
 	size_t			 batch_max_events;
 	size_t			 batch_max_bytes;
@@ -63,51 +73,39 @@ struct consumer {
 	struct debezium_columns	 columns;
 	char			*column_strings;	/* owns the column names */
 
-	rd_kafka_t		*rk;
-	rd_kafka_queue_t	*queue;
-	int			 pipe_read;
-	int			 pipe_write;
-	struct event		*queue_event;
-	struct event		*poll_timer;
-	struct event		*linger_timer;
+	struct kafka_client	*client;
+	struct applier		*applier;
+	struct rebuild		*rebuild;
+	enum consumer_state	 state;
+	bool			 db_up;
+	bool			 loading;	/* an offsets load is in flight */
 
 	struct consumer_partition *partitions;
 	size_t			 partition_count;
+	size_t			 partition_capacity;
 
 	struct batch		 pending;	/* consumed, not yet sent */
 	struct batch		 inflight;	/* being applied, or to retry */
 	struct timespec		 pending_since;
-	struct applier		*applier;
+	struct event		*tick;
+	struct event		*linger_timer;
 
-	bool			 subscribed;
-	bool			 ever_assigned;	/* see consumer_free() */
-	bool			 db_up;
-	bool			 paused;
-	bool			 loading;	/* offsets are being read */
-	bool			 resync;	/* re-subscribe once offsets are read */
-	bool			 stopping;
-	bool			 rebuild;	/* filling ipam_state_rebuild */
-	bool			 swapping;	/* the swap is under way */
-	bool			 rebuild_ready;	/* ipam_state_rebuild was made */
-	const char		*schema;	/* the state being filled */
-	long long		 stop_deadline_ms;
 	consumer_event_cb	*subscribed_cb;
 	void			*subscribed_arg;
 	consumer_event_cb	*stopped_cb;
 	void			*stopped_arg;
+	struct timespec		 stop_began;
+	long long		 stop_deadline_ms;
+
 	struct consumer_stats	 stats;
 	struct timespec		 last_kafka_commit;
 	bool			 kafka_commit_due;
 };
 
-static void	consumer_drain(struct consumer *consumer);
 static void	consumer_flush(struct consumer *consumer);
+static void	consumer_load(struct consumer *consumer);
+static void	consumer_backpressure(struct consumer *consumer);
 static void	consumer_finish_stop(struct consumer *consumer);
-static void	consumer_load_offsets(struct consumer *consumer);
-static void	consumer_out_of_range(struct consumer *consumer,
-		    rd_kafka_message_t *message);
-static void	consumer_applied(struct applier *applier,
-		    enum applier_outcome outcome, const char *error, void *arg);
 
 /* Milliseconds since an instant. */
 static long long
@@ -120,17 +118,23 @@ consumer_ms_since(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* Finds the index of a topic by name; -1 when it is not one of ours. */
-static int
-consumer_topic_index(const struct consumer *consumer, const char *name)
+/* Names a state for the log. */
+static const char *
+consumer_state_name(enum consumer_state state)
 {
-	size_t i;
+	static const char *const names[] = { "idle", "preparing", "running",
+	    "draining", "stopped" };
 
-	for (i = 0; i < consumer->topic_count; i++) {
-		if (strcmp(consumer->topics[i].name, name) == 0)
-			return (int)i;
-	}
-	return -1;
+	return names[state];
+}
+
+/* Moves to a state, saying so at debug level. */
+static void
+consumer_enter(struct consumer *consumer, enum consumer_state state)
+{
+	log_debug("consumer: %s -> %s", consumer_state_name(consumer->state),
+	    consumer_state_name(state));
+	consumer->state = state;
 }
 
 /* Finds a partition's slot, creating it when asked. */
@@ -146,29 +150,38 @@ consumer_partition(struct consumer *consumer, int topic, int32_t partition,
 		if (slot->topic == topic && slot->position.partition == partition)
 			return slot;
 	}
-	if (!create)
+	if (!create || topic < 0)
 		return NULL;
-	grown = realloc(consumer->partitions,
-	    (consumer->partition_count + 1) * sizeof(*grown));
-	if (grown == NULL)
-		fatal("consumer: realloc");
-	consumer->partitions = grown;
+	if (consumer->partition_count == consumer->partition_capacity) {
+		consumer->partition_capacity = consumer->partition_capacity ?
+		    consumer->partition_capacity * 2 : 16;
+		grown = realloc(consumer->partitions,
+		    consumer->partition_capacity * sizeof(*grown));
+		if (grown == NULL)
+			fatal("consumer: realloc");
+		consumer->partitions = grown;
+	}
 	slot = &consumer->partitions[consumer->partition_count++];
 	memset(slot, 0, sizeof(*slot));
 	slot->topic = topic;
 	slot->position.topic = consumer->topics[topic].name;
 	slot->position.partition = partition;
+	slot->rebuild_target = -1;
 	return slot;
 }
 
-/* The applier asks where a partition stands; NULL when not ours now. */
+/*
+ * The applier asks where a partition stands; NULL when it is not ours
+ * to apply now (not assigned, or its offset is being read again).
+ */
 static const struct batch_position *
 consumer_position_get(void *arg, int topic, int32_t partition)
 {
 	struct consumer_partition *slot;
 
 	slot = consumer_partition(arg, topic, partition, false);
-	return slot != NULL && slot->assigned ? &slot->position : NULL;
+	return slot != NULL && slot->assigned &&
+	    slot->state == CONSUMER_PART_ACTIVE ? &slot->position : NULL;
 }
 
 /* The applier reports a committed offset. */
@@ -178,235 +191,209 @@ consumer_position_set(void *arg, int topic, int32_t partition,
 {
 	struct consumer_partition *slot;
 
-	slot = consumer_partition(arg, topic, partition, true);
+	if ((slot = consumer_partition(arg, topic, partition, false)) == NULL)
+		return;
 	slot->position.stored = true;
 	slot->position.next_offset = next_offset;
 	((struct consumer *)arg)->kafka_commit_due = true;
 }
 
-/*
- * Tells Kafka too where the partitions stand, at most once a second, so
- * that lag tools see it.  PostgreSQL stays the truth: nothing reads these
- * commits back.
- */
-static void
-consumer_commit_to_kafka(struct consumer *consumer)
-{
-	rd_kafka_topic_partition_list_t *list;
-	size_t i;
-
-	if (!consumer->kafka_commit_due || consumer->rk == NULL ||
-	    consumer_ms_since(&consumer->last_kafka_commit) < 1000)
-		return;
-	list = rd_kafka_topic_partition_list_new(
-	    (int)consumer->partition_count);
-	for (i = 0; i < consumer->partition_count; i++) {
-		struct consumer_partition *slot = &consumer->partitions[i];
-
-		if (slot->assigned && slot->position.stored)
-			rd_kafka_topic_partition_list_add(list,
-			    consumer->topics[slot->topic].name,
-			    slot->position.partition)->offset =
-			    slot->position.next_offset;
-	}
-	if (list->cnt > 0)
-		rd_kafka_commit(consumer->rk, list, 1);
-	rd_kafka_topic_partition_list_destroy(list);
-	consumer->kafka_commit_due = false;
-	clock_gettime(CLOCK_MONOTONIC, &consumer->last_kafka_commit);
-}
-
-/* Routes librdkafka's log lines into ours (they arrive on our thread). */
-static void
-consumer_log_cb(const rd_kafka_t *rk, int level, const char *facility,
-    const char *message)
-{
-	enum log_level ours = level <= 3 ? LOG_LEVEL_ERR :
-	    level == 4 ? LOG_LEVEL_WARNING : level <= 6 ? LOG_LEVEL_INFO :
-	    LOG_LEVEL_DEBUG;
-
-	log_write(ours, "kafka: %s: %s", facility, message);
-}
-
-/* Reports client-level errors (brokers down, authentication, ...). */
-static void
-consumer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
-{
-	struct consumer *consumer = opaque;
-
-	consumer->stats.kafka_errors++;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		log_warnx("kafka: all brokers are down; waiting for them (%s)",
-		    reason);
-	else if (rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		log_errx("kafka: fatal error: %s", reason);
-	else
-		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
-}
-
-/* Pauses or resumes every assigned partition. */
-static void
-consumer_set_paused(struct consumer *consumer, bool paused)
-{
-	rd_kafka_topic_partition_list_t *list;
-	rd_kafka_resp_err_t err;
-
-	consumer->paused = paused;
-	if (consumer->rk == NULL || !consumer->subscribed)
-		return;
-	err = rd_kafka_assignment(consumer->rk, &list);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return;
-	if (list->cnt > 0) {
-		if (paused)
-			rd_kafka_pause_partitions(consumer->rk, list);
-		else
-			rd_kafka_resume_partitions(consumer->rk, list);
-	}
-	rd_kafka_topic_partition_list_destroy(list);
-}
-
-/*
- * Notes where a partition ends now: a rebuild has caught up once every
- * partition has been applied up to that point.  The query blocks briefly,
- * once per partition, and only in rebuild mode.
- */
-static void
-consumer_rebuild_target(struct consumer *consumer,
-    struct consumer_partition *slot)
-{
-	rd_kafka_resp_err_t err;
-	int64_t low = 0, high = 0;
-
-	err = rd_kafka_query_watermark_offsets(consumer->rk,
-	    consumer->topics[slot->topic].name, slot->position.partition, &low,
-	    &high, 10000);
-	if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		/* Unknown: consumer_check_rebuild() asks again. */
-		log_warnx("rebuild: end of %s[%d] unknown (%s)",
-		    consumer->topics[slot->topic].name, slot->position.partition,
-		    rd_kafka_err2str(err));
-		low = high = INT64_MAX;
-	}
-	slot->rebuild_low = low;
-	slot->rebuild_high = high;
-	log_info("rebuild: %s[%d] holds offsets %lld to %lld",
-	    consumer->topics[slot->topic].name, slot->position.partition,
-	    (long long)low, (long long)high);
-}
-
-/* The swap is done (or failed: then it is tried again). */
-static void
-consumer_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
-    void *arg)
-{
-	struct consumer *consumer = arg;
-	char message[512];
-
-	consumer->swapping = false;
-	if (result == NULL)
-		return;	/* the connection went; checked again once it is back */
-	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-		pgconn_result_error(pg, result, message, sizeof(message));
-		log_errx("rebuild: swap failed: %s; trying again", message);
-		return;
-	}
-	consumer->rebuild = false;
-	consumer->schema = "ipam_state";
-	applier_set_target(consumer->applier, consumer->schema, false);
-	log_info("rebuild: swapped in the rebuilt state (%s); carrying on",
-	    PQgetvalue(result, 0, 0));
-	consumer_flush(consumer);
-}
-
-/* Every row is derived: swap the rebuilt state in. */
-static void
-consumer_derived_cb(struct pgconn *pg, PGresult *result, const char *error,
-    void *arg)
-{
-	struct consumer *consumer = arg;
-	char message[512];
-
-	if (result == NULL) {
-		consumer->swapping = false;	/* checked again once it is back */
-		return;
-	}
-	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-		pgconn_result_error(pg, result, message, sizeof(message));
-		log_errx("rebuild: deriving the rows failed: %s; trying again",
-		    message);
-		consumer->swapping = false;
-		return;
-	}
-	log_info("rebuild: rows derived; swapping the rebuilt state in");
-	if (pgconn_query(pg, "SELECT ipamd.rebuild_swap()", 0, NULL,
-	    consumer_swapped_cb, consumer) == -1)
-		consumer->swapping = false;
-}
-
-/* Derives and swaps the rebuilt state in once every partition caught up. */
-static void
-consumer_check_rebuild(struct consumer *consumer)
-{
-	size_t i;
-
-	if (!consumer->rebuild || consumer->swapping || consumer->stopping ||
-	    !consumer->ever_assigned || !consumer->db_up || consumer->loading ||
-	    applier_busy(consumer->applier) || consumer->inflight.count > 0 ||
-	    pgconn_is_busy(consumer->pg))
-		return;
-	for (i = 0; i < consumer->partition_count; i++) {
-		struct consumer_partition *slot = &consumer->partitions[i];
-
-		if (!slot->assigned)
-			continue;
-		if (slot->rebuild_high == INT64_MAX)
-			consumer_rebuild_target(consumer, slot);
-		if (slot->position.stored ?
-		    slot->position.next_offset < slot->rebuild_high :
-		    slot->rebuild_low < slot->rebuild_high)
-			return;
-	}
-	if (pgconn_query(consumer->pg, "SELECT ipamd.derive_all()", 0, NULL,
-	    consumer_derived_cb, consumer) == 0) {
-		consumer->swapping = true;
-		log_info("rebuild: caught up; deriving every row");
-	}
-}
-
 /* Tells whether some partition of a topic has a stored offset. */
 static bool
-consumer_topic_consumed(const struct consumer *consumer, int topic)
+consumer_topic_consumed(const struct consumer *consumer, int topic,
+    const struct consumer_partition *besides)
 {
 	size_t i;
 
 	for (i = 0; i < consumer->partition_count; i++)
-		if (consumer->partitions[i].topic == topic &&
+		if (&consumer->partitions[i] != besides &&
+		    consumer->partitions[i].topic == topic &&
 		    consumer->partitions[i].position.stored)
 			return true;
 	return false;
 }
 
-/* Takes partitions: start each at its offset stored in PostgreSQL. */
+/* Drops what is pending of one partition (it is fetched again). */
 static void
-consumer_assign(struct consumer *consumer,
-    rd_kafka_topic_partition_list_t *list)
+consumer_drop_pending(struct consumer *consumer, int topic,
+    int32_t partition)
 {
-	rd_kafka_error_t *error;
-	int i;
+	batch_drop_partition(&consumer->pending, topic, partition);
+	consumer->stats.pending = consumer->pending.count +
+	    consumer->inflight.count;
+}
 
-	for (i = 0; i < list->cnt; i++) {
-		rd_kafka_topic_partition_t *tp = &list->elems[i];
-		struct consumer_partition *slot;
-		int topic = consumer_topic_index(consumer, tp->topic);
+/*
+ * Reads a partition's offset again before it goes on: it is held, what
+ * is pending of it is dropped (the seek at its release fetches it again).
+ */
+static void
+consumer_reload(struct consumer *consumer, struct consumer_partition *slot)
+{
+	kafka_client_hold(consumer->client, slot->topic,
+	    slot->position.partition);
+	consumer_drop_pending(consumer, slot->topic, slot->position.partition);
+	slot->state = CONSUMER_PART_LOADING;
+	slot->load_sent = false;
+}
 
-		if (topic < 0)
-			continue;
-		slot = consumer_partition(consumer, topic, tp->partition, true);
+/* The group assigned partitions: read where each stands, then start. */
+static void
+consumer_assigned(void *arg, const struct kafka_partition *parts,
+    size_t count)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
+	size_t i;
+
+	consumer->stats.rebalances++;
+	for (i = 0; i < count; i++) {
+		slot = consumer_partition(consumer, parts[i].topic,
+		    parts[i].partition, true);
 		slot->assigned = true;
-		slot->out_of_range = false;
-		if (!slot->position.stored && !consumer->rebuild &&
-		    consumer_topic_consumed(consumer, topic))
+		slot->state = CONSUMER_PART_LOADING;
+		slot->load_sent = false;
+		slot->position.stored = false;
+		slot->rebuild_target = -1;
+		consumer->stats.assigned++;
+	}
+	consumer_load(consumer);
+}
+
+/* The group took partitions away: what was pending of them is dropped. */
+static void
+consumer_revoked(void *arg, const struct kafka_partition *parts, size_t count,
+    bool lost)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
+	size_t i;
+
+	consumer->stats.rebalances++;
+	for (i = 0; i < count; i++) {
+		consumer_drop_pending(consumer, parts[i].topic,
+		    parts[i].partition);
+		slot = consumer_partition(consumer, parts[i].topic,
+		    parts[i].partition, false);
+		if (slot != NULL && slot->assigned) {
+			slot->assigned = false;
+			if (consumer->stats.assigned > 0)
+				consumer->stats.assigned--;
+		}
+		log_info("kafka: %s %s[%d]", lost ? "lost" : "revoked",
+		    consumer->topics[parts[i].topic].name, parts[i].partition);
+	}
+}
+
+/*
+ * A partition's stored offset lies outside its log: say what happened
+ * and what to do, once per assignment.  librdkafka fetches nothing more
+ * of it, so nothing is skipped; the daemon is not ready meanwhile.
+ */
+static void
+consumer_out_of_range(void *arg, int topic, int32_t partition,
+    const char *detail)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
+
+	slot = consumer_partition(consumer, topic, partition, false);
+	if (slot == NULL || !slot->assigned ||
+	    slot->state == CONSUMER_PART_OUT_OF_RANGE)
+		return;
+	slot->state = CONSUMER_PART_OUT_OF_RANGE;
+	consumer->stats.out_of_range++;
+	consumer_drop_pending(consumer, topic, partition);
+	log_errx("kafka: %s[%d]: the stored offset %lld is outside the "
+	    "partition's log (%s): the topic was deleted and made again, or "
+	    "its records expired before they were consumed; nothing more of "
+	    "this partition is consumed.  To rebuild the state from what the "
+	    "topics hold now, run ipam-syncd --rebuild; to accept the loss "
+	    "and go on from the start of the log, delete the partition's row "
+	    "from ipam_state.consumer_offset and restart (docs/EVENTS.md)",
+	    consumer->topics[topic].name, partition,
+	    slot->position.stored ? (long long)slot->position.next_offset :
+	    -1LL, detail);
+}
+
+/* Tells whether the pending batch has reached a bound. */
+static bool
+consumer_pending_full(const struct consumer *consumer)
+{
+	size_t scale = rebuild_state(consumer->rebuild) == REBUILD_OFF ? 1 :
+	    CONSUMER_REBUILD_SCALE;
+
+	return consumer->pending.count >= consumer->batch_max_events * scale ||
+	    consumer->pending.bytes >= consumer->batch_max_bytes * scale;
+}
+
+/* One message of an active partition: decode it into the pending batch. */
+static void
+consumer_message(void *arg, int topic, rd_kafka_message_t *message)
+{
+	struct consumer *consumer = arg;
+
+	if (consumer->state != CONSUMER_RUNNING ||
+	    consumer_position_get(consumer, topic, message->partition) == NULL)
+		return;	/* fetched again by whoever applies it */
+	consumer->stats.messages++;
+	if (consumer->pending.count == 0)
+		clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
+	if (!intake_message(&consumer->pending, topic,
+	    &consumer->intake[topic], message))
+		consumer->stats.decode_errors++;
+	if (consumer_pending_full(consumer)) {
+		consumer_flush(consumer);
+		consumer_backpressure(consumer);
+	}
+}
+
+/*
+ * Pauses fetching while the work cannot go on (the pending batch full
+ * behind one in flight, PostgreSQL away or refusing, a rebuild deriving
+ * or swapping), and resumes it after.  Polling goes on regardless, so
+ * the group never sees the daemon as stalled.
+ */
+static void
+consumer_backpressure(struct consumer *consumer)
+{
+	enum rebuild_state rebuild = rebuild_state(consumer->rebuild);
+	bool pause;
+
+	pause = consumer->state != CONSUMER_RUNNING || !consumer->db_up ||
+	    applier_failing(consumer->applier) != NULL ||
+	    rebuild == REBUILD_DERIVING || rebuild == REBUILD_SWAPPING ||
+	    consumer_pending_full(consumer);
+	if (pause != kafka_client_paused(consumer->client))
+		kafka_client_set_paused(consumer->client, pause);
+	consumer->stats.paused = pause;
+}
+
+/* The stored offsets of the partitions asked for have arrived. */
+static void
+consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
+    const int64_t *next, size_t count)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
+	size_t i;
+
+	consumer->loading = false;
+	for (i = 0; i < count; i++) {
+		slot = consumer_partition(consumer, parts[i].topic,
+		    parts[i].partition, false);
+		if (slot == NULL || !slot->load_sent)
+			continue;
+		slot->load_sent = false;
+		if (!ok || !slot->assigned ||
+		    slot->state != CONSUMER_PART_LOADING)
+			continue;	/* read again, or no longer ours */
+		slot->position.stored = next[i] >= 0;
+		slot->position.next_offset = next[i] >= 0 ? next[i] : 0;
+		slot->state = CONSUMER_PART_ACTIVE;
+		if (!slot->position.stored &&
+		    rebuild_state(consumer->rebuild) == REBUILD_OFF &&
+		    consumer_topic_consumed(consumer, slot->topic, slot))
 			log_warnx("kafka: %s[%d] is new to a topic whose other "
 			    "partitions were consumed: partitions were added, "
 			    "and keys may have moved between partitions.  Events "
@@ -414,97 +401,312 @@ consumer_assign(struct consumer *consumer,
 			    "without one apply in the order they are consumed, "
 			    "so an older event still waiting in its old "
 			    "partition can win over a newer one "
-			    "(docs/EVENTS.md)", tp->topic, tp->partition);
-		tp->offset = slot->position.stored ? slot->position.next_offset :
-		    RD_KAFKA_OFFSET_BEGINNING;
-		if (consumer->rebuild)
-			consumer_rebuild_target(consumer, slot);
+			    "(docs/EVENTS.md)", consumer->topics[slot->topic].name,
+			    slot->position.partition);
 		log_info("kafka: assigned %s[%d] from offset %s%lld",
-		    tp->topic, tp->partition,
+		    consumer->topics[slot->topic].name, slot->position.partition,
 		    slot->position.stored ? "" : "(beginning) ",
-		    slot->position.stored ? (long long)tp->offset : 0LL);
+		    (long long)slot->position.next_offset);
+		kafka_client_release(consumer->client, slot->topic,
+		    slot->position.partition, slot->position.stored ?
+		    slot->position.next_offset : RD_KAFKA_OFFSET_BEGINNING);
 	}
-	error = rd_kafka_incremental_assign(consumer->rk, list);
-	if (error != NULL) {
-		log_errx("kafka: assign: %s", rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-	}
-	consumer->ever_assigned = true;
-	if (consumer->paused && list->cnt > 0)
-		rd_kafka_pause_partitions(consumer->rk, list);
-	consumer->stats.assigned += list->cnt;
+	if (!ok)
+		return;		/* the tick or consumer_db_up() tries again */
+	consumer_load(consumer);
+	consumer_flush(consumer);
 }
 
-/* Gives partitions up: what was consumed of them and not sent is dropped. */
+/*
+ * Reads the stored offsets of the partitions waiting for them, when the
+ * connection is free: before any apply, which might otherwise move them.
+ */
 static void
-consumer_revoke(struct consumer *consumer,
-    rd_kafka_topic_partition_list_t *list, bool lost)
+consumer_load(struct consumer *consumer)
 {
-	rd_kafka_error_t *error;
-	int i;
+	struct kafka_partition *parts;
+	size_t i, count = 0;
 
-	for (i = 0; i < list->cnt; i++) {
-		rd_kafka_topic_partition_t *tp = &list->elems[i];
-		struct consumer_partition *slot;
-		int topic = consumer_topic_index(consumer, tp->topic);
+	if (consumer->loading || !consumer->db_up ||
+	    consumer->state != CONSUMER_RUNNING || applier_busy(consumer->applier) ||
+	    rebuild_busy(consumer->rebuild) || pgconn_is_busy(consumer->pg))
+		return;
+	if ((parts = calloc(consumer->partition_count + 1,
+	    sizeof(*parts))) == NULL)
+		fatal("consumer: calloc");
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
 
-		if (topic < 0)
+		if (!slot->assigned || slot->state != CONSUMER_PART_LOADING)
 			continue;
-		batch_drop_partition(&consumer->pending, topic, tp->partition);
-		if ((slot = consumer_partition(consumer, topic, tp->partition,
-		    false)) != NULL)
-			slot->assigned = false;
-		log_info("kafka: %s %s[%d]", lost ? "lost" : "revoked",
-		    tp->topic, tp->partition);
+		parts[count].topic = slot->topic;
+		parts[count].partition = slot->position.partition;
+		count++;
 	}
-	error = rd_kafka_incremental_unassign(consumer->rk, list);
-	if (error != NULL) {
-		log_errx("kafka: unassign: %s", rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
+	if (count > 0 && offsets_load(consumer->pg, consumer->group_id,
+	    rebuild_schema(consumer->rebuild), consumer->topic_names, parts,
+	    count, consumer_loaded, consumer) == 0) {
+		consumer->loading = true;
+		for (i = 0; i < consumer->partition_count; i++) {
+			struct consumer_partition *slot = &consumer->partitions[i];
+
+			if (slot->assigned && slot->state == CONSUMER_PART_LOADING)
+				slot->load_sent = true;
+		}
 	}
-	consumer->stats.assigned -= (size_t)list->cnt <= consumer->stats.assigned ?
-	    (size_t)list->cnt : consumer->stats.assigned;
+	free(parts);
 }
 
-/* The rebalance callback; runs inside a poll, on the loop's thread. */
+/* Tells whether a partition still waits for its offset. */
+static bool
+consumer_any_loading(const struct consumer *consumer)
+{
+	size_t i;
+
+	for (i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].assigned &&
+		    consumer->partitions[i].state == CONSUMER_PART_LOADING)
+			return true;
+	return false;
+}
+
+/* The linger is over: send what is pending. */
 static void
-consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-    rd_kafka_topic_partition_list_t *partitions, void *opaque)
+consumer_linger_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct consumer *consumer = opaque;
-
-	consumer->stats.rebalances++;
-	switch (err) {
-	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-		consumer_assign(consumer, partitions);
-		break;
-	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-		consumer_revoke(consumer, partitions,
-		    rd_kafka_assignment_lost(rk));
-		break;
-	default:
-		log_errx("kafka: rebalance failed: %s", rd_kafka_err2str(err));
-		rd_kafka_assign(rk, NULL);
-		break;
-	}
+	consumer_flush(arg);
 }
 
-/* Sets one librdkafka property, naming it in err on failure. */
-static int
-consumer_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-    char *err, size_t errlen)
+/* Sends the pending batch when the applier is free and a bound is met. */
+static void
+consumer_flush(struct consumer *consumer)
 {
-	char reason[512];
+	long long waited, left;
+	struct timeval tv;
 
-	if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) !=
-	    RD_KAFKA_CONF_OK) {
-		snprintf(err, errlen, "kafka.%s: %s", name, reason);
-		return -1;
+	consumer->stats.pending = consumer->pending.count +
+	    consumer->inflight.count;
+	if (consumer->pending.count == 0 || consumer->state != CONSUMER_RUNNING ||
+	    !consumer->db_up || consumer->loading ||
+	    rebuild_state(consumer->rebuild) == REBUILD_DERIVING ||
+	    rebuild_state(consumer->rebuild) == REBUILD_SWAPPING ||
+	    rebuild_busy(consumer->rebuild) ||
+	    applier_busy(consumer->applier) || consumer->inflight.count > 0)
+		return;
+	/* Offsets first: an apply must not move a partition being read. */
+	if (consumer_any_loading(consumer) && !pgconn_is_busy(consumer->pg)) {
+		consumer_load(consumer);
+		if (consumer->loading)
+			return;
 	}
-	return 0;
+	waited = consumer_ms_since(&consumer->pending_since);
+	if (!consumer_pending_full(consumer) &&
+	    waited < consumer->batch_max_wait_ms) {
+		if (!evtimer_pending(consumer->linger_timer, NULL)) {
+			left = consumer->batch_max_wait_ms - waited;
+			tv.tv_sec = (time_t)(left / 1000);
+			tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+			evtimer_add(consumer->linger_timer, &tv);
+		}
+		return;
+	}
+	evtimer_del(consumer->linger_timer);
+	batch_move(&consumer->inflight, &consumer->pending);
+	if (applier_apply(consumer->applier, &consumer->inflight) == -1)
+		log_debug("apply: not connected; %zu events wait",
+		    consumer->inflight.count);
 }
 
-/* Copies the Debezium column names into one block the consumer owns. */
+/* Tells Kafka where partitions stand, at most once a second. */
+static void
+consumer_commit_to_kafka(struct consumer *consumer)
+{
+	struct kafka_partition *parts;
+	int64_t *offsets;
+	size_t i, count = 0;
+
+	if (!consumer->kafka_commit_due ||
+	    consumer_ms_since(&consumer->last_kafka_commit) <
+	    CONSUMER_KAFKA_COMMIT_MS)
+		return;
+	parts = calloc(consumer->partition_count + 1, sizeof(*parts));
+	offsets = calloc(consumer->partition_count + 1, sizeof(*offsets));
+	if (parts == NULL || offsets == NULL)
+		fatal("consumer: calloc");
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (!slot->assigned || !slot->position.stored)
+			continue;
+		parts[count].topic = slot->topic;
+		parts[count].partition = slot->position.partition;
+		offsets[count++] = slot->position.next_offset;
+	}
+	kafka_client_commit(consumer->client, parts, offsets, count);
+	free(parts);
+	free(offsets);
+	consumer->kafka_commit_due = false;
+	clock_gettime(CLOCK_MONOTONIC, &consumer->last_kafka_commit);
+}
+
+/*
+ * Tells whether a rebuild has caught up: every assigned partition applied
+ * up to where it ended when first seen, nothing pending or in flight.
+ */
+static bool
+consumer_rebuild_caught_up(struct consumer *consumer)
+{
+	struct kafka_client_health health;
+	int64_t low, high;
+	size_t i;
+
+	kafka_client_health(consumer->client, &health);
+	if (consumer->pending.count > 0 || consumer->inflight.count > 0 ||
+	    applier_busy(consumer->applier) || !health.joined)
+		return false;
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (!slot->assigned)
+			continue;
+		if (slot->state != CONSUMER_PART_ACTIVE)
+			return false;
+		if (!kafka_client_watermarks(consumer->client, slot->topic,
+		    slot->position.partition, &low, &high))
+			return false;
+		if (slot->rebuild_target < 0) {
+			slot->rebuild_target = high;
+			log_info("rebuild: %s[%d] holds offsets %lld to %lld",
+			    consumer->topics[slot->topic].name,
+			    slot->position.partition, (long long)low,
+			    (long long)high);
+		}
+		if ((slot->position.stored ? slot->position.next_offset : low) <
+		    slot->rebuild_target)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The part of the stop deadline kept for leaving the group: a quarter, at
+ * most 5 s.  The apply in flight may use the rest.
+ */
+static long long
+consumer_close_reserve(const struct consumer *consumer)
+{
+	long long reserve = consumer->stop_deadline_ms / 4;
+
+	return reserve < 5000 ? reserve : 5000;
+}
+
+/* The tick: what no event wakes up. */
+static void
+consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct consumer *consumer = arg;
+
+	if (consumer->state == CONSUMER_DRAINING) {
+		if (!applier_busy(consumer->applier) ||
+		    consumer_ms_since(&consumer->stop_began) >=
+		    consumer->stop_deadline_ms - consumer_close_reserve(consumer)) {
+			if (applier_busy(consumer->applier))
+				log_warnx("shutdown: the apply in flight did not "
+				    "finish within %lld ms (shutdown_timeout_ms, "
+				    "of which the last %lld ms leave the group); "
+				    "leaving it to be rolled back",
+				    consumer->stop_deadline_ms,
+				    consumer_close_reserve(consumer));
+			consumer_finish_stop(consumer);
+		}
+		return;
+	}
+	if (consumer->state == CONSUMER_PREPARING) {
+		rebuild_step(consumer->rebuild, false);
+		return;
+	}
+	if (consumer->state != CONSUMER_RUNNING)
+		return;
+	consumer_load(consumer);
+	if (rebuild_state(consumer->rebuild) != REBUILD_OFF && consumer->db_up &&
+	    !consumer->loading)
+		rebuild_step(consumer->rebuild,
+		    consumer_rebuild_caught_up(consumer));
+	consumer_flush(consumer);
+	consumer_backpressure(consumer);
+	consumer_commit_to_kafka(consumer);
+}
+
+/* The applier is done with the batch in flight. */
+static void
+consumer_applied(struct applier *applier, enum applier_outcome outcome,
+    const char *error, void *arg)
+{
+	struct consumer *consumer = arg;
+	size_t i;
+
+	switch (outcome) {
+	case APPLIER_DONE:
+		break;
+	case APPLIER_LOST:
+		/* Kept in inflight until consumer_db_up() reads the offsets. */
+		log_info("apply: connection lost with %zu events in flight; "
+		    "the offsets are read again once PostgreSQL is back",
+		    consumer->inflight.count);
+		break;
+	case APPLIER_MOVED:
+		/*
+		 * Another owner moved an offset under us (a revoked
+		 * partition's last batch, or a second group): read every
+		 * offset again and go on from there, without leaving the
+		 * group.
+		 */
+		log_warnx("kafka: offsets moved under us (%s); reading them "
+		    "again", error);
+		batch_clear(&consumer->inflight);
+		for (i = 0; i < consumer->partition_count; i++)
+			if (consumer->partitions[i].assigned &&
+			    consumer->partitions[i].state == CONSUMER_PART_ACTIVE)
+				consumer_reload(consumer,
+				    &consumer->partitions[i]);
+		break;
+	}
+	if (consumer->state == CONSUMER_DRAINING) {
+		consumer_finish_stop(consumer);
+		return;
+	}
+	consumer_load(consumer);
+	consumer_flush(consumer);
+	consumer_backpressure(consumer);
+}
+
+/* The rebuild's fresh state exists: subscribe. */
+static void
+consumer_rebuild_prepared(void *arg)
+{
+	struct consumer *consumer = arg;
+	consumer_event_cb *cb = consumer->subscribed_cb;
+
+	applier_set_target(consumer->applier, "ipam_state_rebuild", true);
+	consumer_enter(consumer, CONSUMER_RUNNING);
+	kafka_client_start(consumer->client);
+	consumer->subscribed_cb = NULL;
+	if (cb != NULL)
+		cb(consumer->subscribed_arg);
+}
+
+/* The rebuilt state is swapped in: go on as normal. */
+static void
+consumer_rebuild_swapped(void *arg)
+{
+	struct consumer *consumer = arg;
+
+	applier_set_target(consumer->applier, "ipam_state", false);
+	consumer_flush(consumer);
+	consumer_backpressure(consumer);
+}
+
+/* Copies the column names, owned by the consumer. */
 static void
 consumer_copy_columns(struct consumer *consumer,
     const struct debezium_columns *columns)
@@ -533,18 +735,16 @@ struct consumer *
 consumer_new(struct event_base *base, struct pgconn *pg,
     const struct consumer_settings *settings, char *err, size_t errlen)
 {
+	struct kafka_client_settings client_settings;
+	struct kafka_client_handlers handlers;
 	struct applier_positions positions;
 	struct consumer *consumer;
-	rd_kafka_conf_t *conf = NULL;
-	char reason[512];
-	int fds[2];
 	size_t i;
 
 	if ((consumer = calloc(1, sizeof(*consumer))) == NULL)
 		fatal("consumer: calloc");
 	consumer->base = base;
 	consumer->pg = pg;
-	consumer->pipe_read = consumer->pipe_write = -1;
 	if ((consumer->group_id = strdup(settings->group_id)) == NULL)
 		fatal("consumer: strdup");
 	consumer->topic_count = settings->topic_count;
@@ -552,20 +752,24 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	    sizeof(*consumer->topics));
 	consumer->topic_names = calloc(settings->topic_count,
 	    sizeof(*consumer->topic_names));
-	if (consumer->topics == NULL || consumer->topic_names == NULL)
+	consumer->intake = calloc(settings->topic_count,
+	    sizeof(*consumer->intake));
+	if (consumer->topics == NULL || consumer->topic_names == NULL ||
+	    consumer->intake == NULL)
 		fatal("consumer: calloc");
+	consumer->limits = settings->limits;
+	consumer_copy_columns(consumer, &settings->columns);
 	for (i = 0; i < settings->topic_count; i++) {
 		consumer->topics[i] = settings->topics[i];
 		if ((consumer->topics[i].name = strdup(settings->topics[i].name))
 		    == NULL)
 			fatal("consumer: strdup");
 		consumer->topic_names[i] = consumer->topics[i].name;
+		consumer->intake[i].entity = settings->topics[i].entity;
+		consumer->intake[i].format = settings->topics[i].format;
+		consumer->intake[i].limits = &consumer->limits;
+		consumer->intake[i].columns = &consumer->columns;
 	}
-	consumer->limits = settings->limits;
-	consumer->rebuild = settings->rebuild;
-	consumer->schema = settings->rebuild ? "ipam_state_rebuild" :
-	    "ipam_state";
-	consumer_copy_columns(consumer, &settings->columns);
 	consumer_set_batch_limits(consumer, settings->batch_max_events,
 	    settings->batch_max_bytes, settings->batch_max_wait_ms);
 	batch_init(&consumer->pending, consumer->topic_names,
@@ -573,610 +777,118 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	batch_init(&consumer->inflight, consumer->topic_names,
 	    consumer->topic_count);
 
-	conf = rd_kafka_conf_new();
-	/* Offsets live in PostgreSQL; the group only assigns partitions. */
-	if (consumer_conf_set(conf, "group.id", settings->group_id, err,
-	    errlen) == -1 ||
-	    consumer_conf_set(conf, "enable.auto.commit", "false", err,
-	    errlen) == -1 ||
-	    consumer_conf_set(conf, "enable.auto.offset.store", "false", err,
-	    errlen) == -1 ||
-	    /*
-	     * A stored offset outside the log (the topic was deleted and
-	     * made again, or its records expired unread) is an error to
-	     * report, never a silent jump: librdkafka then stops fetching
-	     * that partition.  New partitions start at the beginning
-	     * explicitly (consumer_assign()).
-	     */
-	    consumer_conf_set(conf, "auto.offset.reset", "error", err,
-	    errlen) == -1 ||
-	    consumer_conf_set(conf, "partition.assignment.strategy",
-	    "cooperative-sticky", err, errlen) == -1 ||
-	    consumer_conf_set(conf, "queued.max.messages.kbytes", "16384", err,
-	    errlen) == -1 ||
-	    consumer_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
-	    /* A topic created after the start is found within seconds. */
-	    consumer_conf_set(conf, "topic.metadata.refresh.interval.ms",
-	    "5000", err, errlen) == -1 ||
-	    consumer_conf_set(conf, "client.id", "ipam-syncd", err,
-	    errlen) == -1)
+	client_settings.group_id = settings->group_id;
+	client_settings.topics = consumer->topic_names;
+	client_settings.topic_count = consumer->topic_count;
+	client_settings.properties = settings->properties;
+	client_settings.property_count = settings->property_count;
+	handlers.message = consumer_message;
+	handlers.assigned = consumer_assigned;
+	handlers.revoked = consumer_revoked;
+	handlers.out_of_range = consumer_out_of_range;
+	handlers.arg = consumer;
+	consumer->client = kafka_client_new(base, &client_settings, &handlers,
+	    err, errlen);
+	if (consumer->client == NULL)
 		goto fail;
-	for (i = 0; i < settings->property_count; i++) {
-		size_t len = strlen(settings->properties[i].name);
-
-		/* "name_file" holds a secret already read into "name". */
-		if (len > 5 && strcmp(settings->properties[i].name + len - 5,
-		    "_file") == 0)
-			continue;
-		if (consumer_conf_set(conf, settings->properties[i].name,
-		    settings->properties[i].value, err, errlen) == -1)
-			goto fail;
-	}
-	rd_kafka_conf_set_log_cb(conf, consumer_log_cb);
-	rd_kafka_conf_set_error_cb(conf, consumer_error_cb);
-	rd_kafka_conf_set_rebalance_cb(conf, consumer_rebalance_cb);
-	rd_kafka_conf_set_opaque(conf, consumer);
-
-	consumer->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason,
-	    sizeof(reason));
-	if (consumer->rk == NULL) {
-		snprintf(err, errlen, "kafka: %s", reason);
-		goto fail;
-	}
-	conf = NULL;	/* owned by the handle now */
-	rd_kafka_set_log_queue(consumer->rk, NULL);
-	rd_kafka_poll_set_consumer(consumer->rk);
-	consumer->queue = rd_kafka_queue_get_consumer(consumer->rk);
-
-	/* librdkafka writes to the pipe when the queue becomes non-empty. */
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		goto fail;
-	}
-	consumer->pipe_read = fds[0];
-	consumer->pipe_write = fds[1];
-	rd_kafka_queue_io_event_enable(consumer->queue, consumer->pipe_write,
-	    "1", 1);
 
 	positions.get = consumer_position_get;
 	positions.set = consumer_position_set;
 	positions.arg = consumer;
 	consumer->applier = applier_new(base, pg, settings->group_id,
 	    &positions, consumer_applied, consumer);
-	applier_set_target(consumer->applier, consumer->schema,
-	    consumer->rebuild);
+	consumer->rebuild = rebuild_new(pg, settings->rebuild,
+	    consumer_rebuild_prepared, consumer_rebuild_swapped, consumer);
+	applier_set_target(consumer->applier, rebuild_schema(consumer->rebuild),
+	    settings->rebuild);
+	consumer->tick = event_new(base, -1, EV_PERSIST, consumer_tick_cb,
+	    consumer);
+	consumer->linger_timer = evtimer_new(base, consumer_linger_cb, consumer);
+	if (consumer->tick == NULL || consumer->linger_timer == NULL)
+		fatalx("consumer: event_new failed");
 	return consumer;
 fail:
-	if (conf != NULL)
-		rd_kafka_conf_destroy(conf);
 	consumer_free(consumer);
 	return NULL;
 }
 
-/* Drains the wake-up pipe, then the queue. */
-static void
-consumer_queue_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct consumer *consumer = arg;
-	char buf[256];
-
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	consumer_drain(consumer);
-}
-
-/* The slow poll: serves callbacks and catches anything the pipe missed. */
-static void
-consumer_poll_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct consumer *consumer = arg;
-
-	consumer_drain(consumer);
-	consumer_check_rebuild(consumer);
-	if (!consumer->stopping)
-		consumer_commit_to_kafka(consumer);
-	if (consumer->stopping && consumer_ms_since(&consumer->pending_since) >
-	    consumer->stop_deadline_ms) {
-		/* pending_since holds the stop time while stopping. */
-		log_warnx("shutdown: the apply in flight did not finish within "
-		    "%lld ms; leaving it to be rolled back",
-		    consumer->stop_deadline_ms);
-		consumer_finish_stop(consumer);
-	}
-}
-
-/* The linger is over: send what is pending. */
-static void
-consumer_linger_cb(evutil_socket_t fd, short what, void *arg)
-{
-	consumer_flush(arg);
-}
-
-/* The applier is done with the batch in flight. */
-static void
-consumer_applied(struct applier *applier, enum applier_outcome outcome,
-    const char *error, void *arg)
-{
-	struct consumer *consumer = arg;
-
-	switch (outcome) {
-	case APPLIER_DONE:
-		break;
-	case APPLIER_LOST:
-		/* Kept in inflight; consumer_db_up() retries it. */
-		log_info("apply: connection lost with %zu events in flight; "
-		    "they are retried once PostgreSQL is back",
-		    consumer->inflight.count);
-		break;
-	case APPLIER_MOVED:
-		log_warnx("kafka: offsets moved under us (%s); reading them "
-		    "again and re-joining the group", error);
-		batch_clear(&consumer->inflight);
-		batch_clear(&consumer->pending);
-		consumer->resync = true;
-		if (consumer->db_up)
-			consumer_load_offsets(consumer);
-		break;
-	}
-	if (consumer->stopping) {
-		consumer_finish_stop(consumer);
-		return;
-	}
-	if (outcome == APPLIER_DONE) {
-		consumer_check_rebuild(consumer);
-		consumer_flush(consumer);
-		consumer_drain(consumer);
-	}
-}
-
-/*
- * Reads every header of a message into a new array (*out, the caller
- * frees it) and their JSON text for a dead letter (*json, likewise);
- * returns how many there are.
- */
-static size_t
-consumer_headers(rd_kafka_message_t *message, struct decode_header **out,
-    char **json)
-{
-	rd_kafka_headers_t *kafka_headers = NULL;
-	struct decode_header *headers = NULL;
-	const char *name;
-	const void *value;
-	size_t i, count, size;
-
-	*out = NULL;
-	*json = NULL;
-	if (rd_kafka_message_headers(message, &kafka_headers) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
-		return 0;
-	count = rd_kafka_header_cnt(kafka_headers);
-	if (count > 0 && (headers = calloc(count, sizeof(*headers))) == NULL)
-		fatal("consumer: calloc");
-	for (i = 0; i < count && rd_kafka_header_get_all(kafka_headers, i,
-	    &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-		headers[i].name = name;
-		headers[i].value = value;
-		headers[i].value_len = size;
-	}
-	if ((*json = decode_headers_json(headers, i)) == NULL)
-		fatal("consumer: decode_headers_json");
-	*out = headers;
-	return i;
-}
-
-/* Decodes one message into the pending batch. */
-static void
-consumer_take(struct consumer *consumer, rd_kafka_message_t *message)
-{
-	struct decode_header *headers;
-	struct decode_input input;
-	struct change change;
-	char *headers_text;
-	char reason[1024];
-	int topic;
-
-	topic = consumer_topic_index(consumer,
-	    rd_kafka_topic_name(message->rkt));
-	if (topic < 0)
-		return;
-	memset(&input, 0, sizeof(input));
-	input.entity = consumer->topics[topic].entity;
-	input.key = message->key;
-	input.key_len = message->key_len;
-	input.value = message->payload;
-	input.value_len = message->len;
-	input.limits = &consumer->limits;
-	input.columns = &consumer->columns;
-	input.header_count = consumer_headers(message, &headers,
-	    &headers_text);
-	input.headers = headers;
-
-	consumer->stats.messages++;
-	if (consumer->pending.count == 0)
-		clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
-	memset(&change, 0, sizeof(change));
-	switch (decode_message(consumer->topics[topic].format, &input, &change,
-	    reason, sizeof(reason))) {
-	case DECODE_OK:
-		batch_add_change(&consumer->pending, topic, message->partition,
-		    message->offset, &change, message->key, message->key_len,
-		    message->payload, message->len, headers_text);
-		break;
-	case DECODE_SKIP:
-		/* Nothing to apply, but the offset still moves past it. */
-		batch_add_skip(&consumer->pending, topic, message->partition,
-		    message->offset);
-		break;
-	case DECODE_ERROR:
-		consumer->stats.decode_errors++;
-		batch_add_dead(&consumer->pending, topic, message->partition,
-		    message->offset, reason, message->key, message->key_len,
-		    message->payload, message->len, headers_text);
-		break;
-	}
-	free(headers_text);
-	free(headers);
-}
-
-/*
- * Serves callbacks (rebalance, logs, errors) without taking messages: any
- * message polled now is dropped, which is safe because positions live in
- * PostgreSQL and it is consumed again by whoever owns the partition next.
- */
-static void
-consumer_serve_callbacks(struct consumer *consumer, int timeout_ms)
-{
-	rd_kafka_message_t *message;
-
-	message = rd_kafka_consumer_poll(consumer->rk, timeout_ms);
-	if (message != NULL)
-		rd_kafka_message_destroy(message);
-}
-
-/*
- * A partition's stored offset lies outside its log: say what happened
- * and what to do, once per assignment.  librdkafka fetches nothing more
- * of it, so nothing is skipped; the daemon is not ready meanwhile.
- */
-static void
-consumer_out_of_range(struct consumer *consumer, rd_kafka_message_t *message)
-{
-	struct consumer_partition *slot;
-	const char *name;
-	int topic;
-
-	if (message->rkt == NULL)
-		return;
-	name = rd_kafka_topic_name(message->rkt);
-	if ((topic = consumer_topic_index(consumer, name)) < 0 ||
-	    (slot = consumer_partition(consumer, topic, message->partition,
-	    false)) == NULL || slot->out_of_range)
-		return;
-	slot->out_of_range = true;
-	consumer->stats.out_of_range++;
-	log_errx("kafka: %s[%d]: the stored offset %lld is outside the "
-	    "partition's log (%s): the topic was deleted and made again, or "
-	    "its records expired before they were consumed; nothing more of "
-	    "this partition is consumed.  To rebuild the state from what the "
-	    "topics hold now, run ipam-syncd --rebuild; to accept the loss "
-	    "and go on from the start of the log, delete the partition's row "
-	    "from ipam_state.consumer_offset and restart (docs/EVENTS.md)",
-	    name, message->partition,
-	    slot->position.stored ? (long long)slot->position.next_offset :
-	    -1LL, rd_kafka_message_errstr(message));
-}
-
-/* Tells whether the pending batch has reached a bound. */
-static bool
-consumer_pending_full(const struct consumer *consumer)
-{
-	size_t scale = consumer->rebuild ? CONSUMER_REBUILD_SCALE : 1;
-
-	return consumer->pending.count >= consumer->batch_max_events * scale ||
-	    consumer->pending.bytes >= consumer->batch_max_bytes * scale;
-}
-
-/* Takes messages off the queue until it is empty or the batch is full. */
-static void
-consumer_drain(struct consumer *consumer)
-{
-	rd_kafka_message_t *message;
-
-	if (consumer->rk == NULL)
-		return;
-	for (;;) {
-		/*
-		 * Stop at a full batch while another is in flight: the pipe
-		 * only wakes us on empty-to-non-empty, so consumer_applied()
-		 * drains again.  The slow poll keeps serving callbacks.
-		 */
-		if (consumer_pending_full(consumer) &&
-		    (applier_busy(consumer->applier) ||
-		    consumer->inflight.count > 0 || !consumer->db_up)) {
-			if (!consumer->paused && !consumer->db_up)
-				consumer_set_paused(consumer, true);
-			break;
-		}
-		if (consumer->stopping)
-			message = NULL;
-		else
-			message = rd_kafka_consumer_poll(consumer->rk, 0);
-		if (message == NULL)
-			break;
-		if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			rd_kafka_message_destroy(message);
-			continue;
-		}
-		if (message->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
-			consumer_out_of_range(consumer, message);
-			rd_kafka_message_destroy(message);
-			continue;
-		}
-		if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			consumer->stats.kafka_errors++;
-			log_warnx("kafka: %s", rd_kafka_message_errstr(message));
-			rd_kafka_message_destroy(message);
-			continue;
-		}
-		consumer_take(consumer, message);
-		rd_kafka_message_destroy(message);
-		if (consumer_pending_full(consumer))
-			consumer_flush(consumer);
-	}
-	if (consumer->stopping) {
-		consumer_serve_callbacks(consumer, 0);
-		return;
-	}
-	consumer_flush(consumer);
-}
-
-/* Sends the pending batch when the applier is free and a bound is met. */
-static void
-consumer_flush(struct consumer *consumer)
-{
-	long long waited;
-	struct timeval tv;
-
-	consumer->stats.pending = consumer->pending.count +
-	    consumer->inflight.count;
-	if (consumer->pending.count == 0 || consumer->stopping ||
-	    !consumer->db_up || consumer->loading || consumer->swapping ||
-	    applier_busy(consumer->applier) || consumer->inflight.count > 0)
-		return;
-	waited = consumer_ms_since(&consumer->pending_since);
-	if (!consumer_pending_full(consumer) &&
-	    waited < consumer->batch_max_wait_ms) {
-		if (!evtimer_pending(consumer->linger_timer, NULL)) {
-			tv.tv_sec = 0;
-			tv.tv_usec = (consumer->batch_max_wait_ms - waited) * 1000;
-			evtimer_add(consumer->linger_timer, &tv);
-		}
-		return;
-	}
-	evtimer_del(consumer->linger_timer);
-	batch_move(&consumer->inflight, &consumer->pending);
-	if (applier_apply(consumer->applier, &consumer->inflight) == -1)
-		log_debug("apply: not connected; %zu events wait",
-		    consumer->inflight.count);
-}
-
-/* Handles the stored offsets read from PostgreSQL. */
-static void
-consumer_offsets_cb(struct pgconn *pg, PGresult *result, const char *error,
-    void *arg)
-{
-	struct consumer *consumer = arg;
-	rd_kafka_topic_partition_list_t *topics;
-	rd_kafka_resp_err_t err;
-	char message[512];
-	int row;
-	size_t i;
-
-	consumer->loading = false;
-	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
-		if (result != NULL) {
-			pgconn_result_error(pg, result, message, sizeof(message));
-			log_errx("consumer: reading offsets: %s", message);
-			pgconn_reset(pg, message);
-		}
-		return;	/* consumer_db_up() tries again */
-	}
-	for (i = 0; i < consumer->partition_count; i++)
-		consumer->partitions[i].position.stored = false;
-	for (row = 0; row < PQntuples(result); row++) {
-		int topic = consumer_topic_index(consumer,
-		    PQgetvalue(result, row, 0));
-
-		if (topic < 0)
-			continue;
-		consumer_position_set(consumer, topic,
-		    (int32_t)atoi(PQgetvalue(result, row, 1)),
-		    strtoll(PQgetvalue(result, row, 2), NULL, 10));
-	}
-
-	if (consumer->resync && consumer->subscribed) {
-		/* Leaving and re-joining assigns again from the fresh offsets. */
-		consumer->resync = false;
-		rd_kafka_unsubscribe(consumer->rk);
-		for (i = 0; i < consumer->partition_count; i++)
-			consumer->partitions[i].assigned = false;
-		consumer->subscribed = false;
-	}
-	if (!consumer->subscribed) {
-		topics = rd_kafka_topic_partition_list_new(
-		    (int)consumer->topic_count);
-		for (i = 0; i < consumer->topic_count; i++)
-			rd_kafka_topic_partition_list_add(topics,
-			    consumer->topics[i].name, RD_KAFKA_PARTITION_UA);
-		err = rd_kafka_subscribe(consumer->rk, topics);
-		rd_kafka_topic_partition_list_destroy(topics);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			fatalx("kafka: subscribe: %s", rd_kafka_err2str(err));
-		consumer->subscribed = true;
-		log_info("kafka: subscribed to %zu topics as group %s",
-		    consumer->topic_count, consumer->group_id);
-		if (consumer->subscribed_cb != NULL) {
-			consumer_event_cb *cb = consumer->subscribed_cb;
-
-			consumer->subscribed_cb = NULL;
-			cb(consumer->subscribed_arg);
-		}
-	}
-	if (consumer->paused)
-		consumer_set_paused(consumer, false);
-	/* Retry what was in flight when the connection went. */
-	if (consumer->inflight.count > 0 && !applier_busy(consumer->applier))
-		applier_apply(consumer->applier, &consumer->inflight);
-	consumer_drain(consumer);
-}
-
-/* Reads the stored offsets of the group. */
-static void
-consumer_load_offsets(struct consumer *consumer)
-{
-	const char *params[1] = { consumer->group_id };
-	char sql[256];
-
-	if (consumer->loading)
-		return;
-	snprintf(sql, sizeof(sql), "SELECT topic, partition, next_offset "
-	    "FROM %s.consumer_offset WHERE group_id = $1", consumer->schema);
-	if (pgconn_query(consumer->pg, sql, 1, params, consumer_offsets_cb,
-	    consumer) == 0)
-		consumer->loading = true;
-}
-
-/* The fresh state exists: read its (empty) offsets and subscribe. */
-static void
-consumer_rebuild_begun_cb(struct pgconn *pg, PGresult *result,
-    const char *error, void *arg)
-{
-	struct consumer *consumer = arg;
-	char message[512];
-
-	if (result == NULL)
-		return;	/* consumer_db_up() prepares again */
-	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-		pgconn_result_error(pg, result, message, sizeof(message));
-		fatalx("rebuild: cannot prepare the fresh state: %s", message);
-	}
-	consumer->rebuild_ready = true;
-	consumer_load_offsets(consumer);
-}
-
-/* Makes the fresh state first when rebuilding, then reads the offsets. */
-static void
-consumer_prepare(struct consumer *consumer)
-{
-	if (consumer->rebuild && !consumer->rebuild_ready) {
-		pgconn_query(consumer->pg, "SELECT ipamd.rebuild_begin()", 0,
-		    NULL, consumer_rebuild_begun_cb, consumer);
-		return;
-	}
-	consumer_load_offsets(consumer);
-}
-
-/* Loads the stored offsets and subscribes. */
+/* Subscribes (a rebuild first makes its fresh state). */
 void
 consumer_start(struct consumer *consumer, consumer_event_cb *subscribed,
     void *arg)
 {
-	struct timeval poll = { 0, CONSUMER_POLL_MS * 1000 };
+	struct timeval tick = { 0, CONSUMER_TICK_MS * 1000 };
 
 	consumer->subscribed_cb = subscribed;
 	consumer->subscribed_arg = arg;
 	consumer->db_up = true;
-	consumer->queue_event = event_new(consumer->base, consumer->pipe_read,
-	    EV_READ | EV_PERSIST, consumer_queue_cb, consumer);
-	consumer->poll_timer = event_new(consumer->base, -1, EV_PERSIST,
-	    consumer_poll_cb, consumer);
-	consumer->linger_timer = evtimer_new(consumer->base, consumer_linger_cb,
-	    consumer);
-	if (consumer->queue_event == NULL || consumer->poll_timer == NULL ||
-	    consumer->linger_timer == NULL)
-		fatalx("consumer: event_new failed");
-	event_add(consumer->queue_event, NULL);
-	event_add(consumer->poll_timer, &poll);
-	if (consumer->rebuild)
+	event_add(consumer->tick, &tick);
+	if (rebuild_state(consumer->rebuild) == REBUILD_PREPARING) {
 		log_info("rebuild: building a fresh state from the beginning of "
 		    "every topic");
-	consumer_prepare(consumer);
+		consumer_enter(consumer, CONSUMER_PREPARING);
+		rebuild_step(consumer->rebuild, false);
+		return;
+	}
+	consumer_enter(consumer, CONSUMER_RUNNING);
+	kafka_client_start(consumer->client);
+	consumer->subscribed_cb = NULL;
+	subscribed(arg);
 }
 
-/* PostgreSQL went down: pause consumption. */
+/* PostgreSQL went down: pause fetching. */
 void
 consumer_db_down(struct consumer *consumer)
 {
 	consumer->db_up = false;
 	consumer->loading = false;
-	consumer_set_paused(consumer, true);
+	consumer_backpressure(consumer);
 	log_info("kafka: consumption paused while PostgreSQL is away");
 }
 
-/* PostgreSQL is back: reload offsets, then retry and resume. */
+/* PostgreSQL is back: read every offset again, then go on. */
 void
 consumer_db_up(struct consumer *consumer)
 {
-	if (consumer->queue_event == NULL)
+	size_t i;
+
+	if (consumer->state == CONSUMER_IDLE)
 		return;	/* not started yet */
 	consumer->db_up = true;
 	log_info("kafka: PostgreSQL is back; reading offsets and resuming");
-	consumer_prepare(consumer);
+	/*
+	 * A batch whose commit was lost with the connection may have landed
+	 * or not: the stored offsets say which, and what was in flight is
+	 * fetched again from there.
+	 */
+	batch_clear(&consumer->inflight);
+	for (i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].assigned &&
+		    consumer->partitions[i].state == CONSUMER_PART_ACTIVE)
+			consumer_reload(consumer, &consumer->partitions[i]);
+	consumer_load(consumer);
+	consumer_backpressure(consumer);
 }
 
-/* Leaves the group, bounded by the stop deadline, and reports. */
+/* Leaves the group within what is left of the deadline, then reports. */
 static void
 consumer_finish_stop(struct consumer *consumer)
 {
-	rd_kafka_queue_t *queue;
-	rd_kafka_error_t *error;
-	struct timespec began;
 	consumer_event_cb *cb = consumer->stopped_cb;
+	long long left;
 
-	if (cb == NULL)
+	if (consumer->state == CONSUMER_STOPPED)
 		return;
-	consumer->stopped_cb = NULL;
-	if (consumer->poll_timer != NULL)
-		event_del(consumer->poll_timer);
-	if (consumer->queue_event != NULL)
-		event_del(consumer->queue_event);
+	consumer_enter(consumer, CONSUMER_STOPPED);
+	event_del(consumer->tick);
+	evtimer_del(consumer->linger_timer);
 	batch_clear(&consumer->pending);
-
-	/*
-	 * librdkafka 2.0.2 aborts when a cooperative-sticky member is
-	 * destroyed before its first assignment (librdkafka#4312, fixed in
-	 * 2.3.0).  A join in progress usually completes within a second:
-	 * give it that chance, serving callbacks only.
-	 */
-	clock_gettime(CLOCK_MONOTONIC, &began);
-	while (consumer->subscribed && !consumer->ever_assigned &&
-	    consumer_ms_since(&began) < 3000)
-		consumer_serve_callbacks(consumer, 50);
-
-	/* Close through a queue so that leaving the group cannot hang us. */
-	clock_gettime(CLOCK_MONOTONIC, &began);
-	queue = rd_kafka_queue_new(consumer->rk);
-	error = rd_kafka_consumer_close_queue(consumer->rk, queue);
-	if (error != NULL) {
-		log_warnx("kafka: close: %s", rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-	} else {
-		while (!rd_kafka_consumer_closed(consumer->rk) &&
-		    consumer_ms_since(&began) < 5000) {
-			rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 100);
-
-			if (event == NULL)
-				continue;
-			if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE)
-				consumer_revoke(consumer,
-				    rd_kafka_event_topic_partition_list(event),
-				    false);
-			rd_kafka_event_destroy(event);
-		}
-	}
-	rd_kafka_queue_destroy(queue);
-	log_info("kafka: left the group");
-	cb(consumer->stopped_arg);
+	left = consumer->stop_deadline_ms -
+	    consumer_ms_since(&consumer->stop_began);
+	kafka_client_close(consumer->client, left > 500 ? left : 500);
+	consumer->stopped_cb = NULL;
+	if (cb != NULL)
+		cb(consumer->stopped_arg);
 }
 
 /* Stops consuming and leaves the group once the apply in flight is over. */
@@ -1184,85 +896,23 @@ void
 consumer_stop(struct consumer *consumer, long long deadline_ms,
     consumer_event_cb *stopped, void *arg)
 {
-	consumer->stopping = true;
 	consumer->stopped_cb = stopped;
 	consumer->stopped_arg = arg;
 	consumer->stop_deadline_ms = deadline_ms;
-	clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
-	if (consumer->linger_timer != NULL)
-		evtimer_del(consumer->linger_timer);
-	if (applier_busy(consumer->applier)) {
-		log_info("shutdown: waiting for the apply in flight");
+	clock_gettime(CLOCK_MONOTONIC, &consumer->stop_began);
+	if (consumer->state == CONSUMER_STOPPED) {
+		stopped(arg);
 		return;
 	}
-	consumer_finish_stop(consumer);
-}
-
-/* Destroys a client on its own thread (see consumer_destroy_within()). */
-static void *
-consumer_destroy_thread(void *arg)
-{
-	struct consumer_destroy *destroy = arg;
-	bool abandoned;
-
-	rd_kafka_destroy_flags(destroy->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	pthread_mutex_lock(&destroy->lock);
-	destroy->done = true;
-	abandoned = destroy->abandoned;
-	pthread_cond_signal(&destroy->done_cond);
-	pthread_mutex_unlock(&destroy->lock);
-	if (abandoned)
-		free(destroy);
-	return NULL;
-}
-
-/*
- * Destroys a client, waiting at most timeout_ms; tells whether it ended.
- * librdkafka's destroy joins its threads with no deadline, and after a
- * topic was deleted under the consumer it has been seen to wait forever;
- * the state is in PostgreSQL, so the exit must not wait on it.  This is
- * the one place a thread of our own runs: only a thread can put a
- * deadline on a call that blocks.
- */
-static bool
-consumer_destroy_within(rd_kafka_t *rk, long timeout_ms)
-{
-	struct consumer_destroy *destroy;
-	struct timespec deadline;
-	pthread_t thread;
-	bool done;
-
-	if ((destroy = calloc(1, sizeof(*destroy))) == NULL)
-		fatal("consumer: calloc");
-	destroy->rk = rk;
-	pthread_mutex_init(&destroy->lock, NULL);
-	pthread_cond_init(&destroy->done_cond, NULL);
-	if (pthread_create(&thread, NULL, consumer_destroy_thread,
-	    destroy) != 0) {
-		free(destroy);
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-		return true;
+	consumer_enter(consumer, CONSUMER_DRAINING);
+	consumer_backpressure(consumer);
+	batch_clear(&consumer->pending);
+	if (!applier_busy(consumer->applier)) {
+		consumer_finish_stop(consumer);
+		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&destroy->lock);
-	while (!destroy->done && pthread_cond_timedwait(&destroy->done_cond,
-	    &destroy->lock, &deadline) == 0)
-		;
-	done = destroy->done;
-	destroy->abandoned = !done;
-	pthread_mutex_unlock(&destroy->lock);
-	if (done) {
-		pthread_join(thread, NULL);
-		free(destroy);
-	} else
-		pthread_detach(thread);
-	return done;
+	log_info("shutdown: waiting for the apply in flight (at most %lld ms)",
+	    deadline_ms - consumer_close_reserve(consumer));
 }
 
 /* Frees the consumer. */
@@ -1273,46 +923,25 @@ consumer_free(struct consumer *consumer)
 
 	if (consumer == NULL)
 		return;
-	if (consumer->queue_event != NULL)
-		event_free(consumer->queue_event);
-	if (consumer->poll_timer != NULL)
-		event_free(consumer->poll_timer);
+	if (consumer->tick != NULL)
+		event_free(consumer->tick);
 	if (consumer->linger_timer != NULL)
 		event_free(consumer->linger_timer);
 	applier_free(consumer->applier);
+	rebuild_free(consumer->rebuild);
 	batch_clear(&consumer->pending);
 	batch_clear(&consumer->inflight);
 	free(consumer->pending.entries);
 	free(consumer->inflight.entries);
-	if (consumer->queue != NULL) {
-		rd_kafka_queue_io_event_enable(consumer->queue, -1, NULL, 0);
-		rd_kafka_queue_destroy(consumer->queue);
+	if (consumer->client != NULL) {
+		kafka_client_close(consumer->client, 1000);
+		kafka_client_free(consumer->client);
 	}
-	if (consumer->rk != NULL && consumer->subscribed &&
-	    !consumer->ever_assigned) {
-		/*
-		 * Never assigned: destroying would abort (librdkafka#4312).
-		 * The process is about to exit; keep the handle reachable so
-		 * that leak checkers do not report what exit() reclaims.
-		 */
-		consumer_parked_handle = consumer->rk;
-		log_debug("kafka: no assignment was ever received; the client "
-		    "is left to the process exit");
-	} else if (consumer->rk != NULL &&
-	    !consumer_destroy_within(consumer->rk, CONSUMER_DESTROY_MS)) {
-		consumer_parked_handle = consumer->rk;
-		log_warnx("kafka: the client did not shut down within %d ms; "
-		    "exiting without waiting for it (the state and the offsets "
-		    "are in PostgreSQL)", CONSUMER_DESTROY_MS);
-	}
-	if (consumer->pipe_read != -1)
-		close(consumer->pipe_read);
-	if (consumer->pipe_write != -1)
-		close(consumer->pipe_write);
 	for (i = 0; i < consumer->topic_count; i++)
 		free((char *)consumer->topics[i].name);
 	free(consumer->topics);
 	free(consumer->topic_names);
+	free(consumer->intake);
 	free(consumer->partitions);
 	free(consumer->column_strings);
 	free(consumer->group_id);
@@ -1329,18 +958,85 @@ consumer_set_batch_limits(struct consumer *consumer, size_t max_events,
 	consumer->batch_max_wait_ms = max_wait_ms;
 }
 
-/* Tells whether the consumer has subscribed. */
+/* Tells whether the consumer is ready to do its work, or why not. */
 bool
-consumer_is_subscribed(const struct consumer *consumer)
+consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 {
-	return consumer->subscribed;
+	struct kafka_client_health health;
+	const char *failing;
+	size_t i;
+
+	if (consumer->state != CONSUMER_RUNNING) {
+		snprintf(reason, reasonlen, "%s",
+		    consumer->state == CONSUMER_PREPARING ? "rebuild: making the "
+		    "fresh state" : "the consumer is not running");
+		return false;
+	}
+	if ((failing = applier_failing(consumer->applier)) != NULL) {
+		snprintf(reason, reasonlen, "PostgreSQL refuses the batches: %s",
+		    failing);
+		return false;
+	}
+	kafka_client_health(consumer->client, &health);
+	if (!health.known) {
+		snprintf(reason, reasonlen, "waiting for the Kafka client's "
+		    "first view of the cluster");
+		return false;
+	}
+	if (health.brokers_up == 0) {
+		snprintf(reason, reasonlen, "no Kafka broker is reachable");
+		return false;
+	}
+	if (health.missing_topic != NULL) {
+		snprintf(reason, reasonlen, "topic %s does not exist (%zu "
+		    "configured topic%s missing)", health.missing_topic,
+		    health.topics_missing, health.topics_missing == 1 ? " is" :
+		    "s are");
+		return false;
+	}
+	if (!health.joined) {
+		snprintf(reason, reasonlen, "joining the consumer group");
+		return false;
+	}
+	for (i = 0; i < consumer->partition_count; i++) {
+		const struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (!slot->assigned)
+			continue;
+		if (slot->state == CONSUMER_PART_OUT_OF_RANGE) {
+			snprintf(reason, reasonlen, "%s[%d]: the stored offset is "
+			    "outside the partition's log (recreated topic or "
+			    "expired records; see the log)",
+			    consumer->topics[slot->topic].name,
+			    (int)slot->position.partition);
+			return false;
+		}
+		if (slot->state == CONSUMER_PART_LOADING) {
+			snprintf(reason, reasonlen, "reading the stored offset of "
+			    "%s[%d]", consumer->topics[slot->topic].name,
+			    (int)slot->position.partition);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The cluster as the client sees it. */
+void
+consumer_health(const struct consumer *consumer,
+    struct kafka_client_health *health)
+{
+	kafka_client_health(consumer->client, health);
 }
 
 /* Running totals. */
 const struct consumer_stats *
 consumer_stats(const struct consumer *consumer)
 {
-	return &consumer->stats;
+	struct consumer_stats *stats = (struct consumer_stats *)&consumer->stats;
+
+	stats->kafka_errors = kafka_client_errors(consumer->client);
+	return stats;
 }
 
 /* The applier's running totals. */
@@ -1374,14 +1070,12 @@ consumer_foreach_partition(const struct consumer *consumer,
 
 	for (i = 0; i < consumer->partition_count; i++) {
 		const struct consumer_partition *slot = &consumer->partitions[i];
-		int64_t low = -1, high = -1;
+		int64_t low, high;
 
 		if (!slot->assigned)
 			continue;
-		if (rd_kafka_get_watermark_offsets(consumer->rk,
-		    consumer->topics[slot->topic].name, slot->position.partition,
-		    &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
-			low = high = -1;
+		kafka_client_watermarks(consumer->client, slot->topic,
+		    slot->position.partition, &low, &high);
 		fn(arg, consumer->topics[slot->topic].name,
 		    slot->position.partition, slot->position.stored ?
 		    slot->position.next_offset : -1, low, high);
@@ -1398,7 +1092,7 @@ consumer_out_of_range_partition(const struct consumer *consumer,
 	for (i = 0; i < consumer->partition_count; i++) {
 		const struct consumer_partition *slot = &consumer->partitions[i];
 
-		if (slot->assigned && slot->out_of_range) {
+		if (slot->assigned && slot->state == CONSUMER_PART_OUT_OF_RANGE) {
 			*partition = slot->position.partition;
 			return consumer->topics[slot->topic].name;
 		}

@@ -1,4 +1,7 @@
-/* Kafka consumption on the event loop: subscribe, decode, batch, apply. */
+/*
+ * The consumer: partitions from the group, their offsets from PostgreSQL,
+ * messages decoded into batches, batches to the applier, backpressure.
+ */
 #ifndef IPAM_CONSUMERS_CONSUMER_H
 #define IPAM_CONSUMERS_CONSUMER_H
 
@@ -11,6 +14,7 @@
 #include "common/pgconn.h"
 #include "consumers/applier.h"
 #include "consumers/decode.h"
+#include "consumers/kafka_client.h"
 
 /* One topic and what it carries. */
 struct consumer_topic {
@@ -19,18 +23,12 @@ struct consumer_topic {
 	enum decode_format	 format;
 };
 
-/* A librdkafka property. */
-struct consumer_property {
-	const char	*name;
-	const char	*value;
-};
-
 /* What the consumer needs to know; copied by consumer_new(). */
 struct consumer_settings {
 	const char			*group_id;
 	const struct consumer_topic	*topics;
 	size_t				 topic_count;
-	const struct consumer_property	*properties;	/* passed to librdkafka */
+	const struct kafka_property	*properties;	/* passed to librdkafka */
 	size_t				 property_count;
 	size_t				 batch_max_events;
 	size_t				 batch_max_bytes;
@@ -40,7 +38,7 @@ struct consumer_settings {
 	bool				 rebuild;	/* rebuild, swap, go on */
 };
 
-/* Told once the consumer has loaded its offsets and subscribed. */
+/* Told once the consumer has subscribed (or stopped). */
 typedef void consumer_event_cb(void *arg);
 
 /* Running totals, for logs and metrics. */
@@ -52,6 +50,7 @@ struct consumer_stats {
 	uint64_t	out_of_range;	/* partitions found outside their log */
 	size_t		assigned;	/* partitions held now */
 	size_t		pending;	/* events waiting to be applied */
+	bool		paused;		/* fetching paused (backpressure) */
 };
 
 struct consumer;
@@ -66,8 +65,8 @@ struct consumer	*consumer_new(struct event_base *base, struct pgconn *pg,
 		    size_t errlen);
 
 /*
- * Loads the stored offsets and subscribes; subscribed is called once that
- * is done.  The PostgreSQL connection must be up.
+ * Subscribes (a rebuild first makes its fresh state); subscribed is
+ * called once that is done.  The PostgreSQL connection must be up.
  */
 void		 consumer_start(struct consumer *consumer,
 		    consumer_event_cb *subscribed, void *arg);
@@ -75,7 +74,11 @@ void		 consumer_start(struct consumer *consumer,
 /* PostgreSQL went down: pause consumption (in-flight work is kept). */
 void		 consumer_db_down(struct consumer *consumer);
 
-/* PostgreSQL is back: reload offsets, retry what was in flight, resume. */
+/*
+ * PostgreSQL is back: read the offsets of every assigned partition again
+ * (a commit lost with the connection may have landed or not), start each
+ * where it stands, resume.
+ */
 void		 consumer_db_up(struct consumer *consumer);
 
 /*
@@ -93,8 +96,18 @@ void		 consumer_free(struct consumer *consumer);
 void		 consumer_set_batch_limits(struct consumer *consumer,
 		    size_t max_events, size_t max_bytes, long long max_wait_ms);
 
-/* Tells whether the consumer is making progress (for the watchdog). */
-bool		 consumer_is_subscribed(const struct consumer *consumer);
+/*
+ * Tells whether the consumer is ready to do its work, or fills reason:
+ * a broker reachable, every topic present, the group joined (with
+ * partitions, or none for this instance), no apply refused by the
+ * database, no partition outside its log.
+ */
+bool		 consumer_ready(const struct consumer *consumer, char *reason,
+		    size_t reasonlen);
+
+/* The cluster as the client sees it (brokers, missing topics, lag age). */
+void		 consumer_health(const struct consumer *consumer,
+		    struct kafka_client_health *health);
 
 /* Running totals. */
 const struct consumer_stats *consumer_stats(const struct consumer *consumer);

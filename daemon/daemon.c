@@ -22,6 +22,9 @@
 /* How often the STATUS= line is refreshed. */
 #define DAEMON_STATUS_SECONDS	5
 
+/* How often readiness is checked until the daemon is first ready. */
+#define DAEMON_READY_CHECK_MS	100
+
 enum daemon_state {
 	DAEMON_STARTING,	/* connecting and migrating */
 	DAEMON_RUNNING,		/* subscribed */
@@ -55,13 +58,14 @@ struct daemon {
 	struct event		*deadline;
 	struct event		*watchdog;
 	struct event		*status;
+	struct event		*ready_check;	/* until first ready */
 };
 
 /* Copies the consumer's part of the config. */
 static void
 daemon_consumer_settings(const struct config *config,
     struct consumer_settings *settings, struct consumer_topic *topics,
-    struct consumer_property *properties)
+    struct kafka_property *properties)
 {
 	size_t i;
 
@@ -108,20 +112,19 @@ daemon_send_status(struct daemon *daemon)
 	    (unsigned long long)applied->dead_letters, consumed->pending);
 }
 
-/* The consumer has subscribed: the daemon is ready. */
+/* The consumer has subscribed: readiness is checked from now on. */
 static void
 daemon_subscribed(void *arg)
 {
 	struct daemon *daemon = arg;
+	struct timeval check = { 0, DAEMON_READY_CHECK_MS * 1000 };
 
 	if (daemon->state != DAEMON_STARTING)
 		return;
 	daemon->state = DAEMON_RUNNING;
-	daemon->ready = true;
-	log_info("ready: PostgreSQL connected, schema at version %d, "
-	    "consumer subscribed", MIGRATE_SCHEMA_VERSION);
-	notify_send(daemon->notify, "READY=1");
-	daemon_send_status(daemon);
+	log_info("consumer subscribed; waiting for the broker, the topics and "
+	    "the group before saying ready");
+	event_add(daemon->ready_check, &check);
 }
 
 /* The migrations are over. */
@@ -311,13 +314,15 @@ daemon_debug_cb(evutil_socket_t signo, short what, void *arg)
 	}
 }
 
-/* /readyz: connected, assigned, and not too far behind. */
+/*
+ * Ready: PostgreSQL connected and migrated, the consumer subscribed and
+ * ready (consumer_ready()), and not too far behind.  /readyz answers with
+ * it; READY=1 waits for it.
+ */
 static bool
 daemon_ready(void *arg, char *buf, size_t buflen)
 {
 	struct daemon *daemon = arg;
-	const char *failing, *topic;
-	int32_t partition;
 	long long lag;
 
 	if (daemon->state == DAEMON_STOPPING) {
@@ -328,27 +333,13 @@ daemon_ready(void *arg, char *buf, size_t buflen)
 		snprintf(buf, buflen, "PostgreSQL is not connected");
 		return false;
 	}
-	if (!daemon->ready) {
+	if (daemon->state != DAEMON_RUNNING) {
 		snprintf(buf, buflen, "starting: migrations or subscription "
 		    "not done");
 		return false;
 	}
-	if ((failing = consumer_apply_failing(daemon->consumer)) != NULL) {
-		snprintf(buf, buflen, "PostgreSQL refuses the batches: %s",
-		    failing);
+	if (!consumer_ready(daemon->consumer, buf, buflen))
 		return false;
-	}
-	if ((topic = consumer_out_of_range_partition(daemon->consumer,
-	    &partition)) != NULL) {
-		snprintf(buf, buflen, "%s[%d]: the stored offset is outside the "
-		    "partition's log (recreated topic or expired records; see "
-		    "the log)", topic, (int)partition);
-		return false;
-	}
-	if (consumer_stats(daemon->consumer)->assigned == 0) {
-		snprintf(buf, buflen, "no partition is assigned");
-		return false;
-	}
 	if (metrics_total_lag(daemon->consumer, &lag) &&
 	    lag > daemon->config->http_ready_max_lag) {
 		snprintf(buf, buflen, "%lld messages wait, more than "
@@ -357,6 +348,28 @@ daemon_ready(void *arg, char *buf, size_t buflen)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Until the daemon is first ready: checks it, and then says so once
+ * (the log line, READY=1).
+ */
+static void
+daemon_ready_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+	char reason[512];
+
+	if (daemon->ready || !daemon_ready(daemon, reason, sizeof(reason)))
+		return;
+	daemon->ready = true;
+	event_del(daemon->ready_check);
+	log_info("ready: PostgreSQL connected, schema at version %d, "
+	    "consumer subscribed, broker reachable, topics present, group "
+	    "joined with %zu partitions", MIGRATE_SCHEMA_VERSION,
+	    consumer_stats(daemon->consumer)->assigned);
+	notify_send(daemon->notify, "READY=1");
+	daemon_send_status(daemon);
 }
 
 /* /metrics. */
@@ -388,7 +401,7 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 {
 	struct consumer_settings settings;
 	struct consumer_topic *topics;
-	struct consumer_property *properties;
+	struct kafka_property *properties;
 	struct pgconn_settings pg_settings;
 	struct pgconn_callbacks pg_callbacks;
 	struct daemon *daemon;
@@ -479,6 +492,8 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	    daemon);
 	daemon->deadline = evtimer_new(daemon->base, daemon_deadline_cb,
 	    daemon);
+	daemon->ready_check = event_new(daemon->base, -1, EV_PERSIST,
+	    daemon_ready_check_cb, daemon);
 	daemon->status = event_new(daemon->base, -1, EV_PERSIST,
 	    daemon_status_cb, daemon);
 	daemon->watchdog = event_new(daemon->base, -1, EV_PERSIST,
@@ -486,7 +501,8 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	if (daemon->sigterm == NULL || daemon->sigint == NULL ||
 	    daemon->sighup == NULL || daemon->sigusr2 == NULL ||
 	    daemon->deadline == NULL ||
-	    daemon->status == NULL || daemon->watchdog == NULL) {
+	    daemon->status == NULL || daemon->watchdog == NULL ||
+	    daemon->ready_check == NULL) {
 		snprintf(err, errlen, "libevent: cannot create events");
 		goto fail;
 	}
@@ -550,6 +566,8 @@ daemon_free(struct daemon *daemon)
 		event_free(daemon->deadline);
 	if (daemon->status != NULL)
 		event_free(daemon->status);
+	if (daemon->ready_check != NULL)
+		event_free(daemon->ready_check);
 	if (daemon->watchdog != NULL)
 		event_free(daemon->watchdog);
 	if (daemon->base != NULL)

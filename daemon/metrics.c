@@ -110,6 +110,7 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	static const char *const entities[3] = { "server", "subnet", "mark" };
 	const struct consumer_stats *consumed = consumer_stats(consumer);
 	const struct applier_stats *applied = consumer_applier_stats(consumer);
+	struct kafka_client_health health;
 	size_t i;
 
 	metrics_family(out, "ipam_syncd_messages_total", "counter",
@@ -202,6 +203,21 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	metrics_single(out, "ipam_syncd_rebalances_total", "counter",
 	    "Consumer group rebalances seen.",
 	    consumed->rebalances);
+	consumer_health(consumer, &health);
+	metrics_single(out, "ipam_syncd_kafka_brokers_up", "gauge",
+	    "Kafka brokers the client is connected to (from its statistics).",
+	    (unsigned long long)health.brokers_up);
+	metrics_single(out, "ipam_syncd_kafka_topics_missing", "gauge",
+	    "Configured topics the broker does not have.",
+	    health.topics_missing);
+	metrics_single(out, "ipam_syncd_consumer_paused", "gauge",
+	    "1 while fetching is paused (a full batch behind one in flight, "
+	    "PostgreSQL away or refusing, a rebuild swapping).",
+	    consumed->paused);
+	metrics_single(out, "ipam_syncd_consumer_lag_stale", "gauge",
+	    "1 while the lag figures are not fresh (no broker reachable, or "
+	    "no statistics for 5 s): the lag gauges then hold the last values.",
+	    health.stale);
 }
 
 /* Writes the sweeper's figures. */

@@ -94,7 +94,10 @@ def test_second_signal_exits_at_once():
     exits at once.  The abandoned apply either rolls back or commits whole
     (with its offsets): after a restart the event is applied exactly once."""
     db, topics, kafka = Database(), Topics(), Kafka()
-    daemon = Daemon(db, topics).start()
+    # The killed member leaves no goodbye: the group waits for its session
+    # to time out before the restarted one gets the partitions.
+    fast = {"kafka": {"session.timeout.ms": "6000"}}
+    daemon = Daemon(db, topics, config=fast).start()
     try:
         daemon.wait_assigned(1)
         locker = blocked_apply(db, topics, daemon, kafka)
@@ -113,7 +116,8 @@ def test_second_signal_exits_at_once():
                                      "AND datname = current_database()") == 0,
                    30, "the daemon's session to end")
         # Restarted, the daemon applies the event exactly once.
-        again = Daemon(db, topics, group=daemon.group).start().wait_ready()
+        again = Daemon(db, topics, group=daemon.group,
+                       config=fast).start().wait_ready()
         wait_until(lambda: db.scalar("SELECT status FROM ipam WHERE "
                                      "ip_address = '10.9.0.5'") == "allocated",
                    60, "the event to be applied after restart")
@@ -140,8 +144,10 @@ def test_shutdown_is_bounded_when_the_apply_hangs():
         status = daemon.stop(timeout=20)
         elapsed = time.monotonic() - began
         assert status == 0, (status, daemon.log())
-        assert 1.4 <= elapsed < 10, elapsed
-        assert daemon.log_contains(r"did not finish within 1500 ms|still draining after 1500 ms")
+        # The apply may use the timeout but its last quarter, which is
+        # kept for leaving the group; then it is abandoned.
+        assert 1.1 <= elapsed < 10, elapsed
+        assert daemon.log_contains(r"did not finish within 1500 ms")
         locker.rollback()
         locker.close()
     finally:

@@ -1,0 +1,28 @@
+/* Intake: one Kafka message into a batch entry, decoded or dead. */
+#ifndef IPAM_CONSUMERS_INTAKE_H
+#define IPAM_CONSUMERS_INTAKE_H
+
+#include <stdbool.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "consumers/batch.h"
+#include "consumers/decode.h"
+
+/* What a topic carries and how its messages are read. */
+struct intake_topic {
+	enum change_entity		 entity;
+	enum decode_format		 format;
+	const struct decode_limits	*limits;
+	const struct debezium_columns	*columns;
+};
+
+/*
+ * Decodes a message of topic (an index into the batch's topic names) and
+ * adds it to the batch: a change, or a dead letter with the reason and
+ * every header.  Returns false when it became a dead letter.
+ */
+bool	intake_message(struct batch *batch, int topic,
+	    const struct intake_topic *how, const rd_kafka_message_t *message);
+
+#endif

@@ -1,0 +1,935 @@
+/* The librdkafka consumer on the event loop: handle, wake-up pipe, health. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/log.h"
+#include "consumers/kafka_client.h"
+
+/*
+ * The tick: the broker is polled on every one whatever the owner's state
+ * (a member that stops polling is evicted after max.poll.interval.ms).
+ */
+#define KAFKA_TICK_MS		200
+
+/* Messages taken per poll call before the loop gets a turn again. */
+#define KAFKA_POLL_BUDGET	2000
+
+/* Statistics: how often, and how old they may be before lag is stale. */
+#define KAFKA_STATS_MS		"1000"
+#define KAFKA_STATS_STALE_MS	5000
+
+/* How long destroying the handle may take before the exit goes on. */
+#define KAFKA_DESTROY_MS	5000
+
+/* How long a never-assigned member is given to finish joining at close. */
+#define KAFKA_JOIN_GRACE_MS	3000
+
+/* What the client does with one partition of one of its topics. */
+enum kafka_part_state {
+	KAFKA_PART_NONE,	/* not assigned */
+	KAFKA_PART_HELD,	/* assigned, paused until released */
+	KAFKA_PART_FETCHING,	/* assigned and released */
+};
+
+/* One topic: its name, whether it exists, its partitions' states. */
+struct kafka_topic {
+	char			*name;
+	rd_kafka_topic_t	*rkt;		/* keeps it in the statistics */
+	bool			 present;	/* has partitions, per statistics */
+	uint8_t			*parts;		/* enum kafka_part_state by partition */
+	size_t			 part_count;
+};
+
+/* A destroy running on a thread of its own, and its end. */
+struct kafka_destroy {
+	rd_kafka_t	*rk;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 done_cond;
+	bool		 done;
+	bool		 abandoned;	/* the waiter gave up: free when done */
+};
+
+struct kafka_client {
+	struct event_base		*base;
+	struct kafka_client_handlers	 handlers;
+	rd_kafka_t			*rk;
+	rd_kafka_queue_t		*queue;
+	int				 pipe_read;
+	int				 pipe_write;
+	struct event			*queue_event;
+	struct event			*tick;
+	struct kafka_topic		*topics;
+	size_t				 topic_count;
+
+	bool				 subscribed;
+	bool				 joined;
+	bool				 closed;
+	bool				 paused;
+
+	int				 brokers_up;
+	bool				 stats_known;
+	struct timespec			 stats_at;
+
+	uint64_t			 errors;
+	uint64_t			 rebalances;
+};
+
+/* A client that cannot be destroyed safely, kept reachable until exit. */
+static rd_kafka_t *kafka_parked_handle;
+
+/* Milliseconds since an instant. */
+static long long
+kafka_ms_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* Finds a topic's index by name; -1 when it is not one of ours. */
+static int
+kafka_topic_index(const struct kafka_client *client, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && i < client->topic_count; i++)
+		if (strcmp(client->topics[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The state of one partition (NONE when unknown). */
+static enum kafka_part_state
+kafka_part_get(const struct kafka_client *client, int topic, int32_t partition)
+{
+	const struct kafka_topic *t;
+
+	if (topic < 0 || (size_t)topic >= client->topic_count || partition < 0)
+		return KAFKA_PART_NONE;
+	t = &client->topics[topic];
+	return (size_t)partition < t->part_count ? t->parts[partition] :
+	    KAFKA_PART_NONE;
+}
+
+/* Sets the state of one partition, growing the table as needed. */
+static void
+kafka_part_set(struct kafka_client *client, int topic, int32_t partition,
+    enum kafka_part_state state)
+{
+	struct kafka_topic *t = &client->topics[topic];
+	size_t count;
+	uint8_t *grown;
+
+	if ((size_t)partition >= t->part_count) {
+		for (count = t->part_count ? t->part_count : 16;
+		    count <= (size_t)partition; count *= 2)
+			;
+		if ((grown = realloc(t->parts, count)) == NULL)
+			fatal("kafka: realloc");
+		memset(grown + t->part_count, KAFKA_PART_NONE,
+		    count - t->part_count);
+		t->parts = grown;
+		t->part_count = count;
+	}
+	t->parts[partition] = (uint8_t)state;
+}
+
+/* A list of one partition, for the calls that take lists. */
+static rd_kafka_topic_partition_list_t *
+kafka_one(const struct kafka_client *client, int topic, int32_t partition,
+    int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, client->topics[topic].name,
+	    partition)->offset = offset;
+	return list;
+}
+
+/* Every assigned partition in a given state (or any, with NONE). */
+static rd_kafka_topic_partition_list_t *
+kafka_assigned(const struct kafka_client *client, enum kafka_part_state only)
+{
+	rd_kafka_topic_partition_list_t *list;
+	size_t t, p;
+
+	list = rd_kafka_topic_partition_list_new(16);
+	for (t = 0; t < client->topic_count; t++) {
+		for (p = 0; p < client->topics[t].part_count; p++) {
+			enum kafka_part_state state = client->topics[t].parts[p];
+
+			if (state != KAFKA_PART_NONE &&
+			    (only == KAFKA_PART_NONE || state == only))
+				rd_kafka_topic_partition_list_add(list,
+				    client->topics[t].name, (int32_t)p);
+		}
+	}
+	return list;
+}
+
+/* Routes librdkafka's log lines into ours (they arrive on our thread). */
+static void
+kafka_log_cb(const rd_kafka_t *rk, int level, const char *facility,
+    const char *message)
+{
+	enum log_level ours = level <= 3 ? LOG_LEVEL_ERR :
+	    level == 4 ? LOG_LEVEL_WARNING : level <= 6 ? LOG_LEVEL_INFO :
+	    LOG_LEVEL_DEBUG;
+
+	log_write(ours, "kafka: %s: %s", facility, message);
+}
+
+/* Reports client-level errors (brokers down, authentication, ...). */
+static void
+kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct kafka_client *client = opaque;
+
+	client->errors++;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+		client->brokers_up = 0;
+		log_warnx("kafka: all brokers are down; waiting for them (%s)",
+		    reason);
+	} else if (rd_kafka_fatal_error(rk, NULL, 0) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		log_errx("kafka: fatal error: %s", reason);
+	else
+		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+/*
+ * Reads the statistics librdkafka emits every second: the brokers that
+ * are up, and the topics that have partitions.  They are the one
+ * non-blocking view of the cluster the client library offers.
+ */
+static int
+kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+	struct kafka_client *client = opaque;
+	json_t *root, *brokers, *broker, *topics, *topic, *parts, *p;
+	const char *name, *id;
+	int up = 0, index;
+
+	if ((root = json_loadb(json, json_len, 0, NULL)) == NULL)
+		return 0;
+	brokers = json_object_get(root, "brokers");
+	json_object_foreach(brokers, name, broker) {
+		const char *state = json_string_value(json_object_get(broker,
+		    "state"));
+
+		if (json_integer_value(json_object_get(broker, "nodeid")) >= 0 &&
+		    state != NULL && strcmp(state, "UP") == 0)
+			up++;
+	}
+	topics = json_object_get(root, "topics");
+	for (index = 0; index < (int)client->topic_count; index++) {
+		bool present = false;
+
+		topic = json_object_get(topics, client->topics[index].name);
+		parts = json_object_get(topic, "partitions");
+		json_object_foreach(parts, id, p) {
+			if (strcmp(id, "-1") != 0)
+				present = true;
+		}
+		if (client->stats_known && present != client->topics[index].present)
+			log_info("kafka: topic %s %s", client->topics[index].name,
+			    present ? "exists" : "has no partitions (it does "
+			    "not exist)");
+		client->topics[index].present = present;
+	}
+	if (client->stats_known && (up > 0) != (client->brokers_up > 0))
+		log_info("kafka: %s", up > 0 ? "a broker is reachable again" :
+		    "no broker is reachable");
+	client->brokers_up = up;
+	client->stats_known = true;
+	clock_gettime(CLOCK_MONOTONIC, &client->stats_at);
+	json_decref(root);
+	return 0;
+}
+
+/* Turns a librdkafka list into our partitions (those of our topics). */
+static size_t
+kafka_parts(const struct kafka_client *client,
+    const rd_kafka_topic_partition_list_t *list, struct kafka_partition **out)
+{
+	struct kafka_partition *parts;
+	size_t count = 0;
+	int i, topic;
+
+	parts = calloc(list->cnt > 0 ? (size_t)list->cnt : 1, sizeof(*parts));
+	if (parts == NULL)
+		fatal("kafka: calloc");
+	for (i = 0; i < list->cnt; i++) {
+		if ((topic = kafka_topic_index(client, list->elems[i].topic)) < 0)
+			continue;
+		parts[count].topic = topic;
+		parts[count].partition = list->elems[i].partition;
+		count++;
+	}
+	*out = parts;
+	return count;
+}
+
+/*
+ * Takes partitions: each is assigned held (paused), so nothing is fetched
+ * before the owner knows where it starts (kafka_client_release()).
+ */
+static void
+kafka_assign(struct kafka_client *client,
+    rd_kafka_topic_partition_list_t *list)
+{
+	struct kafka_partition *parts;
+	rd_kafka_error_t *error;
+	size_t count, i;
+	int j;
+
+	for (j = 0; j < list->cnt; j++)
+		list->elems[j].offset = RD_KAFKA_OFFSET_BEGINNING;
+	error = rd_kafka_incremental_assign(client->rk, list);
+	if (error != NULL) {
+		log_errx("kafka: assign: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	if (list->cnt > 0)
+		rd_kafka_pause_partitions(client->rk, list);
+	count = kafka_parts(client, list, &parts);
+	for (i = 0; i < count; i++)
+		kafka_part_set(client, parts[i].topic, parts[i].partition,
+		    KAFKA_PART_HELD);
+	client->joined = true;
+	client->handlers.assigned(client->handlers.arg, parts, count);
+	free(parts);
+}
+
+/* Gives partitions up. */
+static void
+kafka_revoke(struct kafka_client *client,
+    rd_kafka_topic_partition_list_t *list, bool lost)
+{
+	struct kafka_partition *parts;
+	rd_kafka_error_t *error;
+	size_t count, i;
+
+	count = kafka_parts(client, list, &parts);
+	for (i = 0; i < count; i++)
+		kafka_part_set(client, parts[i].topic, parts[i].partition,
+		    KAFKA_PART_NONE);
+	client->handlers.revoked(client->handlers.arg, parts, count, lost);
+	free(parts);
+	error = rd_kafka_incremental_unassign(client->rk, list);
+	if (error != NULL) {
+		log_errx("kafka: unassign: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+}
+
+/* The rebalance callback; runs inside a poll, on the loop's thread. */
+static void
+kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+    rd_kafka_topic_partition_list_t *partitions, void *opaque)
+{
+	struct kafka_client *client = opaque;
+
+	client->rebalances++;
+	switch (err) {
+	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+		kafka_assign(client, partitions);
+		break;
+	case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+		kafka_revoke(client, partitions, rd_kafka_assignment_lost(rk));
+		break;
+	default:
+		log_errx("kafka: rebalance failed: %s", rd_kafka_err2str(err));
+		rd_kafka_assign(rk, NULL);
+		break;
+	}
+}
+
+/* Sets one librdkafka property, naming it in err on failure. */
+static int
+kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+    char *err, size_t errlen)
+{
+	char reason[512];
+
+	if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) !=
+	    RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "kafka: %s: %s", name, reason);
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds the handle's configuration: ours first, the operator's after. */
+static rd_kafka_conf_t *
+kafka_conf(struct kafka_client *client,
+    const struct kafka_client_settings *settings, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	size_t i;
+
+	/* Offsets live in PostgreSQL; the group only assigns partitions. */
+	if (kafka_conf_set(conf, "group.id", settings->group_id, err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "enable.auto.commit", "false", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "enable.auto.offset.store", "false", err,
+	    errlen) == -1 ||
+	    /*
+	     * A start offset outside the log (the topic was deleted and
+	     * made again, or its records expired unread) is an error to
+	     * report, never a silent jump: librdkafka then stops fetching
+	     * that partition.
+	     */
+	    kafka_conf_set(conf, "auto.offset.reset", "error", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "partition.assignment.strategy",
+	    "cooperative-sticky", err, errlen) == -1 ||
+	    /* Enough prefetch that the loop does not run dry between fetches. */
+	    kafka_conf_set(conf, "queued.max.messages.kbytes", "65536", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
+	    kafka_conf_set(conf, "statistics.interval.ms", KAFKA_STATS_MS, err,
+	    errlen) == -1 ||
+	    /* A topic created after the start is found within seconds. */
+	    kafka_conf_set(conf, "topic.metadata.refresh.interval.ms",
+	    "5000", err, errlen) == -1 ||
+	    kafka_conf_set(conf, "client.id", "ipam-syncd", err,
+	    errlen) == -1)
+		goto fail;
+	for (i = 0; i < settings->property_count; i++) {
+		size_t len = strlen(settings->properties[i].name);
+
+		/* "name_file" holds a secret already read into "name". */
+		if (len > 5 && strcmp(settings->properties[i].name + len - 5,
+		    "_file") == 0)
+			continue;
+		if (kafka_conf_set(conf, settings->properties[i].name,
+		    settings->properties[i].value, err, errlen) == -1)
+			goto fail;
+	}
+	rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+	rd_kafka_conf_set_stats_cb(conf, kafka_stats_cb);
+	rd_kafka_conf_set_rebalance_cb(conf, kafka_rebalance_cb);
+	rd_kafka_conf_set_opaque(conf, client);
+	return conf;
+fail:
+	rd_kafka_conf_destroy(conf);
+	return NULL;
+}
+
+/* Creates the client. */
+struct kafka_client *
+kafka_client_new(struct event_base *base,
+    const struct kafka_client_settings *settings,
+    const struct kafka_client_handlers *handlers, char *err, size_t errlen)
+{
+	struct kafka_client *client;
+	rd_kafka_conf_t *conf;
+	char reason[512];
+	int fds[2];
+	size_t i;
+
+	if ((client = calloc(1, sizeof(*client))) == NULL)
+		fatal("kafka: calloc");
+	client->base = base;
+	client->handlers = *handlers;
+	client->pipe_read = client->pipe_write = -1;
+	client->topic_count = settings->topic_count;
+	if ((client->topics = calloc(settings->topic_count,
+	    sizeof(*client->topics))) == NULL)
+		fatal("kafka: calloc");
+	for (i = 0; i < settings->topic_count; i++)
+		if ((client->topics[i].name = strdup(settings->topics[i])) ==
+		    NULL)
+			fatal("kafka: strdup");
+
+	if ((conf = kafka_conf(client, settings, err, errlen)) == NULL)
+		goto fail;
+	client->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason,
+	    sizeof(reason));
+	if (client->rk == NULL) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(err, errlen, "kafka: %s", reason);
+		goto fail;
+	}
+	/* conf is owned by the handle now. */
+	rd_kafka_set_log_queue(client->rk, NULL);
+	rd_kafka_poll_set_consumer(client->rk);
+	client->queue = rd_kafka_queue_get_consumer(client->rk);
+	for (i = 0; i < client->topic_count; i++)
+		client->topics[i].rkt = rd_kafka_topic_new(client->rk,
+		    client->topics[i].name, NULL);
+
+	/*
+	 * librdkafka writes to the pipe when the queue goes from empty to
+	 * non-empty; the pipe is non-blocking (librdkafka#2932).
+	 */
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	client->pipe_read = fds[0];
+	client->pipe_write = fds[1];
+	rd_kafka_queue_io_event_enable(client->queue, client->pipe_write, "1",
+	    1);
+	return client;
+fail:
+	kafka_client_free(client);
+	return NULL;
+}
+
+/* Tells the owner about one message, or handles what it reports. */
+static void
+kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
+{
+	const char *name = message->rkt ? rd_kafka_topic_name(message->rkt) :
+	    NULL;
+	int topic = kafka_topic_index(client, name);
+	enum kafka_part_state state;
+
+	state = kafka_part_get(client, topic, message->partition);
+	switch (message->err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		/*
+		 * A held partition's messages are dropped: its release
+		 * seeks, so they are fetched again from where it starts.
+		 */
+		if (state == KAFKA_PART_FETCHING)
+			client->handlers.message(client->handlers.arg, topic,
+			    message);
+		return;
+	case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+		return;
+	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+		/* Only a released partition started where the owner said. */
+		if (state == KAFKA_PART_FETCHING)
+			client->handlers.out_of_range(client->handlers.arg,
+			    topic, message->partition,
+			    rd_kafka_message_errstr(message));
+		return;
+	default:
+		client->errors++;
+		log_warnx("kafka: %s", rd_kafka_message_errstr(message));
+		return;
+	}
+}
+
+/* Takes what the queue holds, within the budget. */
+void
+kafka_client_poll(struct kafka_client *client)
+{
+	rd_kafka_message_t *message;
+	int taken;
+
+	if (client->rk == NULL || client->closed)
+		return;
+	for (taken = 0; taken < KAFKA_POLL_BUDGET; taken++) {
+		if ((message = rd_kafka_consumer_poll(client->rk, 0)) == NULL)
+			return;
+		kafka_message(client, message);
+		rd_kafka_message_destroy(message);
+		if (client->closed)
+			return;
+	}
+	/*
+	 * The budget ran out with messages left: the pipe only wakes us on
+	 * empty-to-non-empty, so come back on the next turn of the loop.
+	 */
+	event_active(client->queue_event, EV_READ, 0);
+}
+
+/* Drains the wake-up pipe, then the queue. */
+static void
+kafka_queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	kafka_client_poll(arg);
+}
+
+/* The tick: polls whatever the owner's state. */
+static void
+kafka_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	kafka_client_poll(arg);
+}
+
+/* Subscribes and starts polling. */
+void
+kafka_client_start(struct kafka_client *client)
+{
+	struct timeval tick = { 0, KAFKA_TICK_MS * 1000 };
+	rd_kafka_topic_partition_list_t *topics;
+	rd_kafka_resp_err_t err;
+	size_t i;
+
+	client->queue_event = event_new(client->base, client->pipe_read,
+	    EV_READ | EV_PERSIST, kafka_queue_cb, client);
+	client->tick = event_new(client->base, -1, EV_PERSIST, kafka_tick_cb,
+	    client);
+	if (client->queue_event == NULL || client->tick == NULL)
+		fatalx("kafka: event_new failed");
+	event_add(client->queue_event, NULL);
+	event_add(client->tick, &tick);
+
+	topics = rd_kafka_topic_partition_list_new((int)client->topic_count);
+	for (i = 0; i < client->topic_count; i++)
+		rd_kafka_topic_partition_list_add(topics, client->topics[i].name,
+		    RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(client->rk, topics);
+	rd_kafka_topic_partition_list_destroy(topics);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		fatalx("kafka: subscribe: %s", rd_kafka_err2str(err));
+	client->subscribed = true;
+	log_info("kafka: subscribed to %zu topics", client->topic_count);
+}
+
+/* Starts fetching a held partition at offset. */
+void
+kafka_client_release(struct kafka_client *client, int topic,
+    int32_t partition, int64_t offset)
+{
+	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_error_t *error;
+
+	if (kafka_part_get(client, topic, partition) != KAFKA_PART_HELD)
+		return;
+	/* Seek first, then resume: nothing is fetched from the old place. */
+	list = kafka_one(client, topic, partition, offset);
+	error = rd_kafka_seek_partitions(client->rk, list, 0);
+	if (error != NULL) {
+		log_errx("kafka: seek %s[%d]: %s", client->topics[topic].name,
+		    partition, rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	kafka_part_set(client, topic, partition, KAFKA_PART_FETCHING);
+	if (!client->paused)
+		rd_kafka_resume_partitions(client->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Holds a partition again. */
+void
+kafka_client_hold(struct kafka_client *client, int topic, int32_t partition)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (kafka_part_get(client, topic, partition) != KAFKA_PART_FETCHING)
+		return;
+	list = kafka_one(client, topic, partition, RD_KAFKA_OFFSET_INVALID);
+	rd_kafka_pause_partitions(client->rk, list);
+	rd_kafka_topic_partition_list_destroy(list);
+	kafka_part_set(client, topic, partition, KAFKA_PART_HELD);
+}
+
+/* Pauses or resumes every released partition. */
+void
+kafka_client_set_paused(struct kafka_client *client, bool paused)
+{
+	rd_kafka_topic_partition_list_t *list;
+
+	if (client->paused == paused || client->rk == NULL)
+		return;
+	client->paused = paused;
+	list = kafka_assigned(client, KAFKA_PART_FETCHING);
+	if (list->cnt > 0) {
+		if (paused)
+			rd_kafka_pause_partitions(client->rk, list);
+		else
+			rd_kafka_resume_partitions(client->rk, list);
+	}
+	rd_kafka_topic_partition_list_destroy(list);
+	log_debug("kafka: fetching %s", paused ? "paused" : "resumed");
+}
+
+/* Tells whether fetching is paused. */
+bool
+kafka_client_paused(const struct kafka_client *client)
+{
+	return client->paused;
+}
+
+/* Tells Kafka where partitions stand. */
+void
+kafka_client_commit(struct kafka_client *client,
+    const struct kafka_partition *parts, const int64_t *offsets, size_t count)
+{
+	rd_kafka_topic_partition_list_t *list;
+	size_t i;
+
+	if (client->rk == NULL || client->closed || count == 0)
+		return;
+	list = rd_kafka_topic_partition_list_new((int)count);
+	for (i = 0; i < count; i++)
+		rd_kafka_topic_partition_list_add(list,
+		    client->topics[parts[i].topic].name,
+		    parts[i].partition)->offset = offsets[i];
+	rd_kafka_commit(client->rk, list, 1);
+	rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* The last known watermarks of a partition (never a broker request). */
+bool
+kafka_client_watermarks(const struct kafka_client *client, int topic,
+    int32_t partition, int64_t *low, int64_t *high)
+{
+	*low = *high = -1;
+	if (client->rk == NULL || topic < 0 ||
+	    (size_t)topic >= client->topic_count)
+		return false;
+	if (rd_kafka_get_watermark_offsets(client->rk,
+	    client->topics[topic].name, partition, low, high) !=
+	    RD_KAFKA_RESP_ERR_NO_ERROR || *high < 0) {
+		*low = *high = -1;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Tells whether a partition of a topic is assigned: the group found the
+ * topic, whatever the statistics (which follow a metadata refresh) say.
+ */
+static bool
+kafka_topic_held(const struct kafka_client *client, size_t topic)
+{
+	size_t p;
+
+	for (p = 0; p < client->topics[topic].part_count; p++)
+		if (client->topics[topic].parts[p] != KAFKA_PART_NONE)
+			return true;
+	return false;
+}
+
+/* The cluster as the client sees it. */
+void
+kafka_client_health(const struct kafka_client *client,
+    struct kafka_client_health *health)
+{
+	size_t i;
+
+	memset(health, 0, sizeof(*health));
+	health->known = client->stats_known;
+	health->brokers_up = client->brokers_up;
+	health->stale = !client->stats_known || client->brokers_up == 0 ||
+	    kafka_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
+	health->joined = client->joined;
+	for (i = 0; i < client->topic_count; i++) {
+		if (client->topics[i].present || kafka_topic_held(client, i))
+			continue;
+		if (health->missing_topic == NULL)
+			health->missing_topic = client->topics[i].name;
+		health->topics_missing++;
+	}
+}
+
+/* Leaves the group within a deadline, then stops polling. */
+void
+kafka_client_close(struct kafka_client *client, long long deadline_ms)
+{
+	rd_kafka_queue_t *queue;
+	rd_kafka_error_t *error;
+	struct timespec began;
+
+	if (client->rk == NULL || client->closed)
+		return;
+	client->closed = true;
+	if (client->tick != NULL)
+		event_del(client->tick);
+	if (client->queue_event != NULL)
+		event_del(client->queue_event);
+	if (!client->subscribed)
+		return;
+
+	/*
+	 * librdkafka 2.0.2 aborts when a cooperative-sticky member is
+	 * destroyed before its first assignment (librdkafka#4312, fixed in
+	 * 2.3.0).  A join in progress usually completes within a second:
+	 * give it that chance, serving callbacks only.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &began);
+	while (!client->joined && kafka_ms_since(&began) < KAFKA_JOIN_GRACE_MS &&
+	    kafka_ms_since(&began) < deadline_ms) {
+		rd_kafka_message_t *message;
+
+		message = rd_kafka_consumer_poll(client->rk, 50);
+		if (message != NULL)
+			rd_kafka_message_destroy(message);
+	}
+
+	/* rdkafka.h: release the consumer queue before closing. */
+	rd_kafka_queue_io_event_enable(client->queue, -1, NULL, 0);
+	rd_kafka_queue_destroy(client->queue);
+	client->queue = NULL;
+
+	/* Close through a queue of our own, so that leaving cannot hang us. */
+	queue = rd_kafka_queue_new(client->rk);
+	error = rd_kafka_consumer_close_queue(client->rk, queue);
+	if (error != NULL) {
+		log_warnx("kafka: close: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	} else {
+		while (!rd_kafka_consumer_closed(client->rk) &&
+		    kafka_ms_since(&began) < deadline_ms) {
+			rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 100);
+
+			if (event == NULL)
+				continue;
+			if (rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE &&
+			    rd_kafka_event_error(event) ==
+			    RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+				kafka_revoke(client,
+				    rd_kafka_event_topic_partition_list(event),
+				    false);
+			rd_kafka_event_destroy(event);
+		}
+		if (!rd_kafka_consumer_closed(client->rk))
+			log_warnx("kafka: leaving the group did not finish "
+			    "within %lld ms; the group will notice after "
+			    "session.timeout.ms", deadline_ms);
+		else
+			log_info("kafka: left the group");
+	}
+	rd_kafka_queue_destroy(queue);
+}
+
+/* Destroys a handle on its own thread (see kafka_destroy_within()). */
+static void *
+kafka_destroy_thread(void *arg)
+{
+	struct kafka_destroy *destroy = arg;
+	bool abandoned;
+
+	rd_kafka_destroy_flags(destroy->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	pthread_mutex_lock(&destroy->lock);
+	destroy->done = true;
+	abandoned = destroy->abandoned;
+	pthread_cond_signal(&destroy->done_cond);
+	pthread_mutex_unlock(&destroy->lock);
+	if (abandoned)
+		free(destroy);
+	return NULL;
+}
+
+/*
+ * Destroys a handle, waiting at most timeout_ms; tells whether it ended.
+ * librdkafka's destroy joins its threads with no deadline, and after a
+ * topic was deleted under the consumer it has been seen to wait forever;
+ * the state is in PostgreSQL, so the exit must not wait on it.  This is
+ * the one place a thread of our own runs: only a thread can put a
+ * deadline on a call that blocks.
+ */
+static bool
+kafka_destroy_within(rd_kafka_t *rk, long timeout_ms)
+{
+	struct kafka_destroy *destroy;
+	struct timespec deadline;
+	pthread_t thread;
+	bool done;
+
+	if ((destroy = calloc(1, sizeof(*destroy))) == NULL)
+		fatal("kafka: calloc");
+	destroy->rk = rk;
+	pthread_mutex_init(&destroy->lock, NULL);
+	pthread_cond_init(&destroy->done_cond, NULL);
+	if (pthread_create(&thread, NULL, kafka_destroy_thread, destroy) != 0) {
+		free(destroy);
+		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+		return true;
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&destroy->lock);
+	while (!destroy->done && pthread_cond_timedwait(&destroy->done_cond,
+	    &destroy->lock, &deadline) == 0)
+		;
+	done = destroy->done;
+	destroy->abandoned = !done;
+	pthread_mutex_unlock(&destroy->lock);
+	if (done) {
+		pthread_join(thread, NULL);
+		free(destroy);
+	} else
+		pthread_detach(thread);
+	return done;
+}
+
+/* Frees the client. */
+void
+kafka_client_free(struct kafka_client *client)
+{
+	size_t i;
+
+	if (client == NULL)
+		return;
+	if (client->queue_event != NULL)
+		event_free(client->queue_event);
+	if (client->tick != NULL)
+		event_free(client->tick);
+	if (client->queue != NULL) {
+		rd_kafka_queue_io_event_enable(client->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(client->queue);
+	}
+	for (i = 0; i < client->topic_count; i++)
+		if (client->topics[i].rkt != NULL)
+			rd_kafka_topic_destroy(client->topics[i].rkt);
+	if (client->rk != NULL && client->subscribed && !client->joined) {
+		/*
+		 * Never assigned: destroying would abort (librdkafka#4312).
+		 * The process is about to exit; keep the handle reachable so
+		 * that leak checkers do not report what exit() reclaims.
+		 */
+		kafka_parked_handle = client->rk;
+		log_debug("kafka: no assignment was ever received; the client "
+		    "is left to the process exit");
+	} else if (client->rk != NULL &&
+	    !kafka_destroy_within(client->rk, KAFKA_DESTROY_MS)) {
+		kafka_parked_handle = client->rk;
+		log_warnx("kafka: the client did not shut down within %d ms; "
+		    "exiting without waiting for it (the state and the offsets "
+		    "are in PostgreSQL)", KAFKA_DESTROY_MS);
+	}
+	if (client->pipe_read != -1)
+		close(client->pipe_read);
+	if (client->pipe_write != -1)
+		close(client->pipe_write);
+	for (i = 0; i < client->topic_count; i++) {
+		free(client->topics[i].name);
+		free(client->topics[i].parts);
+	}
+	free(client->topics);
+	free(client);
+}
+
+/* Running totals. */
+uint64_t
+kafka_client_errors(const struct kafka_client *client)
+{
+	return client->errors;
+}
+
+uint64_t
+kafka_client_rebalances(const struct kafka_client *client)
+{
+	return client->rebalances;
+}

@@ -1,0 +1,139 @@
+/* The librdkafka consumer on the event loop: handle, wake-up pipe, health. */
+#ifndef IPAM_CONSUMERS_KAFKA_CLIENT_H
+#define IPAM_CONSUMERS_KAFKA_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <librdkafka/rdkafka.h>
+
+/* A librdkafka property, passed through as it is. */
+struct kafka_property {
+	const char	*name;
+	const char	*value;
+};
+
+/* What the client needs; copied by kafka_client_new(). */
+struct kafka_client_settings {
+	const char			*group_id;
+	const char *const		*topics;	/* indexes name topics */
+	size_t				 topic_count;
+	const struct kafka_property	*properties;
+	size_t				 property_count;
+};
+
+/* One partition of one of the client's topics (by index). */
+struct kafka_partition {
+	int		topic;
+	int32_t		partition;
+};
+
+/*
+ * What the owner is told.  Every call runs on the loop's thread, from
+ * kafka_client_poll().
+ */
+struct kafka_client_handlers {
+	/* A message; the client destroys it when the call returns. */
+	void	(*message)(void *arg, int topic, rd_kafka_message_t *message);
+	/*
+	 * Partitions were assigned.  They are held (not fetched) until the
+	 * owner calls kafka_client_release() for each with its start offset.
+	 */
+	void	(*assigned)(void *arg, const struct kafka_partition *parts,
+		    size_t count);
+	/* Partitions are gone (lost: taken without a revoke). */
+	void	(*revoked)(void *arg, const struct kafka_partition *parts,
+		    size_t count, bool lost);
+	/* A released partition's start offset lies outside its log. */
+	void	(*out_of_range)(void *arg, int topic, int32_t partition,
+		    const char *detail);
+	void	*arg;
+};
+
+/* How the client sees the cluster, for readiness and metrics. */
+struct kafka_client_health {
+	int		 brokers_up;	/* brokers connected, from the statistics */
+	bool		 known;		/* statistics have arrived at least once */
+	bool		 stale;		/* the last statistics are too old */
+	size_t		 topics_missing;
+	const char	*missing_topic;	/* the first one, or NULL */
+	bool		 joined;	/* the group has given an assignment */
+};
+
+struct kafka_client;
+
+/*
+ * Creates the client; a bad property is reported now in err.  Nothing is
+ * subscribed before kafka_client_start().  Returns NULL on error.
+ */
+struct kafka_client *kafka_client_new(struct event_base *base,
+		    const struct kafka_client_settings *settings,
+		    const struct kafka_client_handlers *handlers, char *err,
+		    size_t errlen);
+
+/* Subscribes and starts polling on the loop (the queue's pipe and a tick). */
+void		 kafka_client_start(struct kafka_client *client);
+
+/*
+ * Takes what the queue holds (messages, rebalances, errors, statistics),
+ * at most a bounded number of messages per call.  The tick and the pipe
+ * call it; the owner may too.
+ */
+void		 kafka_client_poll(struct kafka_client *client);
+
+/*
+ * Starts fetching a held partition at offset (a number, or
+ * RD_KAFKA_OFFSET_BEGINNING).  Messages that came while it was held were
+ * dropped; the seek fetches them again.
+ */
+void		 kafka_client_release(struct kafka_client *client, int topic,
+		    int32_t partition, int64_t offset);
+
+/* Holds a partition again (until kafka_client_release()). */
+void		 kafka_client_hold(struct kafka_client *client, int topic,
+		    int32_t partition);
+
+/*
+ * Pauses (or resumes) fetching every assigned partition: the owner's
+ * backpressure.  Polling goes on either way.
+ */
+void		 kafka_client_set_paused(struct kafka_client *client,
+		    bool paused);
+
+/* Tells whether fetching is paused by kafka_client_set_paused(). */
+bool		 kafka_client_paused(const struct kafka_client *client);
+
+/* Tells Kafka where partitions stand (for lag tools; nothing reads it). */
+void		 kafka_client_commit(struct kafka_client *client,
+		    const struct kafka_partition *parts, const int64_t *offsets,
+		    size_t count);
+
+/* The last known watermarks of a partition; false when unknown. */
+bool		 kafka_client_watermarks(const struct kafka_client *client,
+		    int topic, int32_t partition, int64_t *low, int64_t *high);
+
+/* The cluster as the client sees it. */
+void		 kafka_client_health(const struct kafka_client *client,
+		    struct kafka_client_health *health);
+
+/*
+ * Leaves the group, waiting at most deadline_ms (revokes are served),
+ * then stops polling.  Safe to call more than once.
+ */
+void		 kafka_client_close(struct kafka_client *client,
+		    long long deadline_ms);
+
+/*
+ * Frees the client.  Destroying librdkafka's handle may block (after a
+ * topic was deleted under the consumer it has been seen to wait
+ * forever): it is given a few seconds, then left to the process exit.
+ */
+void		 kafka_client_free(struct kafka_client *client);
+
+/* Running totals. */
+uint64_t	 kafka_client_errors(const struct kafka_client *client);
+uint64_t	 kafka_client_rebalances(const struct kafka_client *client);
+
+#endif

@@ -1,0 +1,207 @@
+/* The rebuild: fill a fresh state from the beginning, derive, swap it in. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "consumers/rebuild.h"
+
+/* How long a failed step waits before it is tried again. */
+#define REBUILD_RETRY_MS	5000
+
+struct rebuild {
+	struct pgconn		*pg;
+	enum rebuild_state	 state;
+	bool			 busy;		/* a statement is in flight */
+	bool			 failed;	/* the last step failed ... */
+	struct timespec		 failed_at;	/* ... then: tried again later */
+	rebuild_event_cb	*prepared;
+	rebuild_event_cb	*swapped;
+	void			*arg;
+};
+
+/* Names a state for the log. */
+static const char *
+rebuild_state_name(enum rebuild_state state)
+{
+	switch (state) {
+	case REBUILD_OFF:
+		return "off";
+	case REBUILD_PREPARING:
+		return "preparing";
+	case REBUILD_FILLING:
+		return "filling";
+	case REBUILD_DERIVING:
+		return "deriving";
+	case REBUILD_SWAPPING:
+		return "swapping";
+	}
+	return "?";
+}
+
+/* Moves to a state, saying so at debug level. */
+static void
+rebuild_enter(struct rebuild *rebuild, enum rebuild_state state)
+{
+	log_debug("rebuild: %s -> %s", rebuild_state_name(rebuild->state),
+	    rebuild_state_name(state));
+	rebuild->state = state;
+}
+
+/* Creates the state machine. */
+struct rebuild *
+rebuild_new(struct pgconn *pg, bool on, rebuild_event_cb *prepared,
+    rebuild_event_cb *swapped, void *arg)
+{
+	struct rebuild *rebuild;
+
+	if ((rebuild = calloc(1, sizeof(*rebuild))) == NULL)
+		fatal("rebuild: calloc");
+	rebuild->pg = pg;
+	rebuild->state = on ? REBUILD_PREPARING : REBUILD_OFF;
+	rebuild->prepared = prepared;
+	rebuild->swapped = swapped;
+	rebuild->arg = arg;
+	return rebuild;
+}
+
+/* Frees it. */
+void
+rebuild_free(struct rebuild *rebuild)
+{
+	free(rebuild);
+}
+
+/* Where it stands. */
+enum rebuild_state
+rebuild_state(const struct rebuild *rebuild)
+{
+	return rebuild->state;
+}
+
+/* The state schema the applies fill now. */
+const char *
+rebuild_schema(const struct rebuild *rebuild)
+{
+	return rebuild->state == REBUILD_OFF ? "ipam_state" :
+	    "ipam_state_rebuild";
+}
+
+/* Tells whether a statement is in flight. */
+bool
+rebuild_busy(const struct rebuild *rebuild)
+{
+	return rebuild->busy;
+}
+
+/*
+ * Checks a step's result; false (and the step is tried again later)
+ * when it failed.
+ */
+static bool
+rebuild_result_ok(struct rebuild *rebuild, PGresult *result, const char *what)
+{
+	char message[512];
+
+	rebuild->busy = false;
+	if (result == NULL)
+		return false;	/* the connection went: tried once it is back */
+	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
+		pgconn_result_error(rebuild->pg, result, message,
+		    sizeof(message));
+		log_errx("rebuild: %s failed: %s; trying again in %d s", what,
+		    message, REBUILD_RETRY_MS / 1000);
+		rebuild->failed = true;
+		clock_gettime(CLOCK_MONOTONIC, &rebuild->failed_at);
+		return false;
+	}
+	rebuild->failed = false;
+	return true;
+}
+
+/* The fresh state exists. */
+static void
+rebuild_begun_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct rebuild *rebuild = arg;
+
+	if (!rebuild_result_ok(rebuild, result, "making the fresh state"))
+		return;
+	rebuild_enter(rebuild, REBUILD_FILLING);
+	rebuild->prepared(rebuild->arg);
+}
+
+/* The swap is done (or failed: then the rows are derived again). */
+static void
+rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct rebuild *rebuild = arg;
+
+	if (!rebuild_result_ok(rebuild, result, "the swap")) {
+		rebuild_enter(rebuild, REBUILD_FILLING);
+		return;
+	}
+	log_info("rebuild: swapped in the rebuilt state (%s); carrying on",
+	    PQgetvalue(result, 0, 0));
+	rebuild_enter(rebuild, REBUILD_OFF);
+	rebuild->swapped(rebuild->arg);
+}
+
+/* Every row is derived: the swap is next. */
+static void
+rebuild_derived_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct rebuild *rebuild = arg;
+
+	if (!rebuild_result_ok(rebuild, result, "deriving the rows")) {
+		rebuild_enter(rebuild, REBUILD_FILLING);
+		return;
+	}
+	log_info("rebuild: rows derived; swapping the rebuilt state in");
+	rebuild_enter(rebuild, REBUILD_SWAPPING);
+	rebuild_step(rebuild, true);
+}
+
+/* Drives the machine. */
+void
+rebuild_step(struct rebuild *rebuild, bool caught_up)
+{
+	pgconn_result_cb *cb;
+	struct timespec now;
+	const char *sql;
+
+	if (rebuild->busy || !pgconn_is_up(rebuild->pg) ||
+	    pgconn_is_busy(rebuild->pg))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (rebuild->failed && (now.tv_sec - rebuild->failed_at.tv_sec) * 1000 +
+	    (now.tv_nsec - rebuild->failed_at.tv_nsec) / 1000000 <
+	    REBUILD_RETRY_MS)
+		return;
+	switch (rebuild->state) {
+	case REBUILD_PREPARING:
+		sql = "SELECT ipamd.rebuild_begin()";
+		cb = rebuild_begun_cb;
+		break;
+	case REBUILD_FILLING:
+		if (!caught_up)
+			return;
+		log_info("rebuild: caught up; deriving every row");
+		rebuild_enter(rebuild, REBUILD_DERIVING);
+		/* FALLTHROUGH */
+	case REBUILD_DERIVING:
+		sql = "SELECT ipamd.derive_all()";
+		cb = rebuild_derived_cb;
+		break;
+	case REBUILD_SWAPPING:
+		sql = "SELECT ipamd.rebuild_swap()";
+		cb = rebuild_swapped_cb;
+		break;
+	default:
+		return;
+	}
+	if (pgconn_query(rebuild->pg, sql, 0, NULL, cb, rebuild) == 0)
+		rebuild->busy = true;
+}
