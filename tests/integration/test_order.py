@@ -145,8 +145,8 @@ def test_recreated_topic_is_reported_not_skipped():
         rebuild.wait_log(r"rebuild: swapped in", timeout=120)
         assert run.count("hostname LIKE 'new-%'") == 50
         assert run.count("hostname LIKE 'old-%'") == 0
-        status, body = rebuild.http_get("/readyz")
-        assert status == 200, body
+        wait_until(lambda: rebuild.http_get("/readyz")[0] == 200, 30,
+                   "the rebuilt daemon to be ready")
     finally:
         if rebuild:
             rebuild.close()
