@@ -132,8 +132,9 @@ static const struct config_key config_keys[] = {
 	    "CAP_NET_RAW, or a ping_group_range that holds the daemon's group)."),
 	KEY_INT("sweeper", "interval_ms", sweeper_interval_ms, "60000", 1000,
 	    86400000, true,
-	    "A sweep starts this long after the previous one started (never\n"
-	    "while it still runs)."),
+	    "A sweep starts as each round of this length begins, counted\n"
+	    "on PostgreSQL's clock (never while one still runs). Instances\n"
+	    "sharing a database share the sweep: give them the same value."),
 	KEY_INT("sweeper", "rate", sweeper_rate, "2000", 1, 1000000, true,
 	    "Most echo requests sent per second, paced with jitter."),
 	KEY_INT("sweeper", "timeout_ms", sweeper_timeout_ms, "1000", 10, 60000,

@@ -1,4 +1,4 @@
-/* The ping sweeper's SQL: targets read, results written, array literals. */
+/* The ping sweeper's SQL: round claims, targets, results, array literals. */
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -20,20 +20,35 @@
  * never be part of a deadlock; and its statements, set-based joins of
  * thousands of rows, are planned as such (with a GiST index on the
  * addresses the planner would probe it once per row, 15 times slower).
+ * The session is also what keeps this instance a member of the shared
+ * sweep: the server's TCP keepalives end it about 25 s after the host
+ * vanished (the default is two hours), so that another member takes its
+ * subnets over; they do nothing on a Unix socket.
  */
 const char sweep_store_session_sql[] =
 	"SET synchronous_commit = off; SET lock_timeout = '200ms'; "
-	"SET enable_nestloop = off; SET enable_bitmapscan = off";
+	"SET enable_nestloop = off; SET enable_bitmapscan = off; "
+	"SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; "
+	"SET tcp_keepalives_count = 3";
 
+const char sweep_store_join_sql[] =
+	"SELECT ipamd.sweep_join($1, $2, $3)";
+
+const char sweep_store_claim_sql[] =
+	"SELECT fresh, round_end_ms, next_in_ms, members, subnets\n"
+	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
+
+/*
+ * The addresses of the subnets leased to this member for the round;
+ * a subnet that stopped allowing pings since the claim is left out.
+ */
 const char sweep_store_targets_sql[] =
 	"SELECT a.vrf, host(a.ip_address), a.active\n"
-	"FROM ipam_state.address a\n"
-	"JOIN ipam_state.subnet s ON s.id = a.subnet_id\n"
-	"WHERE s.ping AND NOT s.deleted\n"
-	"    AND a.vrf = ANY (SELECT CASE btrim(v) WHEN '-' THEN ''\n"
-	"\tELSE btrim(v) END\n"
-	"\tFROM unnest(string_to_array($1, ',')) AS v\n"
-	"\tWHERE btrim(v) <> '')";
+	"FROM ipamd.sweep_lease l\n"
+	"JOIN ipam_state.subnet s ON s.id = l.subnet_id\n"
+	"JOIN ipam_state.address a ON a.subnet_id = l.subnet_id\n"
+	"WHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
+	"    AND s.ping AND NOT s.deleted";
 
 /* The new values of the sweeper's columns, from the row and its result. */
 #define SWEEP_NEW_ACTIVE						\

@@ -1,4 +1,4 @@
-/* The ping sweeper's SQL: targets read, results written, array literals. */
+/* The ping sweeper's SQL: round claims, targets, results, array literals. */
 #ifndef IPAM_SWEEPER_SWEEP_STORE_H
 #define IPAM_SWEEPER_SWEEP_STORE_H
 
@@ -12,8 +12,26 @@
 extern const char sweep_store_session_sql[];
 
 /*
- * The targets: $1 is the configured list of routing domains ("-" is the
- * default one).  Rows: vrf, address as text, active.
+ * Joins the shared sweep (schema/functions/90_sweep.sql): $1 the instance
+ * (host/pid), $2 the configured list of routing domains ("-" is the
+ * default one), $3 interval_ms.  One row: the member's id.  The session
+ * stays a member until it ends.
+ */
+extern const char sweep_store_join_sql[];
+
+/*
+ * Claims this member's subnets for the current round: $1 member, $2 the
+ * routing domains, $3 interval_ms, $4 the end of the last round swept
+ * (milliseconds since 1970, 0: none).  One row: fresh (a round not swept
+ * yet), round_end_ms, next_in_ms (until the next round), members (live),
+ * subnets (leased now).  A session that is no member raises IPM02.
+ */
+extern const char sweep_store_claim_sql[];
+
+/*
+ * The targets: the addresses of the subnets leased to member $1 for the
+ * round that ends at $2 (milliseconds since 1970).  Rows: vrf, address
+ * as text, active.
  */
 extern const char sweep_store_targets_sql[];
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/pgconn.h"
@@ -42,9 +43,21 @@
 /* Dropped replies are logged one by one (debug) up to this many a sweep. */
 #define SWEEPER_DROPS_LOGGED	10
 
+/*
+ * A sweep is claimed this long after its round starts by the database's
+ * clock.  The wait until then is measured from the claim's own answer, so
+ * the timer can only be late; the margin covers the rounding of a
+ * millisecond.
+ */
+#define SWEEPER_ROUND_MARGIN_NS	5000000LL
+
+/* A claim that failed (a lock timeout, say) is tried again this late. */
+#define SWEEPER_CLAIM_RETRY_MS	1000
+
 /* Where the sweep stands. */
 enum sweeper_phase {
 	SWEEPER_IDLE,		/* between sweeps */
+	SWEEPER_CLAIMING,	/* claiming this round's subnets */
 	SWEEPER_LOADING,	/* reading the targets */
 	SWEEPER_PROBING,	/* sending probes, reading replies, writing */
 	SWEEPER_WRITING,	/* every probe settled: the last batches */
@@ -101,13 +114,23 @@ struct sweeper {
 
 	/* Its own PostgreSQL connection, so it never waits behind applies. */
 	struct pgconn		*pg;
-	bool			 session_ready;	/* connected, ready for a sweep */
+	bool			 session_ready;	/* connected, a member */
+
+	/*
+	 * The sweep shared with other instances (schema/functions/
+	 * 90_sweep.sql): this session's member id, and the rounds of
+	 * interval_ms on the database's clock.
+	 */
+	char			 instance[128];	/* host/pid, for operators */
+	int			 member;	/* 0: not a member yet */
+	int64_t			 swept_until_ms; /* end of the last round swept */
+	int64_t			 round_end_ms;	/* the round being swept */
+	int64_t			 next_round_ns;	/* 0: unknown, claim at once */
 
 	struct event		*sweep_timer;	/* the next sweep */
 	struct event		*pace_timer;	/* sends and deadlines */
 	struct event		*write_timer;	/* a write batch tried again */
 	bool			 sweep_due;	/* start as soon as PostgreSQL is */
-	int64_t			 last_start_ns;	/* 0: never */
 
 	/* The sweep in flight. */
 	enum sweeper_phase	 phase;
@@ -211,6 +234,18 @@ sweeper_calloc(size_t count, size_t size)
 	return p;
 }
 
+/* Names this process for the members' table: host name and process id. */
+static void
+sweeper_name_instance(char *buf, size_t buflen)
+{
+	char host[64];
+
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "?");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, buflen, "%s/%ld", host, (long)getpid());
+}
+
 /* Takes the sweep settings (not the connection's); vrfs is copied. */
 static void
 sweeper_take_settings(struct sweeper *sweeper,
@@ -272,12 +307,12 @@ sweeper_clear(struct sweeper *sweeper)
 	sweeper->phase = SWEEPER_IDLE;
 }
 
-/* Arms the timer of the next sweep: interval_ms after the last start. */
+/* Arms the timer of the next sweep: the start of the next round. */
 static void
 sweeper_schedule(struct sweeper *sweeper)
 {
-	int64_t due = sweeper->last_start_ns == 0 ? 0 :
-	    sweeper->last_start_ns + sweeper->settings.interval_ms * 1000000LL;
+	int64_t due = sweeper->next_round_ns == 0 ? 0 :
+	    sweeper->next_round_ns + SWEEPER_ROUND_MARGIN_NS;
 
 	if (!sweeper->settings.enabled || sweeper->stopping ||
 	    !sweeper->started)
@@ -292,6 +327,11 @@ sweeper_abandon(struct sweeper *sweeper, const char *why)
 {
 	if (sweeper->phase == SWEEPER_IDLE)
 		return;
+	/* Before its round is claimed, no sweep has begun. */
+	if (sweeper->phase == SWEEPER_CLAIMING) {
+		sweeper_clear(sweeper);
+		return;
+	}
 	/* Stopping or turning off was asked for; anything else is a warning. */
 	log_write(sweeper->stopping || !sweeper->settings.enabled ?
 	    LOG_LEVEL_INFO : LOG_LEVEL_WARNING,
@@ -737,6 +777,12 @@ sweeper_finish(struct sweeper *sweeper)
 	    (unsigned long long)c->duplicates, (unsigned long long)c->late,
 	    (unsigned long long)c->malformed,
 	    (unsigned long long)c->send_errors);
+	/* Its share of the rounds it overran is not probed by anyone. */
+	if (sweeper->next_round_ns != 0 && now_ns > sweeper->next_round_ns)
+		log_warnx("sweeper: sweep %llu ended %.3f s after its round: "
+		    "the next starts late (a sweep takes longer than "
+		    "interval_ms)", (unsigned long long)sweeper->number,
+		    sweeper_seconds(sweeper->next_round_ns, now_ns));
 	sweeper_clear(sweeper);
 	sweeper_schedule(sweeper);
 }
@@ -955,30 +1001,120 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
 	sweeper_turn(sweeper);
 }
 
-/* Starts a sweep: reads the targets. */
+/* Reads the addresses of the subnets this round leased to this member. */
 static void
-sweeper_begin(struct sweeper *sweeper)
+sweeper_load(struct sweeper *sweeper)
 {
-	const char *params[1] = { sweeper->settings.vrfs };
+	char member[32], round_end[32];
+	const char *params[2] = { member, round_end };
 
-	if (!pgconn_is_up(sweeper->pg) || pgconn_is_busy(sweeper->pg)) {
-		sweeper->sweep_due = true;
+	snprintf(member, sizeof(member), "%d", sweeper->member);
+	snprintf(round_end, sizeof(round_end), "%lld",
+	    (long long)sweeper->round_end_ms);
+	sweeper->phase = SWEEPER_LOADING;
+	if (pgconn_query(sweeper->pg, sweep_store_targets_sql, 2, params,
+	    sweeper_loaded, sweeper) == -1)
+		sweeper_lost(sweeper, "PostgreSQL is away");
+}
+
+/*
+ * The claim is answered.  A round this member swept already (the timer
+ * fired early, or PostgreSQL came back within the round) waits for the
+ * next; a fresh one is a sweep of the subnets it leased.
+ */
+static void
+sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct sweeper *sweeper = arg;
+	const char *sqlstate;
+	long long next_in_ms;
+	int members, subnets;
+	char why[512];
+
+	if (sweeper->phase != SWEEPER_CLAIMING)
+		return;
+	if (result == NULL) {
+		sweeper_lost(sweeper, error);
 		return;
 	}
-	sweeper->sweep_due = false;
+	if (PQresultStatus(result) != PGRES_TUPLES_OK ||
+	    PQntuples(result) != 1) {
+		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+		pgconn_result_error(pg, result, why, sizeof(why));
+		log_warnx("sweeper: claiming this round's subnets: %s", why);
+		sweeper_clear(sweeper);
+		/* No member any more: a new session joins, then claims. */
+		if ((sqlstate != NULL && strcmp(sqlstate, "IPM02") == 0) ||
+		    pgconn_sqlstate_is_fatal(sqlstate)) {
+			sweeper->sweep_due = true;
+			pgconn_reset(pg, why);
+			return;
+		}
+		/*
+		 * A lock timeout, say: tried again within the round, unless
+		 * it is short, but never in a tight loop.
+		 */
+		evtimer_del(sweeper->sweep_timer);
+		sweeper_arm(sweeper->sweep_timer,
+		    (sweeper->settings.interval_ms < SWEEPER_CLAIM_RETRY_MS ?
+		    sweeper->settings.interval_ms : SWEEPER_CLAIM_RETRY_MS) *
+		    1000000LL);
+		return;
+	}
+	next_in_ms = strtoll(PQgetvalue(result, 0, 2), NULL, 10);
+	members = atoi(PQgetvalue(result, 0, 3));
+	subnets = atoi(PQgetvalue(result, 0, 4));
+	sweeper->next_round_ns = sweeper_now_ns() + next_in_ms * 1000000LL;
+	if (PQgetvalue(result, 0, 0)[0] != 't') {
+		sweeper_clear(sweeper);
+		sweeper_schedule(sweeper);
+		return;
+	}
+	sweeper->round_end_ms = strtoll(PQgetvalue(result, 0, 1), NULL, 10);
+	sweeper->swept_until_ms = sweeper->round_end_ms;
 	sweeper->number++;
-	sweeper->phase = SWEEPER_LOADING;
-	sweeper->started_ns = sweeper_now_ns();
-	sweeper->started_unix_us = sweeper_unix_us();
-	sweeper->last_start_ns = sweeper->started_ns;
 	sweeper->probe_started_ns = sweeper->probe_ended_ns = 0;
 	sweeper->count_v6 = sweeper->skipped = 0;
 	sweeper->next_fresh = sweeper->resend_head = sweeper->resend_len = 0;
 	sweeper->rows_changed = sweeper->went_up = sweeper->went_down = 0;
 	sweeper->drops_logged = 0;
 	memset(&sweeper->counts, 0, sizeof(sweeper->counts));
-	if (pgconn_query(sweeper->pg, sweep_store_targets_sql, 1, params,
-	    sweeper_loaded, sweeper) == -1) {
+	log_debug("sweeper: sweep %llu: member %d of %d live, %d subnets "
+	    "leased until the round ends in %lld ms",
+	    (unsigned long long)sweeper->number, sweeper->member, members,
+	    subnets, next_in_ms);
+	if (subnets == 0) {
+		sweeper_finish(sweeper);
+		return;
+	}
+	sweeper_load(sweeper);
+}
+
+/* Starts a sweep: claims this round's share of the subnets. */
+static void
+sweeper_begin(struct sweeper *sweeper)
+{
+	char member[32], interval[32], swept_until[32];
+	const char *params[4] = { member, sweeper->settings.vrfs, interval,
+	    swept_until };
+
+	if (!sweeper->session_ready || !pgconn_is_up(sweeper->pg) ||
+	    pgconn_is_busy(sweeper->pg)) {
+		sweeper->sweep_due = true;
+		return;
+	}
+	sweeper->sweep_due = false;
+	sweeper->phase = SWEEPER_CLAIMING;
+	sweeper->started_ns = sweeper_now_ns();
+	sweeper->started_unix_us = sweeper_unix_us();
+	snprintf(member, sizeof(member), "%d", sweeper->member);
+	snprintf(interval, sizeof(interval), "%lld",
+	    sweeper->settings.interval_ms);
+	snprintf(swept_until, sizeof(swept_until), "%lld",
+	    (long long)sweeper->swept_until_ms);
+	if (pgconn_query(sweeper->pg, sweep_store_claim_sql, 4, params,
+	    sweeper_claimed, sweeper) == -1) {
 		sweeper->phase = SWEEPER_IDLE;
 		sweeper->sweep_due = true;
 	}
@@ -1132,26 +1268,64 @@ sweeper_write_batch(struct sweeper *sweeper)
 		sweeper_lost(sweeper, "PostgreSQL is away");
 }
 
-/* PostgreSQL is connected, the session set up: a sweep may start. */
+/* The session is a member of the shared sweep: a sweep may start. */
 static void
-sweeper_pg_up(struct pgconn *pg, void *arg)
+sweeper_joined(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
 {
 	struct sweeper *sweeper = arg;
+	char why[512];
 
-	if (sweeper->stopping || !sweeper->settings.enabled)
+	/* A lost connection calls sweeper_pg_up() again once it is back. */
+	if (sweeper->stopping || !sweeper->settings.enabled || result == NULL)
 		return;
+	if (PQresultStatus(result) != PGRES_TUPLES_OK ||
+	    PQntuples(result) != 1) {
+		pgconn_result_error(pg, result, why, sizeof(why));
+		log_warnx("sweeper: joining the shared sweep: %s", why);
+		pgconn_reset(pg, why);
+		return;
+	}
+	sweeper->member = atoi(PQgetvalue(result, 0, 0));
 	sweeper->session_ready = true;
+	log_info("sweeper: member %d of the shared sweep (%s)",
+	    sweeper->member, sweeper->instance);
 	if (sweeper->sweep_due && sweeper->phase == SWEEPER_IDLE)
 		sweeper_begin(sweeper);
 }
 
-/* PostgreSQL went away: the query in flight has failed already. */
+/*
+ * PostgreSQL is connected, the session set up: it joins the members of
+ * the shared sweep, for as long as it lasts.
+ */
+static void
+sweeper_pg_up(struct pgconn *pg, void *arg)
+{
+	struct sweeper *sweeper = arg;
+	char interval[32];
+	const char *params[3] = { sweeper->instance, sweeper->settings.vrfs,
+	    interval };
+
+	if (sweeper->stopping || !sweeper->settings.enabled)
+		return;
+	snprintf(interval, sizeof(interval), "%lld",
+	    sweeper->settings.interval_ms);
+	/* On failure the connection is gone; it comes back through here. */
+	(void)pgconn_query(pg, sweep_store_join_sql, 3, params,
+	    sweeper_joined, sweeper);
+}
+
+/*
+ * PostgreSQL went away: the query in flight has failed already, and the
+ * session's membership ended with it.
+ */
 static void
 sweeper_pg_down(struct pgconn *pg, const char *reason, void *arg)
 {
 	struct sweeper *sweeper = arg;
 
 	sweeper->session_ready = false;
+	sweeper->member = 0;
 }
 
 /* Says which sockets are in use. */
@@ -1277,6 +1451,7 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 	memcpy(&sweeper->identifier, seed + SWEEP_KEY_LEN, 2);
 	memcpy(&sweeper->random, seed + SWEEP_KEY_LEN + 2, 8);
 	explicit_bzero(seed, sizeof(seed));
+	sweeper_name_instance(sweeper->instance, sizeof(sweeper->instance));
 
 	memset(&pg_settings, 0, sizeof(pg_settings));
 	pg_settings.conninfo = settings->conninfo;
@@ -1326,6 +1501,9 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 
 	if (sweeper->stopping)
 		return;
+	/* Other rounds: the next claim says when the next one starts. */
+	if (settings->interval_ms != sweeper->settings.interval_ms)
+		sweeper->next_round_ns = 0;
 	sweeper_take_settings(sweeper, settings);
 	if (!was_enabled && settings->enabled) {
 		if (sweeper_open(sweeper, err, sizeof(err)) == -1) {
@@ -1343,6 +1521,7 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 		evtimer_del(sweeper->sweep_timer);
 		sweeper->sweep_due = false;
 		sweeper->session_ready = false;
+		sweeper->member = 0;
 		pgconn_stop(sweeper->pg);
 		sweeper_close(sweeper);
 		log_info("sweeper: turned off by reload: sockets closed, "

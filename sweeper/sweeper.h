@@ -16,7 +16,7 @@ struct sweeper;
  */
 struct sweeper_settings {
 	bool		 enabled;
-	long long	 interval_ms;	/* from one sweep's start to the next */
+	long long	 interval_ms;	/* a round: a sweep starts at each */
 	long long	 rate;		/* echo requests per second */
 	long long	 timeout_ms;	/* the first probe's wait for a reply */
 	long long	 retries;	/* probes sent again, each waiting 1.5x */
@@ -78,17 +78,20 @@ struct sweeper	*sweeper_new(struct event_base *base,
 
 /*
  * Starts sweeping once the schema is in place: connects its own
- * PostgreSQL connection and sweeps every interval.
+ * PostgreSQL connection, whose session joins the sweep shared with the
+ * other instances (schema/functions/90_sweep.sql), and at the start of
+ * each round of interval_ms on the database's clock claims its share of
+ * the subnets and probes their addresses.
  */
 void		 sweeper_start(struct sweeper *sweeper);
 
 /*
  * Takes reloaded settings: rate, timeout, retries and down_after at once
- * (the sweep in flight goes on with them), the interval from the last
- * sweep's start, the vrfs from the next sweep.  Turning it off abandons
- * the sweep in flight and closes the sockets; turning it on opens them
- * (a failure is logged, and it stays off).  The connection settings are
- * not reloaded.
+ * (the sweep in flight goes on with them), the interval's rounds and the
+ * vrfs from the next claim.  Turning it off abandons the sweep in flight,
+ * closes the sockets and leaves the shared sweep; turning it on opens
+ * them (a failure is logged, and it stays off).  The connection settings
+ * are not reloaded.
  */
 void		 sweeper_reload(struct sweeper *sweeper,
 		    const struct sweeper_settings *settings);

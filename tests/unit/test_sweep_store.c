@@ -189,6 +189,10 @@ test_write_touches_only_sweeper_columns(void **state)
 	assert_non_null(strstr(sweep_store_write_sql, "IS DISTINCT FROM"));
 	/* Targets come only from subnets that allow pinging. */
 	assert_non_null(strstr(sweep_store_targets_sql, "s.ping"));
+	/* ... and only from those leased to this member for this round. */
+	assert_non_null(strstr(sweep_store_targets_sql, "FROM ipamd.sweep_lease"));
+	assert_non_null(strstr(sweep_store_targets_sql,
+	    "l.member = $1 AND l.expires_at = ipamd.sweep_time($2)"));
 }
 
 /* Runs every table and single test. */

@@ -1,0 +1,175 @@
+-- The ping sweep shared among several instances: members, rounds, leases
+-- (the tables are schema/005_sweep_share.sql; docs/OPERATIONS.md, "Several
+-- instances", says the same for operators).
+--
+-- Time is cut into rounds of interval_ms counted on the database's clock
+-- from 1970, so every instance agrees on them whatever its own clock says.
+-- At the start of each round every member calls sweep_claim(), which
+-- leases it the subnets it owns for that round; it then probes the
+-- addresses whose home subnet it holds, once, and nothing else.
+--
+-- Why it is exactly once:
+-- * At most once.  A claim takes a subnet's lease only if the lease has
+--   expired, and sets its expiry to the end of the current round; the
+--   check and the write are one INSERT ... ON CONFLICT DO UPDATE ... WHERE,
+--   which locks the row and, when another claim got there first, checks
+--   that claim's committed row.  So in one round one member at most holds
+--   a subnet, whatever the members believe about each other.
+-- * At least once.  A member owns subnet s when, of the live members that
+--   sweep s's routing domain, it has the highest hashtext(s.id || '/' ||
+--   member id) (rendezvous hashing).  When every member sees the same live
+--   members, each subnet has one owner and that owner claims it.  When a
+--   member joins, the owner of s either stays or becomes the newcomer, and
+--   the newcomer sees itself, so one of the two claims s: a join never
+--   leaves a subnet out.  When a member dies, only its own subnets move;
+--   they may be missed in the round in which it died, and from the first
+--   round whose claims all come after its session ended, the next member
+--   in the hash order owns and claims them.
+-- * Liveness.  A member is live while its sweeper's session holds the
+--   advisory lock (7369748, id).  A process that dies loses the lock as
+--   soon as the server sees its connection close, which for a killed
+--   process is at once; a vanished host is seen when the server's TCP
+--   keepalive gives up (the sweeper's session sets it to about 25 s).  A
+--   dead member's share is thus swept again from the next round on.
+--
+-- Simpler-looking designs were weighed against this one: leases renewed
+-- by their holder need a lease time longer than a sweep, so a dead
+-- holder's share waits more than one interval, and a newcomer gets nothing
+-- until some lease lapses; a fixed split by registration order (member k
+-- of n takes the subnets whose hash is k modulo n) moves almost every
+-- subnet when n changes, so members with different views probe some
+-- subnets twice.  Here the lease only guards, and the hash only shares.
+
+-- The routing domains of a [sweeper] vrfs list ("-" is the default one).
+CREATE OR REPLACE FUNCTION ipamd.sweep_vrfs(list text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT coalesce(array_agg(DISTINCT CASE btrim(v) WHEN '-' THEN ''
+	    ELSE btrim(v) END), '{}')
+	FROM unnest(string_to_array(list, ',')) AS v
+	WHERE btrim(v) <> ''
+$$;
+
+-- A time in milliseconds since 1970 as a timestamptz, the same way each
+-- time, so that a lease's expiry can be found again by equality.
+CREATE OR REPLACE FUNCTION ipamd.sweep_time(ms bigint) RETURNS timestamptz
+LANGUAGE sql STABLE STRICT AS $$
+	SELECT to_timestamp(0) + ms * interval '1 millisecond'
+$$;
+
+-- The members whose sweeper session is alive: those whose advisory lock
+-- some session of this database holds, with that session's process id.
+CREATE OR REPLACE FUNCTION ipamd.sweep_live_members()
+RETURNS TABLE (id integer, pid integer)
+LANGUAGE sql STABLE AS $$
+	SELECT l.objid::bigint::integer, l.pid
+	FROM pg_locks l
+	WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+	    AND l.classid = 7369748::oid
+	    AND l.database = (SELECT d.oid FROM pg_database d
+		WHERE d.datname = current_database())
+$$;
+
+-- Makes the calling session a member until it ends: forgets the members
+-- whose session is gone (their leases expire by themselves), adds this
+-- one and takes its lock.  Returns the member's id.  A member's row is
+-- visible to others only once this commits, and by then its lock is held,
+-- so no join forgets a member that is still joining.
+CREATE OR REPLACE FUNCTION ipamd.sweep_join(instance text, vrf_list text,
+    round_ms bigint) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+	me integer;
+BEGIN
+	DELETE FROM ipamd.sweep_member m
+	WHERE m.id NOT IN (SELECT l.id FROM ipamd.sweep_live_members() l);
+	INSERT INTO ipamd.sweep_member (instance, vrfs, interval_ms)
+	VALUES (sweep_join.instance, ipamd.sweep_vrfs(vrf_list), round_ms)
+	RETURNING id INTO me;
+	PERFORM pg_advisory_lock(7369748, me);
+	RETURN me;
+END
+$$;
+
+-- Claims the calling member's subnets for the current round.  swept_until_ms
+-- is the end of the last round the member swept: a round that starts
+-- before it is not fresh, and nothing is claimed.  Returns whether the
+-- round is fresh, when it ends and how long until then (both in
+-- milliseconds), how many members are live and how many subnets this
+-- member leased.  The sweeper then reads the addresses of its leases
+-- whose expiry is that round's end.  Raises SQLSTATE IPM02 when the
+-- calling session is not that member (or its row was deleted): it must
+-- join again.
+CREATE OR REPLACE FUNCTION ipamd.sweep_claim(me integer, vrf_list text,
+    round_ms bigint, swept_until_ms bigint)
+RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint,
+    members integer, subnets integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+	now_ms bigint := floor(extract(epoch FROM now()) * 1000)::bigint;
+	start_ms bigint := now_ms - now_ms % round_ms;
+	wanted text[] := ipamd.sweep_vrfs(vrf_list);
+	live integer[];
+	mine boolean;
+BEGIN
+	SELECT coalesce(array_agg(l.id), '{}'),
+	    coalesce(bool_or(l.id = me AND l.pid = pg_backend_pid()), false)
+	INTO live, mine
+	FROM ipamd.sweep_live_members() l;
+	IF NOT mine THEN
+		RAISE EXCEPTION 'sweep member % is not this session', me
+		    USING ERRCODE = 'IPM02', HINT = 'join again';
+	END IF;
+	round_end_ms := start_ms + round_ms;
+	next_in_ms := round_end_ms - now_ms;
+	fresh := start_ms >= swept_until_ms;
+	subnets := 0;
+
+	-- Others read a member's domains from its row: kept up to date.
+	UPDATE ipamd.sweep_member m
+	SET vrfs = wanted, interval_ms = round_ms,
+	    claimed_at = CASE WHEN fresh THEN now() ELSE m.claimed_at END
+	WHERE m.id = me;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'sweep member % has no row', me
+		    USING ERRCODE = 'IPM02', HINT = 'join again';
+	END IF;
+	SELECT count(*) INTO members
+	FROM ipamd.sweep_member m
+	WHERE m.id = ANY (live);
+
+	IF fresh THEN
+		-- In subnet order, so that two claims that overlap (members
+		-- whose views differ) lock rows in one order: no deadlock.
+		WITH owned AS (
+			SELECT s.id, s.vrf
+			FROM ipam_state.subnet s
+			WHERE s.ping AND NOT s.deleted AND s.vrf = ANY (wanted)
+			    AND me = (SELECT m.id
+				FROM ipamd.sweep_member m
+				WHERE m.id = ANY (live) AND s.vrf = ANY (m.vrfs)
+				ORDER BY hashtext(s.id || '/' || m.id) DESC, m.id
+				LIMIT 1)
+			ORDER BY s.id
+		), won AS (
+			INSERT INTO ipamd.sweep_lease AS l
+			    (subnet_id, vrf, member, claimed_at, expires_at)
+			SELECT o.id, o.vrf, me, now(),
+			    ipamd.sweep_time(round_end_ms)
+			FROM owned o
+			ON CONFLICT (subnet_id) DO UPDATE
+			SET vrf = excluded.vrf, member = excluded.member,
+			    claimed_at = excluded.claimed_at,
+			    expires_at = excluded.expires_at
+			WHERE l.expires_at <= now()
+			RETURNING 1
+		)
+		SELECT count(*) INTO subnets FROM won;
+	END IF;
+
+	-- A subnet gone (deleted, ping off, its domain no longer swept) for
+	-- ten rounds leaves its lease behind: forgotten.
+	DELETE FROM ipamd.sweep_lease l
+	WHERE l.expires_at < now() - 10 * round_ms * interval '1 millisecond';
+	RETURN NEXT;
+END
+$$;
