@@ -27,6 +27,18 @@
  *   reserved with a description, 30% quarantine; every tenth is cleared
  *   again at version 2.
  *
+ *   --format debezium: the server events as the Debezium PostgreSQL
+ *   connector (3.6) writes them for an inventory table "servers" (id
+ *   bigint, hostname, ip_address inet, nic_mac, device_type, manufacture,
+ *   created_at and updated_at timestamptz) with the JSON converter's
+ *   schemas.enable=true: key {"schema":...,"payload":{"id":N}}, value
+ *   {"schema":<the envelope's schema>,"payload":{"before":null,"after":
+ *   {...},"source":{...,"lsn":L},"op":"c"|"u",...}}, about 3.5 KB each.
+ *   The first version is op c, later ones op u; source.lsn grows with
+ *   every event (it is the daemon's version).  A delete is op d (before
+ *   holding the id only, as without REPLICA IDENTITY FULL) followed by a
+ *   Kafka tombstone.  Subnets and marks stay CloudEvents.
+ *
  *   steady mode: server i (i = 0 .. rate*duration-1; those past N are new
  *   servers) moves to host
  *   256 + (i / M) % 115 of subnet (i + 3 * 7919) % M at version V+2, one
@@ -74,6 +86,7 @@ struct options {
 	double		 duration;
 	const char	*stamp_file;
 	const char	*compression;
+	bool		 debezium;
 	bool		 no_fill;
 	bool		 final_only;
 	bool		 servers_only;
@@ -258,6 +271,119 @@ server_event(char *buf, size_t len, long i, long version, long subnet,
 	    (unsigned)(i & 0xff), device_types[d], manufacturers[d]);
 }
 
+/*
+ * The schema block of a Debezium server event: the envelope the Debezium
+ * PostgreSQL connector 3.6 declares for the inventory's servers table,
+ * with its source block, as the JSON converter writes it with
+ * schemas.enable=true.
+ */
+#define DBZ_TABLE	"inventory.public.servers"
+#define DBZ_ROW_FIELDS							\
+	"{\"type\":\"int64\",\"optional\":false,\"field\":\"id\"},"	\
+	"{\"type\":\"string\",\"optional\":false,\"field\":\"hostname\"},"	\
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"ip_address\"},"	\
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"nic_mac\"},"	\
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"device_type\"},"	\
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"manufacture\"},"	\
+	"{\"type\":\"string\",\"optional\":false,"			\
+	"\"name\":\"io.debezium.time.ZonedTimestamp\",\"version\":1,"	\
+	"\"field\":\"created_at\"},"					\
+	"{\"type\":\"string\",\"optional\":false,"			\
+	"\"name\":\"io.debezium.time.ZonedTimestamp\",\"version\":1,"	\
+	"\"field\":\"updated_at\"}"
+static const char dbz_value_schema[] =
+    "{\"type\":\"struct\",\"fields\":["
+    "{\"type\":\"struct\",\"fields\":[" DBZ_ROW_FIELDS "],\"optional\":true,"
+    "\"name\":\"" DBZ_TABLE ".Value\",\"field\":\"before\"},"
+    "{\"type\":\"struct\",\"fields\":[" DBZ_ROW_FIELDS "],\"optional\":true,"
+    "\"name\":\"" DBZ_TABLE ".Value\",\"field\":\"after\"},"
+    "{\"type\":\"struct\",\"fields\":["
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"version\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"connector\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"name\"},"
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"ts_ms\"},"
+    "{\"type\":\"string\",\"optional\":true,\"name\":\"io.debezium.data.Enum\","
+    "\"version\":1,\"parameters\":{\"allowed\":\"true,first,"
+    "first_in_data_collection,last_in_data_collection,last,false,"
+    "incremental\"},\"default\":\"false\",\"field\":\"snapshot\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"db\"},"
+    "{\"type\":\"string\",\"optional\":true,\"field\":\"sequence\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"schema\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"table\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"txId\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"lsn\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"xmin\"}],"
+    "\"optional\":false,\"name\":\"io.debezium.connector.postgresql.Source\","
+    "\"version\":1,\"field\":\"source\"},"
+    "{\"type\":\"struct\",\"fields\":["
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"id\"},"
+    "{\"type\":\"int64\",\"optional\":false,\"field\":\"total_order\"},"
+    "{\"type\":\"int64\",\"optional\":false,"
+    "\"field\":\"data_collection_order\"}],\"optional\":true,"
+    "\"name\":\"event.block\",\"version\":1,\"field\":\"transaction\"},"
+    "{\"type\":\"string\",\"optional\":false,\"field\":\"op\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ms\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_us\"},"
+    "{\"type\":\"int64\",\"optional\":true,\"field\":\"ts_ns\"}],"
+    "\"optional\":false,\"name\":\"" DBZ_TABLE ".Envelope\",\"version\":2}";
+
+/* The key of a Debezium server event, schema included. */
+static void
+debezium_key(char *buf, size_t len, long i)
+{
+	snprintf(buf, len, "{\"schema\":{\"type\":\"struct\",\"fields\":["
+	    "{\"type\":\"int64\",\"optional\":false,\"field\":\"id\"}],\"optional\":false,\"name\":\"" DBZ_TABLE
+	    ".Key\"},\"payload\":{\"id\":%ld}}", i + 1);
+}
+
+/*
+ * One Debezium server event: op c or u with the row of server i at
+ * (subnet, host), or op d (host < 0: the row's id only in before).  The
+ * event's position in the source's log is lsn; its commit time is ts_us.
+ */
+static int
+debezium_server_event(char *buf, size_t len, long i, long version,
+    long subnet, long host, int64_t lsn, int64_t ts_us)
+{
+	char row[768], addr[64];
+	uint64_t r = (uint64_t)i * 0x9E3779B97F4A7C15ULL;
+	int d = (int)((r >> 32) % 6);
+	const char *op = host < 0 ? "d" : version == 1 ? "c" : "u";
+
+	if (host >= 0) {
+		host_address(subnet, host, addr, sizeof(addr));
+		snprintf(row, sizeof(row), "{\"id\":%ld,\"hostname\":"
+		    "\"srv-%07ld-v%ld.dc1.example.net\",\"ip_address\":\"%s\","
+		    "\"nic_mac\":\"02:%02x:%02x:%02x:%02x:%02x\","
+		    "\"device_type\":\"%s\",\"manufacture\":\"%s\","
+		    "\"created_at\":\"2025-11-20T09:%02ld:%02ld.%06ldZ\","
+		    "\"updated_at\":\"2026-11-20T10:%02ld:%02ld.%06ldZ\"}", i + 1,
+		    i + 1, version, addr, (unsigned)(r >> 8 & 0xff),
+		    (unsigned)(r >> 16 & 0xff), (unsigned)(i >> 16 & 0xff),
+		    (unsigned)(i >> 8 & 0xff), (unsigned)(i & 0xff),
+		    device_types[d], manufacturers[d], i / 60 % 60, i % 60,
+		    i % 1000000, version % 60, i % 60, i % 1000000);
+	} else
+		snprintf(row, sizeof(row), "{\"id\":%ld,\"hostname\":\"\","
+		    "\"ip_address\":null,\"nic_mac\":null,\"device_type\":null,"
+		    "\"manufacture\":null,\"created_at\":\"1970-01-01T00:00:00Z\","
+		    "\"updated_at\":\"1970-01-01T00:00:00Z\"}", i + 1);
+	return snprintf(buf, len, "{\"schema\":%s,\"payload\":{\"before\":%s,"
+	    "\"after\":%s,\"source\":{\"version\":\"3.6.1.Final\","
+	    "\"connector\":\"postgresql\",\"name\":\"inventory\",\"ts_ms\":%"
+	    PRId64 ",\"snapshot\":\"false\",\"db\":\"inventory\",\"sequence\":"
+	    "\"[\\\"%" PRId64 "\\\",\\\"%" PRId64 "\\\"]\",\"ts_us\":%" PRId64
+	    ",\"ts_ns\":%" PRId64 ",\"schema\":\"public\",\"table\":\"servers\","
+	    "\"txId\":%" PRId64 ",\"lsn\":%" PRId64 ",\"xmin\":null},"
+	    "\"transaction\":null,\"op\":\"%s\",\"ts_ms\":%" PRId64 ",\"ts_us\":%"
+	    PRId64 ",\"ts_ns\":%" PRId64 "}}", dbz_value_schema,
+	    host < 0 ? row : "null", host < 0 ? "null" : row, ts_us / 1000,
+	    lsn - 56, lsn, ts_us, ts_us * 1000, 700 + lsn / 208, lsn, op,
+	    ts_us / 1000 + 12, ts_us + 12345, (ts_us + 12345) * 1000);
+}
+
 static void
 usage(FILE *out)
 {
@@ -271,6 +397,8 @@ usage(FILE *out)
 	    "  --marks K           marks (= subnets)\n"
 	    "  --seed S            seed (1)\n"
 	    "  --compression C     producer compression.codec (lz4)\n"
+	    "  --format F          cloudevents (default) or debezium: the server\n"
+	    "                      events as Debezium's with the schema block\n"
 	    "  --no-fill           produce no fill (with --rate or --subnet-event)\n"
 	    "  --final-only        the fill as compaction leaves it: the last\n"
 	    "                      version of each server only (same state)\n"
@@ -299,6 +427,7 @@ parse(int argc, char **argv, struct options *o)
 		{ "duration", required_argument, NULL, 't' },
 		{ "stamp-file", required_argument, NULL, 'f' },
 		{ "compression", required_argument, NULL, 'z' },
+		{ "format", required_argument, NULL, 'D' },
 		{ "no-fill", no_argument, NULL, 'N' },
 		{ "final-only", no_argument, NULL, 'F' },
 		{ "servers-only", no_argument, NULL, 'O' },
@@ -336,6 +465,12 @@ parse(int argc, char **argv, struct options *o)
 		case 't': o->duration = atof(optarg); break;
 		case 'f': o->stamp_file = optarg; break;
 		case 'z': o->compression = optarg; break;
+		case 'D':
+			if (strcmp(optarg, "debezium") == 0)
+				o->debezium = true;
+			else if (strcmp(optarg, "cloudevents") != 0)
+				die("--format is cloudevents or debezium");
+			break;
 		case 'N': o->no_fill = true; break;
 		case 'F': o->final_only = true; break;
 		case 'O': o->servers_only = true; break;
@@ -364,6 +499,8 @@ parse(int argc, char **argv, struct options *o)
 		    o->subnets);
 	if ((o->rate > 0) != (o->duration > 0))
 		die("--rate and --duration go together");
+	if (o->debezium && o->rate > 0)
+		die("--format debezium makes a fill, not steady moves");
 }
 
 int
@@ -371,10 +508,12 @@ main(int argc, char **argv)
 {
 	struct options o;
 	rd_kafka_conf_t *conf;
-	char names[3][256], err[512], buf[4096], key[128], id[96];
+	char names[3][256], err[512], buf[8192], key[512], id[96];
 	char cidr[96], pools[512];
 	uint64_t counts[3] = { 0, 0, 0 }, server_events = 0;
 	double began, fill_s = 0, steady_s = 0;
+	/* Debezium: each event's position in the source's log, its time. */
+	int64_t lsn = 24000000, dbz_ts = 1763630000000000;
 	long i, v, deleted = 0;
 	int len;
 	FILE *stamps = NULL;
@@ -462,9 +601,21 @@ main(int argc, char **argv)
 				long h = (i / o.subnets) % SERVER_BAND + 1 +
 				    (v % 2 == 0 ? SERVER_BAND : 0);
 
-				snprintf(id, sizeof(id), "srv-%ld-%ld", i + 1, v);
-				snprintf(key, sizeof(key), "%ld", i + 1);
-				len = server_event(buf, sizeof(buf), i, v, s, h, id);
+				if (o.debezium) {
+					lsn += 208;
+					dbz_ts += 40;
+					debezium_key(key, sizeof(key), i);
+					len = debezium_server_event(buf, sizeof(buf), i,
+					    v, s, h, lsn, dbz_ts);
+				} else {
+					snprintf(id, sizeof(id), "srv-%ld-%ld", i + 1, v);
+					snprintf(key, sizeof(key), "%ld", i + 1);
+					len = server_event(buf, sizeof(buf), i, v, s, h,
+					    id);
+				}
+				if (len >= (int)sizeof(buf))
+					die("a server event is longer than %zu bytes",
+					    sizeof(buf));
 				produce(names[0], key, buf, (size_t)len);
 				counts[0]++;
 			}
@@ -472,6 +623,19 @@ main(int argc, char **argv)
 		for (i = 0; i < o.servers; i++) {
 			if (rng_unit() * 100 >= o.delete_pct)
 				continue;
+			if (o.debezium) {
+				/* The delete, then the tombstone Debezium sends. */
+				lsn += 208;
+				dbz_ts += 40;
+				debezium_key(key, sizeof(key), i);
+				len = debezium_server_event(buf, sizeof(buf), i,
+				    o.versions + 1, 0, -1, lsn, dbz_ts);
+				produce(names[0], key, buf, (size_t)len);
+				produce(names[0], key, NULL, 0);
+				counts[0] += 2;
+				deleted++;
+				continue;
+			}
 			snprintf(key, sizeof(key), "%ld", i + 1);
 			len = snprintf(buf, sizeof(buf), "{\"specversion\":\"1.0\","
 			    "\"id\":\"srv-%ld-del\",\"source\":\"/bench/inventory\","
