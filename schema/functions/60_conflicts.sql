@@ -1,39 +1,57 @@
 -- The subnet-level conflicts: duplicate subnets and pool addresses
--- shadowed by a more specific nested subnet.
+-- shadowed by a more specific nested subnet.  They are refreshed for the
+-- subnets a batch can have changed them for, not for a whole routing
+-- domain: every lookup below is an index probe (the (vrf, cidr) btree for
+-- duplicates, the GiST on cidr for nested subnets), so a subnet change
+-- costs what it changes, whatever the number of subnets.
 
--- Refreshes the subnet-level conflicts (duplicate subnets, pool addresses
--- shadowed by a more specific nested subnet) of some routing domains.
--- Returns the conflicts it added.
-CREATE OR REPLACE FUNCTION ipamd.refresh_subnet_conflicts(vrfs text[]) RETURNS jsonb
+-- The subnets whose subnet-level conflicts a change of these regions
+-- (old and new cidrs of changed subnets) can change: those whose cidr
+-- holds a region or equals it.  A subnet nested inside a region keeps its
+-- conflicts: they depend on subnets nested in it.
+CREATE OR REPLACE FUNCTION ipamd.subnets_around(regions ipamd.touch[])
+RETURNS text[]
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce(array_agg(DISTINCT s.id), '{}')
+	FROM unnest(regions) AS r
+	JOIN subnet s ON NOT s.deleted AND s.vrf = r.vrf
+	    AND s.cidr >>= r.ip::cidr
+$$;
+
+-- Refreshes the subnet-level conflicts of some subnets (and drops those
+-- of subnets no longer live).  Returns the conflicts it added.
+CREATE OR REPLACE FUNCTION ipamd.refresh_subnet_conflicts(ids text[])
+RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	result jsonb;
 BEGIN
-	WITH live AS (
-		SELECT * FROM subnet
-		WHERE NOT deleted AND vrf = ANY (vrfs)
+	WITH s AS (
+		SELECT * FROM subnet WHERE id = ANY (ids) AND NOT deleted
 	), conflict_want AS (
 		SELECT s.vrf, s.id AS subnet_id, 'duplicate_subnet' AS kind,
 		    format('subnet %s has the same cidr %s as subnet %s, which is '
 			'home to its addresses', s.id, s.cidr, first.id) AS detail
-		FROM live s
-		JOIN LATERAL (SELECT o.id FROM live o
-		    WHERE o.cidr = s.cidr AND o.vrf = s.vrf
+		FROM s
+		JOIN LATERAL (SELECT o.id FROM subnet o
+		    WHERE NOT o.deleted AND o.vrf = s.vrf AND o.cidr = s.cidr
 		    ORDER BY ipamd.id_key(o.id) LIMIT 1) first ON first.id <> s.id
 		UNION ALL
 		SELECT s.vrf, s.id, 'pool_shadowed',
 		    format('static pool %s-%s of subnet %s overlaps more specific '
 			'subnet %s (%s), which is home to those addresses',
 			host(p.f), host(p.l), s.id, n.id, n.cidr)
-		FROM live s
+		FROM s
 		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
-		JOIN live n ON n.vrf = s.vrf AND n.cidr << s.cidr
+		JOIN subnet n ON NOT n.deleted AND n.vrf = s.vrf
+		    AND n.cidr << s.cidr
 		    AND p.f <= ipamd.last_addr(n.cidr)
 		    AND p.l >= ipamd.first_addr(n.cidr)
 	), conflict_gone AS (
 		DELETE FROM conflict c
-		WHERE c.vrf = ANY (vrfs)
-		    AND c.kind IN ('duplicate_subnet', 'pool_shadowed')
+		WHERE c.kind IN ('duplicate_subnet', 'pool_shadowed')
+		    AND (c.subnet_id = ANY (ids) OR NOT EXISTS (SELECT 1
+			FROM subnet x WHERE x.id = c.subnet_id AND NOT x.deleted))
 		    AND NOT EXISTS (SELECT 1 FROM conflict_want w
 			WHERE w.vrf = c.vrf AND w.subnet_id = c.subnet_id
 			    AND w.kind = c.kind)

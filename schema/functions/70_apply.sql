@@ -27,7 +27,6 @@ DECLARE
 	trn record;
 	touched ipamd.touch[];
 	regions ipamd.touch[];
-	subnet_vrfs text[];
 	derived jsonb;
 	subnet_conflicts jsonb := '[]';
 	dead bigint;
@@ -118,9 +117,8 @@ BEGIN
 
 	IF cardinality(regions) > 0 THEN
 		touched := touched || ipamd.expand_regions(regions);
-		SELECT array_agg(DISTINCT u.vrf) INTO subnet_vrfs
-		FROM unnest(regions) AS u;
-		subnet_conflicts := ipamd.refresh_subnet_conflicts(subnet_vrfs);
+		subnet_conflicts := ipamd.refresh_subnet_conflicts(
+		    ipamd.subnets_around(regions));
 	END IF;
 
 	derived := ipamd.derive(touched, with_audit);

@@ -29,7 +29,7 @@ SET work_mem = '256MB'
 AS $$
 DECLARE
 	touched ipamd.touch[];
-	vrfs text[];
+	ids text[];
 	derived jsonb;
 BEGIN
 	PERFORM set_config('search_path', 'ipam_state_rebuild, ipamd, public',
@@ -51,10 +51,10 @@ BEGIN
 		SELECT m.vrf, m.address FROM mark m WHERE NOT m.deleted
 	) a;
 	derived := ipamd.derive(touched, false);
-	SELECT coalesce(array_agg(DISTINCT vrf), '{}') INTO vrfs FROM subnet
+	SELECT coalesce(array_agg(id), '{}') INTO ids FROM subnet
 	WHERE NOT deleted;
 	RETURN derived || jsonb_build_object('subnet_conflicts',
-	    ipamd.refresh_subnet_conflicts(vrfs));
+	    ipamd.refresh_subnet_conflicts(ids));
 END
 $$;
 

@@ -242,6 +242,30 @@ def expected_rows(state):
     return rows
 
 
+def expected_subnet_conflicts(state):
+    """The expected subnet-level conflicts: {(vrf, subnet id, kind)}.  A
+    live subnet is a duplicate_subnet when another live subnet of its vrf
+    has the same cidr and a lower id; it is pool_shadowed when one of its
+    pool entries overlaps a live subnet nested inside it."""
+    subnets = live(state, "subnet")
+    nets = {sid: (vrf_of(sub), ipaddress.ip_network(sub["cidr"].strip()))
+            for sid, sub in subnets.items()}
+    result = set()
+    for sid, sub in subnets.items():
+        vrf, net = nets[sid]
+        same = [o for o, (v, n) in nets.items() if v == vrf and n == net]
+        if min(same, key=id_order) != sid:
+            result.add((vrf, sid, "duplicate_subnet"))
+        nested = [n for o, (v, n) in nets.items()
+                  if v == vrf and n != net and n.version == net.version
+                  and n.subnet_of(net)]
+        # The pool as it counts: without an IPv4 subnet's network and
+        # broadcast addresses.
+        if any(a in n for a in pool_addresses(sub) for n in nested):
+            result.add((vrf, sid, "pool_shadowed"))
+    return result
+
+
 def normalize_actual(records):
     """Rows as fetched (vrf, host(ip_address), *COLUMNS) into the oracle's
     shape, so that addresses compare as addresses."""

@@ -338,7 +338,15 @@ def assert_matches_oracle(db, events, what):
     if dead:
         problems += "\ndead letters (the history holds only valid events): %r" % dead
     assert not problems, "%s: ipam differs from the oracle\n%s" % (what, problems)
-    print("%s: %d rows equal the oracle" % (what, len(expected)), flush=True)
+    # The subnet-level conflicts are refreshed only around the subnets a
+    # batch changed: they must still equal a derivation from scratch.
+    want = oracle.expected_subnet_conflicts(oracle.fold(events))
+    have = set(db.query("SELECT vrf, subnet_id, kind FROM ipam_conflict "
+                        "WHERE kind IN ('duplicate_subnet', 'pool_shadowed')"))
+    assert have == want, "%s: subnet conflicts differ from the oracle: " \
+        "missing %r, extra %r" % (what, sorted(want - have), sorted(have - want))
+    print("%s: %d rows and %d subnet conflicts equal the oracle"
+          % (what, len(expected), len(want)), flush=True)
     return expected
 
 
