@@ -1,8 +1,9 @@
 # The ping sweeper's integration tests: the daemon in network namespaces
-# of the test's own, forge_replies answering falsely and truly, and the
-# benchmark's smoke form.  Included by CMakeLists.txt next to this file;
-# ipam_python_tests is defined there.  They need root (namespaces, raw and
-# packet sockets), as the tests run here and in CI.
+# of the test's own, forge_replies answering falsely and truly, the sweep
+# shared by several instances, and the benchmark's smoke form.  Included
+# by CMakeLists.txt next to this file; ipam_python_tests is defined there.
+# They need root (namespaces, raw and packet sockets), as the tests run
+# here and in CI.  All carry the label "sweeper": ctest -L sweeper.
 add_executable(forge_replies forge_replies.c)
 
 set(IPAM_SWEEPER_TESTS
@@ -19,8 +20,17 @@ set(IPAM_SWEEPER_TESTS
 	test_sweep_and_apply_never_overwrite_each_other
 )
 ipam_python_tests(test_sweeper.py ${IPAM_SWEEPER_TESTS})
-foreach(test ${IPAM_SWEEPER_TESTS})
-	set_tests_properties(it_${test} PROPERTIES ENVIRONMENT
+
+# Several instances: the claims in SQL with sessions as members, then three
+# daemons and a SIGKILL, every echo request counted on the hosts' bridge.
+set(IPAM_SWEEP_SHARE_TESTS
+	test_sweep_claims_lease_each_subnet_once_per_round
+	test_shared_sweep_three_instances_probe_each_address_once
+)
+ipam_python_tests(test_sweep_share.py ${IPAM_SWEEP_SHARE_TESTS})
+
+foreach(test ${IPAM_SWEEPER_TESTS} ${IPAM_SWEEP_SHARE_TESTS})
+	set_tests_properties(it_${test} PROPERTIES LABELS sweeper ENVIRONMENT
 		"IPAM_SYNCD_BIN=$<TARGET_FILE:ipam-syncd>;IPAM_FORGE_REPLIES=$<TARGET_FILE:forge_replies>")
 endforeach()
 
@@ -29,5 +39,5 @@ endforeach()
 # measures nothing.
 add_test(NAME bench_sweep_smoke
 	COMMAND ${IPAM_PYTHON} ${CMAKE_SOURCE_DIR}/bench/sweep/sweep_bench.py --smoke)
-set_tests_properties(bench_sweep_smoke PROPERTIES
+set_tests_properties(bench_sweep_smoke PROPERTIES LABELS sweeper
 	ENVIRONMENT "IPAM_SYNCD_BIN=$<TARGET_FILE:ipam-syncd>" TIMEOUT 300)

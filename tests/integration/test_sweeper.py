@@ -59,9 +59,18 @@ def run(*argv):
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
 
-def listen_in_netns(netns, port):
-    """A TCP listener on 127.0.0.1:port inside a namespace.  A short-lived
-    thread enters the namespace to make the socket, which stays there."""
+def add_host(netns, device, address):
+    """Gives a device of a namespace one more address (/24 or /64), which
+    answers."""
+    if ":" in address:
+        run("ip", "-n", netns, "-6", "addr", "add", address + "/64", "dev", device, "nodad")
+    else:
+        run("ip", "-n", netns, "addr", "add", address + "/24", "dev", device)
+
+
+def in_netns(netns, make):
+    """Runs make() in a short-lived thread that entered the namespace; what
+    it makes (a socket) stays in that namespace."""
     box = {}
 
     def work():
@@ -72,11 +81,7 @@ def listen_in_netns(netns, port):
                     raise OSError(ctypes.get_errno(), "setns " + netns)
             finally:
                 os.close(fd)
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("127.0.0.1", port))
-            sock.listen(64)
-            box["sock"] = sock
+            box["made"] = make()
         except Exception as error:  # noqa: BLE001 - handed to the caller
             box["error"] = error
 
@@ -85,7 +90,18 @@ def listen_in_netns(netns, port):
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["sock"]
+    return box["made"]
+
+
+def listen_in_netns(netns, port):
+    """A TCP listener on 127.0.0.1:port inside a namespace."""
+    def make():
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(64)
+        return sock
+    return in_netns(netns, make)
 
 
 class Relay:
@@ -179,11 +195,7 @@ class Net:
 
     def add_host(self, address):
         """Gives the hosts' namespace one more address, which answers."""
-        if ":" in address:
-            run("ip", "-n", self.hosts_ns, "-6", "addr", "add", address + "/64",
-                "dev", "h0", "nodad")
-        else:
-            run("ip", "-n", self.hosts_ns, "addr", "add", address + "/24", "dev", "h0")
+        add_host(self.hosts_ns, "h0", address)
 
     def silence(self, on=True):
         """Makes the hosts' namespace ignore echo requests (or answer again)."""

@@ -9,4 +9,5 @@ foreach(name packet seqmap pace store)
 	target_link_libraries(test_sweep_${name} PRIVATE ipam_decode
 		PkgConfig::CMOCKA)
 	add_test(NAME unit_sweep_${name} COMMAND test_sweep_${name})
+	set_tests_properties(unit_sweep_${name} PROPERTIES LABELS sweeper)
 endforeach()

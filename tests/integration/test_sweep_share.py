@@ -1,0 +1,460 @@
+"""The ping sweep shared by several instances (schema/functions/90_sweep.sql,
+docs/OPERATIONS.md "Several instances").
+
+test_sweep_claims_*: the SQL functions alone, with PostgreSQL sessions of
+this test as members: in each round every subnet is leased exactly once,
+when members join between claims too, and a dead member's share moves at
+the next round.
+
+test_shared_sweep_*: three daemons, each in a network namespace of its
+own, linked by veth pairs to a bridge in a fourth namespace, the "hosts",
+which owns every probed address (198.18.1.0/24 and 2001:2:0:1::/64, both
+benchmarking ranges; no namespace has any other route, so nothing leaves
+them).  A packet socket on that bridge sees every echo request with its
+time and source, so the test counts the probes of each address in each
+round of the shared sweep itself, not what the daemons say they did.
+Needs root (namespaces, raw and packet sockets), as the tests run here
+and in CI."""
+
+import collections
+import math
+import os
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+
+import psycopg2
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+from test_sweeper import SWEEPER, NsDaemon, Relay, add_host, in_netns, run
+from test_sync import event
+
+ETH_P_ALL = 0x0003
+
+
+def migrated_database():
+    """A fresh database with the daemon's schema (the daemon, sweeper off,
+    applies its migrations and stops)."""
+    db = Database()
+    daemon = Daemon(db, Topics()).start()
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+    return db
+
+
+class Member:
+    """A PostgreSQL session of the test's own, joined as a sweep member."""
+
+    def __init__(self, db, vrfs="-", interval_ms=1000):
+        self.conn = db._connect(db.name)
+        self.conn.autocommit = True
+        self.vrfs = vrfs
+        self.interval_ms = interval_ms
+        self.id = self.one("SELECT ipamd.sweep_join(%s, %s, %s)",
+                           ("test/%s" % uuid.uuid4().hex[:6], vrfs, interval_ms))[0]
+
+    def one(self, sql, args):
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchone()
+
+    def claim(self, swept_until_ms=0, member=None):
+        """This round's claim: fresh, round_end_ms, next_in_ms, members, subnets."""
+        row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets "
+                       "FROM ipamd.sweep_claim(%s, %s, %s, %s)",
+                       (member or self.id, self.vrfs, self.interval_ms, swept_until_ms))
+        return dict(zip(("fresh", "round_end_ms", "next_in_ms", "members", "subnets"), row))
+
+    def leave(self):
+        self.conn.close()
+
+
+def next_round(db, interval_ms=1000, into_ms=100):
+    """Sleeps until into_ms after the start of the next round (on the
+    database's clock); returns that round's end in milliseconds."""
+    now_ms = db.scalar("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    start = now_ms - now_ms % interval_ms + interval_ms
+    time.sleep((start + into_ms - now_ms) / 1000.0)
+    return start + interval_ms
+
+
+def leases(db, round_end_ms):
+    """The subnets leased for the round that ends at round_end_ms: {subnet: member}."""
+    return dict(db.query("SELECT subnet_id, member FROM ipamd.sweep_lease "
+                         "WHERE expires_at = ipamd.sweep_time(%s)", (round_end_ms,)))
+
+
+def live_members(db):
+    return {r[0] for r in db.query("SELECT id FROM ipamd.sweep_live_members()")}
+
+
+def add_subnets(db):
+    """40 pinged subnets of the default domain, 10 of blue, and some that
+    are never leased: ping off, deleted.  Returns (default, blue) ids."""
+    db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping, deleted) "
+             "SELECT 'd' || i, 1, '', ('10.0.' || i || '.0/24')::cidr, true, false "
+             "FROM generate_series(1, 40) i "
+             "UNION ALL SELECT 'b' || i, 1, 'blue', ('10.1.' || i || '.0/24')::cidr, "
+             "true, false FROM generate_series(1, 10) i "
+             "UNION ALL SELECT 'quiet' || i, 1, '', ('10.2.' || i || '.0/24')::cidr, "
+             "false, false FROM generate_series(1, 5) i "
+             "UNION ALL SELECT 'gone' || i, 1, '', ('10.3.' || i || '.0/24')::cidr, "
+             "true, true FROM generate_series(1, 5) i")
+    return {"d%d" % i for i in range(1, 41)}, {"b%d" % i for i in range(1, 11)}
+
+
+def test_sweep_claims_lease_each_subnet_once_per_round():
+    """Members A and B sweep the default domain, C the default one and
+    blue: each round leases every pinged live subnet of a swept domain to
+    exactly one of them (blue only to C), each a share; a second claim in
+    the round gets nothing, even from a member that believes the round
+    fresh.  A member D joining after A claimed and before B, C and D do
+    leaves no subnet out.  Once B's session ends, the next round gives
+    its subnets to the others; the next join forgets B's row.  Without
+    C, blue is swept by nobody.  Old leases are forgotten, and a session
+    that is no member is refused."""
+    db = migrated_database()
+    members = []
+    try:
+        default, blue = add_subnets(db)
+        a, b = Member(db), Member(db)
+        c = Member(db, vrfs="-, blue")
+        members += [a, b, c]
+
+        # Everyone sees everyone.
+        end = next_round(db)
+        claims = {m.id: m.claim() for m in (a, b, c)}
+        held = leases(db, end)
+        assert set(held) == default | blue, sorted(set(held) ^ (default | blue))
+        assert {held[s] for s in blue} == {c.id}, held
+        for m in (a, b, c):
+            mine = {s for s, owner in held.items() if owner == m.id}
+            assert claims[m.id]["fresh"] and claims[m.id]["subnets"] == len(mine) > 0, \
+                (m.id, claims[m.id], len(mine))
+            assert claims[m.id]["members"] == 3 and claims[m.id]["round_end_ms"] == end
+            assert 0 < claims[m.id]["next_in_ms"] <= 1000
+        # The same round again: not fresh; and fresh or not, nothing is left.
+        again = a.claim(swept_until_ms=end)
+        assert not again["fresh"] and again["subnets"] == 0, again
+        assert a.claim()["subnets"] == 0 and c.claim()["subnets"] == 0
+        assert leases(db, end) == held
+
+        # D joins between A's claim and the others'.
+        end = next_round(db)
+        first = a.claim()
+        d = Member(db)
+        members.append(d)
+        later = {m.id: m.claim() for m in (b, c, d)}
+        held = leases(db, end)
+        assert set(held) == default | blue, sorted(set(held) ^ (default | blue))
+        assert first["members"] == 3 and all(x["members"] == 4 for x in later.values())
+        assert first["subnets"] + sum(x["subnets"] for x in later.values()) == len(held)
+
+        # B dies: from the next round on its share is the others'.
+        b_had = {s for s, owner in held.items() if owner == b.id}
+        b.leave()
+        wait_until(lambda: b.id not in live_members(db), 10, "B's lock to go")
+        end = next_round(db)
+        claims = {m.id: m.claim() for m in (a, c, d)}
+        held = leases(db, end)
+        assert set(held) == default | blue and b.id not in held.values(), held
+        assert all(x["members"] == 3 for x in claims.values()), claims
+        assert b_had and all(held[s] in (a.id, c.id, d.id) for s in b_had)
+        assert db.scalar("SELECT count(*) FROM ipamd.sweep_member WHERE id = %s", (b.id,)) == 1
+        e = Member(db)
+        assert db.scalar("SELECT count(*) FROM ipamd.sweep_member WHERE id = %s", (b.id,)) == 0
+        e.leave()
+
+        # Without C nobody sweeps blue.
+        c.leave()
+        wait_until(lambda: c.id not in live_members(db), 10, "C's lock to go")
+        end = next_round(db)
+        a.claim()
+        d.claim()
+        assert set(leases(db, end)) == default
+
+        # A lease gone for ten rounds is forgotten; a stranger is refused.
+        db.query("INSERT INTO ipamd.sweep_lease VALUES ('old', '', 999, "
+                 "now() - interval '1 hour', now() - interval '1 hour')")
+        a.claim()
+        assert db.scalar("SELECT count(*) FROM ipamd.sweep_lease WHERE subnet_id = 'old'") == 0
+        try:
+            a.claim(member=d.id)
+            raise AssertionError("a claim for another session's member was taken")
+        except psycopg2.Error as error:
+            assert error.pgcode == "IPM02", error
+    finally:
+        for m in members:
+            m.conn.close()
+        db.close()
+
+
+class Capture:
+    """Every echo request that reaches an interface of a namespace, as
+    (time, source, destination), read by a thread from a packet socket."""
+
+    def __init__(self, netns, interface):
+        def make():
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.bind((interface, 0))
+            sock.settimeout(0.1)
+            return sock
+        self.sock = in_netns(netns, make)
+        self.requests = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while self.running:
+            try:
+                frame, where = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            seen = time.time()
+            if where[2] == socket.PACKET_OUTGOING:
+                continue
+            request = self.parse(frame)
+            if request:
+                with self.lock:
+                    self.requests.append((seen,) + request)
+
+    @staticmethod
+    def parse(frame):
+        """(source, destination) of an ICMP or ICMPv6 echo request, or None."""
+        ethertype = struct.unpack("!H", frame[12:14])[0]
+        if ethertype == 0x0800 and frame[23] == 1:
+            header = (frame[14] & 0x0F) * 4
+            if frame[14 + header] == 8:
+                return (socket.inet_ntop(socket.AF_INET, frame[26:30]),
+                        socket.inet_ntop(socket.AF_INET, frame[30:34]))
+        elif ethertype == 0x86DD and frame[20] == 58 and frame[54] == 128:
+            return (socket.inet_ntop(socket.AF_INET6, frame[22:38]),
+                    socket.inet_ntop(socket.AF_INET6, frame[38:54]))
+        return None
+
+    def since(self, t):
+        with self.lock:
+            return [r for r in self.requests if r[0] >= t]
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+class SharedNet:
+    """The hosts' namespace with a bridge, and one namespace per daemon
+    linked to it by a veth pair, with no other route; PostgreSQL and
+    Kafka relayed into each daemon's namespace."""
+
+    def __init__(self, count):
+        tag = "%d%s" % (os.getpid() % 100000, uuid.uuid4().hex[:3])
+        self.hosts_ns = "ssh" + tag
+        self.daemon_ns = ["ss%d%s" % (i, tag) for i in range(count)]
+        self.v4 = ["198.18.1.%d" % (11 + i) for i in range(count)]
+        self.v6 = ["2001:2:0:1::%d" % (11 + i) for i in range(count)]
+        self.relays = []
+        made = []
+        try:
+            h = ("ip", "-n", self.hosts_ns)
+            run("ip", "netns", "add", self.hosts_ns)
+            made.append(self.hosts_ns)
+            run(*h, "link", "set", "lo", "up")
+            # No multicast snooping: neighbour solicitations reach every port.
+            run(*h, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+            run(*h, "addr", "add", "198.18.1.2/24", "dev", "br0")
+            run(*h, "-6", "addr", "add", "2001:2:0:1::2/64", "dev", "br0", "nodad")
+            run(*h, "link", "set", "br0", "up")
+            ports = [int(os.environ["PGPORT"]), int(harness.bootstrap().rsplit(":", 1)[1])]
+            for i, netns in enumerate(self.daemon_ns):
+                d = ("ip", "-n", netns)
+                run("ip", "netns", "add", netns)
+                made.append(netns)
+                run(*d, "link", "set", "lo", "up")
+                run(*d, "link", "add", "d0", "type", "veth", "peer", "name", "h%d" % i,
+                    "netns", self.hosts_ns)
+                run(*h, "link", "set", "h%d" % i, "master", "br0")
+                run(*h, "link", "set", "h%d" % i, "up")
+                run(*d, "addr", "add", self.v4[i] + "/24", "dev", "d0")
+                run(*d, "-6", "addr", "add", self.v6[i] + "/64", "dev", "d0", "nodad")
+                run(*d, "link", "set", "d0", "up")
+                self.relays.append(Relay(netns, ports))
+        except Exception:
+            self.made = made
+            self.close()
+            raise
+        self.made = made
+
+    def add_host(self, address):
+        """Gives the hosts' bridge one more address, which answers."""
+        add_host(self.hosts_ns, "br0", address)
+
+    def close(self):
+        for relay in self.relays:
+            relay.close()
+        for netns in getattr(self, "made", []):
+            subprocess.run(["ip", "netns", "del", netns], stderr=subprocess.DEVNULL)
+
+
+class Place:
+    """What NsDaemon needs of a network: the namespace it runs in."""
+
+    def __init__(self, netns):
+        self.daemon_ns = netns
+
+
+# Rounds of one second; one probe per address and round (no retries).
+ROUND_MS = 1000
+SHARED_SWEEPER = dict(SWEEPER, interval_ms=str(ROUND_MS), retries="0", timeout_ms="300")
+
+
+def rounds_of(requests, first, last):
+    """Counts the requests of rounds first..last (numbers on the
+    database's clock): {round: Counter(destination)}, {round: {destination:
+    set of sources}}."""
+    counts = {r: collections.Counter() for r in range(first, last + 1)}
+    sources = {r: collections.defaultdict(set) for r in range(first, last + 1)}
+    for seen, source, destination in requests:
+        r = int(seen * 1000) // ROUND_MS
+        if first <= r <= last:
+            counts[r][destination] += 1
+            sources[r][destination].add(source)
+    return counts, sources
+
+
+def round_now():
+    return int(time.time() * 1000) // ROUND_MS
+
+
+def wait_round(number, into_ms=500):
+    """Sleeps until into_ms after the start of round number."""
+    delay = (number * ROUND_MS + into_ms) / 1000.0 - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def assert_exactly_once(counts, sources, addresses, why):
+    for r in sorted(counts):
+        wrong = {a: n for a, n in counts[r].items() if n != 1}
+        missing = sorted(set(addresses) - set(counts[r]))
+        strangers = sorted(set(counts[r]) - set(addresses))
+        assert not wrong and not missing and not strangers, \
+            "%s: round %d: probed more than once %s, never %s, not ours %s" % (
+                why, r, wrong, missing, strangers)
+        shared = {a: s for a, s in sources[r].items() if len(s) > 1}
+        assert not shared, "%s: round %d: probed by several instances %s" % (why, r, shared)
+
+
+def test_shared_sweep_three_instances_probe_each_address_once():
+    """Three daemons in one consumer group, each sweeping from a namespace
+    of its own: in every round each of 52 addresses (28 subnets, IPv4 and
+    IPv6) gets exactly one echo request, from one instance, and each
+    instance sends a share.  One is SIGKILLed half way through a round:
+    every round that starts one interval after the kill or later again
+    probes each address exactly once, from the two that are left, the
+    dead one's addresses included; no round ever probes an address
+    twice."""
+    net = SharedNet(3)
+    db = Database()
+    topics = Topics()
+    kafka = Kafka()
+    capture = None
+    daemons = []
+    try:
+        subnets, addresses = [], []
+        for i in range(24):
+            base = 64 + 8 * i
+            pool = ["198.18.1.%d" % (base + 1), "198.18.1.%d" % (base + 2)]
+            subnets.append(("v4-%d" % i, "198.18.1.%d/29" % base, pool))
+        for i in range(4):
+            address = "2001:2:0:1::1:%x" % (i * 16 + 1)
+            subnets.append(("v6-%d" % i, "2001:2:0:1::1:%x/124" % (i * 16), [address]))
+        for _, _, pool in subnets:
+            for address in pool:
+                net.add_host(address)
+                addresses.append(address)
+        capture = Capture(net.hosts_ns, "br0")
+
+        group = harness.unique("g")
+        for netns in net.daemon_ns:
+            daemons.append(NsDaemon(Place(netns), db, topics,
+                                    config={"sweeper": SHARED_SWEEPER,
+                                            "consumer": {"group_id": group}}))
+            daemons[-1].group = group
+        for daemon in daemons:
+            daemon.start()
+        for daemon in daemons:
+            daemon.wait_ready()
+        for sid, cidr, pool in subnets:
+            kafka.send(topics.subnets, sid, event("subnet.upserted", sid,
+                                                  {"name": sid, "cidr": cidr,
+                                                   "static_ip_pools": pool}, 1))
+        kafka.flush()
+        wait_caught_up(db, group, len(subnets))
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam_state.address WHERE active")
+                   == len(addresses), 60, "every address to be active")
+        for daemon in daemons:
+            daemon.wait_log(r"sweeper: sweep \d+: member \d+ of 3 live", 30)
+
+        # Three whole rounds with all three.
+        first = round_now() + 1
+        wait_round(first + 3, into_ms=500)
+        counts, sources = rounds_of(capture.since(0), first, first + 2)
+        assert_exactly_once(counts, sources, addresses, "three instances")
+        senders = collections.Counter(s for r in sources.values()
+                                      for srcs in r.values() for s in srcs)
+        by_instance = {v4: sum(n for s, n in senders.items() if s in (v4, v6))
+                       for v4, v6 in zip(net.v4, net.v6)}
+        assert all(n > 0 for n in by_instance.values()), by_instance
+
+        # SIGKILL the second one half way through a round.
+        killed_round = round_now()
+        dead = daemons[1]
+        dead.proc.send_signal(signal.SIGKILL)
+        dead.proc.wait()
+        killed_at = time.time()
+        dead_had = {a for r in sources.values() for a, s in r.items()
+                    if s & {net.v4[1], net.v6[1]}}
+        assert dead_had
+
+        # Every round that starts one interval after the kill or later.
+        after = math.ceil((killed_at * 1000 + ROUND_MS) / ROUND_MS)
+        wait_round(after + 4, into_ms=500)
+        counts, sources = rounds_of(capture.since(0), after, after + 3)
+        assert_exactly_once(counts, sources, addresses, "after the kill")
+        gone = {a for r in sources.values() for s in r.values()
+                for a in s if a in (net.v4[1], net.v6[1])}
+        assert not gone, gone
+        # Never twice, the round of the kill and the next included.
+        counts, sources = rounds_of(capture.since(0), first, after + 3)
+        twice = {r: {a: n for a, n in c.items() if n > 1} for r, c in counts.items()}
+        assert not any(twice.values()), (killed_round, twice)
+        for daemon in (daemons[0], daemons[2]):
+            daemon.wait_log(r"sweeper: sweep \d+: member \d+ of 2 live", 10)
+    finally:
+        if capture:
+            capture.close()
+        for daemon in daemons:
+            try:
+                if daemon.proc and daemon.proc.poll() is None:
+                    assert daemon.stop() == 0
+            finally:
+                daemon.close()
+        db.close()
+        net.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
