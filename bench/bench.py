@@ -22,6 +22,10 @@ import uuid
 import psycopg2
 from confluent_kafka.admin import AdminClient
 
+import floor
+import jdbc_sink
+import report
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("IPAM_BENCH_BUILD", os.path.join(ROOT, "build-bench"))
 DAEMON = os.environ.get("IPAM_BENCH_DAEMON", os.path.join(BUILD, "ipam-syncd"))
@@ -55,6 +59,13 @@ SIZES = {
         "backlogs": [2000000, 10000000],
         "backlog_window": 30,
         "profile": dict(servers=100000, subnets=1000, versions=2, timing=False),
+        "dbz": dict(servers=100000, subnets=1000, versions=2, repeats=3, cap=240, budget=420,
+                    jdbc=True, warmup=20000),
+        "commit_floor": 5,
+        "huge": dict(count=3, bits=12, cap=900),
+        "scale": dict(small=(1000, 100), large=(100000, 100), upserts=5),
+        "sweep": dict(cidr="127.1.0.0/16", pool="127.1.0.1-127.1.255.254", targets=65534,
+                      runs=5, interval_ms=6000),
     },
     "quick": {
         "tp": dict(servers=10000, subnets=100, versions=2, repeats=1, cap=60, budget=60),
@@ -70,6 +81,13 @@ SIZES = {
         "backlogs": [200000],
         "backlog_window": 6,
         "profile": dict(servers=5000, subnets=100, versions=2, timing=False),
+        "dbz": dict(servers=10000, subnets=100, versions=2, repeats=1, cap=60, budget=60,
+                    jdbc=False, warmup=0),
+        "commit_floor": 2,
+        "huge": dict(count=3, bits=18, cap=60),
+        "scale": dict(small=(100, 100), large=(10000, 100), upserts=3),
+        "sweep": dict(cidr="127.1.0.0/24", pool="127.1.0.1-127.1.0.254", targets=254,
+                      runs=2, interval_ms=1000),
     },
 }
 
@@ -169,12 +187,37 @@ class PrivatePostgres:
 
 
 class Db:
-    """One fresh database with a connection kept open for polling."""
+    """One fresh database with a connection kept open for polling; or,
+    with template, a copy of another (whose connection is closed while
+    PostgreSQL copies it)."""
 
-    def __init__(self, pg, tag):
+    def __init__(self, pg, tag, template=None):
         self.pg = pg
-        self.name = pg.create_db("b_%s_%s" % (tag, uuid.uuid4().hex[:6]))
+        self.name = "b_%s_%s" % (tag, uuid.uuid4().hex[:6])
+        if template is None:
+            pg.create_db(self.name)
+        else:
+            template.conn.close()
+            pg.scalar("postgres", 'CREATE DATABASE "%s" TEMPLATE "%s"' % (self.name,
+                                                                       template.name))
+            template.conn = pg.connect(template.name)
         self.conn = pg.connect(self.name)
+
+    def clone(self, tag):
+        """A copy of this database as it is now."""
+        return Db(self.pg, tag, template=self)
+
+    def empty_state(self):
+        """Empties the tables the floor writes (a copy of the daemon's
+        tables with none of their rows: the floor's starting point)."""
+        self.query("TRUNCATE %s" % ", ".join(floor.TABLES))
+        self.query("VACUUM ANALYZE")
+
+    def commit_time(self, sql, args=None):
+        """The commit time (epoch seconds, PostgreSQL's clock, which is this
+        machine's) of the transaction that wrote the row sql selects: sql
+        returns pg_xact_commit_timestamp(xmin) or an aggregate of it."""
+        return float(self.scalar("SELECT extract(epoch FROM (%s))" % sql, args) or "nan")
 
     def query(self, sql, args=None):
         with self.conn.cursor() as cur:
@@ -198,13 +241,18 @@ class Db:
 
 
 class Topics:
-    def __init__(self, tag):
+    """The three topics of one measurement; the servers' may carry
+    Debezium events (loadgen --format debezium), the others CloudEvents."""
+
+    def __init__(self, tag, server_format="cloudevents"):
         self.prefix = "bench_%d_%s_%s" % (os.getpid(), tag, uuid.uuid4().hex[:6])
         self.names = [self.prefix + s for s in (".servers", ".subnets", ".marks")]
+        self.server_format = server_format
 
     def config_value(self):
-        return "%s.servers:server:cloudevents, %s.subnets:subnet:cloudevents, " \
-               "%s.marks:mark:cloudevents" % ((self.prefix,) * 3)
+        return "%s.servers:server:%s, %s.subnets:subnet:cloudevents, " \
+               "%s.marks:mark:cloudevents" % (self.prefix, self.server_format,
+                                               self.prefix, self.prefix)
 
     def delete(self):
         admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
@@ -275,7 +323,7 @@ class Daemon:
     """The Release daemon with a generated config."""
 
     def __init__(self, pg, db, topics, group=None, rebuild=False,
-                 log_level="info", extra=None):
+                 log_level="info", extra=None, env=None):
         DAEMONS.append(self)
         self.dir = tempfile.mkdtemp(prefix="ipam-bench-daemon.")
         self.group = group or "bench"
@@ -297,7 +345,8 @@ class Daemon:
                 f.write("[%s]\n" % section)
                 for k, v in values.items():
                     f.write("%s = %s\n" % (k, v))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAM_")}
+        env = dict({k: v for k, v in os.environ.items() if not k.startswith("IPAM_")},
+                   **(env or {}))
         self.log_file = open(self.log_path, "ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -313,6 +362,14 @@ class Daemon:
 
     def vm(self):
         return vm_status(self.proc.pid)
+
+    def cpu(self):
+        """CPU seconds the daemon has used (all its threads)."""
+        return cpu_seconds([self.proc.pid])
+
+    def wait_ready(self, timeout=120):
+        wait_for(lambda: "ready: " in self.log(), timeout, "the daemon to be ready", self)
+        return self
 
     def stop(self):
         if self.alive():
@@ -361,11 +418,14 @@ def sanity(db, subnets):
 
 # ---------------------------------------------------------------- 1 throughput
 
-def apply_until_committed(pg, db, topics, total, cap, rebuild=False, **kw):
+def apply_until_committed(pg, db, topics, total, cap, rebuild=False, on_start=None, **kw):
     """Starts the daemon on full topics and waits until every event is
     committed or the cap is reached.  Returns (seconds, committed, daemon);
-    committed < total means the run was capped."""
+    committed < total means the run was capped.  on_start(daemon) is
+    called once the daemon runs."""
     daemon = Daemon(pg, db, topics, rebuild=rebuild, **kw)
+    if on_start:
+        on_start(daemon)
     schema = "ipam_state_rebuild" if rebuild else "ipam_state"
     began = time.monotonic()
     first = []
@@ -408,6 +468,7 @@ def measure_throughput(pg, size, results):
             if not capped:
                 sanity(db, cfg["subnets"])
             rows = db.scalar("SELECT count(*) FROM ipam")
+            fl = measure_floor(db) if not capped else None
             db.close()
             share = made["server_events"] / made["total"]
             runs.append(dict(seconds=seconds, events=made["total"], committed=done,
@@ -415,7 +476,8 @@ def measure_throughput(pg, size, results):
                              rate=done / seconds, server_rate=done * share / seconds,
                              first_commit=fc_s,
                              after_first=(done - fc_n) / max(seconds - fc_s, 1e-3),
-                             hwm=vm.get("VmHWM"), daemon_cpu=daemon_cpu, pg_cpu=pg_cpu))
+                             hwm=vm.get("VmHWM"), daemon_cpu=daemon_cpu, pg_cpu=pg_cpu,
+                             floor=fl))
             log("throughput run %d: %d of %d events in %.1f s = %.0f events/s%s; CPU s: "
                 "daemon %.1f, PostgreSQL %.1f" % (r + 1, done, made["total"], seconds,
                                                   done / seconds, " (capped)" if capped else "",
@@ -442,6 +504,28 @@ def measure_throughput(pg, size, results):
     results["throughput"] = dict(config=cfg, runs=runs, orm=orm_runs, setbased=setbased)
 
 
+def measure_floor(after, before=None):
+    """The floor for the events that made the state of `after`: their
+    minimal durable row changes (bench/floor.py), replayed with COPY on a
+    copy of `before` (by default: `after` with its tables emptied, for
+    events applied to an empty database).  Returns the seconds and rows."""
+    made = before is None
+    if made:
+        before = after.clone("floor")
+        before.empty_state()
+    try:
+        changes = floor.diff(before.conn, after.conn)
+        try:
+            seconds = floor.replay(before.conn, changes)
+        finally:
+            changes.close()
+        log("floor: %d rows written in %.2f s" % (changes.rows(), seconds))
+        return dict(seconds=seconds, rows=changes.rows(), tables=changes.counts())
+    finally:
+        if made:
+            before.close()
+
+
 def run_setbased(pg, cfg):
     db = Db(pg, "setb")
     try:
@@ -457,6 +541,144 @@ def run_setbased(pg, cfg):
         log("baseline (b): %d events' row changes in %.2f s = %.0f events/s"
             % (result["events"], result["seconds"], result["events"] / result["seconds"]))
         return result
+    finally:
+        db.close()
+
+
+# ------------------------------------------------------- 2 Debezium, JDBC sink
+
+def measure_debezium(pg, size, results):
+    """The Debezium server events (loadgen --format debezium: ~3.5 KB each
+    with the schema block), applied by the daemon, by the Debezium JDBC
+    sink (a peer, on the same topic), and as the floor, in each run.  The
+    1,000 subnets (CloudEvents) are applied first, untimed: the JDBC sink
+    writes servers only, and both start on the same full server topic."""
+    cfg = size["dbz"]
+    worker = None
+    runs = []
+    try:
+        if cfg["jdbc"]:
+            jdbc_sink.install()
+            worker = jdbc_sink.Worker(os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+            if cfg["warmup"]:
+                # A first, untimed pass: the JVM's JIT compiles the sink's
+                # hot paths (the first pass runs ~1.7 times slower).
+                debezium_run(pg, dict(cfg, servers=cfg["warmup"]), worker, -1)
+        began = time.monotonic()
+        for r in range(cfg["repeats"]):
+            if runs and time.monotonic() - began > cfg["budget"]:
+                log("debezium: budget spent after %d runs" % len(runs))
+                break
+            runs.append(debezium_run(pg, cfg, worker, r))
+    finally:
+        if worker:
+            worker.close()
+    results["debezium"] = dict(config=cfg, runs=runs)
+
+
+def debezium_run(pg, cfg, worker, r):
+    """One run: the daemon (with the floor of its row changes), then the
+    JDBC sink, on one topic of Debezium server events."""
+    topics = Topics("dbz%d" % r, server_format="debezium")
+    db = before = None
+    try:
+        base = loadgen(topics, create=True, servers=0, subnets=cfg["subnets"], marks=0)
+        db = Db(pg, "dbz")
+        _, done, daemon = apply_until_committed(pg, db, topics, base["total"], 300)
+        daemon.close()
+        check(done == base["total"], "the Debezium run's subnets were not applied")
+        before = db.clone("dbzfloor")
+        made = loadgen(topics, servers=cfg["servers"], subnets=cfg["subnets"],
+                       versions=cfg["versions"], servers_only=True, format="debezium",
+                       delete_pct=0, seed=max(r, 0) + 1)
+        total = base["total"] + made["total"]
+        out = dict(events=made["total"], servers=cfg["servers"], warmup=r < 0)
+        pg_cpu = pg.cpu()
+        t0 = time.time()
+        seconds, done, daemon = apply_until_committed(pg, db, topics, total, cfg["cap"])
+        out.update(pg_cpu=pg.cpu() - pg_cpu, daemon_cpu=daemon.cpu(),
+                   hwm=daemon.vm().get("VmHWM"))
+        daemon.close()
+        out["capped"] = done < total
+        out["applied"] = done - base["total"]
+        if out["capped"]:
+            out["seconds"] = seconds
+        else:
+            out["seconds"] = db.commit_time(
+                "SELECT max(pg_xact_commit_timestamp(xmin)) FROM ipam_state.consumer_offset") - t0
+            dead = db.scalar("SELECT count(*) FROM ipamd.dead_letter")
+            check(dead == 0, "%d dead letters in the Debezium run: %s" % (dead, db.query(
+                "SELECT reason FROM ipamd.dead_letter LIMIT 3")))
+            live = db.scalar("SELECT count(*) FROM ipam_state.server WHERE NOT deleted")
+            allocated = db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'")
+            check(live == cfg["servers"] == allocated, "Debezium run: %s servers, %s allocated "
+                  "rows, expected %d" % (live, allocated, cfg["servers"]))
+        out["rate"] = out["applied"] / out["seconds"]
+        out["cpu_us"] = out["daemon_cpu"] / max(out["applied"], 1) * 1e6
+        label = "warm-up" if r < 0 else "run %d" % (r + 1)
+        log("debezium %s: the daemon applied %d events in %.1f s = %.0f events/s%s; "
+            "CPU %.2f s (%.1f us an event), PostgreSQL %.1f s"
+            % (label, out["applied"], out["seconds"], out["rate"],
+               " (capped)" if out["capped"] else "", out["daemon_cpu"], out["cpu_us"],
+               out["pg_cpu"]))
+        if not out["capped"] and r >= 0:
+            out["floor"] = measure_floor(db, before)
+        if worker:
+            out["jdbc"] = jdbc_run(pg, cfg, worker, topics)
+            j = out["jdbc"]
+            log("debezium %s: the JDBC sink upserted %d events in %.1f s = %.0f events/s%s;"
+                " CPU %.1f s (%.1f us an event)" % (
+                    label, j["applied"], j["seconds"], j["rate"],
+                    " (capped)" if j["capped"] else "", j["cpu"], j["cpu_us"]))
+        return out
+    finally:
+        for d in (db, before):
+            if d:
+                d.close()
+        topics.delete()
+
+
+def jdbc_run(pg, cfg, worker, topics):
+    """The JDBC sink on the servers topic, into a table of its own in a
+    database of its own: from the POST of the connector to the commit of
+    the row of the topic's last event (the topic has one partition and the
+    sink one task, so every earlier row is committed by then)."""
+    db = Db(pg, "jdbc")
+    name = "bench-" + uuid.uuid4().hex[:6]
+    last, mark = cfg["servers"], "-v%d." % cfg["versions"]
+    try:
+        cpu0 = cpu_seconds([worker.pid()])
+        t0 = time.time()
+        worker.post(name, topics.names[0], pg.port, db.name, "servers_jdbc")
+        state = {}
+
+        def done():
+            trace = worker.failed(name)
+            check(trace is None, "the JDBC sink failed: %s" % trace)
+            if db.scalar("SELECT to_regclass('servers_jdbc')") is None:
+                return False
+            host = db.scalar("SELECT hostname FROM servers_jdbc WHERE id = %s", (last,))
+            state["capped"] = time.time() - t0 >= cfg["cap"]
+            return (host is not None and mark in host) or state["capped"]
+        wait_for(done, cfg["cap"] + 120, "the JDBC sink's last row", interval=0.1)
+        cpu = cpu_seconds([worker.pid()]) - cpu0
+        rows = db.scalar("SELECT count(*) FROM servers_jdbc WHERE hostname LIKE %s",
+                         ("%" + mark + "%",))
+        worker.delete(name)
+        out = dict(capped=state["capped"], cpu=cpu)
+        if out["capped"]:
+            out["seconds"] = time.time() - t0
+            out["applied"] = rows * cfg["versions"]    # about: the versions before
+        else:
+            check(rows == cfg["servers"], "the JDBC sink left %d final rows of %d"
+                  % (rows, cfg["servers"]))
+            out["seconds"] = db.commit_time(
+                "SELECT pg_xact_commit_timestamp(xmin) FROM servers_jdbc WHERE id = %s",
+                (last,)) - t0
+            out["applied"] = cfg["servers"] * cfg["versions"]
+        out["rate"] = out["applied"] / out["seconds"]
+        out["cpu_us"] = cpu / max(out["applied"], 1) * 1e6
+        return out
     finally:
         db.close()
 
@@ -519,7 +741,8 @@ def measure_rebuild(pg, size, results):
             if capped:
                 break
         results["rebuild"] = dict(config=cfg, events=made["total"], rows=before,
-                                  state_seconds=seconds, runs=runs)
+                                  state_seconds=seconds, runs=runs,
+                                  floor=measure_floor(db))
     finally:
         if db:
             db.close()
@@ -585,6 +808,10 @@ def measure_latency_and_pools(pg, size, results):
                 % (r + 1, lat_runs[-1]["p50"], lat_runs[-1]["p99"], lat_runs[-1]["max"]))
             if r == 0:
                 results["pools"] = measure_pools(db, daemon, topics, size)
+                daemon.close()
+                results["pools"]["floor"] = pools_floor(db, results["pools"])
+                results["commit_floor"] = commit_floor(pg, size["commit_floor"],
+                                                       cfg["rate"])
         finally:
             if daemon:
                 daemon.close()
@@ -600,7 +827,7 @@ def measure_pools(db, daemon, topics, size):
     that must be refused."""
     import ipaddress
     b4, b6 = size["pool_bits"]
-    out = dict(v4=[], v6=[], bits=[b4, b6])
+    out = dict(v4=[], v6=[], bits=[b4, b6], ids=[])
     for r in range(size["pool_repeats"]):
         n4 = ipaddress.ip_network("10.%d.0.0/%d" % (200 + r, b4))
         n6 = ipaddress.ip_network("2001:db8:fff%x::/%d" % (r, b6))
@@ -614,6 +841,7 @@ def measure_pools(db, daemon, topics, size):
                      "the %s pool" % fam, daemon)
             ms = commit_latencies(db, stamp, table="subnet")[0]
             sid = spec.split("=")[0]
+            out["ids"].append(sid)
             rows = db.scalar("SELECT count(*) FROM ipam WHERE subnet_id = %s", (sid,))
             check(rows == expect, "%s pool made %s rows, not %d" % (fam, rows, expect))
             out[fam].append(dict(ms=ms, rows=rows))
@@ -631,6 +859,250 @@ def measure_pools(db, daemon, topics, size):
     check(out["huge"]["rows"] == 0, "the /8 pool made rows")
     log("pool /8: refused in %.0f ms: %s" % (out["huge"]["ms"], out["huge"]["reason"]))
     return out
+
+
+def pools_floor(db, pools):
+    """The floor of the pool events: their rows written with COPY into a
+    copy of the database from which they are taken out again (the state
+    before them, up to timestamps)."""
+    ids = pools["ids"]
+    before = db.clone("poolfloor")
+    try:
+        before.query("DELETE FROM ipam_state.address WHERE subnet_id = ANY(%s)", (ids,))
+        before.query("DELETE FROM ipam_state.subnet WHERE id = ANY(%s)", (ids,))
+        before.query("VACUUM ANALYZE")
+        return measure_floor(db, before)
+    finally:
+        before.close()
+
+
+def commit_floor(pg, seconds, rate):
+    """The latency floor: a one-row UPDATE and its COMMIT (fsync on, as for
+    the daemon), one every 1/rate s from one client, on the same
+    PostgreSQL: what a single durable change costs, end to end."""
+    db = Db(pg, "commit")
+    try:
+        db.query("CREATE TABLE t (id integer PRIMARY KEY, v bigint NOT NULL)")
+        db.query("INSERT INTO t SELECT i, 0 FROM generate_series(0, 999) i")
+        conn = pg.connect(db.name)
+        conn.autocommit = False
+        lat = []
+        start = time.monotonic()
+        with conn.cursor() as cur:
+            for i in range(int(seconds * rate)):
+                due = start + i / float(rate)
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                t = time.monotonic()
+                cur.execute("UPDATE t SET v = v + 1 WHERE id = %s", (i % 1000,))
+                conn.commit()
+                lat.append((time.monotonic() - t) * 1000.0)
+        conn.close()
+        out = dict(events=len(lat), p50=percentile(lat, 50), p99=percentile(lat, 99),
+                   max=max(lat))
+        log("commit floor: p50 %.2f ms, p99 %.2f ms" % (out["p50"], out["p99"]))
+        return out
+    finally:
+        db.close()
+
+
+# ------------------------------------------------------- three 1M-address pools
+
+def measure_huge_pools(pg, size, results):
+    """Three subnet events whose static pools are whole IPv4 /12s
+    (1,048,574 addresses each, the most one event may hold being 1,048,576),
+    produced together so that they fall into one batch, on a daemon run as
+    systemd runs it with WatchdogSec=30 (WATCHDOG_USEC=30000000 and a
+    $NOTIFY_SOCKET of ours).  Reports produce → commit of each subnet row,
+    how many transactions held them, the rows, and the pings: the longest
+    gap between two, and whether the daemon withheld them (systemd would
+    then have killed it 30 s after the last one)."""
+    import ipaddress
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import harness      # its fake $NOTIFY_SOCKET, which keeps each message's time
+    cfg = size["huge"]
+    topics = Topics("huge")
+    notify_dir = tempfile.mkdtemp(prefix="ipam-bench-notify.")
+    notify = harness.Notify(notify_dir)
+    db = daemon = None
+    try:
+        loadgen(topics, create=True, no_fill=True)
+        db = Db(pg, "huge")
+        watchdog_s = 30
+        daemon = Daemon(pg, db, topics, env={"NOTIFY_SOCKET": notify.path,
+                                              "WATCHDOG_USEC": str(watchdog_s * 1000000)})
+        daemon.wait_ready()
+        specs, ids = [], []
+        for k in range(cfg["count"]):
+            net = ipaddress.ip_network("10.%d.0.0/%d" % (16 * (k + 1), cfg["bits"]))
+            ids.append("huge%d" % k)
+            specs.append("%s=%s=%s-%s" % (ids[-1], net, net[1], net[-2]))
+        expect = ipaddress.ip_network("10.16.0.0/%d" % cfg["bits"]).num_addresses - 2
+        stamp = os.path.join(daemon.dir, "stamps")
+        t_produce = time.monotonic()
+        loadgen(topics, no_fill=True, subnet_event=specs, stamp_file=stamp)
+        state = {}
+
+        def done():
+            state["committed"] = db.committed(daemon.group)
+            return state["committed"] >= len(specs) or \
+                time.monotonic() - t_produce > cfg["cap"] or not daemon.alive()
+        wait_for(done, cfg["cap"] + 60, "the large pools", interval=0.2)
+        t_end = time.monotonic()
+        alive = daemon.alive()
+        applied = state["committed"] >= len(specs)
+        out = dict(count=len(specs), addresses=expect, bits=cfg["bits"], applied=applied,
+                   alive=alive, watchdog_s=watchdog_s,
+                   withheld="withholding the watchdog ping" in daemon.log())
+        if applied:
+            ms = commit_latencies(db, stamp, table="subnet")
+            out["ms"] = sorted(ms)
+            out["transactions"] = db.scalar(
+                "SELECT count(DISTINCT xmin::text) FROM ipam_state.subnet WHERE id = ANY(%s)",
+                (ids,))
+            rows = db.scalar("SELECT count(*) FROM ipam_state.address WHERE subnet_id = ANY(%s)",
+                             (ids,))
+            check(rows == expect * len(specs), "the large pools made %s rows, not %d"
+                  % (rows, expect * len(specs)))
+            out["rows"] = rows
+        else:
+            out["seconds"] = t_end - t_produce
+        pings = [t for t, m in notify.timed() if "WATCHDOG=1" in m.split("\n")]
+        edges = [t_produce] + [t for t in pings if t_produce <= t <= t_end] + [t_end]
+        out["max_gap"] = max(b - a for a, b in zip(edges, edges[1:]))
+        out["pings"] = len([t for t in pings if t_produce <= t <= t_end])
+        out["killed"] = out["max_gap"] > watchdog_s
+        out["hwm"] = daemon.vm().get("VmHWM")
+        daemon.close()
+        daemon = None
+        if applied:
+            out["floor"] = measure_floor(db)
+        log("large pools: %s; longest gap between watchdog pings %.1f s%s" % (
+            "applied, produce → commit %s ms in %s transaction(s)" % (
+                ", ".join("%.0f" % x for x in out["ms"]), out["transactions"])
+            if applied else "not applied within %.0f s" % out["seconds"],
+            out["max_gap"], ", pings withheld" if out["withheld"] else ""))
+        results["huge"] = out
+    finally:
+        if daemon:
+            daemon.close()
+        if db:
+            db.close()
+        notify.close()
+        shutil.rmtree(notify_dir, ignore_errors=True)
+        topics.delete()
+
+
+# ------------------------------------------------- one subnet upsert at scale
+
+def fill_scale(db, subnets, per):
+    """Writes the state of `subnets` IPv4 /24 subnets, each with a static
+    pool of its first `per` addresses, straight into the daemon's tables
+    with SQL (what applying their events would leave: the subnet rows and
+    one available static row per pool address).  The address table's
+    indexes are dropped while it fills and made again after, then it is
+    vacuumed and analysed, as a table of that size would be."""
+    base = "'10.0.0.0'::inet + k::bigint * 256"
+    db.query("INSERT INTO ipam_state.subnet (id, version, cidr, pool_first, pool_last, name) "
+             "SELECT (k + 1)::text, 1, set_masklen(%s, 24)::cidr, ARRAY[%s + 1], "
+             "ARRAY[%s + %d], 'scale-' || k FROM generate_series(0, %d) k"
+             % (base, base, base, per, subnets - 1))
+    indexes = db.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
+                       "'ipam_state' AND tablename = 'address'")
+    pkey = db.query("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                    "conrelid = 'ipam_state.address'::regclass AND contype = 'p'")
+    for name, _ in pkey:
+        db.query("ALTER TABLE ipam_state.address DROP CONSTRAINT %s" % name)
+    for name, _ in indexes:
+        if name not in [n for n, _ in pkey]:
+            db.query("DROP INDEX ipam_state.%s" % name)
+    db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
+             "SELECT %s + h, (k + 1)::text, 'available', 'static' "
+             "FROM generate_series(0, %d) k, generate_series(1, %d) h"
+             % (base, subnets - 1, per))
+    db.query("SET maintenance_work_mem = '512MB'")
+    for name, definition in pkey:
+        db.query("ALTER TABLE ipam_state.address ADD CONSTRAINT %s %s" % (name, definition))
+    for name, definition in indexes:
+        if name not in [n for n, _ in pkey]:
+            db.query(definition)
+    db.query("VACUUM ANALYZE")
+    db.query("CHECKPOINT")
+
+
+def measure_scale(pg, size, results):
+    """One subnet upsert on a daemon holding a small state and a large one
+    (the state written with SQL: fill_scale), produce → commit: a changed
+    pool of an existing subnet (20 more addresses, version 2) and a new
+    subnet with a pool like the others, alternately."""
+    import ipaddress
+    cfg = size["scale"]
+    out = {}
+    for label, (subnets, per) in (("small", cfg["small"]), ("large", cfg["large"])):
+        topics = Topics("scale")
+        db = daemon = None
+        try:
+            loadgen(topics, create=True, no_fill=True)
+            db = Db(pg, "scale")
+            Daemon(pg, db, topics).wait_ready().close()    # the schema
+            t = time.monotonic()
+            fill_scale(db, subnets, per)
+            setup = time.monotonic() - t
+            rows = db.scalar("SELECT count(*) FROM ipam_state.address")
+            daemon = Daemon(pg, db, topics).wait_ready()
+            ms = dict(changed=[], new=[])
+            for k in range(cfg["upserts"]):
+                for kind in ("changed", "new"):
+                    s = (k * 7919) % subnets if kind == "changed" else subnets + k
+                    net = ipaddress.ip_address("10.0.0.0") + s * 256
+                    last = per + (20 if kind == "changed" else 0)
+                    spec = "%d=%s/24=%s-%s" % (s + 1, net, net + 1, net + last)
+                    stamp = os.path.join(daemon.dir, "stamp-%s-%d" % (kind, k))
+                    committed = db.committed(daemon.group)
+                    loadgen(topics, no_fill=True, subnet_event=[spec], event_version=2,
+                            stamp_file=stamp)
+                    wait_for(lambda: db.committed(daemon.group) > committed, 120,
+                             "the subnet upsert", daemon)
+                    ms[kind].append(commit_latencies(db, stamp, table="subnet")[0])
+            daemon.close()
+            daemon = None
+            out[label] = dict(subnets=subnets, addresses=rows, setup_seconds=setup,
+                              changed=ms["changed"], new=ms["new"],
+                              ms=median(ms["changed"] + ms["new"]))
+            log("scale %s: %d subnets, %d addresses (written in %.0f s); one subnet upsert: "
+                "changed pool %s ms, new subnet %s ms" % (
+                    label, subnets, rows, setup, ", ".join("%.0f" % x for x in ms["changed"]),
+                    ", ".join("%.0f" % x for x in ms["new"])))
+        finally:
+            if daemon:
+                daemon.close()
+            if db:
+                db.close()
+            topics.delete()
+    results["scale"] = dict(config=cfg, **out)
+
+
+# ---------------------------------------------------------------- /16 sweep
+
+def measure_sweep(size, results):
+    """The ping sweep of a /16 static pool on loopback against fping, by
+    bench/sweep/sweep_bench.py (which runs on the shared cluster of
+    scripts/services with the test harness, not on the private one); the
+    sweeps after the first are the ones with no state change to make."""
+    cfg = size["sweep"]
+    if os.geteuid() != 0 or shutil.which("fping") is None:
+        log("sweep: skipped (needs root for raw sockets, and fping)")
+        results["sweep"] = dict(skipped="needs root and fping")
+        return
+    os.environ["IPAM_SYNCD_BIN"] = DAEMON
+    sys.path.insert(0, os.path.join(ROOT, "bench", "sweep"))
+    import sweep_bench
+    r, failures = sweep_bench.measure(cfg["cidr"], cfg["pool"], cfg["targets"], cfg["runs"],
+                                      cfg["interval_ms"])
+    check(not failures, "sweep: %s" % "; ".join(failures))
+    results["sweep"] = dict(config=cfg, first=r["first"], sweeps=r["sweeps"],
+                            fping=[f[0] for f in r["fping"]], targets=r["targets"])
 
 
 # -------------------------------------------------------------------- 6 memory
@@ -745,16 +1217,57 @@ def parse_auto_explain(path, since=0):
     return out
 
 
-def measure_profile(pg, size, results):
+class Perf:
+    """perf record (Debian's linux-perf) attached to a running process, with
+    call graphs; report() gives the hottest symbols, self time."""
+
+    def __init__(self, pid):
+        self.dir = tempfile.mkdtemp(prefix="ipam-bench-perf.")
+        self.data = os.path.join(self.dir, "perf.data")
+        self.proc = subprocess.Popen(["perf", "record", "-q", "-F", "1999", "-g", "-p",
+                                      str(pid), "-o", self.data],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def report(self, limit=25):
+        """[(self %, dso, symbol)], hottest first."""
+        out = subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
+                              "-g", "none", "--sort", "dso,symbol", "--percent-limit", "0.5"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True).stdout
+        rows = []
+        for line in out.splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)", line)
+            if m:
+                symbol = re.sub(r"(\s+-)+\s*$", "", m.group(3)).strip()
+                rows.append((float(m.group(1)), m.group(2), symbol))
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rows[:limit]
+
+
+def measure_profile_debezium(pg, size, results):
+    measure_profile(pg, size, results, server_format="debezium")
+
+
+def measure_profile(pg, size, results, server_format="cloudevents"):
     """Where the apply time goes: the subnets and marks are applied first,
     then the servers (the events there are most of), with auto_explain
     logging every statement inside ipamd.apply_batch that takes 1 ms or
-    more (ANALYZE, BUFFERS, nested statements), and the daemon's own
-    per-batch timings (log level debug)."""
+    more (ANALYZE, BUFFERS, nested statements), the daemon's own per-batch
+    timings (log level debug), and perf record on the daemon for its CPU
+    (when perf is installed).  server_format "debezium" makes the server
+    events Debezium's (~3.5 KB with the schema block)."""
     cfg = dict(size["profile"])
     if os.environ.get("IPAM_BENCH_PROFILE_TIMING"):
         cfg["timing"] = True    # per-node times, at the cost of clock reads
-    topics = Topics("prof")
+    topics = Topics("prof", server_format=server_format)
     db = None
     try:
         base = loadgen(topics, create=True, servers=0, subnets=cfg["subnets"],
@@ -774,9 +1287,19 @@ def measure_profile(pg, size, results):
         subnet_phase = parse_auto_explain(log_path, t0)
         t1 = os.path.getsize(log_path)
         servers = loadgen(topics, servers=cfg["servers"], subnets=cfg["subnets"],
-                          versions=cfg["versions"], servers_only=True)
+                          versions=cfg["versions"], servers_only=True, format=server_format,
+                          delete_pct=0 if server_format == "debezium" else None)
+        perf = []
+
+        def attach(daemon):
+            if shutil.which("perf"):
+                perf.append(Perf(daemon.proc.pid))
         seconds, done, daemon = apply_until_committed(
-            pg, db, topics, base["total"] + servers["total"], 900, log_level="debug")
+            pg, db, topics, base["total"] + servers["total"], 900, log_level="debug",
+            on_start=attach)
+        for p in perf:
+            p.stop()
+        daemon_cpu = daemon.cpu()
         batches = [float(x) for x in re.findall(r"batch of \d+: .* in ([\d.]+) s", daemon.log())]
         sizes = [int(x) for x in re.findall(r"batch of (\d+):", daemon.log())]
         daemon.close()
@@ -794,15 +1317,21 @@ def measure_profile(pg, size, results):
             return dict(total_ms=total, calls=sum(1 for e in entries
                                                    if e[0].startswith("apply_batch")),
                         statements=rows, slowest_derive_plan=slowest[2] if slowest else "")
-        results["profile"] = dict(
+        key = "profile" if server_format == "cloudevents" else "profile_" + server_format
+        results[key] = dict(
             config=cfg, subnet_phase=summary(subnet_phase), server_phase=summary(server_phase),
-            server_events=servers["total"], server_seconds=seconds,
-            batch_seconds=batches, batch_sizes=sizes)
-        sp = results["profile"]["server_phase"]
-        log("profile: %d server events in %.1f s, %d batches; apply_batch %.0f ms in all"
-            % (servers["total"], seconds, len(batches), sp["total_ms"]))
+            server_events=servers["total"], server_seconds=seconds, daemon_cpu=daemon_cpu,
+            batch_seconds=batches, batch_sizes=sizes,
+            perf=perf[0].report() if perf else None)
+        sp = results[key]["server_phase"]
+        log("profile: %d %s server events in %.1f s, %d batches; apply_batch %.0f ms in all; "
+            "daemon CPU %.2f s (%.1f us an event)"
+            % (servers["total"], server_format, seconds, len(batches), sp["total_ms"],
+               daemon_cpu, daemon_cpu / max(servers["total"], 1) * 1e6))
         for label, ms in sp["statements"][:8]:
             log("profile:   %7.0f ms  %4.1f%%  %s" % (ms, 100 * ms / max(sp["total_ms"], 1), label))
+        for share, dso, symbol in results[key]["perf"] or []:
+            log("profile: perf %5.1f%%  %-22s %s" % (share, dso, symbol[:70]))
     finally:
         if db:
             db.close()
@@ -853,132 +1382,6 @@ def describe_source():
     return sha + (" with uncommitted changes to %s" % ", ".join(files) if files else "")
 
 
-def fmt(x, digits=0):
-    if x is None or x != x:
-        return "—"
-    return "{:,.{}f}".format(x, digits)
-
-
-def render(results, command, quick):
-    m = results["machine"]
-    out = []
-    w = out.append
-    w("Results of `%s`%s, %s, commit %s." % (
-        command, " (the smoke form: small sizes, not a measurement)" if quick else "",
-        time.strftime("%Y-%m-%d"), m["commit"]))
-    w("")
-    w("Machine: %s CPUs (`nproc`) %s, %s memory, Linux %s; PostgreSQL %s (a private "
-      "cluster, default settings, fsync on, `track_commit_timestamp = on`); Kafka %s "
-      "(single node, scripts/services); librdkafka %s; libpq %s. The daemon is a "
-      "Release build (`-O3`) of the commit above. Medians of the runs; the spread is "
-      "in brackets." % (m["nproc"], m["cpu"], m["memory"], m["kernel"], m["postgresql"],
-                        m["kafka"], m["librdkafka"], m["libpq"]))
-    w("")
-    w("| # | measurement | result | target | verdict |")
-    w("| --- | --- | --- | --- | --- |")
-    t = results.get("throughput")
-    if t:
-        c = t["config"]
-        rates = [r["server_rate"] for r in t["runs"]]
-        all_rates = [r["rate"] for r in t["runs"]]
-        orm = [o["servers"]["rate"] for o in t["orm"]]
-        sb = [s["events"] / s["seconds"] for s in t["setbased"]]
-        d, a, b = median(rates), median(orm), median(sb)
-        w("| 1 | apply throughput: %s events (%s servers × %d versions, 5%% deleted, %s "
-          "subnets v4+v6 with static pools, %s marks), daemon started on full topics → "
-          "every offset committed | **%s server events/s** (%s all events/s) [%s–%s] in %s s; "
-          "first commit after %s s, %s events/s from there on; CPU: daemon %s s, "
-          "PostgreSQL %s s | ≥ 50,000 | %s |" % (
-              fmt(t["runs"][0]["events"]), fmt(c["servers"]), c["versions"],
-              fmt(c["subnets"]), fmt(int(c["subnets"] * 1.1)), fmt(d), fmt(median(all_rates)),
-              fmt(min(rates)), fmt(max(rates)), fmt(median([r["seconds"] for r in t["runs"]]), 1),
-              fmt(median([r["first_commit"] for r in t["runs"]]), 1),
-              fmt(median([r["after_first"] for r in t["runs"]])) +
-              (" (%d of %d runs capped at %d s: the rate reached by then)" % (
-                  sum(r["capped"] for r in t["runs"]), len(t["runs"]), c["cap"])
-               if any(r["capped"] for r in t["runs"]) else ""),
-              fmt(median([r.get("daemon_cpu", float("nan")) for r in t["runs"]]), 1),
-              fmt(median([r.get("pg_cpu", float("nan")) for r in t["runs"]]), 1),
-              "met" if d >= 50000 else "**missed**"))
-        w("| 1a | baseline (a) `bench/baseline_orm`: one transaction per event, ~7 round "
-          "trips, one connection (server phase, first %d s) | %s server events/s [%s–%s]; "
-          "daemon = **%.1f×** (a) | ≥ 20× | %s |" % (
-              size_of(results)["orm_seconds"], fmt(a), fmt(min(orm)), fmt(max(orm)), d / a,
-              "met" if d / a >= 20 else "**missed**"))
-        w("| 1b | baseline (b) `bench/baseline_setbased.sql`: the same row changes set-based "
-          "inside PostgreSQL | %s events/s [%s–%s] (%s s); daemon = **%.0f%%** of (b) | "
-          "report | — |" % (fmt(b), fmt(min(sb)), fmt(max(sb)),
-                            fmt(median([s["seconds"] for s in t["setbased"]]), 2),
-                            100.0 * median(all_rates) / b))
-    rb = results.get("rebuild")
-    if rb:
-        c = rb["config"]
-        head = ("| 2 | rebuild of %s events (%s servers × %d versions + subnets + marks) over a "
-                "database holding the same state (%s rows), `--rebuild` start → "
-                "`rebuild: swapped in` | " % (fmt(rb["events"]), fmt(c["servers"]),
-                                              c["versions"], fmt(rb["rows"])))
-        done = [r["seconds"] for r in rb["runs"] if not r["capped"]]
-        if done:
-            w(head + "**%s s** [%s–%s] | ≤ 30 s | %s |" % (
-                fmt(median(done), 1), fmt(min(done), 1), fmt(max(done), 1),
-                "met" if median(done) <= 30 else "**missed**"))
-        else:
-            r = rb["runs"][0]
-            rate = r["applied"] / r["seconds"] if r["seconds"] else 0
-            w(head + "**not swapped in within the %d s cap**: %s events applied (%s events/s; "
-              "all of them would take ~%s s) | ≤ 30 s | **missed** |" % (
-                  c["cap"], fmt(r["applied"]), fmt(rate),
-                  fmt(rb["events"] / rate if rate else float("nan"))))
-    lt = results.get("latency")
-    if lt:
-        p50 = median([r["p50"] for r in lt["runs"]])
-        p99 = median([r["p99"] for r in lt["runs"]])
-        w("| 3 | latency at a steady %s events/s (server moves, %d s × %d runs), produce → "
-          "commit | p50 **%s ms**, p99 **%s ms** [%s–%s], max %s ms | p99 ≤ 50 ms | %s |" % (
-              fmt(lt["config"]["rate"]), lt["config"]["duration"], len(lt["runs"]), fmt(p50, 1),
-              fmt(p99, 1), fmt(min(r["p99"] for r in lt["runs"]), 1),
-              fmt(max(r["p99"] for r in lt["runs"]), 1),
-              fmt(max(r["max"] for r in lt["runs"]), 1), "met" if p99 <= 50 else "**missed**"))
-    pl = results.get("pools")
-    if pl:
-        v4 = median([x["ms"] for x in pl["v4"]])
-        v6 = median([x["ms"] for x in pl["v6"]])
-        n4 = pl["v4"][0]["rows"]
-        n6 = pl["v6"][0]["rows"]
-        w("| 4 | one subnet event with a %s-address static pool (IPv4 /%d) / %s (IPv6 /%d), "
-          "produce → commit, on a running daemon holding state | v4 **%s ms**, v6 **%s ms** "
-          "| ≤ 1,000 ms | %s |" % (fmt(n4), pl["bits"][0], fmt(n6), pl["bits"][1], fmt(v4),
-                                  fmt(v6), "met" if max(v4, v6) <= 1000 else "**missed**"))
-        w("| 4b | a /8 pool (11.0.0.1-11.255.255.254) | refused in %s ms, dead letter: "
-          "“%s”, 0 rows | refused quickly | %s |" % (
-              fmt(pl["huge"]["ms"]), pl["huge"]["reason"],
-              "met" if pl["huge"]["ms"] < 1000 else "**missed**"))
-    mm = results.get("memory")
-    if mm:
-        r = mm["rows"]
-        w("| 6 | daemon peak RSS (VmHWM) applying %d subnet events (IPv4 /%d, whole static "
-          "pools) into %s rows of `ipam`%s | **%s MiB** | bounded | — |" % (
-              r["pools"], r["bits"], fmt(r["rows"]),
-              " (capped at %.0f s: %s of %s events)" % (r["seconds"], fmt(r["committed"]),
-                                                         fmt(r["events"])) if r["capped"] else "",
-              fmt(r["hwm"], 1)))
-        for bl in mm["backlogs"]:
-            w("| 6b | daemon peak RSS with %s events waiting in Kafka (the first %d s of "
-              "consuming them: %s applied) | **%s MiB** | bounded | — |" % (
-                  fmt(bl["events"]), bl["window"], fmt(bl["consumed"]), fmt(bl["hwm"], 1)))
-        if len(mm["backlogs"]) > 1:
-            h = [bl["hwm"] for bl in mm["backlogs"]]
-            w("| 6c | peak RSS against the backlog (%s events) | %s | does not grow | %s |" % (
-                " vs ".join(fmt(bl["events"]) for bl in mm["backlogs"]),
-                " vs ".join("%s MiB" % fmt(x, 1) for x in h),
-                "met" if max(h) <= min(h) * 1.25 + 8 else "**missed**"))
-    return "\n".join(out)
-
-
-def size_of(results):
-    return SIZES["quick" if results["quick"] else "full"]
-
-
 RESULTS_BEGIN, RESULTS_END = "<!-- bench:results -->", "<!-- bench:results-end -->"
 
 
@@ -1006,34 +1409,47 @@ def write_doc(table):
         f.write(text)
 
 
+MEASUREMENTS = ("throughput", "debezium", "rebuild", "latency", "huge", "scale", "sweep",
+                "memory")
+
+
 def main():
     ap = argparse.ArgumentParser(prog="bench/run")
-    ap.add_argument("--quick", action="store_true", help="the short smoke form")
+    ap.add_argument("--quick", action="store_true",
+                    help="the smoke form: small sizes, ratio gates (docs/BENCHMARKS.md)")
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/BENCHMARKS.md")
-    ap.add_argument("--only", default="throughput,rebuild,latency,memory",
-                    help="comma-separated: throughput, rebuild, latency (with pools), "
-                    "memory, profile (not in the default set)")
+    ap.add_argument("--only", default=",".join(MEASUREMENTS),
+                    help="comma-separated: %s (latency includes the pools); profile, "
+                    "profile-debezium (not in the default set)" % ", ".join(MEASUREMENTS))
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
     args = ap.parse_args()
     size = SIZES["quick" if args.quick else "full"]
     only = set(args.only.split(","))
+    unknown = only - set(MEASUREMENTS) - {"profile", "profile-debezium"}
+    if unknown:
+        ap.error("unknown measurement(s): %s" % ", ".join(sorted(unknown)))
     results = {"quick": args.quick, "machine": machine()}
+    results["machine"]["jdbc_sink"] = jdbc_sink.VERSION
     pg = PrivatePostgres()
     results["machine"]["postgresql"] = pg.version
     began = time.monotonic()
+    steps = (("throughput", measure_throughput), ("debezium", measure_debezium),
+             ("rebuild", measure_rebuild), ("latency", measure_latency_and_pools),
+             ("huge", measure_huge_pools), ("scale", measure_scale),
+             ("memory", measure_memory), ("profile", measure_profile),
+             ("profile-debezium", measure_profile_debezium))
     try:
-        if "throughput" in only:
-            measure_throughput(pg, size, results)
-        if "rebuild" in only:
-            measure_rebuild(pg, size, results)
-        if "latency" in only:
-            measure_latency_and_pools(pg, size, results)
-        if "memory" in only:
-            measure_memory(pg, size, results)
-        if "profile" in only:
-            measure_profile(pg, size, results)
+        for name, step in steps:
+            if name in only:
+                t = time.monotonic()
+                step(pg, size, results)
+                results.setdefault("step_seconds", {})[name] = time.monotonic() - t
+        if "sweep" in only:
+            t = time.monotonic()
+            measure_sweep(size, results)
+            results.setdefault("step_seconds", {})["sweep"] = time.monotonic() - t
     finally:
         for daemon in DAEMONS:
             if daemon.alive():
@@ -1042,14 +1458,22 @@ def main():
             shutil.rmtree(daemon.dir, ignore_errors=True)
         pg.close()
     results["seconds"] = time.monotonic() - began
-    table = render(results, args.command, args.quick)
+    table = report.render(results, args.command, args.quick, size)
     print(table)
-    log("done in %.0f s" % results["seconds"])
+    log("done in %.0f s (%s)" % (results["seconds"], ", ".join(
+        "%s %.0f s" % kv for kv in results.get("step_seconds", {}).items())))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     if not args.no_docs:
         write_doc(table)
+    if args.quick and only >= set(MEASUREMENTS) - {"sweep", "memory"}:
+        lines, ok = report.gates(results)
+        for line in lines:
+            log(line)
+        if not ok:
+            raise Failure("a ratio gate failed (see the lines above; the bounds and why "
+                          "they are what they are: docs/BENCHMARKS.md, \"Smoke form for CI\")")
 
 
 if __name__ == "__main__":
