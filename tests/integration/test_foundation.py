@@ -89,10 +89,33 @@ def blocked_apply(db, topics, daemon, kafka):
     return locker
 
 
+def daemon_sessions(db):
+    """The daemon's sessions on the test's database."""
+    return db.scalar("SELECT count(*) FROM pg_stat_activity WHERE "
+                     "application_name = 'ipam-syncd' AND datname = current_database()")
+
+
+def abandoned_apply_rolled_back(db, topics, locker):
+    """After the daemon exited with its apply waiting on the test's lock:
+    the lock is kept until the server has dropped the daemon's session (it
+    checks the client every second), so the apply could not commit, then
+    released.  Nothing of the event is applied, no offset of its topic is
+    stored."""
+    wait_until(lambda: daemon_sessions(db) == 0, 30,
+               "the server to drop the exited daemon's session")
+    locker.rollback()
+    locker.close()
+    assert db.scalar("SELECT status FROM ipam WHERE ip_address = '10.9.0.5'") \
+        == "available"
+    assert db.scalar("SELECT count(*) FROM ipam_state.consumer_offset WHERE "
+                     "topic = %s", (topics.servers,)) == 0
+
+
 def test_second_signal_exits_at_once():
     """While the first signal waits for the apply in flight, a second one
-    exits at once.  The abandoned apply either rolls back or commits whole
-    (with its offsets): after a restart the event is applied exactly once."""
+    exits at once.  The abandoned apply rolls back: the test holds the lock
+    it waits on until the server has dropped the session, so it cannot
+    commit.  After a restart the event is applied exactly once."""
     db, topics, kafka = Database(), Topics(), Kafka()
     # The killed member leaves no goodbye: the group waits for its session
     # to time out before the restarted one gets the partitions.
@@ -109,12 +132,7 @@ def test_second_signal_exits_at_once():
         assert time.monotonic() - began < 2
         assert status == 1, status
         assert daemon.log_contains(r"signal 2 again: exiting at once")
-        locker.rollback()
-        locker.close()
-        wait_until(lambda: db.scalar("SELECT count(*) FROM pg_stat_activity "
-                                     "WHERE application_name = 'ipam-syncd' "
-                                     "AND datname = current_database()") == 0,
-                   30, "the daemon's session to end")
+        abandoned_apply_rolled_back(db, topics, locker)
         # Restarted, the daemon applies the event exactly once.
         again = Daemon(db, topics, group=daemon.group,
                        config=fast).start().wait_ready()
@@ -133,7 +151,8 @@ def test_second_signal_exits_at_once():
 
 def test_shutdown_is_bounded_when_the_apply_hangs():
     """SIGTERM with an apply stuck on a lock exits 0 once the configured
-    shutdown timeout has passed."""
+    shutdown timeout has passed, leaving the apply to be rolled back (the
+    test holds its lock until the server has dropped the session)."""
     db, topics, kafka = Database(), Topics(), Kafka()
     daemon = Daemon(db, topics,
                     config={"daemon": {"shutdown_timeout_ms": "1500"}}).start()
@@ -148,8 +167,7 @@ def test_shutdown_is_bounded_when_the_apply_hangs():
         # kept for leaving the group; then it is abandoned.
         assert 1.1 <= elapsed < 10, elapsed
         assert daemon.log_contains(r"did not finish within 1500 ms")
-        locker.rollback()
-        locker.close()
+        abandoned_apply_rolled_back(db, topics, locker)
     finally:
         daemon.close()
         db.close()
