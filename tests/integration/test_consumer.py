@@ -885,8 +885,15 @@ def test_loop_never_blocks_while_the_broker_is_away():
                            "the assignment to pass the proxy")
                 cut_at = time.monotonic()
                 time.sleep(8)
+                # The test's premise: the consumer took its partitions while
+                # the broker was away (a loop that polls on every tick serves
+                # the assignment within one).
+                taken = len(log_lines(daemon, r"kafka: assigned "))
                 proxy.restore()
                 restored_at = time.monotonic()
+                if taken != 3:
+                    problems.append("%s: %d of 3 partitions assigned while the "
+                                    "broker was away" % (mode, taken))
                 if mode == "rebuild":
                     daemon.wait_log(r"rebuild: swapped in", 120)
                 wait_offsets(db, daemon.group, feed.counts, daemon, timeout=120)
