@@ -19,7 +19,7 @@
 #include "consumers/offsets.h"
 #include "consumers/rebuild.h"
 
-/* The consumer's own tick: flushes, loads, the rebuild, commits, stop. */
+/* The consumer's own tick: flushes, loads, the rebuild, the stop. */
 #define CONSUMER_TICK_MS	200
 
 /*
@@ -28,9 +28,6 @@
  * on its latency).
  */
 #define CONSUMER_REBUILD_SCALE	10
-
-/* How often Kafka is told where partitions stand (for lag tools). */
-#define CONSUMER_KAFKA_COMMIT_MS	1000
 
 /* The consumer's lifecycle; each transition is logged once at debug. */
 enum consumer_state {
@@ -98,8 +95,6 @@ struct consumer {
 	long long		 stop_deadline_ms;
 
 	struct consumer_stats	 stats;
-	struct timespec		 last_kafka_commit;
-	bool			 kafka_commit_due;
 };
 
 static void	consumer_flush(struct consumer *consumer);
@@ -193,9 +188,14 @@ consumer_position_set(void *arg, int topic, int32_t partition,
 
 	if ((slot = consumer_partition(arg, topic, partition, false)) == NULL)
 		return;
+	/*
+	 * A batch that held only entries below the stored offset (fetched
+	 * again, and skipped) ends lower: the position never goes back.
+	 */
+	if (slot->position.stored && next_offset <= slot->position.next_offset)
+		return;
 	slot->position.stored = true;
 	slot->position.next_offset = next_offset;
-	((struct consumer *)arg)->kafka_commit_due = true;
 }
 
 /* Tells whether some partition of a topic has a stored offset. */
@@ -517,38 +517,6 @@ consumer_flush(struct consumer *consumer)
 		    consumer->inflight.count);
 }
 
-/* Tells Kafka where partitions stand, at most once a second. */
-static void
-consumer_commit_to_kafka(struct consumer *consumer)
-{
-	struct kafka_partition *parts;
-	int64_t *offsets;
-	size_t i, count = 0;
-
-	if (!consumer->kafka_commit_due ||
-	    consumer_ms_since(&consumer->last_kafka_commit) <
-	    CONSUMER_KAFKA_COMMIT_MS)
-		return;
-	parts = calloc(consumer->partition_count + 1, sizeof(*parts));
-	offsets = calloc(consumer->partition_count + 1, sizeof(*offsets));
-	if (parts == NULL || offsets == NULL)
-		fatal("consumer: calloc");
-	for (i = 0; i < consumer->partition_count; i++) {
-		struct consumer_partition *slot = &consumer->partitions[i];
-
-		if (!slot->assigned || !slot->position.stored)
-			continue;
-		parts[count].topic = slot->topic;
-		parts[count].partition = slot->position.partition;
-		offsets[count++] = slot->position.next_offset;
-	}
-	kafka_client_commit(consumer->client, parts, offsets, count);
-	free(parts);
-	free(offsets);
-	consumer->kafka_commit_due = false;
-	clock_gettime(CLOCK_MONOTONIC, &consumer->last_kafka_commit);
-}
-
 /*
  * Tells whether a rebuild has caught up: every assigned partition applied
  * up to where it ended when first seen, nothing pending or in flight.
@@ -634,7 +602,6 @@ consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 		    consumer_rebuild_caught_up(consumer));
 	consumer_flush(consumer);
 	consumer_backpressure(consumer);
-	consumer_commit_to_kafka(consumer);
 }
 
 /* The applier is done with the batch in flight. */

@@ -26,8 +26,18 @@
 #define KAFKA_STATS_MS		"1000"
 #define KAFKA_STATS_STALE_MS	5000
 
-/* How long destroying the handle may take before the exit goes on. */
+/*
+ * How long destroying the handle may take before the exit goes on: at
+ * most this, within the close's deadline, but at least the minimum.
+ */
 #define KAFKA_DESTROY_MS	5000
+#define KAFKA_DESTROY_MIN_MS	200
+
+/* Brokers counted apart in the statistics (more count, but as one). */
+#define KAFKA_NODES_MAX		64
+
+/* Log lines of one kind of partition error a minute, then a summary. */
+#define KAFKA_ERROR_LOG_PER_MINUTE	10
 
 /* How long a never-assigned member is given to finish joining at close. */
 #define KAFKA_JOIN_GRACE_MS	3000
@@ -45,6 +55,7 @@ struct kafka_topic {
 	rd_kafka_topic_t	*rkt;		/* keeps it in the statistics */
 	bool			 present;	/* has partitions, per statistics */
 	uint8_t			*parts;		/* enum kafka_part_state by partition */
+	int64_t			*starts;	/* where each was released */
 	size_t			 part_count;
 };
 
@@ -73,6 +84,13 @@ struct kafka_client {
 	bool				 joined;
 	bool				 closed;
 	bool				 paused;
+	struct timespec			 close_began;	/* once closed */
+	long long			 close_deadline_ms;
+
+	/* Rate limit of the per-partition error lines. */
+	struct timespec			 error_window;
+	unsigned			 errors_logged;
+	uint64_t			 errors_unlogged;
 
 	int				 brokers_up;
 	bool				 stats_known;
@@ -127,6 +145,7 @@ kafka_part_set(struct kafka_client *client, int topic, int32_t partition,
     enum kafka_part_state state)
 {
 	struct kafka_topic *t = &client->topics[topic];
+	int64_t *starts;
 	size_t count;
 	uint8_t *grown;
 
@@ -134,11 +153,16 @@ kafka_part_set(struct kafka_client *client, int topic, int32_t partition,
 		for (count = t->part_count ? t->part_count : 16;
 		    count <= (size_t)partition; count *= 2)
 			;
-		if ((grown = realloc(t->parts, count)) == NULL)
+		if ((grown = realloc(t->parts, count)) == NULL ||
+		    (starts = realloc(t->starts, count * sizeof(*starts))) ==
+		    NULL)
 			fatal("kafka: realloc");
 		memset(grown + t->part_count, KAFKA_PART_NONE,
 		    count - t->part_count);
+		memset(starts + t->part_count, 0,
+		    (count - t->part_count) * sizeof(*starts));
 		t->parts = grown;
+		t->starts = starts;
 		t->part_count = count;
 	}
 	t->parts[partition] = (uint8_t)state;
@@ -218,19 +242,35 @@ kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
 	struct kafka_client *client = opaque;
 	json_t *root, *brokers, *broker, *topics, *topic, *parts, *p;
+	json_int_t nodes[KAFKA_NODES_MAX];
 	const char *name, *id;
 	int up = 0, index;
 
 	if ((root = json_loadb(json, json_len, 0, NULL)) == NULL)
 		return 0;
+	/*
+	 * Count brokers by node id: the statistics list one broker under
+	 * several entries (its address, and a logical one such as the
+	 * group coordinator); bootstrap entries have no node id.
+	 */
 	brokers = json_object_get(root, "brokers");
 	json_object_foreach(brokers, name, broker) {
 		const char *state = json_string_value(json_object_get(broker,
 		    "state"));
+		json_int_t node = json_integer_value(json_object_get(broker,
+		    "nodeid"));
+		int seen;
 
-		if (json_integer_value(json_object_get(broker, "nodeid")) >= 0 &&
-		    state != NULL && strcmp(state, "UP") == 0)
-			up++;
+		if (node < 0 || state == NULL || strcmp(state, "UP") != 0)
+			continue;
+		for (seen = 0; seen < up && seen < KAFKA_NODES_MAX; seen++)
+			if (nodes[seen] == node)
+				break;
+		if (seen < up)
+			continue;
+		if (up < KAFKA_NODES_MAX)
+			nodes[up] = node;
+		up++;
 	}
 	topics = json_object_get(root, "topics");
 	for (index = 0; index < (int)client->topic_count; index++) {
@@ -491,6 +531,33 @@ fail:
 	return NULL;
 }
 
+/*
+ * Logs an error a message carries (a partition gone, a topic deleted:
+ * one per partition), at most KAFKA_ERROR_LOG_PER_MINUTE lines a minute;
+ * what is left out is counted and said when the next minute starts.
+ */
+static void
+kafka_log_error(struct kafka_client *client, rd_kafka_message_t *message)
+{
+	if (kafka_ms_since(&client->error_window) >= 60000) {
+		if (client->errors_unlogged > 0)
+			log_warnx("kafka: %llu more errors of partitions in the "
+			    "last minute were not logged",
+			    (unsigned long long)client->errors_unlogged);
+		clock_gettime(CLOCK_MONOTONIC, &client->error_window);
+		client->errors_logged = 0;
+		client->errors_unlogged = 0;
+	}
+	if (client->errors_logged >= KAFKA_ERROR_LOG_PER_MINUTE) {
+		client->errors_unlogged++;
+		return;
+	}
+	client->errors_logged++;
+	log_warnx("kafka: %s[%d]: %s", message->rkt ?
+	    rd_kafka_topic_name(message->rkt) : "?", message->partition,
+	    rd_kafka_message_errstr(message));
+}
+
 /* Tells the owner about one message, or handles what it reports. */
 static void
 kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
@@ -507,7 +574,8 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 		 * A held partition's messages are dropped: its release
 		 * seeks, so they are fetched again from where it starts.
 		 */
-		if (state == KAFKA_PART_FETCHING)
+		if (state == KAFKA_PART_FETCHING && message->offset >=
+		    client->topics[topic].starts[message->partition])
 			client->handlers.message(client->handlers.arg, topic,
 			    message);
 		return;
@@ -522,7 +590,7 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 		return;
 	default:
 		client->errors++;
-		log_warnx("kafka: %s", rd_kafka_message_errstr(message));
+		kafka_log_error(client, message);
 		return;
 	}
 }
@@ -618,6 +686,11 @@ kafka_client_release(struct kafka_client *client, int topic,
 		rd_kafka_error_destroy(error);
 	}
 	kafka_part_set(client, topic, partition, KAFKA_PART_FETCHING);
+	/*
+	 * Messages fetched before the seek may still be queued: below the
+	 * start they are dropped (the owner skips them anyway).
+	 */
+	client->topics[topic].starts[partition] = offset >= 0 ? offset : 0;
 	if (!client->paused)
 		rd_kafka_resume_partitions(client->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
@@ -662,25 +735,6 @@ bool
 kafka_client_paused(const struct kafka_client *client)
 {
 	return client->paused;
-}
-
-/* Tells Kafka where partitions stand. */
-void
-kafka_client_commit(struct kafka_client *client,
-    const struct kafka_partition *parts, const int64_t *offsets, size_t count)
-{
-	rd_kafka_topic_partition_list_t *list;
-	size_t i;
-
-	if (client->rk == NULL || client->closed || count == 0)
-		return;
-	list = rd_kafka_topic_partition_list_new((int)count);
-	for (i = 0; i < count; i++)
-		rd_kafka_topic_partition_list_add(list,
-		    client->topics[parts[i].topic].name,
-		    parts[i].partition)->offset = offsets[i];
-	rd_kafka_commit(client->rk, list, 1);
-	rd_kafka_topic_partition_list_destroy(list);
 }
 
 /* The last known watermarks of a partition (never a broker request). */
@@ -749,6 +803,8 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 	if (client->rk == NULL || client->closed)
 		return;
 	client->closed = true;
+	clock_gettime(CLOCK_MONOTONIC, &client->close_began);
+	client->close_deadline_ms = deadline_ms;
 	if (client->tick != NULL)
 		event_del(client->tick);
 	if (client->queue_event != NULL)
@@ -874,6 +930,24 @@ kafka_destroy_within(rd_kafka_t *rk, long timeout_ms)
 	return done;
 }
 
+/*
+ * How long destroying the handle may take: what is left of the close's
+ * deadline (the daemon's shutdown timeout), at least a moment, at most
+ * KAFKA_DESTROY_MS.
+ */
+static long
+kafka_destroy_ms(const struct kafka_client *client)
+{
+	long long left = KAFKA_DESTROY_MS;
+
+	if (client->closed && client->close_deadline_ms > 0)
+		left = client->close_deadline_ms -
+		    kafka_ms_since(&client->close_began);
+	if (left < KAFKA_DESTROY_MIN_MS)
+		left = KAFKA_DESTROY_MIN_MS;
+	return (long)(left < KAFKA_DESTROY_MS ? left : KAFKA_DESTROY_MS);
+}
+
 /* Frees the client. */
 void
 kafka_client_free(struct kafka_client *client)
@@ -903,11 +977,11 @@ kafka_client_free(struct kafka_client *client)
 		log_debug("kafka: no assignment was ever received; the client "
 		    "is left to the process exit");
 	} else if (client->rk != NULL &&
-	    !kafka_destroy_within(client->rk, KAFKA_DESTROY_MS)) {
+	    !kafka_destroy_within(client->rk, kafka_destroy_ms(client))) {
 		kafka_parked_handle = client->rk;
-		log_warnx("kafka: the client did not shut down within %d ms; "
+		log_warnx("kafka: the client did not shut down within %ld ms; "
 		    "exiting without waiting for it (the state and the offsets "
-		    "are in PostgreSQL)", KAFKA_DESTROY_MS);
+		    "are in PostgreSQL)", kafka_destroy_ms(client));
 	}
 	if (client->pipe_read != -1)
 		close(client->pipe_read);
@@ -916,6 +990,7 @@ kafka_client_free(struct kafka_client *client)
 	for (i = 0; i < client->topic_count; i++) {
 		free(client->topics[i].name);
 		free(client->topics[i].parts);
+		free(client->topics[i].starts);
 	}
 	free(client->topics);
 	free(client);

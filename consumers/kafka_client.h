@@ -105,11 +105,6 @@ void		 kafka_client_set_paused(struct kafka_client *client,
 /* Tells whether fetching is paused by kafka_client_set_paused(). */
 bool		 kafka_client_paused(const struct kafka_client *client);
 
-/* Tells Kafka where partitions stand (for lag tools; nothing reads it). */
-void		 kafka_client_commit(struct kafka_client *client,
-		    const struct kafka_partition *parts, const int64_t *offsets,
-		    size_t count);
-
 /* The last known watermarks of a partition; false when unknown. */
 bool		 kafka_client_watermarks(const struct kafka_client *client,
 		    int topic, int32_t partition, int64_t *low, int64_t *high);
