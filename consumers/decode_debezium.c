@@ -1,4 +1,5 @@
 /* The Debezium change-event decoder for the server and subnet tables. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -348,6 +349,159 @@ dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
 	return rc == 0 ? DECODE_OK : DECODE_ERROR;
 }
 
+/* Skips white space; returns the new position. */
+static size_t
+dbz_space(const unsigned char *p, size_t len, size_t i)
+{
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
+	    p[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Skips a string starting at its quote; returns the end, or 0 if bad. */
+static size_t
+dbz_skip_string(const unsigned char *p, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (p[i] == '"')
+			return i + 1;
+		if (p[i] < 0x20)
+			return 0;
+		if (p[i] == '\\' && ++i >= len)
+			return 0;
+	}
+	return 0;
+}
+
+/*
+ * Skips one JSON value (its nesting checked, its scalars only scanned);
+ * returns the position after it, or 0 if it is not well formed.
+ */
+static size_t
+dbz_skip_value(const unsigned char *p, size_t len, size_t i, int depth)
+{
+	unsigned char close;
+
+	i = dbz_space(p, len, i);
+	if (i >= len || depth > 512)
+		return 0;
+	if (p[i] == '"')
+		return dbz_skip_string(p, len, i);
+	if (p[i] != '{' && p[i] != '[') {
+		size_t start = i;
+
+		while (i < len && (isalnum(p[i]) || p[i] == '-' || p[i] == '+' ||
+		    p[i] == '.'))
+			i++;
+		return i > start ? i : 0;
+	}
+	close = p[i] == '{' ? '}' : ']';
+	i = dbz_space(p, len, i + 1);
+	if (i < len && p[i] == close)
+		return i + 1;
+	for (;;) {
+		if (close == '}') {
+			if (i >= len || p[i] != '"' ||
+			    (i = dbz_skip_string(p, len, i)) == 0)
+				return 0;
+			i = dbz_space(p, len, i);
+			if (i >= len || p[i] != ':')
+				return 0;
+			i++;
+		}
+		if ((i = dbz_skip_value(p, len, i, depth + 1)) == 0)
+			return 0;
+		i = dbz_space(p, len, i);
+		if (i < len && p[i] == close)
+			return i + 1;
+		if (i >= len || p[i] != ',')
+			return 0;
+		i = dbz_space(p, len, i + 1);
+	}
+}
+
+/* Reads a top-level member name that is plain "schema" or "payload". */
+static int
+dbz_member(const unsigned char *p, size_t len, size_t *i)
+{
+	static const char *const names[] = { "\"schema\"", "\"payload\"" };
+	size_t n;
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		n = strlen(names[k]);
+		if (*i + n <= len && memcmp(p + *i, names[k], n) == 0) {
+			*i = dbz_space(p, len, *i + n);
+			if (*i >= len || p[*i] != ':')
+				return -1;
+			*i += 1;
+			return k;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Finds the payload of a {"schema": ..., "payload": ...} wrapper without
+ * building the schema block, which is most of a Debezium message's bytes
+ * (it is scanned for well-formedness only).  Returns true with the
+ * payload's span, or false when the value is not such a wrapper, spelt
+ * plainly: then the whole value is parsed as it is.
+ */
+bool
+decode_debezium_payload_span(const void *value, size_t len, size_t *offset,
+    size_t *span)
+{
+	const unsigned char *p = value;
+	size_t i, start, end, payload_start = 0, payload_end = 0;
+	int member, seen = 0;
+
+	i = dbz_space(p, len, 0);
+	if (i >= len || p[i] != '{')
+		return false;
+	i = dbz_space(p, len, i + 1);
+	for (;;) {
+		if ((member = dbz_member(p, len, &i)) < 0 ||
+		    (seen & (1 << member)) != 0)
+			return false;
+		seen |= 1 << member;
+		start = dbz_space(p, len, i);
+		if ((end = dbz_skip_value(p, len, start, 0)) == 0)
+			return false;
+		if (member == 1) {
+			payload_start = start;
+			payload_end = end;
+		}
+		i = dbz_space(p, len, end);
+		if (i < len && p[i] == '}')
+			break;
+		if (i >= len || p[i] != ',')
+			return false;
+		i = dbz_space(p, len, i + 1);
+	}
+	if (seen != 3 || dbz_space(p, len, i + 1) != len)
+		return false;
+	*offset = payload_start;
+	*span = payload_end - payload_start;
+	return true;
+}
+
+/*
+ * Parses a message: the payload alone when it comes in a schema wrapper,
+ * else the whole value.  The caller frees the result.
+ */
+static json_t *
+dbz_load(const void *value, size_t len, json_error_t *jerr)
+{
+	size_t offset, span;
+
+	if (decode_debezium_payload_span(value, len, &offset, &span))
+		return json_loadb((const char *)value + offset, span,
+		    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
+	return json_loadb(value, len, JSON_REJECT_DUPLICATES, jerr);
+}
+
 /* The Debezium change-event decoder (with or without schema wrapper). */
 enum decode_result
 decode_debezium(const struct decode_input *in, struct change *out, char *err,
@@ -367,8 +521,7 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	else if (in->value_len == 0)
 		fields_error(err, errlen, "the value is empty; a tombstone "
 		    "must be null");
-	else if ((root = json_loadb(in->value, in->value_len,
-	    JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+	else if ((root = dbz_load(in->value, in->value_len, &jerr)) == NULL)
 		fields_error(err, errlen, "the value is not valid JSON: %s "
 		    "(line %d, column %d)", jerr.text, jerr.line, jerr.column);
 	else
