@@ -46,8 +46,8 @@ struct applier {
 	struct batch		*batch;		/* being applied, or NULL */
 	size_t			 chunk;		/* entries [0, chunk) are in flight */
 	struct timespec		 started;	/* of the statement in flight */
-	struct timespec		 batch_started;	/* of applier_apply() */
 	struct applier_stats	 stats;
+	uint64_t		 pool_budget;	/* see applier_pool_chunk() */
 
 	/* Errors that are not the data's: retried with a growing delay. */
 	int			 failures;	/* in a row, for this batch */
@@ -103,6 +103,7 @@ applier_new(struct event_base *base, struct pgconn *pg, const char *group_id,
 	applier->positions = *positions;
 	applier->schema = "ipam_state";
 	applier->rebuild = false;
+	applier->pool_budget = UINT64_MAX;
 	applier->done = done;
 	applier->arg = arg;
 	applier->retry_timer = evtimer_new(base, applier_retry_cb, applier);
@@ -130,6 +131,13 @@ applier_set_target(struct applier *applier, const char *schema, bool rebuild)
 	applier->rebuild = rebuild;
 }
 
+/* Sets the pool addresses one statement may expand. */
+void
+applier_set_pool_budget(struct applier *applier, uint64_t addresses)
+{
+	applier->pool_budget = addresses > 0 ? addresses : UINT64_MAX;
+}
+
 /* Tells whether an apply is in flight. */
 bool
 applier_busy(const struct applier *applier)
@@ -141,9 +149,11 @@ applier_busy(const struct applier *applier)
 double
 applier_busy_seconds(const struct applier *applier)
 {
-	if (applier->batch == NULL)
+	if (applier->failing)
+		return applier_elapsed(&applier->failing_since);
+	if (applier->batch == NULL || applier->chunk == 0)
 		return 0;
-	return applier_elapsed(&applier->batch_started);
+	return applier_elapsed(&applier->started);
 }
 
 /* Adds one observation to a histogram. */
@@ -673,6 +683,35 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 	applier_retry_later(applier);
 }
 
+/*
+ * How many entries from the front go in one statement: all of them,
+ * unless their subnets' pools hold more than budget addresses together; then as many as stay within it (at least one).
+ * One pool of a million addresses takes PostgreSQL seconds to expand:
+ * three in one statement ran longer than the watchdog allows.
+ */
+static size_t
+applier_pool_chunk(const struct batch *batch, uint64_t budget)
+{
+	uint64_t addresses = 0, size;
+	size_t i, p;
+
+	for (i = 0; i < batch->count; i++) {
+		const struct change *change = &batch->entries[i].change;
+
+		if (batch->entries[i].dead || batch->entries[i].skip ||
+		    change->entity != CHANGE_SUBNET ||
+		    change->op != CHANGE_UPSERT)
+			continue;
+		for (size = 0, p = 0; p < change->pool_count; p++)
+			size += addr_range_size(&change->pools[p].first,
+			    &change->pools[p].last);
+		if (i > 0 && addresses + size > budget)
+			return i;
+		addresses += size;
+	}
+	return batch->count;
+}
+
 /* Sends entries [0, chunk) as one statement. */
 static void
 applier_send(struct applier *applier)
@@ -683,7 +722,8 @@ applier_send(struct applier *applier)
 	char *json;
 
 	if (applier->chunk == 0 || applier->chunk > applier->batch->count)
-		applier->chunk = applier->batch->count;
+		applier->chunk = applier_pool_chunk(applier->batch,
+		    applier->pool_budget);
 	json = batch_build_json(applier->batch, applier->chunk,
 	    applier->group_id, applier->schema, applier->rebuild,
 	    applier->positions.get, applier->positions.arg, &skipped);
@@ -717,7 +757,6 @@ applier_apply(struct applier *applier, struct batch *batch)
 	applier->chunk = 0;
 	applier->failures = 0;
 	applier->retry_ms = 0;
-	clock_gettime(CLOCK_MONOTONIC, &applier->batch_started);
 	applier_send(applier);
 	return 0;
 }

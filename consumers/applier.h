@@ -100,12 +100,20 @@ int		 applier_apply(struct applier *applier, struct batch *batch);
 void		 applier_set_target(struct applier *applier, const char *schema,
 		    bool rebuild);
 
+/*
+ * Sets how many static pool addresses one statement may expand: a batch
+ * whose subnets hold more is applied in several statements.
+ */
+void		 applier_set_pool_budget(struct applier *applier,
+		    uint64_t addresses);
+
 /* Tells whether an apply is in flight. */
 bool		 applier_busy(const struct applier *applier);
 
 /*
- * Seconds the batch in flight has been in the applier (its chunks,
- * retries and bisection included); 0 when there is none.
+ * Seconds the apply has been stuck: since the database began refusing
+ * every batch, or since the statement in flight was sent; 0 when there is
+ * neither.  A long batch of several statements is not stuck.
  */
 double		 applier_busy_seconds(const struct applier *applier);
 

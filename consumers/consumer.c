@@ -737,8 +737,6 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 		consumer->intake[i].limits = &consumer->limits;
 		consumer->intake[i].columns = &consumer->columns;
 	}
-	consumer_set_batch_limits(consumer, settings->batch_max_events,
-	    settings->batch_max_bytes, settings->batch_max_wait_ms);
 	batch_init(&consumer->pending, consumer->topic_names,
 	    consumer->topic_count);
 	batch_init(&consumer->inflight, consumer->topic_names,
@@ -764,6 +762,9 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	positions.arg = consumer;
 	consumer->applier = applier_new(base, pg, settings->group_id,
 	    &positions, consumer_applied, consumer);
+	consumer_set_batch_limits(consumer, settings->batch_max_events,
+	    settings->batch_max_bytes, settings->batch_max_wait_ms,
+	    settings->batch_max_pool_addresses);
 	consumer->rebuild = rebuild_new(pg, settings->rebuild,
 	    consumer_rebuild_prepared, consumer_rebuild_swapped, consumer);
 	applier_set_target(consumer->applier, rebuild_schema(consumer->rebuild),
@@ -918,11 +919,12 @@ consumer_free(struct consumer *consumer)
 /* Changes the batch bounds. */
 void
 consumer_set_batch_limits(struct consumer *consumer, size_t max_events,
-    size_t max_bytes, long long max_wait_ms)
+    size_t max_bytes, long long max_wait_ms, uint64_t max_pool_addresses)
 {
 	consumer->batch_max_events = max_events;
 	consumer->batch_max_bytes = max_bytes;
 	consumer->batch_max_wait_ms = max_wait_ms;
+	applier_set_pool_budget(consumer->applier, max_pool_addresses);
 }
 
 /* Tells whether the consumer is ready to do its work, or why not. */

@@ -33,6 +33,7 @@ struct consumer_settings {
 	size_t				 batch_max_events;
 	size_t				 batch_max_bytes;
 	long long			 batch_max_wait_ms;
+	uint64_t			 batch_max_pool_addresses;
 	struct decode_limits		 limits;
 	struct debezium_columns		 columns;
 	bool				 rebuild;	/* rebuild, swap, go on */
@@ -94,7 +95,8 @@ void		 consumer_free(struct consumer *consumer);
 
 /* Changes the batch bounds (from a reloaded config). */
 void		 consumer_set_batch_limits(struct consumer *consumer,
-		    size_t max_events, size_t max_bytes, long long max_wait_ms);
+		    size_t max_events, size_t max_bytes, long long max_wait_ms,
+		    uint64_t max_pool_addresses);
 
 /*
  * Tells whether the consumer is ready to do its work, or fills reason:

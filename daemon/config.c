@@ -88,6 +88,11 @@ static const struct config_key config_keys[] = {
 	    60000, true,
 	    "or when this long has passed since its first event: a linger\n"
 	    "that trades a little latency for fewer transactions."),
+	KEY_INT("consumer", "batch_max_pool_addresses",
+	    batch_max_pool_addresses, "1100000", 1, 268435456, true,
+	    "One statement expands at most this many static pool addresses:\n"
+	    "a batch whose subnets hold more is applied in several statements\n"
+	    "(at least one subnet each), each well within the watchdog."),
 	KEY_INT("consumer", "max_message_bytes", max_message_bytes, "1048576",
 	    64, 268435456, false,
 	    "Larger messages go to the dead letters."),

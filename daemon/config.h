@@ -44,6 +44,7 @@ struct config {
 	long long	 batch_max_events;
 	long long	 batch_max_bytes;
 	long long	 batch_max_wait_ms;
+	long long	 batch_max_pool_addresses;
 	long long	 max_message_bytes;
 	long long	 max_pool_addresses;
 

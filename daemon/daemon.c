@@ -87,6 +87,8 @@ daemon_consumer_settings(const struct config *config,
 	settings->batch_max_events = (size_t)config->batch_max_events;
 	settings->batch_max_bytes = (size_t)config->batch_max_bytes;
 	settings->batch_max_wait_ms = config->batch_max_wait_ms;
+	settings->batch_max_pool_addresses =
+	    (uint64_t)config->batch_max_pool_addresses;
 	settings->limits = config->limits;
 	settings->columns = config->columns;
 }
@@ -259,7 +261,8 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	    fresh->pg_reconnect_min_ms, fresh->pg_reconnect_max_ms);
 	consumer_set_batch_limits(daemon->consumer,
 	    (size_t)fresh->batch_max_events, (size_t)fresh->batch_max_bytes,
-	    fresh->batch_max_wait_ms);
+	    fresh->batch_max_wait_ms,
+	    (uint64_t)fresh->batch_max_pool_addresses);
 	{
 		struct sweeper_settings sweep;
 

@@ -272,6 +272,26 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         server.close()
 
 
+def test_large_pools_are_applied_a_statement_each():
+    """Subnets whose pools together hold more addresses than
+    consumer.batch_max_pool_addresses are applied in several statements
+    of one batch, so none runs as long as all of them would (three pools
+    of a million addresses in one statement outlasted the watchdog)."""
+    run = Run(config={"consumer": {"batch_max_wait_ms": "3000",
+                                   "batch_max_pool_addresses": "1000"}})
+    try:
+        for i in (1, 2, 3):
+            run.subnet(str(i), "10.%d.0.0/22" % (60 + i),
+                       ["10.%d.0.1-10.%d.2.88" % (60 + i, 60 + i)], 1)
+        run.settle()
+        assert run.count("status = 'available'") == 3 * 600
+        # One batch of three events, applied as three statements.
+        sizes = re.findall(r"batch of (\d+): ", run.daemon.log())
+        assert sizes == ["1", "1", "1"], sizes
+    finally:
+        run.close()
+
+
 def test_rebuild_writes_the_same_audit_image():
     """Issue case 8: the audit rows a rebuild writes have the shape the
     apply writes: the nine derived fields."""
