@@ -1031,15 +1031,17 @@ def fill_scale(db, subnets, per):
     db.query("CHECKPOINT")
 
 
-def measure_scale(pg, size, results):
+def measure_scale(pg, size, results, explain=False):
     """One subnet upsert on a daemon holding a small state and a large one
     (the state written with SQL: fill_scale), produce → commit: a changed
     pool of an existing subnet (20 more addresses, version 2) and a new
-    subnet with a pool like the others, alternately."""
+    subnet with a pool like the others, alternately.  With explain, the
+    large state only, and the statements auto_explain logged."""
     import ipaddress
     cfg = size["scale"]
     out = {}
-    for label, (subnets, per) in (("small", cfg["small"]), ("large", cfg["large"])):
+    states = (("small", cfg["small"]), ("large", cfg["large"]))
+    for label, (subnets, per) in states[1:] if explain else states:
         topics = Topics("scale")
         db = daemon = None
         try:
@@ -1050,6 +1052,10 @@ def measure_scale(pg, size, results):
             fill_scale(db, subnets, per)
             setup = time.monotonic() - t
             rows = db.scalar("SELECT count(*) FROM ipam_state.address")
+            log_path = os.path.join(pg.dir, "postgresql.log")
+            if explain:
+                explain_statements(db)
+            since = os.path.getsize(log_path)
             daemon = Daemon(pg, db, topics).wait_ready()
             ms = dict(changed=[], new=[])
             for k in range(cfg["upserts"]):
@@ -1070,6 +1076,14 @@ def measure_scale(pg, size, results):
             out[label] = dict(subnets=subnets, addresses=rows, setup_seconds=setup,
                               changed=ms["changed"], new=ms["new"],
                               ms=median(ms["changed"] + ms["new"]))
+            if explain:
+                entries = parse_auto_explain(log_path, since)
+                out[label]["statements"] = statement_totals(entries)
+                slowest = max(entries, key=lambda e: e[1] if not e[0].startswith(
+                    "apply_batch") else 0, default=None)
+                out[label]["slowest_plan"] = slowest[2] if slowest else ""
+                for name, total in out[label]["statements"][:8]:
+                    log("profile scale:   %7.0f ms  %s" % (total, name))
             log("scale %s: %d subnets, %d addresses (written in %.0f s); one subnet upsert: "
                 "changed pool %s ms, new subnet %s ms" % (
                     label, subnets, rows, setup, ", ".join("%.0f" % x for x in ms["changed"]),
@@ -1080,7 +1094,7 @@ def measure_scale(pg, size, results):
             if db:
                 db.close()
             topics.delete()
-    results["scale"] = dict(config=cfg, **out)
+    results["profile_scale" if explain else "scale"] = dict(config=cfg, **out)
 
 
 # ---------------------------------------------------------------- /16 sweep
@@ -1217,6 +1231,35 @@ def parse_auto_explain(path, since=0):
     return out
 
 
+def explain_statements(db, timing=False):
+    """auto_explain for the database's next sessions: every statement of
+    1 ms or more, nested ones too, with ANALYZE and BUFFERS (per-node times
+    only with timing), to the private cluster's log."""
+    for setting in ("session_preload_libraries = 'auto_explain'",
+                    "auto_explain.log_min_duration = 1",
+                    "auto_explain.log_analyze = on", "auto_explain.log_buffers = on",
+                    "auto_explain.log_timing = %s" % ("on" if timing else "off"),
+                    "auto_explain.log_nested_statements = on"):
+        db.query('ALTER DATABASE "%s" SET %s' % (db.name, setting))
+
+
+def statement_totals(entries):
+    """[(label, ms)] of parse_auto_explain's entries, the whole apply_batch
+    call left out, largest first."""
+    by = {}
+    for label, ms, _ in entries:
+        if not label.startswith("apply_batch"):
+            by[label] = by.get(label, 0) + ms
+    return sorted(by.items(), key=lambda kv: -kv[1])
+
+
+def measure_profile_scale(pg, size, results):
+    """Row 7's large state only, with auto_explain (explain_statements) on
+    the daemon's database during the upserts: which statements grow with
+    the tables."""
+    measure_scale(pg, size, results, explain=True)
+
+
 class Perf:
     """perf record (Debian's linux-perf) attached to a running process, with
     call graphs; report() gives the hottest symbols, self time."""
@@ -1237,19 +1280,28 @@ class Perf:
             self.proc.wait()
 
     def report(self, limit=25):
-        """[(self %, dso, symbol)], hottest first."""
-        out = subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
-                              "-g", "none", "--sort", "dso,symbol", "--percent-limit", "0.5"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             text=True).stdout
-        rows = []
-        for line in out.splitlines():
+        """{"samples": N, "dso": [(self %, dso)], "symbols": [(self %, dso,
+        symbol)]}, hottest first."""
+        def run(sort):
+            return subprocess.run(["perf", "report", "-i", self.data, "--stdio",
+                                   "--no-children", "-g", "none", "--sort", sort,
+                                   "--percent-limit", "0.5"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True).stdout
+        symbols, dsos, samples = [], [], 0
+        for line in run("dso,symbol").splitlines():
             m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)", line)
             if m:
                 symbol = re.sub(r"(\s+-)+\s*$", "", m.group(3)).strip()
-                rows.append((float(m.group(1)), m.group(2), symbol))
+                symbols.append((float(m.group(1)), m.group(2), symbol))
+        for line in run("dso").splitlines():
+            m = re.match(r"# Samples: (\d+)", line) or re.match(r"# Samples: ([\d.]+)K", line)
+            if m:
+                samples = int(float(m.group(1)) * (1000 if "K" in line else 1))
+            m = re.match(r"\s*([\d.]+)%\s+(\S+)\s*$", line)
+            if m:
+                dsos.append((float(m.group(1)), m.group(2)))
         shutil.rmtree(self.dir, ignore_errors=True)
-        return rows[:limit]
+        return dict(samples=samples, dso=dsos, symbols=symbols[:limit])
 
 
 def measure_profile_debezium(pg, size, results):
@@ -1273,12 +1325,7 @@ def measure_profile(pg, size, results, server_format="cloudevents"):
         base = loadgen(topics, create=True, servers=0, subnets=cfg["subnets"],
                        versions=cfg["versions"])
         db = Db(pg, "prof")
-        for setting in ("session_preload_libraries = 'auto_explain'",
-                        "auto_explain.log_min_duration = 1",
-                        "auto_explain.log_analyze = on", "auto_explain.log_buffers = on",
-                        "auto_explain.log_timing = %s" % ("on" if cfg["timing"] else "off"),
-                        "auto_explain.log_nested_statements = on"):
-            db.query('ALTER DATABASE "%s" SET %s' % (db.name, setting))
+        explain_statements(db, cfg["timing"])
         log_path = os.path.join(pg.dir, "postgresql.log")
         t0 = os.path.getsize(log_path)
         seconds, done, daemon = apply_until_committed(pg, db, topics, base["total"], 900,
@@ -1307,11 +1354,7 @@ def measure_profile(pg, size, results, server_format="cloudevents"):
 
         def summary(entries):
             total = sum(ms for label, ms, _ in entries if label.startswith("apply_batch"))
-            by = {}
-            for label, ms, _ in entries:
-                if not label.startswith("apply_batch"):
-                    by[label] = by.get(label, 0) + ms
-            rows = sorted(by.items(), key=lambda kv: -kv[1])
+            rows = statement_totals(entries)
             slowest = max((e for e in entries if e[0].startswith("derive")),
                           key=lambda e: e[1], default=None)
             return dict(total_ms=total, calls=sum(1 for e in entries
@@ -1330,8 +1373,12 @@ def measure_profile(pg, size, results, server_format="cloudevents"):
                daemon_cpu, daemon_cpu / max(servers["total"], 1) * 1e6))
         for label, ms in sp["statements"][:8]:
             log("profile:   %7.0f ms  %4.1f%%  %s" % (ms, 100 * ms / max(sp["total_ms"], 1), label))
-        for share, dso, symbol in results[key]["perf"] or []:
-            log("profile: perf %5.1f%%  %-22s %s" % (share, dso, symbol[:70]))
+        pf = results[key]["perf"]
+        if pf:
+            log("profile: perf, %d samples; by object: %s" % (pf["samples"], ", ".join(
+                "%s %.1f%%" % (dso, share) for share, dso in pf["dso"])))
+            for share, dso, symbol in pf["symbols"]:
+                log("profile: perf %5.1f%%  %-22s %s" % (share, dso, symbol[:70]))
     finally:
         if db:
             db.close()
@@ -1420,14 +1467,15 @@ def main():
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/BENCHMARKS.md")
     ap.add_argument("--only", default=",".join(MEASUREMENTS),
                     help="comma-separated: %s (latency includes the pools); profile, "
-                    "profile-debezium (not in the default set)" % ", ".join(MEASUREMENTS))
+                    "profile-debezium, profile-scale (not in the default set)"
+                    % ", ".join(MEASUREMENTS))
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
     args = ap.parse_args()
     size = SIZES["quick" if args.quick else "full"]
     only = set(args.only.split(","))
-    unknown = only - set(MEASUREMENTS) - {"profile", "profile-debezium"}
+    unknown = only - set(MEASUREMENTS) - {"profile", "profile-debezium", "profile-scale"}
     if unknown:
         ap.error("unknown measurement(s): %s" % ", ".join(sorted(unknown)))
     results = {"quick": args.quick, "machine": machine()}
@@ -1439,7 +1487,8 @@ def main():
              ("rebuild", measure_rebuild), ("latency", measure_latency_and_pools),
              ("huge", measure_huge_pools), ("scale", measure_scale),
              ("memory", measure_memory), ("profile", measure_profile),
-             ("profile-debezium", measure_profile_debezium))
+             ("profile-debezium", measure_profile_debezium),
+             ("profile-scale", measure_profile_scale))
     try:
         for name, step in steps:
             if name in only:
