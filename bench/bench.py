@@ -186,6 +186,10 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# bench/run --explain: auto_explain on every fresh database of the run.
+EXPLAIN = False
+
+
 class Db:
     """One fresh database with a connection kept open for polling; or,
     with template, a copy of another (whose connection is closed while
@@ -202,6 +206,8 @@ class Db:
                                                                        template.name))
             template.conn = pg.connect(template.name)
         self.conn = pg.connect(self.name)
+        if EXPLAIN and template is None:
+            explain_statements(self)
 
     def clone(self, tag):
         """A copy of this database as it is now."""
@@ -1470,6 +1476,10 @@ def main():
                     "profile-debezium, profile-scale (not in the default set)"
                     % ", ".join(MEASUREMENTS))
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--explain", action="store_true",
+                    help="auto_explain every statement of 1 ms or more in every database "
+                    "(slows the run: a profile, not a measurement); the totals per "
+                    "measurement are logged and kept in --json")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
     args = ap.parse_args()
@@ -1478,6 +1488,8 @@ def main():
     unknown = only - set(MEASUREMENTS) - {"profile", "profile-debezium", "profile-scale"}
     if unknown:
         ap.error("unknown measurement(s): %s" % ", ".join(sorted(unknown)))
+    global EXPLAIN
+    EXPLAIN = args.explain
     results = {"quick": args.quick, "machine": machine()}
     results["machine"]["jdbc_sink"] = jdbc_sink.VERSION
     pg = PrivatePostgres()
@@ -1490,11 +1502,17 @@ def main():
              ("profile-debezium", measure_profile_debezium),
              ("profile-scale", measure_profile_scale))
     try:
+        pg_log = os.path.join(pg.dir, "postgresql.log")
         for name, step in steps:
             if name in only:
-                t = time.monotonic()
+                t, since = time.monotonic(), os.path.getsize(pg_log)
                 step(pg, size, results)
                 results.setdefault("step_seconds", {})[name] = time.monotonic() - t
+                if EXPLAIN:
+                    totals = statement_totals(parse_auto_explain(pg_log, since))
+                    results.setdefault("explain", {})[name] = totals[:12]
+                    for label, ms in totals[:8]:
+                        log("explain %s: %8.0f ms  %s" % (name, ms, label))
         if "sweep" in only:
             t = time.monotonic()
             measure_sweep(size, results)
