@@ -206,20 +206,22 @@ def test_http_health_metrics_and_promtool():
                          '{topic="%s",partition="%d"}' % (topics.servers, partition)) == 0
         assert 'ipam_syncd_build_info{version="' in text
         assert "process_start_time_seconds" in text
-        # Kafka is told the committed offsets too, for lag tools.
+        # Nothing is committed to Kafka (a commit that crosses a rebalance
+        # makes librdkafka 2.0.2 drop the assignment): the group has no
+        # offsets there; the lag above is the figure to watch.
         from confluent_kafka import Consumer, TopicPartition
-        stored = dict(((t, p), o) for t, p, o in db.query(
-            "SELECT topic, partition, next_offset FROM ipam_state.consumer_offset"))
+        stored = db.query("SELECT topic, partition FROM ipam_state.consumer_offset")
+        assert stored
         probe = Consumer({"bootstrap.servers": harness.bootstrap(),
                           "group.id": daemon.group})
-
-        def kafka_committed():
-            parts = [TopicPartition(t, p) for (t, p) in stored]
-            return {(tp.topic, tp.partition): tp.offset
-                    for tp in probe.committed(parts, timeout=10)}
-        wait_until(lambda: kafka_committed() == stored, 15,
-                   "Kafka's committed offsets to match PostgreSQL's")
+        committed = probe.committed([TopicPartition(t, p) for t, p in stored],
+                                    timeout=10)
         probe.close()
+        assert all(tp.offset < 0 for tp in committed), committed
+        assert value(text, "ipam_syncd_kafka_brokers_up") == 1
+        assert value(text, "ipam_syncd_kafka_topics_missing") == 0
+        assert value(text, "ipam_syncd_consumer_paused") == 0
+        assert value(text, "ipam_syncd_consumer_lag_stale") == 0
         # Counters only grow between scrapes.
         earlier = [float(m) for s in scraped[:-1] for m in re.findall(
             r'^ipam_syncd_batches_total (\S+)$', s, re.M)]
