@@ -184,7 +184,9 @@ def render(results, command, quick, size):
               fmt(median([r["pg_cpu"] for r in runs]), 1),
               "**%.2f×** the JDBC sink (2a)" % f["dbz_vs_jdbc"] if jdbc
               else "(no JDBC sink in this run)",
-              verdict(ok_rate and ok_jdbc) if jdbc else verdict(ok_rate) + " (rate)"))
+              ("rate: %s; vs the sink: %s" % (verdict(ok_rate), verdict(ok_jdbc))
+               if ok_rate != ok_jdbc else verdict(ok_rate)) if jdbc
+              else verdict(ok_rate) + " (rate)"))
         if jdbc:
             w("| 2a | the Debezium JDBC sink %s on Kafka Connect %s, the same topic: upsert "
               "mode, `primary.key.mode=record_key`, deletes on, 1 task, a table of its own; "
@@ -293,7 +295,7 @@ def render(results, command, quick, size):
               verdict(f["scale_ratio"] <= 2)))
     sw = results.get("sweep")
     if sw and "sweeps" in sw:
-        ok = f["sweep_write_s"] <= 0.1 and f["sweep_total_s"] <= 1
+        ok_write, ok_total = f["sweep_write_s"] <= 0.1, f["sweep_total_s"] <= 1
         w("| 8 | sweep of a %s static pool on loopback (%s addresses, all answer), the "
           "sweeps after the first (%d; no state change to make), shared cluster | write "
           "phase **%s s**, full cycle **%s s** (ICMP %s s), %s rows written a sweep | ICMP "
@@ -302,7 +304,9 @@ def render(results, command, quick, size):
               sw["config"]["cidr"], fmt(sw["targets"]), len(sw["sweeps"]),
               fmt(f["sweep_write_s"], 3), fmt(f["sweep_total_s"], 3),
               fmt(f["sweep_icmp_s"], 3), fmt(f["sweep_changed"]), f["sweep_vs_fping"],
-              fmt(f["fping_s"], 3), f["sweep_total_vs_fping"], verdict(ok)))
+              fmt(f["fping_s"], 3), f["sweep_total_vs_fping"],
+              verdict(ok_write and ok_total) if ok_write == ok_total else
+              "write: %s; full cycle: %s" % (verdict(ok_write), verdict(ok_total))))
     mm = results.get("memory")
     if mm:
         r = mm["rows"]
