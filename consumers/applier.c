@@ -698,7 +698,7 @@ applier_pool_chunk(const struct batch *batch, uint64_t budget)
 	for (i = 0; i < batch->count; i++) {
 		const struct change *change = &batch->entries[i].change;
 
-		if (batch->entries[i].dead || batch->entries[i].skip ||
+		if (batch->entries[i].dead ||
 		    change->entity != CHANGE_SUBNET ||
 		    change->op != CHANGE_UPSERT)
 			continue;

@@ -101,19 +101,6 @@ batch_add_dead(struct batch *batch, int topic, int32_t partition,
 	    headers_json);
 }
 
-/* Adds a message that changes nothing. */
-void
-batch_add_skip(struct batch *batch, int topic, int32_t partition,
-    int64_t offset)
-{
-	struct batch_entry *entry = batch_grow(batch);
-
-	entry->topic = topic;
-	entry->partition = partition;
-	entry->offset = offset;
-	entry->skip = true;
-}
-
 /* Frees what one entry owns. */
 static void
 batch_entry_free(struct batch_entry *entry)
@@ -654,8 +641,6 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 			(*skipped)++;
 			continue;
 		}
-		if (entry->skip)
-			continue;
 		if (entry->dead)
 			json_array_append_new(dead, batch_json_dead(batch, entry));
 		else if (entry->change.op == CHANGE_TRUNCATE)

@@ -14,11 +14,10 @@ struct batch_entry {
 	int32_t		 partition;
 	int64_t		 offset;
 	bool		 dead;
-	bool		 skip;		/* nothing to apply; only the offset moves */
 	bool		 rejected;	/* dead because PostgreSQL refused it; the
 					   change is kept until that commits */
 	bool		 bare;		/* its dead letter goes without headers */
-	struct change	 change;	/* when neither dead nor skip */
+	struct change	 change;	/* when not dead */
 	char		*reason;	/* when dead: why */
 	uint8_t		*key;		/* the raw key, or NULL */
 	size_t		 key_len;
@@ -66,10 +65,6 @@ void	batch_add_change(struct batch *batch, int topic, int32_t partition,
 void	batch_add_dead(struct batch *batch, int topic, int32_t partition,
 	    int64_t offset, const char *reason, const void *key, size_t key_len,
 	    const void *value, size_t value_len, const char *headers_json);
-
-/* Adds a message that changes nothing (a Debezium truncate, say). */
-void	batch_add_skip(struct batch *batch, int topic, int32_t partition,
-	    int64_t offset);
 
 /* Removes the first n entries, freeing them. */
 void	batch_drop_front(struct batch *batch, size_t n);

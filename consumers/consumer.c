@@ -1051,24 +1051,6 @@ consumer_foreach_partition(const struct consumer *consumer,
 	}
 }
 
-/* Names a partition whose stored offset is outside its log, or NULL. */
-const char *
-consumer_out_of_range_partition(const struct consumer *consumer,
-    int32_t *partition)
-{
-	size_t i;
-
-	for (i = 0; i < consumer->partition_count; i++) {
-		const struct consumer_partition *slot = &consumer->partitions[i];
-
-		if (slot->assigned && slot->state == CONSUMER_PART_OUT_OF_RANGE) {
-			*partition = slot->position.partition;
-			return consumer->topics[slot->topic].name;
-		}
-	}
-	return NULL;
-}
-
 /* Why the database refuses every apply, or NULL. */
 const char *
 consumer_apply_failing(const struct consumer *consumer)

@@ -131,13 +131,6 @@ typedef void consumer_partition_fn(void *arg, const char *topic,
 void		 consumer_foreach_partition(const struct consumer *consumer,
 		    consumer_partition_fn *fn, void *arg);
 
-/*
- * Names an assigned partition whose stored offset lies outside its log
- * (a recreated topic, expired records), or returns NULL.
- */
-const char	*consumer_out_of_range_partition(const struct consumer *consumer,
-		    int32_t *partition);
-
 /* Why the database refuses every apply, or NULL (applier_failing()). */
 const char	*consumer_apply_failing(const struct consumer *consumer);
 

@@ -64,7 +64,6 @@ struct decode_input {
 /* Result of decoding one message. */
 enum decode_result {
 	DECODE_OK,	/* out holds a change */
-	DECODE_SKIP,	/* nothing to apply; no decoder gives it today */
 	DECODE_ERROR,	/* err holds a reason a person can act on */
 };
 

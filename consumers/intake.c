@@ -71,11 +71,6 @@ intake_message(struct batch *batch, int topic, const struct intake_topic *how,
 		    message->offset, &change, message->key, message->key_len,
 		    message->payload, message->len, headers_text);
 		break;
-	case DECODE_SKIP:
-		/* Nothing to apply, but the offset still moves past it. */
-		batch_add_skip(batch, topic, message->partition,
-		    message->offset);
-		break;
 	case DECODE_ERROR:
 		decoded = false;
 		batch_add_dead(batch, topic, message->partition,

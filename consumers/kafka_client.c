@@ -97,7 +97,6 @@ struct kafka_client {
 	struct timespec			 stats_at;
 
 	uint64_t			 errors;
-	uint64_t			 rebalances;
 };
 
 /* A client that cannot be destroyed safely, kept reachable until exit. */
@@ -381,7 +380,6 @@ kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
 	struct kafka_client *client = opaque;
 
-	client->rebalances++;
 	switch (err) {
 	case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
 		kafka_assign(client, partitions);
@@ -996,15 +994,9 @@ kafka_client_free(struct kafka_client *client)
 	free(client);
 }
 
-/* Running totals. */
+/* Errors the client reported. */
 uint64_t
 kafka_client_errors(const struct kafka_client *client)
 {
 	return client->errors;
-}
-
-uint64_t
-kafka_client_rebalances(const struct kafka_client *client)
-{
-	return client->rebalances;
 }

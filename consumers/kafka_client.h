@@ -127,8 +127,7 @@ void		 kafka_client_close(struct kafka_client *client,
  */
 void		 kafka_client_free(struct kafka_client *client);
 
-/* Running totals. */
+/* Errors the client reported. */
 uint64_t	 kafka_client_errors(const struct kafka_client *client);
-uint64_t	 kafka_client_rebalances(const struct kafka_client *client);
 
 #endif
