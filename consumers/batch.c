@@ -705,11 +705,13 @@ batch_partition_ends(const struct batch *batch, size_t n,
 	for (i = 0; i < n; i++) {
 		const struct batch_entry *entry = &batch->entries[i];
 
-		/* Entries of one partition mostly follow each other. */
+		/*
+		 * Entries of one partition mostly follow each other; names
+		 * are the batch's own strings, compared as pointers.
+		 */
 		for (j = count; j-- > 0;) {
 			if (ends[j].partition == entry->partition &&
-			    strcmp(ends[j].topic,
-			    batch->topic_names[entry->topic]) == 0)
+			    ends[j].topic == batch->topic_names[entry->topic])
 				break;
 		}
 		if (j == (size_t)-1) {

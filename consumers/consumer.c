@@ -45,6 +45,12 @@ enum consumer_part_state {
 	CONSUMER_PART_OUT_OF_RANGE,	/* its offset is not in the log */
 };
 
+/* A topic's slots by partition number: 1 + the slot's place, 0 none. */
+struct consumer_index {
+	size_t	*slots;
+	size_t	 count;
+};
+
 /* One partition the consumer has held, and where it stands. */
 struct consumer_partition {
 	struct batch_position		 position;
@@ -78,6 +84,7 @@ struct consumer {
 	bool			 loading;	/* an offsets load is in flight */
 
 	struct consumer_partition *partitions;
+	struct consumer_index	*index;		/* by topic: partition -> slot */
 	size_t			 partition_count;
 	size_t			 partition_capacity;
 
@@ -99,6 +106,7 @@ struct consumer {
 
 static void	consumer_flush(struct consumer *consumer);
 static void	consumer_load(struct consumer *consumer);
+static bool	consumer_any_loading(const struct consumer *consumer);
 static void	consumer_backpressure(struct consumer *consumer);
 static void	consumer_finish_stop(struct consumer *consumer);
 
@@ -132,21 +140,39 @@ consumer_enter(struct consumer *consumer, enum consumer_state state)
 	consumer->state = state;
 }
 
-/* Finds a partition's slot, creating it when asked. */
+/*
+ * Finds a partition's slot, creating it when asked.  It runs for every
+ * message and every batch entry: the slot is found through its topic's
+ * index by partition number, not by a search of every slot.
+ */
 static struct consumer_partition *
 consumer_partition(struct consumer *consumer, int topic, int32_t partition,
     bool create)
 {
 	struct consumer_partition *grown, *slot;
-	size_t i;
+	struct consumer_index *index;
+	size_t *slots, count;
 
-	for (i = 0; i < consumer->partition_count; i++) {
-		slot = &consumer->partitions[i];
-		if (slot->topic == topic && slot->position.partition == partition)
-			return slot;
-	}
-	if (!create || topic < 0)
+	if (topic < 0 || (size_t)topic >= consumer->topic_count ||
+	    partition < 0)
 		return NULL;
+	index = &consumer->index[topic];
+	if ((size_t)partition < index->count && index->slots[partition] > 0)
+		return &consumer->partitions[index->slots[partition] - 1];
+	if (!create)
+		return NULL;
+	if ((size_t)partition >= index->count) {
+		for (count = index->count ? index->count : 16;
+		    count <= (size_t)partition; count *= 2)
+			;
+		if ((slots = realloc(index->slots, count * sizeof(*slots))) ==
+		    NULL)
+			fatal("consumer: realloc");
+		memset(slots + index->count, 0,
+		    (count - index->count) * sizeof(*slots));
+		index->slots = slots;
+		index->count = count;
+	}
 	if (consumer->partition_count == consumer->partition_capacity) {
 		consumer->partition_capacity = consumer->partition_capacity ?
 		    consumer->partition_capacity * 2 : 16;
@@ -157,6 +183,7 @@ consumer_partition(struct consumer *consumer, int topic, int32_t partition,
 		consumer->partitions = grown;
 	}
 	slot = &consumer->partitions[consumer->partition_count++];
+	index->slots[partition] = consumer->partition_count;
 	memset(slot, 0, sizeof(*slot));
 	slot->topic = topic;
 	slot->position.topic = consumer->topics[topic].name;
@@ -430,6 +457,8 @@ consumer_load(struct consumer *consumer)
 	if (consumer->loading || !consumer->db_up ||
 	    consumer->state != CONSUMER_RUNNING || applier_busy(consumer->applier) ||
 	    rebuild_busy(consumer->rebuild) || pgconn_is_busy(consumer->pg))
+		return;
+	if (!consumer_any_loading(consumer))
 		return;
 	if ((parts = calloc(consumer->partition_count + 1,
 	    sizeof(*parts))) == NULL)
@@ -721,8 +750,10 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	    sizeof(*consumer->topic_names));
 	consumer->intake = calloc(settings->topic_count,
 	    sizeof(*consumer->intake));
+	consumer->index = calloc(settings->topic_count,
+	    sizeof(*consumer->index));
 	if (consumer->topics == NULL || consumer->topic_names == NULL ||
-	    consumer->intake == NULL)
+	    consumer->intake == NULL || consumer->index == NULL)
 		fatal("consumer: calloc");
 	consumer->limits = settings->limits;
 	consumer_copy_columns(consumer, &settings->columns);
@@ -905,8 +936,12 @@ consumer_free(struct consumer *consumer)
 		kafka_client_close(consumer->client, 1000);
 		kafka_client_free(consumer->client);
 	}
-	for (i = 0; i < consumer->topic_count; i++)
+	for (i = 0; i < consumer->topic_count; i++) {
 		free((char *)consumer->topics[i].name);
+		if (consumer->index != NULL)
+			free(consumer->index[i].slots);
+	}
+	free(consumer->index);
 	free(consumer->topics);
 	free(consumer->topic_names);
 	free(consumer->intake);
