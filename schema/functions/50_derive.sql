@@ -129,8 +129,8 @@ BEGIN
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
 		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
-		    source_topic, source_partition, source_offset)
-		SELECT * FROM (
+		    source_topic, source_partition, source_offset, requested_by)
+		SELECT changes.*, r.requested_by FROM (
 		    SELECT del.vrf, del.ip_address, 'delete', del.before,
 			NULL::jsonb, del.topic, del.part, del.off FROM del
 		    UNION ALL
@@ -140,7 +140,12 @@ BEGIN
 			ON w.vrf = ins.vrf AND w.ip = ins.ip_address
 		    UNION ALL
 		    SELECT upd.vrf, upd.ip_address, 'update', upd.before,
-			upd.after, upd.topic, upd.part, upd.off FROM upd) changes
+			upd.after, upd.topic, upd.part, upd.off FROM upd)
+		    AS changes(vrf, ip_address, action, before, after, topic,
+			part, off)
+		-- A change made by an operator's request names who asked.
+		LEFT JOIN ipamd.request r ON r.topic = changes.topic
+		    AND r.partition = changes.part AND r."offset" = changes.off
 		WHERE with_audit
 		RETURNING 1
 	), conflict_want AS (
