@@ -87,6 +87,16 @@ struct change {
 	/* mark (the address is in ip, has_ip is true) */
 	enum mark_status	mark_status;
 	char			*description;
+
+	/*
+	 * An operator's request (docs/API.md): a mark event that names its
+	 * requester.  Its preconditions are checked when it is applied, and
+	 * the outcome is kept under request_id (the CloudEvent id).
+	 */
+	char			*request_id;	/* NULL: not a request */
+	char			*requester;
+	bool			 if_available;	/* only while nothing holds it */
+	char			*if_match;	/* only while its etag is this */
 };
 
 /* Frees what a change owns and zeroes it, so it can be reused. */

@@ -598,6 +598,56 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
 	return 0;
 }
 
+/*
+ * Reads an operator's request (docs/API.md): the extension attributes
+ * ipamrequester, ipamifavailable and ipamifmatch, allowed on marks only.
+ * A request is known by its CloudEvent id.
+ */
+static int
+ce_request(const struct ce_event *event, struct change *out, char *err,
+    size_t errlen)
+{
+	json_t		*requester = json_object_get(event->attributes,
+	    "ipamrequester");
+	json_t		*available = json_object_get(event->attributes,
+	    "ipamifavailable");
+	json_t		*match = json_object_get(event->attributes, "ipamifmatch");
+	const char	*text;
+	char		 label[64];
+
+	if (requester == NULL && available == NULL && match == NULL)
+		return 0;
+	if (out->entity != CHANGE_MARK)
+		return fields_error(err, errlen, "ipamrequester, ipamifavailable "
+		    "and ipamifmatch are allowed on mark events only");
+	if (requester == NULL)
+		return fields_error(err, errlen, "%s is required with "
+		    "ipamifavailable or ipamifmatch", ce_label(event,
+		    "ipamrequester", label, sizeof(label)));
+	if (fields_string(ce_label(event, "ipamrequester", label,
+	    sizeof(label)), requester, FIELDS_TEXT_MAX, true, &out->requester,
+	    err, errlen) == -1 ||
+	    fields_string(ce_label(event, "ipamifmatch", label, sizeof(label)),
+	    match, FIELDS_TEXT_MAX, false, &out->if_match, err, errlen) == -1)
+		return -1;
+	/* Binary mode carries every attribute as text. */
+	if (available != NULL && !json_is_boolean(available) &&
+	    !(json_is_string(available) &&
+	    (strcmp(json_string_value(available), "true") == 0 ||
+	    strcmp(json_string_value(available), "false") == 0)))
+		return fields_error(err, errlen, "%s must be true or false",
+		    ce_label(event, "ipamifavailable", label, sizeof(label)));
+	out->if_available = json_is_true(available) || (json_is_string(
+	    available) && strcmp(json_string_value(available), "true") == 0);
+	if (out->if_available && out->op != CHANGE_UPSERT)
+		return fields_error(err, errlen, "ipamifavailable applies to "
+		    "ipam.mark.set only");
+	text = json_string_value(json_object_get(event->attributes, "id"));
+	if ((out->request_id = strdup(text)) == NULL)
+		return fields_error(err, errlen, "out of memory");
+	return 0;
+}
+
 /* Decodes the loaded event into out, or fails with a reason in err. */
 static int
 ce_decode(struct ce_event *event, struct change *out, char *err,
@@ -618,6 +668,7 @@ ce_decode(struct ce_event *event, struct change *out, char *err,
 		return -1;
 	out->has_version = present;
 	if (ce_identify(event, out, err, errlen) == -1 ||
+	    ce_request(event, out, err, errlen) == -1 ||
 	    ce_data(event, &data, err, errlen) == -1)
 		return -1;
 	if (out->entity == CHANGE_MARK) {
