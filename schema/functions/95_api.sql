@@ -1,0 +1,629 @@
+-- The read side of the operator API (docs/API.md): one function per
+-- endpoint, each returning the endpoint's whole JSON body, so that the
+-- daemon only checks the parameters' types, calls the function on a
+-- read-only connection and passes the text through.
+--
+-- Every function here is STABLE and writes nothing.  Address rows are read
+-- through the public.ipam view (whose columns stay, whatever table holds
+-- them), conflicts through public.ipam_conflict, entities from
+-- ipam_state.subnet, .server and .mark.  No function takes a table's or a
+-- view's row type as an argument: a rebuild swaps the schema ipam_state
+-- and redefines the views, which such a dependency would block.
+--
+-- The functions that show etags set search_path to the live state, as
+-- ipamd.address_etag() reads the entity tables by their plain names: the
+-- read connections' own search_path is then of no matter.
+--
+-- A bad parameter raises SQLSTATE 22023 (invalid_parameter_value) with the
+-- message "FIELD: what is wrong"; the daemon answers 400 naming FIELD.
+
+-- Raises the error of a bad parameter: SQLSTATE 22023, "field: what".
+CREATE OR REPLACE FUNCTION ipamd.api_refuse(field text, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+	    MESSAGE = field || ': ' || what;
+END
+$$;
+
+-- A time as the API shows it: RFC 3339 in UTC with microseconds, so that a
+-- time read from a row and given back (changed_since, a cursor) is exact.
+CREATE OR REPLACE FUNCTION ipamd.api_time(t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+-- An address as a host address (no prefix length), as rows store them.
+CREATE OR REPLACE FUNCTION ipamd.api_host(ip inet) RETURNS inet
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT set_masklen(ip, CASE family(ip) WHEN 4 THEN 32 ELSE 128 END)
+$$;
+
+-- One address row as the API shows it, from to_jsonb() of a public.ipam
+-- row: every column of the view, the address without its prefix length,
+-- the times in RFC 3339 UTC, and the row's etag.  Taking the row as JSON
+-- keeps this free of the view's row type and follows the view's columns.
+CREATE OR REPLACE FUNCTION ipamd.api_row(r jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE STRICT AS $$
+BEGIN
+	-- PL/pgSQL, not SQL: a SQL function that uses its argument several
+	-- times is not inlined, and its per-call set-up cost ten times this.
+	RETURN r || jsonb_build_object(
+	    'ip_address', host((r->>'ip_address')::inet),
+	    'last_seen_at', ipamd.api_time((r->>'last_seen_at')::timestamptz),
+	    'last_checked_at',
+		ipamd.api_time((r->>'last_checked_at')::timestamptz),
+	    'created_at', ipamd.api_time((r->>'created_at')::timestamptz),
+	    'updated_at', ipamd.api_time((r->>'updated_at')::timestamptz),
+	    'etag', ipamd.address_etag(r->>'vrf', (r->>'ip_address')::inet));
+END
+$$;
+
+-- The row of one address as the API shows it, or NULL when it has none.
+CREATE OR REPLACE FUNCTION ipamd.api_address_row(vrf text, ip inet)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT ipamd.api_row(to_jsonb(i))
+	FROM public.ipam i
+	WHERE i.vrf = api_address_row.vrf
+	    AND i.ip_address = ipamd.api_host(api_address_row.ip)
+$$;
+
+-- One field of a CSV line (RFC 4180): NULL is empty; a field holding a
+-- comma, a quote or a line break, and the empty text, is quoted with its
+-- quotes doubled.
+CREATE OR REPLACE FUNCTION ipamd.api_csv_field(t text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN t IS NULL THEN ''
+	    WHEN t = '' OR t ~ '[",\r\n]' THEN '"' || replace(t, '"', '""') || '"'
+	    ELSE t END
+$$;
+
+-- Text for a LIKE pattern that matches it literally.
+CREATE OR REPLACE FUNCTION ipamd.api_like_literal(t text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT replace(replace(replace(t, '\', '\\'), '%', '\%'), '_', '\_')
+$$;
+
+-- base64url without padding or line breaks.
+CREATE OR REPLACE FUNCTION ipamd.api_base64url(b bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT translate(rtrim(replace(encode(b, 'base64'), E'\n', ''), '='),
+	    '+/', '-_')
+$$;
+
+-- A listing's cursor: the sort key of the last row sent, with the kind of
+-- listing and a digest of its filters, and a check digest so that a
+-- cursor edited by hand is refused rather than read.  (The check keeps
+-- cursors whole; it is no secret: a forged cursor could only start a
+-- listing at a place the filters can reach anyway.)
+CREATE OR REPLACE FUNCTION ipamd.api_cursor_make(listing text, key jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT ipamd.api_base64url(convert_to(t || '.' ||
+	    left(md5('ipam-syncd cursor ' || t), 16), 'UTF8'))
+	FROM (SELECT jsonb_build_array(1, listing, key)::text AS t) x
+$$;
+
+-- The sort key inside a cursor made by api_cursor_make for this listing;
+-- anything else raises 22023 naming the field cursor.
+CREATE OR REPLACE FUNCTION ipamd.api_cursor_read(listing text, cursor text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	b64 text;
+	t text;
+	parts text[];
+	payload jsonb;
+BEGIN
+	IF cursor IS NULL OR length(cursor) > 4000
+	    OR cursor !~ '^[A-Za-z0-9_-]+$' THEN
+		PERFORM ipamd.api_refuse('cursor', 'not a cursor of this listing');
+	END IF;
+	b64 := translate(cursor, '-_', '+/');
+	b64 := b64 || repeat('=', (4 - length(b64) % 4) % 4);
+	BEGIN
+		t := convert_from(decode(b64, 'base64'), 'UTF8');
+		parts := regexp_match(t, '^(.*)\.([0-9a-f]{16})$');
+		IF parts IS NOT NULL
+		    AND parts[2] = left(md5('ipam-syncd cursor ' || parts[1]), 16)
+		THEN
+			payload := parts[1]::jsonb;
+		END IF;
+	EXCEPTION WHEN others THEN
+		payload := NULL;
+	END;
+	IF payload IS NULL OR jsonb_typeof(payload) <> 'array'
+	    OR payload->>0 IS DISTINCT FROM '1'
+	    OR payload->>1 IS DISTINCT FROM listing
+	    OR jsonb_typeof(payload->2) IS DISTINCT FROM 'array' THEN
+		PERFORM ipamd.api_refuse('cursor', 'not a cursor of this listing');
+	END IF;
+	RETURN payload->2;
+END
+$$;
+
+-- A parameter of p as text: NULL when absent or null; a value whose JSON
+-- type is not kind ('string', 'boolean', 'number') is refused.
+CREATE OR REPLACE FUNCTION ipamd.api_param(p jsonb, field text, kind text)
+RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	IF p->field IS NULL OR p->field = 'null' THEN
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(p->field) <> kind THEN
+		PERFORM ipamd.api_refuse(field, 'must be a ' || kind);
+	END IF;
+	RETURN p->>field;
+END
+$$;
+
+-- A limit parameter: absent gives the default, else 1..1000.
+CREATE OR REPLACE FUNCTION ipamd.api_limit(p jsonb, fallback integer)
+RETURNS integer
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	n numeric := ipamd.api_param(p, 'limit', 'number');
+BEGIN
+	IF n IS NULL THEN
+		RETURN fallback;
+	END IF;
+	IF n NOT BETWEEN 1 AND 1000 OR n <> trunc(n) THEN
+		PERFORM ipamd.api_refuse('limit', 'must be an integer from 1 to 1000');
+	END IF;
+	RETURN n::integer;
+END
+$$;
+
+-- The WHERE clause and its arguments of an address listing's filters
+-- (api_addresses and api_addresses_csv share them).  The clause refers to
+-- the arguments as $1..$9 of EXECUTE ... USING, in the order of the
+-- returned fields; a filter that is absent adds nothing, so that each
+-- query is planned for what it filters.  A subnet filter also bounds the
+-- address range to the subnet's cidr, which the primary key serves.
+CREATE OR REPLACE FUNCTION ipamd.api_address_filter(p jsonb,
+    OUT clause text, OUT f_vrf text, OUT f_subnet text, OUT f_status text[],
+    OUT f_ip_type text, OUT f_active boolean, OUT f_like text,
+    OUT f_since timestamptz, OUT f_lo inet, OUT f_hi inet, OUT sort text,
+    OUT order_by text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	conds text[] := '{}';
+	q text;
+	since text;
+	s record;
+BEGIN
+	IF p IS NULL OR jsonb_typeof(p) <> 'object' THEN
+		PERFORM ipamd.api_refuse('parameters', 'must be a JSON object');
+	END IF;
+	f_vrf := ipamd.api_param(p, 'vrf', 'string');
+	IF f_vrf IS NOT NULL THEN
+		conds := conds || 'i.vrf = $1'::text;
+	END IF;
+
+	f_subnet := ipamd.api_param(p, 'subnet', 'string');
+	IF f_subnet IS NOT NULL THEN
+		SELECT sn.vrf, sn.cidr INTO s FROM ipam_state.subnet sn
+		WHERE sn.id = f_subnet AND NOT sn.deleted;
+		IF NOT FOUND THEN
+			-- No such live subnet: nothing matches.
+			conds := conds || 'false'::text;
+		ELSE
+			f_lo := ipamd.first_addr(s.cidr);
+			f_hi := ipamd.last_addr(s.cidr);
+			conds := conds || format('i.vrf = %L', s.vrf)
+			    || 'i.ip_address BETWEEN $8 AND $9'::text
+			    || 'i.subnet_id = $2'::text;
+		END IF;
+	END IF;
+
+	IF p->'status' IS NOT NULL AND p->'status' <> 'null' THEN
+		IF jsonb_typeof(p->'status') = 'string' THEN
+			f_status := ARRAY[p->>'status'];
+		ELSIF jsonb_typeof(p->'status') = 'array' AND EXISTS (
+		    SELECT 1 FROM jsonb_array_elements(p->'status') e
+		    WHERE jsonb_typeof(e) <> 'string') THEN
+			PERFORM ipamd.api_refuse('status', 'must be a list of strings');
+		ELSIF jsonb_typeof(p->'status') = 'array' THEN
+			f_status := ARRAY(SELECT jsonb_array_elements_text(p->'status'));
+		ELSE
+			PERFORM ipamd.api_refuse('status', 'must be a list of strings');
+		END IF;
+		SELECT 'status: ' || to_json(x)::text || ' is not one of available, '
+		    'allocated, reserved, quarantine' INTO q
+		FROM unnest(f_status) x
+		WHERE x NOT IN ('available', 'allocated', 'reserved', 'quarantine')
+		LIMIT 1;
+		IF q IS NOT NULL THEN
+			PERFORM ipamd.api_refuse('status', substr(q, 9));
+		END IF;
+		IF cardinality(f_status) > 0 THEN
+			conds := conds || 'i.status = ANY ($3)'::text;
+		END IF;
+	END IF;
+
+	f_ip_type := ipamd.api_param(p, 'ip_type', 'string');
+	IF f_ip_type IS NOT NULL THEN
+		IF f_ip_type NOT IN ('static', 'dhcp') THEN
+			PERFORM ipamd.api_refuse('ip_type', to_json(f_ip_type)::text
+			    || ' is not one of static, dhcp');
+		END IF;
+		conds := conds || 'i.ip_type = $4'::text;
+	END IF;
+
+	f_active := ipamd.api_param(p, 'active', 'boolean')::boolean;
+	IF f_active IS NOT NULL THEN
+		conds := conds || 'i.active = $5'::text;
+	END IF;
+
+	-- q: an address prefix as text ("192.168.1."), or a substring of
+	-- hostname, MAC address or description, in any case.  The address
+	-- and MAC tests, which cost the most per row, are left out when q
+	-- holds a character that neither can contain.
+	q := ipamd.api_param(p, 'q', 'string');
+	IF q IS NOT NULL AND q <> '' THEN
+		f_like := ipamd.api_like_literal(q);
+		conds := conds || ('(i.hostname ILIKE ''%'' || $6 || ''%'' '
+		    'OR i.description ILIKE ''%'' || $6 || ''%'''
+		    || CASE WHEN q ~ '^[0-9A-Fa-f:.-]+$'
+			THEN ' OR i.mac_address ILIKE ''%'' || $6 || ''%''' ELSE '' END
+		    || CASE WHEN q ~ '^[0-9A-Fa-f:.]+$'
+			THEN ' OR host(i.ip_address) LIKE lower($6) || ''%''' ELSE '' END
+		    || ')')::text;
+	END IF;
+
+	since := ipamd.api_param(p, 'changed_since', 'string');
+	IF since IS NOT NULL THEN
+		-- RFC 3339: a date, T (or a space), a time, and a zone.
+		IF since !~* '^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$' THEN
+			PERFORM ipamd.api_refuse('changed_since',
+			    'not an RFC 3339 time (2026-11-28T10:00:00Z)');
+		END IF;
+		BEGIN
+			f_since := since::timestamptz;
+		EXCEPTION WHEN others THEN
+			PERFORM ipamd.api_refuse('changed_since',
+			    'not an RFC 3339 time (2026-11-28T10:00:00Z)');
+		END;
+		conds := conds || 'i.updated_at >= $7'::text;
+	END IF;
+
+	clause := CASE WHEN cardinality(conds) = 0 THEN 'true'
+	    ELSE array_to_string(conds, ' AND ') END;
+
+	sort := coalesce(ipamd.api_param(p, 'sort', 'string'), 'address');
+	order_by := CASE sort
+	    WHEN 'address' THEN 'i.vrf, i.ip_address'
+	    WHEN '-address' THEN 'i.vrf DESC, i.ip_address DESC'
+	    WHEN 'updated_at' THEN 'i.updated_at, i.vrf, i.ip_address'
+	    WHEN '-updated_at'
+		THEN 'i.updated_at DESC, i.vrf DESC, i.ip_address DESC' END;
+	IF order_by IS NULL THEN
+		PERFORM ipamd.api_refuse('sort', to_json(sort)::text
+		    || ' is not one of address, -address, updated_at, -updated_at');
+	END IF;
+END
+$$;
+
+-- GET /addresses: one keyset page of the address rows that match the
+-- filters of p (docs/API.md), {"items", "next_cursor", "total"}.
+--
+-- Each sort is a key that is unique and served by an index: (vrf,
+-- ip_address) by the primary key, (updated_at, vrf, ip_address) by
+-- address_updated_idx.  A page is the first limit rows after the cursor's
+-- key, so rows that change underneath are neither repeated nor skipped,
+-- unless their own sort key changes.  One more row than the limit is read
+-- to know whether a next page exists.
+CREATE OR REPLACE FUNCTION ipamd.api_addresses(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = ipam_state, ipamd, public
+AS $$
+DECLARE
+	f record;
+	sort text;
+	lim integer;
+	listing text;
+	key jsonb;
+	after text := '';
+	items jsonb[] := '{}';
+	r record;
+	last record;
+	result jsonb;
+	total bigint;
+	c_vrf text;
+	c_ip inet;
+	c_at timestamptz;
+BEGIN
+	f := ipamd.api_address_filter(p);
+	sort := f.sort;
+	lim := ipamd.api_limit(p, 100);
+	-- A cursor belongs to one sort and one set of filters.
+	listing := 'addresses ' || sort || ' ' || left(md5((p - 'cursor'
+	    - 'limit' - 'count' - 'sort')::text), 12);
+
+	IF ipamd.api_param(p, 'cursor', 'string') IS NOT NULL THEN
+		key := ipamd.api_cursor_read(listing, p->>'cursor');
+		BEGIN
+			IF sort IN ('address', '-address') THEN
+				IF jsonb_array_length(key) <> 2 THEN
+					RAISE EXCEPTION 'bad key';
+				END IF;
+				c_vrf := key->>0;
+				c_ip := (key->>1)::inet;
+			ELSE
+				IF jsonb_array_length(key) <> 3 THEN
+					RAISE EXCEPTION 'bad key';
+				END IF;
+				c_at := (key->>0)::timestamptz;
+				c_vrf := key->>1;
+				c_ip := (key->>2)::inet;
+			END IF;
+		EXCEPTION WHEN others THEN
+			c_vrf := NULL;
+		END;
+		IF c_vrf IS NULL OR c_ip IS NULL
+		    OR (sort IN ('updated_at', '-updated_at') AND c_at IS NULL) THEN
+			PERFORM ipamd.api_refuse('cursor', 'not a cursor of this listing');
+		END IF;
+		after := CASE sort
+		    WHEN 'address' THEN ' AND (i.vrf, i.ip_address) > ($10, $11)'
+		    WHEN '-address' THEN ' AND (i.vrf, i.ip_address) < ($10, $11)'
+		    WHEN 'updated_at' THEN
+			' AND (i.updated_at, i.vrf, i.ip_address) > ($12, $10, $11)'
+		    ELSE ' AND (i.updated_at, i.vrf, i.ip_address) < ($12, $10, $11)'
+		    END;
+	END IF;
+	FOR r IN EXECUTE format('SELECT i.vrf, i.ip_address, i.updated_at, '
+	    'to_jsonb(i) AS j FROM public.ipam i WHERE %s%s ORDER BY %s LIMIT %s',
+	    f.clause, after, f.order_by, lim + 1)
+	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
+		f.f_like, f.f_since, f.f_lo, f.f_hi, c_vrf, c_ip, c_at
+	LOOP
+		IF cardinality(items) = lim THEN
+			-- A row beyond the page: there is a next one.
+			result := jsonb_build_object('next_cursor',
+			    ipamd.api_cursor_make(listing,
+				CASE WHEN sort IN ('address', '-address')
+				THEN jsonb_build_array(last.vrf, host(last.ip_address))
+				ELSE jsonb_build_array(ipamd.api_time(last.updated_at),
+				    last.vrf, host(last.ip_address)) END));
+			EXIT;
+		END IF;
+		items := items || ipamd.api_row(r.j);
+		last := r;
+	END LOOP;
+	result := jsonb_build_object('items', to_jsonb(items))
+	    || coalesce(result, '{}');
+
+	IF ipamd.api_param(p, 'count', 'boolean')::boolean THEN
+		EXECUTE format('SELECT count(*) FROM public.ipam i WHERE %s',
+		    f.clause)
+		    INTO total
+		    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
+			f.f_like, f.f_since, f.f_lo, f.f_hi;
+		result := result || jsonb_build_object('total', total);
+	END IF;
+	RETURN result;
+END
+$$;
+
+-- GET /addresses as CSV: every row that matches the filters of p (no
+-- paging; sort as in api_addresses), with a header of the ipam view's
+-- column names, RFC 4180: fields quoted when they need it, lines ending
+-- in CRLF.
+CREATE OR REPLACE FUNCTION ipamd.api_addresses_csv(p jsonb) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+	body text;
+BEGIN
+	f := ipamd.api_address_filter(p);
+	EXECUTE format('SELECT string_agg(concat_ws('','', '
+	    'ipamd.api_csv_field(i.vrf), host(i.ip_address), '
+	    'ipamd.api_csv_field(i.subnet_id), i.status, i.ip_type, '
+	    'i.active::text, ipamd.api_csv_field(i.server_id), '
+	    'ipamd.api_csv_field(i.hostname), '
+	    'ipamd.api_csv_field(i.mac_address), '
+	    'ipamd.api_csv_field(i.platform), '
+	    'ipamd.api_csv_field(i.manufacturer), '
+	    'ipamd.api_csv_field(i.description), '
+	    'coalesce(ipamd.api_time(i.last_seen_at), ''''), '
+	    'coalesce(ipamd.api_time(i.last_checked_at), ''''), '
+	    'coalesce(i.rtt_us::text, ''''), ipamd.api_time(i.created_at), '
+	    'ipamd.api_time(i.updated_at)) || E''\r\n'', '''' ORDER BY %s) '
+	    'FROM public.ipam i WHERE %s', f.order_by, f.clause)
+	    INTO body
+	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
+		f.f_like, f.f_since, f.f_lo, f.f_hi;
+	RETURN 'vrf,ip_address,subnet_id,status,ip_type,active,server_id,'
+	    'hostname,mac_address,platform,manufacturer,description,'
+	    'last_seen_at,last_checked_at,rtt_us,created_at,updated_at' || E'\r\n'
+	    || coalesce(body, '');
+END
+$$;
+
+-- GET /addresses/{vrf}/{ip}: the row (or null), its etag, the live servers
+-- that hold the address, its live mark, its conflicts and its history
+-- (the newest 200 audit rows); NULL when there is none of these (404).
+CREATE OR REPLACE FUNCTION ipamd.api_address(vrf text, ip inet) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = ipam_state, ipamd, public
+AS $$
+DECLARE
+	a inet := ipamd.api_host(ip);
+	row_json jsonb;
+	holders jsonb;
+	mark jsonb;
+	conflicts jsonb;
+	history jsonb;
+BEGIN
+	IF vrf IS NULL THEN
+		PERFORM ipamd.api_refuse('vrf', 'missing');
+	END IF;
+	IF ip IS NULL THEN
+		PERFORM ipamd.api_refuse('ip', 'missing');
+	END IF;
+	row_json := ipamd.api_address_row(vrf, a);
+	SELECT coalesce(jsonb_agg(jsonb_build_object('id', s.id,
+	    'hostname', s.hostname, 'nic_mac', s.nic_mac,
+	    'device_type', s.device_type, 'manufacture', s.manufacture)
+	    ORDER BY ipamd.id_key(s.id)), '[]')
+	INTO holders
+	FROM ipam_state.server s
+	WHERE NOT s.deleted AND s.vrf = api_address.vrf AND s.ip_address = a;
+	SELECT jsonb_build_object('status', m.status,
+	    'description', m.description, 'requested_by', m.requested_by,
+	    'updated_at', ipamd.api_time(m.updated_at))
+	INTO mark
+	FROM ipam_state.mark m
+	WHERE NOT m.deleted AND m.vrf = api_address.vrf AND m.address = a;
+	SELECT coalesce(jsonb_agg(jsonb_build_object('vrf', c.vrf,
+	    'ip_address', host(c.ip_address), 'subnet_id', c.subnet_id,
+	    'kind', c.kind, 'detail', c.detail,
+	    'first_seen_at', ipamd.api_time(c.first_seen_at))
+	    ORDER BY c.kind), '[]')
+	INTO conflicts
+	FROM public.ipam_conflict c
+	WHERE c.vrf = api_address.vrf AND c.ip_address = a;
+	SELECT coalesce(jsonb_agg(h.j ORDER BY h.id DESC), '[]')
+	INTO history
+	FROM (SELECT u.id, jsonb_build_object(
+		'changed_at', ipamd.api_time(u.changed_at), 'action', u.action,
+		'before', u.before, 'after', u.after,
+		'requested_by', u.requested_by, 'source_topic', u.source_topic,
+		'source_partition', u.source_partition,
+		'source_offset', u.source_offset) AS j
+	    FROM ipamd.audit u
+	    WHERE u.vrf = api_address.vrf AND u.ip_address = a
+	    ORDER BY u.id DESC
+	    LIMIT 200) h;
+	IF row_json IS NULL AND mark IS NULL AND holders = '[]'
+	    AND history = '[]' THEN
+		RETURN NULL;
+	END IF;
+	RETURN jsonb_build_object('row', row_json,
+	    'etag', ipamd.address_etag(vrf, a), 'holders', holders,
+	    'mark', mark, 'conflicts', conflicts, 'history', history);
+END
+$$;
+
+-- The subnet items of GET /subnets (every live subnet, or those of one
+-- vrf) or of GET /subnets/{id} (one id), ordered by vrf and cidr, with
+-- their statistics from one grouped pass over their address rows.
+--
+-- pool_size is the number of the subnet's static rows: the addresses of
+-- its static pools that are its own (a pool address inside a more
+-- specific nested subnet belongs to that one), each of which has a row.
+-- Every available row is static, so utilisation (1 - available /
+-- pool_size) lies in 0..1.
+CREATE OR REPLACE FUNCTION ipamd.api_subnet_items(only_vrf text, only_id text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	result jsonb;
+BEGIN
+	EXECUTE format($q$
+		WITH s AS (
+			SELECT sn.id, sn.vrf, sn.name, sn.cidr, sn.pool_first,
+			    sn.pool_last, sn.ping
+			FROM ipam_state.subnet sn
+			WHERE NOT sn.deleted %1$s
+		), st AS (
+			SELECT i.subnet_id,
+			    count(*) FILTER (WHERE i.ip_type = 'static') AS pool_size,
+			    count(*) FILTER (WHERE i.status = 'available') AS available,
+			    count(*) FILTER (WHERE i.status = 'allocated') AS allocated,
+			    count(*) FILTER (WHERE i.status = 'reserved') AS reserved,
+			    count(*) FILTER (WHERE i.status = 'quarantine') AS quarantine,
+			    count(*) FILTER (WHERE i.active) AS active
+			FROM public.ipam i
+			WHERE true %2$s
+			GROUP BY i.subnet_id
+		)
+		SELECT coalesce(jsonb_agg(jsonb_build_object(
+		    'id', s.id, 'vrf', s.vrf, 'name', s.name,
+		    'cidr', s.cidr::text,
+		    'static_ip_pools', (SELECT coalesce(jsonb_agg(
+			host(pl.f) || '-' || host(pl.l) ORDER BY pl.n), '[]')
+			FROM unnest(s.pool_first, s.pool_last)
+			    WITH ORDINALITY AS pl(f, l, n)),
+		    'ping', s.ping,
+		    'stats', jsonb_build_object(
+			'pool_size', coalesce(st.pool_size, 0),
+			'available', coalesce(st.available, 0),
+			'allocated', coalesce(st.allocated, 0),
+			'reserved', coalesce(st.reserved, 0),
+			'quarantine', coalesce(st.quarantine, 0),
+			'active', coalesce(st.active, 0),
+			'utilisation', CASE WHEN coalesce(st.pool_size, 0) = 0
+			    THEN 0
+			    ELSE round(1 - st.available::numeric / st.pool_size,
+				6) END))
+		    ORDER BY s.vrf, s.cidr, ipamd.id_key(s.id)), '[]')
+		FROM s
+		LEFT JOIN st ON st.subnet_id = s.id
+		$q$,
+	    CASE WHEN only_id IS NOT NULL THEN 'AND sn.id = $2'
+		WHEN only_vrf IS NOT NULL THEN 'AND sn.vrf = $1' ELSE '' END,
+	    CASE WHEN only_id IS NOT NULL THEN 'AND i.subnet_id = $2'
+		WHEN only_vrf IS NOT NULL THEN 'AND i.vrf = $1' ELSE '' END)
+	    INTO result
+	    USING only_vrf, only_id;
+	RETURN result;
+END
+$$;
+
+-- GET /subnets: {"items": [...]}, every live subnet (of p's vrf, if any).
+CREATE OR REPLACE FUNCTION ipamd.api_subnets(p jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_build_object('items',
+	    ipamd.api_subnet_items(ipamd.api_param(coalesce(p, '{}'), 'vrf',
+		'string'), NULL))
+$$;
+
+-- GET /subnets/{id}: the item of one live subnet, or NULL (404).
+CREATE OR REPLACE FUNCTION ipamd.api_subnet(id text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT ipamd.api_subnet_items(NULL, id)->0
+$$;
+
+-- GET /subnets/{id}/next-free: the first n available static addresses of
+-- the subnet in address order, leaving out those of exclude; NULL when no
+-- live subnet has that id (404).  The rows are read as a range of the
+-- primary key, bounded by the subnet's cidr.
+CREATE OR REPLACE FUNCTION ipamd.api_next_free(id text, n integer,
+    exclude inet[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	s record;
+	skip inet[];
+	picked jsonb;
+BEGIN
+	IF n IS NULL OR n NOT BETWEEN 1 AND 256 THEN
+		PERFORM ipamd.api_refuse('count', 'must be an integer from 1 to 256');
+	END IF;
+	SELECT sn.id, sn.vrf, sn.cidr INTO s
+	FROM ipam_state.subnet sn
+	WHERE sn.id = api_next_free.id AND NOT sn.deleted;
+	IF NOT FOUND THEN
+		RETURN NULL;
+	END IF;
+	skip := ARRAY(SELECT ipamd.api_host(e) FROM unnest(exclude) e
+	    WHERE e IS NOT NULL);
+	SELECT coalesce(jsonb_agg(host(x.ip_address) ORDER BY x.ip_address), '[]')
+	INTO picked
+	FROM (SELECT i.ip_address
+	    FROM public.ipam i
+	    WHERE i.vrf = s.vrf
+		AND i.ip_address BETWEEN ipamd.first_addr(s.cidr)
+		    AND ipamd.last_addr(s.cidr)
+		AND i.subnet_id = s.id AND i.status = 'available'
+		AND i.ip_type = 'static'
+		AND i.ip_address <> ALL (skip)
+	    ORDER BY i.ip_address
+	    LIMIT n) x;
+	RETURN jsonb_build_object('subnet_id', s.id, 'addresses', picked);
+END
+$$;
