@@ -1,0 +1,266 @@
+/* HTTP requests to the daemon's API with libcurl, and what their status means. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "ipamctl/client.h"
+#include "ipamctl/url.h"
+
+/* How long to wait for a connection; a write then waits as the API does. */
+#define CLIENT_CONNECT_TIMEOUT_SECONDS	10L
+
+char *
+client_read_token(const char *path, char *error, size_t error_size)
+{
+	FILE	*file;
+	char	*line = NULL;
+	size_t	 size = 0;
+	ssize_t	 length;
+
+	file = fopen(path, "r");
+	if (file == NULL) {
+		snprintf(error, error_size, "token file %s: %s", path,
+		    strerror(errno));
+		return NULL;
+	}
+	length = getline(&line, &size, file);
+	fclose(file);
+	while (length > 0 && strchr(" \t\r\n", line[length - 1]) != NULL)
+		line[--length] = '\0';
+	if (length <= 0) {
+		snprintf(error, error_size, "token file %s: no token on its "
+		    "first line", path);
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+int
+client_init(struct client *client, const char *base_url,
+    const char *token_file, const char *requester, char *error,
+    size_t error_size)
+{
+	size_t	length;
+
+	memset(client, 0, sizeof(*client));
+	client->base_url = strdup(base_url);
+	if (client->base_url == NULL)
+		goto nomem;
+	length = strlen(client->base_url);
+	while (length > 0 && client->base_url[length - 1] == '/')
+		client->base_url[--length] = '\0';
+	if (token_file != NULL) {
+		client->token = client_read_token(token_file, error,
+		    error_size);
+		if (client->token == NULL)
+			goto fail;
+	}
+	if (requester != NULL && requester[0] != '\0') {
+		client->requester = strdup(requester);
+		if (client->requester == NULL)
+			goto nomem;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(error, error_size, "libcurl did not initialise");
+		goto fail;
+	}
+	client->curl = curl_easy_init();
+	if (client->curl == NULL) {
+		snprintf(error, error_size, "libcurl did not initialise");
+		goto fail;
+	}
+	return 0;
+nomem:
+	snprintf(error, error_size, "out of memory");
+fail:
+	client_close(client);
+	return -1;
+}
+
+void
+client_close(struct client *client)
+{
+	if (client->curl != NULL) {
+		curl_easy_cleanup(client->curl);
+		curl_global_cleanup();
+	}
+	free(client->base_url);
+	if (client->token != NULL) {
+		/* The token is a secret: leave no copy in freed memory. */
+		explicit_bzero(client->token, strlen(client->token));
+		free(client->token);
+	}
+	free(client->requester);
+	memset(client, 0, sizeof(*client));
+}
+
+/* libcurl's body callback: appends to the response's buffer. */
+static size_t
+client_on_body(char *data, size_t size, size_t count, void *arg)
+{
+	struct url_buffer *body = arg;
+
+	url_append(body, data, size * count);
+	return body->failed ? 0 : size * count;
+}
+
+/* libcurl's header callback: keeps the Location header. */
+static size_t
+client_on_header(char *data, size_t size, size_t count, void *arg)
+{
+	struct client_response	*response = arg;
+	size_t			 length = size * count;
+	static const char	 name[] = "location:";
+
+	if (length > sizeof(name) - 1 &&
+	    strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		const char *value = data + sizeof(name) - 1;
+		size_t value_length = length - (sizeof(name) - 1);
+
+		while (value_length > 0 && (*value == ' ' || *value == '\t')) {
+			value++;
+			value_length--;
+		}
+		while (value_length > 0 &&
+		    strchr(" \t\r\n", value[value_length - 1]) != NULL)
+			value_length--;
+		free(response->location);
+		response->location = strndup(value, value_length);
+	}
+	return length;
+}
+
+/* Adds "name: value" to a header list; returns false when out of memory. */
+static bool
+client_add_header(struct curl_slist **headers, const char *name,
+    const char *value)
+{
+	struct curl_slist	*grown;
+	char			*line;
+
+	if (asprintf(&line, "%s: %s", name, value) == -1)
+		return false;
+	grown = curl_slist_append(*headers, line);
+	explicit_bzero(line, strlen(line));
+	free(line);
+	if (grown == NULL)
+		return false;
+	*headers = grown;
+	return true;
+}
+
+/* Adds the bearer token, leaving no copy of it in freed memory. */
+static bool
+client_add_authorization(struct curl_slist **headers, const char *token)
+{
+	char	*value;
+	bool	 added;
+
+	if (asprintf(&value, "Bearer %s", token) == -1)
+		return false;
+	added = client_add_header(headers, "Authorization", value);
+	explicit_bzero(value, strlen(value));
+	free(value);
+	return added;
+}
+
+int
+client_send(struct client *client, const struct client_request *request,
+    struct client_response *response)
+{
+	CURL			*curl = client->curl;
+	struct curl_slist	*headers = NULL;
+	struct url_buffer	 body = { 0 }, url = { 0 };
+	char			*full_url = NULL;
+	CURLcode		 code;
+	int			 rc = -1;
+
+	memset(response, 0, sizeof(*response));
+	url_append_string(&url, client->base_url);
+	url_append_string(&url, request->path);
+	full_url = url_take(&url);
+	if (full_url == NULL ||
+	    !client_add_header(&headers, "Accept",
+	    request->accept != NULL ? request->accept : "application/json") ||
+	    (request->body != NULL &&
+	    !client_add_header(&headers, "Content-Type", "application/json")) ||
+	    (client->token != NULL && !client_add_authorization(&headers,
+	    client->token)) ||
+	    (client->requester != NULL &&
+	    !client_add_header(&headers, "X-Requester", client->requester)) ||
+	    (request->if_match != NULL &&
+	    !client_add_header(&headers, "If-Match", request->if_match))) {
+		snprintf(response->error, sizeof(response->error),
+		    "out of memory");
+		goto done;
+	}
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_URL, full_url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request->method);
+	if (strcmp(request->method, "GET") != 0 &&
+	    strcmp(request->method, "DELETE") != 0)
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
+		    request->body != NULL ? request->body : "");
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, client_on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, client_on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
+	    CLIENT_CONNECT_TIMEOUT_SECONDS);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, response->error);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "ipamctl");
+
+	code = curl_easy_perform(curl);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+	if (code != CURLE_OK) {
+		if (response->error[0] == '\0')
+			snprintf(response->error, sizeof(response->error),
+			    "%s", curl_easy_strerror(code));
+		goto done;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+	url_append(&body, "", 0);
+	response->body_length = body.length;
+	response->body = url_take(&body);
+	if (response->body == NULL) {
+		snprintf(response->error, sizeof(response->error),
+		    "out of memory");
+		response->status = 0;
+		goto done;
+	}
+	rc = 0;
+done:
+	url_buffer_free(&body);
+	curl_slist_free_all(headers);
+	free(full_url);
+	return rc;
+}
+
+void
+client_response_free(struct client_response *response)
+{
+	free(response->body);
+	free(response->location);
+	response->body = response->location = NULL;
+}
+
+enum client_exit
+client_exit_for_status(long status)
+{
+	if (status == 202)
+		return CLIENT_EXIT_ACCEPTED;
+	if (status >= 200 && status < 300)
+		return CLIENT_EXIT_OK;
+	if (status == 409 || status == 412)
+		return CLIENT_EXIT_CONFLICT;
+	if (status >= 400 && status < 500)
+		return CLIENT_EXIT_REFUSED;
+	return CLIENT_EXIT_UNREACHABLE;
+}

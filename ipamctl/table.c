@@ -1,0 +1,209 @@
+/* Aligned text tables for a person, with status words coloured on a terminal. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipamctl/table.h"
+
+int
+table_init(struct table *table, const char *const *headers, size_t columns)
+{
+	memset(table, 0, sizeof(*table));
+	table->columns = columns;
+	table->headers = calloc(columns, sizeof(*table->headers));
+	table->right_aligned = calloc(columns, sizeof(*table->right_aligned));
+	if (table->headers == NULL || table->right_aligned == NULL)
+		goto fail;
+	for (size_t i = 0; i < columns; i++) {
+		table->headers[i] = strdup(headers[i]);
+		if (table->headers[i] == NULL)
+			goto fail;
+	}
+	return 0;
+fail:
+	table_free(table);
+	return -1;
+}
+
+void
+table_align_right(struct table *table, size_t column)
+{
+	if (column < table->columns)
+		table->right_aligned[column] = true;
+}
+
+/* A copy of a cell's text, safe to write to a terminal. */
+static char *
+table_clean_copy(const char *text)
+{
+	char	*copy;
+
+	if (text == NULL || text[0] == '\0')
+		text = "-";
+	copy = strdup(text);
+	if (copy == NULL)
+		return NULL;
+	for (unsigned char *c = (unsigned char *)copy; *c != '\0'; c++) {
+		if (*c == '\t' || *c == '\n' || *c == '\r')
+			*c = ' ';
+		else if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	}
+	return copy;
+}
+
+int
+table_add_row(struct table *table, const char *const *cells)
+{
+	struct table_cell	*grown, *row;
+
+	if (table->rows == table->capacity) {
+		size_t capacity = table->capacity != 0 ? table->capacity * 2 : 16;
+
+		grown = realloc(table->cells,
+		    capacity * table->columns * sizeof(*grown));
+		if (grown == NULL)
+			return -1;
+		table->cells = grown;
+		table->capacity = capacity;
+	}
+	row = &table->cells[table->rows * table->columns];
+	for (size_t i = 0; i < table->columns; i++) {
+		row[i].style = TABLE_STYLE_PLAIN;
+		row[i].text = table_clean_copy(cells[i]);
+		if (row[i].text == NULL) {
+			while (i-- > 0)
+				free(row[i].text);
+			return -1;
+		}
+	}
+	table->rows++;
+	return 0;
+}
+
+void
+table_style_last(struct table *table, size_t column, enum table_style style)
+{
+	if (table->rows > 0 && column < table->columns)
+		table->cells[(table->rows - 1) * table->columns + column].style =
+		    style;
+}
+
+size_t
+table_text_width(const char *text)
+{
+	size_t	width = 0;
+
+	for (const unsigned char *c = (const unsigned char *)text; *c != '\0';
+	    c++)
+		if ((*c & 0xc0) != 0x80)
+			width++;
+	return width;
+}
+
+const char *
+table_style_start(enum table_style style)
+{
+	switch (style) {
+	case TABLE_STYLE_GREEN:
+		return "\033[32m";
+	case TABLE_STYLE_BLUE:
+		return "\033[34m";
+	case TABLE_STYLE_YELLOW:
+		return "\033[33m";
+	case TABLE_STYLE_RED:
+		return "\033[31m";
+	case TABLE_STYLE_PLAIN:
+		break;
+	}
+	return "";
+}
+
+/* Writes one cell padded to width; the last column gets no padding. */
+static void
+table_print_cell(FILE *out, const char *text, enum table_style style,
+    size_t width, bool right, bool last, bool colour)
+{
+	size_t	pad = width - table_text_width(text);
+	bool	styled = colour && style != TABLE_STYLE_PLAIN;
+
+	if (right)
+		fprintf(out, "%*s", (int)pad, "");
+	fprintf(out, "%s%s%s", styled ? table_style_start(style) : "", text,
+	    styled ? "\033[0m" : "");
+	if (!right && !last)
+		fprintf(out, "%*s", (int)pad, "");
+}
+
+void
+table_print(const struct table *table, FILE *out, bool colour)
+{
+	size_t	*widths;
+
+	widths = calloc(table->columns != 0 ? table->columns : 1,
+	    sizeof(*widths));
+	if (widths == NULL)
+		return;
+	for (size_t c = 0; c < table->columns; c++) {
+		widths[c] = table_text_width(table->headers[c]);
+		for (size_t r = 0; r < table->rows; r++) {
+			size_t w = table_text_width(
+			    table->cells[r * table->columns + c].text);
+
+			if (w > widths[c])
+				widths[c] = w;
+		}
+	}
+	if (colour)
+		fputs("\033[1m", out);
+	for (size_t c = 0; c < table->columns; c++) {
+		if (c > 0)
+			fputs("  ", out);
+		table_print_cell(out, table->headers[c], TABLE_STYLE_PLAIN,
+		    widths[c], table->right_aligned[c],
+		    c + 1 == table->columns, false);
+	}
+	fputs(colour ? "\033[0m\n" : "\n", out);
+	for (size_t r = 0; r < table->rows; r++) {
+		for (size_t c = 0; c < table->columns; c++) {
+			const struct table_cell *cell =
+			    &table->cells[r * table->columns + c];
+
+			if (c > 0)
+				fputs("  ", out);
+			table_print_cell(out, cell->text, cell->style, widths[c],
+			    table->right_aligned[c], c + 1 == table->columns,
+			    colour);
+		}
+		fputc('\n', out);
+	}
+	free(widths);
+}
+
+void
+table_free(struct table *table)
+{
+	for (size_t i = 0; i < table->rows * table->columns; i++)
+		free(table->cells[i].text);
+	for (size_t i = 0; table->headers != NULL && i < table->columns; i++)
+		free(table->headers[i]);
+	free(table->headers);
+	free(table->right_aligned);
+	free(table->cells);
+	memset(table, 0, sizeof(*table));
+}
+
+enum table_style
+table_status_style(const char *status)
+{
+	if (status == NULL)
+		return TABLE_STYLE_PLAIN;
+	if (strcmp(status, "available") == 0)
+		return TABLE_STYLE_GREEN;
+	if (strcmp(status, "allocated") == 0)
+		return TABLE_STYLE_BLUE;
+	if (strcmp(status, "reserved") == 0)
+		return TABLE_STYLE_YELLOW;
+	if (strcmp(status, "quarantine") == 0)
+		return TABLE_STYLE_RED;
+	return TABLE_STYLE_PLAIN;
+}
