@@ -1,0 +1,491 @@
+"""ipamctl against the real daemon: the operator API over real PostgreSQL and
+Kafka, driven only through the ipamctl binary.  An inventory as the replaced
+app kept it (CSV with a BOM and CRLF, JSON pools) imported and counted; the
+round trips of reserve, quarantine, release and allocate; the history naming
+who asked; a conflict (exit 3) and the API's errors (exit 1) as documented in
+ipamctl(1)."""
+
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+
+from confluent_kafka import Consumer, TopicPartition
+
+import harness
+from harness import Daemon, Database, Topics, free_port
+
+IPAMCTL = os.environ.get("IPAMCTL_BIN",
+                         os.path.join(harness.ROOT, "build", "ipamctl", "ipamctl"))
+
+# The exit statuses of ipamctl(1).
+OK, REFUSED, USAGE, CONFLICT, UNREACHABLE, ACCEPTED = 0, 1, 2, 3, 4, 5
+
+
+class Ctl:
+    """Runs the real ipamctl against one daemon, with a write token."""
+
+    def __init__(self, daemon, directory):
+        self.daemon = daemon
+        self.url = "http://127.0.0.1:%d" % daemon.http_port()
+        self.write_token = os.path.join(directory, "write.token")
+        self.read_token = os.path.join(directory, "read.token")
+
+    def run(self, *args, token="write", requester="alice", url=None):
+        """ipamctl ARGS: (exit status, stdout, stderr)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
+        env["USER"] = "nobody-from-env"
+        env.pop("NO_COLOR", None)
+        argv = [IPAMCTL, "--url", url or self.url]
+        if token is not None:
+            argv += ["--token-file", self.write_token if token == "write"
+                     else self.read_token]
+        if requester is not None:
+            argv += ["--requester", requester]
+        done = subprocess.run(argv + list(args), capture_output=True, text=True,
+                              env=env, timeout=300)
+        return done.returncode, done.stdout, done.stderr
+
+    def ok(self, *args, **kwargs):
+        """Runs and requires exit status 0; returns stdout."""
+        status, out, err = self.run(*args, **kwargs)
+        assert status == OK, (args, status, out, err)
+        return out
+
+    def json(self, *args, **kwargs):
+        """Runs with --json and requires exit status 0; returns the JSON."""
+        return json.loads(self.ok("--json", *args, **kwargs))
+
+    def api(self, path):
+        """The API's own answer to a GET (status, JSON), with the write token."""
+        with open(self.write_token) as f:
+            token = f.read().strip()
+        request = urllib.request.Request(self.url + path,
+                                         headers={"Authorization": "Bearer " + token})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+def start(directory):
+    """A database, topics and a daemon with read and write tokens."""
+    db, topics = Database(), Topics()
+    write_token = os.path.join(directory, "write.token")
+    read_token = os.path.join(directory, "read.token")
+    with open(write_token, "w") as f:
+        f.write("w-%s\n" % harness.unique("tok"))
+    with open(read_token, "w") as f:
+        f.write("r-%s\n" % harness.unique("tok"))
+    daemon = Daemon(db, topics, config={"api": {"write_token_file": write_token,
+                                                "read_token_file": read_token}})
+    daemon.start()
+    daemon.wait_ready()
+    # Writes wait until their events are applied: the consumer must own
+    # the three topics' partitions first.
+    daemon.wait_assigned(3)
+    return db, topics, daemon, Ctl(daemon, directory)
+
+
+def high_watermarks(topics):
+    """The number of messages in each of the test's topics."""
+    consumer = Consumer({"bootstrap.servers": harness.bootstrap(),
+                         "group.id": harness.unique("wm")})
+    try:
+        return {t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=30)[1]
+                for t in (topics.servers, topics.subnets, topics.marks)}
+    finally:
+        consumer.close()
+
+
+def status_counts(db):
+    return dict(db.query("SELECT status, count(*) FROM public.ipam GROUP BY status"))
+
+
+def mark_of(db, ip):
+    rows = db.query("SELECT status, description FROM public.ipam "
+                    "WHERE vrf = '' AND ip_address = %s::inet", (ip,))
+    return rows[0] if rows else None
+
+
+# The seed: 654 static pool addresses in six subnets (one without a pool),
+# 105 servers: 72 in pools, 33 in subnets but outside their pools.  Rows:
+# 654 + 33 = 687; allocated 105; available 654 - 72 = 582.
+SEED_SUBNETS = [
+    # id, name, cidr, static_ip_pools as the CSV cell has it, ping
+    ("s-a", "Servers A", "10.60.0.0/24", '["10.60.0.10-10.60.0.215"]', "true"),
+    ("s-b", "Servers B", "10.60.1.0/24",
+     "10.60.1.20-10.60.1.119;10.60.1.200-10.60.1.249", "yes"),
+    ("s-c", "Servers C", "10.60.2.0/23", "10.60.2.10-10.60.3.13", ""),
+    ("s-d", "Lab \"small\"", "10.60.4.0/26", "10.60.4.8/29", "1"),
+    ("s-e", "Lab, east", "10.60.5.0/27", '["10.60.5.1-10.60.5.30"]', "false"),
+    ("s-f", "Loose", "10.60.6.0/24", "", ""),
+]
+SEED_POOL_SIZE = 206 + 150 + 260 + 8 + 30
+
+
+def seed_server_addresses():
+    """The 105 servers' addresses: 72 in pools, then 33 outside them."""
+    inside = (["10.60.0.%d" % i for i in range(10, 40)]
+              + ["10.60.1.%d" % i for i in range(20, 42)]
+              + ["10.60.2.%d" % i for i in range(250, 256)]
+              + ["10.60.3.%d" % i for i in range(0, 6)]
+              + ["10.60.4.%d" % i for i in range(8, 16)])
+    outside = (["10.60.0.%d" % i for i in range(220, 240)]
+               + ["10.60.6.%d" % i for i in range(10, 23)])
+    assert len(inside) == 72 and len(outside) == 33
+    return inside + outside
+
+
+def csv_field(value):
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def write_seed(directory):
+    """servers.csv as a spreadsheet writes it (BOM, CRLF, quoted commas,
+    MAC addresses in three spellings) and subnets.csv; returns their paths."""
+    servers = os.path.join(directory, "servers.csv")
+    subnets = os.path.join(directory, "subnets.csv")
+    lines = ["id,hostname,ip_address,nic_mac,device_type,manufacture"]
+    for n, ip in enumerate(seed_server_addresses(), start=1):
+        mac = ["52:54:00:00:%02x:%02x" % (n // 256, n % 256),
+               "52-54-00-01-%02X-%02X" % (n // 256, n % 256),
+               "5254.0002.%04x" % n, ""][n % 4]
+        maker = ["Dell, Inc.", "HPE", "qemu", ""][n % 4]
+        lines.append(",".join(csv_field(v) for v in
+                              (str(n), "host-%03d" % n, ip, mac,
+                               "vm" if n % 2 else "baremetal", maker)))
+    with open(servers, "wb") as f:
+        f.write(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    rows = ["id,name,cidr,static_ip_pools,ping"]
+    for row in SEED_SUBNETS:
+        rows.append(",".join(csv_field(v) for v in row))
+    with open(subnets, "w") as f:
+        f.write("\n".join(rows) + "\n")
+    return servers, subnets
+
+
+def test_import_of_the_seed_inventory():
+    """populate --dry-run publishes nothing and names what would change;
+    import gives 687 rows, 582 available and 105 allocated, seen through
+    ls, subnets, stats and export as in the database."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start(directory)
+    try:
+        servers, subnets = write_seed(directory)
+
+        out = ctl.ok("populate", "--servers", servers, "--subnets", subnets,
+                     "--dry-run")
+        assert "dry run: nothing was published" in out, out
+        assert "servers: 105 to create, 0 to update, 0 unchanged" in out, out
+        assert "subnets: 6 to create, 0 to update, 0 unchanged" in out, out
+        assert high_watermarks(topics) == {topics.servers: 0, topics.subnets: 0,
+                                           topics.marks: 0}
+        assert db.scalar("SELECT count(*) FROM public.ipam") == 0
+
+        out = ctl.ok("import", "--servers", servers, "--subnets", subnets)
+        assert "servers: 105 created" in out, out
+        assert "subnets: 6 created" in out, out
+        # Applied when the answer came: no wait here.
+        assert db.scalar("SELECT count(*) FROM public.ipam") == 687
+        assert status_counts(db) == {"available": 582, "allocated": 105}
+        marks = high_watermarks(topics)
+        assert marks[topics.servers] == 105 and marks[topics.subnets] == 6, marks
+
+        # Every page, followed by ipamctl: the same rows, no repeats.
+        listing = ctl.json("ls", "--all", "--limit", "100")
+        addresses = [row["ip_address"] for row in listing["items"]]
+        assert len(addresses) == 687 and len(set(addresses)) == 687
+        assert "next_cursor" not in listing
+        assert sum(r["status"] == "available" for r in listing["items"]) == 582
+        assert sum(r["status"] == "allocated" for r in listing["items"]) == 105
+        counted = ctl.json("ls", "--status", "available", "--count", "--limit", "1")
+        assert counted["total"] == 582 and len(counted["items"]) == 1
+        counted = ctl.json("ls", "--status", "allocated", "--status", "reserved",
+                           "--count")
+        assert counted["total"] == 105
+
+        # The CSV fields came through: quoted commas, MAC spellings.
+        host = ctl.json("ls", "-q", "host-001")["items"]
+        assert [(r["ip_address"], r["manufacturer"], r["mac_address"])
+                for r in host] == [("10.60.0.10", "HPE", "52:54:00:01:00:01")], host
+        dell = ctl.json("ls", "-q", "host-004")["items"]
+        assert dell[0]["manufacturer"] == "Dell, Inc.", dell
+
+        # A human page: a table, and a hint that there is more.
+        status, out, err = ctl.run("ls", "--subnet", "s-a", "--status", "allocated",
+                                   "--limit", "5")
+        assert status == OK, err
+        lines = out.splitlines()
+        assert lines[0].split() == ["ADDRESS", "STATUS", "TYPE", "ACTIVE", "SUBNET",
+                                    "HOSTNAME", "MAC", "DESCRIPTION"], out
+        assert len(lines) == 6 and lines[1].split()[:2] == ["10.60.0.10",
+                                                            "allocated"], out
+        assert "\033[" not in out  # not a terminal: no colour
+        assert "there are more (--all for every page)" in err, err
+
+        # Subnets and their statistics.
+        items = {s["id"]: s for s in ctl.json("subnets")["items"]}
+        assert sorted(items) == ["s-a", "s-b", "s-c", "s-d", "s-e", "s-f"]
+        assert sum(s["stats"]["pool_size"] for s in items.values()) == SEED_POOL_SIZE
+        assert items["s-a"]["stats"]["pool_size"] == 206
+        assert items["s-a"]["stats"]["allocated"] == 30 + 20
+        assert items["s-e"]["name"] == "Lab, east" and items["s-e"]["ping"] is False
+        assert items["s-d"]["name"] == 'Lab "small"'
+        table = ctl.ok("subnets")
+        assert any(line.split()[:2] == ["s-b", "Servers"] and "150" in line.split()
+                   for line in table.splitlines()), table
+
+        stats = ctl.json("stats")
+        assert stats["addresses"]["total"] == 687, stats
+        assert "addresses.available" in ctl.ok("stats")
+
+        # Export: the view's header and every row, CSV and JSON.
+        csv_text = ctl.ok("export", "--csv")
+        csv_lines = csv_text.splitlines()
+        assert csv_lines[0].startswith("vrf,ip_address,subnet_id,status,"), csv_lines[0]
+        assert len(csv_lines) == 688
+        exported = json.loads(ctl.ok("export", "--json"))
+        assert len(exported) == 687
+        assert len(json.loads(ctl.ok("export", "--json", "--subnet", "s-d"))) == 8
+
+        # The same files again: nothing would change.
+        out = ctl.ok("import", "--servers", servers, "--subnets", subnets,
+                     "--dry-run")
+        assert "servers: 0 to create, 0 to update, 105 unchanged" in out, out
+        assert "subnets: 0 to create, 0 to update, 6 unchanged" in out, out
+    finally:
+        daemon.close()
+        db.close()
+
+
+SMALL_SUBNETS = [{"id": "lan", "name": "LAN", "cidr": "10.61.0.0/24",
+                  "static_ip_pools": ["10.61.0.10-10.61.0.29"]}]
+SMALL_SERVERS = [{"id": "1", "hostname": "web-1", "ip_address": "10.61.0.12"},
+                 {"id": "2", "hostname": "db-1", "ip_address": "10.61.0.14"},
+                 {"id": "3", "hostname": "stray", "ip_address": "10.99.0.1"}]
+
+
+def start_small(directory):
+    """A daemon with a 20-address pool, two servers in it and one in no subnet."""
+    db, topics, daemon, ctl = start(directory)
+    servers = os.path.join(directory, "servers.json")
+    subnets = os.path.join(directory, "subnets.json")
+    with open(servers, "w") as f:
+        json.dump(SMALL_SERVERS, f)
+    with open(subnets, "w") as f:
+        json.dump({"subnets": SMALL_SUBNETS}, f)
+    ctl.ok("import", "--servers", servers, "--subnets", subnets)
+    assert db.scalar("SELECT count(*) FROM public.ipam") == 20
+    return db, topics, daemon, ctl
+
+
+def test_reserve_quarantine_release_allocate():
+    """Each write is applied when ipamctl returns, prints the row, and is
+    named in the history with its requester; preconditions that fail give
+    exit status 3 and the row as it now is."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start_small(directory)
+    try:
+        out = ctl.ok("reserve", "10.61.0.20", "-d", "office gateway")
+        assert out.split()[:2] == ["10.61.0.20", "reserved"], out
+        assert '"office gateway"' in out
+        assert mark_of(db, "10.61.0.20") == ("reserved", "office gateway")
+
+        # show: the mark and the history name the requester.
+        out = ctl.ok("show", "10.61.0.20")
+        assert "%-16s %s\n" % ("status", "reserved") in out, out
+        assert 'mark: reserved "office gateway" by write:alice at ' in out, out
+        history = out.split("history (newest first):")[1]
+        assert "write:alice" in history, out
+        assert "status available -> reserved" in history, out
+        detail = ctl.json("show", "10.61.0.20")
+        assert detail["mark"]["requested_by"] == "write:alice"
+        assert detail["history"][0]["requested_by"] == "write:alice"
+
+        # Someone else, only if available: a conflict, and the row as it is.
+        status, out, err = ctl.run("reserve", "10.61.0.20", "--if-available",
+                                   "-d", "printer", requester="bob")
+        assert status == CONFLICT, (status, out, err)
+        assert "conflict (HTTP 409)" in err, err
+        assert out.startswith("the address now: 10.61.0.20  reserved"), out
+        assert '"office gateway"' in out, out
+        assert mark_of(db, "10.61.0.20") == ("reserved", "office gateway")
+        # A server holds 10.61.0.12: not available either.
+        status, out, err = ctl.run("reserve", "10.61.0.12", "--if-available",
+                                   "-d", "x")
+        assert status == CONFLICT, (status, out, err)
+        assert "allocated" in out and "host web-1" in out, out
+        # With --json the API's body is printed as it came.
+        status, out, err = ctl.run("--json", "reserve", "10.61.0.20",
+                                   "--if-available", "-d", "printer")
+        assert status == CONFLICT
+        assert json.loads(out)["error"] == "conflict"
+        assert json.loads(out)["current"]["description"] == "office gateway"
+
+        # If-Match: a stale etag is a conflict, the current one applies.
+        etag = ctl.json("show", "10.61.0.20")["etag"]
+        ctl.ok("reserve", "10.61.0.20", "-d", "office gateway 2",
+               "--if-match", etag)
+        status, out, err = ctl.run("reserve", "10.61.0.20", "-d", "stale",
+                                   "--if-match", etag)
+        assert status == CONFLICT, (status, out, err)
+        assert mark_of(db, "10.61.0.20") == ("reserved", "office gateway 2")
+
+        # Quarantine, with its reason.
+        row = ctl.json("quarantine", "10.61.0.21", "-r", "abuse report 4711")
+        row = row.get("row", row)
+        assert row["status"] == "quarantine", row
+        assert mark_of(db, "10.61.0.21")[0] == "quarantine"
+        assert "abuse report 4711" in ctl.ok("show", "10.61.0.21")
+
+        # Release: available again, and the history says who.
+        out = ctl.ok("release", "10.61.0.20", requester="carol")
+        assert out.split()[:2] == ["10.61.0.20", "available"], out
+        assert mark_of(db, "10.61.0.20") == ("available", None)
+        history = ctl.json("show", "10.61.0.20")["history"]
+        assert history[0]["requested_by"] == "write:carol", history[0]
+        assert history[0]["after"]["status"] == "available", history[0]
+        assert {h["requested_by"] for h in history} >= {"write:alice", "write:carol"}
+        ctl.ok("release", "10.61.0.21")
+
+        # Allocate: the first free static addresses, in address order
+        # (10.61.0.12 and .14 are the servers').
+        out = ctl.ok("allocate", "lan", "-n", "3", "-d", "printers")
+        lines = out.splitlines()
+        assert [l.split()[0] for l in lines[1:]] == ["10.61.0.10", "10.61.0.11",
+                                                     "10.61.0.13"], out
+        assert all("reserved" in l and "printers" in l for l in lines[1:]), out
+        got = ctl.json("allocate", "lan", "-d", "scanner")["addresses"]
+        assert [r["ip_address"] for r in got] == ["10.61.0.15"], got
+        assert status_counts(db) == {"available": 14, "allocated": 2, "reserved": 4}
+        # More than are free: nothing is reserved, exit 3.
+        status, out, err = ctl.run("allocate", "lan", "-n", "15", "-d", "too many")
+        assert status == CONFLICT, (status, out, err)
+        assert status_counts(db)["reserved"] == 4
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_two_operators_race_for_one_address():
+    """Two ipamctl reserve --if-available at once: one exit 0, one exit 3,
+    and the history names both requesters."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start_small(directory)
+    try:
+        results = {}
+        barrier = threading.Barrier(2)
+
+        def reserve(name):
+            barrier.wait()
+            results[name] = ctl.run("reserve", "10.61.0.25", "--if-available",
+                                    "-d", "for " + name, requester=name)
+
+        threads = [threading.Thread(target=reserve, args=(n,)) for n in ("alice", "bob")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results.values())
+        assert statuses == [OK, CONFLICT], results
+        winner = [n for n, r in results.items() if r[0] == OK][0]
+        loser = [n for n, r in results.items() if r[0] == CONFLICT][0]
+        assert mark_of(db, "10.61.0.25") == ("reserved", "for " + winner)
+        assert ("for " + winner) in results[loser][1], results[loser]
+        history = ctl.json("show", "10.61.0.25")["history"]
+        by = {(h["action"], h["requested_by"]) for h in history}
+        assert ("refused", "write:" + loser) in by, history
+        assert any(a != "refused" and r == "write:" + winner for a, r in by), history
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_errors_and_exit_statuses():
+    """A bad address, a bad filter, an unknown address or subnet, a missing
+    or read-only token: exit 1 with the API's error and detail; a bad
+    command line or import file: exit 2 and nothing sent; no daemon:
+    exit 4."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start_small(directory)
+    try:
+        # The API's own words for a bad address, printed by ipamctl.
+        code, body = ctl.api("/api/v1/addresses/-/10.61.0.999")
+        assert code == 400 and body["error"] == "bad_request", body
+        status, out, err = ctl.run("show", "10.61.0.999")
+        assert status == REFUSED, (status, out, err)
+        assert "bad_request (HTTP 400)" in err and body["detail"] in err, err
+        assert out == ""
+        status, out, err = ctl.run("reserve", "not-an-address", "-d", "x")
+        assert status == REFUSED and "bad_request" in err, (status, err)
+
+        status, out, err = ctl.run("ls", "--status", "free")
+        assert status == REFUSED, (status, err)
+        assert "bad_request" in err and "field: status" in err, err
+
+        status, out, err = ctl.run("show", "10.62.0.1")
+        assert status == REFUSED and "not_found (HTTP 404)" in err, (status, err)
+        status, out, err = ctl.run("allocate", "nosuch", "-d", "x")
+        assert status == REFUSED and "not_found" in err, (status, err)
+
+        # Tokens: none on a write, a read token on a write.
+        status, out, err = ctl.run("reserve", "10.61.0.22", "-d", "x", token=None)
+        assert status == REFUSED and "unauthorized (HTTP 401)" in err, (status, err)
+        status, out, err = ctl.run("reserve", "10.61.0.22", "-d", "x", token="read")
+        assert status == REFUSED and "forbidden (HTTP 403)" in err, (status, err)
+        assert mark_of(db, "10.61.0.22") == ("available", None)
+        assert ctl.json("ls", "--limit", "1", token="read")["items"]
+
+        # Usage errors: nothing is sent.
+        before = high_watermarks(topics)
+        status, out, err = ctl.run("reserve", "10.61.0.22")
+        assert status == USAGE and "-d TEXT is required" in err, (status, err)
+        bad = os.path.join(directory, "bad.csv")
+        with open(bad, "w") as f:
+            f.write('id,hostname,ip_address\n9,ok,10.61.0.23\n10,"broken,10.61.0.24\n')
+        status, out, err = ctl.run("import", "--servers", bad)
+        assert status == USAGE, (status, err)
+        assert "bad.csv: line 3, column 4: a quoted field is not closed" in err, err
+        with open(bad, "w") as f:
+            f.write("id,hostname,ip_address\n9,ok\n")
+        status, out, err = ctl.run("populate", "--servers", bad)
+        assert status == USAGE and "bad.csv: line 2: 2 fields where the header has 3" \
+            in err, (status, err)
+        status, out, err = ctl.run("import", "--servers",
+                                   os.path.join(directory, "missing.csv"))
+        assert status == USAGE and "No such file or directory" in err, (status, err)
+        assert high_watermarks(topics) == before
+
+        # An entity the daemon refuses: exit 1 naming the field.
+        with open(bad, "w") as f:
+            f.write("id,hostname,ip_address\n9,ok,10.61.0.300\n")
+        status, out, err = ctl.run("import", "--servers", bad)
+        assert status == REFUSED and "servers[0].ip_address" in err, (status, err)
+        assert high_watermarks(topics) == before
+
+        # No daemon there.
+        status, out, err = ctl.run("ls", url="http://127.0.0.1:%d" % free_port())
+        assert status == UNREACHABLE and "cannot reach the daemon" in err, (status, err)
+
+        # The other reads answer.
+        unplaced = ctl.json("unplaced")
+        assert [s["id"] for s in unplaced["servers"]] == ["3"], unplaced
+        out = ctl.ok("unplaced")
+        assert "servers in no subnet: 1" in out and "stray" in out, out
+        assert ctl.json("conflicts")["items"] == []
+        assert ctl.json("dead-letters")["items"] == []
+        assert ctl.ok("dead-letters").splitlines()[0].split()[:2] == ["ID", "RECEIVED"]
+    finally:
+        daemon.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
