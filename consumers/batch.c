@@ -221,6 +221,7 @@ struct batch_net {
 	size_t				 last_index;
 	const struct batch_entry	*field[BATCH_KEEP_FIELDS];
 	enum batch_from			 from[BATCH_KEEP_FIELDS];
+	bool				 one_by_one;	/* a key with requests */
 };
 
 /* Remembers at most this many stale events of a batch for the log. */
@@ -570,6 +571,44 @@ batch_json_dead(const struct batch *batch, const struct batch_entry *entry)
 	return letter;
 }
 
+/*
+ * Turns one event of a key that carries operator requests into a record
+ * of its own ("one": true).  Such keys are applied one event at a time
+ * in batch order, since each request's preconditions are decided against
+ * the state its predecessors left (docs/EVENTS.md); the record carries
+ * the request's id, requester and preconditions.
+ */
+static json_t *
+batch_json_one(const struct batch *batch, json_t *stale,
+    const struct batch_entry *entry, size_t index)
+{
+	const struct change *change = &entry->change;
+	struct batch_net net;
+	json_t *record;
+	size_t i;
+
+	memset(&net, 0, sizeof(net));
+	net.used = true;
+	net.entity = change->entity;
+	net.id = change->id;
+	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
+		net.from[i] = BATCH_FROM_STORED;
+	batch_net_take(batch, stale, &net, entry, index);
+	record = batch_json_net(batch, &net);
+	free(net.lo);
+	json_object_set_new(record, "one", json_true());
+	if (change->request_id == NULL)
+		return record;
+	json_object_set_new(record, "rid", json_string(change->request_id));
+	json_object_set_new(record, "by", json_string(change->requester));
+	json_object_set_new(record, "ifa", json_boolean(change->if_available));
+	batch_json_string(record, "ifm", change->if_match);
+	/* A delete's record names no address: the request still does. */
+	batch_json_addr(record, "address", change->has_ip, &change->ip);
+	batch_json_string(record, "vrf", change->vrf);
+	return record;
+}
+
 /* Finds (or makes) the net effect of an entry's key. */
 static struct batch_net *
 batch_net_find(struct batch_net *table, size_t mask,
@@ -631,9 +670,17 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 	for (i = 0; i < 3; i++)
 		json_object_set_new(root, arrays[i], lists[i] = json_array());
 
+	/* The keys that carry operator requests go one event at a time. */
+	for (i = 0; i < n; i++) {
+		const struct batch_entry *entry = &batch->entries[i];
+
+		if (!entry->dead && entry->change.request_id != NULL)
+			batch_net_find(table, mask, entry)->one_by_one = true;
+	}
 	for (i = 0; i < n; i++) {
 		const struct batch_entry *entry = &batch->entries[i];
 		const struct batch_position *pos;
+		struct batch_net *net;
 
 		if ((pos = position(arg, entry->topic, entry->partition)) == NULL)
 			goto fail;
@@ -646,14 +693,16 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 		else if (entry->change.op == CHANGE_TRUNCATE)
 			json_array_append_new(truncates,
 			    batch_json_truncate(batch, entry, i));
+		else if ((net = batch_net_find(table, mask, entry))->one_by_one)
+			json_array_append_new(lists[net->entity],
+			    batch_json_one(batch, stale, entry, i));
 		else
-			batch_net_take(batch, stale,
-			    batch_net_find(table, mask, entry), entry, i);
+			batch_net_take(batch, stale, net, entry, i);
 	}
 
 	/* The apply function is set-based: the order of records is free. */
 	for (i = 0; i < slots; i++) {
-		if (!table[i].used)
+		if (!table[i].used || table[i].one_by_one)
 			continue;
 		json_array_append_new(lists[table[i].entity],
 		    batch_json_net(batch, &table[i]));

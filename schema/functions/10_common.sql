@@ -71,3 +71,38 @@ BEGIN
 	END LOOP;
 END
 $$;
+
+-- The etag of an address (docs/API.md): what an operator acts on — its
+-- live mark and its live holders — as a quoted string.  A request with
+-- ipamifmatch applies only while it is unchanged.  The tables are those
+-- of the search_path: ipam_state, or the copy a rebuild is filling.
+CREATE OR REPLACE FUNCTION ipamd.address_etag(vrf text, ip inet) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT '"' || left(md5(concat_ws('|',
+	    (SELECT concat_ws('/', m.status, m.description, m.requested_by,
+		m.source_topic, m.source_partition, m.source_offset)
+	     FROM mark m
+	     WHERE m.vrf = $1 AND m.address = $2 AND NOT m.deleted),
+	    (SELECT string_agg(s.id, ',' ORDER BY s.id)
+	     FROM server s
+	     WHERE s.vrf = $1 AND s.ip_address = $2 AND NOT s.deleted))), 20)
+	    || '"'
+$$;
+
+-- Merges the stale reports of two parts of a stage.
+CREATE OR REPLACE FUNCTION ipamd.stale_report_merge(a jsonb, b jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT jsonb_build_object(
+	    'sample', coalesce((SELECT jsonb_agg(x) FROM (
+		SELECT x FROM jsonb_array_elements(coalesce(a->'sample', '[]')
+		    || coalesce(b->'sample', '[]')) AS x LIMIT 20) s),
+		'[]'::jsonb),
+	    'topics', coalesce((SELECT jsonb_object_agg(t, n) FROM (
+		SELECT t, sum(n::bigint) AS n FROM (
+		    SELECT * FROM jsonb_each_text(coalesce(a->'topics', '{}'))
+		    UNION ALL
+		    SELECT * FROM jsonb_each_text(coalesce(b->'topics', '{}')))
+		    AS u(t, n)
+		GROUP BY t) g), '{}'::jsonb))
+$$;

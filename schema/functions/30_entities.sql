@@ -184,7 +184,7 @@ END
 $$;
 
 -- Marks: the touched are the old and the new address.
-CREATE OR REPLACE FUNCTION ipamd.apply_marks(records jsonb,
+CREATE OR REPLACE FUNCTION ipamd.apply_marks_set(records jsonb,
     OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
     OUT report jsonb)
 LANGUAGE plpgsql AS $$
@@ -194,7 +194,8 @@ BEGIN
 		    AS x(seq bigint, id text, gv bigint, lo bigint[],
 			reset boolean, op text, v bigint, lsn bigint,
 			keep text[], vrf text, address inet, status text,
-			description text, topic text, part integer, off bigint)
+			description text, by text, topic text, part integer,
+			off bigint)
 	), dec AS (
 		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
@@ -212,20 +213,21 @@ BEGIN
 		RETURNING 1
 	), up AS (
 		INSERT INTO mark AS s (id, version, lsn, deleted, vrf, address,
-		    status, description, source_topic, source_partition,
-		    source_offset, updated_at)
+		    status, description, requested_by, source_topic,
+		    source_partition, source_offset, updated_at)
 		SELECT id, v, lsn, action = 'delete',
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
 			ELSE coalesce(old_vrf, vrf, '') END,
 		    CASE WHEN action = 'upsert' THEN address END,
 		    CASE WHEN action = 'upsert' THEN status END,
 		    CASE WHEN action = 'upsert' THEN description END,
-		    topic, part, off, now()
+		    by, topic, part, off, now()
 		FROM dec WHERE action IN ('upsert', 'delete')
 		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
 		    lsn = excluded.lsn, deleted = excluded.deleted,
 		    vrf = excluded.vrf, address = excluded.address,
 		    status = excluded.status, description = excluded.description,
+		    requested_by = excluded.requested_by,
 		    source_topic = excluded.source_topic,
 		    source_partition = excluded.source_partition,
 		    source_offset = excluded.source_offset,
@@ -250,6 +252,107 @@ BEGIN
 		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
 	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
 	INTO applied, stale, touched, report;
+END
+$$;
+
+-- Why an operator's request may not apply now (NULL: it may): its
+-- preconditions against the marks and servers as they stand.
+CREATE OR REPLACE FUNCTION ipamd.request_refusal(r jsonb) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	want_vrf text := coalesce(r->>'vrf', '');
+	want_ip inet := (r->>'address')::inet;
+	holder text;
+	etag text;
+BEGIN
+	IF coalesce((r->>'ifa')::boolean, false) THEN
+		SELECT format('%s is %s%s', host(want_ip), m.status,
+		    coalesce(' (by ' || m.requested_by || ')', ''))
+		INTO holder
+		FROM mark m
+		WHERE m.vrf = want_vrf AND m.address = want_ip
+		    AND NOT m.deleted;
+		IF holder IS NOT NULL THEN
+			RETURN holder;
+		END IF;
+		SELECT format('%s is held by server %s', host(want_ip),
+		    string_agg(s.id, ', ' ORDER BY ipamd.id_key(s.id)))
+		INTO holder
+		FROM server s
+		WHERE s.vrf = want_vrf AND s.ip_address = want_ip
+		    AND NOT s.deleted
+		HAVING count(*) > 0;
+		IF holder IS NOT NULL THEN
+			RETURN holder;
+		END IF;
+	END IF;
+	IF r->>'ifm' IS NOT NULL THEN
+		etag := ipamd.address_etag(want_vrf, want_ip);
+		IF etag <> r->>'ifm' THEN
+			RETURN format('%s changed: its etag is %s, not %s',
+			    host(want_ip), etag, r->>'ifm');
+		END IF;
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+-- Marks: the keys without operator requests are applied set-based; the
+-- events of a key with requests one at a time in batch order, each
+-- request decided against what its predecessors left and its outcome
+-- kept in ipamd.request (a refused one in the audit too).  A request
+-- decided before (a replay, a rebuild) keeps its first outcome.
+CREATE OR REPLACE FUNCTION ipamd.apply_marks(records jsonb,
+    OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
+    OUT report jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+	r jsonb;
+	one record;
+	refusal text;
+BEGIN
+	SELECT * INTO applied, stale, touched, report
+	FROM ipamd.apply_marks_set(coalesce((SELECT jsonb_agg(x)
+	    FROM jsonb_array_elements(records) AS x
+	    WHERE NOT coalesce((x->>'one')::boolean, false)), '[]'));
+	FOR r IN
+		SELECT x FROM jsonb_array_elements(records) AS x
+		WHERE coalesce((x->>'one')::boolean, false)
+		ORDER BY (x->>'seq')::bigint
+	LOOP
+		refusal := CASE WHEN r ? 'rid' THEN ipamd.request_refusal(r) END;
+		IF refusal IS NULL THEN
+			SELECT * INTO one FROM ipamd.apply_marks_set(
+			    jsonb_build_array(r));
+			applied := applied + one.applied;
+			stale := stale + one.stale;
+			touched := touched || one.touched;
+			report := ipamd.stale_report_merge(report, one.report);
+			IF one.stale > 0 THEN
+				refusal := 'outdated by a newer version of the mark';
+			END IF;
+		ELSE
+			INSERT INTO ipamd.audit (vrf, ip_address, action, after,
+			    source_topic, source_partition, source_offset,
+			    requested_by)
+			VALUES (coalesce(r->>'vrf', ''), (r->>'address')::inet,
+			    'refused', jsonb_build_object('op', r->>'op',
+				'status', r->>'status',
+				'description', r->>'description',
+				'reason', refusal),
+			    r->>'topic', (r->>'part')::integer,
+			    (r->>'off')::bigint, r->>'by');
+		END IF;
+		CONTINUE WHEN NOT r ? 'rid';
+		INSERT INTO ipamd.request (id, topic, partition, "offset",
+		    requested_by, vrf, address, outcome, detail)
+		VALUES (r->>'rid', r->>'topic', (r->>'part')::integer,
+		    (r->>'off')::bigint, r->>'by', coalesce(r->>'vrf', ''),
+		    (r->>'address')::inet,
+		    CASE WHEN refusal IS NULL THEN 'applied' ELSE 'refused' END,
+		    refusal)
+		ON CONFLICT (id) DO NOTHING;
+	END LOOP;
 END
 $$;
 

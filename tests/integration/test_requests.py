@@ -1,0 +1,159 @@
+"""Operator requests decided at apply time (docs/EVENTS.md): mark events
+that carry ipamrequester and preconditions, published straight to Kafka
+as the API does, against the real daemon.  Two requests for one address
+in one batch or in two: exactly one applies; the audit names both
+requesters; an etag that moved refuses; a refused request changes
+nothing; outcomes survive a replay."""
+
+import json
+
+import harness
+from test_sync import Run
+
+
+def request(run, rid, address, requester, status="reserved", description=None,
+            if_available=False, if_match=None, cleared=False):
+    """Publishes one request as the API does: a mark event with its
+    requester and preconditions, keyed by the address."""
+    body = {"specversion": "1.0", "id": rid, "source": "/api/v1",
+            "type": "ipam.mark.cleared" if cleared else "ipam.mark.set",
+            "subject": address, "ipamrequester": requester}
+    if if_available:
+        body["ipamifavailable"] = True
+    if if_match is not None:
+        body["ipamifmatch"] = if_match
+    if not cleared:
+        body["data"] = {"address": address, "status": status}
+        if description is not None:
+            body["data"]["description"] = description
+    run.send(run.topics.marks, address, json.dumps(body))
+
+
+def outcome(run, rid):
+    rows = run.db.query("SELECT outcome, detail, requested_by FROM ipamd.request "
+                        "WHERE id = %s", (rid,))
+    return rows[0] if rows else None
+
+
+def etag(run, address):
+    return run.db.scalar("SET search_path = ipam_state, public; "
+                         "SELECT ipamd.address_etag('', %s::inet)", (address,))
+
+
+def test_racing_reservations_one_wins_in_one_batch_and_across_batches():
+    run = Run(config={"consumer": {"batch_max_wait_ms": "500"}})
+    try:
+        run.subnet("1", "127.94.0.0/24", ["127.94.0.1-127.94.0.9"], 1)
+        run.settle()
+        # Both in one batch (sent together, the batch waits 500 ms).
+        request(run, "a1", "127.94.0.1", "write:alice", description="alice's",
+                if_available=True)
+        request(run, "b1", "127.94.0.1", "write:bob", description="bob's",
+                if_available=True)
+        run.settle()
+        assert outcome(run, "a1")[0] == "applied", outcome(run, "a1")
+        assert outcome(run, "b1")[0] == "refused", outcome(run, "b1")
+        assert "127.94.0.1 is reserved (by write:alice)" in outcome(run, "b1")[1]
+        row = run.row("127.94.0.1")
+        assert row["status"] == "reserved" and row["description"] == "alice's"
+        audit = run.db.query("SELECT action, requested_by FROM ipamd.audit "
+                             "WHERE ip_address = '127.94.0.1' ORDER BY id")
+        assert ("update", "write:alice") in audit, audit
+        assert ("refused", "write:bob") in audit, audit
+
+        # Across batches: the second comes after the first is applied.
+        request(run, "a2", "127.94.0.2", "write:alice", if_available=True)
+        run.settle()
+        request(run, "b2", "127.94.0.2", "write:bob", if_available=True)
+        run.settle()
+        assert outcome(run, "a2")[0] == "applied"
+        assert outcome(run, "b2")[0] == "refused"
+
+        # A release, then a reservation, in one batch: the release frees
+        # it for the one after it.
+        request(run, "r1", "127.94.0.1", "write:alice", cleared=True)
+        request(run, "b3", "127.94.0.1", "write:bob", description="bob's now",
+                if_available=True)
+        run.settle()
+        assert outcome(run, "r1")[0] == "applied"
+        assert outcome(run, "b3")[0] == "applied", outcome(run, "b3")
+        assert run.row("127.94.0.1")["description"] == "bob's now"
+        assert run.db.scalar("SELECT requested_by FROM ipam_state.mark "
+                             "WHERE id = '127.94.0.1'") == "write:bob"
+    finally:
+        run.close()
+
+
+def test_server_holds_and_etags_refuse():
+    run = Run()
+    try:
+        run.subnet("1", "127.95.0.0/24", ["127.95.0.1-127.95.0.9"], 1)
+        run.server("7", "127.95.0.3", 1)
+        run.settle()
+        request(run, "s1", "127.95.0.3", "write:carol", if_available=True)
+        run.settle()
+        assert outcome(run, "s1") == ("refused", "127.95.0.3 is held by server 7",
+                                      "write:carol")
+        assert run.row("127.95.0.3")["status"] == "allocated"
+
+        # If-Match: the etag seen before a change refuses after it.
+        seen = etag(run, "127.95.0.4")
+        request(run, "m1", "127.95.0.4", "write:dave", status="quarantine",
+                if_match=seen)
+        run.settle()
+        assert outcome(run, "m1")[0] == "applied"
+        assert run.row("127.95.0.4")["status"] == "quarantine"
+        assert etag(run, "127.95.0.4") != seen
+        request(run, "m2", "127.95.0.4", "write:erin", cleared=True, if_match=seen)
+        run.settle()
+        state, detail, _ = outcome(run, "m2")
+        assert state == "refused" and "changed: its etag is" in detail, detail
+        assert run.row("127.95.0.4")["status"] == "quarantine"
+        request(run, "m3", "127.95.0.4", "write:erin", cleared=True,
+                if_match=etag(run, "127.95.0.4"))
+        run.settle()
+        assert outcome(run, "m3")[0] == "applied"
+        assert run.row("127.95.0.4")["status"] == "available"
+
+        # A request without preconditions always applies, and names its
+        # requester in the mark and the audit.
+        request(run, "p1", "127.95.0.5", "write:frank", description="plain")
+        run.settle()
+        assert outcome(run, "p1")[0] == "applied"
+        assert run.db.scalar(
+            "SELECT requested_by FROM ipamd.audit WHERE ip_address = "
+            "'127.95.0.5' ORDER BY id DESC LIMIT 1") == "write:frank"
+    finally:
+        run.close()
+
+
+def test_outcomes_survive_a_replay():
+    """A rebuild replays the requests: the state comes out the same and
+    the first outcomes stay."""
+    from test_property import RebuildDaemon
+    run = Run()
+    try:
+        run.subnet("1", "127.96.0.0/24", ["127.96.0.1-127.96.0.4"], 1)
+        for i, who in enumerate(["alice", "bob", "carol"]):
+            request(run, "x%d" % i, "127.96.0.1", "write:" + who,
+                    description=who, if_available=True)
+        run.settle()
+        before = run.db.query("SELECT id, outcome FROM ipamd.request ORDER BY id")
+        assert [o for _, o in before] == ["applied", "refused", "refused"]
+        rows_before = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
+        status = run.daemon.stop()
+        assert status == 0, status
+        run.daemon.close()
+        run.daemon = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                   extra_args=["--rebuild"]).start()
+        run.daemon.wait_log(r"rebuild: swapped in", timeout=120)
+        assert run.db.query("SELECT id, outcome FROM ipamd.request ORDER BY id") == before
+        after = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
+        assert [(r[1], r[3], r[11]) for r in after] == \
+            [(r[1], r[3], r[11]) for r in rows_before], after
+    finally:
+        run.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
