@@ -1,33 +1,104 @@
-/* HTTP on the event loop: /healthz, /readyz and /metrics, bounded and local. */
+/*
+ * HTTP on the event loop: /healthz, /readyz, /metrics and a route hook for
+ * the operator API, with bounds on connections, time and size.
+ */
 #ifndef IPAM_DAEMON_HTTP_H
 #define IPAM_DAEMON_HTTP_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 
-/* What the endpoints ask the daemon. */
+/*
+ * What the endpoints ask the daemon.
+ *
+ * route is called for every request whose path is not /healthz, /readyz
+ * or /metrics, with one of the methods GET, HEAD, POST, PUT, DELETE,
+ * OPTIONS or PATCH (anything else is refused before it gets here), its
+ * whole body read and within its route's limit (64 KiB; 32 MiB under
+ * /api/v1/import), and path the percent-decoded URI path.  When route is
+ * NULL such requests get a 404.
+ *
+ * A route handler replies with evhttp (evhttp_send_reply, evhttp_send_error
+ * or the chunked evhttp_send_reply_start/_chunk/_end), at once or later
+ * from another callback on the loop; each request gets exactly one reply.
+ * The connection stays open while the handler holds the request, for at
+ * most HTTP_REPLY_SECONDS in all (waiting and writing).  Handlers must not
+ * call evhttp_connection_set_closecb or evhttp_request_set_on_complete_cb:
+ * the server uses both to track its connections.
+ *
+ * gone (may be NULL) is called when the connection of a request that
+ * route was given is closed before the handler began its reply: the
+ * client went away, HTTP_REPLY_SECONDS passed (the client then got a 503),
+ * or http_free ran.  The request stays valid after gone: stop the work
+ * and answer it as usual, in gone or later; with no connection left,
+ * evhttp's send functions only free it.  A handler streaming a chunked
+ * reply sees evhttp_request_get_connection(request) turn NULL when its
+ * client goes away, and ends with evhttp_send_reply_end, which frees the
+ * request.
+ */
 struct http_handlers {
 	/* Returns true when ready, else false with a reason in buf. */
 	bool	(*ready)(void *arg, char *buf, size_t buflen);
 	/* Appends the metrics in the Prometheus text format. */
 	void	(*metrics)(void *arg, struct evbuffer *out);
+	/* Serves every other path (see above); NULL answers 404. */
+	void	(*route)(struct evhttp_request *request, const char *path,
+		    void *arg);
+	/* Told that a request given to route lost its client (see above). */
+	void	(*gone)(struct evhttp_request *request, void *arg);
 	void	*arg;
+};
+
+/* The longest a route handler may hold a request, reply included. */
+#define HTTP_REPLY_SECONDS	120
+
+/* Counters and gauges of the server's limits, for /metrics. */
+struct http_stats {
+	/* Gauges: connections open now, and the cap on them. */
+	uint64_t	connections_open;
+	uint64_t	connections_max;
+	/* Connections taken from the listener. */
+	uint64_t	connections_accepted;
+	/* Connections closed by a limit, by the limit that closed them. */
+	uint64_t	closed_evicted;		/* to make room at the cap */
+	uint64_t	closed_refused;		/* at the cap, nothing to evict */
+	uint64_t	closed_request_deadline; /* request not received in time */
+	uint64_t	closed_reply_deadline;	/* handler or reply too slow */
+	uint64_t	closed_client_gone;	/* client left before the reply */
+	/* Requests refused before their body was read, by reason. */
+	uint64_t	refused_method;		/* CONNECT, TRACE, unknown */
+	uint64_t	refused_too_large;	/* 413: body over its route's limit */
+	uint64_t	refused_head_too_large;	/* 414/431: request line, headers */
+	uint64_t	refused_bad_request;	/* 400, 411, 505 */
+	/* Accept errors (EMFILE, ENFILE, ...) and the listener's pauses. */
+	uint64_t	accept_errors;
+	uint64_t	listener_pauses;
 };
 
 struct http;
 
 /*
  * Listens on "address:port" ("[v6]:port" for IPv6; port 0 picks a free
- * one, named in the log).  Returns NULL with err filled.
+ * one, named in the log).  Raises the soft RLIMIT_NOFILE toward the hard
+ * limit first and caps connections well below it (both logged).  Returns
+ * NULL with err filled.
  */
 struct http	*http_new(struct event_base *base, const char *address_text,
 		    const struct http_handlers *handlers, char *err,
 		    size_t errlen);
 
-/* Stops listening and frees. */
+/* Fills stats with the server's counters. */
+void		 http_stats(const struct http *http, struct http_stats *stats);
+
+/*
+ * Stops listening, closes every connection (calling gone for requests a
+ * handler still holds) and frees.  Free what gone uses after this.
+ */
 void		 http_free(struct http *http);
 
 #endif
