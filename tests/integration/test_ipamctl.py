@@ -5,12 +5,14 @@ round trips of reserve, quarantine, release and allocate; the history naming
 who asked; a conflict (exit 3) and the API's errors (exit 1) as documented in
 ipamctl(1)."""
 
+import http.server
 import json
 import os
 import subprocess
 import tempfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from confluent_kafka import Consumer, TopicPartition
@@ -485,6 +487,152 @@ def test_errors_and_exit_statuses():
     finally:
         daemon.close()
         db.close()
+
+
+class Scripted:
+    """An HTTP server that answers each request with the next scripted reply
+    and keeps what ipamctl sent: method, path, headers, body."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.requests = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                owner.requests.append({"method": self.command, "path": self.path,
+                                       "headers": dict(self.headers),
+                                       "body": json.loads(body) if body else None})
+                code, reply, headers = owner.replies.pop(0)
+                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                self.send_response(code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+ROW = {"vrf": "blue", "ip_address": "10.0.0.5", "subnet_id": "lan",
+       "status": "reserved", "ip_type": "static", "active": False,
+       "description": "gw", "etag": "\"e1\""}
+
+
+def test_requests_and_exit_statuses_against_scripted_replies():
+    """What ipamctl sends (method, path, query, body, token, requester,
+    If-Match) is what docs/API.md says, and each kind of answer gets its
+    exit status: 202 is 5 with the request to poll, 5xx and a body that is
+    not JSON are 4, 409 is 3, and --all follows next_cursor."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    token = os.path.join(directory, "token")
+    with open(token, "w") as f:
+        f.write("s3cret\n")
+    scripted = Scripted([
+        (200, ROW, {}),
+        (202, {"id": "r-42", "state": "pending"},
+         {"Location": "/api/v1/requests/r-42"}),
+        (409, {"error": "conflict", "detail": "held", "current": ROW}, {}),
+        (503, {"error": "unavailable", "detail": "Kafka is unreachable"}, {}),
+        (500, b"<html>boom</html>", {"Content-Type": "text/html"}),
+        (201, {"addresses": [ROW]}, {}),
+        (200, {"items": [ROW], "next_cursor": "c1"}, {}),
+        (200, {"items": [dict(ROW, ip_address="10.0.0.6")]}, {}),
+        (200, b"not json", {}),
+        (200, {"servers": {"create": 1, "update": 0, "unchanged": 0, "changes": []},
+               "subnets": {"create": 0, "update": 0, "unchanged": 0, "changes": []}}, {}),
+    ])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
+    env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
+
+    def run(*args):
+        done = subprocess.run([IPAMCTL] + list(args), capture_output=True,
+                              text=True, env=env, timeout=60)
+        return done.returncode, done.stdout, done.stderr
+
+    try:
+        status, out, err = run("--vrf", "blue", "reserve", "10.0.0.5", "-d", "gw",
+                               "--if-available", "--if-match", '"e0"')
+        assert status == OK and out == '10.0.0.5 (vrf blue)  reserved  "gw"\n', (out, err)
+        sent = scripted.requests[-1]
+        assert (sent["method"], sent["path"]) == ("PUT", "/api/v1/marks/blue/10.0.0.5")
+        assert sent["body"] == {"status": "reserved", "description": "gw",
+                                "if_available": True}
+        assert sent["headers"]["Authorization"] == "Bearer s3cret"
+        assert sent["headers"]["X-Requester"] == "dora"
+        assert sent["headers"]["If-Match"] == '"e0"'
+
+        status, out, err = run("quarantine", "2001:db8::5", "-r", "abuse 4711")
+        assert status == ACCEPTED, (status, out, err)
+        assert "accepted but not yet applied; its outcome: ipamctl request r-42" in err
+        sent = scripted.requests[-1]
+        assert (sent["method"], sent["path"]) == ("PUT", "/api/v1/marks/-/2001:db8::5")
+        assert sent["body"] == {"status": "quarantine", "reason": "abuse 4711"}
+
+        status, out, err = run("release", "10.0.0.5", "--requester", "eve")
+        assert status == CONFLICT and "conflict (HTTP 409): held" in err, (status, err)
+        assert out == 'the address now: 10.0.0.5 (vrf blue)  reserved  "gw"\n', out
+        sent = scripted.requests[-1]
+        assert (sent["method"], sent["path"], sent["body"]) == (
+            "DELETE", "/api/v1/marks/-/10.0.0.5", None)
+        assert sent["headers"]["X-Requester"] == "eve"
+
+        status, out, err = run("show", "10.0.0.5")
+        assert status == UNREACHABLE, (status, err)
+        assert "unavailable (HTTP 503): Kafka is unreachable" in err, err
+        status, out, err = run("show", "10.0.0.5")
+        assert status == UNREACHABLE and "the daemon answered HTTP 500" in err, err
+
+        status, out, err = run("allocate", "lan one", "-n", "2", "-d", "printers")
+        assert status == OK, err
+        sent = scripted.requests[-1]
+        assert (sent["method"], sent["path"]) == ("POST",
+                                                  "/api/v1/subnets/lan%20one/allocate")
+        assert sent["body"] == {"count": 2, "description": "printers"}
+
+        status, out, err = run("--json", "ls", "--all", "--status", "reserved",
+                               "--status", "quarantine", "-q", "web 1", "--active",
+                               "--limit", "1", "--vrf", "blue")
+        assert status == OK, err
+        assert [r["ip_address"] for r in json.loads(out)["items"]] == ["10.0.0.5",
+                                                                      "10.0.0.6"]
+        first, second = scripted.requests[-2:]
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(first["path"]).query)
+        assert query == {"vrf": ["blue"], "status": ["reserved", "quarantine"],
+                         "active": ["true"], "q": ["web 1"], "limit": ["1"]}, query
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(second["path"]).query)
+        assert query["cursor"] == ["c1"], query
+
+        status, out, err = run("stats")
+        assert status == UNREACHABLE and "is not JSON" in err, (status, err)
+
+        servers = os.path.join(directory, "servers.json")
+        with open(servers, "w") as f:
+            json.dump([{"id": 7, "hostname": "a", "nic_mac": ""}], f)
+        status, out, err = run("populate", "--servers", servers, "--dry-run")
+        assert status == OK, err
+        sent = scripted.requests[-1]
+        assert (sent["method"], sent["path"]) == ("POST", "/api/v1/import")
+        assert sent["body"] == {"servers": [{"id": "7", "hostname": "a"}],
+                                "subnets": [], "dry_run": True}
+        assert scripted.replies == []
+    finally:
+        scripted.close()
 
 
 if __name__ == "__main__":
