@@ -106,12 +106,4 @@ enum decode_result decode_debezium(const struct decode_input *in,
 char	*decode_headers_json(const struct decode_header *headers,
 	    size_t count);
 
-/*
- * Finds the payload of a Debezium {"schema": ..., "payload": ...} wrapper
- * without building the schema block: true with the payload's byte span,
- * false when the value is not such a wrapper (spelt plainly, once each).
- */
-bool	decode_debezium_payload_span(const void *value, size_t len,
-	    size_t *offset, size_t *span);
-
 #endif

@@ -1,5 +1,4 @@
 /* The Debezium change-event decoder for the server and subnet tables. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,28 +6,78 @@
 
 #include "consumers/decode.h"
 #include "consumers/decode_fields.h"
+#include "consumers/decode_scan.h"
 
 /* Longest "before.column" or "after.column" label in an error message. */
 #define DBZ_LABEL_MAX	160
 
 /*
- * Finds a mapped column in a row; a column mapped to nothing (NULL or "")
- * gives NULL, and so does a missing one unless it is required.
+ * A string of the message with its escapes resolved, NUL-terminated, for
+ * the validators: on the stack, or on the heap when it is long.
+ */
+struct dbz_text {
+	char	 small[512];
+	char	*heap;
+};
+
+/* Frees what a text took from the heap; it can be used again. */
+static void
+dbz_text_clear(struct dbz_text *text)
+{
+	free(text->heap);
+	text->heap = NULL;
+}
+
+/*
+ * Reads a value of the message as the validators take it; a string is
+ * decoded into text, which holds it until its next use.
  */
 static int
-dbz_column(const char *row_name, json_t *row, const char *column,
-    bool required, json_t **value, char *label, char *err, size_t errlen)
+dbz_field(const struct scan_value *value, struct fields_value *field,
+    struct dbz_text *text, char *err, size_t errlen)
+{
+	char	*buf = text->small;
+	size_t	 len;
+
+	memset(field, 0, sizeof(*field));
+	field->kind = value->kind;
+	if (value->kind == SCAN_INTEGER)
+		field->integer = scan_integer(value);
+	else if (value->kind == SCAN_ARRAY || value->kind == SCAN_OBJECT) {
+		field->raw = value->start;
+		field->raw_len = value->len;
+	} else if (value->kind == SCAN_STRING) {
+		dbz_text_clear(text);
+		len = scan_string_length(value);
+		if (len >= sizeof(text->small) &&
+		    (buf = text->heap = malloc(len + 1)) == NULL)
+			return fields_error(err, errlen, "out of memory");
+		scan_string_copy(value, buf);
+		field->text = buf;
+		field->len = len;
+	}
+	return 0;
+}
+
+/*
+ * Finds a mapped column in a row; a column mapped to nothing (NULL or "")
+ * gives SCAN_ABSENT, and so does a missing one unless it is required.
+ */
+static int
+dbz_column(const char *row_name, const struct scan_value *row,
+    const char *column, bool required, struct scan_value *value, char *label,
+    char *err, size_t errlen)
 {
 	char	quoted[FIELDS_QUOTE_SIZE];
 
-	*value = NULL;
+	memset(value, 0, sizeof(*value));
 	if (column == NULL || *column == '\0') {
 		snprintf(label, DBZ_LABEL_MAX, "%s", row_name);
 		return 0;
 	}
 	snprintf(label, DBZ_LABEL_MAX, "%s.%s", row_name, column);
-	*value = json_object_get(row, column);
-	if (*value == NULL && required) {
+	scan_member(row, column, value);
+	if (value->kind == SCAN_ABSENT && required) {
 		fields_quote(column, strlen(column), quoted, sizeof(quoted));
 		return fields_error(err, errlen, "%s has no column %s (check "
 		    "the column mapping)", row_name, quoted);
@@ -45,16 +94,16 @@ dbz_column(const char *row_name, json_t *row, const char *column,
 
 /*
  * Refuses or accepts the TOAST placeholder in a column: an update leaves
- * the field as stored (keep is set in the change and *value becomes
- * NULL); a new row, or a column whose keep bit is 0 (ids, addresses,
+ * the field as stored (keep is set in the change and the value becomes
+ * absent); a new row, or a column whose keep bit is 0 (ids, addresses,
  * prefixes, vrf: never TOASTed), cannot hold it.
  */
 static int
-dbz_unchanged(char letter, const char *label, unsigned keep, json_t **value,
-    struct change *out, char *err, size_t errlen)
+dbz_unchanged(char letter, const char *label, unsigned keep,
+    struct fields_value *value, struct change *out, char *err, size_t errlen)
 {
-	if (*value == NULL || !json_is_string(*value) ||
-	    strcmp(json_string_value(*value), DBZ_UNAVAILABLE) != 0)
+	if (value->kind != SCAN_STRING ||
+	    strcmp(value->text, DBZ_UNAVAILABLE) != 0)
 		return 0;
 	if (keep == 0)
 		return fields_error(err, errlen, "%s holds %s, which stands "
@@ -65,29 +114,33 @@ dbz_unchanged(char letter, const char *label, unsigned keep, json_t **value,
 		    "carries a whole row: no stored value can stand in",
 		    label, DBZ_UNAVAILABLE, letter);
 	out->keep |= keep;
-	*value = NULL;
+	value->kind = SCAN_ABSENT;
 	return 0;
 }
 
 /* The after image of an op c, u or r, read column by column into out. */
 struct dbz_row {
-	json_t		*after;
-	char		 letter;
-	struct change	*out;
-	char		 label[DBZ_LABEL_MAX];	/* of the last column read */
+	struct scan_value	 after;
+	char			 letter;
+	struct change		*out;
+	char			 label[DBZ_LABEL_MAX];	/* of the last column read */
+	struct dbz_text		 text;			/* of the last column read */
 };
 
 /*
  * Finds a mapped column of the row (see dbz_column) and deals with a
- * TOAST placeholder in it (see dbz_unchanged); absent, null, unmapped
- * and unchanged columns all give NULL.
+ * TOAST placeholder in it (see dbz_unchanged); absent, unmapped and
+ * unchanged columns all give SCAN_ABSENT.
  */
 static int
 dbz_after(struct dbz_row *row, const char *column, bool required,
-    unsigned keep, json_t **value, char *err, size_t errlen)
+    unsigned keep, struct fields_value *value, char *err, size_t errlen)
 {
-	if (dbz_column("after", row->after, column, required, value,
-	    row->label, err, errlen) == -1)
+	struct scan_value	found;
+
+	if (dbz_column("after", &row->after, column, required, &found,
+	    row->label, err, errlen) == -1 ||
+	    dbz_field(&found, value, &row->text, err, errlen) == -1)
 		return -1;
 	return dbz_unchanged(row->letter, row->label, keep, value, row->out,
 	    err, errlen);
@@ -101,31 +154,31 @@ dbz_server(const struct decode_input *in, struct dbz_row *row, char *err,
 	const struct debezium_columns	*c = in->columns;
 	struct change			*out = row->out;
 	const char			*label = row->label;
-	json_t				*v;
+	struct fields_value		 v;
 
 	if (dbz_after(row, c->server_id, true, 0, &v, err, errlen) == -1 ||
-	    fields_id(label, v, &out->id, err, errlen) == -1 ||
+	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
 	    dbz_after(row, c->server_hostname, true, CHANGE_KEEP_HOSTNAME, &v,
 	    err, errlen) == -1 ||
-	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->hostname,
-	    err, errlen) == -1 ||
+	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
+	    &out->hostname, err, errlen) == -1 ||
 	    dbz_after(row, c->server_ip_address, true, 0, &v, err,
 	    errlen) == -1 ||
-	    fields_inet(label, v, false, &out->ip, &out->has_ip, err,
+	    fields_inet_value(label, &v, false, &out->ip, &out->has_ip, err,
 	    errlen) == -1 ||
 	    dbz_after(row, c->server_nic_mac, true, CHANGE_KEEP_NIC_MAC, &v,
 	    err, errlen) == -1 ||
-	    fields_mac(label, v, &out->nic_mac, err, errlen) == -1 ||
+	    fields_mac_value(label, &v, &out->nic_mac, err, errlen) == -1 ||
 	    dbz_after(row, c->server_device_type, true,
 	    CHANGE_KEEP_DEVICE_TYPE, &v, err, errlen) == -1 ||
-	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->device_type,
-	    err, errlen) == -1 ||
+	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
+	    &out->device_type, err, errlen) == -1 ||
 	    dbz_after(row, c->server_manufacture, true,
 	    CHANGE_KEEP_MANUFACTURE, &v, err, errlen) == -1 ||
-	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->manufacture,
-	    err, errlen) == -1 ||
+	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
+	    &out->manufacture, err, errlen) == -1 ||
 	    dbz_after(row, c->server_vrf, false, 0, &v, err, errlen) == -1 ||
-	    fields_vrf(label, v, &out->vrf, err, errlen) == -1)
+	    fields_vrf_value(label, &v, &out->vrf, err, errlen) == -1)
 		return -1;
 	/* A NULL hostname column reads as empty: upserts always have one. */
 	if (out->hostname == NULL && (out->keep & CHANGE_KEEP_HOSTNAME) == 0 &&
@@ -142,25 +195,25 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
 	const struct debezium_columns	*c = in->columns;
 	struct change			*out = row->out;
 	const char			*label = row->label;
-	json_t				*v;
+	struct fields_value		 v;
 
 	if (dbz_after(row, c->subnet_id, true, 0, &v, err, errlen) == -1 ||
-	    fields_id(label, v, &out->id, err, errlen) == -1 ||
+	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
 	    dbz_after(row, c->subnet_name, true, CHANGE_KEEP_NAME, &v, err,
 	    errlen) == -1 ||
-	    fields_string(label, v, FIELDS_TEXT_MAX, false, &out->name, err,
-	    errlen) == -1 ||
+	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false, &out->name,
+	    err, errlen) == -1 ||
 	    dbz_after(row, c->subnet_cidr, true, 0, &v, err, errlen) == -1 ||
-	    fields_prefix(label, v, &out->cidr, err, errlen) == -1 ||
+	    fields_prefix_value(label, &v, &out->cidr, err, errlen) == -1 ||
 	    dbz_after(row, c->subnet_static_ip_pools, true, CHANGE_KEEP_POOLS,
 	    &v, err, errlen) == -1 ||
-	    fields_pools(label, v, &out->cidr,
+	    fields_pools_value(label, &v, &out->cidr,
 	    in->limits->max_pool_addresses, &out->pools, &out->pool_count,
 	    err, errlen) == -1 ||
 	    dbz_after(row, c->subnet_vrf, false, 0, &v, err, errlen) == -1 ||
-	    fields_vrf(label, v, &out->vrf, err, errlen) == -1 ||
+	    fields_vrf_value(label, &v, &out->vrf, err, errlen) == -1 ||
 	    dbz_after(row, c->subnet_ping, false, 0, &v, err, errlen) == -1 ||
-	    fields_bool(label, v, true, &out->ping, err, errlen) == -1)
+	    fields_bool_value(label, &v, true, &out->ping, err, errlen) == -1)
 		return -1;
 	return 0;
 }
@@ -171,21 +224,28 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
  * the Kafka key.
  */
 static int
-dbz_deleted_id(const struct decode_input *in, json_t *before,
+dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
     struct change *out, char *err, size_t errlen)
 {
-	const char	*column;
-	json_t		*v = NULL;
-	char		 label[DBZ_LABEL_MAX];
+	const char		*column;
+	struct scan_value	 found;
+	struct fields_value	 v;
+	struct dbz_text		 text = { .heap = NULL };
+	char			 label[DBZ_LABEL_MAX];
+	int			 rc;
 
 	column = in->entity == CHANGE_SERVER ? in->columns->server_id :
 	    in->columns->subnet_id;
-	if (json_is_object(before) && dbz_column("before", before, column,
-	    false, &v, label, err, errlen) == 0 && v != NULL &&
-	    !json_is_null(v)) {
-		if (dbz_unchanged('d', label, 0, &v, out, err, errlen) == -1)
-			return -1;
-		return fields_id(label, v, &out->id, err, errlen);
+	if (before->kind == SCAN_OBJECT && dbz_column("before", before,
+	    column, false, &found, label, err, errlen) == 0 &&
+	    found.kind != SCAN_ABSENT && found.kind != SCAN_NULL) {
+		rc = dbz_field(&found, &v, &text, err, errlen);
+		if (rc == 0)
+			rc = dbz_unchanged('d', label, 0, &v, out, err, errlen);
+		if (rc == 0)
+			rc = fields_id_value(label, &v, &out->id, err, errlen);
+		dbz_text_clear(&text);
+		return rc;
 	}
 	if (in->key == NULL)
 		return fields_error(err, errlen, "a delete with no id in "
@@ -201,38 +261,65 @@ dbz_deleted_id(const struct decode_input *in, json_t *before,
  * true older versions wrote.  Absent or null is a streamed change.
  */
 static int
-dbz_snapshot_flag(json_t *value, bool *snapshot, char *err, size_t errlen)
+dbz_snapshot_flag(const struct fields_value *value, bool *snapshot, char *err,
+    size_t errlen)
 {
 	static const char *const	 names[] = { "true", "first",
 	    "first_in_data_collection", "last_in_data_collection", "last",
 	    "incremental", NULL };
-	const char			*text;
 	char				 quoted[FIELDS_QUOTE_SIZE];
 	size_t				 i;
 
 	*snapshot = false;
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return 0;
-	if (json_is_boolean(value)) {
-		*snapshot = json_is_true(value);
+	if (value->kind == SCAN_TRUE || value->kind == SCAN_FALSE) {
+		*snapshot = value->kind == SCAN_TRUE;
 		return 0;
 	}
-	if (!json_is_string(value))
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "source.snapshot must be a "
-		    "string or a boolean, not %s", fields_json_kind(value));
-	text = json_string_value(value);
+		    "string or a boolean, not %s",
+		    fields_kind_name(value->kind));
 	for (i = 0; names[i] != NULL; i++) {
-		if (strcmp(text, names[i]) == 0) {
+		if (strcmp(value->text, names[i]) == 0) {
 			*snapshot = true;
 			return 0;
 		}
 	}
-	if (strcmp(text, "false") == 0)
+	if (strcmp(value->text, "false") == 0)
 		return 0;
-	fields_quote(text, json_string_length(value), quoted, sizeof(quoted));
+	fields_quote(value->text, value->len, quoted, sizeof(quoted));
 	return fields_error(err, errlen, "source.snapshot %s is not one of "
 	    "true, first, first_in_data_collection, last_in_data_collection, "
 	    "last, incremental, false", quoted);
+}
+
+/*
+ * Reads source.lsn and source.snapshot of a source object.
+ */
+static int
+dbz_source(const struct scan_value *source, struct change *out, char *err,
+    size_t errlen)
+{
+	struct scan_value	found;
+	struct fields_value	v;
+	struct dbz_text		text = { .heap = NULL };
+	int			rc;
+
+	scan_member(source, "lsn", &found);
+	rc = dbz_field(&found, &v, &text, err, errlen);
+	if (rc == 0)
+		rc = fields_version_value("source.lsn", &v, &out->has_lsn,
+		    &out->lsn, err, errlen);
+	if (rc == 0) {
+		scan_member(source, "snapshot", &found);
+		rc = dbz_field(&found, &v, &text, err, errlen);
+	}
+	if (rc == 0)
+		rc = dbz_snapshot_flag(&v, &out->snapshot, err, errlen);
+	dbz_text_clear(&text);
+	return rc;
 }
 
 /*
@@ -244,19 +331,17 @@ dbz_snapshot_flag(json_t *value, bool *snapshot, char *err, size_t errlen)
  * it.  Without source.lsn the Kafka offset orders the changes.
  */
 static int
-dbz_order(json_t *payload, char letter, struct change *out, char *err,
-    size_t errlen)
+dbz_order(const struct scan_value *payload, char letter, struct change *out,
+    char *err, size_t errlen)
 {
-	json_t	*source = json_object_get(payload, "source");
+	struct scan_value	source;
 
-	if (source != NULL && !json_is_null(source)) {
-		if (!json_is_object(source))
+	scan_member(payload, "source", &source);
+	if (source.kind != SCAN_ABSENT && source.kind != SCAN_NULL) {
+		if (source.kind != SCAN_OBJECT)
 			return fields_error(err, errlen, "source must be an "
-			    "object, not %s", fields_json_kind(source));
-		if (fields_version("source.lsn", json_object_get(source,
-		    "lsn"), &out->has_lsn, &out->lsn, err, errlen) == -1 ||
-		    dbz_snapshot_flag(json_object_get(source, "snapshot"),
-		    &out->snapshot, err, errlen) == -1)
+			    "object, not %s", fields_kind_name(source.kind));
+		if (dbz_source(&source, out, err, errlen) == -1)
 			return -1;
 	}
 	if (letter == 'r')
@@ -275,47 +360,62 @@ dbz_order(json_t *payload, char letter, struct change *out, char *err,
 	return 0;
 }
 
+/*
+ * Reads op: one of the letters c, u, r, d, t, kept in *letter.
+ */
+static int
+dbz_op(const struct scan_value *payload, char *letter, char *err,
+    size_t errlen)
+{
+	struct scan_value	op;
+	struct fields_value	v;
+	struct dbz_text		text = { .heap = NULL };
+	char			quoted[FIELDS_QUOTE_SIZE];
+	int			rc = 0;
+
+	scan_member(payload, "op", &op);
+	if (op.kind != SCAN_STRING)
+		return fields_error(err, errlen, "op is %s; a change event has "
+		    "op c, u, r, d or t", fields_kind_name(op.kind));
+	if (dbz_field(&op, &v, &text, err, errlen) == -1)
+		return -1;
+	if (v.len != 1 || strchr("curdt", v.text[0]) == NULL) {
+		fields_quote(v.text, v.len, quoted, sizeof(quoted));
+		rc = fields_error(err, errlen, "op %s is not one of c, u, r, d, "
+		    "t", quoted);
+	}
+	*letter = v.text[0];
+	dbz_text_clear(&text);
+	return rc;
+}
+
 /* Decodes the envelope (payload) into out; returns the decode result. */
 static enum decode_result
-dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
-    char *err, size_t errlen)
+dbz_decode(const struct decode_input *in, const struct scan_value *payload,
+    struct change *out, char *err, size_t errlen)
 {
-	struct dbz_row	 row;
-	json_t		*op;
-	const char	*letter;
-	char		 quoted[FIELDS_QUOTE_SIZE];
-	int		 rc;
+	struct scan_value	 before;
+	struct dbz_row		 row;
+	char			 letter = 0;
+	int			 rc;
 
-	if (json_is_null(payload)) {
+	if (payload->kind == SCAN_NULL) {
 		fields_error(err, errlen, "payload is null; a delete's "
 		    "tombstone must be a null message value");
 		return DECODE_ERROR;
 	}
-	if (!json_is_object(payload)) {
+	if (payload->kind != SCAN_OBJECT) {
 		fields_error(err, errlen, "the change event must be a JSON "
-		    "object, not %s", fields_json_kind(payload));
+		    "object, not %s", fields_kind_name(payload->kind));
 		return DECODE_ERROR;
 	}
-	op = json_object_get(payload, "op");
-	if (op == NULL || !json_is_string(op)) {
-		fields_error(err, errlen, "op is %s; a change event has op "
-		    "c, u, r, d or t", op == NULL ? "missing" :
-		    fields_json_kind(op));
+	if (dbz_op(payload, &letter, err, errlen) == -1)
 		return DECODE_ERROR;
-	}
-	letter = json_string_value(op);
-	if (json_string_length(op) != 1 || strchr("curdt", *letter) == NULL) {
-		fields_quote(letter, json_string_length(op), quoted,
-		    sizeof(quoted));
-		fields_error(err, errlen, "op %s is not one of c, u, r, d, t",
-		    quoted);
-		return DECODE_ERROR;
-	}
 	out->entity = in->entity;
-	if (dbz_order(payload, *letter, out, err, errlen) == -1)
+	if (dbz_order(payload, letter, out, err, errlen) == -1)
 		return DECODE_ERROR;
 	/* A truncate empties the table: it names no row, whatever the key. */
-	if (*letter == 't') {
+	if (letter == 't') {
 		out->op = CHANGE_TRUNCATE;
 		if ((out->vrf = strdup("")) == NULL) {
 			fields_error(err, errlen, "out of memory");
@@ -323,183 +423,70 @@ dbz_decode(const struct decode_input *in, json_t *payload, struct change *out,
 		}
 		return DECODE_OK;
 	}
-	if (*letter == 'd') {
+	if (letter == 'd') {
 		out->op = CHANGE_DELETE;
-		rc = dbz_deleted_id(in, json_object_get(payload, "before"), out,
-		    err, errlen);
+		scan_member(payload, "before", &before);
+		rc = dbz_deleted_id(in, &before, out, err, errlen);
 		if (rc == 0 && (out->vrf = strdup("")) == NULL)
 			rc = fields_error(err, errlen, "out of memory");
 		return rc == 0 ? DECODE_OK : DECODE_ERROR;
 	}
 	out->op = CHANGE_UPSERT;
 	memset(&row, 0, sizeof(row));
-	row.after = json_object_get(payload, "after");
-	row.letter = *letter;
+	scan_member(payload, "after", &row.after);
+	row.letter = letter;
 	row.out = out;
-	if (!json_is_object(row.after)) {
-		fields_error(err, errlen, "op \"%s\" needs after to be the "
-		    "row, not %s", letter, row.after == NULL ? "missing" :
-		    fields_json_kind(row.after));
+	if (row.after.kind != SCAN_OBJECT) {
+		fields_error(err, errlen, "op \"%c\" needs after to be the "
+		    "row, not %s", letter, fields_kind_name(row.after.kind));
 		return DECODE_ERROR;
 	}
 	if (in->entity == CHANGE_SERVER)
 		rc = dbz_server(in, &row, err, errlen);
 	else
 		rc = dbz_subnet(in, &row, err, errlen);
+	dbz_text_clear(&row.text);
 	return rc == 0 ? DECODE_OK : DECODE_ERROR;
 }
 
-/* Skips white space; returns the new position. */
-static size_t
-dbz_space(const unsigned char *p, size_t len, size_t i)
+/*
+ * Says why a value that the scan refused (or that is no object or array)
+ * is not JSON a change event can be: jansson's words, as a message parsed
+ * whole has always been refused with them; the scan's when jansson, which
+ * it follows, takes the value after all.
+ */
+static void
+dbz_not_json(const void *value, size_t len, const char *scan_reason,
+    char *err, size_t errlen)
 {
-	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
-	    p[i] == '\r'))
-		i++;
-	return i;
-}
+	json_error_t	 jerr;
+	json_t		*root;
 
-/* Skips a string starting at its quote; returns the end, or 0 if bad. */
-static size_t
-dbz_skip_string(const unsigned char *p, size_t len, size_t i)
-{
-	for (i++; i < len; i++) {
-		if (p[i] == '"')
-			return i + 1;
-		if (p[i] < 0x20)
-			return 0;
-		if (p[i] == '\\' && ++i >= len)
-			return 0;
-	}
-	return 0;
+	root = json_loadb(value, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		fields_error(err, errlen, "the value is not valid JSON: %s "
+		    "(line %d, column %d)", jerr.text, jerr.line, jerr.column);
+	else
+		fields_error(err, errlen, "the value is not valid JSON: %s",
+		    scan_reason);
+	json_decref(root);
 }
 
 /*
- * Skips one JSON value (its nesting checked, its scalars only scanned);
- * returns the position after it, or 0 if it is not well formed.
+ * The payload of a Kafka Connect {"schema": ..., "payload": ...} wrapper
+ * (an object with exactly those two members), or the value itself.  The
+ * schema block, most of a message's bytes, is checked but never read.
  */
-static size_t
-dbz_skip_value(const unsigned char *p, size_t len, size_t i, int depth)
+static void
+dbz_unwrap(const struct scan_value *top, struct scan_value *payload)
 {
-	unsigned char close;
+	static const char *const	names[] = { "schema", "payload" };
+	struct scan_value		found[2];
 
-	i = dbz_space(p, len, i);
-	if (i >= len || depth > 512)
-		return 0;
-	if (p[i] == '"')
-		return dbz_skip_string(p, len, i);
-	if (p[i] != '{' && p[i] != '[') {
-		size_t start = i;
-
-		while (i < len && (isalnum(p[i]) || p[i] == '-' || p[i] == '+' ||
-		    p[i] == '.'))
-			i++;
-		return i > start ? i : 0;
-	}
-	close = p[i] == '{' ? '}' : ']';
-	i = dbz_space(p, len, i + 1);
-	if (i < len && p[i] == close)
-		return i + 1;
-	for (;;) {
-		if (close == '}') {
-			if (i >= len || p[i] != '"' ||
-			    (i = dbz_skip_string(p, len, i)) == 0)
-				return 0;
-			i = dbz_space(p, len, i);
-			if (i >= len || p[i] != ':')
-				return 0;
-			i++;
-		}
-		if ((i = dbz_skip_value(p, len, i, depth + 1)) == 0)
-			return 0;
-		i = dbz_space(p, len, i);
-		if (i < len && p[i] == close)
-			return i + 1;
-		if (i >= len || p[i] != ',')
-			return 0;
-		i = dbz_space(p, len, i + 1);
-	}
-}
-
-/* Reads a top-level member name that is plain "schema" or "payload". */
-static int
-dbz_member(const unsigned char *p, size_t len, size_t *i)
-{
-	static const char *const names[] = { "\"schema\"", "\"payload\"" };
-	size_t n;
-	int k;
-
-	for (k = 0; k < 2; k++) {
-		n = strlen(names[k]);
-		if (*i + n <= len && memcmp(p + *i, names[k], n) == 0) {
-			*i = dbz_space(p, len, *i + n);
-			if (*i >= len || p[*i] != ':')
-				return -1;
-			*i += 1;
-			return k;
-		}
-	}
-	return -1;
-}
-
-/*
- * Finds the payload of a {"schema": ..., "payload": ...} wrapper without
- * building the schema block, which is most of a Debezium message's bytes
- * (it is scanned for well-formedness only).  Returns true with the
- * payload's span, or false when the value is not such a wrapper, spelt
- * plainly: then the whole value is parsed as it is.
- */
-bool
-decode_debezium_payload_span(const void *value, size_t len, size_t *offset,
-    size_t *span)
-{
-	const unsigned char *p = value;
-	size_t i, start, end, payload_start = 0, payload_end = 0;
-	int member, seen = 0;
-
-	i = dbz_space(p, len, 0);
-	if (i >= len || p[i] != '{')
-		return false;
-	i = dbz_space(p, len, i + 1);
-	for (;;) {
-		if ((member = dbz_member(p, len, &i)) < 0 ||
-		    (seen & (1 << member)) != 0)
-			return false;
-		seen |= 1 << member;
-		start = dbz_space(p, len, i);
-		if ((end = dbz_skip_value(p, len, start, 0)) == 0)
-			return false;
-		if (member == 1) {
-			payload_start = start;
-			payload_end = end;
-		}
-		i = dbz_space(p, len, end);
-		if (i < len && p[i] == '}')
-			break;
-		if (i >= len || p[i] != ',')
-			return false;
-		i = dbz_space(p, len, i + 1);
-	}
-	if (seen != 3 || dbz_space(p, len, i + 1) != len)
-		return false;
-	*offset = payload_start;
-	*span = payload_end - payload_start;
-	return true;
-}
-
-/*
- * Parses a message: the payload alone when it comes in a schema wrapper,
- * else the whole value.  The caller frees the result.
- */
-static json_t *
-dbz_load(const void *value, size_t len, json_error_t *jerr)
-{
-	size_t offset, span;
-
-	if (decode_debezium_payload_span(value, len, &offset, &span))
-		return json_loadb((const char *)value + offset, span,
-		    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, jerr);
-	return json_loadb(value, len, JSON_REJECT_DUPLICATES, jerr);
+	*payload = *top;
+	if (scan_find(top, names, 2, found) == 2 &&
+	    found[0].kind != SCAN_ABSENT && found[1].kind != SCAN_ABSENT)
+		*payload = found[1];
 }
 
 /* The Debezium change-event decoder (with or without schema wrapper). */
@@ -507,9 +494,9 @@ enum decode_result
 decode_debezium(const struct decode_input *in, struct change *out, char *err,
     size_t errlen)
 {
-	enum decode_result	 result = DECODE_ERROR;
-	json_error_t		 jerr;
-	json_t			*root = NULL;
+	enum decode_result	result = DECODE_ERROR;
+	struct scan_value	top, payload;
+	char			reason[128];
 
 	memset(out, 0, sizeof(*out));
 	if (in->entity == CHANGE_MARK)
@@ -521,12 +508,14 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	else if (in->value_len == 0)
 		fields_error(err, errlen, "the value is empty; a tombstone "
 		    "must be null");
-	else if ((root = dbz_load(in->value, in->value_len, &jerr)) == NULL)
-		fields_error(err, errlen, "the value is not valid JSON: %s "
-		    "(line %d, column %d)", jerr.text, jerr.line, jerr.column);
-	else
-		result = dbz_decode(in, fields_unwrap(root), out, err, errlen);
-	json_decref(root);
+	else if (scan_check(in->value, in->value_len, &top, reason,
+	    sizeof(reason)) == -1 || (top.kind != SCAN_OBJECT &&
+	    top.kind != SCAN_ARRAY))
+		dbz_not_json(in->value, in->value_len, reason, err, errlen);
+	else {
+		dbz_unwrap(&top, &payload);
+		result = dbz_decode(in, &payload, out, err, errlen);
+	}
 	if (result != DECODE_OK)
 		change_clear(out);
 	if (result == DECODE_ERROR)

@@ -41,7 +41,7 @@ fields_error_prefix(char *err, size_t errlen, const char *prefix)
  * the bytes there are not one: overlong forms, surrogates and code points
  * past U+10FFFF are refused as the standard says.
  */
-static size_t
+size_t
 fields_utf8_sequence(const uint8_t *p, size_t len)
 {
 	size_t		need, i;
@@ -246,28 +246,67 @@ fields_sanitize(char *err, size_t errlen)
 	free(copy);
 }
 
+/* Names a kind of JSON value for an error: "a string", "null", ... */
+const char *
+fields_kind_name(enum scan_kind kind)
+{
+	switch (kind) {
+	case SCAN_OBJECT:
+		return "an object";
+	case SCAN_ARRAY:
+		return "an array";
+	case SCAN_STRING:
+		return "a string";
+	case SCAN_INTEGER:
+		return "an integer";
+	case SCAN_REAL:
+		return "a number with a fraction";
+	case SCAN_TRUE:
+	case SCAN_FALSE:
+		return "a boolean";
+	case SCAN_NULL:
+		return "null";
+	case SCAN_ABSENT:
+		return "missing";
+	}
+	return "an unknown JSON value";
+}
+
+/*
+ * Reads a value of a jansson tree (NULL: absent) as the validators take
+ * it; strings and containers stay the tree's.
+ */
+void
+fields_from_json(const json_t *value, struct fields_value *out)
+{
+	static const enum scan_kind	kinds[] = {
+		[JSON_OBJECT] = SCAN_OBJECT, [JSON_ARRAY] = SCAN_ARRAY,
+		[JSON_STRING] = SCAN_STRING, [JSON_INTEGER] = SCAN_INTEGER,
+		[JSON_REAL] = SCAN_REAL, [JSON_TRUE] = SCAN_TRUE,
+		[JSON_FALSE] = SCAN_FALSE, [JSON_NULL] = SCAN_NULL,
+	};
+
+	memset(out, 0, sizeof(*out));
+	if (value == NULL)
+		return;
+	out->kind = kinds[json_typeof(value)];
+	if (json_is_string(value)) {
+		out->text = json_string_value(value);
+		out->len = json_string_length(value);
+	} else if (json_is_integer(value))
+		out->integer = json_integer_value(value);
+	else if (json_is_array(value) || json_is_object(value))
+		out->json = value;
+}
+
 /* Names the kind of a JSON value for an error: "a string", "null", ... */
 const char *
 fields_json_kind(const json_t *value)
 {
-	switch (json_typeof(value)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-		return "an integer";
-	case JSON_REAL:
-		return "a number with a fraction";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	case JSON_NULL:
-		return "null";
-	}
-	return "an unknown JSON value";
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_kind_name(v.kind);
 }
 
 /* Refuses any member of obj that allowed (NULL-terminated) does not name. */
@@ -338,31 +377,30 @@ fields_text_bytes(const char *field, const void *bytes, size_t len,
  * unless required.  The caller owns *out.
  */
 static int
-fields_text(const char *field, const json_t *value, size_t max,
+fields_text(const char *field, const struct fields_value *value, size_t max,
     bool required, bool multiline, char **out, char *err, size_t errlen)
 {
-	size_t	len;
-
 	*out = NULL;
-	if (value == NULL || json_is_null(value)) {
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL) {
 		if (required)
 			return fields_error(err, errlen, "%s is required%s",
-			    field, value != NULL ? " and may not be null" : "");
+			    field, value->kind == SCAN_NULL ?
+			    " and may not be null" : "");
 		return 0;
 	}
-	if (!json_is_string(value))
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be a string, not %s",
-		    field, fields_json_kind(value));
-	/* jansson has checked the UTF-8 and refused NUL (no JSON_ALLOW_NUL). */
-	len = json_string_length(value);
-	if (len > max)
+		    field, fields_kind_name(value->kind));
+	/* The parser has checked the UTF-8 and refused NUL. */
+	if (value->len > max)
 		return fields_error(err, errlen, "%s is %zu bytes, more than "
-		    "the limit of %zu", field, len, max);
-	if (fields_check_controls(field, json_string_value(value), len,
+		    "the limit of %zu", field, value->len, max);
+	if (fields_check_controls(field, value->text, value->len,
 	    multiline, err, errlen) == -1)
 		return -1;
-	if ((*out = strdup(json_string_value(value))) == NULL)
+	if ((*out = malloc(value->len + 1)) == NULL)
 		return fields_error(err, errlen, "out of memory");
+	memcpy(*out, value->text, value->len + 1);
 	return 0;
 }
 
@@ -371,10 +409,22 @@ fields_text(const char *field, const json_t *value, size_t max,
  * null gives NULL unless required.  The caller owns *out.
  */
 int
+fields_string_value(const char *field, const struct fields_value *value,
+    size_t max, bool required, char **out, char *err, size_t errlen)
+{
+	return fields_text(field, value, max, required, false, out, err,
+	    errlen);
+}
+
+/* The same as fields_string_value(), of a jansson value. */
+int
 fields_string(const char *field, const json_t *value, size_t max,
     bool required, char **out, char *err, size_t errlen)
 {
-	return fields_text(field, value, max, required, false, out, err,
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_text(field, &v, max, required, false, out, err,
 	    errlen);
 }
 
@@ -387,7 +437,10 @@ int
 fields_lines(const char *field, const json_t *value, size_t max, char **out,
     char *err, size_t errlen)
 {
-	return fields_text(field, value, max, false, true, out, err, errlen);
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_text(field, &v, max, false, true, out, err, errlen);
 }
 
 /*
@@ -426,27 +479,37 @@ fields_id_bytes(const char *field, const void *bytes, size_t len,
  * becomes its decimal text.  Required.  The caller owns *out.
  */
 int
-fields_id(const char *field, const json_t *value, char **out, char *err,
-    size_t errlen)
+fields_id_value(const char *field, const struct fields_value *value,
+    char **out, char *err, size_t errlen)
 {
 	char	text[32];
 
 	*out = NULL;
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return fields_error(err, errlen, "%s is required%s", field,
-		    value != NULL ? " and may not be null" : "");
-	if (json_is_integer(value)) {
-		snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(value));
+		    value->kind == SCAN_NULL ? " and may not be null" : "");
+	if (value->kind == SCAN_INTEGER) {
+		snprintf(text, sizeof(text), "%" PRId64, value->integer);
 		if ((*out = strdup(text)) == NULL)
 			return fields_error(err, errlen, "out of memory");
 		return 0;
 	}
-	if (!json_is_string(value))
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be a string or an "
-		    "integer, not %s", field, fields_json_kind(value));
-	return fields_id_bytes(field, json_string_value(value),
-	    json_string_length(value), out, err, errlen);
+		    "integer, not %s", field, fields_kind_name(value->kind));
+	return fields_id_bytes(field, value->text, value->len, out, err,
+	    errlen);
+}
+
+/* The same as fields_id_value(), of a jansson value. */
+int
+fields_id(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_id_value(field, &v, out, err, errlen);
 }
 
 /* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
@@ -470,10 +533,10 @@ fields_vrf_check(const char *field, const char *vrf, char *err, size_t errlen)
 
 /* A vrf name: a string, "" when absent or null.  The caller owns *out. */
 int
-fields_vrf(const char *field, const json_t *value, char **out, char *err,
-    size_t errlen)
+fields_vrf_value(const char *field, const struct fields_value *value,
+    char **out, char *err, size_t errlen)
 {
-	if (fields_string(field, value, FIELDS_VRF_MAX, false, out, err,
+	if (fields_text(field, value, FIELDS_VRF_MAX, false, false, out, err,
 	    errlen) == -1)
 		return -1;
 	if (*out == NULL && (*out = strdup("")) == NULL)
@@ -484,6 +547,17 @@ fields_vrf(const char *field, const json_t *value, char **out, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+/* The same as fields_vrf_value(), of a jansson value. */
+int
+fields_vrf(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_vrf_value(field, &v, out, err, errlen);
 }
 
 /* Tells whether text holds count hex digits at the given offset. */
@@ -542,27 +616,26 @@ fields_mac_normalize(const char *text, char out[FIELDS_MAC_TEXT])
  * owns *out.
  */
 int
-fields_mac(const char *field, const json_t *value, char **out, char *err,
-    size_t errlen)
+fields_mac_value(const char *field, const struct fields_value *value,
+    char **out, char *err, size_t errlen)
 {
 	char		 mac[FIELDS_MAC_TEXT], quoted[FIELDS_QUOTE_SIZE];
 	const char	*text;
 
 	*out = NULL;
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return 0;
-	if (!json_is_string(value))
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be a string, not %s",
-		    field, fields_json_kind(value));
-	text = json_string_value(value);
+		    field, fields_kind_name(value->kind));
+	text = value->text;
 	if (*text == '\0')
 		return 0;
-	if (fields_check_controls(field, text, json_string_length(value),
-	    false, err, errlen) == -1)
+	if (fields_check_controls(field, text, value->len, false, err,
+	    errlen) == -1)
 		return -1;
 	if (fields_mac_normalize(text, mac) == -1) {
-		fields_quote(text, json_string_length(value), quoted,
-		    sizeof(quoted));
+		fields_quote(text, value->len, quoted, sizeof(quoted));
 		return fields_error(err, errlen, "%s %s is not a MAC address "
 		    "(write aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF or "
 		    "aabb.ccdd.eeff)", field, quoted);
@@ -572,31 +645,41 @@ fields_mac(const char *field, const json_t *value, char **out, char *err,
 	return 0;
 }
 
+/* The same as fields_mac_value(), of a jansson value. */
+int
+fields_mac(const char *field, const json_t *value, char **out, char *err,
+    size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_mac_value(field, &v, out, err, errlen);
+}
+
 /*
  * An address as a string, read by parse; absent, null or "" sets
  * *present to false, which is an error when required.
  */
 static int
-fields_address_with(const char *field, const json_t *value, bool required,
-    int (*parse)(const char *, struct ip_addr *, char *, size_t),
-    struct ip_addr *out, bool *present, char *err, size_t errlen)
+fields_address_with(const char *field, const struct fields_value *value,
+    bool required, int (*parse)(const char *, struct ip_addr *, char *,
+    size_t), struct ip_addr *out, bool *present, char *err, size_t errlen)
 {
 	char	reason[FIELDS_QUOTE_SIZE + 64];
 
 	memset(out, 0, sizeof(*out));
 	*present = false;
-	if (value != NULL && !json_is_null(value) && !json_is_string(value))
+	if (value->kind != SCAN_ABSENT && value->kind != SCAN_NULL &&
+	    value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be a string, not %s",
-		    field, fields_json_kind(value));
-	if (value == NULL || json_is_null(value) ||
-	    json_string_length(value) == 0) {
+		    field, fields_kind_name(value->kind));
+	if (value->kind != SCAN_STRING || value->len == 0) {
 		if (required)
 			return fields_error(err, errlen, "%s is required",
 			    field);
 		return 0;
 	}
-	if (parse(json_string_value(value), out, reason,
-	    sizeof(reason)) == -1)
+	if (parse(value->text, out, reason, sizeof(reason)) == -1)
 		return fields_error(err, errlen, "%s: %s", field, reason);
 	*present = true;
 	return 0;
@@ -610,7 +693,10 @@ int
 fields_address(const char *field, const json_t *value, bool required,
     struct ip_addr *out, bool *present, char *err, size_t errlen)
 {
-	return fields_address_with(field, value, required, addr_parse, out,
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_address_with(field, &v, required, addr_parse, out,
 	    present, err, errlen);
 }
 
@@ -620,8 +706,9 @@ fields_address(const char *field, const json_t *value, bool required,
  * null or "" sets *present to false, which is an error when required.
  */
 int
-fields_inet(const char *field, const json_t *value, bool required,
-    struct ip_addr *out, bool *present, char *err, size_t errlen)
+fields_inet_value(const char *field, const struct fields_value *value,
+    bool required, struct ip_addr *out, bool *present, char *err,
+    size_t errlen)
 {
 	return fields_address_with(field, value, required, addr_parse_inet,
 	    out, present, err, errlen);
@@ -629,36 +716,57 @@ fields_inet(const char *field, const json_t *value, bool required,
 
 /* A prefix as a string ("192.168.1.0/24"); required. */
 int
-fields_prefix(const char *field, const json_t *value, struct ip_prefix *out,
-    char *err, size_t errlen)
+fields_prefix_value(const char *field, const struct fields_value *value,
+    struct ip_prefix *out, char *err, size_t errlen)
 {
 	char	reason[FIELDS_QUOTE_SIZE + 128];
 
 	memset(out, 0, sizeof(*out));
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return fields_error(err, errlen, "%s is required", field);
-	if (!json_is_string(value))
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be a string, not %s",
-		    field, fields_json_kind(value));
-	if (prefix_parse(json_string_value(value), out, reason,
-	    sizeof(reason)) == -1)
+		    field, fields_kind_name(value->kind));
+	if (prefix_parse(value->text, out, reason, sizeof(reason)) == -1)
 		return fields_error(err, errlen, "%s: %s", field, reason);
 	return 0;
 }
 
+/* The same as fields_prefix_value(), of a jansson value. */
+int
+fields_prefix(const char *field, const json_t *value, struct ip_prefix *out,
+    char *err, size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_prefix_value(field, &v, out, err, errlen);
+}
+
 /* A JSON boolean; absent or null gives fallback. */
+int
+fields_bool_value(const char *field, const struct fields_value *value,
+    bool fallback, bool *out, char *err, size_t errlen)
+{
+	*out = fallback;
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
+		return 0;
+	if (value->kind != SCAN_TRUE && value->kind != SCAN_FALSE)
+		return fields_error(err, errlen, "%s must be true or false, "
+		    "not %s", field, fields_kind_name(value->kind));
+	*out = value->kind == SCAN_TRUE;
+	return 0;
+}
+
+/* The same as fields_bool_value(), of a jansson value. */
 int
 fields_bool(const char *field, const json_t *value, bool fallback, bool *out,
     char *err, size_t errlen)
 {
-	*out = fallback;
-	if (value == NULL || json_is_null(value))
-		return 0;
-	if (!json_is_boolean(value))
-		return fields_error(err, errlen, "%s must be true or false, "
-		    "not %s", field, fields_json_kind(value));
-	*out = json_is_true(value);
-	return 0;
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_bool_value(field, &v, fallback, out, err, errlen);
 }
 
 /* A version given as decimal digits in bytes (a header value). */
@@ -692,28 +800,38 @@ fields_version_bytes(const char *field, const void *bytes, size_t len,
  * null sets *present to false.
  */
 int
-fields_version(const char *field, const json_t *value, bool *present,
-    int64_t *out, char *err, size_t errlen)
+fields_version_value(const char *field, const struct fields_value *value,
+    bool *present, int64_t *out, char *err, size_t errlen)
 {
 	*present = false;
 	*out = 0;
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return 0;
-	if (json_is_string(value)) {
-		if (fields_version_bytes(field, json_string_value(value),
-		    json_string_length(value), out, err, errlen) == -1)
+	if (value->kind == SCAN_STRING) {
+		if (fields_version_bytes(field, value->text, value->len, out,
+		    err, errlen) == -1)
 			return -1;
-	} else if (json_is_integer(value)) {
-		if (json_integer_value(value) < 0)
+	} else if (value->kind == SCAN_INTEGER) {
+		if (value->integer < 0)
 			return fields_error(err, errlen, "%s is negative (%"
-			    JSON_INTEGER_FORMAT ")", field,
-			    json_integer_value(value));
-		*out = json_integer_value(value);
+			    PRId64 ")", field, value->integer);
+		*out = value->integer;
 	} else
 		return fields_error(err, errlen, "%s must be an integer, not "
-		    "%s", field, fields_json_kind(value));
+		    "%s", field, fields_kind_name(value->kind));
 	*present = true;
 	return 0;
+}
+
+/* The same as fields_version_value(), of a jansson value. */
+int
+fields_version(const char *field, const json_t *value, bool *present,
+    int64_t *out, char *err, size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_version_value(field, &v, present, out, err, errlen);
 }
 
 /* Strips ASCII spaces and tabs from both ends of text, in place. */
@@ -887,8 +1005,8 @@ fields_pools_merge(struct pool_range *ranges, size_t count)
  * released; a NULL *array means no pools.
  */
 static int
-fields_pools_array(const char *field, const json_t *value, json_t **array,
-    json_t **owned, char *err, size_t errlen)
+fields_pools_array(const char *field, const struct fields_value *value,
+    json_t **array, json_t **owned, char *err, size_t errlen)
 {
 	json_error_t	 jerr;
 	json_t		*parsed;
@@ -896,18 +1014,25 @@ fields_pools_array(const char *field, const json_t *value, json_t **array,
 
 	*array = NULL;
 	*owned = NULL;
-	if (value == NULL || json_is_null(value))
+	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return 0;
-	if (json_is_array(value)) {
-		*array = (json_t *)value;
+	if (value->kind == SCAN_ARRAY && value->json != NULL) {
+		*array = (json_t *)value->json;
 		return 0;
 	}
-	if (!json_is_string(value))
+	/* An array read in place becomes a tree: subnets are few. */
+	if (value->kind == SCAN_ARRAY) {
+		if ((*array = *owned = json_loadb(value->raw, value->raw_len,
+		    0, NULL)) == NULL)
+			return fields_error(err, errlen, "out of memory");
+		return 0;
+	}
+	if (value->kind != SCAN_STRING)
 		return fields_error(err, errlen, "%s must be an array of "
 		    "strings (or a string holding one), not %s", field,
-		    fields_json_kind(value));
+		    fields_kind_name(value->kind));
 	/* Debezium sends json columns as text: parse what it holds. */
-	text = json_string_value(value);
+	text = value->text;
 	text += strspn(text, " \t\r\n");
 	if (*text == '\0')
 		return 0;
@@ -940,7 +1065,7 @@ fields_pools_array(const char *field, const json_t *value, json_t **array,
  * must not number more than max_addresses.  The caller owns *out.
  */
 int
-fields_pools(const char *field, const json_t *value,
+fields_pools_value(const char *field, const struct fields_value *value,
     const struct ip_prefix *cidr, uint64_t max_addresses,
     struct pool_range **out, size_t *count, char *err, size_t errlen)
 {
@@ -1000,6 +1125,19 @@ fail:
 	json_decref(owned);
 	free(ranges);
 	return -1;
+}
+
+/* The same as fields_pools_value(), of a jansson value. */
+int
+fields_pools(const char *field, const json_t *value,
+    const struct ip_prefix *cidr, uint64_t max_addresses,
+    struct pool_range **out, size_t *count, char *err, size_t errlen)
+{
+	struct fields_value	v;
+
+	fields_from_json(value, &v);
+	return fields_pools_value(field, &v, cidr, max_addresses, out, count,
+	    err, errlen);
 }
 
 /*

@@ -10,6 +10,7 @@
 
 #include "common/addr.h"
 #include "consumers/change.h"
+#include "consumers/decode_scan.h"
 
 /* Bytes in an entity id, a vrf name, other text and a description. */
 #define FIELDS_ID_MAX		255
@@ -25,9 +26,25 @@
 #define FIELDS_QUOTE_SIZE	(FIELDS_QUOTE_MAX * 4 + 8)
 
 /*
+ * A JSON value as the validators read it: from a jansson tree, or from
+ * a message's bytes read in place (decode_scan.h).
+ */
+struct fields_value {
+	enum scan_kind	 kind;
+	const char	*text;		/* a string: its bytes, NUL-terminated */
+	size_t		 len;		/* a string: its length */
+	int64_t		 integer;	/* an integer */
+	const json_t	*json;		/* an array or object of a tree */
+	const char	*raw;		/* an array read in place: its text */
+	size_t		 raw_len;
+};
+
+/*
  * In every validator below, field is the name the error message gives
- * (for example "data.nic_mac"), a NULL value means the field is absent,
- * and the result is 0, or -1 with a reason in err.
+ * (for example "data.nic_mac"), a NULL value (or kind SCAN_ABSENT) means
+ * the field is absent, and the result is 0, or -1 with a reason in err.
+ * A validator of a struct fields_value is named for its jansson twin
+ * with a _value suffix, and behaves the same.
  */
 
 /* Fills err like snprintf and returns -1, to end a failing path in one line. */
@@ -50,8 +67,20 @@ void	fields_sanitize(char *err, size_t errlen);
 /* Tells whether bytes are valid UTF-8 holding no NUL. */
 bool	fields_utf8_valid(const void *bytes, size_t len);
 
+/*
+ * Length of the valid UTF-8 sequence at p (at most len bytes), or 0 when
+ * the bytes there are not one (overlong, a surrogate, past U+10FFFF).
+ */
+size_t	fields_utf8_sequence(const uint8_t *p, size_t len);
+
+/* Names a kind of JSON value for an error: "a string", "null", ... */
+const char *fields_kind_name(enum scan_kind kind);
+
 /* Names the kind of a JSON value for an error: "a string", "null", ... */
 const char *fields_json_kind(const json_t *value);
+
+/* Reads a value of a jansson tree (NULL: absent) as the validators take it. */
+void	fields_from_json(const json_t *value, struct fields_value *out);
 
 /* Refuses any member of obj that allowed (NULL-terminated) does not name. */
 int	fields_strict(const char *what, const json_t *obj,
@@ -71,6 +100,8 @@ int	fields_text_bytes(const char *field, const void *bytes, size_t len,
  */
 int	fields_string(const char *field, const json_t *value, size_t max,
 	    bool required, char **out, char *err, size_t errlen);
+int	fields_string_value(const char *field, const struct fields_value *value,
+	    size_t max, bool required, char **out, char *err, size_t errlen);
 
 /*
  * Free text of at most max bytes, such as a description: lines may be
@@ -95,10 +126,14 @@ int	fields_id_bytes(const char *field, const void *bytes, size_t len,
  */
 int	fields_id(const char *field, const json_t *value, char **out,
 	    char *err, size_t errlen);
+int	fields_id_value(const char *field, const struct fields_value *value,
+	    char **out, char *err, size_t errlen);
 
 /* A vrf name: a string, "" when absent or null.  The caller owns *out. */
 int	fields_vrf(const char *field, const json_t *value, char **out,
 	    char *err, size_t errlen);
+int	fields_vrf_value(const char *field, const struct fields_value *value,
+	    char **out, char *err, size_t errlen);
 
 /* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
 int	fields_vrf_check(const char *field, const char *vrf, char *err,
@@ -116,6 +151,8 @@ int	fields_mac_normalize(const char *text, char out[FIELDS_MAC_TEXT]);
  */
 int	fields_mac(const char *field, const json_t *value, char **out,
 	    char *err, size_t errlen);
+int	fields_mac_value(const char *field, const struct fields_value *value,
+	    char **out, char *err, size_t errlen);
 
 /*
  * An IPv4 or IPv6 address as a string (IPv4-mapped ones come out as
@@ -130,16 +167,21 @@ int	fields_address(const char *field, const json_t *value, bool required,
  * Debezium): with a /length, the address is its host part.  Absent,
  * null or "" sets *present to false, which is an error when required.
  */
-int	fields_inet(const char *field, const json_t *value, bool required,
-	    struct ip_addr *out, bool *present, char *err, size_t errlen);
+int	fields_inet_value(const char *field, const struct fields_value *value,
+	    bool required, struct ip_addr *out, bool *present, char *err,
+	    size_t errlen);
 
 /* A prefix as a string ("192.168.1.0/24"); required. */
 int	fields_prefix(const char *field, const json_t *value,
+	    struct ip_prefix *out, char *err, size_t errlen);
+int	fields_prefix_value(const char *field, const struct fields_value *value,
 	    struct ip_prefix *out, char *err, size_t errlen);
 
 /* A JSON boolean; absent or null gives fallback. */
 int	fields_bool(const char *field, const json_t *value, bool fallback,
 	    bool *out, char *err, size_t errlen);
+int	fields_bool_value(const char *field, const struct fields_value *value,
+	    bool fallback, bool *out, char *err, size_t errlen);
 
 /*
  * A version: an integer >= 0, or a string of decimal digits.  Absent or
@@ -147,6 +189,9 @@ int	fields_bool(const char *field, const json_t *value, bool fallback,
  */
 int	fields_version(const char *field, const json_t *value, bool *present,
 	    int64_t *out, char *err, size_t errlen);
+int	fields_version_value(const char *field,
+	    const struct fields_value *value, bool *present, int64_t *out,
+	    char *err, size_t errlen);
 
 /* A version given as decimal digits in bytes (a header value). */
 int	fields_version_bytes(const char *field, const void *bytes,
@@ -160,6 +205,9 @@ int	fields_version_bytes(const char *field, const void *bytes,
  * must not number more than max_addresses.  The caller owns *out.
  */
 int	fields_pools(const char *field, const json_t *value,
+	    const struct ip_prefix *cidr, uint64_t max_addresses,
+	    struct pool_range **out, size_t *count, char *err, size_t errlen);
+int	fields_pools_value(const char *field, const struct fields_value *value,
 	    const struct ip_prefix *cidr, uint64_t max_addresses,
 	    struct pool_range **out, size_t *count, char *err, size_t errlen);
 

@@ -1,0 +1,74 @@
+/* JSON read in place: checked as jansson would, members found without a tree. */
+#ifndef IPAM_CONSUMERS_DECODE_SCAN_H
+#define IPAM_CONSUMERS_DECODE_SCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deepest nesting accepted, as jansson's JSON_PARSER_MAX_DEPTH. */
+#define SCAN_MAX_DEPTH	2048
+
+enum scan_kind {
+	SCAN_ABSENT,	/* no such member */
+	SCAN_NULL,
+	SCAN_FALSE,
+	SCAN_TRUE,
+	SCAN_INTEGER,
+	SCAN_REAL,
+	SCAN_STRING,
+	SCAN_ARRAY,
+	SCAN_OBJECT,
+};
+
+/*
+ * One value of a checked JSON text: its kind and its bytes as written
+ * (a string's quotes included).  Values point into the text, which must
+ * outlive them.
+ */
+struct scan_value {
+	enum scan_kind	 kind;
+	const char	*start;
+	size_t		 len;
+};
+
+/*
+ * Checks that bytes hold one JSON value, as jansson's json_loadb() with
+ * JSON_REJECT_DUPLICATES | JSON_DECODE_ANY would accept it: the grammar,
+ * UTF-8, escapes (no \u0000, surrogates paired), integers that fit in 64
+ * bits, reals that do not overflow, no repeated member name, at most
+ * SCAN_MAX_DEPTH levels.  Returns 0 with the value in *top, or -1 with
+ * a reason and its byte offset in reason.
+ */
+int	scan_check(const void *text, size_t len, struct scan_value *top,
+	    char *reason, size_t reasonlen);
+
+/*
+ * Finds the member called name (compared after escapes are resolved) of
+ * a checked object; kind SCAN_ABSENT when there is none or object is not
+ * an object.
+ */
+void	scan_member(const struct scan_value *object, const char *name,
+	    struct scan_value *member);
+
+/*
+ * Finds several members of a checked object in one pass: found[k] is
+ * the member called names[k], or SCAN_ABSENT.  Returns how many members
+ * the object has (0 when it is not an object).
+ */
+size_t	scan_find(const struct scan_value *object, const char *const *names,
+	    size_t count, struct scan_value *found);
+
+/* The bytes of a checked string once its escapes are resolved. */
+size_t	scan_string_length(const struct scan_value *string);
+
+/*
+ * Writes a checked string's bytes, escapes resolved, into buf, which
+ * must hold scan_string_length() + 1 bytes; the result is NUL-terminated.
+ */
+void	scan_string_copy(const struct scan_value *string, char *buf);
+
+/* Reads a checked integer (scan_check() made sure it fits). */
+int64_t	scan_integer(const struct scan_value *integer);
+
+#endif
