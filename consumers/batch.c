@@ -352,6 +352,7 @@ batch_json_fields(json_t *record, const struct change *change)
 		    change->mark_status == MARK_RESERVED ? "reserved" :
 		    "quarantine"));
 		batch_json_string(record, "description", change->description);
+		batch_json_string(record, "reason", change->reason);
 		break;
 	}
 }

@@ -27,6 +27,7 @@ change_clear(struct change *change)
 	free(change->name);
 	free(change->pools);
 	free(change->description);
+	free(change->reason);
 	free(change->request_id);
 	free(change->requester);
 	free(change->if_match);

@@ -86,7 +86,8 @@ struct change {
 
 	/* mark (the address is in ip, has_ip is true) */
 	enum mark_status	mark_status;
-	char			*description;
+	char			*description;	/* reserved only */
+	char			*reason;	/* quarantine only */
 
 	/*
 	 * An operator's request (docs/API.md): a mark event that names its

@@ -558,7 +558,7 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
     char *err, size_t errlen)
 {
 	static const char *const	allowed[] = { "address", "vrf",
-	    "status", "description", NULL };
+	    "status", "description", "reason", NULL };
 	const char			*status;
 	json_t				*value;
 	char				 quoted[FIELDS_QUOTE_SIZE];
@@ -595,6 +595,16 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
 	if (out->description != NULL && out->mark_status != MARK_RESERVED)
 		return fields_error(err, errlen, "description is allowed only "
 		    "on a reserved mark");
+	if (fields_lines("data.reason", json_object_get(data, "reason"),
+	    FIELDS_DESCRIPTION_MAX, &out->reason, err, errlen) == -1)
+		return -1;
+	if (out->reason != NULL && *out->reason == '\0') {
+		free(out->reason);
+		out->reason = NULL;
+	}
+	if (out->reason != NULL && out->mark_status != MARK_QUARANTINE)
+		return fields_error(err, errlen, "reason is allowed only on a "
+		    "quarantine mark");
 	return 0;
 }
 

@@ -7,7 +7,9 @@
 -- row, whichever instance applied the event.  The table lives in ipamd: a
 -- rebuild replays the same events and must not lose the answers.
 
-ALTER TABLE ipam_state.mark ADD COLUMN requested_by text;
+ALTER TABLE ipam_state.mark ADD COLUMN requested_by text,
+	ADD COLUMN reason text,
+	ADD CHECK (reason IS NULL OR status = 'quarantine');
 
 CREATE TABLE ipamd.request (
 	id		text PRIMARY KEY,	-- the event's CloudEvent id

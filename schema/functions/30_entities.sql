@@ -194,7 +194,8 @@ BEGIN
 		    AS x(seq bigint, id text, gv bigint, lo bigint[],
 			reset boolean, op text, v bigint, lsn bigint,
 			keep text[], vrf text, address inet, status text,
-			description text, by text, topic text, part integer,
+			description text, reason text, by text, topic text,
+			part integer,
 			off bigint)
 	), dec AS (
 		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
@@ -213,7 +214,7 @@ BEGIN
 		RETURNING 1
 	), up AS (
 		INSERT INTO mark AS s (id, version, lsn, deleted, vrf, address,
-		    status, description, requested_by, source_topic,
+		    status, description, reason, requested_by, source_topic,
 		    source_partition, source_offset, updated_at)
 		SELECT id, v, lsn, action = 'delete',
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
@@ -221,13 +222,14 @@ BEGIN
 		    CASE WHEN action = 'upsert' THEN address END,
 		    CASE WHEN action = 'upsert' THEN status END,
 		    CASE WHEN action = 'upsert' THEN description END,
+		    CASE WHEN action = 'upsert' THEN reason END,
 		    by, topic, part, off, now()
 		FROM dec WHERE action IN ('upsert', 'delete')
 		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
 		    lsn = excluded.lsn, deleted = excluded.deleted,
 		    vrf = excluded.vrf, address = excluded.address,
 		    status = excluded.status, description = excluded.description,
-		    requested_by = excluded.requested_by,
+		    reason = excluded.reason, requested_by = excluded.requested_by,
 		    source_topic = excluded.source_topic,
 		    source_partition = excluded.source_partition,
 		    source_offset = excluded.source_offset,
@@ -339,7 +341,7 @@ BEGIN
 			    'refused', jsonb_build_object('op', r->>'op',
 				'status', r->>'status',
 				'description', r->>'description',
-				'reason', refusal),
+				'reason', r->>'reason', 'refusal', refusal),
 			    r->>'topic', (r->>'part')::integer,
 			    (r->>'off')::bigint, r->>'by');
 		END IF;

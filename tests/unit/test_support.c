@@ -321,6 +321,7 @@ support_check_change(const char *name, const json_t *expect,
 	support_check_string(name, expect, "status", "reserved", status);
 	support_check_string(name, expect, "description", NULL,
 	    out->description);
+	support_check_string(name, expect, "reason", NULL, out->reason);
 	support_check_string(name, expect, "request_id", NULL,
 	    out->request_id);
 	support_check_string(name, expect, "requester", NULL, out->requester);
