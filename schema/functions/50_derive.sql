@@ -2,6 +2,32 @@
 -- from the live entities (DESIGN's rules 1-8), merged into address with
 -- audit rows, and the address-level conflicts refreshed.
 
+-- The prefix lengths of the live subnets of one routing domain, by
+-- family: a loose scan of the index subnet_length_idx (schema 008), one
+-- probe per distinct length, whatever the number of subnets.
+CREATE OR REPLACE FUNCTION ipamd.prefix_lengths(domain text)
+RETURNS TABLE (fam integer, len integer)
+LANGUAGE sql STABLE AS $$
+	WITH RECURSIVE l AS (
+		(SELECT family(s.cidr) AS fam, masklen(s.cidr) AS len
+		FROM subnet s
+		WHERE NOT s.deleted AND s.vrf = domain
+		ORDER BY family(s.cidr), masklen(s.cidr)
+		LIMIT 1)
+		UNION ALL
+		SELECT n.fam, n.len
+		FROM l
+		CROSS JOIN LATERAL (SELECT family(s.cidr) AS fam,
+		    masklen(s.cidr) AS len
+		    FROM subnet s
+		    WHERE NOT s.deleted AND s.vrf = domain
+			AND (family(s.cidr), masklen(s.cidr)) > (l.fam, l.len)
+		    ORDER BY family(s.cidr), masklen(s.cidr)
+		    LIMIT 1) n
+	)
+	SELECT l.fam, l.len FROM l
+$$;
+
 -- Derives the rows of the touched addresses again from the live entities,
 -- merges them into address with audit rows, and refreshes the
 -- address-level conflicts.  Returns counts and the conflicts it added.
@@ -10,10 +36,21 @@ RETURNS jsonb
 LANGUAGE plpgsql
 -- Batches join thousands of rows: let hashes and sorts stay in memory.
 SET work_mem = '64MB'
+-- The plan of the statement below is chosen for each large batch (see
+-- the body); what this function sets there ends with it.
+SET plan_cache_mode = auto
 AS $$
 DECLARE
 	result jsonb;
 BEGIN
+	-- The touched addresses number from one to a whole pool.  A generic
+	-- plan guesses ten, which suits a small batch and saves its planning
+	-- (about a millisecond); a large batch planned so runs its joins as
+	-- nested loops, quadratic in its size (seconds for 10,000), so it
+	-- gets a plan of its own, made with its real size.
+	IF cardinality(touched) > 100 THEN
+		SET LOCAL plan_cache_mode = force_custom_plan;
+	END IF;
 	WITH t AS (
 		SELECT DISTINCT ON (u.vrf, u.ip) u.*
 		FROM unnest(touched) AS u
@@ -21,39 +58,57 @@ BEGIN
 	), lengths AS (
 		-- The prefix lengths in use: each touched address is looked up
 		-- once per length with an equality (hash) join, not a GiST probe.
-		SELECT DISTINCT s.vrf, family(s.cidr) AS fam, masklen(s.cidr) AS len
-		FROM subnet s
-		WHERE NOT s.deleted AND s.vrf IN (SELECT DISTINCT vrf FROM t)
+		SELECT v.vrf, l.fam, l.len
+		FROM (SELECT DISTINCT vrf FROM t) v
+		CROSS JOIN LATERAL ipamd.prefix_lengths(v.vrf) l
 	), keys AS MATERIALIZED (
 		SELECT t.vrf, t.ip, m.len, network(set_masklen(t.ip, m.len)) AS net
 		FROM t
 		JOIN lengths m ON m.vrf = t.vrf AND m.fam = family(t.ip)
-	), homes AS (
-		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, s.id, s.pool_first,
-		    s.pool_last
-		FROM keys k
+	), nets AS (
+		-- The live subnet of each candidate network, the lowest id
+		-- among duplicates: decided once per network, not per address.
+		SELECT DISTINCT ON (s.vrf, s.cidr) s.vrf, s.cidr, s.id,
+		    s.pool_first, s.pool_last
+		FROM (SELECT DISTINCT vrf, net FROM keys) k
 		JOIN subnet s ON NOT s.deleted AND s.vrf = k.vrf AND s.cidr = k.net
-		ORDER BY k.vrf, k.ip, k.len DESC, ipamd.id_key(s.id)
-	), holders AS (
-		SELECT x.vrf, x.ip_address AS ip,
-		    array_agg(x.id ORDER BY ipamd.id_key(x.id)) AS ids
+		ORDER BY s.vrf, s.cidr, ipamd.id_key(s.id)
+	), homes AS (
+		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, n.id, n.pool_first,
+		    n.pool_last
+		FROM keys k
+		JOIN nets n ON n.vrf = k.vrf AND n.cidr = k.net
+		ORDER BY k.vrf, k.ip, k.len DESC
+	), held AS MATERIALIZED (
+		SELECT x.vrf, x.ip_address AS ip, x.id, x.hostname, x.nic_mac,
+		    x.device_type, x.manufacture, ipamd.id_key(x.id) AS rank
 		FROM server x
 		JOIN t ON x.vrf = t.vrf AND x.ip_address = t.ip
 		WHERE NOT x.deleted
-		GROUP BY x.vrf, x.ip_address
+	), holders AS (
+		-- The server that holds each address: the lowest id.
+		SELECT DISTINCT ON (h.vrf, h.ip) h.*
+		FROM held h
+		ORDER BY h.vrf, h.ip, h.rank
+	), shared AS (
+		-- Addresses that several servers have: a conflict each.
+		SELECT h.vrf, h.ip, array_agg(h.id ORDER BY h.rank) AS ids
+		FROM held h
+		GROUP BY h.vrf, h.ip
+		HAVING count(*) > 1
 	), d AS (
 		SELECT t.vrf, t.ip, h.id AS subnet_id,
 		    (h.id IS NOT NULL AND EXISTS (
 			SELECT 1 FROM unnest(h.pool_first, h.pool_last) AS p(f, l)
 			WHERE t.ip BETWEEN p.f AND p.l)) AS is_static,
-		    sv.id AS server_id, sv.hostname, sv.nic_mac, sv.device_type,
-		    sv.manufacture, hs.ids AS server_ids,
+		    hs.id AS server_id, hs.hostname, hs.nic_mac, hs.device_type,
+		    hs.manufacture, sh.ids AS server_ids,
 		    mk.status AS mark_status, mk.description AS mark_description,
 		    t.topic, t.part, t.off
 		FROM t
 		LEFT JOIN homes h ON h.vrf = t.vrf AND h.ip = t.ip
 		LEFT JOIN holders hs ON hs.vrf = t.vrf AND hs.ip = t.ip
-		LEFT JOIN server sv ON sv.id = hs.ids[1]
+		LEFT JOIN shared sh ON sh.vrf = t.vrf AND sh.ip = t.ip
 		LEFT JOIN mark mk ON NOT mk.deleted AND mk.vrf = t.vrf
 		    AND mk.address = t.ip
 	), want AS (
@@ -73,20 +128,23 @@ BEGIN
 		    AND (d.is_static OR d.server_id IS NOT NULL
 			OR d.mark_status IS NOT NULL)
 	), cur AS (
-		SELECT a.*
+		SELECT a.*, t.topic, t.part, t.off
 		FROM address a
 		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
 	), del AS (
+		-- Rows that exist (cur) and are no longer wanted: found by key
+		-- from the few current rows, not by a second join of the
+		-- touched addresses with the table.
 		DELETE FROM address a
-		USING t
-		WHERE a.vrf = t.vrf AND a.ip_address = t.ip
+		USING cur c
+		WHERE a.vrf = c.vrf AND a.ip_address = c.ip_address
 		    AND NOT EXISTS (SELECT 1 FROM want w
-			WHERE w.vrf = t.vrf AND w.ip = t.ip)
+			WHERE w.vrf = c.vrf AND w.ip = c.ip_address)
 		RETURNING a.vrf, a.ip_address,
 		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS before,
-		    t.topic, t.part, t.off
+		    c.topic, c.part, c.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
@@ -153,7 +211,7 @@ BEGIN
 		    format('servers %s share %s; %s holds it',
 			array_to_string(d.server_ids, ', '), host(d.ip),
 			d.server_id) AS detail
-		FROM d WHERE cardinality(d.server_ids) > 1
+		FROM d WHERE d.server_ids IS NOT NULL
 		UNION ALL
 		SELECT d.vrf, d.ip,
 		    'server_on_' || d.mark_status,
