@@ -671,8 +671,7 @@ CREATE OR REPLACE FUNCTION ipamd.api_utf8(b bytea) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 BEGIN
 	RETURN convert_from(b, 'UTF8');
-EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character
-    OR invalid_byte_sequence_for_encoding THEN
+EXCEPTION WHEN character_not_in_repertoire OR untranslatable_character THEN
 	RETURN NULL;
 END
 $$;
