@@ -586,7 +586,7 @@ $$;
 
 -- GET /subnets/{id}: the item of one live subnet, or NULL (404).
 CREATE OR REPLACE FUNCTION ipamd.api_subnet(id text) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE STRICT AS $$
 	SELECT ipamd.api_subnet_items(NULL, id)->0
 $$;
 
@@ -716,7 +716,9 @@ BEGIN
 		    'value_base64', replace(encode(d.value, 'base64'), E'\n', ''))
 		    ELSE '{}' END AS j
 	    FROM ipamd.dead_letter d
-	    WHERE before_id IS NULL OR d.id < before_id
+	    -- Without a cursor, below every id: the bound stays an index
+	    -- condition in the plan PL/pgSQL keeps for this statement.
+	    WHERE d.id < coalesce(before_id, 9223372036854775807)
 	    ORDER BY d.id DESC
 	    LIMIT lim + 1) x;
 	IF n > lim THEN

@@ -538,6 +538,7 @@ def test_address_detail_subnets_next_free_and_conflicts():
         assert [s["id"] for s in api(conn, "api_subnets", {"vrf": "blue"})["items"]] == ["b1"]
         assert api(conn, "api_subnets", {"vrf": "red"})["items"] == []
         assert call(conn, "SELECT ipamd.api_subnet('nope')") is None
+        assert call(conn, "SELECT ipamd.api_subnet(NULL)") is None
 
         # Next free: available static addresses in order, skipping some.
         free = [r["ip_address"] for r in sorted(rows, key=sort_key("address"))
