@@ -8,6 +8,8 @@ ipamctl(1)."""
 import http.server
 import json
 import os
+import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -15,10 +17,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 
 import harness
-from harness import Daemon, Database, Topics, free_port
+from harness import Daemon, Database, Topics, free_port, wait_until
 
 IPAMCTL = os.environ.get("IPAMCTL_BIN",
                          os.path.join(harness.ROOT, "build", "ipamctl", "ipamctl"))
@@ -485,6 +488,49 @@ def test_errors_and_exit_statuses():
         assert ctl.json("dead-letters")["items"] == []
         assert ctl.ok("dead-letters").splitlines()[0].split()[:2] == ["ID", "RECEIVED"]
     finally:
+        daemon.close()
+        db.close()
+
+
+def test_write_not_applied_in_time_exits_5():
+    """With the apply held up (the mark table locked) and a short wait, a
+    reservation is accepted but not applied: exit status 5 and the request
+    to poll; once the lock goes, ipamctl request shows it applied."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start_small(directory)
+    locker = None
+    try:
+        sections = daemon.sections
+        sections["api"]["write_wait_ms"] = "100"
+        daemon.write_config(sections)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reload: configuration .* loaded")
+        locker = psycopg2.connect(db.conninfo())
+        locker.cursor().execute("LOCK TABLE ipam_state.mark IN ACCESS EXCLUSIVE MODE")
+
+        status, out, err = ctl.run("reserve", "10.61.0.26", "-d", "later")
+        assert status == ACCEPTED, (status, out, err)
+        found = re.search(r"its outcome: ipamctl request (\S+)", err)
+        assert found, err
+        request = found.group(1)
+
+        locker.rollback()
+        locker.close()
+        locker = None
+
+        def outcome():
+            code, out, _ = ctl.run("--json", "request", request)
+            return json.loads(out) if code == OK and json.loads(out).get(
+                "state") != "pending" else None
+        decided = wait_until(outcome, 60, "the request's outcome")
+        assert decided["state"] == "applied", decided
+        assert decided["row"]["status"] == "reserved", decided
+        assert mark_of(db, "10.61.0.26") == ("reserved", "later")
+        out = ctl.ok("request", request)
+        assert re.search(r"^state\s+applied$", out, re.M), out
+    finally:
+        if locker is not None:
+            locker.close()
         daemon.close()
         db.close()
 
