@@ -116,7 +116,10 @@ struct http_conn {
 	enum http_conn_state	 state;
 	int			 actions;
 	bool			 refuse;	/* over the cap, nothing evicted */
-	bool			 close_after_reply;
+	/* Requests parsed whole and not yet answered (pipelining). */
+	unsigned		 requests_queued;
+	/* A refusal waiting for the replies to the requests before it. */
+	struct evbuffer		*refusal;
 	struct event		*timer;		/* deadline and actions */
 	struct event		*watch;		/* client gone, in HANDLER */
 	int64_t			 started_ms;	/* of the current request */
@@ -132,6 +135,7 @@ struct http_conn {
 	size_t			 line_length;
 	size_t			 line_size;
 	size_t			 head_bytes;
+	uint64_t		 request_bytes;	/* of the one being parsed */
 	int64_t			 content_length;	/* -1: none */
 	bool			 head_method;
 	uint64_t		 body_limit;	/* of the request being parsed */
@@ -142,10 +146,14 @@ struct http_conn {
 TAILQ_HEAD(http_conn_list, http_conn);
 
 struct http {
+	LIST_ENTRY(http)	 servers;
 	struct event_base	*base;
 	struct evhttp		*server;
 	struct evconnlistener	*listener;
-	struct event		*resume;	/* re-enables the listener */
+	struct event		*resume;	/* ends an accept error pause */
+	struct event		*accept_round;	/* ends a round of accepts */
+	unsigned		 accepted_in_round;
+	unsigned		 accept_batch;
 	struct http_handlers	 handlers;
 	/* Oldest request first: the head is the first to evict. */
 	struct http_conn_list	 conns;
@@ -153,6 +161,7 @@ struct http {
 	size_t			 by_fd_length;
 	struct http_stats	 stats;
 	/* Accept errors. */
+	bool			 paused;
 	bool			 accept_failing;
 	int			 pause_ms;
 	uint64_t		 accept_errors_unlogged;
@@ -161,6 +170,13 @@ struct http {
 };
 
 static void	http_conn_close(struct http_conn *, short);
+
+/*
+ * The servers, by their evhttp: the listener's error callback is given
+ * evhttp's argument (its struct evhttp), and libevent 2.1 has no other way
+ * back to ours.  Only http_new and http_free change it.
+ */
+static LIST_HEAD(, http) http_servers = LIST_HEAD_INITIALIZER(http_servers);
 
 /* The monotonic clock in milliseconds. */
 static int64_t
@@ -297,6 +313,8 @@ http_conn_release(struct http_conn *conn)
 	event_free(conn->timer);
 	if (conn->watch != NULL)
 		event_free(conn->watch);
+	if (conn->refusal != NULL)
+		evbuffer_free(conn->refusal);
 	bufferevent_decref(conn->bev);
 	http->stats.connections_open--;
 	free(conn->line);
@@ -324,22 +342,17 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 }
 
 /*
- * Writes a short reply straight to the socket, best effort: used only
- * when nothing else is being written on the connection, just before it
- * is closed.
+ * Builds a short reply with a JSON error that closes the connection; the
+ * caller owns the buffer.
  */
-static void
-http_conn_send_raw(struct http_conn *conn, int code, const char *reason,
-    const char *extra_header, const char *error, const char *detail)
+static struct evbuffer *
+http_error_reply(int code, const char *reason, const char *extra_header,
+    const char *error, const char *detail)
 {
-	evutil_socket_t fd = bufferevent_getfd(conn->bev);
 	struct evbuffer *out;
 	json_t *json;
 	char *body;
-	size_t length;
 
-	if (fd < 0)
-		return;
 	json = json_pack("{s:s, s:s}", "error", error, "detail", detail);
 	body = json != NULL ? json_dumps(json, JSON_COMPACT) : NULL;
 	json_decref(json);
@@ -356,20 +369,41 @@ http_conn_send_raw(struct http_conn *conn, int code, const char *reason,
 	    "\r\n%s\n", code, reason, strlen(body) + 1,
 	    extra_header != NULL ? extra_header : "", body);
 	free(body);
-	length = evbuffer_get_length(out);
-	/* A fresh socket's send buffer takes a few hundred bytes at once. */
-	if (send(fd, evbuffer_pullup(out, -1), length,
+	return out;
+}
+
+/*
+ * Writes a reply straight to the socket, best effort, and frees it: used
+ * only when nothing else is being written on the connection, just before
+ * it is closed (a socket's send buffer takes a few hundred bytes at once).
+ */
+static void
+http_conn_send_buffer(struct http_conn *conn, struct evbuffer *out)
+{
+	evutil_socket_t fd = bufferevent_getfd(conn->bev);
+	size_t length = evbuffer_get_length(out);
+
+	if (fd >= 0 && send(fd, evbuffer_pullup(out, -1), length,
 	    MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_debug("http: connection %d: reply %d not sent: %s", (int)fd,
-		    code, strerror(errno));
+		log_debug("http: connection %d: a refusal was not sent: %s",
+		    (int)fd, strerror(errno));
 	evbuffer_free(out);
+}
+
+/* Writes a JSON error straight to the socket (see above). */
+static void
+http_conn_send_raw(struct http_conn *conn, int code, const char *reason,
+    const char *extra_header, const char *error, const char *detail)
+{
+	http_conn_send_buffer(conn, http_error_reply(code, reason,
+	    extra_header, error, detail));
 }
 
 /*
  * Refuses the request being parsed with a JSON error and closes the
- * connection: at once when nothing else is in flight, else after the
- * reply to the request before it (a pipelined request).  The request's
- * bytes are dropped, so evhttp never parses it.
+ * connection: at once when no request before it waits for its reply,
+ * else after the last of those replies (pipelining).  The request's bytes
+ * are dropped (http_conn_input_cb), so evhttp never parses it.
  */
 static void
 http_conn_refuse(struct http_conn *conn, int code, const char *reason,
@@ -384,13 +418,13 @@ http_conn_refuse(struct http_conn *conn, int code, const char *reason,
 	log_debug("http: connection %d: %d %s: %s", (int)conn->fd, code,
 	    error, detail);
 	conn->parse = HTTP_PARSE_REFUSED;
-	if (conn->state == HTTP_CONN_READING ||
-	    conn->state == HTTP_CONN_SETUP) {
-		http_conn_send_raw(conn, code, reason, extra_header, error,
-		    detail);
+	conn->refusal = http_error_reply(code, reason, extra_header, error,
+	    detail);
+	if (conn->requests_queued == 0) {
+		http_conn_send_buffer(conn, conn->refusal);
+		conn->refusal = NULL;
 		http_conn_schedule(conn, HTTP_ACTION_CLOSE);
-	} else
-		conn->close_after_reply = true;
+	}
 }
 
 /* The methods the server knows; the rest are refused with 501. */
@@ -543,6 +577,16 @@ http_parse_header(struct http_conn *conn, char *line)
 	return 0;
 }
 
+/* A request has been parsed whole: the next byte starts another. */
+static void
+http_parse_request_done(struct http_conn *conn)
+{
+	conn->parse = HTTP_PARSE_REQUEST_LINE;
+	conn->request_bytes = 0;
+	conn->body_allowance_ms = 0;
+	conn->requests_queued++;
+}
+
 /*
  * The head has ended: checks the body against the route's limit, which is
  * decided here, before a byte of the body is read.
@@ -567,7 +611,10 @@ http_parse_head_end(struct http_conn *conn, uint64_t limit)
 	if (conn->state == HTTP_CONN_READING && body > 0)
 		http_conn_arm(conn, conn->started_ms +
 		    HTTP_REQUEST_SECONDS * 1000 + conn->body_allowance_ms);
-	conn->parse = body > 0 ? HTTP_PARSE_BODY : HTTP_PARSE_REQUEST_LINE;
+	if (body > 0)
+		conn->parse = HTTP_PARSE_BODY;
+	else
+		http_parse_request_done(conn);
 	return 0;
 }
 
@@ -597,14 +644,16 @@ http_parse_line(struct http_conn *conn)
 
 /*
  * Feeds bytes that arrived to the parser; returns -1 once the request
- * they belong to is refused.
+ * they belong to is refused, with *used the bytes taken up to then.
  */
 static int
-http_parse(struct http_conn *conn, const char *bytes, size_t length)
+http_parse(struct http_conn *conn, const char *bytes, size_t length,
+    size_t *used)
 {
 	size_t take;
 	char c;
 
+	*used = 0;
 	while (length > 0) {
 		switch (conn->parse) {
 		case HTTP_PARSE_REFUSED:
@@ -613,17 +662,19 @@ http_parse(struct http_conn *conn, const char *bytes, size_t length)
 			take = length < conn->body_left ? length :
 			    (size_t)conn->body_left;
 			conn->body_left -= take;
+			conn->request_bytes += take;
 			bytes += take;
 			length -= take;
-			if (conn->body_left == 0) {
-				conn->body_allowance_ms = 0;
-				conn->parse = HTTP_PARSE_REQUEST_LINE;
-			}
+			*used += take;
+			if (conn->body_left == 0)
+				http_parse_request_done(conn);
 			break;
 		case HTTP_PARSE_REQUEST_LINE:
 		case HTTP_PARSE_HEADERS:
 			c = *bytes++;
 			length--;
+			(*used)++;
+			conn->request_bytes++;
 			if (++conn->head_bytes > HTTP_MAX_HEAD) {
 				conn->http->stats.refused_head_too_large++;
 				if (conn->parse == HTTP_PARSE_REQUEST_LINE)
@@ -660,8 +711,36 @@ http_parse(struct http_conn *conn, const char *bytes, size_t length)
 }
 
 /*
+ * Drops what follows the first keep bytes of the input buffer: the
+ * requests before a refused one stay for evhttp to answer.
+ */
+static void
+http_conn_drop_after(struct http_conn *conn, struct evbuffer *buffer,
+    size_t keep)
+{
+	struct evbuffer *kept;
+
+	if (keep >= evbuffer_get_length(buffer))
+		return;
+	if (keep == 0) {
+		evbuffer_drain(buffer, evbuffer_get_length(buffer));
+		return;
+	}
+	if ((kept = evbuffer_new()) == NULL)
+		fatalx("http: evbuffer_new failed");
+	/* The bytes put back are not new: the parser must not see them. */
+	evbuffer_cb_clear_flags(buffer, conn->input_cb, EVBUFFER_CB_ENABLED);
+	evbuffer_remove_buffer(buffer, kept, keep);
+	evbuffer_drain(buffer, evbuffer_get_length(buffer));
+	evbuffer_prepend_buffer(buffer, kept);
+	evbuffer_cb_set_flags(buffer, conn->input_cb, EVBUFFER_CB_ENABLED);
+	evbuffer_free(kept);
+}
+
+/*
  * The input buffer's callback: runs when bytes arrive, before evhttp reads
- * them.  Refused requests are drained here, so evhttp never sees them.
+ * them.  A refused request and what follows it are dropped here, so
+ * evhttp never sees them.
  */
 static void
 http_conn_input_cb(struct evbuffer *buffer, const struct evbuffer_cb_info *info,
@@ -670,14 +749,18 @@ http_conn_input_cb(struct evbuffer *buffer, const struct evbuffer_cb_info *info,
 	struct http_conn *conn = arg;
 	struct evbuffer_iovec vec[16];
 	struct evbuffer_ptr position;
-	size_t offset, end;
+	size_t offset, end, used;
 	int i, count;
 
 	if (info->n_added == 0)
 		return;
 	end = evbuffer_get_length(buffer);
 	offset = end - info->n_added;
-	while (conn->parse != HTTP_PARSE_REFUSED && offset < end) {
+	if (conn->parse == HTTP_PARSE_REFUSED) {
+		http_conn_drop_after(conn, buffer, offset);
+		return;
+	}
+	while (offset < end) {
 		if (evbuffer_ptr_set(buffer, &position, offset,
 		    EVBUFFER_PTR_SET) == -1)
 			break;
@@ -690,13 +773,21 @@ http_conn_input_cb(struct evbuffer *buffer, const struct evbuffer_cb_info *info,
 
 			if (length > end - offset)
 				length = end - offset;
-			if (http_parse(conn, vec[i].iov_base, length) == -1)
-				break;
+			if (http_parse(conn, vec[i].iov_base, length,
+			    &used) == -1) {
+				/*
+				 * The refused request began request_bytes
+				 * before here, or before what evhttp kept.
+				 */
+				offset += used;
+				http_conn_drop_after(conn, buffer,
+				    offset > conn->request_bytes ?
+				    offset - conn->request_bytes : 0);
+				return;
+			}
 			offset += length;
 		}
 	}
-	if (conn->parse == HTTP_PARSE_REFUSED)
-		evbuffer_drain(buffer, evbuffer_get_length(buffer));
 }
 
 /* The output buffer's callback: a handler has begun its reply. */
@@ -741,7 +832,10 @@ http_conn_watch_cb(evutil_socket_t fd, short what, void *arg)
 	http_conn_close(conn, BEV_EVENT_EOF);
 }
 
-/* The reply has been written: the connection waits for the next request. */
+/*
+ * The reply has been written: the connection waits for the next request,
+ * or sends the refusal that waited for this reply and closes.
+ */
 static void
 http_conn_replied(struct evhttp_request *request, void *arg)
 {
@@ -749,11 +843,15 @@ http_conn_replied(struct evhttp_request *request, void *arg)
 
 	conn->request = NULL;
 	conn->routed = false;
+	if (conn->requests_queued > 0)
+		conn->requests_queued--;
 	if (conn->watch != NULL)
 		event_del(conn->watch);
 	if (conn->state == HTTP_CONN_CLOSING)
 		return;
-	if (conn->close_after_reply) {
+	if (conn->refusal != NULL && conn->requests_queued == 0) {
+		http_conn_send_buffer(conn, conn->refusal);
+		conn->refusal = NULL;
 		http_conn_schedule(conn, HTTP_ACTION_CLOSE);
 		return;
 	}
@@ -875,7 +973,8 @@ http_evict(struct http *http)
 	struct http_conn *conn;
 
 	TAILQ_FOREACH(conn, &http->conns, entry) {
-		if (conn->state != HTTP_CONN_READING)
+		if (conn->state != HTTP_CONN_READING ||
+		    conn->requests_queued > 0)
 			continue;
 		http->stats.closed_evicted++;
 		log_debug("http: connection %d evicted to make room",
@@ -930,6 +1029,16 @@ http_conn_new(struct event_base *base, void *arg)
 	if (http->stats.connections_open > http->stats.connections_max &&
 	    !http_evict(http))
 		conn->refuse = true;
+	/*
+	 * libevent accepts until the backlog is empty; a storm would then
+	 * evict connections that have not had a turn to read their request
+	 * (a health check among them).  At most accept_batch a round: the
+	 * listener rests until the loop has run the other events.
+	 */
+	if (http->accepted_in_round++ == 0)
+		event_active(http->accept_round, EV_TIMEOUT, 1);
+	if (http->accepted_in_round >= http->accept_batch)
+		evconnlistener_disable(http->listener);
 	/* Active events run before the new socket can be read. */
 	http_conn_schedule(conn, HTTP_ACTION_SETUP);
 	return conn->bev;
@@ -941,7 +1050,19 @@ http_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http *http = arg;
 
+	http->paused = false;
 	evconnlistener_enable(http->listener);
+}
+
+/* Ends a round of accepts: the listener may take a batch more. */
+static void
+http_accept_round_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http *http = arg;
+
+	http->accepted_in_round = 0;
+	if (!http->paused)
+		evconnlistener_enable(http->listener);
 }
 
 /*
@@ -953,14 +1074,24 @@ http_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void
 http_accept_error(struct evconnlistener *listener, void *arg)
 {
-	struct http *http = arg;
 	int error = EVUTIL_SOCKET_ERROR();
 	int64_t now = http_now_ms();
 	struct timeval tv;
+	struct http *http;
 
+	LIST_FOREACH(http, &http_servers, servers)
+		if ((void *)http->server == arg)
+			break;
+	if (http == NULL) {
+		evconnlistener_disable(listener);
+		log_warnx("http: accept: %s, on a listener of no server",
+		    evutil_socket_error_to_string(error));
+		return;
+	}
 	http->stats.accept_errors++;
 	http->stats.listener_pauses++;
 	http->accept_errors_since_ok++;
+	http->paused = true;
 	evconnlistener_disable(listener);
 	if (!http->accept_failing) {
 		http->accept_failing = true;
@@ -1239,13 +1370,17 @@ http_new(struct event_base *base, const char *address_text,
 	http->base = base;
 	http->handlers = *handlers;
 	TAILQ_INIT(&http->conns);
+	LIST_INSERT_HEAD(&http_servers, http, servers);
 	nofile = http_raise_nofile();
 	http->stats.connections_max = http_connection_cap(nofile);
+	http->accept_batch = (unsigned)(http->stats.connections_max / 2);
 	log_info("http: at most %" PRIu64 " connections (RLIMIT_NOFILE %"
 	    PRIu64 ", %d descriptors kept for PostgreSQL, Kafka and the rest)",
 	    http->stats.connections_max, nofile, HTTP_FD_RESERVE);
 	if ((http->server = evhttp_new(base)) == NULL ||
-	    (http->resume = evtimer_new(base, http_resume_cb, http)) == NULL)
+	    (http->resume = evtimer_new(base, http_resume_cb, http)) == NULL ||
+	    (http->accept_round = event_new(base, -1, 0, http_accept_round_cb,
+	    http)) == NULL)
 		fatalx("http: evhttp_new failed");
 	/* The parser here refuses first; these are evhttp's own backstops. */
 	evhttp_set_max_headers_size(http->server, HTTP_MAX_HEAD);
@@ -1312,6 +1447,7 @@ http_free(struct http *http)
 
 	if (http == NULL)
 		return;
+	LIST_REMOVE(http, servers);
 	/*
 	 * Requests a handler holds are detached first (evhttp_free would
 	 * free them under the handler), which calls gone.
@@ -1329,6 +1465,8 @@ http_free(struct http *http)
 		http_conn_release(conn);
 	if (http->resume != NULL)
 		event_free(http->resume);
+	if (http->accept_round != NULL)
+		event_free(http->accept_round);
 	free(http->by_fd);
 	free(http);
 }
