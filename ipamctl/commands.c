@@ -35,8 +35,9 @@ commands_report(struct commands_context *context,
     const struct client_response *response)
 {
 	enum client_exit	 status = client_exit_for_status(response->status);
-	json_t			*body, *current;
+	json_t			*body, *current, *item;
 	const char		*error, *detail, *field;
+	size_t			 index;
 
 	if (context->args->json && response->body_length > 0)
 		commands_write_raw(context, response);
@@ -61,6 +62,12 @@ commands_report(struct commands_context *context,
 		    error != NULL ? error : "refused", response->status,
 		    detail != NULL ? ": " : "", detail != NULL ? detail : "",
 		    field != NULL ? "; field: " : "", field != NULL ? field : "");
+	/* An import's refusal lists every entity at fault. */
+	json_array_foreach(json_object_get(body, "errors"), index, item) {
+		if (json_is_string(item))
+			fprintf(context->err, "ipamctl:   %s\n",
+			    json_string_value(item));
+	}
 	current = json_object_get(body, "current");
 	if (status == CLIENT_EXIT_CONFLICT && !context->args->json) {
 		if (json_is_object(current)) {

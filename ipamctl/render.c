@@ -510,6 +510,12 @@ render_import(json_t *result, bool dry_run, FILE *out, bool colour)
 		json_t *kind = json_object_get(result, kinds[i]);
 		json_t *changes = json_object_get(kind, "changes");
 
+		if (json_is_integer(kind)) {
+			/* Once applied, the API answers a count per kind. */
+			fprintf(out, "%s: %" JSON_INTEGER_FORMAT " imported\n",
+			    kinds[i], json_integer_value(kind));
+			continue;
+		}
 		if (!json_is_object(kind))
 			continue;
 		fprintf(out, dry_run ? "%s: %s to create, %s to update, %s "

@@ -31,7 +31,10 @@ void	 render_unplaced(json_t *unplaced, FILE *out, bool colour);
 /* A JSON object as "key  value" lines, nested objects with dotted keys. */
 void	 render_key_values(json_t *object, FILE *out);
 
-/* The answer of POST /import: counts, and what each entity would do. */
+/*
+ * The answer of POST /import: a count per kind once applied; for a dry
+ * run, per kind what would be created, updated or left, and each change.
+ */
 void	 render_import(json_t *result, bool dry_run, FILE *out, bool colour);
 
 /*

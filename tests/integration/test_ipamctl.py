@@ -195,8 +195,7 @@ def test_import_of_the_seed_inventory():
         assert db.scalar("SELECT count(*) FROM public.ipam") == 0
 
         out = ctl.ok("import", "--servers", servers, "--subnets", subnets)
-        assert "servers: 105 created" in out, out
-        assert "subnets: 6 created" in out, out
+        assert "servers: 105 imported" in out and "subnets: 6 imported" in out, out
         # Applied when the answer came: no wait here.
         assert db.scalar("SELECT count(*) FROM public.ipam") == 687
         assert status_counts(db) == {"available": 582, "allocated": 105}
@@ -602,6 +601,9 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         (200, b"not json", {}),
         (200, {"servers": {"create": 1, "update": 0, "unchanged": 0, "changes": []},
                "subnets": {"create": 0, "update": 0, "unchanged": 0, "changes": []}}, {}),
+        (400, {"error": "bad_request", "detail": "2 entities refused",
+               "errors": ["servers[0].ip_address: not an address",
+                          "subnets[1].cidr: missing"]}, {}),
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
     env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
@@ -676,6 +678,15 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         assert (sent["method"], sent["path"]) == ("POST", "/api/v1/import")
         assert sent["body"] == {"servers": [{"id": "7", "hostname": "a"}],
                                 "subnets": [], "dry_run": True}
+        assert "servers: 1 to create, 0 to update, 0 unchanged" in out, out
+
+        # A refused import names every entity at fault.
+        status, out, err = run("import", "--servers", servers)
+        assert status == REFUSED, (status, err)
+        assert err.splitlines() == [
+            "ipamctl: bad_request (HTTP 400): 2 entities refused",
+            "ipamctl:   servers[0].ip_address: not an address",
+            "ipamctl:   subnets[1].cidr: missing"], err
         assert scripted.replies == []
     finally:
         scripted.close()

@@ -293,11 +293,15 @@ test_render_import(void **state)
 	    "12  update  nic_mac\n"
 	    "subnets: 0 to create, 0 to update, 2 unchanged\n");
 	capture_free(&out);
+	json_decref(result);
+
+	/* Once applied, a count per kind. */
+	result = json_pack("{s:i, s:i}", "servers", 105, "subnets", 6);
 	capture_open(&out);
 	render_import(result, false, out.stream, false);
 	assert_string_equal(capture_close(&out), "imported\n"
-	    "servers: 1 created, 1 updated, 3 unchanged\n"
-	    "subnets: 0 created, 0 updated, 2 unchanged\n");
+	    "servers: 105 imported\n"
+	    "subnets: 6 imported\n");
 	capture_free(&out);
 	json_decref(result);
 }
