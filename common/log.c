@@ -250,3 +250,11 @@ fatalx(const char *fmt, ...)
 	va_end(ap);
 	exit(1);
 }
+
+/* Our level of a syslog-style level (librdkafka's logs: 0-7). */
+enum log_level
+log_level_of_syslog(int level)
+{
+	return level <= 3 ? LOG_LEVEL_ERR : level == 4 ? LOG_LEVEL_WARNING :
+	    level <= 6 ? LOG_LEVEL_INFO : LOG_LEVEL_DEBUG;
+}

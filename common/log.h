@@ -23,6 +23,9 @@ enum log_level log_get_level(void);
 /* Parses "error", "warning", "notice", "info" or "debug"; returns 0 or -1. */
 int	log_level_parse(const char *text, enum log_level *out);
 
+/* Our level of a syslog-style level (librdkafka's logs: 0-7). */
+enum log_level log_level_of_syslog(int level);
+
 /*
  * Writes one line at a level; the line is cut, never split, when too
  * long, and control characters and invalid UTF-8 in it are written as

@@ -206,11 +206,8 @@ static void
 kafka_log_cb(const rd_kafka_t *rk, int level, const char *facility,
     const char *message)
 {
-	enum log_level ours = level <= 3 ? LOG_LEVEL_ERR :
-	    level == 4 ? LOG_LEVEL_WARNING : level <= 6 ? LOG_LEVEL_INFO :
-	    LOG_LEVEL_DEBUG;
-
-	log_write(ours, "kafka: %s: %s", facility, message);
+	log_write(log_level_of_syslog(level), "kafka: %s: %s", facility,
+	    message);
 }
 
 /* Reports client-level errors (brokers down, authentication, ...). */

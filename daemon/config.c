@@ -132,6 +132,33 @@ static const struct config_key config_keys[] = {
 	    1000000000, true,
 	    "/readyz reports unready while more messages than this wait."),
 
+	KEY_BOOL("api", "enabled", api_enabled, "true", false,
+	    "Serve the operator API under /api/v1 on [http] listen\n"
+	    "(docs/API.md)."),
+	KEY_STRING("api", "read_token_file", api_read_token_file, "", false,
+	    "File holding the bearer token that may read (relative to\n"
+	    "$CREDENTIALS_DIRECTORY). With no token file, reads are served\n"
+	    "to loopback clients only and writes are refused."),
+	KEY_STRING("api", "write_token_file", api_write_token_file, "", false,
+	    "File holding the bearer token that may read and write."),
+	KEY_INT("api", "read_connections", api_read_connections, "2", 1, 32,
+	    false,
+	    "PostgreSQL connections of the API's own (reads and the wait\n"
+	    "for writes), never the apply's."),
+	KEY_INT("api", "statement_timeout_ms", api_statement_timeout_ms,
+	    "5000", 100, 600000, false,
+	    "Longest an API read may run; beyond it the request gets 504."),
+	KEY_INT("api", "write_wait_ms", api_write_wait_ms, "10000", 100,
+	    600000, true,
+	    "How long a write waits to be applied before it answers 202\n"
+	    "with the request to poll."),
+	KEY_INT("api", "rate_limit", api_rate_limit, "200", 0, 1000000, true,
+	    "Requests per second one client address may make (bursts of\n"
+	    "twice that); 0 is no limit."),
+	KEY_STRING("api", "marks_topic", api_marks_topic, "", false,
+	    "Topic the API publishes its mark requests to; empty: the\n"
+	    "first cloudevents topic of entity mark in [consumer] topics."),
+
 	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
 	    "Probe every address that has a row with ICMP echo (needs\n"
 	    "CAP_NET_RAW, or a ping_group_range that holds the daemon's group)."),
@@ -730,6 +757,62 @@ config_check_kafka(const struct config *config, char *err, size_t errlen)
 	return 0;
 }
 
+/* The topic the API publishes an entity's events to; NULL: none. */
+const char *
+config_api_topic(const struct config *config, enum change_entity entity)
+{
+	size_t i;
+
+	if (entity == CHANGE_MARK && *config->api_marks_topic != '\0')
+		return config->api_marks_topic;
+	for (i = 0; i < config->topic_count; i++)
+		if (config->topics[i].entity == entity &&
+		    config->topics[i].format == DECODE_CLOUDEVENTS)
+			return config->topics[i].name;
+	return NULL;
+}
+
+/* Checks the API's topic and that its token files can be read. */
+static int
+config_check_api(const struct config *config, char *err, size_t errlen)
+{
+	const char *files[] = { config->api_read_token_file,
+	    config->api_write_token_file };
+	char *token;
+	size_t i;
+
+	if (*config->api_marks_topic != '\0') {
+		for (i = 0; i < config->topic_count; i++)
+			if (strcmp(config->topics[i].name,
+			    config->api_marks_topic) == 0 &&
+			    config->topics[i].entity == CHANGE_MARK &&
+			    config->topics[i].format == DECODE_CLOUDEVENTS)
+				break;
+		if (i == config->topic_count) {
+			snprintf(err, errlen, "api.marks_topic: \"%s\" is not "
+			    "a mark topic in cloudevents format of "
+			    "consumer.topics (the daemon must consume what it "
+			    "publishes)", config->api_marks_topic);
+			return -1;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		if (*files[i] == '\0')
+			continue;
+		if ((token = config_read_secret(files[i], err, errlen)) == NULL)
+			return -1;
+		if (*token == '\0') {
+			snprintf(err, errlen, "api.%s_token_file: %s is empty",
+			    i == 0 ? "read" : "write", files[i]);
+			free(token);
+			return -1;
+		}
+		explicit_bzero(token, strlen(token));
+		free(token);
+	}
+	return 0;
+}
+
 /* Checks values that depend on each other and derives the typed parts. */
 static int
 config_check(struct config *config, char *err, size_t errlen)
@@ -751,6 +834,8 @@ config_check(struct config *config, char *err, size_t errlen)
 		return -1;
 	}
 	if (config_parse_topics(config, err, errlen) == -1)
+		return -1;
+	if (config_check_api(config, err, errlen) == -1)
 		return -1;
 	if (config_resolve_kafka_secrets(config, err, errlen) == -1)
 		return -1;

@@ -67,6 +67,16 @@ struct config {
 	char		*http_listen;
 	long long	 http_ready_max_lag;
 
+	/* [api] */
+	bool		 api_enabled;
+	char		*api_read_token_file;
+	char		*api_write_token_file;
+	long long	 api_read_connections;
+	long long	 api_statement_timeout_ms;
+	long long	 api_write_wait_ms;
+	long long	 api_rate_limit;
+	char		*api_marks_topic;
+
 	/* [sweeper] */
 	bool		 sweeper_enabled;
 	long long	 sweeper_interval_ms;
@@ -119,6 +129,14 @@ size_t		 config_restart_keys(const struct config *old,
  */
 void		 config_sweeper_settings(const struct config *config,
 		    const char *password, struct sweeper_settings *settings);
+
+/*
+ * The topic the operator API publishes an entity's events to: for marks
+ * api.marks_topic, else the first cloudevents topic of that entity in
+ * consumer.topics; NULL when there is none.
+ */
+const char	*config_api_topic(const struct config *config,
+		    enum change_entity entity);
 
 /* Writes the documented example configuration, generated from the key table. */
 void		 config_write_example(FILE *out);

@@ -12,11 +12,14 @@
 #include "common/log.h"
 #include "common/pgconn.h"
 #include "consumers/consumer.h"
+#include "daemon/api.h"
 #include "daemon/daemon.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "daemon/migrate.h"
 #include "daemon/notify.h"
+#include "daemon/producer.h"
+#include "daemon/readpool.h"
 #include "sweeper/sweeper.h"
 
 /* How often the STATUS= line is refreshed. */
@@ -45,6 +48,9 @@ struct daemon {
 	struct consumer		*consumer;
 	struct notify		*notify;
 	struct http		*http;
+	struct readpool		*api_pool;	/* the API's own connections */
+	struct producer		*producer;	/* the API's writes */
+	struct api		*api;
 	struct sweeper		*sweeper;
 	time_t			 start_time;
 	double			 watchdog_seconds;
@@ -138,6 +144,8 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 	switch (outcome) {
 	case MIGRATE_OK:
 		daemon->migrated = true;
+		if (daemon->api != NULL)
+			api_set_serving(daemon->api, true);
 		if (daemon->state == DAEMON_STARTING) {
 			consumer_start(daemon->consumer, daemon_subscribed, daemon);
 			sweeper_start(daemon->sweeper);
@@ -270,6 +278,9 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		config_sweeper_settings(fresh, NULL, &sweep);
 		sweeper_reload(daemon->sweeper, &sweep);
 	}
+	if (daemon->api != NULL)
+		api_set_limits(daemon->api, fresh->api_write_wait_ms,
+		    fresh->api_rate_limit);
 	daemon->config = fresh;
 	config_free(old);
 	log_info("reload: configuration %s loaded", daemon->config_path);
@@ -384,6 +395,8 @@ daemon_metrics(void *arg, struct evbuffer *out)
 		.consumer = daemon->consumer,
 		.pg = daemon->pg,
 		.sweeper = daemon->sweeper,
+		.api = daemon->api,
+		.http = daemon->http,
 		.start_time = daemon->start_time,
 	};
 
@@ -395,6 +408,95 @@ static void
 daemon_status_cb(evutil_socket_t fd, short what, void *arg)
 {
 	daemon_send_status(arg);
+}
+
+/* Serves the operator API. */
+static void
+daemon_route(struct evhttp_request *request, const char *path, void *arg)
+{
+	api_route(request, path, ((struct daemon *)arg)->api);
+}
+
+/* An API request's client went away. */
+static void
+daemon_gone(struct evhttp_request *request, void *arg)
+{
+	api_gone(request, ((struct daemon *)arg)->api);
+}
+
+/* Reads an API token file; *out stays NULL when none is configured. */
+static int
+daemon_api_token(const char *path, char **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (*path == '\0')
+		return 0;
+	return (*out = config_read_secret(path, err, errlen)) == NULL ? -1 : 0;
+}
+
+/*
+ * Sets up the operator API: its read connections, its producer and its
+ * tokens.  Writes need a producer; the reads work without one.
+ */
+static int
+daemon_api_new(struct daemon *daemon, const char *password, char *err,
+    size_t errlen)
+{
+	const struct config *config = daemon->config;
+	struct pgconn_settings pg_settings;
+	struct producer_property *properties;
+	struct api_settings settings;
+	char *read_token = NULL, *write_token = NULL;
+	size_t i;
+	int rc = -1;
+
+	if (daemon_api_token(config->api_read_token_file, &read_token, err,
+	    errlen) == -1 || daemon_api_token(config->api_write_token_file,
+	    &write_token, err, errlen) == -1)
+		goto done;
+	memset(&pg_settings, 0, sizeof(pg_settings));
+	pg_settings.conninfo = config->pg_conninfo;
+	pg_settings.password = password;
+	pg_settings.application_name = "ipam-syncd api";
+	pg_settings.connect_timeout_ms = config->pg_connect_timeout_ms;
+	pg_settings.reconnect_min_ms = config->pg_reconnect_min_ms;
+	pg_settings.reconnect_max_ms = config->pg_reconnect_max_ms;
+	daemon->api_pool = readpool_new(daemon->base, &pg_settings,
+	    (size_t)config->api_read_connections,
+	    config->api_statement_timeout_ms);
+	if ((properties = calloc(config->kafka_count + 1,
+	    sizeof(*properties))) == NULL)
+		fatal("daemon: calloc");
+	for (i = 0; i < config->kafka_count; i++) {
+		properties[i].name = config->kafka[i].name;
+		properties[i].value = config->kafka[i].value;
+	}
+	daemon->producer = producer_new(daemon->base, properties,
+	    config->kafka_count, err, errlen);
+	free(properties);
+	if (daemon->producer == NULL)
+		goto done;
+	memset(&settings, 0, sizeof(settings));
+	settings.read_token = read_token;
+	settings.write_token = write_token;
+	settings.group_id = config->group_id;
+	settings.marks_topic = config_api_topic(config, CHANGE_MARK);
+	settings.servers_topic = config_api_topic(config, CHANGE_SERVER);
+	settings.subnets_topic = config_api_topic(config, CHANGE_SUBNET);
+	settings.write_wait_ms = config->api_write_wait_ms;
+	settings.rate_limit = config->api_rate_limit;
+	settings.limits = &config->limits;
+	daemon->api = api_new(daemon->base, daemon->api_pool,
+	    daemon->producer, &settings);
+	rc = 0;
+done:
+	if (read_token != NULL)
+		explicit_bzero(read_token, strlen(read_token));
+	if (write_token != NULL)
+		explicit_bzero(write_token, strlen(write_token));
+	free(read_token);
+	free(write_token);
+	return rc;
 }
 
 /* Sets the daemon up. */
@@ -450,10 +552,6 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 		config_sweeper_settings(config, password, &sweep);
 		daemon->sweeper = sweeper_new(daemon->base, &sweep, err, errlen);
 	}
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
 	if (daemon->sweeper == NULL)
 		goto fail;
 
@@ -481,9 +579,21 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 			.arg = daemon,
 		};
 
+		if (config->api_enabled && daemon_api_new(daemon, password, err,
+		    errlen) == -1)
+			goto fail;
+		if (daemon->api != NULL) {
+			handlers.route = daemon_route;
+			handlers.gone = daemon_gone;
+		}
 		if ((daemon->http = http_new(daemon->base, config->http_listen,
 		    &handlers, err, errlen)) == NULL)
 			goto fail;
+	}
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+		password = NULL;
 	}
 	daemon->sigusr2 = evsignal_new(daemon->base, SIGUSR2, daemon_debug_cb,
 	    daemon);
@@ -511,6 +621,10 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	}
 	return daemon;
 fail:
+	if (password != NULL) {
+		explicit_bzero(password, strlen(password));
+		free(password);
+	}
 	daemon_free(daemon);
 	return NULL;
 }
@@ -551,7 +665,11 @@ daemon_free(struct daemon *daemon)
 {
 	if (daemon == NULL)
 		return;
+	/* The API's requests are told first; nothing calls back after. */
 	http_free(daemon->http);
+	api_free(daemon->api);
+	readpool_free(daemon->api_pool);
+	producer_free(daemon->producer, 1000);
 	sweeper_free(daemon->sweeper);
 	pgconn_free(daemon->pg);
 	consumer_free(daemon->consumer);

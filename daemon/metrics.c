@@ -5,6 +5,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/build_info.h"
+#include "daemon/api.h"
+#include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "sweeper/sweeper.h"
 
@@ -275,6 +277,70 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	    stats->rows_changed);
 }
 
+/* The HTTP server's limits and the operator API's requests. */
+static void
+metrics_http(struct evbuffer *out, const struct http *http,
+    const struct api *api)
+{
+	static const char *const closed[] = { "evicted", "refused",
+	    "request_deadline", "reply_deadline", "client_gone" };
+	static const char *const refused[] = { "method", "too_large",
+	    "head_too_large", "bad_request" };
+	struct http_stats h;
+	struct api_stats a;
+	uint64_t closed_counts[5], refused_counts[4];
+	size_t i;
+
+	if (http != NULL) {
+		http_stats(http, &h);
+		metrics_single(out, "ipam_syncd_http_connections", "gauge",
+		    "HTTP connections open now.", h.connections_open);
+		metrics_single(out, "ipam_syncd_http_connections_max", "gauge",
+		    "The cap on open HTTP connections.", h.connections_max);
+		closed_counts[0] = h.closed_evicted;
+		closed_counts[1] = h.closed_refused;
+		closed_counts[2] = h.closed_request_deadline;
+		closed_counts[3] = h.closed_reply_deadline;
+		closed_counts[4] = h.closed_client_gone;
+		metrics_family(out, "ipam_syncd_http_connections_closed_total",
+		    "counter", "HTTP connections closed by a limit, by limit.");
+		for (i = 0; i < 5; i++)
+			evbuffer_add_printf(out, "ipam_syncd_http_connections_"
+			    "closed_total{reason=\"%s\"} %llu\n", closed[i],
+			    (unsigned long long)closed_counts[i]);
+		refused_counts[0] = h.refused_method;
+		refused_counts[1] = h.refused_too_large;
+		refused_counts[2] = h.refused_head_too_large;
+		refused_counts[3] = h.refused_bad_request;
+		metrics_family(out, "ipam_syncd_http_requests_refused_total",
+		    "counter", "HTTP requests refused before their body, by "
+		    "reason.");
+		for (i = 0; i < 4; i++)
+			evbuffer_add_printf(out, "ipam_syncd_http_requests_"
+			    "refused_total{reason=\"%s\"} %llu\n", refused[i],
+			    (unsigned long long)refused_counts[i]);
+		metrics_single(out, "ipam_syncd_http_accept_errors_total",
+		    "counter", "Accept errors (descriptors exhausted), each "
+		    "pausing the listener.", h.accept_errors);
+	}
+	if (api == NULL)
+		return;
+	api_stats(api, &a);
+	metrics_family(out, "ipam_syncd_api_responses_total", "counter",
+	    "Operator API responses, by status class.");
+	for (i = 2; i < 6; i++)
+		evbuffer_add_printf(out, "ipam_syncd_api_responses_total{"
+		    "code=\"%zuxx\"} %llu\n", i,
+		    (unsigned long long)a.requests[i]);
+	metrics_single(out, "ipam_syncd_api_rate_limited_total", "counter",
+	    "Operator API requests refused by api.rate_limit.",
+	    a.rate_limited);
+	metrics_single(out, "ipam_syncd_api_events_published_total", "counter",
+	    "Events the operator API published to Kafka.", a.events_published);
+	metrics_single(out, "ipam_syncd_api_writes_waiting", "gauge",
+	    "Operator API writes waiting to be applied.", a.writes_waiting);
+}
+
 /* Appends every metric family. */
 void
 metrics_write(struct evbuffer *out, const struct metrics_sources *src)
@@ -298,4 +364,5 @@ metrics_write(struct evbuffer *out, const struct metrics_sources *src)
 		metrics_consumer(out, src->consumer);
 	if (src->sweeper != NULL)
 		metrics_sweeper(out, src->sweeper);
+	metrics_http(out, src->http, src->api);
 }

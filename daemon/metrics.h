@@ -10,6 +10,8 @@
 #include "common/pgconn.h"
 #include "consumers/consumer.h"
 
+struct api;
+struct http;
 struct sweeper;
 
 /* Where the figures come from; any pointer may be NULL (not running). */
@@ -17,6 +19,8 @@ struct metrics_sources {
 	const struct consumer	*consumer;
 	const struct pgconn	*pg;
 	const struct sweeper	*sweeper;
+	const struct api	*api;
+	const struct http	*http;
 	time_t			 start_time;
 };
 

@@ -1,0 +1,1095 @@
+/*
+ * The operator API's writes: each becomes CloudEvents published to the
+ * inventory topics, checked first by the consumer's own decoder, and the
+ * request waits until a daemon has applied them (docs/API.md).
+ */
+#include <sys/random.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "consumers/change.h"
+#include "consumers/decode.h"
+#include "daemon/api_internal.h"
+
+/* How often a waiting write asks whether its events were applied. */
+#define API_WRITE_POLL_MS	25
+
+/* Rounds of an allocation whose candidates others took meanwhile. */
+#define API_ALLOCATE_ROUNDS	8
+
+/* Most addresses one allocation may ask for. */
+#define API_ALLOCATE_MAX	256
+
+/* Most entities one import may carry. */
+#define API_IMPORT_MAX		200000
+
+/* Errors of an import listed before the rest are only counted. */
+#define API_IMPORT_ERRORS	20
+
+enum api_write_kind {
+	API_WRITE_MARK,
+	API_WRITE_ALLOCATE,
+	API_WRITE_IMPORT,
+};
+
+/* One event a write publishes. */
+struct api_event {
+	struct api_write	*write;
+	char			*id;		/* CloudEvent id: the request */
+	const char		*topic;
+	char			*key;
+	char			*value;
+	char			 vrf[80];
+	char			 ip[ADDR_TEXT_MAX];
+	bool			 sent;
+	bool			 delivered;
+	char			*failure;	/* why it was not delivered */
+	int32_t			 partition;
+	int64_t			 offset;
+	json_t			*outcome;	/* ipamd.api_request()'s, once decided */
+};
+
+struct api_write {
+	struct api_call		*call;
+	enum api_write_kind	 kind;
+	struct api_event	*events;
+	size_t			 count;
+	size_t			 capacity;
+	size_t			 round_start;	/* first event of this round */
+	struct event		*timer;
+	struct timespec		 deadline;
+	bool			 polling;
+	/* An allocation. */
+	char			*subnet_id;
+	char			*vrf;
+	char			*description;
+	size_t			 want;
+	int			 round;
+	json_t			*won;		/* rows of applied reservations */
+	/* An import. */
+	size_t			 servers;
+	size_t			 subnets;
+};
+
+static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
+static void	api_allocate_round(struct api_write *write);
+
+/* A fresh request id: 96 random bits in hex. */
+static void
+api_request_id(char *buf, size_t buflen)
+{
+	unsigned char bytes[12];
+	size_t i, off;
+
+	if (getrandom(bytes, sizeof(bytes), 0) != (ssize_t)sizeof(bytes))
+		fatal("api: getrandom");
+	off = (size_t)snprintf(buf, buflen, "api-");
+	for (i = 0; i < sizeof(bytes) && off + 2 < buflen; i++)
+		off += (size_t)snprintf(buf + off, buflen - off, "%02x",
+		    bytes[i]);
+}
+
+/* Now on the wall clock, as CloudEvents' time. */
+static void
+api_now_text(char *buf, size_t buflen)
+{
+	struct timespec now;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(buf, buflen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Starts a write of a call. */
+static struct api_write *
+api_write_new(struct api_call *call, enum api_write_kind kind)
+{
+	struct api_write *write;
+	struct timespec now;
+
+	if ((write = calloc(1, sizeof(*write))) == NULL)
+		fatal("api: calloc");
+	write->call = call;
+	write->kind = kind;
+	if ((write->timer = evtimer_new(call->api->base, api_write_poll,
+	    write)) == NULL)
+		fatalx("api: evtimer_new failed");
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	write->deadline.tv_sec = now.tv_sec + call->api->write_wait_ms / 1000;
+	write->deadline.tv_nsec = now.tv_nsec +
+	    (call->api->write_wait_ms % 1000) * 1000000L;
+	if (write->deadline.tv_nsec >= 1000000000L) {
+		write->deadline.tv_sec++;
+		write->deadline.tv_nsec -= 1000000000L;
+	}
+	call->write = write;
+	return write;
+}
+
+/* Frees a write. */
+void
+api_write_free(struct api_write *write)
+{
+	size_t i;
+
+	if (write == NULL)
+		return;
+	for (i = 0; i < write->count; i++) {
+		free(write->events[i].id);
+		free(write->events[i].key);
+		free(write->events[i].value);
+		free(write->events[i].failure);
+		json_decref(write->events[i].outcome);
+	}
+	free(write->events);
+	if (write->timer != NULL)
+		event_free(write->timer);
+	free(write->subnet_id);
+	free(write->vrf);
+	free(write->description);
+	json_decref(write->won);
+	free(write);
+}
+
+/* Forgets the addresses an allocation was trying. */
+static void
+api_allocating_drop(struct api_write *write)
+{
+	json_t *allocating = write->call->api->allocating;
+	size_t i, j;
+	char key[160];
+
+	for (i = write->round_start; i < write->count; i++) {
+		snprintf(key, sizeof(key), "%s/%s", write->events[i].vrf,
+		    write->events[i].ip);
+		for (j = 0; j < json_array_size(allocating); j++)
+			if (strcmp(json_string_value(json_array_get(allocating,
+			    j)), key) == 0) {
+				json_array_remove(allocating, j);
+				break;
+			}
+	}
+}
+
+/* Tells whether an allocation is trying "vrf/ip" now. */
+static bool
+api_allocating_has(const struct api *api, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(api->allocating); i++)
+		if (strcmp(json_string_value(json_array_get(api->allocating,
+		    i)), key) == 0)
+			return true;
+	return false;
+}
+
+/* The daemon stops: nothing more will call back. */
+void
+api_write_stop(struct api_call *call)
+{
+	if (call->write == NULL)
+		return;
+	evtimer_del(call->write->timer);
+	if (call->write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(call->write);
+}
+
+/*
+ * Checks an event with the consumer's own decoder, so that the API never
+ * publishes what the daemon would dead-letter.  Returns -1 with the
+ * decoder's reason.
+ */
+static int
+api_event_check(const struct api *api, enum change_entity entity,
+    const char *key, const char *value, char *reason, size_t reasonlen)
+{
+	struct decode_input input;
+	struct change change;
+	enum decode_result result;
+
+	memset(&input, 0, sizeof(input));
+	input.entity = entity;
+	input.key = key;
+	input.key_len = strlen(key);
+	input.value = value;
+	input.value_len = strlen(value);
+	input.limits = &api->limits;
+	memset(&change, 0, sizeof(change));
+	result = decode_message(DECODE_CLOUDEVENTS, &input, &change, reason,
+	    reasonlen);
+	change_clear(&change);
+	return result == DECODE_OK ? 0 : -1;
+}
+
+/* Adds an event (takes value) to a write. */
+static struct api_event *
+api_event_add(struct api_write *write, const char *topic, const char *key,
+    char *value, const char *id)
+{
+	struct api_event *event;
+
+	if (write->count == write->capacity) {
+		write->capacity = write->capacity ? write->capacity * 2 : 4;
+		if ((write->events = reallocarray(write->events,
+		    write->capacity, sizeof(*write->events))) == NULL)
+			fatal("api: reallocarray");
+	}
+	event = &write->events[write->count++];
+	memset(event, 0, sizeof(*event));
+	event->write = write;
+	event->topic = topic;
+	if ((event->key = strdup(key)) == NULL ||
+	    (id != NULL && (event->id = strdup(id)) == NULL))
+		fatal("api: strdup");
+	event->value = value;
+	return event;
+}
+
+/*
+ * Builds a mark request event: set (status and data) or cleared, with
+ * the requester and preconditions; value is the caller's to free.
+ */
+static char *
+api_mark_event(const char *id, const char *vrf, const char *ip,
+    const char *requester, json_t *data, bool if_available,
+    const char *if_match, char *mark_id, size_t mark_idlen)
+{
+	json_t *event = json_object();
+	char now[40], *text;
+
+	snprintf(mark_id, mark_idlen, "%s%s%s", vrf, *vrf ? "/" : "", ip);
+	api_now_text(now, sizeof(now));
+	json_object_set_new(event, "specversion", json_string("1.0"));
+	json_object_set_new(event, "id", json_string(id));
+	json_object_set_new(event, "source", json_string("/api/v1"));
+	json_object_set_new(event, "type", json_string(data != NULL ?
+	    "ipam.mark.set" : "ipam.mark.cleared"));
+	json_object_set_new(event, "subject", json_string(mark_id));
+	json_object_set_new(event, "time", json_string(now));
+	json_object_set_new(event, "ipamrequester", json_string(requester));
+	if (if_available)
+		json_object_set_new(event, "ipamifavailable", json_true());
+	if (if_match != NULL)
+		json_object_set_new(event, "ipamifmatch", json_string(if_match));
+	if (data != NULL) {
+		json_object_set_new(data, "address", json_string(ip));
+		if (*vrf != '\0')
+			json_object_set_new(data, "vrf", json_string(vrf));
+		json_object_set(event, "data", data);
+	}
+	text = json_dumps(event, JSON_COMPACT);
+	json_decref(event);
+	if (text == NULL)
+		fatalx("api: json_dumps failed");
+	return text;
+}
+
+/* One event delivered, or given up by the producer. */
+static void
+api_event_delivered(const char *error, int32_t partition, int64_t offset,
+    void *arg)
+{
+	struct api_event *event = arg;
+	struct api_write *write = event->write;
+	struct api_call *call = write->call;
+	struct timeval now = { 0, 0 };
+	size_t i;
+
+	call->pending--;
+	if (call->req == NULL) {
+		api_call_release(call);
+		return;
+	}
+	event->delivered = true;
+	event->partition = partition;
+	event->offset = offset;
+	if (error != NULL && (event->failure = strdup(error)) == NULL)
+		fatal("api: strdup");
+	if (error == NULL)
+		call->api->stats.events_published++;
+	for (i = write->round_start; i < write->count; i++)
+		if (!write->events[i].delivered)
+			return;		/* the others are still on their way */
+	for (i = write->round_start; i < write->count; i++)
+		if (write->events[i].failure != NULL) {
+			if (write->kind == API_WRITE_ALLOCATE)
+				api_allocating_drop(write);
+			api_error(call, 503, "unavailable", NULL, "Kafka did not "
+			    "take the event (%s); %s",
+			    write->events[i].failure, write->events[i].id ?
+			    "GET /api/v1/requests/ID tells whether it was "
+			    "applied after all" : "nothing else was written");
+			return;
+		}
+	if (!write->polling) {
+		write->polling = true;
+		evtimer_add(write->timer, &now);
+	}
+}
+
+/*
+ * Publishes the events of this round; answers 503 when Kafka or
+ * PostgreSQL is away, before anything is published.
+ */
+static void
+api_write_publish(struct api_write *write)
+{
+	struct api_call *call = write->call;
+	struct api *api = call->api;
+	char err[512];
+	size_t i;
+
+	if (api->producer == NULL || !readpool_is_up(api->pool)) {
+		if (write->kind == API_WRITE_ALLOCATE)
+			api_allocating_drop(write);
+		api_error(call, 503, "unavailable", NULL, "%s", api->producer ==
+		    NULL ? "this daemon has no Kafka producer" :
+		    "PostgreSQL is away: nothing was published");
+		return;
+	}
+	for (i = write->round_start; i < write->count; i++) {
+		if (producer_send(api->producer, write->events[i].topic,
+		    write->events[i].key, write->events[i].value,
+		    strlen(write->events[i].value), api_event_delivered,
+		    &write->events[i], err, sizeof(err)) == -1) {
+			/* Those already queued still report; say it now. */
+			log_warnx("api: %s", err);
+			write->events[i].delivered = true;
+			if ((write->events[i].failure = strdup(err)) == NULL)
+				fatal("api: strdup");
+			continue;
+		}
+		write->events[i].sent = true;
+		call->pending++;
+	}
+	for (i = write->round_start; i < write->count; i++)
+		if (write->events[i].sent)
+			return;		/* the deliveries finish the round */
+	api_error(call, 503, "unavailable", NULL, "Kafka did not take the "
+	    "events (%s); nothing was published", write->events[
+	    write->round_start].failure);
+}
+
+/* Tells whether the write's wait has run out. */
+static bool
+api_write_expired(const struct api_write *write)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > write->deadline.tv_sec ||
+	    (now.tv_sec == write->deadline.tv_sec &&
+	    now.tv_nsec >= write->deadline.tv_nsec);
+}
+
+/* The wait ran out (or the client left): 202 and where to look. */
+static void
+api_write_accepted(struct api_write *write)
+{
+	struct api_call *call = write->call;
+	const char *first = NULL;
+	json_t *body = json_object(), *ids = json_array();
+	char location[128];
+	size_t i;
+
+	if (write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(write);
+	for (i = 0; i < write->count; i++)
+		if (write->events[i].id != NULL) {
+			json_array_append_new(ids,
+			    json_string(write->events[i].id));
+			if (first == NULL)
+				first = write->events[i].id;
+		}
+	json_object_set_new(body, "state", json_string("pending"));
+	json_object_set_new(body, "detail", json_string("published, not yet "
+	    "applied within api.write_wait_ms"));
+	if (first != NULL) {
+		snprintf(location, sizeof(location), "/api/v1/requests/%s",
+		    first);
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Location", location);
+		json_object_set_new(body, "requests", ids);
+	} else
+		json_decref(ids);
+	api_reply_json(call, 202, body);
+}
+
+/*
+ * The common start of a write's query callback: counts it back, frees a
+ * call answered meanwhile, answers a failed query.  Returns false when
+ * the callback has nothing more to do.
+ */
+static bool
+api_write_result(struct api_write *write, const PGresult *result,
+    const char *error)
+{
+	struct api_call *call = write->call;
+
+	call->pending--;
+	if (call->req == NULL) {
+		api_call_release(call);
+		return false;
+	}
+	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
+		if (write->kind == API_WRITE_ALLOCATE)
+			api_allocating_drop(write);
+		api_query_failed(call, result, error);
+		return false;
+	}
+	return true;
+}
+
+/* A mark request was decided: 200 with the row, or 409 with it. */
+static void
+api_mark_decided(struct api_write *write)
+{
+	json_t *outcome = write->events[0].outcome;
+	json_t *row = json_object_get(outcome, "row"), *body;
+	const char *state = json_string_value(json_object_get(outcome, "state"));
+
+	if (state != NULL && strcmp(state, "applied") == 0) {
+		body = json_is_object(row) ? json_deep_copy(row) : json_object();
+		json_object_set(body, "request", outcome);
+		json_object_del(json_object_get(body, "request"), "row");
+		api_reply_json(write->call, 200, body);
+		return;
+	}
+	body = json_object();
+	json_object_set_new(body, "error", json_string("conflict"));
+	json_object_set(body, "detail", json_object_get(outcome, "detail"));
+	json_object_set(body, "current", row ? row : json_null());
+	json_object_set(body, "request", json_object_get(outcome, "id"));
+	api_reply_json(write->call, 409, body);
+}
+
+/* An allocation's round was decided: keep the winners, try again for the rest. */
+static void
+api_allocate_decided(struct api_write *write)
+{
+	json_t *body;
+	const char *state;
+	size_t i;
+
+	api_allocating_drop(write);
+	for (i = write->round_start; i < write->count; i++) {
+		state = json_string_value(json_object_get(
+		    write->events[i].outcome, "state"));
+		if (state != NULL && strcmp(state, "applied") == 0)
+			json_array_append(write->won, json_object_get(
+			    write->events[i].outcome, "row"));
+	}
+	if (json_array_size(write->won) < write->want &&
+	    ++write->round < API_ALLOCATE_ROUNDS) {
+		write->round_start = write->count;
+		api_allocate_round(write);
+		return;
+	}
+	if (json_array_size(write->won) == write->want) {
+		body = json_object();
+		json_object_set(body, "addresses", write->won);
+		api_reply_json(write->call, 201, body);
+		return;
+	}
+	body = json_object();
+	json_object_set_new(body, "error", json_string("conflict"));
+	json_object_set_new(body, "detail", json_sprintf("only %zu of %zu "
+	    "addresses could be reserved: others took the rest",
+	    json_array_size(write->won), write->want));
+	json_object_set(body, "allocated", write->won);
+	api_reply_json(write->call, 409, body);
+}
+
+/* The outcomes of the round's requests, as far as they are decided. */
+static void
+api_write_outcomes(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct api_write *write = arg;
+	struct api_call *call = write->call;
+	struct timeval again = { 0, API_WRITE_POLL_MS * 1000 };
+	json_t *outcome;
+	size_t i, decided = 0;
+	int row;
+
+	if (!api_write_result(write, result, error))
+		return;
+	for (row = 0; row < PQntuples(result); row++) {
+		if (PQgetisnull(result, row, 1))
+			continue;
+		for (i = write->round_start; i < write->count; i++)
+			if (write->events[i].outcome == NULL &&
+			    strcmp(write->events[i].id,
+			    PQgetvalue(result, row, 0)) == 0) {
+				outcome = json_loads(PQgetvalue(result, row, 1),
+				    0, NULL);
+				write->events[i].outcome = outcome;
+			}
+	}
+	for (i = write->round_start; i < write->count; i++)
+		decided += write->events[i].outcome != NULL;
+	if (decided < write->count - write->round_start) {
+		if (call->gone || api_write_expired(write))
+			api_write_accepted(write);
+		else
+			evtimer_add(write->timer, &again);
+		return;
+	}
+	write->polling = false;
+	if (write->kind == API_WRITE_MARK)
+		api_mark_decided(write);
+	else
+		api_allocate_decided(write);
+}
+
+/* Whether an import's events were all applied (the offsets moved past them). */
+static void
+api_import_applied(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct api_write *write = arg;
+	struct api_call *call = write->call;
+	struct timeval again = { 0, API_WRITE_POLL_MS * 4 * 1000 };
+	json_t *body;
+
+	if (!api_write_result(write, result, error))
+		return;
+	if (PQntuples(result) != 1 || strcmp(PQgetvalue(result, 0, 0), "t") !=
+	    0) {
+		if (call->gone || api_write_expired(write))
+			api_write_accepted(write);
+		else
+			evtimer_add(write->timer, &again);
+		return;
+	}
+	body = json_object();
+	json_object_set_new(body, "state", json_string("applied"));
+	json_object_set_new(body, "servers", json_integer((json_int_t)
+	    write->servers));
+	json_object_set_new(body, "subnets", json_integer((json_int_t)
+	    write->subnets));
+	api_reply_json(call, 200, body);
+}
+
+/* Asks PostgreSQL whether the write's events were applied. */
+static void
+api_write_poll(evutil_socket_t fd, short events, void *arg)
+{
+	struct api_write *write = arg;
+	struct api_call *call = write->call;
+	const char *params[2];
+	json_t *list = json_array(), *item;
+	char *text;
+	size_t i;
+	int rc;
+
+	if (call->req == NULL)
+		return;
+	if (write->kind == API_WRITE_IMPORT) {
+		/* Applied once the stored offset of each partition passed it. */
+		for (i = 0; i < write->count; i++) {
+			item = json_object();
+			json_object_set_new(item, "topic",
+			    json_string(write->events[i].topic));
+			json_object_set_new(item, "part",
+			    json_integer(write->events[i].partition));
+			json_object_set_new(item, "off",
+			    json_integer(write->events[i].offset));
+			json_array_append_new(list, item);
+		}
+		text = json_dumps(list, JSON_COMPACT);
+		params[0] = text;
+		params[1] = call->api->group_id;
+		rc = readpool_query(call->api->pool, "SELECT coalesce(bool_and("
+		    "o.next_offset > x.off), false) FROM (SELECT topic, part, "
+		    "max(off) AS off FROM jsonb_to_recordset($1::jsonb) AS "
+		    "x(topic text, part integer, off bigint) GROUP BY topic, "
+		    "part) x LEFT JOIN ipam_state.consumer_offset o ON "
+		    "o.group_id = $2 AND o.topic = x.topic AND o.partition = "
+		    "x.part", 2, params, api_import_applied, write);
+	} else {
+		for (i = write->round_start; i < write->count; i++)
+			if (write->events[i].outcome == NULL)
+				json_array_append_new(list,
+				    json_string(write->events[i].id));
+		text = json_dumps(list, JSON_COMPACT);
+		params[0] = text;
+		rc = readpool_query(call->api->pool, "SELECT id, "
+		    "ipamd.api_request(id)::text FROM jsonb_array_elements_text("
+		    "$1::jsonb) AS id", 1, params, api_write_outcomes, write);
+	}
+	free(text);
+	json_decref(list);
+	if (rc == -1) {
+		/* Published but cannot be followed now: say where to look. */
+		api_write_accepted(write);
+		return;
+	}
+	call->pending++;
+}
+
+/* The client left: a write that waits answers 202 now. */
+void
+api_write_gone(struct api_call *call)
+{
+	struct timeval now = { 0, 0 };
+
+	if (call->write != NULL && call->write->polling)
+		evtimer_add(call->write->timer, &now);
+}
+
+/* Reads a request's JSON object body; answers 400 and returns NULL when bad. */
+static json_t *
+api_body(struct api_call *call, const char *const *allowed)
+{
+	struct evbuffer *buffer = evhttp_request_get_input_buffer(call->req);
+	size_t len = evbuffer_get_length(buffer), i;
+	json_error_t error;
+	const char *name;
+	json_t *body, *value;
+
+	if (len == 0) {
+		api_error(call, 400, "bad_request", NULL, "a JSON object body "
+		    "is required");
+		return NULL;
+	}
+	body = json_loadb((const char *)evbuffer_pullup(buffer, -1), len,
+	    JSON_REJECT_DUPLICATES, &error);
+	if (body == NULL) {
+		api_error(call, 400, "bad_request", NULL, "the body is not JSON: "
+		    "%s (line %d, column %d)", error.text, error.line,
+		    error.column);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		api_error(call, 400, "bad_request", NULL, "the body must be a "
+		    "JSON object");
+		return NULL;
+	}
+	json_object_foreach(body, name, value) {
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], name) == 0)
+				break;
+		if (allowed[i] == NULL) {
+			api_error(call, 400, "bad_request", name, "%s: unknown "
+			    "field", name);
+			json_decref(body);
+			return NULL;
+		}
+	}
+	return body;
+}
+
+/* A field that must be a string or absent; -1 after answering 400. */
+static int
+api_body_string(struct api_call *call, json_t *body, const char *name,
+    const char **out)
+{
+	json_t *value = json_object_get(body, name);
+
+	*out = NULL;
+	if (value == NULL || json_is_null(value))
+		return 0;
+	if (!json_is_string(value)) {
+		api_error(call, 400, "bad_request", name, "%s: must be a string",
+		    name);
+		return -1;
+	}
+	*out = json_string_value(value);
+	return 0;
+}
+
+/* PUT or DELETE /marks/{vrf}/{ip}. */
+void
+api_write_mark(struct api_call *call, const char *vrf_segment,
+    const char *ip_segment, bool clear)
+{
+	static const char *const allowed[] = { "status", "description",
+	    "reason", "if_available", NULL };
+	struct api *api = call->api;
+	struct api_write *write;
+	const char *status = NULL, *description, *reason, *if_match;
+	json_t *body = NULL, *data = NULL, *available;
+	char vrf[80], ip[ADDR_TEXT_MAX], id[40], mark_id[160], why[1024];
+	char *value;
+
+	if (api_query_params_none(call) == -1 ||
+	    api_path_address(call, vrf_segment, ip_segment, vrf, sizeof(vrf),
+	    ip, sizeof(ip)) == -1)
+		return;
+	if (api->marks_topic == NULL) {
+		api_error(call, 503, "unavailable", NULL, "no mark topic in "
+		    "cloudevents format is configured (api.marks_topic)");
+		return;
+	}
+	if_match = evhttp_find_header(evhttp_request_get_input_headers(
+	    call->req), "If-Match");
+	available = NULL;
+	if (!clear) {
+		if ((body = api_body(call, allowed)) == NULL)
+			return;
+		if (api_body_string(call, body, "status", &status) == -1 ||
+		    api_body_string(call, body, "description", &description) ==
+		    -1 || api_body_string(call, body, "reason", &reason) == -1)
+			goto done;
+		available = json_object_get(body, "if_available");
+		if (available != NULL && !json_is_boolean(available)) {
+			api_error(call, 400, "bad_request", "if_available",
+			    "if_available: must be true or false");
+			goto done;
+		}
+		if (status == NULL || (strcmp(status, "reserved") != 0 &&
+		    strcmp(status, "quarantine") != 0)) {
+			api_error(call, 400, "bad_request", "status", "status: "
+			    "must be reserved or quarantine");
+			goto done;
+		}
+		data = json_object();
+		json_object_set_new(data, "status", json_string(status));
+		if (description != NULL)
+			json_object_set_new(data, "description",
+			    json_string(description));
+		if (reason != NULL)
+			json_object_set_new(data, "reason", json_string(reason));
+	} else if (evbuffer_get_length(evhttp_request_get_input_buffer(
+	    call->req)) > 0) {
+		api_error(call, 400, "bad_request", NULL, "DELETE takes no body");
+		return;
+	}
+	api_request_id(id, sizeof(id));
+	value = api_mark_event(id, vrf, ip, call->requester, data,
+	    json_is_true(available), if_match, mark_id, sizeof(mark_id));
+	if (api_event_check(api, CHANGE_MARK, mark_id, value, why,
+	    sizeof(why)) == -1) {
+		free(value);
+		api_error(call, 400, "bad_request", NULL, "%s", why);
+		goto done;
+	}
+	write = api_write_new(call, API_WRITE_MARK);
+	snprintf(api_event_add(write, api->marks_topic, mark_id, value,
+	    id)->ip, ADDR_TEXT_MAX, "%s", ip);
+	api_write_publish(write);
+done:
+	json_decref(data);
+	json_decref(body);
+}
+
+/* Publishes one reservation per address of this round's candidates. */
+static void
+api_allocate_candidates(struct pgconn *pg, PGresult *result,
+    const char *error, void *arg)
+{
+	struct api_write *write = arg;
+	struct api_call *call = write->call;
+	struct api *api = call->api;
+	json_t *found, *addresses, *address, *data;
+	struct api_event *event;
+	char id[40], mark_id[160], key[160], why[1024], *value;
+	size_t i;
+
+	if (!api_write_result(write, result, error))
+		return;
+	if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0)) {
+		api_error(call, 404, "not_found", NULL, "no live subnet has the "
+		    "id \"%s\"", write->subnet_id);
+		return;
+	}
+	found = json_loads(PQgetvalue(result, 0, 0), 0, NULL);
+	free(write->vrf);
+	if ((write->vrf = strdup(json_string_value(json_object_get(found,
+	    "vrf")) ?: "")) == NULL)
+		fatal("api: strdup");
+	addresses = json_object_get(json_object_get(found, "free"),
+	    "addresses");
+	if (json_array_size(addresses) + json_array_size(write->won) <
+	    write->want && write->round == 0) {
+		api_error(call, 409, "conflict", NULL, "subnet %s has %zu free "
+		    "static addresses, fewer than the %zu asked for",
+		    write->subnet_id, json_array_size(addresses), write->want);
+		json_decref(found);
+		return;
+	}
+	if (json_array_size(addresses) == 0) {
+		json_decref(found);
+		write->round = API_ALLOCATE_ROUNDS;
+		api_allocate_decided(write);
+		return;
+	}
+	json_array_foreach(addresses, i, address) {
+		/*
+		 * Another allocation may have taken this one since the query
+		 * left: the list asked for more than needed for that.
+		 */
+		snprintf(key, sizeof(key), "%s/%s", write->vrf,
+		    json_string_value(address));
+		if (api_allocating_has(api, key))
+			continue;
+		if (write->count - write->round_start + json_array_size(
+		    write->won) >= write->want)
+			break;
+		api_request_id(id, sizeof(id));
+		data = json_object();
+		json_object_set_new(data, "status", json_string("reserved"));
+		if (write->description != NULL)
+			json_object_set_new(data, "description",
+			    json_string(write->description));
+		value = api_mark_event(id, write->vrf, json_string_value(address),
+		    call->requester, data, true, NULL, mark_id, sizeof(mark_id));
+		json_decref(data);
+		if (api_event_check(api, CHANGE_MARK, mark_id, value, why,
+		    sizeof(why)) == -1) {
+			free(value);
+			json_decref(found);
+			api_error(call, 400, "bad_request", "description", "%s",
+			    why);
+			return;
+		}
+		event = api_event_add(write, api->marks_topic, mark_id, value, id);
+		snprintf(event->vrf, sizeof(event->vrf), "%s", write->vrf);
+		snprintf(event->ip, sizeof(event->ip), "%s",
+		    json_string_value(address));
+		json_array_append_new(api->allocating, json_string(key));
+	}
+	json_decref(found);
+	if (write->count == write->round_start) {
+		/* Every candidate was taken meanwhile: look again. */
+		if (++write->round < API_ALLOCATE_ROUNDS)
+			api_allocate_round(write);
+		else
+			api_allocate_decided(write);
+		return;
+	}
+	api_write_publish(write);
+}
+
+/*
+ * Looks for the next free addresses: never one this daemon is trying for
+ * another allocation, nor one an earlier round lost.
+ */
+static void
+api_allocate_round(struct api_write *write)
+{
+	struct api_call *call = write->call;
+	const char *params[3];
+	json_t *exclude = json_array(), *item;
+	char n[24], *text, *at;
+	size_t i, need;
+
+	json_array_foreach(call->api->allocating, i, item) {
+		at = strrchr(json_string_value(item), '/');
+		json_array_append_new(exclude, json_string(at + 1));
+	}
+	for (i = 0; i < write->count; i++)
+		json_array_append_new(exclude, json_string(write->events[i].ip));
+	text = json_dumps(exclude, JSON_COMPACT);
+	json_decref(exclude);
+	/* More than needed: others may take some before the answer. */
+	need = write->want - json_array_size(write->won) +
+	    json_array_size(call->api->allocating);
+	snprintf(n, sizeof(n), "%zu", need < API_ALLOCATE_MAX ? need :
+	    API_ALLOCATE_MAX);
+	params[0] = write->subnet_id;
+	params[1] = n;
+	params[2] = text;
+	if (readpool_query(call->api->pool, "SELECT jsonb_build_object('vrf', "
+	    "s.vrf, 'free', ipamd.api_next_free($1, $2::integer, ARRAY(SELECT "
+	    "jsonb_array_elements_text($3::jsonb)::inet)))::text FROM "
+	    "ipam_state.subnet s WHERE s.id = $1 AND NOT s.deleted", 3, params,
+	    api_allocate_candidates, write) == -1)
+		api_error(call, 503, "unavailable", NULL, "no PostgreSQL "
+		    "connection of the API is up");
+	else
+		call->pending++;
+	free(text);
+}
+
+/* POST /subnets/{id}/allocate. */
+void
+api_write_allocate(struct api_call *call, const char *subnet_id)
+{
+	static const char *const allowed[] = { "count", "description", NULL };
+	struct api_write *write;
+	const char *description;
+	json_t *body, *count;
+
+	if (api_query_params_none(call) == -1)
+		return;
+	if (call->api->marks_topic == NULL) {
+		api_error(call, 503, "unavailable", NULL, "no mark topic in "
+		    "cloudevents format is configured (api.marks_topic)");
+		return;
+	}
+	if ((body = api_body(call, allowed)) == NULL)
+		return;
+	count = json_object_get(body, "count");
+	if (count != NULL && (!json_is_integer(count) ||
+	    json_integer_value(count) < 1 ||
+	    json_integer_value(count) > API_ALLOCATE_MAX)) {
+		json_decref(body);
+		api_error(call, 400, "bad_request", "count", "count: an integer "
+		    "from 1 to %d", API_ALLOCATE_MAX);
+		return;
+	}
+	if (api_body_string(call, body, "description", &description) == -1) {
+		json_decref(body);
+		return;
+	}
+	write = api_write_new(call, API_WRITE_ALLOCATE);
+	write->want = count ? (size_t)json_integer_value(count) : 1;
+	write->won = json_array();
+	if ((write->subnet_id = strdup(subnet_id)) == NULL ||
+	    (description != NULL &&
+	    (write->description = strdup(description)) == NULL))
+		fatal("api: strdup");
+	json_decref(body);
+	api_allocate_round(write);
+}
+
+/*
+ * Turns one imported entity into its upsert event, checked by the
+ * decoder; returns -1 with the reason.
+ */
+static int
+api_import_entity(struct api_write *write, enum change_entity entity,
+    json_t *item, char *reason, size_t reasonlen)
+{
+	struct api *api = write->call->api;
+	const char *topic = entity == CHANGE_SERVER ? api->servers_topic :
+	    api->subnets_topic;
+	json_t *event, *data, *id;
+	char event_id[40], now[40], key[300], *value;
+
+	if (topic == NULL) {
+		snprintf(reason, reasonlen, "no %s topic in cloudevents format "
+		    "is configured", change_entity_name(entity));
+		return -1;
+	}
+	if (!json_is_object(item)) {
+		snprintf(reason, reasonlen, "must be a JSON object");
+		return -1;
+	}
+	id = json_object_get(item, "id");
+	if (json_is_integer(id))
+		snprintf(key, sizeof(key), "%lld",
+		    (long long)json_integer_value(id));
+	else if (json_is_string(id) && json_string_length(id) < sizeof(key))
+		snprintf(key, sizeof(key), "%s", json_string_value(id));
+	else {
+		snprintf(reason, reasonlen, "id: required, a string or an "
+		    "integer");
+		return -1;
+	}
+	data = json_deep_copy(item);
+	json_object_del(data, "id");
+	api_request_id(event_id, sizeof(event_id));
+	api_now_text(now, sizeof(now));
+	event = json_object();
+	json_object_set_new(event, "specversion", json_string("1.0"));
+	json_object_set_new(event, "id", json_string(event_id));
+	json_object_set_new(event, "source", json_string("/api/v1/import"));
+	json_object_set_new(event, "type", json_string(entity == CHANGE_SERVER ?
+	    "ipam.server.upserted" : "ipam.subnet.upserted"));
+	json_object_set_new(event, "subject", json_string(key));
+	json_object_set_new(event, "time", json_string(now));
+	json_object_set_new(event, "data", data);
+	value = json_dumps(event, JSON_COMPACT);
+	json_decref(event);
+	if (value == NULL)
+		fatalx("api: json_dumps failed");
+	if (api_event_check(api, entity, key, value, reason, reasonlen) == -1) {
+		free(value);
+		return -1;
+	}
+	api_event_add(write, topic, key, value, NULL);
+	return 0;
+}
+
+/* POST /import: a dry run reads the plan; a real one publishes and waits. */
+void
+api_write_import(struct api_call *call)
+{
+	static const char *const allowed[] = { "servers", "subnets",
+	    "dry_run", NULL };
+	static const char *const lists[] = { "subnets", "servers" };
+	struct api_write *write;
+	json_t *body, *list, *item, *errors = json_array(), *dry, *answer;
+	char reason[1024], *text;
+	const char *params[1];
+	size_t i, l, bad = 0;
+
+	if (api_query_params_none(call) == -1 ||
+	    (body = api_body(call, allowed)) == NULL) {
+		json_decref(errors);
+		return;
+	}
+	write = api_write_new(call, API_WRITE_IMPORT);
+	for (l = 0; l < 2; l++) {
+		list = json_object_get(body, lists[l]);
+		if (list == NULL || json_is_null(list))
+			continue;
+		if (!json_is_array(list) || json_array_size(list) >
+		    API_IMPORT_MAX) {
+			api_error(call, 400, "bad_request", lists[l], "%s: a list "
+			    "of at most %d entities", lists[l], API_IMPORT_MAX);
+			goto done;
+		}
+		json_array_foreach(list, i, item) {
+			if (api_import_entity(write, l == 0 ? CHANGE_SUBNET :
+			    CHANGE_SERVER, item, reason, sizeof(reason)) == 0)
+				continue;
+			if (bad++ < API_IMPORT_ERRORS)
+				json_array_append_new(errors, json_sprintf(
+				    "%s[%zu]: %s", lists[l], i, reason));
+		}
+		if (l == 0)
+			write->subnets = write->count;
+	}
+	write->servers = write->count - write->subnets;
+	if (bad > 0) {
+		answer = json_object();
+		json_object_set_new(answer, "error", json_string("bad_request"));
+		json_object_set_new(answer, "detail", json_sprintf("%zu of the "
+		    "entities are refused; nothing was published", bad));
+		json_object_set(answer, "errors", errors);
+		api_reply_json(call, 400, answer);
+		goto done;
+	}
+	dry = json_object_get(body, "dry_run");
+	if (dry != NULL && !json_is_boolean(dry)) {
+		api_error(call, 400, "bad_request", "dry_run", "dry_run: must be "
+		    "true or false");
+		goto done;
+	}
+	if (json_is_true(dry)) {
+		json_object_del(body, "dry_run");
+		text = json_dumps(body, JSON_COMPACT);
+		params[0] = text;
+		api_read(call, "SELECT ipamd.api_import_plan($1::jsonb)::text",
+		    1, params);
+		free(text);
+		goto done;
+	}
+	if (write->count == 0) {
+		answer = json_object();
+		json_object_set_new(answer, "state", json_string("applied"));
+		json_object_set_new(answer, "servers", json_integer(0));
+		json_object_set_new(answer, "subnets", json_integer(0));
+		api_reply_json(call, 200, answer);
+		goto done;
+	}
+	api_write_publish(write);
+done:
+	json_decref(errors);
+	json_decref(body);
+}

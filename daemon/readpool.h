@@ -1,0 +1,43 @@
+/* A few PostgreSQL connections of the operator API's own, and a bounded queue. */
+#ifndef IPAM_DAEMON_READPOOL_H
+#define IPAM_DAEMON_READPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "common/pgconn.h"
+
+struct readpool;
+
+/*
+ * Opens count connections with settings (its session_sql is replaced by
+ * one that makes every transaction read-only, bounds statements by
+ * statement_timeout_ms and sets the search path to the live state).
+ */
+struct readpool	*readpool_new(struct event_base *base,
+		    const struct pgconn_settings *settings, size_t count,
+		    long long statement_timeout_ms);
+
+/* Tells whether at least one connection is up. */
+bool		 readpool_is_up(const struct readpool *pool);
+
+/*
+ * Runs one query with text parameters on the first free connection, or
+ * queues it until one is free.  cb is called exactly once, as pgconn's
+ * (result NULL and error set when it could not run), unless
+ * readpool_free() comes first.  Returns -1 (and calls nothing) when no
+ * connection is up or the queue is full.
+ */
+int		 readpool_query(struct readpool *pool, const char *sql,
+		    int nparams, const char *const *params,
+		    pgconn_result_cb *cb, void *arg);
+
+/* Requests waiting for a connection now. */
+size_t		 readpool_waiting(const struct readpool *pool);
+
+/* Closes the connections and frees; queued queries are dropped unanswered. */
+void		 readpool_free(struct readpool *pool);
+
+#endif

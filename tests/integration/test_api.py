@@ -1,0 +1,378 @@
+"""The operator API (/api/v1, docs/API.md) against the real daemon, the
+real PostgreSQL and the real Kafka: reads and their errors, tokens and
+scopes, reservations that race, allocations under concurrency, imports,
+writes while PostgreSQL is away, and the OpenAPI document against what
+the daemon serves."""
+
+import concurrent.futures
+import json
+import os
+import tempfile
+import urllib.error
+import urllib.request
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+from test_sync import event
+
+READ_TOKEN = "r-" + "5" * 30
+WRITE_TOKEN = "w-" + "7" * 30
+
+
+class Api:
+    """One daemon with tokens, and a small client of its API."""
+
+    def __init__(self, tokens=True, config=None, db=None):
+        self.db = db or Database()
+        self.topics = Topics()
+        self.kafka = Kafka()
+        self.sent = 0
+        self.dir = tempfile.mkdtemp(prefix="ipamd-api-")
+        sections = {"api": {}}
+        if tokens:
+            for scope, token in (("read", READ_TOKEN), ("write", WRITE_TOKEN)):
+                path = os.path.join(self.dir, scope + ".token")
+                with open(path, "w") as f:
+                    f.write(token + "\n")
+                sections["api"][scope + "_token_file"] = path
+        for section, values in (config or {}).items():
+            sections.setdefault(section, {}).update(values)
+        self.daemon = Daemon(self.db, self.topics, directory=self.dir,
+                             config=sections).start()
+        self.daemon.wait_ready()
+        self.port = self.daemon.http_port()
+
+    def call(self, method, path, body=None, token=WRITE_TOKEN, headers=None,
+             raw=False, timeout=30):
+        """One request: (status, parsed JSON or text, response headers)."""
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(
+            "http://127.0.0.1:%d%s" % (self.port, path), data=data, method=method)
+        if token:
+            request.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, text, got = response.status, response.read().decode(), \
+                    response.headers
+        except urllib.error.HTTPError as error:
+            status, text, got = error.code, error.read().decode(), error.headers
+        if raw or not text or got.get("Content-Type", "").startswith("text/csv"):
+            return status, text, got
+        return status, json.loads(text), got
+
+    def send(self, topic, key, value):
+        self.kafka.send(topic, key, value)
+        self.sent += 1
+
+    def subnet(self, sid, cidr, pools, vrf=None):
+        data = {"name": "net-" + sid, "cidr": cidr, "static_ip_pools": pools}
+        if vrf:
+            data["vrf"] = vrf
+        self.send(self.topics.subnets, sid, event("subnet.upserted", sid, data))
+
+    def server(self, sid, ip, hostname=None):
+        data = {"hostname": hostname or "host-" + sid, "ip_address": ip,
+                "nic_mac": None, "device_type": "vm", "manufacture": "qemu"}
+        self.send(self.topics.servers, sid, event("server.upserted", sid, data))
+
+    def settle(self):
+        """Waits until every message this test sent itself is applied."""
+        self.kafka.flush()
+        wait_caught_up(self.db, self.daemon.group, self.sent)
+
+    def close(self):
+        status = self.daemon.stop()
+        self.daemon.close()
+        self.db.close()
+        assert status == 0, status
+
+
+def test_reads_filters_and_errors():
+    api = Api()
+    try:
+        api.subnet("lan", "127.97.0.0/24", ["127.97.0.1-127.97.0.20"])
+        api.server("1", "127.97.0.5", hostname="web-1")
+        api.server("2", "127.97.0.200", hostname="odd,name")
+        api.server("3", "127.98.0.1")          # in no subnet
+        api.settle()
+
+        status, page, _ = api.call("GET", "/api/v1/addresses?limit=5&count=true",
+                                   token=READ_TOKEN)
+        assert status == 200, page
+        assert page["total"] == 21 and len(page["items"]) == 5
+        seen = [row["ip_address"] for row in page["items"]]
+        while "next_cursor" in page:
+            status, page, _ = api.call("GET", "/api/v1/addresses?limit=5&cursor="
+                                       + page["next_cursor"], token=READ_TOKEN)
+            assert status == 200, page
+            seen += [row["ip_address"] for row in page["items"]]
+        assert len(seen) == 21 == len(set(seen))
+
+        status, page, _ = api.call("GET", "/api/v1/addresses?status=allocated"
+                                   "&status=reserved", token=READ_TOKEN)
+        assert sorted(r["server_id"] for r in page["items"]) == ["1", "2"]
+        status, page, _ = api.call("GET", "/api/v1/addresses?q=web", token=READ_TOKEN)
+        assert [r["hostname"] for r in page["items"]] == ["web-1"]
+        status, text, headers = api.call("GET", "/api/v1/addresses?format=csv",
+                                         token=READ_TOKEN)
+        assert status == 200 and headers["Content-Type"].startswith("text/csv")
+        assert '"odd,name"' in text and len(text.strip().splitlines()) == 22
+
+        status, detail, headers = api.call("GET", "/api/v1/addresses/-/127.97.0.5",
+                                           token=READ_TOKEN)
+        assert status == 200, detail
+        assert detail["row"]["status"] == "allocated"
+        assert [h["id"] for h in detail["holders"]] == ["1"]
+        assert detail["history"] and detail["history"][0]["action"] == "insert"
+
+        status, subnets, _ = api.call("GET", "/api/v1/subnets", token=READ_TOKEN)
+        stats = subnets["items"][0]["stats"]
+        assert (stats["pool_size"], stats["allocated"], stats["available"]) == (20, 2, 19), stats
+        status, free, _ = api.call("GET", "/api/v1/subnets/lan/next-free?count=3",
+                                   token=READ_TOKEN)
+        assert free["addresses"] == ["127.97.0.1", "127.97.0.2", "127.97.0.3"]
+        status, unplaced, _ = api.call("GET", "/api/v1/unplaced", token=READ_TOKEN)
+        assert [s["id"] for s in unplaced["servers"]] == ["3"]
+        status, stats, _ = api.call("GET", "/api/v1/stats", token=READ_TOKEN)
+        assert stats["addresses"]["allocated"] == 2, stats
+
+        # Errors: each names what was wrong.
+        for path, code, field in [
+                ("/api/v1/addresses?status=free", 400, "status"),
+                ("/api/v1/addresses?limit=0", 400, "limit"),
+                ("/api/v1/addresses?limit=ten", 400, "limit"),
+                ("/api/v1/addresses?colour=red", 400, "colour"),
+                ("/api/v1/addresses?cursor=AAAA", 400, "cursor"),
+                ("/api/v1/addresses/-/999.1.1.1", 400, "address"),
+                ("/api/v1/addresses/-/127.97.0.99", 404, None),
+                ("/api/v1/subnets/nope", 404, None),
+                ("/api/v1/nothing", 404, None)]:
+            status, body, _ = api.call("GET", path, token=READ_TOKEN)
+            assert status == code, (path, status, body)
+            assert body["error"] and body["detail"], body
+            if field:
+                assert body.get("field") == field, (path, body)
+    finally:
+        api.close()
+
+
+def test_tokens_and_scopes():
+    api = Api()
+    try:
+        assert api.call("GET", "/api/v1/stats", token=None)[0] == 401
+        assert api.call("GET", "/api/v1/stats", token="wrong")[0] == 401
+        assert api.call("GET", "/api/v1/stats", token=READ_TOKEN)[0] == 200
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
+                                   {"status": "reserved"}, token=READ_TOKEN)
+        assert status == 403 and "only read" in body["detail"], body
+        # The OpenAPI document needs no token.
+        status, doc, _ = api.call("GET", "/api/v1/openapi.json", token=None)
+        assert status == 200 and doc["openapi"].startswith("3.1")
+    finally:
+        api.close()
+    # No token configured: loopback reads only, no writes.
+    api = Api(tokens=False)
+    try:
+        assert api.call("GET", "/api/v1/stats", token=None)[0] == 200
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
+                                   {"status": "reserved"}, token=None)
+        assert status == 403 and "api.write_token_file" in body["detail"], body
+    finally:
+        api.close()
+
+
+def test_racing_reservations_over_http():
+    api = Api()
+    try:
+        api.subnet("lan", "127.97.2.0/24", ["127.97.2.1-127.97.2.10"])
+        api.settle()
+
+        def reserve(who):
+            return api.call("PUT", "/api/v1/marks/-/127.97.2.7",
+                            {"status": "reserved", "description": who + "'s",
+                             "if_available": True},
+                            headers={"X-Requester": who})
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(reserve, ["alice", "bob"]))
+        codes = sorted(r[0] for r in results)
+        assert codes == [200, 409], [r[:2] for r in results]
+        won = next(r for r in results if r[0] == 200)[1]
+        lost = next(r for r in results if r[0] == 409)[1]
+        winner = won["description"].split("'")[0]
+        assert won["status"] == "reserved"
+        assert lost["current"]["description"] == won["description"], lost
+        assert "is reserved (by write:%s)" % winner in lost["detail"], lost
+        status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.2.7",
+                                     token=READ_TOKEN)
+        requesters = {h["requested_by"] for h in detail["history"]}
+        assert {"write:alice", "write:bob"} <= requesters, detail["history"]
+
+        # If-Match: the etag seen before a change refuses after it.
+        etag = detail["etag"]
+        status, body, _ = api.call("DELETE", "/api/v1/marks/-/127.97.2.7",
+                                   headers={"If-Match": etag})
+        assert status == 200, body
+        assert body["status"] == "available"
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.7",
+                                   {"status": "quarantine", "reason": "abuse"},
+                                   headers={"If-Match": etag})
+        assert status == 409 and "etag" in body["detail"], body
+
+        # Bad writes.
+        for body, field in [({"status": "free"}, "status"),
+                            ({"status": "reserved", "colour": 1}, "colour"),
+                            ({"status": "reserved", "if_available": "yes"},
+                             "if_available")]:
+            status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8", body)
+            assert status == 400 and answer.get("field") == field, answer
+        status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8",
+                                     {"status": "quarantine", "description": "x"})
+        assert status == 400 and "description is allowed only" in answer["detail"]
+        status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8",
+                                     b"{not json")
+        assert status == 400 and "not JSON" in answer["detail"], answer
+        status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8",
+                                     b"x" * (70 * 1024))
+        assert status == 413, answer
+    finally:
+        api.close()
+
+
+def test_allocate_next_free_under_twenty_clients():
+    api = Api()
+    try:
+        api.subnet("pool", "127.97.3.0/24", ["127.97.3.1-127.97.3.40"])
+        api.settle()
+
+        def allocate(i):
+            return api.call("POST", "/api/v1/subnets/pool/allocate",
+                            {"count": 1, "description": "client %d" % i},
+                            headers={"X-Requester": "c%d" % i}, timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(allocate, range(20)))
+        assert all(r[0] == 201 for r in results), [r[:2] for r in results]
+        got = [r[1]["addresses"][0]["ip_address"] for r in results]
+        assert len(set(got)) == 20, got
+        assert api.db.scalar("SELECT count(*) FROM ipam WHERE status = 'reserved'") == 20
+
+        status, body, _ = api.call("POST", "/api/v1/subnets/pool/allocate",
+                                   {"count": 30})
+        assert status == 409 and "fewer than the 30" in body["detail"], body
+        status, body, _ = api.call("POST", "/api/v1/subnets/none/allocate", {})
+        assert status == 404, body
+    finally:
+        api.close()
+
+
+def test_import_dry_run_then_for_real():
+    api = Api()
+    try:
+        subnets = [{"id": "s%d" % i, "name": "net %d" % i,
+                    "cidr": "127.99.%d.0/24" % i,
+                    "static_ip_pools": ["127.99.%d.1-127.99.%d.10" % (i, i)]}
+                   for i in range(3)]
+        servers = [{"id": str(i), "hostname": "h%d" % i,
+                    "ip_address": "127.99.%d.%d" % (i % 3, 5 + i // 3),
+                    "nic_mac": None, "device_type": "vm", "manufacture": "x"}
+                   for i in range(6)]
+        status, plan, _ = api.call("POST", "/api/v1/import",
+                                   {"subnets": subnets, "servers": servers,
+                                    "dry_run": True})
+        assert status == 200, plan
+        assert plan["servers"]["create"] == 6 and plan["subnets"]["create"] == 3, plan
+        assert api.db.scalar("SELECT count(*) FROM ipam") == 0
+
+        status, body, _ = api.call("POST", "/api/v1/import",
+                                   {"subnets": subnets, "servers": servers})
+        assert status == 200, body
+        assert (body["servers"], body["subnets"]) == (6, 3), body
+        assert api.db.scalar("SELECT count(*) FROM ipam") == 30
+        assert api.db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 6
+
+        bad = [{"id": "9", "hostname": "h", "ip_address": "300.1.1.1"}]
+        status, body, _ = api.call("POST", "/api/v1/import", {"servers": bad})
+        assert status == 400 and "servers[0]" in body["errors"][0], body
+    finally:
+        api.close()
+
+
+def test_write_while_postgresql_is_away():
+    """A write while PostgreSQL is away is refused at once (503) and
+    publishes nothing; the API's reads come back with it."""
+    pg = harness.PrivatePostgres().start()
+    db = Database(host="127.0.0.1", port=pg.port)
+    api = Api(db=db)
+    try:
+        api.subnet("lan", "127.97.4.0/24", ["127.97.4.1-127.97.4.5"])
+        api.settle()
+        marks_before = count_messages(api.topics.marks)
+        pg.stop()
+        wait_until(lambda: api.call("GET", "/api/v1/stats", token=READ_TOKEN)[0] == 503,
+                   30, "reads to fail")
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.4.2",
+                                   {"status": "reserved"})
+        assert status == 503 and "nothing was published" in body["detail"], body
+        assert count_messages(api.topics.marks) == marks_before
+        pg.start()
+        wait_until(lambda: api.call("GET", "/api/v1/stats", token=READ_TOKEN)[0] == 200,
+                   60, "reads to come back")
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.4.2",
+                                   {"status": "reserved"})
+        assert status == 200, body
+        assert count_messages(api.topics.marks) == marks_before + 1
+    finally:
+        api.close()
+        pg.close()
+
+
+def count_messages(topic):
+    """The number of messages in a one-partition topic (its high watermark)."""
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": harness.bootstrap(),
+                         "group.id": harness.unique("count")})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0),
+                                                   timeout=10)
+        return high
+    finally:
+        consumer.close()
+
+
+def test_openapi_document_matches_the_routes():
+    """Every path and method of the OpenAPI document is served (nothing
+    answers 404 "no such endpoint" or 405), and a route the document does
+    not name is not served."""
+    api = Api()
+    try:
+        status, doc, _ = api.call("GET", "/api/v1/openapi.json", token=None)
+        assert status == 200
+        samples = {"{vrf}": "-", "{ip}": "127.97.5.1", "{id}": "x"}
+        for path, methods in doc["paths"].items():
+            concrete = path
+            for name, value in samples.items():
+                concrete = concrete.replace(name, value)
+            for method in methods:
+                if method not in ("get", "put", "post", "delete"):
+                    continue
+                body = {} if method in ("put", "post") else None
+                status, answer, _ = api.call(method.upper(), "/api/v1" + concrete,
+                                             body)
+                assert status != 405, (method, path, answer)
+                if status == 404:
+                    assert "no such endpoint" not in answer["detail"], (method, path)
+        status, answer, _ = api.call("GET", "/api/v1/servers")
+        assert status == 404 and "/servers" not in doc["paths"]
+    finally:
+        api.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
