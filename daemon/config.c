@@ -159,6 +159,10 @@ static const struct config_key config_keys[] = {
 	    "Topic the API publishes its mark requests to; empty: the\n"
 	    "first cloudevents topic of entity mark in [consumer] topics."),
 
+	KEY_STRING("api", "web_dir", api_web_dir, IPAM_WEB_DIR, false,
+	    "Folder of the operator page served under / (the files of web/);\n"
+	    "empty serves no page."),
+
 	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
 	    "Probe every address that has a row with ICMP echo (needs\n"
 	    "CAP_NET_RAW, or a ping_group_range that holds the daemon's group)."),

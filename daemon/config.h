@@ -76,6 +76,7 @@ struct config {
 	long long	 api_write_wait_ms;
 	long long	 api_rate_limit;
 	char		*api_marks_topic;
+	char		*api_web_dir;
 
 	/* [sweeper] */
 	bool		 sweeper_enabled;

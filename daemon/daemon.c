@@ -20,6 +20,7 @@
 #include "daemon/notify.h"
 #include "daemon/producer.h"
 #include "daemon/readpool.h"
+#include "daemon/web.h"
 #include "sweeper/sweeper.h"
 
 /* How often the STATUS= line is refreshed. */
@@ -51,6 +52,7 @@ struct daemon {
 	struct readpool		*api_pool;	/* the API's own connections */
 	struct producer		*producer;	/* the API's writes */
 	struct api		*api;
+	struct web		*web;		/* the operator page */
 	struct sweeper		*sweeper;
 	time_t			 start_time;
 	double			 watchdog_seconds;
@@ -414,7 +416,12 @@ daemon_status_cb(evutil_socket_t fd, short what, void *arg)
 static void
 daemon_route(struct evhttp_request *request, const char *path, void *arg)
 {
-	api_route(request, path, ((struct daemon *)arg)->api);
+	struct daemon *daemon = arg;
+
+	if (strncmp(path, "/api/", 5) == 0 || daemon->web == NULL)
+		api_route(request, path, daemon->api);
+	else
+		web_route(daemon->web, request, path);
 }
 
 /* An API request's client went away. */
@@ -488,6 +495,8 @@ daemon_api_new(struct daemon *daemon, const char *password, char *err,
 	settings.limits = &config->limits;
 	daemon->api = api_new(daemon->base, daemon->api_pool,
 	    daemon->producer, &settings);
+	if (*config->api_web_dir != '\0')
+		daemon->web = web_new(config->api_web_dir);
 	rc = 0;
 done:
 	if (read_token != NULL)
@@ -668,6 +677,7 @@ daemon_free(struct daemon *daemon)
 	/* The API's requests are told first; nothing calls back after. */
 	http_free(daemon->http);
 	api_free(daemon->api);
+	web_free(daemon->web);
 	readpool_free(daemon->api_pool);
 	producer_free(daemon->producer, 1000);
 	sweeper_free(daemon->sweeper);
