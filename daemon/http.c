@@ -965,16 +965,21 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 /*
  * Makes room at the cap: closes the connection that has waited longest
  * for its request (a client sending its request at once is never the
- * one).  Returns false when every connection is past its request.
+ * one), one with a whole request about to be served only if there is no
+ * other.  Returns false when every connection is past its request.
  */
 static bool
 http_evict(struct http *http)
 {
 	struct http_conn *conn;
+	int pass;
 
-	TAILQ_FOREACH(conn, &http->conns, entry) {
-		if (conn->state != HTTP_CONN_READING ||
-		    conn->requests_queued > 0)
+	for (pass = 0; pass < 2; pass++) {
+		TAILQ_FOREACH(conn, &http->conns, entry)
+			if (conn->state == HTTP_CONN_READING &&
+			    (pass == 1 || conn->requests_queued == 0))
+				break;
+		if (conn == NULL)
 			continue;
 		http->stats.closed_evicted++;
 		log_debug("http: connection %d evicted to make room",
