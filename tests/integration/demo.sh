@@ -16,11 +16,15 @@ failed=0
 expect() {
 	if grep -qE "$1" <<<"$out"; then echo "PASS $2"; else echo "FAIL $2"; failed=$((failed + 1)); fi
 }
-expect '192\.168\.1\.11 +\| 1 +\| allocated \| static +\| 7 +\| web-01 +\| aa:bb:cc:00:11:22' "moved server holds .11"
-expect '192\.168\.1\.10 +\| 1 +\| available \| static +\| +\| +\|' ".10 freed with device fields cleared"
-expect '192\.168\.1\.20 +\| 1 +\| reserved +\| static .*office gateway' "reserved mark with description"
-expect '^ 1 +\| +47 \| +2 \| +1 \| +0$' "per-subnet counts"
+expect '^192\.168\.1\.11 +allocated +static +no +1 +web-01 +aa:bb:cc:00:11:22' "moved server holds .11"
+expect '^192\.168\.1\.20 +reserved +static .*office gateway' "reserved mark with description"
+expect '^192\.168\.1\.1 +reserved +static .*new desks' "allocate: the first free address"
+expect '^192\.168\.1\.2 +reserved +static .*new desks' "allocate: the next free address"
+expect '^1 +office-lan +192\.168\.1\.0/24 +50 +44 +2 +4 +0' "per-subnet counts"
+expect 'write:demo' "the requester in the address's history"
 expect 'is not an IPv4 or IPv6 address' "dead letter shown"
-if grep -q '192\.168\.1\.100' <<<"$out"; then echo "FAIL dhcp row removed"; failed=$((failed + 1)); else echo "PASS dhcp row removed"; fi
-echo "$((6 - failed)) passed, $failed failed"
+for gone in '192\.168\.1\.100' '^192\.168\.1\.10 '; do
+	if grep -qE "$gone" <<<"$out"; then echo "FAIL $gone not listed"; failed=$((failed + 1)); else echo "PASS $gone not listed"; fi
+done
+echo "$((9 - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
