@@ -163,6 +163,22 @@ static const struct config_key config_keys[] = {
 	    "Folder of the operator page served under / (the files of web/);\n"
 	    "empty serves no page."),
 
+	KEY_INT("retention", "audit_days", retention_audit_days, "90", 0,
+	    36500, true,
+	    "Audit rows older than this many days are removed, a little at\n"
+	    "a time; 0 keeps them forever."),
+	KEY_INT("retention", "dead_letter_days", retention_dead_letter_days,
+	    "90", 0, 36500, true,
+	    "Dead letters older than this many days are removed; 0 keeps\n"
+	    "them forever."),
+	KEY_INT("retention", "request_days", retention_request_days, "90", 0,
+	    36500, true,
+	    "Outcomes of operator requests older than this many days are\n"
+	    "removed; 0 keeps them forever."),
+	KEY_INT("retention", "interval_ms", retention_interval_ms, "600000",
+	    1000, 86400000, true,
+	    "How often old rows are looked for."),
+
 	KEY_BOOL("sweeper", "enabled", sweeper_enabled, "true", true,
 	    "Probe every address that has a row with ICMP echo (needs\n"
 	    "CAP_NET_RAW, or a ping_group_range that holds the daemon's group)."),

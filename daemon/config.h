@@ -78,6 +78,12 @@ struct config {
 	char		*api_marks_topic;
 	char		*api_web_dir;
 
+	/* [retention] */
+	long long	 retention_audit_days;
+	long long	 retention_dead_letter_days;
+	long long	 retention_request_days;
+	long long	 retention_interval_ms;
+
 	/* [sweeper] */
 	bool		 sweeper_enabled;
 	long long	 sweeper_interval_ms;
