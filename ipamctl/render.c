@@ -435,15 +435,18 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 		    "no server holds it)\n");
 	}
 	mark = json_object_get(detail, "mark");
-	if (json_is_object(mark))
-		fprintf(out, "\nmark: %s \"%s\" by %s at %s\n",
-		    render_get(mark, "status", buffer[0], sizeof(buffer[0])),
-		    render_get(mark, "description|reason", buffer[1],
-		    sizeof(buffer[1])),
+	if (json_is_object(mark)) {
+		json_t *why = render_lookup(mark, "description|reason");
+
+		fprintf(out, "\nmark: %s", render_get(mark, "status",
+		    buffer[0], sizeof(buffer[0])));
+		if (json_is_string(why))
+			fprintf(out, " \"%s\"", json_string_value(why));
+		fprintf(out, " by %s at %s\n",
 		    render_get(mark, "requested_by", buffer[2],
 		    sizeof(buffer[2])),
 		    render_get(mark, "updated_at", buffer[3], sizeof(buffer[3])));
-	else
+	} else
 		fprintf(out, "\nmark: none\n");
 	list = json_object_get(detail, "holders");
 	fprintf(out, "\nholders: %zu\n", json_array_size(list));

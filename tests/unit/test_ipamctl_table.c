@@ -249,6 +249,16 @@ test_render_address_detail(void **state)
 	    "write:alice   status available -> reserved; description - -> gw  "
 	    "t.marks/0@41\n"));
 	capture_free(&out);
+
+	/* A mark without a description says so by leaving it out. */
+	json_object_set_new(json_object_get(detail, "mark"), "description",
+	    json_null());
+	capture_open(&out);
+	render_address_detail(detail, out.stream, false);
+	capture_close(&out);
+	assert_non_null(strstr(out.text, "\nmark: reserved by write:alice at "
+	    "2026-11-28T10:00:00Z\n"));
+	capture_free(&out);
 	json_decref(detail);
 }
 
