@@ -154,6 +154,7 @@ struct http {
 	struct event		*accept_round;	/* ends a round of accepts */
 	unsigned		 accepted_in_round;
 	unsigned		 accept_batch;
+	unsigned		 reply_seconds;
 	struct http_handlers	 handlers;
 	/* Oldest request first: the head is the first to evict. */
 	struct http_conn_list	 conns;
@@ -944,8 +945,8 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	case HTTP_CONN_HANDLER:
 		http->stats.closed_reply_deadline++;
-		log_warnx("http: a request had no reply within %d s; closing "
-		    "its connection", HTTP_REPLY_SECONDS);
+		log_warnx("http: a request had no reply within %u s; closing "
+		    "its connection", http->reply_seconds);
 		http_conn_send_raw(conn, 503, "Service Unavailable", NULL,
 		    "timeout", "no reply in time");
 		http_conn_close(conn, BEV_EVENT_TIMEOUT);
@@ -953,7 +954,7 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case HTTP_CONN_REPLYING:
 		http->stats.closed_reply_deadline++;
 		log_debug("http: connection %d: the reply was not written "
-		    "within %d s", (int)conn->fd, HTTP_REPLY_SECONDS);
+		    "within %u s", (int)conn->fd, http->reply_seconds);
 		http_conn_close(conn, BEV_EVENT_TIMEOUT);
 		return;
 	case HTTP_CONN_SETUP:
@@ -1143,7 +1144,7 @@ http_dispatched(struct http *http, struct evhttp_request *request,
 	conn->request = request;
 	conn->routed = routed;
 	evhttp_request_set_on_complete_cb(request, http_conn_replied, conn);
-	http_conn_arm(conn, http_now_ms() + HTTP_REPLY_SECONDS * 1000);
+	http_conn_arm(conn, http_now_ms() + (int64_t)http->reply_seconds * 1000);
 	if (conn->watch == NULL &&
 	    (conn->watch = event_new(http->base, conn->fd, EV_READ,
 	    http_conn_watch_cb, conn)) == NULL)
@@ -1374,6 +1375,7 @@ http_new(struct event_base *base, const char *address_text,
 		fatal("http: calloc");
 	http->base = base;
 	http->handlers = *handlers;
+	http->reply_seconds = HTTP_REPLY_SECONDS;
 	TAILQ_INIT(&http->conns);
 	LIST_INSERT_HEAD(&http_servers, http, servers);
 	nofile = http_raise_nofile();
@@ -1435,6 +1437,13 @@ http_new(struct event_base *base, const char *address_text,
 		log_info("http: listening on %s:%d", text, port);
 	}
 	return http;
+}
+
+/* Sets how long a handler may hold a request, reply included. */
+void
+http_set_reply_seconds(struct http *http, unsigned seconds)
+{
+	http->reply_seconds = seconds > 0 ? seconds : 1;
 }
 
 /* Fills stats with the server's counters. */

@@ -27,7 +27,8 @@
  * or the chunked evhttp_send_reply_start/_chunk/_end), at once or later
  * from another callback on the loop; each request gets exactly one reply.
  * The connection stays open while the handler holds the request, for at
- * most HTTP_REPLY_SECONDS in all (waiting and writing).  Handlers must not
+ * most HTTP_REPLY_SECONDS in all (waiting and writing; see
+ * http_set_reply_seconds).  Handlers must not
  * call evhttp_connection_set_closecb or evhttp_request_set_on_complete_cb:
  * the server uses both to track its connections.
  *
@@ -91,6 +92,13 @@ struct http;
 struct http	*http_new(struct event_base *base, const char *address_text,
 		    const struct http_handlers *handlers, char *err,
 		    size_t errlen);
+
+/*
+ * Sets how long a handler may hold a request, reply included (from the
+ * next request on; HTTP_REPLY_SECONDS until then).  Keep it above the
+ * longest a handler waits before it answers.
+ */
+void		 http_set_reply_seconds(struct http *http, unsigned seconds);
 
 /* Fills stats with the server's counters. */
 void		 http_stats(const struct http *http, struct http_stats *stats);

@@ -9,7 +9,8 @@
  *   anything else      200 with the decoded path
  *
  * /metrics gives the probe's counters and http_stats; SIGTERM frees the
- * server (gone for held requests) and exits 0.
+ * server (gone for held requests) and exits 0.  An argument sets the
+ * seconds a handler may hold a request (http_set_reply_seconds).
  */
 #include <sys/queue.h>
 
@@ -183,7 +184,7 @@ probe_stop_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Serves until SIGTERM. */
 int
-main(void)
+main(int argc, char **argv)
 {
 	struct probe probe = { 0 };
 	struct http_handlers handlers = {
@@ -207,6 +208,8 @@ main(void)
 		log_errx("probe: %s", err);
 		return 1;
 	}
+	if (argc > 1)
+		http_set_reply_seconds(probe.http, (unsigned)atoi(argv[1]));
 	event_base_dispatch(probe.base);
 	http_free(probe.http);
 	log_info("probe: stopped, gone %lu, still held %d", probe.gone,

@@ -491,11 +491,12 @@ def test_http_accept_errors_pause_the_listener_without_flooding_the_log():
 class Probe:
     """http_probe: daemon/http.c with route handlers of the test's own."""
 
-    def __init__(self):
+    def __init__(self, reply_seconds=None):
         self.dir = tempfile.mkdtemp(prefix="http-probe-")
         self.log_path = os.path.join(self.dir, "probe.log")
         self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PROBE], stdout=self.log_file,
+        argv = [PROBE] + ([str(reply_seconds)] if reply_seconds else [])
+        self.proc = subprocess.Popen(argv, stdout=self.log_file,
                                      stderr=subprocess.STDOUT)
         wait_until(lambda: re.search(r"listening on \S+:(\d+)", self.log())
                    or self.proc.poll() is not None, 10, "the probe's port")
@@ -607,6 +608,33 @@ def test_http_route_handlers_answer_later_and_hear_of_clients_that_left():
                          probe.log()), probe.log()[-2000:]
         for s in held:
             s.close()
+    finally:
+        probe.close()
+
+
+
+def test_http_reply_deadline_answers_503_and_tells_the_handler():
+    """A handler that holds a request past the reply deadline (1 s here,
+    http_set_reply_seconds): the client gets a JSON 503 and a close, the
+    handler is told (gone), and its late reply only frees the request."""
+    if not PROBE:
+        raise SystemExit("IPAM_HTTP_PROBE is not set (run through ctest)")
+    probe = Probe(reply_seconds=1)
+    try:
+        response, closed = raw_exchange(
+            probe.port, b"GET /never HTTP/1.1\r\nHost: t\r\n\r\n", timeout=10)
+        assert closed, response
+        status, headers, body = parse_response(response)
+        assert status == 503 and json.loads(body)["error"] == "timeout", response
+        counters = probe.counters()
+        assert counters["gone"] == 1 and counters["closed_reply_deadline"] == 1, counters
+        # A request answered in time on the same server is untouched.
+        response, closed = raw_exchange(
+            probe.port, b"GET /later?ms=100 HTTP/1.1\r\nHost: t\r\n"
+            b"Connection: close\r\n\r\n", timeout=10)
+        assert closed and parse_response(response)[0] == 200, response
+        probe.proc.send_signal(signal.SIGTERM)
+        assert probe.proc.wait(10) == 0, probe.log()[-2000:]
     finally:
         probe.close()
 
