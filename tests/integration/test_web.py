@@ -1,0 +1,652 @@
+"""The operator page (web/) in headless Chromium against the real daemon,
+PostgreSQL and Kafka: the seed inventory imported through the API and
+counted on the page, filters, paging and CSV export of the address list, a
+reservation made in the page and seen in the API and its audit, the 409
+shown as "someone else got it", the subnet map's cells against the API's
+statuses, the health page, and the Content-Security-Policy holding against
+an injected script and a hostile hostname.  Every page is saved as a
+screenshot under $IPAM_WEB_SCREENSHOTS (ctest passes the build folder's
+web-screenshots) for a person to look at.
+
+Chromium, chromedriver and Selenium are Debian's (chromium,
+chromium-driver, python3-selenium); without them the tests are skipped
+(exit 77), except under CI=true where that fails."""
+
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_until
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+except ImportError:  # pragma: no cover - reported by skip_without_browser
+    webdriver = None
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WEB_DIR = os.path.join(harness.ROOT, "web")
+SCREENSHOTS = os.environ.get("IPAM_WEB_SCREENSHOTS",
+                             os.path.join(harness.ROOT, "build", "web-screenshots"))
+READ_TOKEN = "r-" + "3" * 30
+WRITE_TOKEN = "w-" + "9" * 30
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+# The seed: 654 static pool addresses in six subnets (one without a pool)
+# and 105 servers, 72 inside pools and 33 in subnets but outside their
+# pools: 654 + 33 = 687 rows, 105 allocated, 654 - 72 = 582 available.
+SEED_SUBNETS = [
+    ("s-a", "Servers A", "127.100.0.0/24", ["127.100.0.10-127.100.0.215"]),
+    ("s-b", "Servers B", "127.100.1.0/24",
+     ["127.100.1.20-127.100.1.119", "127.100.1.200-127.100.1.249"]),
+    ("s-c", "Servers C", "127.100.2.0/23", ["127.100.2.10-127.100.3.13"]),
+    ("s-d", "Lab small", "127.100.4.0/26", ["127.100.4.8/29"]),
+    ("s-e", "Lab east", "127.100.5.0/27", ["127.100.5.1-127.100.5.30"]),
+    ("s-f", "Loose", "127.100.6.0/24", []),
+]
+POOLED = {"s-a": 206, "s-b": 150, "s-c": 260, "s-d": 8, "s-e": 30, "s-f": 0}
+
+
+def seed_server_addresses():
+    """The 105 servers' addresses: 72 in pools, then 33 outside them."""
+    inside = (["127.100.0.%d" % i for i in range(10, 40)]
+              + ["127.100.1.%d" % i for i in range(20, 42)]
+              + ["127.100.2.%d" % i for i in range(250, 256)]
+              + ["127.100.3.%d" % i for i in range(0, 6)]
+              + ["127.100.4.%d" % i for i in range(8, 16)])
+    outside = (["127.100.0.%d" % i for i in range(220, 240)]
+               + ["127.100.6.%d" % i for i in range(10, 23)])
+    assert len(inside) == 72 and len(outside) == 33
+    return inside + outside
+
+
+def seed():
+    """The import body of the seed; server 7 has a hostile hostname."""
+    subnets = [{"id": sid, "name": name, "cidr": cidr, "static_ip_pools": pools,
+                "ping": False}
+               for sid, name, cidr, pools in SEED_SUBNETS]
+    servers = []
+    for n, ip in enumerate(seed_server_addresses(), start=1):
+        servers.append({"id": str(n),
+                        "hostname": HOSTILE if n == 7 else "host-%03d" % n,
+                        "ip_address": ip,
+                        "nic_mac": "52:54:00:00:%02x:%02x" % (n // 256, n % 256),
+                        "device_type": "vm" if n % 2 else "baremetal",
+                        "manufacture": ["Dell, Inc.", "HPE", "qemu"][n % 3]})
+    return {"subnets": subnets, "servers": servers}
+
+
+def skip_without_browser():
+    """Exit 77 (a skip) when Chromium or Selenium is missing, unless CI."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    if webdriver is None:
+        missing.append("python3-selenium")
+    if missing:
+        print("SKIP: the browser tests need %s" % ", ".join(missing))
+        if os.environ.get("CI") == "true":
+            sys.exit(1)
+        sys.exit(77)
+
+
+class Web:
+    """A daemon serving web/ with read and write tokens, the seed imported
+    through its API, and a headless Chromium on its page."""
+
+    def __init__(self):
+        self.db = Database()
+        self.topics = Topics()
+        self.dir = tempfile.mkdtemp(prefix="ipamd-web-")
+        api = {"web_dir": WEB_DIR}
+        for scope, token in (("read", READ_TOKEN), ("write", WRITE_TOKEN)):
+            path = os.path.join(self.dir, scope + ".token")
+            with open(path, "w") as f:
+                f.write(token + "\n")
+            api[scope + "_token_file"] = path
+        self.daemon = Daemon(self.db, self.topics, directory=self.dir,
+                             config={"api": api})
+        self.daemon.start()
+        self.daemon.wait_ready()
+        self.daemon.wait_assigned(3)
+        self.url = "http://127.0.0.1:%d" % self.daemon.http_port()
+        status, body, _ = self.call("POST", "/api/v1/import", seed(),
+                                    timeout=120)
+        assert status == 200, body
+        assert (body["servers"], body["subnets"]) == (105, 6), body
+        self.downloads = os.path.join(self.dir, "downloads")
+        os.makedirs(self.downloads)
+        self.driver = None
+        self.start_browser()
+
+    def start_browser(self):
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-dev-shm-usage", "--window-size=1280,800",
+                    "--force-device-scale-factor=1", "--no-first-run",
+                    "--disable-background-networking", "--disable-extensions",
+                    "--user-data-dir=" + os.path.join(self.dir, "chromium")):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER),
+                                       options=options)
+        self.desktop()
+        self.driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                    {"behavior": "allow",
+                                     "downloadPath": self.downloads})
+
+    def desktop(self):
+        """A 1280x800 viewport."""
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                    {"width": 1280, "height": 800,
+                                     "deviceScaleFactor": 1, "mobile": False})
+
+    def call(self, method, path, body=None, token=WRITE_TOKEN, requester=None,
+             timeout=30):
+        """One request to the API: (status, JSON or text, headers)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data,
+                                         method=method)
+        if token:
+            request.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if requester:
+            request.add_header("X-Requester", requester)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, text, headers = (response.status,
+                                         response.read().decode(),
+                                         response.headers)
+        except urllib.error.HTTPError as error:
+            status, text, headers = error.code, error.read().decode(), error.headers
+        if headers.get("Content-Type", "").startswith("application/json"):
+            return status, json.loads(text), headers
+        return status, text, headers
+
+    def api_rows(self, query=""):
+        """Every row the API lists for a query, page after page."""
+        rows, cursor = [], None
+        while True:
+            path = "/api/v1/addresses?limit=1000" + query
+            if cursor:
+                path += "&cursor=" + cursor
+            status, page, _ = self.call("GET", path, token=READ_TOKEN)
+            assert status == 200, page
+            rows += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return rows
+
+    # ---- the browser ----
+
+    def open(self, fragment):
+        """Loads the page at #fragment and waits until it has rendered."""
+        self.driver.get(self.url + "/#" + fragment)
+        self.wait_rendered("#" + fragment)
+
+    def go(self, fragment):
+        """Moves the loaded page to #fragment (a hash change)."""
+        self.driver.execute_script(
+            "if (location.hash !== '#' + arguments[0]) {"
+            " delete document.body.dataset.rendered;"
+            " location.hash = arguments[0]; }", fragment)
+        self.wait_rendered("#" + fragment)
+
+    def preset_token(self, token, requester=None):
+        """Puts a token in the tab's sessionStorage before the page loads
+        (as if entered earlier in this tab), from a file of the origin."""
+        self.driver.get(self.url + "/favicon.svg")
+        self.driver.execute_script(
+            "sessionStorage.setItem('ipam-syncd.token', arguments[0]);"
+            "sessionStorage.setItem('ipam-syncd.requester', arguments[1]);",
+            token, requester or "")
+
+    def wait_rendered(self, hash_value):
+        wait_until(lambda: self.driver.execute_script(
+            "return document.body.dataset.rendered") == hash_value,
+            30, "the page to render %s" % hash_value)
+
+    def find(self, css):
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css):
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css):
+        """The rendered text of the first element css selects ("" if none);
+        read in one step, so that a render in between cannot leave a
+        stale element."""
+        return self.driver.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            "return e ? e.innerText.trim() : ''", css)
+
+    def wait_text(self, css, predicate, what):
+        wait_until(lambda: predicate(self.text(css)), 30, what)
+        return self.text(css)
+
+    def use_token(self, token, requester=None):
+        """Enters a token (and a name) in the page's token form."""
+        box = self.find("#token-box")
+        if box.get_attribute("open") is None:
+            self.find("#token-box summary").click()
+        field = self.find("#token-input")
+        field.clear()
+        field.send_keys(token)
+        name = self.find("#requester-input")
+        name.clear()
+        if requester:
+            name.send_keys(requester)
+        self.driver.execute_script("delete document.body.dataset.rendered")
+        self.find("#token-form button[type=submit]").click()
+        expected = {WRITE_TOKEN: "Token: write",
+                    READ_TOKEN: "Token: read only"}.get(token, "Token refused")
+        self.wait_text("#token-state", lambda t: t == expected, expected)
+        # The page renders again with the token.
+        self.wait_rendered(self.driver.execute_script(
+            "return location.hash || '#/addresses'"))
+
+    def rows(self):
+        """The address list's rows: [(address, status)]."""
+        return [tuple(r) for r in self.driver.execute_script(
+            "return [...document.querySelectorAll('#addresses tbody tr[data-ip]')]"
+            ".map(tr => [tr.dataset.ip, tr.dataset.status])")]
+
+    def screenshot(self, name):
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        path = os.path.join(SCREENSHOTS, name + ".png")
+        assert self.driver.save_screenshot(path), path
+        return path
+
+    def console(self):
+        """The browser's console since the last call: [(level, message)]."""
+        return [(e["level"], e["message"]) for e in self.driver.get_log("browser")]
+
+    def assert_no_console_errors(self, allowed=()):
+        """No error or warning on the console but those allowed (regexes)."""
+        import re
+        # preset_token's visit to favicon.svg makes Chromium look for
+        # /favicon.ico; the page itself names its icon.
+        allowed = list(allowed) + [r"/favicon\.ico - .*404"]
+        bad = [(level, message) for level, message in self.console()
+               if level in ("SEVERE", "WARNING")
+               and not any(re.search(a, message) for a in allowed)]
+        assert not bad, bad
+
+    def assert_no_alert(self):
+        try:
+            alert = self.driver.switch_to.alert
+        except NoAlertPresentException:
+            return
+        text = alert.text
+        alert.dismiss()
+        raise AssertionError("an alert ran: %r" % text)
+
+    def close(self):
+        if self.driver is not None:
+            self.driver.quit()
+        status = self.daemon.stop()
+        self.daemon.close()
+        self.db.close()
+        assert status == 0, status
+
+
+def counts(web):
+    return {k: int(web.text("#count-" + k))
+            for k in ("total", "available", "allocated", "reserved", "quarantine")}
+
+
+def test_web_address_list_counts_filters_paging_and_export():
+    """The list shows the seed's counts; filters, search and paging change
+    the rows; the URL holds the filter; the CSV export saves what the
+    filter matches; the phone width and dark mode render."""
+    web = Web()
+    try:
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/addresses")
+        assert web.text("#token-state") == "Token: write"
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "first page")
+        assert counts(web) == {"total": 687, "available": 582, "allocated": 105,
+                               "reserved": 0, "quarantine": 0}, counts(web)
+        assert web.text("#total") == "687"
+        assert web.text("#page-range") == "1–100 of 687"
+        first = web.rows()
+        api_first = [r["ip_address"] for r in web.api_rows()][:100]
+        assert [ip for ip, _ in first] == api_first
+        web.screenshot("01-addresses")
+
+        # Paging: the next page is the API's next hundred, to the end.
+        web.find("#next-page").click()
+        web.wait_text("#page-range", lambda t: t.startswith("101–200"), "page 2")
+        second = web.rows()
+        assert [ip for ip, _ in second] == [r["ip_address"] for r in
+                                            web.api_rows()][100:200]
+        assert not set(second) & set(first)
+        for n in range(3, 8):
+            web.find("#next-page").click()
+            web.wait_text("#page-range", lambda t, n=n: t.startswith(
+                "%d–" % ((n - 1) * 100 + 1)), "page %d" % n)
+        assert web.text("#page-range") == "601–687 of 687"
+        assert len(web.rows()) == 87
+        assert web.find("#next-page").get_attribute("disabled") is not None
+        web.find("#prev-page").click()
+        web.wait_text("#page-range", lambda t: t.startswith("501–600"), "back")
+        web.find("#first-page").click()
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "first")
+
+        # A status filter from the form: the URL holds it.
+        web.find("#f-status-allocated").click()
+        web.find("#f-apply").click()
+        web.wait_rendered("#/addresses?status=allocated")
+        web.wait_text("#total", lambda t: t == "105", "105 allocated")
+        assert {s for _, s in web.rows()} == {"allocated"}
+        assert len(web.rows()) == 100
+
+        # Subnet and search, by keyboard: Enter in the search box applies.
+        Select(web.find("#f-subnet")).select_by_value("s-d")
+        search = web.find("#f-q")
+        search.send_keys("host-07")
+        search.send_keys(Keys.ENTER)
+        web.wait_rendered("#/addresses?status=allocated&subnet=s-d&q=host-07")
+        expected = [r["ip_address"] for r in web.api_rows(
+            "&status=allocated&subnet=s-d&q=host-07")]
+        assert expected and len(expected) < 8, expected
+        wait_until(lambda: [ip for ip, _ in web.rows()] == expected, 30,
+                   "the searched rows")
+
+        # A shared view: the URL alone gives the filter and its rows.
+        web.open("/addresses?status=available&subnet=s-e&limit=25")
+        web.wait_text("#total", lambda t: t == "30", "30 available in s-e")
+        assert web.find("#f-status-available").is_selected()
+        assert not web.find("#f-status-allocated").is_selected()
+        assert Select(web.find("#f-subnet")).first_selected_option \
+            .get_attribute("value") == "s-e"
+        assert web.text("#page-range") == "1–25 of 30"
+        assert all(ip.startswith("127.100.5.") and s == "available"
+                   for ip, s in web.rows())
+
+        # CSV of the current filter, fetched with the token and saved.
+        web.find("#export-csv").click()
+        saved = os.path.join(web.downloads, "addresses.csv")
+        wait_until(lambda: os.path.exists(saved) and os.path.getsize(saved) > 0,
+                   30, "addresses.csv")
+        with open(saved) as f:
+            lines = f.read().strip().splitlines()
+        assert lines[0].startswith("vrf,ip_address"), lines[0]
+        assert len(lines) == 31, len(lines)
+
+        # A status count at the top is a link to its filter.
+        web.open("/addresses")
+        web.find("a.count.st-allocated").click()
+        web.wait_rendered("#/addresses?status=allocated")
+        web.wait_text("#total", lambda t: t == "105", "105")
+
+        # Phone width, then dark mode at the desktop width.
+        web.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                   {"width": 390, "height": 844,
+                                    "deviceScaleFactor": 1, "mobile": True})
+        web.open("/addresses")
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "phone")
+        width = web.driver.execute_script(
+            "return document.documentElement.scrollWidth")
+        assert width <= 390, "the page scrolls sideways at 390 px: %d" % width
+        web.screenshot("05-phone-addresses")
+        web.open("/subnets")
+        wait_until(lambda: len(web.find_all(".map")) == 5, 30, "maps")
+        web.screenshot("05-phone-subnets")
+        web.desktop()
+        web.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        web.open("/addresses")
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "dark")
+        background = web.driver.execute_script(
+            "return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(17, 21, 27)", background
+        web.screenshot("06-dark-addresses")
+        web.open("/address/-/127.100.0.10")
+        web.screenshot("06-dark-detail")
+        web.assert_no_console_errors()
+    finally:
+        web.close()
+
+
+def test_web_reserve_in_the_page_and_the_conflict():
+    """A reservation made in the page is in the API with its requester and
+    in the audit; an address another operator took first shows "someone
+    else got it" with the row as it now is; without a write token the page
+    offers no write."""
+    web = Web()
+    try:
+        web.open("/address/-/127.100.0.100")
+        # No token: the daemon has tokens, so the page asks for one.
+        wait_until(lambda: "needs a token" in web.text("#notice"), 30, "notice")
+        web.use_token(READ_TOKEN)
+        web.go("/address/-/127.100.0.100")
+        assert not web.find_all("#reserve"), "a read token may not write"
+        assert "may only read" in web.text("#actions")
+
+        web.use_token(WRITE_TOKEN, "ops-web")
+        web.go("/address/-/127.100.0.100")
+        description = web.find("#reserve-description")
+        description.send_keys("new printer, 2nd floor")
+        description.send_keys(Keys.ENTER)
+        web.wait_text("#action-result", lambda t: t == "Reserved.", "reserved")
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.100.0.100",
+                                     token=READ_TOKEN)
+        assert status == 200, detail
+        assert detail["row"]["status"] == "reserved"
+        assert detail["row"]["description"] == "new printer, 2nd floor"
+        assert detail["mark"]["requested_by"] == "write:ops-web", detail["mark"]
+        assert detail["history"][0]["requested_by"] == "write:ops-web", \
+            detail["history"][0]
+        # The page shows the audit's timeline with who asked.
+        wait_until(lambda: "by write:ops-web" in web.text("#history"), 30,
+                   "the timeline")
+        assert web.find("h1 .badge").text == "reserved"
+        web.screenshot("03-detail")
+
+        # Quarantine with a reason, then release, from the page.
+        web.find("#quarantine-reason").send_keys("abuse report 4711")
+        web.find("#quarantine").click()
+        web.wait_text("#action-result", lambda t: t == "Quarantined.", "q")
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.100.0.100",
+                                     token=READ_TOKEN)
+        assert detail["row"]["status"] == "quarantine", detail["row"]
+        wait_until(lambda: web.find("h1 .badge").text == "quarantine", 30, "q")
+        web.find("#release").click()
+        web.wait_text("#action-result", lambda t: t == "Released.", "released")
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.100.0.100",
+                                     token=READ_TOKEN)
+        assert detail["row"]["status"] == "available" and not detail["mark"]
+
+        # Someone else gets 127.100.0.101 after the page showed it free.
+        web.go("/address/-/127.100.0.101")
+        assert web.find("h1 .badge").text == "available"
+        status, body, _ = web.call("PUT", "/api/v1/marks/-/127.100.0.101",
+                                   {"status": "reserved",
+                                    "description": "bob's switch",
+                                    "if_available": True}, requester="bob")
+        assert status == 200, body
+        web.find("#reserve-description").send_keys("my switch")
+        web.find("#reserve").click()
+        web.wait_text("#action-result", lambda t: "Someone else got it" in t,
+                      "the conflict")
+        shown = web.text("#action-result")
+        assert "bob's switch" in shown and "reserved" in shown, shown
+        assert "write:bob" in shown, shown
+        web.screenshot("03-detail-conflict")
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.100.0.101",
+                                     token=READ_TOKEN)
+        assert detail["row"]["description"] == "bob's switch"
+        assert detail["history"][0]["action"] == "refused"
+        assert detail["history"][0]["requested_by"] == "write:ops-web"
+
+        # Allocate next free from the subnet's page.
+        web.go("/subnet/s-e")
+        web.find("#alloc-s-e-description").send_keys("lab laptop")
+        web.find("form.allocate button[type=submit]").click()
+        web.wait_text("form.allocate .outcome", lambda t: "Reserved for you" in t,
+                      "the allocation")
+        got = web.find("form.allocate .outcome a").text
+        assert got == "127.100.5.1", got
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/" + got,
+                                     token=READ_TOKEN)
+        assert (detail["row"]["status"], detail["row"]["description"]) == \
+            ("reserved", "lab laptop")
+        assert detail["mark"]["requested_by"] == "write:ops-web"
+        # The 409s of the conflict and the 401 of the first load are the
+        # only console errors.
+        web.assert_no_console_errors(allowed=[
+            r"/api/v1/marks/-/127\.100\.0\.101 .*409",
+            r"/api/v1/(stats|subnets|addresses\S*) .*401",
+            r"/api/v1/import .*403"])
+    finally:
+        web.close()
+
+
+def test_web_subnet_map_matches_the_api():
+    """Each subnet's bar counts and each cell of its map agree with the
+    API's statuses; a cell leads to its address."""
+    web = Web()
+    try:
+        for ip, body in (("127.100.0.50", {"status": "reserved",
+                                           "description": "gw"}),
+                         ("127.100.1.60", {"status": "quarantine",
+                                           "reason": "abuse"})):
+            status, answer, _ = web.call("PUT", "/api/v1/marks/-/" + ip, body)
+            assert status == 200, answer
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/subnets")
+        wait_until(lambda: len(web.find_all(".map")) == 5, 30, "five maps")
+        wait_until(lambda: sum(len(m.find_elements(By.CSS_SELECTOR, ".cell"))
+                               for m in web.find_all(".map")) == 654, 30,
+                   "654 cells")
+        status, subnets, _ = web.call("GET", "/api/v1/subnets", token=READ_TOKEN)
+        statuses = {r["ip_address"]: r["status"] for r in web.api_rows()}
+        colours = {}
+        for subnet in subnets["items"]:
+            card = web.find("#subnet-" + subnet["id"])
+            for stat in ("allocated", "reserved", "quarantine", "available",
+                         "active"):
+                shown = card.find_element(By.CSS_SELECTOR,
+                                          "[data-stat=%s]" % stat).text
+                assert int(shown) == subnet["stats"][stat], (subnet, stat, shown)
+            cells = web.driver.execute_script(
+                "return [...document.querySelectorAll("
+                "'.map[data-subnet=\"' + arguments[0] + '\"] .cell')].map("
+                "c => [c.dataset.ip, c.dataset.status,"
+                " getComputedStyle(c).backgroundColor])", subnet["id"])
+            assert len(cells) == POOLED[subnet["id"]], (subnet["id"], len(cells))
+            for ip, status_shown, colour in cells:
+                assert statuses.get(ip) == status_shown, (ip, status_shown)
+                colours.setdefault(status_shown, set()).add(colour)
+        assert set(colours) == {"available", "allocated", "reserved",
+                                "quarantine"}, colours
+        assert all(len(c) == 1 for c in colours.values()), colours
+        assert len({next(iter(c)) for c in colours.values()}) == 4, colours
+        web.screenshot("02-subnets")
+
+        # A cell leads to its address.
+        web.driver.execute_script(
+            "document.querySelector('.cell[data-ip=\"127.100.0.50\"]').click()")
+        web.wait_rendered("#/address/-/127.100.0.50")
+        assert "gw" in web.text("#row")
+
+        # The subnet's own page; its list link filters the list.
+        web.go("/subnet/s-b")
+        wait_until(lambda: len(web.find_all(".map .cell")) == 150, 30, "s-b map")
+        web.screenshot("02-subnet-s-b")
+        web.find("#subnet-s-b a.button").click()
+        web.wait_rendered("#/addresses?subnet=s-b")
+        web.wait_text("#total", lambda t: t == str(150 + 0), "s-b's rows")
+        web.assert_no_console_errors()
+    finally:
+        web.close()
+
+
+def test_web_health_and_the_content_security_policy():
+    """The health page shows conflicts, dead letters and unplaced servers as
+    the API counts them; the page's policy stops an injected inline script,
+    and a hostile hostname is shown as text."""
+    web = Web()
+    try:
+        # A second server on a held address (a conflict), one in no
+        # subnet (unplaced) and a message that is not an event (a dead letter).
+        status, body, _ = web.call("POST", "/api/v1/import", {"servers": [
+            {"id": "dup", "hostname": "twin", "ip_address": "127.100.0.10"},
+            {"id": "lost", "hostname": "lost-1", "ip_address": "127.101.0.1"}]})
+        assert status == 200, body
+        kafka = Kafka()
+        kafka.send(web.topics.servers, "junk", "this is not a CloudEvent")
+        kafka.flush()
+        wait_until(lambda: web.call("GET", "/api/v1/stats",
+                                    token=READ_TOKEN)[1]["dead_letters"] == 1,
+                   60, "the dead letter")
+        _, stats, _ = web.call("GET", "/api/v1/stats", token=READ_TOKEN)
+        assert stats["conflicts"] >= 1 and stats["unplaced"]["servers"] == 1, stats
+
+        web.preset_token(READ_TOKEN)
+        web.open("/health")
+        assert web.text("#h-conflicts .n") == str(stats["conflicts"])
+        assert web.text("#h-dead-letters .n") == "1"
+        assert web.text("#h-unplaced-servers .n") == "1"
+        assert web.text("#h-ready .n") == "yes"
+        assert web.text("#h-lag .n").isdigit()
+        assert "127.100.0.10" in web.text("#conflict-table")
+        assert "lost-1" in web.text("#unplaced-servers")
+        dead = web.text("#dead-letter-table")
+        assert "junk" in dead and web.topics.servers in dead, dead
+        _, letters, _ = web.call("GET", "/api/v1/dead-letters", token=READ_TOKEN)
+        assert letters["items"][0]["reason"][:40] in dead, (letters, dead)
+        web.screenshot("04-health")
+        # A read token's scope is found by a dry-run import it may not make.
+        web.assert_no_console_errors(allowed=[r"/api/v1/import .*403"])
+
+        # The headers of the page.
+        with urllib.request.urlopen(web.url + "/", timeout=10) as response:
+            policy = response.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+        # An inline script injected into the page does not run.
+        web.open("/addresses")
+        ran = web.driver.execute_script(
+            "const s = document.createElement('script');"
+            "s.textContent = 'window.injectedRan = true';"
+            "document.head.appendChild(s);"
+            "return window.injectedRan === true")
+        assert ran is False
+        assert web.driver.execute_script("return window.injectedRan") is None
+        refused = [m for level, m in web.console()
+                   if "Content Security Policy" in m]
+        assert refused, "no CSP report of the refused script"
+
+        # The hostile hostname is text in the list and on its page.
+        web.open("/addresses?q=onerror")
+        wait_until(lambda: len(web.rows()) == 1, 30, "the hostile row")
+        cell = web.find("#addresses tbody td.hostname")
+        assert cell.text == HOSTILE, cell.text
+        assert not web.find_all("img"), "an img element was made"
+        web.assert_no_alert()
+        ip = web.rows()[0][0]
+        web.go("/address/-/" + ip)
+        assert HOSTILE in web.text("#row")
+        assert HOSTILE in web.text("#holders")
+        assert not web.find_all("img")
+        web.assert_no_alert()
+        web.assert_no_console_errors(allowed=[r"/api/v1/import .*403"])
+    finally:
+        web.close()
+
+
+if __name__ == "__main__":
+    skip_without_browser()
+    harness.main(globals())
