@@ -424,6 +424,10 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 		for (size_t i = 0; i < COUNT(keys); i++) {
 			const char *text = render_get(row, keys[i], buffer[0],
 			    sizeof(buffer[0]));
+
+			/* The default vrf is the empty name. */
+			if (strcmp(keys[i], "vrf") == 0 && strcmp(text, "-") == 0)
+				text = "(default)";
 			bool styled = colour && strcmp(keys[i], "status") == 0;
 
 			fprintf(out, "%-16s %s%s%s\n", keys[i],

@@ -215,6 +215,16 @@ def test_import_of_the_seed_inventory():
                            "--count")
         assert counted["total"] == 105
 
+        # The other filters and the sort, as the API applies them.
+        assert ctl.json("ls", "--type", "dhcp", "--count")["total"] == 33
+        assert ctl.json("ls", "--type", "static", "--count")["total"] == 654
+        assert ctl.json("ls", "--inactive", "--count")["total"] == 687
+        assert ctl.json("ls", "--active", "--count")["total"] == 0
+        last = ctl.json("ls", "--sort", "-address", "--limit", "1")["items"]
+        assert [r["ip_address"] for r in last] == ["10.60.6.22"], last
+        assert ctl.json("ls", "--changed-since", "2999-01-01T00:00:00Z")["items"] == []
+        assert ctl.json("ls", "-q", "10.60.4.", "--count")["total"] == 8
+
         # The CSV fields came through: quoted commas, MAC spellings.
         host = ctl.json("ls", "-q", "host-001")["items"]
         assert [(r["ip_address"], r["manufacturer"], r["mac_address"])

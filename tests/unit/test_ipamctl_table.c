@@ -238,6 +238,7 @@ test_render_address_detail(void **state)
 	render_address_detail(detail, out.stream, false);
 	capture_close(&out);
 	assert_non_null(strstr(out.text, "ip_address       10.0.0.5\n"));
+	assert_non_null(strstr(out.text, "vrf              (default)\n"));
 	assert_non_null(strstr(out.text, "status           reserved\n"));
 	assert_non_null(strstr(out.text, "etag             \"e1\"\n"));
 	assert_non_null(strstr(out.text, "\nmark: reserved \"gw\" by write:alice"
