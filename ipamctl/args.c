@@ -78,9 +78,12 @@ static const struct args_command_spec args_commands[] = {
 	    "usage: ipamctl subnets [ID]\n"
 	    "Lists the subnets with their pool statistics, or shows one.\n" },
 	{ ARGS_COMMAND_CONFLICTS, "conflicts", NULL, 0, 0,
-	    "usage: ipamctl conflicts\n"
+	    "usage: ipamctl conflicts [--kind KIND]\n"
 	    "Lists the conflicts: several servers on one address, a server on a\n"
-	    "reserved or quarantined address, shadowed pools, duplicate subnets.\n" },
+	    "reserved or quarantined address, shadowed pools, duplicate subnets.\n"
+	    "  --kind KIND        several_servers, server_on_reserved,\n"
+	    "                     server_on_quarantine, pool_shadowed or\n"
+	    "                     duplicate_subnet\n" },
 	{ ARGS_COMMAND_DEAD_LETTERS, "dead-letters", NULL, 0, 0,
 	    "usage: ipamctl dead-letters [--limit N] [--all] [--raw]\n"
 	    "Lists the messages the daemon could not apply, newest first.\n"
@@ -123,7 +126,7 @@ enum args_option_id {
 	OPT_CHANGED_SINCE, OPT_SORT, OPT_LIMIT, OPT_ALL, OPT_LIST_COUNT,
 	OPT_DESCRIPTION, OPT_REASON, OPT_IF_AVAILABLE, OPT_IF_MATCH,
 	OPT_ALLOCATE_COUNT, OPT_RAW, OPT_CSV, OPT_SERVERS, OPT_SUBNETS,
-	OPT_DRY_RUN,
+	OPT_DRY_RUN, OPT_KIND,
 };
 
 #define ON(c)		(1u << (c))
@@ -168,6 +171,7 @@ static const struct args_option_spec args_options[] = {
 	{ OPT_SERVERS, "servers", 0, true, ON(ARGS_COMMAND_IMPORT) },
 	{ OPT_SUBNETS, "subnets", 0, true, ON(ARGS_COMMAND_IMPORT) },
 	{ OPT_DRY_RUN, "dry-run", 0, false, ON(ARGS_COMMAND_IMPORT) },
+	{ OPT_KIND, "kind", 0, true, ON(ARGS_COMMAND_CONFLICTS) },
 };
 
 #define OPTION_COUNT	(sizeof(args_options) / sizeof(args_options[0]))
@@ -230,7 +234,7 @@ args_usage(enum args_command command)
 	    "  release ADDR clear a reservation or quarantine\n"
 	    "  allocate SUBNET [-n N] -d TEXT  reserve the next free address(es)\n"
 	    "  subnets      subnets with their pool statistics\n"
-	    "  conflicts    address conflicts\n"
+	    "  conflicts    address conflicts (--kind KIND)\n"
 	    "  dead-letters messages the daemon could not apply\n"
 	    "  unplaced     servers and marks in no subnet\n"
 	    "  stats        counts and the consumer's view\n"
@@ -380,6 +384,9 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		break;
 	case OPT_DRY_RUN:
 		args->dry_run = true;
+		break;
+	case OPT_KIND:
+		args->kind = value;
 		break;
 	}
 	return 0;

@@ -80,8 +80,9 @@ struct args {
 	bool			 if_available;
 	long			 allocate_count;
 
-	/* dead-letters. */
+	/* dead-letters and conflicts. */
 	bool			 raw;
+	const char		*kind;
 
 	/* export. */
 	enum args_export_format	 export_format;

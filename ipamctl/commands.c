@@ -488,6 +488,7 @@ commands_simple(struct commands_context *context)
 	case ARGS_COMMAND_CONFLICTS:
 		url_append_string(&path, "/api/v1/conflicts");
 		commands_query_vrf(context, &path);
+		url_append_query(&path, "kind", context->args->kind);
 		text = url_take(&path);
 		status = commands_show_one(context, text, "items",
 		    render_conflicts);

@@ -498,6 +498,9 @@ def test_errors_and_exit_statuses():
         out = ctl.ok("unplaced")
         assert "servers in no subnet: 1" in out and "stray" in out, out
         assert ctl.json("conflicts")["items"] == []
+        assert ctl.json("conflicts", "--kind", "several_servers")["items"] == []
+        status, out, err = ctl.run("conflicts", "--kind", "nonsense")
+        assert status == REFUSED and "field: kind" in err, (status, err)
         assert ctl.json("dead-letters")["items"] == []
         assert ctl.ok("dead-letters").splitlines()[0].split()[:2] == ["ID", "RECEIVED"]
     finally:

@@ -90,6 +90,8 @@ args_summary(const struct args *args, char *text, size_t size)
 		fprintf(out, " n=%ld", args->allocate_count);
 	if (args->raw)
 		fprintf(out, " raw");
+	if (args->kind != NULL)
+		fprintf(out, " kind=%s", args->kind);
 	if (args->command == ARGS_COMMAND_EXPORT)
 		fprintf(out, " format=%s", args->export_format ==
 		    ARGS_EXPORT_JSON ? "json" : "csv");
@@ -195,6 +197,10 @@ static const struct args_row args_rows[] = {
 	    "help: no command \"frob\"" },
 	{ "-- ends the options", { "show", "--", "-1" }, "show [-1]", NULL },
 	{ "request ID", { "request", "42" }, "request [42]", NULL },
+	{ "conflicts --kind", { "conflicts", "--kind", "pool_shadowed" },
+	    "conflicts kind=pool_shadowed", NULL },
+	{ "--kind is conflicts' only", { "ls", "--kind", "x" }, NULL,
+	    "--kind is not an option of ls" },
 };
 
 /* Each row parses to its summary, or fails with its error. */
