@@ -54,6 +54,35 @@ class Ctl:
                               env=env, timeout=300)
         return done.returncode, done.stdout, done.stderr
 
+    def run_on_terminal(self, *args, env_extra=None):
+        """ipamctl ARGS with stdout on a pseudo-terminal: (status, output)."""
+        import pty
+        leader, follower = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
+        env.pop("NO_COLOR", None)
+        env["TERM"] = "xterm"
+        env.update(env_extra or {})
+        try:
+            done = subprocess.run([IPAMCTL, "--url", self.url, "--token-file",
+                                   self.write_token] + list(args), stdout=follower,
+                                  stderr=subprocess.PIPE, env=env, timeout=60)
+            os.close(follower)
+            follower = None
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return done.returncode, b"".join(chunks).decode().replace("\r\n", "\n")
+        finally:
+            if follower is not None:
+                os.close(follower)
+            os.close(leader)
+
     def ok(self, *args, **kwargs):
         """Runs and requires exit status 0; returns stdout."""
         status, out, err = self.run(*args, **kwargs)
@@ -243,6 +272,16 @@ def test_import_of_the_seed_inventory():
                                                             "allocated"], out
         assert "\033[" not in out  # not a terminal: no colour
         assert "there are more (--all for every page)" in err, err
+        # On a terminal: a bold header and the status words in colour,
+        # unless NO_COLOR says otherwise.
+        status, shown = ctl.run_on_terminal("ls", "--subnet", "s-a", "--limit", "3")
+        assert status == OK, shown
+        lines = shown.splitlines()
+        assert lines[0].startswith("\033[1mADDRESS"), lines
+        assert lines[1].startswith("10.60.0.10  \033[34mallocated\033[0m  "), lines
+        status, shown = ctl.run_on_terminal("ls", "--subnet", "s-a", "--limit", "3",
+                                            env_extra={"NO_COLOR": "1"})
+        assert status == OK and "\033[" not in shown, shown
 
         # Subnets and their statistics.
         items = {s["id"]: s for s in ctl.json("subnets")["items"]}
