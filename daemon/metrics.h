@@ -12,6 +12,7 @@
 
 struct api;
 struct http;
+struct retention;
 struct sweeper;
 
 /* Where the figures come from; any pointer may be NULL (not running). */
@@ -21,6 +22,7 @@ struct metrics_sources {
 	const struct sweeper	*sweeper;
 	const struct api	*api;
 	const struct http	*http;
+	const struct retention	*retention;
 	time_t			 start_time;
 };
 
