@@ -198,6 +198,7 @@ args_command_spec(enum args_command command)
 	return NULL;
 }
 
+/* Finds a command by its name or alias. */
 enum args_command
 args_find_command(const char *name)
 {
@@ -210,6 +211,7 @@ args_find_command(const char *name)
 	return ARGS_COMMAND_NONE;
 }
 
+/* The canonical name of a command. */
 const char *
 args_command_name(enum args_command command)
 {
@@ -218,6 +220,7 @@ args_command_name(enum args_command command)
 	return spec != NULL ? spec->name : "ipamctl";
 }
 
+/* The usage text of a command, or of the program. */
 const char *
 args_usage(enum args_command command)
 {
@@ -479,6 +482,7 @@ args_check(struct args *args, char *error, size_t error_size)
 	return 0;
 }
 
+/* Parses the command line with defaults from the environment. */
 int
 args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
     char *error, size_t error_size)
@@ -527,6 +531,7 @@ args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
 	return args_check(args, error, error_size);
 }
 
+/* The usage text of the global options. */
 const char *
 args_global_usage(void)
 {

@@ -1,4 +1,4 @@
-/* ipamctl's command line: the commands, their options and the parsed request. */
+/* ipamctl's command line: the commands, their options, the parsed request. */
 #ifndef IPAMCTL_ARGS_H
 #define IPAMCTL_ARGS_H
 

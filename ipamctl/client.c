@@ -1,4 +1,4 @@
-/* HTTP requests to the daemon's API with libcurl, and what their status means. */
+/* HTTP requests to the daemon's API (libcurl), and what their status means. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 /* How long to wait for a connection; a write then waits as the API does. */
 #define CLIENT_CONNECT_TIMEOUT_SECONDS	10L
 
+/* Reads the token on the first line of a file. */
 char *
 client_read_token(const char *path, char *error, size_t error_size)
 {
@@ -40,6 +41,7 @@ client_read_token(const char *path, char *error, size_t error_size)
 	return line;
 }
 
+/* Sets a client up: base URL, token and requester. */
 int
 client_init(struct client *client, const char *base_url,
     const char *token_file, const char *requester, char *error,
@@ -82,6 +84,7 @@ fail:
 	return -1;
 }
 
+/* Frees a client, wiping its token. */
 void
 client_close(struct client *client)
 {
@@ -169,6 +172,7 @@ client_add_authorization(struct curl_slist **headers, const char *token)
 	return added;
 }
 
+/* Sends one request and reads the whole answer. */
 int
 client_send(struct client *client, const struct client_request *request,
     struct client_response *response)
@@ -243,6 +247,7 @@ done:
 	return rc;
 }
 
+/* Frees an answer's body and headers. */
 void
 client_response_free(struct client_response *response)
 {
@@ -251,6 +256,7 @@ client_response_free(struct client_response *response)
 	response->body = response->location = NULL;
 }
 
+/* The exit status an HTTP status stands for. */
 enum client_exit
 client_exit_for_status(long status)
 {

@@ -1,4 +1,4 @@
-/* HTTP requests to the daemon's API with libcurl, and what their status means. */
+/* HTTP requests to the daemon's API (libcurl), and what their status means. */
 #ifndef IPAMCTL_CLIENT_H
 #define IPAMCTL_CLIENT_H
 

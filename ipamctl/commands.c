@@ -1,4 +1,4 @@
-/* The commands of ipamctl: each builds its request, sends it and shows the answer. */
+/* ipamctl's commands: each builds its request, sends it, shows the answer. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,7 +323,7 @@ commands_show(struct commands_context *context)
 	return status;
 }
 
-/* Prints the rows of a write's answer: a row, {"row": …} or {"addresses": […]}. */
+/* Prints a write's answer: a row, {"row": …} or {"addresses": […]}. */
 static void
 commands_print_written(struct commands_context *context,
     const struct client_response *response)
@@ -701,6 +701,7 @@ commands_import(struct commands_context *context)
 	return status;
 }
 
+/* Runs the command the arguments name. */
 enum client_exit
 commands_run(struct commands_context *context)
 {

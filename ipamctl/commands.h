@@ -1,4 +1,4 @@
-/* The commands of ipamctl: each builds its request, sends it and shows the answer. */
+/* ipamctl's commands: each builds its request, sends it, shows the answer. */
 #ifndef IPAMCTL_COMMANDS_H
 #define IPAMCTL_COMMANDS_H
 

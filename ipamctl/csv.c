@@ -1,4 +1,4 @@
-/* A CSV reader (RFC 4180): quotes, embedded commas and line ends, CRLF, a BOM. */
+/* A CSV reader (RFC 4180): quotes, embedded commas and line ends, CRLF, BOM. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +63,7 @@ csv_skip_line_end(struct csv_reader *reader)
 	csv_advance(reader);
 }
 
-/* Reads one field into field (emptied first); stops at ',', a line end or the end. */
+/* Reads one field (emptied first); stops at ',', a line end or the end. */
 static int
 csv_read_field(struct csv_reader *reader, struct url_buffer *field)
 {
@@ -169,6 +169,7 @@ csv_push(struct csv *csv, struct csv_record *record)
 	return 0;
 }
 
+/* Parses CSV text into records. */
 int
 csv_parse(const char *text, size_t length, struct csv *csv, char *error,
     size_t error_size)
@@ -220,6 +221,7 @@ fail:
 	return -1;
 }
 
+/* Frees every record of a parsed file. */
 void
 csv_free(struct csv *csv)
 {

@@ -1,4 +1,4 @@
-/* A CSV reader (RFC 4180): quotes, embedded commas and line ends, CRLF, a BOM. */
+/* A CSV reader (RFC 4180): quotes, embedded commas and line ends, CRLF, BOM. */
 #ifndef IPAMCTL_CSV_H
 #define IPAMCTL_CSV_H
 

@@ -1,4 +1,4 @@
-/* The replaced app's servers and subnets tables (CSV or JSON) as the body of POST /api/v1/import. */
+/* The old app's servers and subnets tables (CSV, JSON) as an import's body. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,6 +503,7 @@ fail:
 	return NULL;
 }
 
+/* Converts a table's text (CSV or JSON) into the import's entities. */
 json_t *
 import_convert(enum import_kind kind, const char *file_name,
     const char *text, size_t length, FILE *warnings, char *error,
@@ -522,6 +523,7 @@ import_convert(enum import_kind kind, const char *file_name,
 	    error, error_size);
 }
 
+/* Builds the body of POST /api/v1/import. */
 json_t *
 import_body(json_t *servers, json_t *subnets, bool dry_run)
 {

@@ -1,4 +1,4 @@
-/* The replaced app's servers and subnets tables (CSV or JSON) as the body of POST /api/v1/import. */
+/* The old app's servers and subnets tables (CSV, JSON) as an import's body. */
 #ifndef IPAMCTL_IMPORT_H
 #define IPAMCTL_IMPORT_H
 

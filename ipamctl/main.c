@@ -41,6 +41,7 @@ main_help(const struct args *args)
 	return CLIENT_EXIT_OK;
 }
 
+/* Parses the command line, runs the command and exits with its status. */
 int
 main(int argc, char **argv)
 {

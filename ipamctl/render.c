@@ -25,6 +25,7 @@ struct render_column {
 	unsigned	 flags;
 };
 
+/* A JSON value as the text of a cell. */
 const char *
 render_text(json_t *value, char *buffer, size_t size)
 {
@@ -164,6 +165,7 @@ static const struct render_column render_address_columns[] = {
 	{ "DESCRIPTION", "description", 0 },
 };
 
+/* Writes address rows as a table. */
 void
 render_addresses(json_t *items, FILE *out, bool colour)
 {
@@ -185,6 +187,7 @@ static const struct render_column render_subnet_columns[] = {
 	{ "USED", "stats.utilisation", RENDER_PERCENT },
 };
 
+/* Writes subnets and their statistics as a table. */
 void
 render_subnets(json_t *items, FILE *out, bool colour)
 {
@@ -201,6 +204,7 @@ static const struct render_column render_conflict_columns[] = {
 	{ "DETAIL", "detail", 0 },
 };
 
+/* Writes conflicts as a table. */
 void
 render_conflicts(json_t *items, FILE *out, bool colour)
 {
@@ -218,6 +222,7 @@ static const struct render_column render_dead_letter_columns[] = {
 	{ "REASON", "reason", 0 },
 };
 
+/* Writes dead letters as a table. */
 void
 render_dead_letters(json_t *items, FILE *out, bool colour)
 {
@@ -239,6 +244,7 @@ static const struct render_column render_unplaced_mark_columns[] = {
 	{ "DESCRIPTION", "description", 0 },
 };
 
+/* Writes the servers and marks that are in no subnet. */
 void
 render_unplaced(json_t *unplaced, FILE *out, bool colour)
 {
@@ -284,6 +290,7 @@ render_key_values_under(json_t *object, const char *prefix, FILE *out)
 	}
 }
 
+/* Writes an object as one key and value a line. */
 void
 render_key_values(json_t *object, FILE *out)
 {
@@ -299,6 +306,7 @@ render_get(json_t *item, const char *key, char *buffer, size_t size)
 	return text != NULL && text[0] != '\0' ? text : "-";
 }
 
+/* Writes one address row on one line. */
 void
 render_row_line(json_t *row, FILE *out, bool colour)
 {
@@ -405,6 +413,7 @@ render_history(json_t *history, FILE *out)
 	table_free(&table);
 }
 
+/* Writes one address: row, mark, holders, conflicts, history. */
 void
 render_address_detail(json_t *detail, FILE *out, bool colour)
 {
@@ -468,7 +477,7 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 		render_history(list, out);
 }
 
-/* The changes of one kind of an import: id, create or update, and the fields. */
+/* The changes of one kind of an import: id, create or update, fields. */
 static void
 render_import_changes(json_t *changes, FILE *out)
 {
@@ -505,6 +514,7 @@ render_import_changes(json_t *changes, FILE *out)
 	table_free(&table);
 }
 
+/* Writes the answer of an import or of its dry run. */
 void
 render_import(json_t *result, bool dry_run, FILE *out, bool colour)
 {

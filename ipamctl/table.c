@@ -1,9 +1,10 @@
-/* Aligned text tables for a person, with status words coloured on a terminal. */
+/* Aligned text tables for a person; status words coloured on a terminal. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipamctl/table.h"
 
+/* Sets a table up with its headers. */
 int
 table_init(struct table *table, const char *const *headers, size_t columns)
 {
@@ -24,6 +25,7 @@ fail:
 	return -1;
 }
 
+/* Aligns a column to the right. */
 void
 table_align_right(struct table *table, size_t column)
 {
@@ -51,6 +53,7 @@ table_clean_copy(const char *text)
 	return copy;
 }
 
+/* Adds a row of cells, copied and made safe for a terminal. */
 int
 table_add_row(struct table *table, const char *const *cells)
 {
@@ -80,6 +83,7 @@ table_add_row(struct table *table, const char *const *cells)
 	return 0;
 }
 
+/* Styles one cell of the last row. */
 void
 table_style_last(struct table *table, size_t column, enum table_style style)
 {
@@ -88,6 +92,7 @@ table_style_last(struct table *table, size_t column, enum table_style style)
 		    style;
 }
 
+/* How many characters a UTF-8 text shows. */
 size_t
 table_text_width(const char *text)
 {
@@ -100,6 +105,7 @@ table_text_width(const char *text)
 	return width;
 }
 
+/* The ANSI sequence that starts a style. */
 const char *
 table_style_start(enum table_style style)
 {
@@ -134,6 +140,7 @@ table_print_cell(FILE *out, const char *text, enum table_style style,
 		fprintf(out, "%*s", (int)pad, "");
 }
 
+/* Writes a table with its columns aligned. */
 void
 table_print(const struct table *table, FILE *out, bool colour)
 {
@@ -179,6 +186,7 @@ table_print(const struct table *table, FILE *out, bool colour)
 	free(widths);
 }
 
+/* Frees a table's cells and headers. */
 void
 table_free(struct table *table)
 {
@@ -192,6 +200,7 @@ table_free(struct table *table)
 	memset(table, 0, sizeof(*table));
 }
 
+/* The style of an address status word. */
 enum table_style
 table_status_style(const char *status)
 {

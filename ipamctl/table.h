@@ -1,4 +1,4 @@
-/* Aligned text tables for a person, with status words coloured on a terminal. */
+/* Aligned text tables for a person; status words coloured on a terminal. */
 #ifndef IPAMCTL_TABLE_H
 #define IPAMCTL_TABLE_H
 

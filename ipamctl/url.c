@@ -4,6 +4,7 @@
 
 #include "ipamctl/url.h"
 
+/* Appends bytes to a buffer. */
 void
 url_append(struct url_buffer *buffer, const char *text, size_t length)
 {
@@ -29,12 +30,14 @@ url_append(struct url_buffer *buffer, const char *text, size_t length)
 	buffer->text[buffer->length] = '\0';
 }
 
+/* Appends a string to a buffer. */
 void
 url_append_string(struct url_buffer *buffer, const char *text)
 {
 	url_append(buffer, text, strlen(text));
 }
 
+/* Appends text percent-encoded. */
 void
 url_append_encoded(struct url_buffer *buffer, const char *text, bool in_path)
 {
@@ -56,6 +59,7 @@ url_append_encoded(struct url_buffer *buffer, const char *text, bool in_path)
 	}
 }
 
+/* Appends one query parameter, its value encoded. */
 void
 url_append_query(struct url_buffer *buffer, const char *name,
     const char *value)
@@ -70,6 +74,7 @@ url_append_query(struct url_buffer *buffer, const char *name,
 	url_append_encoded(buffer, value, false);
 }
 
+/* Hands a buffer's text over to the caller. */
 char *
 url_take(struct url_buffer *buffer)
 {
@@ -85,12 +90,14 @@ url_take(struct url_buffer *buffer)
 	return text;
 }
 
+/* Frees a buffer's text. */
 void
 url_buffer_free(struct url_buffer *buffer)
 {
 	free(url_take(buffer));
 }
 
+/* The path segment of a vrf. */
 const char *
 url_vrf_segment(const char *vrf)
 {
