@@ -571,10 +571,15 @@
 			replace(box, el('h3', { text: 'Someone else got it' }),
 			    el('p', { class: 'detail', text: answer.body.detail || '' }),
 			    current ? [el('p', { text: 'The address as it is now:' }),
-			    rowFields(current)] : null,
+			    fieldList([['Status', statusBadge(current.status)],
+			    ['Description', current.description],
+			    ['Hostname', current.hostname],
+			    ['Server', current.server_id],
+			    ['Updated', timeNode(current.updated_at)]])] : null,
 			    el('button', { type: 'button', text: 'Show it as it is now',
 			    on: { click: () => reload() } }));
-			box.querySelector('button').focus();
+			box.scrollIntoView({ block: 'center' });
+			box.querySelector('button').focus({ preventScroll: true });
 			return;
 		}
 		box.className = 'outcome error';
@@ -604,6 +609,7 @@
 		const etag = detail.etag;
 		const available = !row || row.status === 'available';
 		async function send(method, body, doneText, buttons) {
+			const was = buttons.map((b) => b.disabled);
 			buttons.forEach((b) => { b.disabled = true; });
 			const headers = {};
 			/* Apply only to the address as shown, else 409. */
@@ -614,7 +620,7 @@
 				    headers));
 				showOutcome(box, answer, doneText, reload);
 			} finally {
-				buttons.forEach((b) => { b.disabled = false; });
+				buttons.forEach((b, i) => { b.disabled = was[i]; });
 			}
 		}
 		const description = el('input', { id: 'reserve-description',
@@ -749,7 +755,10 @@
 		    .join('.');
 	}
 
-	/* The addresses of a subnet's pools (IPv4), or null beyond MAP_MAX. */
+	/*
+	 * The addresses of a subnet's pools (IPv4) as numbers in order, or
+	 * null when they are not IPv4 or more than MAP_MAX.
+	 */
 	function poolAddresses(pools) {
 		const out = [];
 		for (const range of pools) {
@@ -760,15 +769,18 @@
 			if (out.length + (last - first + 1) > MAP_MAX)
 				return null;
 			for (let n = first; n <= last; n++)
-				out.push(ipv4Text(n));
+				out.push(n);
 		}
-		return out;
+		return out.sort((x, y) => x - y);
 	}
 
 	/* The utilisation bar of a subnet's pool and its legend. */
 	function utilisation(subnet) {
 		const st = subnet.stats;
 		const size = st.pool_size || 0;
+		/* Servers in the subnet but outside its pools have rows too. */
+		const outside = st.available + st.allocated + st.reserved +
+		    st.quarantine - size;
 		const bar = el('div', { class: 'bar', role: 'img', 'aria-label':
 		    Math.round(st.utilisation * 100) + '% of the pool used' });
 		for (const s of ['allocated', 'reserved', 'quarantine',
@@ -791,7 +803,9 @@
 			'true' }), 'active ', el('strong', { dataset: { stat: 'active' },
 			text: st.active })),
 			el('li', { class: 'muted', text: 'pool ' + size + ' · ' +
-			(st.utilisation * 100).toFixed(1) + '% used' })));
+			(st.utilisation * 100).toFixed(1) + '% used' +
+			(outside > 0 ? ' · ' + outside + ' allocated outside the pool' :
+			'') })));
 	}
 
 	/* Every row of a subnet, page after page, as a Map by address. */
@@ -821,16 +835,34 @@
 		const grid = el('div', { class: 'map', role: 'group',
 		    'aria-label': 'Map of the pool of ' + subnet.cidr + ': one ' +
 		    'cell per address', dataset: { subnet: subnet.id } });
-		for (const ip of cells) {
-			const row = rows.get(ip);
-			const status = row ? row.status : 'none';
-			/* Out of the tab order: the list link below serves keyboards. */
-			grid.appendChild(el('a', { class: 'cell st-' + status,
-			    href: addressHref(subnet.vrf, ip), tabindex: '-1',
-			    title: ip + ' ' + status + (row && row.hostname ?
-			    ' ' + row.hostname : '') + (row && row.description ?
-			    ' (' + row.description + ')' : ''),
-			    dataset: { ip, status } }));
+		/*
+		 * One line per block of 32 addresses that holds pool addresses,
+		 * so that a column is always the same last bits: addresses of
+		 * the block outside the pool are blanks.
+		 */
+		const inPool = new Set(cells);
+		const blocks = [...new Set(cells.map((n) => n - n % 32))];
+		for (const block of blocks) {
+			const start = ipv4Text(block).split('.');
+			grid.appendChild(el('span', { class: 'map-label',
+			    title: ipv4Text(block), text: '.' + start[2] + '.' +
+			    start[3] }));
+			for (let n = block; n < block + 32; n++) {
+				if (!inPool.has(n)) {
+					grid.appendChild(el('span', { class: 'gap' }));
+					continue;
+				}
+				const ip = ipv4Text(n);
+				const row = rows.get(ip);
+				const status = row ? row.status : 'none';
+				/* Out of the tab order: the list link serves keyboards. */
+				grid.appendChild(el('a', { class: 'cell st-' + status,
+				    href: addressHref(subnet.vrf, ip), tabindex: '-1',
+				    title: ip + ' ' + status + (row && row.hostname ?
+				    ' ' + row.hostname : '') + (row && row.description ?
+				    ' (' + row.description + ')' : ''),
+				    dataset: { ip, status } }));
+			}
 		}
 		replace(holder, grid);
 	}
@@ -877,7 +909,8 @@
 			encodeURIComponent(subnet.id), text: 'List its addresses' }),
 			mapButton,
 			!cells && subnet.static_ip_pools.length ? el('span',
-			{ class: 'muted', text: 'Pool larger than a /22: no map.' }) :
+			{ class: 'muted', text: 'No map: the pool is larger than ' +
+			'a /22, or IPv6.' }) :
 			null),
 		    mapHolder, allocateForm(subnet));
 	}
@@ -1048,11 +1081,11 @@
 			tile('h-partitions', 'partitions assigned',
 			metric(m, 'ipam_syncd_consumer_assigned_partitions')),
 			tile('h-sweeps', 'sweeps completed', sweeps),
-			tile('h-sweep-seconds', 'last sweep took (s)',
-			sweeps ? sweepSeconds.toFixed(2) : null),
-			tile('h-sweep-answering', 'answered the last sweep', sweeps ?
+			tile('h-last-sweep', sweeps ? 'the last sweep took; ' +
 			metric(m, 'ipam_syncd_sweep_answering_addresses') + ' of ' +
-			metric(m, 'ipam_syncd_sweep_targets') : null)),
+			metric(m, 'ipam_syncd_sweep_targets') + ' answered' :
+			'last sweep: none yet (off, or starting)', sweeps ?
+			sweepSeconds.toFixed(1) + ' s' : 'none')),
 		    el('p', { class: 'muted' }, 'Rows last changed ',
 			timeNode(stats.last_change_at), ' · ', stats.subnets,
 			' subnets · ', 'readiness: ', ready.text.trim()),

@@ -323,6 +323,18 @@ def test_web_address_list_counts_filters_paging_and_export():
         assert [ip for ip, _ in first] == api_first
         web.screenshot("01-addresses")
 
+        # The keyboard: the first Tab reaches the skip link, the next ones
+        # the pages' links, each a real link with a focus ring.
+        web.find("body").send_keys(Keys.TAB)
+        focused = web.driver.switch_to.active_element
+        assert focused.text == "Skip to the content", focused.text
+        focused.send_keys(Keys.TAB)
+        focused = web.driver.switch_to.active_element
+        assert focused.get_attribute("href").endswith("#/addresses")
+        assert web.driver.execute_script(
+            "return getComputedStyle(document.activeElement).outlineStyle"
+        ) == "solid"
+
         # Paging: the next page is the API's next hundred, to the end.
         web.find("#next-page").click()
         web.wait_text("#page-range", lambda t: t.startswith("101–200"), "page 2")
