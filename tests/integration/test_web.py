@@ -260,10 +260,23 @@ class Web:
             "return [...document.querySelectorAll('#addresses tbody tr[data-ip]')]"
             ".map(tr => [tr.dataset.ip, tr.dataset.status])")]
 
-    def screenshot(self, name):
+    def screenshot(self, name, full=False):
+        """Saves the viewport (or, full, the whole page) as name.png."""
         os.makedirs(SCREENSHOTS, exist_ok=True)
         path = os.path.join(SCREENSHOTS, name + ".png")
-        assert self.driver.save_screenshot(path), path
+        if full:
+            import base64
+            size = self.driver.execute_script(
+                "return [document.documentElement.scrollWidth,"
+                " document.documentElement.scrollHeight]")
+            shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+                "captureBeyondViewport": True,
+                "clip": {"x": 0, "y": 0, "width": size[0], "height": size[1],
+                         "scale": 1}})
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(shot["data"]))
+        else:
+            assert self.driver.save_screenshot(path), path
         return path
 
     def console(self):
@@ -423,6 +436,9 @@ def test_web_address_list_counts_filters_paging_and_export():
             "return getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(17, 21, 27)", background
         web.screenshot("06-dark-addresses")
+        web.open("/subnets")
+        wait_until(lambda: len(web.find_all(".map")) == 5, 30, "dark maps")
+        web.screenshot("06-dark-subnets")
         web.open("/address/-/127.100.0.10")
         web.screenshot("06-dark-detail")
         web.assert_no_console_errors()
@@ -464,6 +480,7 @@ def test_web_reserve_in_the_page_and_the_conflict():
                    "the timeline")
         assert web.find("h1 .badge").text == "reserved"
         web.screenshot("03-detail")
+        web.screenshot("03-detail-full", full=True)
 
         # Quarantine with a reason, then release, from the page.
         web.find("#quarantine-reason").send_keys("abuse report 4711")
@@ -618,7 +635,7 @@ def test_web_health_and_the_content_security_policy():
         assert "junk" in dead and web.topics.servers in dead, dead
         _, letters, _ = web.call("GET", "/api/v1/dead-letters", token=READ_TOKEN)
         assert letters["items"][0]["reason"][:40] in dead, (letters, dead)
-        web.screenshot("04-health")
+        web.screenshot("04-health", full=True)
         # A read token's scope is found by a dry-run import it may not make.
         web.assert_no_console_errors(allowed=[r"/api/v1/import .*403"])
 
