@@ -78,6 +78,12 @@
 #define HTTP_REQUEST_SECONDS	10
 #define HTTP_BODY_RATE		(256 * 1024)
 #define HTTP_IDLE_SECONDS	10
+/*
+ * After a refusal the server stops writing and reads (and drops) what the
+ * client still sends for this long, so that a client sending its body
+ * reads the refusal instead of a reset.
+ */
+#define HTTP_LINGER_MS		2000
 
 /* Accept errors: the listener pauses, doubling up to the maximum. */
 #define HTTP_PAUSE_MIN_MS	100
@@ -116,6 +122,7 @@ struct http_conn {
 	enum http_conn_state	 state;
 	int			 actions;
 	bool			 refuse;	/* over the cap, nothing evicted */
+	bool			 lingering;	/* refused, draining the rest */
 	/* Requests parsed whole and not yet answered (pipelining). */
 	unsigned		 requests_queued;
 	/* A refusal waiting for the replies to the requests before it. */
@@ -911,6 +918,25 @@ http_conn_setup(struct http_conn *conn)
 	return 0;
 }
 
+/*
+ * Ends the writing side of a refused connection and drops what the client
+ * still sends, for HTTP_LINGER_MS at most (the client's end of stream
+ * closes it sooner).  Returns false when there is nothing to linger for.
+ */
+static bool
+http_conn_linger(struct http_conn *conn)
+{
+	evutil_socket_t fd = bufferevent_getfd(conn->bev);
+
+	if (conn->parse != HTTP_PARSE_REFUSED || conn->lingering || fd < 0 ||
+	    conn->state != HTTP_CONN_READING)
+		return false;
+	conn->lingering = true;
+	shutdown(fd, SHUT_WR);
+	http_conn_arm(conn, http_now_ms() + HTTP_LINGER_MS);
+	return true;
+}
+
 /* The connection's timer: deferred actions, then the deadline. */
 static void
 http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -925,12 +951,18 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 	}
 	if (conn->actions & HTTP_ACTION_CLOSE) {
-		http_conn_close(conn, BEV_EVENT_ERROR);
+		conn->actions &= ~HTTP_ACTION_CLOSE;
+		if (!http_conn_linger(conn))
+			http_conn_close(conn, BEV_EVENT_ERROR);
 		return;
 	}
 	now = http_now_ms();
 	if (now < conn->deadline_ms) {
 		http_conn_arm(conn, conn->deadline_ms);
+		return;
+	}
+	if (conn->lingering) {
+		http_conn_close(conn, BEV_EVENT_ERROR);
 		return;
 	}
 	switch (conn->state) {

@@ -407,6 +407,19 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
             assert headers["content-type"] == "application/json"
             error = json.loads(body)
             assert error["error"] == "too_large" and str(length) in error["detail"], error
+        # A client that sends its body without waiting still reads the
+        # refusal (the server drops the rest for a while before it closes).
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /api/v1/addresses HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 8000000\r\n\r\n" + b"b" * 8000000)
+        response = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        sock.close()
+        assert parse_response(response)[0] == 413, response
         # At the limit: read whole and handed on (whatever the route, or the
         # 404 without one, answers; the exact echo is in the probe's test).
         for path, length in (("/api/v1/http-hardening", 64 * 1024),
