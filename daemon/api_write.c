@@ -610,7 +610,7 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
 		params[1] = call->api->group_id;
-		rc = readpool_query(call->api->pool, "SELECT coalesce(bool_and("
+		rc = readpool_query_first(call->api->pool, "SELECT coalesce(bool_and("
 		    "o.next_offset > x.off), false) FROM (SELECT topic, part, "
 		    "max(off) AS off FROM jsonb_to_recordset($1::jsonb) AS "
 		    "x(topic text, part integer, off bigint) GROUP BY topic, "
@@ -624,7 +624,7 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 				    json_string(write->events[i].id));
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
-		rc = readpool_query(call->api->pool, "SELECT id, "
+		rc = readpool_query_first(call->api->pool, "SELECT id, "
 		    "ipamd.api_request(id)::text FROM jsonb_array_elements_text("
 		    "$1::jsonb) AS id", 1, params, api_write_outcomes, write);
 	}

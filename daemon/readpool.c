@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "daemon/readpool.h"
@@ -12,6 +13,15 @@
 
 /* Most parameters of one query. */
 #define READPOOL_PARAMS_MAX	4
+
+/*
+ * The share of one CPU's time the reads may keep PostgreSQL busy, and the
+ * most they may bank while idle (seconds of query time).  On a small
+ * machine the reads and the apply share the same cores: a storm of readers
+ * waits here, in a bounded queue, instead of slowing the apply.
+ */
+#define READPOOL_SHARE		0.25
+#define READPOOL_BURST		0.5
 
 struct readpool_job {
 	TAILQ_ENTRY(readpool_job) entry;
@@ -26,6 +36,9 @@ struct readpool {
 	struct pgconn		**conns;
 	size_t			  count;
 	size_t			  waiting;
+	double			  budget;	/* seconds of query time left */
+	struct timespec		  refilled;
+	struct event		 *wake;		/* when the budget allows again */
 	char			 *session_sql;
 	TAILQ_HEAD(, readpool_job) queue;
 };
@@ -63,15 +76,48 @@ struct readpool_done {
 	struct readpool		*pool;
 	pgconn_result_cb	*cb;
 	void			*arg;
+	struct timespec		 began;
 };
+
+/* Seconds from a to b. */
+static double
+readpool_seconds(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Adds what the time since the last refill earns, up to the burst. */
+static void
+readpool_refill(struct readpool *pool)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pool->budget += readpool_seconds(&pool->refilled, &now) *
+	    READPOOL_SHARE;
+	if (pool->budget > READPOOL_BURST)
+		pool->budget = READPOOL_BURST;
+	pool->refilled = now;
+}
+
+/* The budget allows reads again. */
+static void
+readpool_wake(evutil_socket_t fd, short events, void *arg)
+{
+	readpool_next(arg);
+}
 
 static void
 readpool_done(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct readpool_done done = *(struct readpool_done *)arg;
+	struct timespec now;
 
 	free(arg);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	done.pool->budget -= readpool_seconds(&done.began, &now);
 	done.cb(pg, result, error, done.arg);
 	readpool_next(done.pool);
 }
@@ -82,8 +128,20 @@ readpool_next(struct readpool *pool)
 {
 	struct readpool_done *done;
 	struct readpool_job *job;
+	struct timeval later;
+	double wait;
 	size_t i;
 
+	readpool_refill(pool);
+	if (pool->budget <= 0 && !TAILQ_EMPTY(&pool->queue)) {
+		/* Spent: the queue waits until the share earns it back. */
+		wait = -pool->budget / READPOOL_SHARE + 0.001;
+		later.tv_sec = (time_t)wait;
+		later.tv_usec = (suseconds_t)((wait - (double)later.tv_sec) * 1e6);
+		if (!evtimer_pending(pool->wake, NULL))
+			evtimer_add(pool->wake, &later);
+		return;
+	}
 	for (i = 0; i < pool->count && !TAILQ_EMPTY(&pool->queue); i++) {
 		if (!pgconn_is_up(pool->conns[i]) ||
 		    pgconn_is_busy(pool->conns[i]))
@@ -94,6 +152,7 @@ readpool_next(struct readpool *pool)
 		done->pool = pool;
 		done->cb = job->cb;
 		done->arg = job->arg;
+		clock_gettime(CLOCK_MONOTONIC, &done->began);
 		if (pgconn_query(pool->conns[i], job->sql, job->nparams,
 		    (const char *const *)job->params, readpool_done,
 		    done) == -1) {
@@ -120,6 +179,10 @@ readpool_new(struct event_base *base, const struct pgconn_settings *settings,
 	    (pool->conns = calloc(count, sizeof(*pool->conns))) == NULL)
 		fatal("readpool: calloc");
 	TAILQ_INIT(&pool->queue);
+	pool->budget = READPOOL_BURST;
+	clock_gettime(CLOCK_MONOTONIC, &pool->refilled);
+	if ((pool->wake = evtimer_new(base, readpool_wake, pool)) == NULL)
+		fatalx("readpool: evtimer_new failed");
 	/* Reads never write, never wait long, and see the live state. */
 	if (asprintf(&pool->session_sql, "SET default_transaction_read_only = "
 	    "on; SET statement_timeout = %lld; SET lock_timeout = %lld; "
@@ -149,9 +212,9 @@ readpool_is_up(const struct readpool *pool)
 }
 
 /* Queues a query and starts it when a connection is free. */
-int
-readpool_query(struct readpool *pool, const char *sql, int nparams,
-    const char *const *params, pgconn_result_cb *cb, void *arg)
+static int
+readpool_enqueue(struct readpool *pool, bool first, const char *sql,
+    int nparams, const char *const *params, pgconn_result_cb *cb, void *arg)
 {
 	struct readpool_job *job;
 	int i;
@@ -169,10 +232,29 @@ readpool_query(struct readpool *pool, const char *sql, int nparams,
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
-	TAILQ_INSERT_TAIL(&pool->queue, job, entry);
+	if (first)
+		TAILQ_INSERT_HEAD(&pool->queue, job, entry);
+	else
+		TAILQ_INSERT_TAIL(&pool->queue, job, entry);
 	pool->waiting++;
 	readpool_next(pool);
 	return 0;
+}
+
+/* Queues a read behind the others. */
+int
+readpool_query(struct readpool *pool, const char *sql, int nparams,
+    const char *const *params, pgconn_result_cb *cb, void *arg)
+{
+	return readpool_enqueue(pool, false, sql, nparams, params, cb, arg);
+}
+
+/* Queues a short query (a write's outcome) ahead of the reads. */
+int
+readpool_query_first(struct readpool *pool, const char *sql, int nparams,
+    const char *const *params, pgconn_result_cb *cb, void *arg)
+{
+	return readpool_enqueue(pool, true, sql, nparams, params, cb, arg);
 }
 
 /* Requests waiting for a connection now. */
@@ -197,6 +279,8 @@ readpool_free(struct readpool *pool)
 		TAILQ_REMOVE(&pool->queue, job, entry);
 		readpool_job_free(job);
 	}
+	if (pool->wake != NULL)
+		event_free(pool->wake);
 	free(pool->conns);
 	free(pool->session_sql);
 	free(pool);

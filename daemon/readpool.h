@@ -12,6 +12,10 @@
 struct readpool;
 
 /*
+ * The reads may keep PostgreSQL busy a quarter of one CPU's time on
+ * average (bursts of half a second): beyond, they wait in the queue, so
+ * that readers never slow the apply much.
+ *
  * Opens count connections with settings (its session_sql is replaced by
  * one that makes every transaction read-only, bounds statements by
  * statement_timeout_ms and sets the search path to the live state).
@@ -31,6 +35,14 @@ bool		 readpool_is_up(const struct readpool *pool);
  * connection is up or the queue is full.
  */
 int		 readpool_query(struct readpool *pool, const char *sql,
+		    int nparams, const char *const *params,
+		    pgconn_result_cb *cb, void *arg);
+
+/*
+ * Like readpool_query(), ahead of every waiting read: for the short
+ * queries a write waits on, so that a storm of reads never delays them.
+ */
+int		 readpool_query_first(struct readpool *pool, const char *sql,
 		    int nparams, const char *const *params,
 		    pgconn_result_cb *cb, void *arg);
 

@@ -475,7 +475,8 @@ BEGIN
 	FROM ipam_state.server s
 	WHERE NOT s.deleted AND s.vrf = api_address.vrf AND s.ip_address = a;
 	SELECT jsonb_build_object('status', m.status,
-	    'description', m.description, 'requested_by', m.requested_by,
+	    'description', m.description, 'reason', m.reason,
+	    'requested_by', m.requested_by,
 	    'updated_at', ipamd.api_time(m.updated_at))
 	INTO mark
 	FROM ipam_state.mark m
@@ -786,7 +787,8 @@ LANGUAGE sql STABLE AS $$
 		WHERE u.kind = 'server'),
 	    'marks', (SELECT coalesce(jsonb_agg(jsonb_build_object(
 		'vrf', m.vrf, 'address', host(m.address), 'status', m.status,
-		'description', m.description, 'requested_by', m.requested_by)
+		'description', m.description, 'reason', m.reason,
+		'requested_by', m.requested_by)
 		ORDER BY m.vrf, m.address), '[]')
 		FROM u JOIN ipam_state.mark m ON m.id = u.id
 		WHERE u.kind = 'mark'))

@@ -224,6 +224,19 @@ def test_racing_reservations_over_http():
                                    {"status": "quarantine", "reason": "abuse"},
                                    headers={"If-Match": etag})
         assert status == 409 and "etag" in body["detail"], body
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.7",
+                                   {"status": "quarantine", "reason": "abuse"})
+        assert status == 200 and body["status"] == "quarantine", body
+        status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.2.7",
+                                     token=READ_TOKEN)
+        assert detail["mark"]["reason"] == "abuse", detail["mark"]
+        # A request not (yet) decided, or unknown: 404.
+        status, body, _ = api.call("GET", "/api/v1/requests/api-unknown",
+                                   token=READ_TOKEN)
+        assert status == 404, body
+        status, body, _ = api.call("GET", "/api/v1/requests/" + won["request"]["id"],
+                                   token=READ_TOKEN)
+        assert status == 200 and body["state"] == "applied", body
 
         # Bad writes.
         for body, field in [({"status": "free"}, "status"),
