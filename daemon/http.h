@@ -27,20 +27,23 @@
  * or the chunked evhttp_send_reply_start/_chunk/_end), at once or later
  * from another callback on the loop; each request gets exactly one reply.
  * The connection stays open while the handler holds the request, for at
- * most HTTP_REPLY_SECONDS in all (waiting and writing; see
- * http_set_reply_seconds).  Handlers must not
- * call evhttp_connection_set_closecb or evhttp_request_set_on_complete_cb:
- * the server uses both to track its connections.
+ * most HTTP_REPLY_SECONDS in all, waiting and writing (see
+ * http_set_reply_seconds).  Handlers must not call
+ * evhttp_connection_set_closecb or evhttp_request_set_on_complete_cb: the
+ * server uses both to track its connections.
  *
- * gone (may be NULL) is called when the connection of a request that
- * route was given is closed before the handler began its reply: the
- * client went away, HTTP_REPLY_SECONDS passed (the client then got a 503),
- * or http_free ran.  The request stays valid after gone: stop the work
- * and answer it as usual, in gone or later; with no connection left,
- * evhttp's send functions only free it.  A handler streaming a chunked
- * reply sees evhttp_request_get_connection(request) turn NULL when its
- * client goes away, and ends with evhttp_send_reply_end, which frees the
- * request.
+ * gone (may be NULL) is how a handler learns that its client went away.
+ * It is called, once, when the connection of a request that route was
+ * given is closed while the handler still owes (part of) the reply: the
+ * client closed its end, even half, or reset it (watched while the
+ * handler works), the reply deadline passed (the client got a JSON 503 if
+ * nothing of the reply had been written), writing a streamed reply
+ * failed, or http_free ran.  evhttp has detached the request from its
+ * connection by then (evhttp_request_get_connection returns NULL) and the
+ * request stays valid: stop the work and answer it as usual, in gone or
+ * later; with no connection left, evhttp_send_reply, evhttp_send_error
+ * and evhttp_send_reply_end only free it.  A handler that replied in one
+ * call is never told: its request is freed with the connection.
  */
 struct http_handlers {
 	/* Returns true when ready, else false with a reason in buf. */
