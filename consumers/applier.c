@@ -190,9 +190,10 @@ applier_count_messages(struct applier *applier, size_t n)
 		    entry->topic, entry->partition);
 		if (pos != NULL && pos->stored && entry->offset < pos->next_offset)
 			topic->skipped++;
-		else if (entry->dead)
+		else if (entry->dead) {
 			topic->dead_letters++;
-		else
+			applier->stats.dead_letters++;
+		} else
 			topic->applied++;
 	}
 }
@@ -394,10 +395,17 @@ static void
 applier_committed(struct applier *applier, const char *text)
 {
 	struct batch_position *ends;
+	struct timespec now;
 	json_t *result;
 	size_t i, count;
 
-	/* Count before the positions move past these entries. */
+	/*
+	 * Count before the positions move past these entries.  The dead
+	 * letters are counted here, by message, as messages_total counts
+	 * them: the function's "dead" counts rows inserted, and a message
+	 * whose dead letter is kept already (a rebuild or replay reads it
+	 * again) inserts none, which made the two figures disagree.
+	 */
 	applier_count_messages(applier, applier->chunk);
 	count = batch_partition_ends(applier->batch, applier->chunk, &ends);
 	for (i = 0; i < count; i++)
@@ -410,13 +418,15 @@ applier_committed(struct applier *applier, const char *text)
 	applier->stats.batches++;
 	applier->stats.events_applied += applier_count(result, "applied");
 	applier_stale(applier, result);
-	applier->stats.dead_letters += applier_count(result, "dead");
 	applier->stats.rows_inserted += applier_count(result, "inserted");
 	applier->stats.rows_updated += applier_count(result, "updated");
 	applier->stats.rows_deleted += applier_count(result, "deleted");
 	applier->stats.conflicts +=
 	    json_array_size(json_object_get(result, "conflicts"));
 	applier->stats.last_apply_seconds = applier_elapsed(&applier->started);
+	clock_gettime(CLOCK_REALTIME, &now);
+	applier->stats.last_commit_unix = (double)now.tv_sec +
+	    (double)now.tv_nsec / 1e9;
 	applier_count_entities(applier, result);
 	applier_observe(&applier->stats.batch_size, applier_size_bounds,
 	    APPLIER_SIZE_BUCKETS, (double)applier->chunk);

@@ -66,13 +66,14 @@ struct applier_stats {
 	uint64_t	events_applied;
 	uint64_t	events_stale;
 	uint64_t	events_skipped;	/* below the stored offset: seen before */
-	uint64_t	dead_letters;
+	uint64_t	dead_letters;	/* messages committed as dead letters */
 	uint64_t	rows_inserted;
 	uint64_t	rows_updated;
 	uint64_t	rows_deleted;
 	uint64_t	conflicts;
 	uint64_t	retries;
 	double		last_apply_seconds;
+	double		last_commit_unix; /* the last commit, wall clock; 0: none */
 };
 
 /* Creates an applier on a connection; nothing is owned but the applier. */

@@ -1,6 +1,10 @@
 /* The Prometheus text format of the daemon's counters and gauges. */
+#include <sys/resource.h>
+
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -8,6 +12,7 @@
 #include "daemon/api.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
+#include "daemon/retention.h"
 #include "sweeper/sweeper.h"
 
 /* Writes the # HELP and # TYPE lines of a family. */
@@ -165,8 +170,17 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 		    entities[i], (unsigned long long)applied->entity_applied[i],
 		    entities[i], (unsigned long long)applied->entity_stale[i]);
 	metrics_single(out, "ipam_syncd_dead_letters_total", "counter",
-	    "Messages kept in the dead-letter table.",
+	    "Messages committed as dead letters (the sum of messages_total "
+	    "with result dead_letter; a replay counts a kept one again).",
 	    applied->dead_letters);
+	if (applied->last_commit_unix > 0) {
+		metrics_family(out, "ipam_syncd_last_apply_timestamp_seconds",
+		    "gauge", "When this instance last committed a batch, "
+		    "seconds since the Unix epoch.");
+		evbuffer_add_printf(out,
+		    "ipam_syncd_last_apply_timestamp_seconds %.3f\n",
+		    applied->last_commit_unix);
+	}
 	metrics_family(out, "ipam_syncd_rows_changed_total", "counter",
 	    "Changes to ipam rows, by action.");
 	evbuffer_add_printf(out,
@@ -207,8 +221,9 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    consumed->rebalances);
 	consumer_health(consumer, &health);
 	metrics_single(out, "ipam_syncd_kafka_brokers_up", "gauge",
-	    "Kafka brokers the client is connected to (from its statistics).",
-	    (unsigned long long)health.brokers_up);
+	    "Kafka brokers in state UP in the client's last statistics "
+	    "(every second; 0 before the first): 0 means no broker is "
+	    "connected.", (unsigned long long)health.brokers_up);
 	metrics_single(out, "ipam_syncd_kafka_topics_missing", "gauge",
 	    "Configured topics the broker does not have.",
 	    health.topics_missing);
@@ -275,6 +290,137 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	metrics_single(out, "ipam_syncd_sweep_rows_changed", "gauge",
 	    "ipam rows whose sweeper columns the last complete sweep changed.",
 	    stats->rows_changed);
+	metrics_single(out, "ipam_syncd_probe_send_errors_total", "counter",
+	    "ICMP echo requests the kernel refused to send (no route, "
+	    "buffer full, a firewall).", total->send_errors);
+	if (stats->last_end_unix_ms > 0) {
+		metrics_family(out, "ipam_syncd_last_sweep_timestamp_seconds",
+		    "gauge", "When this instance's last complete sweep ended, "
+		    "seconds since the Unix epoch.");
+		evbuffer_add_printf(out,
+		    "ipam_syncd_last_sweep_timestamp_seconds %.3f\n",
+		    (double)stats->last_end_unix_ms / 1000.0);
+	}
+}
+
+/*
+ * The retention job's figures, and what it reads from the database:
+ * the conflicts now and the dead letters kept (absent while its
+ * connection is down or before its first read).
+ */
+static void
+metrics_retention(struct evbuffer *out, const struct retention *retention)
+{
+	const struct retention_stats *stats = retention_stats(retention);
+	size_t i;
+
+	metrics_family(out, "ipam_syncd_retention_rows_pruned_total",
+	    "counter", "Rows removed by the retention, by table.");
+	for (i = 0; i < RETENTION_TABLE_COUNT; i++)
+		evbuffer_add_printf(out, "ipam_syncd_retention_rows_pruned_total"
+		    "{table=\"%s\"} %llu\n", retention_table_names[i],
+		    (unsigned long long)stats->rows_pruned[i]);
+	metrics_family(out, "ipam_syncd_retention_days", "gauge",
+	    "Days each table keeps its rows (0: forever), by table.");
+	for (i = 0; i < RETENTION_TABLE_COUNT; i++)
+		evbuffer_add_printf(out, "ipam_syncd_retention_days"
+		    "{table=\"%s\"} %lld\n", retention_table_names[i],
+		    retention_days(retention, (enum retention_table)i));
+	metrics_single(out, "ipam_syncd_retention_runs_total", "counter",
+	    "Retention runs that left nothing old behind.", stats->runs);
+	metrics_single(out, "ipam_syncd_retention_errors_total", "counter",
+	    "Retention runs ended by an error (tried again next interval).",
+	    stats->errors);
+	metrics_single(out, "ipam_syncd_retention_running", "gauge",
+	    "1 while a retention run is under way.", stats->running);
+	metrics_family(out, "ipam_syncd_retention_last_run_timestamp_seconds",
+	    "gauge", "When the last complete retention run ended, seconds "
+	    "since the Unix epoch (0: none yet).");
+	evbuffer_add_printf(out,
+	    "ipam_syncd_retention_last_run_timestamp_seconds %.3f\n",
+	    stats->last_run_unix);
+	if (!stats->figures_known)
+		return;
+	metrics_family(out, "ipam_syncd_retention_oldest_row_timestamp_seconds",
+	    "gauge", "Time of the oldest row of each pruned table, seconds "
+	    "since the Unix epoch (absent: the table is empty).");
+	for (i = 0; i < RETENTION_TABLE_COUNT; i++)
+		if (stats->oldest_unix[i] >= 0)
+			evbuffer_add_printf(out, "ipam_syncd_retention_oldest_"
+			    "row_timestamp_seconds{table=\"%s\"} %.3f\n",
+			    retention_table_names[i], stats->oldest_unix[i]);
+	metrics_family(out, "ipam_syncd_conflicts", "gauge",
+	    "Conflicts in the conflict table now, by kind (read every 15 s).");
+	for (i = 0; i < RETENTION_CONFLICT_KINDS; i++)
+		evbuffer_add_printf(out, "ipam_syncd_conflicts{kind=\"%s\"} "
+		    "%llu\n", retention_conflict_kinds[i],
+		    (unsigned long long)stats->conflicts[i]);
+	metrics_single(out, "ipam_syncd_dead_letters", "gauge",
+	    "Dead letters kept in ipamd.dead_letter now (read every 15 s).",
+	    stats->dead_letters);
+}
+
+/* Counts the entries of /proc/self/fd; -1 when it cannot be read. */
+static long
+metrics_open_fds(void)
+{
+	struct dirent *entry;
+	DIR *dir;
+	long count = 0;
+
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((entry = readdir(dir)) != NULL)
+		if (entry->d_name[0] != '.')
+			count++;
+	closedir(dir);
+	return count - 1;	/* the directory's own descriptor */
+}
+
+/*
+ * The process figures every Prometheus client library exports, from
+ * /proc/self/stat (CPU time, virtual and resident memory), /proc/self/fd
+ * and the descriptor limit; a figure that cannot be read is left out.
+ */
+static void
+metrics_process(struct evbuffer *out)
+{
+	unsigned long long utime, stime, vsize;
+	long long rss;
+	struct rlimit limit;
+	char buf[1024], *after;
+	long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE), fds;
+	FILE *fp;
+	size_t n = 0;
+
+	if ((fp = fopen("/proc/self/stat", "r")) != NULL) {
+		n = fread(buf, 1, sizeof(buf) - 1, fp);
+		fclose(fp);
+	}
+	buf[n] = '\0';
+	/* The command name may hold spaces: the fields follow its ')'. */
+	if ((after = strrchr(buf, ')')) != NULL && ticks > 0 && page > 0 &&
+	    sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	    "%llu %llu %*d %*d %*d %*d %*d %*d %*s %llu %lld", &utime, &stime,
+	    &vsize, &rss) == 4) {
+		metrics_family(out, "process_cpu_seconds_total", "counter",
+		    "Total user and system CPU time spent in seconds.");
+		evbuffer_add_printf(out, "process_cpu_seconds_total %.2f\n",
+		    (double)(utime + stime) / (double)ticks);
+		metrics_single(out, "process_virtual_memory_bytes", "gauge",
+		    "Virtual memory size in bytes.", vsize);
+		metrics_single(out, "process_resident_memory_bytes", "gauge",
+		    "Resident memory size in bytes.",
+		    (unsigned long long)(rss * page));
+	}
+	if ((fds = metrics_open_fds()) >= 0)
+		metrics_single(out, "process_open_fds", "gauge",
+		    "Number of open file descriptors.",
+		    (unsigned long long)fds);
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0)
+		metrics_single(out, "process_max_fds", "gauge",
+		    "Maximum number of open file descriptors.",
+		    (unsigned long long)limit.rlim_cur);
 }
 
 /* The HTTP server's limits and the operator API's requests. */
@@ -353,6 +499,7 @@ metrics_write(struct evbuffer *out, const struct metrics_sources *src)
 	    "Start time of the process since the Unix epoch.");
 	evbuffer_add_printf(out, "process_start_time_seconds %lld\n",
 	    (long long)src->start_time);
+	metrics_process(out);
 	metrics_family(out, "ipam_syncd_database_connected", "gauge",
 	    "1 while the PostgreSQL connection is up.");
 	evbuffer_add_printf(out, "ipam_syncd_database_connected %d\n",
@@ -364,5 +511,7 @@ metrics_write(struct evbuffer *out, const struct metrics_sources *src)
 		metrics_consumer(out, src->consumer);
 	if (src->sweeper != NULL)
 		metrics_sweeper(out, src->sweeper);
+	if (src->retention != NULL)
+		metrics_retention(out, src->retention);
 	metrics_http(out, src->http, src->api);
 }
