@@ -11,6 +11,15 @@
 /* Longest "before.column" or "after.column" label in an error message. */
 #define DBZ_LABEL_MAX	160
 
+/* Most columns a row is read for (a server's seven). */
+#define DBZ_COLUMNS	8
+
+/*
+ * Objects and arrays of a message whose ends the check notes for the
+ * reading (a server event with its schema block holds about 60).
+ */
+#define DBZ_TAPE	256
+
 /*
  * A string of the message with its escapes resolved, NUL-terminated, for
  * the validators: on the stack, or on the heap when it is long.
@@ -59,25 +68,47 @@ dbz_field(const struct scan_value *value, struct fields_value *field,
 	return 0;
 }
 
+/* Tells whether a column is mapped: a name, not NULL or "". */
+static bool
+dbz_mapped(const char *column)
+{
+	return column != NULL && *column != '\0';
+}
+
 /*
- * Finds a mapped column in a row; a column mapped to nothing (NULL or "")
- * gives SCAN_ABSENT, and so does a missing one unless it is required.
+ * Writes the label errors give a column, "row.column", or "row" for a
+ * column mapped to nothing (a plain copy: this runs for every column).
+ */
+static void
+dbz_label(char *label, const char *row_name, const char *column)
+{
+	size_t	used = strlen(row_name), n;
+
+	memcpy(label, row_name, used);
+	if (dbz_mapped(column)) {
+		n = strlen(column);
+		if (n > DBZ_LABEL_MAX - used - 2)
+			n = DBZ_LABEL_MAX - used - 2;
+		label[used++] = '.';
+		memcpy(label + used, column, n);
+		used += n;
+	}
+	label[used] = '\0';
+}
+
+/*
+ * Labels a column of a row and refuses it missing when it is mapped and
+ * required; found is what the row holds under the column's name
+ * (SCAN_ABSENT when it is not mapped).
  */
 static int
-dbz_column(const char *row_name, const struct scan_value *row,
-    const char *column, bool required, struct scan_value *value, char *label,
-    char *err, size_t errlen)
+dbz_column(const char *row_name, const char *column, bool required,
+    const struct scan_value *found, char *label, char *err, size_t errlen)
 {
 	char	quoted[FIELDS_QUOTE_SIZE];
 
-	memset(value, 0, sizeof(*value));
-	if (column == NULL || *column == '\0') {
-		snprintf(label, DBZ_LABEL_MAX, "%s", row_name);
-		return 0;
-	}
-	snprintf(label, DBZ_LABEL_MAX, "%s.%s", row_name, column);
-	scan_member(row, column, value);
-	if (value->kind == SCAN_ABSENT && required) {
+	dbz_label(label, row_name, column);
+	if (dbz_mapped(column) && found->kind == SCAN_ABSENT && required) {
 		fields_quote(column, strlen(column), quoted, sizeof(quoted));
 		return fields_error(err, errlen, "%s has no column %s (check "
 		    "the column mapping)", row_name, quoted);
@@ -118,29 +149,44 @@ dbz_unchanged(char letter, const char *label, unsigned keep,
 	return 0;
 }
 
-/* The after image of an op c, u or r, read column by column into out. */
+/*
+ * The after image of an op c, u or r: its mapped columns, found in one
+ * pass, then read one by one into out.
+ */
 struct dbz_row {
 	struct scan_value	 after;
+	const char		*names[DBZ_COLUMNS];	/* NULL: not mapped */
+	struct scan_value	 columns[DBZ_COLUMNS];
 	char			 letter;
 	struct change		*out;
 	char			 label[DBZ_LABEL_MAX];	/* of the last column read */
 	struct dbz_text		 text;			/* of the last column read */
 };
 
+/* Finds the row's columns, given in the order dbz_after() reads them. */
+static void
+dbz_find_columns(struct dbz_row *row, const char *const *columns,
+    size_t count)
+{
+	size_t	k;
+
+	for (k = 0; k < count; k++)
+		row->names[k] = dbz_mapped(columns[k]) ? columns[k] : NULL;
+	scan_find(&row->after, row->names, count, row->columns);
+}
+
 /*
- * Finds a mapped column of the row (see dbz_column) and deals with a
- * TOAST placeholder in it (see dbz_unchanged); absent, unmapped and
- * unchanged columns all give SCAN_ABSENT.
+ * Reads column k of the row (see dbz_column) and deals with a TOAST
+ * placeholder in it (see dbz_unchanged); absent, unmapped and unchanged
+ * columns all give SCAN_ABSENT.
  */
 static int
-dbz_after(struct dbz_row *row, const char *column, bool required,
-    unsigned keep, struct fields_value *value, char *err, size_t errlen)
+dbz_after(struct dbz_row *row, size_t k, bool required, unsigned keep,
+    struct fields_value *value, char *err, size_t errlen)
 {
-	struct scan_value	found;
-
-	if (dbz_column("after", &row->after, column, required, &found,
+	if (dbz_column("after", row->names[k], required, &row->columns[k],
 	    row->label, err, errlen) == -1 ||
-	    dbz_field(&found, value, &row->text, err, errlen) == -1)
+	    dbz_field(&row->columns[k], value, &row->text, err, errlen) == -1)
 		return -1;
 	return dbz_unchanged(row->letter, row->label, keep, value, row->out,
 	    err, errlen);
@@ -152,32 +198,35 @@ dbz_server(const struct decode_input *in, struct dbz_row *row, char *err,
     size_t errlen)
 {
 	const struct debezium_columns	*c = in->columns;
+	const char			*columns[] = { c->server_id,
+	    c->server_hostname, c->server_ip_address, c->server_nic_mac,
+	    c->server_device_type, c->server_manufacture, c->server_vrf };
 	struct change			*out = row->out;
 	const char			*label = row->label;
 	struct fields_value		 v;
 
-	if (dbz_after(row, c->server_id, true, 0, &v, err, errlen) == -1 ||
+	dbz_find_columns(row, columns, sizeof(columns) / sizeof(columns[0]));
+	if (dbz_after(row, 0, true, 0, &v, err, errlen) == -1 ||
 	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
-	    dbz_after(row, c->server_hostname, true, CHANGE_KEEP_HOSTNAME, &v,
-	    err, errlen) == -1 ||
+	    dbz_after(row, 1, true, CHANGE_KEEP_HOSTNAME, &v, err,
+	    errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
 	    &out->hostname, err, errlen) == -1 ||
-	    dbz_after(row, c->server_ip_address, true, 0, &v, err,
-	    errlen) == -1 ||
+	    dbz_after(row, 2, true, 0, &v, err, errlen) == -1 ||
 	    fields_inet_value(label, &v, false, &out->ip, &out->has_ip, err,
 	    errlen) == -1 ||
-	    dbz_after(row, c->server_nic_mac, true, CHANGE_KEEP_NIC_MAC, &v,
-	    err, errlen) == -1 ||
+	    dbz_after(row, 3, true, CHANGE_KEEP_NIC_MAC, &v, err,
+	    errlen) == -1 ||
 	    fields_mac_value(label, &v, &out->nic_mac, err, errlen) == -1 ||
-	    dbz_after(row, c->server_device_type, true,
-	    CHANGE_KEEP_DEVICE_TYPE, &v, err, errlen) == -1 ||
+	    dbz_after(row, 4, true, CHANGE_KEEP_DEVICE_TYPE, &v, err,
+	    errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
 	    &out->device_type, err, errlen) == -1 ||
-	    dbz_after(row, c->server_manufacture, true,
-	    CHANGE_KEEP_MANUFACTURE, &v, err, errlen) == -1 ||
+	    dbz_after(row, 5, true, CHANGE_KEEP_MANUFACTURE, &v, err,
+	    errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
 	    &out->manufacture, err, errlen) == -1 ||
-	    dbz_after(row, c->server_vrf, false, 0, &v, err, errlen) == -1 ||
+	    dbz_after(row, 6, false, 0, &v, err, errlen) == -1 ||
 	    fields_vrf_value(label, &v, &out->vrf, err, errlen) == -1)
 		return -1;
 	/* A NULL hostname column reads as empty: upserts always have one. */
@@ -193,26 +242,28 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
     size_t errlen)
 {
 	const struct debezium_columns	*c = in->columns;
+	const char			*columns[] = { c->subnet_id,
+	    c->subnet_name, c->subnet_cidr, c->subnet_static_ip_pools,
+	    c->subnet_vrf, c->subnet_ping };
 	struct change			*out = row->out;
 	const char			*label = row->label;
 	struct fields_value		 v;
 
-	if (dbz_after(row, c->subnet_id, true, 0, &v, err, errlen) == -1 ||
+	dbz_find_columns(row, columns, sizeof(columns) / sizeof(columns[0]));
+	if (dbz_after(row, 0, true, 0, &v, err, errlen) == -1 ||
 	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
-	    dbz_after(row, c->subnet_name, true, CHANGE_KEEP_NAME, &v, err,
-	    errlen) == -1 ||
+	    dbz_after(row, 1, true, CHANGE_KEEP_NAME, &v, err, errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false, &out->name,
 	    err, errlen) == -1 ||
-	    dbz_after(row, c->subnet_cidr, true, 0, &v, err, errlen) == -1 ||
+	    dbz_after(row, 2, true, 0, &v, err, errlen) == -1 ||
 	    fields_prefix_value(label, &v, &out->cidr, err, errlen) == -1 ||
-	    dbz_after(row, c->subnet_static_ip_pools, true, CHANGE_KEEP_POOLS,
-	    &v, err, errlen) == -1 ||
+	    dbz_after(row, 3, true, CHANGE_KEEP_POOLS, &v, err, errlen) == -1 ||
 	    fields_pools_value(label, &v, &out->cidr,
 	    in->limits->max_pool_addresses, &out->pools, &out->pool_count,
 	    err, errlen) == -1 ||
-	    dbz_after(row, c->subnet_vrf, false, 0, &v, err, errlen) == -1 ||
+	    dbz_after(row, 4, false, 0, &v, err, errlen) == -1 ||
 	    fields_vrf_value(label, &v, &out->vrf, err, errlen) == -1 ||
-	    dbz_after(row, c->subnet_ping, false, 0, &v, err, errlen) == -1 ||
+	    dbz_after(row, 5, false, 0, &v, err, errlen) == -1 ||
 	    fields_bool_value(label, &v, true, &out->ping, err, errlen) == -1)
 		return -1;
 	return 0;
@@ -236,8 +287,11 @@ dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
 
 	column = in->entity == CHANGE_SERVER ? in->columns->server_id :
 	    in->columns->subnet_id;
-	if (before->kind == SCAN_OBJECT && dbz_column("before", before,
-	    column, false, &found, label, err, errlen) == 0 &&
+	memset(&found, 0, sizeof(found));
+	if (before->kind == SCAN_OBJECT && dbz_mapped(column))
+		scan_member(before, column, &found);
+	if (before->kind == SCAN_OBJECT && dbz_column("before", column, false,
+	    &found, label, err, errlen) == 0 &&
 	    found.kind != SCAN_ABSENT && found.kind != SCAN_NULL) {
 		rc = dbz_field(&found, &v, &text, err, errlen);
 		if (rc == 0)
@@ -302,20 +356,19 @@ static int
 dbz_source(const struct scan_value *source, struct change *out, char *err,
     size_t errlen)
 {
-	struct scan_value	found;
-	struct fields_value	v;
-	struct dbz_text		text = { .heap = NULL };
-	int			rc;
+	static const char *const names[] = { "lsn", "snapshot" };
+	struct scan_value	 found[2];
+	struct fields_value	 v;
+	struct dbz_text		 text = { .heap = NULL };
+	int			 rc;
 
-	scan_member(source, "lsn", &found);
-	rc = dbz_field(&found, &v, &text, err, errlen);
+	scan_find(source, names, 2, found);
+	rc = dbz_field(&found[0], &v, &text, err, errlen);
 	if (rc == 0)
 		rc = fields_version_value("source.lsn", &v, &out->has_lsn,
 		    &out->lsn, err, errlen);
-	if (rc == 0) {
-		scan_member(source, "snapshot", &found);
-		rc = dbz_field(&found, &v, &text, err, errlen);
-	}
+	if (rc == 0)
+		rc = dbz_field(&found[1], &v, &text, err, errlen);
 	if (rc == 0)
 		rc = dbz_snapshot_flag(&v, &out->snapshot, err, errlen);
 	dbz_text_clear(&text);
@@ -331,17 +384,14 @@ dbz_source(const struct scan_value *source, struct change *out, char *err,
  * it.  Without source.lsn the Kafka offset orders the changes.
  */
 static int
-dbz_order(const struct scan_value *payload, char letter, struct change *out,
+dbz_order(const struct scan_value *source, char letter, struct change *out,
     char *err, size_t errlen)
 {
-	struct scan_value	source;
-
-	scan_member(payload, "source", &source);
-	if (source.kind != SCAN_ABSENT && source.kind != SCAN_NULL) {
-		if (source.kind != SCAN_OBJECT)
+	if (source->kind != SCAN_ABSENT && source->kind != SCAN_NULL) {
+		if (source->kind != SCAN_OBJECT)
 			return fields_error(err, errlen, "source must be an "
-			    "object, not %s", fields_kind_name(source.kind));
-		if (dbz_source(&source, out, err, errlen) == -1)
+			    "object, not %s", fields_kind_name(source->kind));
+		if (dbz_source(source, out, err, errlen) == -1)
 			return -1;
 	}
 	if (letter == 'r')
@@ -364,20 +414,17 @@ dbz_order(const struct scan_value *payload, char letter, struct change *out,
  * Reads op: one of the letters c, u, r, d, t, kept in *letter.
  */
 static int
-dbz_op(const struct scan_value *payload, char *letter, char *err,
-    size_t errlen)
+dbz_op(const struct scan_value *op, char *letter, char *err, size_t errlen)
 {
-	struct scan_value	op;
 	struct fields_value	v;
 	struct dbz_text		text = { .heap = NULL };
 	char			quoted[FIELDS_QUOTE_SIZE];
 	int			rc = 0;
 
-	scan_member(payload, "op", &op);
-	if (op.kind != SCAN_STRING)
+	if (op->kind != SCAN_STRING)
 		return fields_error(err, errlen, "op is %s; a change event has "
-		    "op c, u, r, d or t", fields_kind_name(op.kind));
-	if (dbz_field(&op, &v, &text, err, errlen) == -1)
+		    "op c, u, r, d or t", fields_kind_name(op->kind));
+	if (dbz_field(op, &v, &text, err, errlen) == -1)
 		return -1;
 	if (v.len != 1 || strchr("curdt", v.text[0]) == NULL) {
 		fields_quote(v.text, v.len, quoted, sizeof(quoted));
@@ -389,12 +436,19 @@ dbz_op(const struct scan_value *payload, char *letter, char *err,
 	return rc;
 }
 
+/* Members of the envelope the decoder reads, in one pass. */
+enum dbz_envelope { DBZ_OP, DBZ_SOURCE, DBZ_BEFORE, DBZ_AFTER, DBZ_MEMBERS };
+
 /* Decodes the envelope (payload) into out; returns the decode result. */
 static enum decode_result
 dbz_decode(const struct decode_input *in, const struct scan_value *payload,
     struct change *out, char *err, size_t errlen)
 {
-	struct scan_value	 before;
+	static const char *const names[DBZ_MEMBERS] = {
+		[DBZ_OP] = "op", [DBZ_SOURCE] = "source",
+		[DBZ_BEFORE] = "before", [DBZ_AFTER] = "after",
+	};
+	struct scan_value	 found[DBZ_MEMBERS];
 	struct dbz_row		 row;
 	char			 letter = 0;
 	int			 rc;
@@ -409,10 +463,11 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 		    "object, not %s", fields_kind_name(payload->kind));
 		return DECODE_ERROR;
 	}
-	if (dbz_op(payload, &letter, err, errlen) == -1)
+	scan_find(payload, names, DBZ_MEMBERS, found);
+	if (dbz_op(&found[DBZ_OP], &letter, err, errlen) == -1)
 		return DECODE_ERROR;
 	out->entity = in->entity;
-	if (dbz_order(payload, letter, out, err, errlen) == -1)
+	if (dbz_order(&found[DBZ_SOURCE], letter, out, err, errlen) == -1)
 		return DECODE_ERROR;
 	/* A truncate empties the table: it names no row, whatever the key. */
 	if (letter == 't') {
@@ -425,15 +480,14 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 	}
 	if (letter == 'd') {
 		out->op = CHANGE_DELETE;
-		scan_member(payload, "before", &before);
-		rc = dbz_deleted_id(in, &before, out, err, errlen);
+		rc = dbz_deleted_id(in, &found[DBZ_BEFORE], out, err, errlen);
 		if (rc == 0 && (out->vrf = strdup("")) == NULL)
 			rc = fields_error(err, errlen, "out of memory");
 		return rc == 0 ? DECODE_OK : DECODE_ERROR;
 	}
 	out->op = CHANGE_UPSERT;
 	memset(&row, 0, sizeof(row));
-	scan_member(payload, "after", &row.after);
+	row.after = found[DBZ_AFTER];
 	row.letter = letter;
 	row.out = out;
 	if (row.after.kind != SCAN_OBJECT) {
@@ -472,33 +526,21 @@ dbz_not_json(const void *value, size_t len, const char *scan_reason,
 	json_decref(root);
 }
 
-/*
- * The payload of a Kafka Connect {"schema": ..., "payload": ...} wrapper
- * (an object with exactly those two members), or the value itself.  The
- * schema block, most of a message's bytes, is checked but never read.
- */
-static void
-dbz_unwrap(const struct scan_value *top, struct scan_value *payload)
-{
-	static const char *const	names[] = { "schema", "payload" };
-	struct scan_value		found[2];
-
-	*payload = *top;
-	if (scan_find(top, names, 2, found) == 2 &&
-	    found[0].kind != SCAN_ABSENT && found[1].kind != SCAN_ABSENT)
-		*payload = found[1];
-}
-
 /* The Debezium change-event decoder (with or without schema wrapper). */
 enum decode_result
 decode_debezium(const struct decode_input *in, struct change *out, char *err,
     size_t errlen)
 {
-	enum decode_result	result = DECODE_ERROR;
-	struct scan_value	top, payload;
-	char			reason[128];
+	static const char *const wrapper[] = { "schema", "payload" };
+	enum decode_result	 result = DECODE_ERROR;
+	struct scan_tape_entry	 entries[DBZ_TAPE];
+	struct scan_tape	 tape;
+	struct scan_value	 top, found[2];
+	size_t			 members;
+	char			 reason[128];
 
 	memset(out, 0, sizeof(*out));
+	scan_tape_init(&tape, entries, DBZ_TAPE);
 	if (in->entity == CHANGE_MARK)
 		fields_error(err, errlen, "marks are not carried by Debezium; "
 		    "a mark topic takes CloudEvents");
@@ -508,14 +550,20 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	else if (in->value_len == 0)
 		fields_error(err, errlen, "the value is empty; a tombstone "
 		    "must be null");
-	else if (scan_check(in->value, in->value_len, &top, reason,
-	    sizeof(reason)) == -1 || (top.kind != SCAN_OBJECT &&
-	    top.kind != SCAN_ARRAY))
+	else if (scan_check_find(in->value, in->value_len, &tape, wrapper, 2, found,
+	    &members, &top, reason, sizeof(reason)) == -1 ||
+	    (top.kind != SCAN_OBJECT && top.kind != SCAN_ARRAY))
 		dbz_not_json(in->value, in->value_len, reason, err, errlen);
-	else {
-		dbz_unwrap(&top, &payload);
-		result = dbz_decode(in, &payload, out, err, errlen);
-	}
+	/*
+	 * A Kafka Connect {"schema": ..., "payload": ...} wrapper (exactly
+	 * those two members) holds the event in payload; the schema block,
+	 * most of a message's bytes, is checked but never read.
+	 */
+	else if (members == 2 && found[0].kind != SCAN_ABSENT &&
+	    found[1].kind != SCAN_ABSENT)
+		result = dbz_decode(in, &found[1], out, err, errlen);
+	else
+		result = dbz_decode(in, &top, out, err, errlen);
 	if (result != DECODE_OK)
 		change_clear(out);
 	if (result == DECODE_ERROR)

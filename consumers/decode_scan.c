@@ -12,7 +12,7 @@
 #define SCAN_KEYS_ON_STACK	256
 
 /* Objects with more members than this have their names sorted to compare. */
-#define SCAN_KEYS_PAIRWISE	8
+#define SCAN_KEYS_PAIRWISE	16
 
 /* A member name: the bytes between its quotes, as written. */
 struct scan_key {
@@ -30,6 +30,11 @@ struct scan_state {
 	size_t			 key_count;
 	size_t			 key_capacity;
 	bool			 keys_on_heap;
+	struct scan_tape	*tape;		/* NULL: none */
+	const char *const	*names;		/* of the top object, to find */
+	size_t			 name_count;
+	struct scan_value	*found;
+	size_t			 top_members;
 	char			*reason;
 	size_t			 reasonlen;
 };
@@ -135,6 +140,27 @@ scan_escape(struct scan_state *st)
 }
 
 /*
+ * Tells whether eight bytes are all plain string bytes: ASCII from 0x20,
+ * neither a quote nor a backslash.  A false "no" only sends the caller
+ * to its byte-by-byte loop.
+ */
+static bool
+scan_plain8(const unsigned char *p)
+{
+	const uint64_t	ones = 0x0101010101010101ULL;
+	const uint64_t	highs = 0x8080808080808080ULL;
+	uint64_t	w, quote, backslash, low;
+
+	memcpy(&w, p, sizeof(w));
+	quote = w ^ (ones * '"');
+	backslash = w ^ (ones * '\\');
+	low = (w - ones * 0x20) & ~w;
+	quote = (quote - ones) & ~quote;
+	backslash = (backslash - ones) & ~backslash;
+	return ((w | low | quote | backslash) & highs) == 0;
+}
+
+/*
  * Checks the string whose opening quote is at st->i and moves past it;
  * key, when not NULL, gets its bytes.
  */
@@ -147,7 +173,9 @@ scan_string(struct scan_state *st, struct scan_key *key)
 
 	st->i = start;
 	for (;;) {
-		/* Most bytes are plain ASCII: one test each. */
+		/* Most bytes are plain ASCII: eight at a time, then one. */
+		while (st->i + 8 <= st->len && scan_plain8(p + st->i))
+			st->i += 8;
 		while (st->i < st->len && p[st->i] >= 0x20 &&
 		    p[st->i] < 0x80 && p[st->i] != '"' && p[st->i] != '\\')
 			st->i++;
@@ -376,9 +404,49 @@ scan_key_compare(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Keeps a member name of an open object; -1 when out of memory. */
+/* Tells whether two member names are the same once decoded. */
+static bool
+scan_key_equal(const struct scan_key *a, const struct scan_key *b)
+{
+	/* Most names hold no escape: their lengths differ, or one memcmp. */
+	if (!a->escaped && !b->escaped)
+		return a->len == b->len && (a->len == 0 ||
+		    (a->start[0] == b->start[0] &&
+		    memcmp(a->start, b->start, a->len) == 0));
+	return scan_key_compare(a, b) == 0;
+}
+
+/*
+ * Keeps the value of a member of the top object when its name is one
+ * the caller looks for.
+ */
+static void
+scan_note_top(struct scan_state *st, const struct scan_key *key,
+    size_t start, enum scan_kind kind)
+{
+	struct scan_key	name;
+	size_t		k;
+
+	st->top_members++;
+	for (k = 0; k < st->name_count; k++) {
+		name.start = (const unsigned char *)st->names[k];
+		name.len = strlen(st->names[k]);
+		name.escaped = false;
+		if (scan_key_equal(key, &name)) {
+			st->found[k].start = (const char *)st->p + start;
+			st->found[k].len = st->i - start;
+			st->found[k].kind = kind;
+			return;
+		}
+	}
+}
+
+/*
+ * Makes room for one more member name of an open object, which the
+ * caller writes at st->keys[st->key_count]; -1 when out of memory.
+ */
 static int
-scan_push_key(struct scan_state *st, const struct scan_key *key)
+scan_room_for_key(struct scan_state *st)
 {
 	struct scan_key	*grown;
 	size_t		 capacity;
@@ -394,7 +462,6 @@ scan_push_key(struct scan_state *st, const struct scan_key *key)
 		st->key_capacity = capacity;
 		st->keys_on_heap = true;
 	}
-	st->keys[st->key_count++] = *key;
 	return 0;
 }
 
@@ -411,14 +478,14 @@ scan_unique_keys(struct scan_state *st, size_t base)
 	if (n <= SCAN_KEYS_PAIRWISE) {
 		for (a = 1; a < n; a++)
 			for (b = 0; b < a; b++)
-				if (scan_key_compare(&keys[a], &keys[b]) == 0)
+				if (scan_key_equal(&keys[a], &keys[b]))
 					return scan_fail(st,
 					    "duplicate object key");
 		return 0;
 	}
 	qsort(keys, n, sizeof(*keys), scan_key_compare);
 	for (a = 1; a < n; a++)
-		if (scan_key_compare(&keys[a - 1], &keys[a]) == 0)
+		if (scan_key_equal(&keys[a - 1], &keys[a]))
 			return scan_fail(st, "duplicate object key");
 	return 0;
 }
@@ -431,14 +498,20 @@ scan_container(struct scan_state *st, int depth, enum scan_kind *kind)
 {
 	unsigned char	close = st->p[st->i] == '{' ? '}' : ']';
 	enum scan_kind	member_kind;
-	struct scan_key	key;
-	size_t		base = st->key_count;
+	size_t		base = st->key_count, start, slot = 0, entry = SIZE_MAX;
 
 	*kind = close == '}' ? SCAN_OBJECT : SCAN_ARRAY;
+	if (st->tape != NULL && st->tape->count < st->tape->capacity) {
+		entry = st->tape->count++;
+		st->tape->entries[entry].start = (uint32_t)st->i;
+	} else if (st->tape != NULL)
+		st->tape->complete = false;
 	st->i++;
 	scan_space(st);
 	if (st->i < st->len && st->p[st->i] == close) {
 		st->i++;
+		if (entry != SIZE_MAX)
+			st->tape->entries[entry].end = (uint32_t)st->i;
 		return 0;
 	}
 	for (;;) {
@@ -446,16 +519,25 @@ scan_container(struct scan_state *st, int depth, enum scan_kind *kind)
 			if (st->i >= st->len || st->p[st->i] != '"')
 				return scan_fail(st, "a member name was "
 				    "expected");
-			if (scan_string(st, &key) == -1 ||
-			    scan_push_key(st, &key) == -1)
+			/* The name is written where it is kept: no copy. */
+			if (scan_room_for_key(st) == -1)
 				return -1;
+			slot = st->key_count;
+			if (scan_string(st, &st->keys[slot]) == -1)
+				return -1;
+			st->key_count++;
 			scan_space(st);
 			if (st->i >= st->len || st->p[st->i] != ':')
 				return scan_fail(st, "':' was expected");
 			st->i++;
 		}
+		scan_space(st);
+		start = st->i;
 		if (scan_any(st, depth + 1, &member_kind) == -1)
 			return -1;
+		if (depth == 1 && close == '}')
+			scan_note_top(st, &st->keys[slot], start,
+			    member_kind);
 		scan_space(st);
 		if (st->i < st->len && st->p[st->i] == close)
 			break;
@@ -466,6 +548,8 @@ scan_container(struct scan_state *st, int depth, enum scan_kind *kind)
 		scan_space(st);
 	}
 	st->i++;
+	if (entry != SIZE_MAX)
+		st->tape->entries[entry].end = (uint32_t)st->i;
 	if (close == '}' && scan_unique_keys(st, base) == -1)
 		return -1;
 	st->key_count = base;
@@ -504,9 +588,34 @@ int
 scan_check(const void *text, size_t len, struct scan_value *top,
     char *reason, size_t reasonlen)
 {
+	size_t	members;
+
+	return scan_check_find(text, len, NULL, NULL, 0, NULL, &members, top,
+	    reason, reasonlen);
+}
+
+/* Sets up a tape over the caller's room for capacity containers. */
+void
+scan_tape_init(struct scan_tape *tape, struct scan_tape_entry *entries,
+    size_t capacity)
+{
+	memset(tape, 0, sizeof(*tape));
+	tape->entries = entries;
+	tape->capacity = capacity;
+}
+
+/*
+ * Checks as scan_check() does, and finds members of a top-level object
+ * on the way, so that no second pass skips what comes before them.
+ */
+int
+scan_check_find(const void *text, size_t len, struct scan_tape *tape,
+    const char *const *names, size_t count, struct scan_value *found,
+    size_t *members, struct scan_value *top, char *reason, size_t reasonlen)
+{
 	struct scan_key		keys[SCAN_KEYS_ON_STACK];
 	struct scan_state	st;
-	size_t			start;
+	size_t			start, k;
 	int			rc;
 
 	memset(&st, 0, sizeof(st));
@@ -514,8 +623,22 @@ scan_check(const void *text, size_t len, struct scan_value *top,
 	st.len = len;
 	st.keys = keys;
 	st.key_capacity = SCAN_KEYS_ON_STACK;
+	/* Offsets on the tape are 32 bits: a longer text goes without. */
+	if (tape != NULL && len <= UINT32_MAX) {
+		st.tape = tape;
+		tape->text = text;
+		tape->count = 0;
+		tape->complete = true;
+	} else if (tape != NULL)
+		tape->complete = false;
+	st.names = names;
+	st.name_count = count;
+	st.found = found;
 	st.reason = reason;
 	st.reasonlen = reasonlen;
+	if (count > 0)
+		memset(found, 0, count * sizeof(*found));
+	*members = 0;
 	memset(top, 0, sizeof(*top));
 	scan_space(&st);
 	start = st.i;
@@ -529,8 +652,18 @@ scan_check(const void *text, size_t len, struct scan_value *top,
 	}
 	if (st.keys_on_heap)
 		free(st.keys);
-	if (rc == -1)
+	if (rc == -1) {
 		memset(top, 0, sizeof(*top));
+		if (count > 0)
+			memset(found, 0, count * sizeof(*found));
+	} else {
+		*members = st.top_members;
+		if (tape != NULL && tape->complete) {
+			top->tape = tape;
+			for (k = 0; k < count; k++)
+				found[k].tape = tape;
+		}
+	}
 	return rc;
 }
 
@@ -539,36 +672,54 @@ static const bool scan_structural[256] = {
 	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
 };
 
+/* Moves past the checked string whose opening quote is at i. */
+static size_t
+scan_skip_string(const unsigned char *p, size_t i)
+{
+	/* Strings are short: a byte loop beats a call to memchr. */
+	for (i++; p[i] != '"'; i++)
+		if (p[i] == '\\')
+			i++;
+	return i + 1;
+}
+
 /*
- * Moves past the checked string whose opening quote is at i: to the
- * first quote after it that an odd run of backslashes does not escape.
+ * Finds where the container whose bracket is at p + i ends, from the
+ * tape; 0 when the tape does not know it.
  */
 static size_t
-scan_skip_string(const unsigned char *p, size_t len, size_t i)
+scan_tape_end(const struct scan_tape *tape, const unsigned char *p, size_t i)
 {
-	const unsigned char	*quote;
-	size_t			 content = i + 1, before;
+	size_t	offset = (size_t)((const char *)p - tape->text) + i;
+	size_t	low = 0, high = tape->count, mid;
 
-	for (i = content;; i++) {
-		quote = memchr(p + i, '"', len - i);
-		i = (size_t)(quote - p);
-		for (before = i; before > content && p[before - 1] == '\\';
-		    before--)
-			continue;
-		if ((i - before) % 2 == 0)
-			return i + 1;
+	/* Containers are noted as they open: their starts are in order. */
+	while (low < high) {
+		mid = low + (high - low) / 2;
+		if (tape->entries[mid].start < offset)
+			low = mid + 1;
+		else
+			high = mid;
 	}
+	if (low == tape->count || tape->entries[low].start != offset)
+		return 0;
+	return i + (tape->entries[low].end - offset);
 }
 
 /*
  * Moves past the checked value at i (no white space before it); only
- * strings and brackets are looked at, the check came first.
+ * strings and brackets are looked at, the check came first, and a
+ * container is stepped over at once when the tape knows its end.
  */
 static size_t
-scan_skip(const unsigned char *p, size_t len, size_t i)
+scan_skip(const unsigned char *p, size_t len, size_t i,
+    const struct scan_tape *tape)
 {
-	size_t	depth = 0;
+	size_t	depth = 0, end;
 
+	if (tape != NULL && (p[i] == '{' || p[i] == '[') &&
+	    (end = scan_tape_end(tape, p, i)) != 0)
+		return end;
 	if (p[i] != '"' && p[i] != '{' && p[i] != '[') {
 		/* A number or a word ends at a delimiter. */
 		while (i < len && p[i] != ',' && p[i] != '}' && p[i] != ']' &&
@@ -581,7 +732,7 @@ scan_skip(const unsigned char *p, size_t len, size_t i)
 		while (!scan_structural[p[i]])
 			i++;
 		if (p[i] == '"')
-			i = scan_skip_string(p, len, i);
+			i = scan_skip_string(p, i);
 		else {
 			depth += p[i] == '{' || p[i] == '[' ? 1 : -1;
 			i++;
@@ -640,14 +791,15 @@ scan_members(const struct scan_value *object,
 		return 0;
 	i = scan_skip_space(p, len, 1);
 	while (p[i] == '"') {
-		end = scan_skip(p, len, i);
+		end = scan_skip_string(p, i);
 		key.start = p + i + 1;
 		key.len = end - i - 2;
 		key.escaped = memchr(key.start, '\\', key.len) != NULL;
 		i = scan_skip_space(p, len, end);
 		i = scan_skip_space(p, len, i + 1);	/* the ':' */
-		end = scan_skip(p, len, i);
+		end = scan_skip(p, len, i, object->tape);
 		value.start = (const char *)p + i;
+		value.tape = object->tape;
 		value.len = end - i;
 		value.kind = scan_kind_of(p + i, value.len);
 		count++;
@@ -679,7 +831,8 @@ scan_is_wanted(const struct scan_key *key, const struct scan_value *value,
 	size_t			 k;
 
 	for (k = 0; k < wanted->count && wanted->left > 0; k++) {
-		if (wanted->found[k].kind != SCAN_ABSENT)
+		if (wanted->names[k] == NULL ||
+		    wanted->found[k].kind != SCAN_ABSENT)
 			continue;
 		name.start = (const unsigned char *)wanted->names[k];
 		name.len = strlen(wanted->names[k]);
@@ -703,6 +856,7 @@ scan_find(const struct scan_value *object, const char *const *names,
     size_t count, struct scan_value *found)
 {
 	struct scan_wanted	wanted;
+	size_t			k;
 
 	if (count > 0)
 		memset(found, 0, count * sizeof(*found));
@@ -711,6 +865,9 @@ scan_find(const struct scan_value *object, const char *const *names,
 	wanted.found = found;
 	wanted.left = count;
 	wanted.all = true;
+	for (k = 0; k < count; k++)
+		if (names[k] == NULL)
+			wanted.left--;
 	return scan_members(object, scan_is_wanted, &wanted);
 }
 

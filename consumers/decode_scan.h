@@ -21,16 +21,41 @@ enum scan_kind {
 	SCAN_OBJECT,
 };
 
+/* Where one object or array of a checked text starts and ends. */
+struct scan_tape_entry {
+	uint32_t	start;		/* offset of its bracket */
+	uint32_t	end;		/* offset past its closing bracket */
+};
+
+/*
+ * Where every object and array of a checked text ends, noted by the
+ * check, so that reading the text steps over them at once.  The room is
+ * the caller's; a text with more containers than it holds is read
+ * without the tape.
+ */
+struct scan_tape {
+	const char		*text;
+	struct scan_tape_entry	*entries;
+	size_t			 count;
+	size_t			 capacity;
+	bool			 complete;	/* every container is noted */
+};
+
 /*
  * One value of a checked JSON text: its kind and its bytes as written
- * (a string's quotes included).  Values point into the text, which must
- * outlive them.
+ * (a string's quotes included).  Values point into the text (and tape),
+ * which must outlive them.
  */
 struct scan_value {
-	enum scan_kind	 kind;
-	const char	*start;
-	size_t		 len;
+	enum scan_kind		 kind;
+	const char		*start;
+	size_t			 len;
+	const struct scan_tape	*tape;		/* NULL: none */
 };
+
+/* Sets up a tape over the caller's room for capacity containers. */
+void	scan_tape_init(struct scan_tape *tape, struct scan_tape_entry *entries,
+	    size_t capacity);
 
 /*
  * Checks that bytes hold one JSON value, as jansson's json_loadb() with
@@ -44,6 +69,18 @@ int	scan_check(const void *text, size_t len, struct scan_value *top,
 	    char *reason, size_t reasonlen);
 
 /*
+ * Checks as scan_check() does, notes the ends of the text's containers
+ * on tape (NULL: none), and finds members of a top-level object on the
+ * way (no second pass skips what comes before them): found[k] is the
+ * member called names[k], or SCAN_ABSENT when there is none or the value
+ * is no object; *members is how many members the object has.
+ */
+int	scan_check_find(const void *text, size_t len, struct scan_tape *tape,
+	    const char *const *names, size_t count, struct scan_value *found,
+	    size_t *members, struct scan_value *top, char *reason,
+	    size_t reasonlen);
+
+/*
  * Finds the member called name (compared after escapes are resolved) of
  * a checked object; kind SCAN_ABSENT when there is none or object is not
  * an object.
@@ -53,8 +90,8 @@ void	scan_member(const struct scan_value *object, const char *name,
 
 /*
  * Finds several members of a checked object in one pass: found[k] is
- * the member called names[k], or SCAN_ABSENT.  Returns how many members
- * the object has (0 when it is not an object).
+ * the member called names[k], or SCAN_ABSENT (always, for a NULL name).
+ * Returns how many members the object has (0 when it is not an object).
  */
 size_t	scan_find(const struct scan_value *object, const char *const *names,
 	    size_t count, struct scan_value *found);

@@ -202,6 +202,29 @@ compare_tree(const json_t *tree, const struct scan_value *value)
 	}
 }
 
+/*
+ * Reads a text again through tapes, one with room for every container
+ * and one with room for a single one (read as if there were none), and
+ * holds both readings against jansson's tree.
+ */
+static void
+compare_with_tapes(const json_t *tree, const char *text, size_t len)
+{
+	struct scan_tape_entry	entries[64];
+	struct scan_tape	tape;
+	struct scan_value	top;
+	size_t			rooms[] = { 64, 1 }, k, members;
+	char			reason[128];
+
+	for (k = 0; k < sizeof(rooms) / sizeof(rooms[0]); k++) {
+		scan_tape_init(&tape, entries, rooms[k]);
+		assert_int_equal(scan_check_find(text, len, &tape, NULL, 0,
+		    NULL, &members, &top, reason, sizeof(reason)), 0);
+		assert_true(top.tape == (tape.complete ? &tape : NULL));
+		compare_tree(tree, &top);
+	}
+}
+
 /* The texts the mutations start from. */
 static const char *const seeds[] = {
 	"{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\","
@@ -291,6 +314,7 @@ test_mutations_agree_with_jansson(void **state)
 					fail_msg("the scan accepts what jansson "
 					    "refuses: %.*s", (int)len, text);
 				compare_tree(tree, &top);
+				compare_with_tapes(tree, text, len);
 				accepted++;
 			} else {
 				if (tree != NULL)
@@ -346,11 +370,49 @@ test_members(void **state)
 	assert_int_equal(scan_find(&inner, NULL, 0, NULL), 0);
 }
 
+/* Top-level members found by the check itself, and the tape's ends. */
+static void
+test_check_find(void **state)
+{
+	static const char *const names[] = { "schema", "payload", "none" };
+	const char		*text = "{\"schema\":{\"a\":[1,{}]},\"payload\":"
+	    "{\"op\":\"c\"}}";
+	struct scan_tape_entry	 entries[8];
+	struct scan_tape	 tape;
+	struct scan_value	 top, found[3], op;
+	size_t			 members;
+	char			 reason[128];
+
+	(void)state;
+	scan_tape_init(&tape, entries, 8);
+	assert_int_equal(scan_check_find(text, strlen(text), &tape, names, 3,
+	    found, &members, &top, reason, sizeof(reason)), 0);
+	assert_int_equal(members, 2);
+	assert_int_equal(found[0].kind, SCAN_OBJECT);
+	assert_memory_equal(found[0].start, "{\"a\":[1,{}]}", found[0].len);
+	assert_int_equal(found[1].kind, SCAN_OBJECT);
+	assert_int_equal(found[2].kind, SCAN_ABSENT);
+	scan_member(&found[1], "op", &op);
+	assert_int_equal(op.kind, SCAN_STRING);
+	/* The whole, schema, its array, the {} inside, payload. */
+	assert_int_equal(tape.count, 5);
+	assert_true(tape.complete);
+	assert_int_equal(tape.entries[1].start, 10);
+	assert_int_equal(tape.entries[1].end, 10 + found[0].len);
+	/* A refused text finds nothing. */
+	text = "{\"schema\":1,\"schema\":2}";
+	assert_int_equal(scan_check_find(text, strlen(text), &tape, names, 3,
+	    found, &members, &top, reason, sizeof(reason)), -1);
+	assert_non_null(strstr(reason, "duplicate object key"));
+	assert_int_equal(found[0].kind, SCAN_ABSENT);
+}
+
 /* Runs the tables and the properties. */
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_check_find),
 		cmocka_unit_test(test_depth),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_mutations_agree_with_jansson),
