@@ -2,28 +2,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "consumers/decode.h"
 #include "consumers/decode_fields.h"
 
 /*
- * Writes bytes in base64 (RFC 4648, with padding) into a new string the
- * caller frees; NULL when out of memory.
+ * Writes bytes in base64 (RFC 4648, with padding) at out, which has room
+ * for (len + 2) / 3 * 4 bytes; returns how many it wrote.
  */
-static char *
-headers_base64(const void *bytes, size_t len)
+static size_t
+headers_base64(const void *bytes, size_t len, char *out)
 {
 	static const char	 alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char	*p = bytes;
-	char			*text, *q;
+	char			*q = out;
 	uint32_t		 group;
 	size_t			 i, left;
 
-	if ((text = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
-	q = text;
 	for (i = 0; i < len; i += 3) {
 		left = len - i;
 		group = (uint32_t)p[i] << 16;
@@ -36,32 +31,85 @@ headers_base64(const void *bytes, size_t len)
 		*q++ = left > 1 ? alphabet[(group >> 6) & 0x3f] : '=';
 		*q++ = left > 2 ? alphabet[group & 0x3f] : '=';
 	}
-	*q = '\0';
-	return text;
+	return (size_t)(q - out);
+}
+
+/* The JSON text of the headers as it is written, with room to spare. */
+struct headers_text {
+	char	*buf;
+	size_t	 len;
+};
+
+/* Appends bytes as they are. */
+static void
+headers_put(struct headers_text *t, const char *bytes, size_t n)
+{
+	memcpy(t->buf + t->len, bytes, n);
+	t->len += n;
 }
 
 /*
- * Sets member name of obj to bytes as a JSON string when they are UTF-8
- * without NUL, else member base64_name to their base64 (a NULL value is
- * JSON null); returns 0 or -1 when out of memory.
+ * Appends valid UTF-8 without NUL as a JSON string, escaped as jansson's
+ * dump escapes (quote, backslash, \b \f \n \r \t, other controls as
+ * \u00XX), so that the text stays what it has always been.
  */
-static int
-headers_set(json_t *obj, const char *name, const char *base64_name,
-    const void *bytes, size_t len)
+static void
+headers_put_string(struct headers_text *t, const char *bytes, size_t n)
 {
-	char	*encoded;
-	int	 rc;
+	static const char	 hex[] = "0123456789ABCDEF";
+	static const char	 controls[] = "\b\f\n\r\t", letters[] = "bfnrt";
+	const unsigned char	*p = (const unsigned char *)bytes;
+	const char		*which;
+	size_t			 i;
+	char			 seq[6];
 
+	t->buf[t->len++] = '"';
+	for (i = 0; i < n; i++) {
+		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\') {
+			t->buf[t->len++] = (char)p[i];
+			continue;
+		}
+		seq[0] = '\\';
+		if (p[i] == '"' || p[i] == '\\') {
+			seq[1] = (char)p[i];
+			headers_put(t, seq, 2);
+		} else if (p[i] != '\0' &&
+		    (which = strchr(controls, p[i])) != NULL) {
+			seq[1] = letters[which - controls];
+			headers_put(t, seq, 2);
+		} else {
+			memcpy(seq + 1, "u00", 3);
+			seq[4] = hex[p[i] >> 4];
+			seq[5] = hex[p[i] & 0xf];
+			headers_put(t, seq, 6);
+		}
+	}
+	t->buf[t->len++] = '"';
+}
+
+/*
+ * Appends "name": bytes as a JSON string when they are UTF-8 without
+ * NUL, else "base64_name": their base64 (a NULL value is JSON null).
+ */
+static void
+headers_put_member(struct headers_text *t, const char *name,
+    const char *base64_name, const void *bytes, size_t len)
+{
+	bool	text = bytes == NULL || fields_utf8_valid(bytes, len);
+
+	t->buf[t->len++] = '"';
+	headers_put(t, text ? name : base64_name,
+	    strlen(text ? name : base64_name));
+	headers_put(t, "\":", 2);
 	if (bytes == NULL)
-		return json_object_set_new(obj, name, json_null());
-	if (fields_utf8_valid(bytes, len))
-		return json_object_set_new(obj, name, json_stringn(bytes,
-		    len));
-	if ((encoded = headers_base64(bytes, len)) == NULL)
-		return -1;
-	rc = json_object_set_new(obj, base64_name, json_string(encoded));
-	free(encoded);
-	return rc;
+		headers_put(t, "null", 4);
+	else if (text)
+		headers_put_string(t, bytes, len);
+	else {
+		t->buf[t->len++] = '"';
+		t->len += headers_base64(bytes, len, t->buf + t->len);
+		t->buf[t->len++] = '"';
+	}
 }
 
 /*
@@ -69,30 +117,37 @@ headers_set(json_t *obj, const char *name, const char *base64_name,
  * every byte kept, in order, repeated names included (see decode.h).
  * jsonb would merge repeated object keys, hence an array of objects;
  * it refuses \u0000 and invalid UTF-8, hence base64 for such values.
- * Returns a string the caller frees, or NULL when out of memory.
+ * Written straight into one buffer sized for the worst case (every byte
+ * a six-byte escape), no tree.  Returns a string the caller frees, or
+ * NULL when out of memory.
  */
 char *
 decode_headers_json(const struct decode_header *headers, size_t count)
 {
 	const struct decode_header	*h;
-	json_t				*array, *obj;
-	char				*text = NULL;
-	size_t				 i;
+	struct headers_text		 t;
+	size_t				 i, room = 3;
 
-	if ((array = json_array()) == NULL)
+	for (i = 0; i < count; i++)
+		room += 48 + 6 * (headers[i].name != NULL ?
+		    strlen(headers[i].name) : 0) + 6 * headers[i].value_len;
+	if ((t.buf = malloc(room)) == NULL)
 		return NULL;
+	t.len = 0;
+	t.buf[t.len++] = '[';
 	for (i = 0; i < count; i++) {
 		h = &headers[i];
-		if ((obj = json_object()) == NULL ||
-		    json_array_append_new(array, obj) == -1 ||
-		    headers_set(obj, "key", "key_base64", h->name,
-		    h->name != NULL ? strlen(h->name) : 0) == -1 ||
-		    headers_set(obj, "value", "base64", h->value,
-		    h->value_len) == -1)
-			goto done;
+		if (i > 0)
+			t.buf[t.len++] = ',';
+		t.buf[t.len++] = '{';
+		headers_put_member(&t, "key", "key_base64", h->name,
+		    h->name != NULL ? strlen(h->name) : 0);
+		t.buf[t.len++] = ',';
+		headers_put_member(&t, "value", "base64", h->value,
+		    h->value_len);
+		t.buf[t.len++] = '}';
 	}
-	text = json_dumps(array, JSON_COMPACT);
-done:
-	json_decref(array);
-	return text;
+	t.buf[t.len++] = ']';
+	t.buf[t.len] = '\0';
+	return t.buf;
 }

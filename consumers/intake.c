@@ -5,50 +5,61 @@
 #include "common/log.h"
 #include "consumers/intake.h"
 
+/* Headers of a message read without an allocation. */
+#define INTAKE_HEADERS_ON_STACK	32
+
+/* What a message without headers keeps for its dead letter. */
+static const char intake_no_headers[] = "[]";
+
 /*
- * Reads every header of a message into a new array (*out, the caller
- * frees it) and their JSON text for a dead letter (*json, likewise);
- * returns how many there are.
+ * Reads every header of a message into headers (room for room), or into
+ * a new array (*heap, the caller frees it) when there are more; returns
+ * how many there are and where they are in *out.
  */
 static size_t
-intake_headers(const rd_kafka_message_t *message, struct decode_header **out,
-    char **json)
+intake_headers(const rd_kafka_message_t *message, struct decode_header *room,
+    size_t room_count, struct decode_header **out, struct decode_header **heap)
 {
 	rd_kafka_headers_t *kafka_headers = NULL;
-	struct decode_header *headers = NULL;
+	struct decode_header *headers = room;
 	const char *name;
 	const void *value;
 	size_t i, count, size;
 
-	*out = NULL;
-	*json = NULL;
+	*out = room;
+	*heap = NULL;
 	if (rd_kafka_message_headers(message, &kafka_headers) !=
 	    RD_KAFKA_RESP_ERR_NO_ERROR)
 		return 0;
 	count = rd_kafka_header_cnt(kafka_headers);
-	if (count > 0 && (headers = calloc(count, sizeof(*headers))) == NULL)
-		fatal("intake: calloc");
+	if (count > room_count) {
+		if ((headers = *heap = calloc(count, sizeof(*headers))) == NULL)
+			fatal("intake: calloc");
+		*out = headers;
+	}
 	for (i = 0; i < count && rd_kafka_header_get_all(kafka_headers, i,
 	    &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
 		headers[i].name = name;
 		headers[i].value = value;
 		headers[i].value_len = size;
 	}
-	if ((*json = decode_headers_json(headers, i)) == NULL)
-		fatal("intake: decode_headers_json");
-	*out = headers;
 	return i;
 }
 
-/* Decodes a message and adds it to the batch. */
+/*
+ * Decodes a message and adds it to the batch, with the JSON of its
+ * headers for a dead letter now or later (written only when there are
+ * headers: most messages have none).
+ */
 bool
 intake_message(struct batch *batch, int topic, const struct intake_topic *how,
     const rd_kafka_message_t *message)
 {
+	struct decode_header room[INTAKE_HEADERS_ON_STACK], *heap;
 	struct decode_header *headers;
 	struct decode_input input;
 	struct change change;
-	char *headers_text;
+	char *headers_text = NULL;
 	char reason[1024];
 	bool decoded = true;
 
@@ -60,8 +71,12 @@ intake_message(struct batch *batch, int topic, const struct intake_topic *how,
 	input.value_len = message->len;
 	input.limits = how->limits;
 	input.columns = how->columns;
-	input.header_count = intake_headers(message, &headers, &headers_text);
+	input.header_count = intake_headers(message, room,
+	    INTAKE_HEADERS_ON_STACK, &headers, &heap);
 	input.headers = headers;
+	if (input.header_count > 0 && (headers_text =
+	    decode_headers_json(headers, input.header_count)) == NULL)
+		fatal("intake: decode_headers_json");
 
 	memset(&change, 0, sizeof(change));
 	switch (decode_message(how->format, &input, &change, reason,
@@ -69,16 +84,18 @@ intake_message(struct batch *batch, int topic, const struct intake_topic *how,
 	case DECODE_OK:
 		batch_add_change(batch, topic, message->partition,
 		    message->offset, &change, message->key, message->key_len,
-		    message->payload, message->len, headers_text);
+		    message->payload, message->len, headers_text != NULL ?
+		    headers_text : intake_no_headers);
 		break;
 	case DECODE_ERROR:
 		decoded = false;
 		batch_add_dead(batch, topic, message->partition,
 		    message->offset, reason, message->key, message->key_len,
-		    message->payload, message->len, headers_text);
+		    message->payload, message->len, headers_text != NULL ?
+		    headers_text : intake_no_headers);
 		break;
 	}
 	free(headers_text);
-	free(headers);
+	free(heap);
 	return decoded;
 }

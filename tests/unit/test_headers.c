@@ -206,12 +206,135 @@ test_defaults(void **state)
 	assert_int_equal(limits.max_header_bytes, 65536);
 }
 
+/* A small deterministic generator (xorshift64), so failures repeat. */
+static uint64_t
+next_random(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+/* Bytes in base64 with padding, in a string the caller frees. */
+static char *
+base64_of(const void *bytes, size_t len)
+{
+	static const char	 alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char	*p = bytes;
+	char			*text = malloc((len + 2) / 3 * 4 + 1), *q = text;
+	size_t			 i;
+
+	assert_non_null(text);
+	for (i = 0; i < len; i += 3) {
+		*q++ = alphabet[p[i] >> 2];
+		*q++ = alphabet[((p[i] & 3) << 4) |
+		    (i + 1 < len ? p[i + 1] >> 4 : 0)];
+		*q++ = i + 1 < len ? alphabet[((p[i + 1] & 0xf) << 2) |
+		    (i + 2 < len ? p[i + 2] >> 6 : 0)] : '=';
+		*q++ = i + 2 < len ? alphabet[p[i + 2] & 0x3f] : '=';
+	}
+	*q = '\0';
+	return text;
+}
+
+/*
+ * The headers' JSON as jansson dumps it (JSON_COMPACT), the way the
+ * dead letters' text was first written: the oracle of the property
+ * below.
+ */
+static char *
+jansson_headers_json(const struct decode_header *headers, size_t count)
+{
+	static const char	*names[2][2] = { { "key", "key_base64" },
+	    { "value", "base64" } };
+	json_t			*array = json_array(), *obj, *member;
+	const void		*bytes;
+	size_t			 i, k, len;
+	char			*text, *encoded;
+
+	for (i = 0; i < count; i++) {
+		obj = json_object();
+		for (k = 0; k < 2; k++) {
+			bytes = k == 0 ? (const void *)headers[i].name :
+			    headers[i].value;
+			len = k == 0 ? (bytes != NULL ? strlen(bytes) : 0) :
+			    headers[i].value_len;
+			if (bytes == NULL)
+				json_object_set_new(obj, names[k][0],
+				    json_null());
+			else if ((member = json_stringn(bytes, len)) != NULL &&
+			    memchr(bytes, '\0', len) == NULL)
+				json_object_set_new(obj, names[k][0], member);
+			else {
+				json_decref(member);
+				encoded = base64_of(bytes, len);
+				json_object_set_new(obj, names[k][1],
+				    json_string(encoded));
+				free(encoded);
+			}
+		}
+		json_array_append_new(array, obj);
+	}
+	text = json_dumps(array, JSON_COMPACT);
+	json_decref(array);
+	return text;
+}
+
+/*
+ * Property: for headers of random bytes (text, controls, quotes, NUL,
+ * invalid UTF-8, no value), the text is jansson's, byte for byte.
+ */
+static void
+test_json_as_jansson(void **state)
+{
+	static const char	 bytes[] = "ab\"\\/\b\f\n\r\t\x01\x1f\x7f"
+	    "\xc3\xa9\xe2\x82\xac\xff\x80";
+	struct decode_header	 headers[6];
+	char			 names[6][16], values[6][24];
+	char			*ours, *theirs;
+	uint64_t		 rng = 0x2545f4914f6cdd1dULL;
+	size_t			 round, n, i, k, len;
+
+	(void)state;
+	for (round = 0; round < 5000; round++) {
+		n = next_random(&rng) % 6;
+		for (i = 0; i < n; i++) {
+			len = next_random(&rng) % sizeof(names[i]);
+			for (k = 0; k < len; k++)
+				names[i][k] = bytes[next_random(&rng) %
+				    (sizeof(bytes) - 1)];
+			names[i][len] = '\0';
+			headers[i].name = names[i];
+			headers[i].value_len = next_random(&rng) %
+			    sizeof(values[i]);
+			for (k = 0; k < headers[i].value_len; k++)
+				values[i][k] = (char)(k % 7 == 6 ? '\0' :
+				    bytes[next_random(&rng) %
+				    (sizeof(bytes) - 1)]);
+			headers[i].value = next_random(&rng) % 9 == 0 ? NULL :
+			    values[i];
+			if (headers[i].value == NULL)
+				headers[i].value_len = 0;
+		}
+		ours = decode_headers_json(headers, n);
+		theirs = jansson_headers_json(headers, n);
+		assert_non_null(ours);
+		assert_non_null(theirs);
+		assert_string_equal(ours, theirs);
+		free(ours);
+		free(theirs);
+	}
+}
+
 /* Runs the header tables; exits non-zero on a failure. */
 int
 main(void)
 {
 	const struct CMUnitTest	single[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_json_as_jansson),
 	};
 	int			failed = 0;
 
