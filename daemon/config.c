@@ -2,11 +2,18 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
 #include "common/build_info.h"
@@ -57,6 +64,10 @@ static const struct config_key config_keys[] = {
 	    "How long SIGTERM may take to drain before the daemon exits anyway."),
 	KEY_STRING("daemon", "schema_dir", schema_dir, IPAM_SCHEMA_DIR, false,
 	    "Folder holding the numbered SQL migrations (NNN_name.sql)."),
+	KEY_STRING("daemon", "user", user, "", false,
+	    "Started as root, become this user once the ICMP sockets, the\n"
+	    "listener and the secret files are open (CAP_NET_RAW is kept);\n"
+	    "--user overrides it. Empty: keep the user it was started as."),
 
 	KEY_STRING("postgresql", "conninfo", pg_conninfo, "", false,
 	    "libpq connection string; empty uses the PG* environment variables."),
@@ -125,9 +136,11 @@ static const struct config_key config_keys[] = {
 	KEY_STRING("debezium", "subnet_ping", dbz_subnet_ping, "ping", false,
 	    NULL),
 
-	KEY_STRING("http", "listen", http_listen, "127.0.0.1:9187", false,
-	    "Address and port of /healthz, /readyz and /metrics ([::1]:9187\n"
-	    "for IPv6, port 0 for any free port); empty turns HTTP off."),
+	KEY_STRING("http", "listen", http_listen, "127.0.0.1:10187", false,
+	    "Address and port of /healthz, /readyz, /metrics and the API\n"
+	    "([::1]:10187 for IPv6, 0.0.0.0:10187 for every interface, port\n"
+	    "0 for any free port); numeric only, a host name is refused.\n"
+	    "Empty turns HTTP off."),
 	KEY_INT("http", "ready_max_lag", http_ready_max_lag, "100000", 0,
 	    1000000000, true,
 	    "/readyz reports unready while more messages than this wait."),
@@ -161,7 +174,15 @@ static const struct config_key config_keys[] = {
 
 	KEY_STRING("api", "web_dir", api_web_dir, IPAM_WEB_DIR, false,
 	    "Folder of the operator page served under / (the files of web/);\n"
-	    "empty serves no page."),
+	    "empty serves no page. A folder that does not exist is warned\n"
+	    "about, and the page answers 404."),
+	KEY_STRING("api", "read_conninfo", api_read_conninfo, "", false,
+	    "libpq connection string of the API's read connections, for a\n"
+	    "read-only role (schema/roles.sql); empty: postgresql.conninfo."),
+	KEY_STRING("api", "read_password_file", api_read_password_file, "",
+	    false,
+	    "Password file of read_conninfo's role; empty: with an empty\n"
+	    "read_conninfo, postgresql.password_file, else libpq's own rules."),
 
 	KEY_INT("retention", "audit_days", retention_audit_days, "90", 0,
 	    36500, true,
@@ -326,9 +347,10 @@ config_set(struct config *config, const struct config_key *key,
 	return -1;
 }
 
-/* Sets or replaces a [kafka] property. */
+/* Sets or replaces a [kafka] property, remembering where it came from. */
 static int
-config_kafka_set(struct config *config, const char *name, const char *value)
+config_kafka_set(struct config *config, const char *name, const char *value,
+    int line)
 {
 	struct config_property *grown;
 	char *name_copy, *value_copy;
@@ -340,6 +362,7 @@ config_kafka_set(struct config *config, const char *name, const char *value)
 		if (strcmp(config->kafka[i].name, name) == 0) {
 			free(config->kafka[i].value);
 			config->kafka[i].value = value_copy;
+			config->kafka[i].line = line;
 			return 0;
 		}
 	}
@@ -354,6 +377,7 @@ config_kafka_set(struct config *config, const char *name, const char *value)
 	config->kafka = grown;
 	config->kafka[config->kafka_count].name = name_copy;
 	config->kafka[config->kafka_count].value = value_copy;
+	config->kafka[config->kafka_count].line = line;
 	config->kafka_count++;
 	return 0;
 }
@@ -471,7 +495,8 @@ config_read_file(struct config *config, const char *path, char *err,
 			goto fail;
 		}
 		if (strcmp(section, config_kafka_section) == 0) {
-			if (config_kafka_set(config, name, value) == -1) {
+			if (config_kafka_set(config, name, value,
+			    (int)lineno) == -1) {
 				snprintf(err, errlen, "%s:%u: out of memory",
 				    path, lineno);
 				goto fail;
@@ -487,6 +512,7 @@ config_read_file(struct config *config, const char *path, char *err,
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, reason);
 			goto fail;
 		}
+		config->key_lines[key - config_keys] = (int)lineno;
 	}
 	if (ferror(file)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -528,6 +554,7 @@ config_read_environment(struct config *config, char *err, size_t errlen)
 			    reason);
 			return -1;
 		}
+		config->key_lines[i] = -1;
 	}
 	for (entry = environ; *entry != NULL; entry++) {
 		if (strncmp(*entry, "IPAM_KAFKA_", 11) != 0)
@@ -542,7 +569,14 @@ config_read_environment(struct config *config, char *err, size_t errlen)
 		property[namelen] = '\0';
 		for (p = property; *p != '\0'; p++)
 			*p = (*p == '_') ? '.' : tolower((unsigned char)*p);
-		if (config_kafka_set(config, property, value + 1) == -1) {
+		/*
+		 * IPAM_KAFKA_SASL_PASSWORD_FILE names a secret file, as
+		 * "sasl.password_file" does in the file: no librdkafka
+		 * property ends in ".file".
+		 */
+		if (namelen > 5 && strcmp(property + namelen - 5, ".file") == 0)
+			property[namelen - 5] = '_';
+		if (config_kafka_set(config, property, value + 1, -1) == -1) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
@@ -600,6 +634,12 @@ config_parse_topic(char *entry, struct config_topic *topic, char *err,
 	format = config_trim(format);
 	if (*name == '\0') {
 		snprintf(err, errlen, "consumer.topics: a topic name is empty");
+		return -1;
+	}
+	if (!config_topic_name_valid(name)) {
+		snprintf(err, errlen, "consumer.topics: \"%s\" is not a legal "
+		    "Kafka topic name (1 to 249 of a-z, A-Z, 0-9, '.', '_', "
+		    "'-'; not \".\" or \"..\")", name);
 		return -1;
 	}
 	if (change_entity_parse(entity, &topic->entity) == -1) {
@@ -687,47 +727,202 @@ done:
 	return rc;
 }
 
+/* Tells whether a name is a legal Kafka topic name. */
+bool
+config_topic_name_valid(const char *name)
+{
+	static const char legal[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	size_t len = strlen(name);
+
+	/* Kafka's own rule (org.apache.kafka.common.internals.Topic). */
+	return len >= 1 && len <= 249 && strspn(name, legal) == len &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* Checks an http.listen value the way the daemon binds it. */
+int
+config_check_listen(const char *text, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon, *port_text;
+	struct in6_addr v6;
+	struct in_addr v4;
+	char *end;
+	long port;
+
+	if (*text == '\0')
+		return 0;
+	if ((colon = strrchr(text, ':')) == NULL || colon == text ||
+	    (size_t)(colon - text) >= sizeof(host)) {
+		snprintf(err, errlen, "http.listen: \"%s\" is not "
+		    "address:port (127.0.0.1:10187, [::1]:10187)", text);
+		return -1;
+	}
+	port_text = colon + 1;
+	errno = 0;
+	port = strtol(port_text, &end, 10);
+	if (*port_text == '\0' || *end != '\0' || errno != 0 || port < 0 ||
+	    port > 65535) {
+		snprintf(err, errlen, "http.listen: \"%s\": port \"%s\" is not "
+		    "0 to 65535", text, port_text);
+		return -1;
+	}
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	if (host[0] == '[') {
+		size_t len = strlen(host);
+
+		if (len > 2 && host[len - 1] == ']') {
+			host[len - 1] = '\0';
+			if (inet_pton(AF_INET6, host + 1, &v6) == 1)
+				return 0;
+		}
+	} else if (inet_pton(AF_INET, host, &v4) == 1)
+		return 0;
+	snprintf(err, errlen, "http.listen: \"%s\": \"%s\" is not a numeric "
+	    "address (host names are not resolved: give 127.0.0.1, [::1], "
+	    "0.0.0.0 or [::])", text, host);
+	return -1;
+}
+
 /*
  * Reads a secret from a file into a new string, without its final newline.
  * A relative path is looked up in $CREDENTIALS_DIRECTORY (systemd's
- * LoadCredential=) when that is set.  The caller frees the result.
+ * LoadCredential=) when that is set, else in the current folder, which
+ * the error then says.  A file others may read or write is refused: the
+ * secret is no longer one (chmod o-rwx).  A file its group may read is
+ * taken with a warning, since root:ipam-syncd 0640 is a common layout.
+ * The caller frees the result.
  */
 char *
 config_read_secret(const char *path, char *err, size_t errlen)
 {
 	char full[PATH_MAX], buf[4096];
 	const char *credentials = getenv("CREDENTIALS_DIRECTORY");
-	size_t len;
-	FILE *file;
+	const char *hint = "";
+	struct stat st;
+	ssize_t got;
+	size_t len = 0;
+	int fd;
 
 	if (path[0] != '/' && credentials != NULL)
 		snprintf(full, sizeof(full), "%s/%s", credentials, path);
 	else
 		snprintf(full, sizeof(full), "%s", path);
-	if ((file = fopen(full, "r")) == NULL) {
+	if (path[0] != '/' && credentials == NULL)
+		hint = " (a relative path, and $CREDENTIALS_DIRECTORY is not "
+		    "set: looked up in the current folder)";
+	if ((fd = open(full, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "secret file %s: %s%s", full,
+		    strerror(errno), hint);
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "secret file %s: %s", full,
+		    errno != 0 && !S_ISREG(st.st_mode) ? "not a regular file" :
 		    strerror(errno));
+		close(fd);
 		return NULL;
 	}
-	len = fread(buf, 1, sizeof(buf) - 1, file);
-	if (!feof(file)) {
-		snprintf(err, errlen, "secret file %s: %s", full,
-		    ferror(file) ? strerror(errno) : "longer than 4095 bytes");
-		fclose(file);
+	if ((st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+		snprintf(err, errlen, "secret file %s: others may %s it (mode "
+		    "%04o); refused: chmod o-rwx %s", full,
+		    (st.st_mode & S_IROTH) ? "read" : "write",
+		    (unsigned)(st.st_mode & 07777), full);
+		close(fd);
 		return NULL;
 	}
-	fclose(file);
+	if ((st.st_mode & (S_IRGRP | S_IWGRP)) != 0)
+		log_warnx("secret file %s: its group may read it (mode %04o); "
+		    "chmod g-rwx unless that group is the daemon's alone",
+		    full, (unsigned)(st.st_mode & 07777));
+	while (len < sizeof(buf) - 1 &&
+	    (got = read(fd, buf + len, sizeof(buf) - 1 - len)) != 0) {
+		if (got == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "secret file %s: %s", full,
+			    strerror(errno));
+			close(fd);
+			return NULL;
+		}
+		len += (size_t)got;
+	}
+	if (len == sizeof(buf) - 1 && read(fd, buf + len, 1) > 0) {
+		snprintf(err, errlen, "secret file %s: longer than 4095 bytes",
+		    full);
+		explicit_bzero(buf, sizeof(buf));
+		close(fd);
+		return NULL;
+	}
+	close(fd);
 	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
+	if (len == 0) {
+		snprintf(err, errlen, "secret file %s is empty", full);
+		return NULL;
+	}
 	return strdup(buf);
+}
+
+/* Writes where a key's value came from. */
+void
+config_key_where(const struct config *config, const char *section,
+    const char *name, char *buf, size_t buflen)
+{
+	const struct config_key *key = config_find_key(section, name);
+	const char *path = config->path != NULL ? config->path : "(no file)";
+	char variable[256], *p;
+	int line = 0;
+	size_t i;
+
+	if (key != NULL)
+		line = config->key_lines[key - config_keys];
+	else if (strcmp(section, config_kafka_section) == 0) {
+		for (i = 0; i < config->kafka_count; i++)
+			if (strcmp(config->kafka[i].name, name) == 0)
+				line = config->kafka[i].line;
+	}
+	if (line > 0) {
+		snprintf(buf, buflen, "%s:%d", path, line);
+		return;
+	}
+	if (line == 0) {
+		snprintf(buf, buflen, "%s", path);
+		return;
+	}
+	snprintf(variable, sizeof(variable), "IPAM_%s_%s", section, name);
+	for (p = variable; *p != '\0'; p++)
+		*p = (*p == '.') ? '_' : toupper((unsigned char)*p);
+	snprintf(buf, buflen, "environment %s", variable);
+}
+
+/*
+ * Fills err with "where: reason", where is the file and line (or the
+ * variable) of the key at fault; returns -1.
+ */
+static int __attribute__((format(printf, 6, 7)))
+config_fail(const struct config *config, char *err, size_t errlen,
+    const char *section, const char *name, const char *format, ...)
+{
+	char where[PATH_MAX + 64], reason[2048];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(reason, sizeof(reason), format, ap);
+	va_end(ap);
+	config_key_where(config, section, name, where, sizeof(where));
+	snprintf(err, errlen, "%s: %s", where, reason);
+	return -1;
 }
 
 /* Replaces each [kafka] "name_file = path" by "name = <file's content>". */
 static int
 config_resolve_kafka_secrets(struct config *config, char *err, size_t errlen)
 {
-	char name[256], *secret;
+	char name[256], reason[1024], *secret;
 	size_t i, len;
 
 	for (i = 0; i < config->kafka_count; i++) {
@@ -737,10 +932,13 @@ config_resolve_kafka_secrets(struct config *config, char *err, size_t errlen)
 			continue;
 		memcpy(name, config->kafka[i].name, len - 5);
 		name[len - 5] = '\0';
-		if ((secret = config_read_secret(config->kafka[i].value, err,
-		    errlen)) == NULL)
-			return -1;
-		if (config_kafka_set(config, name, secret) == -1) {
+		if ((secret = config_read_secret(config->kafka[i].value, reason,
+		    sizeof(reason))) == NULL)
+			return config_fail(config, err, errlen,
+			    config_kafka_section, config->kafka[i].name,
+			    "kafka.%s: %s", config->kafka[i].name, reason);
+		if (config_kafka_set(config, name, secret,
+		    config->kafka[i].line) == -1) {
 			free(secret);
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -767,10 +965,10 @@ config_check_kafka(const struct config *config, char *err, size_t errlen)
 		if (rd_kafka_conf_set(conf, config->kafka[i].name,
 		    config->kafka[i].value, reason, sizeof(reason)) !=
 		    RD_KAFKA_CONF_OK) {
-			snprintf(err, errlen, "kafka.%s: %s",
-			    config->kafka[i].name, reason);
 			rd_kafka_conf_destroy(conf);
-			return -1;
+			return config_fail(config, err, errlen,
+			    config_kafka_section, config->kafka[i].name,
+			    "kafka.%s: %s", config->kafka[i].name, reason);
 		}
 	}
 	rd_kafka_conf_destroy(conf);
@@ -792,13 +990,55 @@ config_api_topic(const struct config *config, enum change_entity entity)
 	return NULL;
 }
 
-/* Checks the API's topic and that its token files can be read. */
+/* Checks a secret file key: it can be read, it is not empty, not shared. */
+static int
+config_check_secret_key(const struct config *config, const char *section,
+    const char *name, const char *path, char *err, size_t errlen)
+{
+	char reason[1024], *secret;
+
+	if (*path == '\0')
+		return 0;
+	if ((secret = config_read_secret(path, reason, sizeof(reason))) ==
+	    NULL)
+		return config_fail(config, err, errlen, section, name,
+		    "%s.%s: %s", section, name, reason);
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+	return 0;
+}
+
+/* Checks a libpq connection string the way libpq will read it. */
+static int
+config_check_conninfo(const struct config *config, const char *section,
+    const char *name, const char *conninfo, char *err, size_t errlen)
+{
+	PQconninfoOption *options;
+	char *message = NULL;
+	size_t len;
+
+	if ((options = PQconninfoParse(conninfo, &message)) != NULL) {
+		PQconninfoFree(options);
+		return 0;
+	}
+	if (message == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	len = strlen(message);
+	while (len > 0 && message[len - 1] == '\n')
+		message[--len] = '\0';
+	config_fail(config, err, errlen, section, name, "%s.%s: %s", section,
+	    name, message);
+	PQfreemem(message);
+	return -1;
+}
+
+/* Checks the API's topic, its token files and its page's folder. */
 static int
 config_check_api(const struct config *config, char *err, size_t errlen)
 {
-	const char *files[] = { config->api_read_token_file,
-	    config->api_write_token_file };
-	char *token;
+	struct stat st;
 	size_t i;
 
 	if (*config->api_marks_topic != '\0') {
@@ -808,28 +1048,41 @@ config_check_api(const struct config *config, char *err, size_t errlen)
 			    config->topics[i].entity == CHANGE_MARK &&
 			    config->topics[i].format == DECODE_CLOUDEVENTS)
 				break;
-		if (i == config->topic_count) {
-			snprintf(err, errlen, "api.marks_topic: \"%s\" is not "
+		if (i == config->topic_count)
+			return config_fail(config, err, errlen, "api",
+			    "marks_topic", "api.marks_topic: \"%s\" is not "
 			    "a mark topic in cloudevents format of "
 			    "consumer.topics (the daemon must consume what it "
 			    "publishes)", config->api_marks_topic);
-			return -1;
-		}
 	}
-	for (i = 0; i < 2; i++) {
-		if (*files[i] == '\0')
-			continue;
-		if ((token = config_read_secret(files[i], err, errlen)) == NULL)
-			return -1;
-		if (*token == '\0') {
-			snprintf(err, errlen, "api.%s_token_file: %s is empty",
-			    i == 0 ? "read" : "write", files[i]);
-			free(token);
-			return -1;
-		}
-		explicit_bzero(token, strlen(token));
-		free(token);
-	}
+	if (config_check_secret_key(config, "api", "read_token_file",
+	    config->api_read_token_file, err, errlen) == -1 ||
+	    config_check_secret_key(config, "api", "write_token_file",
+	    config->api_write_token_file, err, errlen) == -1 ||
+	    config_check_secret_key(config, "api", "read_password_file",
+	    config->api_read_password_file, err, errlen) == -1 ||
+	    config_check_conninfo(config, "api", "read_conninfo",
+	    config->api_read_conninfo, err, errlen) == -1)
+		return -1;
+	if (!config->api_enabled || *config->http_listen == '\0' ||
+	    *config->api_web_dir == '\0')
+		return 0;
+	/*
+	 * The page is optional: a missing folder is said, not refused (a
+	 * build that is not installed has none); a file in its place is a
+	 * mistake.
+	 */
+	if (stat(config->api_web_dir, &st) == -1) {
+		char where[PATH_MAX + 64];
+
+		config_key_where(config, "api", "web_dir", where,
+		    sizeof(where));
+		log_warnx("%s: api.web_dir %s: %s; the operator page is not "
+		    "served (404)", where, config->api_web_dir,
+		    strerror(errno));
+	} else if (!S_ISDIR(st.st_mode))
+		return config_fail(config, err, errlen, "api", "web_dir",
+		    "api.web_dir: %s is not a folder", config->api_web_dir);
 	return 0;
 }
 
@@ -839,51 +1092,58 @@ config_check(struct config *config, char *err, size_t errlen)
 {
 	enum log_level level;
 	const char *bootstrap;
+	char reason[1024];
 
-	if (log_level_parse(config->log_level, &level) == -1) {
-		snprintf(err, errlen,
+	if (log_level_parse(config->log_level, &level) == -1)
+		return config_fail(config, err, errlen, "daemon", "log_level",
 		    "daemon.log_level: \"%s\" is not one of error, warning, "
 		    "notice, info, debug", config->log_level);
-		return -1;
-	}
-	if (config->pg_reconnect_min_ms > config->pg_reconnect_max_ms) {
-		snprintf(err, errlen,
+	if (config->pg_reconnect_min_ms > config->pg_reconnect_max_ms)
+		return config_fail(config, err, errlen, "postgresql",
+		    "reconnect_min_ms",
 		    "postgresql.reconnect_min_ms (%lld) is larger than "
 		    "reconnect_max_ms (%lld)", config->pg_reconnect_min_ms,
 		    config->pg_reconnect_max_ms);
+	if (config_check_conninfo(config, "postgresql", "conninfo",
+	    config->pg_conninfo, err, errlen) == -1 ||
+	    config_check_secret_key(config, "postgresql", "password_file",
+	    config->pg_password_file, err, errlen) == -1)
 		return -1;
-	}
-	if (config_parse_topics(config, err, errlen) == -1)
-		return -1;
+	if (config_check_listen(config->http_listen, reason,
+	    sizeof(reason)) == -1)
+		return config_fail(config, err, errlen, "http", "listen", "%s",
+		    reason);
+	if (config_parse_topics(config, reason, sizeof(reason)) == -1)
+		return config_fail(config, err, errlen, "consumer", "topics",
+		    "%s", reason);
 	if (config_check_api(config, err, errlen) == -1)
 		return -1;
 	if (config_resolve_kafka_secrets(config, err, errlen) == -1)
 		return -1;
-	if (config_kafka_get(config, "group.id") != NULL) {
-		snprintf(err, errlen,
+	if (config_kafka_get(config, "group.id") != NULL)
+		return config_fail(config, err, errlen, config_kafka_section,
+		    "group.id",
 		    "kafka.group.id: set the group with consumer.group_id");
-		return -1;
-	}
 	if (config_kafka_get(config, "enable.auto.offset.store") != NULL ||
-	    config_kafka_get(config, "enable.auto.commit") != NULL) {
-		snprintf(err, errlen,
+	    config_kafka_get(config, "enable.auto.commit") != NULL)
+		return config_fail(config, err, errlen, config_kafka_section,
+		    config_kafka_get(config, "enable.auto.commit") != NULL ?
+		    "enable.auto.commit" : "enable.auto.offset.store",
 		    "kafka: offsets are kept in PostgreSQL; do not set "
 		    "enable.auto.commit or enable.auto.offset.store");
-		return -1;
-	}
 	if (config_check_kafka(config, err, errlen) == -1)
 		return -1;
 	bootstrap = config_kafka_get(config, "bootstrap.servers");
 	if (bootstrap == NULL)
 		bootstrap = getenv("KAFKA_BOOTSTRAP_SERVERS");
-	if (bootstrap == NULL || *bootstrap == '\0') {
-		snprintf(err, errlen,
+	if (bootstrap == NULL || *bootstrap == '\0')
+		return config_fail(config, err, errlen, config_kafka_section,
+		    "bootstrap.servers",
 		    "kafka.bootstrap.servers is not set (nor "
 		    "KAFKA_BOOTSTRAP_SERVERS)");
-		return -1;
-	}
 	if (config_kafka_get(config, "bootstrap.servers") == NULL &&
-	    config_kafka_set(config, "bootstrap.servers", bootstrap) == -1) {
+	    config_kafka_set(config, "bootstrap.servers", bootstrap, -1) ==
+	    -1) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -913,7 +1173,11 @@ config_load(const char *path, char *err, size_t errlen)
 {
 	struct config *config;
 
-	if ((config = calloc(1, sizeof(*config))) == NULL) {
+	if ((config = calloc(1, sizeof(*config))) == NULL ||
+	    (config->key_lines = calloc(CONFIG_KEY_COUNT,
+	    sizeof(*config->key_lines))) == NULL ||
+	    (path != NULL && (config->path = strdup(path)) == NULL)) {
+		config_free(config);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
@@ -923,15 +1187,9 @@ config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (config_read_environment(config, err, errlen) == -1)
 		goto fail;
-	if (config_check(config, err, errlen) == -1) {
-		char reason[1024];
-
-		/* Name the file: the bad value came from it or the environment. */
-		snprintf(reason, sizeof(reason), "%s", err);
-		snprintf(err, errlen, "%s: %s", path ? path : "(no file)",
-		    reason);
+	/* Each error of the checks names the file and line, or the variable. */
+	if (config_check(config, err, errlen) == -1)
 		goto fail;
-	}
 	return config;
 fail:
 	config_free(config);
@@ -958,6 +1216,8 @@ config_free(struct config *config)
 		free(config->kafka[i].value);
 	}
 	free(config->kafka);
+	free(config->key_lines);
+	free(config->path);
 	free(config);
 }
 

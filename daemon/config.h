@@ -22,12 +22,19 @@ struct config_topic {
 struct config_property {
 	char	*name;
 	char	*value;
+	int	 line;		/* its line in the file; -1: the environment */
 };
 
 /* The whole configuration; every string is owned by the struct. */
 struct config {
+	/* Where the values came from: the file, and each key's line (0: the
+	 * default, -1: the environment), for error messages. */
+	char		*path;
+	int		*key_lines;
+
 	/* [daemon] */
 	char		*log_level;
+	char		*user;
 	long long	 shutdown_timeout_ms;
 	char		*schema_dir;
 
@@ -77,6 +84,8 @@ struct config {
 	long long	 api_rate_limit;
 	char		*api_marks_topic;
 	char		*api_web_dir;
+	char		*api_read_conninfo;
+	char		*api_read_password_file;
 
 	/* [retention] */
 	long long	 retention_audit_days;
@@ -114,8 +123,31 @@ struct config	*config_load(const char *path, char *err, size_t errlen);
 /*
  * Reads a secret file (relative paths are looked up in
  * $CREDENTIALS_DIRECTORY); returns a string the caller frees, or NULL.
+ * An empty file, or one that others may read, is refused; one that its
+ * group may read is taken with a warning.
  */
 char		*config_read_secret(const char *path, char *err, size_t errlen);
+
+/*
+ * Writes where a key's value came from into buf: "file:line", "file"
+ * (its default) or "environment IPAM_SECTION_KEY".
+ */
+void		 config_key_where(const struct config *config,
+		    const char *section, const char *name, char *buf,
+		    size_t buflen);
+
+/*
+ * Tells whether a name is a legal Kafka topic name: 1 to 249 of
+ * [a-zA-Z0-9._-], and neither "." nor "..".
+ */
+bool		 config_topic_name_valid(const char *name);
+
+/*
+ * Checks an http.listen value as the daemon binds it: a numeric IPv4
+ * address or a bracketed IPv6 one, a colon, a port 0 to 65535.  Host
+ * names are refused: the daemon does not resolve them.
+ */
+int		 config_check_listen(const char *text, char *err, size_t errlen);
 
 /* Frees a config. */
 void		 config_free(struct config *config);

@@ -38,7 +38,15 @@ enum daemon_state {
 struct daemon {
 	struct event_base	*base;
 	char			*config_path;
+	/*
+	 * The configuration the daemon started with: what needs a restart
+	 * keeps these values, subsystems hold pointers into it, and a
+	 * reload's warning compares against it.  config is the last one
+	 * loaded (the same at first), whose reloadable values are in use.
+	 */
+	struct config		*running;
 	struct config		*config;
+	enum daemon_mode	 mode;
 	enum daemon_state	 state;
 	int			 exit_status;
 	bool			 migrated;
@@ -146,6 +154,14 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 	switch (outcome) {
 	case MIGRATE_OK:
 		daemon->migrated = true;
+		if (daemon->mode == DAEMON_MODE_MIGRATE) {
+			log_info("schema: at version %d; --migrate is done",
+			    MIGRATE_SCHEMA_VERSION);
+			daemon->exit_status = DAEMON_EXIT_OK;
+			pgconn_stop(daemon->pg);
+			event_base_loopexit(daemon->base, NULL);
+			break;
+		}
 		if (daemon->api != NULL)
 			api_set_serving(daemon->api, true);
 		if (daemon->state == DAEMON_STARTING) {
@@ -158,8 +174,12 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 		    "they run again once it is back", error);
 		break;
 	case MIGRATE_FAILED:
-		log_errx("schema: %s", error);
-		daemon->exit_status = 1;
+	case MIGRATE_TOO_NEW:
+	case MIGRATE_NOT_ALLOWED:
+		log_errx("schema: %s; exiting", error);
+		daemon->exit_status = outcome == MIGRATE_TOO_NEW ?
+		    DAEMON_EXIT_UNAVAILABLE : outcome == MIGRATE_NOT_ALLOWED ?
+		    DAEMON_EXIT_NOPERM : DAEMON_EXIT_SOFTWARE;
 		event_base_loopexit(daemon->base, NULL);
 		break;
 	}
@@ -186,6 +206,14 @@ daemon_pg_down(struct pgconn *pg, const char *reason, void *arg)
 {
 	struct daemon *daemon = arg;
 
+	/* --migrate is run by hand: say why at once rather than wait. */
+	if (daemon->mode == DAEMON_MODE_MIGRATE && !daemon->migrated) {
+		log_errx("--migrate: PostgreSQL: %s", reason);
+		daemon->exit_status = DAEMON_EXIT_UNAVAILABLE;
+		pgconn_stop(pg);
+		event_base_loopexit(daemon->base, NULL);
+		return;
+	}
 	if (daemon->migrated)
 		consumer_db_down(daemon->consumer);
 	daemon_send_status(daemon);
@@ -225,6 +253,13 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 		log_warnx("signal %d again: exiting at once", (int)signo);
 		_exit(1);
 	}
+	if (daemon->mode == DAEMON_MODE_MIGRATE) {
+		log_warnx("signal %d: --migrate stops (a migration in flight "
+		    "rolls back whole)", (int)signo);
+		daemon->exit_status = 1;
+		daemon_stopped(daemon);
+		return;
+	}
 	log_info("signal %d: stopping (a second signal exits at once)",
 	    (int)signo);
 	daemon->state = DAEMON_STOPPING;
@@ -245,10 +280,11 @@ static void
 daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 {
 	struct daemon *daemon = arg;
-	struct config *fresh, *old = daemon->config;
+	struct config *fresh;
 	enum log_level level;
 	char err[1024], keys[1024];
 	struct timespec now;
+	size_t count;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	notify_send(daemon->notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -260,9 +296,12 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		notify_send(daemon->notify, "READY=1");
 		return;
 	}
-	if (config_restart_keys(old, fresh, keys, sizeof(keys)) > 0)
-		log_warnx("reload: %s changed but only take effect after a "
-		    "restart", keys);
+	/* Against the running values: restoring the file warns of nothing. */
+	count = config_restart_keys(daemon->running, fresh, keys,
+	    sizeof(keys));
+	if (count > 0)
+		log_warnx("reload: %s changed; %s effect after a restart",
+		    keys, count == 1 ? "it takes" : "they take");
 	if (log_level_parse(fresh->log_level, &level) == 0) {
 		log_set_level(level);
 		daemon->configured_level = level;
@@ -283,8 +322,9 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	if (daemon->api != NULL)
 		api_set_limits(daemon->api, fresh->api_write_wait_ms,
 		    fresh->api_rate_limit);
+	if (daemon->config != daemon->running)
+		config_free(daemon->config);
 	daemon->config = fresh;
-	config_free(old);
 	log_info("reload: configuration %s loaded", daemon->config_path);
 	notify_send(daemon->notify, "READY=1");
 	daemon_send_status(daemon);
@@ -453,7 +493,7 @@ daemon_api_new(struct daemon *daemon, const char *password, char *err,
 	struct pgconn_settings pg_settings;
 	struct producer_property *properties;
 	struct api_settings settings;
-	char *read_token = NULL, *write_token = NULL;
+	char *read_token = NULL, *write_token = NULL, *read_password = NULL;
 	size_t i;
 	int rc = -1;
 
@@ -461,9 +501,24 @@ daemon_api_new(struct daemon *daemon, const char *password, char *err,
 	    errlen) == -1 || daemon_api_token(config->api_write_token_file,
 	    &write_token, err, errlen) == -1)
 		goto done;
+	/*
+	 * The reads may go through a read-only role of their own; without
+	 * one they share the daemon's role and password.
+	 */
+	if (*config->api_read_password_file != '\0') {
+		if ((read_password = config_read_secret(
+		    config->api_read_password_file, err, errlen)) == NULL)
+			goto done;
+	}
 	memset(&pg_settings, 0, sizeof(pg_settings));
-	pg_settings.conninfo = config->pg_conninfo;
-	pg_settings.password = password;
+	if (*config->api_read_conninfo != '\0') {
+		pg_settings.conninfo = config->api_read_conninfo;
+		pg_settings.password = read_password;
+	} else {
+		pg_settings.conninfo = config->pg_conninfo;
+		pg_settings.password = read_password != NULL ? read_password :
+		    password;
+	}
 	pg_settings.application_name = "ipam-syncd api";
 	pg_settings.connect_timeout_ms = config->pg_connect_timeout_ms;
 	pg_settings.reconnect_min_ms = config->pg_reconnect_min_ms;
@@ -503,15 +558,18 @@ done:
 		explicit_bzero(read_token, strlen(read_token));
 	if (write_token != NULL)
 		explicit_bzero(write_token, strlen(write_token));
+	if (read_password != NULL)
+		explicit_bzero(read_password, strlen(read_password));
 	free(read_token);
 	free(write_token);
+	free(read_password);
 	return rc;
 }
 
 /* Sets the daemon up. */
 struct daemon *
-daemon_new(const char *config_path, struct config *config, bool rebuild,
-    char *err, size_t errlen)
+daemon_new(const char *config_path, struct config *config,
+    enum daemon_mode mode, char *err, size_t errlen, int *status)
 {
 	struct consumer_settings settings;
 	struct consumer_topic *topics;
@@ -523,7 +581,9 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 
 	if ((daemon = calloc(1, sizeof(*daemon))) == NULL)
 		fatal("daemon: calloc");
-	daemon->config = config;
+	daemon->config = daemon->running = config;
+	daemon->mode = mode;
+	*status = DAEMON_EXIT_SOFTWARE;
 	if ((daemon->config_path = strdup(config_path ? config_path : "")) ==
 	    NULL)
 		fatal("daemon: strdup");
@@ -531,10 +591,13 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 		snprintf(err, errlen, "event_base_new failed");
 		goto fail;
 	}
+	/* A schema folder that is missing will not come by retrying. */
+	*status = DAEMON_EXIT_UNAVAILABLE;
 	if ((daemon->migrate = migrate_new(config->schema_dir, err, errlen)) ==
 	    NULL)
 		goto fail;
 
+	*status = DAEMON_EXIT_CONFIG;
 	if (config->pg_password_file[0] != '\0' &&
 	    (password = config_read_secret(config->pg_password_file, err,
 	    errlen)) == NULL)
@@ -555,6 +618,10 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	pg_callbacks.down = daemon_pg_down;
 	pg_callbacks.arg = daemon;
 	daemon->pg = pgconn_new(daemon->base, &pg_settings, &pg_callbacks);
+	if (mode == DAEMON_MODE_MIGRATE)
+		goto events;
+	/* Without CAP_NET_RAW (or a ping group) the sweeper cannot start. */
+	*status = DAEMON_EXIT_NOPERM;
 	{
 		struct sweeper_settings sweep;
 
@@ -569,7 +636,8 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	if (topics == NULL || properties == NULL)
 		fatal("daemon: calloc");
 	daemon_consumer_settings(config, &settings, topics, properties);
-	settings.rebuild = rebuild;
+	settings.rebuild = mode == DAEMON_MODE_REBUILD;
+	*status = DAEMON_EXIT_CONFIG;
 	daemon->consumer = consumer_new(daemon->base, daemon->pg, &settings,
 	    err, errlen);
 	free(topics);
@@ -595,10 +663,13 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 			handlers.route = daemon_route;
 			handlers.gone = daemon_gone;
 		}
+		/* A port in use may be free again later: not a config error. */
+		*status = DAEMON_EXIT_OSERR;
 		if ((daemon->http = http_new(daemon->base, config->http_listen,
 		    &handlers, err, errlen)) == NULL)
 			goto fail;
 	}
+events:
 	if (password != NULL) {
 		explicit_bzero(password, strlen(password));
 		free(password);
@@ -625,9 +696,11 @@ daemon_new(const char *config_path, struct config *config, bool rebuild,
 	    daemon->deadline == NULL ||
 	    daemon->status == NULL || daemon->watchdog == NULL ||
 	    daemon->ready_check == NULL) {
+		*status = DAEMON_EXIT_SOFTWARE;
 		snprintf(err, errlen, "libevent: cannot create events");
 		goto fail;
 	}
+	*status = DAEMON_EXIT_OK;
 	return daemon;
 fail:
 	if (password != NULL) {
@@ -648,6 +721,16 @@ daemon_run(struct daemon *daemon)
 	signal(SIGPIPE, SIG_IGN);
 	event_add(daemon->sigterm, NULL);
 	event_add(daemon->sigint, NULL);
+	if (daemon->mode == DAEMON_MODE_MIGRATE) {
+		log_info("ipam-syncd %s: --migrate (schema folder %s)",
+		    IPAM_VERSION, daemon->config->schema_dir);
+		pgconn_start(daemon->pg);
+		if (event_base_dispatch(daemon->base) == -1) {
+			log_errx("event loop failed");
+			return DAEMON_EXIT_SOFTWARE;
+		}
+		return daemon->exit_status;
+	}
 	event_add(daemon->sighup, NULL);
 	event_add(daemon->sigusr2, NULL);
 	event_add(daemon->status, &status);
@@ -663,7 +746,7 @@ daemon_run(struct daemon *daemon)
 	pgconn_start(daemon->pg);
 	if (event_base_dispatch(daemon->base) == -1) {
 		log_errx("event loop failed");
-		return 1;
+		return DAEMON_EXIT_SOFTWARE;
 	}
 	return daemon->exit_status;
 }
@@ -703,7 +786,9 @@ daemon_free(struct daemon *daemon)
 		event_free(daemon->watchdog);
 	if (daemon->base != NULL)
 		event_base_free(daemon->base);
-	config_free(daemon->config);
+	if (daemon->config != daemon->running)
+		config_free(daemon->config);
+	config_free(daemon->running);
 	free(daemon->config_path);
 	free(daemon);
 }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -13,24 +14,62 @@
 #include "common/log.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/migrate.h"
+#include "daemon/privileges.h"
 
 /* Prints how to call the program. */
 static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: ipam-syncd [--config PATH] [--rebuild]\n"
-	    "       ipam-syncd --version\n"
+	    "usage: ipam-syncd [--config PATH] [--user NAME] [--rebuild]\n"
+	    "       ipam-syncd --migrate [--config PATH]\n"
 	    "       ipam-syncd --check-config [PATH]\n"
-	    "       ipam-syncd --print-example-config\n"
+	    "       ipam-syncd --print-example-config | --version | --help\n"
 	    "  --config PATH           configuration file (default %s,\n"
 	    "                          or $IPAM_CONFIG)\n"
+	    "  --user NAME             started as root: become NAME once the\n"
+	    "                          sockets and secret files are open,\n"
+	    "                          keeping CAP_NET_RAW ([daemon] user)\n"
 	    "  --rebuild               build the state again from the beginning\n"
 	    "                          of every topic, swap it in, carry on\n"
-	    "  --check-config          validate the configuration and exit\n"
+	    "  --migrate               apply the schema migrations (as the\n"
+	    "                          schema's owner role) and exit\n"
+	    "  --check-config          check the configuration as a start would\n"
+	    "                          (file, environment, secret files, schema\n"
+	    "                          folder) and exit\n"
 	    "  --print-example-config  write the documented example config\n"
-	    "  --version               print the version and exit\n",
-	    IPAM_DEFAULT_CONFIG);
+	    "  --version               print the version and exit\n"
+	    "Files: %s (migrations), %s (operator page).\n"
+	    "Exit statuses: 0 stopped by SIGTERM/SIGINT (or done); 1 a second\n"
+	    "signal or a fatal error; 64 bad command line; 69 unavailable\n"
+	    "(schema folder, a newer database, --migrate without PostgreSQL);\n"
+	    "70 software error (a migration failed); 71 a socket or the user\n"
+	    "could not be had; 77 the database role may not apply a due\n"
+	    "migration; 78 configuration error. See ipam-syncd(8).\n",
+	    IPAM_DEFAULT_CONFIG, IPAM_SCHEMA_DIR, IPAM_WEB_DIR);
+}
+
+/*
+ * --check-config's checks beyond the file: the schema folder holds the
+ * migrations this binary applies.  Returns the exit status.
+ */
+static int
+check_start(const struct config *config, char *err, size_t errlen)
+{
+	struct migrate *migrate;
+	char where[2048], reason[1024];
+
+	if ((migrate = migrate_new(config->schema_dir, reason,
+	    sizeof(reason))) == NULL) {
+		config_key_where(config, "daemon", "schema_dir", where,
+		    sizeof(where));
+		snprintf(err, errlen, "%s: daemon.schema_dir: %s", where,
+		    reason);
+		return DAEMON_EXIT_UNAVAILABLE;
+	}
+	migrate_free(migrate);
+	return DAEMON_EXIT_OK;
 }
 
 /* Reads the arguments, loads the config and runs the daemon. */
@@ -41,22 +80,27 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "rebuild", no_argument, NULL, 'R' },
+		{ "migrate", no_argument, NULL, 'M' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "print-example-config", no_argument, NULL, 'E' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = getenv("IPAM_CONFIG");
+	const char *user = NULL;
+	enum daemon_mode mode = DAEMON_MODE_RUN;
 	struct config *config;
 	struct daemon *daemon;
 	enum log_level level;
-	bool check_only = false, rebuild = false;
-	char err[2048];
+	bool check_only = false, rebuild = false, migrate_only = false;
+	char err[4096];
 	int option, status;
 
 	if (config_path == NULL)
 		config_path = IPAM_DEFAULT_CONFIG;
-	while ((option = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+	while ((option = getopt_long(argc, argv, "c:u:h", options, NULL)) !=
+	    -1) {
 		switch (option) {
 		case 'c':
 			config_path = optarg;
@@ -67,50 +111,82 @@ main(int argc, char **argv)
 		case 'R':
 			rebuild = true;
 			break;
+		case 'M':
+			migrate_only = true;
+			break;
+		case 'u':
+			user = optarg;
+			break;
 		case 'E':
 			config_write_example(stdout);
-			return 0;
+			return DAEMON_EXIT_OK;
 		case 'V':
 			printf("ipam-syncd %s (librdkafka %s, libpq %d, "
 			    "libevent %s, jansson %s)\n", IPAM_VERSION,
 			    rd_kafka_version_str(), PQlibVersion(),
 			    event_get_version(), JANSSON_VERSION);
-			return 0;
+			return DAEMON_EXIT_OK;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return DAEMON_EXIT_OK;
 		default:
 			usage(stderr);
-			return 2;
+			return DAEMON_EXIT_USAGE;
 		}
 	}
 	/* "--check-config FILE" reads as naturally as "--config FILE". */
 	if (check_only && optind + 1 == argc)
 		config_path = argv[optind++];
-	if (optind != argc) {
+	if (optind != argc || (rebuild && migrate_only)) {
 		usage(stderr);
-		return 2;
+		return DAEMON_EXIT_USAGE;
 	}
+	if (migrate_only)
+		mode = DAEMON_MODE_MIGRATE;
+	else if (rebuild)
+		mode = DAEMON_MODE_REBUILD;
 
 	if ((config = config_load(config_path, err, sizeof(err))) == NULL) {
 		if (check_only) {
 			fprintf(stderr, "%s\n", err);
-			return 1;
+			return DAEMON_EXIT_CONFIG;
 		}
-		fatalx("configuration: %s", err);
+		log_errx("configuration: %s", err);
+		return DAEMON_EXIT_CONFIG;
 	}
 	if (check_only) {
+		status = check_start(config, err, sizeof(err));
 		config_free(config);
+		if (status != DAEMON_EXIT_OK) {
+			fprintf(stderr, "%s\n", err);
+			return status;
+		}
 		printf("%s: configuration is valid\n", config_path);
-		return 0;
+		return DAEMON_EXIT_OK;
 	}
 	if (log_level_parse(config->log_level, &level) == 0)
 		log_set_level(level);
+	if (user == NULL && *config->user != '\0')
+		user = config->user;
 
-	if ((daemon = daemon_new(config_path, config, rebuild, err,
-	    sizeof(err))) ==
-	    NULL)
-		fatalx("%s", err);
+	if ((daemon = daemon_new(config_path, config, mode, err, sizeof(err),
+	    &status)) == NULL) {
+		log_errx("%s", err);
+		return status;
+	}
+	/* Everything that needs root is open now: leave it. */
+	if (user != NULL) {
+		if (privileges_drop(user, err, sizeof(err)) == -1) {
+			log_errx("--user: %s", err);
+			daemon_free(daemon);
+			return DAEMON_EXIT_OSERR;
+		}
+		log_info("running as user %s (uid %u)", user,
+		    (unsigned)getuid());
+	} else if (geteuid() == 0)
+		log_warnx("running as root: name an unprivileged user with "
+		    "--user or [daemon] user (the systemd unit runs it as a "
+		    "DynamicUser= instead)");
 	status = daemon_run(daemon);
 	daemon_free(daemon);
 	return status;

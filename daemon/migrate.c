@@ -43,11 +43,15 @@ struct migrate {
 	void			*arg;
 	int			 current;	/* version found in the database */
 	int			 next;		/* next file to apply */
+	bool			 has_records;	/* the record tables exist */
+	bool			 has_code_records;
+	char			 role[128];	/* current_user, for errors */
 };
 
 static void	migrate_step(struct migrate *migrate);
 static void	migrate_code_step(struct migrate *migrate);
-static void	migrate_code_read(struct migrate *migrate);
+static void	migrate_records_cb(struct pgconn *pg, PGresult *result,
+		    const char *error, void *arg);
 
 /* Reads a whole file into a new string. */
 static char *
@@ -265,7 +269,9 @@ static bool
 migrate_check(struct migrate *migrate, PGresult *result, const char *error,
     const char *what)
 {
-	char message[1024], reason[1200];
+	char message[1024], reason[1600];
+	const char *sqlstate;
+	bool not_allowed;
 
 	if (result == NULL) {
 		migrate_finish(migrate, MIGRATE_LOST, error);
@@ -275,10 +281,26 @@ migrate_check(struct migrate *migrate, PGresult *result, const char *error,
 	    PQresultStatus(result) == PGRES_COMMAND_OK)
 		return true;
 	pgconn_result_error(migrate->pg, result, message, sizeof(message));
-	snprintf(reason, sizeof(reason), "%s: %s", what, message);
-	/* Release the lock before giving up, so another instance can go on. */
-	pgconn_reset(migrate->pg, "migration failed");
-	migrate_finish(migrate, MIGRATE_FAILED, reason);
+	sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+	/*
+	 * A missing right is not a passing fault: say which step needed it
+	 * and who may run it, instead of retrying.
+	 */
+	not_allowed = sqlstate != NULL && strcmp(sqlstate, "42501") == 0;
+	if (not_allowed)
+		snprintf(reason, sizeof(reason), "%s: %s; role \"%s\" may not "
+		    "change the schema: run \"ipam-syncd --migrate\" as the "
+		    "schema's owner role (docs/OPERATIONS.md, Roles)", what,
+		    message, migrate->role);
+	else
+		snprintf(reason, sizeof(reason), "%s: %s", what, message);
+	/*
+	 * Closing the session releases the lock, so another instance can go
+	 * on; the daemon exits, so nothing reconnects.
+	 */
+	pgconn_stop(migrate->pg);
+	migrate_finish(migrate, not_allowed ? MIGRATE_NOT_ALLOWED :
+	    MIGRATE_FAILED, reason);
 	return false;
 }
 
@@ -371,6 +393,59 @@ migrate_code_step(struct migrate *migrate)
 		migrate_finish(migrate, MIGRATE_LOST, "not connected");
 }
 
+/* Counts the function files whose text changed since they last ran. */
+static size_t
+migrate_code_due(const struct migrate *migrate)
+{
+	size_t i, due = 0;
+
+	for (i = 0; i < migrate->code_count; i++)
+		if (migrate->code[i].run)
+			due++;
+	return due;
+}
+
+/*
+ * Everything due is known: nothing (release the lock, no DDL at all), or
+ * the record tables if missing, the migrations, then the functions.
+ */
+static void
+migrate_plan(struct migrate *migrate)
+{
+	static const char records_sql[] =
+	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_migration ("
+	    " version integer PRIMARY KEY,"
+	    " name text NOT NULL,"
+	    " applied_at timestamptz NOT NULL DEFAULT now());"
+	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_function ("
+	    " name text PRIMARY KEY,"
+	    " digest text NOT NULL,"
+	    " applied_at timestamptz NOT NULL DEFAULT now())";
+	size_t code_due = migrate_code_due(migrate);
+	int due = MIGRATE_SCHEMA_VERSION - migrate->current;
+
+	if (due == 0 && code_due == 0) {
+		log_info("schema: at version %d, nothing to apply (functions "
+		    "current)", migrate->current);
+		if (pgconn_query(migrate->pg, MIGRATE_UNLOCK_SQL, 0, NULL,
+		    migrate_unlocked_cb, migrate) == -1)
+			migrate_finish(migrate, MIGRATE_LOST, "not connected");
+		return;
+	}
+	log_info("schema: at version %d; %d migrations and %zu function "
+	    "files to apply as role %s", migrate->current, due, code_due,
+	    migrate->role);
+	migrate->next = migrate->current + 1;
+	migrate->code_next = 0;
+	if (migrate->has_records && migrate->has_code_records) {
+		migrate_step(migrate);
+		return;
+	}
+	if (pgconn_query(migrate->pg, records_sql, 0, NULL,
+	    migrate_records_cb, migrate) == -1)
+		migrate_finish(migrate, MIGRATE_LOST, "not connected");
+}
+
 /* Reads the recorded digests and marks the function files that changed. */
 static void
 migrate_code_digests_cb(struct pgconn *pg, PGresult *result, const char *error,
@@ -381,7 +456,7 @@ migrate_code_digests_cb(struct pgconn *pg, PGresult *result, const char *error,
 	int row;
 
 	if (!migrate_check(migrate, result, error,
-	    "reading the function digests"))
+	    "reading the function digests (public.ipam_schema_function)"))
 		return;
 	for (i = 0; i < migrate->code_count; i++) {
 		struct migrate_code *code = &migrate->code[i];
@@ -393,24 +468,63 @@ migrate_code_digests_cb(struct pgconn *pg, PGresult *result, const char *error,
 				code->run = false;
 		}
 	}
-	migrate->code_next = 0;
-	migrate_code_step(migrate);
+	migrate_plan(migrate);
 }
 
-/* Asks which function files ran with which text. */
+/* The version is known: refuse a newer database, then read the digests. */
 static void
-migrate_code_read(struct migrate *migrate)
+migrate_version_known(struct migrate *migrate)
 {
-	static const char sql[] =
-	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_function ("
-	    " name text PRIMARY KEY,"
-	    " digest text NOT NULL,"
-	    " applied_at timestamptz NOT NULL DEFAULT now());"
-	    "SELECT name, digest FROM public.ipam_schema_function";
+	char reason[256];
+	size_t i;
 
-	if (pgconn_query(migrate->pg, sql, 0, NULL, migrate_code_digests_cb,
-	    migrate) == -1)
+	if (migrate->current > MIGRATE_SCHEMA_VERSION) {
+		snprintf(reason, sizeof(reason),
+		    "the database schema is at version %d, newer than this "
+		    "ipam-syncd knows (%d): upgrade ipam-syncd",
+		    migrate->current, MIGRATE_SCHEMA_VERSION);
+		pgconn_stop(migrate->pg);
+		migrate_finish(migrate, MIGRATE_TOO_NEW, reason);
+		return;
+	}
+	if (!migrate->has_code_records) {
+		for (i = 0; i < migrate->code_count; i++)
+			migrate->code[i].run = true;
+		migrate_plan(migrate);
+		return;
+	}
+	if (pgconn_query(migrate->pg,
+	    "SELECT name, digest FROM public.ipam_schema_function", 0, NULL,
+	    migrate_code_digests_cb, migrate) == -1)
 		migrate_finish(migrate, MIGRATE_LOST, "not connected");
+}
+
+/* Reads the version the database is at. */
+static void
+migrate_version_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct migrate *migrate = arg;
+
+	if (!migrate_check(migrate, result, error,
+	    "reading the schema version (public.ipam_schema_migration)"))
+		return;
+	migrate->current = atoi(PQgetvalue(result, 0, 0));
+	migrate_version_known(migrate);
+}
+
+/* The record tables exist now: apply the migrations. */
+static void
+migrate_records_cb(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct migrate *migrate = arg;
+
+	if (!migrate_check(migrate, result, error,
+	    "creating the migration records (public.ipam_schema_migration)"))
+		return;
+	migrate->has_records = migrate->has_code_records = true;
+	migrate_step(migrate);
 }
 
 /* Applies the next pending migration, or goes on to the functions. */
@@ -423,7 +537,8 @@ migrate_step(struct migrate *migrate)
 	int rc;
 
 	if (migrate->next > MIGRATE_SCHEMA_VERSION) {
-		migrate_code_read(migrate);
+		migrate->code_next = 0;
+		migrate_code_step(migrate);
 		return;
 	}
 	file = &migrate->files[migrate->next - 1];
@@ -441,49 +556,48 @@ migrate_step(struct migrate *migrate)
 		migrate_finish(migrate, MIGRATE_LOST, "not connected");
 }
 
-/* Reads the version the database is at. */
+/*
+ * The lock is held: who are we, and do the record tables exist?  Reading
+ * needs no right beyond SELECT on them.
+ */
 static void
-migrate_version_cb(struct pgconn *pg, PGresult *result, const char *error,
+migrate_inspect_cb(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct migrate *migrate = arg;
-	char reason[256];
 
-	if (!migrate_check(migrate, result, error, "reading the schema version"))
+	if (!migrate_check(migrate, result, error,
+	    "looking for the migration records"))
 		return;
-	migrate->current = atoi(PQgetvalue(result, 0, 0));
-	if (migrate->current > MIGRATE_SCHEMA_VERSION) {
-		snprintf(reason, sizeof(reason),
-		    "the database schema is at version %d, newer than this "
-		    "ipam-syncd knows (%d): upgrade ipam-syncd",
-		    migrate->current, MIGRATE_SCHEMA_VERSION);
-		pgconn_reset(pg, "schema too new");
-		migrate_finish(migrate, MIGRATE_FAILED, reason);
+	snprintf(migrate->role, sizeof(migrate->role), "%s",
+	    PQgetvalue(result, 0, 0));
+	migrate->has_records = strcmp(PQgetvalue(result, 0, 1), "t") == 0;
+	migrate->has_code_records = strcmp(PQgetvalue(result, 0, 2), "t") == 0;
+	if (!migrate->has_records) {
+		migrate->current = 0;
+		migrate_version_known(migrate);
 		return;
 	}
-	if (migrate->current == MIGRATE_SCHEMA_VERSION)
-		log_info("schema: at version %d, nothing to apply",
-		    migrate->current);
-	migrate->next = migrate->current + 1;
-	migrate_step(migrate);
+	if (pgconn_query(pg, "SELECT coalesce(max(version), 0) FROM "
+	    "public.ipam_schema_migration", 0, NULL, migrate_version_cb,
+	    migrate) == -1)
+		migrate_finish(migrate, MIGRATE_LOST, "not connected");
 }
 
-/* The lock is held: create the record table if needed and read it. */
+/* The lock is held: look at the database before changing anything. */
 static void
 migrate_locked_cb(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	static const char sql[] =
-	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_migration ("
-	    " version integer PRIMARY KEY,"
-	    " name text NOT NULL,"
-	    " applied_at timestamptz NOT NULL DEFAULT now());"
-	    "SELECT coalesce(max(version), 0) FROM public.ipam_schema_migration";
+	    "SELECT current_user,"
+	    " to_regclass('public.ipam_schema_migration') IS NOT NULL,"
+	    " to_regclass('public.ipam_schema_function') IS NOT NULL";
 	struct migrate *migrate = arg;
 
 	if (!migrate_check(migrate, result, error, "taking the migration lock"))
 		return;
-	if (pgconn_query(pg, sql, 0, NULL, migrate_version_cb, migrate) == -1)
+	if (pgconn_query(pg, sql, 0, NULL, migrate_inspect_cb, migrate) == -1)
 		migrate_finish(migrate, MIGRATE_LOST, "not connected");
 }
 

@@ -14,7 +14,9 @@
 enum migrate_outcome {
 	MIGRATE_OK,
 	MIGRATE_LOST,		/* the connection went: run again once it is back */
-	MIGRATE_FAILED,		/* cannot go on: error says why */
+	MIGRATE_FAILED,		/* a migration failed: error says why */
+	MIGRATE_TOO_NEW,	/* the database is newer than this binary */
+	MIGRATE_NOT_ALLOWED,	/* a migration is due, the role may not run it */
 };
 
 typedef void migrate_done_cb(enum migrate_outcome outcome, const char *error,
@@ -33,7 +35,10 @@ void		 migrate_free(struct migrate *migrate);
 
 /*
  * Applies the pending migrations on an idle, connected pg under an
- * advisory lock, without blocking the loop; done is called once.
+ * advisory lock, without blocking the loop; done is called once.  When
+ * the schema is current it only reads (no DDL), so a role with data
+ * rights alone goes through; a role that may not apply what is due gets
+ * MIGRATE_NOT_ALLOWED naming the step, the role and the way out.
  */
 void		 migrate_run(struct migrate *migrate, struct pgconn *pg,
 		    migrate_done_cb *done, void *arg);

@@ -9,7 +9,7 @@
 #define ARGS_MAX_POSITIONALS	4
 
 /* Where the daemon is when neither --url nor $IPAMCTL_URL says. */
-#define ARGS_DEFAULT_URL	"http://127.0.0.1:9187"
+#define ARGS_DEFAULT_URL	"http://127.0.0.1:10187"
 
 /* The commands; ARGS_COMMAND_NONE before one is named. */
 enum args_command {

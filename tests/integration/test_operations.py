@@ -116,8 +116,8 @@ def test_sighup_reload_valid_and_broken():
         daemon.write_config(sections)
         daemon.signal(signal.SIGHUP)
         daemon.wait_log(r"reload: configuration .* loaded")
-        assert daemon.log_contains(r"<4>reload: consumer.group_id changed but only "
-                                   r"take effect after a restart")
+        assert daemon.log_contains(r"<4>reload: consumer.group_id changed; it takes "
+                                   r"effect after a restart")
         kafka = Kafka()
         kafka.send(topics.subnets, "1", subnet_event("1", "10.41.0.0/24", ["10.41.0.1"]))
         kafka.flush()
