@@ -495,6 +495,18 @@ api_request_state(struct api_call *call, const char *id)
 	api_read(call, "SELECT ipamd.api_request($1)::text", 1, params);
 }
 
+/* GET /whoami: the caller's scope and requester. */
+static void
+api_whoami(struct api_call *call)
+{
+	json_t *body = json_object();
+
+	json_object_set_new(body, "scope", json_string(call->scope ==
+	    API_SCOPE_WRITE ? "write" : "read"));
+	json_object_set_new(body, "requester", json_string(call->requester));
+	api_reply_json(call, 200, body);
+}
+
 /* Compares a presented token with a configured one in constant time. */
 static bool
 api_token_equal(const char *given, const char *token)
@@ -741,6 +753,11 @@ api_dispatch(struct api_call *call, char **seg, size_t n)
 			api_method_not_allowed(call, "POST");
 		else
 			api_write_import(call);
+	} else if (strcmp(what, "whoami") == 0 && n == 1) {
+		if (!get)
+			api_method_not_allowed(call, "GET, HEAD");
+		else if (api_query_params_none(call) == 0)
+			api_whoami(call);
 	} else if (strcmp(what, "requests") == 0 && n == 2) {
 		if (!get)
 			api_method_not_allowed(call, "GET, HEAD");

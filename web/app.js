@@ -240,14 +240,13 @@
 		return answer;
 	}
 
-	/* Finds the token's scope: a dry-run import needs a write token. */
+	/* Finds the token's scope. */
 	async function probeScope() {
 		if (!token()) {
 			scope = 'anonymous';
 		} else {
-			const answer = await api('POST', '/import', { dry_run: true });
-			scope = answer.status === 200 ? 'write' :
-			    answer.status === 403 ? 'read' : 'bad';
+			const answer = await api('GET', '/whoami');
+			scope = answer.status === 200 ? answer.body.scope : 'bad';
 		}
 		showScope();
 	}
@@ -783,14 +782,16 @@
 		    st.quarantine - size;
 		const bar = el('div', { class: 'bar', role: 'img', 'aria-label':
 		    Math.round(st.utilisation * 100) + '% of the pool used' });
+		/* The bar is the pool alone; the legend counts every row. */
+		const pool = st.pool || st;
 		for (const s of ['allocated', 'reserved', 'quarantine',
 		    'available']) {
-			if (!st[s])
+			if (!pool[s])
 				continue;
 			const part = el('span', { class: 'part st-' + s,
-			    title: s + ': ' + st[s] });
+			    title: s + ' in the pool: ' + pool[s] });
 			/* CSSOM, not a style attribute: the policy allows it. */
-			part.style.flexGrow = String(st[s]);
+			part.style.flexGrow = String(pool[s]);
 			bar.appendChild(part);
 		}
 		return el('div', { class: 'usage' }, bar,

@@ -539,7 +539,13 @@ BEGIN
 			    count(*) FILTER (WHERE i.status = 'allocated') AS allocated,
 			    count(*) FILTER (WHERE i.status = 'reserved') AS reserved,
 			    count(*) FILTER (WHERE i.status = 'quarantine') AS quarantine,
-			    count(*) FILTER (WHERE i.active) AS active
+			    count(*) FILTER (WHERE i.active) AS active,
+			    count(*) FILTER (WHERE i.ip_type = 'static'
+				AND i.status = 'allocated') AS pool_allocated,
+			    count(*) FILTER (WHERE i.ip_type = 'static'
+				AND i.status = 'reserved') AS pool_reserved,
+			    count(*) FILTER (WHERE i.ip_type = 'static'
+				AND i.status = 'quarantine') AS pool_quarantine
 			FROM public.ipam i
 			WHERE true %2$s
 			GROUP BY i.subnet_id
@@ -559,6 +565,13 @@ BEGIN
 			'reserved', coalesce(st.reserved, 0),
 			'quarantine', coalesce(st.quarantine, 0),
 			'active', coalesce(st.active, 0),
+			-- The pool alone, status by status: what a bar of the
+			-- pool shows (the counts above include dhcp rows).
+			'pool', jsonb_build_object(
+			    'available', coalesce(st.available, 0),
+			    'allocated', coalesce(st.pool_allocated, 0),
+			    'reserved', coalesce(st.pool_reserved, 0),
+			    'quarantine', coalesce(st.pool_quarantine, 0)),
 			'utilisation', CASE WHEN coalesce(st.pool_size, 0) = 0
 			    THEN 0
 			    ELSE round(1 - st.available::numeric / st.pool_size,

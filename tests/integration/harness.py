@@ -20,6 +20,10 @@ import psycopg2
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+# Secret files (tokens, passwords) the tests write are the owner's only,
+# as the daemon requires of them.
+os.umask(0o077)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_DIR = os.path.join(ROOT, "schema")
 BINARY = os.environ.get("IPAM_SYNCD_BIN", os.path.join(ROOT, "build", "ipam-syncd"))
