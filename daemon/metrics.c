@@ -320,12 +320,13 @@ metrics_retention(struct evbuffer *out, const struct retention *retention)
 		evbuffer_add_printf(out, "ipam_syncd_retention_rows_pruned_total"
 		    "{table=\"%s\"} %llu\n", retention_table_names[i],
 		    (unsigned long long)stats->rows_pruned[i]);
-	metrics_family(out, "ipam_syncd_retention_days", "gauge",
-	    "Days each table keeps its rows (0: forever), by table.");
+	metrics_family(out, "ipam_syncd_retention_seconds", "gauge",
+	    "How long each table keeps its rows ([retention] days; 0: "
+	    "forever), by table.");
 	for (i = 0; i < RETENTION_TABLE_COUNT; i++)
-		evbuffer_add_printf(out, "ipam_syncd_retention_days"
+		evbuffer_add_printf(out, "ipam_syncd_retention_seconds"
 		    "{table=\"%s\"} %lld\n", retention_table_names[i],
-		    retention_days(retention, (enum retention_table)i));
+		    retention_days(retention, (enum retention_table)i) * 86400);
 	metrics_single(out, "ipam_syncd_retention_runs_total", "counter",
 	    "Retention runs that left nothing old behind.", stats->runs);
 	metrics_single(out, "ipam_syncd_retention_errors_total", "counter",

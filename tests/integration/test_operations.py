@@ -301,5 +301,186 @@ def test_sigterm_mid_stream_loses_nothing():
         db.close()
 
 
+def metric_value(text, name, labels=""):
+    """One sample of a scrape, or None when absent."""
+    match = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def scrape(daemon):
+    status, text = daemon.http_get("/metrics")
+    assert status == 200
+    return text
+
+
+def promtool_metrics(text):
+    check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_metrics_for_alerts_exist_and_move():
+    """The figures the alerts use: conflicts now (a conflict appears: 1),
+    dead letters kept, the last apply's time (moves with each apply),
+    stale events per topic, brokers up, send errors, the retention's and
+    the process's figures; every scrape passes promtool."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    config = {"consumer": {"batch_max_wait_ms": "20"}}
+    daemon = Daemon(db, topics, config=config).start()
+    try:
+        daemon.wait_ready()
+        text = scrape(daemon)
+        promtool_metrics(text)
+        assert metric_value(text, "ipam_syncd_last_apply_timestamp_seconds") is None
+        assert metric_value(text, "ipam_syncd_kafka_brokers_up") == 1
+        assert metric_value(text, "ipam_syncd_probe_send_errors_total") == 0
+        for table in ("audit", "dead_letter", "request"):
+            assert metric_value(text, "ipam_syncd_retention_rows_pruned_total",
+                                '{table="%s"}' % table) == 0
+            assert metric_value(text, "ipam_syncd_retention_seconds",
+                                '{table="%s"}' % table) == 90 * 86400
+        for topic in (topics.servers, topics.subnets, topics.marks):
+            assert metric_value(text, "ipam_syncd_stale_events_total",
+                                '{topic="%s"}' % topic) == 0, topic
+        fds = metric_value(text, "process_open_fds")
+        assert 5 <= fds < metric_value(text, "process_max_fds"), fds
+        assert metric_value(text, "process_resident_memory_bytes") > 1 << 20
+        assert (metric_value(text, "process_virtual_memory_bytes") >=
+                metric_value(text, "process_resident_memory_bytes"))
+        assert metric_value(text, "process_cpu_seconds_total") >= 0
+        with open("/proc/%d/stat" % daemon.proc.pid) as f:
+            rss_pages = int(f.read().rsplit(")", 1)[1].split()[21])
+        assert abs(metric_value(scrape(daemon), "process_resident_memory_bytes") -
+                   rss_pages * os.sysconf("SC_PAGESIZE")) < 64 << 20
+
+        # The figures read from the database: none yet.
+        wait_until(lambda: metric_value(scrape(daemon), "ipam_syncd_dead_letters") == 0,
+                   60, "the database figures read")
+        text = scrape(daemon)
+        for kind in ("several_servers", "server_on_reserved", "server_on_quarantine",
+                     "pool_shadowed", "duplicate_subnet"):
+            assert metric_value(text, "ipam_syncd_conflicts", '{kind="%s"}' % kind) == 0
+
+        # An apply: the last apply time appears, after the event was sent.
+        sent_at = time.time()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.80.0.0/16"))
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 1)
+        first = wait_until(lambda: metric_value(
+            scrape(daemon), "ipam_syncd_last_apply_timestamp_seconds"), 30, "a last apply")
+        assert first >= sent_at - 1, (first, sent_at)
+        # A conflict (two servers on one address) and a dead letter.
+        kafka.send(topics.servers, "a", server_event("a", "10.80.0.5"))
+        kafka.send(topics.servers, "b", server_event("b", "10.80.0.5"))
+        kafka.send(topics.servers, "bad", "not json")
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 4)
+        assert db.scalar("SELECT count(*) FROM ipam_conflict") == 1
+        wait_until(lambda: metric_value(scrape(daemon), "ipam_syncd_conflicts",
+                                        '{kind="several_servers"}') == 1,
+                   60, "the conflict counted")
+        wait_until(lambda: metric_value(scrape(daemon), "ipam_syncd_dead_letters") == 1,
+                   60, "the dead letter counted")
+        text = scrape(daemon)
+        assert metric_value(text, "ipam_syncd_dead_letters_total") == 1
+        second = metric_value(text, "ipam_syncd_last_apply_timestamp_seconds")
+        assert second > first, (first, second)
+        # A stale event: version 1 after version 2 of the same server.
+        kafka.send(topics.servers, "c", server_event("c", "10.80.0.7", version=2))
+        kafka.flush()
+        kafka.send(topics.servers, "c", server_event("c", "10.80.0.8", version=1))
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 6)
+        text = scrape(daemon)
+        assert metric_value(text, "ipam_syncd_stale_events_total",
+                            '{topic="%s"}' % topics.servers) == 1
+        assert metric_value(text, "ipam_syncd_stale_events_total",
+                            '{topic="%s"}' % topics.subnets) == 0
+        # The conflict resolved: the gauge follows the table back to 0.
+        kafka.send(topics.servers, "b", server_event("b", "10.80.0.6", version=2))
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 7)
+        wait_until(lambda: metric_value(scrape(daemon), "ipam_syncd_conflicts",
+                                        '{kind="several_servers"}') == 0,
+                   60, "the conflict gone")
+        oldest = metric_value(scrape(daemon), "ipam_syncd_retention_oldest_row_"
+                              "timestamp_seconds", '{table="dead_letter"}')
+        assert abs(oldest - float(db.scalar(
+            "SELECT extract(epoch FROM received_at) FROM ipamd.dead_letter"))) < 0.01
+        promtool_metrics(scrape(daemon))
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_dead_letter_figures_agree_after_a_rebuild():
+    """A rebuild replays a kept dead letter: messages_total{result=
+    "dead_letter"} and dead_letters_total both count it (the second counted
+    rows inserted, and the replay inserts none)."""
+    from test_property import RebuildDaemon
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics).start()
+    rebuild = None
+    try:
+        daemon.wait_ready()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.81.0.0/16"))
+        kafka.send(topics.servers, "bad", "not json")
+        kafka.send(topics.servers, "1", server_event("1", "10.81.0.1"))
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 3)
+        text = scrape(daemon)
+        assert metric_value(text, "ipam_syncd_dead_letters_total") == 1
+        assert daemon.stop() == 0
+        rebuild = RebuildDaemon(db, topics, group=daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 1
+        text = scrape(rebuild)
+        by_topic = metric_value(text, "ipam_syncd_messages_total",
+                                '{topic="%s",result="dead_letter"}' % topics.servers)
+        assert by_topic == 1, by_topic
+        assert metric_value(text, "ipam_syncd_dead_letters_total") == by_topic
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        daemon.close()
+        db.close()
+
+
+def test_alert_rules_pass_promtool_and_name_exported_metrics():
+    """docs/alerts.yml passes promtool check rules, and every metric its
+    expressions name is one the daemon exports."""
+    path = os.path.join(harness.ROOT, "docs", "alerts.yml")
+    check = subprocess.run(["promtool", "check", "rules", path],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    with open(path) as f:
+        rules = f.read()
+    named = set(re.findall(r"\b((?:ipam_syncd|process)_[a-z_]+)", rules))
+    assert len(named) >= 15, named
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        wait_until(lambda: "ipam_syncd_dead_letters " in scrape(daemon), 60,
+                   "the database figures")
+        families = set(re.findall(r"^# TYPE (\S+)", scrape(daemon), re.M))
+        # Written once there is something to say: after the first apply,
+        # the first sweep (the tests' daemons do not sweep), a first row.
+        later = {"ipam_syncd_last_apply_timestamp_seconds",
+                 "ipam_syncd_last_sweep_timestamp_seconds",
+                 "ipam_syncd_retention_oldest_row_timestamp_seconds"}
+        for family in ("ipam_syncd_probe_send_errors_total",
+                       "ipam_syncd_retention_seconds"):
+            assert family in families, family
+        missing = named - families - later
+        assert not missing, missing
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
 if __name__ == "__main__":
     harness.main(globals())

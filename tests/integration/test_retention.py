@@ -1,0 +1,248 @@
+"""Retention ([retention], daemon/retention.c, schema/functions/97_retention.sql):
+ipamd.audit, ipamd.dead_letter and ipamd.request pruned by age, exactly the
+rows older than the setting, 0 keeping forever, a reload taking effect, two
+daemons pruning one database at once, and a prune of 200,000 rows that the
+apply never waits for."""
+
+import json
+import re
+import signal
+import threading
+
+import psycopg2
+
+import harness
+from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+
+# The application_name of the retention job's PostgreSQL session.
+RETENTION_APP = "ipam-syncd retention"
+
+
+def server_event(sid, ip, version=1):
+    return json.dumps({"specversion": "1.0", "id": "e-%s-%d" % (sid, version),
+                       "source": "/tests/retention", "type": "ipam.server.upserted",
+                       "subject": sid, "entityversion": version,
+                       "data": {"hostname": "h" + sid, "ip_address": ip}})
+
+
+def subnet_event(sid, cidr):
+    return json.dumps({"specversion": "1.0", "id": "s-" + sid,
+                       "source": "/tests/retention", "type": "ipam.subnet.upserted",
+                       "subject": sid, "data": {"name": "n" + sid, "cidr": cidr,
+                                                "static_ip_pools": []}})
+
+
+def metric(daemon, name, labels=""):
+    """One sample of the daemon's /metrics, or None when absent."""
+    status, text = daemon.http_get("/metrics")
+    assert status == 200
+    match = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def pruned(daemon, table):
+    return metric(daemon, "ipam_syncd_retention_rows_pruned_total",
+                  '{table="%s"}' % table)
+
+
+def wait_next_run(daemon, timeout=60):
+    """Waits until a retention run that starts after this call has ended."""
+    before = metric(daemon, "ipam_syncd_retention_runs_total") or 0
+    wait_until(lambda: (metric(daemon, "ipam_syncd_retention_runs_total") or 0)
+               >= before + 2, timeout, "a whole retention run after now")
+
+
+def retention(daemon, **days):
+    """Rewrites the [retention] section and reloads it with SIGHUP."""
+    sections = daemon.sections
+    sections.setdefault("retention", {}).update({k: str(v) for k, v in days.items()})
+    daemon.write_config(sections)
+    daemon.signal(signal.SIGHUP)
+
+
+def ids(db, table):
+    return [r[0] for r in db.query("SELECT id FROM ipamd.%s ORDER BY id" % table)]
+
+
+def test_retention_prunes_exactly_the_old_rows_keeps_with_zero_and_reloads():
+    """Rows older than each table's days go, newer ones stay, 0 keeps all;
+    shorter days from a reload prune at once."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    config = {"retention": {"audit_days": "90", "dead_letter_days": "30",
+                            "request_days": "0", "interval_ms": "1000"},
+              "consumer": {"batch_max_wait_ms": "20"}}
+    daemon = Daemon(db, topics, config=config).start()
+    try:
+        daemon.wait_ready()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.70.0.0/16"))
+        for i in range(30):
+            kafka.send(topics.servers, str(i), server_event(str(i), "10.70.0.%d" % (i + 1)))
+        for i in range(6):
+            kafka.send(topics.servers, "bad%d" % i, "not json %d" % i)
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 37)
+        db.query("INSERT INTO ipamd.request (id, topic, partition, \"offset\", vrf, "
+                 "address, outcome) SELECT 'r' || g, 't', 0, g, '', '10.70.0.1', "
+                 "'applied' FROM generate_series(1, 10) g")
+        audit, dead = ids(db, "audit"), ids(db, "dead_letter")
+        assert len(audit) == 30 and len(dead) == 6, (audit, dead)
+        # Oldest ids first, as time and ids go together.
+        db.query("UPDATE ipamd.audit SET changed_at = now() - interval '100 days' "
+                 "WHERE id = ANY(%s)", (audit[:10],))
+        db.query("UPDATE ipamd.audit SET changed_at = now() - interval '89 days' "
+                 "WHERE id = ANY(%s)", (audit[10:20],))
+        db.query("UPDATE ipamd.dead_letter SET received_at = now() - interval '31 days' "
+                 "WHERE id = ANY(%s)", (dead[:2],))
+        db.query("UPDATE ipamd.dead_letter SET received_at = now() - interval '29 days' "
+                 "WHERE id = ANY(%s)", (dead[2:4],))
+        db.query("UPDATE ipamd.request SET decided_at = now() - interval '400 days'")
+
+        wait_until(lambda: pruned(daemon, "audit") == 10 and
+                   pruned(daemon, "dead_letter") == 2, 60, "the old rows pruned")
+        wait_next_run(daemon)
+        assert ids(db, "audit") == audit[10:]
+        assert ids(db, "dead_letter") == dead[2:]
+        assert db.scalar("SELECT count(*) FROM ipamd.request") == 10
+        assert pruned(daemon, "audit") == 10 and pruned(daemon, "request") == 0
+        assert metric(daemon, "ipam_syncd_retention_errors_total") == 0
+        # The oldest audit row left is one of the 89 days old.
+        expected = float(db.scalar("SELECT extract(epoch FROM min(changed_at)) "
+                                   "FROM ipamd.audit"))
+        wait_until(lambda: abs((metric(daemon, "ipam_syncd_retention_oldest_row_"
+                                       "timestamp_seconds", '{table="audit"}') or 0)
+                               - expected) < 0.01, 60, "the oldest audit row's time")
+
+        # A reload: 30 days for the audit, 365 for requests (all 400 days old).
+        retention(daemon, audit_days=30, request_days=365)
+        wait_until(lambda: pruned(daemon, "audit") == 20 and
+                   pruned(daemon, "request") == 10, 60, "the reloaded days applied")
+        wait_next_run(daemon)
+        assert ids(db, "audit") == audit[20:]
+        assert ids(db, "dead_letter") == dead[2:]
+        assert db.scalar("SELECT count(*) FROM ipamd.request") == 0
+        assert metric(daemon, "ipam_syncd_retention_seconds",
+                      '{table="audit"}') == 30 * 86400
+        assert metric(daemon, "ipam_syncd_retention_seconds",
+                      '{table="request"}') == 365 * 86400
+        assert daemon.log_contains(r"retention: now audit 30 days")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_two_daemons_prune_one_database_at_once():
+    """Two instances sharing a database both prune: every old row goes
+    once, no newer row goes, neither fails, and their counts add up."""
+    db, topics = Database(), Topics()
+    config = {"retention": {"audit_days": "0", "dead_letter_days": "0",
+                            "request_days": "0", "interval_ms": "1000"}}
+    first = Daemon(db, topics, config=config).start()
+    second = None
+    try:
+        first.wait_ready()
+        second = Daemon(db, topics, config=config, group=first.group).start()
+        second.wait_ready()
+        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action) "
+                 "SELECT '', '10.71.0.1', 'insert' FROM generate_series(1, 60000)")
+        db.query("UPDATE ipamd.audit SET changed_at = now() - interval '200 days' "
+                 "WHERE id <= 50000")
+        newer = ids(db, "audit")[50000:]
+        assert len(newer) == 10000
+        for daemon in (first, second):
+            retention(daemon, audit_days=90)
+        wait_until(lambda: (pruned(first, "audit") or 0) +
+                   (pruned(second, "audit") or 0) == 50000, 120, "both pruned")
+        wait_next_run(first)
+        wait_next_run(second)
+        assert ids(db, "audit") == newer
+        assert pruned(first, "audit") + pruned(second, "audit") == 50000
+        for daemon in (first, second):
+            assert metric(daemon, "ipam_syncd_retention_errors_total") == 0
+            assert not daemon.log_contains(r"retention: pruning .* failed")
+        assert first.stop() == 0 and second.stop() == 0
+    finally:
+        first.close()
+        if second:
+            second.close()
+        db.close()
+
+
+def test_a_large_prune_does_not_block_the_apply():
+    """While 200,000 old audit rows are pruned, events are applied one
+    after another, and the apply never waits for the retention's locks."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    config = {"retention": {"audit_days": "0", "interval_ms": "1000"},
+              "consumer": {"batch_max_wait_ms": "10"}}
+    daemon = Daemon(db, topics, config=config).start()
+    seeded = 200000
+    try:
+        daemon.wait_ready()
+        kafka.send(topics.subnets, "1", subnet_event("1", "10.72.0.0/16"))
+        kafka.flush()
+        wait_caught_up(db, daemon.group, 1)
+        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, after) "
+                 "SELECT '', '10.72.255.1', 'insert', "
+                 "jsonb_build_object('hostname', repeat('x', 200), 'n', g) "
+                 "FROM generate_series(1, %d) g" % seeded)
+        db.query("UPDATE ipamd.audit SET changed_at = now() - interval '365 days'")
+        last_seeded = db.scalar("SELECT max(id) FROM ipamd.audit")
+
+        def old_left():
+            return db.scalar("SELECT count(*) FROM ipamd.audit WHERE id <= %s",
+                             (last_seeded,))
+
+        blocked = []
+        stop = threading.Event()
+
+        def watch():
+            # Any moment the apply's session waits for the retention's.
+            while not stop.is_set():
+                with db_watch.cursor() as cur:
+                    cur.execute(
+                    "SELECT a.pid FROM pg_stat_activity a "
+                    "WHERE a.datname = current_database() "
+                    "AND a.application_name = 'ipam-syncd' AND EXISTS ("
+                    "SELECT 1 FROM pg_stat_activity r WHERE r.application_name = %s "
+                    "AND r.pid = ANY (pg_blocking_pids(a.pid)))", (RETENTION_APP,))
+                    blocked.extend(cur.fetchall())
+
+        db_watch = psycopg2.connect(host=db.host, port=db.port, user=db.user,
+                                    dbname=db.name)
+        db_watch.autocommit = True
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        retention(daemon, audit_days=90)
+        inside = 0
+        sent = 1
+        i = 0
+        while True:
+            before = old_left()
+            if before == 0:
+                break
+            kafka.send(topics.servers, str(i), server_event(
+                str(i), "10.72.%d.%d" % (i // 250, i % 250 + 1)))
+            kafka.flush()
+            sent += 1
+            wait_caught_up(db, daemon.group, sent)
+            after = old_left()
+            # Applied while the prune had begun and was not over.
+            if before < seeded and after > 0:
+                inside += 1
+            i += 1
+        stop.set()
+        watcher.join()
+        db_watch.close()
+        assert inside >= 1, "no event was applied while the prune ran"
+        assert blocked == [], blocked
+        assert pruned(daemon, "audit") == seeded
+        assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == i
+        assert db.scalar("SELECT count(*) FROM ipamd.audit") == i
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
