@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 
 #include "common/build_info.h"
 #include "common/log.h"
@@ -566,6 +567,41 @@ done:
 	return rc;
 }
 
+/*
+ * --migrate is run by hand, once: a PostgreSQL it cannot reach is said at
+ * once, not retried.  A blocking connection, before the loop runs.
+ */
+static int
+daemon_probe_pg(const struct config *config, const char *password, char *err,
+    size_t errlen)
+{
+	const char *keys[4] = { "dbname", "connect_timeout", NULL, NULL };
+	const char *values[4] = { config->pg_conninfo, NULL, NULL, NULL };
+	char timeout[32];
+	PGconn *conn;
+	size_t len;
+	int rc = 0;
+
+	snprintf(timeout, sizeof(timeout), "%lld",
+	    (config->pg_connect_timeout_ms + 999) / 1000);
+	values[1] = timeout;
+	if (password != NULL) {
+		keys[2] = "password";
+		values[2] = password;
+	}
+	conn = PQconnectdbParams(keys, values, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "--migrate: PostgreSQL: %s",
+		    conn != NULL ? PQerrorMessage(conn) : "out of memory");
+		len = strlen(err);
+		while (len > 0 && err[len - 1] == '\n')
+			err[--len] = '\0';
+		rc = -1;
+	}
+	PQfinish(conn);
+	return rc;
+}
+
 /* Sets the daemon up. */
 struct daemon *
 daemon_new(const char *config_path, struct config *config,
@@ -618,8 +654,12 @@ daemon_new(const char *config_path, struct config *config,
 	pg_callbacks.down = daemon_pg_down;
 	pg_callbacks.arg = daemon;
 	daemon->pg = pgconn_new(daemon->base, &pg_settings, &pg_callbacks);
-	if (mode == DAEMON_MODE_MIGRATE)
+	if (mode == DAEMON_MODE_MIGRATE) {
+		*status = DAEMON_EXIT_UNAVAILABLE;
+		if (daemon_probe_pg(config, password, err, errlen) == -1)
+			goto fail;
 		goto events;
+	}
 	/* Without CAP_NET_RAW (or a ping group) the sweeper cannot start. */
 	*status = DAEMON_EXIT_NOPERM;
 	{
