@@ -19,6 +19,7 @@ import psycopg2
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness
 from harness import BINARY, ROOT, Daemon, Database, Kafka, Topics, wait_until
+from test_property import RebuildDaemon
 
 ROLES_SQL = os.path.join(ROOT, "schema", "roles.sql")
 
@@ -77,21 +78,8 @@ class Roles:
         conn.close()
 
 
-class ArgsDaemon(Daemon):
-    """harness.Daemon with extra command-line arguments."""
-
-    def __init__(self, *args, extra_args=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.extra_args = list(extra_args)
-
-    def start(self):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAM_")}
-        env.update(self.extra_env)
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([BINARY, "--config", self.config_path] + self.extra_args,
-                                     stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     env=env)
-        return self
+class ArgsDaemon(RebuildDaemon):
+    """harness.Daemon with extra command-line arguments, and its exit."""
 
     def exit_status(self, timeout=60):
         return self.proc.wait(timeout)
