@@ -295,7 +295,10 @@ retention_figures_timer_cb(evutil_socket_t fd, short what, void *arg)
 	retention_next(retention);
 }
 
-/* The connection is up: the figures, and a run unless one just ended. */
+/*
+ * The connection is up: the figures now, and the run that was due (the
+ * first one, or one the lost connection cut short).
+ */
 static void
 retention_pg_up(struct pgconn *pg, void *arg)
 {

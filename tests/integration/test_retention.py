@@ -244,5 +244,70 @@ def test_a_large_prune_does_not_block_the_apply():
         db.close()
 
 
+def test_retention_functions_at_the_sql_level():
+    """ipamd.retention_prune() and retention_figures() by themselves: a
+    batch is bounded, 0 days keeps, a table another session prunes is left
+    (NULL), an unknown table is refused, the oldest rows and the request
+    outcomes are found through indexes, and the figures count what is
+    there."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, config={"retention": {"audit_days": "0",
+                                                      "dead_letter_days": "0",
+                                                      "request_days": "0"}}).start()
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action) "
+                 "SELECT '', '10.73.0.1', 'insert' FROM generate_series(1, 12000)")
+        db.query("UPDATE ipamd.audit SET changed_at = now() - interval '10 days' "
+                 "WHERE id <= (SELECT min(id) + 10999 FROM ipamd.audit)")
+        db.query("INSERT INTO ipamd.request (id, topic, partition, \"offset\", vrf, "
+                 "address, outcome, decided_at) SELECT 'r' || g, 't', 0, g, '', "
+                 "'10.73.0.1', 'applied', now() - (g - 0.5) * interval '1 day' "
+                 "FROM generate_series(1, 20) g")
+        db.query("INSERT INTO ipamd.dead_letter (topic, partition, \"offset\", reason, "
+                 "received_at) VALUES ('t', 0, 1, 'r', now() - interval '3 days'), "
+                 "('t', 0, 2, 'r', now())")
+        db.query("ANALYZE ipamd.audit; ANALYZE ipamd.request")
+        prune = "SELECT ipamd.retention_prune(%s, %s, %s)"
+        assert db.scalar(prune, ("audit", 0, 5000)) == 0
+        assert db.scalar(prune, ("audit", 5, 5000)) == 5000
+        # Another session holds the audit's lock: the table is left to it.
+        holder = psycopg2.connect(host=db.host, port=db.port, user=db.user,
+                                  dbname=db.name)
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(7369748, 1)")
+            assert db.scalar(prune, ("audit", 5, 5000)) is None
+            # 10.5 to 19.5 days old: ten of them.
+            assert db.scalar(prune, ("request", 10, 5000)) == 10
+        holder.rollback()
+        holder.close()
+        assert db.scalar(prune, ("audit", 5, 5000)) == 5000
+        assert db.scalar(prune, ("audit", 5, 5000)) == 1000
+        assert db.scalar(prune, ("audit", 5, 5000)) == 0
+        assert db.scalar("SELECT count(*) FROM ipamd.audit") == 1000
+        assert db.scalar("SELECT count(*) FROM ipamd.request") == 10
+        assert db.scalar(prune, ("dead_letter", 2, 5000)) == 1
+        try:
+            db.scalar(prune, ("address", 5, 5000))
+            raise AssertionError("an unknown table was accepted")
+        except psycopg2.Error as error:
+            assert "unknown table" in str(error), error
+        # The lookups go through indexes, never a scan of the table.
+        for sql in ("SELECT h.id FROM ipamd.audit h ORDER BY h.id LIMIT 5000",
+                    "SELECT r.id FROM ipamd.request r WHERE r.decided_at < now() "
+                    "ORDER BY r.decided_at LIMIT 5000",
+                    "SELECT min(r.decided_at) FROM ipamd.request r"):
+            plan = "\n".join(r[0] for r in db.query(
+                "SET enable_seqscan = off; EXPLAIN " + sql))
+            assert "Seq Scan" not in plan and "Index" in plan, (sql, plan)
+        figures = db.scalar("SELECT ipamd.retention_figures()")
+        assert figures["dead_letters"] == 1 and figures["conflicts"] == {}
+        assert abs(figures["oldest"]["request"] - float(db.scalar(
+            "SELECT extract(epoch FROM min(decided_at)) FROM ipamd.request"))) < 0.001
+    finally:
+        daemon.close()
+        db.close()
+
 if __name__ == "__main__":
     harness.main(globals())
