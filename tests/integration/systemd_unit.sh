@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# The unit file passes "systemd-analyze verify" and its offline security
-# exposure is 1.5 or better (--threshold is the exposure times ten).
-#   systemd_unit.sh BINARY SOURCE_DIR
+# The unit file generated for this build passes "systemd-analyze verify",
+# its offline security exposure is 1.5 or better (--threshold is the
+# exposure times ten), and a configuration error stops its restart loop.
+#   systemd_unit.sh BINARY UNIT_FILE
 set -u
 binary=$1
-source_dir=$2
+unit=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=0
+checks=0
 # verify checks that ExecStart= exists: point it at the built binary.
-sed "s|/usr/sbin/ipam-syncd|$binary|g" "$source_dir/systemd/ipam-syncd.service" \
-	> "$work/ipam-syncd.service"
-if systemd-analyze verify "$work/ipam-syncd.service"; then
+sed "s|^\(Exec[A-Za-z]*=\)[^ ]*/ipam-syncd |\1$binary |" "$unit" > "$work/ipam-syncd.service"
+checks=$((checks + 1))
+# The man page is not installed here: install_layout.sh checks it.
+if systemd-analyze verify --man=no "$work/ipam-syncd.service"; then
 	echo "PASS systemd-analyze verify"
 else
 	echo "FAIL systemd-analyze verify"; failed=$((failed + 1))
 fi
+checks=$((checks + 1))
 if out=$(systemd-analyze security --offline=yes --threshold=15 "$work/ipam-syncd.service" 2>&1); then
 	echo "PASS exposure: $(grep -o 'exposure level.*' <<<"$out")"
 else
@@ -24,13 +28,26 @@ else
 fi
 # The directives the operator relies on are there.
 for directive in Type=notify WatchdogSec= ExecReload= Restart=on-failure \
+	'RestartPreventExitStatus=64 69 77 78' 'Documentation=man:ipam-syncd(8)' \
 	DynamicUser=yes AmbientCapabilities=CAP_NET_RAW CapabilityBoundingSet=CAP_NET_RAW \
-	'ExecStartPre=/usr/sbin/ipam-syncd --check-config'; do
-	if grep -q "^$directive" "$source_dir/systemd/ipam-syncd.service"; then
+	'ExecStart=[^ ]*/sbin/ipam-syncd --config [^ ]*/ipam-syncd.conf$'; do
+	checks=$((checks + 1))
+	if grep -q "^$directive" "$unit"; then
 		echo "PASS $directive"
 	else
 		echo "FAIL $directive missing"; failed=$((failed + 1))
 	fi
 done
-echo "$((10 - failed)) passed, $failed failed"
+# What the unit's RestartPreventExitStatus= names is what the daemon exits
+# with on a configuration error: 78, from the start itself, not a check.
+checks=$((checks + 1))
+printf '[http]\nlisten = localhost:1\n[kafka]\nbootstrap.servers = 127.0.0.1:9092\n' > "$work/bad.conf"
+env -u IPAM_CONFIG "$binary" --config "$work/bad.conf" >/dev/null 2>&1
+rc=$?
+if [ "$rc" = 78 ] && grep -q "^RestartPreventExitStatus=.*\b$rc\b" "$unit"; then
+	echo "PASS a bad configuration exits $rc, which stops the restart loop"
+else
+	echo "FAIL a bad configuration exits $rc"; failed=$((failed + 1))
+fi
+echo "$((checks - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
