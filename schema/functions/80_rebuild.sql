@@ -26,6 +26,8 @@ $$;
 CREATE OR REPLACE FUNCTION ipamd.derive_all() RETURNS jsonb
 LANGUAGE plpgsql
 SET work_mem = '256MB'
+-- As for a batch (ipamd.apply_batch): no JIT.
+SET jit = off
 AS $$
 DECLARE
 	touched ipamd.touch[];
