@@ -482,5 +482,48 @@ def test_alert_rules_pass_promtool_and_name_exported_metrics():
         daemon.close()
         db.close()
 
+def test_sweep_metrics_send_errors_and_last_sweep_time():
+    """The sweeper's figures for alerts, in a network namespace (root):
+    addresses with no route make send errors, two per sweep, counted in
+    ipam_syncd_probe_send_errors_total; the last sweep's time follows the
+    sweeps."""
+    from test_sweeper import SweepRun
+    started = time.time()
+    run = SweepRun({"down_after": "1"})
+
+    def scrape_in_namespace():
+        port = run.daemon.http_port()
+        fetch = subprocess.run(
+            ["ip", "netns", "exec", run.net.daemon_ns, "/usr/bin/python3", "-c",
+             "import urllib.request; print(urllib.request.urlopen("
+             "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port],
+            capture_output=True, text=True, timeout=30)
+        assert fetch.returncode == 0, fetch.stderr
+        return fetch.stdout
+
+    def full_sweeps():
+        return len([s for s in run.daemon.sweeps() if s["targets"] == 3])
+
+    try:
+        run.subnet("u", "203.0.113.0/29", ["203.0.113.1-203.0.113.2"])
+        run.subnet("lo", "127.79.0.0/24", ["127.79.0.1"])
+        run.settle()
+        run.daemon.wait_sweeps(2, lambda s: s["targets"] == 3)
+        before = full_sweeps()
+        text = scrape_in_namespace()
+        after = full_sweeps()
+        promtool_metrics(text)
+        errors = metric_value(text, "ipam_syncd_probe_send_errors_total")
+        assert errors in [2 * n for n in range(before, after + 1)], (errors, before, after)
+        assert errors >= 4
+        first = metric_value(text, "ipam_syncd_last_sweep_timestamp_seconds")
+        assert first is not None and first >= started - 1, (first, started)
+        run.daemon.wait_sweeps(1)
+        second = metric_value(scrape_in_namespace(),
+                              "ipam_syncd_last_sweep_timestamp_seconds")
+        assert second > first, (first, second)
+    finally:
+        run.close()
+
 if __name__ == "__main__":
     harness.main(globals())
