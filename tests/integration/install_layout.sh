@@ -44,6 +44,17 @@ check "man page ipam-syncd(8) installed" test -f "$root$prefix/share/man/man8/ip
 check "man page ipamctl(1) installed" test -f "$root$prefix/share/man/man1/ipamctl.1"
 check "man page names the installed config" grep -q "$config" "$root$prefix/share/man/man8/ipam-syncd.8"
 check "ipam-syncd.8 is well-formed roff" sh -c "! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$root$prefix/share/man/man8/ipam-syncd.8' 2>&1 >/dev/null | grep ."
+# The man page cannot drift from the key table and --help: every key and
+# every option is in it.
+man8=$root$prefix/share/man/man8/ipam-syncd.8
+missing=""
+for key in $("$binary" --print-example-config | sed -n '/^\[kafka\]/q; s/^\([a-z_]*\) = .*/\1/p'); do
+	grep -qx ".B $key" "$man8" || missing="$missing $key"
+done
+for option in $(grep -o -- '--[a-z-]*' <<<"$help" | sort -u); do
+	grep -qF -- "\\-\\-${option#--}" "$man8" || missing="$missing $option"
+done
+check "every key and option is in ipam-syncd(8)${missing:+ (missing:$missing)}" test -z "$missing"
 for completion in ipam-syncd ipamctl; do
 	check "bash completion $completion installed" bash -n "$root$prefix/share/bash-completion/completions/$completion"
 done
