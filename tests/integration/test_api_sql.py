@@ -523,6 +523,10 @@ def test_address_detail_subnets_next_free_and_conflicts():
             want["active"] = sum(1 for r in mine if r["active"])
             want["pool_size"] = pool_size(s["id"], pools)
             assert want["pool_size"] == sum(1 for r in mine if r["ip_type"] == "static")
+            want["pool"] = {k: sum(1 for r in mine if r["status"] == k
+                                   and r["ip_type"] == "static")
+                            for k in ("available", "allocated", "reserved", "quarantine")}
+            assert sum(want["pool"].values()) == want["pool_size"]
             want["utilisation"] = (round(1 - want["available"] / want["pool_size"], 6)
                                    if want["pool_size"] else 0)
             got = dict(s["stats"])
@@ -642,9 +646,9 @@ def test_unplaced_stats_dead_letters_requests_and_import_plan():
         assert unplaced["servers"] == want_servers
         assert unplaced["marks"] == [
             {"vrf": "", "address": "172.16.0.9", "status": "quarantine",
-             "description": None, "requested_by": None},
+             "description": None, "reason": None, "requested_by": None},
             {"vrf": "blue", "address": "10.99.0.1", "status": "reserved",
-             "description": "far", "requested_by": None}]
+             "description": "far", "reason": None, "requested_by": None}]
         assert [s["id"] for s in api(conn, "api_unplaced", {"vrf": "blue"})["servers"]] == ["41"]
 
         # Stats: the same counts Python makes.

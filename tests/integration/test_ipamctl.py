@@ -397,7 +397,7 @@ def test_reserve_quarantine_release_allocate():
         assert row["status"] == "quarantine", row
         assert mark_of(db, "10.61.0.21")[0] == "quarantine"
         out = ctl.ok("show", "10.61.0.21")
-        assert "mark: quarantine by write:alice at " in out, out
+        assert 'mark: quarantine "abuse report 4711" by write:alice at ' in out, out
         assert "status available -> quarantine" in out, out
 
         # Release: available again, and the history says who.
