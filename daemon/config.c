@@ -792,7 +792,8 @@ config_check_listen(const char *text, char *err, size_t errlen)
  * LoadCredential=) when that is set, else in the current folder, which
  * the error then says.  A file others may read or write is refused: the
  * secret is no longer one (chmod o-rwx).  A file its group may read is
- * taken with a warning, since root:ipam-syncd 0640 is a common layout.
+ * taken with a warning, since root:ipam-syncd 0640 is a common layout
+ * (but not from $CREDENTIALS_DIRECTORY, which is the service's alone).
  * The caller frees the result.
  */
 char *
@@ -833,7 +834,12 @@ config_read_secret(const char *path, char *err, size_t errlen)
 		close(fd);
 		return NULL;
 	}
-	if ((st.st_mode & (S_IRGRP | S_IWGRP)) != 0)
+	/*
+	 * systemd's credentials belong to the service alone, its group
+	 * included (DynamicUser=): only files found elsewhere are warned of.
+	 */
+	if ((st.st_mode & (S_IRGRP | S_IWGRP)) != 0 &&
+	    (path[0] == '/' || credentials == NULL))
 		log_warnx("secret file %s: its group may read it (mode %04o); "
 		    "chmod g-rwx unless that group is the daemon's alone",
 		    full, (unsigned)(st.st_mode & 07777));

@@ -9,6 +9,7 @@ a start that cannot go on; SIGHUP's warning against the running values;
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,8 +222,9 @@ def test_runtime_role_without_rights_says_so_and_exits_77():
 
 
 def test_exit_statuses_of_a_start_that_cannot_go_on():
-    """78 for the configuration, 69 for the schema folder and a newer
-    database, 64 for the command line, 69 for --migrate without PostgreSQL."""
+    """78 for the configuration, 69 for the schema folder, 70 for a
+    migration that fails, 64 for the command line, 69 for --migrate without
+    PostgreSQL (a newer database: test_foundation)."""
     db, topics = Database(), Topics()
     daemons = []
     try:
@@ -236,6 +238,19 @@ def test_exit_statuses_of_a_start_that_cannot_go_on():
         daemons.append(no_schema)
         assert no_schema.start().exit_status() == 69, no_schema.log()
         assert no_schema.log_contains(r"<3>schema folder /nonexistent: No such file")
+
+        # A migration PostgreSQL refuses: 70, naming the migration.
+        broken = os.path.join(no_schema.dir, "schema")
+        shutil.copytree(harness.SCHEMA_DIR, broken)
+        last = sorted(n for n in os.listdir(broken) if re.match(r"\d{3}_.*\.sql$", n))[-1]
+        with open(os.path.join(broken, last), "a") as f:
+            f.write("\nSELECT no_such_function_here();\n")
+        failing = ArgsDaemon(db, topics, config={"daemon": {"schema_dir": broken}})
+        daemons.append(failing)
+        assert failing.start().exit_status() == 70, failing.log()
+        assert failing.log_contains(r"<3>schema: migration %s: .*no_such_function_here"
+                                    % last[:-4])
+        assert not failing.log_contains(r"retrying")
 
         usage = subprocess.run([BINARY, "--rebuild", "--migrate"], capture_output=True)
         assert usage.returncode == 64, usage
