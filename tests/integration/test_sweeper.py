@@ -405,7 +405,8 @@ def test_ping_sockets_without_cap_net_raw():
 
 def test_refuses_to_start_without_any_icmp_socket():
     """Neither CAP_NET_RAW nor a ping_group_range that holds its group: the
-    daemon says what to do and exits 1; with the sweeper off it starts."""
+    daemon says what to do and exits 77 (EX_NOPERM, which the unit does not
+    restart); with the sweeper off it starts."""
     net = Net()
     db = Database()
     topics = Topics()
@@ -413,7 +414,7 @@ def test_refuses_to_start_without_any_icmp_socket():
         prefix = ["setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]
         daemon = NsDaemon(net, db, topics, prefix=prefix,
                           config={"sweeper": dict(SWEEPER)}).start()
-        assert daemon.proc.wait(30) == 1
+        assert daemon.proc.wait(30) == 77
         assert daemon.log_contains(r"sweeper: cannot open an ICMP socket \(raw socket: "
                                    r"Operation not permitted; ping socket: Permission denied\): "
                                    r"give the daemon CAP_NET_RAW"), daemon.log()
