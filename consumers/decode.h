@@ -48,6 +48,21 @@ struct decode_limits {
 	size_t		max_header_bytes;	/* their names and values summed */
 };
 
+/* Longest schema block a decode_memo keeps. */
+#define DECODE_MEMO_MAX	16384
+
+/*
+ * What the Debezium decoder remembers of a topic between its messages:
+ * the schema block of the last wrapper it checked whole, byte for byte.
+ * Kafka Connect sends the same block with every message of a table, so
+ * a message that begins with it needs only its payload checked.  Zeroed
+ * is empty; it holds no pointer, so it is freed with what holds it.
+ */
+struct decode_memo {
+	size_t	schema_len;		/* 0: nothing kept */
+	char	schema[DECODE_MEMO_MAX];
+};
+
 /* What a decoder is given: the message and what its topic declares. */
 struct decode_input {
 	enum change_entity		entity;		/* the topic's entity */
@@ -59,6 +74,7 @@ struct decode_input {
 	size_t				header_count;
 	const struct decode_limits	*limits;
 	const struct debezium_columns	*columns;	/* Debezium only */
+	struct decode_memo		*memo;		/* Debezium; may be NULL */
 };
 
 /* Result of decoding one message. */

@@ -526,6 +526,69 @@ dbz_not_json(const void *value, size_t len, const char *scan_reason,
 	json_decref(root);
 }
 
+/* How Kafka Connect's JsonConverter begins a wrapper, and its payload. */
+static const char dbz_schema_head[] = "{\"schema\":";
+static const char dbz_payload_head[] = ",\"payload\":";
+#define DBZ_SCHEMA_HEAD		(sizeof(dbz_schema_head) - 1)
+#define DBZ_PAYLOAD_HEAD	(sizeof(dbz_payload_head) - 1)
+
+/*
+ * Checks the payload alone when a message is the memo's schema block in
+ * a compact wrapper, {"schema":<the block>,"payload":<payload>} with
+ * white space only before the closing brace: the block was checked
+ * whole before, so the verdict is the same as a check of every byte.
+ * True with the payload in *payload; false when the message is not
+ * such a wrapper (or its payload not JSON), for the full check to say.
+ */
+static bool
+dbz_memo_payload(const struct decode_input *in, struct scan_tape *tape,
+    struct scan_value *payload)
+{
+	const struct decode_memo	*memo = in->memo;
+	const char			*value = in->value, *rest;
+	size_t				 end = in->value_len, skip, members;
+	char				 reason[128];
+
+	skip = DBZ_SCHEMA_HEAD + (memo != NULL ? memo->schema_len : 0) +
+	    DBZ_PAYLOAD_HEAD;
+	if (memo == NULL || memo->schema_len == 0 || end <= skip ||
+	    memcmp(value, dbz_schema_head, DBZ_SCHEMA_HEAD) != 0 ||
+	    memcmp(value + DBZ_SCHEMA_HEAD, memo->schema,
+	    memo->schema_len) != 0 ||
+	    memcmp(value + skip - DBZ_PAYLOAD_HEAD, dbz_payload_head,
+	    DBZ_PAYLOAD_HEAD) != 0)
+		return false;
+	while (end > skip && strchr(" \t\r\n", value[end - 1]) != NULL &&
+	    value[end - 1] != '\0')
+		end--;
+	if (end <= skip || value[end - 1] != '}')
+		return false;
+	rest = value + skip;
+	return scan_check_find(rest, (size_t)(value + end - 1 - rest), tape,
+	    NULL, 0, NULL, &members, payload, reason, sizeof(reason)) == 0;
+}
+
+/*
+ * Keeps a checked wrapper's schema block in the memo when the message
+ * is written as Kafka Connect writes it (see dbz_memo_payload).
+ */
+static void
+dbz_memo_keep(const struct decode_input *in, const struct scan_value *schema,
+    const struct scan_value *payload)
+{
+	const char	*value = in->value;
+
+	if (in->memo == NULL || schema->len > sizeof(in->memo->schema) ||
+	    memcmp(value, dbz_schema_head, DBZ_SCHEMA_HEAD) != 0 ||
+	    schema->start != value + DBZ_SCHEMA_HEAD ||
+	    payload->start != schema->start + schema->len + DBZ_PAYLOAD_HEAD ||
+	    memcmp(schema->start + schema->len, dbz_payload_head,
+	    DBZ_PAYLOAD_HEAD) != 0)
+		return;
+	memcpy(in->memo->schema, schema->start, schema->len);
+	in->memo->schema_len = schema->len;
+}
+
 /* The Debezium change-event decoder (with or without schema wrapper). */
 enum decode_result
 decode_debezium(const struct decode_input *in, struct change *out, char *err,
@@ -550,8 +613,10 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	else if (in->value_len == 0)
 		fields_error(err, errlen, "the value is empty; a tombstone "
 		    "must be null");
-	else if (scan_check_find(in->value, in->value_len, &tape, wrapper, 2, found,
-	    &members, &top, reason, sizeof(reason)) == -1 ||
+	else if (dbz_memo_payload(in, &tape, &found[1]))
+		result = dbz_decode(in, &found[1], out, err, errlen);
+	else if (scan_check_find(in->value, in->value_len, &tape, wrapper, 2,
+	    found, &members, &top, reason, sizeof(reason)) == -1 ||
 	    (top.kind != SCAN_OBJECT && top.kind != SCAN_ARRAY))
 		dbz_not_json(in->value, in->value_len, reason, err, errlen);
 	/*
@@ -560,9 +625,10 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	 * most of a message's bytes, is checked but never read.
 	 */
 	else if (members == 2 && found[0].kind != SCAN_ABSENT &&
-	    found[1].kind != SCAN_ABSENT)
+	    found[1].kind != SCAN_ABSENT) {
+		dbz_memo_keep(in, &found[0], &found[1]);
 		result = dbz_decode(in, &found[1], out, err, errlen);
-	else
+	} else
 		result = dbz_decode(in, &top, out, err, errlen);
 	if (result != DECODE_OK)
 		change_clear(out);

@@ -11,6 +11,9 @@
 /* Member names of the objects open while checking, kept on the stack first. */
 #define SCAN_KEYS_ON_STACK	256
 
+/* Names scan_find() looks for in one pass; more take several. */
+#define SCAN_FIND_MAX		16
+
 /* Objects with more members than this have their names sorted to compare. */
 #define SCAN_KEYS_PAIRWISE	16
 
@@ -139,6 +142,29 @@ scan_escape(struct scan_state *st)
 	return 0;
 }
 
+/* Eight bytes at a time: each byte's high bit, and one in each byte. */
+#define SCAN_HIGHS	0x8080808080808080ULL
+#define SCAN_ONES	0x0101010101010101ULL
+
+/*
+ * The high bit of every byte of w equal to c, and maybe of bytes above
+ * one that is (a borrow): a "no" is sure, a "yes" asks for a closer look.
+ */
+static uint64_t
+scan_equal8(uint64_t w, unsigned char c)
+{
+	uint64_t	x = w ^ (SCAN_ONES * c);
+
+	return (x - SCAN_ONES) & ~x & SCAN_HIGHS;
+}
+
+/* The same for bytes below c (ASCII bytes only; c at most 0x80). */
+static uint64_t
+scan_below8(uint64_t w, unsigned char c)
+{
+	return (w - SCAN_ONES * c) & ~w & SCAN_HIGHS;
+}
+
 /*
  * Tells whether eight bytes are all plain string bytes: ASCII from 0x20,
  * neither a quote nor a backslash.  A false "no" only sends the caller
@@ -147,17 +173,11 @@ scan_escape(struct scan_state *st)
 static bool
 scan_plain8(const unsigned char *p)
 {
-	const uint64_t	ones = 0x0101010101010101ULL;
-	const uint64_t	highs = 0x8080808080808080ULL;
-	uint64_t	w, quote, backslash, low;
+	uint64_t	w;
 
 	memcpy(&w, p, sizeof(w));
-	quote = w ^ (ones * '"');
-	backslash = w ^ (ones * '\\');
-	low = (w - ones * 0x20) & ~w;
-	quote = (quote - ones) & ~quote;
-	backslash = (backslash - ones) & ~backslash;
-	return ((w | low | quote | backslash) & highs) == 0;
+	return ((w | scan_below8(w, 0x20) | scan_equal8(w, '"') |
+	    scan_equal8(w, '\\')) & SCAN_HIGHS) == 0;
 }
 
 /*
@@ -672,15 +692,31 @@ static const bool scan_structural[256] = {
 	['"'] = true, ['{'] = true, ['}'] = true, ['['] = true, [']'] = true,
 };
 
-/* Moves past the checked string whose opening quote is at i. */
+/*
+ * Moves past the checked string whose opening quote is at i; *escaped
+ * tells whether it holds a backslash.
+ */
 static size_t
-scan_skip_string(const unsigned char *p, size_t i)
+scan_skip_string(const unsigned char *p, size_t len, size_t i,
+    bool *escaped)
 {
-	/* Strings are short: a byte loop beats a call to memchr. */
-	for (i++; p[i] != '"'; i++)
-		if (p[i] == '\\')
+	uint64_t	w;
+
+	*escaped = false;
+	for (i++;; i++) {
+		/* Eight bytes at a time while none is a quote or backslash. */
+		for (; i + 8 <= len; i += 8) {
+			memcpy(&w, p + i, sizeof(w));
+			if ((scan_equal8(w, '"') | scan_equal8(w, '\\')) != 0)
+				break;
+		}
+		while (p[i] != '"' && p[i] != '\\')
 			i++;
-	return i + 1;
+		if (p[i] == '"')
+			return i + 1;
+		*escaped = true;
+		i++;
+	}
 }
 
 /*
@@ -716,6 +752,7 @@ scan_skip(const unsigned char *p, size_t len, size_t i,
     const struct scan_tape *tape)
 {
 	size_t	depth = 0, end;
+	bool	escaped;
 
 	if (tape != NULL && (p[i] == '{' || p[i] == '[') &&
 	    (end = scan_tape_end(tape, p, i)) != 0)
@@ -732,7 +769,7 @@ scan_skip(const unsigned char *p, size_t len, size_t i,
 		while (!scan_structural[p[i]])
 			i++;
 		if (p[i] == '"')
-			i = scan_skip_string(p, i);
+			i = scan_skip_string(p, len, i, &escaped);
 		else {
 			depth += p[i] == '{' || p[i] == '[' ? 1 : -1;
 			i++;
@@ -791,10 +828,9 @@ scan_members(const struct scan_value *object,
 		return 0;
 	i = scan_skip_space(p, len, 1);
 	while (p[i] == '"') {
-		end = scan_skip_string(p, i);
+		end = scan_skip_string(p, len, i, &key.escaped);
 		key.start = p + i + 1;
 		key.len = end - i - 2;
-		key.escaped = memchr(key.start, '\\', key.len) != NULL;
 		i = scan_skip_space(p, len, end);
 		i = scan_skip_space(p, len, i + 1);	/* the ':' */
 		end = scan_skip(p, len, i, object->tape);
@@ -814,7 +850,7 @@ scan_members(const struct scan_value *object,
 
 /* The names scan_find() looks for and what it found. */
 struct scan_wanted {
-	const char *const	*names;
+	const struct scan_key	*names;		/* start NULL: not wanted */
 	size_t			 count;
 	struct scan_value	*found;
 	size_t			 left;		/* names not found yet */
@@ -827,17 +863,13 @@ scan_is_wanted(const struct scan_key *key, const struct scan_value *value,
     void *arg)
 {
 	struct scan_wanted	*wanted = arg;
-	struct scan_key		 name;
 	size_t			 k;
 
 	for (k = 0; k < wanted->count && wanted->left > 0; k++) {
-		if (wanted->names[k] == NULL ||
+		if (wanted->names[k].start == NULL ||
 		    wanted->found[k].kind != SCAN_ABSENT)
 			continue;
-		name.start = (const unsigned char *)wanted->names[k];
-		name.len = strlen(wanted->names[k]);
-		name.escaped = false;
-		if (scan_key_compare(key, &name) == 0) {
+		if (scan_key_equal(key, &wanted->names[k])) {
 			wanted->found[k] = *value;
 			wanted->left--;
 			break;
@@ -855,19 +887,30 @@ size_t
 scan_find(const struct scan_value *object, const char *const *names,
     size_t count, struct scan_value *found)
 {
+	struct scan_key		keys[SCAN_FIND_MAX];
 	struct scan_wanted	wanted;
 	size_t			k;
 
+	/* A long list is found a part at a time. */
+	if (count > SCAN_FIND_MAX) {
+		scan_find(object, names + SCAN_FIND_MAX, count - SCAN_FIND_MAX,
+		    found + SCAN_FIND_MAX);
+		count = SCAN_FIND_MAX;
+	}
 	if (count > 0)
 		memset(found, 0, count * sizeof(*found));
-	wanted.names = names;
+	wanted.left = 0;
+	for (k = 0; k < count; k++) {
+		keys[k].start = (const unsigned char *)names[k];
+		keys[k].len = names[k] != NULL ? strlen(names[k]) : 0;
+		keys[k].escaped = false;
+		if (names[k] != NULL)
+			wanted.left++;
+	}
+	wanted.names = keys;
 	wanted.count = count;
 	wanted.found = found;
-	wanted.left = count;
 	wanted.all = true;
-	for (k = 0; k < count; k++)
-		if (names[k] == NULL)
-			wanted.left--;
 	return scan_members(object, scan_is_wanted, &wanted);
 }
 
@@ -876,10 +919,14 @@ void
 scan_member(const struct scan_value *object, const char *name,
     struct scan_value *member)
 {
+	struct scan_key		key;
 	struct scan_wanted	wanted;
 
 	memset(member, 0, sizeof(*member));
-	wanted.names = &name;
+	key.start = (const unsigned char *)name;
+	key.len = strlen(name);
+	key.escaped = false;
+	wanted.names = &key;
 	wanted.count = 1;
 	wanted.found = member;
 	wanted.left = 1;

@@ -52,7 +52,7 @@ intake_headers(const rd_kafka_message_t *message, struct decode_header *room,
  * headers: most messages have none).
  */
 bool
-intake_message(struct batch *batch, int topic, const struct intake_topic *how,
+intake_message(struct batch *batch, int topic, struct intake_topic *how,
     const rd_kafka_message_t *message)
 {
 	struct decode_header room[INTAKE_HEADERS_ON_STACK], *heap;
@@ -71,6 +71,7 @@ intake_message(struct batch *batch, int topic, const struct intake_topic *how,
 	input.value_len = message->len;
 	input.limits = how->limits;
 	input.columns = how->columns;
+	input.memo = &how->memo;
 	input.header_count = intake_headers(message, room,
 	    INTAKE_HEADERS_ON_STACK, &headers, &heap);
 	input.headers = headers;

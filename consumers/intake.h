@@ -9,12 +9,16 @@
 #include "consumers/batch.h"
 #include "consumers/decode.h"
 
-/* What a topic carries and how its messages are read. */
+/*
+ * What a topic carries and how its messages are read, and what the
+ * decoder remembers between them (zeroed: nothing yet).
+ */
 struct intake_topic {
 	enum change_entity		 entity;
 	enum decode_format		 format;
 	const struct decode_limits	*limits;
 	const struct debezium_columns	*columns;
+	struct decode_memo		 memo;
 };
 
 /*
@@ -23,6 +27,6 @@ struct intake_topic {
  * every header.  Returns false when it became a dead letter.
  */
 bool	intake_message(struct batch *batch, int topic,
-	    const struct intake_topic *how, const rd_kafka_message_t *message);
+	    struct intake_topic *how, const rd_kafka_message_t *message);
 
 #endif

@@ -1,5 +1,6 @@
 /* Unit tests of the Debezium decoder over the fixture files. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test_support.h"
@@ -132,6 +133,155 @@ test_escaped_length(void **state)
 	    "the limit of 255"));
 }
 
+/* A server event as Kafka Connect writes it: a compact wrapper. */
+static const char memo_event[] =
+    "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\","
+    "\"optional\":false,\"field\":\"id\"},{\"type\":\"string\",\"optional\":"
+    "true,\"field\":\"hostname\"}],\"optional\":false,\"name\":\"s.Envelope\"},"
+    "\"payload\":{\"before\":null,\"after\":{\"id\":42,\"hostname\":\"srv-1\","
+    "\"ip_address\":\"10.0.0.5/24\",\"nic_mac\":\"02:00:00:00:00:2a\","
+    "\"device_type\":\"R650\",\"manufacture\":\"Dell\"},\"source\":{\"lsn\":"
+    "24023128,\"snapshot\":\"false\"},\"op\":\"u\",\"ts_ms\":1}}";
+
+/* Decodes a server event, with the memo given (NULL: none). */
+static enum decode_result
+memo_decode(const char *value, size_t len, struct decode_memo *memo,
+    struct change *change, char *err, size_t errlen)
+{
+	struct decode_input	in;
+
+	memset(&in, 0, sizeof(in));
+	in.entity = CHANGE_SERVER;
+	in.value = value;
+	in.value_len = len;
+	in.memo = memo;
+	return decode_message(DECODE_DEBEZIUM, &in, change, err, errlen);
+}
+
+/* Two strings of a change are the same, or both absent. */
+static void
+assert_same_text(const char *a, const char *b)
+{
+	assert_true((a == NULL) == (b == NULL));
+	if (a != NULL)
+		assert_string_equal(a, b);
+}
+
+/* Two decodes came out the same: result, reason and the change. */
+static void
+assert_same_decode(enum decode_result a, const struct change *ca,
+    const char *ea, enum decode_result b, const struct change *cb,
+    const char *eb)
+{
+	assert_int_equal(a, b);
+	assert_string_equal(ea, eb);
+	if (a != DECODE_OK)
+		return;
+	assert_int_equal(ca->op, cb->op);
+	assert_same_text(ca->id, cb->id);
+	assert_same_text(ca->vrf, cb->vrf);
+	assert_same_text(ca->hostname, cb->hostname);
+	assert_same_text(ca->nic_mac, cb->nic_mac);
+	assert_int_equal(ca->keep, cb->keep);
+	assert_int_equal(ca->snapshot, cb->snapshot);
+	assert_int_equal(ca->has_version, cb->has_version);
+	assert_true(ca->version == cb->version);
+	assert_int_equal(ca->has_ip, cb->has_ip);
+	assert_memory_equal(&ca->ip, &cb->ip, sizeof(ca->ip));
+}
+
+/* A small deterministic generator (xorshift64), so failures repeat. */
+static uint64_t
+next_random(uint64_t *state)
+{
+	*state ^= *state << 13;
+	*state ^= *state >> 7;
+	*state ^= *state << 17;
+	return *state;
+}
+
+/*
+ * The memo changes nothing but the work: it is filled by a compact
+ * wrapper, and on 20,000 mutations of such a message (in its schema
+ * block, its payload or its ending) a decode with the memo warm gives
+ * the result, reason and change of a decode without one.
+ */
+static void
+test_memo_changes_nothing(void **state)
+{
+	static const char	 bytes[] = "{}[]\":,\\ 0123456789.-etfnul\x01\xff";
+	struct decode_memo	*memo = calloc(1, sizeof(*memo));
+	struct change		 with, without;
+	enum decode_result	 a, b;
+	char			 text[sizeof(memo_event) + 16], ea[512], eb[512];
+	uint64_t		 rng = 0x9e3779b97f4a7c15ULL;
+	size_t			 round, len, at;
+
+	(void)state;
+	assert_non_null(memo);
+	assert_int_equal(memo_decode(memo_event, strlen(memo_event), memo,
+	    &with, ea, sizeof(ea)), DECODE_OK);
+	change_clear(&with);
+	assert_true(memo->schema_len > 0);
+	assert_memory_equal(memo->schema, memo_event + 10, memo->schema_len);
+	for (round = 0; round < 20000; round++) {
+		len = strlen(memo_event);
+		memcpy(text, memo_event, len);
+		at = next_random(&rng) % len;
+		switch (next_random(&rng) % 3) {
+		case 0:		/* replace a byte */
+			text[at] = bytes[next_random(&rng) % (sizeof(bytes) - 1)];
+			break;
+		case 1:		/* cut the message short */
+			len = at;
+			break;
+		default:	/* insert a byte */
+			memmove(text + at + 1, text + at, len - at);
+			text[at] = bytes[next_random(&rng) % (sizeof(bytes) - 1)];
+			len++;
+			break;
+		}
+		b = memo_decode(text, len, NULL, &without, eb, sizeof(eb));
+		a = memo_decode(text, len, memo, &with, ea, sizeof(ea));
+		assert_same_decode(a, &with, ea, b, &without, eb);
+		change_clear(&with);
+		change_clear(&without);
+		/* Put the memo back to the event's block now and then. */
+		if (round % 7 == 0) {
+			assert_int_equal(memo_decode(memo_event,
+			    strlen(memo_event), memo, &with, ea, sizeof(ea)),
+			    DECODE_OK);
+			change_clear(&with);
+		}
+	}
+	free(memo);
+}
+
+/*
+ * A third member after the payload: with the memo warm, the message is
+ * still no wrapper, as without it.
+ */
+static void
+test_memo_third_member(void **state)
+{
+	struct decode_memo	*memo = calloc(1, sizeof(*memo));
+	struct change		 change;
+	char			 text[sizeof(memo_event) + 16], err[512];
+	size_t			 len = strlen(memo_event);
+
+	(void)state;
+	assert_non_null(memo);
+	assert_int_equal(memo_decode(memo_event, len, memo, &change, err,
+	    sizeof(err)), DECODE_OK);
+	change_clear(&change);
+	memcpy(text, memo_event, len - 1);
+	memcpy(text + len - 1, ",\"x\":1}", 7);
+	assert_int_equal(memo_decode(text, len + 6, memo, &change, err,
+	    sizeof(err)), DECODE_ERROR);
+	assert_non_null(strstr(err, "op is missing"));
+	free(memo);
+}
+
 /* Runs the Debezium message fixtures found under argv[1]. */
 int
 main(int argc, char **argv)
@@ -154,6 +304,8 @@ main(int argc, char **argv)
 	{
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_escaped_length),
+			cmocka_unit_test(test_memo_changes_nothing),
+			cmocka_unit_test(test_memo_third_member),
 		};
 
 		failed += cmocka_run_group_tests_name("debezium strings",
