@@ -21,6 +21,7 @@
 #include "daemon/notify.h"
 #include "daemon/producer.h"
 #include "daemon/readpool.h"
+#include "daemon/retention.h"
 #include "daemon/web.h"
 #include "sweeper/sweeper.h"
 
@@ -63,6 +64,7 @@ struct daemon {
 	struct api		*api;
 	struct web		*web;		/* the operator page */
 	struct sweeper		*sweeper;
+	struct retention	*retention;	/* prunes old rows */
 	time_t			 start_time;
 	double			 watchdog_seconds;
 	bool			 watchdog_withheld;
@@ -168,6 +170,7 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 		if (daemon->state == DAEMON_STARTING) {
 			consumer_start(daemon->consumer, daemon_subscribed, daemon);
 			sweeper_start(daemon->sweeper);
+			retention_start(daemon->retention);
 		}
 		break;
 	case MIGRATE_LOST:
@@ -266,6 +269,7 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 	daemon->state = DAEMON_STOPPING;
 	notify_send(daemon->notify, "STOPPING=1");
 	sweeper_stop(daemon->sweeper);
+	retention_stop(daemon->retention);
 	tv.tv_sec = daemon->config->shutdown_timeout_ms / 1000;
 	tv.tv_usec = (daemon->config->shutdown_timeout_ms % 1000) * 1000;
 	evtimer_add(daemon->deadline, &tv);
@@ -319,6 +323,13 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		/* The sweeper keeps its connection; the rest it takes. */
 		config_sweeper_settings(fresh, NULL, &sweep);
 		sweeper_reload(daemon->sweeper, &sweep);
+	}
+	{
+		struct retention_settings keep;
+
+		/* The job keeps its connection; days and interval it takes. */
+		retention_settings_from_config(fresh, NULL, &keep);
+		retention_reload(daemon->retention, &keep);
 	}
 	if (daemon->api != NULL)
 		api_set_limits(daemon->api, fresh->api_write_wait_ms,
@@ -438,6 +449,7 @@ daemon_metrics(void *arg, struct evbuffer *out)
 		.consumer = daemon->consumer,
 		.pg = daemon->pg,
 		.sweeper = daemon->sweeper,
+		.retention = daemon->retention,
 		.api = daemon->api,
 		.http = daemon->http,
 		.start_time = daemon->start_time,
@@ -670,6 +682,12 @@ daemon_new(const char *config_path, struct config *config,
 	}
 	if (daemon->sweeper == NULL)
 		goto fail;
+	{
+		struct retention_settings keep;
+
+		retention_settings_from_config(config, password, &keep);
+		daemon->retention = retention_new(daemon->base, &keep);
+	}
 
 	topics = calloc(config->topic_count, sizeof(*topics));
 	properties = calloc(config->kafka_count + 1, sizeof(*properties));
@@ -804,6 +822,7 @@ daemon_free(struct daemon *daemon)
 	readpool_free(daemon->api_pool);
 	producer_free(daemon->producer, 1000);
 	sweeper_free(daemon->sweeper);
+	retention_free(daemon->retention);
 	pgconn_free(daemon->pg);
 	consumer_free(daemon->consumer);
 	migrate_free(daemon->migrate);
