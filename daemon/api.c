@@ -165,6 +165,13 @@ api_query_failed(struct api_call *call, const PGresult *result,
 	char field[64];
 	size_t len;
 
+	if (result == NULL && error != NULL &&
+	    strncmp(error, "too many reads", 14) == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Retry-After", "5");
+		api_error(call, 503, "unavailable", NULL, "%s", error);
+		return;
+	}
 	if (result == NULL) {
 		api_error(call, 503, "unavailable", NULL,
 		    "PostgreSQL: %s", error ? error : "connection lost");

@@ -23,13 +23,18 @@
 #define READPOOL_SHARE		0.25
 #define READPOOL_BURST		0.5
 
+/* A read that waited this long for its turn is answered "too busy". */
+#define READPOOL_WAIT_MAX	10.0
+
 struct readpool_job {
 	TAILQ_ENTRY(readpool_job) entry;
 	char			*sql;
 	char			*params[READPOOL_PARAMS_MAX];
 	int			 nparams;
+	bool			 first;		/* ahead of the reads */
 	pgconn_result_cb	*cb;
 	void			*arg;
+	struct timespec		 queued;
 };
 
 struct readpool {
@@ -122,6 +127,33 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 	readpool_next(done.pool);
 }
 
+/*
+ * Answers the reads that waited too long for their turn (a storm of
+ * readers): each gets "too busy" instead of waiting on.  Queries queued
+ * ahead of the reads (a write's outcome) are never expired.
+ */
+static void
+readpool_expire(struct readpool *pool)
+{
+	struct readpool_job *job, *next;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, entry);
+		if (job->first ||
+		    readpool_seconds(&job->queued, &now) < READPOOL_WAIT_MAX)
+			continue;
+		TAILQ_REMOVE(&pool->queue, job, entry);
+		pool->waiting--;
+		job->cb(NULL, NULL, "too many reads are waiting: try again "
+		    "later", job->arg);
+		readpool_job_free(job);
+		/* The callback may have queued more: start again. */
+		next = TAILQ_FIRST(&pool->queue);
+	}
+}
+
 /* Hands waiting queries to the free connections. */
 static void
 readpool_next(struct readpool *pool)
@@ -133,6 +165,7 @@ readpool_next(struct readpool *pool)
 	size_t i;
 
 	readpool_refill(pool);
+	readpool_expire(pool);
 	if (pool->budget <= 0 && !TAILQ_EMPTY(&pool->queue)) {
 		/* Spent: the queue waits until the share earns it back. */
 		wait = -pool->budget / READPOOL_SHARE + 0.001;
@@ -232,6 +265,8 @@ readpool_enqueue(struct readpool *pool, bool first, const char *sql,
 	job->nparams = nparams;
 	job->cb = cb;
 	job->arg = arg;
+	job->first = first;
+	clock_gettime(CLOCK_MONOTONIC, &job->queued);
 	if (first)
 		TAILQ_INSERT_HEAD(&pool->queue, job, entry);
 	else
