@@ -65,20 +65,16 @@ BEGIN
 		SELECT t.vrf, t.ip, m.len, network(set_masklen(t.ip, m.len)) AS net
 		FROM t
 		JOIN lengths m ON m.vrf = t.vrf AND m.fam = family(t.ip)
-	), nets AS (
-		-- The live subnet of each candidate network, the lowest id
-		-- among duplicates: decided once per network, not per address.
-		SELECT DISTINCT ON (s.vrf, s.cidr) s.vrf, s.cidr, s.id,
-		    s.pool_first, s.pool_last
-		FROM (SELECT DISTINCT vrf, net FROM keys) k
-		JOIN subnet s ON NOT s.deleted AND s.vrf = k.vrf AND s.cidr = k.net
-		ORDER BY s.vrf, s.cidr, ipamd.id_key(s.id)
 	), homes AS (
-		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, n.id, n.pool_first,
-		    n.pool_last
+		-- Joined with the subnet table itself, not with a CTE of the
+		-- candidate networks: a CTE's row count is a guess, and a
+		-- nested loop over a side guessed at one row rescans the other
+		-- for each of its real rows.
+		SELECT DISTINCT ON (k.vrf, k.ip) k.vrf, k.ip, s.id, s.pool_first,
+		    s.pool_last
 		FROM keys k
-		JOIN nets n ON n.vrf = k.vrf AND n.cidr = k.net
-		ORDER BY k.vrf, k.ip, k.len DESC
+		JOIN subnet s ON NOT s.deleted AND s.vrf = k.vrf AND s.cidr = k.net
+		ORDER BY k.vrf, k.ip, k.len DESC, ipamd.id_key(s.id)
 	), held AS MATERIALIZED (
 		SELECT x.vrf, x.ip_address AS ip, x.id, x.hostname, x.nic_mac,
 		    x.device_type, x.manufacture, ipamd.id_key(x.id) AS rank
@@ -128,23 +124,20 @@ BEGIN
 		    AND (d.is_static OR d.server_id IS NOT NULL
 			OR d.mark_status IS NOT NULL)
 	), cur AS (
-		SELECT a.*, t.topic, t.part, t.off
+		SELECT a.*
 		FROM address a
 		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
 	), del AS (
-		-- Rows that exist (cur) and are no longer wanted: found by key
-		-- from the few current rows, not by a second join of the
-		-- touched addresses with the table.
 		DELETE FROM address a
-		USING cur c
-		WHERE a.vrf = c.vrf AND a.ip_address = c.ip_address
+		USING t
+		WHERE a.vrf = t.vrf AND a.ip_address = t.ip
 		    AND NOT EXISTS (SELECT 1 FROM want w
-			WHERE w.vrf = c.vrf AND w.ip = c.ip_address)
+			WHERE w.vrf = t.vrf AND w.ip = t.ip)
 		RETURNING a.vrf, a.ip_address,
 		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS before,
-		    c.topic, c.part, c.off
+		    t.topic, t.part, t.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
