@@ -311,11 +311,12 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         assert rooted.log_contains(r"<4>running as root: name an unprivileged user")
         assert rooted.stop() == 0
 
-        # The config and the schema are read before the change of user.
-        os.chmod(rooted.dir, 0o700)
         dropped = ArgsDaemon(db, topics, extra_args=["--user", "nobody"],
                              group=rooted.group)
         daemons.append(dropped)
+        # The config is read before the change of user: nobody may not.
+        os.chmod(dropped.dir, 0o700)
+        os.chmod(dropped.config_path, 0o600)
         dropped.start().wait_ready()
         assert dropped.log_contains(r"running as user nobody")
         assert not dropped.log_contains(r"running as root")
