@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "consumers/applier.h"
 #include "daemon/config.h"
+#include "daemon/privileges.h"
 #include "sweeper/sweeper.h"
 
 extern char **environ;
@@ -1104,6 +1105,15 @@ config_check(struct config *config, char *err, size_t errlen)
 		return config_fail(config, err, errlen, "daemon", "log_level",
 		    "daemon.log_level: \"%s\" is not one of error, warning, "
 		    "notice, info, debug", config->log_level);
+	if (*config->user != '\0') {
+		uid_t uid;
+		gid_t gid;
+
+		if (privileges_lookup(config->user, &uid, &gid, reason,
+		    sizeof(reason)) == -1)
+			return config_fail(config, err, errlen, "daemon", "user",
+			    "daemon.user: %s", reason);
+	}
 	if (config->pg_reconnect_min_ms > config->pg_reconnect_max_ms)
 		return config_fail(config, err, errlen, "postgresql",
 		    "reconnect_min_ms",

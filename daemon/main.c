@@ -168,6 +168,17 @@ main(int argc, char **argv)
 		log_set_level(level);
 	if (user == NULL && *config->user != '\0')
 		user = config->user;
+	if (user != NULL) {
+		uid_t uid;
+		gid_t gid;
+
+		/* An unknown user is a mistake of the configuration: 78. */
+		if (privileges_lookup(user, &uid, &gid, err, sizeof(err)) == -1) {
+			log_errx("--user: %s", err);
+			config_free(config);
+			return DAEMON_EXIT_CONFIG;
+		}
+	}
 
 	if ((daemon = daemon_new(config_path, config, mode, err, sizeof(err),
 	    &status)) == NULL) {

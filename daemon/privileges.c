@@ -36,33 +36,44 @@ privileges_set(struct __user_cap_data_struct data[2])
 	return (int)syscall(SYS_capset, &header, data);
 }
 
+/* Finds a user by name or number. */
+int
+privileges_lookup(const char *user, uid_t *uid, gid_t *gid, char *err,
+    size_t errlen)
+{
+	struct passwd *pw;
+	unsigned long number;
+	char *end;
+
+	errno = 0;
+	if ((pw = getpwnam(user)) != NULL) {
+		*uid = pw->pw_uid;
+		*gid = pw->pw_gid;
+		return 0;
+	}
+	number = strtoul(user, &end, 10);
+	if (*user == '\0' || *end != '\0') {
+		snprintf(err, errlen, "user %s: %s", user, errno ?
+		    strerror(errno) : "no such user");
+		return -1;
+	}
+	*uid = (uid_t)number;
+	*gid = (gid_t)number;
+	return 0;
+}
+
 /* Becomes user, keeping CAP_NET_RAW when it was held. */
 int
 privileges_drop(const char *user, char *err, size_t errlen)
 {
 	struct __user_cap_data_struct caps[2];
 	const uint32_t raw = 1u << CAP_NET_RAW;
-	struct passwd *pw;
 	bool had_raw;
-	char *end;
 	uid_t uid;
 	gid_t gid;
 
-	errno = 0;
-	if ((pw = getpwnam(user)) != NULL) {
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-	} else {
-		unsigned long number = strtoul(user, &end, 10);
-
-		if (*user == '\0' || *end != '\0') {
-			snprintf(err, errlen, "user %s: %s", user, errno ?
-			    strerror(errno) : "no such user");
-			return -1;
-		}
-		uid = (uid_t)number;
-		gid = (gid_t)number;
-	}
+	if (privileges_lookup(user, &uid, &gid, err, errlen) == -1)
+		return -1;
 	if (uid == 0) {
 		snprintf(err, errlen, "user %s is root: name another user",
 		    user);

@@ -280,6 +280,14 @@ write_token_file = /nonexistent/api-write.token
 X
 expect token 78 'token.conf:4: api.write_token_file: secret file /nonexistent/api-write.token: No such file or directory'
 
+conf no_user <<'X'
+[daemon]
+user = no-such-user-here
+[kafka]
+bootstrap.servers = 127.0.0.1:9092
+X
+expect no_user 78 'no_user.conf:2: daemon.user: user no-such-user-here: no such user'
+
 # A Kafka secret file named from the environment, as in the file.
 checks=$((checks + 1))
 out=$(cd "$work" && IPAM_KAFKA_SASL_PASSWORD_FILE=kafka-password "$binary" --check-config plain.conf 2>&1)

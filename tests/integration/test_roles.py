@@ -338,7 +338,7 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         unknown = ArgsDaemon(db, topics, extra_args=["--user", "no-such-user-here"],
                              group=rooted.group)
         daemons.append(unknown)
-        assert unknown.start().exit_status() == 71, unknown.log()
+        assert unknown.start().exit_status() == 78, unknown.log()
         assert unknown.log_contains(r"<3>--user: user no-such-user-here: no such user")
     finally:
         for d in daemons:
