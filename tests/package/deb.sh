@@ -55,5 +55,12 @@ check "the packaged binary's default config is /etc's" sh -c "'$work/root/usr/sb
 check "postinst does not start the daemon" sh -c "! grep -Eq '_dh_action=start|deb-systemd-invoke start|invoke-rc.d' '$work/control/postinst'"
 check "postinst enables the unit" grep -q 'deb-systemd-helper' "$work/control/postinst"
 check "the package depends on the shared libraries" sh -c "dpkg-deb -f '$deb' Depends | grep -q librdkafka"
+# lintian (Debian's own checks) finds no error nor warning.
+if command -v lintian >/dev/null; then
+	findings=$(lintian "$deb" 2>&1 | grep -E '^[EW]: ')
+	check "lintian: no error or warning${findings:+: $findings}" test -z "$findings"
+else
+	fail "lintian missing: apt-get install lintian"
+fi
 echo "$((checks - failed)) passed, $failed failed"
 [ "$failed" -eq 0 ]
