@@ -311,9 +311,10 @@ $$;
 -- GET /addresses: one keyset page of the address rows that match the
 -- filters of p (docs/API.md), {"items", "next_cursor", "total"}.
 --
--- Each sort is a key that is unique and served by an index: (vrf,
--- ip_address) by the primary key, (updated_at, vrf, ip_address) by
--- address_updated_idx.  A page is the first limit rows after the cursor's
+-- Each sort is a key that is unique: (vrf, ip_address), served by the
+-- primary key, or (updated_at, vrf, ip_address), which is sorted from
+-- what the filters leave (no index on updated_at: it would keep every
+-- derived update from being HOT, schema 9).  A page is the first limit rows after the cursor's
 -- key, so rows that change underneath are neither repeated nor skipped,
 -- unless their own sort key changes.  One more row than the limit is read
 -- to know whether a next page exists.
