@@ -982,6 +982,12 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 		return false;
 	}
 	kafka_client_health(consumer->client, &health);
+	/* A refused handshake or login is the reason, not a wait. */
+	if (health.broker_error != NULL && health.brokers_up == 0) {
+		snprintf(reason, reasonlen, "no Kafka broker is reachable: %s",
+		    health.broker_error);
+		return false;
+	}
 	if (!health.known) {
 		snprintf(reason, reasonlen, "waiting for the Kafka client's "
 		    "first view of the cluster");

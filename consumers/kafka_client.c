@@ -94,6 +94,8 @@ struct kafka_client {
 
 	int				 brokers_up;
 	bool				 stats_known;
+	/* Why no broker answers (TLS, authentication), for /readyz. */
+	char				 broker_error[320];
 	struct timespec			 stats_at;
 
 	uint64_t			 errors;
@@ -221,6 +223,12 @@ kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		client->brokers_up = 0;
 		log_warnx("kafka: all brokers are down; waiting for them (%s)",
 		    reason);
+	} else if (err == RD_KAFKA_RESP_ERR__SSL ||
+	    err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+		/* Kept for readiness: otherwise it only says "unreachable". */
+		snprintf(client->broker_error, sizeof(client->broker_error),
+		    "%s", reason);
+		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
 	} else if (rd_kafka_fatal_error(rk, NULL, 0) !=
 	    RD_KAFKA_RESP_ERR_NO_ERROR)
 		log_errx("kafka: fatal error: %s", reason);
@@ -288,6 +296,8 @@ kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 		log_info("kafka: %s", up > 0 ? "a broker is reachable again" :
 		    "no broker is reachable");
 	client->brokers_up = up;
+	if (up > 0)
+		client->broker_error[0] = '\0';
 	client->stats_known = true;
 	clock_gettime(CLOCK_MONOTONIC, &client->stats_at);
 	json_decref(root);
@@ -775,6 +785,8 @@ kafka_client_health(const struct kafka_client *client,
 	memset(health, 0, sizeof(*health));
 	health->known = client->stats_known;
 	health->brokers_up = client->brokers_up;
+	health->broker_error = client->broker_error[0] != '\0' ?
+	    client->broker_error : NULL;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||
 	    kafka_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;

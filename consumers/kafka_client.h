@@ -60,6 +60,7 @@ struct kafka_client_health {
 	size_t		 topics_missing;
 	const char	*missing_topic;	/* the first one, or NULL */
 	bool		 joined;	/* the group has given an assignment */
+	const char	*broker_error;	/* last TLS or SASL failure, or NULL */
 };
 
 struct kafka_client;

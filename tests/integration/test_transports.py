@@ -1,0 +1,393 @@
+"""The daemon's transports against real services with real certificates:
+a test CA made by openssl at test time, a Kafka broker of the test's own
+with TLS, mutual-TLS and SASL/PLAIN-over-TLS listeners, and a PostgreSQL
+of the test's own with ssl=on (docs/TRANSPORTS.md).
+
+- Kafka over TLS (server authentication): events published over TLS are
+  applied, and one API write goes out through the API's producer over TLS.
+- Mutual TLS: a listener that requires a client certificate; the daemon
+  with its certificate and key applies events.
+- A CA that did not sign the broker's certificate: the daemon never
+  turns ready, /readyz says no broker is reachable and the log says why
+  (certificate verify failed).
+- SASL/PLAIN over TLS, the password from a file in $CREDENTIALS_DIRECTORY:
+  applied; a wrong password is never ready and the log says the
+  authentication failed; a password file others may read is refused.
+- PostgreSQL with sslmode=verify-full against a certificate for localhost
+  signed by the test CA: applied; with another CA the connection is
+  refused, /readyz says PostgreSQL is not connected and the log names
+  the certificate failure.
+
+Everything listens on 127.0.0.1 and lives in temp directories the test
+removes."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+
+from confluent_kafka import Producer
+
+import harness
+from harness import (Daemon, Database, PrivatePostgres, Topics,
+                     wait_until)
+from test_consumer import PrivateKafka, quiet_port
+from test_sync import event
+
+KEYSTORE_PASSWORD = "keystore-pass"
+SASL_USER = "ipam"
+SASL_PASSWORD = "sasl-" + "3" * 20
+WRITE_TOKEN = "w-" + "7" * 30
+
+
+def openssl(directory, *argv):
+    subprocess.run(["openssl"] + list(argv), cwd=directory, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class TestCA:
+    """A certificate authority of the test's own and the certificates it
+    signs, in a temp directory: ca.crt, and for each name a .crt and .key."""
+
+    def __init__(self, directory, name="ca"):
+        self.dir = directory
+        self.name = name
+        self.cert = os.path.join(directory, name + ".crt")
+        self.key = os.path.join(directory, name + ".key")
+        openssl(directory, "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                "-keyout", self.key, "-out", self.cert, "-days", "2",
+                "-subj", "/CN=ipam-syncd test CA " + name,
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def issue(self, name, common_name, alt_names=None):
+        """Signs a certificate for common_name (server and client use);
+        returns (certificate path, key path)."""
+        cert = os.path.join(self.dir, name + ".crt")
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        with open(ext, "w") as f:
+            f.write("basicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
+            if alt_names:
+                f.write("subjectAltName=%s\n" % ",".join(alt_names))
+        openssl(self.dir, "req", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                key, "-out", csr, "-subj", "/CN=" + common_name)
+        openssl(self.dir, "x509", "-req", "-in", csr, "-CA", self.cert,
+                "-CAkey", self.key, "-CAcreateserial", "-out", cert,
+                "-days", "2", "-extfile", ext)
+        return cert, key
+
+
+# -- Kafka -------------------------------------------------------------------
+
+class TlsKafka(PrivateKafka):
+    """A private broker with, besides its PLAINTEXT listener (the test's
+    admin client), three more on 127.0.0.1: SSL (server authentication),
+    MTLS (a client certificate required) and SASLSSL (SASL/PLAIN over
+    TLS), all with a server certificate the test CA signed."""
+
+    def __init__(self, ca, directory):
+        cert, key = ca.issue("broker", "localhost",
+                             ["IP:127.0.0.1", "DNS:localhost"])
+        self.keystore = os.path.join(directory, "broker.p12")
+        openssl(directory, "pkcs12", "-export", "-in", cert, "-inkey", key,
+                "-out", self.keystore, "-name", "broker",
+                "-passout", "pass:" + KEYSTORE_PASSWORD)
+        self.ca = ca
+        self.ports = {name: quiet_port() for name in ("SSL", "MTLS", "SASLSSL")}
+        super().__init__()
+        try:
+            self._add_listeners()
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_listeners(self):
+        self._services("kafka-stop")
+        path = os.path.join(self.run_dir, "kafka", "server.properties")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        more = "".join(",%s://127.0.0.1:%d" % item for item in self.ports.items())
+        edited = []
+        for line in lines:
+            key = line.split("=", 1)[0]
+            if key in ("listeners", "advertised.listeners"):
+                line += more
+            elif key == "listener.security.protocol.map":
+                line += ",SSL:SSL,MTLS:SSL,SASLSSL:SASL_SSL"
+            edited.append(line)
+        jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                'user_%s="%s";' % (SASL_USER, SASL_PASSWORD))
+        edited += [
+            "ssl.keystore.type=PKCS12",
+            "ssl.keystore.location=" + self.keystore,
+            "ssl.keystore.password=" + KEYSTORE_PASSWORD,
+            "ssl.key.password=" + KEYSTORE_PASSWORD,
+            "ssl.truststore.type=PEM",
+            "ssl.truststore.location=" + self.ca.cert,
+            "listener.name.mtls.ssl.client.auth=required",
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.saslssl.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.saslssl.plain.sasl.jaas.config=" + jaas,
+        ]
+        with open(path, "w") as f:
+            f.write("\n".join(edited) + "\n")
+        self._services("kafka-start")
+
+    def address(self, listener):
+        return "127.0.0.1:%d" % self.ports[listener]
+
+
+def tls_producer(settings):
+    """A producer with the daemon's [kafka] settings (librdkafka names)."""
+    settings = dict(settings, **{"linger.ms": 5, "enable.idempotence": True})
+    return Producer(settings)
+
+
+def publish(producer, topics, first_octets):
+    """Publishes a subnet and two servers; returns the message count."""
+    sent = 0
+    producer.produce(topics.subnets, key=b"lan", value=event(
+        "subnet.upserted", "lan", {"name": "lan", "cidr": first_octets + ".0/24",
+                                   "static_ip_pools": [first_octets + ".1-" + first_octets + ".9"]},
+        1).encode())
+    sent += 1
+    for n in (1, 2):
+        sid = "s%d" % n
+        producer.produce(topics.servers, key=sid.encode(), value=event(
+            "server.upserted", sid, {"hostname": "host-" + sid,
+                                     "ip_address": "%s.%d" % (first_octets, 100 + n),
+                                     "nic_mac": None, "device_type": "vm",
+                                     "manufacture": "qemu"}, 1).encode())
+        sent += 1
+    remaining = producer.flush(60)
+    assert remaining == 0, "%d messages were not acknowledged over TLS" % remaining
+    return sent
+
+
+def applied(db, first_octets):
+    """The rows the events of publish() make: 9 pool rows, 2 servers."""
+    return db.scalar("SELECT count(*) FROM ipam WHERE host(ip_address::inet) "
+                     "LIKE %s", (first_octets + ".%",)) == 11 and \
+        db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated' AND "
+                  "host(ip_address::inet) LIKE %s", (first_octets + ".%",)) == 2
+
+
+def write_secret(path, text, mode=0o600):
+    with open(path, "w") as f:
+        f.write(text + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def close_all(daemons, dbs, server, work):
+    """Stops what a test started: daemons, databases, its broker or
+    PostgreSQL, and removes its certificates."""
+    for daemon in daemons:
+        daemon.close()
+    for db in dbs:
+        db.close()
+    server.close()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def assert_never_ready(daemon, log_pattern, readyz_pattern):
+    """The daemon logged why it cannot reach the broker, and /readyz
+    answers 503 with the reason; it never said it was ready."""
+    daemon.wait_log(log_pattern, 90)
+    status, body = daemon.http_get("/readyz")
+    assert status == 503, (status, body)
+    assert re.search(readyz_pattern, body), body
+    assert not daemon.log_contains(r"ready: PostgreSQL connected"), daemon.log()
+
+
+def test_kafka_tls_server_auth_and_mutual_tls():
+    work = tempfile.mkdtemp(prefix="ipam-tls-")
+    ca = TestCA(work)
+    other = TestCA(work, "other-ca")
+    client_cert, client_key = ca.issue("client", "ipam-syncd")
+    broker = TlsKafka(ca, work)
+    daemons = []
+    dbs = []
+    try:
+        topics = Topics()
+        ssl = {"bootstrap.servers": broker.address("SSL"),
+               "security.protocol": "SSL", "ssl.ca.location": ca.cert}
+
+        # Server authentication: events in and one API write out, over TLS.
+        db = Database()
+        dbs.append(db)
+        token = write_secret(os.path.join(work, "write.token"), WRITE_TOKEN)
+        daemon = Daemon(db, topics, config={"kafka": ssl,
+                                            "api": {"write_token_file": token}})
+        daemons.append(daemon)
+        daemon.start().wait_ready(90)
+        publish(tls_producer(ssl), topics, "127.91.0")
+        wait_until(lambda: applied(db, "127.91.0"), 60, "events over TLS applied")
+        status, body = api_put(daemon, "/api/v1/marks/-/127.91.0.5",
+                               {"status": "reserved"})
+        assert status == 200, body
+        wait_until(lambda: db.scalar("SELECT status FROM ipam WHERE "
+                                     "host(ip_address::inet) = '127.91.0.5'")
+                   == "reserved", 60, "the API's mark applied")
+        assert daemon.stop() == 0
+
+        # Mutual TLS: the listener requires the client's certificate.
+        mtls = dict(ssl, **{"bootstrap.servers": broker.address("MTLS"),
+                            "ssl.certificate.location": client_cert,
+                            "ssl.key.location": client_key})
+        topics2 = Topics()
+        db = Database()
+        dbs.append(db)
+        daemon = Daemon(db, topics2, config={"kafka": mtls})
+        daemons.append(daemon)
+        daemon.start().wait_ready(90)
+        publish(tls_producer(mtls), topics2, "127.92.0")
+        wait_until(lambda: applied(db, "127.92.0"), 60, "events over mTLS applied")
+        assert daemon.stop() == 0
+
+        # A CA that did not sign the broker's certificate.
+        db = Database()
+        dbs.append(db)
+        daemon = Daemon(db, topics, config={"kafka": dict(
+            ssl, **{"ssl.ca.location": other.cert})})
+        daemons.append(daemon)
+        daemon.start()
+        assert_never_ready(daemon, r"kafka: _SSL: .*certificate verify failed",
+                           r"no Kafka broker is reachable: .*certificate verify failed")
+        assert daemon.stop() == 0
+    finally:
+        close_all(daemons, dbs, broker, work)
+
+
+def api_put(daemon, path, body):
+    """One authenticated API write: (status, parsed JSON)."""
+    request = urllib.request.Request(
+        "http://127.0.0.1:%d%s" % (daemon.http_port(), path),
+        data=json.dumps(body).encode(), method="PUT")
+    request.add_header("Authorization", "Bearer " + WRITE_TOKEN)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read().decode())
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_kafka_sasl_plain_over_tls():
+    work = tempfile.mkdtemp(prefix="ipam-sasl-")
+    ca = TestCA(work)
+    broker = TlsKafka(ca, work)
+    credentials = os.path.join(work, "credentials")
+    os.mkdir(credentials, 0o700)
+    daemons = []
+    dbs = []
+    try:
+        topics = Topics()
+        sasl = {"bootstrap.servers": broker.address("SASLSSL"),
+                "security.protocol": "SASL_SSL", "ssl.ca.location": ca.cert,
+                "sasl.mechanisms": "PLAIN", "sasl.username": SASL_USER}
+        write_secret(os.path.join(credentials, "kafka-password"), SASL_PASSWORD)
+        write_secret(os.path.join(credentials, "wrong-password"), "not-" + SASL_PASSWORD)
+        env = {"CREDENTIALS_DIRECTORY": credentials}
+
+        # The password from a file of $CREDENTIALS_DIRECTORY, as systemd's
+        # LoadCredential= gives it.
+        db = Database()
+        dbs.append(db)
+        daemon = Daemon(db, topics, env=env, config={"kafka": dict(
+            sasl, **{"sasl.password_file": "kafka-password"})})
+        daemons.append(daemon)
+        daemon.start().wait_ready(90)
+        assert SASL_PASSWORD not in daemon.log()
+        publish(tls_producer(dict(sasl, **{"sasl.password": SASL_PASSWORD})),
+                topics, "127.93.0")
+        wait_until(lambda: applied(db, "127.93.0"), 60, "events over SASL_SSL applied")
+        assert daemon.stop() == 0
+
+        # A wrong password: never ready, and the log says why.
+        db = Database()
+        dbs.append(db)
+        daemon = Daemon(db, topics, env=env, config={"kafka": dict(
+            sasl, **{"sasl.password_file": "wrong-password"})})
+        daemons.append(daemon)
+        daemon.start()
+        assert_never_ready(daemon, r"kafka: _AUTHENTICATION: .*[Aa]uthentication failed",
+                           r"no Kafka broker is reachable: .*[Aa]uthentication failed")
+        assert daemon.stop() == 0
+
+        # A password file others may read is refused at start.
+        loose = write_secret(os.path.join(work, "loose-password"), SASL_PASSWORD,
+                             0o644)
+        db = Database()
+        dbs.append(db)
+        daemon = Daemon(db, topics, config={"kafka": dict(
+            sasl, **{"sasl.password_file": loose})})
+        daemons.append(daemon)
+        daemon.start()
+        status = daemon.proc.wait(60)
+        assert status == 78, (status, daemon.log())
+        assert daemon.log_contains(re.escape(loose)), daemon.log()
+    finally:
+        close_all(daemons, dbs, broker, work)
+
+
+# -- PostgreSQL --------------------------------------------------------------
+
+def test_postgresql_verify_full():
+    work = tempfile.mkdtemp(prefix="ipam-pgtls-")
+    ca = TestCA(work)
+    other = TestCA(work, "other-ca")
+    cert, key = ca.issue("postgres", "localhost", ["DNS:localhost", "IP:127.0.0.1"])
+    pg = PrivatePostgres(settings={"ssl": "on"})
+    # The server reads its key and certificate from its data directory,
+    # as the user it runs as, and refuses a key others may read.
+    for path, name in ((cert, "server.crt"), (key, "server.key")):
+        target = os.path.join(pg.data, name)
+        shutil.copy(path, target)
+        os.chmod(target, 0o600)
+        if pg.runas:
+            shutil.chown(target, user=pg.runas)
+    pg.start()
+    topics = Topics()
+    daemons = []
+    db = Database(host="127.0.0.1", port=pg.port)
+    try:
+        tls = "host=localhost port=%d user=%s dbname=%s sslmode=verify-full " \
+              "sslrootcert=%s" % (pg.port, db.user, db.name, ca.cert)
+        daemon = Daemon(db, topics, config={"postgresql": {"conninfo": tls}})
+        daemons.append(daemon)
+        daemon.start().wait_ready(90)
+        # The daemon's own session is encrypted: PostgreSQL says so.
+        assert db.scalar("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                         "USING (pid) WHERE s.ssl AND a.datname = %s AND "
+                         "a.application_name LIKE 'ipam-syncd%%'", (db.name,)) >= 1
+        producer = Producer({"bootstrap.servers": harness.bootstrap()})
+        publish(producer, topics, "127.94.0")
+        wait_until(lambda: applied(db, "127.94.0"), 60,
+                   "events applied over a verify-full connection")
+        assert daemon.stop() == 0
+
+        # A root certificate that did not sign the server's: refused.
+        wrong = tls.replace(ca.cert, other.cert)
+        daemon = Daemon(db, topics, config={"postgresql": {"conninfo": wrong}})
+        daemons.append(daemon)
+        daemon.start()
+        daemon.wait_log(r"certificate verify failed", 60)
+        status, body = daemon.http_get("/readyz")
+        assert status == 503 and "PostgreSQL is not connected" in body, (status, body)
+        assert not daemon.log_contains(r"ready: PostgreSQL connected")
+        assert daemon.stop() == 0
+    finally:
+        close_all(daemons, [db], pg, work)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
