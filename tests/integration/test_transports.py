@@ -380,7 +380,8 @@ def test_postgresql_verify_full():
         daemon = Daemon(db, topics, config={"postgresql": {"conninfo": wrong}})
         daemons.append(daemon)
         daemon.start()
-        daemon.wait_log(r"certificate verify failed", 60)
+        daemon.wait_log(r"postgresql: connection to server at \"localhost\".*"
+                        r"SSL error: certificate verify failed; retrying", 60)
         status, body = daemon.http_get("/readyz")
         assert status == 503 and "PostgreSQL is not connected" in body, (status, body)
         assert not daemon.log_contains(r"ready: PostgreSQL connected")
