@@ -456,9 +456,13 @@ kafka_conf(struct kafka_client *client,
 	for (i = 0; i < settings->property_count; i++) {
 		size_t len = strlen(settings->properties[i].name);
 
-		/* "name_file" holds a secret already read into "name". */
-		if (len > 5 && strcmp(settings->properties[i].name + len - 5,
-		    "_file") == 0)
+		/*
+		 * "name_file" holds a secret already read into "name";
+		 * "ipam." keys are the daemon's own.
+		 */
+		if ((len > 5 && strcmp(settings->properties[i].name + len - 5,
+		    "_file") == 0) ||
+		    strncmp(settings->properties[i].name, "ipam.", 5) == 0)
 			continue;
 		if (kafka_conf_set(conf, settings->properties[i].name,
 		    settings->properties[i].value, err, errlen) == -1)

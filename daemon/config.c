@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "consumers/applier.h"
 #include "daemon/config.h"
+#include "daemon/kafka_scram.h"
 #include "daemon/privileges.h"
 #include "sweeper/sweeper.h"
 
@@ -961,13 +962,14 @@ static int
 config_check_kafka(const struct config *config, char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	const char *mechanisms;
 	char reason[512];
 	size_t i, len;
 
 	for (i = 0; i < config->kafka_count; i++) {
 		len = strlen(config->kafka[i].name);
-		if (len > 5 && strcmp(config->kafka[i].name + len - 5,
-		    "_file") == 0)
+		if ((len > 5 && strcmp(config->kafka[i].name + len - 5,
+		    "_file") == 0) || kafka_scram_own_key(config->kafka[i].name))
 			continue;
 		if (rd_kafka_conf_set(conf, config->kafka[i].name,
 		    config->kafka[i].value, reason, sizeof(reason)) !=
@@ -979,6 +981,19 @@ config_check_kafka(const struct config *config, char *err, size_t errlen)
 		}
 	}
 	rd_kafka_conf_destroy(conf);
+	/* librdkafka takes "sasl.mechanism" as another name for it. */
+	if ((mechanisms = config_kafka_get(config, "sasl.mechanisms")) == NULL)
+		mechanisms = config_kafka_get(config, "sasl.mechanism");
+	switch (kafka_scram_check(mechanisms,
+	    config_kafka_get(config, KAFKA_SCRAM_ACK_KEY), rd_kafka_version(),
+	    reason, sizeof(reason))) {
+	case -1:
+		return config_fail(config, err, errlen, config_kafka_section,
+		    "sasl.mechanisms", "%s", reason);
+	case -2:
+		return config_fail(config, err, errlen, config_kafka_section,
+		    KAFKA_SCRAM_ACK_KEY, "%s", reason);
+	}
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "common/log.h"
+#include "daemon/kafka_scram.h"
 #include "daemon/producer.h"
 
 /* Polls this often while messages are in flight, and this often when idle. */
@@ -93,7 +94,8 @@ producer_skips(const char *name)
 	    "group.instance.", "enable.partition.eof", "check.crcs", NULL };
 	size_t i, len = strlen(name);
 
-	if (len > 5 && strcmp(name + len - 5, "_file") == 0)
+	if ((len > 5 && strcmp(name + len - 5, "_file") == 0) ||
+	    kafka_scram_own_key(name))
 		return 1;
 	for (i = 0; skipped[i] != NULL; i++)
 		if (strncmp(name, skipped[i], strlen(skipped[i])) == 0)

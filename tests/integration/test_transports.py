@@ -194,7 +194,8 @@ def close_all(daemons, dbs, server, work):
         daemon.close()
     for db in dbs:
         db.close()
-    server.close()
+    if server is not None:
+        server.close()
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -337,6 +338,59 @@ def test_kafka_sasl_plain_over_tls():
         assert daemon.log_contains(re.escape(loose)), daemon.log()
     finally:
         close_all(daemons, dbs, broker, work)
+
+
+def check_config(daemon):
+    """ipam-syncd --check-config on the daemon's file: exit status, output."""
+    return subprocess.run([harness.BINARY, "--check-config", "--config",
+                           daemon.config_path], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def test_scram_refused_with_librdkafka_before_2_6_1():
+    """librdkafka < 2.6.1 cannot log in with SCRAM to Kafka >= 4.0: the
+    daemon refuses SCRAM at start with one line naming the versions
+    (exit 78, a configuration error), unless the operator says the
+    brokers are older than 4.0."""
+    version = subprocess.run([harness.BINARY, "--version"], check=True,
+                             stdout=subprocess.PIPE, text=True).stdout
+    librdkafka = tuple(int(n) for n in
+                       re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", version).groups())
+    if librdkafka >= (2, 6, 1):
+        print("SKIP: librdkafka %d.%d.%d can do SCRAM with any broker" % librdkafka)
+        return
+    work = tempfile.mkdtemp(prefix="ipam-scram-")
+    db = Database()
+    topics = Topics()
+    daemons = []
+    try:
+        password = write_secret(os.path.join(work, "kafka-password"), SASL_PASSWORD)
+        scram = {"security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512",
+                 "sasl.username": SASL_USER, "sasl.password_file": password}
+        daemon = Daemon(db, topics, config={"kafka": scram})
+        daemons.append(daemon)
+        daemon.start()
+        assert daemon.proc.wait(60) == 78, daemon.log()
+        line = ("kafka.sasl.mechanisms = SCRAM-SHA-512: librdkafka %d.%d.%d cannot "
+                "log in with SCRAM to Kafka 4.0 or later (fixed in librdkafka 2.6.1)"
+                % librdkafka)
+        assert [l for l in daemon.log().splitlines() if line in l], daemon.log()
+        checked = check_config(daemon)
+        assert checked.returncode == 78 and line in checked.stdout, checked.stdout
+
+        # Acknowledged: the configuration passes.
+        daemon.sections["kafka"]["ipam.scram_broker_below_4"] = "true"
+        daemon.write_config(daemon.sections)
+        checked = check_config(daemon)
+        assert checked.returncode == 0, checked.stdout
+        daemon.sections["kafka"]["ipam.scram_broker_below_4"] = "yes"
+        daemon.write_config(daemon.sections)
+        checked = check_config(daemon)
+        assert checked.returncode == 78 and \
+            'ipam.scram_broker_below_4: "yes" is not true or false' in checked.stdout, \
+            checked.stdout
+    finally:
+        close_all(daemons, [db], None, work)
 
 
 # -- PostgreSQL --------------------------------------------------------------
