@@ -13,6 +13,10 @@ of the test's own with ssl=on (docs/TRANSPORTS.md).
 - SASL/PLAIN over TLS, the password from a file in $CREDENTIALS_DIRECTORY:
   applied; a wrong password is never ready and the log says the
   authentication failed; a password file others may read is refused.
+- SCRAM: with librdkafka < 2.6.1 refused at start (exit 78, one line
+  naming the versions) unless [kafka] ipam.scram_broker_below_4 = true;
+  with it, SCRAM-SHA-512 over TLS against a Kafka 3.9 broker is applied,
+  and a wrong password is never ready, with the reason.
 - PostgreSQL with sslmode=verify-full against a certificate for localhost
   signed by the test CA: applied; with another CA the connection is
   refused, /readyz says PostgreSQL is not connected and the log names
@@ -93,17 +97,29 @@ class TlsKafka(PrivateKafka):
     MTLS (a client certificate required) and SASLSSL (SASL/PLAIN over
     TLS), all with a server certificate the test CA signed."""
 
-    def __init__(self, ca, directory):
+    def __init__(self, ca, directory, mechanism="PLAIN", version=None):
         cert, key = ca.issue("broker", "localhost",
                              ["IP:127.0.0.1", "DNS:localhost"])
+        self.mechanism = mechanism
         self.keystore = os.path.join(directory, "broker.p12")
         openssl(directory, "pkcs12", "-export", "-in", cert, "-inkey", key,
                 "-out", self.keystore, "-name", "broker",
                 "-passout", "pass:" + KEYSTORE_PASSWORD)
         self.ca = ca
         self.ports = {name: quiet_port() for name in ("SSL", "MTLS", "SASLSSL")}
-        super().__init__()
+        # scripts/services runs the Kafka of IPAM_SERVICES_KAFKA_VERSION.
+        saved = os.environ.pop("IPAM_SERVICES_KAFKA_VERSION", None)
+        if version:
+            os.environ["IPAM_SERVICES_KAFKA_VERSION"] = version
         try:
+            super().__init__()
+        finally:
+            os.environ.pop("IPAM_SERVICES_KAFKA_VERSION", None)
+            if saved is not None:
+                os.environ["IPAM_SERVICES_KAFKA_VERSION"] = saved
+        try:
+            if mechanism.startswith("SCRAM-"):
+                self._add_scram_user(version)
             self._add_listeners()
         except BaseException:
             self.close()
@@ -123,8 +139,12 @@ class TlsKafka(PrivateKafka):
             elif key == "listener.security.protocol.map":
                 line += ",SSL:SSL,MTLS:SSL,SASLSSL:SASL_SSL"
             edited.append(line)
-        jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-                'user_%s="%s";' % (SASL_USER, SASL_PASSWORD))
+        if self.mechanism == "PLAIN":
+            jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule '
+                    'required user_%s="%s";' % (SASL_USER, SASL_PASSWORD))
+        else:
+            jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required;'
+        lower = self.mechanism.lower()
         edited += [
             "ssl.keystore.type=PKCS12",
             "ssl.keystore.location=" + self.keystore,
@@ -133,16 +153,37 @@ class TlsKafka(PrivateKafka):
             "ssl.truststore.type=PEM",
             "ssl.truststore.location=" + self.ca.cert,
             "listener.name.mtls.ssl.client.auth=required",
-            "sasl.enabled.mechanisms=PLAIN",
-            "listener.name.saslssl.sasl.enabled.mechanisms=PLAIN",
-            "listener.name.saslssl.plain.sasl.jaas.config=" + jaas,
+            "sasl.enabled.mechanisms=" + self.mechanism,
+            "listener.name.saslssl.sasl.enabled.mechanisms=" + self.mechanism,
+            "listener.name.saslssl.%s.sasl.jaas.config=%s" % (lower, jaas),
         ]
         with open(path, "w") as f:
             f.write("\n".join(edited) + "\n")
         self._services("kafka-start")
 
+    def _add_scram_user(self, version):
+        """Gives SASL_USER a SCRAM credential (kept in the cluster's
+        metadata, so it outlives the restart that adds the listeners)."""
+        java = "/usr/lib/jvm/java-17-openjdk-%s/bin/java" % subprocess.run(
+            ["dpkg", "--print-architecture"], stdout=subprocess.PIPE,
+            text=True).stdout.strip()
+        libs = os.path.join(harness.ROOT, ".cache", "kafka-" + version, "libs", "*")
+        subprocess.run([java if os.access(java, os.X_OK) else "java", "-Xmx128m",
+                        "-cp", libs, "kafka.admin.ConfigCommand",
+                        "--bootstrap-server", self.bootstrap(), "--alter",
+                        "--add-config", "%s=[iterations=4096,password=%s]"
+                        % (self.mechanism, SASL_PASSWORD),
+                        "--entity-type", "users", "--entity-name", SASL_USER],
+                       check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
     def address(self, listener):
         return "127.0.0.1:%d" % self.ports[listener]
+
+    def sasl_settings(self):
+        """The [kafka] settings of the SASLSSL listener, without the password."""
+        return {"bootstrap.servers": self.address("SASLSSL"),
+                "security.protocol": "SASL_SSL", "ssl.ca.location": self.ca.cert,
+                "sasl.mechanisms": self.mechanism, "sasl.username": SASL_USER}
 
 
 def tls_producer(settings):
@@ -282,6 +323,35 @@ def api_put(daemon, path, body):
         return error.code, error.read().decode()
 
 
+def assert_sasl_logins(daemons, dbs, topics, settings, good, bad,
+                       first_octets, env=None):
+    """With the password file good, events published over SASL_SSL are
+    applied and the password is never logged; with bad, the daemon is
+    never ready and says the authentication failed."""
+    db = Database()
+    dbs.append(db)
+    daemon = Daemon(db, topics, env=env, config={"kafka": dict(
+        settings, **{"sasl.password_file": good})})
+    daemons.append(daemon)
+    daemon.start().wait_ready(90)
+    assert SASL_PASSWORD not in daemon.log()
+    producer = {k: v for k, v in settings.items() if not k.startswith("ipam.")}
+    publish(tls_producer(dict(producer, **{"sasl.password": SASL_PASSWORD})),
+            topics, first_octets)
+    wait_until(lambda: applied(db, first_octets), 60, "events over SASL_SSL applied")
+    assert daemon.stop() == 0
+
+    db = Database()
+    dbs.append(db)
+    daemon = Daemon(db, topics, env=env, config={"kafka": dict(
+        settings, **{"sasl.password_file": bad})})
+    daemons.append(daemon)
+    daemon.start()
+    assert_never_ready(daemon, r"kafka: _AUTHENTICATION: .*[Aa]uthentication failed",
+                       r"no Kafka broker is reachable: .*[Aa]uthentication failed")
+    assert daemon.stop() == 0
+
+
 def test_kafka_sasl_plain_over_tls():
     work = tempfile.mkdtemp(prefix="ipam-sasl-")
     ca = TestCA(work)
@@ -292,37 +362,15 @@ def test_kafka_sasl_plain_over_tls():
     dbs = []
     try:
         topics = Topics()
-        sasl = {"bootstrap.servers": broker.address("SASLSSL"),
-                "security.protocol": "SASL_SSL", "ssl.ca.location": ca.cert,
-                "sasl.mechanisms": "PLAIN", "sasl.username": SASL_USER}
+        sasl = broker.sasl_settings()
         write_secret(os.path.join(credentials, "kafka-password"), SASL_PASSWORD)
         write_secret(os.path.join(credentials, "wrong-password"), "not-" + SASL_PASSWORD)
         env = {"CREDENTIALS_DIRECTORY": credentials}
 
         # The password from a file of $CREDENTIALS_DIRECTORY, as systemd's
         # LoadCredential= gives it.
-        db = Database()
-        dbs.append(db)
-        daemon = Daemon(db, topics, env=env, config={"kafka": dict(
-            sasl, **{"sasl.password_file": "kafka-password"})})
-        daemons.append(daemon)
-        daemon.start().wait_ready(90)
-        assert SASL_PASSWORD not in daemon.log()
-        publish(tls_producer(dict(sasl, **{"sasl.password": SASL_PASSWORD})),
-                topics, "127.93.0")
-        wait_until(lambda: applied(db, "127.93.0"), 60, "events over SASL_SSL applied")
-        assert daemon.stop() == 0
-
-        # A wrong password: never ready, and the log says why.
-        db = Database()
-        dbs.append(db)
-        daemon = Daemon(db, topics, env=env, config={"kafka": dict(
-            sasl, **{"sasl.password_file": "wrong-password"})})
-        daemons.append(daemon)
-        daemon.start()
-        assert_never_ready(daemon, r"kafka: _AUTHENTICATION: .*[Aa]uthentication failed",
-                           r"no Kafka broker is reachable: .*[Aa]uthentication failed")
-        assert daemon.stop() == 0
+        assert_sasl_logins(daemons, dbs, topics, sasl, "kafka-password",
+                           "wrong-password", "127.93.0", env)
 
         # A password file others may read is refused at start.
         loose = write_secret(os.path.join(work, "loose-password"), SASL_PASSWORD,
@@ -391,6 +439,27 @@ def test_scram_refused_with_librdkafka_before_2_6_1():
             checked.stdout
     finally:
         close_all(daemons, [db], None, work)
+
+
+def test_scram_over_tls_with_kafka_3_9():
+    """SCRAM-SHA-512 over TLS against a Kafka 3.9 broker (older than 4.0,
+    so librdkafka 2.0.2 can log in), the brokers' version acknowledged:
+    events applied; a wrong password never ready, with the reason."""
+    work = tempfile.mkdtemp(prefix="ipam-scram39-")
+    ca = TestCA(work)
+    broker = TlsKafka(ca, work, mechanism="SCRAM-SHA-512", version="3.9.1")
+    daemons = []
+    dbs = []
+    try:
+        topics = Topics()
+        scram = broker.sasl_settings()
+        password = write_secret(os.path.join(work, "kafka-password"), SASL_PASSWORD)
+        wrong = write_secret(os.path.join(work, "wrong-password"), "not-" + SASL_PASSWORD)
+        assert_sasl_logins(daemons, dbs, topics,
+                           dict(scram, **{"ipam.scram_broker_below_4": "true"}),
+                           password, wrong, "127.95.0")
+    finally:
+        close_all(daemons, dbs, broker, work)
 
 
 # -- PostgreSQL --------------------------------------------------------------
