@@ -2,8 +2,11 @@
 # The Debian package: built with dpkg-buildpackage from Debian's packages
 # only, in a copy of the source tree, then its contents checked: the
 # binaries, man pages, unit, schema, page, completion, the configuration
-# as a conffile with the packaged paths, a postinst that starts nothing.
-#   deb.sh SOURCE_DIR
+# as a conffile with the packaged paths, a postinst that starts nothing;
+# then the packaged daemon run with the packaged configuration against
+# the real services (systemd is absent here: the unit is checked with
+# systemd-analyze instead).
+#   deb.sh SOURCE_DIR      (with the services' environment for the run)
 set -u
 source_dir=$1
 work=$(mktemp -d)
@@ -55,6 +58,53 @@ check "the packaged binary's default config is /etc's" sh -c "'$work/root/usr/sb
 check "postinst does not start the daemon" sh -c "! grep -Eq '_dh_action=start|deb-systemd-invoke start|invoke-rc.d' '$work/control/postinst'"
 check "postinst enables the unit" grep -q 'deb-systemd-helper' "$work/control/postinst"
 check "the package depends on the shared libraries" sh -c "dpkg-deb -f '$deb' Depends | grep -q librdkafka"
+# The unit as systemd reads it, against the package's own tree.
+if command -v systemd-analyze >/dev/null; then
+	# Its commands pointed at the unpacked tree: the package is not
+	# installed on this machine.
+	mkdir "$work/unit"
+	sed "s|/usr/sbin/ipam-syncd|$work/root/usr/sbin/ipam-syncd|g" \
+		"$work/root/lib/systemd/system/ipam-syncd.service" \
+		> "$work/unit/ipam-syncd.service"
+	verify=$(systemd-analyze verify --man=no "$work/unit/ipam-syncd.service" 2>&1)
+	check "systemd-analyze verify: the unit is sound${verify:+: $verify}" test -z "$verify"
+else
+	fail "systemd-analyze missing: apt-get install systemd"
+fi
+
+# The packaged binary with the packaged configuration, its paths moved
+# into the unpacked tree and its services the tests' (environment
+# overrides, as an operator would set them), until ready, then stopped.
+if [ -n "${PGHOST:-}" ] && [ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+	run=pkg_$$_$RANDOM
+	psql -q -d postgres -c "CREATE DATABASE $run" >/dev/null
+	"$source_dir/scripts/services" topics-create "$run.servers" "$run.subnets" "$run.marks" >/dev/null
+	IPAM_DAEMON_SCHEMA_DIR=$work/root/usr/share/ipam-syncd/schema \
+	IPAM_API_WEB_DIR=$work/root/usr/share/ipam-syncd/web \
+	IPAM_POSTGRESQL_CONNINFO="dbname=$run" IPAM_CONSUMER_GROUP_ID=$run \
+	IPAM_CONSUMER_TOPICS="$run.servers:server:cloudevents, $run.subnets:subnet:cloudevents, $run.marks:mark:cloudevents" \
+	IPAM_HTTP_LISTEN=127.0.0.1:0 IPAM_SWEEPER_ENABLED=false \
+	IPAM_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS \
+		"$work/root/usr/sbin/ipam-syncd" --config "$work/root/etc/ipam-syncd/ipam-syncd.conf" \
+		> "$work/daemon.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 300); do
+		grep -q "ready: " "$work/daemon.log" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	check "the packaged daemon with the packaged config becomes ready" grep -q "ready: " "$work/daemon.log"
+	port=$(sed -n 's/.*http: listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$work/daemon.log")
+	check "it serves the packaged page" sh -c "curl -sf http://127.0.0.1:$port/ | grep -q '<html'"
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid"
+	check "it stops with status 0 on SIGTERM" test "$?" -eq 0
+	[ "$failed" -eq 0 ] || tail -n 30 "$work/daemon.log"
+	psql -q -d postgres -c "DROP DATABASE IF EXISTS $run WITH (FORCE)" >/dev/null
+else
+	fail "the services' environment is missing (eval \"\$(scripts/services env)\")"
+fi
+
 # lintian (Debian's own checks) finds no error nor warning.
 if command -v lintian >/dev/null; then
 	findings=$(lintian "$deb" 2>&1 | grep -E '^[EW]: ')
