@@ -280,6 +280,23 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 		daemon_stopped(daemon);
 }
 
+/*
+ * Lets an API request wait as long as its write may wait to be applied or
+ * its read may run, with room to answer: the server's default (120 s)
+ * would cut a longer api.write_wait_ms short.
+ */
+static void
+daemon_http_reply_seconds(struct daemon *daemon, const struct config *config)
+{
+	long long ms = config->api_write_wait_ms >
+	    config->api_statement_timeout_ms ? config->api_write_wait_ms :
+	    config->api_statement_timeout_ms;
+
+	if (daemon->http != NULL)
+		http_set_reply_seconds(daemon->http,
+		    (unsigned)(ms / 1000 + 30));
+}
+
 /* Reloads the config: parse, check, swap what can change at runtime. */
 static void
 daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
@@ -334,6 +351,7 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	if (daemon->api != NULL)
 		api_set_limits(daemon->api, fresh->api_write_wait_ms,
 		    fresh->api_rate_limit);
+	daemon_http_reply_seconds(daemon, fresh);
 	if (daemon->config != daemon->running)
 		config_free(daemon->config);
 	daemon->config = fresh;
@@ -726,6 +744,7 @@ daemon_new(const char *config_path, struct config *config,
 		if ((daemon->http = http_new(daemon->base, config->http_listen,
 		    &handlers, err, errlen)) == NULL)
 			goto fail;
+		daemon_http_reply_seconds(daemon, config);
 	}
 events:
 	if (password != NULL) {
