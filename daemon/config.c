@@ -1325,6 +1325,84 @@ config_sweeper_settings(const struct config *config, const char *password,
 	settings->pg_reconnect_max_ms = config->pg_reconnect_max_ms;
 }
 
+/* Writes text as roff: backslashes escaped, no line taken for a request. */
+static void
+config_man_text(FILE *out, const char *text)
+{
+	const char *p;
+
+	for (p = text; *p != '\0'; p++) {
+		if ((p == text || p[-1] == '\n') && (*p == '.' || *p == '\''))
+			fputs("\\&", out);
+		if (*p == '\\')
+			fputs("\\e", out);
+		else if (*p == '-')
+			fputs("\\-", out);
+		else
+			fputc(*p, out);
+	}
+	fputc('\n', out);
+}
+
+/*
+ * Writes ipam-syncd.conf(5), generated from the key table like the
+ * example file, so that the page cannot drift from what the daemon reads.
+ */
+void
+config_write_man(FILE *out)
+{
+	const char *section = "";
+	size_t i;
+
+	fprintf(out, ".TH IPAM-SYNCD.CONF 5 \"\" \"ipam-syncd %s\" "
+	    "\"File Formats\"\n", IPAM_VERSION);
+	fputs(".SH NAME\nipam-syncd.conf \\- configuration of ipam-syncd\n"
+	    ".SH SYNOPSIS\n" IPAM_DEFAULT_CONFIG "\n"
+	    ".SH DESCRIPTION\n"
+	    "One INI file: sections in brackets, lines \\fIkey\\fR = "
+	    "\\fIvalue\\fR, comments starting with # or ;.\n"
+	    "Every key can be overridden from the environment as\n"
+	    ".BI IPAM_ SECTION _ KEY\n"
+	    "(upper case), for example IPAM_POSTGRESQL_CONNINFO.\n"
+	    "A key that needs a restart keeps its running value on SIGHUP\n"
+	    "and is named in a warning.\n"
+	    "\\fBipam-syncd \\-\\-check-config\\fR checks a file as a start "
+	    "would; \\fBipam-syncd \\-\\-print-example-config\\fR writes "
+	    "the documented example.\n"
+	    "This page is generated from the same key table.\n", out);
+	for (i = 0; i < CONFIG_KEY_COUNT; i++) {
+		const struct config_key *key = &config_keys[i];
+
+		if (strcmp(section, key->section) != 0) {
+			section = key->section;
+			fprintf(out, ".SH [%s]\n", section);
+		}
+		fprintf(out, ".TP\n.B %s\n", key->name);
+		fputs("Default: ", out);
+		config_man_text(out, *key->default_value != '\0' ?
+		    key->default_value : "(empty)");
+		fputs(".br\n", out);
+		if (key->help != NULL)
+			config_man_text(out, key->help);
+		config_man_text(out, key->reloadable ? "Changes on SIGHUP." :
+		    "Changes need a restart.");
+	}
+	fputs(".SH [kafka]\n"
+	    "Every key is passed as it is to librdkafka (see its "
+	    "CONFIGURATION.md), except the keys beginning with ipam., which "
+	    "are the daemon's own.\n"
+	    "A key ending in _file names a file holding the value of the key "
+	    "without it (a secret), relative to $CREDENTIALS_DIRECTORY.\n"
+	    "IPAM_KAFKA_BOOTSTRAP_SERVERS sets bootstrap.servers; without it, "
+	    "KAFKA_BOOTSTRAP_SERVERS is used.\n"
+	    "Changes need a restart.\n"
+	    ".TP\n.B bootstrap.servers\n"
+	    "The brokers to start from, host:port separated by commas.\n"
+	    ".SH SEE ALSO\n"
+	    ".BR ipam-syncd (8),\n"
+	    ".BR ipamctl (1)\n", out);
+}
+
 /* Writes the documented example configuration from the key table. */
 void
 config_write_example(FILE *out)

@@ -180,4 +180,7 @@ const char	*config_api_topic(const struct config *config,
 /* Writes the documented example configuration, generated from the key table. */
 void		 config_write_example(FILE *out);
 
+/* Writes ipam-syncd.conf(5) in roff, generated from the key table. */
+void		 config_write_man(FILE *out);
+
 #endif

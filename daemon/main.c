@@ -25,7 +25,8 @@ usage(FILE *out)
 	    "usage: ipam-syncd [--config PATH] [--user NAME] [--rebuild]\n"
 	    "       ipam-syncd --migrate [--config PATH]\n"
 	    "       ipam-syncd --check-config [PATH]\n"
-	    "       ipam-syncd --print-example-config | --version | --help\n"
+	    "       ipam-syncd --print-example-config | --print-config-man |\n"
+	    "                  --version | --help\n"
 	    "  --config PATH           configuration file (default %s,\n"
 	    "                          or $IPAM_CONFIG)\n"
 	    "  --user NAME             started as root: become NAME once the\n"
@@ -39,6 +40,7 @@ usage(FILE *out)
 	    "                          (file, environment, secret files, schema\n"
 	    "                          folder) and exit\n"
 	    "  --print-example-config  write the documented example config\n"
+	    "  --print-config-man      write ipam-syncd.conf(5), from the same keys\n"
 	    "  --version               print the version and exit\n"
 	    "Files: %s (migrations), %s (operator page).\n"
 	    "Exit statuses: 0 stopped by SIGTERM/SIGINT (or done); 1 a second\n"
@@ -83,6 +85,7 @@ main(int argc, char **argv)
 		{ "migrate", no_argument, NULL, 'M' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "print-example-config", no_argument, NULL, 'E' },
+		{ "print-config-man", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -119,6 +122,9 @@ main(int argc, char **argv)
 			break;
 		case 'E':
 			config_write_example(stdout);
+			return DAEMON_EXIT_OK;
+		case 'P':
+			config_write_man(stdout);
 			return DAEMON_EXIT_OK;
 		case 'V':
 			printf("ipam-syncd %s (librdkafka %s, libpq %d, "

@@ -44,6 +44,12 @@ check "man page ipam-syncd(8) installed" test -f "$root$prefix/share/man/man8/ip
 check "man page ipamctl(1) installed" test -f "$root$prefix/share/man/man1/ipamctl.1"
 check "man page names the installed config" grep -q "$config" "$root$prefix/share/man/man8/ipam-syncd.8"
 check "ipam-syncd.8 is well-formed roff" sh -c "! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$root$prefix/share/man/man8/ipam-syncd.8' 2>&1 >/dev/null | grep ."
+man5=$root$prefix/share/man/man5/ipam-syncd.conf.5
+check "ipam-syncd.conf(5) is well-formed roff" sh -c "! LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l '$man5' 2>&1 >/dev/null | grep ."
+for key in $("$binary" --print-example-config | sed -n 's/^\([a-z_.]*\) = .*/\1/p' | sort -u); do
+	grep -q "^\.B $key\$" "$man5" || missing5="${missing5:-} $key"
+done
+check "every key of the example is in ipam-syncd.conf(5)${missing5:+ (missing:$missing5)}" test -z "${missing5:-}"
 # The man page cannot drift from the key table and --help: every key and
 # every option is in it.
 man8=$root$prefix/share/man/man8/ipam-syncd.8

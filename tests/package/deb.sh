@@ -37,6 +37,7 @@ check "a .deb was made" test -n "$deb"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for path in /usr/sbin/ipam-syncd /usr/bin/ipamctl \
 	/usr/share/man/man8/ipam-syncd.8.gz /usr/share/man/man1/ipamctl.1.gz \
+	/usr/share/man/man5/ipam-syncd.conf.5.gz \
 	/lib/systemd/system/ipam-syncd.service \
 	/usr/share/ipam-syncd/schema/001_state.sql /usr/share/ipam-syncd/schema/functions/70_apply.sql \
 	/usr/share/ipam-syncd/schema/roles.sql /usr/share/ipam-syncd/web/index.html \
