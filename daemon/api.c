@@ -233,13 +233,14 @@ void
 api_read(struct api_call *call, const char *sql, int nparams,
     const char *const *params)
 {
+	/* Counted first: the callback may come before the call returns. */
+	call->pending++;
 	if (readpool_query(call->api->pool, sql, nparams, params, api_read_done,
 	    call) == -1) {
+		call->pending--;
 		api_error(call, 503, "unavailable", NULL, "no PostgreSQL "
 		    "connection of the API is up, or too many reads wait");
-		return;
 	}
-	call->pending++;
 }
 
 /* Parses "true"/"false" (and 1/0). */
@@ -302,7 +303,12 @@ api_query_params(struct api_call *call, const struct api_param *known)
 			if ((list = json_object_get(p, pair->key)) == NULL)
 				json_object_set_new(p, pair->key,
 				    list = json_array());
-			json_array_append_new(list, json_string(pair->value));
+			if (json_array_append_new(list,
+			    json_string(pair->value)) == -1) {
+				api_error(call, 400, "bad_request", pair->key,
+				    "%s: not UTF-8 text", pair->key);
+				goto fail;
+			}
 			break;
 		case API_BOOL:
 			if (api_parse_bool(pair->value, &flag) == -1) {

@@ -81,6 +81,7 @@ struct api_write {
 
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
 static void	api_allocate_round(struct api_write *write);
+static void	api_allocate_partial(struct api_write *write, const char *why);
 
 /* A fresh request id: 96 random bits in hex. */
 static void
@@ -349,6 +350,12 @@ api_write_publish(struct api_write *write)
 	char err[512];
 	size_t i;
 
+	if (api->producer != NULL && !readpool_is_up(api->pool) &&
+	    write->kind == API_WRITE_ALLOCATE && json_array_size(write->won) >
+	    0) {
+		api_allocate_partial(write, "PostgreSQL is away");
+		return;
+	}
 	if (api->producer == NULL || !readpool_is_up(api->pool)) {
 		if (write->kind == API_WRITE_ALLOCATE)
 			api_allocating_drop(write);
@@ -426,6 +433,55 @@ api_write_accepted(struct api_write *write)
 }
 
 /*
+ * Ends an allocation with what it reserved so far: 409 with those rows
+ * (they stay reserved), and why the rest could not be had.
+ */
+static void
+api_allocate_partial(struct api_write *write, const char *why)
+{
+	json_t *body = json_object();
+
+	api_allocating_drop(write);
+	json_object_set_new(body, "error", json_string("conflict"));
+	json_object_set_new(body, "detail", json_sprintf("only %zu of %zu "
+	    "addresses could be reserved: %s", json_array_size(write->won),
+	    write->want, why));
+	json_object_set(body, "allocated", write->won);
+	api_reply_json(write->call, 409, body);
+}
+
+/*
+ * Answers a write whose query failed: once something was published it
+ * can only be followed later (202); an allocation that already holds
+ * addresses says which; else the query's own error.
+ */
+static void
+api_write_failed(struct api_write *write, const PGresult *result,
+    const char *error)
+{
+	char why[512];
+
+	if (write->polling) {
+		api_write_accepted(write);
+		return;
+	}
+	if (write->kind == API_WRITE_ALLOCATE && json_array_size(write->won) >
+	    0) {
+		if (result != NULL)
+			snprintf(why, sizeof(why), "PostgreSQL: %s",
+			    PQresultErrorMessage(result));
+		else
+			snprintf(why, sizeof(why), "PostgreSQL: %s", error ?
+			    error : "connection lost");
+		api_allocate_partial(write, why);
+		return;
+	}
+	if (write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(write);
+	api_query_failed(write->call, result, error);
+}
+
+/*
  * The common start of a write's query callback: counts it back, frees a
  * call answered meanwhile, answers a failed query.  Returns false when
  * the callback has nothing more to do.
@@ -442,9 +498,7 @@ api_write_result(struct api_write *write, const PGresult *result,
 		return false;
 	}
 	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
-		if (write->kind == API_WRITE_ALLOCATE)
-			api_allocating_drop(write);
-		api_query_failed(call, result, error);
+		api_write_failed(write, result, error);
 		return false;
 	}
 	return true;
@@ -459,7 +513,9 @@ api_mark_decided(struct api_write *write)
 	const char *state = json_string_value(json_object_get(outcome, "state"));
 
 	if (state != NULL && strcmp(state, "applied") == 0) {
-		body = json_is_object(row) ? json_deep_copy(row) : json_object();
+		body = json_is_object(row) ? json_deep_copy(row) : json_pack(
+		    "{s:O?, s:O?}", "vrf", json_object_get(outcome, "vrf"),
+		    "ip_address", json_object_get(outcome, "address"));
 		json_object_set(body, "request", outcome);
 		json_object_del(json_object_get(body, "request"), "row");
 		api_reply_json(write->call, 200, body);
@@ -501,13 +557,7 @@ api_allocate_decided(struct api_write *write)
 		api_reply_json(write->call, 201, body);
 		return;
 	}
-	body = json_object();
-	json_object_set_new(body, "error", json_string("conflict"));
-	json_object_set_new(body, "detail", json_sprintf("only %zu of %zu "
-	    "addresses could be reserved: others took the rest",
-	    json_array_size(write->won), write->want));
-	json_object_set(body, "allocated", write->won);
-	api_reply_json(write->call, 409, body);
+	api_allocate_partial(write, "others took the rest");
 }
 
 /* The outcomes of the round's requests, as far as they are decided. */
@@ -610,8 +660,11 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
 		params[1] = call->api->group_id;
-		rc = readpool_query_first(call->api->pool, "SELECT coalesce(bool_and("
-		    "o.next_offset > x.off), false) FROM (SELECT topic, part, "
+		/* Counted first: the callback may come before the call returns. */
+		call->pending++;
+		rc = readpool_query_first(call->api->pool, "SELECT bool_and("
+		    "coalesce(o.next_offset > x.off, false)) FROM (SELECT "
+		    "topic, part, "
 		    "max(off) AS off FROM jsonb_to_recordset($1::jsonb) AS "
 		    "x(topic text, part integer, off bigint) GROUP BY topic, "
 		    "part) x LEFT JOIN ipam_state.consumer_offset o ON "
@@ -624,6 +677,8 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 				    json_string(write->events[i].id));
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
+		/* Counted first: the callback may come before the call returns. */
+		call->pending++;
 		rc = readpool_query_first(call->api->pool, "SELECT id, "
 		    "ipamd.api_request(id)::text FROM jsonb_array_elements_text("
 		    "$1::jsonb) AS id", 1, params, api_write_outcomes, write);
@@ -631,11 +686,10 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 	free(text);
 	json_decref(list);
 	if (rc == -1) {
+		call->pending--;
 		/* Published but cannot be followed now: say where to look. */
 		api_write_accepted(write);
-		return;
 	}
-	call->pending++;
 }
 
 /* The client left: a write that waits answers 202 now. */
@@ -644,8 +698,11 @@ api_write_gone(struct api_call *call)
 {
 	struct timeval now = { 0, 0 };
 
-	if (call->write != NULL && call->write->polling)
+	/* Pending means no poll is out; one that is out sees gone itself. */
+	if (call->write != NULL && evtimer_pending(call->write->timer, NULL)) {
+		evtimer_del(call->write->timer);
 		evtimer_add(call->write->timer, &now);
+	}
 }
 
 /* Reads a request's JSON object body; answers 400 and returns NULL when bad. */
@@ -851,6 +908,7 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 		    sizeof(why)) == -1) {
 			free(value);
 			json_decref(found);
+			api_allocating_drop(write);
 			api_error(call, 400, "bad_request", "description", "%s",
 			    why);
 			return;
@@ -902,15 +960,17 @@ api_allocate_round(struct api_write *write)
 	params[0] = write->subnet_id;
 	params[1] = n;
 	params[2] = text;
+	/* Counted first: the callback may come before the call returns. */
+	call->pending++;
 	if (readpool_query(call->api->pool, "SELECT jsonb_build_object('vrf', "
 	    "s.vrf, 'free', ipamd.api_next_free($1, $2::integer, ARRAY(SELECT "
 	    "jsonb_array_elements_text($3::jsonb)::inet)))::text FROM "
 	    "ipam_state.subnet s WHERE s.id = $1 AND NOT s.deleted", 3, params,
-	    api_allocate_candidates, write) == -1)
-		api_error(call, 503, "unavailable", NULL, "no PostgreSQL "
-		    "connection of the API is up");
-	else
-		call->pending++;
+	    api_allocate_candidates, write) == -1) {
+		call->pending--;
+		api_write_failed(write, NULL, "no connection of the API is up, "
+		    "or too many reads wait");
+	}
 	free(text);
 }
 

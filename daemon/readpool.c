@@ -179,7 +179,13 @@ readpool_next(struct readpool *pool)
 		if (!pgconn_is_up(pool->conns[i]) ||
 		    pgconn_is_busy(pool->conns[i]))
 			continue;
+		/*
+		 * Off the queue before it is sent: a send that fails calls
+		 * back at once, and that callback may come back here.
+		 */
 		job = TAILQ_FIRST(&pool->queue);
+		TAILQ_REMOVE(&pool->queue, job, entry);
+		pool->waiting--;
 		if ((done = malloc(sizeof(*done))) == NULL)
 			fatal("readpool: malloc");
 		done->pool = pool;
@@ -190,10 +196,10 @@ readpool_next(struct readpool *pool)
 		    (const char *const *)job->params, readpool_done,
 		    done) == -1) {
 			free(done);
+			TAILQ_INSERT_HEAD(&pool->queue, job, entry);
+			pool->waiting++;
 			continue;
 		}
-		TAILQ_REMOVE(&pool->queue, job, entry);
-		pool->waiting--;
 		readpool_job_free(job);
 	}
 }

@@ -135,6 +135,7 @@ web_route(struct web *web, struct evhttp_request *request, const char *path)
 	/* evbuffer_add_file takes the descriptor and closes it. */
 	if (st.st_size > 0 && evbuffer_add_file(body, fd, 0, st.st_size) ==
 	    -1) {
+		close(fd);	/* libevent 2.1 keeps it only on success */
 		evbuffer_free(body);
 		web_error(request, 500, "cannot read the file");
 		return;

@@ -303,7 +303,10 @@ $$;
 -- events of a key with requests one at a time in batch order, each
 -- request decided against what its predecessors left and its outcome
 -- kept in ipamd.request (a refused one in the audit too).  A request
--- decided before (a replay, a rebuild) keeps its first outcome.
+-- decided before (a replay, a rebuild) keeps its first outcome, and the
+-- state follows it.  Servers and truncates of the same batch are applied
+-- before the marks: a request is decided against the batch's servers,
+-- also those that came after it in Kafka (docs/EVENTS.md).
 CREATE OR REPLACE FUNCTION ipamd.apply_marks(records jsonb,
     OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
     OUT report jsonb)
@@ -312,6 +315,8 @@ DECLARE
 	r jsonb;
 	one record;
 	refusal text;
+	known_outcome text;
+	known_detail text;
 BEGIN
 	SELECT * INTO applied, stale, touched, report
 	FROM ipamd.apply_marks_set(coalesce((SELECT jsonb_agg(x)
@@ -322,7 +327,17 @@ BEGIN
 		WHERE coalesce((x->>'one')::boolean, false)
 		ORDER BY (x->>'seq')::bigint
 	LOOP
-		refusal := CASE WHEN r ? 'rid' THEN ipamd.request_refusal(r) END;
+		-- A request decided before (a replay, a rebuild) keeps that
+		-- outcome: the state follows what was answered.
+		SELECT q.outcome, q.detail INTO known_outcome, known_detail
+		FROM ipamd.request q WHERE q.id = r->>'rid';
+		IF known_outcome IS NOT NULL THEN
+			refusal := CASE WHEN known_outcome = 'refused'
+			    THEN known_detail END;
+		ELSE
+			refusal := CASE WHEN r ? 'rid'
+			    THEN ipamd.request_refusal(r) END;
+		END IF;
 		IF refusal IS NULL THEN
 			SELECT * INTO one FROM ipamd.apply_marks_set(
 			    jsonb_build_array(r));
@@ -333,7 +348,7 @@ BEGIN
 			IF one.stale > 0 THEN
 				refusal := 'outdated by a newer version of the mark';
 			END IF;
-		ELSE
+		ELSIF known_outcome IS NULL THEN
 			INSERT INTO ipamd.audit (vrf, ip_address, action, after,
 			    source_topic, source_partition, source_offset,
 			    requested_by)
