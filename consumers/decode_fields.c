@@ -90,6 +90,44 @@ fields_utf8_valid(const void *bytes, size_t len)
 }
 
 /*
+ * Writes bytes as the inside of a JSON string: quote and backslash after a
+ * backslash, \b \f \n \r \t, the other controls as \u00XX (upper case
+ * hex), every other byte as it is, which is what jansson's dump writes, so
+ * that a text written here reads as the same document.
+ */
+size_t
+fields_json_escape(const void *bytes, size_t n, char *out)
+{
+	static const char	 hex[] = "0123456789ABCDEF";
+	static const char	 letters[32] = {
+		['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r',
+		['\t'] = 't',
+	};
+	const unsigned char	*p = bytes;
+	char			*q = out;
+	size_t			 i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\') {
+			*q++ = (char)p[i];
+			continue;
+		}
+		*q++ = '\\';
+		if (p[i] == '"' || p[i] == '\\')
+			*q++ = (char)p[i];
+		else if (letters[p[i]] != '\0')
+			*q++ = letters[p[i]];
+		else {
+			memcpy(q, "u00", 3);
+			q[3] = hex[p[i] >> 4];
+			q[4] = hex[p[i] & 0xf];
+			q += 5;
+		}
+	}
+	return (size_t)(q - out);
+}
+
+/*
  * The code point of the valid UTF-8 sequence of n bytes at p (see
  * fields_utf8_sequence).
  */

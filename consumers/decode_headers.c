@@ -48,42 +48,12 @@ headers_put(struct headers_text *t, const char *bytes, size_t n)
 	t->len += n;
 }
 
-/*
- * Appends valid UTF-8 without NUL as a JSON string, escaped as jansson's
- * dump escapes (quote, backslash, \b \f \n \r \t, other controls as
- * \u00XX), so that the text stays what it has always been.
- */
+/* Appends valid UTF-8 without NUL as a JSON string, escaped as jansson's. */
 static void
 headers_put_string(struct headers_text *t, const char *bytes, size_t n)
 {
-	static const char	 hex[] = "0123456789ABCDEF";
-	static const char	 controls[] = "\b\f\n\r\t", letters[] = "bfnrt";
-	const unsigned char	*p = (const unsigned char *)bytes;
-	const char		*which;
-	size_t			 i;
-	char			 seq[6];
-
 	t->buf[t->len++] = '"';
-	for (i = 0; i < n; i++) {
-		if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\') {
-			t->buf[t->len++] = (char)p[i];
-			continue;
-		}
-		seq[0] = '\\';
-		if (p[i] == '"' || p[i] == '\\') {
-			seq[1] = (char)p[i];
-			headers_put(t, seq, 2);
-		} else if (p[i] != '\0' &&
-		    (which = strchr(controls, p[i])) != NULL) {
-			seq[1] = letters[which - controls];
-			headers_put(t, seq, 2);
-		} else {
-			memcpy(seq + 1, "u00", 3);
-			seq[4] = hex[p[i] >> 4];
-			seq[5] = hex[p[i] & 0xf];
-			headers_put(t, seq, 6);
-		}
-	}
+	t->len += fields_json_escape(bytes, n, t->buf + t->len);
 	t->buf[t->len++] = '"';
 }
 
