@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "consumers/batch.h"
+#include "consumers/batch_json.h"
 
 /* Sets up an empty batch. */
 void
@@ -227,6 +228,28 @@ struct batch_net {
 /* Remembers at most this many stale events of a batch for the log. */
 #define BATCH_STALE_SAMPLE	20
 
+/*
+ * The events the batch itself finds stale: their number per topic name
+ * (counted at the first index of that name), the names in the order they
+ * were first found stale, and the JSON of the first few events.
+ */
+struct batch_stale {
+	size_t			*counts;
+	size_t			*order;
+	size_t			 ordered;
+	struct batch_text	 sample;
+	size_t			 sampled;
+};
+
+/* What an entry of the batch becomes in its JSON argument. */
+enum batch_role {
+	BATCH_ROLE_SKIPPED,	/* below the stored offset: applied already */
+	BATCH_ROLE_DEAD,	/* a dead letter */
+	BATCH_ROLE_TRUNCATE,	/* a truncate record */
+	BATCH_ROLE_ONE,		/* a record of its own: its key has requests */
+	BATCH_ROLE_NET,		/* taken into its key's net effect */
+};
+
 /* FNV-1a over the entity and the id, for the net-effect table. */
 static uint64_t
 batch_hash(enum change_entity entity, const char *id)
@@ -241,118 +264,91 @@ batch_hash(enum change_entity entity, const char *id)
 	return hash;
 }
 
-/* Writes bytes as lowercase hex into a new string. */
-static char *
-batch_hex(const uint8_t *bytes, size_t len)
+/*
+ * Writes a string member that must be there: left out when NULL, as
+ * jansson's json_string() refused a NULL where a string was required.
+ */
+static void
+batch_json_required(struct batch_text *text, const char *name,
+    const char *value)
 {
-	static const char digits[] = "0123456789abcdef";
-	char *hex;
+	if (value != NULL)
+		batch_text_string(text, name, value);
+}
+
+/* Writes the pool arrays of a subnet record from a change (NULL: none). */
+static void
+batch_json_pools(struct batch_text *text, const struct change *change)
+{
 	size_t i;
 
-	if ((hex = malloc(len * 2 + 1)) == NULL)
-		fatal("batch: malloc");
-	for (i = 0; i < len; i++) {
-		hex[2 * i] = digits[bytes[i] >> 4];
-		hex[2 * i + 1] = digits[bytes[i] & 15];
-	}
-	hex[len * 2] = '\0';
-	return hex;
+	batch_text_open(text, "pool_first", '[');
+	for (i = 0; change != NULL && i < change->pool_count; i++)
+		batch_text_addr(text, NULL, true, &change->pools[i].first);
+	batch_text_close(text, ']');
+	batch_text_open(text, "pool_last", '[');
+	for (i = 0; change != NULL && i < change->pool_count; i++)
+		batch_text_addr(text, NULL, true, &change->pools[i].last);
+	batch_text_close(text, ']');
 }
 
-/* Sets a string member, or null when the value is NULL. */
+/* Writes one field the events may leave as stored, from a change. */
 static void
-batch_json_string(json_t *object, const char *name, const char *value)
-{
-	json_object_set_new(object, name, value ? json_string(value) :
-	    json_null());
-}
-
-/* Sets an address member in text form, or null. */
-static void
-batch_json_addr(json_t *object, const char *name, bool present,
-    const struct ip_addr *addr)
-{
-	char text[ADDR_TEXT_MAX];
-
-	if (!present) {
-		json_object_set_new(object, name, json_null());
-		return;
-	}
-	addr_format(addr, text, sizeof(text));
-	json_object_set_new(object, name, json_string(text));
-}
-
-/* Sets the pool arrays of a subnet record from a change (NULL: none). */
-static void
-batch_json_pools(json_t *record, const struct change *change)
-{
-	char text[ADDR_TEXT_MAX];
-	json_t *first = json_array(), *last = json_array();
-	size_t i;
-
-	for (i = 0; change != NULL && i < change->pool_count; i++) {
-		addr_format(&change->pools[i].first, text, sizeof(text));
-		json_array_append_new(first, json_string(text));
-		addr_format(&change->pools[i].last, text, sizeof(text));
-		json_array_append_new(last, json_string(text));
-	}
-	json_object_set_new(record, "pool_first", first);
-	json_object_set_new(record, "pool_last", last);
-}
-
-/* Sets one field the events may leave as stored, from a change. */
-static void
-batch_json_keepable(json_t *record, size_t field,
+batch_json_keepable(struct batch_text *text, size_t field,
     const struct change *change)
 {
 	switch (field) {
 	case 0:
-		batch_json_string(record, "hostname",
+		batch_text_string(text, "hostname",
 		    change ? change->hostname : NULL);
 		break;
 	case 1:
-		batch_json_string(record, "mac", change ? change->nic_mac : NULL);
+		batch_text_string(text, "mac", change ? change->nic_mac : NULL);
 		break;
 	case 2:
-		batch_json_string(record, "device_type",
+		batch_text_string(text, "device_type",
 		    change ? change->device_type : NULL);
 		break;
 	case 3:
-		batch_json_string(record, "manufacture",
+		batch_text_string(text, "manufacture",
 		    change ? change->manufacture : NULL);
 		break;
 	case 4:
-		batch_json_string(record, "name", change ? change->name : NULL);
+		batch_text_string(text, "name", change ? change->name : NULL);
 		break;
 	case 5:
-		batch_json_pools(record, change);
+		batch_json_pools(text, change);
 		break;
 	}
 }
 
-/* Adds the fields of an upsert to a net-effect record. */
+/*
+ * Writes the fields of an upsert to a net-effect record.  The record of a
+ * request (request true) carries the request's own vrf, NULL included.
+ */
 static void
-batch_json_fields(json_t *record, const struct change *change)
+batch_json_fields(struct batch_text *text, const struct change *change,
+    bool request)
 {
-	char text[ADDR_TEXT_MAX];
-
-	batch_json_string(record, "vrf", change->vrf ? change->vrf : "");
+	if (request)
+		batch_text_string(text, "vrf", change->vrf);
+	else
+		batch_text_string(text, "vrf", change->vrf ? change->vrf : "");
 	switch (change->entity) {
 	case CHANGE_SERVER:
-		batch_json_addr(record, "ip", change->has_ip, &change->ip);
+		batch_text_addr(text, "ip", change->has_ip, &change->ip);
 		break;
 	case CHANGE_SUBNET:
-		prefix_format(&change->cidr, text, sizeof(text));
-		json_object_set_new(record, "cidr", json_string(text));
-		json_object_set_new(record, "ping", json_boolean(change->ping));
+		batch_text_prefix(text, "cidr", &change->cidr);
+		batch_text_bool(text, "ping", change->ping);
 		break;
 	case CHANGE_MARK:
-		batch_json_addr(record, "address", change->has_ip, &change->ip);
-		json_object_set_new(record, "status", json_string(
+		batch_text_addr(text, "address", change->has_ip, &change->ip);
+		batch_text_string(text, "status",
 		    change->mark_status == MARK_RESERVED ? "reserved" :
-		    "quarantine"));
-		batch_json_string(record, "description", change->description);
-		batch_json_string(record, "reason", change->reason);
+		    "quarantine");
+		batch_text_string(text, "description", change->description);
+		batch_text_string(text, "reason", change->reason);
 		break;
 	}
 }
@@ -387,31 +383,30 @@ batch_net_fields(struct batch_net *net, const struct batch_entry *entry)
 
 /* Counts and remembers an event the batch itself finds stale. */
 static void
-batch_stale_known(const struct batch *batch, json_t *stale,
+batch_stale_known(const struct batch *batch, struct batch_stale *stale,
     const struct batch_net *net, const struct batch_entry *entry,
     int64_t newer)
 {
-	json_t *topics = json_object_get(stale, "topics");
-	json_t *sample = json_object_get(stale, "sample");
-	const char *topic = batch->topic_names[entry->topic];
-	json_t *count = json_object_get(topics, topic);
-	json_t *note;
+	struct batch_text *note = &stale->sample;
+	size_t first;
 
-	json_object_set_new(topics, topic, json_integer(count ?
-	    json_integer_value(count) + 1 : 1));
-	if (json_array_size(sample) >= BATCH_STALE_SAMPLE)
+	for (first = 0; strcmp(batch->topic_names[first],
+	    batch->topic_names[entry->topic]) != 0; first++)
+		;
+	if (stale->counts[first]++ == 0)
+		stale->order[stale->ordered++] = first;
+	if (stale->sampled >= BATCH_STALE_SAMPLE)
 		return;
-	note = json_object();
-	json_object_set_new(note, "entity",
-	    json_string(change_entity_name(net->entity)));
-	json_object_set_new(note, "id", json_string(net->id));
-	json_object_set_new(note, "topic", json_string(topic));
-	json_object_set_new(note, "part", json_integer(entry->partition));
-	json_object_set_new(note, "off", json_integer(entry->offset));
-	json_object_set_new(note, "version",
-	    json_integer(entry->change.version));
-	json_object_set_new(note, "newer", json_integer(newer));
-	json_array_append_new(sample, note);
+	stale->sampled++;
+	batch_text_open(note, NULL, '{');
+	batch_text_string(note, "entity", change_entity_name(net->entity));
+	batch_text_string(note, "id", net->id);
+	batch_text_string(note, "topic", batch->topic_names[entry->topic]);
+	batch_text_int(note, "part", entry->partition);
+	batch_text_int(note, "off", entry->offset);
+	batch_text_int(note, "version", entry->change.version);
+	batch_text_int(note, "newer", newer);
+	batch_text_close(note, '}');
 }
 
 /* Appends a version to the earlier highs of the prefix. */
@@ -435,10 +430,10 @@ batch_net_push_lo(struct batch_net *net, int64_t version)
  * would: a Kafka tombstone forgets the key; an unversioned event applies
  * in Kafka order; a versioned event applies if newer than the state
  * before it, which within the prefix is only known relative to the
- * prefix's own highest version.
+ * prefix's own highest version.  A key's first event is never stale.
  */
 static void
-batch_net_take(const struct batch *batch, json_t *stale,
+batch_net_take(const struct batch *batch, struct batch_stale *stale,
     struct batch_net *net, const struct batch_entry *entry, size_t index)
 {
 	const struct change *change = &entry->change;
@@ -474,118 +469,140 @@ batch_net_take(const struct batch *batch, json_t *stale,
 	net->last_index = index;
 }
 
-/* Turns one net effect into its JSON record. */
-static json_t *
-batch_json_net(const struct batch *batch, const struct batch_net *net)
+/*
+ * Writes one net effect as its JSON record, left open for the caller to
+ * close.  The record of a request (request true) is written as before with
+ * its vrf and address replaced by the request's, in place.  Returns
+ * whether it wrote a mark's address.
+ */
+static bool
+batch_json_net(const struct batch *batch, struct batch_text *text,
+    const struct batch_net *net, bool request)
 {
 	const struct batch_entry *state = net->reset ? net->f : net->c;
 	const struct change *change = state ? &state->change : NULL;
-	json_t *record = json_object(), *lo, *keep;
 	const char *op;
 	size_t i;
 
-	json_object_set_new(record, "seq", json_integer(
-	    (json_int_t)net->last_index));
-	json_object_set_new(record, "id", json_string(net->id));
-	json_object_set_new(record, "topic",
-	    json_string(batch->topic_names[net->last->topic]));
-	json_object_set_new(record, "part", json_integer(net->last->partition));
-	json_object_set_new(record, "off", json_integer(net->last->offset));
-	json_object_set_new(record, "gv", net->c ?
-	    json_integer(net->c->change.version) : json_null());
-	lo = json_array();
+	batch_text_open(text, NULL, '{');
+	batch_text_int(text, "seq", (int64_t)net->last_index);
+	batch_text_string(text, "id", net->id);
+	batch_text_string(text, "topic", batch->topic_names[net->last->topic]);
+	batch_text_int(text, "part", net->last->partition);
+	batch_text_int(text, "off", net->last->offset);
+	if (net->c != NULL)
+		batch_text_int(text, "gv", net->c->change.version);
+	else
+		batch_text_null(text, "gv");
+	batch_text_open(text, "lo", '[');
 	for (i = 0; i < net->lo_count; i++)
-		json_array_append_new(lo, json_integer(net->lo[i]));
-	json_object_set_new(record, "lo", lo);
-	json_object_set_new(record, "reset", json_boolean(net->reset));
+		batch_text_int(text, NULL, net->lo[i]);
+	batch_text_close(text, ']');
+	batch_text_bool(text, "reset", net->reset);
 	if (change == NULL)
 		op = "forget";
 	else
 		op = change->op == CHANGE_UPSERT ? "upsert" : "delete";
-	json_object_set_new(record, "op", json_string(op));
-	json_object_set_new(record, "v", change && change->has_version ?
-	    json_integer(change->version) : json_null());
-	json_object_set_new(record, "lsn", change && change->has_lsn ?
-	    json_integer(change->lsn) : json_null());
+	batch_text_string(text, "op", op);
+	if (change != NULL && change->has_version)
+		batch_text_int(text, "v", change->version);
+	else
+		batch_text_null(text, "v");
+	if (change != NULL && change->has_lsn)
+		batch_text_int(text, "lsn", change->lsn);
+	else
+		batch_text_null(text, "lsn");
 	if (change == NULL || change->op != CHANGE_UPSERT) {
-		batch_json_string(record, "vrf", change && change->vrf ?
+		batch_text_string(text, "vrf", change && change->vrf ?
 		    change->vrf : net->last->change.vrf);
-		return record;
+		return false;
 	}
-	batch_json_fields(record, change);
-	keep = json_array();
+	batch_json_fields(text, change, request);
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++) {
-		if (!batch_field_of(net->entity, i))
-			continue;
-		if (net->from[i] == BATCH_FROM_STORED)
-			json_array_append_new(keep, json_string(keep_names[i]));
-		batch_json_keepable(record, i, net->from[i] ==
-		    BATCH_FROM_ENTRY ? &net->field[i]->change : NULL);
+		if (batch_field_of(net->entity, i))
+			batch_json_keepable(text, i, net->from[i] ==
+			    BATCH_FROM_ENTRY ? &net->field[i]->change : NULL);
 	}
-	json_object_set_new(record, "keep", keep);
-	return record;
+	batch_text_open(text, "keep", '[');
+	for (i = 0; i < BATCH_KEEP_FIELDS; i++) {
+		if (batch_field_of(net->entity, i) &&
+		    net->from[i] == BATCH_FROM_STORED)
+			batch_text_string(text, NULL, keep_names[i]);
+	}
+	batch_text_close(text, ']');
+	return change->entity == CHANGE_MARK;
 }
 
-/* Turns a truncate into its JSON record. */
-static json_t *
-batch_json_truncate(const struct batch *batch,
+/* Writes a truncate as its JSON record. */
+static void
+batch_json_truncate(const struct batch *batch, struct batch_text *text,
     const struct batch_entry *entry, size_t index)
 {
-	json_t *record = json_object();
-
-	json_object_set_new(record, "seq", json_integer((json_int_t)index));
-	json_object_set_new(record, "entity",
-	    json_string(change_entity_name(entry->change.entity)));
-	json_object_set_new(record, "lsn", json_integer(entry->change.lsn));
-	json_object_set_new(record, "topic",
-	    json_string(batch->topic_names[entry->topic]));
-	json_object_set_new(record, "part", json_integer(entry->partition));
-	json_object_set_new(record, "off", json_integer(entry->offset));
-	return record;
-}
-
-/* Turns a dead letter into its JSON record: bytes in hex. */
-static json_t *
-batch_json_dead(const struct batch *batch, const struct batch_entry *entry)
-{
-	json_t *letter = json_object();
-	char *hex;
-
-	json_object_set_new(letter, "topic",
-	    json_string(batch->topic_names[entry->topic]));
-	json_object_set_new(letter, "part", json_integer(entry->partition));
-	json_object_set_new(letter, "off", json_integer(entry->offset));
-	if (entry->key != NULL) {
-		hex = batch_hex(entry->key, entry->key_len);
-		json_object_set_new(letter, "key", json_string(hex));
-		free(hex);
-	}
-	if (entry->value != NULL) {
-		hex = batch_hex(entry->value, entry->value_len);
-		json_object_set_new(letter, "value", json_string(hex));
-		free(hex);
-	}
-	if (entry->headers_json != NULL && !entry->bare)
-		json_object_set_new(letter, "headers",
-		    json_loads(entry->headers_json, 0, NULL));
-	json_object_set_new(letter, "reason", json_string(entry->reason));
-	return letter;
+	batch_text_open(text, NULL, '{');
+	batch_text_int(text, "seq", (int64_t)index);
+	batch_text_string(text, "entity",
+	    change_entity_name(entry->change.entity));
+	batch_text_int(text, "lsn", entry->change.lsn);
+	batch_text_string(text, "topic", batch->topic_names[entry->topic]);
+	batch_text_int(text, "part", entry->partition);
+	batch_text_int(text, "off", entry->offset);
+	batch_text_close(text, '}');
 }
 
 /*
- * Turns one event of a key that carries operator requests into a record
+ * Writes the headers of a dead letter.  They are the JSON text of
+ * decode_headers_json(); read and written again by jansson, as they
+ * always were, so a text jansson would refuse is left out as before.
+ * Dead letters are rare: the cost does not matter.
+ */
+static void
+batch_json_headers(struct batch_text *text, const char *headers_json)
+{
+	json_t *headers = json_loads(headers_json, 0, NULL);
+	char *dumped;
+
+	if (headers == NULL)
+		return;
+	if ((dumped = json_dumps(headers, JSON_COMPACT)) == NULL)
+		fatalx("batch: json_dumps failed");
+	batch_text_json(text, "headers", dumped);
+	free(dumped);
+	json_decref(headers);
+}
+
+/* Writes a dead letter as its JSON record: bytes in hex. */
+static void
+batch_json_dead(const struct batch *batch, struct batch_text *text,
+    const struct batch_entry *entry)
+{
+	batch_text_open(text, NULL, '{');
+	batch_text_string(text, "topic", batch->topic_names[entry->topic]);
+	batch_text_int(text, "part", entry->partition);
+	batch_text_int(text, "off", entry->offset);
+	if (entry->key != NULL)
+		batch_text_hex(text, "key", entry->key, entry->key_len);
+	if (entry->value != NULL)
+		batch_text_hex(text, "value", entry->value, entry->value_len);
+	if (entry->headers_json != NULL && !entry->bare)
+		batch_json_headers(text, entry->headers_json);
+	batch_text_string(text, "reason", entry->reason);
+	batch_text_close(text, '}');
+}
+
+/*
+ * Writes one event of a key that carries operator requests as a record
  * of its own ("one": true).  Such keys are applied one event at a time
  * in batch order, since each request's preconditions are decided against
  * the state its predecessors left (docs/EVENTS.md); the record carries
  * the request's id, requester and preconditions.
  */
-static json_t *
-batch_json_one(const struct batch *batch, json_t *stale,
-    const struct batch_entry *entry, size_t index)
+static void
+batch_json_one(const struct batch *batch, struct batch_text *text,
+    struct batch_stale *stale, const struct batch_entry *entry, size_t index)
 {
 	const struct change *change = &entry->change;
+	bool request = change->request_id != NULL, has_address;
 	struct batch_net net;
-	json_t *record;
 	size_t i;
 
 	memset(&net, 0, sizeof(net));
@@ -595,19 +612,21 @@ batch_json_one(const struct batch *batch, json_t *stale,
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
 		net.from[i] = BATCH_FROM_STORED;
 	batch_net_take(batch, stale, &net, entry, index);
-	record = batch_json_net(batch, &net);
+	/* The record is this event's own: its state is the event or none. */
+	has_address = batch_json_net(batch, text, &net, request);
 	free(net.lo);
-	json_object_set_new(record, "one", json_true());
-	if (change->request_id == NULL)
-		return record;
-	json_object_set_new(record, "rid", json_string(change->request_id));
-	json_object_set_new(record, "by", json_string(change->requester));
-	json_object_set_new(record, "ifa", json_boolean(change->if_available));
-	batch_json_string(record, "ifm", change->if_match);
-	/* A delete's record names no address: the request still does. */
-	batch_json_addr(record, "address", change->has_ip, &change->ip);
-	batch_json_string(record, "vrf", change->vrf);
-	return record;
+	batch_text_bool(text, "one", true);
+	if (request) {
+		batch_text_string(text, "rid", change->request_id);
+		batch_json_required(text, "by", change->requester);
+		batch_text_bool(text, "ifa", change->if_available);
+		batch_text_string(text, "ifm", change->if_match);
+		/* A delete's record names no address: the request still does. */
+		if (!has_address)
+			batch_text_addr(text, "address", change->has_ip,
+			    &change->ip);
+	}
+	batch_text_close(text, '}');
 }
 
 /* Finds (or makes) the net effect of an entry's key. */
@@ -636,85 +655,88 @@ batch_net_find(struct batch_net *table, size_t mask,
 	return net;
 }
 
-/* Builds the JSON argument of ipamd.apply_batch() for entries [0, n). */
-char *
-batch_build_json(const struct batch *batch, size_t n, const char *group_id,
-    const char *schema, bool rebuild, batch_position_fn *position, void *arg,
-    size_t *skipped)
+/*
+ * Writes the events the batch finds stale: their number per topic name,
+ * in the order the names were first found stale, and the sample.
+ */
+static void
+batch_json_stale(const struct batch *batch, struct batch_text *text,
+    const struct batch_stale *stale)
 {
-	static const char *const arrays[] = { "servers", "subnets", "marks" };
-	struct batch_position *ends = NULL;
-	struct batch_net *table = NULL;
-	json_t *root, *dead, *offsets, *truncates, *stale, *lists[3];
-	size_t i, slots, mask, end_count;
-	char *text = NULL;
+	size_t i, topic;
 
-	*skipped = 0;
-	for (slots = 16; slots < n * 2; slots *= 2)
-		;
-	mask = slots - 1;
-	if ((table = calloc(slots, sizeof(*table))) == NULL)
-		fatal("batch: calloc");
+	batch_text_open(text, "stale_known", '{');
+	batch_text_open(text, "topics", '{');
+	for (i = 0; i < stale->ordered; i++) {
+		topic = stale->order[i];
+		if (batch_text_key(text, batch->topic_names[topic]))
+			batch_text_int(text, NULL, (int64_t)stale->counts[topic]);
+	}
+	batch_text_close(text, '}');
+	batch_text_open(text, "sample", '[');
+	batch_text_append(text, &stale->sample);
+	batch_text_close(text, ']');
+	batch_text_close(text, '}');
+}
 
-	/* The arrays belong to root from the start; they are borrowed here. */
-	root = json_object();
-	json_object_set_new(root, "group", json_string(group_id));
-	json_object_set_new(root, "schema", json_string(schema));
-	json_object_set_new(root, "audit", json_boolean(!rebuild));
-	json_object_set_new(root, "derive", json_boolean(!rebuild));
-	json_object_set_new(root, "dead", dead = json_array());
-	json_object_set_new(root, "offsets", offsets = json_array());
-	json_object_set_new(root, "truncates", truncates = json_array());
-	json_object_set_new(root, "stale_known", stale = json_object());
-	json_object_set_new(stale, "topics", json_object());
-	json_object_set_new(stale, "sample", json_array());
-	for (i = 0; i < 3; i++)
-		json_object_set_new(root, arrays[i], lists[i] = json_array());
+/*
+ * Decides what each entry becomes (roles) and takes the entries of keys
+ * without requests into their net effects; returns -1 when a partition
+ * is not assigned.
+ */
+static int
+batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
+    void *arg, struct batch_net *table, size_t mask, struct batch_stale *stale,
+    uint8_t *roles, size_t *skipped)
+{
+	const struct batch_position *pos;
+	const struct batch_entry *entry;
+	struct batch_net *net;
+	size_t i;
 
 	/* The keys that carry operator requests go one event at a time. */
 	for (i = 0; i < n; i++) {
-		const struct batch_entry *entry = &batch->entries[i];
-
+		entry = &batch->entries[i];
 		if (!entry->dead && entry->change.request_id != NULL)
 			batch_net_find(table, mask, entry)->one_by_one = true;
 	}
 	for (i = 0; i < n; i++) {
-		const struct batch_entry *entry = &batch->entries[i];
-		const struct batch_position *pos;
-		struct batch_net *net;
-
+		entry = &batch->entries[i];
 		if ((pos = position(arg, entry->topic, entry->partition)) == NULL)
-			goto fail;
+			return -1;
 		if (pos->stored && entry->offset < pos->next_offset) {
 			(*skipped)++;
-			continue;
-		}
-		if (entry->dead)
-			json_array_append_new(dead, batch_json_dead(batch, entry));
+			roles[i] = BATCH_ROLE_SKIPPED;
+		} else if (entry->dead)
+			roles[i] = BATCH_ROLE_DEAD;
 		else if (entry->change.op == CHANGE_TRUNCATE)
-			json_array_append_new(truncates,
-			    batch_json_truncate(batch, entry, i));
+			roles[i] = BATCH_ROLE_TRUNCATE;
 		else if ((net = batch_net_find(table, mask, entry))->one_by_one)
-			json_array_append_new(lists[net->entity],
-			    batch_json_one(batch, stale, entry, i));
-		else
+			roles[i] = BATCH_ROLE_ONE;
+		else {
+			roles[i] = BATCH_ROLE_NET;
 			batch_net_take(batch, stale, net, entry, i);
+		}
 	}
+	return 0;
+}
 
-	/* The apply function is set-based: the order of records is free. */
-	for (i = 0; i < slots; i++) {
-		if (!table[i].used || table[i].one_by_one)
-			continue;
-		json_array_append_new(lists[table[i].entity],
-		    batch_json_net(batch, &table[i]));
-	}
+/*
+ * Writes per partition the expected and the next offset; returns -1 when
+ * a partition is not assigned.
+ */
+static int
+batch_json_offsets(const struct batch *batch, struct batch_text *text,
+    size_t n, batch_position_fn *position, void *arg)
+{
+	const struct batch_position *pos;
+	struct batch_position *ends = NULL;
+	size_t i, end_count;
+	int topic, rc = -1;
 
+	batch_text_open(text, "offsets", '[');
 	end_count = batch_partition_ends(batch, n, &ends);
 	for (i = 0; i < end_count; i++) {
-		const struct batch_position *pos;
-		json_t *offset;
-		int topic;
-
 		for (topic = 0; topic < (int)batch->topic_count; topic++)
 			if (strcmp(batch->topic_names[topic], ends[i].topic) == 0)
 				break;
@@ -722,26 +744,115 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 			goto fail;
 		if (pos->stored && ends[i].next_offset <= pos->next_offset)
 			continue;	/* everything was applied already */
-		offset = json_object();
-		json_object_set_new(offset, "topic", json_string(ends[i].topic));
-		json_object_set_new(offset, "part",
-		    json_integer(ends[i].partition));
-		json_object_set_new(offset, "expected", pos->stored ?
-		    json_integer(pos->next_offset) : json_null());
-		json_object_set_new(offset, "next",
-		    json_integer(ends[i].next_offset));
-		json_array_append_new(offsets, offset);
+		batch_text_open(text, NULL, '{');
+		batch_text_string(text, "topic", ends[i].topic);
+		batch_text_int(text, "part", ends[i].partition);
+		if (pos->stored)
+			batch_text_int(text, "expected", pos->next_offset);
+		else
+			batch_text_null(text, "expected");
+		batch_text_int(text, "next", ends[i].next_offset);
+		batch_text_close(text, '}');
 	}
-	text = json_dumps(root, JSON_COMPACT);
-	if (text == NULL)
-		fatalx("batch: json_dumps failed");
+	batch_text_close(text, ']');
+	rc = 0;
 fail:
-	json_decref(root);
+	free(ends);
+	return rc;
+}
+
+/*
+ * Builds the JSON argument of ipamd.apply_batch() for entries [0, n),
+ * written as text straight from the changes: building a jansson tree of
+ * every record, dumping it and freeing it was most of the daemon's CPU
+ * per event.  tests/unit/test_batch_json.c holds it against that builder.
+ */
+char *
+batch_build_json(const struct batch *batch, size_t n, const char *group_id,
+    const char *schema, bool rebuild, batch_position_fn *position, void *arg,
+    size_t *skipped)
+{
+	static const char *const arrays[] = { "servers", "subnets", "marks" };
+	struct batch_net *table = NULL;
+	struct batch_stale stale;
+	struct batch_text text;
+	uint8_t *roles;
+	size_t i, slots, mask;
+	char *done = NULL;
+	int entity;
+
+	*skipped = 0;
+	for (slots = 16; slots < n * 2; slots *= 2)
+		;
+	mask = slots - 1;
+	if ((table = calloc(slots, sizeof(*table))) == NULL ||
+	    (roles = malloc(n ? n : 1)) == NULL ||
+	    (stale.counts = calloc(batch->topic_count + 1,
+	    sizeof(*stale.counts))) == NULL ||
+	    (stale.order = calloc(batch->topic_count + 1,
+	    sizeof(*stale.order))) == NULL)
+		fatal("batch: calloc");
+	stale.ordered = 0;
+	stale.sampled = 0;
+	batch_text_init(&stale.sample, 256);
+	batch_text_init(&text, 1024 + n * 320);
+
+	if (batch_roles(batch, n, position, arg, table, mask, &stale, roles,
+	    skipped) == -1)
+		goto fail;
+	batch_text_open(&text, NULL, '{');
+	batch_json_required(&text, "group", group_id);
+	batch_json_required(&text, "schema", schema);
+	batch_text_bool(&text, "audit", !rebuild);
+	batch_text_bool(&text, "derive", !rebuild);
+	batch_text_open(&text, "dead", '[');
+	for (i = 0; i < n; i++)
+		if (roles[i] == BATCH_ROLE_DEAD)
+			batch_json_dead(batch, &text, &batch->entries[i]);
+	batch_text_close(&text, ']');
+	if (batch_json_offsets(batch, &text, n, position, arg) == -1)
+		goto fail;
+	batch_text_open(&text, "truncates", '[');
+	for (i = 0; i < n; i++)
+		if (roles[i] == BATCH_ROLE_TRUNCATE)
+			batch_json_truncate(batch, &text, &batch->entries[i], i);
+	batch_text_close(&text, ']');
+	batch_json_stale(batch, &text, &stale);
+
+	/*
+	 * Each entity's records: the one-by-one records in batch order, then
+	 * the net effects; the apply function is set-based, the order free.
+	 */
+	for (entity = CHANGE_SERVER; entity <= CHANGE_MARK; entity++) {
+		batch_text_open(&text, arrays[entity], '[');
+		for (i = 0; i < n; i++)
+			if (roles[i] == BATCH_ROLE_ONE &&
+			    batch->entries[i].change.entity ==
+			    (enum change_entity)entity)
+				batch_json_one(batch, &text, &stale,
+				    &batch->entries[i], i);
+		for (i = 0; i < slots; i++) {
+			if (table[i].used && !table[i].one_by_one &&
+			    table[i].entity == (enum change_entity)entity) {
+				(void)batch_json_net(batch, &text, &table[i],
+				    false);
+				batch_text_close(&text, '}');
+			}
+		}
+		batch_text_close(&text, ']');
+	}
+	batch_text_close(&text, '}');
+	done = batch_text_finish(&text);
+fail:
+	batch_text_free(&text);
+	batch_text_free(&stale.sample);
 	for (i = 0; i < slots; i++)
 		free(table[i].lo);
 	free(table);
-	free(ends);
-	return text;
+	free(roles);
+	free(stale.counts);
+	free(stale.order);
+	return done;
 }
 
 /* The next offset each partition reaches within entries [0, n). */

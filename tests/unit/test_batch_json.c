@@ -1,0 +1,442 @@
+/*
+ * The batch's JSON argument written as text, held against the jansson
+ * builder it replaced (batch_oracle.c): randomized and hostile batches of
+ * every kind of entry must read, parsed by jansson, as exactly the same
+ * document, and never hold what PostgreSQL's jsonb refuses.
+ */
+#include <sys/socket.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch_oracle.h"
+#include "consumers/batch.h"
+#include "test_support.h"
+
+/*
+ * Topic names: the daemon's own, one with characters to escape, one that
+ * repeats the first (their stale counts share a key), one that is not
+ * UTF-8 (jansson refused it wherever it went).
+ */
+static const char *const topic_names[] = {
+	"servers", "subnets", "marks", "in\"ve\\nt\xc3\xb3ry\n", "servers",
+	"bad\xff",
+};
+#define TOPICS	(sizeof(topic_names) / sizeof(topic_names[0]))
+#define PARTS	3
+
+/* A small, seeded generator, so a failure repeats. */
+static uint64_t rng_state;
+
+/* The next random number (xorshift64*). */
+static uint64_t
+rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+/* A random number below n. */
+static size_t
+rng_below(size_t n)
+{
+	return (size_t)(rng() % n);
+}
+
+/*
+ * Pieces a random string is made of: plain text, what JSON escapes,
+ * controls, DEL, U+2028, multibyte and the last code points, and bytes
+ * that are not UTF-8 (a lone continuation, an overlong NUL, a surrogate,
+ * a cut sequence, 0xff, past U+10FFFF).
+ */
+static const char *const pieces[] = {
+	"a", "host-01", "Z", "/", "\"", "\\", "\\\"", "\b", "\f", "\n", "\r",
+	"\t", "\x01", "\x1f", "\x7f", "\xc2\x80", "\xc3\xa9", "\xe2\x80\xa8",
+	"\xe2\x82\xac", "\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+	"\\u0000", "{\"a\":1}", " ",
+	"\x80", "\xc0\x80", "\xed\xa0\x80", "\xe2\x82", "\xff", "\xf5\x80\x80\x80",
+};
+#define PIECES		(sizeof(pieces) / sizeof(pieces[0]))
+#define VALID_PIECES	(PIECES - 6)
+
+/*
+ * A new random string of up to max pieces; one time in invalid_one it
+ * may hold bytes that are not UTF-8.
+ */
+static char *
+random_text(size_t max, size_t invalid_one)
+{
+	size_t i, count = rng_below(max + 1), kinds;
+	char *text = calloc(1, 8 * max + 1);
+
+	assert_non_null(text);
+	kinds = rng_below(invalid_one) == 0 ? PIECES : VALID_PIECES;
+	for (i = 0; i < count; i++)
+		strcat(text, pieces[rng_below(kinds)]);
+	return text;
+}
+
+/* A random string, or NULL one time in four. */
+static char *
+random_optional(void)
+{
+	return rng_below(4) == 0 ? NULL : random_text(6, 8);
+}
+
+/* A random address of either family. */
+static void
+random_addr(struct ip_addr *addr)
+{
+	size_t i;
+
+	memset(addr, 0, sizeof(*addr));
+	addr->family = rng_below(2) ? AF_INET : AF_INET6;
+	for (i = 0; i < (addr->family == AF_INET ? 4u : 16u); i++)
+		addr->bytes[i] = (uint8_t)rng();
+}
+
+/* A random version: few values, so that keys hold stale events. */
+static int64_t
+random_version(void)
+{
+	static const int64_t big[] = { INT64_MAX, INT64_MIN, -1, 0 };
+
+	if (rng_below(20) == 0)
+		return big[rng_below(4)];
+	return (int64_t)rng_below(6);
+}
+
+/* Ids from a small pool, so that keys repeat; some not UTF-8. */
+static char *
+random_id(char *const *ids, size_t count)
+{
+	char *id = strdup(ids[rng_below(count)]);
+
+	assert_non_null(id);
+	return id;
+}
+
+/* A random change of any entity and kind. */
+static void
+random_change(struct change *change, char *const *ids, size_t id_count)
+{
+	size_t i;
+
+	memset(change, 0, sizeof(*change));
+	change->entity = (enum change_entity)rng_below(3);
+	change->op = rng_below(3) ? CHANGE_UPSERT : CHANGE_DELETE;
+	if (rng_below(25) == 0)
+		change->op = CHANGE_TRUNCATE;
+	change->id = change->op == CHANGE_TRUNCATE ? NULL :
+	    random_id(ids, id_count);
+	change->vrf = rng_below(3) ? strdup("") : random_text(3, 6);
+	if (rng_below(20) == 0) {
+		/* change.h says a vrf is always set; a NULL is hostile. */
+		free(change->vrf);
+		change->vrf = NULL;
+	}
+	change->has_version = rng_below(4) != 0;
+	change->version = change->has_version ? random_version() : 0;
+	change->has_lsn = rng_below(2);
+	change->lsn = change->has_lsn ? (int64_t)rng() : 0;
+	change->snapshot = rng_below(5) == 0;
+	change->unconditional = change->op != CHANGE_TRUNCATE &&
+	    rng_below(10) == 0;
+	change->keep = (unsigned)rng_below(64);
+	change->hostname = random_optional();
+	change->has_ip = rng_below(5) != 0;
+	random_addr(&change->ip);
+	change->nic_mac = random_optional();
+	change->device_type = random_optional();
+	change->manufacture = random_optional();
+	change->name = random_optional();
+	random_addr(&change->cidr.addr);
+	change->cidr.length = (int)rng_below(129);
+	change->pool_count = rng_below(4);
+	change->pools = calloc(change->pool_count + 1, sizeof(*change->pools));
+	assert_non_null(change->pools);
+	for (i = 0; i < change->pool_count; i++) {
+		random_addr(&change->pools[i].first);
+		random_addr(&change->pools[i].last);
+	}
+	change->ping = rng_below(2);
+	change->mark_status = rng_below(2) ? MARK_RESERVED : MARK_QUARANTINE;
+	change->description = random_optional();
+	change->reason = random_optional();
+	if (change->op != CHANGE_TRUNCATE && rng_below(6) == 0) {
+		change->request_id = random_text(4, 6);
+		change->requester = random_optional();
+		change->if_available = rng_below(2);
+		change->if_match = random_optional();
+	}
+}
+
+/* Random bytes of any value, or NULL one time in four. */
+static uint8_t *
+random_bytes(size_t *len)
+{
+	uint8_t *bytes;
+	size_t i;
+
+	*len = rng_below(40);
+	if (rng_below(4) == 0)
+		return NULL;
+	bytes = malloc(*len + 1);
+	assert_non_null(bytes);
+	for (i = 0; i < *len; i++)
+		bytes[i] = (uint8_t)rng();
+	return bytes;
+}
+
+/*
+ * Headers as the intake writes them (any bytes, names repeated, values
+ * that are not UTF-8 or hold NUL), "[]" for none, or NULL.
+ */
+static char *
+random_headers(void)
+{
+	struct decode_header headers[4];
+	uint8_t *values[4];
+	char *names[4], *json;
+	size_t i, count = rng_below(5);
+
+	if (count == 4)
+		return rng_below(2) ? NULL : strdup("[]");
+	for (i = 0; i < count; i++) {
+		names[i] = random_text(3, 3);
+		values[i] = random_bytes(&headers[i].value_len);
+		headers[i].name = rng_below(8) ? names[i] : NULL;
+		headers[i].value = values[i];
+	}
+	json = decode_headers_json(headers, count);
+	for (i = 0; i < count; i++) {
+		free(names[i]);
+		free(values[i]);
+	}
+	return json;
+}
+
+/* Where each partition of a round stands (skips below next_offset). */
+struct positions {
+	struct batch_position	at[TOPICS][PARTS];
+	int			missing_topic;	/* -1: every one assigned */
+};
+
+/* Looks a partition up in the round's table. */
+static const struct batch_position *
+position_of(void *arg, int topic, int32_t partition)
+{
+	struct positions *positions = arg;
+
+	if (topic == positions->missing_topic)
+		return NULL;
+	return &positions->at[topic][partition];
+}
+
+/* Fills a random batch: changes, truncates, requests, dead letters. */
+static void
+random_batch(struct batch *batch, struct positions *positions)
+{
+	int64_t next[TOPICS][PARTS];
+	char *ids[6], *headers;
+	struct change change;
+	uint8_t *key, *value;
+	size_t i, n, key_len, value_len, id_count = 1 + rng_below(6);
+	size_t topic, part;
+
+	for (i = 0; i < id_count; i++)
+		ids[i] = random_text(3, 10);
+	for (topic = 0; topic < TOPICS; topic++) {
+		for (part = 0; part < PARTS; part++) {
+			next[topic][part] = (int64_t)rng_below(5);
+			positions->at[topic][part].topic = topic_names[topic];
+			positions->at[topic][part].partition = (int32_t)part;
+			positions->at[topic][part].stored = rng_below(2);
+			positions->at[topic][part].next_offset =
+			    (int64_t)rng_below(8);
+		}
+	}
+	positions->missing_topic = rng_below(30) == 0 ?
+	    (int)rng_below(TOPICS) : -1;
+	n = 1 + rng_below(60);
+	for (i = 0; i < n; i++) {
+		topic = rng_below(TOPICS);
+		part = rng_below(PARTS);
+		next[topic][part] += 1 + (int64_t)rng_below(2);
+		key = random_bytes(&key_len);
+		value = random_bytes(&value_len);
+		headers = random_headers();
+		if (rng_below(6) == 0) {
+			char *reason = rng_below(4) ? random_text(8, 4) :
+			    strdup("unparsable: \"x\"");
+
+			batch_add_dead(batch, (int)topic, (int32_t)part,
+			    next[topic][part], reason, key, key_len, value,
+			    value_len, headers);
+			free(reason);
+		} else {
+			random_change(&change, ids, id_count);
+			batch_add_change(batch, (int)topic, (int32_t)part,
+			    next[topic][part], &change, key, key_len, value,
+			    value_len, headers);
+		}
+		batch->entries[batch->count - 1].bare = rng_below(5) == 0;
+		free(key);
+		free(value);
+		free(headers);
+	}
+	for (i = 0; i < id_count; i++)
+		free(ids[i]);
+}
+
+/* Tells whether JSON text holds the escape \u0000, which jsonb refuses. */
+static bool
+holds_nul_escape(const char *text)
+{
+	for (; *text != '\0'; text++) {
+		if (*text != '\\')
+			continue;
+		if (strncmp(text + 1, "u0000", 5) == 0)
+			return true;
+		text++;		/* the escaped character */
+	}
+	return false;
+}
+
+/* Says where two texts first differ, for the failure message. */
+static void
+report_difference(uint64_t seed, const char *text, const char *oracle)
+{
+	size_t i;
+
+	for (i = 0; text[i] != '\0' && text[i] == oracle[i]; i++)
+		;
+	print_error("seed %llu: the texts differ\n"
+	    "written: %s\noracle:  %s\nfirst different byte at %zu\n",
+	    (unsigned long long)seed, text, oracle, i);
+}
+
+/* Builds one batch both ways and compares the documents. */
+static void
+check_round(uint64_t seed)
+{
+	struct positions positions;
+	struct batch batch;
+	json_t *written, *expected;
+	json_error_t error;
+	size_t skipped, oracle_skipped, n;
+	char *text, *oracle;
+	bool rebuild;
+
+	rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
+	batch_init(&batch, topic_names, TOPICS);
+	random_batch(&batch, &positions);
+	n = rng_below(4) == 0 ? rng_below(batch.count + 1) : batch.count;
+	rebuild = rng_below(4) == 0;
+	text = batch_build_json(&batch, n, "ipam-syncd", "ipam", rebuild,
+	    position_of, &positions, &skipped);
+	oracle = oracle_batch_build_json(&batch, n, "ipam-syncd", "ipam",
+	    rebuild, position_of, &positions, &oracle_skipped);
+	if (oracle == NULL) {
+		assert_null(text);
+		batch_clear(&batch);
+		free(batch.entries);
+		return;
+	}
+	assert_non_null(text);
+	assert_int_equal(skipped, oracle_skipped);
+	/* jansson refuses invalid UTF-8; jsonb also refuses \u0000. */
+	written = json_loads(text, 0, &error);
+	if (written == NULL)
+		print_error("seed %llu: %s in %s\n", (unsigned long long)seed,
+		    error.text, text);
+	assert_non_null(written);
+	assert_false(holds_nul_escape(text));
+	expected = json_loads(oracle, 0, NULL);
+	assert_non_null(expected);
+	assert_true(json_equal(written, expected));
+	/* The same members in the same order, escaped the same way. */
+	if (strcmp(text, oracle) != 0)
+		report_difference(seed, text, oracle);
+	assert_string_equal(text, oracle);
+	json_decref(written);
+	json_decref(expected);
+	free(text);
+	free(oracle);
+	batch_clear(&batch);
+	free(batch.entries);
+}
+
+/* Thousands of random batches, each compared with the oracle. */
+static void
+test_random_batches(void **state)
+{
+	uint64_t seed;
+
+	(void)state;
+	for (seed = 1; seed <= 4000; seed++)
+		check_round(seed);
+}
+
+/*
+ * The empty batch, and a batch of one server whose every string needs
+ * escaping: the text is byte for byte what jansson dumped.
+ */
+static void
+test_exact_text(void **state)
+{
+	struct positions positions;
+	struct batch batch;
+	struct change change;
+	size_t skipped, oracle_skipped;
+	char *text, *oracle;
+
+	(void)state;
+	memset(&positions, 0, sizeof(positions));
+	positions.missing_topic = -1;
+	batch_init(&batch, topic_names, TOPICS);
+	text = batch_build_json(&batch, 0, "g", "s", false, position_of,
+	    &positions, &skipped);
+	oracle = oracle_batch_build_json(&batch, 0, "g", "s", false,
+	    position_of, &positions, &oracle_skipped);
+	assert_string_equal(text, oracle);
+	free(text);
+	free(oracle);
+
+	memset(&change, 0, sizeof(change));
+	change.entity = CHANGE_SERVER;
+	change.op = CHANGE_UPSERT;
+	change.id = strdup("id \"1\" \\ \x01\x1f\x7f");
+	change.vrf = strdup("");
+	change.hostname = strdup("h\xc3\xa9\xe2\x80\xa8\b\f\n\r\t/");
+	change.nic_mac = strdup("aa:bb:cc:dd:ee:ff");
+	change.device_type = strdup("\xf0\x9f\x98\x80");
+	change.has_version = true;
+	change.version = INT64_MIN;
+	batch_add_change(&batch, 0, 0, 7, &change, "k", 1, "{}", 2, "[]");
+	text = batch_build_json(&batch, 1, "g", "s", false, position_of,
+	    &positions, &skipped);
+	oracle = oracle_batch_build_json(&batch, 1, "g", "s", false,
+	    position_of, &positions, &oracle_skipped);
+	assert_non_null(text);
+	assert_non_null(oracle);
+	assert_string_equal(text, oracle);
+	free(text);
+	free(oracle);
+	batch_clear(&batch);
+	free(batch.entries);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_batches),
+		cmocka_unit_test(test_exact_text),
+	};
+
+	return cmocka_run_group_tests_name("batch_json", tests, NULL, NULL);
+}
