@@ -5,6 +5,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,10 @@
 /*
  * The sweeper's session: its writes need not wait for the disk (a lost
  * result is measured again by the next sweep); it waits at most 200 ms
- * for a row the apply path holds (then skips such rows) so that it can
- * never be part of a deadlock; and its statements, set-based joins of
+ * for a state row another session holds (the apply never writes the
+ * sweeper's tables; another member whose sweep overran its round might),
+ * then tries again later, so that it can never be part of a deadlock; and
+ * its statements, set-based joins of
  * thousands of rows, are planned as such (with a GiST index on the
  * addresses the planner would probe it once per row, 15 times slower).
  * The session is also what keeps this instance a member of the shared
@@ -39,75 +42,96 @@ const char sweep_store_claim_sql[] =
 	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
 
 /*
- * The addresses of the subnets leased to this member for the round;
- * a subnet that stopped allowing pings since the claim is left out.
+ * The addresses of the subnets leased to this member for the round, with
+ * their state as public.ipam derives it (ipamd.sweep_rows(), schema/
+ * functions/90_sweep.sql); a subnet that stopped allowing pings since the
+ * claim is left out.
  */
 const char sweep_store_targets_sql[] =
-	"SELECT a.vrf, host(a.ip_address), a.active\n"
+	"SELECT a.vrf, host(a.ip_address), a.active, a.answered,\n"
+	"    a.missed_sweeps, a.rtt_us, a.followed\n"
 	"FROM ipamd.sweep_lease l\n"
 	"JOIN ipam_state.subnet s ON s.id = l.subnet_id\n"
-	"JOIN ipam_state.address a ON a.subnet_id = l.subnet_id\n"
+	"JOIN ipamd.sweep_rows() a ON a.subnet_id = l.subnet_id\n"
 	"WHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
 	"    AND s.ping AND NOT s.deleted";
 
-/* The new values of the sweeper's columns, from the row and its result. */
-#define SWEEP_NEW_ACTIVE						\
-	"r.rtt_us IS NOT NULL OR (a.active AND a.missed_sweeps + 1 < $5)"
-#define SWEEP_NEW_MISSED						\
-	"CASE WHEN r.rtt_us IS NOT NULL THEN 0 ELSE a.missed_sweeps + 1 END"
-#define SWEEP_NEW_CHECKED						\
-	"$6::timestamptz + r.checked_us * interval '1 microsecond'"
-#define SWEEP_NEW_SEEN							\
-	"CASE WHEN r.rtt_us IS NOT NULL THEN $6::timestamptz +\n"	\
-	"\t\t(r.checked_us + r.rtt_us) * interval '1 microsecond'\n"	\
-	"\t\tELSE a.last_seen_at END"
-#define SWEEP_NEW_RTT							\
-	"coalesce(r.rtt_us, a.rtt_us)"
+/*
+ * Writes the state rows of the addresses whose state changed (the news)
+ * for the pass about to be counted: the subnet's passes so far plus one.
+ * An address whose row is gone meanwhile gets none.  A silent address
+ * keeps the round trip time and last_seen_at it had; one that answered
+ * was seen at $6 plus its round trip time.  Returns the rows written.
+ */
+const char sweep_store_write_sql[] =
+	"WITH r AS (\n"
+	"\tSELECT * FROM unnest($2::inet[], $3::integer[], $4::boolean[],\n"
+	"\t    $5::integer[]) AS r(ip, rtt_us, active, missed_sweeps)\n"
+	"), news AS (\n"
+	"\tSELECT a.vrf, a.ip_address, a.created_at, a.subnet_id,\n"
+	"\t    coalesce(p.passes, 0) + 1 AS pass, r.active,\n"
+	"\t    r.rtt_us IS NOT NULL AS answered, r.missed_sweeps,\n"
+	"\t    coalesce(r.rtt_us, st.rtt_us) AS rtt_us,\n"
+	"\t    CASE WHEN r.rtt_us IS NOT NULL THEN $6::timestamptz +\n"
+	"\t\tr.rtt_us * interval '1 microsecond'\n"
+	"\t\tELSE ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us,\n"
+	"\t\t    later.checked_at) END AS seen_at\n"
+	"\tFROM r\n"
+	"\tJOIN ipam_state.address a ON a.vrf = $1 AND a.ip_address = r.ip\n"
+	"\tLEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = a.subnet_id\n"
+	"\tLEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf\n"
+	"\t    AND st.ip_address = a.ip_address\n"
+	"\t    AND st.row_created_at = a.created_at\n"
+	"\tLEFT JOIN ipamd.sweep_subnet later ON later.subnet_id = st.subnet_id\n"
+	"\t    AND later.subnet_id = a.subnet_id AND later.passes > st.pass\n"
+	"), written AS (\n"
+	"\tINSERT INTO ipamd.sweep_address AS st (vrf, ip_address,\n"
+	"\t    row_created_at, subnet_id, pass, active, answered,\n"
+	"\t    missed_sweeps, rtt_us, checked_at, seen_at)\n"
+	"\tSELECT n.vrf, n.ip_address, n.created_at, n.subnet_id, n.pass,\n"
+	"\t    n.active, n.answered, n.missed_sweeps, n.rtt_us,\n"
+	"\t    $6::timestamptz, n.seen_at\n"
+	"\tFROM news n\n"
+	"\tON CONFLICT (vrf, ip_address) DO UPDATE\n"
+	"\tSET row_created_at = excluded.row_created_at,\n"
+	"\t    subnet_id = excluded.subnet_id, pass = excluded.pass,\n"
+	"\t    active = excluded.active, answered = excluded.answered,\n"
+	"\t    missed_sweeps = excluded.missed_sweeps,\n"
+	"\t    rtt_us = excluded.rtt_us, checked_at = excluded.checked_at,\n"
+	"\t    seen_at = excluded.seen_at\n"
+	"\tRETURNING 1\n"
+	")\n"
+	"SELECT count(*) FROM written";
 
 /*
- * One UPDATE of the rows of the batch that still exist and whose values
- * change, setting only the sweeper's five columns from their stored
- * values.  The rows are found through the primary key (= ANY), and
- * matched by key, so that a row the apply path updates meanwhile is
- * followed to its newest version, whose derived columns are left as
- * they are.  The result: rows changed, rows that went up, rows that went
- * down (against the state read when the sweep began).
+ * Counts the pass of every subnet of the round once its results are
+ * written: one row per subnet, whatever its size.  Every sixteenth pass
+ * of a subnet also forgets the state rows of its addresses whose row is
+ * gone (or was made again: a state row never follows a newer one).
  */
-#define SWEEP_STORE_WRITE(lock)						\
-	"WITH upd AS (\n"						\
-	"\tUPDATE ipam_state.address a\n"				\
-	"\tSET active = " SWEEP_NEW_ACTIVE ",\n"			\
-	"\t    missed_sweeps = " SWEEP_NEW_MISSED ",\n"			\
-	"\t    last_checked_at = " SWEEP_NEW_CHECKED ",\n"		\
-	"\t    last_seen_at = " SWEEP_NEW_SEEN ",\n"			\
-	"\t    rtt_us = " SWEEP_NEW_RTT "\n"				\
-	"\tFROM unnest($2::inet[], $3::bigint[], $4::integer[],\n"	\
-	"\t    $7::boolean[]) AS r(ip, checked_us, rtt_us, was_active)\n" \
-	"\tWHERE a.vrf = $1 AND a.ip_address = ANY ($2::inet[])\n"	\
-	"\t    AND a.ip_address = r.ip\n"				\
-	"\t    AND (a.active, a.missed_sweeps, a.last_checked_at,\n"	\
-	"\t\ta.last_seen_at, a.rtt_us) IS DISTINCT FROM\n"		\
-	"\t\t(" SWEEP_NEW_ACTIVE ",\n"					\
-	"\t\t" SWEEP_NEW_MISSED ",\n"					\
-	"\t\t" SWEEP_NEW_CHECKED ",\n"					\
-	"\t\t" SWEEP_NEW_SEEN ",\n"					\
-	"\t\t" SWEEP_NEW_RTT ")\n"					\
-	lock								\
-	"\tRETURNING a.active AND NOT r.was_active AS up,\n"		\
-	"\t    r.was_active AND NOT a.active AS down\n"			\
-	")\n"								\
-	"SELECT count(*), count(*) FILTER (WHERE up),\n"		\
-	"    count(*) FILTER (WHERE down)\n"				\
-	"FROM upd"
-
-const char sweep_store_write_sql[] = SWEEP_STORE_WRITE("");
-
-/* The rows it can lock at once, and no others. */
-const char sweep_store_write_skip_locked_sql[] = SWEEP_STORE_WRITE(
-	"\t    AND a.ctid = ANY (ARRAY(SELECT l.ctid\n"
-	"\t\tFROM ipam_state.address l\n"
-	"\t\tWHERE l.vrf = $1 AND l.ip_address = ANY ($2::inet[])\n"
-	"\t\tFOR UPDATE SKIP LOCKED))\n");
+const char sweep_store_pass_sql[] =
+	"WITH swept AS (\n"
+	"\tINSERT INTO ipamd.sweep_subnet AS p (subnet_id, passes,\n"
+	"\t    checked_at)\n"
+	"\tSELECT l.subnet_id, 1, $3::timestamptz\n"
+	"\tFROM ipamd.sweep_lease l\n"
+	"\tJOIN ipam_state.subnet s ON s.id = l.subnet_id\n"
+	"\tWHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
+	"\t    AND s.ping AND NOT s.deleted\n"
+	"\tORDER BY l.subnet_id\n"
+	"\tON CONFLICT (subnet_id) DO UPDATE\n"
+	"\tSET passes = p.passes + 1, checked_at = excluded.checked_at\n"
+	"\tRETURNING p.subnet_id, p.passes\n"
+	"), gone AS (\n"
+	"\tDELETE FROM ipamd.sweep_address st\n"
+	"\tUSING swept w\n"
+	"\tWHERE st.subnet_id = w.subnet_id AND w.passes % 16 = 0\n"
+	"\t    AND NOT EXISTS (SELECT 1 FROM ipam_state.address a\n"
+	"\t\tWHERE a.vrf = st.vrf AND a.ip_address = st.ip_address\n"
+	"\t\t    AND a.created_at = st.row_created_at)\n"
+	"\tRETURNING 1\n"
+	")\n"
+	"SELECT (SELECT count(*) FROM swept), (SELECT count(*) FROM gone)";
 
 /* Parses an address and says whether it is probed. */
 enum sweep_target_verdict
@@ -179,12 +203,57 @@ sweep_text_free(struct sweep_text *text)
 	memset(text, 0, sizeof(*text));
 }
 
+/*
+ * Whether a round trip time is news.  rtt_us tells an operator how far
+ * or how loaded a host is, not the jitter of each echo: a loopback or LAN
+ * reply takes tens of microseconds to a few milliseconds depending on
+ * what else the sweep has in flight, and rewriting the row for that would
+ * write every row every sweep again.  So the stored figure stays until a
+ * reply takes more than twice or less than half as long and the two
+ * differ by more than SWEEP_RTT_SLACK_US: a host that goes from 0.3 ms to
+ * 30 ms is news, one that goes from 40 us to 900 us is not.
+ */
+bool
+sweep_rtt_moved(int32_t stored_us, int32_t measured_us)
+{
+	int64_t stored = stored_us, measured = measured_us;
+
+	if (stored < 0)
+		return true;
+	if (measured - stored <= SWEEP_RTT_SLACK_US &&
+	    stored - measured <= SWEEP_RTT_SLACK_US)
+		return false;
+	return measured > 2 * stored || 2 * measured < stored;
+}
+
+/* Decides an address's state after a pass, and whether it is news. */
+bool
+sweep_store_next(const struct sweep_prior *prior, int32_t rtt_us,
+    long long down_after, bool *active, int32_t *missed_sweeps)
+{
+	if (rtt_us >= 0) {
+		*active = true;
+		*missed_sweeps = 0;
+		return !prior->followed || !prior->answered || !prior->active ||
+		    sweep_rtt_moved(prior->rtt_us, rtt_us);
+	}
+	/* A silent pass: one more missed, inactive once down_after are. */
+	*missed_sweeps = prior->missed_sweeps < INT32_MAX ?
+	    prior->missed_sweeps + 1 : INT32_MAX;
+	*active = prior->active && *missed_sweeps < down_after;
+	/*
+	 * The first silence after a reply is news (last_seen_at stops
+	 * moving); later ones are counted by the passes, until active turns.
+	 */
+	return !prior->followed || prior->answered || *active != prior->active;
+}
+
 /* Starts the array literals of a batch. */
 void
 sweep_store_arrays_begin(struct sweep_store_arrays *arrays)
 {
-	struct sweep_text *each[] = { &arrays->addresses, &arrays->checked,
-	    &arrays->rtts, &arrays->was_active };
+	struct sweep_text *each[] = { &arrays->addresses, &arrays->rtts,
+	    &arrays->active, &arrays->missed };
 	size_t i;
 
 	for (i = 0; i < sizeof(each) / sizeof(each[0]); i++) {
@@ -206,15 +275,15 @@ sweep_store_arrays_add(struct sweep_store_arrays *arrays,
 	    sizeof(text)) == NULL)
 		fatal("sweeper: inet_ntop");
 	sweep_text_printf(&arrays->addresses, "%s%s", comma, text);
-	sweep_text_printf(&arrays->checked, "%s%" PRId64, comma,
-	    result->checked_us);
 	if (result->rtt_us < 0)
 		sweep_text_printf(&arrays->rtts, "%sNULL", comma);
 	else
 		sweep_text_printf(&arrays->rtts, "%s%" PRId64, comma,
 		    result->rtt_us);
-	sweep_text_printf(&arrays->was_active, "%s%c", comma,
-	    result->was_active ? 't' : 'f');
+	sweep_text_printf(&arrays->active, "%s%c", comma,
+	    result->active ? 't' : 'f');
+	sweep_text_printf(&arrays->missed, "%s%" PRId32, comma,
+	    result->missed_sweeps);
 	arrays->count++;
 }
 
@@ -223,9 +292,9 @@ void
 sweep_store_arrays_end(struct sweep_store_arrays *arrays)
 {
 	sweep_text_printf(&arrays->addresses, "}");
-	sweep_text_printf(&arrays->checked, "}");
 	sweep_text_printf(&arrays->rtts, "}");
-	sweep_text_printf(&arrays->was_active, "}");
+	sweep_text_printf(&arrays->active, "}");
+	sweep_text_printf(&arrays->missed, "}");
 }
 
 /* Frees the arrays' memory. */
@@ -233,9 +302,9 @@ void
 sweep_store_arrays_free(struct sweep_store_arrays *arrays)
 {
 	sweep_text_free(&arrays->addresses);
-	sweep_text_free(&arrays->checked);
 	sweep_text_free(&arrays->rtts);
-	sweep_text_free(&arrays->was_active);
+	sweep_text_free(&arrays->active);
+	sweep_text_free(&arrays->missed);
 	arrays->count = 0;
 }
 

@@ -31,25 +31,27 @@ extern const char sweep_store_claim_sql[];
 /*
  * The targets: the addresses of the subnets leased to member $1 for the
  * round that ends at $2 (milliseconds since 1970).  Rows: vrf, address
- * as text, active.
+ * as text, and its state as public.ipam derives it: active, answered (the
+ * last pass), missed_sweeps, rtt_us (NULL: none), followed (a state row
+ * follows the row in its present subnet).
  */
 extern const char sweep_store_targets_sql[];
 
 /*
- * Writes the results of one batch of a single routing domain and returns
- * one row: rows changed, rows that went up, rows that went down.
- * $1 vrf, $2 inet[] addresses, $3 bigint[] when each was checked, in
- * microseconds after $6 (a timestamptz), $4 integer[] round-trip times
- * (NULL: no reply), $5 down_after, $7 boolean[] whether each was active
- * when the sweep began (for the counts only).
+ * Writes the state rows of the addresses whose state changed (the news)
+ * in one routing domain and returns one row: the rows written.  $1 vrf,
+ * $2 inet[] addresses, $3 integer[] round-trip times (NULL: no reply), $4
+ * boolean[] active, $5 integer[] missed_sweeps, $6 the pass's time (a
+ * timestamptz: when the sweep began probing).
  */
 extern const char sweep_store_write_sql[];
 
 /*
- * The same, skipping the rows another transaction holds instead of
- * waiting for them: the fallback after a lock timeout.
+ * Counts the pass of the subnets leased to member $1 for the round that
+ * ends at $2, begun at $3 (a timestamptz), once their news is written.
+ * One row: subnets counted, state rows forgotten.
  */
-extern const char sweep_store_write_skip_locked_sql[];
+extern const char sweep_store_pass_sql[];
 
 /* Why an address from the table is not probed. */
 enum sweep_target_verdict {
@@ -80,20 +82,50 @@ void	sweep_text_printf(struct sweep_text *text, const char *fmt, ...)
 /* Frees a buffer. */
 void	sweep_text_free(struct sweep_text *text);
 
-/* One result, as the write statement's arrays take it. */
+/* What a sweep read of an address's state. */
+struct sweep_prior {
+	bool	followed;	/* a state row follows it in its subnet */
+	bool	active;
+	bool	answered;	/* it answered the last pass */
+	int32_t	missed_sweeps;
+	int32_t	rtt_us;		/* the stored one; -1: none */
+};
+
+/* Round trip times closer than this to the stored one are never news. */
+#define SWEEP_RTT_SLACK_US	1000
+
+/*
+ * Whether a measured round trip time is news against the stored one: more
+ * than twice or less than half of it, and more than SWEEP_RTT_SLACK_US
+ * away (or none stored).
+ */
+bool	sweep_rtt_moved(int32_t stored_us, int32_t measured_us);
+
+/*
+ * An address's state after a pass: a reply (rtt_us >= 0) makes it active
+ * with no missed sweep; silence counts one more missed sweep and makes it
+ * inactive once down_after are missed.  Returns whether that is news, a
+ * state row to write: a first check (or one in a new subnet), a reply
+ * after silence, a silence after a reply, active turning, a round trip
+ * time that moved (sweep_rtt_moved()).
+ */
+bool	sweep_store_next(const struct sweep_prior *prior, int32_t rtt_us,
+	    long long down_after, bool *active, int32_t *missed_sweeps);
+
+/* One state row to write, as the write statement's arrays take it. */
 struct sweep_result {
 	const struct sweep_addr	*addr;
-	int64_t			 checked_us;	/* after the sweep's start */
 	int64_t			 rtt_us;	/* -1: no reply */
-	bool			 was_active;
+	bool			 active;
+	int32_t			 missed_sweeps;
 };
 
 /* The array parameters of one write batch, as PostgreSQL array literals. */
 struct sweep_store_arrays {
 	struct sweep_text	addresses;	/* $2 */
-	struct sweep_text	checked;	/* $3 */
-	struct sweep_text	rtts;		/* $4 */
-	struct sweep_text	was_active;	/* $7 */
+	struct sweep_text	rtts;		/* $3 */
+	struct sweep_text	active;		/* $4 */
+	struct sweep_text	missed;		/* $5 */
 	size_t			count;
 };
 

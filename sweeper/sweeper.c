@@ -76,10 +76,14 @@ struct sweeper_target {
 	struct sweep_addr	addr;
 	uint8_t			state;		/* enum sweeper_target_state */
 	uint8_t			attempts;	/* probes handed to the kernel */
-	uint8_t			was_active;	/* when the sweep began */
 	uint16_t		vrf;		/* index into sweeper.vrfs */
 	int32_t			rtt_us;		/* -1 until a valid reply */
-	int64_t			last_sent_ns;	/* the probe that concluded */
+	/* Its state when the sweep began, as public.ipam derives it. */
+	uint8_t			followed;	/* a state row follows it */
+	uint8_t			was_active;
+	uint8_t			answered;	/* the last pass */
+	int32_t			missed_sweeps;
+	int32_t			stored_rtt_us;	/* -1: none */
 };
 
 /* One batch of probes of one family, as it is built and sent. */
@@ -155,7 +159,11 @@ struct sweeper {
 	struct sweeper_counts	 counts;
 	unsigned		 drops_logged;
 
-	/* Writing: settled targets, grouped by routing domain. */
+	/*
+	 * Writing: settled targets, grouped by routing domain; only those
+	 * whose state changed are written, then the pass of the round's
+	 * subnets is counted (schema/functions/90_sweep.sql).
+	 */
 	uint32_t		*settled;	/* vrf v's from vrf_first[v] on */
 	size_t			*vrf_first;
 	size_t			*vrf_settled;	/* how many of each are settled */
@@ -164,7 +172,9 @@ struct sweeper {
 	uint16_t		 write_vrf;	/* that batch */
 	size_t			 write_count;
 	unsigned		 write_attempts;
-	bool			 skip_locked;
+	bool			 counting;	/* the pass statement is sent */
+	uint64_t		 batch_up;	/* of the batch in flight */
+	uint64_t		 batch_down;
 	uint64_t		 rows_changed;
 	uint64_t		 went_up;
 	uint64_t		 went_down;
@@ -177,6 +187,7 @@ static void	sweeper_turn(struct sweeper *sweeper);
 static bool	sweeper_has_work(const struct sweeper *sweeper);
 static void	sweeper_write_ready(struct sweeper *sweeper);
 static void	sweeper_write_batch(struct sweeper *sweeper);
+static void	sweeper_count_pass(struct sweeper *sweeper);
 static void	sweeper_begin(struct sweeper *sweeper);
 
 /* The monotonic clock in nanoseconds. */
@@ -302,6 +313,7 @@ sweeper_clear(struct sweeper *sweeper)
 	sweeper->settled = NULL;
 	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_written = NULL;
 	sweeper->writing = false;
+	sweeper->counting = false;
 	sweeper->vrf_count = 0;
 	sweeper->count = 0;
 	sweeper->phase = SWEEPER_IDLE;
@@ -659,7 +671,6 @@ sweeper_batch_send(struct sweeper *sweeper, struct sweeper_batch *batch,
 			continue;
 		}
 		target->state = SWEEPER_TARGET_IN_FLIGHT;
-		target->last_sent_ns = now_ns;
 		if (target->attempts++ > 0)
 			sweeper->counts.retries++;
 		if (batch->msgs[i].error == 0) {
@@ -873,13 +884,15 @@ sweeper_pace_cb(evutil_socket_t fd, short what, void *arg)
 		sweeper_turn(sweeper);
 }
 
-/* The write timer: the batch that met locked rows, tried again. */
+/* The write timer: the statement that met locked rows, tried again. */
 static void
 sweeper_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sweeper *sweeper = arg;
 
-	if (sweeper->phase == SWEEPER_PROBING ||
+	if (sweeper->phase == SWEEPER_WRITING && sweeper->counting)
+		sweeper_count_pass(sweeper);
+	else if (sweeper->phase == SWEEPER_PROBING ||
 	    sweeper->phase == SWEEPER_WRITING)
 		sweeper_write_batch(sweeper);
 }
@@ -929,6 +942,11 @@ sweeper_parse_targets(struct sweeper *sweeper, PGresult *result)
 		target->vrf = sweeper_vrf_index(sweeper,
 		    PQgetvalue(result, row, 0));
 		target->was_active = PQgetvalue(result, row, 2)[0] == 't';
+		target->answered = PQgetvalue(result, row, 3)[0] == 't';
+		target->missed_sweeps = atoi(PQgetvalue(result, row, 4));
+		target->stored_rtt_us = PQgetisnull(result, row, 5) ? -1 :
+		    atoi(PQgetvalue(result, row, 5));
+		target->followed = PQgetvalue(result, row, 6)[0] == 't';
 		target->rtt_us = -1;
 		if (target->addr.family == AF_INET6)
 			sweeper->count_v6++;
@@ -1145,60 +1163,158 @@ sweeper_write_conflict(const char *sqlstate)
 	    strcmp(sqlstate, "40P01") == 0 || strcmp(sqlstate, "40001") == 0);
 }
 
+/*
+ * A write (or pass) statement failed: it is tried again later when it met
+ * rows another session holds (another member whose sweep overran its
+ * round), else the sweep is given up.
+ */
+static void
+sweeper_write_failed(struct sweeper *sweeper, struct pgconn *pg,
+    PGresult *result, const char *error)
+{
+	const char *sqlstate;
+	char why[512];
+
+	if (result == NULL) {
+		sweeper_lost(sweeper, error);
+		return;
+	}
+	sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+	pgconn_result_error(pg, result, why, sizeof(why));
+	if (sweeper_write_conflict(sqlstate) &&
+	    ++sweeper->write_attempts < SWEEPER_WRITE_ATTEMPTS) {
+		log_debug("sweeper: writing: %s; trying again", why);
+		sweeper_arm(sweeper->write_timer,
+		    (int64_t)SWEEPER_WRITE_RETRY_MS * 1000000LL *
+		    sweeper->write_attempts);
+		return;
+	}
+	if (pgconn_sqlstate_is_fatal(sqlstate))
+		pgconn_reset(pg, why);
+	sweeper_abandon(sweeper, why);
+	sweeper_schedule(sweeper);
+}
+
 /* A write batch is done (or failed). */
 static void
 sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct sweeper *sweeper = arg;
-	const char *sqlstate;
-	char why[512];
 
 	if (sweeper->phase != SWEEPER_PROBING &&
 	    sweeper->phase != SWEEPER_WRITING)
 		return;
-	if (result == NULL) {
-		sweeper_lost(sweeper, error);
-		return;
-	}
-	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
-		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-		pgconn_result_error(pg, result, why, sizeof(why));
-		if (sweeper_write_conflict(sqlstate) &&
-		    ++sweeper->write_attempts < SWEEPER_WRITE_ATTEMPTS) {
-			/*
-			 * The apply path holds some of these rows: from now on
-			 * they are skipped (and measured again next sweep)
-			 * rather than waited for.
-			 */
-			log_debug("sweeper: writing: %s; trying again, "
-			    "skipping locked rows", why);
-			sweeper->skip_locked = true;
-			sweeper_arm(sweeper->write_timer,
-			    (int64_t)SWEEPER_WRITE_RETRY_MS * 1000000LL *
-			    (sweeper->write_attempts - 1));
-			return;
-		}
-		if (pgconn_sqlstate_is_fatal(sqlstate))
-			pgconn_reset(pg, why);
-		sweeper_abandon(sweeper, why);
-		sweeper_schedule(sweeper);
+	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
+		sweeper_write_failed(sweeper, pg, result, error);
 		return;
 	}
 	sweeper->rows_changed += strtoull(PQgetvalue(result, 0, 0), NULL, 10);
-	sweeper->went_up += strtoull(PQgetvalue(result, 0, 1), NULL, 10);
-	sweeper->went_down += strtoull(PQgetvalue(result, 0, 2), NULL, 10);
+	sweeper->went_up += sweeper->batch_up;
+	sweeper->went_down += sweeper->batch_down;
 	sweeper->vrf_written[sweeper->write_vrf] += sweeper->write_count;
 	sweeper->writing = false;
 	sweeper->write_attempts = 0;
-	sweeper->skip_locked = false;
 	sweeper_write_ready(sweeper);
+}
+
+/* The pass is counted: the sweep is over. */
+static void
+sweeper_counted(struct pgconn *pg, PGresult *result, const char *error,
+    void *arg)
+{
+	struct sweeper *sweeper = arg;
+
+	if (sweeper->phase != SWEEPER_WRITING || !sweeper->counting)
+		return;
+	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
+		sweeper_write_failed(sweeper, pg, result, error);
+		return;
+	}
+	log_debug("sweeper: sweep %llu: the pass of %s subnets counted, %s "
+	    "state rows of gone addresses forgotten",
+	    (unsigned long long)sweeper->number, PQgetvalue(result, 0, 0),
+	    PQgetvalue(result, 0, 1));
+	sweeper_finish(sweeper);
+}
+
+/* When this sweep began probing, the time of its pass, for PostgreSQL. */
+static void
+sweeper_pass_time(const struct sweeper *sweeper, char *buf, size_t buflen)
+{
+	sweep_store_timestamp(sweeper->started_unix_us +
+	    (sweeper->probe_started_ns - sweeper->started_ns) / 1000, buf,
+	    buflen);
+}
+
+/* Every result is written: the pass of the round's subnets is counted. */
+static void
+sweeper_count_pass(struct sweeper *sweeper)
+{
+	char member[32], round_end[32], checked[64];
+	const char *params[3] = { member, round_end, checked };
+
+	if (!pgconn_is_up(sweeper->pg)) {
+		sweeper_lost(sweeper, "PostgreSQL is away");
+		return;
+	}
+	sweeper->counting = true;
+	snprintf(member, sizeof(member), "%d", sweeper->member);
+	snprintf(round_end, sizeof(round_end), "%lld",
+	    (long long)sweeper->round_end_ms);
+	sweeper_pass_time(sweeper, checked, sizeof(checked));
+	if (pgconn_query(sweeper->pg, sweep_store_pass_sql, 3, params,
+	    sweeper_counted, sweeper) == -1)
+		sweeper_lost(sweeper, "PostgreSQL is away");
+}
+
+/*
+ * Decides the new state of each result of the chosen batch and gathers
+ * the news into the arrays, counting what goes up or down.  Returns how
+ * many rows are news.
+ */
+static size_t
+sweeper_gather_news(struct sweeper *sweeper)
+{
+	struct sweeper_target *target;
+	struct sweep_prior prior;
+	struct sweep_result result;
+	const uint32_t *batch;
+	size_t i;
+
+	batch = sweeper->settled + sweeper->vrf_first[sweeper->write_vrf] +
+	    sweeper->vrf_written[sweeper->write_vrf];
+	sweeper->batch_up = sweeper->batch_down = 0;
+	sweep_store_arrays_begin(&sweeper->arrays);
+	for (i = 0; i < sweeper->write_count; i++) {
+		target = &sweeper->targets[batch[i]];
+		prior.followed = target->followed;
+		prior.active = target->was_active;
+		prior.answered = target->answered;
+		prior.missed_sweeps = target->missed_sweeps;
+		prior.rtt_us = target->stored_rtt_us;
+		result.addr = &target->addr;
+		result.rtt_us = target->state == SWEEPER_TARGET_ANSWERED ?
+		    target->rtt_us : -1;
+		if (!sweep_store_next(&prior, (int32_t)result.rtt_us,
+		    sweeper->settings.down_after, &result.active,
+		    &result.missed_sweeps))
+			continue;
+		if (result.active && !prior.active)
+			sweeper->batch_up++;
+		else if (!result.active && prior.active)
+			sweeper->batch_down++;
+		sweep_store_arrays_add(&sweeper->arrays, &result);
+	}
+	sweep_store_arrays_end(&sweeper->arrays);
+	return sweeper->arrays.count;
 }
 
 /*
  * Starts a write batch if one is ready and none is in flight: a full one
- * while probing, whatever is left once every probe is settled.  When all
- * is written after the last probe, the sweep is over.
+ * while probing, whatever is left once every probe is settled.  A batch
+ * without news needs no statement and is done at once.  When all is
+ * written after the last probe, the pass is counted.
  */
 static void
 sweeper_write_ready(struct sweeper *sweeper)
@@ -1206,65 +1322,50 @@ sweeper_write_ready(struct sweeper *sweeper)
 	bool last = sweeper->phase == SWEEPER_WRITING;
 	size_t vrf, ready;
 
-	if (sweeper->writing)
+	if (sweeper->writing || sweeper->counting)
 		return;
-	for (vrf = 0; vrf < sweeper->vrf_count; vrf++) {
+	for (vrf = 0; vrf < sweeper->vrf_count; ) {
 		ready = sweeper->vrf_settled[vrf] - sweeper->vrf_written[vrf];
-		if (ready >= SWEEPER_WRITE_BATCH || (last && ready > 0)) {
-			sweeper->write_vrf = (uint16_t)vrf;
-			sweeper->write_count = ready < SWEEPER_WRITE_BATCH ?
-			    ready : SWEEPER_WRITE_BATCH;
-			sweeper->writing = true;
-			sweeper_write_batch(sweeper);
-			return;
+		if (ready < SWEEPER_WRITE_BATCH && !(last && ready > 0)) {
+			vrf++;
+			continue;
 		}
+		sweeper->write_vrf = (uint16_t)vrf;
+		sweeper->write_count = ready < SWEEPER_WRITE_BATCH ?
+		    ready : SWEEPER_WRITE_BATCH;
+		/* No news: done, and this domain may hold another batch. */
+		if (sweeper_gather_news(sweeper) == 0) {
+			sweeper->vrf_written[vrf] += sweeper->write_count;
+			continue;
+		}
+		sweeper->writing = true;
+		sweeper_write_batch(sweeper);
+		return;
 	}
 	if (last)
-		sweeper_finish(sweeper);
+		sweeper_count_pass(sweeper);
 }
 
-/* Sends the batch sweeper_write_ready() chose. */
+/* Sends the news of the batch sweeper_write_ready() gathered. */
 static void
 sweeper_write_batch(struct sweeper *sweeper)
 {
-	struct sweeper_target *target;
-	struct sweep_result result;
-	char down_after[32], base[64];
-	const char *params[7];
-	const uint32_t *batch;
-	size_t i;
+	char base[64];
+	const char *params[6];
 
 	if (!pgconn_is_up(sweeper->pg)) {
 		sweeper_lost(sweeper, "PostgreSQL is away");
 		return;
 	}
-	batch = sweeper->settled + sweeper->vrf_first[sweeper->write_vrf] +
-	    sweeper->vrf_written[sweeper->write_vrf];
-	sweep_store_arrays_begin(&sweeper->arrays);
-	for (i = 0; i < sweeper->write_count; i++) {
-		target = &sweeper->targets[batch[i]];
-		result.addr = &target->addr;
-		result.checked_us = (target->last_sent_ns -
-		    sweeper->started_ns) / 1000;
-		result.rtt_us = target->state == SWEEPER_TARGET_ANSWERED ?
-		    target->rtt_us : -1;
-		result.was_active = target->was_active;
-		sweep_store_arrays_add(&sweeper->arrays, &result);
-	}
-	sweep_store_arrays_end(&sweeper->arrays);
-	snprintf(down_after, sizeof(down_after), "%lld",
-	    sweeper->settings.down_after);
-	sweep_store_timestamp(sweeper->started_unix_us, base, sizeof(base));
+	sweeper_pass_time(sweeper, base, sizeof(base));
 	params[0] = sweeper->vrfs[sweeper->write_vrf];
 	params[1] = sweeper->arrays.addresses.data;
-	params[2] = sweeper->arrays.checked.data;
-	params[3] = sweeper->arrays.rtts.data;
-	params[4] = down_after;
+	params[2] = sweeper->arrays.rtts.data;
+	params[3] = sweeper->arrays.active.data;
+	params[4] = sweeper->arrays.missed.data;
 	params[5] = base;
-	params[6] = sweeper->arrays.was_active.data;
-	if (pgconn_query(sweeper->pg, sweeper->skip_locked ?
-	    sweep_store_write_skip_locked_sql : sweep_store_write_sql, 7,
-	    params, sweeper_written, sweeper) == -1)
+	if (pgconn_query(sweeper->pg, sweep_store_write_sql, 6, params,
+	    sweeper_written, sweeper) == -1)
 		sweeper_lost(sweeper, "PostgreSQL is away");
 }
 

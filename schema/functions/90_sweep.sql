@@ -173,3 +173,99 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
+
+-- The sweeper's columns (schema/010_sweep_state.sql holds the tables).
+--
+-- A sweep writes one row of ipamd.sweep_subnet per subnet it swept, and a
+-- row of ipamd.sweep_address only for an address whose state changed:
+-- its first check, a reply after silence, a silence after replies,
+-- active turning false after down_after missed sweeps, a move to another
+-- subnet, a round trip time that moved by a meaningful amount (sweeper/
+-- sweep_store.c says which).  So a state row, written at pass `pass` of
+-- its subnet, holds for every later pass of that subnet: an address that
+-- answered then has answered each pass since (else a row would have been
+-- written), and one that was silent has stayed silent, one missed sweep
+-- more each pass.  The columns of an address row follow, as long as the
+-- row is the one the state was written for (the same created_at: a row
+-- deleted and made again starts as never checked) and still lies in the
+-- same subnet (else they stay as they were until its new subnet's sweep
+-- writes them again):
+--   last_checked_at  when the latest pass of its subnet began probing;
+--   last_seen_at     when the latest pass it answered began, plus its
+--                    round trip time;
+--   missed_sweeps    the passes since its last reply (0 while it answers);
+--   active, rtt_us   as written.
+
+-- last_seen_at: later_checked_at is when the latest pass after the state
+-- row began (NULL: none since).
+CREATE OR REPLACE FUNCTION ipamd.sweep_seen(answered boolean,
+    seen_at timestamptz, rtt_us integer, later_checked_at timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN answered AND later_checked_at IS NOT NULL
+	    THEN later_checked_at + rtt_us * interval '1 microsecond'
+	    ELSE seen_at END
+$$;
+
+-- missed_sweeps: later_passes is how many passes followed the state row
+-- (NULL: none).
+CREATE OR REPLACE FUNCTION ipamd.sweep_missed(answered boolean,
+    missed_sweeps integer, later_passes bigint)
+RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN answered THEN 0
+	    ELSE (coalesce(missed_sweeps, 0) + coalesce(later_passes, 0))::integer
+	    END
+$$;
+
+-- The sweeper's columns of every address row, with what the sweeper needs
+-- besides: missed_sweeps, whether the last pass was answered, and whether
+-- a state row follows the row in its present subnet.  The joins are those
+-- of public.ipam (ipamd.ipam_view_define()).  Inlined by the planner.
+CREATE OR REPLACE FUNCTION ipamd.sweep_rows()
+RETURNS TABLE (vrf text, ip_address inet, subnet_id text,
+    active boolean, last_seen_at timestamptz, last_checked_at timestamptz,
+    rtt_us integer, missed_sweeps integer, answered boolean,
+    followed boolean)
+LANGUAGE sql STABLE AS $$
+	SELECT a.vrf, a.ip_address, a.subnet_id, coalesce(st.active, false),
+	    ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us, p.checked_at),
+	    coalesce(p.checked_at, st.checked_at), st.rtt_us,
+	    ipamd.sweep_missed(st.answered, st.missed_sweeps,
+		p.passes - st.pass),
+	    coalesce(st.answered, false),
+	    coalesce(st.subnet_id = a.subnet_id, false)
+	FROM ipam_state.address a
+	LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
+	    AND st.ip_address = a.ip_address
+	    AND st.row_created_at = a.created_at
+	LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
+	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+$$;
+
+-- (Re)defines public.ipam, the rows as operators see them, with the
+-- sweeper's columns derived as above.  The joins are written out here,
+-- not read through ipamd.sweep_rows(), so that a role allowed to read
+-- the view needs no right on the tables behind it.
+CREATE OR REPLACE FUNCTION ipamd.ipam_view_define() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	CREATE OR REPLACE VIEW public.ipam AS
+		SELECT a.vrf, a.ip_address, a.subnet_id, a.status, a.ip_type,
+		    coalesce(st.active, false) AS active, a.server_id,
+		    a.hostname, a.mac_address, a.platform, a.manufacturer,
+		    a.description,
+		    ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us,
+			p.checked_at) AS last_seen_at,
+		    coalesce(p.checked_at, st.checked_at) AS last_checked_at,
+		    st.rtt_us, a.created_at, a.updated_at
+		FROM ipam_state.address a
+		LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
+		    AND st.ip_address = a.ip_address
+		    AND st.row_created_at = a.created_at
+		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
+		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass;
+END
+$$;
+
+SELECT ipamd.ipam_view_define();

@@ -203,9 +203,13 @@ def test_address_listing_filters_sorts_pages_and_csv():
     try:
         seed_small(run)
         conn = connect(run.db)
-        # The sweeper's columns, as the sweeper would write them.
-        run.db.query("UPDATE ipam_state.address SET active = true, "
-                     "last_seen_at = now(), last_checked_at = now(), rtt_us = 42 "
+        # The sweeper's columns, as the sweeper would write them: a state
+        # row each (schema/functions/90_sweep.sql).
+        run.db.query("INSERT INTO ipamd.sweep_address (vrf, ip_address, row_created_at, "
+                     "subnet_id, pass, active, answered, missed_sweeps, rtt_us, "
+                     "checked_at, seen_at) "
+                     "SELECT vrf, ip_address, created_at, subnet_id, 1, true, true, 0, 42, "
+                     "now(), now() FROM ipam_state.address "
                      "WHERE host(ip_address) LIKE '%%1' OR server_id IS NOT NULL")
         # Later changes, so that changed_since has something to split.
         middle = call(conn, "SELECT max(updated_at) FROM ipam")

@@ -403,7 +403,7 @@ def test_shared_sweep_three_instances_probe_each_address_once():
                                                    "static_ip_pools": pool}, 1))
         kafka.flush()
         wait_caught_up(db, group, len(subnets))
-        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam_state.address WHERE active")
+        wait_until(lambda: db.scalar("SELECT count(*) FROM public.ipam WHERE active")
                    == len(addresses), 60, "every address to be active")
         for daemon in daemons:
             daemon.wait_log(r"sweeper: sweep \d+: member \d+ of 3 live", 30)

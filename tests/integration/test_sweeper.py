@@ -14,6 +14,7 @@ that reach the hosts' namespace and answers them, truly or falsely.
 Needs root (namespaces, raw sockets), as the tests run here and in CI."""
 
 import ctypes
+import datetime
 import json
 import os
 import re
@@ -324,16 +325,19 @@ class SweepRun:
         wait_caught_up(self.db, self.daemon.group, self.sent, timeout)
 
     def state(self, ip, vrf=""):
-        """The sweeper's columns of one row, or None."""
+        """The sweeper's columns of one row, or None: those of public.ipam,
+        and missed_sweeps as the sweeper derives it for its next sweep."""
         rows = self.db.query(
-            "SELECT active, missed_sweeps, last_seen_at, last_checked_at, rtt_us "
-            "FROM ipam_state.address WHERE vrf = %s AND ip_address = %s", (vrf, ip))
+            "SELECT i.active, r.missed_sweeps, i.last_seen_at, i.last_checked_at, i.rtt_us "
+            "FROM public.ipam i JOIN ipamd.sweep_rows() r "
+            "ON r.vrf = i.vrf AND r.ip_address = i.ip_address "
+            "WHERE i.vrf = %s AND i.ip_address = %s", (vrf, ip))
         if not rows:
             return None
         return dict(zip(("active", "missed", "seen", "checked", "rtt"), rows[0]))
 
     def active(self, ips):
-        return self.db.scalar("SELECT count(*) FROM ipam_state.address "
+        return self.db.scalar("SELECT count(*) FROM public.ipam "
                               "WHERE active AND ip_address = ANY(%s::inet[])", (list(ips),))
 
     def wait_active(self, ips, timeout=60):
@@ -382,6 +386,49 @@ def test_loopback_answers_ipv4_and_ipv6():
         times = sorted(set(checked))
         gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
         assert all(0.8 <= g <= 2.5 for g in gaps), gaps
+    finally:
+        run.close()
+
+
+def test_sweeps_without_news_write_no_address_row():
+    """Once every address answers, a sweep changes no state: it writes no
+    address row (their row versions stay the same) and no state row except
+    for a round trip time that moved by a meaningful amount, while
+    last_checked_at and last_seen_at of every row in public.ipam still move
+    with each sweep."""
+    run = SweepRun()
+    ips = ["127.76.0.%d" % i for i in range(1, 51)]
+    try:
+        run.subnet("lo", "127.76.0.0/24", ["127.76.0.1-127.76.0.50"])
+        run.settle()
+        run.wait_active(ips)
+        run.daemon.wait_sweeps(1, lambda s: s["targets"] == 50 and s["changed"] == 0)
+
+        def rows():
+            return {r[0]: r[1:] for r in run.db.query(
+                "SELECT host(a.ip_address), a.xmin::text, a.ctid::text, st.xmin::text, "
+                "st.rtt_us, i.last_checked_at, i.last_seen_at "
+                "FROM ipam_state.address a JOIN public.ipam i "
+                "ON i.vrf = a.vrf AND i.ip_address = a.ip_address "
+                "JOIN ipamd.sweep_address st ON st.vrf = a.vrf "
+                "AND st.ip_address = a.ip_address WHERE a.subnet_id = 'lo'")}
+        before = rows()
+        assert sorted(before) == sorted(ips), before
+        sweeps = run.daemon.wait_sweeps(3, lambda s: s["targets"] == 50)
+        after = rows()
+        assert all(s["replies"] == 50 and s["up"] == 0 and s["down"] == 0 for s in sweeps), \
+            sweeps
+        for ip in ips:
+            (xmin, ctid, state_xmin, rtt, checked, seen) = before[ip]
+            (xmin2, ctid2, state_xmin2, rtt2, checked2, seen2) = after[ip]
+            # Not one new version of the address row.
+            assert (xmin2, ctid2) == (xmin, ctid), (ip, before[ip], after[ip])
+            # A state row is written again only for a new round trip time.
+            assert state_xmin2 == state_xmin or rtt2 != rtt, (ip, before[ip], after[ip])
+            assert checked2 > checked and seen2 > seen, (ip, before[ip], after[ip])
+        # The sweep lines count only state rows: those of new round trip times.
+        rewritten = sum(1 for ip in ips if after[ip][2] != before[ip][2])
+        assert sum(s["changed"] for s in sweeps) >= rewritten, (sweeps, rewritten)
     finally:
         run.close()
 
@@ -673,9 +720,15 @@ def test_postgresql_lost_mid_sweep():
         pg.stop()
         run.daemon.wait_log(r"sweeper: sweep \d+ abandoned: PostgreSQL is away", 30)
         assert run.daemon.proc.poll() is None
+        restarted = datetime.datetime.now(datetime.timezone.utc)
         pg.start()
         sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 200, timeout=90)[0]
-        assert sweep["replies"] == 200 and sweep["changed"] == 200, sweep
+        assert sweep["replies"] == 200, sweep
+        # Its results are written: every address checked by it (a state row
+        # for each that is news, the pass for the others), and active.
+        assert run.db.scalar("SELECT count(*) FROM public.ipam WHERE active "
+                             "AND last_checked_at > %s AND ip_address = ANY(%s::inet[])",
+                             (restarted, ips)) == 200
         assert run.active(ips) == 200
     finally:
         if run:
@@ -683,10 +736,13 @@ def test_postgresql_lost_mid_sweep():
         pg.close()
 
 
-# A trigger of the test's own that records, for every update of an address
-# row, which connection made it and which group of columns it changed.
+# Triggers of the test's own that record, for every update of an address
+# row, which connection made it and which group of columns it changed (the
+# sweeper's columns of the table are no longer written by anyone), and
+# which connection wrote the sweeper's own tables.
 UPDATE_LOG = """
 CREATE TABLE public.sweep_test_update (app text, derived boolean, sweeper boolean);
+CREATE TABLE public.sweep_test_state (app text, tab text);
 CREATE FUNCTION public.sweep_test_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO public.sweep_test_update VALUES (
@@ -706,6 +762,23 @@ END
 $$;
 CREATE TRIGGER sweep_test AFTER UPDATE ON ipam_state.address
     FOR EACH ROW EXECUTE FUNCTION public.sweep_test_log();
+CREATE FUNCTION public.sweep_test_state_log() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sweep_test_state
+    VALUES (current_setting('application_name'), TG_TABLE_NAME);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sweep_test AFTER INSERT OR UPDATE OR DELETE ON ipamd.sweep_address
+    FOR EACH ROW EXECUTE FUNCTION public.sweep_test_state_log();
+CREATE TRIGGER sweep_test AFTER INSERT OR UPDATE OR DELETE ON ipamd.sweep_subnet
+    FOR EACH ROW EXECUTE FUNCTION public.sweep_test_state_log();
+"""
+
+# Drops what UPDATE_LOG made (the sweeper's tables outlive the test's).
+UPDATE_LOG_DROP = """
+DROP TRIGGER sweep_test ON ipamd.sweep_address;
+DROP TRIGGER sweep_test ON ipamd.sweep_subnet;
 """
 
 
@@ -732,11 +805,12 @@ def slow_writer(db, ips, seconds):
 def test_sweep_and_apply_never_overwrite_each_other():
     """Sweeps run while the sync engine applies a stream of events to the
     same rows (servers taking, changing and leaving static and dhcp
-    addresses): every update the sweeper makes changes only its columns,
-    every update the apply makes only the derived ones, and at the end
-    both sides' values are right.  Then a writer that holds row locks for
-    a long time: the sweeper waits or skips, and never writes back what
-    it read before the writer committed."""
+    addresses): the sweeper never updates an address row (its state is in
+    tables of its own, which only it writes), every update the apply makes
+    changes only the derived columns, and at the end both sides' values
+    are right.  Then a writer that holds row locks for a long time: the
+    sweeper neither waits for it nor writes back what it read before the
+    writer committed."""
     run = SweepRun({"rate": "400", "down_after": "5"})
     try:
         run.subnet("s", "127.66.0.0/24", ["127.66.0.1-127.66.0.200"])
@@ -786,32 +860,37 @@ def test_sweep_and_apply_never_overwrite_each_other():
         dhcp = {ip for ip in holders if ip.startswith("127.66.1.")}
         assert {r[0] for r in rows if r[0].startswith("127.66.1.")} == dhcp
         run.daemon.wait_sweeps(2)
-        assert run.db.scalar("SELECT count(*) FROM ipam_state.address WHERE NOT active "
+        assert run.db.scalar("SELECT count(*) FROM public.ipam WHERE NOT active "
                              "OR last_checked_at IS NULL") == 0
 
         held = sorted(ip for ip in holders if ip.startswith("127.66.0."))[:40]
-        checked_before = run.db.scalar("SELECT max(last_checked_at) FROM ipam_state.address "
+        checked_before = run.db.scalar("SELECT max(last_checked_at) FROM public.ipam "
                                        "WHERE ip_address = ANY(%s::inet[])", (held,))
         last_hostname = slow_writer(run.db, held, 6)
         assert run.db.scalar("SELECT count(*) FROM ipam_state.address WHERE hostname = %s",
                              (last_hostname,)) == len(held)
         run.daemon.wait_sweeps(2)
-        assert run.db.scalar("SELECT count(*) FROM ipam_state.address "
+        assert run.db.scalar("SELECT count(*) FROM public.ipam "
                              "WHERE ip_address = ANY(%s::inet[]) AND active "
                              "AND last_checked_at > %s", (held, checked_before)) == len(held)
 
         counts = dict(((app, derived, sweeper), n) for app, derived, sweeper, n in run.db.query(
             "SELECT app, derived, sweeper, count(*) FROM public.sweep_test_update "
             "GROUP BY 1, 2, 3"))
-        by_sweeper = {k: n for k, n in counts.items() if k[0] == "ipam-syncd-sweeper"}
         by_apply = {k: n for k, n in counts.items() if k[0] != "ipam-syncd-sweeper"}
-        assert set(k[0] for k in counts) <= {"ipam-syncd", "ipam-syncd-sweeper",
-                                             "sweep-test-writer"}, counts
-        assert not any(derived for _, derived, _ in by_sweeper), counts
+        assert set(k[0] for k in counts) <= {"ipam-syncd", "sweep-test-writer"}, counts
         assert not any(sweeper for _, _, sweeper in by_apply), counts
-        assert sum(by_sweeper.values()) > 1000 and sum(by_apply.values()) > 1000, counts
+        assert sum(by_apply.values()) > 1000, counts
+        # The sweeper's state: written by the sweeper alone, a pass of each
+        # of the two subnets per sweep, and the dhcp rows that came and went.
+        state = dict(((app, tab), n) for app, tab, n in run.db.query(
+            "SELECT app, tab, count(*) FROM public.sweep_test_state GROUP BY 1, 2"))
+        assert set(app for app, _ in state) == {"ipam-syncd-sweeper"}, state
+        assert state.get(("ipam-syncd-sweeper", "sweep_subnet"), 0) >= 2 * sweeps_during, state
+        assert state.get(("ipam-syncd-sweeper", "sweep_address"), 0) > 0, state
         assert not run.daemon.log_contains(r"deadlock|apply: .*retrying"), \
             "\n".join(l for l in run.daemon.log().splitlines() if "retrying" in l)
+        run.db.query(UPDATE_LOG_DROP)
     finally:
         run.close()
 

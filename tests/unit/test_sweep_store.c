@@ -1,7 +1,6 @@
-/* Unit tests of the sweeper's SQL side: targets, arrays, times, columns. */
+/* Unit tests of the sweeper's SQL side: targets, news, arrays, times, tables. */
 #include <sys/socket.h>
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,29 +65,89 @@ test_arrays(void **state)
 	sweep_store_arrays_begin(&arrays);
 	sweep_store_arrays_end(&arrays);
 	assert_string_equal(arrays.addresses.data, "{}");
-	assert_string_equal(arrays.checked.data, "{}");
 	assert_string_equal(arrays.rtts.data, "{}");
-	assert_string_equal(arrays.was_active.data, "{}");
+	assert_string_equal(arrays.active.data, "{}");
+	assert_string_equal(arrays.missed.data, "{}");
 
 	/* Used again, the arrays start afresh. */
 	sweep_store_arrays_begin(&arrays);
 	result.addr = &v4;
-	result.checked_us = 0;
 	result.rtt_us = 57;
-	result.was_active = false;
+	result.active = true;
+	result.missed_sweeps = 0;
 	sweep_store_arrays_add(&arrays, &result);
 	result.addr = &v6;
-	result.checked_us = 1234567890123LL;
 	result.rtt_us = -1;
-	result.was_active = true;
+	result.active = false;
+	result.missed_sweeps = 3;
 	sweep_store_arrays_add(&arrays, &result);
 	sweep_store_arrays_end(&arrays);
 	assert_int_equal(arrays.count, 2);
 	assert_string_equal(arrays.addresses.data, "{127.77.0.1,2001:db8::7}");
-	assert_string_equal(arrays.checked.data, "{0,1234567890123}");
 	assert_string_equal(arrays.rtts.data, "{57,NULL}");
-	assert_string_equal(arrays.was_active.data, "{f,t}");
+	assert_string_equal(arrays.active.data, "{t,f}");
+	assert_string_equal(arrays.missed.data, "{0,3}");
 	sweep_store_arrays_free(&arrays);
+}
+
+/* A pass's outcome for an address, and what the sweeper makes of it. */
+struct next_row {
+	const char		*name;
+	struct sweep_prior	 prior;
+	int32_t			 rtt_us;	/* -1: silent */
+	long long		 down_after;
+	bool			 news;
+	bool			 active;
+	int32_t			 missed_sweeps;
+};
+
+#define NEVER		{ false, false, false, 0, -1 }
+#define UP(rtt)		{ true, true, true, 0, rtt }
+#define SILENT(a, m)	{ true, a, false, m, 40 }
+
+static const struct next_row next_rows[] = {
+	{ "first check, answered", NEVER, 40, 3, true, true, 0 },
+	{ "first check, silent", NEVER, -1, 3, true, false, 1 },
+	{ "answers again, same time", UP(40), 55, 3, false, true, 0 },
+	{ "answers again, jitter under 1 ms", UP(40), 900, 3, false, true, 0 },
+	{ "answers again, 1 ms slower but not twice",
+	    { true, true, true, 0, 3000 }, 4500, 3, false, true, 0 },
+	{ "answers again, far slower", UP(300), 30000, 3, true, true, 0 },
+	{ "answers again, far faster", { true, true, true, 0, 30000 }, 300,
+	    3, true, true, 0 },
+	{ "first silence after replies", UP(40), -1, 3, true, true, 1 },
+	{ "second silence: counted by the passes", SILENT(true, 1), -1, 3,
+	    false, true, 2 },
+	{ "the silence that turns it down", SILENT(true, 2), -1, 3, true,
+	    false, 3 },
+	{ "down_after 1: the first silence turns it down", UP(40), -1, 1,
+	    true, false, 1 },
+	{ "still silent and down", SILENT(false, 7), -1, 3, false, false, 8 },
+	{ "never answered, silent again", SILENT(false, 1), -1, 3, false,
+	    false, 2 },
+	{ "a reply after silence", SILENT(false, 9), 40, 3, true, true, 0 },
+	{ "a reply while still active", SILENT(true, 1), 40, 3, true, true,
+	    0 },
+	{ "moved to another subnet, answering", { false, true, true, 0, 40 },
+	    40, 3, true, true, 0 },
+	{ "moved to another subnet, silent", { false, false, false, 5, 40 },
+	    -1, 3, true, false, 6 },
+	{ "down_after lowered by a reload", SILENT(true, 4), -1, 3, true,
+	    false, 5 },
+};
+
+/* Each outcome gives the state and says whether it is news. */
+static void
+test_next(void **state)
+{
+	const struct next_row	*row = *state;
+	bool			 active = !row->active;
+	int32_t			 missed = -1;
+
+	assert_int_equal(sweep_store_next(&row->prior, row->rtt_us,
+	    row->down_after, &active, &missed), row->news);
+	assert_int_equal(active, row->active);
+	assert_int_equal(missed, row->missed_sweeps);
 }
 
 /* A text buffer grows as far as it must, and clears to empty. */
@@ -134,64 +193,33 @@ test_timestamp(void **state)
 }
 
 /*
- * Collects the column names a statement's UPDATE ... SET assigns, as
- * "name," each; fails if the statement has no single SET.
+ * The sweeper writes its own tables and never an address row; only news
+ * and the pass.
  */
 static void
-set_columns(const char *sql, char *out, size_t outlen)
+test_writes_touch_only_sweeper_tables(void **state)
 {
-	const char	*p = strstr(sql, "\tSET "), *end;
-	size_t		 n;
-	int		 depth;
+	const char *writes[] = { sweep_store_write_sql, sweep_store_pass_sql };
+	size_t i;
 
-	assert_non_null(p);
-	assert_null(strstr(p + 1, "\tSET "));
-	end = strstr(p, "\n\tFROM ");
-	assert_non_null(end);
-	out[0] = '\0';
-	p += 5;
-	while (p < end) {
-		while (p < end && (isspace((unsigned char)*p) || *p == ','))
-			p++;
-		n = 0;
-		while (p + n < end && (isalnum((unsigned char)p[n]) ||
-		    p[n] == '_'))
-			n++;
-		if (n == 0)
-			break;
-		snprintf(out + strlen(out), outlen - strlen(out), "%.*s,",
-		    (int)n, p);
-		/* Skip "= value" up to the next comma outside parentheses. */
-		p += n;
-		for (depth = 0; p < end && (*p != ',' || depth > 0); p++)
-			depth += (*p == '(') - (*p == ')');
+	for (i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+		assert_null(strstr(writes[i], "UPDATE ipam_state"));
+		assert_null(strstr(writes[i], "INSERT INTO ipam_state"));
+		assert_null(strstr(writes[i], "DELETE FROM ipam_state"));
+		assert_null(strstr(writes[i], "FOR UPDATE"));
 	}
-}
-
-/* The writes set the sweeper's five columns and nothing else. */
-static void
-test_write_touches_only_sweeper_columns(void **state)
-{
-	char	columns[256];
-
-	set_columns(sweep_store_write_sql, columns, sizeof(columns));
-	assert_string_equal(columns,
-	    "active,missed_sweeps,last_checked_at,last_seen_at,rtt_us,");
-	set_columns(sweep_store_write_skip_locked_sql, columns,
-	    sizeof(columns));
-	assert_string_equal(columns,
-	    "active,missed_sweeps,last_checked_at,last_seen_at,rtt_us,");
-	/* Only the fallback skips rows another transaction holds. */
-	assert_null(strstr(sweep_store_write_sql, "SKIP LOCKED"));
-	assert_non_null(strstr(sweep_store_write_skip_locked_sql,
-	    "FOR UPDATE SKIP LOCKED"));
-	/* Rows whose values stay the same are not written. */
-	assert_non_null(strstr(sweep_store_write_sql, "IS DISTINCT FROM"));
+	assert_non_null(strstr(sweep_store_write_sql,
+	    "INSERT INTO ipamd.sweep_address"));
+	assert_non_null(strstr(sweep_store_pass_sql,
+	    "INSERT INTO ipamd.sweep_subnet"));
 	/* Targets come only from subnets that allow pinging. */
 	assert_non_null(strstr(sweep_store_targets_sql, "s.ping"));
+	assert_non_null(strstr(sweep_store_pass_sql, "s.ping"));
 	/* ... and only from those leased to this member for this round. */
 	assert_non_null(strstr(sweep_store_targets_sql, "FROM ipamd.sweep_lease"));
 	assert_non_null(strstr(sweep_store_targets_sql,
+	    "l.member = $1 AND l.expires_at = ipamd.sweep_time($2)"));
+	assert_non_null(strstr(sweep_store_pass_sql,
 	    "l.member = $1 AND l.expires_at = ipamd.sweep_time($2)"));
 }
 
@@ -202,12 +230,14 @@ main(void)
 	const struct CMUnitTest	single[] = {
 		cmocka_unit_test(test_arrays),
 		cmocka_unit_test(test_text_grows),
-		cmocka_unit_test(test_write_touches_only_sweeper_columns),
+		cmocka_unit_test(test_writes_touch_only_sweeper_tables),
 	};
 	int			failed = 0;
 
 	failed += support_run_rows("target", test_target_parse, target_rows,
 	    sizeof(target_rows[0]), ROWS(target_rows));
+	failed += support_run_rows("next", test_next, next_rows,
+	    sizeof(next_rows[0]), ROWS(next_rows));
 	failed += support_run_rows("timestamp", test_timestamp, time_rows,
 	    sizeof(time_rows[0]), ROWS(time_rows));
 	failed += cmocka_run_group_tests_name("store", single, NULL, NULL);
