@@ -51,20 +51,50 @@ batch_copy_bytes(const void *bytes, size_t len)
 	return copy;
 }
 
-/* Fills the raw message of an entry. */
+/* Fills the raw message of an entry: borrowed from hold, or copied. */
 static void
-batch_keep_raw(struct batch *batch, struct batch_entry *entry, const void *key,
-    size_t key_len, const void *value, size_t value_len,
+batch_keep_raw(struct batch *batch, struct batch_entry *entry, void *hold,
+    const void *key, size_t key_len, const void *value, size_t value_len,
     const char *headers_json)
 {
-	entry->key = batch_copy_bytes(key, key_len);
+	entry->hold = hold;
+	if (hold != NULL) {
+		entry->key = key;
+		entry->value = value;
+	} else {
+		entry->key = batch_copy_bytes(key, key_len);
+		entry->value = batch_copy_bytes(value, value_len);
+	}
 	entry->key_len = key_len;
-	entry->value = batch_copy_bytes(value, value_len);
 	entry->value_len = value_len;
 	if (headers_json != NULL &&
 	    (entry->headers_json = strdup(headers_json)) == NULL)
 		fatal("batch: strdup");
 	batch->bytes += key_len + value_len;
+}
+
+/* Adds an entry: a change (reason NULL) or a dead letter. */
+static void
+batch_add(struct batch *batch, int topic, int32_t partition, int64_t offset,
+    struct change *change, const char *reason, void *hold, const void *key,
+    size_t key_len, const void *value, size_t value_len,
+    const char *headers_json)
+{
+	struct batch_entry *entry = batch_grow(batch);
+
+	entry->topic = topic;
+	entry->partition = partition;
+	entry->offset = offset;
+	if (reason != NULL) {
+		entry->dead = true;
+		if ((entry->reason = strdup(reason)) == NULL)
+			fatal("batch: strdup");
+	} else {
+		entry->change = *change;
+		memset(change, 0, sizeof(*change));
+	}
+	batch_keep_raw(batch, entry, hold, key, key_len, value, value_len,
+	    headers_json);
 }
 
 /* Takes ownership of a decoded change and keeps the raw message. */
@@ -73,15 +103,8 @@ batch_add_change(struct batch *batch, int topic, int32_t partition,
     int64_t offset, struct change *change, const void *key, size_t key_len,
     const void *value, size_t value_len, const char *headers_json)
 {
-	struct batch_entry *entry = batch_grow(batch);
-
-	entry->topic = topic;
-	entry->partition = partition;
-	entry->offset = offset;
-	entry->change = *change;
-	memset(change, 0, sizeof(*change));
-	batch_keep_raw(batch, entry, key, key_len, value, value_len,
-	    headers_json);
+	batch_add(batch, topic, partition, offset, change, NULL, NULL, key,
+	    key_len, value, value_len, headers_json);
 }
 
 /* Adds a dead letter. */
@@ -90,25 +113,39 @@ batch_add_dead(struct batch *batch, int topic, int32_t partition,
     int64_t offset, const char *reason, const void *key, size_t key_len,
     const void *value, size_t value_len, const char *headers_json)
 {
-	struct batch_entry *entry = batch_grow(batch);
-
-	entry->topic = topic;
-	entry->partition = partition;
-	entry->offset = offset;
-	entry->dead = true;
-	if ((entry->reason = strdup(reason)) == NULL)
-		fatal("batch: strdup");
-	batch_keep_raw(batch, entry, key, key_len, value, value_len,
-	    headers_json);
+	batch_add(batch, topic, partition, offset, NULL, reason, NULL, key,
+	    key_len, value, value_len, headers_json);
 }
 
-/* Frees what one entry owns. */
+/* Sets how the batch releases the holds of batch_add_held(). */
+void
+batch_set_release(struct batch *batch, batch_release_fn *release)
+{
+	batch->release = release;
+}
+
+/* Adds a change or a dead letter whose bytes hold keeps alive. */
+void
+batch_add_held(struct batch *batch, int topic, int32_t partition,
+    int64_t offset, struct change *change, const char *reason, void *hold,
+    const void *key, size_t key_len, const void *value, size_t value_len,
+    const char *headers_json)
+{
+	batch_add(batch, topic, partition, offset, change, reason, hold, key,
+	    key_len, value, value_len, headers_json);
+}
+
+/* Frees what one entry owns, and releases what keeps its bytes. */
 static void
-batch_entry_free(struct batch_entry *entry)
+batch_entry_free(const struct batch *batch, struct batch_entry *entry)
 {
 	free(entry->reason);
-	free(entry->key);
-	free(entry->value);
+	if (entry->hold != NULL)
+		batch->release(entry->hold);
+	else {
+		free((void *)entry->key);
+		free((void *)entry->value);
+	}
 	free(entry->headers_json);
 	change_clear(&entry->change);
 }
@@ -134,7 +171,7 @@ batch_drop_front(struct batch *batch, size_t n)
 		size_t bytes = batch_entry_bytes(&batch->entries[i]);
 
 		batch->bytes -= bytes <= batch->bytes ? bytes : batch->bytes;
-		batch_entry_free(&batch->entries[i]);
+		batch_entry_free(batch, &batch->entries[i]);
 	}
 	memmove(batch->entries, batch->entries + n,
 	    (batch->count - n) * sizeof(*batch->entries));
@@ -155,7 +192,7 @@ batch_drop_partition(struct batch *batch, int topic, int32_t partition)
 		if (entry->topic == topic && entry->partition == partition) {
 			batch->bytes -= batch_entry_bytes(entry) <= batch->bytes ?
 			    batch_entry_bytes(entry) : batch->bytes;
-			batch_entry_free(entry);
+			batch_entry_free(batch, entry);
 			continue;
 		}
 		batch->entries[kept++] = *entry;

@@ -8,6 +8,9 @@
 
 #include "consumers/change.h"
 
+/* Releases what keeps an entry's key and value alive (batch_add_held). */
+typedef void batch_release_fn(void *hold);
+
 /* One consumed message: a change to apply, or a dead letter to keep. */
 struct batch_entry {
 	int		 topic;		/* index into the topic names */
@@ -19,10 +22,12 @@ struct batch_entry {
 	bool		 bare;		/* its dead letter goes without headers */
 	struct change	 change;	/* when not dead */
 	char		*reason;	/* when dead: why */
-	uint8_t		*key;		/* the raw key, or NULL */
+	const uint8_t	*key;		/* the raw key, or NULL */
 	size_t		 key_len;
-	uint8_t		*value;		/* the raw value, or NULL (a tombstone) */
+	const uint8_t	*value;		/* the raw value, or NULL (a tombstone) */
 	size_t		 value_len;
+	void		*hold;		/* keeps key and value alive, or NULL:
+					   they are the batch's own copies */
 	char		*headers_json;	/* headers as a JSON object, or NULL */
 };
 
@@ -45,6 +50,7 @@ struct batch {
 	size_t			 bytes;		/* message bytes held */
 	const char *const	*topic_names;
 	size_t			 topic_count;
+	batch_release_fn	*release;	/* of the entries' holds */
 };
 
 /* Sets up an empty batch that names topics by index into topic_names. */
@@ -61,6 +67,21 @@ void	batch_add_change(struct batch *batch, int topic, int32_t partition,
 	    size_t key_len, const void *value, size_t value_len,
 	    const char *headers_json);
 
+/* Sets how the batch releases the holds of batch_add_held(). */
+void	batch_set_release(struct batch *batch, batch_release_fn *release);
+
+/*
+ * Adds a change (reason NULL: taken as by batch_add_change()) or a dead
+ * letter (its reason is copied) whose key and value are borrowed from
+ * hold rather than copied: the batch owns hold from now on and releases
+ * it once the entry is freed.  Copying every message was a malloc, a
+ * copy and a free of its bytes; the message is kept as it is instead.
+ */
+void	batch_add_held(struct batch *batch, int topic, int32_t partition,
+	    int64_t offset, struct change *change, const char *reason,
+	    void *hold, const void *key, size_t key_len, const void *value,
+	    size_t value_len, const char *headers_json);
+
 /* Adds a dead letter; the bytes are copied. */
 void	batch_add_dead(struct batch *batch, int topic, int32_t partition,
 	    int64_t offset, const char *reason, const void *key, size_t key_len,
@@ -73,7 +94,10 @@ void	batch_drop_front(struct batch *batch, size_t n);
 void	batch_drop_partition(struct batch *batch, int topic,
 	    int32_t partition);
 
-/* Moves every entry of src to the end of dst; src is left empty. */
+/*
+ * Moves every entry of src to the end of dst, which must release holds
+ * as src does; src is left empty.
+ */
 void	batch_move(struct batch *dst, struct batch *src);
 
 /* Frees every entry; the batch stays usable. */

@@ -354,15 +354,20 @@ consumer_pending_full(const struct consumer *consumer)
 	    consumer->pending.bytes >= consumer->batch_max_bytes * scale;
 }
 
-/* One message of an active partition: decode it into the pending batch. */
+/*
+ * One message of an active partition: decode it into the pending batch,
+ * which keeps the message; one it does not take is destroyed here.
+ */
 static void
 consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 {
 	struct consumer *consumer = arg;
 
 	if (consumer->state != CONSUMER_RUNNING ||
-	    consumer_position_get(consumer, topic, message->partition) == NULL)
+	    consumer_position_get(consumer, topic, message->partition) == NULL) {
+		rd_kafka_message_destroy(message);
 		return;	/* fetched again by whoever applies it */
+	}
 	consumer->stats.messages++;
 	if (consumer->pending.count == 0)
 		clock_gettime(CLOCK_MONOTONIC, &consumer->pending_since);
@@ -772,6 +777,9 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	    consumer->topic_count);
 	batch_init(&consumer->inflight, consumer->topic_names,
 	    consumer->topic_count);
+	/* Both keep the messages themselves until their entries go. */
+	batch_set_release(&consumer->pending, intake_release);
+	batch_set_release(&consumer->inflight, intake_release);
 
 	client_settings.group_id = settings->group_id;
 	client_settings.topics = consumer->topic_names;

@@ -46,14 +46,22 @@ intake_headers(const rd_kafka_message_t *message, struct decode_header *room,
 	return i;
 }
 
+/* Destroys a message the batch held. */
+void
+intake_release(void *hold)
+{
+	rd_kafka_message_destroy(hold);
+}
+
 /*
- * Decodes a message and adds it to the batch, with the JSON of its
- * headers for a dead letter now or later (written only when there are
- * headers: most messages have none).
+ * Decodes a message and adds it to the batch, which keeps the message
+ * itself for its bytes, with the JSON of its headers for a dead letter
+ * now or later (written only when there are headers: most messages have
+ * none).
  */
 bool
 intake_message(struct batch *batch, int topic, struct intake_topic *how,
-    const rd_kafka_message_t *message)
+    rd_kafka_message_t *message)
 {
 	struct decode_header room[INTAKE_HEADERS_ON_STACK], *heap;
 	struct decode_header *headers;
@@ -83,19 +91,15 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	switch (decode_message(how->format, &input, &change, reason,
 	    sizeof(reason))) {
 	case DECODE_OK:
-		batch_add_change(batch, topic, message->partition,
-		    message->offset, &change, message->key, message->key_len,
-		    message->payload, message->len, headers_text != NULL ?
-		    headers_text : intake_no_headers);
 		break;
 	case DECODE_ERROR:
 		decoded = false;
-		batch_add_dead(batch, topic, message->partition,
-		    message->offset, reason, message->key, message->key_len,
-		    message->payload, message->len, headers_text != NULL ?
-		    headers_text : intake_no_headers);
 		break;
 	}
+	batch_add_held(batch, topic, message->partition, message->offset,
+	    &change, decoded ? NULL : reason, message, message->key,
+	    message->key_len, message->payload, message->len,
+	    headers_text != NULL ? headers_text : intake_no_headers);
 	free(headers_text);
 	free(heap);
 	return decoded;

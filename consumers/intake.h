@@ -24,9 +24,14 @@ struct intake_topic {
 /*
  * Decodes a message of topic (an index into the batch's topic names) and
  * adds it to the batch: a change, or a dead letter with the reason and
- * every header.  Returns false when it became a dead letter.
+ * every header.  The batch takes the message and keeps it until the entry
+ * is freed (its release function must be intake_release()).  Returns
+ * false when it became a dead letter.
  */
 bool	intake_message(struct batch *batch, int topic,
-	    struct intake_topic *how, const rd_kafka_message_t *message);
+	    struct intake_topic *how, rd_kafka_message_t *message);
+
+/* Destroys a message a batch held (batch_release_fn). */
+void	intake_release(void *hold);
 
 #endif

@@ -567,7 +567,10 @@ kafka_log_error(struct kafka_client *client, rd_kafka_message_t *message)
 	    rd_kafka_message_errstr(message));
 }
 
-/* Tells the owner about one message, or handles what it reports. */
+/*
+ * Hands one message over to the owner, or handles what it reports and
+ * destroys it.
+ */
 static void
 kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 {
@@ -584,24 +587,27 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 		 * seeks, so they are fetched again from where it starts.
 		 */
 		if (state == KAFKA_PART_FETCHING && message->offset >=
-		    client->topics[topic].starts[message->partition])
+		    client->topics[topic].starts[message->partition]) {
 			client->handlers.message(client->handlers.arg, topic,
 			    message);
-		return;
+			return;
+		}
+		break;
 	case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-		return;
+		break;
 	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
 		/* Only a released partition started where the owner said. */
 		if (state == KAFKA_PART_FETCHING)
 			client->handlers.out_of_range(client->handlers.arg,
 			    topic, message->partition,
 			    rd_kafka_message_errstr(message));
-		return;
+		break;
 	default:
 		client->errors++;
 		kafka_log_error(client, message);
-		return;
+		break;
 	}
+	rd_kafka_message_destroy(message);
 }
 
 /* Takes what the queue holds, within the budget. */
@@ -617,7 +623,6 @@ kafka_client_poll(struct kafka_client *client)
 		if ((message = rd_kafka_consumer_poll(client->rk, 0)) == NULL)
 			return;
 		kafka_message(client, message);
-		rd_kafka_message_destroy(message);
 		if (client->closed)
 			return;
 	}

@@ -35,7 +35,10 @@ struct kafka_partition {
  * kafka_client_poll().
  */
 struct kafka_client_handlers {
-	/* A message; the client destroys it when the call returns. */
+	/*
+	 * A message, handed over: the owner destroys it with
+	 * rd_kafka_message_destroy(), before kafka_client_free().
+	 */
 	void	(*message)(void *arg, int topic, rd_kafka_message_t *message);
 	/*
 	 * Partitions were assigned.  They are held (not fetched) until the
