@@ -38,7 +38,12 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- How many events of a net record are stale against what is stored (the
--- events the batch itself found stale are counted by the daemon).
+-- events the batch itself found stale are counted by the daemon).  lo
+-- rises strictly (each of its versions raised the highest before it), so
+-- the number of its versions at or below the stored one is the bucket
+-- width_bucket() finds.  A plain SQL function, inlined: a sub-select here
+-- would make it a call of its own per record (a fifth of a server
+-- upsert's time).
 CREATE OR REPLACE FUNCTION ipamd.stale_events(gv bigint, lo bigint[],
     lsn bigint, floor_lsn bigint, known boolean, stored_v bigint)
 RETURNS integer
@@ -46,8 +51,9 @@ LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE
 	    WHEN lsn < floor_lsn THEN 1 + coalesce(cardinality(lo), 0)
 	    WHEN NOT known OR stored_v IS NULL THEN 0
-	    ELSE coalesce((gv <= stored_v)::integer, 0) + (SELECT count(*)::integer
-		FROM unnest(lo) AS l WHERE l <= stored_v) END
+	    ELSE coalesce((gv <= stored_v)::integer, 0)
+		+ CASE WHEN cardinality(lo) > 0
+		    THEN width_bucket(stored_v, lo) ELSE 0 END END
 $$;
 
 -- One stale record for the log: the key, the event's and the stored

@@ -94,7 +94,8 @@ BEGIN
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('subnet', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
-		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
+		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
 	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
 	INTO applied, stale, regions, report;
 END
@@ -177,7 +178,8 @@ BEGIN
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('server', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
-		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
+		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
 	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
 	INTO applied, stale, touched, report;
 END
@@ -251,7 +253,8 @@ BEGIN
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('mark', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
-		array_agg(n_stale::bigint), array_agg(topic)) FROM dec),
+		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
+		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
 	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
 	INTO applied, stale, touched, report;
 END
