@@ -56,82 +56,13 @@ const char sweep_store_targets_sql[] =
 	"WHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
 	"    AND s.ping AND NOT s.deleted";
 
-/*
- * Writes the state rows of the addresses whose state changed (the news)
- * for the pass about to be counted: the subnet's passes so far plus one.
- * An address whose row is gone meanwhile gets none.  A silent address
- * keeps the round trip time and last_seen_at it had; one that answered
- * was seen at $6 plus its round trip time.  Returns the rows written.
- */
+/* The news of one routing domain (ipamd.sweep_write()). */
 const char sweep_store_write_sql[] =
-	"WITH r AS (\n"
-	"\tSELECT * FROM unnest($2::inet[], $3::integer[], $4::boolean[],\n"
-	"\t    $5::integer[]) AS r(ip, rtt_us, active, missed_sweeps)\n"
-	"), news AS (\n"
-	"\tSELECT a.vrf, a.ip_address, a.created_at, a.subnet_id,\n"
-	"\t    coalesce(p.passes, 0) + 1 AS pass, r.active,\n"
-	"\t    r.rtt_us IS NOT NULL AS answered, r.missed_sweeps,\n"
-	"\t    coalesce(r.rtt_us, st.rtt_us) AS rtt_us,\n"
-	"\t    CASE WHEN r.rtt_us IS NOT NULL THEN $6::timestamptz +\n"
-	"\t\tr.rtt_us * interval '1 microsecond'\n"
-	"\t\tELSE ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us,\n"
-	"\t\t    later.checked_at) END AS seen_at\n"
-	"\tFROM r\n"
-	"\tJOIN ipam_state.address a ON a.vrf = $1 AND a.ip_address = r.ip\n"
-	"\tLEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = a.subnet_id\n"
-	"\tLEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf\n"
-	"\t    AND st.ip_address = a.ip_address\n"
-	"\t    AND st.row_created_at = a.created_at\n"
-	"\tLEFT JOIN ipamd.sweep_subnet later ON later.subnet_id = st.subnet_id\n"
-	"\t    AND later.subnet_id = a.subnet_id AND later.passes > st.pass\n"
-	"), written AS (\n"
-	"\tINSERT INTO ipamd.sweep_address AS st (vrf, ip_address,\n"
-	"\t    row_created_at, subnet_id, pass, active, answered,\n"
-	"\t    missed_sweeps, rtt_us, checked_at, seen_at)\n"
-	"\tSELECT n.vrf, n.ip_address, n.created_at, n.subnet_id, n.pass,\n"
-	"\t    n.active, n.answered, n.missed_sweeps, n.rtt_us,\n"
-	"\t    $6::timestamptz, n.seen_at\n"
-	"\tFROM news n\n"
-	"\tON CONFLICT (vrf, ip_address) DO UPDATE\n"
-	"\tSET row_created_at = excluded.row_created_at,\n"
-	"\t    subnet_id = excluded.subnet_id, pass = excluded.pass,\n"
-	"\t    active = excluded.active, answered = excluded.answered,\n"
-	"\t    missed_sweeps = excluded.missed_sweeps,\n"
-	"\t    rtt_us = excluded.rtt_us, checked_at = excluded.checked_at,\n"
-	"\t    seen_at = excluded.seen_at\n"
-	"\tRETURNING 1\n"
-	")\n"
-	"SELECT count(*) FROM written";
+	"SELECT ipamd.sweep_write($1, $2, $3, $4, $5, $6)";
 
-/*
- * Counts the pass of every subnet of the round once its results are
- * written: one row per subnet, whatever its size.  Every sixteenth pass
- * of a subnet also forgets the state rows of its addresses whose row is
- * gone (or was made again: a state row never follows a newer one).
- */
+/* The pass of the round's subnets (ipamd.sweep_pass()). */
 const char sweep_store_pass_sql[] =
-	"WITH swept AS (\n"
-	"\tINSERT INTO ipamd.sweep_subnet AS p (subnet_id, passes,\n"
-	"\t    checked_at)\n"
-	"\tSELECT l.subnet_id, 1, $3::timestamptz\n"
-	"\tFROM ipamd.sweep_lease l\n"
-	"\tJOIN ipam_state.subnet s ON s.id = l.subnet_id\n"
-	"\tWHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
-	"\t    AND s.ping AND NOT s.deleted\n"
-	"\tORDER BY l.subnet_id\n"
-	"\tON CONFLICT (subnet_id) DO UPDATE\n"
-	"\tSET passes = p.passes + 1, checked_at = excluded.checked_at\n"
-	"\tRETURNING p.subnet_id, p.passes\n"
-	"), gone AS (\n"
-	"\tDELETE FROM ipamd.sweep_address st\n"
-	"\tUSING swept w\n"
-	"\tWHERE st.subnet_id = w.subnet_id AND w.passes % 16 = 0\n"
-	"\t    AND NOT EXISTS (SELECT 1 FROM ipam_state.address a\n"
-	"\t\tWHERE a.vrf = st.vrf AND a.ip_address = st.ip_address\n"
-	"\t\t    AND a.created_at = st.row_created_at)\n"
-	"\tRETURNING 1\n"
-	")\n"
-	"SELECT (SELECT count(*) FROM swept), (SELECT count(*) FROM gone)";
+	"SELECT subnets, forgotten FROM ipamd.sweep_pass($1, $2, $3)";
 
 /* Parses an address and says whether it is probed. */
 enum sweep_target_verdict
@@ -205,13 +136,15 @@ sweep_text_free(struct sweep_text *text)
 
 /*
  * Whether a round trip time is news.  rtt_us tells an operator how far
- * or how loaded a host is, not the jitter of each echo: a loopback or LAN
- * reply takes tens of microseconds to a few milliseconds depending on
- * what else the sweep has in flight, and rewriting the row for that would
- * write every row every sweep again.  So the stored figure stays until a
- * reply takes more than twice or less than half as long and the two
- * differ by more than SWEEP_RTT_SLACK_US: a host that goes from 0.3 ms to
- * 30 ms is news, one that goes from 40 us to 900 us is not.
+ * or how loaded a host is (the same LAN, another site, a link in
+ * trouble), not the jitter of each echo: a reply takes tens of
+ * microseconds to several milliseconds more or less depending on what
+ * else the sweep has in flight (a sweep at full rate queues thousands of
+ * replies), and rewriting the row for that would write most rows every
+ * sweep again.  So the stored figure stays until a reply takes more than
+ * twice or less than half as long and the two differ by more than
+ * SWEEP_RTT_SLACK_US (10 ms): a host that goes from 0.3 ms to 30 ms is
+ * news, one that goes from 40 us to 5 ms is not.
  */
 bool
 sweep_rtt_moved(int32_t stored_us, int32_t measured_us)

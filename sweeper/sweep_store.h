@@ -39,17 +39,18 @@ extern const char sweep_store_targets_sql[];
 
 /*
  * Writes the state rows of the addresses whose state changed (the news)
- * in one routing domain and returns one row: the rows written.  $1 vrf,
- * $2 inet[] addresses, $3 integer[] round-trip times (NULL: no reply), $4
- * boolean[] active, $5 integer[] missed_sweeps, $6 the pass's time (a
- * timestamptz: when the sweep began probing).
+ * in one routing domain (ipamd.sweep_write(), schema/functions/
+ * 90_sweep.sql) and returns one row: the rows written.  $1 vrf, $2 inet[]
+ * addresses, $3 integer[] round-trip times (NULL: no reply), $4 boolean[]
+ * active, $5 integer[] missed_sweeps, $6 the pass's time (a timestamptz:
+ * when the sweep began probing).
  */
 extern const char sweep_store_write_sql[];
 
 /*
  * Counts the pass of the subnets leased to member $1 for the round that
- * ends at $2, begun at $3 (a timestamptz), once their news is written.
- * One row: subnets counted, state rows forgotten.
+ * ends at $2, begun at $3 (a timestamptz), once their news is written
+ * (ipamd.sweep_pass()).  One row: subnets counted, state rows forgotten.
  */
 extern const char sweep_store_pass_sql[];
 
@@ -92,7 +93,7 @@ struct sweep_prior {
 };
 
 /* Round trip times closer than this to the stored one are never news. */
-#define SWEEP_RTT_SLACK_US	1000
+#define SWEEP_RTT_SLACK_US	10000
 
 /*
  * Whether a measured round trip time is news against the stored one: more

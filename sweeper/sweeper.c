@@ -167,13 +167,12 @@ struct sweeper {
 	uint32_t		*settled;	/* vrf v's from vrf_first[v] on */
 	size_t			*vrf_first;
 	size_t			*vrf_settled;	/* how many of each are settled */
-	size_t			*vrf_written;	/* how many of each are written */
+	size_t			*vrf_examined;	/* how many of each are decided */
 	bool			 writing;	/* a batch is in flight or waits */
-	uint16_t		 write_vrf;	/* that batch */
-	size_t			 write_count;
+	uint16_t		 write_vrf;	/* the news gathered is its */
 	unsigned		 write_attempts;
 	bool			 counting;	/* the pass statement is sent */
-	uint64_t		 batch_up;	/* of the batch in flight */
+	uint64_t		 batch_up;	/* of the news gathered */
 	uint64_t		 batch_down;
 	uint64_t		 rows_changed;
 	uint64_t		 went_up;
@@ -305,15 +304,17 @@ sweeper_clear(struct sweeper *sweeper)
 	free(sweeper->settled);
 	free(sweeper->vrf_first);
 	free(sweeper->vrf_settled);
-	free(sweeper->vrf_written);
+	free(sweeper->vrf_examined);
 	sweeper->vrfs = NULL;
 	sweeper->targets = NULL;
 	sweeper->order = NULL;
 	sweeper->resend = NULL;
 	sweeper->settled = NULL;
-	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_written = NULL;
+	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_examined = NULL;
 	sweeper->writing = false;
 	sweeper->counting = false;
+	sweeper->arrays.count = 0;
+	sweeper->batch_up = sweeper->batch_down = 0;
 	sweeper->vrf_count = 0;
 	sweeper->count = 0;
 	sweeper->phase = SWEEPER_IDLE;
@@ -1003,8 +1004,8 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
 	    sizeof(*sweeper->vrf_first));
 	sweeper->vrf_settled = sweeper_calloc(sweeper->vrf_count,
 	    sizeof(*sweeper->vrf_settled));
-	sweeper->vrf_written = sweeper_calloc(sweeper->vrf_count,
-	    sizeof(*sweeper->vrf_written));
+	sweeper->vrf_examined = sweeper_calloc(sweeper->vrf_count,
+	    sizeof(*sweeper->vrf_examined));
 	for (i = 0; i < sweeper->count; i++)
 		sweeper->vrf_first[sweeper->targets[i].vrf + 1]++;
 	for (i = 1; i <= sweeper->vrf_count; i++)
@@ -1212,7 +1213,8 @@ sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
 	sweeper->rows_changed += strtoull(PQgetvalue(result, 0, 0), NULL, 10);
 	sweeper->went_up += sweeper->batch_up;
 	sweeper->went_down += sweeper->batch_down;
-	sweeper->vrf_written[sweeper->write_vrf] += sweeper->write_count;
+	sweeper->batch_up = sweeper->batch_down = 0;
+	sweeper->arrays.count = 0;
 	sweeper->writing = false;
 	sweeper->write_attempts = 0;
 	sweeper_write_ready(sweeper);
@@ -1269,25 +1271,22 @@ sweeper_count_pass(struct sweeper *sweeper)
 }
 
 /*
- * Decides the new state of each result of the chosen batch and gathers
- * the news into the arrays, counting what goes up or down.  Returns how
- * many rows are news.
+ * Decides the new state of the settled results of one routing domain not
+ * looked at yet, gathering the news into the arrays (counting what goes
+ * up or down), until they hold SWEEPER_WRITE_BATCH rows.
  */
-static size_t
-sweeper_gather_news(struct sweeper *sweeper)
+static void
+sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
 {
 	struct sweeper_target *target;
 	struct sweep_prior prior;
 	struct sweep_result result;
-	const uint32_t *batch;
-	size_t i;
+	const uint32_t *settled = sweeper->settled + sweeper->vrf_first[vrf];
 
-	batch = sweeper->settled + sweeper->vrf_first[sweeper->write_vrf] +
-	    sweeper->vrf_written[sweeper->write_vrf];
-	sweeper->batch_up = sweeper->batch_down = 0;
-	sweep_store_arrays_begin(&sweeper->arrays);
-	for (i = 0; i < sweeper->write_count; i++) {
-		target = &sweeper->targets[batch[i]];
+	while (sweeper->vrf_examined[vrf] < sweeper->vrf_settled[vrf] &&
+	    sweeper->arrays.count < SWEEPER_WRITE_BATCH) {
+		target = &sweeper->targets[
+		    settled[sweeper->vrf_examined[vrf]++]];
 		prior.followed = target->followed;
 		prior.active = target->was_active;
 		prior.answered = target->answered;
@@ -1300,44 +1299,44 @@ sweeper_gather_news(struct sweeper *sweeper)
 		    sweeper->settings.down_after, &result.active,
 		    &result.missed_sweeps))
 			continue;
+		if (sweeper->arrays.count == 0) {
+			sweep_store_arrays_begin(&sweeper->arrays);
+			sweeper->write_vrf = (uint16_t)vrf;
+		}
 		if (result.active && !prior.active)
 			sweeper->batch_up++;
 		else if (!result.active && prior.active)
 			sweeper->batch_down++;
 		sweep_store_arrays_add(&sweeper->arrays, &result);
 	}
-	sweep_store_arrays_end(&sweeper->arrays);
-	return sweeper->arrays.count;
 }
 
 /*
- * Starts a write batch if one is ready and none is in flight: a full one
- * while probing, whatever is left once every probe is settled.  A batch
- * without news needs no statement and is done at once.  When all is
- * written after the last probe, the pass is counted.
+ * Looks at the results settled since, and writes their news once a
+ * statement's worth is gathered, or whatever is left once every probe is
+ * settled (a sweep without news sends no statement at all).  The news of
+ * one routing domain is written before another's is gathered.  When all
+ * is written after the last probe, the pass is counted.
  */
 static void
 sweeper_write_ready(struct sweeper *sweeper)
 {
 	bool last = sweeper->phase == SWEEPER_WRITING;
-	size_t vrf, ready;
+	size_t vrf;
 
 	if (sweeper->writing || sweeper->counting)
 		return;
-	for (vrf = 0; vrf < sweeper->vrf_count; ) {
-		ready = sweeper->vrf_settled[vrf] - sweeper->vrf_written[vrf];
-		if (ready < SWEEPER_WRITE_BATCH && !(last && ready > 0)) {
-			vrf++;
+	for (vrf = 0; vrf < sweeper->vrf_count; vrf++) {
+		if (sweeper->vrf_examined[vrf] == sweeper->vrf_settled[vrf])
 			continue;
-		}
-		sweeper->write_vrf = (uint16_t)vrf;
-		sweeper->write_count = ready < SWEEPER_WRITE_BATCH ?
-		    ready : SWEEPER_WRITE_BATCH;
-		/* No news: done, and this domain may hold another batch. */
-		if (sweeper_gather_news(sweeper) == 0) {
-			sweeper->vrf_written[vrf] += sweeper->write_count;
-			continue;
-		}
+		if (sweeper->arrays.count > 0 && sweeper->write_vrf != vrf)
+			break;
+		sweeper_gather_news(sweeper, vrf);
+		if (sweeper->arrays.count >= SWEEPER_WRITE_BATCH)
+			break;
+	}
+	if (sweeper->arrays.count > 0 && (last || vrf < sweeper->vrf_count)) {
+		sweep_store_arrays_end(&sweeper->arrays);
 		sweeper->writing = true;
 		sweeper_write_batch(sweeper);
 		return;
@@ -1346,7 +1345,7 @@ sweeper_write_ready(struct sweeper *sweeper)
 		sweeper_count_pass(sweeper);
 }
 
-/* Sends the news of the batch sweeper_write_ready() gathered. */
+/* Sends the news sweeper_write_ready() gathered (again after a conflict). */
 static void
 sweeper_write_batch(struct sweeper *sweeper)
 {

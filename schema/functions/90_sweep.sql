@@ -166,6 +166,20 @@ BEGIN
 		SELECT count(*) INTO subnets FROM won;
 	END IF;
 
+	-- public.ipam must read the sweeper's tables.  A rebuild defines it
+	-- again when it swaps (through ipamd.ipam_view_define()); one whose
+	-- rebuild_swap() predates schema 10 defined it over the address
+	-- table's own sweeper columns, which nothing writes any more: should
+	-- the view ever be defined so, the first claim puts it back.  A
+	-- catalog lookup each round; the view is replaced only then.
+	IF NOT EXISTS (SELECT 1 FROM pg_depend d
+	    JOIN pg_rewrite r ON r.oid = d.objid
+	    WHERE d.classid = 'pg_rewrite'::regclass
+		AND r.ev_class = 'public.ipam'::regclass
+		AND d.refobjid = 'ipamd.sweep_address'::regclass) THEN
+		PERFORM ipamd.ipam_view_define();
+	END IF;
+
 	-- A subnet gone (deleted, ping off, its domain no longer swept) for
 	-- ten rounds leaves its lease behind: forgotten.
 	DELETE FROM ipamd.sweep_lease l
@@ -241,6 +255,112 @@ LANGUAGE sql STABLE AS $$
 	    AND st.row_created_at = a.created_at
 	LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+$$;
+
+-- Writes the state rows of the addresses of one routing domain whose
+-- state changed (the news, sweeper/sweeper.c decides which) for the pass
+-- about to be counted: their subnet's passes so far plus one.  An address
+-- whose row is gone meanwhile gets none.  A silent address keeps the
+-- round trip time and last_seen_at it had; one that answered was seen at
+-- pass_at plus its round trip time.  Returns the rows written.  News is
+-- few rows, each found through its key: nested loops, whatever the
+-- session prefers for its large joins.
+CREATE OR REPLACE FUNCTION ipamd.sweep_write(domain text, ips inet[],
+    rtts integer[], actives boolean[], missed integer[],
+    pass_at timestamptz) RETURNS bigint
+LANGUAGE sql
+SET enable_nestloop = on
+AS $$
+	WITH r AS (
+		SELECT * FROM unnest(ips, rtts, actives, missed)
+		    AS r(ip, rtt_us, active, missed_sweeps)
+	), news AS (
+		SELECT a.vrf, a.ip_address, a.created_at, a.subnet_id,
+		    coalesce(p.passes, 0) + 1 AS pass, r.active,
+		    r.rtt_us IS NOT NULL AS answered, r.missed_sweeps,
+		    coalesce(r.rtt_us, st.rtt_us) AS rtt_us,
+		    CASE WHEN r.rtt_us IS NOT NULL
+			THEN pass_at + r.rtt_us * interval '1 microsecond'
+			ELSE ipamd.sweep_seen(st.answered, st.seen_at,
+			    st.rtt_us, later.checked_at) END AS seen_at
+		FROM r
+		JOIN ipam_state.address a ON a.vrf = domain
+		    AND a.ip_address = r.ip
+		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = a.subnet_id
+		LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
+		    AND st.ip_address = a.ip_address
+		    AND st.row_created_at = a.created_at
+		LEFT JOIN ipamd.sweep_subnet later
+		    ON later.subnet_id = st.subnet_id
+		    AND later.subnet_id = a.subnet_id
+		    AND later.passes > st.pass
+	), written AS (
+		INSERT INTO ipamd.sweep_address AS st (vrf, ip_address,
+		    row_created_at, subnet_id, pass, active, answered,
+		    missed_sweeps, rtt_us, checked_at, seen_at)
+		SELECT n.vrf, n.ip_address, n.created_at, n.subnet_id, n.pass,
+		    n.active, n.answered, n.missed_sweeps, n.rtt_us, pass_at,
+		    n.seen_at
+		FROM news n
+		ON CONFLICT (vrf, ip_address) DO UPDATE
+		SET row_created_at = excluded.row_created_at,
+		    subnet_id = excluded.subnet_id, pass = excluded.pass,
+		    active = excluded.active, answered = excluded.answered,
+		    missed_sweeps = excluded.missed_sweeps,
+		    rtt_us = excluded.rtt_us, checked_at = excluded.checked_at,
+		    seen_at = excluded.seen_at
+		RETURNING 1
+	)
+	SELECT count(*) FROM written
+$$;
+
+-- Counts the pass of every subnet leased to member `me` for the round
+-- that ends at round_end_ms, once its news is written: one row per
+-- subnet, whatever its size; pass_at is when the sweep began probing.
+-- Every 64th pass of a subnet also forgets the state rows of its
+-- addresses whose row is gone (or was made again: a state row never
+-- follows a newer one); there are never more of those than addresses
+-- that had a row in the subnet, so once in a while is enough.  Returns
+-- the subnets counted and the state rows forgotten.
+CREATE OR REPLACE FUNCTION ipamd.sweep_pass(me integer, round_end_ms bigint,
+    pass_at timestamptz)
+RETURNS TABLE (subnets integer, forgotten integer)
+LANGUAGE plpgsql
+SET enable_nestloop = on
+AS $$
+DECLARE
+	due text[];
+BEGIN
+	-- In subnet order, as the claims lock the leases: no deadlock.
+	WITH swept AS (
+		INSERT INTO ipamd.sweep_subnet AS p (subnet_id, passes,
+		    checked_at)
+		SELECT l.subnet_id, 1, pass_at
+		FROM ipamd.sweep_lease l
+		JOIN ipam_state.subnet s ON s.id = l.subnet_id
+		WHERE l.member = me
+		    AND l.expires_at = ipamd.sweep_time(round_end_ms)
+		    AND s.ping AND NOT s.deleted
+		ORDER BY l.subnet_id
+		ON CONFLICT (subnet_id) DO UPDATE
+		SET passes = p.passes + 1, checked_at = excluded.checked_at
+		RETURNING p.subnet_id, p.passes
+	)
+	SELECT count(*), coalesce(array_agg(w.subnet_id)
+	    FILTER (WHERE w.passes % 64 = 0), '{}')
+	INTO subnets, due
+	FROM swept w;
+	forgotten := 0;
+	IF cardinality(due) > 0 THEN
+		DELETE FROM ipamd.sweep_address st
+		WHERE st.subnet_id = ANY (due)
+		    AND NOT EXISTS (SELECT 1 FROM ipam_state.address a
+			WHERE a.vrf = st.vrf AND a.ip_address = st.ip_address
+			    AND a.created_at = st.row_created_at);
+		GET DIAGNOSTICS forgotten = ROW_COUNT;
+	END IF;
+	RETURN NEXT;
+END
 $$;
 
 -- (Re)defines public.ipam, the rows as operators see them, with the
