@@ -28,6 +28,7 @@ import uuid
 import harness
 from harness import (Daemon, Database, Kafka, PrivatePostgres, Topics, wait_caught_up,
                      wait_until)
+from test_property import RebuildDaemon
 from test_sync import event
 
 FORGE = os.environ.get("IPAM_FORGE_REPLIES") or os.path.join(
@@ -340,6 +341,15 @@ class SweepRun:
         return self.db.scalar("SELECT count(*) FROM public.ipam "
                               "WHERE active AND ip_address = ANY(%s::inet[])", (list(ips),))
 
+    def loopback_pool(self, sid, prefix, count):
+        """A subnet prefix.0/24 whose pool is prefix.1 to prefix.count, all
+        answering on lo, once every address is active; returns them."""
+        ips = ["%s.%d" % (prefix, i) for i in range(1, count + 1)]
+        self.subnet(sid, prefix + ".0/24", ["%s-%s" % (ips[0], ips[-1])])
+        self.settle()
+        self.wait_active(ips)
+        return ips
+
     def wait_active(self, ips, timeout=60):
         wait_until(lambda: self.active(ips) == len(ips), timeout,
                    "%s to be active" % ", ".join(ips))
@@ -397,11 +407,8 @@ def test_sweeps_without_news_write_no_address_row():
     last_checked_at and last_seen_at of every row in public.ipam still move
     with each sweep."""
     run = SweepRun()
-    ips = ["127.76.0.%d" % i for i in range(1, 51)]
     try:
-        run.subnet("lo", "127.76.0.0/24", ["127.76.0.1-127.76.0.50"])
-        run.settle()
-        run.wait_active(ips)
+        ips = run.loopback_pool("lo", "127.76.0", 50)
         run.daemon.wait_sweeps(1, lambda s: s["targets"] == 50 and s["changed"] == 0)
 
         def rows():
@@ -429,6 +436,33 @@ def test_sweeps_without_news_write_no_address_row():
         # The sweep lines count only state rows: those of new round trip times.
         rewritten = sum(1 for ip in ips if after[ip][2] != before[ip][2])
         assert sum(s["changed"] for s in sweeps) >= rewritten, (sweeps, rewritten)
+    finally:
+        run.close()
+
+
+def test_rebuild_keeps_the_sweeper_state():
+    """--rebuild swaps in rows derived again, and the rows that survive it
+    keep what the sweeper knew, as they always did: active, and no new
+    first check (the first sweep after it writes no state row).  The view
+    public.ipam the rebuild defines again shows the sweeper's columns from
+    the sweeper's tables once the sweeper has claimed a round."""
+    run = SweepRun()
+    try:
+        ips = run.loopback_pool("lo", "127.75.0", 10)
+        before = {ip: run.state(ip) for ip in ips}
+        assert run.daemon.stop() == 0
+        rebuild = RebuildDaemon(run.db, run.topics, extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert rebuild.stop() == 0
+        rebuild.close()
+
+        run.daemon.start().wait_ready()
+        sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 10)[0]
+        assert sweep["replies"] == 10 and sweep["changed"] == 0, sweep
+        for ip in ips:
+            row = run.state(ip)
+            assert row["active"] is True and row["missed"] == 0, (ip, row)
+            assert row["checked"] > before[ip]["checked"], (ip, before[ip], row)
     finally:
         run.close()
 
