@@ -60,10 +60,11 @@ BEGIN
 END
 $$;
 
--- Swaps the rebuilt state in: the sweeper's columns of rows that exist in
--- both are carried over, every row that differs is written to the audit
--- history as a change made by the rebuild, and the views are pointed at
--- the new tables.  Returns how many rows differed.
+-- Swaps the rebuilt state in: rows that exist in both keep their
+-- created_at (which ties them to their sweep state, ipamd.sweep_address)
+-- and, when unchanged, their updated_at; every row that differs is
+-- written to the audit history as a change made by the rebuild, and the
+-- views are pointed at the new tables.  Returns how many rows differed.
 CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -78,9 +79,7 @@ BEGIN
 	END LOOP;
 
 	UPDATE ipam_state_rebuild.address n
-	SET active = o.active, last_seen_at = o.last_seen_at,
-	    last_checked_at = o.last_checked_at, rtt_us = o.rtt_us,
-	    missed_sweeps = o.missed_sweeps, created_at = o.created_at,
+	SET created_at = o.created_at,
 	    updated_at = CASE WHEN (n.subnet_id, n.status, n.ip_type,
 		n.server_id, n.hostname, n.mac_address, n.platform,
 		n.manufacturer, n.description) IS NOT DISTINCT FROM
@@ -122,12 +121,7 @@ BEGIN
 
 	ALTER SCHEMA ipam_state RENAME TO ipam_state_old;
 	ALTER SCHEMA ipam_state_rebuild RENAME TO ipam_state;
-	CREATE OR REPLACE VIEW public.ipam AS
-		SELECT vrf, ip_address, subnet_id, status, ip_type, active,
-		    server_id, hostname, mac_address, platform, manufacturer,
-		    description, last_seen_at, last_checked_at, rtt_us,
-		    created_at, updated_at
-		FROM ipam_state.address;
+	PERFORM ipamd.ipam_view_define();
 	CREATE OR REPLACE VIEW public.ipam_conflict AS
 		SELECT vrf, ip_address, subnet_id, kind, detail, first_seen_at
 		FROM ipam_state.conflict;
