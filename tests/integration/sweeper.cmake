@@ -10,6 +10,7 @@ set(IPAM_SWEEPER_TESTS
 	test_loopback_answers_ipv4_and_ipv6
 	test_sweeps_without_news_write_no_address_row
 	test_rebuild_keeps_the_sweeper_state
+	test_schema_10_carries_what_the_sweeps_wrote
 	test_ping_sockets_without_cap_net_raw
 	test_refuses_to_start_without_any_icmp_socket
 	test_down_after_missed_sweeps_then_up_again
