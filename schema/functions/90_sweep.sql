@@ -166,20 +166,6 @@ BEGIN
 		SELECT count(*) INTO subnets FROM won;
 	END IF;
 
-	-- public.ipam must read the sweeper's tables.  A rebuild defines it
-	-- again when it swaps (through ipamd.ipam_view_define()); one whose
-	-- rebuild_swap() predates schema 10 defined it over the address
-	-- table's own sweeper columns, which nothing writes any more: should
-	-- the view ever be defined so, the first claim puts it back.  A
-	-- catalog lookup each round; the view is replaced only then.
-	IF NOT EXISTS (SELECT 1 FROM pg_depend d
-	    JOIN pg_rewrite r ON r.oid = d.objid
-	    WHERE d.classid = 'pg_rewrite'::regclass
-		AND r.ev_class = 'public.ipam'::regclass
-		AND d.refobjid = 'ipamd.sweep_address'::regclass) THEN
-		PERFORM ipamd.ipam_view_define();
-	END IF;
-
 	-- A subnet gone (deleted, ping off, its domain no longer swept) for
 	-- ten rounds leaves its lease behind: forgotten.
 	DELETE FROM ipamd.sweep_lease l
@@ -364,9 +350,10 @@ END
 $$;
 
 -- (Re)defines public.ipam, the rows as operators see them, with the
--- sweeper's columns derived as above.  The joins are written out here,
--- not read through ipamd.sweep_rows(), so that a role allowed to read
--- the view needs no right on the tables behind it.
+-- sweeper's columns derived as above: when this file runs, and when a
+-- rebuild swaps its rows in (ipamd.rebuild_swap()).  The joins are
+-- written out here, not read through ipamd.sweep_rows(), so that a role
+-- allowed to read the view needs no right on the tables behind it.
 CREATE OR REPLACE FUNCTION ipamd.ipam_view_define() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
