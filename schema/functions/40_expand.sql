@@ -6,16 +6,52 @@
 -- through the GiST index on cidr: the cost follows the region, not the
 -- tables (a join of all regions at once was planned as a scan of every
 -- address row).
+--
+-- Most addresses of a new or grown pool are plain: no row, no server, no
+-- mark, no more specific subnet.  Their row is known without the
+-- derivation's lookups (the subnet's, available, static), so they are
+-- written here, straight from the pool's ranges, with the audit image
+-- built once per subnet; the derivation gets only the others.  A plain
+-- address is one of a subnet met by one region only (so the event that
+-- made it is that region's, as the derivation would choose), with no
+-- other subnet of the same cidr (which could be its home instead), and
+-- no more specific subnet around holding it.  Past 16 subnets around the
+-- regions every address goes to the derivation, which looks each one up.
 
-CREATE OR REPLACE FUNCTION ipamd.expand_regions(regions ipamd.touch[])
-RETURNS ipamd.touch[]
-LANGUAGE sql STABLE AS $$
+-- Schema 11 changed the arguments and the result.
+DROP FUNCTION IF EXISTS ipamd.expand_regions(ipamd.touch[]);
+
+-- Expands the regions of a batch.  others are the addresses the batch's
+-- other changes touched (they go to the derivation whatever they are).
+-- Writes the plain pool rows (and their audit rows when with_audit) and
+-- returns the addresses left for the derivation, and how many rows it
+-- wrote.
+CREATE OR REPLACE FUNCTION ipamd.expand_regions(regions ipamd.touch[],
+    others ipamd.touch[], with_audit boolean, OUT touched ipamd.touch[],
+    OUT filled bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+	pairs integer;
+BEGIN
+	-- A region given twice (a subnet's old and new cidr alike, or two
+	-- subnets of one cidr) is looked at once, as the latest event: the
+	-- derivation keeps an address's latest event too.
+	regions := ARRAY(SELECT DISTINCT ON (u.vrf, u.ip::cidr) u
+	    FROM unnest(regions) AS u
+	    ORDER BY u.vrf, u.ip::cidr, u.seq DESC);
+	SELECT count(*) INTO pairs
+	FROM unnest(regions) AS u
+	JOIN subnet s ON NOT s.deleted AND s.vrf = u.vrf
+	    AND s.cidr && u.ip::cidr;
+
 	WITH r AS (
 		SELECT u.vrf, u.ip::cidr AS cidr, ipamd.first_addr(u.ip::cidr) AS lo,
 		    ipamd.last_addr(u.ip::cidr) AS hi, u.seq, u.topic, u.part,
 		    u.off
 		FROM unnest(regions) AS u
-	), found AS (
+	), held AS MATERIALIZED (
+		-- What the derivation looks at whatever the pools: rows, live
+		-- servers and marks inside the regions.
 		SELECT r.vrf, x.ip, r.seq, r.topic, r.part, r.off
 		FROM r
 		CROSS JOIN LATERAL (
@@ -29,20 +65,76 @@ LANGUAGE sql STABLE AS $$
 			SELECT m.address FROM mark m
 			WHERE NOT m.deleted AND m.vrf = r.vrf
 			    AND m.address BETWEEN r.lo AND r.hi
-			UNION ALL
-			SELECT c.f + g.i
-			FROM subnet s
-			CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last)
-			    AS p(f, l)
-			CROSS JOIN LATERAL (SELECT greatest(p.f, r.lo) AS f,
-			    least(p.l, r.hi) AS l) c
-			CROSS JOIN LATERAL generate_series(0::bigint, c.l - c.f)
-			    AS g(i)
-			WHERE NOT s.deleted AND s.vrf = r.vrf AND s.cidr && r.cidr
-			    AND c.f <= c.l
 		) x
+	), around AS MATERIALIZED (
+		-- The live subnets overlapping each region.
+		SELECT r.vrf, r.lo, r.hi, r.seq, r.topic, r.part, r.off, s.id,
+		    s.cidr, ipamd.first_addr(s.cidr) AS s_lo,
+		    ipamd.last_addr(s.cidr) AS s_hi, s.pool_first, s.pool_last
+		FROM r
+		CROSS JOIN LATERAL (SELECT s.id, s.cidr, s.pool_first, s.pool_last
+		    FROM subnet s
+		    WHERE NOT s.deleted AND s.vrf = r.vrf AND s.cidr && r.cidr) s
+	), sole AS MATERIALIZED (
+		-- The subnets whose pool addresses can be plain, and whether a
+		-- more specific subnet around may take some of them.
+		SELECT a.*, pairs <= 16
+		    AND (SELECT count(*) FROM around b
+			WHERE b.vrf = a.vrf AND b.id = a.id) = 1
+		    AND NOT EXISTS (SELECT 1 FROM around b
+			WHERE b.vrf = a.vrf AND b.cidr = a.cidr AND b.id <> a.id)
+		    AS sole,
+		    EXISTS (SELECT 1 FROM around b
+			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
+			    AND b.cidr && a.cidr) AS nested,
+		    ipamd.image(a.id, 'available', 'static', NULL, NULL, NULL,
+			NULL, NULL, NULL) AS image
+		FROM around a
+	), pool AS (
+		-- Their pool addresses inside the regions.
+		SELECT a.vrf, c.f + g.i AS ip, a.seq, a.topic, a.part, a.off,
+		    a.id, a.image,
+		    a.sole AND (NOT a.nested OR NOT EXISTS (SELECT 1 FROM around b
+			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
+			    AND c.f + g.i BETWEEN b.s_lo AND b.s_hi)) AS sole
+		FROM sole a
+		CROSS JOIN LATERAL unnest(a.pool_first, a.pool_last) AS p(f, l)
+		CROSS JOIN LATERAL (SELECT greatest(p.f, a.lo) AS f,
+		    least(p.l, a.hi) AS l) c
+		CROSS JOIN LATERAL generate_series(0::bigint, c.l - c.f) AS g(i)
+		WHERE c.f <= c.l
+	), classed AS MATERIALIZED (
+		-- Plain: no row, server, mark, other change of this batch or
+		-- more specific subnet has the address.
+		SELECT p.*, p.sole AND h.ip IS NULL AND o.ip IS NULL AS plain
+		FROM pool p
+		LEFT JOIN (SELECT DISTINCT x.vrf, x.ip FROM held x) h
+		    ON h.vrf = p.vrf AND h.ip = p.ip
+		LEFT JOIN (SELECT DISTINCT x.vrf, x.ip FROM unnest(others) AS x) o
+		    ON o.vrf = p.vrf AND o.ip = p.ip
+	), written AS (
+		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type)
+		SELECT p.vrf, p.ip, p.id, 'available', 'static'
+		FROM classed p WHERE p.plain
+		RETURNING 1
+	), audited AS (
+		-- A pool's addresses share one image, built once above.
+		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
+		    source_topic, source_partition, source_offset)
+		SELECT p.vrf, p.ip, 'insert', NULL, p.image, p.topic, p.part,
+		    p.off
+		FROM classed p WHERE p.plain AND with_audit
+	), rest AS (
+		-- An address of a more specific subnet's pool may also come
+		-- from a wider one: the derivation finds its row as written.
+		SELECT h.vrf, h.ip, h.seq, h.topic, h.part, h.off FROM held h
+		UNION ALL
+		SELECT p.vrf, p.ip, p.seq, p.topic, p.part, p.off FROM classed p
+		WHERE NOT p.plain
 	)
-	SELECT coalesce(array_agg(ROW(f.vrf, f.ip, f.seq, f.topic, f.part,
-	    f.off)::ipamd.touch), '{}')
-	FROM found f
+	SELECT (SELECT coalesce(array_agg(ROW(f.vrf, f.ip, f.seq, f.topic,
+		f.part, f.off)::ipamd.touch), '{}') FROM rest f),
+	    (SELECT count(*) FROM written)
+	INTO touched, filled;
+END
 $$;

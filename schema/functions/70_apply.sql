@@ -32,6 +32,8 @@ DECLARE
 	trn record;
 	touched ipamd.touch[];
 	regions ipamd.touch[];
+	pools record;
+	filled bigint := 0;
 	derived jsonb;
 	subnet_conflicts jsonb := '[]';
 	dead bigint;
@@ -121,12 +123,23 @@ BEGIN
 	END IF;
 
 	IF cardinality(regions) > 0 THEN
-		touched := touched || ipamd.expand_regions(regions);
+		SELECT * INTO pools FROM ipamd.expand_regions(regions, touched,
+		    with_audit);
+		touched := touched || pools.touched;
+		filled := pools.filled;
 		subnet_conflicts := ipamd.refresh_subnet_conflicts(
 		    ipamd.subnets_around(regions));
 	END IF;
 
 	derived := ipamd.derive(touched, with_audit);
+	-- The plain pool rows the expansion wrote count as derived.
+	IF filled > 0 THEN
+		derived := derived || jsonb_build_object(
+		    'touched', (derived->>'touched')::bigint + filled,
+		    'inserted', (derived->>'inserted')::bigint + filled,
+		    'audited', (derived->>'audited')::bigint
+			+ CASE WHEN with_audit THEN filled ELSE 0 END);
+	END IF;
 	-- An ANALYZE inside the apply holds this batch and every event behind
 	-- it: 0.1-0.4 s for an address table of 100,000 rows, which was the
 	-- p99 of a steady stream of small batches.  Small batches leave the
@@ -134,7 +147,7 @@ BEGIN
 	-- changed); large ones (a first start, a backlog, a pool) still
 	-- check, so that a table filled from empty in a few batches is
 	-- planned as what it holds now.
-	IF cardinality(touched) >= 1000 THEN
+	IF cardinality(touched) + filled >= 1000 THEN
 		PERFORM ipamd.analyze_grown(target);
 	END IF;
 	RETURN derived || result || jsonb_build_object('conflicts',
