@@ -1116,6 +1116,12 @@ def measure_sweep(size, results):
         results["sweep"] = dict(skipped="needs root and fping")
         return
     os.environ["IPAM_SYNCD_BIN"] = DAEMON
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    import harness
+    # The watchdog measurement may have imported the harness already, when
+    # its BINARY was read from the environment: the daemon measured here
+    # is this run's.
+    harness.BINARY = DAEMON
     sys.path.insert(0, os.path.join(ROOT, "bench", "sweep"))
     import sweep_bench
     r, failures = sweep_bench.measure(cfg["cidr"], cfg["pool"], cfg["targets"], cfg["runs"],
