@@ -18,7 +18,8 @@
 -- no more specific subnet around holding it.  Past 16 subnets around the
 -- regions every address goes to the derivation, which looks each one up.
 
--- Schema 11 changed the arguments and the result.
+-- The arguments and the result changed (the plain pool rows): the old
+-- signature goes first.
 DROP FUNCTION IF EXISTS ipamd.expand_regions(ipamd.touch[]);
 
 -- Expands the regions of a batch.  others are the addresses the batch's
