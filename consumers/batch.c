@@ -248,7 +248,6 @@ static const char *const keep_names[BATCH_KEEP_FIELDS] = {
 struct batch_net {
 	enum change_entity		 entity;
 	const char			*id;
-	bool				 used;
 	const struct batch_entry	*c;	/* prefix: first of the highest version */
 	int64_t				*lo;	/* prefix: earlier highs, before c */
 	size_t				 lo_count;
@@ -260,6 +259,20 @@ struct batch_net {
 	const struct batch_entry	*field[BATCH_KEEP_FIELDS];
 	enum batch_from			 from[BATCH_KEEP_FIELDS];
 	bool				 one_by_one;	/* a key with requests */
+};
+
+/*
+ * The net effects of a batch's keys, made as the keys are met, found
+ * through an open-addressing table of their indexes (0: an empty slot,
+ * else 1 + the index into nets).  Small indexes keep the table a few
+ * pages even for a large batch: a table of the nets themselves was
+ * megabytes of fresh pages, faulted in for every batch.
+ */
+struct batch_nets {
+	uint32_t		*slots;
+	size_t			 mask;
+	struct batch_net	*nets;
+	size_t			 count;
 };
 
 /* Remembers at most this many stale events of a batch for the log. */
@@ -643,7 +656,6 @@ batch_json_one(const struct batch *batch, struct batch_text *text,
 	size_t i;
 
 	memset(&net, 0, sizeof(net));
-	net.used = true;
 	net.entity = change->entity;
 	net.id = change->id;
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
@@ -668,27 +680,26 @@ batch_json_one(const struct batch *batch, struct batch_text *text,
 
 /* Finds (or makes) the net effect of an entry's key. */
 static struct batch_net *
-batch_net_find(struct batch_net *table, size_t mask,
-    const struct batch_entry *entry)
+batch_net_find(struct batch_nets *table, const struct batch_entry *entry)
 {
 	struct batch_net *net;
 	size_t slot, i;
 
-	slot = batch_hash(entry->change.entity, entry->change.id) & mask;
-	for (;;) {
-		net = &table[slot];
-		if (!net->used || (net->entity == entry->change.entity &&
-		    strcmp(net->id, entry->change.id) == 0))
-			break;
-		slot = (slot + 1) & mask;
+	slot = batch_hash(entry->change.entity, entry->change.id) &
+	    table->mask;
+	while (table->slots[slot] != 0) {
+		net = &table->nets[table->slots[slot] - 1];
+		if (net->entity == entry->change.entity &&
+		    strcmp(net->id, entry->change.id) == 0)
+			return net;
+		slot = (slot + 1) & table->mask;
 	}
-	if (!net->used) {
-		net->used = true;
-		net->entity = entry->change.entity;
-		net->id = entry->change.id;
-		for (i = 0; i < BATCH_KEEP_FIELDS; i++)
-			net->from[i] = BATCH_FROM_STORED;
-	}
+	net = &table->nets[table->count++];
+	table->slots[slot] = (uint32_t)table->count;
+	net->entity = entry->change.entity;
+	net->id = entry->change.id;
+	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
+		net->from[i] = BATCH_FROM_STORED;
 	return net;
 }
 
@@ -723,7 +734,7 @@ batch_json_stale(const struct batch *batch, struct batch_text *text,
  */
 static int
 batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
-    void *arg, struct batch_net *table, size_t mask, struct batch_stale *stale,
+    void *arg, struct batch_nets *table, struct batch_stale *stale,
     uint8_t *roles, size_t *skipped)
 {
 	const struct batch_position *pos;
@@ -735,7 +746,7 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 	for (i = 0; i < n; i++) {
 		entry = &batch->entries[i];
 		if (!entry->dead && entry->change.request_id != NULL)
-			batch_net_find(table, mask, entry)->one_by_one = true;
+			batch_net_find(table, entry)->one_by_one = true;
 	}
 	for (i = 0; i < n; i++) {
 		entry = &batch->entries[i];
@@ -748,7 +759,7 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 			roles[i] = BATCH_ROLE_DEAD;
 		else if (entry->change.op == CHANGE_TRUNCATE)
 			roles[i] = BATCH_ROLE_TRUNCATE;
-		else if ((net = batch_net_find(table, mask, entry))->one_by_one)
+		else if ((net = batch_net_find(table, entry))->one_by_one)
 			roles[i] = BATCH_ROLE_ONE;
 		else {
 			roles[i] = BATCH_ROLE_NET;
@@ -810,19 +821,22 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
     size_t *skipped)
 {
 	static const char *const arrays[] = { "servers", "subnets", "marks" };
-	struct batch_net *table = NULL;
+	struct batch_nets table;
+	struct batch_net *net;
 	struct batch_stale stale;
 	struct batch_text text;
 	uint8_t *roles;
-	size_t i, slots, mask;
+	size_t i, slots;
 	char *done = NULL;
 	int entity;
 
 	*skipped = 0;
 	for (slots = 16; slots < n * 2; slots *= 2)
 		;
-	mask = slots - 1;
-	if ((table = calloc(slots, sizeof(*table))) == NULL ||
+	table.mask = slots - 1;
+	table.count = 0;
+	if ((table.slots = calloc(slots, sizeof(*table.slots))) == NULL ||
+	    (table.nets = calloc(n ? n : 1, sizeof(*table.nets))) == NULL ||
 	    (roles = malloc(n ? n : 1)) == NULL ||
 	    (stale.counts = calloc(batch->topic_count + 1,
 	    sizeof(*stale.counts))) == NULL ||
@@ -834,7 +848,7 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 	batch_text_init(&stale.sample, 256);
 	batch_text_init(&text, 1024 + n * 320);
 
-	if (batch_roles(batch, n, position, arg, table, mask, &stale, roles,
+	if (batch_roles(batch, n, position, arg, &table, &stale, roles,
 	    skipped) == -1)
 		goto fail;
 	batch_text_open(&text, NULL, '{');
@@ -869,10 +883,12 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 				batch_json_one(batch, &text, &stale,
 				    &batch->entries[i], i);
 		for (i = 0; i < slots; i++) {
-			if (table[i].used && !table[i].one_by_one &&
-			    table[i].entity == (enum change_entity)entity) {
-				(void)batch_json_net(batch, &text, &table[i],
-				    false);
+			if (table.slots[i] == 0)
+				continue;
+			net = &table.nets[table.slots[i] - 1];
+			if (!net->one_by_one &&
+			    net->entity == (enum change_entity)entity) {
+				(void)batch_json_net(batch, &text, net, false);
 				batch_text_close(&text, '}');
 			}
 		}
@@ -883,9 +899,10 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 fail:
 	batch_text_free(&text);
 	batch_text_free(&stale.sample);
-	for (i = 0; i < slots; i++)
-		free(table[i].lo);
-	free(table);
+	for (i = 0; i < table.count; i++)
+		free(table.nets[i].lo);
+	free(table.slots);
+	free(table.nets);
 	free(roles);
 	free(stale.counts);
 	free(stale.order);
