@@ -1,4 +1,6 @@
 /* JSON text written as it goes, for the batch's argument: no tree. */
+#include <sys/socket.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,13 +198,32 @@ void
 batch_text_addr(struct batch_text *text, const char *name, bool present,
     const struct ip_addr *addr)
 {
-	char plain[ADDR_TEXT_MAX];
+	char plain[ADDR_TEXT_MAX], *p = plain;
+	int i;
 
 	if (!present) {
 		batch_text_null(text, name);
 		return;
 	}
-	addr_format(addr, plain, sizeof(plain));
+	if (addr->family != AF_INET) {
+		addr_format(addr, plain, sizeof(plain));
+		batch_text_plain(text, name, plain);
+		return;
+	}
+	/*
+	 * IPv4 written here as inet_ntop() writes it ("%u.%u.%u.%u"): its
+	 * printf was most of the cost of a server's record.
+	 */
+	for (i = 0; i < 4; i++) {
+		if (i > 0)
+			*p++ = '.';
+		if (addr->bytes[i] >= 100)
+			*p++ = (char)('0' + addr->bytes[i] / 100);
+		if (addr->bytes[i] >= 10)
+			*p++ = (char)('0' + addr->bytes[i] / 10 % 10);
+		*p++ = (char)('0' + addr->bytes[i] % 10);
+	}
+	*p = '\0';
 	batch_text_plain(text, name, plain);
 }
 
