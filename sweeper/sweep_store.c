@@ -42,27 +42,19 @@ const char sweep_store_claim_sql[] =
 	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
 
 /*
- * The addresses of the subnets leased to this member for the round, with
- * their state as public.ipam derives it (ipamd.sweep_rows(), schema/
- * functions/90_sweep.sql); a subnet that stopped allowing pings since the
- * claim is left out.
+ * The addresses of the subnets leased to this member for the round, of
+ * the families it probes, with their state as public.ipam derives it
+ * (ipamd.sweep_targets(), schema/functions/90_sweep.sql, which marks
+ * those leases probed); a subnet that does not allow pings is left out.
  */
 const char sweep_store_targets_sql[] =
-	"SELECT a.vrf, host(a.ip_address), a.active, a.answered,\n"
-	"    a.missed_sweeps, a.rtt_us, a.followed\n"
-	"FROM ipamd.sweep_lease l\n"
-	"JOIN ipam_state.subnet s ON s.id = l.subnet_id\n"
-	"JOIN ipamd.sweep_rows() a ON a.subnet_id = l.subnet_id\n"
-	"WHERE l.member = $1 AND l.expires_at = ipamd.sweep_time($2)\n"
-	"    AND s.ping AND NOT s.deleted";
+	"SELECT vrf, ip, active, answered, missed_sweeps, rtt_us, followed\n"
+	"FROM ipamd.sweep_targets($1, $2, $3)";
 
-/* The news of one routing domain (ipamd.sweep_write()). */
-const char sweep_store_write_sql[] =
-	"SELECT ipamd.sweep_write($1, $2, $3, $4, $5, $6)";
-
-/* The pass of the round's subnets (ipamd.sweep_pass()). */
-const char sweep_store_pass_sql[] =
-	"SELECT subnets, forgotten FROM ipamd.sweep_pass($1, $2, $3)";
+/* The news of a sweep and its pass, at once (ipamd.sweep_commit()). */
+const char sweep_store_commit_sql[] =
+	"SELECT written, subnets, forgotten\n"
+	"FROM ipamd.sweep_commit($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /* Parses an address and says whether it is probed. */
 enum sweep_target_verdict
@@ -185,8 +177,8 @@ sweep_store_next(const struct sweep_prior *prior, int32_t rtt_us,
 void
 sweep_store_arrays_begin(struct sweep_store_arrays *arrays)
 {
-	struct sweep_text *each[] = { &arrays->addresses, &arrays->rtts,
-	    &arrays->active, &arrays->missed };
+	struct sweep_text *each[] = { &arrays->vrfs, &arrays->addresses,
+	    &arrays->rtts, &arrays->active, &arrays->missed };
 	size_t i;
 
 	for (i = 0; i < sizeof(each) / sizeof(each[0]); i++) {
@@ -203,10 +195,17 @@ sweep_store_arrays_add(struct sweep_store_arrays *arrays,
 {
 	char text[INET6_ADDRSTRLEN];
 	const char *comma = arrays->count > 0 ? "," : "";
+	const char *c;
 
 	if (inet_ntop(result->addr->family, result->addr->bytes, text,
 	    sizeof(text)) == NULL)
 		fatal("sweeper: inet_ntop");
+	/* A routing domain's name may hold anything: quoted, escaped. */
+	sweep_text_printf(&arrays->vrfs, "%s\"", comma);
+	for (c = result->vrf; *c != '\0'; c++)
+		sweep_text_printf(&arrays->vrfs, *c == '"' || *c == '\\' ?
+		    "\\%c" : "%c", *c);
+	sweep_text_printf(&arrays->vrfs, "\"");
 	sweep_text_printf(&arrays->addresses, "%s%s", comma, text);
 	if (result->rtt_us < 0)
 		sweep_text_printf(&arrays->rtts, "%sNULL", comma);
@@ -224,6 +223,7 @@ sweep_store_arrays_add(struct sweep_store_arrays *arrays,
 void
 sweep_store_arrays_end(struct sweep_store_arrays *arrays)
 {
+	sweep_text_printf(&arrays->vrfs, "}");
 	sweep_text_printf(&arrays->addresses, "}");
 	sweep_text_printf(&arrays->rtts, "}");
 	sweep_text_printf(&arrays->active, "}");
@@ -234,6 +234,7 @@ sweep_store_arrays_end(struct sweep_store_arrays *arrays)
 void
 sweep_store_arrays_free(struct sweep_store_arrays *arrays)
 {
+	sweep_text_free(&arrays->vrfs);
 	sweep_text_free(&arrays->addresses);
 	sweep_text_free(&arrays->rtts);
 	sweep_text_free(&arrays->active);

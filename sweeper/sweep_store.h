@@ -30,29 +30,26 @@ extern const char sweep_store_claim_sql[];
 
 /*
  * The targets: the addresses of the subnets leased to member $1 for the
- * round that ends at $2 (milliseconds since 1970).  Rows: vrf, address
- * as text, and its state as public.ipam derives it: active, answered (the
- * last pass), missed_sweeps, rtt_us (NULL: none), followed (a state row
- * follows the row in its present subnet).
+ * round that ends at $2 (milliseconds since 1970) whose family is in $3
+ * (an integer[] of 4 and 6: those the member has a socket for); their
+ * leases are marked probed.  Rows: vrf, address as text, and its state as
+ * public.ipam derives it: active, answered (the last pass),
+ * missed_sweeps, rtt_us (NULL: none), followed (a state row follows the
+ * row in its present subnet).
  */
 extern const char sweep_store_targets_sql[];
 
 /*
  * Writes the state rows of the addresses whose state changed (the news)
- * in one routing domain (ipamd.sweep_write(), schema/functions/
- * 90_sweep.sql) and returns one row: the rows written.  $1 vrf, $2 inet[]
- * addresses, $3 integer[] round-trip times (NULL: no reply), $4 boolean[]
- * active, $5 integer[] missed_sweeps, $6 the pass's time (a timestamptz:
- * when the sweep began probing).
+ * and counts the pass of the subnets probed, in one statement
+ * (ipamd.sweep_commit(), schema/functions/90_sweep.sql): $1 member, $2
+ * the round's end, $3 the pass's time (a timestamptz: when the sweep
+ * began probing), then the news as parallel arrays: $4 text[] routing
+ * domains, $5 inet[] addresses, $6 integer[] round-trip times (NULL: no
+ * reply), $7 boolean[] active, $8 integer[] missed_sweeps.  One row: state
+ * rows written, subnets counted, state rows of gone addresses forgotten.
  */
-extern const char sweep_store_write_sql[];
-
-/*
- * Counts the pass of the subnets leased to member $1 for the round that
- * ends at $2, begun at $3 (a timestamptz), once their news is written
- * (ipamd.sweep_pass()).  One row: subnets counted, state rows forgotten.
- */
-extern const char sweep_store_pass_sql[];
+extern const char sweep_store_commit_sql[];
 
 /* Why an address from the table is not probed. */
 enum sweep_target_verdict {
@@ -115,18 +112,20 @@ bool	sweep_store_next(const struct sweep_prior *prior, int32_t rtt_us,
 
 /* One state row to write, as the write statement's arrays take it. */
 struct sweep_result {
+	const char		*vrf;		/* its routing domain */
 	const struct sweep_addr	*addr;
 	int64_t			 rtt_us;	/* -1: no reply */
 	bool			 active;
 	int32_t			 missed_sweeps;
 };
 
-/* The array parameters of one write batch, as PostgreSQL array literals. */
+/* The array parameters of a sweep's news, as PostgreSQL array literals. */
 struct sweep_store_arrays {
-	struct sweep_text	addresses;	/* $2 */
-	struct sweep_text	rtts;		/* $3 */
-	struct sweep_text	active;		/* $4 */
-	struct sweep_text	missed;		/* $5 */
+	struct sweep_text	vrfs;		/* $4 */
+	struct sweep_text	addresses;	/* $5 */
+	struct sweep_text	rtts;		/* $6 */
+	struct sweep_text	active;		/* $7 */
+	struct sweep_text	missed;		/* $8 */
 	size_t			count;
 };
 

@@ -21,22 +21,13 @@
 #include "sweeper/sweep_store.h"
 #include "sweeper/sweeper.h"
 
-/*
- * Most results one write statement carries.  When the rate leaves the
- * loop idle between probes, a batch is written as soon as this many
- * results of one routing domain are settled, so that a long sweep shows
- * its results as it goes; a sweep that keeps the loop busy writes once
- * every probe is settled, so that PostgreSQL does not compete with it.
- */
-#define SWEEPER_WRITE_BATCH	8192
-
 /* Most probes sent in one turn of the loop before it polls again. */
 #define SWEEPER_SEND_TURN	512
 
 /* Most datagrams read from one socket in one turn of the loop. */
 #define SWEEPER_READ_TURN	4096
 
-/* A write batch that keeps meeting locked rows is tried this often. */
+/* A commit that keeps meeting locked rows is tried this often. */
 #define SWEEPER_WRITE_ATTEMPTS	4
 #define SWEEPER_WRITE_RETRY_MS	250
 
@@ -59,8 +50,8 @@ enum sweeper_phase {
 	SWEEPER_IDLE,		/* between sweeps */
 	SWEEPER_CLAIMING,	/* claiming this round's subnets */
 	SWEEPER_LOADING,	/* reading the targets */
-	SWEEPER_PROBING,	/* sending probes, reading replies, writing */
-	SWEEPER_WRITING,	/* every probe settled: the last batches */
+	SWEEPER_PROBING,	/* sending probes, reading replies */
+	SWEEPER_WRITING,	/* every probe settled: news and pass */
 };
 
 /* Where one address stands in the sweep. */
@@ -160,18 +151,18 @@ struct sweeper {
 	unsigned		 drops_logged;
 
 	/*
-	 * Writing: settled targets, grouped by routing domain; only those
-	 * whose state changed are written, then the pass of the round's
-	 * subnets is counted (schema/functions/90_sweep.sql).
+	 * Writing: settled targets, grouped by routing domain; the news
+	 * (those whose state changed) is gathered as they settle, and written
+	 * with the pass of the subnets probed in one statement once every
+	 * probe is settled (schema/functions/90_sweep.sql), so that an
+	 * interrupted sweep leaves nothing of itself.
 	 */
 	uint32_t		*settled;	/* vrf v's from vrf_first[v] on */
 	size_t			*vrf_first;
 	size_t			*vrf_settled;	/* how many of each are settled */
 	size_t			*vrf_examined;	/* how many of each are decided */
-	bool			 writing;	/* a batch is in flight or waits */
-	uint16_t		 write_vrf;	/* the news gathered is its */
+	bool			 writing;	/* the commit is in flight or waits */
 	unsigned		 write_attempts;
-	bool			 counting;	/* the pass statement is sent */
 	uint64_t		 batch_up;	/* of the news gathered */
 	uint64_t		 batch_down;
 	uint64_t		 rows_changed;
@@ -186,7 +177,6 @@ static void	sweeper_turn(struct sweeper *sweeper);
 static bool	sweeper_has_work(const struct sweeper *sweeper);
 static void	sweeper_write_ready(struct sweeper *sweeper);
 static void	sweeper_write_batch(struct sweeper *sweeper);
-static void	sweeper_count_pass(struct sweeper *sweeper);
 static void	sweeper_begin(struct sweeper *sweeper);
 
 /* The monotonic clock in nanoseconds. */
@@ -312,7 +302,7 @@ sweeper_clear(struct sweeper *sweeper)
 	sweeper->settled = NULL;
 	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_examined = NULL;
 	sweeper->writing = false;
-	sweeper->counting = false;
+	sweeper->write_attempts = 0;
 	sweeper->arrays.count = 0;
 	sweeper->batch_up = sweeper->batch_down = 0;
 	sweeper->vrf_count = 0;
@@ -885,16 +875,13 @@ sweeper_pace_cb(evutil_socket_t fd, short what, void *arg)
 		sweeper_turn(sweeper);
 }
 
-/* The write timer: the statement that met locked rows, tried again. */
+/* The write timer: the commit that met locked rows, tried again. */
 static void
 sweeper_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sweeper *sweeper = arg;
 
-	if (sweeper->phase == SWEEPER_WRITING && sweeper->counting)
-		sweeper_count_pass(sweeper);
-	else if (sweeper->phase == SWEEPER_PROBING ||
-	    sweeper->phase == SWEEPER_WRITING)
+	if (sweeper->phase == SWEEPER_WRITING && sweeper->writing)
 		sweeper_write_batch(sweeper);
 }
 
@@ -980,6 +967,8 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
 	}
 	sweeper->count = sweeper_parse_targets(sweeper, result);
 	sweeper->unsettled = sweeper->count;
+	sweep_store_arrays_begin(&sweeper->arrays);
+	/* Nothing to probe: no pass to count either (no subnet probed). */
 	if (sweeper->count == 0) {
 		sweeper_finish(sweeper);
 		return;
@@ -1025,13 +1014,15 @@ static void
 sweeper_load(struct sweeper *sweeper)
 {
 	char member[32], round_end[32];
-	const char *params[2] = { member, round_end };
+	/* Only the families it can probe: the others' subnets count no pass. */
+	const char *params[3] = { member, round_end,
+	    sweeper->sock6.kind == SWEEP_SOCKET_NONE ? "{4}" : "{4,6}" };
 
 	snprintf(member, sizeof(member), "%d", sweeper->member);
 	snprintf(round_end, sizeof(round_end), "%lld",
 	    (long long)sweeper->round_end_ms);
 	sweeper->phase = SWEEPER_LOADING;
-	if (pgconn_query(sweeper->pg, sweep_store_targets_sql, 2, params,
+	if (pgconn_query(sweeper->pg, sweep_store_targets_sql, 3, params,
 	    sweeper_loaded, sweeper) == -1)
 		sweeper_lost(sweeper, "PostgreSQL is away");
 }
@@ -1165,9 +1156,9 @@ sweeper_write_conflict(const char *sqlstate)
 }
 
 /*
- * A write (or pass) statement failed: it is tried again later when it met
- * rows another session holds (another member whose sweep overran its
- * round), else the sweep is given up.
+ * The commit failed: it is tried again later when it met rows another
+ * session holds (another member whose sweep overran its round), else the
+ * sweep is given up.  Either way nothing of it was written.
  */
 static void
 sweeper_write_failed(struct sweeper *sweeper, struct pgconn *pg,
@@ -1196,47 +1187,27 @@ sweeper_write_failed(struct sweeper *sweeper, struct pgconn *pg,
 	sweeper_schedule(sweeper);
 }
 
-/* A write batch is done (or failed). */
+/* The news is written and the pass counted (or it failed): it is over. */
 static void
 sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct sweeper *sweeper = arg;
 
-	if (sweeper->phase != SWEEPER_PROBING &&
-	    sweeper->phase != SWEEPER_WRITING)
+	if (sweeper->phase != SWEEPER_WRITING || !sweeper->writing)
 		return;
-	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
+	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK ||
+	    PQntuples(result) != 1) {
 		sweeper_write_failed(sweeper, pg, result, error);
 		return;
 	}
-	sweeper->rows_changed += strtoull(PQgetvalue(result, 0, 0), NULL, 10);
-	sweeper->went_up += sweeper->batch_up;
-	sweeper->went_down += sweeper->batch_down;
-	sweeper->batch_up = sweeper->batch_down = 0;
-	sweeper->arrays.count = 0;
-	sweeper->writing = false;
-	sweeper->write_attempts = 0;
-	sweeper_write_ready(sweeper);
-}
-
-/* The pass is counted: the sweep is over. */
-static void
-sweeper_counted(struct pgconn *pg, PGresult *result, const char *error,
-    void *arg)
-{
-	struct sweeper *sweeper = arg;
-
-	if (sweeper->phase != SWEEPER_WRITING || !sweeper->counting)
-		return;
-	if (result == NULL || PQresultStatus(result) != PGRES_TUPLES_OK) {
-		sweeper_write_failed(sweeper, pg, result, error);
-		return;
-	}
+	sweeper->rows_changed = strtoull(PQgetvalue(result, 0, 0), NULL, 10);
+	sweeper->went_up = sweeper->batch_up;
+	sweeper->went_down = sweeper->batch_down;
 	log_debug("sweeper: sweep %llu: the pass of %s subnets counted, %s "
 	    "state rows of gone addresses forgotten",
-	    (unsigned long long)sweeper->number, PQgetvalue(result, 0, 0),
-	    PQgetvalue(result, 0, 1));
+	    (unsigned long long)sweeper->number, PQgetvalue(result, 0, 1),
+	    PQgetvalue(result, 0, 2));
 	sweeper_finish(sweeper);
 }
 
@@ -1249,31 +1220,10 @@ sweeper_pass_time(const struct sweeper *sweeper, char *buf, size_t buflen)
 	    buflen);
 }
 
-/* Every result is written: the pass of the round's subnets is counted. */
-static void
-sweeper_count_pass(struct sweeper *sweeper)
-{
-	char member[32], round_end[32], checked[64];
-	const char *params[3] = { member, round_end, checked };
-
-	if (!pgconn_is_up(sweeper->pg)) {
-		sweeper_lost(sweeper, "PostgreSQL is away");
-		return;
-	}
-	sweeper->counting = true;
-	snprintf(member, sizeof(member), "%d", sweeper->member);
-	snprintf(round_end, sizeof(round_end), "%lld",
-	    (long long)sweeper->round_end_ms);
-	sweeper_pass_time(sweeper, checked, sizeof(checked));
-	if (pgconn_query(sweeper->pg, sweep_store_pass_sql, 3, params,
-	    sweeper_counted, sweeper) == -1)
-		sweeper_lost(sweeper, "PostgreSQL is away");
-}
-
 /*
  * Decides the new state of the settled results of one routing domain not
  * looked at yet, gathering the news into the arrays (counting what goes
- * up or down), until they hold SWEEPER_WRITE_BATCH rows.
+ * up or down).
  */
 static void
 sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
@@ -1283,8 +1233,7 @@ sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
 	struct sweep_result result;
 	const uint32_t *settled = sweeper->settled + sweeper->vrf_first[vrf];
 
-	while (sweeper->vrf_examined[vrf] < sweeper->vrf_settled[vrf] &&
-	    sweeper->arrays.count < SWEEPER_WRITE_BATCH) {
+	while (sweeper->vrf_examined[vrf] < sweeper->vrf_settled[vrf]) {
 		target = &sweeper->targets[
 		    settled[sweeper->vrf_examined[vrf]++]];
 		prior.followed = target->followed;
@@ -1292,6 +1241,7 @@ sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
 		prior.answered = target->answered;
 		prior.missed_sweeps = target->missed_sweeps;
 		prior.rtt_us = target->stored_rtt_us;
+		result.vrf = sweeper->vrfs[vrf];
 		result.addr = &target->addr;
 		result.rtt_us = target->state == SWEEPER_TARGET_ANSWERED ?
 		    target->rtt_us : -1;
@@ -1299,10 +1249,6 @@ sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
 		    sweeper->settings.down_after, &result.active,
 		    &result.missed_sweeps))
 			continue;
-		if (sweeper->arrays.count == 0) {
-			sweep_store_arrays_begin(&sweeper->arrays);
-			sweeper->write_vrf = (uint16_t)vrf;
-		}
 		if (result.active && !prior.active)
 			sweeper->batch_up++;
 		else if (!result.active && prior.active)
@@ -1312,58 +1258,51 @@ sweeper_gather_news(struct sweeper *sweeper, size_t vrf)
 }
 
 /*
- * Looks at the results settled since, and writes their news once a
- * statement's worth is gathered, or whatever is left once every probe is
- * settled (a sweep without news sends no statement at all).  The news of
- * one routing domain is written before another's is gathered.  When all
- * is written after the last probe, the pass is counted.
+ * Gathers the news of the results settled since; once every probe is
+ * settled, writes it with the pass of the subnets probed, in one
+ * statement: a sweep's news and its pass are there together or not at
+ * all, so the passes count exactly the sweeps whose state is written.
  */
 static void
 sweeper_write_ready(struct sweeper *sweeper)
 {
-	bool last = sweeper->phase == SWEEPER_WRITING;
 	size_t vrf;
 
-	if (sweeper->writing || sweeper->counting)
+	if (sweeper->writing)
 		return;
-	for (vrf = 0; vrf < sweeper->vrf_count; vrf++) {
-		if (sweeper->vrf_examined[vrf] == sweeper->vrf_settled[vrf])
-			continue;
-		if (sweeper->arrays.count > 0 && sweeper->write_vrf != vrf)
-			break;
+	for (vrf = 0; vrf < sweeper->vrf_count; vrf++)
 		sweeper_gather_news(sweeper, vrf);
-		if (sweeper->arrays.count >= SWEEPER_WRITE_BATCH)
-			break;
-	}
-	if (sweeper->arrays.count > 0 && (last || vrf < sweeper->vrf_count)) {
-		sweep_store_arrays_end(&sweeper->arrays);
-		sweeper->writing = true;
-		sweeper_write_batch(sweeper);
+	if (sweeper->phase != SWEEPER_WRITING)
 		return;
-	}
-	if (last)
-		sweeper_count_pass(sweeper);
+	sweep_store_arrays_end(&sweeper->arrays);
+	sweeper->writing = true;
+	sweeper_write_batch(sweeper);
 }
 
-/* Sends the news sweeper_write_ready() gathered (again after a conflict). */
+/* Sends the commit sweeper_write_ready() prepared (again after a conflict). */
 static void
 sweeper_write_batch(struct sweeper *sweeper)
 {
-	char base[64];
-	const char *params[6];
+	char member[32], round_end[32], base[64];
+	const char *params[8];
 
 	if (!pgconn_is_up(sweeper->pg)) {
 		sweeper_lost(sweeper, "PostgreSQL is away");
 		return;
 	}
+	snprintf(member, sizeof(member), "%d", sweeper->member);
+	snprintf(round_end, sizeof(round_end), "%lld",
+	    (long long)sweeper->round_end_ms);
 	sweeper_pass_time(sweeper, base, sizeof(base));
-	params[0] = sweeper->vrfs[sweeper->write_vrf];
-	params[1] = sweeper->arrays.addresses.data;
-	params[2] = sweeper->arrays.rtts.data;
-	params[3] = sweeper->arrays.active.data;
-	params[4] = sweeper->arrays.missed.data;
-	params[5] = base;
-	if (pgconn_query(sweeper->pg, sweep_store_write_sql, 6, params,
+	params[0] = member;
+	params[1] = round_end;
+	params[2] = base;
+	params[3] = sweeper->arrays.vrfs.data;
+	params[4] = sweeper->arrays.addresses.data;
+	params[5] = sweeper->arrays.rtts.data;
+	params[6] = sweeper->arrays.active.data;
+	params[7] = sweeper->arrays.missed.data;
+	if (pgconn_query(sweeper->pg, sweep_store_commit_sql, 8, params,
 	    sweeper_written, sweeper) == -1)
 		sweeper_lost(sweeper, "PostgreSQL is away");
 }

@@ -159,7 +159,7 @@ BEGIN
 			ON CONFLICT (subnet_id) DO UPDATE
 			SET vrf = excluded.vrf, member = excluded.member,
 			    claimed_at = excluded.claimed_at,
-			    expires_at = excluded.expires_at
+			    expires_at = excluded.expires_at, probed = false
 			WHERE l.expires_at <= now()
 			RETURNING 1
 		)
@@ -243,23 +243,82 @@ LANGUAGE sql STABLE AS $$
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
 $$;
 
--- Writes the state rows of the addresses of one routing domain whose
--- state changed (the news, sweeper/sweeper.c decides which) for the pass
--- about to be counted: their subnet's passes so far plus one.  An address
--- whose row is gone meanwhile gets none.  A silent address keeps the
--- round trip time and last_seen_at it had; one that answered was seen at
--- pass_at plus its round trip time.  Returns the rows written.  News is
--- few rows, each found through its key: nested loops, whatever the
--- session prefers for its large joins.
-CREATE OR REPLACE FUNCTION ipamd.sweep_write(domain text, ips inet[],
-    rtts integer[], actives boolean[], missed integer[],
-    pass_at timestamptz) RETURNS bigint
-LANGUAGE sql
+-- The targets of member `me` for the round that ends at round_end_ms:
+-- the addresses of its leased subnets that allow pings and whose family
+-- (4 or 6) is one of `families` (those it has a socket for), with their
+-- state as public.ipam derives it (ipamd.sweep_rows()).  The leases of
+-- those subnets are marked probed: only their pass is counted
+-- (ipamd.sweep_commit()), so a subnet left out (ping off when read, a
+-- family the member cannot probe) never looks answered.
+CREATE OR REPLACE FUNCTION ipamd.sweep_targets(me integer,
+    round_end_ms bigint, families integer[])
+RETURNS TABLE (vrf text, ip text, active boolean, answered boolean,
+    missed_sweeps integer, rtt_us integer, followed boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	probed text[];
+BEGIN
+	-- In subnet order, as the claims lock the leases: no deadlock.
+	WITH marked AS (
+		UPDATE ipamd.sweep_lease l
+		SET probed = true
+		FROM ipam_state.subnet s
+		WHERE s.id = l.subnet_id AND l.member = me
+		    AND l.expires_at = ipamd.sweep_time(round_end_ms)
+		    AND s.ping AND NOT s.deleted
+		    AND family(s.cidr) = ANY (families)
+		RETURNING l.subnet_id
+	)
+	SELECT coalesce(array_agg(m.subnet_id), '{}') INTO probed
+	FROM marked m;
+	RETURN QUERY
+	SELECT a.vrf, host(a.ip_address), a.active, a.answered,
+	    a.missed_sweeps, a.rtt_us, a.followed
+	FROM ipamd.sweep_rows() a
+	WHERE a.subnet_id = ANY (probed);
+END
+$$;
+
+-- Writes a sweep's news and counts its pass, in one statement, so that
+-- both or neither are there: a sweep interrupted before this (PostgreSQL
+-- lost, the daemon killed, a failed write) leaves no state row stamped
+-- with a pass that is never counted.  The news (sweeper/sweeper.c
+-- decides which) is the state rows of the addresses whose state changed,
+-- as parallel arrays (domains[i] is ips[i]'s routing domain), written for
+-- the pass about to be counted: their subnet's passes so far plus one.
+-- Only the subnets of member `me` probed in the round that ends at
+-- round_end_ms (ipamd.sweep_targets() marked their leases) count a pass,
+-- and only addresses that lie in one of them get news; one whose row is
+-- gone meanwhile gets none.  A silent address keeps the round trip time
+-- and last_seen_at it had; one that answered was seen at pass_at (when
+-- the sweep began probing) plus its round trip time.  Every 64th pass of
+-- a subnet also forgets the state rows of its addresses whose row is gone
+-- (or was made again: a state row never follows a newer one); there are
+-- never more of those than addresses that had a row in the subnet, so
+-- once in a while is enough.  Returns the state rows written, the
+-- subnets counted and the state rows forgotten.  News is few rows, each
+-- found through its key: nested loops, whatever the session prefers for
+-- its large joins.
+CREATE OR REPLACE FUNCTION ipamd.sweep_commit(me integer,
+    round_end_ms bigint, pass_at timestamptz, domains text[], ips inet[],
+    rtts integer[], actives boolean[], missed integer[])
+RETURNS TABLE (written bigint, subnets integer, forgotten integer)
+LANGUAGE plpgsql
 SET enable_nestloop = on
 AS $$
+DECLARE
+	probed text[];
+	due text[];
+BEGIN
+	SELECT coalesce(array_agg(l.subnet_id ORDER BY l.subnet_id), '{}')
+	INTO probed
+	FROM ipamd.sweep_lease l
+	WHERE l.member = me AND l.expires_at = ipamd.sweep_time(round_end_ms)
+	    AND l.probed;
+
 	WITH r AS (
-		SELECT * FROM unnest(ips, rtts, actives, missed)
-		    AS r(ip, rtt_us, active, missed_sweeps)
+		SELECT * FROM unnest(domains, ips, rtts, actives, missed)
+		    AS r(vrf, ip, rtt_us, active, missed_sweeps)
 	), news AS (
 		SELECT a.vrf, a.ip_address, a.created_at, a.subnet_id,
 		    coalesce(p.passes, 0) + 1 AS pass, r.active,
@@ -270,7 +329,7 @@ AS $$
 			ELSE ipamd.sweep_seen(st.answered, st.seen_at,
 			    st.rtt_us, later.checked_at) END AS seen_at
 		FROM r
-		JOIN ipam_state.address a ON a.vrf = domain
+		JOIN ipam_state.address a ON a.vrf = r.vrf
 		    AND a.ip_address = r.ip
 		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = a.subnet_id
 		LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
@@ -280,7 +339,8 @@ AS $$
 		    ON later.subnet_id = st.subnet_id
 		    AND later.subnet_id = a.subnet_id
 		    AND later.passes > st.pass
-	), written AS (
+		WHERE a.subnet_id = ANY (probed)
+	), stored AS (
 		INSERT INTO ipamd.sweep_address AS st (vrf, ip_address,
 		    row_created_at, subnet_id, pass, active, answered,
 		    missed_sweeps, rtt_us, checked_at, seen_at)
@@ -297,37 +357,15 @@ AS $$
 		    seen_at = excluded.seen_at
 		RETURNING 1
 	)
-	SELECT count(*) FROM written
-$$;
+	SELECT count(*) INTO written FROM stored;
 
--- Counts the pass of every subnet leased to member `me` for the round
--- that ends at round_end_ms, once its news is written: one row per
--- subnet, whatever its size; pass_at is when the sweep began probing.
--- Every 64th pass of a subnet also forgets the state rows of its
--- addresses whose row is gone (or was made again: a state row never
--- follows a newer one); there are never more of those than addresses
--- that had a row in the subnet, so once in a while is enough.  Returns
--- the subnets counted and the state rows forgotten.
-CREATE OR REPLACE FUNCTION ipamd.sweep_pass(me integer, round_end_ms bigint,
-    pass_at timestamptz)
-RETURNS TABLE (subnets integer, forgotten integer)
-LANGUAGE plpgsql
-SET enable_nestloop = on
-AS $$
-DECLARE
-	due text[];
-BEGIN
 	-- In subnet order, as the claims lock the leases: no deadlock.
 	WITH swept AS (
 		INSERT INTO ipamd.sweep_subnet AS p (subnet_id, passes,
 		    checked_at)
-		SELECT l.subnet_id, 1, pass_at
-		FROM ipamd.sweep_lease l
-		JOIN ipam_state.subnet s ON s.id = l.subnet_id
-		WHERE l.member = me
-		    AND l.expires_at = ipamd.sweep_time(round_end_ms)
-		    AND s.ping AND NOT s.deleted
-		ORDER BY l.subnet_id
+		SELECT u.id, 1, pass_at
+		FROM unnest(probed) AS u(id)
+		ORDER BY u.id
 		ON CONFLICT (subnet_id) DO UPDATE
 		SET passes = p.passes + 1, checked_at = excluded.checked_at
 		RETURNING p.subnet_id, p.passes
@@ -348,6 +386,12 @@ BEGIN
 	RETURN NEXT;
 END
 $$;
+
+-- Schema 10's two statements, a sweep's news then its pass, which an
+-- interruption between them could leave half done.
+DROP FUNCTION IF EXISTS ipamd.sweep_write(text, inet[], integer[],
+    boolean[], integer[], timestamptz);
+DROP FUNCTION IF EXISTS ipamd.sweep_pass(integer, bigint, timestamptz);
 
 -- (Re)defines public.ipam, the rows as operators see them, with the
 -- sweeper's columns derived as above: when this file runs, and when a

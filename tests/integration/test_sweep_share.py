@@ -197,6 +197,157 @@ def test_sweep_claims_lease_each_subnet_once_per_round():
         db.close()
 
 
+def sweep_state(db, ips):
+    """{ip: (active, last_seen_at, last_checked_at, missed_sweeps)} as
+    public.ipam and ipamd.sweep_rows() derive them."""
+    return {r[0]: r[1:] for r in db.query(
+        "SELECT host(i.ip_address), i.active, i.last_seen_at, i.last_checked_at, "
+        "r.missed_sweeps FROM public.ipam i JOIN ipamd.sweep_rows() r "
+        "ON r.vrf = i.vrf AND r.ip_address = i.ip_address "
+        "WHERE i.ip_address = ANY(%s::inet[])", (list(ips),))}
+
+
+def commit(member, end, news, pass_at="now()"):
+    """ipamd.sweep_commit() of member for the round ending at end, news
+    [(ip, rtt_us or None, active, missed)] of the default domain."""
+    return member.one(
+        "SELECT written, subnets, forgotten FROM ipamd.sweep_commit(%s, %s, " + pass_at +
+        ", %s::text[], %s::inet[], %s::integer[], %s::boolean[], %s::integer[])",
+        (member.id, end, [""] * len(news), [n[0] for n in news], [n[1] for n in news],
+         [n[2] for n in news], [n[3] for n in news]))
+
+
+def sweep(member, end, families, news):
+    """One sweep of member: its targets read (families it probes), then its
+    news and pass; returns the targets {ip: row}."""
+    with member.conn.cursor() as cur:
+        cur.execute("SELECT ip, active, answered, missed_sweeps, rtt_us, followed "
+                    "FROM ipamd.sweep_targets(%s, %s, %s)", (member.id, end, families))
+        targets = {r[0]: r[1:] for r in cur.fetchall()}
+    commit(member, end, news)
+    return targets
+
+
+def test_sweep_pass_counts_only_the_subnets_probed():
+    """A pass is counted only for the subnets whose addresses a sweep
+    probed: not an IPv6 subnet of a member without an IPv6 socket, not a
+    subnet whose ping was off when the targets were read and on again when
+    the pass was counted.  So an address of those that answered once
+    keeps its last_seen_at and last_checked_at, as the sweeps that never
+    probed it leave them, instead of looking answered at every pass."""
+    db = migrated_database()
+    member = None
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) VALUES "
+                 "('v4', 1, '', '10.8.0.0/24', true), ('v6', 1, '', '2001:db8:8::/64', true), "
+                 "('flip', 1, '', '10.8.1.0/24', true)")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
+                 "VALUES ('10.8.0.1', 'v4', 'available', 'static'), "
+                 "('2001:db8:8::1', 'v6', 'available', 'static'), "
+                 "('10.8.1.1', 'flip', 'available', 'static')")
+        ips = ["10.8.0.1", "2001:db8:8::1", "10.8.1.1"]
+        member = Member(db)
+
+        # A first sweep by a member with both sockets: each answers once.
+        end = next_round(db)
+        assert member.claim()["subnets"] == 3
+        targets = sweep(member, end, [4, 6], [(ip, 100, True, 0) for ip in ips])
+        assert set(targets) == set(ips), targets
+        first = sweep_state(db, ips)
+        assert all(first[ip][0] and first[ip][1] is not None for ip in ips), first
+
+        # Then sweeps by a member without an IPv6 socket, while flip's
+        # ping is off when the targets are read and on again at the pass.
+        for _ in range(3):
+            end = next_round(db)
+            assert member.claim()["subnets"] == 3
+            db.query("UPDATE ipam_state.subnet SET ping = false WHERE id = 'flip'")
+            with member.conn.cursor() as cur:
+                cur.execute("SELECT ip FROM ipamd.sweep_targets(%s, %s, %s)",
+                            (member.id, end, [4]))
+                assert [r[0] for r in cur.fetchall()] == ["10.8.0.1"]
+            db.query("UPDATE ipam_state.subnet SET ping = true WHERE id = 'flip'")
+            assert commit(member, end, [])[1] == 1
+        passes = dict(db.query("SELECT subnet_id, passes FROM ipamd.sweep_subnet"))
+        assert passes == {"v4": 4, "v6": 1, "flip": 1}, passes
+        now = sweep_state(db, ips)
+        # The one probed each time answered each time (no news needed) ...
+        assert now["10.8.0.1"][1] > first["10.8.0.1"][1], (first, now)
+        assert now["10.8.0.1"][2] > first["10.8.0.1"][2], (first, now)
+        # ... the others were never probed again: nothing moved.
+        for ip in ("2001:db8:8::1", "10.8.1.1"):
+            assert now[ip] == first[ip], (ip, first[ip], now[ip])
+    finally:
+        if member:
+            member.leave()
+        db.close()
+
+
+def test_sweep_interrupted_between_news_and_pass_leaves_nothing():
+    """A sweep's news and its pass are one statement: a sweep whose session
+    ends after its news is written and before its pass is counted (here
+    while the pass waits for a lock) leaves neither, so the next sweep
+    counts the same pass number afresh, and a silent host's missed sweeps
+    lose none to the interruption."""
+    db = migrated_database()
+    member = None
+    blocker = db._connect(db.name)
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) VALUES "
+                 "('s', 1, '', '10.7.0.0/24', true)")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
+                 "VALUES ('10.7.0.1', 's', 'available', 'static')")
+        member = Member(db)
+        end = next_round(db)
+        member.claim()
+        sweep(member, end, [4], [("10.7.0.1", 100, True, 0)])
+        before = db.query("SELECT * FROM ipamd.sweep_address")
+
+        # The next sweep: silent, its news written, its pass held up.
+        end = next_round(db)
+        member.claim()
+        member.one("SELECT count(*) FROM ipamd.sweep_targets(%s, %s, %s)",
+                   (member.id, end, [4]))
+        with blocker.cursor() as cur:
+            cur.execute("SELECT 1 FROM ipamd.sweep_subnet WHERE subnet_id = 's' FOR UPDATE")
+        pid = member.one("SELECT pg_backend_pid()", ())[0]
+        failed = []
+
+        def run():
+            try:
+                commit(member, end, [("10.7.0.1", None, True, 1)])
+            except psycopg2.Error as error:
+                failed.append(error)
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until(lambda: db.scalar("SELECT wait_event_type FROM pg_stat_activity "
+                                     "WHERE pid = %s", (pid,)) == "Lock", 10,
+                   "the pass to wait for the lock")
+        db.query("SELECT pg_terminate_backend(%s)", (pid,))
+        thread.join(10)
+        assert failed, "the commit was not interrupted"
+        blocker.rollback()
+        assert db.query("SELECT * FROM ipamd.sweep_address") == before
+        assert db.scalar("SELECT passes FROM ipamd.sweep_subnet") == 1
+
+        # The next sweeps count from where the last complete one left.
+        member.leave()
+        member = Member(db)
+        for missed in (1, 2):
+            end = next_round(db)
+            member.claim()
+            targets = sweep(member, end, [4], [("10.7.0.1", None, True, missed)]
+                            if missed == 1 else [])
+            assert targets["10.7.0.1"][2] == missed - 1, targets
+        assert db.scalar("SELECT passes FROM ipamd.sweep_subnet") == 3
+        assert sweep_state(db, ["10.7.0.1"])["10.7.0.1"][3] == 2
+    finally:
+        blocker.close()
+        if member:
+            member.leave()
+        db.close()
+
+
 class Capture:
     """Every echo request that reaches an interface of a namespace, as
     (time, source, destination), read by a thread from a packet socket."""

@@ -64,6 +64,7 @@ test_arrays(void **state)
 
 	sweep_store_arrays_begin(&arrays);
 	sweep_store_arrays_end(&arrays);
+	assert_string_equal(arrays.vrfs.data, "{}");
 	assert_string_equal(arrays.addresses.data, "{}");
 	assert_string_equal(arrays.rtts.data, "{}");
 	assert_string_equal(arrays.active.data, "{}");
@@ -71,11 +72,14 @@ test_arrays(void **state)
 
 	/* Used again, the arrays start afresh. */
 	sweep_store_arrays_begin(&arrays);
+	result.vrf = "";
 	result.addr = &v4;
 	result.rtt_us = 57;
 	result.active = true;
 	result.missed_sweeps = 0;
 	sweep_store_arrays_add(&arrays, &result);
+	/* A routing domain's name is quoted, its quotes and backslashes escaped. */
+	result.vrf = "bl\"u,e\\";
 	result.addr = &v6;
 	result.rtt_us = -1;
 	result.active = false;
@@ -83,6 +87,7 @@ test_arrays(void **state)
 	sweep_store_arrays_add(&arrays, &result);
 	sweep_store_arrays_end(&arrays);
 	assert_int_equal(arrays.count, 2);
+	assert_string_equal(arrays.vrfs.data, "{\"\",\"bl\\\"u,e\\\\\"}");
 	assert_string_equal(arrays.addresses.data, "{127.77.0.1,2001:db8::7}");
 	assert_string_equal(arrays.rtts.data, "{57,NULL}");
 	assert_string_equal(arrays.active.data, "{t,f}");
@@ -195,17 +200,18 @@ test_timestamp(void **state)
 	assert_string_equal(buf, row->expect);
 }
 
-/* The targets come from this member's leases of subnets that allow pings. */
+/*
+ * The targets come from this member's leases (ipamd.sweep_targets(),
+ * which marks those probed), and a sweep's news and its pass are one
+ * statement: neither is ever written without the other.
+ */
 static void
 test_targets_are_the_leases(void **state)
 {
-	assert_non_null(strstr(sweep_store_targets_sql, "s.ping"));
-	assert_non_null(strstr(sweep_store_targets_sql, "FROM ipamd.sweep_lease"));
 	assert_non_null(strstr(sweep_store_targets_sql,
-	    "l.member = $1 AND l.expires_at = ipamd.sweep_time($2)"));
-	/* The writes go through the functions of 90_sweep.sql. */
-	assert_non_null(strstr(sweep_store_write_sql, "ipamd.sweep_write("));
-	assert_non_null(strstr(sweep_store_pass_sql, "ipamd.sweep_pass("));
+	    "FROM ipamd.sweep_targets($1, $2, $3)"));
+	assert_non_null(strstr(sweep_store_commit_sql,
+	    "FROM ipamd.sweep_commit($1, $2, $3, $4, $5, $6, $7, $8)"));
 }
 
 /* Runs every table and single test. */
