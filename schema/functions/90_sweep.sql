@@ -170,7 +170,56 @@ BEGIN
 	-- ten rounds leaves its lease behind: forgotten.
 	DELETE FROM ipamd.sweep_lease l
 	WHERE l.expires_at < now() - 10 * round_ms * interval '1 millisecond';
+	PERFORM ipamd.sweep_prune(live, round_ms);
 	RETURN NEXT;
+END
+$$;
+
+-- Forgets, a bounded share at a time, the state of subnets no longer
+-- swept: deleted, ping off, or of a routing domain no live member sweeps,
+-- and not counted a pass for ten rounds.  Their state rows go first,
+-- SWEEP_PRUNE_ROWS (5,000) at most a call, then their row of passes once
+-- none is left; a subnet swept again later starts as never checked, as a
+-- new one does.  Every claim calls it, so a few thousand rows a round
+-- keep up with any deletion; the subnets one member prunes are locked
+-- (SKIP LOCKED), so members claiming at once never wait on each other.
+-- Returns the state rows forgotten.
+CREATE OR REPLACE FUNCTION ipamd.sweep_prune(live integer[], round_ms bigint)
+RETURNS integer
+LANGUAGE plpgsql
+SET enable_nestloop = on
+AS $$
+DECLARE
+	gone text[];
+	forgotten integer;
+BEGIN
+	SELECT coalesce(array_agg(g.subnet_id), '{}') INTO gone
+	FROM (SELECT p.subnet_id
+		FROM ipamd.sweep_subnet p
+		WHERE p.checked_at < now() - 10 * round_ms *
+		    interval '1 millisecond'
+		    AND NOT EXISTS (SELECT 1
+			FROM ipam_state.subnet s
+			JOIN ipamd.sweep_member m ON s.vrf = ANY (m.vrfs)
+			WHERE s.id = p.subnet_id AND s.ping AND NOT s.deleted
+			    AND m.id = ANY (live))
+		ORDER BY p.subnet_id
+		LIMIT 16
+		FOR UPDATE OF p SKIP LOCKED) g;
+	IF cardinality(gone) = 0 THEN
+		RETURN 0;
+	END IF;
+	DELETE FROM ipamd.sweep_address st
+	WHERE st.ctid = ANY (ARRAY(SELECT x.ctid
+		FROM ipamd.sweep_address x
+		WHERE x.subnet_id = ANY (gone)
+		LIMIT 5000));
+	GET DIAGNOSTICS forgotten = ROW_COUNT;
+	DELETE FROM ipamd.sweep_subnet p
+	WHERE p.subnet_id = ANY (gone)
+	    AND NOT EXISTS (SELECT 1 FROM ipamd.sweep_address st
+		WHERE st.subnet_id = p.subnet_id);
+	RETURN forgotten;
 END
 $$;
 

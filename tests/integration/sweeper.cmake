@@ -30,6 +30,7 @@ set(IPAM_SWEEP_SHARE_TESTS
 	test_sweep_claims_lease_each_subnet_once_per_round
 	test_sweep_pass_counts_only_the_subnets_probed
 	test_sweep_interrupted_between_news_and_pass_leaves_nothing
+	test_sweep_state_of_subnets_no_longer_swept_is_pruned
 	test_shared_sweep_three_instances_probe_each_address_once
 )
 ipam_python_tests(test_sweep_share.py ${IPAM_SWEEP_SHARE_TESTS})

@@ -348,6 +348,52 @@ def test_sweep_interrupted_between_news_and_pass_leaves_nothing():
         db.close()
 
 
+def test_sweep_state_of_subnets_no_longer_swept_is_pruned():
+    """The state of a subnet deleted, with ping off, or of a domain no live
+    member sweeps, not counted a pass for ten rounds, is forgotten by the
+    claims, 5,000 state rows at most a claim, then its row of passes; a
+    subnet still swept keeps its state however old it is."""
+    db = migrated_database()
+    member = None
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping, deleted) "
+                 "VALUES ('kept', 1, '', '10.6.0.0/24', true, false), "
+                 "('big', 1, '', '10.6.0.0/16', true, true), "
+                 "('quiet', 1, '', '10.5.0.0/24', false, false), "
+                 "('recent', 1, '', '10.5.1.0/24', false, false), "
+                 "('red', 1, 'red', '10.4.0.0/24', true, false)")
+        old = "now() - interval '1 hour'"
+        db.query("INSERT INTO ipamd.sweep_subnet VALUES ('kept', 5, " + old + "), "
+                 "('big', 5, " + old + "), ('quiet', 5, " + old + "), "
+                 "('recent', 5, now()), ('red', 5, " + old + "), ('nowhere', 5, " + old + ")")
+        db.query("INSERT INTO ipamd.sweep_address (vrf, ip_address, row_created_at, subnet_id, "
+                 "pass, active, answered, missed_sweeps, rtt_us, checked_at, seen_at) "
+                 "SELECT CASE s WHEN 'red' THEN 'red' ELSE '' END, "
+                 "('10.' || (6 + n / 65536) || '.0.0')::inet + (n % 65536) + "
+                 "CASE s WHEN 'kept' THEN 0 WHEN 'big' THEN 1000 WHEN 'quiet' THEN 20000 "
+                 "WHEN 'recent' THEN 30000 WHEN 'red' THEN 40000 ELSE 50000 END, "
+                 "now(), s, 5, false, false, 3, NULL, now(), NULL "
+                 "FROM unnest(ARRAY['kept', 'big', 'quiet', 'recent', 'red', 'nowhere']) s, "
+                 "generate_series(1, CASE s WHEN 'big' THEN 7000 ELSE 10 END) n")
+
+        def left():
+            return dict(db.query("SELECT subnet_id, count(*) FROM ipamd.sweep_address "
+                                 "GROUP BY 1"))
+        member = Member(db)
+        member.claim()
+        after_one = left()
+        assert sum(after_one.values()) == 7050 - 5000, after_one
+        for _ in range(3):
+            member.claim()
+        assert left() == {"kept": 10, "recent": 10}, left()
+        assert {r[0] for r in db.query("SELECT subnet_id FROM ipamd.sweep_subnet")} == \
+            {"kept", "recent"}
+    finally:
+        if member:
+            member.leave()
+        db.close()
+
+
 class Capture:
     """Every echo request that reaches an interface of a namespace, as
     (time, source, destination), read by a thread from a packet socket."""
