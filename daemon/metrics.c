@@ -288,7 +288,8 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 		    "ipam_syncd_replies_dropped_total{reason=\"%s\"} %llu\n",
 		    reasons[i], (unsigned long long)dropped[i]);
 	metrics_single(out, "ipam_syncd_sweep_rows_changed", "gauge",
-	    "ipam rows whose sweeper columns the last complete sweep changed.",
+	    "Sweeper state rows (changed addresses) the last complete sweep "
+	    "wrote.",
 	    stats->rows_changed);
 	metrics_single(out, "ipam_syncd_probe_send_errors_total", "counter",
 	    "ICMP echo requests the kernel refused to send (no route, "
