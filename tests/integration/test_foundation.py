@@ -226,7 +226,7 @@ def test_newer_database_is_refused():
         assert status == 69, status     # EX_UNAVAILABLE: restarting cannot help
         assert again.log_contains(
             r"the database schema is at version 99, newer than this ipam-syncd "
-            r"knows \(10\): upgrade ipam-syncd"), again.log()
+            r"knows \(11\): upgrade ipam-syncd"), again.log()
         again.close()
     finally:
         daemon.close()
