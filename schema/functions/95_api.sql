@@ -512,6 +512,23 @@ BEGIN
 END
 $$;
 
+-- The address rows public.ipam shows active (ipamd.ipam_view_define(),
+-- schema/functions/90_sweep.sql): those with a state row written for
+-- them that says active.  Counting them from the state rows that say so,
+-- joined to the address rows they belong to, reads no column of the
+-- addresses that are not active and none of ipamd.sweep_subnet, which the
+-- view's outer joins read for every row.  Inlined by the planner.
+CREATE OR REPLACE FUNCTION ipamd.api_active_rows()
+RETURNS TABLE (vrf text, ip_address inet, subnet_id text)
+LANGUAGE sql STABLE AS $$
+	SELECT a.vrf, a.ip_address, a.subnet_id
+	FROM ipamd.sweep_address st
+	JOIN ipam_state.address a ON a.vrf = st.vrf
+	    AND a.ip_address = st.ip_address
+	    AND a.created_at = st.row_created_at
+	WHERE st.active
+$$;
+
 -- The subnet items of GET /subnets (every live subnet, or those of one
 -- vrf) or of GET /subnets/{id} (one id), ordered by vrf and cidr, with
 -- their statistics from one grouped pass over their address rows.
@@ -540,14 +557,18 @@ BEGIN
 			    count(*) FILTER (WHERE i.status = 'allocated') AS allocated,
 			    count(*) FILTER (WHERE i.status = 'reserved') AS reserved,
 			    count(*) FILTER (WHERE i.status = 'quarantine') AS quarantine,
-			    count(*) FILTER (WHERE i.active) AS active,
 			    count(*) FILTER (WHERE i.ip_type = 'static'
 				AND i.status = 'allocated') AS pool_allocated,
 			    count(*) FILTER (WHERE i.ip_type = 'static'
 				AND i.status = 'reserved') AS pool_reserved,
 			    count(*) FILTER (WHERE i.ip_type = 'static'
 				AND i.status = 'quarantine') AS pool_quarantine
-			FROM public.ipam i
+			FROM ipam_state.address i
+			WHERE true %2$s
+			GROUP BY i.subnet_id
+		), up AS (
+			SELECT i.subnet_id, count(*) AS active
+			FROM ipamd.api_active_rows() i
 			WHERE true %2$s
 			GROUP BY i.subnet_id
 		)
@@ -565,7 +586,7 @@ BEGIN
 			'allocated', coalesce(st.allocated, 0),
 			'reserved', coalesce(st.reserved, 0),
 			'quarantine', coalesce(st.quarantine, 0),
-			'active', coalesce(st.active, 0),
+			'active', coalesce(up.active, 0),
 			-- The pool alone, status by status: what a bar of the
 			-- pool shows (the counts above include dhcp rows).
 			'pool', jsonb_build_object(
@@ -580,6 +601,7 @@ BEGIN
 		    ORDER BY s.vrf, s.cidr, ipamd.id_key(s.id)), '[]')
 		FROM s
 		LEFT JOIN st ON st.subnet_id = s.id
+		LEFT JOIN up ON up.subnet_id = s.id
 		$q$,
 	    CASE WHEN only_id IS NOT NULL THEN 'AND sn.id = $2'
 		WHEN only_vrf IS NOT NULL THEN 'AND sn.vrf = $1' ELSE '' END,
@@ -822,8 +844,8 @@ LANGUAGE sql STABLE AS $$
 		'quarantine', count(*) FILTER (WHERE i.status = 'quarantine'),
 		'static', count(*) FILTER (WHERE i.ip_type = 'static'),
 		'dhcp', count(*) FILTER (WHERE i.ip_type = 'dhcp'),
-		'active', count(*) FILTER (WHERE i.active))
-		FROM public.ipam i),
+		'active', (SELECT count(*) FROM ipamd.api_active_rows() x))
+		FROM ipam_state.address i),
 	    'subnets', (SELECT count(*) FROM ipam_state.subnet s
 		WHERE NOT s.deleted),
 	    'conflicts', (SELECT count(*) FROM public.ipam_conflict),
@@ -833,7 +855,7 @@ LANGUAGE sql STABLE AS $$
 		'marks', count(*) FILTER (WHERE u.kind = 'mark'))
 		FROM ipamd.api_unplaced_rows(NULL) u),
 	    'last_change_at', (SELECT ipamd.api_time(max(i.updated_at))
-		FROM public.ipam i))
+		FROM ipam_state.address i))
 	-- p holds no parameter yet.
 $$;
 

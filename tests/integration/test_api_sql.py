@@ -460,6 +460,27 @@ def test_paging_100k_rows_while_rows_change():
         run.close()
 
 
+def seed_state(db):
+    """State rows of the sweeper for every third row, active for two of
+    three; one written for an earlier row of the same address (another
+    created_at: the view shows it inactive), one written while the
+    address lay in another subnet (the view shows it active all the same,
+    in its present subnet)."""
+    db.query("DELETE FROM ipamd.sweep_address")
+    db.query("INSERT INTO ipamd.sweep_address (vrf, ip_address, row_created_at, "
+             "subnet_id, pass, active, answered, missed_sweeps, rtt_us, checked_at, seen_at) "
+             "SELECT vrf, ip_address, created_at, subnet_id, 1, n % 3 <> 0, n % 3 <> 0, "
+             "CASE WHEN n % 3 <> 0 THEN 0 ELSE 4 END, 42, now(), now() "
+             "FROM (SELECT a.*, row_number() OVER (ORDER BY vrf, ip_address) n "
+             "FROM ipam_state.address a) x WHERE n % 3 = 1 OR n % 9 = 3")
+    stale, moved = db.query("SELECT vrf, ip_address FROM ipamd.sweep_address "
+                            "WHERE active ORDER BY vrf, ip_address LIMIT 2")
+    db.query("UPDATE ipamd.sweep_address SET row_created_at = row_created_at - "
+             "interval '1 day' WHERE (vrf, ip_address) = (%s, %s)", stale)
+    db.query("UPDATE ipamd.sweep_address SET subnet_id = 'elsewhere' "
+             "WHERE (vrf, ip_address) = (%s, %s)", moved)
+
+
 def test_address_detail_subnets_next_free_and_conflicts():
     """One address with its holders, mark, conflicts and history; subnets
     with statistics equal to what Python counts; the next free addresses;
@@ -513,7 +534,9 @@ def test_address_detail_subnets_next_free_and_conflicts():
         assert call(conn, "SELECT ipamd.api_address('red', '192.168.1.12')") is None
 
         # Subnets: every live one, ordered by vrf and cidr, with counts.
+        seed_state(run.db)
         rows = view_rows(conn)
+        assert any(r["active"] for r in rows)
         subnets = api(conn, "api_subnets")["items"]
         assert [(s["vrf"], s["id"]) for s in subnets] == [
             ("", "3"), ("", "4"), ("", "1"), ("", "2"), ("", "6"), ("blue", "b1")]
@@ -656,7 +679,9 @@ def test_unplaced_stats_dead_letters_requests_and_import_plan():
         assert [s["id"] for s in api(conn, "api_unplaced", {"vrf": "blue"})["servers"]] == ["41"]
 
         # Stats: the same counts Python makes.
+        seed_state(run.db)
         rows = view_rows(conn)
+        assert any(r["active"] for r in rows)
         stats = api(conn, "api_stats")
         assert stats["addresses"] == {
             "total": len(rows),
