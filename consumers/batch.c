@@ -131,6 +131,8 @@ batch_add_held(struct batch *batch, int topic, int32_t partition,
     const void *key, size_t key_len, const void *value, size_t value_len,
     const char *headers_json)
 {
+	if (hold != NULL && batch->release == NULL)
+		fatalx("batch: a held entry in a batch that cannot release it");
 	batch_add(batch, topic, partition, offset, change, reason, hold, key,
 	    key_len, value, value_len, headers_json);
 }
@@ -208,6 +210,9 @@ batch_move(struct batch *dst, struct batch *src)
 {
 	size_t i;
 
+	if (src->count > 0 && dst->release != src->release)
+		fatalx("batch: entries moved to a batch that releases them "
+		    "otherwise");
 	for (i = 0; i < src->count; i++) {
 		struct batch_entry *slot = batch_grow(dst);
 

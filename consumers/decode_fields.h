@@ -75,13 +75,6 @@ bool	fields_utf8_valid(const void *bytes, size_t len);
 size_t	fields_json_escape(const void *bytes, size_t n, char *out);
 
 /*
- * Writes n bytes of valid UTF-8 without NUL at out as the inside of a JSON
- * string, escaped as jansson's dump escapes them; returns how many bytes
- * it wrote, at most 6 * n.
- */
-size_t	fields_json_escape(const void *bytes, size_t n, char *out);
-
-/*
  * Length of the valid UTF-8 sequence at p (at most len bytes), or 0 when
  * the bytes there are not one (overlong, a surrogate, past U+10FFFF).
  */
