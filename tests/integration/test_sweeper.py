@@ -866,6 +866,40 @@ DROP TRIGGER sweep_test ON ipamd.sweep_subnet;
 """
 
 
+def test_sweep_given_up_after_its_news_leaves_nothing():
+    """A sweep whose pass cannot be counted (another session holds its
+    subnet's row of passes past the sweeper's lock timeout and retries) is
+    given up, and leaves none of its news either: no state row stamped
+    with a pass that was never counted.  Once the row is free, the sweeps
+    count from the last complete one: a silent address has missed exactly
+    the passes counted, and last_checked_at is the latest pass's."""
+    run = SweepRun()
+    blocker = run.db._connect(run.db.name)
+    try:
+        run.db.query("INSERT INTO ipamd.sweep_subnet VALUES ('u', 0, now())")
+        with blocker.cursor() as cur:
+            cur.execute("SELECT 1 FROM ipamd.sweep_subnet WHERE subnet_id = 'u' FOR UPDATE")
+        run.subnet("lo", "127.78.0.0/24", ["127.78.0.1-127.78.0.2"])
+        run.subnet("u", "203.0.113.8/29", ["203.0.113.9"])
+        run.settle()
+        wait_until(lambda: run.daemon.log_contains(r"sweeper: sweep \d+ abandoned: .*lock"),
+                   30, "a sweep given up on the held row")
+        assert run.db.scalar("SELECT count(*) FROM ipamd.sweep_address") == 0
+        assert run.db.query("SELECT subnet_id, passes FROM ipamd.sweep_subnet") == [("u", 0)]
+        blocker.rollback()
+
+        run.daemon.wait_sweeps(3, lambda s: s["targets"] == 3)
+        row = run.state("203.0.113.9")
+        passes, checked = run.db.query("SELECT passes, checked_at FROM ipamd.sweep_subnet "
+                                       "WHERE subnet_id = 'u'")[0]
+        assert row["missed"] == passes and row["active"] is False, (row, passes)
+        assert row["checked"] == checked, (row, checked)
+        assert run.active(["127.78.0.1", "127.78.0.2"]) == 2
+    finally:
+        blocker.close()
+        run.close()
+
+
 def slow_writer(db, ips, seconds):
     """Changes the hostname of rows in transactions that each hold their
     row locks for 150 ms (less than the sweeper's lock timeout), one after
