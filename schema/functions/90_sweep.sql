@@ -236,9 +236,13 @@ $$;
 -- written), and one that was silent has stayed silent, one missed sweep
 -- more each pass.  The columns of an address row follow, as long as the
 -- row is the one the state was written for (the same created_at: a row
--- deleted and made again starts as never checked) and still lies in the
--- same subnet (else they stay as they were until its new subnet's sweep
--- writes them again):
+-- deleted and made again starts as never checked), still lies in the
+-- same subnet and has not changed since the state was written (its
+-- updated_at is not later than the state's checked_at: a row that moved
+-- to a subnet not swept and back was not probed meanwhile, and a change
+-- is the only trace of such a move); else they stay as written until
+-- the next sweep of its subnet writes them again, as it does for every
+-- row that does not follow:
 --   last_checked_at  when the latest pass of its subnet began probing;
 --   last_seen_at     when the latest pass it answered began, plus its
 --                    round trip time;
@@ -269,7 +273,7 @@ $$;
 
 -- The sweeper's columns of every address row, with what the sweeper needs
 -- besides: missed_sweeps, whether the last pass was answered, and whether
--- a state row follows the row in its present subnet.  The joins are those
+-- a state row follows the row in its present subnet, unchanged since.  The joins are those
 -- of public.ipam (ipamd.ipam_view_define()).  Inlined by the planner.
 CREATE OR REPLACE FUNCTION ipamd.sweep_rows()
 RETURNS TABLE (vrf text, ip_address inet, subnet_id text,
@@ -283,13 +287,15 @@ LANGUAGE sql STABLE AS $$
 	    ipamd.sweep_missed(st.answered, st.missed_sweeps,
 		p.passes - st.pass),
 	    coalesce(st.answered, false),
-	    coalesce(st.subnet_id = a.subnet_id, false)
+	    coalesce(st.subnet_id = a.subnet_id
+		AND a.updated_at <= st.checked_at, false)
 	FROM ipam_state.address a
 	LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
 	    AND st.ip_address = a.ip_address
 	    AND st.row_created_at = a.created_at
 	LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+	    AND a.updated_at <= st.checked_at
 $$;
 
 -- The targets of member `me` for the round that ends at round_end_ms:
@@ -388,6 +394,7 @@ BEGIN
 		    ON later.subnet_id = st.subnet_id
 		    AND later.subnet_id = a.subnet_id
 		    AND later.passes > st.pass
+		    AND a.updated_at <= st.checked_at
 		WHERE a.subnet_id = ANY (probed)
 	), stored AS (
 		INSERT INTO ipamd.sweep_address AS st (vrf, ip_address,
@@ -464,7 +471,8 @@ BEGIN
 		    AND st.ip_address = a.ip_address
 		    AND st.row_created_at = a.created_at
 		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
-		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass;
+		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+		    AND a.updated_at <= st.checked_at;
 END
 $$;
 

@@ -283,6 +283,56 @@ def test_sweep_pass_counts_only_the_subnets_probed():
         db.close()
 
 
+def test_sweep_state_stops_following_a_row_that_changed():
+    """An address that moved to a subnet that is not swept and back was not
+    probed meanwhile: once its row changed after its state was written,
+    public.ipam shows that state as written (last_seen_at and
+    last_checked_at do not follow the later passes of its subnet) and the
+    next sweep writes its result as news, from which on it follows again."""
+    db = migrated_database()
+    member = None
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) VALUES "
+                 "('a', 1, '', '10.9.0.0/24', true), ('b', 1, '', '10.9.0.0/16', false)")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
+                 "VALUES ('10.9.0.5', 'a', 'available', 'static'), "
+                 "('10.9.0.6', 'a', 'available', 'static')")
+        ips = ["10.9.0.5", "10.9.0.6"]
+        member = Member(db)
+        end = next_round(db)
+        member.claim()
+        sweep(member, end, [4], [(ip, 100, True, 0) for ip in ips])
+        first = sweep_state(db, ips)
+
+        # 10.9.0.5 goes to b, which is not swept, for two sweeps of a, and
+        # comes back; 10.9.0.6 stays and answers.
+        db.query("UPDATE ipam_state.address SET subnet_id = 'b', updated_at = clock_timestamp() "
+                 "WHERE ip_address = '10.9.0.5'")
+        for _ in range(2):
+            end = next_round(db)
+            member.claim()
+            targets = sweep(member, end, [4], [])
+            assert set(targets) == {"10.9.0.6"}, targets
+        db.query("UPDATE ipam_state.address SET subnet_id = 'a', updated_at = clock_timestamp() "
+                 "WHERE ip_address = '10.9.0.5'")
+        back = sweep_state(db, ips)
+        assert back["10.9.0.5"] == first["10.9.0.5"], (first, back)
+        assert back["10.9.0.6"][1] > first["10.9.0.6"][1], (first, back)
+
+        # Its next sweep finds it not followed: its reply is news.
+        end = next_round(db)
+        member.claim()
+        targets = sweep(member, end, [4], [("10.9.0.5", 100, True, 0)])
+        assert targets["10.9.0.5"][4] is False and targets["10.9.0.6"][4] is True, targets
+        again = sweep_state(db, ips)
+        assert again["10.9.0.5"][1] > back["10.9.0.5"][1], (back, again)
+        assert again["10.9.0.5"][2] == again["10.9.0.6"][2], again
+    finally:
+        if member:
+            member.leave()
+        db.close()
+
+
 def test_sweep_interrupted_between_news_and_pass_leaves_nothing():
     """A sweep's news and its pass are one statement: a sweep whose session
     ends after its news is written and before its pass is counted (here
