@@ -11,6 +11,12 @@
 -- passes showed its silent or unprobed addresses as answering.
 ALTER TABLE ipamd.sweep_lease ADD COLUMN probed boolean NOT NULL DEFAULT false;
 
+-- The address families a member has a socket for (4, 6): a subnet is
+-- owned only by a member that can probe it, so an instance without IPv6
+-- leaves the IPv6 subnets to those with it.
+ALTER TABLE ipamd.sweep_member ADD COLUMN families integer[] NOT NULL
+    DEFAULT '{4,6}';
+
 -- Every state row's subnet has its row of passes, so that the state of a
 -- subnet no longer swept can be found from ipamd.sweep_subnet and pruned.
 -- The rows schema 10 carried over from the address table (pass 0) had

@@ -35,7 +35,7 @@ const char sweep_store_session_sql[] =
 	"SET tcp_keepalives_count = 3";
 
 const char sweep_store_join_sql[] =
-	"SELECT ipamd.sweep_join($1, $2, $3)";
+	"SELECT ipamd.sweep_join($1, $2, $3, $4)";
 
 const char sweep_store_claim_sql[] =
 	"SELECT fresh, round_end_ms, next_in_ms, members, subnets\n"

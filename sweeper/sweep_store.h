@@ -14,7 +14,9 @@ extern const char sweep_store_session_sql[];
 /*
  * Joins the shared sweep (schema/functions/90_sweep.sql): $1 the instance
  * (host/pid), $2 the configured list of routing domains ("-" is the
- * default one), $3 interval_ms.  One row: the member's id.  The session
+ * default one), $3 interval_ms, $4 the address families it has a socket
+ * for (an integer[] of 4 and 6: only subnets of those are leased to it).
+ * One row: the member's id.  The session
  * stays a member until it ends.
  */
 extern const char sweep_store_join_sql[];

@@ -885,6 +885,17 @@ sweeper_write_cb(evutil_socket_t fd, short what, void *arg)
 		sweeper_write_batch(sweeper);
 }
 
+/*
+ * The address families this instance has a socket for, as a PostgreSQL
+ * array: IPv4 always (the sweeper does not start without it), IPv6 when
+ * the kernel has it.
+ */
+static const char *
+sweeper_families(const struct sweeper *sweeper)
+{
+	return sweeper->sock6.kind == SWEEP_SOCKET_NONE ? "{4}" : "{4,6}";
+}
+
 /* Finds (or adds) a routing domain's index. */
 static uint16_t
 sweeper_vrf_index(struct sweeper *sweeper, const char *name)
@@ -1016,7 +1027,7 @@ sweeper_load(struct sweeper *sweeper)
 	char member[32], round_end[32];
 	/* Only the families it can probe: the others' subnets count no pass. */
 	const char *params[3] = { member, round_end,
-	    sweeper->sock6.kind == SWEEP_SOCKET_NONE ? "{4}" : "{4,6}" };
+	    sweeper_families(sweeper) };
 
 	snprintf(member, sizeof(member), "%d", sweeper->member);
 	snprintf(round_end, sizeof(round_end), "%lld",
@@ -1342,15 +1353,15 @@ sweeper_pg_up(struct pgconn *pg, void *arg)
 {
 	struct sweeper *sweeper = arg;
 	char interval[32];
-	const char *params[3] = { sweeper->instance, sweeper->settings.vrfs,
-	    interval };
+	const char *params[4] = { sweeper->instance, sweeper->settings.vrfs,
+	    interval, sweeper_families(sweeper) };
 
 	if (sweeper->stopping || !sweeper->settings.enabled)
 		return;
 	snprintf(interval, sizeof(interval), "%lld",
 	    sweeper->settings.interval_ms);
 	/* On failure the connection is gone; it comes back through here. */
-	(void)pgconn_query(pg, sweep_store_join_sql, 3, params,
+	(void)pgconn_query(pg, sweep_store_join_sql, 4, params,
 	    sweeper_joined, sweeper);
 }
 

@@ -16,7 +16,8 @@
 --   that claim's committed row.  So in one round one member at most holds
 --   a subnet, whatever the members believe about each other.
 -- * At least once.  A member owns subnet s when, of the live members that
---   sweep s's routing domain, it has the highest hashtext(s.id || '/' ||
+--   sweep s's routing domain and have a socket of its address family, it
+--   has the highest hashtext(s.id || '/' ||
 --   member id) (rendezvous hashing).  When every member sees the same live
 --   members, each subnet has one owner and that owner claims it.  When a
 --   member joins, the owner of s either stays or becomes the newcomer, and
@@ -71,19 +72,22 @@ $$;
 
 -- Makes the calling session a member until it ends: forgets the members
 -- whose session is gone (their leases expire by themselves), adds this
--- one and takes its lock.  Returns the member's id.  A member's row is
+-- one, which probes the address families `families` (4, 6: those it has
+-- a socket for), and takes its lock.  Returns the member's id.  A member's row is
 -- visible to others only once this commits, and by then its lock is held,
 -- so no join forgets a member that is still joining.
+DROP FUNCTION IF EXISTS ipamd.sweep_join(text, text, bigint);
 CREATE OR REPLACE FUNCTION ipamd.sweep_join(instance text, vrf_list text,
-    round_ms bigint) RETURNS integer
+    round_ms bigint, families integer[] DEFAULT '{4,6}') RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
 	me integer;
 BEGIN
 	DELETE FROM ipamd.sweep_member m
 	WHERE m.id NOT IN (SELECT l.id FROM ipamd.sweep_live_members() l);
-	INSERT INTO ipamd.sweep_member (instance, vrfs, interval_ms)
-	VALUES (sweep_join.instance, ipamd.sweep_vrfs(vrf_list), round_ms)
+	INSERT INTO ipamd.sweep_member (instance, vrfs, interval_ms, families)
+	VALUES (sweep_join.instance, ipamd.sweep_vrfs(vrf_list), round_ms,
+	    sweep_join.families)
 	RETURNING id INTO me;
 	PERFORM pg_advisory_lock(7369748, me);
 	RETURN me;
@@ -147,6 +151,7 @@ BEGIN
 			    AND me = (SELECT m.id
 				FROM ipamd.sweep_member m
 				WHERE m.id = ANY (live) AND s.vrf = ANY (m.vrfs)
+				    AND family(s.cidr) = ANY (m.families)
 				ORDER BY hashtext(s.id || '/' || m.id) DESC, m.id
 				LIMIT 1)
 			ORDER BY s.id

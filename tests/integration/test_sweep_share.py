@@ -53,13 +53,14 @@ def migrated_database():
 class Member:
     """A PostgreSQL session of the test's own, joined as a sweep member."""
 
-    def __init__(self, db, vrfs="-", interval_ms=1000):
+    def __init__(self, db, vrfs="-", interval_ms=1000, families=(4, 6)):
         self.conn = db._connect(db.name)
         self.conn.autocommit = True
         self.vrfs = vrfs
         self.interval_ms = interval_ms
-        self.id = self.one("SELECT ipamd.sweep_join(%s, %s, %s)",
-                           ("test/%s" % uuid.uuid4().hex[:6], vrfs, interval_ms))[0]
+        self.id = self.one("SELECT ipamd.sweep_join(%s, %s, %s, %s)",
+                           ("test/%s" % uuid.uuid4().hex[:6], vrfs, interval_ms,
+                            list(families)))[0]
 
     def one(self, sql, args):
         with self.conn.cursor() as cur:
@@ -280,6 +281,43 @@ def test_sweep_pass_counts_only_the_subnets_probed():
     finally:
         if member:
             member.leave()
+        db.close()
+
+
+def test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6():
+    """A member without an IPv6 socket is leased no IPv6 subnet: alone, it
+    leaves them unleased (and uncounted); once a member with IPv6 is live,
+    they go to it, while the IPv4 subnets are shared by both."""
+    db = migrated_database()
+    members = []
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
+                 "SELECT 'v4-' || i, 1, '', ('10.10.' || i || '.0/24')::cidr, true "
+                 "FROM generate_series(1, 20) i UNION ALL "
+                 "SELECT 'v6-' || i, 1, '', ('2001:db8:' || i || '::/64')::cidr, true "
+                 "FROM generate_series(1, 20) i")
+        v4 = {"v4-%d" % i for i in range(1, 21)}
+        v6 = {"v6-%d" % i for i in range(1, 21)}
+        only4 = Member(db, families=(4,))
+        members.append(only4)
+        end = next_round(db)
+        assert only4.claim()["subnets"] == 20
+        assert set(leases(db, end)) == v4
+        commit(only4, end, [])
+        assert db.scalar("SELECT count(*) FROM ipamd.sweep_subnet") == 0
+
+        both = Member(db)
+        members.append(both)
+        end = next_round(db)
+        only4.claim()
+        both.claim()
+        held = leases(db, end)
+        assert set(held) == v4 | v6, held
+        assert {held[s] for s in v6} == {both.id}, held
+        assert {held[s] for s in v4} == {only4.id, both.id}, held
+    finally:
+        for m in members:
+            m.leave()
         db.close()
 
 
