@@ -10,10 +10,9 @@ row of passes per subnet; then times, best of --runs:
     ipamd.api_stats('{}'), ipamd.api_subnets('{}')
     the targets of one member holding every subnet (ipamd.sweep_rows())
 
-    state_counts.py [--runs N] [--keep NAME]
+    state_counts.py [--runs N]
 
---keep leaves the database (named NAME) for other measurements, else it
-is dropped.  Needs the services' environment (scripts/services env)."""
+Needs the services' environment (scripts/services env)."""
 
 import argparse
 import os
@@ -22,8 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "tests", "integration"))
-import harness  # noqa: E402
-from harness import Daemon, Database, Topics  # noqa: E402
+from test_sweep_share import migrated_database  # noqa: E402
 
 QUERIES = [
     ("count(*)", "SELECT count(*) FROM public.ipam"),
@@ -37,13 +35,7 @@ QUERIES = [
 
 
 def build(db):
-    """The schema, then the rows."""
-    daemon = Daemon(db, Topics()).start()
-    try:
-        daemon.wait_ready()
-        assert daemon.stop() == 0
-    finally:
-        daemon.close()
+    """The rows."""
     db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
              "SELECT 's' || i, 1, '', ('10.' || (i / 256) || '.' || (i % 256) "
              "|| '.0/24')::cidr, true FROM generate_series(0, 3999) i")
@@ -69,9 +61,8 @@ def build(db):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--keep", metavar="NAME")
     args = parser.parse_args()
-    db = Database(name=args.keep)
+    db = migrated_database()
     try:
         start = time.monotonic()
         build(db)
@@ -87,11 +78,7 @@ def main():
                 best = took if best is None else min(best, took)
             print("%8.3f s  %s" % (best, name))
     finally:
-        if args.keep:
-            if db.conn is not None:
-                db.conn.close()
-        else:
-            db.close()
+        db.close()
 
 
 if __name__ == "__main__":
