@@ -117,7 +117,6 @@ BEGIN
 		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type)
 		SELECT p.vrf, p.ip, p.id, 'available', 'static'
 		FROM classed p WHERE p.plain
-		RETURNING 1
 	), audited AS (
 		-- A pool's addresses share one image, built once above.
 		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
@@ -135,7 +134,7 @@ BEGIN
 	)
 	SELECT (SELECT coalesce(array_agg(ROW(f.vrf, f.ip, f.seq, f.topic,
 		f.part, f.off)::ipamd.touch), '{}') FROM rest f),
-	    (SELECT count(*) FROM written)
+	    (SELECT count(*) FROM classed p WHERE p.plain)
 	INTO touched, filled;
 END
 $$;
