@@ -37,8 +37,7 @@ extern const char sweep_store_claim_sql[];
  * leases are marked probed.  Rows: vrf, address as text, and its state as
  * public.ipam derives it: active, answered (the last pass),
  * missed_sweeps, rtt_us (NULL: none), followed (a state row follows the
- * row in its present subnet, and the row has not changed since: else
- * this sweep's result is news).
+ * row in its present subnet).
  */
 extern const char sweep_store_targets_sql[];
 
@@ -85,7 +84,7 @@ void	sweep_text_free(struct sweep_text *text);
 
 /* What a sweep read of an address's state. */
 struct sweep_prior {
-	bool	followed;	/* a state row follows it, unchanged */
+	bool	followed;	/* a state row follows it in its subnet */
 	bool	active;
 	bool	answered;	/* it answered the last pass */
 	int32_t	missed_sweeps;

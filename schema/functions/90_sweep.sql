@@ -201,13 +201,20 @@ BEGIN
 	SELECT coalesce(array_agg(g.subnet_id), '{}') INTO gone
 	FROM (SELECT p.subnet_id
 		FROM ipamd.sweep_subnet p
-		WHERE p.checked_at < now() - 10 * round_ms *
-		    interval '1 millisecond'
+		-- A subnet gone for ten rounds of this member's; one that
+		-- lives on but nobody sweeps (ping off, its domain's members
+		-- away) only after a day: a member restarting, or another
+		-- whose rounds are longer, must find its state as it was.
+		WHERE (p.checked_at < now() - 10 * round_ms *
+			interval '1 millisecond'
+		    AND NOT EXISTS (SELECT 1 FROM ipam_state.subnet s
+			WHERE s.id = p.subnet_id AND NOT s.deleted))
+		    OR (p.checked_at < now() - interval '1 day'
 		    AND NOT EXISTS (SELECT 1
 			FROM ipam_state.subnet s
 			JOIN ipamd.sweep_member m ON s.vrf = ANY (m.vrfs)
 			WHERE s.id = p.subnet_id AND s.ping AND NOT s.deleted
-			    AND m.id = ANY (live))
+			    AND m.id = ANY (live)))
 		ORDER BY p.subnet_id
 		LIMIT 16
 		FOR UPDATE OF p SKIP LOCKED) g;
@@ -241,13 +248,9 @@ $$;
 -- written), and one that was silent has stayed silent, one missed sweep
 -- more each pass.  The columns of an address row follow, as long as the
 -- row is the one the state was written for (the same created_at: a row
--- deleted and made again starts as never checked), still lies in the
--- same subnet and has not changed since the state was written (its
--- updated_at is not later than the state's checked_at: a row that moved
--- to a subnet not swept and back was not probed meanwhile, and a change
--- is the only trace of such a move); else they stay as written until
--- the next sweep of its subnet writes them again, as it does for every
--- row that does not follow:
+-- deleted and made again starts as never checked) and still lies in the
+-- same subnet (else they stay as they were until its new subnet's sweep
+-- writes them again):
 --   last_checked_at  when the latest pass of its subnet began probing;
 --   last_seen_at     when the latest pass it answered began, plus its
 --                    round trip time;
@@ -278,7 +281,7 @@ $$;
 
 -- The sweeper's columns of every address row, with what the sweeper needs
 -- besides: missed_sweeps, whether the last pass was answered, and whether
--- a state row follows the row in its present subnet, unchanged since.  The joins are those
+-- a state row follows the row in its present subnet.  The joins are those
 -- of public.ipam (ipamd.ipam_view_define()).  Inlined by the planner.
 CREATE OR REPLACE FUNCTION ipamd.sweep_rows()
 RETURNS TABLE (vrf text, ip_address inet, subnet_id text,
@@ -292,15 +295,13 @@ LANGUAGE sql STABLE AS $$
 	    ipamd.sweep_missed(st.answered, st.missed_sweeps,
 		p.passes - st.pass),
 	    coalesce(st.answered, false),
-	    coalesce(st.subnet_id = a.subnet_id
-		AND a.updated_at <= st.checked_at, false)
+	    coalesce(st.subnet_id = a.subnet_id, false)
 	FROM ipam_state.address a
 	LEFT JOIN ipamd.sweep_address st ON st.vrf = a.vrf
 	    AND st.ip_address = a.ip_address
 	    AND st.row_created_at = a.created_at
 	LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
-	    AND a.updated_at <= st.checked_at
 $$;
 
 -- The targets of member `me` for the round that ends at round_end_ms:
@@ -399,7 +400,6 @@ BEGIN
 		    ON later.subnet_id = st.subnet_id
 		    AND later.subnet_id = a.subnet_id
 		    AND later.passes > st.pass
-		    AND a.updated_at <= st.checked_at
 		WHERE a.subnet_id = ANY (probed)
 	), stored AS (
 		INSERT INTO ipamd.sweep_address AS st (vrf, ip_address,
@@ -476,8 +476,7 @@ BEGIN
 		    AND st.ip_address = a.ip_address
 		    AND st.row_created_at = a.created_at
 		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
-		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
-		    AND a.updated_at <= st.checked_at;
+		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass;
 END
 $$;
 
