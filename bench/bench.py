@@ -1417,10 +1417,13 @@ def machine():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    kafka = "?"
-    m = re.search(r"KAFKA_VERSION=(\S+)", open(os.path.join(ROOT, "scripts", "services")).read())
-    if m:
-        kafka = m.group(1)
+    # The broker scripts/services runs: its default, unless the environment
+    # names another (IPAM_SERVICES_KAFKA_VERSION).
+    kafka = os.environ.get("IPAM_SERVICES_KAFKA_VERSION", "?")
+    m = re.search(r"KAFKA_VERSION=\$\{IPAM_SERVICES_KAFKA_VERSION:-([^}]+)\}|KAFKA_VERSION=(\S+)",
+                  open(os.path.join(ROOT, "scripts", "services")).read())
+    if m and kafka == "?":
+        kafka = m.group(1) or m.group(2)
     return dict(nproc=os.cpu_count(), cpu=cpu, memory=mem, kernel=platform.release(),
                 librdkafka=first(["pkg-config", "--modversion", "rdkafka"]),
                 libpq=first(["pkg-config", "--modversion", "libpq"]), kafka=kafka,
