@@ -31,8 +31,6 @@ CREATE OR REPLACE FUNCTION ipamd.expand_regions(regions ipamd.touch[],
     others ipamd.touch[], with_audit boolean, OUT touched ipamd.touch[],
     OUT filled bigint)
 LANGUAGE plpgsql AS $$
-DECLARE
-	pairs integer;
 BEGIN
 	-- A region given twice (a subnet's old and new cidr alike, or two
 	-- subnets of one cidr) is looked at once, as the latest event: the
@@ -40,11 +38,6 @@ BEGIN
 	regions := ARRAY(SELECT DISTINCT ON (u.vrf, u.ip::cidr) u
 	    FROM unnest(regions) AS u
 	    ORDER BY u.vrf, u.ip::cidr, u.seq DESC);
-	SELECT count(*) INTO pairs
-	FROM unnest(regions) AS u
-	JOIN subnet s ON NOT s.deleted AND s.vrf = u.vrf
-	    AND s.cidr && u.ip::cidr;
-
 	WITH r AS (
 		SELECT u.vrf, u.ip::cidr AS cidr, ipamd.first_addr(u.ip::cidr) AS lo,
 		    ipamd.last_addr(u.ip::cidr) AS hi, u.seq, u.topic, u.part,
@@ -79,7 +72,7 @@ BEGIN
 	), sole AS MATERIALIZED (
 		-- The subnets whose pool addresses can be plain, and whether a
 		-- more specific subnet around may take some of them.
-		SELECT a.*, pairs <= 16
+		SELECT a.*, (SELECT count(*) FROM around) <= 16
 		    AND (SELECT count(*) FROM around b
 			WHERE b.vrf = a.vrf AND b.id = a.id) = 1
 		    AND NOT EXISTS (SELECT 1 FROM around b
