@@ -552,7 +552,10 @@
 				el('span', { class: 'muted', text: 'by the sync' }),
 			    h.source_topic ? el('span', { class: 'source muted',
 				text: ' · ' + h.source_topic + ' [' +
-				h.source_partition + '] @' + h.source_offset }) : null),
+				h.source_partition + '] @' + h.source_offset }) : null,
+			    h.run ? el('span', { class: 'run muted',
+				text: ' · together with ' + h.run[0] + ' – ' +
+				h.run[1] }) : null),
 			auditChanges(h))));
 	}
 

@@ -10,8 +10,10 @@
 -- Most addresses of a new or grown pool are plain: no row, no server, no
 -- mark, no more specific subnet.  Their row is known without the
 -- derivation's lookups (the subnet's, available, static), so they are
--- written here, straight from the pool's ranges, with the audit image
--- built once per subnet; the derivation gets only the others.  A plain
+-- written here, straight from the pool's ranges, and audited as runs: one
+-- audit row for each run of consecutive plain addresses, with the image
+-- built once per subnet (schema/012_audit_ranges.sql); the derivation
+-- gets only the others.  A plain
 -- address is one of a subnet met by one region only (so the event that
 -- made it is that region's, as the derivation would choose), with no
 -- other subnet of the same cidr (which could be its home instead), and
@@ -84,19 +86,24 @@ BEGIN
 		    ipamd.image(a.id, 'available', 'static', NULL, NULL, NULL,
 			NULL, NULL, NULL) AS image
 		FROM around a
-	), pool AS (
-		-- Their pool addresses inside the regions.
-		SELECT a.vrf, c.f + g.i AS ip, a.seq, a.topic, a.part, a.off,
-		    a.id, a.image,
-		    a.sole AND (NOT a.nested OR NOT EXISTS (SELECT 1 FROM around b
-			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
-			    AND c.f + g.i BETWEEN b.s_lo AND b.s_hi)) AS sole
+	), segs AS MATERIALIZED (
+		-- Their pool ranges inside the regions.
+		SELECT a.vrf, a.id, a.cidr, a.image, a.seq, a.topic, a.part,
+		    a.off, a.sole, a.nested, c.f, c.l
 		FROM sole a
 		CROSS JOIN LATERAL unnest(a.pool_first, a.pool_last) AS p(f, l)
 		CROSS JOIN LATERAL (SELECT greatest(p.f, a.lo) AS f,
 		    least(p.l, a.hi) AS l) c
-		CROSS JOIN LATERAL generate_series(0::bigint, c.l - c.f) AS g(i)
 		WHERE c.f <= c.l
+	), pool AS (
+		-- And their addresses.
+		SELECT a.vrf, a.f + g.i AS ip, a.seq, a.topic, a.part, a.off,
+		    a.id, a.f, a.sole AS whole,
+		    a.sole AND (NOT a.nested OR NOT EXISTS (SELECT 1 FROM around b
+			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
+			    AND a.f + g.i BETWEEN b.s_lo AND b.s_hi)) AS sole
+		FROM segs a
+		CROSS JOIN LATERAL generate_series(0::bigint, a.l - a.f) AS g(i)
 	), classed AS MATERIALIZED (
 		-- Plain: no row, server, mark, other change of this batch or
 		-- more specific subnet has the address.
@@ -110,13 +117,32 @@ BEGIN
 		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type)
 		SELECT p.vrf, p.ip, p.id, 'available', 'static'
 		FROM classed p WHERE p.plain
+	), cuts AS (
+		-- The addresses of a plain pool's ranges that are not plain, as
+		-- offsets in their range, and the ends of every such range.
+		SELECT p.vrf, p.id, p.f, p.ip - p.f AS k
+		FROM classed p WHERE NOT p.plain AND p.whole AND with_audit
+		UNION ALL
+		SELECT s.vrf, s.id, s.f, k
+		FROM segs s
+		CROSS JOIN LATERAL (VALUES (-1::bigint), (s.l - s.f + 1)) AS e(k)
+		WHERE s.sole AND with_audit
+	), runs AS (
+		-- The runs of plain addresses between them.
+		SELECT c.vrf, c.id, c.f, c.k + 1 AS lo, lead(c.k) OVER (
+		    PARTITION BY c.vrf, c.id, c.f ORDER BY c.k) - 1 AS hi
+		FROM cuts c
 	), audited AS (
-		-- A pool's addresses share one image, built once above.
-		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
-		    source_topic, source_partition, source_offset)
-		SELECT p.vrf, p.ip, 'insert', NULL, p.image, p.topic, p.part,
-		    p.off
-		FROM classed p WHERE p.plain AND with_audit
+		-- A run of a pool's plain addresses is one audit row, with the
+		-- pool's image built once above (schema/012_audit_ranges.sql).
+		INSERT INTO ipamd.audit (vrf, ip_address, ip_last, action, before,
+		    after, source_topic, source_partition, source_offset)
+		SELECT s.vrf, s.f + r.lo,
+		    CASE WHEN r.hi > r.lo THEN s.f + r.hi END, 'insert', NULL,
+		    s.image, s.topic, s.part, s.off
+		FROM runs r
+		JOIN segs s ON s.vrf = r.vrf AND s.id = r.id AND s.f = r.f
+		WHERE r.hi >= r.lo
 	), rest AS (
 		-- An address of a more specific subnet's pool may also come
 		-- from a wider one: the derivation finds its row as written.

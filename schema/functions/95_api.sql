@@ -448,7 +448,9 @@ $$;
 
 -- GET /addresses/{vrf}/{ip}: the row (or null), its etag, the live servers
 -- that hold the address, its live mark, its conflicts and its history
--- (the newest 200 audit rows); NULL when there is none of these (404).
+-- (the newest 200 audit rows: its own and the runs of pool addresses
+-- that hold it, each of these with its first and last address as "run");
+-- NULL when there is none of these (404).
 CREATE OR REPLACE FUNCTION ipamd.api_address(vrf text, ip inet) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = ipam_state, ipamd, public
@@ -497,9 +499,20 @@ BEGIN
 		'before', u.before, 'after', u.after,
 		'requested_by', u.requested_by, 'source_topic', u.source_topic,
 		'source_partition', u.source_partition,
-		'source_offset', u.source_offset) AS j
+		'source_offset', u.source_offset)
+		|| CASE WHEN u.ip_last IS NULL THEN '{}'::jsonb
+		    ELSE jsonb_build_object('run', jsonb_build_array(
+			host(u.ip_address), host(u.ip_last))) END AS j
 	    FROM ipamd.audit u
-	    WHERE u.vrf = api_address.vrf AND u.ip_address = a
+	    WHERE u.id IN ((SELECT x.id FROM ipamd.audit x
+		    WHERE x.vrf = api_address.vrf AND x.ip_address = a
+			AND x.ip_last IS NULL
+		    ORDER BY x.id DESC LIMIT 200)
+		UNION ALL
+		(SELECT x.id FROM ipamd.audit x
+		    WHERE x.ip_last IS NOT NULL AND x.vrf = api_address.vrf
+			AND x.ip_address <= a AND x.ip_last >= a
+		    ORDER BY x.id DESC LIMIT 200))
 	    ORDER BY u.id DESC
 	    LIMIT 200) h;
 	IF row_json IS NULL AND mark IS NULL AND holders = '[]'

@@ -507,13 +507,18 @@ def test_address_detail_subnets_next_free_and_conflicts():
                                         "manufacture": "Dell"}
         assert detail["mark"] is None
         assert [c["kind"] for c in detail["conflicts"]] == ["several_servers"]
+        # Its history: the rows that name it and the run of pool
+        # addresses that holds it (one audit row for the pool's plain
+        # addresses, schema/012_audit_ranges.sql).
         history = run.db.query(
             "SELECT action, before, after, source_topic, source_partition, source_offset, "
-            "requested_by FROM ipamd.audit WHERE vrf = '' AND ip_address = '192.168.1.12' "
-            "ORDER BY id DESC")
+            "requested_by, CASE WHEN ip_last IS NOT NULL THEN "
+            "ARRAY[host(ip_address), host(ip_last)] END FROM ipamd.audit "
+            "WHERE vrf = '' AND ('192.168.1.12' BETWEEN ip_address AND ip_last "
+            "OR ip_address = '192.168.1.12' AND ip_last IS NULL) ORDER BY id DESC")
         assert [(h["action"], h["before"], h["after"], h["source_topic"],
-                 h["source_partition"], h["source_offset"], h["requested_by"])
-                for h in detail["history"]] == [tuple(h) for h in history]
+                 h["source_partition"], h["source_offset"], h["requested_by"],
+                 h.get("run")) for h in detail["history"]] == [tuple(h) for h in history]
         assert history and history[0][2]["server_id"] == "13", history
 
         # A server on a reserved address: the mark and its conflict.
@@ -623,6 +628,90 @@ def pool_size(subnet_id, pools):
             if not any(ip in n for n in nested.get(subnet_id, [])):
                 count += 1
     return count
+
+
+def test_pool_audit_is_one_row_per_run():
+    """The plain addresses a pool event writes are audited as runs: one
+    row per run of consecutive addresses, split where a server or a mark
+    holds an address (those get rows of their own); the history of
+    an address finds the run that holds it; a grown pool adds a run for
+    its new addresses only; every address's history replays to its row."""
+    run = Run()
+    try:
+        run.server("h1", "10.77.0.2", 1, hostname="early")
+        run.server("h2", "10.77.0.50", 1, hostname="dhcp-first")
+        mark(run, "10.77.0.60", "reserved", 1, description="held")
+        run.settle()
+        run.subnet("p", "10.77.0.0/24",
+                   ["10.77.0.1-10.77.0.100", "10.77.0.150-10.77.0.160"], 1)
+        run.settle()
+        topic = run.topics.subnets
+
+        def audit_of(source):
+            return run.db.query(
+                "SELECT host(ip_address), host(ip_last), action, after->>'status' "
+                "FROM ipamd.audit WHERE source_topic = %s ORDER BY ip_address",
+                (source,))
+        first = audit_of(topic)
+        assert first == [
+            ("10.77.0.1", None, "insert", "available"),
+            ("10.77.0.2", None, "insert", "allocated"),
+            ("10.77.0.3", "10.77.0.49", "insert", "available"),
+            ("10.77.0.50", None, "insert", "allocated"),
+            ("10.77.0.51", "10.77.0.59", "insert", "available"),
+            ("10.77.0.60", None, "insert", "reserved"),
+            ("10.77.0.61", "10.77.0.100", "insert", "available"),
+            ("10.77.0.150", "10.77.0.160", "insert", "available")], first
+        conn = connect(run.db)
+        held = call(conn, "SELECT ipamd.api_address('', '10.77.0.30')")
+        assert held["row"]["status"] == "available"
+        assert [(h["action"], h["before"], h["after"]["subnet_id"], h.get("run"))
+                for h in held["history"]] == [
+            ("insert", None, "p", ["10.77.0.3", "10.77.0.49"])], held["history"]
+        single = call(conn, "SELECT ipamd.api_address('', '10.77.0.1')")
+        assert [("run" in h, h["action"]) for h in single["history"]] == [
+            (False, "insert")], single["history"]
+        # Outside every run and row: nothing.
+        assert call(conn, "SELECT ipamd.api_address('', '10.77.0.120')") is None
+
+        # The pool grown: its new addresses are one run; the others are
+        # not written again.
+        run.subnet("p", "10.77.0.0/24",
+                   ["10.77.0.1-10.77.0.120", "10.77.0.150-10.77.0.160"], 2)
+        run.settle()
+        assert len(audit_of(topic)) == len(first) + 1
+        grown = run.db.query(
+            "SELECT host(ip_address), host(ip_last) FROM ipamd.audit "
+            "WHERE source_topic = %s AND source_offset = 1", (topic,))
+        assert grown == [("10.77.0.101", "10.77.0.120")], grown
+        assert call(conn, "SELECT ipamd.api_address('', '10.77.0.120')")["history"][0][
+            "run"] == ["10.77.0.101", "10.77.0.120"]
+
+        # A server takes an address of a run, and leaves it: its history
+        # is the run's insert and then its own rows, newest first.
+        run.server("h3", "10.77.0.40", 1, hostname="taker")
+        run.settle()
+        run.server_deleted("h3", 2)
+        run.settle()
+        taken = call(conn, "SELECT ipamd.api_address('', '10.77.0.40')")
+        assert [(h["action"], (h["after"] or {}).get("status"), "run" in h)
+                for h in taken["history"]] == [
+            ("update", "available", False), ("update", "allocated", False),
+            ("insert", "available", True)], taken["history"]
+
+        # Spread over its addresses, the audit replays to every row.
+        replayed = {}
+        for ip, after in run.db.query(
+                "SELECT host(ip_address + g.i), after FROM ipamd.audit u "
+                "CROSS JOIN LATERAL generate_series(0, "
+                "coalesce(ip_last - ip_address, 0)) AS g(i) ORDER BY id, g.i"):
+            replayed[ip] = after
+        rows = {ip: status for ip, status in run.db.query(
+            "SELECT host(ip_address), status FROM ipam")}
+        assert {ip: a["status"] for ip, a in replayed.items() if a} == rows
+        assert len(rows) == 131, len(rows)
+    finally:
+        run.close()
 
 
 def test_unplaced_stats_dead_letters_requests_and_import_plan():

@@ -350,16 +350,25 @@ def assert_matches_oracle(db, events, what):
     return expected
 
 
+# The audit one row per address: a run (schema/012_audit_ranges.sql)
+# spread over its addresses.
+AUDIT_ROWS = ("(SELECT u.id, u.vrf, u.ip_address + g.i AS ip_address, u.action, "
+              "u.before, u.after, u.source_topic, u.source_partition, u.source_offset "
+              "FROM ipamd.audit u CROSS JOIN LATERAL generate_series(0, "
+              "coalesce(u.ip_last - u.ip_address, 0)) AS g(i)) AS u")
+
+
 def audit_problems(db, counts, limit=10):
     """What is wrong with the audit history, or "" (at most `limit` items
     each): an event's effect on one address recorded twice; a source that
     names no produced message; a row whose `before` is not its address's
     previous `after` (a change applied twice or skipped); a history that
-    does not end in the current table."""
+    does not end in the current table.  A run of pool addresses written as
+    one audit row (ip_last set) is read as the insert of each of them."""
     problems = []
     twice = db.query(
         "SELECT source_topic, source_partition, source_offset, vrf, host(ip_address), "
-        "count(*) FROM ipamd.audit WHERE source_topic IS DISTINCT FROM '(rebuild)' "
+        "count(*) FROM " + AUDIT_ROWS + " WHERE source_topic IS DISTINCT FROM '(rebuild)' "
         "GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1 ORDER BY 1, 2, 3 LIMIT %s", (limit,))
     problems += ["applied twice: %r" % (r,) for r in twice]
     sources = db.query("SELECT DISTINCT source_topic, source_partition, source_offset "
@@ -372,7 +381,7 @@ def audit_problems(db, counts, limit=10):
     last, breaks = {}, []
     for vrf, ip, action, before, after, topic, part, offset in db.query(
             "SELECT vrf, host(ip_address), action, before, after, source_topic, "
-            "source_partition, source_offset FROM ipamd.audit ORDER BY id"):
+            "source_partition, source_offset FROM " + AUDIT_ROWS + " ORDER BY id, ip_address"):
         key = (vrf, ipaddress.ip_address(ip))
         expect = "insert" if last.get(key) is None else "update"
         if after is None:
