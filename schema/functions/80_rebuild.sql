@@ -23,6 +23,13 @@ $$;
 -- pool addresses of every live subnet, and every address a live server or
 -- mark names.  A rebuild applies its batches without deriving; this is its
 -- last step before the swap.
+--
+-- Most pool addresses are plain, as for a batch (schema/functions/
+-- 40_expand.sql): no server or mark has them, and no other subnet of the
+-- same cidr or a more specific one overlaps their subnet, so their row is
+-- the subnet's, available, static.  They are written straight from the
+-- pools; the derivation looks up the rest (the addresses of servers and
+-- marks, and the pools of subnets that others overlap), one by one.
 CREATE OR REPLACE FUNCTION ipamd.derive_all() RETURNS jsonb
 LANGUAGE plpgsql
 SET work_mem = '256MB'
@@ -33,26 +40,58 @@ DECLARE
 	touched ipamd.touch[];
 	ids text[];
 	derived jsonb;
+	filled bigint;
 BEGIN
 	PERFORM set_config('search_path', 'ipam_state_rebuild, ipamd, public',
 	    true);
 	PERFORM pg_advisory_xact_lock(7369747);
-	SELECT coalesce(array_agg(ROW(a.vrf, a.ip, 0, '(rebuild)', NULL,
-	    NULL)::ipamd.touch), '{}')
-	INTO touched
-	FROM (
-		SELECT s.vrf, p.f + g.i AS ip
+	WITH alone AS MATERIALIZED (
+		-- The live subnets no other live subnet of the same cidr or a
+		-- more specific one overlaps (the GiST index on cidr).
+		SELECT a.id
+		FROM subnet a
+		WHERE NOT a.deleted AND NOT EXISTS (SELECT 1 FROM subnet b
+		    WHERE NOT b.deleted AND b.vrf = a.vrf AND b.id <> a.id
+			AND b.cidr && a.cidr
+			AND masklen(b.cidr) >= masklen(a.cidr))
+	), pool AS (
+		SELECT s.vrf, s.id, p.f + g.i AS ip, o.id IS NOT NULL AS alone
 		FROM subnet s
+		LEFT JOIN alone o ON o.id = s.id
 		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
 		CROSS JOIN LATERAL generate_series(0::bigint, p.l - p.f) AS g(i)
 		WHERE NOT s.deleted
+	), classed AS MATERIALIZED (
+		SELECT p.*, p.alone AND NOT EXISTS (SELECT 1 FROM server x
+			WHERE NOT x.deleted AND x.vrf = p.vrf
+			    AND x.ip_address = p.ip)
+		    AND NOT EXISTS (SELECT 1 FROM mark m
+			WHERE NOT m.deleted AND m.vrf = p.vrf AND m.address = p.ip)
+		    AS plain
+		FROM pool p
+	), written AS (
+		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type)
+		SELECT c.vrf, c.ip, c.id, 'available', 'static'
+		FROM classed c WHERE c.plain
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM written),
+	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, 0, '(rebuild)', NULL,
+		NULL)::ipamd.touch), '{}')
+	    FROM (
+		SELECT c.vrf, c.ip FROM classed c WHERE NOT c.plain
 		UNION
 		SELECT x.vrf, x.ip_address FROM server x
 		WHERE NOT x.deleted AND x.ip_address IS NOT NULL
 		UNION
 		SELECT m.vrf, m.address FROM mark m WHERE NOT m.deleted
-	) a;
+	    ) a)
+	INTO filled, touched;
 	derived := ipamd.derive(touched, false);
+	-- The plain pool rows count as derived, as for a batch.
+	derived := derived || jsonb_build_object(
+	    'touched', (derived->>'touched')::bigint + filled,
+	    'inserted', (derived->>'inserted')::bigint + filled);
 	SELECT coalesce(array_agg(id), '{}') INTO ids FROM subnet
 	WHERE NOT deleted;
 	RETURN derived || jsonb_build_object('subnet_conflicts',
