@@ -70,9 +70,21 @@ BEGIN
 		    AS plain
 		FROM pool p
 	), written AS (
-		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type)
-		SELECT c.vrf, c.ip, c.id, 'available', 'static'
-		FROM classed c WHERE c.plain
+		-- A row that exists now keeps its created_at, and its
+		-- updated_at when it does not change (ipamd.rebuild_carry()).
+		INSERT INTO address (vrf, ip_address, subnet_id, status, ip_type,
+		    created_at, updated_at)
+		SELECT c.vrf, c.ip, c.id, 'available', 'static',
+		    coalesce(o.created_at, now()),
+		    CASE WHEN (o.subnet_id, o.status, o.ip_type, o.server_id,
+			o.hostname, o.mac_address, o.platform, o.manufacturer,
+			o.description) IS NOT DISTINCT FROM (c.id, 'available',
+			'static', NULL, NULL, NULL, NULL, NULL, NULL)
+			THEN o.updated_at ELSE now() END
+		FROM classed c
+		LEFT JOIN ipam_state.address o ON o.vrf = c.vrf
+		    AND o.ip_address = c.ip
+		WHERE c.plain
 		RETURNING 1
 	)
 	SELECT (SELECT count(*) FROM written),
@@ -94,14 +106,57 @@ BEGIN
 	    'inserted', (derived->>'inserted')::bigint + filled);
 	SELECT coalesce(array_agg(id), '{}') INTO ids FROM subnet
 	WHERE NOT deleted;
-	RETURN derived || jsonb_build_object('subnet_conflicts',
+	derived := derived || jsonb_build_object('subnet_conflicts',
 	    ipamd.refresh_subnet_conflicts(ids));
+	-- The derived rows take their times from the rows there now here,
+	-- without the locks of the swap, which carries only what changed
+	-- in between.
+	PERFORM ipamd.rebuild_carry();
+	RETURN derived;
+END
+$$;
+
+-- Rows of the rebuilt state that exist in the current one keep their
+-- created_at (which ties them to their sweep state, ipamd.sweep_address)
+-- and, when unchanged, their updated_at; a changed one is updated now.
+-- Writes only the rows that do not have these yet: run at the end of
+-- derive_all() for every row, and again in the swap for the rows the
+-- current state changed since (and the changed ones, now the swap's).
+-- Returns how many rows it wrote.
+CREATE OR REPLACE FUNCTION ipamd.rebuild_carry() RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+	carried bigint;
+BEGIN
+	WITH c AS (
+		SELECT n.vrf, n.ip_address, o.created_at,
+		    CASE WHEN (n.subnet_id, n.status, n.ip_type, n.server_id,
+			n.hostname, n.mac_address, n.platform, n.manufacturer,
+			n.description) IS NOT DISTINCT FROM
+			(o.subnet_id, o.status, o.ip_type, o.server_id,
+			o.hostname, o.mac_address, o.platform, o.manufacturer,
+			o.description)
+			THEN o.updated_at ELSE now() END AS updated_at
+		FROM ipam_state_rebuild.address n
+		JOIN ipam_state.address o ON n.vrf = o.vrf
+		    AND n.ip_address = o.ip_address
+		WHERE (n.created_at, n.updated_at) IS DISTINCT FROM
+		    (o.created_at, o.updated_at)
+	)
+	UPDATE ipam_state_rebuild.address n
+	SET created_at = c.created_at, updated_at = c.updated_at
+	FROM c
+	WHERE n.vrf = c.vrf AND n.ip_address = c.ip_address
+	    AND (n.created_at, n.updated_at) IS DISTINCT FROM
+		(c.created_at, c.updated_at);
+	GET DIAGNOSTICS carried = ROW_COUNT;
+	RETURN carried;
 END
 $$;
 
 -- Swaps the rebuilt state in: rows that exist in both keep their
--- created_at (which ties them to their sweep state, ipamd.sweep_address)
--- and, when unchanged, their updated_at; every row that differs is
+-- created_at and, when unchanged, their updated_at (ipamd.rebuild_carry(),
+-- for the rows changed since derive_all() carried them); every row that differs is
 -- written to the audit history as a change made by the rebuild, and the
 -- views are pointed at the new tables.  Returns how many rows differed.
 CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
@@ -117,16 +172,7 @@ BEGIN
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
 	END LOOP;
 
-	UPDATE ipam_state_rebuild.address n
-	SET created_at = o.created_at,
-	    updated_at = CASE WHEN (n.subnet_id, n.status, n.ip_type,
-		n.server_id, n.hostname, n.mac_address, n.platform,
-		n.manufacturer, n.description) IS NOT DISTINCT FROM
-		(o.subnet_id, o.status, o.ip_type, o.server_id, o.hostname,
-		o.mac_address, o.platform, o.manufacturer, o.description)
-		THEN o.updated_at ELSE n.updated_at END
-	FROM ipam_state.address o
-	WHERE n.vrf = o.vrf AND n.ip_address = o.ip_address;
+	PERFORM ipamd.rebuild_carry();
 
 	WITH o AS (SELECT vrf, ip_address, subnet_id, status, ip_type,
 		server_id, hostname, mac_address, platform, manufacturer,

@@ -319,5 +319,57 @@ def test_rebuild_writes_the_same_audit_image():
         run.close()
 
 
+def test_rebuild_carries_row_times():
+    """A rebuilt row that exists now keeps its created_at (its tie to the
+    sweeper's state), and its updated_at when unchanged: plain pool rows,
+    derived rows, and rows the current state changed between the
+    derivation and the swap, which the swap carries again (called here at
+    the SQL level, between the steps a rebuild takes)."""
+    run = Run()
+    try:
+        # Subnet 1 alone: its pool rows plain, but the server's; subnet 3
+        # has subnet 4 inside: its pool rows derived one by one.
+        run.subnet("1", "127.97.0.0/24", ["127.97.0.1-127.97.0.20"], 1)
+        run.subnet("3", "127.97.1.0/24", ["127.97.1.1-127.97.1.5"], 1)
+        run.subnet("4", "127.97.1.64/28", ["127.97.1.65-127.97.1.70"], 1)
+        run.server("5", "127.97.0.10", 1)
+        run.server("6", "127.97.0.200", 1)
+        run.settle()
+        assert run.daemon.stop() == 0
+        db = run.db
+        db.query("UPDATE ipam_state.address SET created_at = created_at - interval '3 days', "
+                 "updated_at = updated_at - interval '2 days'")
+        times = "SELECT host(ip_address), created_at, updated_at FROM %s.address ORDER BY 1"
+        before = db.query(times % "ipam_state")
+        assert len(before) == 32, before
+        db.query("SELECT ipamd.rebuild_begin()")
+        for t in ("subnet", "server", "mark"):
+            db.query("INSERT INTO ipam_state_rebuild.%s SELECT * FROM ipam_state.%s" % (t, t))
+        db.query("SELECT ipamd.derive_all()")
+        assert db.query(times % "ipam_state_rebuild") == before
+        # Changed meanwhile: one row re-made (a new created_at), one
+        # edited (a new updated_at, and a content the rebuild undoes).
+        db.query("UPDATE ipam_state.address SET created_at = now() - interval '1 hour' "
+                 "WHERE ip_address IN ('127.97.0.15', '127.97.1.3')")
+        db.query("UPDATE ipam_state.address SET hostname = 'edited', updated_at = now() "
+                 "WHERE ip_address = '127.97.0.10'")
+        changed = db.scalar("SELECT ipamd.rebuild_swap()->>'changed'")
+        assert changed == "1", changed
+        after = {ip: (c, u) for ip, c, u in db.query(times % "ipam_state")}
+        now = {ip: (c, u) for ip, c, u in before}
+        for ip, (c, u) in after.items():
+            if ip in ("127.97.0.15", "127.97.1.3"):
+                assert c > now[ip][0] and u == now[ip][1], (ip, now[ip], c, u)
+            elif ip == "127.97.0.10":
+                # Undone by the rebuild: changed, so a fresh updated_at.
+                assert c == now[ip][0] and u > now[ip][1], (ip, now[ip], c, u)
+            else:
+                assert (c, u) == now[ip], (ip, now[ip], c, u)
+        assert db.scalar("SELECT hostname FROM ipam WHERE ip_address = '127.97.0.10'") \
+            == "host-5"
+    finally:
+        run.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
