@@ -294,6 +294,12 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	metrics_single(out, "ipam_syncd_probe_send_errors_total", "counter",
 	    "ICMP echo requests the kernel refused to send (no route, "
 	    "buffer full, a firewall).", total->send_errors);
+	if (stats->unswept >= 0)
+		metrics_single(out, "ipam_syncd_sweep_subnets_unswept", "gauge",
+		    "Subnets with ping on, of the domains this instance sweeps, "
+		    "that no live member can probe (none has a socket of their "
+		    "address family), at the last round claimed.",
+		    (uint64_t)stats->unswept);
 	if (stats->last_end_unix_ms > 0) {
 		metrics_family(out, "ipam_syncd_last_sweep_timestamp_seconds",
 		    "gauge", "When this instance's last complete sweep ended, "

@@ -38,7 +38,7 @@ const char sweep_store_join_sql[] =
 	"SELECT ipamd.sweep_join($1, $2, $3, $4)";
 
 const char sweep_store_claim_sql[] =
-	"SELECT fresh, round_end_ms, next_in_ms, members, subnets\n"
+	"SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept\n"
 	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
 
 /*

@@ -1039,6 +1039,27 @@ sweeper_load(struct sweeper *sweeper)
 }
 
 /*
+ * Keeps the count of the subnets of this member's domains that no live
+ * member can probe, and says when it leaves or reaches 0: they stay
+ * unswept, their addresses never active, until a member that can probe
+ * them joins.
+ */
+static void
+sweeper_unswept(struct sweeper *sweeper, int64_t unswept)
+{
+	int64_t before = sweeper->stats.unswept;
+
+	sweeper->stats.unswept = unswept;
+	if (unswept > 0 && before <= 0)
+		log_warnx("sweeper: %lld subnets with ping on are probed by no "
+		    "live member: none of their domain has a socket of their "
+		    "address family (IPv6?)", (long long)unswept);
+	else if (unswept == 0 && before > 0)
+		log_info("sweeper: every subnet with ping on has a member "
+		    "that can probe it again");
+}
+
+/*
  * The claim is answered.  A round this member swept already (the timer
  * fired early, or PostgreSQL came back within the round) waits for the
  * next; a fresh one is a sweep of the subnets it leased.
@@ -1092,6 +1113,7 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 		sweeper_schedule(sweeper);
 		return;
 	}
+	sweeper_unswept(sweeper, strtoll(PQgetvalue(result, 0, 5), NULL, 10));
 	sweeper->round_end_ms = strtoll(PQgetvalue(result, 0, 1), NULL, 10);
 	sweeper->swept_until_ms = sweeper->round_end_ms;
 	sweeper->number++;
@@ -1481,6 +1503,7 @@ sweeper_new(struct event_base *base, const struct sweeper_settings *settings,
 	sweeper = sweeper_calloc(1, sizeof(*sweeper));
 	sweeper->base = base;
 	sweeper->sock4.fd = sweeper->sock6.fd = -1;
+	sweeper->stats.unswept = -1;
 	sweeper_take_settings(sweeper, settings);
 	sweeper->sweep_timer = evtimer_new(base, sweeper_sweep_cb, sweeper);
 	sweeper->pace_timer = evtimer_new(base, sweeper_pace_cb, sweeper);
@@ -1572,6 +1595,8 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 		sweeper->sweep_due = false;
 		sweeper->session_ready = false;
 		sweeper->member = 0;
+		/* A member no more: it counts no unswept subnets. */
+		sweeper->stats.unswept = -1;
 		pgconn_stop(sweeper->pg);
 		sweeper_close(sweeper);
 		log_info("sweeper: turned off by reload: sockets closed, "

@@ -63,6 +63,10 @@ struct sweeper_stats {
 	uint64_t		went_up;
 	uint64_t		went_down;
 	int64_t			last_end_unix_ms; /* 0: no sweep yet */
+	int64_t			unswept;	/* subnets of this member's
+						   domains no live member can
+						   probe (last fresh claim);
+						   -1: none claimed yet */
 	struct sweeper_counts	last;
 	struct sweeper_counts	total;
 };

@@ -103,10 +103,16 @@ $$;
 -- whose expiry is that round's end.  Raises SQLSTATE IPM02 when the
 -- calling session is not that member (or its row was deleted): it must
 -- join again.
-CREATE OR REPLACE FUNCTION ipamd.sweep_claim(me integer, vrf_list text,
+--
+-- On a fresh round it also counts the subnets of the member's domains
+-- that no live member can probe (unswept): ping on, but every live member
+-- of their domain lacks a socket of their family (IPv6, say); 0 on a
+-- round that is not fresh.
+DROP FUNCTION IF EXISTS ipamd.sweep_claim(integer, text, bigint, bigint);
+CREATE FUNCTION ipamd.sweep_claim(me integer, vrf_list text,
     round_ms bigint, swept_until_ms bigint)
 RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint,
-    members integer, subnets integer)
+    members integer, subnets integer, unswept integer)
 LANGUAGE plpgsql AS $$
 DECLARE
 	now_ms bigint := floor(extract(epoch FROM now()) * 1000)::bigint;
@@ -127,6 +133,7 @@ BEGIN
 	next_in_ms := round_end_ms - now_ms;
 	fresh := start_ms >= swept_until_ms;
 	subnets := 0;
+	unswept := 0;
 
 	-- Others read a member's domains from its row: kept up to date.
 	UPDATE ipamd.sweep_member m
@@ -169,6 +176,12 @@ BEGIN
 			RETURNING 1
 		)
 		SELECT count(*) INTO subnets FROM won;
+		SELECT count(*) INTO unswept
+		FROM ipam_state.subnet s
+		WHERE s.ping AND NOT s.deleted AND s.vrf = ANY (wanted)
+		    AND NOT EXISTS (SELECT 1 FROM ipamd.sweep_member m
+			WHERE m.id = ANY (live) AND s.vrf = ANY (m.vrfs)
+			    AND family(s.cidr) = ANY (m.families));
 	END IF;
 
 	-- A subnet gone (deleted, ping off, its domain no longer swept) for

@@ -471,6 +471,7 @@ def test_alert_rules_pass_promtool_and_name_exported_metrics():
         # the first sweep (the tests' daemons do not sweep), a first row.
         later = {"ipam_syncd_last_apply_timestamp_seconds",
                  "ipam_syncd_last_sweep_timestamp_seconds",
+                 "ipam_syncd_sweep_subnets_unswept",
                  "ipam_syncd_retention_oldest_row_timestamp_seconds"}
         for family in ("ipam_syncd_probe_send_errors_total",
                        "ipam_syncd_retention_seconds"):
@@ -518,6 +519,8 @@ def test_sweep_metrics_send_errors_and_last_sweep_time():
         assert errors >= 4
         first = metric_value(text, "ipam_syncd_last_sweep_timestamp_seconds")
         assert first is not None and first >= started - 1, (first, started)
+        # This member probes both families: no subnet is left unswept.
+        assert metric_value(text, "ipam_syncd_sweep_subnets_unswept") == 0, text
         run.daemon.wait_sweeps(1)
         second = metric_value(scrape_in_namespace(),
                               "ipam_syncd_last_sweep_timestamp_seconds")

@@ -68,11 +68,13 @@ class Member:
             return cur.fetchone()
 
     def claim(self, swept_until_ms=0, member=None):
-        """This round's claim: fresh, round_end_ms, next_in_ms, members, subnets."""
-        row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets "
+        """This round's claim: fresh, round_end_ms, next_in_ms, members,
+        subnets, unswept."""
+        row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept "
                        "FROM ipamd.sweep_claim(%s, %s, %s, %s)",
                        (member or self.id, self.vrfs, self.interval_ms, swept_until_ms))
-        return dict(zip(("fresh", "round_end_ms", "next_in_ms", "members", "subnets"), row))
+        return dict(zip(("fresh", "round_end_ms", "next_in_ms", "members", "subnets",
+                         "unswept"), row))
 
     def leave(self):
         self.conn.close()
@@ -301,16 +303,24 @@ def test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6():
         only4 = Member(db, families=(4,))
         members.append(only4)
         end = next_round(db)
-        assert only4.claim()["subnets"] == 20
+        claim = only4.claim()
+        # The IPv6 subnets are said to be probed by no one (and one
+        # whose ping is off is not counted).
+        assert (claim["subnets"], claim["unswept"]) == (20, 20), claim
         assert set(leases(db, end)) == v4
         commit(only4, end, [])
         assert db.scalar("SELECT count(*) FROM ipamd.sweep_subnet") == 0
+        assert only4.claim(swept_until_ms=end)["unswept"] == 0  # not fresh
+        db.query("UPDATE ipam_state.subnet SET ping = false WHERE id = 'v6-1'")
+        end = next_round(db)
+        assert only4.claim()["unswept"] == 19
+        db.query("UPDATE ipam_state.subnet SET ping = true WHERE id = 'v6-1'")
 
         both = Member(db)
         members.append(both)
         end = next_round(db)
-        only4.claim()
-        both.claim()
+        assert only4.claim()["unswept"] == 0
+        assert both.claim()["unswept"] == 0
         held = leases(db, end)
         assert set(held) == v4 | v6, held
         assert {held[s] for s in v6} == {both.id}, held
