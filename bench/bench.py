@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -323,6 +324,8 @@ def vm_status(pid):
 
 # Every daemon started, so that a failure or ^C stops them all.
 DAEMONS = []
+# --daemon-logs: where every daemon's log is kept, or None.
+DAEMON_LOGS = None
 
 
 class Daemon:
@@ -331,6 +334,9 @@ class Daemon:
     def __init__(self, pg, db, topics, group=None, rebuild=False,
                  log_level="info", extra=None, env=None):
         DAEMONS.append(self)
+        self.number = len(DAEMONS)
+        if DAEMON_LOGS:
+            log_level = "debug"
         self.dir = tempfile.mkdtemp(prefix="ipam-bench-daemon.")
         self.group = group or "bench"
         self.config = os.path.join(self.dir, "ipam-syncd.conf")
@@ -355,9 +361,22 @@ class Daemon:
                    **(env or {}))
         self.log_file = open(self.log_path, "ab")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [DAEMON, "--config", self.config] + (["--rebuild"] if rebuild else []),
-            stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        command = [DAEMON, "--config", self.config] + (["--rebuild"] if rebuild else [])
+        self.stamper = None
+        if DAEMON_LOGS:
+            # Each line stamped with the seconds since the start.
+            self.proc = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, env=env)
+            self.stamper = threading.Thread(target=self.stamp, daemon=True)
+            self.stamper.start()
+        else:
+            self.proc = subprocess.Popen(command, stdout=self.log_file,
+                                         stderr=subprocess.STDOUT, env=env)
+
+    def stamp(self):
+        for line in self.proc.stdout:
+            self.log_file.write(b"%9.3f " % (time.monotonic() - self.started) + line)
+            self.log_file.flush()
 
     def log(self):
         with open(self.log_path, errors="replace") as f:
@@ -385,11 +404,16 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.stamper:
+            self.stamper.join(10)
         self.log_file.close()
         return self.proc.returncode
 
     def close(self, keep_log=False):
         self.stop()
+        if DAEMON_LOGS and os.path.exists(self.log_path):
+            shutil.copy(self.log_path, os.path.join(
+                DAEMON_LOGS, "daemon-%02d.log" % self.number))
         if not keep_log:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -1489,6 +1513,10 @@ def main():
                     help="auto_explain every statement of 1 ms or more in every database "
                     "(slows the run: a profile, not a measurement); the totals per "
                     "measurement are logged and kept in --json")
+    ap.add_argument("--daemon-logs", metavar="DIR",
+                    help="keep every daemon's log in DIR (daemon-NN.log, in the order "
+                    "they started), at log level debug, each line stamped with the "
+                    "seconds since its start (a profile: the logging costs a little)")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
     args = ap.parse_args()
@@ -1497,8 +1525,11 @@ def main():
     unknown = only - set(MEASUREMENTS) - {"profile", "profile-debezium", "profile-scale"}
     if unknown:
         ap.error("unknown measurement(s): %s" % ", ".join(sorted(unknown)))
-    global EXPLAIN
+    global EXPLAIN, DAEMON_LOGS
     EXPLAIN = args.explain
+    if args.daemon_logs:
+        os.makedirs(args.daemon_logs, exist_ok=True)
+        DAEMON_LOGS = args.daemon_logs
     results = {"quick": args.quick, "machine": machine()}
     results["machine"]["jdbc_sink"] = jdbc_sink.VERSION
     pg = PrivatePostgres()
