@@ -394,12 +394,25 @@ render_history(json_t *history, FILE *out)
 		char		*change = render_history_change(entry);
 		const char	*cells[5];
 
+		json_t		*run = json_object_get(entry, "run");
+
 		if (json_is_string(json_object_get(entry, "source_topic")) &&
 		    asprintf(&source, "%s/%s@%s",
 		    render_get(entry, "source_topic", b[0], sizeof(b[0])),
 		    render_get(entry, "source_partition", b[1], sizeof(b[1])),
 		    render_get(entry, "source_offset", b[2], sizeof(b[2]))) == -1)
 			source = NULL;
+		/* One insert for a run of pool addresses: it says which. */
+		if (change != NULL && json_array_size(run) == 2) {
+			char *with;
+
+			if (asprintf(&with, "%s (with %s-%s)", change,
+			    json_string_value(json_array_get(run, 0)),
+			    json_string_value(json_array_get(run, 1))) != -1) {
+				free(change);
+				change = with;
+			}
+		}
 		cells[0] = render_get(entry, "changed_at", b[0], sizeof(b[0]));
 		cells[1] = render_get(entry, "action", b[1], sizeof(b[1]));
 		cells[2] = render_get(entry, "requested_by", b[2], sizeof(b[2]));

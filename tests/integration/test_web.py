@@ -475,9 +475,15 @@ def test_web_reserve_in_the_page_and_the_conflict():
         assert detail["mark"]["requested_by"] == "write:ops-web", detail["mark"]
         assert detail["history"][0]["requested_by"] == "write:ops-web", \
             detail["history"][0]
-        # The page shows the audit's timeline with who asked.
+        # The page shows the audit's timeline with who asked, and the
+        # address's first row as one of its pool's run (the seed's
+        # subnet wrote it with its neighbours: one audit row).
         wait_until(lambda: "by write:ops-web" in web.text("#history"), 30,
                    "the timeline")
+        run = detail["history"][-1].get("run")
+        assert run and run[1] == "127.100.0.215", detail["history"]
+        assert "together with %s – %s" % tuple(run) in web.text("#history"), \
+            web.text("#history")
         assert web.find("h1 .badge").text == "reserved"
         web.screenshot("03-detail")
         web.screenshot("03-detail-full", full=True)

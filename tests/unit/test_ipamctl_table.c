@@ -251,6 +251,22 @@ test_render_address_detail(void **state)
 	    "t.marks/0@41\n"));
 	capture_free(&out);
 
+	/* An insert written for a run of pool addresses names the run. */
+	json_array_append_new(json_object_get(detail, "history"), json_pack(
+	    "{s:s, s:s, s:n, s:{s:s, s:s}, s:n, s:s, s:i, s:i, s:[s, s]}",
+	    "changed_at", "2026-11-27T09:00:00Z", "action", "insert",
+	    "before", "after", "status", "available", "ip_type", "static",
+	    "requested_by", "source_topic", "t.subnets", "source_partition", 0,
+	    "source_offset", 3, "run", "10.0.0.1", "10.0.0.200"));
+	capture_open(&out);
+	render_address_detail(detail, out.stream, false);
+	capture_close(&out);
+	assert_non_null(strstr(out.text, "2026-11-27T09:00:00Z  insert  -  "));
+	assert_non_null(strstr(out.text, "status - -> available; ip_type - -> "
+	    "static (with 10.0.0.1-10.0.0.200)"));
+	capture_free(&out);
+	json_array_remove(json_object_get(detail, "history"), 1);
+
 	/* A mark without a description says so by leaving it out. */
 	json_object_set_new(json_object_get(detail, "mark"), "description",
 	    json_null());
