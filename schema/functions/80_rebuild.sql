@@ -45,6 +45,10 @@ BEGIN
 	PERFORM set_config('search_path', 'ipam_state_rebuild, ipamd, public',
 	    true);
 	PERFORM pg_advisory_xact_lock(7369747);
+	-- Every row is derived here, none kept: a derivation run again (a
+	-- swap that failed sends the rebuild back to its batches, which
+	-- write no rows) starts from nothing, as the first did.
+	DELETE FROM address;
 	WITH alone AS MATERIALIZED (
 		-- The live subnets no other live subnet of the same cidr or a
 		-- more specific one overlaps (the GiST index on cidr).
@@ -118,7 +122,8 @@ $$;
 
 -- Rows of the rebuilt state that exist in the current one keep their
 -- created_at (which ties them to their sweep state, ipamd.sweep_address)
--- and, when unchanged, their updated_at; a changed one is updated now.
+-- and, when unchanged, their updated_at; a changed one is updated now,
+-- and one that has no current row is made now.
 -- Writes only the rows that do not have these yet: run at the end of
 -- derive_all() for every row, and again in the swap for the rows the
 -- current state changed since (and the changed ones, now the swap's).
@@ -127,6 +132,7 @@ CREATE OR REPLACE FUNCTION ipamd.rebuild_carry() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	carried bigint;
+	renewed bigint;
 BEGIN
 	WITH c AS (
 		SELECT n.vrf, n.ip_address, o.created_at,
@@ -150,7 +156,16 @@ BEGIN
 	    AND (n.created_at, n.updated_at) IS DISTINCT FROM
 		(c.created_at, c.updated_at);
 	GET DIAGNOSTICS carried = ROW_COUNT;
-	RETURN carried;
+	-- A row with no current row is new: made now, whatever an earlier
+	-- carry gave it from a row deleted since (its sweep state, tied by
+	-- created_at, is not its own).
+	UPDATE ipam_state_rebuild.address n
+	SET created_at = now(), updated_at = now()
+	WHERE (n.created_at, n.updated_at) IS DISTINCT FROM (now(), now())
+	    AND NOT EXISTS (SELECT 1 FROM ipam_state.address o
+		WHERE o.vrf = n.vrf AND o.ip_address = n.ip_address);
+	GET DIAGNOSTICS renewed = ROW_COUNT;
+	RETURN carried + renewed;
 END
 $$;
 

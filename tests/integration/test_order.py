@@ -323,8 +323,9 @@ def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,
     derived rows, and rows the current state changed between the
-    derivation and the swap, which the swap carries again (called here at
-    the SQL level, between the steps a rebuild takes)."""
+    derivation and the swap, which the swap carries again; one deleted
+    meanwhile is new.  The derivation run again gives the same rows.
+    (Called here at the SQL level, between the steps a rebuild takes.)"""
     run = Run()
     try:
         # Subnet 1 alone: its pool rows plain, but the server's; subnet 3
@@ -347,19 +348,28 @@ def test_rebuild_carries_row_times():
             db.query("INSERT INTO ipam_state_rebuild.%s SELECT * FROM ipam_state.%s" % (t, t))
         db.query("SELECT ipamd.derive_all()")
         assert db.query(times % "ipam_state_rebuild") == before
+        # Derived again (a swap that failed sends the rebuild back to its
+        # batches): the same rows.
+        db.query("SELECT ipamd.derive_all()")
+        assert db.query(times % "ipam_state_rebuild") == before
         # Changed meanwhile: one row re-made (a new created_at), one
         # edited (a new updated_at, and a content the rebuild undoes).
         db.query("UPDATE ipam_state.address SET created_at = now() - interval '1 hour' "
                  "WHERE ip_address IN ('127.97.0.15', '127.97.1.3')")
         db.query("UPDATE ipam_state.address SET hostname = 'edited', updated_at = now() "
                  "WHERE ip_address = '127.97.0.10'")
+        # And one deleted: rebuilt, it is new, whatever was carried.
+        db.query("DELETE FROM ipam_state.address WHERE ip_address = '127.97.0.17'")
+        swap_began = db.scalar("SELECT now()")
         changed = db.scalar("SELECT ipamd.rebuild_swap()->>'changed'")
-        assert changed == "1", changed
+        assert changed == "2", changed
         after = {ip: (c, u) for ip, c, u in db.query(times % "ipam_state")}
         now = {ip: (c, u) for ip, c, u in before}
         for ip, (c, u) in after.items():
             if ip in ("127.97.0.15", "127.97.1.3"):
                 assert c > now[ip][0] and u == now[ip][1], (ip, now[ip], c, u)
+            elif ip == "127.97.0.17":
+                assert c >= swap_began and u >= swap_began, (ip, swap_began, c, u)
             elif ip == "127.97.0.10":
                 # Undone by the rebuild: changed, so a fresh updated_at.
                 assert c == now[ip][0] and u > now[ip][1], (ip, now[ip], c, u)
