@@ -403,7 +403,9 @@ render_history(json_t *history, FILE *out)
 		    render_get(entry, "source_offset", b[2], sizeof(b[2]))) == -1)
 			source = NULL;
 		/* One insert for a run of pool addresses: it says which. */
-		if (change != NULL && json_array_size(run) == 2) {
+		if (change != NULL && json_array_size(run) == 2 &&
+		    json_is_string(json_array_get(run, 0)) &&
+		    json_is_string(json_array_get(run, 1))) {
 			char *with;
 
 			if (asprintf(&with, "%s (with %s-%s)", change,
