@@ -188,14 +188,36 @@ applier_count_messages(struct applier *applier, size_t n)
 		topic = &applier->stats.topics[entry->topic];
 		pos = applier->positions.get(applier->positions.arg,
 		    entry->topic, entry->partition);
+		if (entry->gone)
+			continue;	/* counted with the entry it went into */
 		if (pos != NULL && pos->stored && entry->offset < pos->next_offset)
-			topic->skipped++;
+			topic->skipped += 1 + batch_entry_folds(entry);
 		else if (entry->dead) {
 			topic->dead_letters++;
 			applier->stats.dead_letters++;
 		} else
-			topic->applied++;
+			topic->applied += 1 + batch_entry_folds(entry);
 	}
+}
+
+/*
+ * The events entries [0, n) stand for: each entry's own and those folded
+ * into it (batch_set_fold()); an entry folded away counts in the entry
+ * it went into.  Sets *folded to those folded.
+ */
+static size_t
+applier_events(const struct batch *batch, size_t n, size_t *folded)
+{
+	size_t i, events = 0;
+
+	*folded = 0;
+	for (i = 0; i < n; i++) {
+		if (batch->entries[i].gone)
+			continue;
+		events += 1 + batch_entry_folds(&batch->entries[i]);
+		*folded += batch_entry_folds(&batch->entries[i]);
+	}
+	return events;
 }
 
 /* Adds the per-entity counts of an apply result. */
@@ -397,7 +419,8 @@ applier_committed(struct applier *applier, const char *text)
 	struct batch_position *ends;
 	struct timespec now;
 	json_t *result;
-	size_t i, count;
+	size_t i, count, events, folded;
+	char folded_note[96] = "";
 
 	/*
 	 * Count before the positions move past these entries.  The dead
@@ -406,6 +429,7 @@ applier_committed(struct applier *applier, const char *text)
 	 * whose dead letter is kept already (a rebuild or replay reads it
 	 * again) inserts none, which made the two figures disagree.
 	 */
+	events = applier_events(applier->batch, applier->chunk, &folded);
 	applier_count_messages(applier, applier->chunk);
 	count = batch_partition_ends(applier->batch, applier->chunk, &ends);
 	for (i = 0; i < count; i++)
@@ -429,21 +453,25 @@ applier_committed(struct applier *applier, const char *text)
 	    (double)now.tv_nsec / 1e9;
 	applier_count_entities(applier, result);
 	applier_observe(&applier->stats.batch_size, applier_size_bounds,
-	    APPLIER_SIZE_BUCKETS, (double)applier->chunk);
+	    APPLIER_SIZE_BUCKETS, (double)events);
 	applier_observe(&applier->stats.apply_seconds, applier_time_bounds,
 	    APPLIER_TIME_BUCKETS, applier->stats.last_apply_seconds);
+	if (folded > 0)
+		snprintf(folded_note, sizeof(folded_note),
+		    " (%zu of the events folded into later ones of their keys)",
+		    folded);
 	if (applier_count(result, "truncated") > 0)
 		log_info("truncate: %llu entities forgotten",
 		    (unsigned long long)applier_count(result, "truncated"));
 	log_debug("batch of %zu: %llu applied, %llu stale, %llu dead, "
-	    "rows +%llu ~%llu -%llu in %.3f s", applier->chunk,
+	    "rows +%llu ~%llu -%llu in %.3f s%s", events,
 	    (unsigned long long)applier_count(result, "applied"),
 	    (unsigned long long)applier_count(result, "stale"),
 	    (unsigned long long)applier_count(result, "dead"),
 	    (unsigned long long)applier_count(result, "inserted"),
 	    (unsigned long long)applier_count(result, "updated"),
 	    (unsigned long long)applier_count(result, "deleted"),
-	    applier->stats.last_apply_seconds);
+	    applier->stats.last_apply_seconds, folded_note);
 	applier_log_dead(applier, applier->chunk);
 	applier_log_conflicts(result);
 	json_decref(result);
@@ -607,8 +635,18 @@ static void
 applier_isolate(struct applier *applier, const char *message)
 {
 	struct batch_entry *entry = &applier->batch->entries[0];
+	size_t i;
 
 	applier->retry_ms = 0;
+	for (i = 0; i < applier->chunk; i++) {
+		if (!applier->batch->entries[i].folding)
+			continue;
+		log_warnx("apply: a batch read while folding was rejected (%s)",
+		    message);
+		applier_restore_rejected(applier);
+		applier_finish(applier, APPLIER_UNFOLD, message);
+		return;
+	}
 	if (applier->chunk > 1) {
 		log_info("apply: batch of %zu rejected (%s); splitting it",
 		    applier->chunk, message);

@@ -17,6 +17,9 @@ enum applier_outcome {
 	APPLIER_DONE,		/* every entry is committed; the batch is empty */
 	APPLIER_LOST,		/* the connection was lost: retry once it is back */
 	APPLIER_MOVED,		/* an offset moved away: another consumer owns it */
+	APPLIER_UNFOLD,		/* PostgreSQL refused entries a folding batch
+				   took (batch_set_fold()): only reading them
+				   again unfolded can tell which event it was */
 };
 
 /* Where partitions stand, kept by the consumer. */

@@ -73,6 +73,220 @@ batch_keep_raw(struct batch *batch, struct batch_entry *entry, void *hold,
 	batch->bytes += key_len + value_len;
 }
 
+/* The most events folded into one entry: bounds its memory and record. */
+#define BATCH_FOLD_MAX	64
+
+/* The entries an emptied batch keeps room for: a normal batch's. */
+#define BATCH_KEEP_CAPACITY	8192
+
+static uint64_t	batch_hash(enum change_entity, const char *);
+static void	batch_entry_free(const struct batch *, struct batch_entry *);
+
+/* Forgets every key's last entry: no event folds into a later one. */
+static void
+batch_keys_reset(struct batch *batch)
+{
+	free(batch->keys);
+	batch->keys = NULL;
+	batch->keys_mask = 0;
+	batch->keys_used = 0;
+}
+
+/*
+ * Finds the slot of an entry's key: the key's last entry (1 + its index),
+ * or the empty slot where it goes.
+ */
+static uint32_t *
+batch_keys_slot(struct batch *batch, const struct change *change)
+{
+	size_t slot = batch_hash(change->entity, change->id) & batch->keys_mask;
+	const struct change *other;
+
+	while (batch->keys[slot] != 0) {
+		other = &batch->entries[batch->keys[slot] - 1].change;
+		if (other->entity == change->entity &&
+		    strcmp(other->id, change->id) == 0)
+			break;
+		slot = (slot + 1) & batch->keys_mask;
+	}
+	return &batch->keys[slot];
+}
+
+/* Tells whether an entry has a key to fold by. */
+static bool
+batch_keyed(const struct batch_entry *entry)
+{
+	return !entry->dead && !entry->gone && entry->change.id != NULL;
+}
+
+/*
+ * Makes the table again, large enough for entries [0, upto) twice over,
+ * with each key's last entry among them; a truncate forgets the keys
+ * before it.
+ */
+static void
+batch_keys_rebuild(struct batch *batch, size_t upto)
+{
+	const struct batch_entry *entry;
+	uint32_t *slot;
+	size_t size, i;
+
+	for (size = 1024; size < upto * 4; size *= 2)
+		;
+	free(batch->keys);
+	if ((batch->keys = calloc(size, sizeof(*batch->keys))) == NULL)
+		fatal("batch: calloc");
+	batch->keys_mask = size - 1;
+	batch->keys_used = 0;
+	for (i = 0; i < upto; i++) {
+		entry = &batch->entries[i];
+		if (entry->change.op == CHANGE_TRUNCATE && !entry->dead) {
+			memset(batch->keys, 0, size * sizeof(*batch->keys));
+			batch->keys_used = 0;
+		} else if (batch_keyed(entry)) {
+			slot = batch_keys_slot(batch, &entry->change);
+			if (*slot == 0)
+				batch->keys_used++;
+			*slot = (uint32_t)i + 1;
+		}
+	}
+}
+
+/* Makes entry index its key's last entry; returns the one before, or 0. */
+static uint32_t
+batch_keys_put(struct batch *batch, size_t index)
+{
+	uint32_t *slot, before;
+
+	if (!batch_keyed(&batch->entries[index]))
+		return 0;
+	if (batch->keys == NULL ||
+	    (batch->keys_used + 1) * 2 > batch->keys_mask + 1)
+		batch_keys_rebuild(batch, index);
+	slot = batch_keys_slot(batch, &batch->entries[index].change);
+	before = *slot;
+	if (before == 0)
+		batch->keys_used++;
+	*slot = (uint32_t)index + 1;
+	return before;
+}
+
+/*
+ * Tells whether an event is a plain versioned change of its key: no
+ * tombstone, no unversioned event (either resets the key), no request
+ * (applied one at a time), nothing dead.
+ */
+static bool
+batch_plain_versioned(const struct batch_entry *entry)
+{
+	const struct change *change = &entry->change;
+
+	return !entry->dead && !entry->gone && change->id != NULL &&
+	    (change->op == CHANGE_UPSERT || change->op == CHANGE_DELETE) &&
+	    change->has_version && !change->unconditional &&
+	    change->request_id == NULL;
+}
+
+/* Drops the entries folded away, keeping the order of the others. */
+static void
+batch_compact(struct batch *batch)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < batch->count; i++) {
+		if (batch->entries[i].gone) {
+			batch_entry_free(batch, &batch->entries[i]);
+			continue;
+		}
+		batch->entries[kept++] = batch->entries[i];
+	}
+	batch->count = kept;
+	batch->gone = 0;
+	batch_keys_rebuild(batch, kept);
+}
+
+/*
+ * Frees the array of an empty batch that grew large (a rebuild's batch
+ * held a whole table's keys), rather than keep it for the next batch.
+ */
+static void
+batch_shrink(struct batch *batch)
+{
+	if (batch->count > 0 || batch->capacity <= BATCH_KEEP_CAPACITY)
+		return;
+	free(batch->entries);
+	batch->entries = NULL;
+	batch->capacity = 0;
+}
+
+/*
+ * Folds the key's previous event of the batch into the entry at index
+ * when the entry takes the key's whole state from it: both plain
+ * versioned changes of one partition, the entry newer and with every
+ * field (no TOAST placeholder).  Applying the two one by one or the
+ * entry alone with the other's version among the earlier ones
+ * (batch_net_take()) leaves the same state.  A truncate is a barrier.
+ */
+static void
+batch_fold(struct batch *batch, size_t index)
+{
+	struct batch_entry *entry = &batch->entries[index], *earlier;
+	struct batch_folded *folded;
+	uint32_t before;
+
+	if (entry->change.op == CHANGE_TRUNCATE) {
+		batch_keys_reset(batch);
+		return;
+	}
+	if ((before = batch_keys_put(batch, index)) == 0)
+		return;
+	earlier = &batch->entries[before - 1];
+	if (!batch_plain_versioned(entry) || !batch_plain_versioned(earlier) ||
+	    entry->change.keep != 0 || earlier->topic != entry->topic ||
+	    earlier->partition != entry->partition ||
+	    entry->change.version <= earlier->change.version ||
+	    earlier->folded_count >= BATCH_FOLD_MAX)
+		return;
+	folded = realloc(earlier->folded, (earlier->folded_count + 1) *
+	    sizeof(*folded));
+	if (folded == NULL)
+		fatal("batch: realloc");
+	folded[earlier->folded_count].version = earlier->change.version;
+	folded[earlier->folded_count].offset = earlier->offset;
+	entry->folded = folded;
+	entry->folded_count = earlier->folded_count + 1;
+	earlier->folded = NULL;
+	earlier->folded_count = 0;
+	change_clear(&earlier->change);
+	earlier->gone = true;
+	batch->gone++;
+	/* A third of the entries gone: each compaction frees that much. */
+	if (batch->gone >= 4096 && batch->gone * 3 >= batch->count)
+		batch_compact(batch);
+}
+
+/* Folds, or not. */
+void
+batch_set_fold(struct batch *batch, bool on)
+{
+	batch->fold = on;
+	batch_keys_reset(batch);
+}
+
+/* The entries that hold an event. */
+size_t
+batch_live(const struct batch *batch)
+{
+	return batch->count - batch->gone;
+}
+
+/* How many events were folded into an entry. */
+size_t
+batch_entry_folds(const struct batch_entry *entry)
+{
+	return entry->folded_count;
+}
+
 /* Adds an entry: a change (reason NULL) or a dead letter. */
 static void
 batch_add(struct batch *batch, int topic, int32_t partition, int64_t offset,
@@ -93,8 +307,15 @@ batch_add(struct batch *batch, int topic, int32_t partition, int64_t offset,
 		entry->change = *change;
 		memset(change, 0, sizeof(*change));
 	}
-	batch_keep_raw(batch, entry, hold, key, key_len, value, value_len,
-	    headers_json);
+	if (batch->fold && reason == NULL) {
+		/* No bytes kept: see batch_set_fold(). */
+		entry->folding = true;
+		if (hold != NULL)
+			batch->release(hold);
+		batch_fold(batch, (size_t)(entry - batch->entries));
+	} else
+		batch_keep_raw(batch, entry, hold, key, key_len, value,
+		    value_len, headers_json);
 }
 
 /* Takes ownership of a decoded change and keeps the raw message. */
@@ -149,6 +370,7 @@ batch_entry_free(const struct batch *batch, struct batch_entry *entry)
 		free((void *)entry->value);
 	}
 	free(entry->headers_json);
+	free(entry->folded);
 	change_clear(&entry->change);
 }
 
@@ -173,6 +395,8 @@ batch_drop_front(struct batch *batch, size_t n)
 		size_t bytes = batch_entry_bytes(&batch->entries[i]);
 
 		batch->bytes -= bytes <= batch->bytes ? bytes : batch->bytes;
+		if (batch->entries[i].gone)
+			batch->gone--;
 		batch_entry_free(batch, &batch->entries[i]);
 	}
 	memmove(batch->entries, batch->entries + n,
@@ -180,6 +404,8 @@ batch_drop_front(struct batch *batch, size_t n)
 	batch->count -= n;
 	if (batch->count == 0)
 		batch->bytes = 0;
+	batch_keys_reset(batch);
+	batch_shrink(batch);
 }
 
 /* Removes every entry of one partition. */
@@ -194,6 +420,8 @@ batch_drop_partition(struct batch *batch, int topic, int32_t partition)
 		if (entry->topic == topic && entry->partition == partition) {
 			batch->bytes -= batch_entry_bytes(entry) <= batch->bytes ?
 			    batch_entry_bytes(entry) : batch->bytes;
+			if (entry->gone)
+				batch->gone--;
 			batch_entry_free(batch, entry);
 			continue;
 		}
@@ -202,6 +430,7 @@ batch_drop_partition(struct batch *batch, int topic, int32_t partition)
 	batch->count = kept;
 	if (kept == 0)
 		batch->bytes = 0;
+	batch_keys_reset(batch);
 }
 
 /* Moves every entry of src to the end of dst. */
@@ -213,14 +442,31 @@ batch_move(struct batch *dst, struct batch *src)
 	if (src->count > 0 && dst->release != src->release)
 		fatalx("batch: entries moved to a batch that releases them "
 		    "otherwise");
+	if (dst->count == 0) {
+		/* The arrays trade places: nothing copied, no second array. */
+		struct batch_entry *entries = dst->entries;
+		size_t capacity = dst->capacity;
+
+		dst->entries = src->entries;
+		dst->capacity = src->capacity;
+		src->entries = entries;
+		src->capacity = capacity;
+		dst->count = src->count;
+		src->count = 0;
+		batch_shrink(src);
+	}
 	for (i = 0; i < src->count; i++) {
 		struct batch_entry *slot = batch_grow(dst);
 
 		*slot = src->entries[i];
 	}
 	dst->bytes += src->bytes;
+	dst->gone += src->gone;
 	src->count = 0;
 	src->bytes = 0;
+	src->gone = 0;
+	batch_keys_reset(src);
+	batch_keys_reset(dst);
 }
 
 /* Frees every entry. */
@@ -228,6 +474,7 @@ void
 batch_clear(struct batch *batch)
 {
 	batch_drop_front(batch, batch->count);
+	batch_keys_reset(batch);
 }
 
 /* Where the value of a field the events may leave as stored comes from. */
@@ -303,6 +550,7 @@ enum batch_role {
 	BATCH_ROLE_TRUNCATE,	/* a truncate record */
 	BATCH_ROLE_ONE,		/* a record of its own: its key has requests */
 	BATCH_ROLE_NET,		/* taken into its key's net effect */
+	BATCH_ROLE_GONE,	/* folded into a later entry */
 };
 
 /* FNV-1a over the entity and the id, for the net-effect table. */
@@ -440,7 +688,7 @@ batch_net_fields(struct batch_net *net, const struct batch_entry *entry)
 static void
 batch_stale_known(const struct batch *batch, struct batch_stale *stale,
     const struct batch_net *net, const struct batch_entry *entry,
-    int64_t newer)
+    const struct batch_folded *event, int64_t newer)
 {
 	struct batch_text *note = &stale->sample;
 	size_t first;
@@ -458,8 +706,9 @@ batch_stale_known(const struct batch *batch, struct batch_stale *stale,
 	batch_text_string(note, "id", net->id);
 	batch_text_string(note, "topic", batch->topic_names[entry->topic]);
 	batch_text_int(note, "part", entry->partition);
-	batch_text_int(note, "off", entry->offset);
-	batch_text_int(note, "version", entry->change.version);
+	batch_text_int(note, "off", event ? event->offset : entry->offset);
+	batch_text_int(note, "version", event ? event->version :
+	    entry->change.version);
 	batch_text_int(note, "newer", newer);
 	batch_text_close(note, '}');
 }
@@ -486,40 +735,63 @@ batch_net_push_lo(struct batch_net *net, int64_t version)
  * in Kafka order; a versioned event applies if newer than the state
  * before it, which within the prefix is only known relative to the
  * prefix's own highest version.  A key's first event is never stale.
+ * The events folded into an entry (batch_set_fold()) come first, from
+ * the first not applied yet (from), each as its version: the entry is
+ * newer than all of them and sets every field, so only their versions
+ * can matter.
  */
 static void
 batch_net_take(const struct batch *batch, struct batch_stale *stale,
-    struct batch_net *net, const struct batch_entry *entry, size_t index)
+    struct batch_net *net, const struct batch_entry *entry, size_t index,
+    size_t from)
 {
 	const struct change *change = &entry->change;
-	const struct batch_entry *before;
+	const struct batch_folded *event;
+	bool have;
+	int64_t high;
+	size_t i;
 
 	if (change->unconditional || !change->has_version) {
 		net->reset = true;
 		net->f = change->unconditional || change->op == CHANGE_DELETE ?
 		    NULL : entry;
 		batch_net_fields(net, net->f);
-	} else if (net->reset) {
-		before = net->f;
-		if (before != NULL && before->change.has_version &&
-		    change->version <= before->change.version) {
-			batch_stale_known(batch, stale, net, entry,
-			    before->change.version);
-			return;
-		}
-		net->f = entry;
-		batch_net_fields(net, entry);
-	} else {
-		if (net->c != NULL && change->version <= net->c->change.version) {
-			batch_stale_known(batch, stale, net, entry,
-			    net->c->change.version);
-			return;
-		}
-		if (net->c != NULL)
-			batch_net_push_lo(net, net->c->change.version);
-		net->c = entry;
-		batch_net_fields(net, entry);
+		net->last = entry;
+		net->last_index = index;
+		return;
 	}
+	/* The highest version so far: of the state after the reset, or of
+	   the prefix. */
+	if (net->reset) {
+		have = net->f != NULL && net->f->change.has_version;
+		high = have ? net->f->change.version : 0;
+	} else {
+		have = net->c != NULL;
+		high = have ? net->c->change.version : 0;
+	}
+	for (i = from; i < entry->folded_count; i++) {
+		event = &entry->folded[i];
+		if (have && event->version <= high) {
+			batch_stale_known(batch, stale, net, entry, event, high);
+			continue;
+		}
+		if (have && !net->reset)
+			batch_net_push_lo(net, high);
+		have = true;
+		high = event->version;
+	}
+	if (have && change->version <= high) {
+		batch_stale_known(batch, stale, net, entry, NULL, high);
+		return;
+	}
+	if (net->reset)
+		net->f = entry;
+	else {
+		if (have)
+			batch_net_push_lo(net, high);
+		net->c = entry;
+	}
+	batch_net_fields(net, entry);
 	net->last = entry;
 	net->last_index = index;
 }
@@ -645,6 +917,25 @@ batch_json_dead(const struct batch *batch, struct batch_text *text,
 }
 
 /*
+ * The first event folded into an entry that its partition has not
+ * applied yet (they are in offset order): those before it are skipped,
+ * as they would be unfolded.
+ */
+static size_t
+batch_fold_start(const struct batch_entry *entry,
+    const struct batch_position *pos)
+{
+	size_t i;
+
+	if (pos == NULL || !pos->stored)
+		return 0;
+	for (i = 0; i < entry->folded_count &&
+	    entry->folded[i].offset < pos->next_offset; i++)
+		;
+	return i;
+}
+
+/*
  * Writes one event of a key that carries operator requests as a record
  * of its own ("one": true).  Such keys are applied one event at a time
  * in batch order, since each request's preconditions are decided against
@@ -653,7 +944,8 @@ batch_json_dead(const struct batch *batch, struct batch_text *text,
  */
 static void
 batch_json_one(const struct batch *batch, struct batch_text *text,
-    struct batch_stale *stale, const struct batch_entry *entry, size_t index)
+    struct batch_stale *stale, const struct batch_entry *entry, size_t index,
+    const struct batch_position *pos)
 {
 	const struct change *change = &entry->change;
 	bool request = change->request_id != NULL, has_address;
@@ -665,7 +957,8 @@ batch_json_one(const struct batch *batch, struct batch_text *text,
 	net.id = change->id;
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
 		net.from[i] = BATCH_FROM_STORED;
-	batch_net_take(batch, stale, &net, entry, index);
+	batch_net_take(batch, stale, &net, entry, index,
+	    batch_fold_start(entry, pos));
 	/* The record is this event's own: its state is the event or none. */
 	has_address = batch_json_net(batch, text, &net, request);
 	free(net.lo);
@@ -757,18 +1050,23 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 		entry = &batch->entries[i];
 		if ((pos = position(arg, entry->topic, entry->partition)) == NULL)
 			return -1;
-		if (pos->stored && entry->offset < pos->next_offset) {
-			(*skipped)++;
+		if (entry->gone)
+			roles[i] = BATCH_ROLE_GONE;
+		else if (pos->stored && entry->offset < pos->next_offset) {
+			*skipped += 1 + entry->folded_count;
 			roles[i] = BATCH_ROLE_SKIPPED;
 		} else if (entry->dead)
 			roles[i] = BATCH_ROLE_DEAD;
 		else if (entry->change.op == CHANGE_TRUNCATE)
 			roles[i] = BATCH_ROLE_TRUNCATE;
-		else if ((net = batch_net_find(table, entry))->one_by_one)
+		else if ((net = batch_net_find(table, entry))->one_by_one) {
 			roles[i] = BATCH_ROLE_ONE;
-		else {
+			*skipped += batch_fold_start(entry, pos);
+		} else {
 			roles[i] = BATCH_ROLE_NET;
-			batch_net_take(batch, stale, net, entry, i);
+			*skipped += batch_fold_start(entry, pos);
+			batch_net_take(batch, stale, net, entry, i,
+			    batch_fold_start(entry, pos));
 		}
 	}
 	return 0;
@@ -886,7 +1184,9 @@ batch_build_json(const struct batch *batch, size_t n, const char *group_id,
 			    batch->entries[i].change.entity ==
 			    (enum change_entity)entity)
 				batch_json_one(batch, &text, &stale,
-				    &batch->entries[i], i);
+				    &batch->entries[i], i, position(arg,
+				    batch->entries[i].topic,
+				    batch->entries[i].partition));
 		for (i = 0; i < slots; i++) {
 			if (table.slots[i] == 0)
 				continue;

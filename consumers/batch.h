@@ -11,6 +11,12 @@
 /* Releases what keeps an entry's key and value alive (batch_add_held). */
 typedef void batch_release_fn(void *hold);
 
+/* An event folded into a later event of its key (batch_set_fold()). */
+struct batch_folded {
+	int64_t		 version;
+	int64_t		 offset;
+};
+
 /* One consumed message: a change to apply, or a dead letter to keep. */
 struct batch_entry {
 	int		 topic;		/* index into the topic names */
@@ -29,6 +35,13 @@ struct batch_entry {
 	void		*hold;		/* keeps key and value alive, or NULL:
 					   they are the batch's own copies */
 	char		*headers_json;	/* headers as a JSON object, or NULL */
+	bool		 folding;	/* added by a folding batch: no raw
+					   message kept (batch_set_fold()) */
+	bool		 gone;		/* folded into a later event of its key:
+					   holds nothing, only its place */
+	struct batch_folded *folded;	/* the events of its key folded into
+					   it, oldest first */
+	size_t		 folded_count;
 };
 
 /* Where a partition stands in PostgreSQL: its next offset, or none yet. */
@@ -51,6 +64,11 @@ struct batch {
 	const char *const	*topic_names;
 	size_t			 topic_count;
 	batch_release_fn	*release;	/* of the entries' holds */
+	bool			 fold;		/* batch_set_fold() */
+	size_t			 gone;		/* entries folded away */
+	uint32_t		*keys;		/* fold: each key's last entry */
+	size_t			 keys_mask;
+	size_t			 keys_used;
 };
 
 /* Sets up an empty batch that names topics by index into topic_names. */
@@ -81,6 +99,28 @@ void	batch_add_held(struct batch *batch, int topic, int32_t partition,
 	    int64_t offset, struct change *change, const char *reason,
 	    void *hold, const void *key, size_t key_len, const void *value,
 	    size_t value_len, const char *headers_json);
+
+/*
+ * Folds the events of a key as they are added (a rebuild reads every
+ * version of every key): an event that takes its key's whole state from
+ * the key's previous event of the batch, as a newer version of it, leaves
+ * of that event only its version and offset (struct batch_folded), so
+ * that a batch holds about one event per key however many versions it
+ * has read.  The batch's JSON argument is the same as for the events
+ * unfolded.  A folding batch keeps no raw message of the changes it takes
+ * (their holds are released at once): if PostgreSQL refuses one of them,
+ * it cannot be told apart from what was folded into it, nor kept as a
+ * dead letter, and the events have to be read again without folding
+ * (consumers/applier.h, APPLIER_UNFOLD).  Dead letters keep theirs.
+ * Turning it off keeps what was folded.
+ */
+void	batch_set_fold(struct batch *batch, bool on);
+
+/* The entries that hold an event, folded into them or not. */
+size_t	batch_live(const struct batch *batch);
+
+/* Tells how many events were folded into an entry. */
+size_t	batch_entry_folds(const struct batch_entry *entry);
 
 /* Adds a dead letter; the bytes are copied. */
 void	batch_add_dead(struct batch *batch, int topic, int32_t partition,

@@ -29,6 +29,15 @@
  */
 #define CONSUMER_REBUILD_SCALE	10
 
+/*
+ * A rebuild folds the versions of a key as it reads them (batch_set_fold()):
+ * its batches are bounded by the events they hold after folding, four
+ * times more, so that the versions of a key a whole table apart still
+ * meet in one batch (bench/: 100,000 servers, each version 100,000
+ * events after the one before).  The bound on their bytes stays.
+ */
+#define CONSUMER_FOLD_SCALE	4
+
 /* The consumer's lifecycle; each transition is logged once at debug. */
 enum consumer_state {
 	CONSUMER_IDLE,		/* made, not started */
@@ -80,6 +89,8 @@ struct consumer {
 	struct applier		*applier;
 	struct rebuild		*rebuild;
 	enum consumer_state	 state;
+	bool			 started;	/* subscribed once */
+	bool			 unfolded;	/* a rebuild reads without folding */
 	bool			 db_up;
 	bool			 loading;	/* an offsets load is in flight */
 
@@ -246,8 +257,8 @@ consumer_drop_pending(struct consumer *consumer, int topic,
     int32_t partition)
 {
 	batch_drop_partition(&consumer->pending, topic, partition);
-	consumer->stats.pending = consumer->pending.count +
-	    consumer->inflight.count;
+	consumer->stats.pending = batch_live(&consumer->pending) +
+	    batch_live(&consumer->inflight);
 }
 
 /*
@@ -349,9 +360,26 @@ consumer_pending_full(const struct consumer *consumer)
 {
 	size_t scale = rebuild_state(consumer->rebuild) == REBUILD_OFF ? 1 :
 	    CONSUMER_REBUILD_SCALE;
+	size_t fold = consumer->pending.fold ? CONSUMER_FOLD_SCALE : 1;
 
-	return consumer->pending.count >= consumer->batch_max_events * scale ||
+	return batch_live(&consumer->pending) >=
+	    consumer->batch_max_events * scale * fold ||
 	    consumer->pending.bytes >= consumer->batch_max_bytes * scale;
+}
+
+/*
+ * Folds while a rebuild fills its fresh state, unless it had to start
+ * over unfolded.  It has caught up, nothing pending, before it derives:
+ * no folded entry outlives the filling.
+ */
+static void
+consumer_fold(struct consumer *consumer)
+{
+	bool on = rebuild_state(consumer->rebuild) == REBUILD_FILLING &&
+	    !consumer->unfolded;
+
+	if (consumer->pending.fold != on)
+		batch_set_fold(&consumer->pending, on);
 }
 
 /*
@@ -369,6 +397,7 @@ consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 		rd_kafka_message_destroy(message);
 		return;	/* fetched again by whoever applies it */
 	}
+	consumer_fold(consumer);
 	first = consumer->pending.count == 0;
 	consumer->stats.messages++;
 	if (first)
@@ -527,8 +556,8 @@ consumer_flush(struct consumer *consumer)
 	long long waited, left;
 	struct timeval tv;
 
-	consumer->stats.pending = consumer->pending.count +
-	    consumer->inflight.count;
+	consumer->stats.pending = batch_live(&consumer->pending) +
+	    batch_live(&consumer->inflight);
 	if (consumer->pending.count == 0 || consumer->state != CONSUMER_RUNNING ||
 	    !consumer->db_up || consumer->loading ||
 	    rebuild_state(consumer->rebuild) == REBUILD_DERIVING ||
@@ -664,6 +693,35 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 		    "the offsets are read again once PostgreSQL is back",
 		    consumer->inflight.count);
 		break;
+	case APPLIER_UNFOLD:
+		batch_clear(&consumer->inflight);
+		if (consumer->state != CONSUMER_RUNNING)
+			break;
+		/* Only a filling rebuild folds, and it drains before it
+		   derives (consumer_fold()). */
+		if (rebuild_state(consumer->rebuild) != REBUILD_FILLING)
+			fatalx("consumer: a batch read while folding outside "
+			    "a rebuild's filling");
+		/*
+		 * The refused event cannot be told apart from what was folded
+		 * into it, and batches before it committed past what was: the
+		 * rebuild starts over, reading every event as it is.
+		 */
+		log_warnx("rebuild: PostgreSQL refused an event of a batch "
+		    "read while folding (%s); building the fresh state again "
+		    "from the beginning of every topic, without folding, so "
+		    "that the event is found and kept as a dead letter", error);
+		consumer->unfolded = true;
+		consumer_fold(consumer);
+		for (i = 0; i < consumer->partition_count; i++)
+			if (consumer->partitions[i].assigned)
+				consumer_reload(consumer,
+				    &consumer->partitions[i]);
+		batch_clear(&consumer->pending);
+		rebuild_restart(consumer->rebuild);
+		consumer_enter(consumer, CONSUMER_PREPARING);
+		consumer_backpressure(consumer);
+		return;
 	case APPLIER_MOVED:
 		/*
 		 * Another owner moved an offset under us (a revoked
@@ -697,9 +755,22 @@ consumer_rebuild_prepared(void *arg)
 	struct consumer *consumer = arg;
 	consumer_event_cb *cb = consumer->subscribed_cb;
 
+	size_t i;
+
 	applier_set_target(consumer->applier, "ipam_state_rebuild", true);
 	consumer_enter(consumer, CONSUMER_RUNNING);
+	if (consumer->started) {
+		/* Made again: every partition from its start. */
+		for (i = 0; i < consumer->partition_count; i++)
+			if (consumer->partitions[i].assigned)
+				consumer_reload(consumer,
+				    &consumer->partitions[i]);
+		consumer_load(consumer);
+		consumer_backpressure(consumer);
+		return;
+	}
 	kafka_client_start(consumer->client);
+	consumer->started = true;
 	consumer->subscribed_cb = NULL;
 	if (cb != NULL)
 		cb(consumer->subscribed_arg);
@@ -848,6 +919,7 @@ consumer_start(struct consumer *consumer, consumer_event_cb *subscribed,
 	}
 	consumer_enter(consumer, CONSUMER_RUNNING);
 	kafka_client_start(consumer->client);
+	consumer->started = true;
 	consumer->subscribed_cb = NULL;
 	subscribed(arg);
 }

@@ -164,6 +164,16 @@ rebuild_derived_cb(struct pgconn *pg, PGresult *result, const char *error,
 	rebuild_step(rebuild, true);
 }
 
+/* Makes the fresh state again. */
+void
+rebuild_restart(struct rebuild *rebuild)
+{
+	if (rebuild->state != REBUILD_FILLING)
+		return;
+	rebuild->failed = false;
+	rebuild_enter(rebuild, REBUILD_PREPARING);
+}
+
 /* Drives the machine. */
 void
 rebuild_step(struct rebuild *rebuild, bool caught_up)

@@ -48,4 +48,11 @@ void		 rebuild_step(struct rebuild *rebuild, bool caught_up);
 /* Tells whether a statement of the rebuild is in flight. */
 bool		 rebuild_busy(const struct rebuild *rebuild);
 
+/*
+ * Starts the filling over: the fresh state is made again (an event
+ * refused while folded, consumers/applier.h APPLIER_UNFOLD), then
+ * prepared is called again.
+ */
+void	rebuild_restart(struct rebuild *rebuild);
+
 #endif

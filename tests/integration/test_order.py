@@ -319,6 +319,51 @@ def test_rebuild_writes_the_same_audit_image():
         run.close()
 
 
+def test_rebuild_unfolds_an_event_postgresql_refuses():
+    """A rebuild folds the versions of a key as it reads them (only the
+    last is kept whole).  When PostgreSQL refuses an event others were
+    folded into, those cannot be told apart from it any more, so the
+    rebuild builds its fresh state again from the start without folding:
+    the refused event becomes a dead letter and the version before it
+    applies, as for a daemon that read them one by one."""
+    run = Run()
+    rebuild = None
+    try:
+        run.db.query("ALTER TABLE ipam_state.server ADD CONSTRAINT no_evil "
+                     "CHECK (hostname IS DISTINCT FROM 'evil')")
+        run.subnet("1", "127.95.0.0/24", ["127.95.0.1-127.95.0.20"], 1)
+        for i in range(1, 6):
+            run.server(str(i), "127.95.0.%d" % i, 1)
+        run.server("7", "127.95.0.7", 1, hostname="good")
+        run.server("7", "127.95.0.8", 2, hostname="evil")
+        run.server("2", "127.95.0.12", 2)
+        run.settle()
+        live = run.db.query("SELECT host(ip_address), status, server_id, hostname "
+                            "FROM ipam ORDER BY ip_address")
+        assert run.row("127.95.0.7")["hostname"] == "good"
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 1
+        assert run.daemon.stop() == 0
+        # One batch for the whole history, so that version 1 of server 7
+        # is folded into version 2.
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                config={"consumer": {"batch_max_wait_ms": "2000"}},
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        assert run.db.query("SELECT host(ip_address), status, server_id, hostname "
+                            "FROM ipam ORDER BY ip_address") == live
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 1
+        log = rebuild.log()
+        assert re.search(r"a batch read while folding was rejected \(.*no_evil", log), \
+            log[-3000:]
+        assert "building the fresh state again from the beginning" in log
+        assert re.search(r"event .*@\d+ rejected: .*no_evil", log), log[-3000:]
+        assert rebuild.stop() == 0, rebuild.log()[-3000:]
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,

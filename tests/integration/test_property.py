@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import subprocess
 import time
 import zlib
@@ -445,11 +446,21 @@ def check_history(seed):
                      "WHERE vrf = %s AND ip_address = %s", victim[0])
         assert oracle.diff(expected, fetch_ipam(db)), "the corruption did not take"
 
+        # A rebuild folds the versions of a key as it reads them, in
+        # batches bounded by what they hold after folding: small bounds
+        # make the folds and the keys' versions cross many batches.
+        batch_max = rng.choice([2, 5, 40, 5000])
         rebuild = RebuildDaemon(db, topics, group=daemon.group,
+                                config={"consumer": {"batch_max_events": str(batch_max)}},
                                 extra_args=["--rebuild"]).start()
         began = time.monotonic()
         rebuild.wait_log(r"rebuild: swapped in", timeout=120)
-        print("rebuild swapped in after %.1f s" % (time.monotonic() - began), flush=True)
+        folded = sum(int(n) for n in re.findall(
+            r"\((\d+) of the events folded", rebuild.log()))
+        batches = len(re.findall(r"batch of \d+: ", rebuild.log()))
+        print("rebuild (batch_max_events %d) swapped in after %.1f s: %d batches, "
+              "%d events folded" % (batch_max, time.monotonic() - began, batches, folded),
+              flush=True)
         wait_caught_up(db, daemon.group, producer.counts, rebuild)
         assert_matches_oracle(db, producer.events, "after the rebuild")
         assert db.scalar("SELECT count(*) FROM ipam WHERE hostname = 'corrupted' "

@@ -26,6 +26,14 @@ static const char *const topic_names[] = {
 #define TOPICS	(sizeof(topic_names) / sizeof(topic_names[0]))
 #define PARTS	3
 
+/*
+ * How random_batch() draws: with requests or without, and a key's events
+ * in one partition (as Kafka places them, so that they can fold) or
+ * anywhere.
+ */
+static bool with_requests = true;
+static bool keyed_partitions;
+
 /* A small, seeded generator, so a failure repeats. */
 static uint64_t rng_state;
 
@@ -145,7 +153,8 @@ random_change(struct change *change, char *const *ids, size_t id_count)
 	change->snapshot = rng_below(5) == 0;
 	change->unconditional = change->op != CHANGE_TRUNCATE &&
 	    rng_below(10) == 0;
-	change->keep = (unsigned)rng_below(64);
+	change->keep = keyed_partitions && rng_below(4) != 0 ? 0 :
+	    (unsigned)rng_below(64);
 	change->hostname = random_optional();
 	change->has_ip = rng_below(5) != 0;
 	random_addr(&change->ip);
@@ -166,7 +175,8 @@ random_change(struct change *change, char *const *ids, size_t id_count)
 	change->mark_status = rng_below(2) ? MARK_RESERVED : MARK_QUARANTINE;
 	change->description = random_optional();
 	change->reason = random_optional();
-	if (change->op != CHANGE_TRUNCATE && rng_below(6) == 0) {
+	if (with_requests && change->op != CHANGE_TRUNCATE &&
+	    rng_below(6) == 0) {
 		change->request_id = random_text(4, 6);
 		change->requester = random_optional();
 		change->if_available = rng_below(2);
@@ -279,6 +289,13 @@ random_batch(struct batch *batch, struct positions *positions)
 			free(reason);
 		} else {
 			random_change(&change, ids, id_count);
+			if (keyed_partitions && change.id != NULL) {
+				/* The topic and partition of its key. */
+				topic = (change.id[0] == '\0' ? 0u :
+				    (unsigned char)change.id[0]) % TOPICS;
+				part = strlen(change.id) % PARTS;
+				next[topic][part] += 1;
+			}
 			batch_add_change(batch, (int)topic, (int32_t)part,
 			    next[topic][part], &change, key, key_len, value,
 			    value_len, headers);
@@ -381,6 +398,261 @@ test_random_batches(void **state)
 		check_round(seed);
 }
 
+/* Tells whether an array holds an element equal to value. */
+static bool
+array_holds(json_t *array, json_t *value)
+{
+	json_t *element;
+	size_t i;
+
+	json_array_foreach(array, i, element)
+		if (json_equal(element, value))
+			return true;
+	return false;
+}
+
+/* Tells whether two arrays hold the same elements, in any order. */
+static bool
+same_elements(json_t *a, json_t *b)
+{
+	json_t *element;
+	size_t i;
+
+	if (json_array_size(a) != json_array_size(b))
+		return false;
+	json_array_foreach(a, i, element)
+		if (!array_holds(b, element))
+			return false;
+	return true;
+}
+
+/*
+ * Tells whether two arguments are the same document, but for orders that
+ * carry no meaning: the net records of an entity (written in the order of
+ * a hash table sized by the entries, which folding makes fewer; the
+ * apply is set-based, and their seq members keep their order), and the
+ * stale events sampled for the log (folded, an event is found stale when
+ * the event it was folded into is taken).  Below the sample's bound (20)
+ * the samples hold the same events.  Takes both documents.
+ */
+static bool
+same_parsed(json_t *a, json_t *b)
+{
+	static const char *const arrays[] = { "servers", "subnets", "marks" };
+	json_t *ka, *kb;
+	bool same;
+	size_t i;
+
+	assert_non_null(a);
+	assert_non_null(b);
+	ka = json_object_get(a, "stale_known");
+	kb = json_object_get(b, "stale_known");
+	same = json_equal(json_object_get(ka, "topics"),
+	    json_object_get(kb, "topics"));
+	if (json_array_size(json_object_get(ka, "sample")) < 20)
+		same = same && same_elements(json_object_get(ka, "sample"),
+		    json_object_get(kb, "sample"));
+	else
+		same = same && json_array_size(json_object_get(kb,
+		    "sample")) == 20;
+	json_object_del(a, "stale_known");
+	json_object_del(b, "stale_known");
+	for (i = 0; i < 3; i++) {
+		same = same && same_elements(json_object_get(a, arrays[i]),
+		    json_object_get(b, arrays[i]));
+		json_object_del(a, arrays[i]);
+		json_object_del(b, arrays[i]);
+	}
+	same = same && json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	return same;
+}
+
+/* The same for two texts. */
+static bool
+same_document(const char *text, const char *folded_text)
+{
+	return same_parsed(json_loads(text, 0, NULL),
+	    json_loads(folded_text, 0, NULL));
+}
+
+/* Frees the two texts and the two batches a comparison built. */
+static void
+free_pair(char *text, char *folded_text, struct batch *plain,
+    struct batch *folded)
+{
+	free(text);
+	free(folded_text);
+	batch_clear(plain);
+	free(plain->entries);
+	batch_clear(folded);
+	free(folded->entries);
+}
+
+/*
+ * Builds one random batch twice, the second time folding as a rebuild
+ * does (batch_set_fold()): the argument must be the same document
+ * (same_document()), and the same skipped count.  Keys carry no requests here: the events of a key
+ * with requests are records of their own, and folded they are fewer
+ * records for the same state (test_fold_requests).  Returns how many
+ * events were folded.
+ */
+static size_t
+check_fold_round(uint64_t seed)
+{
+	struct positions positions, folded_positions;
+	struct batch plain, folded;
+	size_t skipped, folded_skipped, gone;
+	char *text, *folded_text;
+	bool rebuild;
+
+	with_requests = false;
+	keyed_partitions = true;
+	rng_state = seed * 0x9e3779b97f4a7c15ULL + 7;
+	batch_init(&plain, topic_names, TOPICS);
+	random_batch(&plain, &positions);
+	rng_state = seed * 0x9e3779b97f4a7c15ULL + 7;
+	batch_init(&folded, topic_names, TOPICS);
+	batch_set_fold(&folded, true);
+	random_batch(&folded, &folded_positions);
+	with_requests = true;
+	keyed_partitions = false;
+	gone = folded.gone;
+	assert_int_equal(batch_live(&folded) + gone, plain.count);
+
+	rebuild = rng_below(4) == 0;
+	text = batch_build_json(&plain, plain.count, "g", "s", rebuild,
+	    position_of, &positions, &skipped);
+	folded_text = batch_build_json(&folded, folded.count, "g", "s",
+	    rebuild, position_of, &folded_positions, &folded_skipped);
+	if (text == NULL)
+		assert_null(folded_text);
+	else {
+		assert_non_null(folded_text);
+		assert_int_equal(folded_skipped, skipped);
+		if (!same_document(text, folded_text))
+			report_difference(seed, folded_text, text);
+		assert_true(same_document(text, folded_text));
+	}
+	free_pair(text, folded_text, &plain, &folded);
+	return gone;
+}
+
+/* Thousands of random batches, folded and not. */
+static void
+test_fold_random_batches(void **state)
+{
+	uint64_t seed;
+	size_t gone = 0;
+
+	(void)state;
+	for (seed = 1; seed <= 4000; seed++)
+		gone += check_fold_round(seed);
+	/* The rounds did fold: a generator that never folds proves nothing. */
+	print_message("%zu events folded in 4000 batches\n", gone);
+	assert_true(gone > 4000);
+}
+
+/* A server change of key id at version v (v < 0: no version). */
+static void
+add_server(struct batch *batch, int64_t offset, const char *id, int64_t v,
+    unsigned keep)
+{
+	struct change change;
+	char host[32];
+
+	memset(&change, 0, sizeof(change));
+	change.entity = CHANGE_SERVER;
+	change.op = CHANGE_UPSERT;
+	change.id = strdup(id);
+	change.vrf = strdup("");
+	snprintf(host, sizeof(host), "h-%s-%lld", id, (long long)v);
+	change.hostname = strdup(host);
+	change.has_version = v >= 0;
+	change.version = v >= 0 ? v : 0;
+	change.keep = keep;
+	change.has_ip = true;
+	change.ip.family = AF_INET;
+	change.ip.bytes[0] = 10;
+	change.ip.bytes[3] = (uint8_t)v;
+	batch_add_change(batch, 0, 0, offset, &change, "k", 1, "{}", 2, NULL);
+}
+
+/* Removes every "seq" member of the records of a batch's argument. */
+static void
+drop_seq(json_t *document)
+{
+	static const char *const arrays[] = { "servers", "subnets", "marks",
+	    "truncates" };
+	json_t *record;
+	size_t i, j;
+
+	for (i = 0; i < 4; i++)
+		json_array_foreach(json_object_get(document, arrays[i]), j,
+		    record)
+			json_object_del(record, "seq");
+}
+
+/*
+ * A long history of a few keys: the folded entries are compacted away as
+ * they pile up, and the argument still reads the same, but for the
+ * records' seq (places in the batch, which the compaction renumbers; only
+ * their order counts, and it is kept).  A TOAST placeholder or an
+ * unversioned event stops a fold; an older version folds nothing.
+ */
+static void
+test_fold_compacts(void **state)
+{
+	struct positions positions;
+	struct batch plain, folded;
+	json_t *a, *b;
+	size_t skipped, i;
+	char *text, *folded_text, id[8];
+	int64_t offset = 0;
+
+	(void)state;
+	memset(&positions, 0, sizeof(positions));
+	positions.missing_topic = -1;
+	batch_init(&plain, topic_names, TOPICS);
+	batch_init(&folded, topic_names, TOPICS);
+	batch_set_fold(&folded, true);
+	for (i = 0; i < 30000; i++) {
+		int64_t v = (int64_t)(i / 3) * 2 + (i % 97 == 0 ? -3 : 0);
+		unsigned keep = i % 1001 == 0 ? CHANGE_KEEP_HOSTNAME : 0;
+
+		snprintf(id, sizeof(id), "s%zu", i % 3);
+		if (i % 5003 == 0)
+			v = -1;		/* unversioned */
+		add_server(&plain, offset, id, v, keep);
+		add_server(&folded, offset, id, v, keep);
+		offset++;
+	}
+	/*
+	 * Compacted: far fewer entries than events.  At most 64 events fold
+	 * into one entry (their versions go in its record), so there are at
+	 * least events / 65 entries; each older version stays, and leaves
+	 * the one it is older than (the next folds the older one); so do
+	 * the events after a placeholder or without a version.
+	 */
+	assert_true(folded.count < 5000);
+	assert_true(batch_live(&folded) >= 30000 / 65);
+	assert_true(batch_live(&folded) <= 30000 / 65 + 2 * (30000 / 97 +
+	    30000 / 1001 + 30000 / 5003) + 3);
+	text = batch_build_json(&plain, plain.count, "g", "s", true,
+	    position_of, &positions, &skipped);
+	folded_text = batch_build_json(&folded, folded.count, "g", "s", true,
+	    position_of, &positions, &skipped);
+	a = json_loads(text, 0, NULL);
+	b = json_loads(folded_text, 0, NULL);
+	assert_non_null(a);
+	assert_non_null(b);
+	drop_seq(a);
+	drop_seq(b);
+	assert_true(same_parsed(a, b));
+	free_pair(text, folded_text, &plain, &folded);
+}
+
 /*
  * The empty batch, and a batch of one server whose every string needs
  * escaping: the text is byte for byte what jansson dumped.
@@ -436,6 +708,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_batches),
 		cmocka_unit_test(test_exact_text),
+		cmocka_unit_test(test_fold_random_batches),
+		cmocka_unit_test(test_fold_compacts),
 	};
 
 	return cmocka_run_group_tests_name("batch_json", tests, NULL, NULL);
