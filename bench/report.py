@@ -221,10 +221,12 @@ def render(results, command, quick, size):
                  % (f["rebuild_vs_floor"], fmt(f["rebuild_floor_s"], 2))
                  if "rebuild_vs_floor" in f else "—")
         done = [r["seconds"] for r in rb["runs"] if not r["capped"]]
+        hwm = [r["hwm"] for r in rb["runs"] if not r["capped"] and r.get("hwm")]
         if done:
-            w(head + "**%s s**%s | %s | ≤ 30 s | %s |" % (
-                fmt(f["rebuild_s"], 1), spread(done, 1), ratio,
-                verdict(f["rebuild_s"] <= 30)))
+            w(head + "**%s s**%s%s | %s | ≤ 30 s | %s |" % (
+                fmt(f["rebuild_s"], 1), spread(done, 1),
+                "; daemon peak RSS %s MiB" % fmt(median(hwm), 0) if hwm else "",
+                ratio, verdict(f["rebuild_s"] <= 30)))
         else:
             r = rb["runs"][0]
             rate = r["applied"] / r["seconds"] if r["seconds"] else 0
