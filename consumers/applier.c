@@ -769,9 +769,14 @@ applier_send(struct applier *applier)
 	size_t skipped;
 	char *json;
 
+	/*
+	 * A rebuild's batches expand no pool until derive_all(), so they go
+	 * whole: a chunk's offsets could otherwise pass an event folded
+	 * into one of the next chunk (batch_set_fold()).
+	 */
 	if (applier->chunk == 0 || applier->chunk > applier->batch->count)
-		applier->chunk = applier_pool_chunk(applier->batch,
-		    applier->pool_budget);
+		applier->chunk = applier->rebuild ? applier->batch->count :
+		    applier_pool_chunk(applier->batch, applier->pool_budget);
 	json = batch_build_json(applier->batch, applier->chunk,
 	    applier->group_id, applier->schema, applier->rebuild,
 	    applier->positions.get, applier->positions.arg, &skipped);

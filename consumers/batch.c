@@ -172,16 +172,20 @@ batch_keys_put(struct batch *batch, size_t index)
 }
 
 /*
- * Tells whether an event is a plain versioned change of its key: no
- * tombstone, no unversioned event (either resets the key), no request
- * (applied one at a time), nothing dead.
+ * Tells whether an event is a plain versioned change of its key, taken
+ * by a folding batch: no tombstone, no unversioned event (either resets
+ * the key), nothing dead, and no mark.  The events of a mark key that
+ * carries an operator's request anywhere in the batch are applied one at
+ * a time (batch_roles()), each a record of its own, and a request may
+ * come after the events that would have folded: marks do not fold.
  */
 static bool
 batch_plain_versioned(const struct batch_entry *entry)
 {
 	const struct change *change = &entry->change;
 
-	return !entry->dead && !entry->gone && change->id != NULL &&
+	return entry->folding && !entry->dead && !entry->gone &&
+	    change->id != NULL && change->entity != CHANGE_MARK &&
 	    (change->op == CHANGE_UPSERT || change->op == CHANGE_DELETE) &&
 	    change->has_version && !change->unconditional &&
 	    change->request_id == NULL;
@@ -258,11 +262,29 @@ batch_fold(struct batch *batch, size_t index)
 	earlier->folded = NULL;
 	earlier->folded_count = 0;
 	change_clear(&earlier->change);
+	batch->bytes -= earlier->decoded;
+	earlier->decoded = 0;
 	earlier->gone = true;
 	batch->gone++;
 	/* A third of the entries gone: each compaction frees that much. */
 	if (batch->gone >= 4096 && batch->gone * 3 >= batch->count)
 		batch_compact(batch);
+}
+
+/* The memory a decoded change holds, about: its entry and its strings. */
+static size_t
+batch_change_bytes(const struct change *change)
+{
+	const char *const strings[] = { change->id, change->vrf,
+	    change->hostname, change->nic_mac, change->device_type,
+	    change->manufacture, change->name, change->description,
+	    change->reason };
+	size_t i, bytes = sizeof(struct batch_entry);
+
+	for (i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		if (strings[i] != NULL)
+			bytes += strlen(strings[i]) + 1;
+	return bytes + change->pool_count * sizeof(*change->pools);
 }
 
 /* Folds, or not. */
@@ -308,10 +330,13 @@ batch_add(struct batch *batch, int topic, int32_t partition, int64_t offset,
 		memset(change, 0, sizeof(*change));
 	}
 	if (batch->fold && reason == NULL) {
-		/* No bytes kept: see batch_set_fold(). */
+		/* No message kept, its decoded change counted: see
+		   batch_set_fold(). */
 		entry->folding = true;
 		if (hold != NULL)
 			batch->release(hold);
+		entry->decoded = batch_change_bytes(&entry->change);
+		batch->bytes += entry->decoded;
 		batch_fold(batch, (size_t)(entry - batch->entries));
 	} else
 		batch_keep_raw(batch, entry, hold, key, key_len, value,
@@ -378,7 +403,7 @@ batch_entry_free(const struct batch *batch, struct batch_entry *entry)
 static size_t
 batch_entry_bytes(const struct batch_entry *entry)
 {
-	return entry->key_len + entry->value_len;
+	return entry->key_len + entry->value_len + entry->decoded;
 }
 
 /* Removes the first n entries. */

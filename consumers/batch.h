@@ -37,6 +37,8 @@ struct batch_entry {
 	char		*headers_json;	/* headers as a JSON object, or NULL */
 	bool		 folding;	/* added by a folding batch: no raw
 					   message kept (batch_set_fold()) */
+	size_t		 decoded;	/* folding: the bytes its change
+					   holds, counted in the batch's */
 	bool		 gone;		/* folded into a later event of its key:
 					   holds nothing, only its place */
 	struct batch_folded *folded;	/* the events of its key folded into
@@ -60,7 +62,8 @@ struct batch {
 	struct batch_entry	*entries;
 	size_t			 count;
 	size_t			 capacity;
-	size_t			 bytes;		/* message bytes held */
+	size_t			 bytes;		/* message bytes held, and the
+					   decoded changes of a folding batch */
 	const char *const	*topic_names;
 	size_t			 topic_count;
 	batch_release_fn	*release;	/* of the entries' holds */
@@ -106,9 +109,11 @@ void	batch_add_held(struct batch *batch, int topic, int32_t partition,
  * the key's previous event of the batch, as a newer version of it, leaves
  * of that event only its version and offset (struct batch_folded), so
  * that a batch holds about one event per key however many versions it
- * has read.  The batch's JSON argument is the same as for the events
- * unfolded.  A folding batch keeps no raw message of the changes it takes
- * (their holds are released at once): if PostgreSQL refuses one of them,
+ * has read.  Marks do not fold (their keys may carry requests, applied
+ * one event at a time).  The batch's JSON argument is the same as for the
+ * events unfolded.  A folding batch keeps no raw message of the changes it
+ * takes (their holds are released at once; the bytes it counts are those
+ * of the decoded changes instead): if PostgreSQL refuses one of them,
  * it cannot be told apart from what was folded into it, nor kept as a
  * dead letter, and the events have to be read again without folding
  * (consumers/applier.h, APPLIER_UNFOLD).  Dead letters keep theirs.

@@ -34,7 +34,8 @@
  * its batches are bounded by the events they hold after folding, four
  * times more, so that the versions of a key a whole table apart still
  * meet in one batch (bench/: 100,000 servers, each version 100,000
- * events after the one before).  The bound on their bytes stays.
+ * events after the one before).  The bound on their bytes stays: a
+ * folding batch counts the bytes of its decoded changes.
  */
 #define CONSUMER_FOLD_SCALE	4
 
@@ -586,7 +587,7 @@ consumer_flush(struct consumer *consumer)
 	batch_move(&consumer->inflight, &consumer->pending);
 	if (applier_apply(consumer->applier, &consumer->inflight) == -1)
 		log_debug("apply: not connected; %zu events wait",
-		    consumer->inflight.count);
+		    batch_live(&consumer->inflight));
 }
 
 /*
@@ -691,7 +692,7 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 		/* Kept in inflight until consumer_db_up() reads the offsets. */
 		log_info("apply: connection lost with %zu events in flight; "
 		    "the offsets are read again once PostgreSQL is back",
-		    consumer->inflight.count);
+		    batch_live(&consumer->inflight));
 		break;
 	case APPLIER_UNFOLD:
 		batch_clear(&consumer->inflight);

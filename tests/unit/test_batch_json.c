@@ -27,11 +27,10 @@ static const char *const topic_names[] = {
 #define PARTS	3
 
 /*
- * How random_batch() draws: with requests or without, and a key's events
- * in one partition (as Kafka places them, so that they can fold) or
- * anywhere.
+ * How random_batch() draws: a key's events in one partition, as Kafka
+ * places them, and requests on marks only, as the decoder makes them (so
+ * that they can fold); or anything anywhere.
  */
-static bool with_requests = true;
 static bool keyed_partitions;
 
 /* A small, seeded generator, so a failure repeats. */
@@ -175,8 +174,8 @@ random_change(struct change *change, char *const *ids, size_t id_count)
 	change->mark_status = rng_below(2) ? MARK_RESERVED : MARK_QUARANTINE;
 	change->description = random_optional();
 	change->reason = random_optional();
-	if (with_requests && change->op != CHANGE_TRUNCATE &&
-	    rng_below(6) == 0) {
+	if ((!keyed_partitions || change->entity == CHANGE_MARK) &&
+	    change->op != CHANGE_TRUNCATE && rng_below(6) == 0) {
 		change->request_id = random_text(4, 6);
 		change->requester = random_optional();
 		change->if_available = rng_below(2);
@@ -430,7 +429,9 @@ same_elements(json_t *a, json_t *b)
  * Tells whether two arguments are the same document, but for orders that
  * carry no meaning: the net records of an entity (written in the order of
  * a hash table sized by the entries, which folding makes fewer; the
- * apply is set-based, and their seq members keep their order), and the
+ * apply is set-based, and their seq members keep their order), the
+ * partitions' offsets (in the order of their first entries, which a
+ * compaction may remove), and the
  * stale events sampled for the log (folded, an event is found stale when
  * the event it was folded into is taken).  Below the sample's bound (20)
  * the samples hold the same events.  Takes both documents.
@@ -438,7 +439,8 @@ same_elements(json_t *a, json_t *b)
 static bool
 same_parsed(json_t *a, json_t *b)
 {
-	static const char *const arrays[] = { "servers", "subnets", "marks" };
+	static const char *const arrays[] = { "servers", "subnets", "marks",
+	    "offsets" };
 	json_t *ka, *kb;
 	bool same;
 	size_t i;
@@ -457,7 +459,7 @@ same_parsed(json_t *a, json_t *b)
 		    "sample")) == 20;
 	json_object_del(a, "stale_known");
 	json_object_del(b, "stale_known");
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		same = same && same_elements(json_object_get(a, arrays[i]),
 		    json_object_get(b, arrays[i]));
 		json_object_del(a, arrays[i]);
@@ -493,9 +495,7 @@ free_pair(char *text, char *folded_text, struct batch *plain,
 /*
  * Builds one random batch twice, the second time folding as a rebuild
  * does (batch_set_fold()): the argument must be the same document
- * (same_document()), and the same skipped count.  Keys carry no requests here: the events of a key
- * with requests are records of their own, and folded they are fewer
- * records for the same state (test_fold_requests).  Returns how many
+ * (same_document()), and the same skipped count.  Returns how many
  * events were folded.
  */
 static size_t
@@ -507,7 +507,6 @@ check_fold_round(uint64_t seed)
 	char *text, *folded_text;
 	bool rebuild;
 
-	with_requests = false;
 	keyed_partitions = true;
 	rng_state = seed * 0x9e3779b97f4a7c15ULL + 7;
 	batch_init(&plain, topic_names, TOPICS);
@@ -516,7 +515,6 @@ check_fold_round(uint64_t seed)
 	batch_init(&folded, topic_names, TOPICS);
 	batch_set_fold(&folded, true);
 	random_batch(&folded, &folded_positions);
-	with_requests = true;
 	keyed_partitions = false;
 	gone = folded.gone;
 	assert_int_equal(batch_live(&folded) + gone, plain.count);
@@ -556,8 +554,8 @@ test_fold_random_batches(void **state)
 
 /* A server change of key id at version v (v < 0: no version). */
 static void
-add_server(struct batch *batch, int64_t offset, const char *id, int64_t v,
-    unsigned keep)
+add_server(struct batch *batch, int32_t partition, int64_t offset,
+    const char *id, int64_t v, unsigned keep)
 {
 	struct change change;
 	char host[32];
@@ -576,7 +574,8 @@ add_server(struct batch *batch, int64_t offset, const char *id, int64_t v,
 	change.ip.family = AF_INET;
 	change.ip.bytes[0] = 10;
 	change.ip.bytes[3] = (uint8_t)v;
-	batch_add_change(batch, 0, 0, offset, &change, "k", 1, "{}", 2, NULL);
+	batch_add_change(batch, 0, partition, offset, &change, "k", 1, "{}", 2,
+	    NULL);
 }
 
 /* Removes every "seq" member of the records of a batch's argument. */
@@ -609,7 +608,7 @@ test_fold_compacts(void **state)
 	json_t *a, *b;
 	size_t skipped, i;
 	char *text, *folded_text, id[8];
-	int64_t offset = 0;
+	int64_t offset[2] = { 0, 0 };
 
 	(void)state;
 	memset(&positions, 0, sizeof(positions));
@@ -621,12 +620,14 @@ test_fold_compacts(void **state)
 		int64_t v = (int64_t)(i / 3) * 2 + (i % 97 == 0 ? -3 : 0);
 		unsigned keep = i % 1001 == 0 ? CHANGE_KEEP_HOSTNAME : 0;
 
+		int32_t part = i % 3 == 2;	/* s0 and s1 in 0, s2 in 1 */
+
 		snprintf(id, sizeof(id), "s%zu", i % 3);
 		if (i % 5003 == 0)
 			v = -1;		/* unversioned */
-		add_server(&plain, offset, id, v, keep);
-		add_server(&folded, offset, id, v, keep);
-		offset++;
+		add_server(&plain, part, offset[part], id, v, keep);
+		add_server(&folded, part, offset[part], id, v, keep);
+		offset[part]++;
 	}
 	/*
 	 * Compacted: far fewer entries than events.  At most 64 events fold
