@@ -758,13 +758,23 @@ def measure_rebuild(pg, size, results):
             took = time.monotonic() - t0
             capped = "rebuild: swapped in" not in daemon.log()
             vm = daemon.vm()
+            folds = re.search(r"rebuild: (\d+) messages read, (\d+) of them folded",
+                              daemon.log())
             daemon.close()
+            folded = int(folds.group(2)) if folds else None
             if not capped:
                 after = db.scalar("SELECT count(*) FROM ipam")
                 check(after == before, "rebuild changed the row count %s -> %s"
                       % (before, after))
+                # Ten versions of each server: most fold into the last
+                # (docs/STATE.md, "Rebuild").  How many depends on how the
+                # batches fall; none, or a few, is a rebuild that no longer
+                # folds.
+                check(folded is not None and folded >= made["total"] // 10,
+                      "the rebuild folded %s of its %d events, fewer than a tenth"
+                      % (folded, made["total"]))
             runs.append(dict(seconds=took, capped=capped, applied=progress[0],
-                             hwm=vm.get("VmHWM")))
+                             hwm=vm.get("VmHWM"), folded=folded))
             log("rebuild run %d: %s" % (r + 1, "%.1f s" % took if not capped else
                 "not swapped in within %d s (%d of %d events applied)"
                 % (cfg["cap"], progress[0], made["total"])))

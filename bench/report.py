@@ -222,10 +222,14 @@ def render(results, command, quick, size):
                  if "rebuild_vs_floor" in f else "—")
         done = [r["seconds"] for r in rb["runs"] if not r["capped"]]
         hwm = [r["hwm"] for r in rb["runs"] if not r["capped"] and r.get("hwm")]
+        folded = [r["folded"] for r in rb["runs"]
+                  if not r["capped"] and r.get("folded") is not None]
         if done:
-            w(head + "**%s s**%s%s | %s | ≤ 30 s | %s |" % (
+            w(head + "**%s s**%s%s%s | %s | ≤ 30 s | %s |" % (
                 fmt(f["rebuild_s"], 1), spread(done, 1),
                 "; daemon peak RSS %s MiB" % fmt(median(hwm), 0) if hwm else "",
+                "; %.0f%% of the events folded into later versions of their keys"
+                % (100.0 * median(folded) / rb["events"]) if folded else "",
                 ratio, verdict(f["rebuild_s"] <= 30)))
         else:
             r = rb["runs"][0]

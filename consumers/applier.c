@@ -441,6 +441,7 @@ applier_committed(struct applier *applier, const char *text)
 	result = json_loads(text ? text : "{}", 0, NULL);
 	applier->stats.batches++;
 	applier->stats.events_applied += applier_count(result, "applied");
+	applier->stats.events_folded += folded;
 	applier_stale(applier, result);
 	applier->stats.rows_inserted += applier_count(result, "inserted");
 	applier->stats.rows_updated += applier_count(result, "updated");

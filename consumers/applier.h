@@ -69,6 +69,8 @@ struct applier_stats {
 	uint64_t	events_applied;
 	uint64_t	events_stale;
 	uint64_t	events_skipped;	/* below the stored offset: seen before */
+	uint64_t	events_folded;	/* into later events of their keys (a
+					   rebuild: batch_set_fold()) */
 	uint64_t	dead_letters;	/* messages committed as dead letters */
 	uint64_t	rows_inserted;
 	uint64_t	rows_updated;

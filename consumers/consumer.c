@@ -646,6 +646,7 @@ static void
 consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct consumer *consumer = arg;
+	bool filling;
 
 	if (consumer->state == CONSUMER_DRAINING) {
 		if (!applier_busy(consumer->applier) ||
@@ -670,9 +671,18 @@ consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	consumer_load(consumer);
 	if (rebuild_state(consumer->rebuild) != REBUILD_OFF && consumer->db_up &&
-	    !consumer->loading)
+	    !consumer->loading) {
+		filling = rebuild_state(consumer->rebuild) == REBUILD_FILLING;
 		rebuild_step(consumer->rebuild,
 		    consumer_rebuild_caught_up(consumer));
+		if (filling &&
+		    rebuild_state(consumer->rebuild) == REBUILD_DERIVING)
+			log_info("rebuild: %llu messages read, %llu of them "
+			    "folded into later versions of their keys",
+			    (unsigned long long)consumer->stats.messages,
+			    (unsigned long long)applier_stats(
+			    consumer->applier)->events_folded);
+	}
 	consumer_flush(consumer);
 	consumer_backpressure(consumer);
 }

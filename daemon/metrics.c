@@ -196,6 +196,10 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	metrics_single(out, "ipam_syncd_batches_total", "counter",
 	    "Batches committed.",
 	    applied->batches);
+	metrics_single(out, "ipam_syncd_events_folded_total", "counter",
+	    "Events a rebuild folded into later versions of their keys before "
+	    "applying them.",
+	    applied->events_folded);
 	metrics_single(out, "ipam_syncd_apply_retries_total", "counter",
 	    "Applies tried again (connection lost, serialization failure).",
 	    applied->retries);

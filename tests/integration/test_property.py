@@ -463,6 +463,14 @@ def check_history(seed):
               flush=True)
         wait_caught_up(db, daemon.group, producer.counts, rebuild)
         assert_matches_oracle(db, producer.events, "after the rebuild")
+        # Every message is counted once, folded or not.
+        status, body = rebuild.http_get("/metrics")
+        assert status == 200, body
+        counted = sum(int(float(v)) for v in re.findall(
+            r"^ipam_syncd_messages_total\{[^}]*\} (\S+)$", body, re.M))
+        assert counted == sum(producer.counts.values()), (counted, producer.counts)
+        assert re.search(r"^ipam_syncd_events_folded_total %d$" % folded, body, re.M), \
+            (folded, re.findall(r"^ipam_syncd_events_folded.*$", body, re.M))
         assert db.scalar("SELECT count(*) FROM ipam WHERE hostname = 'corrupted' "
                          "OR ip_address = '10.99.99.99'") == 0
         # The rebuild recorded what it changed.
