@@ -39,6 +39,9 @@
  */
 #define CONSUMER_FOLD_SCALE	4
 
+/* How often a filling rebuild says how far it has come. */
+#define CONSUMER_PROGRESS_MS	10000
+
 /* The consumer's lifecycle; each transition is logged once at debug. */
 enum consumer_state {
 	CONSUMER_IDLE,		/* made, not started */
@@ -103,6 +106,7 @@ struct consumer {
 	struct batch		 pending;	/* consumed, not yet sent */
 	struct batch		 inflight;	/* being applied, or to retry */
 	struct timespec		 pending_since;
+	struct timespec		 progress_at;	/* a rebuild's last progress log */
 	struct event		*tick;
 	struct event		*linger_timer;
 
@@ -630,6 +634,45 @@ consumer_rebuild_caught_up(struct consumer *consumer)
 }
 
 /*
+ * Says how far a filling rebuild has come, every CONSUMER_PROGRESS_MS:
+ * the events applied of those its partitions held when first seen.
+ */
+static void
+consumer_rebuild_progress(struct consumer *consumer)
+{
+	int64_t low, high, target, done = 0, total = 0;
+	size_t i;
+
+	if (consumer->progress_at.tv_sec == 0)
+		clock_gettime(CLOCK_MONOTONIC, &consumer->progress_at);
+	if (consumer_ms_since(&consumer->progress_at) < CONSUMER_PROGRESS_MS)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &consumer->progress_at);
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (!slot->assigned ||
+		    !kafka_client_watermarks(consumer->client, slot->topic,
+		    slot->position.partition, &low, &high))
+			continue;
+		/* Where it ended when first seen; not seen yet: now. */
+		target = slot->rebuild_target >= 0 ? slot->rebuild_target : high;
+		if (target <= low)
+			continue;
+		total += target - low;
+		if (slot->position.stored && slot->position.next_offset > low)
+			done += (slot->position.next_offset < target ?
+			    slot->position.next_offset : target) - low;
+	}
+	if (total > 0)
+		log_info("rebuild: %lld of %lld events applied (%.0f%%), %llu "
+		    "of them folded into later versions of their keys",
+		    (long long)done, (long long)total, 100.0 * (double)done /
+		    (double)total, (unsigned long long)applier_stats(
+		    consumer->applier)->events_folded);
+}
+
+/*
  * The part of the stop deadline kept for leaving the group: a quarter, at
  * most 5 s.  The apply in flight may use the rest.
  */
@@ -676,6 +719,9 @@ consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 		rebuild_step(consumer->rebuild,
 		    consumer_rebuild_caught_up(consumer));
 		if (filling &&
+		    rebuild_state(consumer->rebuild) == REBUILD_FILLING)
+			consumer_rebuild_progress(consumer);
+		else if (filling &&
 		    rebuild_state(consumer->rebuild) == REBUILD_DERIVING)
 			log_info("rebuild: %llu messages read, %llu of them "
 			    "folded into later versions of their keys",
