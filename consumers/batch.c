@@ -120,8 +120,8 @@ batch_keyed(const struct batch_entry *entry)
 }
 
 /*
- * Makes the table again, large enough for entries [0, upto) twice over,
- * with each key's last entry among them; a truncate forgets the keys
+ * Makes the table again, at most a quarter full with entries [0, upto),
+ * holding each key's last entry among them; a truncate forgets the keys
  * before it.
  */
 static void
