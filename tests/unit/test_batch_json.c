@@ -654,6 +654,107 @@ test_fold_compacts(void **state)
 	free_pair(text, folded_text, &plain, &folded);
 }
 
+/* Adds ten servers' versions from..to, in two partitions, to a batch. */
+static void
+add_versions(struct batch *batch, int64_t *offset, int64_t from, int64_t to)
+{
+	char id[8];
+	int64_t v;
+	int i;
+
+	for (v = from; v <= to; v++) {
+		for (i = 0; i < 10; i++) {
+			snprintf(id, sizeof(id), "s%d", i);
+			add_server(batch, i % 2, offset[i % 2]++, id, v, 0);
+		}
+	}
+}
+
+/* Asserts that two batches' arguments are the same document. */
+static void
+assert_same_batches(struct batch *plain, struct batch *folded)
+{
+	struct positions positions;
+	size_t skipped;
+	char *text, *folded_text;
+
+	memset(&positions, 0, sizeof(positions));
+	positions.missing_topic = -1;
+	text = batch_build_json(plain, plain->count, "g", "s", true,
+	    position_of, &positions, &skipped);
+	folded_text = batch_build_json(folded, folded->count, "g", "s", true,
+	    position_of, &positions, &skipped);
+	assert_true(same_document(text, folded_text));
+	free(text);
+	free(folded_text);
+}
+
+/*
+ * What the consumer does to a folding batch: a partition dropped (a
+ * revoke, a reload), more events after it, the batch moved in flight and
+ * applied in part.  The counts hold, the folds go on from what is left,
+ * and the argument stays the unfolded one's.
+ */
+static void
+test_fold_bookkeeping(void **state)
+{
+	struct batch plain, folded, plain_flight, folded_flight;
+	int64_t offset[2] = { 0, 0 }, folded_offset[2] = { 0, 0 };
+
+	(void)state;
+	batch_init(&plain, topic_names, TOPICS);
+	batch_init(&folded, topic_names, TOPICS);
+	batch_init(&plain_flight, topic_names, TOPICS);
+	batch_init(&folded_flight, topic_names, TOPICS);
+	batch_set_fold(&folded, true);
+	add_versions(&plain, offset, 1, 30);
+	add_versions(&folded, folded_offset, 1, 30);
+	/* Ten keys, each in one entry: 290 events folded away. */
+	assert_int_equal(batch_live(&folded), 10);
+	assert_int_equal(batch_live(&folded) + folded.gone, plain.count);
+	assert_true(folded.bytes > 0);
+	assert_same_batches(&plain, &folded);
+
+	batch_drop_partition(&plain, 0, 1);
+	batch_drop_partition(&folded, 0, 1);
+	assert_int_equal(batch_live(&folded), 5);
+	assert_int_equal(batch_live(&folded) + folded.gone, plain.count);
+	assert_same_batches(&plain, &folded);
+
+	/*
+	 * The keys of the dropped partition read again, and newer versions
+	 * of all: those left fold into their entries again.
+	 */
+	offset[1] = folded_offset[1] = 0;
+	add_versions(&plain, offset, 31, 40);
+	add_versions(&folded, folded_offset, 31, 40);
+	assert_int_equal(batch_live(&folded), 10);
+	assert_same_batches(&plain, &folded);
+
+	/* In flight: the arrays trade places, nothing left behind. */
+	batch_move(&plain_flight, &plain);
+	batch_move(&folded_flight, &folded);
+	assert_int_equal(folded.count, 0);
+	assert_int_equal(folded.gone, 0);
+	assert_int_equal(folded.bytes, 0);
+	assert_int_equal(batch_live(&folded_flight), 10);
+	assert_same_batches(&plain_flight, &folded_flight);
+
+	/* The pending batch folds again from nothing. */
+	add_versions(&plain, offset, 41, 45);
+	add_versions(&folded, folded_offset, 41, 45);
+	assert_int_equal(batch_live(&folded), 10);
+	assert_same_batches(&plain, &folded);
+
+	batch_clear(&folded_flight);
+	assert_int_equal(folded_flight.bytes, 0);
+	assert_int_equal(folded_flight.gone, 0);
+	batch_clear(&plain_flight);
+	free(plain_flight.entries);
+	free(folded_flight.entries);
+	free_pair(NULL, NULL, &plain, &folded);
+}
+
 /*
  * The empty batch, and a batch of one server whose every string needs
  * escaping: the text is byte for byte what jansson dumped.
@@ -711,6 +812,7 @@ main(void)
 		cmocka_unit_test(test_exact_text),
 		cmocka_unit_test(test_fold_random_batches),
 		cmocka_unit_test(test_fold_compacts),
+		cmocka_unit_test(test_fold_bookkeeping),
 	};
 
 	return cmocka_run_group_tests_name("batch_json", tests, NULL, NULL);
