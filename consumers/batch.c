@@ -499,7 +499,6 @@ void
 batch_clear(struct batch *batch)
 {
 	batch_drop_front(batch, batch->count);
-	batch_keys_reset(batch);
 }
 
 /* Where the value of a field the events may leave as stored comes from. */
@@ -1063,7 +1062,7 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 	const struct batch_position *pos;
 	const struct batch_entry *entry;
 	struct batch_net *net;
-	size_t i;
+	size_t i, from;
 
 	/* The keys that carry operator requests go one event at a time. */
 	for (i = 0; i < n; i++) {
@@ -1084,14 +1083,16 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 			roles[i] = BATCH_ROLE_DEAD;
 		else if (entry->change.op == CHANGE_TRUNCATE)
 			roles[i] = BATCH_ROLE_TRUNCATE;
-		else if ((net = batch_net_find(table, entry))->one_by_one) {
-			roles[i] = BATCH_ROLE_ONE;
-			*skipped += batch_fold_start(entry, pos);
-		} else {
-			roles[i] = BATCH_ROLE_NET;
-			*skipped += batch_fold_start(entry, pos);
-			batch_net_take(batch, stale, net, entry, i,
-			    batch_fold_start(entry, pos));
+		else {
+			/* The events folded into it that were applied. */
+			from = batch_fold_start(entry, pos);
+			*skipped += from;
+			if ((net = batch_net_find(table, entry))->one_by_one)
+				roles[i] = BATCH_ROLE_ONE;
+			else {
+				roles[i] = BATCH_ROLE_NET;
+				batch_net_take(batch, stale, net, entry, i, from);
+			}
 		}
 	}
 	return 0;
