@@ -424,24 +424,28 @@ consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 }
 
 /*
- * Pauses fetching while the work cannot go on (the pending batch full
- * behind one in flight, PostgreSQL away or refusing, a rebuild deriving
- * or swapping), and resumes it after.  Polling goes on regardless, so
- * the group never sees the daemon as stalled.
+ * Pauses fetching while the work cannot go on (PostgreSQL away or
+ * refusing, a rebuild deriving or swapping), and resumes it after;
+ * polling goes on regardless, so the group never sees the daemon as
+ * stalled.  The pending batch full behind one in flight is the common
+ * wait, one apply long: then no message is taken, and what librdkafka
+ * prefetched waits in its queue for the next batch (a pause would throw
+ * it away and fetch again up to a second after the resume).
  */
 static void
 consumer_backpressure(struct consumer *consumer)
 {
 	enum rebuild_state rebuild = rebuild_state(consumer->rebuild);
-	bool pause;
+	bool pause, full;
 
 	pause = consumer->state != CONSUMER_RUNNING || !consumer->db_up ||
 	    applier_failing(consumer->applier) != NULL ||
-	    rebuild == REBUILD_DERIVING || rebuild == REBUILD_SWAPPING ||
-	    consumer_pending_full(consumer);
+	    rebuild == REBUILD_DERIVING || rebuild == REBUILD_SWAPPING;
+	full = consumer_pending_full(consumer);
 	if (pause != kafka_client_paused(consumer->client))
 		kafka_client_set_paused(consumer->client, pause);
-	consumer->stats.paused = pause;
+	kafka_client_set_full(consumer->client, full);
+	consumer->stats.paused = pause || full;
 }
 
 /* The stored offsets of the partitions asked for have arrived. */

@@ -22,6 +22,13 @@
 /* Messages taken per poll call before the loop gets a turn again. */
 #define KAFKA_POLL_BUDGET	2000
 
+/*
+ * How long the owner may be full (taking no message, not polling) before
+ * fetching is paused and polling goes on: at most this, and at most a
+ * quarter of max.poll.interval.ms, so that the group never evicts us.
+ */
+#define KAFKA_FULL_MAX_MS	2000
+
 /* Statistics: how often, and how old they may be before lag is stale. */
 #define KAFKA_STATS_MS		"1000"
 #define KAFKA_STATS_STALE_MS	5000
@@ -84,6 +91,17 @@ struct kafka_client {
 	bool				 joined;
 	bool				 closed;
 	bool				 paused;
+	bool				 fetch_paused;	/* as librdkafka has it */
+	/*
+	 * The owner is full: messages stay in librdkafka's queue, which
+	 * keeps its prefetch (a pause throws it away, and the fetch after
+	 * the resume starts up to a second later).  Lasting longer than
+	 * full_max_ms, it becomes a pause (full_paused).
+	 */
+	bool				 full;
+	bool				 full_paused;
+	struct timespec			 full_since;
+	long long			 full_max_ms;
 	struct timespec			 close_began;	/* once closed */
 	long long			 close_deadline_ms;
 
@@ -93,6 +111,7 @@ struct kafka_client {
 	uint64_t			 errors_unlogged;
 
 	int				 brokers_up;
+	uint64_t			 fetched;	/* messages from brokers */
 	bool				 stats_known;
 	/* Why no broker answers (TLS, authentication), for /readyz. */
 	char				 broker_error[320];
@@ -100,6 +119,8 @@ struct kafka_client {
 
 	uint64_t			 errors;
 };
+
+static void	kafka_fetching(struct kafka_client *client);
 
 /* A client that cannot be destroyed safely, kept reachable until exit. */
 static rd_kafka_t *kafka_parked_handle;
@@ -296,6 +317,8 @@ kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 		log_info("kafka: %s", up > 0 ? "a broker is reachable again" :
 		    "no broker is reachable");
 	client->brokers_up = up;
+	client->fetched = (uint64_t)json_integer_value(json_object_get(root,
+	    "rxmsgs"));
 	if (up > 0)
 		client->broker_error[0] = '\0';
 	client->stats_known = true;
@@ -487,9 +510,9 @@ kafka_client_new(struct event_base *base,
 {
 	struct kafka_client *client;
 	rd_kafka_conf_t *conf;
-	char reason[512];
+	char reason[512], value[32];
 	int fds[2];
-	size_t i;
+	size_t i, size;
 
 	if ((client = calloc(1, sizeof(*client))) == NULL)
 		fatal("kafka: calloc");
@@ -507,6 +530,11 @@ kafka_client_new(struct event_base *base,
 
 	if ((conf = kafka_conf(client, settings, err, errlen)) == NULL)
 		goto fail;
+	client->full_max_ms = KAFKA_FULL_MAX_MS;
+	size = sizeof(value);
+	if (rd_kafka_conf_get(conf, "max.poll.interval.ms", value, &size) ==
+	    RD_KAFKA_CONF_OK && atoll(value) / 4 < client->full_max_ms)
+		client->full_max_ms = atoll(value) / 4;
 	client->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason,
 	    sizeof(reason));
 	if (client->rk == NULL) {
@@ -619,7 +647,16 @@ kafka_client_poll(struct kafka_client *client)
 
 	if (client->rk == NULL || client->closed)
 		return;
+	if (client->full && !client->full_paused) {
+		if (kafka_ms_since(&client->full_since) < client->full_max_ms)
+			return;
+		/* Full too long to stop polling: pause, and poll on. */
+		client->full_paused = true;
+		kafka_fetching(client);
+	}
 	for (taken = 0; taken < KAFKA_POLL_BUDGET; taken++) {
+		if (client->full && !client->full_paused)
+			return;	/* the owner filled up on this turn */
 		if ((message = rd_kafka_consumer_poll(client->rk, 0)) == NULL)
 			return;
 		kafka_message(client, message);
@@ -705,7 +742,7 @@ kafka_client_release(struct kafka_client *client, int topic,
 	 * start they are dropped (the owner skips them anyway).
 	 */
 	client->topics[topic].starts[partition] = offset >= 0 ? offset : 0;
-	if (!client->paused)
+	if (!client->fetch_paused)
 		rd_kafka_resume_partitions(client->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 }
@@ -724,15 +761,19 @@ kafka_client_hold(struct kafka_client *client, int topic, int32_t partition)
 	kafka_part_set(client, topic, partition, KAFKA_PART_HELD);
 }
 
-/* Pauses or resumes every released partition. */
-void
-kafka_client_set_paused(struct kafka_client *client, bool paused)
+/*
+ * Pauses or resumes every released partition, as the owner's pause and
+ * a fullness that lasted too long ask.
+ */
+static void
+kafka_fetching(struct kafka_client *client)
 {
 	rd_kafka_topic_partition_list_t *list;
+	bool paused = client->paused || client->full_paused;
 
-	if (client->paused == paused || client->rk == NULL)
+	if (client->fetch_paused == paused || client->rk == NULL)
 		return;
-	client->paused = paused;
+	client->fetch_paused = paused;
 	list = kafka_assigned(client, KAFKA_PART_FETCHING);
 	if (list->cnt > 0) {
 		if (paused)
@@ -741,7 +782,39 @@ kafka_client_set_paused(struct kafka_client *client, bool paused)
 			rd_kafka_resume_partitions(client->rk, list);
 	}
 	rd_kafka_topic_partition_list_destroy(list);
-	log_debug("kafka: fetching %s", paused ? "paused" : "resumed");
+	if (client->full_paused && paused && !client->paused)
+		log_debug("kafka: fetching paused: full for %lld ms",
+		    kafka_ms_since(&client->full_since));
+	else
+		log_debug("kafka: fetching %s", paused ? "paused" : "resumed");
+}
+
+/* Pauses or resumes every released partition. */
+void
+kafka_client_set_paused(struct kafka_client *client, bool paused)
+{
+	if (client->paused == paused)
+		return;
+	client->paused = paused;
+	kafka_fetching(client);
+}
+
+/* Takes no message until told otherwise, or takes them again. */
+void
+kafka_client_set_full(struct kafka_client *client, bool full)
+{
+	if (client->full == full || client->rk == NULL)
+		return;
+	client->full = full;
+	if (full) {
+		clock_gettime(CLOCK_MONOTONIC, &client->full_since);
+		return;
+	}
+	client->full_paused = false;
+	kafka_fetching(client);
+	/* What waited in the queue: the pipe wakes only on empty. */
+	if (client->queue_event != NULL)
+		event_active(client->queue_event, EV_READ, 0);
 }
 
 /* Tells whether fetching is paused. */
@@ -794,6 +867,7 @@ kafka_client_health(const struct kafka_client *client,
 	memset(health, 0, sizeof(*health));
 	health->known = client->stats_known;
 	health->brokers_up = client->brokers_up;
+	health->fetched = client->fetched;
 	health->broker_error = client->broker_error[0] != '\0' ?
 	    client->broker_error : NULL;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||

@@ -58,6 +58,7 @@ struct kafka_client_handlers {
 /* How the client sees the cluster, for readiness and metrics. */
 struct kafka_client_health {
 	int		 brokers_up;	/* brokers connected, from the statistics */
+	uint64_t	 fetched;	/* messages fetched from brokers, so far */
 	bool		 known;		/* statistics have arrived at least once */
 	bool		 stale;		/* the last statistics are too old */
 	size_t		 topics_missing;
@@ -105,6 +106,15 @@ void		 kafka_client_hold(struct kafka_client *client, int topic,
  */
 void		 kafka_client_set_paused(struct kafka_client *client,
 		    bool paused);
+
+/*
+ * The owner is full (or no longer): no message is taken while it is, and
+ * librdkafka's queue keeps what it prefetched.  Full for long (up to 2 s,
+ * a quarter of max.poll.interval.ms at most), fetching is paused and
+ * polling goes on, as with kafka_client_set_paused().
+ */
+void		 kafka_client_set_full(struct kafka_client *client,
+		    bool full);
 
 /* Tells whether fetching is paused by kafka_client_set_paused(). */
 bool		 kafka_client_paused(const struct kafka_client *client);

@@ -228,12 +228,18 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    "Kafka brokers in state UP in the client's last statistics "
 	    "(every second; 0 before the first): 0 means no broker is "
 	    "connected.", (unsigned long long)health.brokers_up);
+	metrics_single(out, "ipam_syncd_kafka_fetched_messages_total",
+	    "counter", "Messages fetched from the brokers (librdkafka's "
+	    "statistics, every second): above messages_consumed_total by what "
+	    "waits in the prefetch queue, and by what was fetched twice (a "
+	    "pause throws the queue away).", health.fetched);
 	metrics_single(out, "ipam_syncd_kafka_topics_missing", "gauge",
 	    "Configured topics the broker does not have.",
 	    health.topics_missing);
 	metrics_single(out, "ipam_syncd_consumer_paused", "gauge",
-	    "1 while fetching is paused (a full batch behind one in flight, "
-	    "PostgreSQL away or refusing, a rebuild swapping).",
+	    "1 while the consumer takes no message: a full batch behind one "
+	    "in flight, or fetching paused (PostgreSQL away or refusing, a "
+	    "rebuild deriving or swapping).",
 	    consumed->paused);
 	metrics_single(out, "ipam_syncd_consumer_lag_stale", "gauge",
 	    "1 while the lag figures are not fresh (no broker reachable, or "

@@ -4,6 +4,9 @@ binary against the real PostgreSQL and Kafka.
 - PostgreSQL away for longer than max.poll.interval.ms under a steady load:
   the consumer keeps polling with its partitions paused, is never evicted,
   counts no rebalance, and applies every event exactly once.
+- A backlog read in small batches: while the pending batch is full the
+  consumer takes no message and librdkafka's prefetch is kept, so every
+  message is fetched about once (a pause would throw the prefetch away).
 - Three instances of one group rolling-restarted while events flow, then
   one killed: the table equals the oracle, the partitions moved are few,
   no instance loses its partitions or finds its offsets moved under it.
@@ -41,7 +44,7 @@ import oracle
 from harness import (Daemon, Database, Kafka, PrivatePostgres, Topics, unique,
                      wait_until)
 from test_property import (History, RebuildDaemon, assert_matches_oracle,
-                           audit_problems)
+                           audit_problems, stored_offsets)
 from test_property import wait_caught_up as wait_offsets
 
 SERVICES = os.path.join(harness.ROOT, "scripts", "services")
@@ -672,6 +675,51 @@ def test_postgresql_outage_longer_than_max_poll_interval():
             locker.close()
         daemon.close()
         pg.close()
+
+
+def test_a_full_batch_keeps_what_was_fetched():
+    """A backlog read with small batches: the pending batch fills behind
+    the one in flight again and again.  The consumer then stops taking
+    messages and librdkafka's prefetch waits for the next batch; pausing
+    the partitions instead throws the prefetch away, fetches it again and
+    waits up to a second for the fetch after the resume, which made the
+    fetches many times the messages and the apply wait on the broker.
+    Every message is fetched about once, and applied exactly once."""
+    db = Database()
+    topics = Topics(partitions=1)
+    feed = Feed(topics, 1)
+    churn = server_churn("10.201")
+    for _ in range(20000):
+        feed.send(*next(churn))
+    feed.flush()
+    produced = len(feed.events)
+    daemon = Daemon(db, topics, config={"consumer": {"batch_max_events": "50"}}).start()
+    try:
+        surface = Http(daemon)
+        full = []
+
+        def caught_up():
+            full.append(surface.metric("ipam_syncd_consumer_paused"))
+            return sum(stored_offsets(db, daemon.group).values()) == produced
+        wait_until(caught_up, 120, "the backlog to be applied", interval=0.05)
+        wait_offsets(db, daemon.group, feed.counts, daemon)
+        # The fetch count comes with librdkafka's statistics, every second.
+        wait_until(lambda: surface.metric("ipam_syncd_kafka_fetched_messages_total")
+                   >= produced, 10, "the statistics to count every message")
+        time.sleep(2.5)
+        fetched = surface.metric("ipam_syncd_kafka_fetched_messages_total")
+        batches = surface.metric("ipam_syncd_batches_total")
+        print("%d messages in %d batches: %d fetched, full in %d of %d samples"
+              % (produced, batches, fetched, full.count(1), len(full)), flush=True)
+        assert batches >= produced / 50, "batches larger than asked: %r" % batches
+        assert fetched <= produced * 1.2, \
+            "%d messages fetched for %d produced: the prefetch was thrown away " \
+            "and fetched again" % (fetched, produced)
+        problems = final_problems(db, feed, "after the backlog", [daemon])
+        assert not problems, "\n".join(problems)
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
 
 
 # -- 2. rolling restart of three instances --------------------------------------
