@@ -2,13 +2,15 @@
 -- the daemon makes for bench/loadgen's fill, done set-based inside
 -- PostgreSQL: one statement per step, no client round trips and no
 -- derivation (every address and its subnet is known from loadgen's
--- formulas), into the daemon's own tables (schema/001_state.sql, applied
--- first), audit rows included.
+-- formulas), into the daemon's own tables (every migration of schema/,
+-- applied first), audit rows included, with images as the daemon writes
+-- them (ipamd.address_image, schema/013_audit_images.sql).
 --
 -- Run (bench/run does it on a fresh database, three times):
 --   psql -X -q -A -t -v ON_ERROR_STOP=1 -v subnets=1000 -v servers=100000 \
 --        -v versions=2 -v delete_pct=5 -v marks=1000 \
---        -v state_sql=schema/001_state.sql -f bench/baseline_setbased.sql DBNAME
+--        -v state_sql=STATE -f bench/baseline_setbased.sql DBNAME
+-- where STATE is the migrations of schema/ (NNN_*.sql) in one file.
 -- It prints one JSON line: the number of events whose row changes were
 -- made, the seconds taken, and the seconds of each step.  The input tables
 -- (the decoded events) are made first and not timed.
@@ -82,8 +84,11 @@ WITH ins AS (
 	    LATERAL (SELECT generate_series(1, 120) UNION ALL
 		SELECT generate_series(128, 159)) g(h)
 	RETURNING *)
-INSERT INTO ipamd.audit (vrf, ip_address, action, after)
-SELECT vrf, ip_address, 'insert', to_jsonb(ins.*) FROM ins;
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, after_image)
+SELECT vrf, ip_address, 'insert',
+    ROW(ins.subnet_id, ins.status, ins.ip_type, ins.server_id, ins.hostname,
+	ins.mac_address, ins.platform, ins.manufacturer,
+	ins.description)::ipamd.address_image FROM ins;
 INSERT INTO step SELECT 'subnets', extract(epoch FROM clock_timestamp() - :'t0');
 
 -- The marks, then a tenth of them cleared.
@@ -99,8 +104,11 @@ WITH ins AS (
 	    CASE WHEN m.status = 'reserved' THEN 'kept for the load balancer pair ' || m.j END
 	FROM ev_mark m
 	RETURNING *)
-INSERT INTO ipamd.audit (vrf, ip_address, action, after)
-SELECT vrf, ip_address, 'insert', to_jsonb(ins.*) FROM ins;
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, after_image)
+SELECT vrf, ip_address, 'insert',
+    ROW(ins.subnet_id, ins.status, ins.ip_type, ins.server_id, ins.hostname,
+	ins.mac_address, ins.platform, ins.manufacturer,
+	ins.description)::ipamd.address_image FROM ins;
 
 UPDATE ipam_state.mark m SET version = 2, deleted = true, status = NULL,
     description = NULL, address = NULL
@@ -110,8 +118,11 @@ WITH del AS (
 	DELETE FROM ipam_state.address a USING ev_mark e
 	WHERE e.cleared AND a.vrf = '' AND a.ip_address = e.ip
 	RETURNING a.*)
-INSERT INTO ipamd.audit (vrf, ip_address, action, before)
-SELECT vrf, ip_address, 'delete', to_jsonb(del.*) FROM del;
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, before_image)
+SELECT vrf, ip_address, 'delete',
+    ROW(del.subnet_id, del.status, del.ip_type, del.server_id, del.hostname,
+	del.mac_address, del.platform, del.manufacturer,
+	del.description)::ipamd.address_image FROM del;
 INSERT INTO step SELECT 'marks', extract(epoch FROM clock_timestamp() - :'t0');
 
 -- Every version of every server: the entity, the old address freed, the
@@ -140,10 +151,16 @@ del AS (
 	WHERE e.v = %1$s - 1 AND a.vrf = '' AND a.ip_address = e.ip
 	    AND a.ip_type = 'dhcp'
 	RETURNING a.*)
-INSERT INTO ipamd.audit (vrf, ip_address, action, before, after)
-SELECT vrf, ip_address, 'update', NULL, to_jsonb(upd.*) FROM upd
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, before_image, after_image)
+SELECT vrf, ip_address, 'update', NULL,
+    ROW(upd.subnet_id, upd.status, upd.ip_type, upd.server_id, upd.hostname,
+	upd.mac_address, upd.platform, upd.manufacturer,
+	upd.description)::ipamd.address_image FROM upd
 UNION ALL
-SELECT vrf, ip_address, 'delete', to_jsonb(del.*), NULL FROM del
+SELECT vrf, ip_address, 'delete',
+    ROW(del.subnet_id, del.status, del.ip_type, del.server_id, del.hostname,
+	del.mac_address, del.platform, del.manufacturer,
+	del.description)::ipamd.address_image, NULL FROM del
 $f$, v) END,
     format($f$
 WITH ins AS (
@@ -157,8 +174,11 @@ WITH ins AS (
 	    mac_address = excluded.mac_address, platform = excluded.platform,
 	    manufacturer = excluded.manufacturer, updated_at = now()
 	RETURNING a.*)
-INSERT INTO ipamd.audit (vrf, ip_address, action, after)
-SELECT vrf, ip_address, 'update', to_jsonb(ins.*) FROM ins
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, after_image)
+SELECT vrf, ip_address, 'update',
+    ROW(ins.subnet_id, ins.status, ins.ip_type, ins.server_id, ins.hostname,
+	ins.mac_address, ins.platform, ins.manufacturer,
+	ins.description)::ipamd.address_image FROM ins
 $f$, v)
 FROM generate_series(1, :versions) v ORDER BY v \gexec
 INSERT INTO step SELECT 'servers', extract(epoch FROM clock_timestamp() - :'t0');
@@ -182,10 +202,16 @@ del AS (
 	DELETE FROM ipam_state.address a USING gone g
 	WHERE a.vrf = '' AND a.ip_address = g.ip AND a.ip_type = 'dhcp'
 	RETURNING a.*)
-INSERT INTO ipamd.audit (vrf, ip_address, action, before, after)
-SELECT vrf, ip_address, 'update', NULL, to_jsonb(upd.*) FROM upd
+INSERT INTO ipamd.audit_log (vrf, ip_address, action, before_image, after_image)
+SELECT vrf, ip_address, 'update', NULL,
+    ROW(upd.subnet_id, upd.status, upd.ip_type, upd.server_id, upd.hostname,
+	upd.mac_address, upd.platform, upd.manufacturer,
+	upd.description)::ipamd.address_image FROM upd
 UNION ALL
-SELECT vrf, ip_address, 'delete', to_jsonb(del.*), NULL FROM del;
+SELECT vrf, ip_address, 'delete',
+    ROW(del.subnet_id, del.status, del.ip_type, del.server_id, del.hostname,
+	del.mac_address, del.platform, del.manufacturer,
+	del.description)::ipamd.address_image, NULL FROM del;
 INSERT INTO step SELECT 'deletes', extract(epoch FROM clock_timestamp() - :'t0');
 
 SELECT json_build_object(
@@ -193,5 +219,5 @@ SELECT json_build_object(
 	+ (SELECT count(*) FROM ev_delete),
     'seconds', extract(epoch FROM clock_timestamp() - :'t0'),
     'rows', (SELECT count(*) FROM ipam_state.address),
-    'audit', (SELECT count(*) FROM ipamd.audit),
+    'audit', (SELECT count(*) FROM ipamd.audit_log),
     'steps', (SELECT json_object_agg(name, round(seconds::numeric, 3)) FROM step));

@@ -558,13 +558,20 @@ def measure_floor(after, before=None):
 
 def run_setbased(pg, cfg):
     db = Db(pg, "setb")
+    # The daemon's tables: every migration, in order (they are plain DDL).
+    state = tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="ipam-bench-state.")
+    for name in sorted(os.listdir(SCHEMA_DIR)):
+        if re.match(r"^\d{3}_.*\.sql$", name):
+            with open(os.path.join(SCHEMA_DIR, name)) as f:
+                state.write(f.read() + "\n")
+    state.flush()
     try:
         out = subprocess.run(
             ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
              "-v", "subnets=%d" % cfg["subnets"], "-v", "servers=%d" % cfg["servers"],
              "-v", "versions=%d" % cfg["versions"], "-v", "delete_pct=5",
              "-v", "marks=%d" % cfg["subnets"],
-             "-v", "state_sql=%s" % os.path.join(SCHEMA_DIR, "001_state.sql"), "-f", SETBASED,
+             "-v", "state_sql=%s" % state.name, "-f", SETBASED,
              pg.conninfo(db.name)], check=True, stdout=subprocess.PIPE,
             text=True).stdout
         result = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
@@ -572,6 +579,7 @@ def run_setbased(pg, cfg):
             % (result["events"], result["seconds"], result["events"] / result["seconds"]))
         return result
     finally:
+        state.close()
         db.close()
 
 

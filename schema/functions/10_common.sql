@@ -29,16 +29,19 @@ $$;
 
 -- The audit image of a row: its derived fields (vrf and address are
 -- columns of the audit row; the sweeper's columns and timestamps are not
--- changes the derivation makes).  A plain SQL function, inlined.  Every
--- writer of the audit (apply, rebuild) uses this one shape.
-CREATE OR REPLACE FUNCTION ipamd.image(subnet_id text, status text,
+-- changes the derivation makes), as a row value (schema/013_audit_images.sql;
+-- ipamd.audit shows it as a JSON object of these keys).  A plain SQL
+-- function, inlined.  Every writer of the audit (apply, pools, rebuild)
+-- uses this one shape.
+DROP FUNCTION IF EXISTS ipamd.image(text, text, text, text, text, text,
+    text, text, text);
+CREATE OR REPLACE FUNCTION ipamd.audit_image(subnet_id text, status text,
     ip_type text, server_id text, hostname text, mac_address text,
-    platform text, manufacturer text, description text) RETURNS jsonb
+    platform text, manufacturer text, description text)
+RETURNS ipamd.address_image
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT jsonb_build_object('subnet_id', subnet_id, 'status', status,
-	    'ip_type', ip_type, 'server_id', server_id, 'hostname', hostname,
-	    'mac_address', mac_address, 'platform', platform,
-	    'manufacturer', manufacturer, 'description', description)
+	SELECT ROW(subnet_id, status, ip_type, server_id, hostname,
+	    mac_address, platform, manufacturer, description)::ipamd.address_image
 $$;
 
 -- The tables of ipam_state, in the order they are made.

@@ -352,9 +352,10 @@ BEGIN
 				refusal := 'outdated by a newer version of the mark';
 			END IF;
 		ELSIF known_outcome IS NULL THEN
-			INSERT INTO ipamd.audit (vrf, ip_address, action, after,
-			    source_topic, source_partition, source_offset,
-			    requested_by)
+			-- Not an image: the request and why it was refused.
+			INSERT INTO ipamd.audit_log (vrf, ip_address, action,
+			    after, source_topic, source_partition,
+			    source_offset, requested_by)
 			VALUES (coalesce(r->>'vrf', ''), (r->>'address')::inet,
 			    'refused', jsonb_build_object('op', r->>'op',
 				'status', r->>'status',

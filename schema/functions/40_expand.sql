@@ -83,7 +83,7 @@ BEGIN
 		    EXISTS (SELECT 1 FROM around b
 			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
 			    AND b.cidr && a.cidr) AS nested,
-		    ipamd.image(a.id, 'available', 'static', NULL, NULL, NULL,
+		    ipamd.audit_image(a.id, 'available', 'static', NULL, NULL, NULL,
 			NULL, NULL, NULL) AS image
 		FROM around a
 	), segs AS MATERIALIZED (
@@ -135,8 +135,9 @@ BEGIN
 	), audited AS (
 		-- A run of a pool's plain addresses is one audit row, with the
 		-- pool's image built once above (schema/012_audit_ranges.sql).
-		INSERT INTO ipamd.audit (vrf, ip_address, ip_last, action, before,
-		    after, source_topic, source_partition, source_offset)
+		INSERT INTO ipamd.audit_log (vrf, ip_address, ip_last, action,
+		    before_image, after_image, source_topic, source_partition,
+		    source_offset)
 		SELECT s.vrf, s.f + r.lo,
 		    CASE WHEN r.hi > r.lo THEN s.f + r.hi END, 'insert', NULL,
 		    s.image, s.topic, s.part, s.off

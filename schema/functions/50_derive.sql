@@ -134,7 +134,7 @@ BEGIN
 		    AND NOT EXISTS (SELECT 1 FROM want w
 			WHERE w.vrf = t.vrf AND w.ip = t.ip)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS before,
 		    t.topic, t.part, t.off
@@ -149,7 +149,7 @@ BEGIN
 		WHERE NOT EXISTS (SELECT 1 FROM cur c
 		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS after
 	), upd AS (
@@ -170,20 +170,22 @@ BEGIN
 			w.hostname, w.mac_address, w.platform, w.manufacturer,
 			w.description)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.image(c.subnet_id, c.status,
+		    CASE WHEN with_audit THEN ipamd.audit_image(c.subnet_id, c.status,
 			c.ip_type, c.server_id, c.hostname, c.mac_address,
 			c.platform, c.manufacturer, c.description) END AS before,
-		    CASE WHEN with_audit THEN ipamd.image(a.subnet_id, a.status,
+		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS after,
 		    w.topic, w.part, w.off
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
-		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
-		    source_topic, source_partition, source_offset, requested_by)
+		INSERT INTO ipamd.audit_log (vrf, ip_address, action,
+		    before_image, after_image, source_topic, source_partition,
+		    source_offset, requested_by)
 		SELECT changes.*, r.requested_by FROM (
 		    SELECT del.vrf, del.ip_address, 'delete', del.before,
-			NULL::jsonb, del.topic, del.part, del.off FROM del
+			NULL::ipamd.address_image, del.topic, del.part, del.off
+		    FROM del
 		    UNION ALL
 		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, ins.after,
 			w.topic, w.part, w.off

@@ -200,11 +200,11 @@ BEGIN
 		    coalesce(n.ip_address, o.ip_address) AS ip_address,
 		    CASE WHEN o.vrf IS NULL THEN 'insert'
 			WHEN n.vrf IS NULL THEN 'delete' ELSE 'update' END AS action,
-		    CASE WHEN o.vrf IS NOT NULL THEN ipamd.image(o.subnet_id,
+		    CASE WHEN o.vrf IS NOT NULL THEN ipamd.audit_image(o.subnet_id,
 			o.status, o.ip_type, o.server_id, o.hostname,
 			o.mac_address, o.platform, o.manufacturer,
 			o.description) END AS before,
-		    CASE WHEN n.vrf IS NOT NULL THEN ipamd.image(n.subnet_id,
+		    CASE WHEN n.vrf IS NOT NULL THEN ipamd.audit_image(n.subnet_id,
 			n.status, n.ip_type, n.server_id, n.hostname,
 			n.mac_address, n.platform, n.manufacturer,
 			n.description) END AS after
@@ -212,8 +212,8 @@ BEGIN
 		    ON o.vrf = n.vrf AND o.ip_address = n.ip_address
 		WHERE o IS DISTINCT FROM n),
 	    written AS (
-		INSERT INTO ipamd.audit (vrf, ip_address, action, before, after,
-		    source_topic)
+		INSERT INTO ipamd.audit_log (vrf, ip_address, action,
+		    before_image, after_image, source_topic)
 		SELECT vrf, ip_address, action, before, after, '(rebuild)'
 		FROM diff
 		RETURNING 1)

@@ -69,7 +69,8 @@ BEGIN
 		    'SELECT t.id FROM ipamd.%1$I t '
 		    'WHERE t.id <= (SELECT max(w.id) FROM (SELECT h.id '
 		    'FROM ipamd.%1$I h ORDER BY h.id LIMIT $1) w) '
-		    'AND t.%2$I < $2 FOR UPDATE SKIP LOCKED)', tbl,
+		    'AND t.%2$I < $2 FOR UPDATE SKIP LOCKED)',
+		    CASE tbl WHEN 'audit' THEN 'audit_log' ELSE tbl END,
 		    CASE tbl WHEN 'audit' THEN 'changed_at'
 		    ELSE 'received_at' END)
 		USING batch_rows, cutoff;
@@ -92,7 +93,7 @@ LANGUAGE sql STABLE AS $$
 	    'dead_letters', (SELECT count(*) FROM ipamd.dead_letter),
 	    'oldest', jsonb_build_object(
 		'audit', (SELECT extract(epoch FROM a.changed_at)
-		    FROM ipamd.audit a ORDER BY a.id LIMIT 1),
+		    FROM ipamd.audit_log a ORDER BY a.id LIMIT 1),
 		'dead_letter', (SELECT extract(epoch FROM d.received_at)
 		    FROM ipamd.dead_letter d ORDER BY d.id LIMIT 1),
 		'request', (SELECT extract(epoch FROM min(r.decided_at))

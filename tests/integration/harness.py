@@ -112,6 +112,21 @@ class Database:
     def table_exists(self, name):
         return self.scalar("SELECT to_regclass(%s) IS NOT NULL", (name,))
 
+    def migrate_to(self, last):
+        """Applies the migrations up to version `last` as the daemon does
+        (each file, then its record), and no function file: a database
+        an older ipam-syncd left, for the tests of an upgrade."""
+        self.query("CREATE TABLE public.ipam_schema_migration (version integer "
+                   "PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL "
+                   "DEFAULT now())")
+        for name in sorted(os.listdir(SCHEMA_DIR)):
+            version = name.split("_", 1)[0]
+            if name.endswith(".sql") and version.isdigit() and int(version) <= last:
+                with open(os.path.join(SCHEMA_DIR, name)) as f:
+                    self.query(f.read() + "\n;SELECT 1")
+                self.query("INSERT INTO public.ipam_schema_migration (version, name) "
+                           "VALUES (%s, %s)", (int(version), name[:-4]))
+
     def close(self):
         if self.conn is not None and not self.conn.closed:
             self.conn.close()

@@ -15,6 +15,7 @@ import json
 import psycopg2
 
 import harness
+from test_order import IMAGE_KEYS
 from test_sync import Run, event
 
 # The columns of the ipam view, in its order (docs/STATE.md).
@@ -710,6 +711,53 @@ def test_pool_audit_is_one_row_per_run():
             "SELECT host(ip_address), status FROM ipam")}
         assert {ip: a["status"] for ip, a in replayed.items() if a} == rows
         assert len(rows) == 131, len(rows)
+    finally:
+        run.close()
+
+
+def test_schema_13_keeps_the_history_and_writes_row_images():
+    """A database at schema 12, whose audit holds jsonb images, migrated
+    to 13: ipamd.audit shows the old rows exactly as they were, the rows
+    written from then on hold their images as ipamd.address_image values
+    (not jsonb), and both read alike: JSON objects of the nine derived
+    fields, in ipamd.audit and in an address's history, old rows and new
+    in one chain."""
+    db = harness.Database()
+    db.migrate_to(12)
+    # The history of 10.78.0.5 as schema 12 wrote it: made available by
+    # a pool, then reserved.  The row itself is what that left.
+    image = dict.fromkeys(IMAGE_KEYS)
+    made = dict(image, subnet_id="p", status="available", ip_type="static")
+    reserved = dict(made, status="reserved", description="old")
+    db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, before, after, "
+             "source_topic) VALUES ('', '10.78.0.5', 'insert', NULL, %s, 'old'), "
+             "('', '10.78.0.5', 'update', %s, %s, 'old')",
+             (json.dumps(made), json.dumps(made), json.dumps(reserved)))
+    old = db.query("SELECT id, action, before, after FROM ipamd.audit ORDER BY id")
+    run = Run(db=db)
+    try:
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 13
+        assert db.query("SELECT id, action, before, after FROM ipamd.audit "
+                        "ORDER BY id") == old
+        run.subnet("p", "10.78.0.0/24", ["10.78.0.1-10.78.0.9"], 1)
+        mark(run, "10.78.0.5", "reserved", 1, description="old")
+        run.settle()
+        run.server("h", "10.78.0.5", 1, hostname="taker")
+        run.settle()
+        new = db.query("SELECT action, before, after, before_image IS NULL, "
+                       "after_image IS NULL FROM ipamd.audit_log "
+                       "WHERE source_topic = %s", (run.topics.servers,))
+        assert [(a, b, c) for a, _, _, b, c in new] == [("update", False, False)], new
+        assert new[0][1] is None and new[0][2] is None, "jsonb images written: %r" % new
+        history = call(connect(db), "SELECT ipamd.api_address('', '10.78.0.5')")["history"]
+        chain = [(h["action"], h["before"], h["after"]) for h in reversed(history)]
+        assert chain[:2] == [("insert", None, made), ("update", made, reserved)], chain
+        taken = dict(reserved, status="allocated", server_id="h", hostname="taker",
+                     platform="PowerEdge R640", manufacturer="Dell", description=None)
+        assert chain[-1] == ("update", reserved, taken), chain
+        for _, before, after in chain:
+            for one in (before, after):
+                assert one is None or set(one) == IMAGE_KEYS, one
     finally:
         run.close()
 

@@ -181,7 +181,7 @@ def test_a_large_prune_does_not_block_the_apply():
         kafka.send(topics.subnets, "1", subnet_event("1", "10.72.0.0/16"))
         kafka.flush()
         wait_caught_up(db, daemon.group, 1)
-        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, after) "
+        db.query("INSERT INTO ipamd.audit_log (vrf, ip_address, action, after) "
                  "SELECT '', '10.72.255.1', 'insert', "
                  "jsonb_build_object('hostname', repeat('x', 200), 'n', g) "
                  "FROM generate_series(1, %d) g" % seeded)
