@@ -17,8 +17,13 @@
 -- address is one of a subnet met by one region only (so the event that
 -- made it is that region's, as the derivation would choose), with no
 -- other subnet of the same cidr (which could be its home instead), and
--- no more specific subnet around holding it.  Past 16 subnets around the
--- regions every address goes to the derivation, which looks each one up.
+-- no more specific subnet around holding it.  Each of these is decided
+-- for all the subnets around at once (window functions, one sort), so a
+-- batch of thousands of new subnets writes their pools as plain rows
+-- too.  Past 16 subnets around the regions, the addresses of a subnet
+-- that holds a more specific one go to the derivation, which looks each
+-- one up (the check of each address against the subnets nested in its
+-- own is a scan of those around).
 
 -- The arguments and the result changed (the plain pool rows): the old
 -- signature goes first.
@@ -70,22 +75,33 @@ BEGIN
 		FROM r
 		CROSS JOIN LATERAL (SELECT s.id, s.cidr, s.pool_first, s.pool_last
 		    FROM subnet s
-		    WHERE NOT s.deleted AND s.vrf = r.vrf AND s.cidr && r.cidr) s
+		    WHERE NOT s.deleted AND s.vrf = r.vrf AND s.cidr && r.cidr
+		    OFFSET 0) s
+	), nesting AS (
+		-- Whether a more specific subnet around lies inside each one.
+		-- Cidrs nest or lie apart: in the order of first address, then
+		-- prefix length, the subnet after one starts inside it exactly
+		-- when some subnet does (a second subnet of the same cidr counts
+		-- too, which only keeps both from being plain, as below).
+		SELECT n.vrf, n.id, coalesce(lead(n.s_lo) OVER (
+		    PARTITION BY n.vrf ORDER BY n.s_lo, masklen(n.cidr), n.id)
+		    <= n.s_hi, false) AS nested
+		FROM (SELECT DISTINCT b.vrf, b.id, b.cidr, b.s_lo, b.s_hi
+		    FROM around b) n
 	), sole AS MATERIALIZED (
-		-- The subnets whose pool addresses can be plain, and whether a
-		-- more specific subnet around may take some of them.
-		SELECT a.*, (SELECT count(*) FROM around) <= 16
-		    AND (SELECT count(*) FROM around b
-			WHERE b.vrf = a.vrf AND b.id = a.id) = 1
-		    AND NOT EXISTS (SELECT 1 FROM around b
-			WHERE b.vrf = a.vrf AND b.cidr = a.cidr AND b.id <> a.id)
-		    AS sole,
-		    EXISTS (SELECT 1 FROM around b
-			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
-			    AND b.cidr && a.cidr) AS nested,
+		-- The subnets whose pool addresses can be plain: met by one
+		-- region, alone with their cidr, and holding no more specific
+		-- subnet unless few are around; and whether one may take some
+		-- of their addresses.
+		SELECT a.*, count(*) OVER (PARTITION BY a.vrf, a.id) = 1
+		    AND min(a.id) OVER (PARTITION BY a.vrf, a.cidr)
+			= max(a.id) OVER (PARTITION BY a.vrf, a.cidr)
+		    AND (NOT n.nested OR (SELECT count(*) FROM around) <= 16)
+		    AS sole, n.nested,
 		    ipamd.audit_image(a.id, 'available', 'static', NULL, NULL, NULL,
 			NULL, NULL, NULL) AS image
 		FROM around a
+		JOIN nesting n ON n.vrf = a.vrf AND n.id = a.id
 	), segs AS MATERIALIZED (
 		-- Their pool ranges inside the regions.
 		SELECT a.vrf, a.id, a.cidr, a.image, a.seq, a.topic, a.part,

@@ -3,7 +3,12 @@
 -- subnets a batch can have changed them for, not for a whole routing
 -- domain: every lookup below is an index probe (the (vrf, cidr) btree for
 -- duplicates, the GiST on cidr for nested subnets), so a subnet change
--- costs what it changes, whatever the number of subnets.
+-- costs what it changes, whatever the number of subnets.  The probes are
+-- LATERAL subqueries fenced with OFFSET 0, one per changed subnet: as
+-- plain joins (or subqueries the planner pulls up into one), a batch of
+-- many changed subnets was planned as a join of them with every subnet
+-- of the domain, filtered pair by pair (5,000 new subnets: 25 million
+-- pairs, 2.4 s for each of the two statements).
 
 -- The subnets whose subnet-level conflicts a change of these regions
 -- (old and new cidrs of changed subnets) can change: those whose cidr
@@ -14,8 +19,9 @@ RETURNS text[]
 LANGUAGE sql STABLE AS $$
 	SELECT coalesce(array_agg(DISTINCT s.id), '{}')
 	FROM unnest(regions) AS r
-	JOIN subnet s ON NOT s.deleted AND s.vrf = r.vrf
-	    AND s.cidr >>= r.ip::cidr
+	CROSS JOIN LATERAL (SELECT s.id FROM subnet s
+	    WHERE NOT s.deleted AND s.vrf = r.vrf
+		AND s.cidr >>= r.ip::cidr OFFSET 0) s
 $$;
 
 -- Refreshes the subnet-level conflicts of some subnets (and drops those
@@ -43,10 +49,10 @@ BEGIN
 			host(p.f), host(p.l), s.id, n.id, n.cidr)
 		FROM s
 		CROSS JOIN LATERAL unnest(s.pool_first, s.pool_last) AS p(f, l)
-		JOIN subnet n ON NOT n.deleted AND n.vrf = s.vrf
-		    AND n.cidr << s.cidr
-		    AND p.f <= ipamd.last_addr(n.cidr)
-		    AND p.l >= ipamd.first_addr(n.cidr)
+		CROSS JOIN LATERAL (SELECT n.id, n.cidr FROM subnet n
+		    WHERE NOT n.deleted AND n.vrf = s.vrf AND n.cidr << s.cidr
+			AND p.f <= ipamd.last_addr(n.cidr)
+			AND p.l >= ipamd.first_addr(n.cidr) OFFSET 0) n
 	), conflict_gone AS (
 		DELETE FROM conflict c
 		WHERE c.kind IN ('duplicate_subnet', 'pool_shadowed')

@@ -123,6 +123,14 @@ BEGIN
 	END IF;
 
 	IF cardinality(regions) > 0 THEN
+		-- Many subnets changed at once (a first start, a replay of the
+		-- topic): the planner must see what the subnet table holds now,
+		-- or it finds each region's subnets by routing domain instead of
+		-- through the GiST index on cidr (5,000 new subnets into an
+		-- empty table: 2.4 s instead of 0.2).
+		IF cardinality(regions) >= 100 THEN
+			PERFORM ipamd.analyze_grown(target);
+		END IF;
 		SELECT * INTO pools FROM ipamd.expand_regions(regions, touched,
 		    with_audit);
 		touched := touched || pools.touched;

@@ -715,6 +715,42 @@ def test_pool_audit_is_one_row_per_run():
         run.close()
 
 
+def test_many_new_subnets_in_one_batch_write_plain_pools():
+    """Twenty sibling subnets and a /16 holding a more specific /24, all
+    new in one batch: the pools of the subnets that hold no other are
+    written as plain rows, one audit row per run, however many subnets
+    the batch brings; the /16's addresses, past 16 subnets around, are
+    looked up one by one by the derivation and audited one by one, and
+    so are the /24's (the /16's region meets it too, so which event made
+    its rows is the derivation's to choose).  The rows are the same
+    either way: the subnet's, available, static."""
+    run = Run(config={"consumer": {"batch_max_wait_ms": "3000"}})
+    try:
+        for n in range(20):
+            run.subnet("s%d" % n, "10.79.%d.0/24" % n, ["10.79.%d.1-10.79.%d.100" % (n, n)], 1)
+        run.subnet("wide", "10.80.0.0/16", ["10.80.1.1-10.80.1.50"], 1)
+        run.subnet("inner", "10.80.0.0/24", ["10.80.0.1-10.80.0.10"], 1)
+        run.settle()
+        assert run.daemon.log_contains(r"batch of 22: 22 applied"), \
+            "the subnets were not applied in one batch:\n" + run.daemon.log()[-2000:]
+        rows = run.db.query("SELECT subnet_id, count(*) FROM ipam WHERE status = "
+                            "'available' AND ip_type = 'static' GROUP BY 1")
+        want = dict([("s%d" % n, 100) for n in range(20)] + [("wide", 50), ("inner", 10)])
+        assert dict(rows) == want, rows
+        assert run.db.scalar("SELECT count(*) FROM ipam") == sum(want.values())
+        audit = run.db.query(
+            "SELECT (after->>'subnet_id'), count(*), count(ip_last), "
+            "sum(coalesce(ip_last - ip_address + 1, 1)) FROM ipamd.audit GROUP BY 1")
+        by_subnet = {sid: (n, runs, covered) for sid, n, runs, covered in audit}
+        for sid, count in want.items():
+            if sid in ("wide", "inner"):
+                assert by_subnet[sid] == (count, 0, count), (sid, by_subnet[sid])
+            else:
+                assert by_subnet[sid] == (1, 1, count), (sid, by_subnet[sid])
+    finally:
+        run.close()
+
+
 def test_schema_13_keeps_the_history_and_writes_row_images():
     """A database at schema 12, whose audit holds jsonb images, migrated
     to 13: ipamd.audit shows the old rows exactly as they were, the rows
