@@ -442,8 +442,7 @@ consumer_backpressure(struct consumer *consumer)
 	    applier_failing(consumer->applier) != NULL ||
 	    rebuild == REBUILD_DERIVING || rebuild == REBUILD_SWAPPING;
 	full = consumer_pending_full(consumer);
-	if (pause != kafka_client_paused(consumer->client))
-		kafka_client_set_paused(consumer->client, pause);
+	kafka_client_set_paused(consumer->client, pause);
 	kafka_client_set_full(consumer->client, full);
 	consumer->stats.paused = pause || full;
 }

@@ -817,13 +817,6 @@ kafka_client_set_full(struct kafka_client *client, bool full)
 		event_active(client->queue_event, EV_READ, 0);
 }
 
-/* Tells whether fetching is paused. */
-bool
-kafka_client_paused(const struct kafka_client *client)
-{
-	return client->paused;
-}
-
 /* The last known watermarks of a partition (never a broker request). */
 bool
 kafka_client_watermarks(const struct kafka_client *client, int topic,

@@ -116,9 +116,6 @@ void		 kafka_client_set_paused(struct kafka_client *client,
 void		 kafka_client_set_full(struct kafka_client *client,
 		    bool full);
 
-/* Tells whether fetching is paused by kafka_client_set_paused(). */
-bool		 kafka_client_paused(const struct kafka_client *client);
-
 /* The last known watermarks of a partition; false when unknown. */
 bool		 kafka_client_watermarks(const struct kafka_client *client,
 		    int topic, int32_t partition, int64_t *low, int64_t *high);
