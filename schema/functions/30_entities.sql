@@ -6,7 +6,11 @@
 --
 -- The three entity functions have the same shape; only the columns
 -- differ.  Fields a Debezium TOAST placeholder left out ("keep") are taken
--- from the stored entity.
+-- from the stored entity.  A stored entity is written through the ctid it
+-- was read with (no one else writes the state while the apply lock is
+-- held): an UPDATE, not an INSERT that meets a conflict, which probes the
+-- primary key a second time for every row.  A batch holds one record per
+-- key, so no row is written twice.
 
 -- Stale records of a stage, at most 20 for the log, and their number per
 -- topic.
@@ -35,7 +39,8 @@ BEGIN
 			pool_first inet[], pool_last inet[], ping boolean,
 			topic text, part integer, off bigint)
 	), dec AS (
-		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
+		    s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.cidr AS old_cidr, s.name AS old_name,
 		    s.pool_first AS old_pool_first, s.pool_last AS old_pool_last,
@@ -49,35 +54,45 @@ BEGIN
 		LEFT JOIN truncation f ON f.topic = inp.topic
 	), forgot AS (
 		DELETE FROM subnet s USING dec
-		WHERE s.id = dec.id AND dec.action = 'forget'
+		WHERE s.ctid = dec.tid AND dec.action = 'forget'
 		RETURNING 1
-	), up AS (
-		INSERT INTO subnet AS s (id, version, lsn, deleted, vrf, name,
-		    cidr, pool_first, pool_last, ping, source_topic,
-		    source_partition, source_offset, updated_at)
-		SELECT id, v, lsn, action = 'delete',
+	), w AS (
+		SELECT tid, known, id, v AS version, lsn,
+		    action = 'delete' AS deleted,
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
-			ELSE coalesce(old_vrf, vrf, '') END,
+			ELSE coalesce(old_vrf, vrf, '') END AS vrf,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'name' = ANY (keep) THEN old_name ELSE name END,
-		    CASE WHEN action = 'upsert' THEN cidr END,
+			WHEN 'name' = ANY (keep) THEN old_name
+			ELSE name END AS name,
+		    CASE WHEN action = 'upsert' THEN cidr END AS cidr,
 		    CASE WHEN action <> 'upsert' THEN '{}'
 			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_first, '{}')
-			ELSE coalesce(pool_first, '{}') END,
+			ELSE coalesce(pool_first, '{}')
+			END AS pool_first,
 		    CASE WHEN action <> 'upsert' THEN '{}'
 			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_last, '{}')
-			ELSE coalesce(pool_last, '{}') END,
-		    coalesce(ping, true), topic, part, off, now()
+			ELSE coalesce(pool_last, '{}') END AS pool_last,
+		    coalesce(ping, true) AS ping,
+		    topic, part, off
 		FROM dec WHERE action IN ('upsert', 'delete')
-		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
-		    lsn = excluded.lsn, deleted = excluded.deleted,
-		    vrf = excluded.vrf, name = excluded.name,
-		    cidr = excluded.cidr, pool_first = excluded.pool_first,
-		    pool_last = excluded.pool_last, ping = excluded.ping,
-		    source_topic = excluded.source_topic,
-		    source_partition = excluded.source_partition,
-		    source_offset = excluded.source_offset,
-		    updated_at = excluded.updated_at
+	), changed AS (
+		UPDATE subnet s SET version = w.version, lsn = w.lsn,
+		    deleted = w.deleted, vrf = w.vrf, name = w.name,
+		    cidr = w.cidr, pool_first = w.pool_first,
+		    pool_last = w.pool_last, ping = w.ping,
+		    source_topic = w.topic, source_partition = w.part,
+		    source_offset = w.off, updated_at = now()
+		FROM w
+		WHERE s.ctid = w.tid AND w.known
+		RETURNING 1
+	), added AS (
+		INSERT INTO subnet (id, version, lsn, deleted, vrf, name, cidr,
+		    pool_first, pool_last, ping,
+		    source_topic, source_partition, source_offset, updated_at)
+		SELECT id, version, lsn, deleted, vrf, name, cidr, pool_first,
+		    pool_last, ping,
+		    topic, part, off, now()
+		FROM w WHERE NOT w.known
 		RETURNING 1
 	), touched AS (
 		SELECT old_vrf AS vrf, old_cidr AS cidr, seq, topic, part, off
@@ -96,7 +111,8 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
+		+ (SELECT count(*) FROM forgot)
 	INTO applied, stale, regions, report;
 END
 $$;
@@ -115,7 +131,8 @@ BEGIN
 			device_type text, manufacture text, topic text,
 			part integer, off bigint)
 	), dec AS (
-		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
+		    s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.ip_address AS old_ip, s.hostname AS old_hostname,
 		    s.nic_mac AS old_mac, s.device_type AS old_device_type,
@@ -129,39 +146,46 @@ BEGIN
 		LEFT JOIN truncation f ON f.topic = inp.topic
 	), forgot AS (
 		DELETE FROM server s USING dec
-		WHERE s.id = dec.id AND dec.action = 'forget'
+		WHERE s.ctid = dec.tid AND dec.action = 'forget'
 		RETURNING 1
-	), up AS (
-		INSERT INTO server AS s (id, version, lsn, deleted, vrf,
-		    hostname, ip_address, nic_mac, device_type, manufacture,
-		    source_topic, source_partition, source_offset, updated_at)
-		SELECT id, v, lsn, action = 'delete',
+	), w AS (
+		SELECT tid, known, id, v AS version, lsn,
+		    action = 'delete' AS deleted,
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
-			ELSE coalesce(old_vrf, vrf, '') END,
+			ELSE coalesce(old_vrf, vrf, '') END AS vrf,
 		    CASE WHEN action <> 'upsert' THEN NULL
 			WHEN 'hostname' = ANY (keep) THEN old_hostname
-			ELSE hostname END,
-		    CASE WHEN action = 'upsert' THEN ip END,
+			ELSE hostname END AS hostname,
+		    CASE WHEN action = 'upsert' THEN ip END AS ip_address,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'nic_mac' = ANY (keep) THEN old_mac ELSE mac END,
+			WHEN 'nic_mac' = ANY (keep) THEN old_mac
+			ELSE mac END AS nic_mac,
 		    CASE WHEN action <> 'upsert' THEN NULL
 			WHEN 'device_type' = ANY (keep) THEN old_device_type
-			ELSE device_type END,
+			ELSE device_type END AS device_type,
 		    CASE WHEN action <> 'upsert' THEN NULL
 			WHEN 'manufacture' = ANY (keep) THEN old_manufacture
-			ELSE manufacture END,
-		    topic, part, off, now()
+			ELSE manufacture END AS manufacture,
+		    topic, part, off
 		FROM dec WHERE action IN ('upsert', 'delete')
-		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
-		    lsn = excluded.lsn, deleted = excluded.deleted,
-		    vrf = excluded.vrf, hostname = excluded.hostname,
-		    ip_address = excluded.ip_address, nic_mac = excluded.nic_mac,
-		    device_type = excluded.device_type,
-		    manufacture = excluded.manufacture,
-		    source_topic = excluded.source_topic,
-		    source_partition = excluded.source_partition,
-		    source_offset = excluded.source_offset,
-		    updated_at = excluded.updated_at
+	), changed AS (
+		UPDATE server s SET version = w.version, lsn = w.lsn,
+		    deleted = w.deleted, vrf = w.vrf, hostname = w.hostname,
+		    ip_address = w.ip_address, nic_mac = w.nic_mac,
+		    device_type = w.device_type, manufacture = w.manufacture,
+		    source_topic = w.topic, source_partition = w.part,
+		    source_offset = w.off, updated_at = now()
+		FROM w
+		WHERE s.ctid = w.tid AND w.known
+		RETURNING 1
+	), added AS (
+		INSERT INTO server (id, version, lsn, deleted, vrf, hostname,
+		    ip_address, nic_mac, device_type, manufacture,
+		    source_topic, source_partition, source_offset, updated_at)
+		SELECT id, version, lsn, deleted, vrf, hostname, ip_address,
+		    nic_mac, device_type, manufacture,
+		    topic, part, off, now()
+		FROM w WHERE NOT w.known
 		RETURNING 1
 	), addrs AS (
 		SELECT old_vrf AS vrf, old_ip AS ip, seq, topic, part, off
@@ -180,7 +204,8 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
+		+ (SELECT count(*) FROM forgot)
 	INTO applied, stale, touched, report;
 END
 $$;
@@ -200,7 +225,8 @@ BEGIN
 			part integer,
 			off bigint)
 	), dec AS (
-		SELECT inp.*, s.id IS NOT NULL AS known, s.version AS old_v,
+		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
+		    s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.address AS old_address, f.lsn AS floor_lsn,
 		    ipamd.entity_action(inp.gv, inp.reset, inp.op, inp.lsn, f.lsn,
@@ -212,30 +238,39 @@ BEGIN
 		LEFT JOIN truncation f ON f.topic = inp.topic
 	), forgot AS (
 		DELETE FROM mark s USING dec
-		WHERE s.id = dec.id AND dec.action = 'forget'
+		WHERE s.ctid = dec.tid AND dec.action = 'forget'
 		RETURNING 1
-	), up AS (
-		INSERT INTO mark AS s (id, version, lsn, deleted, vrf, address,
-		    status, description, reason, requested_by, source_topic,
-		    source_partition, source_offset, updated_at)
-		SELECT id, v, lsn, action = 'delete',
+	), w AS (
+		SELECT tid, known, id, v AS version, lsn,
+		    action = 'delete' AS deleted,
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
-			ELSE coalesce(old_vrf, vrf, '') END,
-		    CASE WHEN action = 'upsert' THEN address END,
-		    CASE WHEN action = 'upsert' THEN status END,
-		    CASE WHEN action = 'upsert' THEN description END,
-		    CASE WHEN action = 'upsert' THEN reason END,
-		    by, topic, part, off, now()
+			ELSE coalesce(old_vrf, vrf, '') END AS vrf,
+		    CASE WHEN action = 'upsert' THEN address END AS address,
+		    CASE WHEN action = 'upsert' THEN status END AS status,
+		    CASE WHEN action = 'upsert' THEN description
+			END AS description,
+		    CASE WHEN action = 'upsert' THEN reason END AS reason,
+		    by AS requested_by,
+		    topic, part, off
 		FROM dec WHERE action IN ('upsert', 'delete')
-		ON CONFLICT (id) DO UPDATE SET version = excluded.version,
-		    lsn = excluded.lsn, deleted = excluded.deleted,
-		    vrf = excluded.vrf, address = excluded.address,
-		    status = excluded.status, description = excluded.description,
-		    reason = excluded.reason, requested_by = excluded.requested_by,
-		    source_topic = excluded.source_topic,
-		    source_partition = excluded.source_partition,
-		    source_offset = excluded.source_offset,
-		    updated_at = excluded.updated_at
+	), changed AS (
+		UPDATE mark s SET version = w.version, lsn = w.lsn,
+		    deleted = w.deleted, vrf = w.vrf, address = w.address,
+		    status = w.status, description = w.description,
+		    reason = w.reason, requested_by = w.requested_by,
+		    source_topic = w.topic, source_partition = w.part,
+		    source_offset = w.off, updated_at = now()
+		FROM w
+		WHERE s.ctid = w.tid AND w.known
+		RETURNING 1
+	), added AS (
+		INSERT INTO mark (id, version, lsn, deleted, vrf, address,
+		    status, description, reason, requested_by,
+		    source_topic, source_partition, source_offset, updated_at)
+		SELECT id, version, lsn, deleted, vrf, address, status,
+		    description, reason, requested_by,
+		    topic, part, off, now()
+		FROM w WHERE NOT w.known
 		RETURNING 1
 	), addrs AS (
 		SELECT old_vrf AS vrf, old_address AS ip, seq, topic, part, off
@@ -255,7 +290,8 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM up) + (SELECT count(*) FROM forgot)
+	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
+		+ (SELECT count(*) FROM forgot)
 	INTO applied, stale, touched, report;
 END
 $$;
