@@ -98,6 +98,19 @@ BEGIN
 		FROM held h
 		GROUP BY h.vrf, h.ip
 		HAVING count(*) > 1
+	), cur AS MATERIALIZED (
+		-- The rows as they stand, found once, one index probe each (a
+		-- CTE of its own: inlined into the join below, it could be
+		-- planned as a scan of the whole table).  The delete and the
+		-- update below reach them by ctid, not by a second probe.  No
+		-- one else writes address while the apply lock is held, so the
+		-- ctid still names the row.
+		SELECT a.ctid AS tid, a.vrf, a.ip_address,
+		    ipamd.audit_image(a.subnet_id, a.status, a.ip_type,
+			a.server_id, a.hostname, a.mac_address, a.platform,
+			a.manufacturer, a.description) AS was
+		FROM address a
+		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
 	), d AS (
 		SELECT t.vrf, t.ip, h.id AS subnet_id,
 		    (h.id IS NOT NULL AND EXISTS (
@@ -106,15 +119,23 @@ BEGIN
 		    hs.id AS server_id, hs.hostname, hs.nic_mac, hs.device_type,
 		    hs.manufacture, sh.ids AS server_ids,
 		    mk.status AS mark_status, mk.description AS mark_description,
-		    t.topic, t.part, t.off
+		    c.tid, c.was, t.topic, t.part, t.off
 		FROM t
 		LEFT JOIN homes h ON h.vrf = t.vrf AND h.ip = t.ip
 		LEFT JOIN holders hs ON hs.vrf = t.vrf AND hs.ip = t.ip
 		LEFT JOIN shared sh ON sh.vrf = t.vrf AND sh.ip = t.ip
 		LEFT JOIN mark mk ON NOT mk.deleted AND mk.vrf = t.vrf
 		    AND mk.address = t.ip
+		LEFT JOIN cur c ON c.vrf = t.vrf AND c.ip_address = t.ip
 	), want AS (
-		SELECT d.vrf, d.ip, d.subnet_id,
+		-- Each touched address with its row as it stands (tid, was) and
+		-- as derived (wanted: whether it has one at all), so that the
+		-- writes below read this one set, not a join each.
+		SELECT d.vrf, d.ip, d.tid, d.was,
+		    d.subnet_id IS NOT NULL AND (d.is_static
+			OR d.server_id IS NOT NULL OR d.mark_status IS NOT NULL)
+			AS wanted,
+		    d.subnet_id,
 		    CASE WHEN d.mark_status = 'quarantine' THEN 'quarantine'
 			WHEN d.server_id IS NOT NULL THEN 'allocated'
 			WHEN d.mark_status = 'reserved' THEN 'reserved'
@@ -126,28 +147,13 @@ BEGIN
 			THEN d.mark_description END AS description,
 		    d.topic, d.part, d.off
 		FROM d
-		WHERE d.subnet_id IS NOT NULL
-		    AND (d.is_static OR d.server_id IS NOT NULL
-			OR d.mark_status IS NOT NULL)
-	), cur AS (
-		-- The rows as they stand, found once: the delete and the update
-		-- below reach them by ctid, not by a second index probe.  No
-		-- one else writes address while the apply lock is held, so the
-		-- ctid still names the row.
-		SELECT a.ctid AS tid, a.*, t.topic, t.part, t.off
-		FROM address a
-		JOIN t ON a.vrf = t.vrf AND a.ip_address = t.ip
 	), del AS (
 		DELETE FROM address a
-		USING cur c
-		WHERE a.ctid = c.tid
-		    AND NOT EXISTS (SELECT 1 FROM want w
-			WHERE w.vrf = c.vrf AND w.ip = c.ip_address)
+		USING want w
+		WHERE a.ctid = w.tid AND NOT w.wanted
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
-			a.ip_type, a.server_id, a.hostname, a.mac_address,
-			a.platform, a.manufacturer, a.description) END AS before,
-		    c.topic, c.part, c.off
+		    CASE WHEN with_audit THEN w.was END AS before,
+		    w.topic, w.part, w.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
@@ -156,8 +162,7 @@ BEGIN
 		    w.hostname, w.mac_address, w.platform, w.manufacturer,
 		    w.description
 		FROM want w
-		WHERE NOT EXISTS (SELECT 1 FROM cur c
-		    WHERE c.vrf = w.vrf AND c.ip_address = w.ip)
+		WHERE w.wanted AND w.tid IS NULL
 		RETURNING a.vrf, a.ip_address,
 		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
@@ -169,20 +174,14 @@ BEGIN
 		    hostname = w.hostname, mac_address = w.mac_address,
 		    platform = w.platform, manufacturer = w.manufacturer,
 		    description = w.description, updated_at = now()
-		FROM want w, cur c
-		WHERE a.ctid = c.tid
-		    AND c.vrf = w.vrf AND c.ip_address = w.ip
-		    AND (c.subnet_id, c.status, c.ip_type, c.server_id,
-			c.hostname, c.mac_address, c.platform, c.manufacturer,
-			c.description)
-			IS DISTINCT FROM
-			(w.subnet_id, w.status, w.ip_type, w.server_id,
-			w.hostname, w.mac_address, w.platform, w.manufacturer,
-			w.description)
+		FROM want w
+		WHERE a.ctid = w.tid AND w.wanted
+		    -- Image against image: a NULL field equals a NULL field.
+		    AND w.was IS DISTINCT FROM ipamd.audit_image(w.subnet_id,
+			w.status, w.ip_type, w.server_id, w.hostname,
+			w.mac_address, w.platform, w.manufacturer, w.description)
 		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.audit_image(c.subnet_id, c.status,
-			c.ip_type, c.server_id, c.hostname, c.mac_address,
-			c.platform, c.manufacturer, c.description) END AS before,
+		    CASE WHEN with_audit THEN w.was END AS before,
 		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
 			a.ip_type, a.server_id, a.hostname, a.mac_address,
 			a.platform, a.manufacturer, a.description) END AS after,
