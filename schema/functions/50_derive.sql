@@ -127,7 +127,7 @@ BEGIN
 		LEFT JOIN mark mk ON NOT mk.deleted AND mk.vrf = t.vrf
 		    AND mk.address = t.ip
 		LEFT JOIN cur c ON c.vrf = t.vrf AND c.ip_address = t.ip
-	), want AS (
+	), derived AS (
 		-- Each touched address with its row as it stands (tid, was) and
 		-- as derived (wanted: whether it has one at all), so that the
 		-- writes below read this one set, not a join each.
@@ -147,13 +147,19 @@ BEGIN
 			THEN d.mark_description END AS description,
 		    d.topic, d.part, d.off
 		FROM d
+	), want AS (
+		-- The derived row's image: what the update compares with the
+		-- row as it stands, and what the audit keeps as after.
+		SELECT w.*, ipamd.audit_image(w.subnet_id, w.status, w.ip_type,
+		    w.server_id, w.hostname, w.mac_address, w.platform,
+		    w.manufacturer, w.description) AS image
+		FROM derived w
 	), del AS (
 		DELETE FROM address a
 		USING want w
 		WHERE a.ctid = w.tid AND NOT w.wanted
-		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN w.was END AS before,
-		    w.topic, w.part, w.off
+		RETURNING a.vrf, a.ip_address, w.was AS before, w.topic, w.part,
+		    w.off
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
@@ -163,10 +169,7 @@ BEGIN
 		    w.description
 		FROM want w
 		WHERE w.wanted AND w.tid IS NULL
-		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
-			a.ip_type, a.server_id, a.hostname, a.mac_address,
-			a.platform, a.manufacturer, a.description) END AS after
+		RETURNING a.vrf, a.ip_address
 	), upd AS (
 		UPDATE address a
 		SET subnet_id = w.subnet_id, status = w.status,
@@ -177,14 +180,8 @@ BEGIN
 		FROM want w
 		WHERE a.ctid = w.tid AND w.wanted
 		    -- Image against image: a NULL field equals a NULL field.
-		    AND w.was IS DISTINCT FROM ipamd.audit_image(w.subnet_id,
-			w.status, w.ip_type, w.server_id, w.hostname,
-			w.mac_address, w.platform, w.manufacturer, w.description)
-		RETURNING a.vrf, a.ip_address,
-		    CASE WHEN with_audit THEN w.was END AS before,
-		    CASE WHEN with_audit THEN ipamd.audit_image(a.subnet_id, a.status,
-			a.ip_type, a.server_id, a.hostname, a.mac_address,
-			a.platform, a.manufacturer, a.description) END AS after,
+		    AND w.was IS DISTINCT FROM w.image
+		RETURNING a.vrf, a.ip_address, w.was AS before, w.image AS after,
 		    w.topic, w.part, w.off
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
@@ -196,7 +193,7 @@ BEGIN
 			NULL::ipamd.address_image, del.topic, del.part, del.off
 		    FROM del
 		    UNION ALL
-		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, ins.after,
+		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, w.image,
 			w.topic, w.part, w.off
 		    FROM ins JOIN want w
 			ON w.vrf = ins.vrf AND w.ip = ins.ip_address
