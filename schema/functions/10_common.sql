@@ -109,3 +109,22 @@ LANGUAGE sql IMMUTABLE AS $$
 		    AS u(t, n)
 		GROUP BY t) g), '{}'::jsonb))
 $$;
+
+-- The writes through a ctid (the entity stage, the derivation) reach the
+-- rows their statement read.  A row that someone else changed meanwhile
+-- (a hand edit made without the apply lock) has a new ctid and is
+-- skipped without an error; this turns that into a serialization failure,
+-- which the daemon answers by applying the batch again, on fresh rows,
+-- instead of losing the write.
+CREATE OR REPLACE FUNCTION ipamd.check_written(tbl text, meant bigint,
+    written bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF meant <> written THEN
+		RAISE EXCEPTION '% of % rows of % changed while the apply wrote them',
+		    meant - written, meant, tbl
+		    USING ERRCODE = '40001',
+		    HINT = 'something wrote the state without the apply lock; the batch is applied again';
+	END IF;
+END
+$$;

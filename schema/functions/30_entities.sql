@@ -8,9 +8,10 @@
 -- differ.  Fields a Debezium TOAST placeholder left out ("keep") are taken
 -- from the stored entity.  A stored entity is written through the ctid it
 -- was read with (no one else writes the state while the apply lock is
--- held): an UPDATE, not an INSERT that meets a conflict, which probes the
--- primary key a second time for every row.  A batch holds one record per
--- key, so no row is written twice.
+-- held, and ipamd.check_written retries the batch if someone did): an
+-- UPDATE, not an INSERT that meets a conflict, which probes the primary
+-- key a second time for every row.  A batch holds one record per key, so
+-- no row is written twice.
 
 -- Stale records of a stage, at most 20 for the log, and their number per
 -- topic.
@@ -30,6 +31,9 @@ CREATE OR REPLACE FUNCTION ipamd.apply_subnets(records jsonb,
     OUT applied bigint, OUT stale bigint, OUT regions ipamd.touch[],
     OUT report jsonb)
 LANGUAGE plpgsql AS $$
+DECLARE
+	meant bigint;
+	written bigint;
 BEGIN
 	WITH inp AS (
 		SELECT * FROM jsonb_to_recordset(records)
@@ -111,9 +115,11 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
-		+ (SELECT count(*) FROM forgot)
-	INTO applied, stale, regions, report;
+	    (SELECT count(*) FROM dec WHERE action = 'forget')
+		+ (SELECT count(*) FROM w WHERE known),
+	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed)
+	INTO applied, stale, regions, report, meant, written;
+	PERFORM ipamd.check_written('subnet', meant, written);
 END
 $$;
 
@@ -122,6 +128,9 @@ CREATE OR REPLACE FUNCTION ipamd.apply_servers(records jsonb,
     OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
     OUT report jsonb)
 LANGUAGE plpgsql AS $$
+DECLARE
+	meant bigint;
+	written bigint;
 BEGIN
 	WITH inp AS (
 		SELECT * FROM jsonb_to_recordset(records)
@@ -204,9 +213,11 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
-		+ (SELECT count(*) FROM forgot)
-	INTO applied, stale, touched, report;
+	    (SELECT count(*) FROM dec WHERE action = 'forget')
+		+ (SELECT count(*) FROM w WHERE known),
+	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed)
+	INTO applied, stale, touched, report, meant, written;
+	PERFORM ipamd.check_written('server', meant, written);
 END
 $$;
 
@@ -215,6 +226,9 @@ CREATE OR REPLACE FUNCTION ipamd.apply_marks_set(records jsonb,
     OUT applied bigint, OUT stale bigint, OUT touched ipamd.touch[],
     OUT report jsonb)
 LANGUAGE plpgsql AS $$
+DECLARE
+	meant bigint;
+	written bigint;
 BEGIN
 	WITH inp AS (
 		SELECT * FROM jsonb_to_recordset(records)
@@ -290,9 +304,11 @@ BEGIN
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
 		array_agg(n_stale::bigint) FILTER (WHERE n_stale > 0),
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
-	    (SELECT count(*) FROM changed) + (SELECT count(*) FROM added)
-		+ (SELECT count(*) FROM forgot)
-	INTO applied, stale, touched, report;
+	    (SELECT count(*) FROM dec WHERE action = 'forget')
+		+ (SELECT count(*) FROM w WHERE known),
+	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed)
+	INTO applied, stale, touched, report, meant, written;
+	PERFORM ipamd.check_written('mark', meant, written);
 END
 $$;
 

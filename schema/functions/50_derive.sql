@@ -42,6 +42,7 @@ SET plan_cache_mode = auto
 AS $$
 DECLARE
 	result jsonb;
+	meant bigint;
 BEGIN
 	-- The touched addresses number from one to a whole pool.  A generic
 	-- plan guesses ten, which suits a small batch and saves its planning
@@ -104,7 +105,8 @@ BEGIN
 		-- planned as a scan of the whole table).  The delete and the
 		-- update below reach them by ctid, not by a second probe.  No
 		-- one else writes address while the apply lock is held, so the
-		-- ctid still names the row.
+		-- ctid still names the row (ipamd.check_written below retries
+		-- the batch if it does not).
 		SELECT a.ctid AS tid, a.vrf, a.ip_address,
 		    ipamd.audit_image(a.subnet_id, a.status, a.ip_type,
 			a.server_id, a.hostname, a.mac_address, a.platform,
@@ -250,8 +252,13 @@ BEGIN
 	    'conflicts_resolved', (SELECT count(*) FROM conflict_gone),
 	    'conflicts', coalesce((SELECT jsonb_agg(jsonb_build_object(
 		'vrf', n.vrf, 'address', host(n.ip_address), 'kind', n.kind,
-		'detail', n.detail)) FROM conflict_new n), '[]'::jsonb))
-	INTO result;
+		'detail', n.detail)) FROM conflict_new n), '[]'::jsonb)),
+	    -- Every row as it stands that the derivation deletes or changes.
+	    (SELECT count(*) FROM want w WHERE w.tid IS NOT NULL
+		AND (NOT w.wanted OR w.was IS DISTINCT FROM w.image))
+	INTO result, meant;
+	PERFORM ipamd.check_written('address', meant,
+	    (result->>'updated')::bigint + (result->>'deleted')::bigint);
 	RETURN result;
 END
 $$;

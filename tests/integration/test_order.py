@@ -426,5 +426,70 @@ def test_rebuild_carries_row_times():
         run.close()
 
 
+def test_rows_written_outside_the_apply_are_not_skipped():
+    """The apply writes the rows it read through their ctid.  A row that
+    something else changes meanwhile (a hand edit by a role that may write
+    the state) has a new ctid: its write is not skipped, the batch is
+    applied again on fresh rows and the event's values land.  Once for an
+    entity row (the stage that writes servers), once for an address row
+    (the derivation)."""
+    run = Run()
+    try:
+        run.subnet("1", "127.93.0.0/24", ["127.93.0.1-127.93.0.9"], 1)
+        run.server("91", "127.93.0.1", 1)
+        run.settle()
+        retries = metric(run.daemon, "ipam_syncd_apply_retries_total") or 0
+
+        def waiting():
+            return run.db.scalar(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'") > 0
+
+        def edit_while_applying(statement, then):
+            editor = run.db._connect(run.db.name)
+            try:
+                with editor.cursor() as cur:
+                    cur.execute(statement)
+                then()
+                run.kafka.flush()
+                wait_until(waiting, what="the apply waiting for the hand edit")
+                editor.commit()
+            finally:
+                editor.close()
+            run.settle()
+
+        def retried():
+            nonlocal retries
+            now = metric(run.daemon, "ipam_syncd_apply_retries_total")
+            assert now > retries, (now, retries)
+            retries = now
+
+        # The server row, edited while the stage that writes it waits.
+        edit_while_applying(
+            "UPDATE ipam_state.server SET hostname = 'by-hand' WHERE id = '91'",
+            lambda: run.server("91", "127.93.0.2", 2, hostname="moved"))
+        assert run.db.scalar("SELECT version || hostname FROM ipam_state.server "
+                             "WHERE id = '91'") == "2moved"
+        assert run.row("127.93.0.2")["hostname"] == "moved"
+        assert run.row("127.93.0.1")["status"] == "available"
+        retried()
+
+        # The address row the server leaves, edited while the derivation
+        # waits (the server row is free).
+        edit_while_applying(
+            "UPDATE ipam_state.address SET hostname = 'by-hand' "
+            "WHERE ip_address = '127.93.0.2'",
+            lambda: run.server("91", "127.93.0.3", 3, hostname="moved"))
+        left = run.row("127.93.0.2")
+        assert left["status"] == "available" and left["server_id"] is None \
+            and left["hostname"] is None, left
+        assert run.row("127.93.0.3")["server_id"] == "91"
+        retried()
+        run.daemon.wait_log(r"rows of address changed while the apply wrote them")
+        run.daemon.wait_log(r"rows of server changed while the apply wrote them")
+    finally:
+        run.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
