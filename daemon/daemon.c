@@ -180,8 +180,10 @@ daemon_migrated(enum migrate_outcome outcome, const char *error, void *arg)
 	case MIGRATE_FAILED:
 	case MIGRATE_TOO_NEW:
 	case MIGRATE_NOT_ALLOWED:
+	case MIGRATE_UNSUITABLE:
 		log_errx("schema: %s; exiting", error);
-		daemon->exit_status = outcome == MIGRATE_TOO_NEW ?
+		daemon->exit_status = outcome == MIGRATE_TOO_NEW ||
+		    outcome == MIGRATE_UNSUITABLE ?
 		    DAEMON_EXIT_UNAVAILABLE : outcome == MIGRATE_NOT_ALLOWED ?
 		    DAEMON_EXIT_NOPERM : DAEMON_EXIT_SOFTWARE;
 		event_base_loopexit(daemon->base, NULL);

@@ -45,7 +45,8 @@ usage(FILE *out)
 	    "Files: %s (migrations), %s (operator page).\n"
 	    "Exit statuses: 0 stopped by SIGTERM/SIGINT (or done); 1 a second\n"
 	    "signal or a fatal error; 64 bad command line; 69 unavailable\n"
-	    "(schema folder, a newer database, --migrate without PostgreSQL);\n"
+	    "(schema folder, a newer or non-UTF8 database, --migrate without\n"
+	    "PostgreSQL);\n"
 	    "70 software error (a migration failed); 71 a socket or the user\n"
 	    "could not be had; 77 the database role may not apply a due\n"
 	    "migration; 78 configuration error. See ipam-syncd(8).\n",

@@ -565,12 +565,27 @@ migrate_inspect_cb(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct migrate *migrate = arg;
+	char reason[512];
 
 	if (!migrate_check(migrate, result, error,
 	    "looking for the migration records"))
 		return;
 	snprintf(migrate->role, sizeof(migrate->role), "%s",
 	    PQgetvalue(result, 0, 0));
+	/*
+	 * Ids, hostnames and descriptions are UTF-8 text, and the derivation
+	 * breaks ties between ids by their bytes: in another encoding the
+	 * bytes differ from those ipamd.id_key() and the daemon compare.
+	 */
+	if (strcmp(PQgetvalue(result, 0, 3), "UTF8") != 0) {
+		snprintf(reason, sizeof(reason), "database \"%s\" is encoded "
+		    "%s; ipam-syncd needs UTF8: create it with ENCODING "
+		    "'UTF8' (docs/OPERATIONS.md)", PQgetvalue(result, 0, 4),
+		    PQgetvalue(result, 0, 3));
+		pgconn_stop(pg);
+		migrate_finish(migrate, MIGRATE_UNSUITABLE, reason);
+		return;
+	}
 	migrate->has_records = strcmp(PQgetvalue(result, 0, 1), "t") == 0;
 	migrate->has_code_records = strcmp(PQgetvalue(result, 0, 2), "t") == 0;
 	if (!migrate->has_records) {
@@ -592,7 +607,8 @@ migrate_locked_cb(struct pgconn *pg, PGresult *result, const char *error,
 	static const char sql[] =
 	    "SELECT current_user,"
 	    " to_regclass('public.ipam_schema_migration') IS NOT NULL,"
-	    " to_regclass('public.ipam_schema_function') IS NOT NULL";
+	    " to_regclass('public.ipam_schema_function') IS NOT NULL,"
+	    " current_setting('server_encoding'), current_database()";
 	struct migrate *migrate = arg;
 
 	if (!migrate_check(migrate, result, error, "taking the migration lock"))

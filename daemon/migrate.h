@@ -17,6 +17,7 @@ enum migrate_outcome {
 	MIGRATE_FAILED,		/* a migration failed: error says why */
 	MIGRATE_TOO_NEW,	/* the database is newer than this binary */
 	MIGRATE_NOT_ALLOWED,	/* a migration is due, the role may not run it */
+	MIGRATE_UNSUITABLE,	/* the database cannot hold the state (encoding) */
 };
 
 typedef void migrate_done_cb(enum migrate_outcome outcome, const char *error,

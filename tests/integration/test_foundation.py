@@ -233,6 +233,31 @@ def test_newer_database_is_refused():
         db.close()
 
 
+def test_database_not_in_utf8_is_refused():
+    """A database in another encoding is refused before anything is made
+    in it: its bytes are not the UTF-8 ones ids are ordered by."""
+    db, topics = Database(), Topics()
+    try:
+        admin = db._connect("postgres")
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute('DROP DATABASE "%s"' % db.name)
+            cur.execute('CREATE DATABASE "%s" ENCODING \'LATIN1\' '
+                        'LC_COLLATE \'C\' LC_CTYPE \'C\' TEMPLATE template0' % db.name)
+        admin.close()
+        daemon = Daemon(db, topics).start()
+        status = daemon.proc.wait(30)
+        assert status == 69, status     # EX_UNAVAILABLE: restarting cannot help
+        assert daemon.log_contains(
+            r'schema: database "%s" is encoded LATIN1; ipam-syncd needs UTF8' % db.name), \
+            daemon.log()
+        daemon.close()
+        assert db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ipam%%'") == 0
+        assert db.scalar("SELECT to_regclass('public.ipam_schema_migration')") is None
+    finally:
+        db.close()
+
+
 def test_waits_for_postgresql_then_becomes_ready():
     """Started while PostgreSQL is down, the daemon retries with backoff and
     becomes ready once it comes up."""
