@@ -149,17 +149,23 @@ BEGIN
 			THEN d.mark_description END AS description,
 		    d.topic, d.part, d.off
 		FROM d
-	), want AS (
+	), imaged AS (
 		-- The derived row's image: what the update compares with the
 		-- row as it stands, and what the audit keeps as after.
 		SELECT w.*, ipamd.audit_image(w.subnet_id, w.status, w.ip_type,
 		    w.server_id, w.hostname, w.mac_address, w.platform,
 		    w.manufacturer, w.description) AS image
 		FROM derived w
+	), want AS (
+		-- writes: the row as it stands is deleted or changed (image
+		-- against image: a NULL field equals a NULL field).
+		SELECT w.*, w.tid IS NOT NULL
+		    AND (NOT w.wanted OR w.was IS DISTINCT FROM w.image) AS writes
+		FROM imaged w
 	), del AS (
 		DELETE FROM address a
 		USING want w
-		WHERE a.ctid = w.tid AND NOT w.wanted
+		WHERE a.ctid = w.tid AND NOT w.wanted AND w.writes
 		RETURNING a.vrf, a.ip_address, w.was AS before, w.topic, w.part,
 		    w.off
 	), ins AS (
@@ -180,9 +186,7 @@ BEGIN
 		    platform = w.platform, manufacturer = w.manufacturer,
 		    description = w.description, updated_at = now()
 		FROM want w
-		WHERE a.ctid = w.tid AND w.wanted
-		    -- Image against image: a NULL field equals a NULL field.
-		    AND w.was IS DISTINCT FROM w.image
+		WHERE a.ctid = w.tid AND w.wanted AND w.writes
 		RETURNING a.vrf, a.ip_address, w.was AS before, w.image AS after,
 		    w.topic, w.part, w.off
 	), audit AS (
@@ -253,9 +257,7 @@ BEGIN
 	    'conflicts', coalesce((SELECT jsonb_agg(jsonb_build_object(
 		'vrf', n.vrf, 'address', host(n.ip_address), 'kind', n.kind,
 		'detail', n.detail)) FROM conflict_new n), '[]'::jsonb)),
-	    -- Every row as it stands that the derivation deletes or changes.
-	    (SELECT count(*) FROM want w WHERE w.tid IS NOT NULL
-		AND (NOT w.wanted OR w.was IS DISTINCT FROM w.image))
+	    (SELECT count(*) FROM want w WHERE w.writes)
 	INTO result, meant;
 	PERFORM ipamd.check_written('address', meant,
 	    (result->>'updated')::bigint + (result->>'deleted')::bigint);
