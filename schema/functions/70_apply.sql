@@ -38,6 +38,9 @@ DECLARE
 	subnet_conflicts jsonb := '[]';
 	dead bigint;
 	result jsonb;
+	err_schema text;
+	err_table text;
+	err_text text;
 BEGIN
 	IF target NOT IN ('ipam_state', 'ipam_state_rebuild') THEN
 		RAISE EXCEPTION 'unknown state schema %', target;
@@ -160,5 +163,20 @@ BEGIN
 	END IF;
 	RETURN derived || result || jsonb_build_object('conflicts',
 	    (derived->'conflicts') || subnet_conflicts);
+EXCEPTION WHEN unique_violation THEN
+	-- A key of the state that the batch's reads did not see: a row
+	-- inserted without the apply lock while it ran (a batch holds one
+	-- record per key).  Like a row changed under a ctid write
+	-- (ipamd.check_written): applied again, not lost as a dead letter.
+	GET STACKED DIAGNOSTICS err_schema = SCHEMA_NAME,
+	    err_table = TABLE_NAME, err_text = MESSAGE_TEXT;
+	IF err_schema = target
+	    AND err_table IN ('subnet', 'server', 'mark', 'address') THEN
+		RAISE EXCEPTION 'a row of % was inserted while the apply wrote it (%)',
+		    err_table, err_text
+		    USING ERRCODE = '40001',
+		    HINT = 'something wrote the state without the apply lock; the batch is applied again';
+	END IF;
+	RAISE;
 END
 $$;

@@ -432,7 +432,8 @@ def test_rows_written_outside_the_apply_are_not_skipped():
     the state) has a new ctid: its write is not skipped, the batch is
     applied again on fresh rows and the event's values land.  Once for an
     entity row (the stage that writes servers), once for an address row
-    (the derivation)."""
+    (the derivation), once for a row inserted with a key the batch
+    inserts."""
     run = Run()
     try:
         run.subnet("1", "127.93.0.0/24", ["127.93.0.1-127.93.0.9"], 1)
@@ -485,8 +486,21 @@ def test_rows_written_outside_the_apply_are_not_skipped():
             and left["hostname"] is None, left
         assert run.row("127.93.0.3")["server_id"] == "91"
         retried()
+
+        # A new server's row, inserted by hand while the stage that
+        # inserts it waits: the event lands, no dead letter.
+        edit_while_applying(
+            "INSERT INTO ipam_state.server (id, version, deleted, vrf, hostname) "
+            "VALUES ('92', NULL, false, '', 'by-hand')",
+            lambda: run.server("92", "127.93.0.4", 1, hostname="new"))
+        assert run.db.scalar("SELECT version || hostname FROM ipam_state.server "
+                             "WHERE id = '92'") == "1new"
+        assert run.row("127.93.0.4")["server_id"] == "92"
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        retried()
         run.daemon.wait_log(r"rows of address changed while the apply wrote them")
         run.daemon.wait_log(r"rows of server changed while the apply wrote them")
+        run.daemon.wait_log(r"a row of server was inserted while the apply wrote it")
     finally:
         run.close()
 
