@@ -275,6 +275,12 @@ api_query_params(struct api_call *call, const struct api_param *known)
 	bool flag;
 
 	TAILQ_INIT(&pairs);
+	/* A %00 would cut the value short where C reads it. */
+	if (query != NULL && strstr(query, "%00") != NULL) {
+		api_error(call, 400, "bad_request", NULL, "the query string "
+		    "holds %%00");
+		goto fail;
+	}
 	if (query != NULL && evhttp_parse_query_str(query, &pairs) == -1) {
 		api_error(call, 400, "bad_request", NULL, "the query string is "
 		    "not name=value pairs");
@@ -677,21 +683,27 @@ api_rate_take(struct api *api, struct evhttp_request *request)
 /*
  * Splits the raw path into percent-decoded segments (so that an id may
  * hold an encoded '/'); returns how many, at most n.  A segment that is
- * not valid percent-encoding is NULL.
+ * not valid percent-encoding, or that holds a NUL (%00), is NULL.
  */
 static size_t
 api_segments(const char *raw, char **segments, size_t n)
 {
 	const char *p = raw;
-	size_t count = 0, len;
-	char *part;
+	size_t count = 0, len, decoded_len;
+	char *part, *decoded;
 
 	while (*p != '\0' && count < n) {
 		len = strcspn(p, "/");
 		if ((part = strndup(p, len)) == NULL)
 			fatal("api: strndup");
-		segments[count++] = evhttp_uridecode(part, 0, NULL);
+		decoded = evhttp_uridecode(part, 0, &decoded_len);
 		free(part);
+		/* A %00 would cut the value short where C reads it. */
+		if (decoded != NULL && strlen(decoded) != decoded_len) {
+			free(decoded);
+			decoded = NULL;
+		}
+		segments[count++] = decoded;
 		if (p[len] == '\0')
 			break;
 		p += len + 1;
@@ -838,7 +850,7 @@ api_route(struct evhttp_request *request, const char *path, void *arg)
 	for (i = 0; i < n; i++)
 		if (seg[i] == NULL) {
 			api_error(call, 400, "bad_request", NULL, "the path is "
-			    "not valid percent-encoding");
+			    "not valid percent-encoding, or holds %%00");
 			goto done;
 		}
 	api_dispatch(call, seg, n);

@@ -152,6 +152,10 @@ def test_reads_filters_and_errors():
                 ("/api/v1/addresses/-/999.1.1.1", 400, "address"),
                 ("/api/v1/addresses/-/127.97.0.99", 404, None),
                 ("/api/v1/subnets/nope", 404, None),
+                # A NUL would cut the value short: never "lan", ".5".
+                ("/api/v1/subnets/lan%00zz", 400, None),
+                ("/api/v1/addresses/-/127.97.0.5%00x", 400, None),
+                ("/api/v1/addresses?q=web%00x", 400, None),
                 ("/api/v1/nothing", 404, None)]:
             status, body, _ = api.call("GET", path, token=READ_TOKEN)
             assert status == code, (path, status, body)
