@@ -434,7 +434,9 @@ api_write_accepted(struct api_write *write)
 
 /*
  * Ends an allocation with what it reserved so far: 409 with those rows
- * (they stay reserved), and why the rest could not be had.
+ * (they stay reserved), and why the rest could not be had.  A round is
+ * published whole, so this follows only a reservation lost to another
+ * instance, or PostgreSQL lost mid-way.
  */
 static void
 api_allocate_partial(struct api_write *write, const char *why)
@@ -853,7 +855,7 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 	json_t *found, *addresses, *address, *data;
 	struct api_event *event;
 	char id[40], mark_id[160], key[160], why[1024], *value;
-	size_t i;
+	size_t i, usable = 0;
 
 	if (!api_write_result(write, result, error))
 		return;
@@ -869,18 +871,35 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 		fatal("api: strdup");
 	addresses = json_object_get(json_object_get(found, "free"),
 	    "addresses");
-	if (json_array_size(addresses) + json_array_size(write->won) <
-	    write->want && write->round == 0) {
-		api_error(call, 409, "conflict", NULL, "subnet %s has %zu free "
-		    "static addresses, fewer than the %zu asked for",
-		    write->subnet_id, json_array_size(addresses), write->want);
+	/*
+	 * A round publishes all that is still wanted or nothing, so that a
+	 * pool too small for the request answers 409 holding nothing.  The
+	 * query left out the addresses other allocations of this daemon were
+	 * trying for; those they took since are left out here.
+	 */
+	json_array_foreach(addresses, i, address) {
+		snprintf(key, sizeof(key), "%s/%s", write->vrf,
+		    json_string_value(address));
+		if (!api_allocating_has(api, key))
+			usable++;
+	}
+	if (usable + json_array_size(write->won) < write->want &&
+	    json_array_size(addresses) + json_array_size(write->won) >=
+	    write->want && ++write->round < API_ALLOCATE_ROUNDS) {
+		/* Taken while the query ran: look again. */
 		json_decref(found);
+		api_allocate_round(write);
 		return;
 	}
-	if (json_array_size(addresses) == 0) {
+	if (usable + json_array_size(write->won) < write->want) {
 		json_decref(found);
-		write->round = API_ALLOCATE_ROUNDS;
-		api_allocate_decided(write);
+		if (json_array_size(write->won) > 0) {
+			api_allocate_partial(write, "others took the rest");
+			return;
+		}
+		api_error(call, 409, "conflict", NULL, "subnet %s has %zu free "
+		    "static addresses, fewer than the %zu asked for",
+		    write->subnet_id, usable, write->want);
 		return;
 	}
 	json_array_foreach(addresses, i, address) {
@@ -920,14 +939,6 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 		json_array_append_new(api->allocating, json_string(key));
 	}
 	json_decref(found);
-	if (write->count == write->round_start) {
-		/* Every candidate was taken meanwhile: look again. */
-		if (++write->round < API_ALLOCATE_ROUNDS)
-			api_allocate_round(write);
-		else
-			api_allocate_decided(write);
-		return;
-	}
 	api_write_publish(write);
 }
 
@@ -944,12 +955,16 @@ api_allocate_round(struct api_write *write)
 	char n[24], *text, *at;
 	size_t i, need;
 
+	/* Pairs of vrf and address: a vrf's addresses may be another's too. */
 	json_array_foreach(call->api->allocating, i, item) {
 		at = strrchr(json_string_value(item), '/');
-		json_array_append_new(exclude, json_string(at + 1));
+		json_array_append_new(exclude, json_pack("[s%s]",
+		    json_string_value(item), (size_t)(at -
+		    json_string_value(item)), at + 1));
 	}
 	for (i = 0; i < write->count; i++)
-		json_array_append_new(exclude, json_string(write->events[i].ip));
+		json_array_append_new(exclude, json_pack("[ss]",
+		    write->events[i].vrf, write->events[i].ip));
 	text = json_dumps(exclude, JSON_COMPACT);
 	json_decref(exclude);
 	/* More than needed: others may take some before the answer. */
@@ -964,7 +979,8 @@ api_allocate_round(struct api_write *write)
 	call->pending++;
 	if (readpool_query(call->api->pool, "SELECT jsonb_build_object('vrf', "
 	    "s.vrf, 'free', ipamd.api_next_free($1, $2::integer, ARRAY(SELECT "
-	    "jsonb_array_elements_text($3::jsonb)::inet)))::text FROM "
+	    "(e->>1)::inet FROM jsonb_array_elements($3::jsonb) e "
+	    "WHERE e->>0 = s.vrf)))::text FROM "
 	    "ipam_state.subnet s WHERE s.id = $1 AND NOT s.deleted", 3, params,
 	    api_allocate_candidates, write) == -1) {
 		call->pending--;

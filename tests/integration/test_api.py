@@ -285,6 +285,47 @@ def test_allocate_next_free_under_twenty_clients():
         assert status == 409 and "fewer than the 30" in body["detail"], body
         status, body, _ = api.call("POST", "/api/v1/subnets/none/allocate", {})
         assert status == 404, body
+
+        # More asked than the pool holds, by thirty clients at once: the
+        # winners get all they asked for, every other answer holds
+        # nothing (no address left reserved by a 409).
+        api.subnet("small", "127.97.4.0/24", ["127.97.4.1-127.97.4.10"])
+        api.kafka.flush()
+        wait_until(lambda: api.db.scalar("SELECT count(*) FROM ipam "
+                                         "WHERE subnet_id = 'small'") == 10,
+                   what="the small pool")
+
+        def allocate3(i):
+            return api.call("POST", "/api/v1/subnets/small/allocate",
+                            {"count": 3}, headers={"X-Requester": "d%d" % i},
+                            timeout=60)
+
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            results = list(pool.map(allocate3, range(30)))
+        won = [r for r in results if r[0] == 201]
+        lost = [r for r in results if r[0] != 201]
+        assert len(won) == 3, [r[:2] for r in results]
+        assert all(r[0] == 409 and not r[1].get("allocated") for r in lost), \
+            [r[:2] for r in lost]
+        assert api.db.scalar("SELECT count(*) FROM ipam WHERE status = 'reserved' "
+                             "AND subnet_id = 'small'") == 9
+
+        # Two routing domains with the same prefix: an allocation in one
+        # does not keep the other from the addresses it has free.
+        for vrf in ("red", "blue"):
+            api.subnet("v-" + vrf, "127.97.5.0/24", ["127.97.5.1-127.97.5.4"],
+                       vrf=vrf)
+        api.kafka.flush()
+        wait_until(lambda: api.db.scalar("SELECT count(*) FROM ipam "
+                                         "WHERE subnet_id LIKE 'v-%%'") == 8,
+                   what="the two pools")
+        for attempt in range(4):      # each pool has four
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                results = list(pool.map(lambda vrf: api.call(
+                    "POST", "/api/v1/subnets/v-%s/allocate" % vrf, {"count": 1},
+                    timeout=60), ("red", "blue")))
+            assert [r[0] for r in results] == [201, 201], [r[:2] for r in results]
+            assert [r[1]["addresses"][0]["vrf"] for r in results] == ["red", "blue"]
     finally:
         api.close()
 
