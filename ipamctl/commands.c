@@ -76,6 +76,13 @@ commands_report(struct commands_context *context,
 		} else if (json_is_array(current)) {
 			render_addresses(current, context->out, context->colour);
 		}
+		/* An allocation cut short holds what it reserved: say so. */
+		if (json_array_size(json_object_get(body, "allocated")) > 0) {
+			fprintf(context->out, "reserved by this request, and "
+			    "still reserved:\n");
+			render_addresses(json_object_get(body, "allocated"),
+			    context->out, context->colour);
+		}
 	}
 	json_decref(body);
 	return status;

@@ -660,6 +660,8 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         (400, {"error": "bad_request", "detail": "2 entities refused",
                "errors": ["servers[0].ip_address: not an address",
                           "subnets[1].cidr: missing"]}, {}),
+        (409, {"error": "conflict", "detail": "only 1 of 3 addresses could be "
+               "reserved: others took the rest", "allocated": [ROW]}, {}),
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
     env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
@@ -743,6 +745,12 @@ def test_requests_and_exit_statuses_against_scripted_replies():
             "ipamctl: bad_request (HTTP 400): 2 entities refused",
             "ipamctl:   servers[0].ip_address: not an address",
             "ipamctl:   subnets[1].cidr: missing"], err
+
+        # An allocation cut short names what it holds.
+        status, out, err = run("allocate", "lan", "-n", "3", "-d", "desks")
+        assert status == CONFLICT and "only 1 of 3" in err, (status, err)
+        assert out.splitlines()[0] == "reserved by this request, and still reserved:", out
+        assert "10.0.0.5" in out, out
         assert scripted.replies == []
     finally:
         scripted.close()
