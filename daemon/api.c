@@ -617,6 +617,11 @@ api_authorize(struct api_call *call, bool write)
 		    "(api.write_token_file)" : "this token may only read");
 		return -1;
 	}
+	if (write && api->stopping) {
+		api_error(call, 503, "unavailable", NULL, "the daemon is "
+		    "stopping: nothing was published");
+		return -1;
+	}
 	snprintf(call->requester, sizeof(call->requester), "%s",
 	    call->scope == API_SCOPE_WRITE ? "write" : "read");
 	if (name == NULL || *name == '\0')
@@ -912,6 +917,20 @@ void
 api_set_serving(struct api *api, bool serving)
 {
 	api->serving = serving;
+}
+
+void
+api_stop(struct api *api)
+{
+	struct api_call *call, *next;
+
+	api->stopping = true;
+	/* Answering may release a call: walk with the next one in hand. */
+	for (call = TAILQ_FIRST(&api->calls); call != NULL; call = next) {
+		next = TAILQ_NEXT(call, entry);
+		if (call->req != NULL && call->write != NULL)
+			api_write_halt(call);
+	}
 }
 
 /* Changes what a reload may change. */

@@ -54,6 +54,11 @@ void		 api_gone(struct evhttp_request *request, void *arg);
 
 /* Serves once true (the schema's API functions exist after migrating). */
 void		 api_set_serving(struct api *api, bool serving);
+/*
+ * The daemon stops: every write waiting is answered now (202 with where
+ * to follow it once published, else 503), and new writes get 503.
+ */
+void		 api_stop(struct api *api);
 
 /* Changes what a reload may change. */
 void		 api_set_limits(struct api *api, long long write_wait_ms,

@@ -53,6 +53,7 @@ struct api {
 	char			*subnets_topic;
 	struct decode_limits	 limits;
 	bool			 serving;	/* migrations are done */
+	bool			 stopping;	/* no new writes */
 	long long		 write_wait_ms;
 	long long		 rate_limit;
 	struct api_bucket	*buckets;
@@ -100,6 +101,7 @@ void	api_write_allocate(struct api_call *call, const char *subnet_id);
 void	api_write_import(struct api_call *call);
 void	api_write_gone(struct api_call *call);
 void	api_write_stop(struct api_call *call);
+void	api_write_halt(struct api_call *call);
 void	api_write_free(struct api_write *write);
 
 #endif

@@ -79,7 +79,11 @@ struct api_write {
 	size_t			 subnets;
 };
 
+/* What a 202 says when the write's wait ran out. */
+#define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"
+
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
+static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
 
@@ -192,6 +196,30 @@ api_allocating_has(const struct api *api, const char *key)
 		    i)), key) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * The daemon stops before the write was applied: once an event of it was
+ * handed to Kafka it may still be applied (by the next start), so 202
+ * with the request to follow; else nothing was published: 503.
+ */
+void
+api_write_halt(struct api_call *call)
+{
+	struct api_write *write = call->write;
+	size_t i;
+
+	evtimer_del(write->timer);
+	for (i = 0; i < write->count; i++)
+		if (write->events[i].sent) {
+			api_write_accepted(write, "published; the daemon is "
+			    "stopping before it was applied");
+			return;
+		}
+	if (write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(write);
+	api_error(call, 503, "unavailable", NULL, "the daemon is stopping: "
+	    "nothing was published");
 }
 
 /* The daemon stops: nothing more will call back. */
@@ -401,7 +429,7 @@ api_write_expired(const struct api_write *write)
 
 /* The wait ran out (or the client left): 202 and where to look. */
 static void
-api_write_accepted(struct api_write *write)
+api_write_accepted(struct api_write *write, const char *detail)
 {
 	struct api_call *call = write->call;
 	const char *first = NULL;
@@ -419,8 +447,7 @@ api_write_accepted(struct api_write *write)
 				first = write->events[i].id;
 		}
 	json_object_set_new(body, "state", json_string("pending"));
-	json_object_set_new(body, "detail", json_string("published, not yet "
-	    "applied within api.write_wait_ms"));
+	json_object_set_new(body, "detail", json_string(detail));
 	if (first != NULL) {
 		snprintf(location, sizeof(location), "/api/v1/requests/%s",
 		    first);
@@ -464,7 +491,7 @@ api_write_failed(struct api_write *write, const PGresult *result,
 	char why[512];
 
 	if (write->polling) {
-		api_write_accepted(write);
+		api_write_accepted(write, API_WRITE_WAITED);
 		return;
 	}
 	if (write->kind == API_WRITE_ALLOCATE && json_array_size(write->won) >
@@ -592,7 +619,7 @@ api_write_outcomes(struct pgconn *pg, PGresult *result, const char *error,
 		decided += write->events[i].outcome != NULL;
 	if (decided < write->count - write->round_start) {
 		if (call->gone || api_write_expired(write))
-			api_write_accepted(write);
+			api_write_accepted(write, API_WRITE_WAITED);
 		else
 			evtimer_add(write->timer, &again);
 		return;
@@ -619,7 +646,7 @@ api_import_applied(struct pgconn *pg, PGresult *result, const char *error,
 	if (PQntuples(result) != 1 || strcmp(PQgetvalue(result, 0, 0), "t") !=
 	    0) {
 		if (call->gone || api_write_expired(write))
-			api_write_accepted(write);
+			api_write_accepted(write, API_WRITE_WAITED);
 		else
 			evtimer_add(write->timer, &again);
 		return;
@@ -690,7 +717,7 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 	if (rc == -1) {
 		call->pending--;
 		/* Published but cannot be followed now: say where to look. */
-		api_write_accepted(write);
+		api_write_accepted(write, API_WRITE_WAITED);
 	}
 }
 

@@ -272,6 +272,9 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 	notify_send(daemon->notify, "STOPPING=1");
 	sweeper_stop(daemon->sweeper);
 	retention_stop(daemon->retention);
+	/* Writes waiting to be applied are answered while the server runs. */
+	if (daemon->api != NULL)
+		api_stop(daemon->api);
 	tv.tv_sec = daemon->config->shutdown_timeout_ms / 1000;
 	tv.tv_usec = (daemon->config->shutdown_timeout_ms % 1000) * 1000;
 	evtimer_add(daemon->deadline, &tv);

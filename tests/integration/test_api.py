@@ -7,6 +7,7 @@ the daemon serves."""
 import concurrent.futures
 import json
 import os
+import signal
 import tempfile
 import urllib.error
 import urllib.request
@@ -389,6 +390,68 @@ def test_write_while_postgresql_is_away():
     finally:
         api.close()
         pg.close()
+
+
+def test_writes_waiting_when_the_daemon_stops_are_answered():
+    """SIGTERM while a write waits to be applied: the client is answered
+    (202 with the request to follow: the event is published), a write that
+    comes during the drain gets 503 and publishes nothing, and the next
+    start applies the first one once."""
+    import psycopg2
+    import threading
+
+    api = Api()
+    locker = None
+    try:
+        api.subnet("lan", "127.97.6.0/24", ["127.97.6.1-127.97.6.5"])
+        api.settle()
+        marks_before = count_messages(api.topics.marks)
+        # The apply of the mark waits behind this lock.
+        locker = psycopg2.connect(api.db.conninfo())
+        locker.cursor().execute("LOCK TABLE ipam_state.mark IN ACCESS EXCLUSIVE MODE")
+        answer = {}
+
+        def put():
+            answer["reply"] = api.call("PUT", "/api/v1/marks/-/127.97.6.2",
+                                       {"status": "reserved", "description": "gw"})
+
+        client = threading.Thread(target=put)
+        client.start()
+        wait_until(lambda: count_messages(api.topics.marks) == marks_before + 1,
+                   30, "the reservation to be published")
+        api.daemon.signal(signal.SIGTERM)
+        client.join(30)
+        assert not client.is_alive()
+        status, body, headers = answer["reply"]
+        assert status == 202, (status, body)
+        assert body["state"] == "pending" and "stopping" in body["detail"], body
+        request_id = body["requests"][0]
+        assert headers["Location"] == "/api/v1/requests/" + request_id
+
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.6.3",
+                                   {"status": "reserved"})
+        assert status == 503 and "nothing was published" in body["detail"], body
+        assert count_messages(api.topics.marks) == marks_before + 1
+        locker.rollback()
+        locker.close()
+        locker = None
+        assert api.daemon.proc.wait(60) == 0
+
+        api.daemon = Daemon(api.db, api.topics,
+                            config=api.daemon.sections, group=api.daemon.group).start()
+        api.daemon.wait_ready()
+        api.port = api.daemon.http_port()
+        wait_until(lambda: api.call("GET", "/api/v1/requests/" + request_id,
+                                    token=READ_TOKEN)[1].get("state") == "applied",
+                   60, "the request to be applied")
+        assert api.db.scalar("SELECT count(*) FROM ipamd.audit WHERE "
+                             "ip_address = '127.97.6.2' AND action = 'update'") == 1
+        assert api.db.scalar("SELECT description FROM ipam "
+                             "WHERE ip_address = '127.97.6.2'") == "gw"
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
 
 
 def count_messages(topic):
