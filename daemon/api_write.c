@@ -447,7 +447,11 @@ api_write_accepted(struct api_write *write, const char *detail)
 				first = write->events[i].id;
 		}
 	json_object_set_new(body, "state", json_string("pending"));
-	json_object_set_new(body, "detail", json_string(detail));
+	/* An import has no request to follow: say how it goes on. */
+	json_object_set_new(body, "detail", write->kind == API_WRITE_IMPORT ?
+	    json_sprintf("%s; the import is published whole and is applied "
+	    "as the daemon consumes its topics (no request to follow: read "
+	    "the servers and subnets back)", detail) : json_string(detail));
 	if (first != NULL) {
 		snprintf(location, sizeof(location), "/api/v1/requests/%s",
 		    first);

@@ -45,9 +45,18 @@ commands_report(struct commands_context *context,
 		const char *id = response->location != NULL ?
 		    strrchr(response->location, '/') : NULL;
 
-		fprintf(context->err, "ipamctl: accepted but not yet applied; "
-		    "its outcome: ipamctl request %s\n",
-		    id != NULL ? id + 1 : "(the daemon sent no Location)");
+		if (id != NULL) {
+			fprintf(context->err, "ipamctl: accepted but not yet "
+			    "applied; its outcome: ipamctl request %s\n", id + 1);
+			return status;
+		}
+		/* An import has no request to follow: say what the daemon said. */
+		body = json_loadb(response->body, response->body_length, 0,
+		    NULL);
+		detail = json_string_value(json_object_get(body, "detail"));
+		fprintf(context->err, "ipamctl: accepted but not yet applied%s%s\n",
+		    detail != NULL ? ": " : "", detail != NULL ? detail : "");
+		json_decref(body);
 		return status;
 	}
 	body = json_loadb(response->body, response->body_length, 0, NULL);

@@ -569,6 +569,15 @@ def test_write_not_applied_in_time_exits_5():
         assert found, err
         request = found.group(1)
 
+        # An import has no request to poll: ipamctl says how it goes on.
+        more = os.path.join(directory, "more.json")
+        with open(more, "w") as f:
+            json.dump([{"id": "4", "hostname": "app-1", "ip_address": "10.61.0.16"}], f)
+        status, out, err = ctl.run("import", "--servers", more)
+        assert status == ACCEPTED, (status, out, err)
+        assert "ipamctl: accepted but not yet applied: published, not yet applied " \
+            "within api.write_wait_ms; the import is published whole" in err, err
+
         locker.rollback()
         locker.close()
         locker = None
@@ -581,6 +590,9 @@ def test_write_not_applied_in_time_exits_5():
         assert decided["state"] == "applied", decided
         assert decided["row"]["status"] == "reserved", decided
         assert mark_of(db, "10.61.0.26") == ("reserved", "later")
+        wait_until(lambda: db.scalar("SELECT hostname FROM public.ipam WHERE "
+                                     "ip_address = '10.61.0.16'") == "app-1",
+                   60, "the import to be applied")
         out = ctl.ok("request", request)
         assert re.search(r"^state\s+applied$", out, re.M), out
     finally:
