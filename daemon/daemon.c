@@ -51,6 +51,7 @@ struct daemon {
 	enum daemon_mode	 mode;
 	enum daemon_state	 state;
 	int			 exit_status;
+	int			 leave_waits;	/* ticks spent waiting for replies */
 	bool			 migrated;
 	bool			 ready;
 
@@ -225,6 +226,24 @@ daemon_pg_down(struct pgconn *pg, const char *reason, void *arg)
 	daemon_send_status(daemon);
 }
 
+/*
+ * Leaves the loop once the replies being written are out (those the API
+ * gave the writes it answered at the stop), waiting at most a second.
+ */
+static void
+daemon_leave_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+	struct timeval tv = { 0, 10000 };
+
+	if (daemon->http != NULL && http_replying(daemon->http) > 0 &&
+	    daemon->leave_waits++ < 100 &&
+	    event_base_once(daemon->base, -1, EV_TIMEOUT, daemon_leave_cb,
+	    daemon, &tv) == 0)
+		return;
+	event_base_loopexit(daemon->base, NULL);
+}
+
 /* Everything has drained: leave the loop. */
 static void
 daemon_stopped(void *arg)
@@ -233,7 +252,7 @@ daemon_stopped(void *arg)
 
 	pgconn_stop(daemon->pg);
 	log_info("stopped");
-	event_base_loopexit(daemon->base, NULL);
+	daemon_leave_cb(-1, 0, daemon);
 }
 
 /* The drain took longer than allowed: leave anyway. */

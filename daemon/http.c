@@ -1486,6 +1486,18 @@ http_stats(const struct http *http, struct http_stats *stats)
 }
 
 /* Stops listening, closes every connection and frees. */
+size_t
+http_replying(const struct http *http)
+{
+	const struct http_conn *conn;
+	size_t n = 0;
+
+	TAILQ_FOREACH(conn, &http->conns, entry)
+		if (conn->state == HTTP_CONN_REPLYING)
+			n++;
+	return n;
+}
+
 void
 http_free(struct http *http)
 {

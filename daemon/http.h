@@ -106,6 +106,9 @@ void		 http_set_reply_seconds(struct http *http, unsigned seconds);
 /* Fills stats with the server's counters. */
 void		 http_stats(const struct http *http, struct http_stats *stats);
 
+/* How many replies are being written now. */
+size_t		 http_replying(const struct http *http);
+
 /*
  * Stops listening, closes every connection (calling gone for requests a
  * handler still holds) and frees.  Free what gone uses after this.

@@ -395,20 +395,36 @@ def test_write_while_postgresql_is_away():
 def test_writes_waiting_when_the_daemon_stops_are_answered():
     """SIGTERM while a write waits to be applied: the client is answered
     (202 with the request to follow: the event is published), a write that
-    comes during the drain gets 503 and publishes nothing, and the next
-    start applies the first one once."""
+    comes during the drain gets 503 and publishes nothing, and the event is
+    applied once.  Twice: with the batch of the event in flight (the drain
+    waits for it), and with the event not yet in a batch (a long linger:
+    the drain ends at once, and the reply still goes out)."""
+    stop_while_a_write_waits(in_flight=True)
+    stop_while_a_write_waits(in_flight=False)
+
+
+def stop_while_a_write_waits(in_flight):
     import psycopg2
     import threading
 
-    api = Api()
+    api = Api(config=None if in_flight else
+              {"consumer": {"batch_max_wait_ms": "3000",
+                            "batch_max_events": "1000"}})
     locker = None
     try:
         api.subnet("lan", "127.97.6.0/24", ["127.97.6.1-127.97.6.5"])
-        api.settle()
+        if in_flight:
+            api.settle()
+        else:
+            api.kafka.flush()
+            wait_until(lambda: api.db.scalar("SELECT count(*) FROM ipam") == 5,
+                       60, "the pool (after the linger)")
         marks_before = count_messages(api.topics.marks)
-        # The apply of the mark waits behind this lock.
-        locker = psycopg2.connect(api.db.conninfo())
-        locker.cursor().execute("LOCK TABLE ipam_state.mark IN ACCESS EXCLUSIVE MODE")
+        if in_flight:
+            # The apply of the mark waits behind this lock.
+            locker = psycopg2.connect(api.db.conninfo())
+            locker.cursor().execute(
+                "LOCK TABLE ipam_state.mark IN ACCESS EXCLUSIVE MODE")
         answer = {}
 
         def put():
@@ -419,6 +435,11 @@ def test_writes_waiting_when_the_daemon_stops_are_answered():
         client.start()
         wait_until(lambda: count_messages(api.topics.marks) == marks_before + 1,
                    30, "the reservation to be published")
+        if in_flight:
+            wait_until(lambda: api.db.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND wait_event_type = 'Lock'") > 0,
+                30, "the apply to wait for the lock")
         api.daemon.signal(signal.SIGTERM)
         client.join(30)
         assert not client.is_alive()
@@ -428,17 +449,20 @@ def test_writes_waiting_when_the_daemon_stops_are_answered():
         request_id = body["requests"][0]
         assert headers["Location"] == "/api/v1/requests/" + request_id
 
-        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.6.3",
-                                   {"status": "reserved"})
-        assert status == 503 and "nothing was published" in body["detail"], body
-        assert count_messages(api.topics.marks) == marks_before + 1
-        locker.rollback()
-        locker.close()
-        locker = None
+        if in_flight:
+            status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.6.3",
+                                       {"status": "reserved"})
+            assert status == 503 and "nothing was published" in body["detail"], body
+            assert count_messages(api.topics.marks) == marks_before + 1
+            locker.rollback()
+            locker.close()
+            locker = None
         assert api.daemon.proc.wait(60) == 0
 
-        api.daemon = Daemon(api.db, api.topics,
-                            config=api.daemon.sections, group=api.daemon.group).start()
+        sections = api.daemon.sections
+        sections["consumer"]["batch_max_wait_ms"] = "10"
+        api.daemon = Daemon(api.db, api.topics, config=sections,
+                            group=api.daemon.group).start()
         api.daemon.wait_ready()
         api.port = api.daemon.http_port()
         wait_until(lambda: api.call("GET", "/api/v1/requests/" + request_id,
