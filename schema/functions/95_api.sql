@@ -72,10 +72,14 @@ $$;
 
 -- One field of a CSV line (RFC 4180): NULL is empty; a field holding a
 -- comma, a quote or a line break, and the empty text, is quoted with its
--- quotes doubled.
+-- quotes doubled.  A spreadsheet takes a cell that begins with = + - @,
+-- a tab or a carriage return for a formula, and the values come from any
+-- producer: such a field is quoted behind an apostrophe, which shows it
+-- as text (OWASP's advice on CSV injection).
 CREATE OR REPLACE FUNCTION ipamd.api_csv_field(t text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 	SELECT CASE WHEN t IS NULL THEN ''
+	    WHEN t ~ '^[=+@\t\r-]' THEN '"''' || replace(t, '"', '""') || '"'
 	    WHEN t = '' OR t ~ '[",\r\n]' THEN '"' || replace(t, '"', '""') || '"'
 	    ELSE t END
 $$;
