@@ -609,7 +609,9 @@
 		}
 		const path = '/marks/' + vrfSegment(vrf) + '/' + encodeURIComponent(ip);
 		const etag = detail.etag;
-		const available = !row || row.status === 'available';
+		/* A mark or a holder without a row (unplaced) is no free address. */
+		const available = (!row || row.status === 'available') &&
+		    !detail.mark && !(detail.holders && detail.holders.length);
 		async function send(method, body, doneText, buttons) {
 			const was = buttons.map((b) => b.disabled);
 			buttons.forEach((b) => { b.disabled = true; });
@@ -721,6 +723,8 @@
 			    el('section', { class: 'card', id: 'mark' },
 				el('h2', { text: 'Mark' }), d.mark ? fieldList([
 				['Status', statusBadge(d.mark.status)],
+				d.mark.status === 'quarantine' ?
+				['Reason', d.mark.reason] :
 				['Description', d.mark.description],
 				['Requested by', d.mark.requested_by],
 				['Since', timeNode(d.mark.updated_at)]]) :
@@ -919,6 +923,29 @@
 		    mapHolder, allocateForm(subnet));
 	}
 
+	/*
+	 * The card of a subnet whose addresses changed, with its counts and
+	 * map as they now are and the outcome box kept.
+	 */
+	async function refreshCard(form, subnet, box) {
+		const card = form.closest('section.card.subnet');
+		const again = await api('GET', '/subnets/' +
+		    encodeURIComponent(subnet.id));
+		if (!card || !card.isConnected || again.status !== 200)
+			return;
+		const toggle = card.querySelector('.map-toggle');
+		const fresh = subnetCard(again.body, toggle !== null &&
+		    toggle.getAttribute('aria-expanded') === 'true');
+		/* The fresh form writes its own box: it takes the outcome. */
+		const freshBox = fresh.querySelector('form.allocate .outcome');
+		if (freshBox) {
+			freshBox.className = box.className;
+			freshBox.hidden = box.hidden;
+			freshBox.replaceChildren(...box.childNodes);
+		}
+		card.replaceWith(fresh);
+	}
+
 	/* "Allocate next free" for a write token. */
 	function allocateForm(subnet) {
 		if (scope !== 'write' || !subnet.stats.pool_size)
@@ -953,10 +980,26 @@
 					    answer.body.addresses.map((row, i) => [i ? ', ' : '',
 					    el('a', { class: 'mono', href: addressHref(row.vrf,
 					    row.ip_address), text: row.ip_address })])));
+					await refreshCard(form, subnet, box);
+				} else if (answer.status === 202) {
+					/* Published: the daemon reserves them as it applies. */
+					box.className = 'outcome';
+					replace(box, el('p', { text: 'Published, not applied ' +
+					    'yet: the addresses are reserved for you once the ' +
+					    'daemon applies the request' + (answer.headers.get(
+					    'Location') ? ' (' + answer.headers.get('Location') +
+					    ')' : '') + '. Look again in a moment.' }));
 				} else if (answer.status === 409) {
+					const held = answer.body.allocated || [];
 					box.className = 'outcome conflict';
-					replace(box, el('h3', { text: 'Someone else got it' }),
-					    el('p', { text: answer.body.detail || '' }));
+					replace(box, el('h3', { text: held.length ?
+					    'Only part of it could be allocated' :
+					    'Not enough free addresses' }),
+					    el('p', { text: answer.body.detail || '' }),
+					    held.length ? el('p', {}, 'Reserved for you, and ' +
+					    'still held: ', held.map((row, i) => [i ? ', ' : '',
+					    el('a', { class: 'mono', href: addressHref(row.vrf,
+					    row.ip_address), text: row.ip_address })])) : null);
 				} else {
 					box.className = 'outcome error';
 					replace(box, el('p', { text: 'Refused (' +
@@ -1122,10 +1165,11 @@
 			el('a', { class: 'mono', href: addressHref(s.vrf, s.ip_address),
 			text: s.ip_address }), vrfName(s.vrf)]), 'None.'),
 			el('h2', { text: 'Unplaced marks' }),
-			table('unplaced-marks', ['Address', 'Status', 'Description',
-			'Requested by'], unplaced.marks.map((k) => [el('a',
+			table('unplaced-marks', ['Address', 'Status',
+			'Description or reason', 'Requested by'], unplaced.marks.map((k) => [el('a',
 			{ class: 'mono', href: addressHref(k.vrf, k.address),
-			text: k.address }), statusBadge(k.status), k.description || '',
+			text: k.address }), statusBadge(k.status),
+			(k.status === 'quarantine' ? k.reason : k.description) || '',
 			k.requested_by || '']), 'None.')),
 		    el('section', { class: 'card' },
 			el('h2', { text: 'Consumer lag by partition' }),
@@ -1183,6 +1227,19 @@
 		name.value = requester();
 		form.addEventListener('submit', async (event) => {
 			event.preventDefault();
+			/* Both travel in HTTP headers: printable ASCII only. */
+			const ascii = /^[\x20-\x7e]*$/;
+			if (!ascii.test(input.value.trim())) {
+				notice('The token holds a character that is not ' +
+				    'printable ASCII: check what was pasted.', 'error');
+				return;
+			}
+			if (!ascii.test(name.value.trim())) {
+				notice('Your name goes with every write in an HTTP ' +
+				    'header: printable ASCII only (no accents or other ' +
+				    'scripts), at most 64 characters.', 'error');
+				return;
+			}
 			sessionStorage.setItem(TOKEN_KEY, input.value.trim());
 			sessionStorage.setItem(REQUESTER_KEY, name.value.trim());
 			notice('');

@@ -461,6 +461,15 @@ def test_web_reserve_in_the_page_and_the_conflict():
         assert not web.find_all("#reserve"), "a read token may not write"
         assert "may only read" in web.text("#actions")
 
+        # The name travels in an HTTP header: the page says so, rather
+        # than sending a write the daemon refuses or fetch() cannot send.
+        if web.find("#token-box").get_attribute("open") is None:
+            web.find("#token-box summary").click()
+        web.find("#requester-input").send_keys("J\u00fcrgen")
+        web.find("#token-form button[type=submit]").click()
+        wait_until(lambda: "printable ASCII" in web.text("#notice"), 30,
+                   "the notice about the name")
+
         web.use_token(WRITE_TOKEN, "ops-web")
         web.go("/address/-/127.100.0.100")
         description = web.find("#reserve-description")
@@ -496,6 +505,9 @@ def test_web_reserve_in_the_page_and_the_conflict():
                                      token=READ_TOKEN)
         assert detail["row"]["status"] == "quarantine", detail["row"]
         wait_until(lambda: web.find("h1 .badge").text == "quarantine", 30, "q")
+        wait_until(lambda: "abuse report 4711" in web.text("#mark"), 30,
+                   "the quarantine's reason on the page")
+        web.screenshot("03-detail-quarantine")
         web.find("#release").click()
         web.wait_text("#action-result", lambda t: t == "Released.", "released")
         status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.100.0.100",
@@ -532,15 +544,44 @@ def test_web_reserve_in_the_page_and_the_conflict():
                       "the allocation")
         got = web.find("form.allocate .outcome a").text
         assert got == "127.100.5.1", got
+        # The card counts it at once.
+        wait_until(lambda: "reserved 1" in web.text("#subnet-s-e"), 30,
+                   "the card's counts")
         status, detail, _ = web.call("GET", "/api/v1/addresses/-/" + got,
                                      token=READ_TOKEN)
         assert (detail["row"]["status"], detail["row"]["description"]) == \
             ("reserved", "lab laptop")
         assert detail["mark"]["requested_by"] == "write:ops-web"
+        # More than the pool has: refused, holding nothing.
+        count = web.find("#alloc-s-e-count")
+        count.clear()
+        count.send_keys("100")
+        web.find("form.allocate button[type=submit]").click()
+        web.wait_text("form.allocate .outcome",
+                      lambda t: "Not enough free addresses" in t, "the refusal")
+        assert "fewer than the 100" in web.text("form.allocate .outcome")
+        web.screenshot("04-subnet-allocate-refused")
+
+        # A reservation of an address no subnet holds (a mark, no row) is
+        # edited in place, not refused as taken.
+        status, body, _ = web.call("PUT", "/api/v1/marks/-/127.101.0.9",
+                                   {"status": "reserved", "description": "spare"},
+                                   requester="bob")
+        assert status == 200, body
+        web.go("/address/-/127.101.0.9")
+        description = web.find("#reserve-description")
+        description.clear()
+        description.send_keys("spare, labelled")
+        web.find("#reserve").click()
+        web.wait_text("#action-result", lambda t: t == "Reserved.", "the edit")
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/127.101.0.9",
+                                     token=READ_TOKEN)
+        assert detail["mark"]["description"] == "spare, labelled", detail["mark"]
         # The 409s of the conflict and the 401 of the first load are the
         # only console errors.
         web.assert_no_console_errors(allowed=[
             r"/api/v1/marks/-/127\.100\.0\.101 .*409",
+            r"/api/v1/subnets/s-e/allocate .*409",
             r"/api/v1/(stats|subnets|addresses\S*) .*401"])
     finally:
         web.close()
