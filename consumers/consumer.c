@@ -39,6 +39,9 @@
  */
 #define CONSUMER_FOLD_SCALE	4
 
+/* How long a rebuild short of partitions waits before it says so, and again. */
+#define CONSUMER_UNHELD_MS	10000
+
 /* How often a filling rebuild says how far it has come. */
 #define CONSUMER_PROGRESS_MS	10000
 
@@ -107,6 +110,8 @@ struct consumer {
 	struct batch		 inflight;	/* being applied, or to retry */
 	struct timespec		 pending_since;
 	struct timespec		 progress_at;	/* a rebuild's last progress log */
+	struct timespec		 unheld_since;	/* a rebuild short of partitions */
+	struct timespec		 unheld_said;	/* ... and said so */
 	struct event		*tick;
 	struct event		*linger_timer;
 
@@ -598,7 +603,41 @@ consumer_flush(struct consumer *consumer)
 }
 
 /*
- * Tells whether a rebuild has caught up: every assigned partition applied
+ * Tells whether a rebuild holds every partition of its topics.  It reads
+ * the whole history, and its state replaces the live one: with another
+ * member of the group holding some partitions, the rebuilt state would
+ * lack their entities.  Short of some for CONSUMER_UNHELD_MS, it says why,
+ * and again every CONSUMER_UNHELD_MS, until it has them all.
+ */
+static bool
+consumer_rebuild_holds_all(struct consumer *consumer)
+{
+	size_t total, held;
+
+	if (kafka_client_partitions(consumer->client, &total, &held) &&
+	    total > 0 && held == total) {
+		consumer->unheld_since.tv_sec = 0;
+		return true;
+	}
+	if (consumer->unheld_since.tv_sec == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &consumer->unheld_since);
+		consumer->unheld_said = consumer->unheld_since;
+		return false;
+	}
+	if (consumer_ms_since(&consumer->unheld_since) >= CONSUMER_UNHELD_MS &&
+	    consumer_ms_since(&consumer->unheld_said) >= CONSUMER_UNHELD_MS) {
+		clock_gettime(CLOCK_MONOTONIC, &consumer->unheld_said);
+		log_warnx("rebuild: this instance holds %zu of the %zu "
+		    "partitions of its topics; a rebuild reads them all, so "
+		    "it waits: stop every other instance of consumer group %s "
+		    "(docs/OPERATIONS.md, Rebuild)", held, total,
+		    consumer->group_id);
+	}
+	return false;
+}
+
+/*
+ * Tells whether a rebuild has caught up: every partition held, applied
  * up to where it ended when first seen, nothing pending or in flight.
  */
 static bool
@@ -610,7 +649,8 @@ consumer_rebuild_caught_up(struct consumer *consumer)
 
 	kafka_client_health(consumer->client, &health);
 	if (consumer->pending.count > 0 || consumer->inflight.count > 0 ||
-	    applier_busy(consumer->applier) || !health.joined)
+	    applier_busy(consumer->applier) || !health.joined ||
+	    !consumer_rebuild_holds_all(consumer))
 		return false;
 	for (i = 0; i < consumer->partition_count; i++) {
 		struct consumer_partition *slot = &consumer->partitions[i];

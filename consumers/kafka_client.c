@@ -61,6 +61,7 @@ struct kafka_topic {
 	char			*name;
 	rd_kafka_topic_t	*rkt;		/* keeps it in the statistics */
 	bool			 present;	/* has partitions, per statistics */
+	size_t			 partitions;	/* how many, per statistics */
 	uint8_t			*parts;		/* enum kafka_part_state by partition */
 	int64_t			*starts;	/* where each was released */
 	size_t			 part_count;
@@ -300,13 +301,17 @@ kafka_stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 	topics = json_object_get(root, "topics");
 	for (index = 0; index < (int)client->topic_count; index++) {
 		bool present = false;
+		size_t count = 0;
 
 		topic = json_object_get(topics, client->topics[index].name);
 		parts = json_object_get(topic, "partitions");
 		json_object_foreach(parts, id, p) {
-			if (strcmp(id, "-1") != 0)
+			if (strcmp(id, "-1") != 0) {
 				present = true;
+				count++;
+			}
 		}
+		client->topics[index].partitions = count;
 		if (client->stats_known && present != client->topics[index].present)
 			log_info("kafka: topic %s %s", client->topics[index].name,
 			    present ? "exists" : "has no partitions (it does "
@@ -848,6 +853,26 @@ kafka_topic_held(const struct kafka_client *client, size_t topic)
 		if (client->topics[topic].parts[p] != KAFKA_PART_NONE)
 			return true;
 	return false;
+}
+
+bool
+kafka_client_partitions(const struct kafka_client *client, size_t *total,
+    size_t *held)
+{
+	size_t i, p;
+
+	*total = *held = 0;
+	if (!client->stats_known)
+		return false;
+	for (i = 0; i < client->topic_count; i++) {
+		if (!client->topics[i].present)
+			return false;
+		*total += client->topics[i].partitions;
+		for (p = 0; p < client->topics[i].part_count; p++)
+			if (client->topics[i].parts[p] != KAFKA_PART_NONE)
+				(*held)++;
+	}
+	return true;
 }
 
 /* The cluster as the client sees it. */

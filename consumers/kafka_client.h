@@ -120,6 +120,13 @@ void		 kafka_client_set_full(struct kafka_client *client,
 bool		 kafka_client_watermarks(const struct kafka_client *client,
 		    int topic, int32_t partition, int64_t *low, int64_t *high);
 
+/*
+ * Counts the partitions of the topics (per the statistics) and those of
+ * them this member holds; false while a topic is not known yet.
+ */
+bool		 kafka_client_partitions(const struct kafka_client *client,
+		    size_t *total, size_t *held);
+
 /* The cluster as the client sees it. */
 void		 kafka_client_health(const struct kafka_client *client,
 		    struct kafka_client_health *health);

@@ -319,6 +319,38 @@ def test_rebuild_writes_the_same_audit_image():
         run.close()
 
 
+def test_rebuild_waits_while_another_instance_holds_partitions():
+    """A rebuild reads every partition of its topics, and its state
+    replaces the live one: while another member of the group holds some,
+    it does not swap (the live rows stay whole) and says why; once that
+    instance stops, it reads them all and swaps in the same rows."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.94.0.0/24", ["127.94.0.1-127.94.0.20"], 1)
+        run.server("5", "127.94.0.1", 1)
+        run.mark("127.94.0.2", "reserved", 1, description="kept")
+        run.settle()
+        rows = ("SELECT host(ip_address), status, server_id, description "
+                "FROM ipam ORDER BY 1")
+        before = run.db.query(rows)
+        assert len(before) == 20, before
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: this instance holds \d of the 3 partitions "
+                         r"of its topics; .* stop every other instance",
+                         timeout=90)
+        assert not rebuild.log_contains(r"rebuild: swapped in"), rebuild.log()
+        assert run.db.query(rows) == before
+        assert run.daemon.stop() == 0
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        assert run.db.query(rows) == before
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_unfolds_an_event_postgresql_refuses():
     """A rebuild folds the versions of a key as it reads them (only the
     last is kept whole).  When PostgreSQL refuses an event others were
