@@ -891,6 +891,7 @@ kafka_client_health(const struct kafka_client *client,
 	health->stale = !client->stats_known || client->brokers_up == 0 ||
 	    kafka_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;
+	health->fetch_paused = client->fetch_paused;
 	for (i = 0; i < client->topic_count; i++) {
 		if (client->topics[i].present || kafka_topic_held(client, i))
 			continue;

@@ -61,6 +61,7 @@ struct kafka_client_health {
 	uint64_t	 fetched;	/* messages fetched from brokers, so far */
 	bool		 known;		/* statistics have arrived at least once */
 	bool		 stale;		/* the last statistics are too old */
+	bool		 fetch_paused;	/* no fetching: the watermarks stand */
 	size_t		 topics_missing;
 	const char	*missing_topic;	/* the first one, or NULL */
 	bool		 joined;	/* the group has given an assignment */

@@ -241,10 +241,15 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    "in flight, or fetching paused (PostgreSQL away or refusing, a "
 	    "rebuild deriving or swapping).",
 	    consumed->paused);
+	/*
+	 * The high watermarks come with fetch responses: while fetching is
+	 * paused they stand still, and so would the lag.
+	 */
 	metrics_single(out, "ipam_syncd_consumer_lag_stale", "gauge",
-	    "1 while the lag figures are not fresh (no broker reachable, or "
-	    "no statistics for 5 s): the lag gauges then hold the last values.",
-	    health.stale);
+	    "1 while the lag figures are not fresh (no broker reachable, no "
+	    "statistics for 5 s, or fetching paused: PostgreSQL away or "
+	    "refusing): the lag gauges then hold the last values.",
+	    health.stale || health.fetch_paused);
 }
 
 /* Writes the sweeper's figures. */

@@ -244,6 +244,9 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         status, body = daemon.http_get("/readyz")
         assert status == 503 and "permission denied" in body, body
         assert metric(daemon, "ipam_syncd_apply_failing") == 1
+        # Fetching is paused: the lag gauges stand still, and say so.
+        wait_until(lambda: metric(daemon, "ipam_syncd_consumer_lag_stale") == 1,
+                   30, "the lag marked stale")
         assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
         assert len(re.findall(r"refuses the batch", daemon.log())) == 1
         daemon.wait_log(r"watchdog: an apply has run for .*withholding the "
@@ -261,6 +264,8 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         daemon.wait_log(r"watchdog: progress again; pinging")
         wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
         assert metric(daemon, "ipam_syncd_apply_failing") == 0
+        wait_until(lambda: metric(daemon, "ipam_syncd_consumer_lag_stale") == 0,
+                   30, "the lag fresh again")
         assert daemon.stop() == 0
     finally:
         daemon.close()
