@@ -892,7 +892,8 @@ kafka_client_health(const struct kafka_client *client,
 	    kafka_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;
 	health->fetch_paused = client->fetch_paused;
-	for (i = 0; i < client->topic_count; i++) {
+	/* With no broker, whether a topic exists is not known: none missing. */
+	for (i = 0; client->brokers_up > 0 && i < client->topic_count; i++) {
 		if (client->topics[i].present || kafka_topic_held(client, i))
 			continue;
 		if (health->missing_topic == NULL)

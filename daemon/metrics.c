@@ -234,7 +234,8 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    "waits in the prefetch queue, and by what was fetched twice (a "
 	    "pause throws the queue away).", health.fetched);
 	metrics_single(out, "ipam_syncd_kafka_topics_missing", "gauge",
-	    "Configured topics the broker does not have.",
+	    "Configured topics the broker does not have (0 while no broker "
+	    "is reachable: not known then).",
 	    health.topics_missing);
 	metrics_single(out, "ipam_syncd_consumer_paused", "gauge",
 	    "1 while the consumer takes no message: a full batch behind one "

@@ -1043,13 +1043,16 @@ def test_readiness_follows_the_broker():
         problems = []
 
         def gauges(when, up, stale):
+            # Whether the topics exist is not known without a broker:
+            # never counted missing then (nor when they are there).
             m = surface.metrics()
             got = (m.get("ipam_syncd_kafka_brokers_up"),
-                   m.get("ipam_syncd_consumer_lag_stale"))
-            if got != (up, stale):
-                problems.append("%s: kafka_brokers_up, consumer_lag_stale = %r, "
-                                "expected %r (a one-broker cluster)"
-                                % (when, got, (up, stale)))
+                   m.get("ipam_syncd_consumer_lag_stale"),
+                   m.get("ipam_syncd_kafka_topics_missing"))
+            if got != (up, stale, 0):
+                problems.append("%s: kafka_brokers_up, consumer_lag_stale, "
+                                "kafka_topics_missing = %r, expected %r (a "
+                                "one-broker cluster)" % (when, got, (up, stale, 0)))
 
         wait_until(unready_for_the_broker, 60, "/readyz to name the broker")
         # A few seconds in which it has every chance to be wrongly ready.
