@@ -1227,6 +1227,20 @@ fail:
 	return NULL;
 }
 
+size_t
+config_keys_in_file(const struct config *config)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < CONFIG_KEY_COUNT; i++)
+		if (config->key_lines[i] > 0)
+			n++;
+	for (i = 0; i < config->kafka_count; i++)
+		if (config->kafka[i].line > 0)
+			n++;
+	return n;
+}
+
 /* Frees a config. */
 void
 config_free(struct config *config)

@@ -120,6 +120,9 @@ struct config {
  */
 struct config	*config_load(const char *path, char *err, size_t errlen);
 
+/* How many keys the file set (not the defaults, nor the environment). */
+size_t		 config_keys_in_file(const struct config *config);
+
 /*
  * Reads a secret file (relative paths are looked up in
  * $CREDENTIALS_DIRECTORY); returns a string the caller frees, or NULL.

@@ -342,6 +342,17 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		notify_send(daemon->notify, "READY=1");
 		return;
 	}
+	/*
+	 * A file emptied (truncated while it is written, say) would set every
+	 * key back to its default, the sweeper's enabled = true among them.
+	 */
+	if (config_keys_in_file(fresh) == 0) {
+		log_errx("reload: %s sets no key (empty?); keeping the running "
+		    "configuration", daemon->config_path);
+		config_free(fresh);
+		notify_send(daemon->notify, "READY=1");
+		return;
+	}
 	/* Against the running values: restoring the file warns of nothing. */
 	count = config_restart_keys(daemon->running, fresh, keys,
 	    sizeof(keys));

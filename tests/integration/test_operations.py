@@ -133,6 +133,18 @@ def test_sighup_reload_valid_and_broken():
         kafka.flush()
         wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") == 2, 30, "second subnet")
         assert daemon.proc.poll() is None
+
+        # A file emptied (truncated while written) is no configuration of
+        # defaults: it would turn the sweeper on, among others.
+        open(daemon.config_path, "w").close()
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"<3>reload: .* sets no key \(empty\?\); keeping the "
+                        r"running configuration")
+        kafka.send(topics.subnets, "3", subnet_event("3", "10.43.0.0/24", ["10.43.0.1"]))
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam") == 3, 30, "third subnet")
+        assert not daemon.log_contains(r"sweeper: sweep"), daemon.log()
+        daemon.write_config(sections)
         # SIGUSR2 switches debug logging on, or back to the configured level
         # when that is not debug; here the configured level is debug (the
         # valid reload set it, the broken one kept it): it stays on.
