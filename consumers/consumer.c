@@ -614,8 +614,10 @@ consumer_rebuild_holds_all(struct consumer *consumer)
 {
 	size_t total, held;
 
-	if (kafka_client_partitions(consumer->client, &total, &held) &&
-	    total > 0 && held == total) {
+	/* A topic not known yet: /readyz names it, the count would mislead. */
+	if (!kafka_client_partitions(consumer->client, &total, &held))
+		return false;
+	if (total > 0 && held == total) {
 		consumer->unheld_since.tv_sec = 0;
 		return true;
 	}
