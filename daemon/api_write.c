@@ -209,15 +209,13 @@ api_write_halt(struct api_call *call)
 	struct api_write *write = call->write;
 	size_t i;
 
-	evtimer_del(write->timer);
+	api_write_stop(call);
 	for (i = 0; i < write->count; i++)
 		if (write->events[i].sent) {
 			api_write_accepted(write, "published; the daemon is "
 			    "stopping before it was applied");
 			return;
 		}
-	if (write->kind == API_WRITE_ALLOCATE)
-		api_allocating_drop(write);
 	api_error(call, 503, "unavailable", NULL, "the daemon is stopping: "
 	    "nothing was published");
 }
