@@ -550,22 +550,39 @@ fields_id(const char *field, const json_t *value, char **out, char *err,
 	return fields_id_value(field, &v, out, err, errlen);
 }
 
-/* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
+/*
+ * Checks a vrf name: at most FIELDS_VRF_MAX bytes, no '/' and no ',',
+ * and not "-" or "*".
+ */
 int
 fields_vrf_check(const char *field, const char *vrf, char *err, size_t errlen)
 {
-	char	quoted[FIELDS_QUOTE_SIZE];
-	size_t	len = strlen(vrf);
+	char		 quoted[FIELDS_QUOTE_SIZE];
+	size_t		 len = strlen(vrf);
+	const char	*bad;
 
 	if (len > FIELDS_VRF_MAX)
 		return fields_error(err, errlen, "%s is %zu bytes, more than "
 		    "the limit of %d", field, len, FIELDS_VRF_MAX);
-	/* A mark's id is "vrf/address": the first '/' must end the vrf. */
-	if (strchr(vrf, '/') != NULL) {
+	/*
+	 * A mark's id is "vrf/address": the first '/' must end the vrf.
+	 * sweeper.vrfs is a list separated by ','.
+	 */
+	if ((bad = strpbrk(vrf, "/,")) != NULL) {
 		fields_quote(vrf, len, quoted, sizeof(quoted));
-		return fields_error(err, errlen, "%s %s may not contain '/'",
-		    field, quoted);
+		return fields_error(err, errlen, "%s %s may not contain '%c'",
+		    field, quoted, *bad);
 	}
+	/*
+	 * "-" names the default vrf in the operator API's paths, ipamctl and
+	 * sweeper.vrfs, and "*" every vrf in the page's filter: a vrf of
+	 * that name could not be told from them.
+	 */
+	if (strcmp(vrf, "-") == 0 || strcmp(vrf, "*") == 0)
+		return fields_error(err, errlen, "%s \"%s\" is reserved: %s",
+		    field, vrf, *vrf == '-' ? "the operator API and "
+		    "sweeper.vrfs use it for the default vrf" :
+		    "the operator page uses it for every vrf");
 	return 0;
 }
 

@@ -237,6 +237,12 @@ static const struct value_row vrf_rows[] = {
 	{ "null", "", NULL },
 	{ NULL, "", NULL },
 	{ "\"red/blue\"", NULL, "vrf \"red/blue\" may not contain '/'" },
+	{ "\"red,blue\"", NULL, "vrf \"red,blue\" may not contain ','" },
+	{ "\"-\"", NULL, "vrf \"-\" is reserved: the operator API and "
+	    "sweeper.vrfs use it for the default vrf" },
+	{ "\"*\"", NULL, "vrf \"*\" is reserved: the operator page uses it "
+	    "for every vrf" },
+	{ "\"-blue*\"", "-blue*", NULL },
 	{ "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "\"", NULL, "vrf is 65 bytes, more than the limit of 64" },
 	{ "7", NULL, "vrf must be a string, not an integer" },
