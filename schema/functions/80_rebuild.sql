@@ -171,7 +171,8 @@ $$;
 
 -- Swaps the rebuilt state in: rows that exist in both keep their
 -- created_at and, when unchanged, their updated_at (ipamd.rebuild_carry(),
--- for the rows changed since derive_all() carried them); every row that differs is
+-- for the rows changed since derive_all() carried them), and conflicts
+-- that exist in both keep their first_seen_at; every row that differs is
 -- written to the audit history as a change made by the rebuild, and the
 -- views are pointed at the new tables.  Returns how many rows differed.
 CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
@@ -188,6 +189,17 @@ BEGIN
 	END LOOP;
 
 	PERFORM ipamd.rebuild_carry();
+	-- A conflict is the same one while its key stays (its detail may
+	-- change, as an apply updates it in place): when it was first seen
+	-- is not a thing a rebuild learns again.
+	UPDATE ipam_state_rebuild.conflict n
+	SET first_seen_at = o.first_seen_at
+	FROM ipam_state.conflict o
+	WHERE n.vrf = o.vrf
+	    AND coalesce(host(n.ip_address), '') = coalesce(host(o.ip_address), '')
+	    AND coalesce(n.subnet_id, '') = coalesce(o.subnet_id, '')
+	    AND n.kind = o.kind
+	    AND n.first_seen_at <> o.first_seen_at;
 
 	WITH o AS (SELECT vrf, ip_address, subnet_id, status, ip_type,
 		server_id, hostname, mac_address, platform, manufacturer,

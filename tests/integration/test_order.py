@@ -463,6 +463,56 @@ def test_rebuild_carries_row_times():
         run.close()
 
 
+def test_rebuild_keeps_when_conflicts_were_first_seen():
+    """A conflict that the rebuilt state still has keeps its first_seen_at
+    (address-level and subnet-level kinds, also one whose detail the
+    rebuild changes); one that is new is seen when the rebuild derived it.  (Called
+    at the SQL level, between the steps a rebuild takes.)"""
+    run = Run()
+    try:
+        run.subnet("1", "127.98.0.0/24", ["127.98.0.1-127.98.0.20"], 1)
+        run.subnet("2", "127.98.0.0/24", [], 1)
+        run.server("5", "127.98.0.10", 1)
+        run.server("6", "127.98.0.10", 1)
+        run.server("7", "127.98.0.11", 1)
+        run.mark("127.98.0.11", "reserved", 1, description="kept")
+        run.settle()
+        assert run.daemon.stop() == 0
+        db = run.db
+        kinds = "SELECT kind, coalesce(host(ip_address), subnet_id) FROM ipam_state.conflict ORDER BY 1"
+        assert db.query(kinds) == [("duplicate_subnet", "2"),
+                                   ("server_on_reserved", "127.98.0.11"),
+                                   ("several_servers", "127.98.0.10")], db.query(kinds)
+        db.query("UPDATE ipam_state.conflict SET first_seen_at = first_seen_at - interval '3 days'")
+        seen = "SELECT kind, coalesce(host(ip_address), subnet_id), first_seen_at, detail " \
+               "FROM %s.conflict ORDER BY 1, 2"
+        before = {(k, key): (t, d) for k, key, t, d in db.query(seen % "ipam_state")}
+        db.query("SELECT ipamd.rebuild_begin()")
+        for t in ("subnet", "server", "mark"):
+            db.query("INSERT INTO ipam_state_rebuild.%s SELECT * FROM ipam_state.%s" % (t, t))
+        # What the rebuild finds differs from what the state says: a third
+        # server on .10 (the same conflict, another detail) and a second
+        # server on .12 (a conflict that is new).
+        db.query("UPDATE ipam_state_rebuild.server SET ip_address = '127.98.0.10' WHERE id = '7'")
+        db.query("INSERT INTO ipam_state_rebuild.server (id, version, hostname, ip_address) "
+                 "VALUES ('8', 1, 'host-8', '127.98.0.12'), ('9', 1, 'host-9', '127.98.0.12')")
+        derive_began = db.scalar("SELECT now()")
+        db.query("SELECT ipamd.derive_all()")
+        db.query("SELECT ipamd.rebuild_swap()")
+        after = {(k, key): (t, d) for k, key, t, d in db.query(seen % "ipam_state")}
+        assert set(after) == set(before) - {("server_on_reserved", "127.98.0.11")} \
+            | {("several_servers", "127.98.0.12")}, after
+        for key, (t, d) in after.items():
+            if key == ("several_servers", "127.98.0.12"):
+                assert t >= derive_began, (key, t, derive_began)
+            else:
+                assert t == before[key][0], (key, before[key], t)
+        assert before[("several_servers", "127.98.0.10")][1].startswith("servers 5, 6 share")
+        assert after[("several_servers", "127.98.0.10")][1].startswith("servers 5, 6, 7 share")
+    finally:
+        run.close()
+
+
 def test_rows_written_outside_the_apply_are_not_skipped():
     """The apply writes the rows it read through their ctid.  A row that
     something else changes meanwhile (a hand edit by a role that may write
