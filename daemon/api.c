@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +516,73 @@ api_request_state(struct api_call *call, const char *id)
 	api_read(call, "SELECT ipamd.api_request($1)::text", 1, params);
 }
 
+/*
+ * GET /imports/{progress}: whether an import's events were applied.  The
+ * segment is what the import's 202 named: "topic:partition:offset" of the
+ * last event it wrote to each partition, joined by ','.
+ */
+static void
+api_import_state(struct api_call *call, const char *progress)
+{
+	struct api *api = call->api;
+	const char *params[2], *entry, *end, *colon;
+	json_t *list, *item;
+	char topic[256], *text, *stop;
+	long long part, off;
+	size_t count = 0, len;
+
+	if (api_query_params_none(call) == -1)
+		return;
+	list = json_array();
+	for (entry = progress; ; entry = end + 1) {
+		end = strchr(entry, ',');
+		len = end != NULL ? (size_t)(end - entry) : strlen(entry);
+		colon = memchr(entry, ':', len);
+		if (colon == NULL || (size_t)(colon - entry) >= sizeof(topic) ||
+		    ++count > 1024)
+			goto bad;
+		memcpy(topic, entry, (size_t)(colon - entry));
+		topic[colon - entry] = '\0';
+		/* An import writes to the servers' and subnets' topics only. */
+		if ((api->servers_topic == NULL ||
+		    strcmp(topic, api->servers_topic) != 0) &&
+		    (api->subnets_topic == NULL ||
+		    strcmp(topic, api->subnets_topic) != 0))
+			goto bad;
+		errno = 0;
+		if (colon[1] < '0' || colon[1] > '9')
+			goto bad;
+		part = strtoll(colon + 1, &stop, 10);
+		if (errno != 0 || *stop != ':' || part > INT32_MAX ||
+		    stop[1] < '0' || stop[1] > '9')
+			goto bad;
+		off = strtoll(stop + 1, &stop, 10);
+		if (errno != 0 || stop != entry + len)
+			goto bad;
+		item = json_object();
+		json_object_set_new(item, "topic", json_string(topic));
+		json_object_set_new(item, "part", json_integer(part));
+		json_object_set_new(item, "off", json_integer(off));
+		json_array_append_new(list, item);
+		if (end == NULL)
+			break;
+	}
+	if ((text = json_dumps(list, JSON_COMPACT)) == NULL)
+		fatalx("api: json_dumps failed");
+	json_decref(list);
+	params[0] = text;
+	params[1] = api->group_id;
+	api_read(call, "SELECT ipamd.api_import_state($1::jsonb, $2)::text", 2,
+	    params);
+	free(text);
+	return;
+bad:
+	json_decref(list);
+	api_error(call, 400, "bad_request", NULL, "not the progress of an "
+	    "import: \"topic:partition:offset\" of the servers' or subnets' "
+	    "topic, joined by ',' (what the import's 202 names in Location)");
+}
+
 /* GET /whoami: the caller's scope and requester. */
 static void
 api_whoami(struct api_call *call)
@@ -793,6 +862,11 @@ api_dispatch(struct api_call *call, char **seg, size_t n)
 			api_method_not_allowed(call, "GET, HEAD");
 		else
 			api_request_state(call, seg[1]);
+	} else if (strcmp(what, "imports") == 0 && n == 2) {
+		if (!get)
+			api_method_not_allowed(call, "GET, HEAD");
+		else
+			api_import_state(call, seg[1]);
 	} else if (n == 1 && (strcmp(what, "conflicts") == 0 ||
 	    strcmp(what, "dead-letters") == 0 || strcmp(what, "unplaced") == 0 ||
 	    strcmp(what, "stats") == 0)) {

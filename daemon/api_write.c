@@ -79,6 +79,9 @@ struct api_write {
 	size_t			 subnets;
 };
 
+/* Longest progress text of an import's Location (one per partition). */
+#define API_IMPORT_PROGRESS_MAX	4096
+
 /* What a 202 says when the write's wait ran out. */
 #define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"
 
@@ -425,6 +428,55 @@ api_write_expired(const struct api_write *write)
 	    now.tv_nsec >= write->deadline.tv_nsec);
 }
 
+/*
+ * Where an import's progress is read: "topic:partition:offset" of the last
+ * event it wrote to each partition, joined by ',' (GET /imports/{this}).
+ * NULL while an event is on its way or was not taken (nothing to follow),
+ * or when the text would be longer than API_IMPORT_PROGRESS_MAX.
+ */
+static char *
+api_import_progress(const struct api_write *write)
+{
+	const struct api_event *e, **last = NULL;
+	char *text = NULL, *more;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < write->count; i++)
+		if (!write->events[i].delivered ||
+		    write->events[i].failure != NULL)
+			return NULL;
+	/* The last event of each partition: partitions are few. */
+	for (i = 0; i < write->count; i++) {
+		e = &write->events[i];
+		for (j = 0; j < n; j++)
+			if (last[j]->partition == e->partition &&
+			    strcmp(last[j]->topic, e->topic) == 0)
+				break;
+		if (j == n) {
+			if ((last = reallocarray(last, n + 1,
+			    sizeof(*last))) == NULL)
+				fatal("api: reallocarray");
+			last[n++] = e;
+		} else if (e->offset > last[j]->offset)
+			last[j] = e;
+	}
+	for (j = 0; j < n; j++) {
+		if (asprintf(&more, "%s%s%s:%d:%lld", text ? text : "",
+		    text ? "," : "", last[j]->topic, (int)last[j]->partition,
+		    (long long)last[j]->offset) == -1)
+			fatal("api: asprintf");
+		free(text);
+		text = more;
+		if (strlen(text) > API_IMPORT_PROGRESS_MAX) {
+			free(text);
+			text = NULL;
+			break;
+		}
+	}
+	free(last);
+	return text;
+}
+
 /* The wait ran out (or the client left): 202 and where to look. */
 static void
 api_write_accepted(struct api_write *write, const char *detail)
@@ -432,11 +484,29 @@ api_write_accepted(struct api_write *write, const char *detail)
 	struct api_call *call = write->call;
 	const char *first = NULL;
 	json_t *body = json_object(), *ids = json_array();
-	char location[128];
+	char location[128], *progress = NULL, *where;
 	size_t i;
 
 	if (write->kind == API_WRITE_ALLOCATE)
 		api_allocating_drop(write);
+	if (write->kind == API_WRITE_IMPORT &&
+	    (progress = api_import_progress(write)) != NULL) {
+		/* Topic names need no escaping: [A-Za-z0-9._-]. */
+		if (asprintf(&where, "/api/v1/imports/%s", progress) == -1)
+			fatal("api: asprintf");
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Location", where);
+		json_object_set_new(body, "state", json_string("pending"));
+		json_object_set_new(body, "detail", json_sprintf("%s; GET %s "
+		    "tells when every event of the import is applied", detail,
+		    where));
+		json_object_set_new(body, "import", json_string(progress));
+		free(where);
+		free(progress);
+		json_decref(ids);
+		api_reply_json(call, 202, body);
+		return;
+	}
 	for (i = 0; i < write->count; i++)
 		if (write->events[i].id != NULL) {
 			json_array_append_new(ids,
@@ -445,11 +515,12 @@ api_write_accepted(struct api_write *write, const char *detail)
 				first = write->events[i].id;
 		}
 	json_object_set_new(body, "state", json_string("pending"));
-	/* An import has no request to follow: say how it goes on. */
+	/* An import not all delivered has nothing to follow. */
 	json_object_set_new(body, "detail", write->kind == API_WRITE_IMPORT ?
 	    json_sprintf("%s; the import is published whole and is applied "
-	    "as the daemon consumes its topics (no request to follow: read "
-	    "the servers and subnets back)", detail) : json_string(detail));
+	    "as the daemon consumes its topics (not all of it was taken by "
+	    "Kafka yet, so there is nothing to follow: read the servers and "
+	    "subnets back)", detail) : json_string(detail));
 	if (first != NULL) {
 		snprintf(location, sizeof(location), "/api/v1/requests/%s",
 		    first);
@@ -693,14 +764,9 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 		params[1] = call->api->group_id;
 		/* Counted first: the callback may come before the call returns. */
 		call->pending++;
-		rc = readpool_query_first(call->api->pool, "SELECT bool_and("
-		    "coalesce(o.next_offset > x.off, false)) FROM (SELECT "
-		    "topic, part, "
-		    "max(off) AS off FROM jsonb_to_recordset($1::jsonb) AS "
-		    "x(topic text, part integer, off bigint) GROUP BY topic, "
-		    "part) x LEFT JOIN ipam_state.consumer_offset o ON "
-		    "o.group_id = $2 AND o.topic = x.topic AND o.partition = "
-		    "x.part", 2, params, api_import_applied, write);
+		rc = readpool_query_first(call->api->pool, "SELECT "
+		    "ipamd.api_import_state($1::jsonb, $2)->>'state' = "
+		    "'applied'", 2, params, api_import_applied, write);
 	} else {
 		for (i = write->round_start; i < write->count; i++)
 			if (write->events[i].outcome == NULL)

@@ -50,7 +50,7 @@ commands_report(struct commands_context *context,
 			    "applied; its outcome: ipamctl request %s\n", id + 1);
 			return status;
 		}
-		/* An import has no request to follow: say what the daemon said. */
+		/* An import not all taken by Kafka has nothing to follow. */
 		body = json_loadb(response->body, response->body_length, 0,
 		    NULL);
 		detail = json_string_value(json_object_get(body, "detail"));
@@ -517,7 +517,10 @@ commands_simple(struct commands_context *context)
 		    render_unplaced);
 		break;
 	case ARGS_COMMAND_REQUEST:
-		url_append_string(&path, "/api/v1/requests/");
+		/* An import's progress ("topic:partition:offset,...") or a
+		 * request's id ("api-...", which holds no ':'). */
+		url_append_string(&path, strchr(context->args->positionals[0],
+		    ':') != NULL ? "/api/v1/imports/" : "/api/v1/requests/");
 		url_append_encoded(&path, context->args->positionals[0], true);
 		text = url_take(&path);
 		status = commands_show_one(context, text, NULL, NULL);

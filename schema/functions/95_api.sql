@@ -1072,3 +1072,24 @@ LANGUAGE sql IMMUTABLE AS $$
 		    AND x.k <= 1000), '[]'))
 	FROM x
 $$;
+
+-- GET /imports/{progress}, and an import waiting for its events: applied
+-- once the stored offset of every partition it wrote to is past the last
+-- event it wrote there (p: [{topic, part, off}], a partition may repeat).
+CREATE OR REPLACE FUNCTION ipamd.api_import_state(p jsonb, group_name text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = ipam_state, ipamd, public
+AS $$
+	SELECT jsonb_build_object('state',
+	    CASE WHEN bool_and(coalesce(o.next_offset > x.off, false))
+		THEN 'applied' ELSE 'pending' END,
+	    'partitions', jsonb_agg(jsonb_build_object('topic', x.topic,
+		'partition', x.part, 'offset', x.off,
+		'next_offset', o.next_offset) ORDER BY x.topic, x.part))
+	FROM (SELECT e.topic, e.part, max(e.off) AS off
+	    FROM jsonb_to_recordset(p) AS e(topic text, part integer, off bigint)
+	    GROUP BY e.topic, e.part) x
+	LEFT JOIN consumer_offset o ON o.group_id = group_name
+	    AND o.topic = x.topic AND o.partition = x.part
+$$;

@@ -501,7 +501,7 @@ def test_openapi_document_matches_the_routes():
     try:
         status, doc, _ = api.call("GET", "/api/v1/openapi.json", token=None)
         assert status == 200
-        samples = {"{vrf}": "-", "{ip}": "127.97.5.1", "{id}": "x"}
+        samples = {"{vrf}": "-", "{ip}": "127.97.5.1", "{id}": "x", "{progress}": "x:0:0"}
         for path, methods in doc["paths"].items():
             concrete = path
             for name, value in samples.items():

@@ -569,14 +569,35 @@ def test_write_not_applied_in_time_exits_5():
         assert found, err
         request = found.group(1)
 
-        # An import has no request to poll: ipamctl says how it goes on.
+        # An import is followed by its progress: the last offset it wrote
+        # to each partition, pending while the apply is held up.
         more = os.path.join(directory, "more.json")
         with open(more, "w") as f:
-            json.dump([{"id": "4", "hostname": "app-1", "ip_address": "10.61.0.16"}], f)
+            json.dump([{"id": "4", "hostname": "app-1", "ip_address": "10.61.0.16"},
+                       {"id": "5", "hostname": "app-2", "ip_address": "10.61.0.17"}], f)
         status, out, err = ctl.run("import", "--servers", more)
         assert status == ACCEPTED, (status, out, err)
-        assert "ipamctl: accepted but not yet applied: published, not yet applied " \
-            "within api.write_wait_ms; the import is published whole" in err, err
+        found = re.search(r"its outcome: ipamctl request (\S+)", err)
+        assert found, err
+        progress = found.group(1)
+        server_topic = topics.servers
+        last = {}
+        for entry in progress.split(","):
+            topic, part, off = entry.split(":")
+            assert topic == server_topic, progress
+            last[int(part)] = int(off)
+        status, out, err = ctl.run("--json", "request", progress)
+        assert status == OK, (status, out, err)
+        state = json.loads(out)
+        assert state["state"] == "pending", state
+        assert {p["partition"]: p["offset"] for p in state["partitions"]} == last, state
+        assert all(p["topic"] == server_topic and (p["next_offset"] or 0) <= p["offset"]
+                   for p in state["partitions"]), state
+        for bad in ("nosuch:0:1", server_topic + ":0:-1", server_topic + ":0",
+                    server_topic + ":0:1,"):
+            status, out, err = ctl.run("request", bad)
+            assert status == REFUSED and "not the progress of an import" in err, \
+                (bad, status, out, err)
 
         locker.rollback()
         locker.close()
@@ -590,9 +611,13 @@ def test_write_not_applied_in_time_exits_5():
         assert decided["state"] == "applied", decided
         assert decided["row"]["status"] == "reserved", decided
         assert mark_of(db, "10.61.0.26") == ("reserved", "later")
-        wait_until(lambda: db.scalar("SELECT hostname FROM public.ipam WHERE "
-                                     "ip_address = '10.61.0.16'") == "app-1",
-                   60, "the import to be applied")
+        def imported():
+            out = ctl.ok("request", progress)
+            return out if re.search(r"^state\s+applied$", out, re.M) else None
+        wait_until(imported, 60, "the import to be applied")
+        assert db.scalar("SELECT string_agg(hostname, ',' ORDER BY hostname) FROM "
+                         "public.ipam WHERE ip_address IN ('10.61.0.16', '10.61.0.17')") \
+            == "app-1,app-2"
         out = ctl.ok("request", request)
         assert re.search(r"^state\s+applied$", out, re.M), out
     finally:
