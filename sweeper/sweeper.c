@@ -1389,7 +1389,10 @@ sweeper_pg_up(struct pgconn *pg, void *arg)
 
 /*
  * PostgreSQL went away: the query in flight has failed already, and the
- * session's membership ended with it.
+ * session's membership ended with it.  So did the leases of its sweep: a
+ * sweep still probing (no query in flight) is given up here, or its
+ * results would be written once a new session is up, under a membership
+ * that claimed nothing, and be lost unsaid.
  */
 static void
 sweeper_pg_down(struct pgconn *pg, const char *reason, void *arg)
@@ -1398,6 +1401,8 @@ sweeper_pg_down(struct pgconn *pg, const char *reason, void *arg)
 
 	sweeper->session_ready = false;
 	sweeper->member = 0;
+	if (sweeper->phase != SWEEPER_IDLE)
+		sweeper_lost(sweeper, "PostgreSQL is away");
 }
 
 /* Says which sockets are in use. */

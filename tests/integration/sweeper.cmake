@@ -20,6 +20,7 @@ set(IPAM_SWEEPER_TESTS
 	test_unreachable_addresses_count_as_missed
 	test_off_sends_nothing_and_reload_turns_it_on_and_off
 	test_postgresql_lost_mid_sweep
+	test_sweep_whose_session_ends_while_probing_is_given_up
 	test_sweep_given_up_after_its_news_leaves_nothing
 	test_sweep_and_apply_never_overwrite_each_other
 )

@@ -811,6 +811,37 @@ def test_postgresql_lost_mid_sweep():
         pg.close()
 
 
+def test_sweep_whose_session_ends_while_probing_is_given_up():
+    """The sweeper's PostgreSQL session ends while a sweep probes (no query
+    in flight) and comes back before the probing ends: the sweep is given
+    up with a warning, not written under the new session's membership
+    (which holds none of its leases), and the next sweep writes whole."""
+    run = SweepRun({"rate": "100"})
+    try:
+        ips = ["127.71.%d.%d" % (i // 250, i % 250 + 1) for i in range(400)]
+        run.subnet("lo", "127.71.0.0/23", ["127.71.0.1-127.71.0.250",
+                                           "127.71.1.1-127.71.1.150"])
+        run.settle()
+        # 400 addresses at 100 a second: each sweep probes for 4 s.
+        probing = run.daemon.log().count("probing 400 addresses")
+        wait_until(lambda: run.daemon.log().count("probing 400 addresses") > probing, 60,
+                   "a sweep to start probing")
+        ended = run.db.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE application_name = 'ipam-syncd-sweeper'")
+        assert ended == 1, ended
+        run.daemon.wait_log(r"sweeper: sweep \d+ abandoned: PostgreSQL is away", 30)
+        run.daemon.wait_log(r"sweeper: member \d+ of the shared sweep", 30)
+        assert run.daemon.proc.poll() is None
+        restarted = datetime.datetime.now(datetime.timezone.utc)
+        sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 400, timeout=90)[0]
+        assert sweep["replies"] == 400, sweep
+        assert run.db.scalar("SELECT count(*) FROM public.ipam WHERE active "
+                             "AND last_checked_at > %s AND ip_address = ANY(%s::inet[])",
+                             (restarted, ips)) == 400
+    finally:
+        run.close()
+
+
 # Triggers of the test's own that record, for every update of an address
 # row, which connection made it and which group of columns it changed (the
 # sweeper's columns of the table are no longer written by anyone), and
