@@ -25,6 +25,56 @@ LANGUAGE sql IMMUTABLE AS $$
 		WHERE c > 0 GROUP BY t) x), '{}'::jsonb))
 $$;
 
+-- The static pools a subnet record stores, held to its cidr as the decoder
+-- holds an event's (consumers/decode_fields.c): every range inside the
+-- cidr, and an IPv4 subnet's of /30 or shorter kept off its network and
+-- broadcast addresses (a range left empty is dropped).  The decoder did
+-- so for the pools an event sent, with the cidr it sent.  Pools kept from
+-- the stored subnet (a TOAST placeholder) were held to the cidr they were
+-- stored with, which this record may change: a range that reaches outside
+-- the new cidr refuses the event (SQLSTATE 22023: its batch is split and
+-- the event becomes a dead letter with this reason), as the same subnet
+-- sent whole would be refused by the decoder.
+CREATE OR REPLACE FUNCTION ipamd.subnet_pools(id text, cidr cidr,
+    firsts inet[], lasts inet[], OUT pool_first inet[],
+    OUT pool_last inet[])
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	bits integer;
+	low inet;
+	high inet;
+	outside record;
+BEGIN
+	IF cardinality(firsts) = 0 OR cidr IS NULL THEN
+		pool_first := firsts;
+		pool_last := lasts;
+		RETURN;
+	END IF;
+	bits := CASE family(cidr) WHEN 4 THEN 32 ELSE 128 END;
+	low := set_masklen(network(cidr)::inet, bits);
+	high := set_masklen(broadcast(cidr), bits);
+	SELECT u.f, u.l INTO outside
+	FROM unnest(firsts, lasts) AS u(f, l)
+	WHERE u.f < low OR u.l > high
+	LIMIT 1;
+	IF FOUND THEN
+		-- Only kept pools can: the decoder refuses any other.
+		RAISE EXCEPTION 'subnet %: its static_ip_pools range %-% reaches outside its cidr % (the pools were kept from the stored subnet, as a TOAST placeholder asks: set REPLICA IDENTITY FULL on the table to receive them whole)',
+		    id, host(outside.f), host(outside.l), cidr
+		    USING ERRCODE = '22023';
+	END IF;
+	IF family(cidr) = 4 AND masklen(cidr) <= 30 THEN
+		low := low + 1;
+		high := high - 1;
+	END IF;
+	SELECT coalesce(array_agg(greatest(u.f, low) ORDER BY u.n), '{}'),
+	    coalesce(array_agg(least(u.l, high) ORDER BY u.n), '{}')
+	INTO pool_first, pool_last
+	FROM unnest(firsts, lasts) WITH ORDINALITY AS u(f, l, n)
+	WHERE greatest(u.f, low) <= least(u.l, high);
+END
+$$;
+
 -- Subnets: the touched are regions (vrf, old and new cidr), which the
 -- expansion stage turns into addresses.
 CREATE OR REPLACE FUNCTION ipamd.apply_subnets(records jsonb,
@@ -69,16 +119,19 @@ BEGIN
 			WHEN 'name' = ANY (keep) THEN old_name
 			ELSE name END AS name,
 		    CASE WHEN action = 'upsert' THEN cidr END AS cidr,
-		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_first, '{}')
-			ELSE coalesce(pool_first, '{}')
-			END AS pool_first,
-		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_last, '{}')
-			ELSE coalesce(pool_last, '{}') END AS pool_last,
+		    p.pool_first, p.pool_last,
 		    coalesce(ping, true) AS ping,
 		    topic, part, off
-		FROM dec WHERE action IN ('upsert', 'delete')
+		FROM dec
+		CROSS JOIN LATERAL ipamd.subnet_pools(dec.id,
+		    CASE WHEN action = 'upsert' THEN cidr END,
+		    CASE WHEN action <> 'upsert' THEN '{}'
+			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_first, '{}')
+			ELSE coalesce(pool_first, '{}') END,
+		    CASE WHEN action <> 'upsert' THEN '{}'
+			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_last, '{}')
+			ELSE coalesce(pool_last, '{}') END) p
+		WHERE action IN ('upsert', 'delete')
 	), changed AS (
 		UPDATE subnet s SET version = w.version, lsn = w.lsn,
 		    deleted = w.deleted, vrf = w.vrf, name = w.name,

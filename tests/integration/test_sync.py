@@ -347,6 +347,67 @@ def test_debezium_through_kafka():
         run.close()
 
 
+def debezium_subnet(sid, lsn, op, cidr, pools):
+    """A Debezium change of a subnet row (no schema wrapper); pools None
+    stands for the TOAST placeholder of an unchanged pool list."""
+    after = {"id": sid, "name": "net-%d" % sid, "cidr": cidr,
+             "static_ip_pools": "__debezium_unavailable_value" if pools is None
+             else json.dumps(pools)}
+    value = {"before": None, "after": after, "op": op, "ts_ms": 1763632000345,
+             "source": {"connector": "postgresql", "db": "inventory", "schema": "public",
+                        "table": "subnets", "snapshot": "false", "lsn": lsn}}
+    return json.dumps({"id": sid}), json.dumps(value)
+
+
+def test_kept_pools_are_held_to_a_changed_cidr():
+    """Pools kept from the stored subnet (a TOAST placeholder) under an
+    event that changes the cidr are held to the new cidr as the decoder
+    holds pools sent whole: a range reaching outside it refuses the event
+    (a dead letter that names it, the subnet as it was), one inside is
+    kept off the new network address, and a grown cidr keeps them.  Also
+    when the full event and the one that keeps its pools meet in a batch."""
+    run = Run(formats={"server": "debezium", "subnet": "debezium"})
+    try:
+        def send(*args):
+            run.send(run.topics.subnets, *debezium_subnet(*args))
+        pools = ["10.40.0.1-10.40.0.254"]
+        send(1, 100, "c", "10.40.0.0/24", pools)
+        send(2, 110, "c", "10.41.0.0/24", ["10.41.0.128-10.41.0.254"])
+        send(3, 120, "c", "10.42.0.0/24", ["10.42.0.0/24"])
+        run.settle()
+        # Shrunk: .1-.254 reaches past the /25's broadcast address .127.
+        send(1, 200, "u", "10.40.0.0/25", None)
+        # Shrunk to the half that holds the pool: off its network address.
+        send(2, 210, "u", "10.41.0.128/25", None)
+        # Grown: the stored pool lies inside.
+        send(3, 220, "u", "10.42.0.0/23", None)
+        # Whole and kept in one go (one batch, or two): the same outcome.
+        send(4, 300, "c", "10.43.0.0/24", ["10.43.0.10-10.43.0.200"])
+        send(4, 310, "u", "10.43.0.0/26", None)
+        run.settle()
+        subnets = {r[0]: r[1:] for r in run.db.query(
+            "SELECT id, version, cidr::text, "
+            "array(SELECT host(f) || '-' || host(l) FROM unnest(pool_first, pool_last) "
+            "AS u(f, l)) FROM ipam_state.subnet")}
+        assert subnets["1"] == (100, "10.40.0.0/24", ["10.40.0.1-10.40.0.254"]), subnets
+        assert subnets["2"] == (210, "10.41.0.128/25", ["10.41.0.129-10.41.0.254"]), subnets
+        assert subnets["3"] == (220, "10.42.0.0/23", ["10.42.0.1-10.42.0.254"]), subnets
+        assert subnets["4"] == (300, "10.43.0.0/24", ["10.43.0.10-10.43.0.200"]), subnets
+        letters = run.db.query("SELECT key, reason FROM ipamd.dead_letter ORDER BY \"offset\"")
+        kept = (" (the pools were kept from the stored subnet, as a TOAST placeholder "
+                "asks: set REPLICA IDENTITY FULL on the table to receive them whole) "
+                "(SQLSTATE 22023)")
+        assert [(bytes(k).decode(), r) for k, r in letters] == [
+            ('{"id": 1}', "rejected by PostgreSQL: subnet 1: its static_ip_pools range "
+             "10.40.0.1-10.40.0.254 reaches outside its cidr 10.40.0.0/25" + kept),
+            ('{"id": 4}', "rejected by PostgreSQL: subnet 4: its static_ip_pools range "
+             "10.43.0.10-10.43.0.200 reaches outside its cidr 10.43.0.0/26" + kept)], letters
+        static = "SELECT count(*) FROM ipam WHERE ip_type = 'static' AND subnet_id = %s"
+        assert [run.db.scalar(static, (sid,)) for sid in "1234"] == [254, 126, 254, 191]
+    finally:
+        run.close()
+
+
 def test_bad_messages_go_to_dead_letters():
     """Every bad fixture ends in the dead letters with its reason and its
     bytes, while the good events around it are applied."""
