@@ -124,7 +124,32 @@ dbz_column(const char *row_name, const char *column, bool required,
 #define DBZ_UNAVAILABLE	"__debezium_unavailable_value"
 
 /*
- * Refuses or accepts the TOAST placeholder in a column: an update leaves
+ * Whether an array column holds the placeholder alone: how Debezium sends
+ * an unchanged TOASTed array column (text[]), the placeholder as its one
+ * element.
+ */
+static bool
+dbz_unavailable_array(const struct fields_value *value)
+{
+	json_t	*array;
+	bool	 found;
+
+	/* The placeholder and its brackets, with room for white space. */
+	if (value->kind != SCAN_ARRAY || value->raw == NULL ||
+	    value->raw_len > 2 * sizeof(DBZ_UNAVAILABLE) + 8)
+		return false;
+	array = json_loadb(value->raw, value->raw_len, 0, NULL);
+	found = json_array_size(array) == 1 &&
+	    json_is_string(json_array_get(array, 0)) &&
+	    strcmp(json_string_value(json_array_get(array, 0)),
+	    DBZ_UNAVAILABLE) == 0;
+	json_decref(array);
+	return found;
+}
+
+/*
+ * Refuses or accepts the TOAST placeholder in a column (or an array of it
+ * alone, dbz_unavailable_array()): an update leaves
  * the field as stored (keep is set in the change and the value becomes
  * absent); a new row, or a column whose keep bit is 0 (ids, addresses,
  * prefixes, vrf: never TOASTed), cannot hold it.
@@ -133,8 +158,9 @@ static int
 dbz_unchanged(char letter, const char *label, unsigned keep,
     struct fields_value *value, struct change *out, char *err, size_t errlen)
 {
-	if (value->kind != SCAN_STRING ||
-	    strcmp(value->text, DBZ_UNAVAILABLE) != 0)
+	if ((value->kind != SCAN_STRING ||
+	    strcmp(value->text, DBZ_UNAVAILABLE) != 0) &&
+	    !dbz_unavailable_array(value))
 		return 0;
 	if (keep == 0)
 		return fields_error(err, errlen, "%s holds %s, which stands "
