@@ -57,6 +57,8 @@ DJANGO = {"server": "overwatch_server", "sid": "id", "hostname": "hostname",
           "ip": "ip_address", "mac": "nic_mac", "platform": "device_type",
           "vendor": "manufacture", "subnet": "overwatch_subnet", "nid": "id",
           "name": "name", "cidr": "cidr", "pools": "static_ip_pools", "vrf": None}
+# The same, with the pools in an array column (text[]) instead of jsonb.
+DJANGO_ARRAY = dict(DJANGO, pools_type="text[]")
 RENAMED = {"server": "hosts", "sid": "host_id", "hostname": "host_name",
            "ip": "mgmt_ip", "mac": "mac", "platform": "model", "vendor": "vendor",
            "subnet": "networks", "nid": "net_id", "name": "label", "cidr": "prefix",
@@ -298,10 +300,18 @@ class Inventory:
         vrf_column = ", %s text NOT NULL DEFAULT ''" % names["vrf"] if names["vrf"] else ""
         self.execute(sql(
             "CREATE TABLE {subnet} ({nid} serial PRIMARY KEY, {name} text, {cidr} cidr, "
-            "{pools} jsonb%s)" % vrf_column, names))
+            "{pools} %s%s)" % (self.pools_type(), vrf_column), names))
         self.execute(sql(
             "CREATE TABLE {server} ({sid} serial PRIMARY KEY, {hostname} text, {ip} inet, "
             "{mac} macaddr, {platform} text, {vendor} text%s)" % vrf_column, names))
+
+    def pools_type(self):
+        """The type of the pools column: jsonb, or text[] where names say so."""
+        return self.names.get("pools_type", "jsonb")
+
+    def pools_value(self, pools):
+        """A list of pool entries as the pools column takes it."""
+        return pools if self.pools_type() == "text[]" else json.dumps(pools)
 
     def execute(self, statement, args=None):
         """Runs one statement (or several: one transaction); returns rows."""
@@ -315,7 +325,7 @@ class Inventory:
     def insert_subnet(self, vrf, name, cidr, pools, subnet_id=None):
         """Inserts a subnet (vrf only where the table has a column for it)."""
         values = {self.names["name"]: name, self.names["cidr"]: cidr,
-                  self.names["pools"]: json.dumps(pools)}
+                  self.names["pools"]: self.pools_value(pools)}
         if subnet_id is not None:
             values[self.names["nid"]] = subnet_id
         if self.names["vrf"]:
@@ -361,9 +371,9 @@ class Inventory:
             "INSERT INTO {server} ({sid}, {hostname}) VALUES (%(id)s, %(tag)s) "
             "ON CONFLICT ({sid}) DO UPDATE SET {hostname} = EXCLUDED.{hostname}; "
             "INSERT INTO {subnet} ({nid}, {name}, {cidr}, {pools}) "
-            "VALUES (%(id)s, %(tag)s, %(cidr)s, '[]') "
+            "VALUES (%(id)s, %(tag)s, %(cidr)s, %(pools)s) "
             "ON CONFLICT ({nid}) DO UPDATE SET {name} = EXCLUDED.{name}", n),
-            {"id": MARKER_ID, "tag": tag, "cidr": MARKER_CIDR})
+            {"id": MARKER_ID, "tag": tag, "cidr": MARKER_CIDR, "pools": self.pools_value([])})
 
     def state(self):
         """The inventory as the oracle's state: every row is the latest
@@ -926,10 +936,12 @@ def toast_setup(lane):
 
 def toast_evidence(lane):
     """The update of the cidr must have sent the placeholder for the
-    pools, or the test did not make the case it claims."""
+    pools (in an array column, an array of it alone), or the test did not
+    make the case it claims."""
     events = [e for e in lane.reader.events(lane.subnet_topic)
               if e["op"] == "u" and e["after"]["name"] == "big"]
-    if not events or events[-1]["after"]["static_ip_pools"] != UNAVAILABLE:
+    placeholder = [UNAVAILABLE] if lane.inventory.pools_type() == "text[]" else UNAVAILABLE
+    if not events or events[-1]["after"]["static_ip_pools"] != placeholder:
         raise AssertionError("test setup: the update of the cidr did not send %s for the "
                              "pools (got %r)" % (UNAVAILABLE, [e["after"] for e in events]))
 
@@ -942,14 +954,17 @@ def truncate_evidence(lane):
 
 def test_debezium_connect_edge_cases():
     """Each in a lane of its own: the snapshot/stream race, an unchanged
-    TOASTed pool list, TRUNCATE, inet values with a netmask."""
+    TOASTed pool list (jsonb, and text[] with the schema wrapper), TRUNCATE,
+    inet values with a netmask."""
     results = []
     with Environment() as env:
         race = env.lane("race", DJANGO, schemas=True)
         toast = env.lane("toast", DJANGO, schemas=False)
+        toast_array = env.lane("toast-array", DJANGO_ARRAY, schemas=True)
         truncate = env.lane("truncate", DJANGO, schemas=True)
         masked = env.lane("masked", DJANGO, schemas=False)
         toast_setup(toast)
+        toast_setup(toast_array)
         masked.run((
             "INSERT INTO {server} ({hostname}, {ip}, {platform}, {vendor}) VALUES "
             "('masked-1', '10.10.1.50/24', 'R640', 'Dell'), "
@@ -973,7 +988,7 @@ def test_debezium_connect_edge_cases():
         finally:
             change.close()
 
-        others = (toast, truncate, masked)
+        others = (toast, toast_array, truncate, masked)
         for lane in others:
             lane.create_connector()
         for lane in others:
@@ -987,12 +1002,13 @@ def test_debezium_connect_edge_cases():
         for lane in others:
             lane.step(results, "initial snapshot", lane.check)
 
-        def toast_update():
-            toast.run(("UPDATE {subnet} SET {cidr} = '10.30.0.0/23' WHERE {name} = 'big'",))
-            toast.check()
-            toast_evidence(toast)
-        toast.step(results, "UPDATE of the cidr only: the TOASTed pools are unchanged",
-                   toast_update)
+        for lane in (toast, toast_array):
+            def toast_update(lane=lane):
+                lane.run(("UPDATE {subnet} SET {cidr} = '10.30.0.0/23' WHERE {name} = 'big'",))
+                lane.check()
+                toast_evidence(lane)
+            lane.step(results, "UPDATE of the cidr only: the TOASTed %s pools are unchanged"
+                      % lane.inventory.pools_type(), toast_update)
 
         def truncated():
             truncate.run(("TRUNCATE {server}",))
