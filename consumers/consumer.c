@@ -639,6 +639,30 @@ consumer_rebuild_holds_all(struct consumer *consumer)
 }
 
 /*
+ * How far a partition is applied: its stored next offset (low while none
+ * is stored), or further, up to librdkafka's position, when the consumer
+ * holds nothing it has read and not yet applied: the offsets between are
+ * none it is ever handed (a transaction's commit or abort marker, the
+ * messages of an aborted transaction), or a partition of a transactional
+ * producer would never look caught up, nor lag 0.
+ */
+static int64_t
+consumer_applied_to(const struct consumer *consumer,
+    const struct consumer_partition *slot, int64_t low)
+{
+	int64_t at = slot->position.stored ? slot->position.next_offset : low;
+	int64_t read;
+
+	if (consumer->pending.count == 0 && consumer->inflight.count == 0 &&
+	    !applier_busy(consumer->applier) &&
+	    slot->state == CONSUMER_PART_ACTIVE &&
+	    kafka_client_position(consumer->client, slot->topic,
+	    slot->position.partition, &read) && read > at)
+		at = read;
+	return at;
+}
+
+/*
  * Tells whether a rebuild has caught up: every partition held, applied
  * up to where it ended when first seen, nothing pending or in flight.
  */
@@ -671,7 +695,7 @@ consumer_rebuild_caught_up(struct consumer *consumer)
 			    slot->position.partition, (long long)low,
 			    (long long)high);
 		}
-		if ((slot->position.stored ? slot->position.next_offset : low) <
+		if (consumer_applied_to(consumer, slot, low) <
 		    slot->rebuild_target)
 			return false;
 	}
@@ -685,7 +709,7 @@ consumer_rebuild_caught_up(struct consumer *consumer)
 static void
 consumer_rebuild_progress(struct consumer *consumer)
 {
-	int64_t low, high, target, done = 0, total = 0;
+	int64_t low, high, target, at, done = 0, total = 0;
 	size_t i;
 
 	if (consumer->progress_at.tv_sec == 0)
@@ -705,9 +729,9 @@ consumer_rebuild_progress(struct consumer *consumer)
 		if (target <= low)
 			continue;
 		total += target - low;
-		if (slot->position.stored && slot->position.next_offset > low)
-			done += (slot->position.next_offset < target ?
-			    slot->position.next_offset : target) - low;
+		at = consumer_applied_to(consumer, slot, low);
+		if (at > low)
+			done += (at < target ? at : target) - low;
 	}
 	if (total > 0)
 		log_info("rebuild: %lld of %lld events applied (%.0f%%), %llu "
@@ -1278,8 +1302,8 @@ consumer_foreach_partition(const struct consumer *consumer,
 		kafka_client_watermarks(consumer->client, slot->topic,
 		    slot->position.partition, &low, &high);
 		fn(arg, consumer->topics[slot->topic].name,
-		    slot->position.partition, slot->position.stored ?
-		    slot->position.next_offset : -1, low, high);
+		    slot->position.partition,
+		    consumer_applied_to(consumer, slot, -1), low, high);
 	}
 }
 

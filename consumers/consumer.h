@@ -120,9 +120,11 @@ const char	*consumer_topic_name(const struct consumer *consumer,
 		    size_t index);
 
 /*
- * Told about one assigned partition: the next offset stored in PostgreSQL
- * (-1: none yet) and the high watermark last seen from the broker (-1:
- * not known yet; never a blocking request).
+ * Told about one assigned partition: how far it is applied (the next
+ * offset stored in PostgreSQL, or past the offsets the consumer is never
+ * handed, such as a transaction's markers, when nothing waits to be
+ * applied; -1: none yet) and the watermarks last seen from the broker
+ * (-1: not known yet; never a blocking request).
  */
 typedef void consumer_partition_fn(void *arg, const char *topic,
     int32_t partition, int64_t stored, int64_t low, int64_t high);

@@ -841,6 +841,35 @@ kafka_client_watermarks(const struct kafka_client *client, int topic,
 }
 
 /*
+ * Where librdkafka's consumer stands in a partition: the offset after the
+ * last message it handed over, or past an offset it never hands over (a
+ * transaction's commit or abort marker) once it has read that far.  False
+ * while it has handed over nothing since the partition was assigned.
+ */
+bool
+kafka_client_position(const struct kafka_client *client, int topic,
+    int32_t partition, int64_t *next)
+{
+	rd_kafka_topic_partition_list_t *list;
+	bool known;
+
+	*next = -1;
+	if (client->rk == NULL || topic < 0 ||
+	    (size_t)topic >= client->topic_count)
+		return false;
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, client->topics[topic].name,
+	    partition);
+	known = rd_kafka_position(client->rk, list) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].err ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].offset >= 0;
+	if (known)
+		*next = list->elems[0].offset;
+	rd_kafka_topic_partition_list_destroy(list);
+	return known;
+}
+
+/*
  * Tells whether a partition of a topic is assigned: the group found the
  * topic, whatever the statistics (which follow a metadata refresh) say.
  */

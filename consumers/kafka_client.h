@@ -120,6 +120,8 @@ void		 kafka_client_set_full(struct kafka_client *client,
 /* The last known watermarks of a partition; false when unknown. */
 bool		 kafka_client_watermarks(const struct kafka_client *client,
 		    int topic, int32_t partition, int64_t *low, int64_t *high);
+bool		 kafka_client_position(const struct kafka_client *client,
+		    int topic, int32_t partition, int64_t *next);
 
 /*
  * Counts the partitions of the topics (per the statistics) and those of

@@ -10,6 +10,7 @@ import time
 
 import harness
 from harness import Daemon, Database, Kafka, Topics, wait_until
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from test_property import RebuildDaemon
 from test_sync import Run, event
@@ -395,6 +396,54 @@ def test_rebuild_unfolds_an_event_postgresql_refuses():
         assert "building the fresh state again from the beginning" in log
         assert re.search(r"event .*@\d+ rejected: .*no_evil", log), log[-3000:]
         assert rebuild.stop() == 0, rebuild.log()[-3000:]
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
+def test_transactional_producer_topics_are_caught_up():
+    """Events a transactional producer wrote (as Kafka Connect does with
+    exactly-once source support): each transaction ends in a commit
+    marker, an offset the consumer is never handed.  Once the events are
+    applied the lag is 0 on every partition, though the stored offsets
+    stop before the markers, and a rebuild catches up and swaps in while
+    the topics stay quiet."""
+    run = Run()
+    rebuild = None
+    try:
+        producer = Producer({"bootstrap.servers": harness.bootstrap(),
+                             "transactional.id": harness.unique("tx")})
+        producer.init_transactions(30)
+        for version in (1, 2):
+            producer.begin_transaction()
+            producer.produce(run.topics.subnets, key=b"1", value=event(
+                "subnet.upserted", "1", {"name": "tx", "cidr": "127.96.0.0/24",
+                                         "static_ip_pools": ["127.96.0.1-127.96.0.9"]}, version))
+            producer.produce(run.topics.servers, key=b"5", value=event(
+                "server.upserted", "5", {"hostname": "tx-%d" % version,
+                                         "ip_address": "127.96.0.%d" % version}, version))
+            producer.commit_transaction(30)
+        wait_until(lambda: run.row("127.96.0.2") is not None
+                   and run.row("127.96.0.2")["hostname"] == "tx-2", 60, "the events applied")
+        stored = {t: n for t, _, n in run.db.query(
+            "SELECT topic, partition, next_offset FROM ipam_state.consumer_offset")}
+        # Two events and two markers in each: applied up to the last event.
+        assert stored == {run.topics.subnets: 3, run.topics.servers: 3}, stored
+
+        def lags():
+            status, body = run.daemon.http_get("/metrics")
+            assert status == 200, body
+            return [float(v) for v in re.findall(
+                r"^ipam_syncd_consumer_lag_messages\{[^}]*\} (\S+)$", body, re.M)]
+        wait_until(lambda: lags() == [0.0, 0.0, 0.0], 30, "the lag to be 0 everywhere")
+        assert run.daemon.stop() == 0
+
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert run.row("127.96.0.2")["hostname"] == "tx-2"
+        assert run.row("127.96.0.1")["status"] == "available"
     finally:
         if rebuild:
             rebuild.close()
