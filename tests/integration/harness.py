@@ -26,6 +26,9 @@ os.umask(0o077)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA_DIR = os.path.join(ROOT, "schema")
+# The schema version this tree migrates to: its highest numbered migration.
+LATEST_SCHEMA = max(int(name[:3]) for name in os.listdir(SCHEMA_DIR)
+                    if re.match(r"\d{3}_.*\.sql$", name))
 BINARY = os.environ.get("IPAM_SYNCD_BIN", os.path.join(ROOT, "build", "ipam-syncd"))
 
 

@@ -37,7 +37,7 @@ def test_ready_then_sigterm_exits_zero():
         subscribed = log.index("kafka: subscribed to 3 topics")
         ready = log.index("ready: PostgreSQL connected")
         assert connected < migrated < subscribed < ready, log
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 13
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 14
         began = time.monotonic()
         status = daemon.stop()
         assert status == 0, "exit status %s\n%s" % (status, daemon.log())
@@ -184,14 +184,16 @@ def test_migrations_twice_leave_the_same_schema():
         dump_before = schema_dump(db)
         second = Daemon(db, topics, group=first.group).start()
         second.wait_ready()
-        assert second.log_contains(r"schema: at version 13, nothing to apply")
+        assert second.log_contains(r"schema: at version %d, nothing to apply"
+                                   % harness.LATEST_SCHEMA)
         assert not second.log_contains(r"applied migration")
         # The function files ran once; unchanged, they do not run again.
         assert first.log_contains(r"created the functions of 70_apply")
         assert not second.log_contains(r"created the functions")
         assert second.stop() == 0
         assert schema_dump(db) == dump_before
-        assert db.scalar("SELECT count(*) FROM ipam_schema_migration") == 13
+        assert db.scalar("SELECT count(*) FROM ipam_schema_migration") \
+            == harness.LATEST_SCHEMA
         first.close()
         second.close()
 
@@ -200,7 +202,7 @@ def test_migrations_twice_leave_the_same_schema():
         b = Daemon(fresh, topics, group=a.group).start()
         a.wait_ready()
         b.wait_ready()
-        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 13
+        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 14
         applied = [d.log().count("applied migration 001_state") for d in (a, b)]
         assert sorted(applied) == [0, 1], applied
         assert a.stop() == 0 and b.stop() == 0
@@ -277,7 +279,7 @@ def test_waits_for_postgresql_then_becomes_ready():
         assert "READY=1" not in daemon.notify.texts()
         pg.start()
         daemon.notify.wait_for("READY=1", timeout=30)
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 13
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 14
         assert daemon.stop() == 0
     finally:
         if daemon:

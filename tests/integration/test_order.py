@@ -154,6 +154,54 @@ def test_recreated_topic_is_reported_not_skipped():
         run.close()
 
 
+def test_dead_letters_of_a_recreated_topic_are_kept():
+    """A topic deleted and made again counts its offsets from 0 again: a
+    message refused there at the offset of an old dead letter is kept as
+    well, with its own bytes and reason, and a message read again (a
+    second rebuild) is still kept once."""
+    run = Run()
+    rebuild = None
+    try:
+        servers = run.topics.servers
+        run.send(servers, "7", b"old bytes, not JSON")
+        run.server("7", "127.93.0.7", None)
+        run.settle()
+        letters = "SELECT \"offset\", value, reason FROM ipamd.dead_letter " \
+                  "WHERE topic = %s ORDER BY id"
+        assert [(o, bytes(v)) for o, v, _ in run.db.query(letters, (servers,))] == \
+            [(0, b"old bytes, not JSON")]
+        assert run.daemon.stop() == 0
+
+        client = admin()
+        client.delete_topics([servers])[servers].result(timeout=30)
+        wait_until(lambda: servers not in client.list_topics(timeout=10).topics,
+                   30, "the topic to be gone")
+        wait_until(lambda: _create(client, servers), 60, "the topic made again")
+        run.kafka.send(servers, "8", b'{"new bytes": "not an event"}')
+        for sid in ("8", "9"):
+            run.kafka.send(servers, sid, event("server.upserted", sid, {
+                "hostname": "new-" + sid, "ip_address": "127.93.0." + sid}))
+        run.kafka.flush()
+        for rebuilt in (1, 2):
+            rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                    extra_args=["--rebuild"]).start()
+            rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+            assert rebuild.stop() == 0
+            rebuild.close()
+            rebuild = None
+            found = run.db.query(letters, (servers,))
+            assert [(o, bytes(v)) for o, v, _ in found] == [
+                (0, b"old bytes, not JSON"), (0, b'{"new bytes": "not an event"}')], \
+                (rebuilt, found)
+            assert "is not a CloudEvents attribute" in found[1][2], found
+        assert run.db.scalar("SELECT string_agg(hostname, ',' ORDER BY id) FROM "
+                             "ipam_state.server") == "new-8,new-9"
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def _create(client, topic):
     """Creates a topic; False while the broker still deletes the old one."""
     try:

@@ -23,9 +23,7 @@ from harness import BINARY, ROOT, Daemon, Database, Kafka, Topics, wait_until
 from test_property import RebuildDaemon
 
 ROLES_SQL = os.path.join(ROOT, "schema", "roles.sql")
-# The schema version this tree migrates to: its highest numbered migration.
-LATEST = max(int(name[:3]) for name in os.listdir(harness.SCHEMA_DIR)
-             if re.match(r"\d{3}_.*\.sql$", name))
+LATEST = harness.LATEST_SCHEMA
 
 
 def server_event(sid, ip):

@@ -489,7 +489,8 @@ def test_schema_10_carries_what_the_sweeps_wrote():
                         "last_checked_at, rtt_us FROM ipam_state.address ORDER BY 1")
         daemon = Daemon(db, topics).start()
         daemon.wait_ready()
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 13
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") \
+            == harness.LATEST_SCHEMA
         got = db.query("SELECT host(i.ip_address), i.active, r.missed_sweeps, i.last_seen_at, "
                        "i.last_checked_at, i.rtt_us FROM public.ipam i JOIN ipamd.sweep_rows() r "
                        "ON r.vrf = i.vrf AND r.ip_address = i.ip_address ORDER BY 1")
