@@ -31,6 +31,16 @@
 /* How often readiness is checked until the daemon is first ready. */
 #define DAEMON_READY_CHECK_MS	100
 
+/*
+ * Until it is first ready, the start timeout systemd allows is extended
+ * by this much at every STATUS= refresh (and once at the start): a start
+ * that waits for the broker, a topic or a backlog to be read stays
+ * "activating" as long as the loop runs, however long that takes, instead
+ * of being killed at TimeoutStartSec (90 s by default) and restarted to
+ * wait again.  A loop that hangs stops extending it.
+ */
+#define DAEMON_START_EXTEND_SECONDS	(4 * DAEMON_STATUS_SECONDS)
+
 enum daemon_state {
 	DAEMON_STARTING,	/* connecting and migrating */
 	DAEMON_RUNNING,		/* subscribed */
@@ -511,10 +521,20 @@ daemon_metrics(void *arg, struct evbuffer *out)
 	metrics_write(out, &sources);
 }
 
-/* Refreshes the STATUS= line. */
+/* Extends the start timeout while the daemon is not yet ready. */
+static void
+daemon_extend_start(struct daemon *daemon)
+{
+	if (!daemon->ready && daemon->state != DAEMON_STOPPING)
+		notify_send(daemon->notify, "EXTEND_TIMEOUT_USEC=%llu",
+		    (unsigned long long)DAEMON_START_EXTEND_SECONDS * 1000000);
+}
+
+/* Refreshes the STATUS= line (and extends the start timeout). */
 static void
 daemon_status_cb(evutil_socket_t fd, short what, void *arg)
 {
+	daemon_extend_start(arg);
 	daemon_send_status(arg);
 }
 
@@ -855,6 +875,7 @@ daemon_run(struct daemon *daemon)
 	}
 	log_info("ipam-syncd %s starting (config %s)", IPAM_VERSION,
 	    daemon->config_path);
+	daemon_extend_start(daemon);
 	pgconn_start(daemon->pg);
 	if (event_base_dispatch(daemon->base) == -1) {
 		log_errx("event loop failed");

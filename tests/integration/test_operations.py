@@ -102,6 +102,37 @@ def test_notify_watchdog_status_reload_stopping():
         db.close()
 
 
+def test_start_waiting_for_a_topic_extends_the_start_timeout():
+    """A daemon that waits to be ready (here for a topic that does not
+    exist) asks systemd for more start time at the start and every 5 s
+    (EXTEND_TIMEOUT_USEC), so that TimeoutStartSec does not kill it while
+    its loop runs; once ready it stops asking."""
+    db, topics = Database(), Topics()
+    missing = Topics()
+    missing.formats[harness.unique("absent") + ".servers"] = ("server", "cloudevents")
+    daemon = Daemon(db, missing, notify=True).start()
+    try:
+        wait_until(lambda: daemon.notify.texts().count("EXTEND_TIMEOUT_USEC=20000000") >= 3,
+                   20, "three extensions of the start timeout")
+        assert "READY=1" not in daemon.notify.texts()
+        status, body = daemon.http_get("/readyz")
+        assert status == 503 and "does not exist" in body, body
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+    ready = Daemon(db, topics, notify=True).start()
+    try:
+        ready.notify.wait_for("READY=1")
+        extended = ready.notify.texts().count("EXTEND_TIMEOUT_USEC=20000000")
+        assert extended >= 1, ready.notify.texts()
+        time.sleep(6)
+        assert ready.notify.texts().count("EXTEND_TIMEOUT_USEC=20000000") == extended
+        assert ready.stop() == 0
+    finally:
+        ready.close()
+        db.close()
+
+
 def test_sighup_reload_valid_and_broken():
     """A valid change takes effect; a restart-only change is named; a broken
     file keeps the running configuration and says why."""
