@@ -25,6 +25,9 @@
 /* Rounds of an allocation whose candidates others took meanwhile. */
 #define API_ALLOCATE_ROUNDS	8
 
+/* Longest If-Match value kept (an etag is 22 bytes with its quotes). */
+#define API_ETAG_MAX		256
+
 /* Most addresses one allocation may ask for. */
 #define API_ALLOCATE_MAX	256
 
@@ -864,6 +867,30 @@ api_body_string(struct api_call *call, json_t *body, const char *name,
 	return 0;
 }
 
+/*
+ * An If-Match value as the etags are written: quoted, as an HTTP client
+ * sends it, or bare, as a shell leaves "3f2a…" typed on a command line
+ * (then it is quoted here); white space around it is dropped.  NULL when
+ * there is none.
+ */
+static const char *
+api_if_match(const char *value, char *buf, size_t buflen)
+{
+	size_t len;
+
+	if (value == NULL)
+		return NULL;
+	value += strspn(value, " \t");
+	len = strlen(value);
+	while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	if (len > 0 && value[0] == '"')
+		snprintf(buf, buflen, "%.*s", (int)len, value);
+	else
+		snprintf(buf, buflen, "\"%.*s\"", (int)len, value);
+	return buf;
+}
+
 /* PUT or DELETE /marks/{vrf}/{ip}. */
 void
 api_write_mark(struct api_call *call, const char *vrf_segment,
@@ -874,6 +901,7 @@ api_write_mark(struct api_call *call, const char *vrf_segment,
 	struct api *api = call->api;
 	struct api_write *write;
 	const char *status = NULL, *description, *reason, *if_match;
+	char tag[API_ETAG_MAX];
 	json_t *body = NULL, *data = NULL, *available;
 	char vrf[80], ip[ADDR_TEXT_MAX], id[40], mark_id[160], why[1024];
 	char *value;
@@ -887,8 +915,9 @@ api_write_mark(struct api_call *call, const char *vrf_segment,
 		    "cloudevents format is configured (api.marks_topic)");
 		return;
 	}
-	if_match = evhttp_find_header(evhttp_request_get_input_headers(
-	    call->req), "If-Match");
+	if_match = api_if_match(evhttp_find_header(
+	    evhttp_request_get_input_headers(call->req), "If-Match"), tag,
+	    sizeof(tag));
 	available = NULL;
 	if (!clear) {
 		if ((body = api_body(call, allowed)) == NULL)

@@ -237,6 +237,20 @@ def test_racing_reservations_over_http():
         status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.2.7",
                                      token=READ_TOKEN)
         assert detail["mark"]["reason"] == "abuse", detail["mark"]
+        # The etag as a shell leaves it typed on a command line: unquoted,
+        # with white space around; the same tag.
+        assert detail["etag"].startswith('"') and detail["etag"].endswith('"')
+        bare = " %s " % detail["etag"].strip('"')
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.7",
+                                   {"status": "quarantine", "reason": "abuse again"},
+                                   headers={"If-Match": bare})
+        assert status == 200 and body["status"] == "quarantine", body
+        status, body, _ = api.call("DELETE", "/api/v1/marks/-/127.97.2.7",
+                                   headers={"If-Match": bare})
+        assert status == 409 and "etag" in body["detail"], body
+        status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.2.7",
+                                     token=READ_TOKEN)
+        assert detail["mark"]["reason"] == "abuse again", detail["mark"]
         # A request not (yet) decided, or unknown: 404.
         status, body, _ = api.call("GET", "/api/v1/requests/api-unknown",
                                    token=READ_TOKEN)
