@@ -353,9 +353,15 @@ import_from_csv(const struct import_table *table, const char *file_name,
 
 			if (column_of[i] == -1)
 				continue;
+			/* NULL: not UTF-8 (a spreadsheet's cp1252, say). */
 			raw = json_string(record->fields[column_of[i]]);
-			if (raw == NULL)
-				raw = json_null();
+			if (raw == NULL) {
+				import_fail(error, error_size, "%s: line %u, "
+				    "column %zd (%s): not UTF-8 text (save the "
+				    "file as UTF-8)", file_name, record->line,
+				    column_of[i] + 1, table->fields[i].name);
+				goto fail;
+			}
 			rc = import_value(&table->fields[i], raw, &value, why,
 			    sizeof(why));
 			json_decref(raw);

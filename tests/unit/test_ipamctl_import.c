@@ -54,6 +54,11 @@ static const struct import_row import_rows[] = {
 	    "servers.csv: line 2, column 3: a quoted field is not closed", "" },
 	{ "an empty file", IMPORT_SERVERS, "", NULL,
 	    "servers.csv: no header line (the file is empty)", "" },
+	{ "a field not in UTF-8 (cp1252 from a spreadsheet) is refused",
+	    IMPORT_SERVERS,
+	    "id,hostname,manufacture,vrf\n1,web-1,Soci\xe9t\xe9,Z\xfcrich\n",
+	    NULL, "servers.csv: line 2, column 3 (manufacture): not UTF-8 text "
+	    "(save the file as UTF-8)", "" },
 	{ "a header alone is no server", IMPORT_SERVERS, "id,hostname\r\n",
 	    "[]", NULL, "" },
 	{ "subnets CSV: pools as JSON, as a list, empty; ping words",
