@@ -228,7 +228,7 @@ def test_newer_database_is_refused():
         assert status == 69, status     # EX_UNAVAILABLE: restarting cannot help
         assert again.log_contains(
             r"the database schema is at version 99, newer than this ipam-syncd "
-            r"knows \(13\): upgrade ipam-syncd"), again.log()
+            r"knows \(%d\): upgrade ipam-syncd" % harness.LATEST_SCHEMA), again.log()
         again.close()
     finally:
         daemon.close()
