@@ -1,9 +1,13 @@
 /* One PostgreSQL connection driven by libevent: connect, query, reconnect. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/pgconn.h"
+
+/* A connection up this long has held: its loss starts the delay over. */
+#define PGCONN_STABLE_MS	10000
 
 enum pgconn_state {
 	PGCONN_IDLE,		/* not started, or stopped */
@@ -23,6 +27,7 @@ struct pgconn {
 	long long		 reconnect_min_ms;
 	long long		 reconnect_max_ms;
 	long long		 backoff_ms;
+	struct timespec		 up_since;	/* when it last came up */
 
 	enum pgconn_state	 state;
 	PGconn			*conn;
@@ -236,6 +241,7 @@ static void
 pgconn_lose(struct pgconn *pg, const char *reason)
 {
 	bool was_up = pg->state == PGCONN_UP;
+	struct timespec now;
 	char why[512];
 	size_t len;
 
@@ -247,7 +253,17 @@ pgconn_lose(struct pgconn *pg, const char *reason)
 	pg->state = PGCONN_WAITING;
 	if (was_up) {
 		pg->losses++;
-		pg->backoff_ms = pg->reconnect_min_ms;
+		/*
+		 * A connection lost soon after it came up (a read-only
+		 * server that refuses the first write, a proxy that lets
+		 * go) goes on doubling the delay; one that held starts it
+		 * over.
+		 */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - pg->up_since.tv_sec) * 1000 +
+		    (now.tv_nsec - pg->up_since.tv_nsec) / 1000000 >=
+		    PGCONN_STABLE_MS)
+			pg->backoff_ms = pg->reconnect_min_ms;
 	}
 	log_warnx("postgresql: %s; retrying in %lld ms", why, pg->backoff_ms);
 	pgconn_arm_timer(pg, pg->backoff_ms);
@@ -305,7 +321,7 @@ pgconn_connect_step(struct pgconn *pg)
 	}
 	PQsetNoticeProcessor(pg->conn, pgconn_notice, pg);
 	pg->state = PGCONN_UP;
-	pg->backoff_ms = pg->reconnect_min_ms;
+	clock_gettime(CLOCK_MONOTONIC, &pg->up_since);
 	log_info("postgresql: connected to %s:%s database %s as %s",
 	    PQhost(pg->conn), PQport(pg->conn), PQdb(pg->conn),
 	    PQuser(pg->conn));

@@ -64,6 +64,8 @@ struct applier {
 
 static void	applier_send(struct applier *applier);
 static void	applier_recovered(struct applier *applier);
+static void	applier_set_failing(struct applier *applier,
+		    const char *message);
 
 /* Seconds since an instant. */
 static double
@@ -145,12 +147,14 @@ applier_busy(const struct applier *applier)
 	return applier->batch != NULL;
 }
 
-/* Seconds the apply in flight has been running. */
+/*
+ * Seconds the statement in flight has been running (0: none).  A database
+ * that refuses every batch is not counted: the daemon is alive and retries
+ * with a growing delay, not stuck, and restarting it fixes nothing.
+ */
 double
 applier_busy_seconds(const struct applier *applier)
 {
-	if (applier->failing)
-		return applier_elapsed(&applier->failing_since);
 	if (applier->batch == NULL || applier->chunk == 0)
 		return 0;
 	return applier_elapsed(&applier->started);
@@ -619,6 +623,14 @@ static void
 applier_fail(struct applier *applier, const char *message)
 {
 	applier_restore_rejected(applier);
+	applier_set_failing(applier, message);
+	applier_retry_later(applier);
+}
+
+/* Turns failing (not ready) with the database's reason, said once. */
+static void
+applier_set_failing(struct applier *applier, const char *message)
+{
 	if (!applier->failing) {
 		applier->failing = true;
 		clock_gettime(CLOCK_MONOTONIC, &applier->failing_since);
@@ -628,7 +640,6 @@ applier_fail(struct applier *applier, const char *message)
 	}
 	snprintf(applier->failing_reason, sizeof(applier->failing_reason),
 	    "%s", message);
-	applier_retry_later(applier);
 }
 
 /* Splits the chunk in flight, or dead-letters its single entry. */
@@ -706,6 +717,16 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 	if (pgconn_sqlstate_is_fatal(sqlstate)) {
 		applier->stats.retries++;
 		applier_restore_rejected(applier);
+		/*
+		 * A read-only server (a standby, a primary demoted by a
+		 * failover) refuses every batch: not ready, and said once,
+		 * as for any database fault, until a batch commits.  The
+		 * connection is made again (a conninfo that names several
+		 * hosts with target_session_attrs=read-write finds the new
+		 * primary), with a delay that grows while it keeps failing.
+		 */
+		if (strcmp(sqlstate, "25006") == 0)
+			applier_set_failing(applier, message);
 		pgconn_reset(pg, message);
 		if (applier->batch != NULL)
 			applier_finish(applier, APPLIER_LOST, message);

@@ -443,8 +443,14 @@ consumer_backpressure(struct consumer *consumer)
 	enum rebuild_state rebuild = rebuild_state(consumer->rebuild);
 	bool pause, full;
 
+	/*
+	 * A failing applier that holds its batch retries it itself; one
+	 * that gave it back (a read-only server: the connection is made
+	 * again) is sent it again from Kafka.
+	 */
 	pause = consumer->state != CONSUMER_RUNNING || !consumer->db_up ||
-	    applier_failing(consumer->applier) != NULL ||
+	    (applier_failing(consumer->applier) != NULL &&
+	    applier_busy(consumer->applier)) ||
 	    rebuild == REBUILD_DERIVING || rebuild == REBUILD_SWAPPING;
 	full = consumer_pending_full(consumer);
 	kafka_client_set_paused(consumer->client, pause);

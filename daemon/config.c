@@ -83,7 +83,8 @@ static const struct config_key config_keys[] = {
 	    10, 600000, true, "First delay before reconnecting."),
 	KEY_INT("postgresql", "reconnect_max_ms", pg_reconnect_max_ms, "10000",
 	    10, 3600000, true,
-	    "The delay doubles after each failure up to this bound."),
+	    "The delay doubles after each failure, and after each\n"
+	    "connection lost within 10 s of being made, up to this bound."),
 
 	KEY_STRING("consumer", "group_id", group_id, "ipam-syncd", false,
 	    "Kafka consumer group."),

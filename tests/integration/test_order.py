@@ -261,8 +261,8 @@ def test_binary_headers_are_kept_whole():
 def test_database_refusing_every_apply_stops_and_keeps_the_events():
     """Issue case 7: when the database refuses every apply for a reason no
     event causes (here a revoked privilege), the daemon stops consuming,
-    says why in one line, turns not ready, dead-letters nothing, and
-    applies the events once the privilege is back."""
+    says why in one line, turns not ready, dead-letters nothing, keeps its
+    watchdog pings, and applies the events once the privilege is back."""
     db = Database()
     role = harness.unique("ipamrole")
     db.query('CREATE ROLE "%s" LOGIN' % role)
@@ -298,19 +298,19 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
                    30, "the lag marked stale")
         assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
         assert len(re.findall(r"refuses the batch", daemon.log())) == 1
-        daemon.wait_log(r"watchdog: an apply has run for .*withholding the "
-                        r"watchdog ping", timeout=30)
-        # Withheld means no ping for a while: a ping is due every 1.5 s.
+        # Not stuck: the loop runs and retries, so the watchdog pings go
+        # on (a ping is due every 1.5 s) and systemd does not restart a
+        # daemon that a restart would not help.
         pings = daemon.notify.texts().count("WATCHDOG=1")
         time.sleep(3.5)
-        assert daemon.notify.texts().count("WATCHDOG=1") == pings
+        assert daemon.notify.texts().count("WATCHDOG=1") >= pings + 1
+        assert not daemon.log_contains(r"withholding the watchdog ping")
 
         db.query('GRANT INSERT, UPDATE ON ipam_state.server TO "%s"' % role)
         harness.wait_caught_up(db, daemon.group, 6, timeout=90)
         assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 5
         assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
         daemon.wait_log(r"apply: PostgreSQL accepts the batches again")
-        daemon.wait_log(r"watchdog: progress again; pinging")
         wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
         assert metric(daemon, "ipam_syncd_apply_failing") == 0
         wait_until(lambda: metric(daemon, "ipam_syncd_consumer_lag_stale") == 0,
@@ -324,6 +324,64 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         with server.cursor() as cur:
             cur.execute('DROP ROLE IF EXISTS "%s"' % role)
         server.close()
+
+
+def test_read_only_database_is_not_ready_and_reconnects_ever_slower():
+    """PostgreSQL turns read-only (a standby, a primary demoted by a
+    failover): every batch is refused (SQLSTATE 25006) on every new
+    connection.  The daemon says so once, turns not ready, keeps its
+    watchdog pings, makes its connection again with a delay that doubles
+    while each new one is refused at once (not every 200 ms forever), and
+    applies the events once the database takes writes again."""
+    db = Database()
+    topics = Topics()
+    kafka = Kafka()
+    daemon = Daemon(db, topics, notify=True, env={"WATCHDOG_USEC": "3000000"})
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "1", event(
+            "subnet.upserted", "1", {"name": "n", "cidr": "127.91.0.0/24",
+                                     "static_ip_pools": ["127.91.0.1-127.91.0.9"]}, 1))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 1)
+        db.query('ALTER DATABASE "%s" SET default_transaction_read_only = on' % db.name)
+        db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = %s AND application_name = 'ipam-syncd'", (db.name,))
+        for i in range(3):
+            kafka.send(topics.servers, str(i), event(
+                "server.upserted", str(i), {"hostname": "h%d" % i,
+                                            "ip_address": "127.91.0.%d" % (i + 1)}, 1))
+        kafka.flush()
+        daemon.wait_log(r"apply: PostgreSQL refuses the batch: .*read-only "
+                        r"transaction.*consuming stops", timeout=60)
+        # Not ready: "PostgreSQL is not connected" between two attempts,
+        # the refusal while connected.
+        status, body = daemon.http_get("/readyz")
+        assert status == 503 and ("read-only" in body or "not connected" in body), body
+        assert metric(daemon, "ipam_syncd_apply_failing") == 1
+
+        def delays():
+            return [int(d) for d in re.findall(
+                r"postgresql: [^\n]*read-only transaction[^\n]*; retrying in (\d+) ms",
+                daemon.log())]
+        wait_until(lambda: len(delays()) >= 4, 60, "four reconnects")
+        first = delays()[:4]
+        assert first == sorted(first) and first[3] >= 4 * first[0], first
+        pings = daemon.notify.texts().count("WATCHDOG=1")
+        time.sleep(3.5)
+        assert daemon.notify.texts().count("WATCHDOG=1") >= pings + 1
+        assert len(re.findall(r"refuses the batch", daemon.log())) == 1
+
+        db.query('ALTER DATABASE "%s" RESET default_transaction_read_only' % db.name)
+        harness.wait_caught_up(db, daemon.group, 4, timeout=90)
+        assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 3
+        daemon.wait_log(r"apply: PostgreSQL accepts the batches again")
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
+        assert metric(daemon, "ipam_syncd_apply_failing") == 0
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
 
 
 def test_large_pools_are_applied_a_statement_each():
