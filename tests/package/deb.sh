@@ -58,6 +58,8 @@ check "the packaged binary's default config is /etc's" sh -c "'$work/root/usr/sb
 # The postinst enables the unit for later but starts nothing.
 check "postinst does not start the daemon" sh -c "! grep -Eq '_dh_action=start|deb-systemd-invoke start|invoke-rc.d' '$work/control/postinst'"
 check "postinst enables the unit" grep -q 'deb-systemd-helper' "$work/control/postinst"
+check "prerm stops the daemon when the package is removed" \
+	grep -q 'deb-systemd-invoke stop ipam-syncd.service' "$work/control/prerm"
 check "the package depends on the shared libraries" sh -c "dpkg-deb -f '$deb' Depends | grep -q librdkafka"
 # The unit as systemd reads it, against the package's own tree.
 if command -v systemd-analyze >/dev/null; then
