@@ -375,6 +375,8 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	}
 	pgconn_set_timeouts(daemon->pg, fresh->pg_connect_timeout_ms,
 	    fresh->pg_reconnect_min_ms, fresh->pg_reconnect_max_ms);
+	readpool_set_timeouts(daemon->api_pool, fresh->pg_connect_timeout_ms,
+	    fresh->pg_reconnect_min_ms, fresh->pg_reconnect_max_ms);
 	consumer_set_batch_limits(daemon->consumer,
 	    (size_t)fresh->batch_max_events, (size_t)fresh->batch_max_bytes,
 	    fresh->batch_max_wait_ms,

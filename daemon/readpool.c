@@ -238,6 +238,20 @@ readpool_new(struct event_base *base, const struct pgconn_settings *settings,
 	return pool;
 }
 
+/* Sets the connect and reconnect timeouts of every connection. */
+void
+readpool_set_timeouts(struct readpool *pool, long long connect_ms,
+    long long reconnect_min_ms, long long reconnect_max_ms)
+{
+	size_t i;
+
+	if (pool == NULL)
+		return;
+	for (i = 0; i < pool->count; i++)
+		pgconn_set_timeouts(pool->conns[i], connect_ms,
+		    reconnect_min_ms, reconnect_max_ms);
+}
+
 /* Tells whether at least one connection is up. */
 bool
 readpool_is_up(const struct readpool *pool)

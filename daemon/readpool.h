@@ -24,6 +24,11 @@ struct readpool	*readpool_new(struct event_base *base,
 		    const struct pgconn_settings *settings, size_t count,
 		    long long statement_timeout_ms);
 
+/* Sets the connect and reconnect timeouts of every connection. */
+void		 readpool_set_timeouts(struct readpool *pool,
+		    long long connect_ms, long long reconnect_min_ms,
+		    long long reconnect_max_ms);
+
 /* Tells whether at least one connection is up. */
 bool		 readpool_is_up(const struct readpool *pool);
 

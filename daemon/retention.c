@@ -395,6 +395,8 @@ retention_reload(struct retention *retention,
 
 	if (retention == NULL)
 		return;
+	pgconn_set_timeouts(retention->pg, settings->pg_connect_timeout_ms,
+	    settings->pg_reconnect_min_ms, settings->pg_reconnect_max_ms);
 	for (i = 0; i < RETENTION_TABLE_COUNT; i++) {
 		changed |= retention->days[i] != settings->days[i];
 		retention->days[i] = settings->days[i];

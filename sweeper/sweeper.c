@@ -1583,6 +1583,8 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 	if (settings->interval_ms != sweeper->settings.interval_ms)
 		sweeper->next_round_ns = 0;
 	sweeper_take_settings(sweeper, settings);
+	pgconn_set_timeouts(sweeper->pg, settings->pg_connect_timeout_ms,
+	    settings->pg_reconnect_min_ms, settings->pg_reconnect_max_ms);
 	if (!was_enabled && settings->enabled) {
 		if (sweeper_open(sweeper, err, sizeof(err)) == -1) {
 			log_errx("reload: %s; the sweeper stays off", err);

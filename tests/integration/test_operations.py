@@ -188,6 +188,41 @@ def test_sighup_reload_valid_and_broken():
         db.close()
 
 
+def test_reload_sets_the_reconnect_delays_of_every_connection():
+    """[postgresql]'s timeouts reloaded by SIGHUP reach every connection of
+    the daemon: the apply's, the API's reads', the retention's."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        ready_at = time.monotonic()
+        sections = daemon.sections
+        sections["postgresql"]["reconnect_min_ms"] = "1234"
+        sections["postgresql"]["reconnect_max_ms"] = "5000"
+        daemon.write_config(sections)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reload: configuration .* loaded")
+        names = {r[0] for r in db.query(
+            "SELECT application_name FROM pg_stat_activity WHERE datname = %s "
+            "AND application_name LIKE 'ipam-syncd%%'", (db.name,))}
+        assert {"ipam-syncd", "ipam-syncd api", "ipam-syncd retention"} <= names, names
+        # Connections that held (10 s) start the delay over at its minimum.
+        time.sleep(max(0.0, 11 - (time.monotonic() - ready_at)))
+        mark = len(daemon.log())
+        ended = db.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND application_name LIKE 'ipam-syncd%%'",
+                          (db.name,))
+        wait_until(lambda: len(re.findall(r"retrying in \d+ ms", daemon.log()[mark:]))
+                   >= ended, 30, "every connection to retry")
+        delays = re.findall(r"retrying in (\d+) ms", daemon.log()[mark:])
+        assert set(delays) == {"1234"}, delays
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 30, "ready again")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
 def test_http_health_metrics_and_promtool():
     """/healthz, /readyz and /metrics under load; the metrics pass promtool
     and their counters move as events are applied."""
