@@ -99,8 +99,9 @@ static const struct args_command_spec args_commands[] = {
 	{ ARGS_COMMAND_REQUEST, "request", NULL, 1, 1,
 	    "usage: ipamctl request ID\n"
 	    "Shows the outcome of a write that was accepted but not yet applied\n"
-	    "(exit status 5): pending, applied or refused, and the row; for an\n"
-	    "import (ID topic:partition:offset,...), pending or applied.\n" },
+	    "(exit status 5): applied (exit 0) or refused (exit 3), and the row,\n"
+	    "or not decided yet (exit 5); for an import (ID\n"
+	    "topic:partition:offset,...), applied (0) or pending (5).\n" },
 	{ ARGS_COMMAND_EXPORT, "export", NULL, 0, 0,
 	    "usage: ipamctl export [--csv | --json] [filters]\n"
 	    "Writes every matching address row to standard output.\n"

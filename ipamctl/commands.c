@@ -467,6 +467,65 @@ commands_show_one(struct commands_context *context, const char *path,
 	return status;
 }
 
+/*
+ * request ID: the outcome of an accepted write, with the exit status of
+ * the write itself: 0 applied, 3 refused (its reason on stderr), 5 still
+ * pending.  ID is a request's id ("api-...") or an import's progress
+ * ("topic:partition:offset,...", which a request id never holds).
+ */
+static enum client_exit
+commands_request(struct commands_context *context)
+{
+	const char		*id = context->args->positionals[0];
+	bool			 import = strchr(id, ':') != NULL;
+	struct url_buffer	 path = { 0 };
+	struct client_request	 request = { "GET", NULL, NULL, NULL, NULL };
+	struct client_response	 response;
+	enum client_exit	 status;
+	const char		*state, *detail;
+	json_t			*body = NULL;
+
+	url_append_string(&path, import ? "/api/v1/imports/" :
+	    "/api/v1/requests/");
+	url_append_encoded(&path, id, true);
+	if ((request.path = url_take(&path)) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	memset(&response, 0, sizeof(response));
+	if (client_send(context->client, &request, &response) == -1) {
+		fprintf(context->err, "ipamctl: cannot reach the daemon at %s: "
+		    "%s\n", context->client->base_url, response.error);
+		status = CLIENT_EXIT_UNREACHABLE;
+	} else if (!import && response.status == 404) {
+		/* Not decided yet (or unknown): the write is still pending. */
+		fprintf(context->err, "ipamctl: %s is not decided yet "
+		    "(pending, or no such request)\n", id);
+		status = CLIENT_EXIT_ACCEPTED;
+	} else if ((status = client_exit_for_status(response.status)) !=
+	    CLIENT_EXIT_OK) {
+		status = commands_report(context, &response);
+	} else if ((body = commands_parse(context, &response)) == NULL) {
+		status = CLIENT_EXIT_UNREACHABLE;
+	} else {
+		if (context->args->json)
+			commands_write_raw(context, &response);
+		else
+			render_key_values(body, context->out);
+		state = json_string_value(json_object_get(body, "state"));
+		detail = json_string_value(json_object_get(body, "detail"));
+		if (state != NULL && strcmp(state, "refused") == 0) {
+			fprintf(context->err, "ipamctl: refused%s%s\n",
+			    detail != NULL ? ": " : "", detail != NULL ? detail :
+			    "");
+			status = CLIENT_EXIT_CONFLICT;
+		} else if (state != NULL && strcmp(state, "pending") == 0)
+			status = CLIENT_EXIT_ACCEPTED;
+	}
+	json_decref(body);
+	client_response_free(&response);
+	free((char *)request.path);
+	return status;
+}
+
 /* subnets [ID]: every subnet with its stats, or one. */
 static enum client_exit
 commands_subnets(struct commands_context *context)
@@ -515,15 +574,6 @@ commands_simple(struct commands_context *context)
 		text = url_take(&path);
 		status = commands_show_one(context, text, NULL,
 		    render_unplaced);
-		break;
-	case ARGS_COMMAND_REQUEST:
-		/* An import's progress ("topic:partition:offset,...") or a
-		 * request's id ("api-...", which holds no ':'). */
-		url_append_string(&path, strchr(context->args->positionals[0],
-		    ':') != NULL ? "/api/v1/imports/" : "/api/v1/requests/");
-		url_append_encoded(&path, context->args->positionals[0], true);
-		text = url_take(&path);
-		status = commands_show_one(context, text, NULL, NULL);
 		break;
 	default:
 		text = strdup("/api/v1/stats");
@@ -740,8 +790,9 @@ commands_run(struct commands_context *context)
 	case ARGS_COMMAND_CONFLICTS:
 	case ARGS_COMMAND_UNPLACED:
 	case ARGS_COMMAND_STATS:
-	case ARGS_COMMAND_REQUEST:
 		return commands_simple(context);
+	case ARGS_COMMAND_REQUEST:
+		return commands_request(context);
 	case ARGS_COMMAND_DEAD_LETTERS:
 		return commands_dead_letters(context);
 	case ARGS_COMMAND_EXPORT:

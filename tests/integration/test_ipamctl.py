@@ -550,7 +550,9 @@ def test_errors_and_exit_statuses():
 def test_write_not_applied_in_time_exits_5():
     """With the apply held up (the mark table locked) and a short wait, a
     reservation is accepted but not applied: exit status 5 and the request
-    to poll; once the lock goes, ipamctl request shows it applied."""
+    to poll, which ipamctl request says is pending (5); once the lock goes,
+    it shows it applied (0), and a reservation refused meanwhile refused
+    (3), as an import's progress applied."""
     directory = tempfile.mkdtemp(prefix="ipamctl-")
     db, topics, daemon, ctl = start_small(directory)
     locker = None
@@ -568,6 +570,15 @@ def test_write_not_applied_in_time_exits_5():
         found = re.search(r"its outcome: ipamctl request (\S+)", err)
         assert found, err
         request = found.group(1)
+        # Not decided yet: the write's own status, pending (5).
+        status, out, err = ctl.run("request", request)
+        assert status == ACCEPTED and "is not decided yet" in err, (status, out, err)
+        # A second reservation of the same address, only if it is free:
+        # it will be refused once the first is applied.
+        status, out, err = ctl.run("reserve", "10.61.0.26", "-d", "too late",
+                                   "--if-available")
+        assert status == ACCEPTED, (status, out, err)
+        second = re.search(r"its outcome: ipamctl request (\S+)", err).group(1)
 
         # An import is followed by its progress: the last offset it wrote
         # to each partition, pending while the apply is held up.
@@ -587,7 +598,7 @@ def test_write_not_applied_in_time_exits_5():
             assert topic == server_topic, progress
             last[int(part)] = int(off)
         status, out, err = ctl.run("--json", "request", progress)
-        assert status == OK, (status, out, err)
+        assert status == ACCEPTED, (status, out, err)
         state = json.loads(out)
         assert state["state"] == "pending", state
         assert {p["partition"]: p["offset"] for p in state["partitions"]} == last, state
@@ -612,14 +623,20 @@ def test_write_not_applied_in_time_exits_5():
         assert decided["row"]["status"] == "reserved", decided
         assert mark_of(db, "10.61.0.26") == ("reserved", "later")
         def imported():
-            out = ctl.ok("request", progress)
-            return out if re.search(r"^state\s+applied$", out, re.M) else None
-        wait_until(imported, 60, "the import to be applied")
+            status, out, _ = ctl.run("request", progress)
+            return out if status == OK else None
+        assert re.search(r"^state\s+applied$", wait_until(
+            imported, 60, "the import to be applied"), re.M)
         assert db.scalar("SELECT string_agg(hostname, ',' ORDER BY hostname) FROM "
                          "public.ipam WHERE ip_address IN ('10.61.0.16', '10.61.0.17')") \
             == "app-1,app-2"
         out = ctl.ok("request", request)
         assert re.search(r"^state\s+applied$", out, re.M), out
+        # The refused one: its reason, and the status of a conflict (3).
+        status, out, err = ctl.run("request", second)
+        assert status == CONFLICT and re.search(r"^state\s+refused$", out, re.M), \
+            (status, out, err)
+        assert "ipamctl: refused: " in err and "10.61.0.26" in err, err
     finally:
         if locker is not None:
             locker.close()
