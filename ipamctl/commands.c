@@ -45,6 +45,22 @@ commands_report(struct commands_context *context,
 		const char *id = response->location != NULL ?
 		    strrchr(response->location, '/') : NULL;
 
+		/* An allocation of several addresses: one request each. */
+		body = json_loadb(response->body, response->body_length, 0,
+		    NULL);
+		if (json_array_size(json_object_get(body, "requests")) > 1) {
+			fprintf(context->err, "ipamctl: accepted but not yet "
+			    "applied; their outcomes:");
+			json_array_foreach(json_object_get(body, "requests"),
+			    index, item)
+				if (json_is_string(item))
+					fprintf(context->err, " ipamctl request "
+					    "%s;", json_string_value(item));
+			fputc('\n', context->err);
+			json_decref(body);
+			return status;
+		}
+		json_decref(body);
 		if (id != NULL) {
 			fprintf(context->err, "ipamctl: accepted but not yet "
 			    "applied; its outcome: ipamctl request %s\n", id + 1);

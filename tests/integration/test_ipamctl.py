@@ -716,6 +716,8 @@ def test_requests_and_exit_statuses_against_scripted_replies():
                           "subnets[1].cidr: missing"]}, {}),
         (409, {"error": "conflict", "detail": "only 1 of 3 addresses could be "
                "reserved: others took the rest", "allocated": [ROW]}, {}),
+        (202, {"state": "pending", "detail": "published, not yet applied",
+               "requests": ["r-7", "r-8"]}, {"Location": "/api/v1/requests/r-7"}),
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
     env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
@@ -805,6 +807,11 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         assert status == CONFLICT and "only 1 of 3" in err, (status, err)
         assert out.splitlines()[0] == "reserved by this request, and still reserved:", out
         assert "10.0.0.5" in out, out
+
+        # An allocation not applied in time: every request to follow.
+        status, out, err = run("allocate", "lan", "-n", "2", "-d", "spares")
+        assert status == ACCEPTED, (status, err)
+        assert "their outcomes: ipamctl request r-7; ipamctl request r-8;" in err, err
         assert scripted.replies == []
     finally:
         scripted.close()
