@@ -192,6 +192,29 @@ main(int argc, char **argv)
 		log_errx("%s", err);
 		return status;
 	}
+	/*
+	 * Not root (the systemd unit's DynamicUser=, or started by a user):
+	 * there is no user to change to.  Already that user is fine; another
+	 * is a configuration the process cannot follow (and under the unit's
+	 * system call filter, trying would kill it).
+	 */
+	if (user != NULL && geteuid() != 0) {
+		uid_t uid;
+		gid_t gid;
+
+		if (privileges_lookup(user, &uid, &gid, err, sizeof(err)) == 0 &&
+		    uid == geteuid())
+			user = NULL;
+		else {
+			log_errx("--user / [daemon] user %s: the daemon runs as "
+			    "uid %u, not as root, and cannot change user (under "
+			    "the systemd unit leave it unset: the unit runs the "
+			    "daemon as a DynamicUser=)", user,
+			    (unsigned)geteuid());
+			daemon_free(daemon);
+			return DAEMON_EXIT_CONFIG;
+		}
+	}
 	/* Everything that needs root is open now: leave it. */
 	if (user != NULL) {
 		if (privileges_drop(user, err, sizeof(err)) == -1) {

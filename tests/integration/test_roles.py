@@ -87,6 +87,20 @@ class ArgsDaemon(RebuildDaemon):
         return self.proc.wait(timeout)
 
 
+class SetprivDaemon(ArgsDaemon):
+    """ArgsDaemon started as nobody (setpriv), its log written by root."""
+
+    def start(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IPAM_")}
+        env.update(self.extra_env)
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             BINARY, "--config", self.config_path] + self.extra_args,
+            stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        return self
+
+
 def as_role(db, topics, roles, role, extra_args=(), config=None, group=None):
     settings = {"postgresql": {"conninfo": roles.conninfo(role)}}
     for section, values in (config or {}).items():
@@ -341,6 +355,27 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         daemons.append(unknown)
         assert unknown.start().exit_status() == 78, unknown.log()
         assert unknown.log_contains(r"<3>--user: user no-such-user-here: no such user")
+
+        # Started as nobody already (as the unit's DynamicUser=): naming
+        # itself is fine; naming another user is a configuration it cannot
+        # follow, said at once (78 stops systemd's restarts), not a failed
+        # setgroups (which the unit's system call filter would kill).
+        for name, wanted in (("nobody", None), ("daemon", 78)):
+            started = SetprivDaemon(db, topics, extra_args=["--user", name],
+                                    group=rooted.group)
+            daemons.append(started)
+            os.chmod(started.dir, 0o755)
+            os.chmod(started.config_path, 0o644)
+            started.start()
+            if wanted is None:
+                started.wait_ready()
+                assert not started.log_contains(r"cannot change user"), started.log()
+                assert started.stop() == 0
+            else:
+                assert started.exit_status() == wanted, started.log()
+                assert started.log_contains(
+                    r"<3>--user / \[daemon\] user daemon: the daemon runs as uid %s, "
+                    r"not as root, and cannot change user" % nobody), started.log()
     finally:
         for d in daemons:
             d.close()
