@@ -638,8 +638,9 @@ applier_set_failing(struct applier *applier, const char *message)
 		    "stops until it is fixed (retrying with a growing delay "
 		    "up to %d s)", message, APPLIER_RETRY_MAX_MS / 1000);
 	}
+	/* A reason longer than the field is cut where it ends. */
 	snprintf(applier->failing_reason, sizeof(applier->failing_reason),
-	    "%s", message);
+	    "%.*s", (int)sizeof(applier->failing_reason) - 1, message);
 }
 
 /* Splits the chunk in flight, or dead-letters its single entry. */
