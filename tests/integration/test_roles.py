@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import psycopg2
@@ -319,6 +320,7 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         sys.exit(77)
     db, topics = Database(), Topics()
     daemons = []
+    schema = None
     try:
         rooted = ArgsDaemon(db, topics)
         daemons.append(rooted)
@@ -360,9 +362,15 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         # itself is fine; naming another user is a configuration it cannot
         # follow, said at once (78 stops systemd's restarts), not a failed
         # setgroups (which the unit's system call filter would kill).
+        # The schema folder, where nobody may read it (the tree may be in
+        # a folder of root's alone).
+        schema = os.path.join(tempfile.mkdtemp(prefix="ipam-schema-"), "schema")
+        os.chmod(os.path.dirname(schema), 0o755)
+        shutil.copytree(harness.SCHEMA_DIR, schema)
         for name, wanted in (("nobody", None), ("daemon", 78)):
             started = SetprivDaemon(db, topics, extra_args=["--user", name],
-                                    group=rooted.group)
+                                    group=rooted.group,
+                                    config={"daemon": {"schema_dir": schema}})
             daemons.append(started)
             os.chmod(started.dir, 0o755)
             os.chmod(started.config_path, 0o644)
@@ -380,6 +388,8 @@ def test_user_option_leaves_root_and_keeps_cap_net_raw():
         for d in daemons:
             d.close()
         db.close()
+        if schema is not None:
+            shutil.rmtree(os.path.dirname(schema), ignore_errors=True)
 
 
 if __name__ == "__main__":
