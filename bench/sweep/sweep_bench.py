@@ -233,6 +233,9 @@ def main():
     parser.add_argument("--daemon-note", default="",
                         help="what the daemon in IPAM_SYNCD_BIN was built from")
     args = parser.parse_args()
+    if args.smoke and os.geteuid() != 0:
+        print("SKIP: the sweep benchmark needs root (raw ICMP sockets)")
+        return 77
     harness.require_services()
     if args.smoke:
         results, failures = measure("127.1.0.0/24", "127.1.0.1-127.1.0.254", 254, 2, 1000)
