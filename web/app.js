@@ -240,6 +240,29 @@
 		return answer;
 	}
 
+	/*
+	 * Polls requests (an allocation's, one per address) until each is
+	 * decided or a minute has passed: their outcomes, null where none
+	 * came.
+	 */
+	async function decideAll(ids) {
+		const outcomes = ids.map(() => null);
+		for (let i = 0; i < 120 && outcomes.includes(null); i++) {
+			await new Promise((resolve) => setTimeout(resolve, 500));
+			for (const [k, id] of ids.entries()) {
+				if (outcomes[k])
+					continue;
+				const polled = await api('GET', '/requests/' +
+				    encodeURIComponent(id));
+				const state = polled.body && polled.body.state;
+				if (polled.status === 200 && (state === 'applied' ||
+				    state === 'refused'))
+					outcomes[k] = polled.body;
+			}
+		}
+		return outcomes;
+	}
+
 	/* Finds the token's scope. */
 	async function probeScope() {
 		if (!token()) {
@@ -314,7 +337,7 @@
 			filter.ip_type)),
 		    el('div', { class: 'field' }, select('f-subnet', 'Subnet',
 			[['', 'any']].concat(subnets.map((s) => [s.id,
-			s.cidr + ' ' + s.name])), filter.subnet)),
+			s.cidr + (s.name ? ' ' + s.name : '')])), filter.subnet)),
 		    el('div', { class: 'field' }, select('f-active', 'Answers pings',
 			[['', 'any'], ['true', 'yes'], ['false', 'no']],
 			filter.active)),
@@ -446,41 +469,61 @@
 		replace(view(), el('h1', { text: 'Addresses' }),
 		    countsBar(stats, null), filters,
 		    el('div', { class: 'scroll' }, table), pager);
-		await loadPage(gen, filter, body, pager);
+		await loadPage(gen, filter, body, pager, cursors);
 	}
 
 	/* Loads the page after the last cursor of the stack into body. */
-	async function loadPage(gen, filter, body, pager) {
+	async function loadPage(gen, filter, body, pager, stack) {
 		const q = filterQuery(filter, false);
 		q.set('limit', filter.limit);
 		q.set('count', 'true');
-		const cursor = cursors.length ? cursors[cursors.length - 1] : null;
+		const cursor = stack.length ? stack[stack.length - 1] : null;
 		if (cursor)
 			q.set('cursor', cursor);
 		const page = await read('/addresses?' + q.toString());
 		if (gen !== generation)
 			return;
+		/* The page is there: its stack is the one the pager follows. */
+		cursors = stack;
 		document.getElementById('total').textContent = page.total;
 		replace(body, page.items.length ? page.items.map(addressRow) :
 		    el('tr', {}, el('td', { colspan: 9, class: 'empty',
 		    text: 'No address matches the filter.' })));
 		const first = (cursors.length * Number(filter.limit)) + 1;
 		const last = first + page.items.length - 1;
-		const reload = () => loadPage(gen, filter, body, pager);
+		/*
+		 * One load at a time: the buttons wait for it (a double click
+		 * would skip a page), and a load that fails leaves the page
+		 * and the stack as they were, and says why.
+		 */
+		const go = async (next) => {
+			const buttons = [...pager.querySelectorAll('button')];
+			const was = buttons.map((b) => b.disabled);
+			buttons.forEach((b) => { b.disabled = true; });
+			try {
+				await loadPage(gen, filter, body, pager, next);
+			} catch (e) {
+				if (gen !== generation)
+					return;
+				buttons.forEach((b, i) => { b.disabled = was[i]; });
+				notice('The page could not be read: ' + e.message,
+				    'error');
+			}
+		};
 		replace(pager,
 		    el('button', { type: 'button', id: 'first-page',
 			disabled: cursors.length === 0, text: 'First',
-			on: { click: () => { cursors = []; reload(); } } }),
+			on: { click: () => go([]) } }),
 		    el('button', { type: 'button', id: 'prev-page',
 			disabled: cursors.length === 0, text: 'Previous',
-			on: { click: () => { cursors.pop(); reload(); } } }),
+			on: { click: () => go(cursors.slice(0, -1)) } }),
 		    el('span', { id: 'page-range', class: 'range',
 			text: page.items.length ? first + '–' + last + ' of ' +
 			page.total : '0 of ' + page.total }),
 		    el('button', { type: 'button', id: 'next-page',
 			disabled: !page.next_cursor, text: 'Next',
-			on: { click: () => { cursors.push(page.next_cursor);
-			reload(); } } }));
+			on: { click: () => go(cursors.concat([page.next_cursor]))
+			} }));
 	}
 
 	/* ---- one address ---- */
@@ -561,6 +604,9 @@
 
 	/* Shows a write's outcome: done, "someone else got it", or an error. */
 	function showOutcome(box, answer, doneText, reload) {
+		/* The operator has gone to another page meanwhile: leave it. */
+		if (!box.isConnected)
+			return;
 		box.hidden = false;
 		if (answer.status === 200 || answer.status === 201) {
 			/* The page as it now is, with the outcome in its box. */
@@ -737,6 +783,12 @@
 				text: c.kind }), ' ', c.detail || '')))) : null)),
 		    el('section', { class: 'card' }, el('h2', { text: 'History' }),
 			timeline(d.history)));
+		/* After a write, the keyboard goes on from its outcome. */
+		if (done) {
+			const result = document.getElementById('action-result');
+			result.tabIndex = -1;
+			result.focus();
+		}
 	}
 
 	/* ---- subnets ---- */
@@ -982,13 +1034,36 @@
 					    row.ip_address), text: row.ip_address })])));
 					await refreshCard(form, subnet, box);
 				} else if (answer.status === 202) {
-					/* Published: the daemon reserves them as it applies. */
+					/*
+					 * Published: the daemon reserves them as it applies
+					 * them.  Followed here (the button waits), so that
+					 * a second click does not allocate again.
+					 */
 					box.className = 'outcome';
 					replace(box, el('p', { text: 'Published, not applied ' +
-					    'yet: the addresses are reserved for you once the ' +
-					    'daemon applies the request' + (answer.headers.get(
-					    'Location') ? ' (' + answer.headers.get('Location') +
-					    ')' : '') + '. Look again in a moment.' }));
+					    'yet: waiting for the daemon to apply it…' }));
+					const ids = (answer.body && answer.body.requests) || [];
+					const outcomes = await decideAll(ids);
+					if (!box.isConnected)
+						return;
+					const rows = outcomes.filter((o) => o &&
+					    o.state === 'applied' && o.row).map((o) => o.row);
+					const refused = outcomes.filter((o) => o &&
+					    o.state === 'refused').length;
+					const waiting = outcomes.filter((o) => !o).length;
+					box.className = 'outcome' + (refused || waiting ?
+					    ' conflict' : ' ok');
+					replace(box, rows.length ? el('p', {},
+					    'Reserved for you: ', rows.map((row, i) =>
+					    [i ? ', ' : '', el('a', { class: 'mono',
+					    href: addressHref(row.vrf, row.ip_address),
+					    text: row.ip_address })])) : null,
+					    refused ? el('p', { text: refused + ' refused: ' +
+					    'another request took the address first.' }) : null,
+					    waiting ? el('p', { text: waiting + ' not applied ' +
+					    'yet (' + ids.filter((id, i) => !outcomes[i])
+					    .join(', ') + '): look again in a moment.' }) : null);
+					await refreshCard(form, subnet, box);
 				} else if (answer.status === 409) {
 					const held = answer.body.allocated || [];
 					box.className = 'outcome conflict';
@@ -1150,7 +1225,8 @@
 			[timeNode(d.received_at), el('span', { class: 'mono',
 			text: d.topic }), String(d.partition), String(d.offset),
 			d.key === null ? el('span', { class: 'muted',
-			text: '(not text)' }) : el('span', { class: 'mono', text: d.key }),
+			text: d.keyless ? '(no key)' : '(not text)' }) :
+			el('span', { class: 'mono', text: d.key }),
 			el('span', { class: 'reason', text: d.reason || '' })]),
 			'No dead letters.'),
 			dead.next_cursor ? el('p', { class: 'muted', text: 'The 50 ' +

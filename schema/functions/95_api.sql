@@ -764,7 +764,7 @@ BEGIN
 		'received_at', ipamd.api_time(d.received_at), 'topic', d.topic,
 		'partition', d.partition, 'offset', d."offset",
 		'reason', d.reason, 'headers', d.headers,
-		'key', ipamd.api_utf8(d.key))
+		'key', ipamd.api_utf8(d.key), 'keyless', d.key IS NULL)
 		|| CASE WHEN raw THEN jsonb_build_object(
 		    'key_base64', replace(encode(d.key, 'base64'), E'\n', ''),
 		    'value_base64', replace(encode(d.value, 'base64'), E'\n', ''))
