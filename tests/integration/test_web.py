@@ -366,6 +366,15 @@ def test_web_address_list_counts_filters_paging_and_export():
         web.wait_text("#page-range", lambda t: t.startswith("501–600"), "back")
         web.find("#first-page").click()
         web.wait_text("#page-range", lambda t: t.startswith("1–100"), "first")
+        # A double click on Next moves one page: the buttons wait for the
+        # page they asked for, so Previous then leads back to the first.
+        web.driver.execute_script(
+            "const b = document.getElementById('next-page'); b.click(); b.click();")
+        web.wait_text("#page-range", lambda t: t.startswith("101–200"), "one page on")
+        assert [ip for ip, _ in web.rows()] == [r["ip_address"] for r in
+                                                web.api_rows()][100:200]
+        web.find("#prev-page").click()
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "back to the first")
 
         # A status filter from the form: the URL holds it.
         web.find("#f-status-allocated").click()
