@@ -829,7 +829,8 @@ def test_sweep_whose_session_ends_while_probing_is_given_up():
         wait_until(lambda: run.daemon.log().count("probing 400 addresses") > probing, 60,
                    "a sweep to start probing")
         ended = run.db.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                              "WHERE application_name = 'ipam-syncd-sweeper'")
+                              "WHERE application_name = 'ipam-syncd-sweeper' "
+                              "AND datname = current_database()")
         assert ended == 1, ended
         run.daemon.wait_log(r"sweeper: sweep \d+ abandoned: PostgreSQL is away", 30)
         run.daemon.wait_log(r"sweeper: member \d+ of the shared sweep", 30)
