@@ -1313,6 +1313,13 @@ consumer_foreach_partition(const struct consumer *consumer,
 	}
 }
 
+/* Whether a rebuild is under way (filling, deriving or swapping). */
+bool
+consumer_rebuilding(const struct consumer *consumer)
+{
+	return rebuild_state(consumer->rebuild) != REBUILD_OFF;
+}
+
 /* Why the database refuses every apply, or NULL. */
 const char *
 consumer_apply_failing(const struct consumer *consumer)

@@ -133,6 +133,9 @@ typedef void consumer_partition_fn(void *arg, const char *topic,
 void		 consumer_foreach_partition(const struct consumer *consumer,
 		    consumer_partition_fn *fn, void *arg);
 
+/* Whether a rebuild is under way (filling, deriving or swapping). */
+bool		 consumer_rebuilding(const struct consumer *consumer);
+
 /* Why the database refuses every apply, or NULL (applier_failing()). */
 const char	*consumer_apply_failing(const struct consumer *consumer);
 

@@ -645,6 +645,7 @@ api_authorize(struct api_call *call, bool write)
 	const char *header = evhttp_find_header(headers, "Authorization");
 	const char *name = evhttp_find_header(headers, "X-Requester");
 	const char *token;
+	char why[256];
 	size_t i;
 
 	if (header == NULL) {
@@ -689,6 +690,14 @@ api_authorize(struct api_call *call, bool write)
 	if (write && api->stopping) {
 		api_error(call, 503, "unavailable", NULL, "the daemon is "
 		    "stopping: nothing was published");
+		return -1;
+	}
+	if (write && api->writes_held != NULL &&
+	    api->writes_held(api->writes_held_arg, why, sizeof(why))) {
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Retry-After", "5");
+		api_error(call, 503, "unavailable", NULL, "%s: nothing was "
+		    "published", why);
 		return -1;
 	}
 	snprintf(call->requester, sizeof(call->requester), "%s",
@@ -983,6 +992,8 @@ api_new(struct event_base *base, struct readpool *pool,
 	api->limits = *settings->limits;
 	api->write_wait_ms = settings->write_wait_ms;
 	api->rate_limit = settings->rate_limit;
+	api->writes_held = settings->writes_held;
+	api->writes_held_arg = settings->writes_held_arg;
 	return api;
 }
 

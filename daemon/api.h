@@ -25,6 +25,12 @@ struct api_settings {
 	long long	 write_wait_ms;
 	long long	 rate_limit;	/* requests/s per client; 0: none */
 	const struct decode_limits *limits;
+	/*
+	 * Whether writes must wait now (a rebuild building the state
+	 * again), and why; NULL: never.
+	 */
+	bool		(*writes_held)(void *arg, char *why, size_t whylen);
+	void		*writes_held_arg;
 };
 
 /* Counters for /metrics. */

@@ -54,6 +54,8 @@ struct api {
 	struct decode_limits	 limits;
 	bool			 serving;	/* migrations are done */
 	bool			 stopping;	/* no new writes */
+	bool			(*writes_held)(void *, char *, size_t);
+	void			*writes_held_arg;
 	long long		 write_wait_ms;
 	long long		 rate_limit;
 	struct api_bucket	*buckets;

@@ -570,6 +570,24 @@ daemon_api_token(const char *path, char **out, char *err, size_t errlen)
 }
 
 /*
+ * Writes wait while a rebuild builds the state again: a request is decided
+ * against the state it is applied to, and the rebuilt one is not whole yet
+ * (an address a server holds may look free); its outcome would be kept,
+ * and every later replay would follow it.
+ */
+static bool
+daemon_writes_held(void *arg, char *why, size_t whylen)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->consumer == NULL || !consumer_rebuilding(daemon->consumer))
+		return false;
+	snprintf(why, whylen, "a rebuild is building the state again; writes "
+	    "are taken once it has swapped in");
+	return true;
+}
+
+/*
  * Sets up the operator API: its read connections, its producer and its
  * tokens.  Writes need a producer; the reads work without one.
  */
@@ -636,6 +654,8 @@ daemon_api_new(struct daemon *daemon, const char *password, char *err,
 	settings.write_wait_ms = config->api_write_wait_ms;
 	settings.rate_limit = config->api_rate_limit;
 	settings.limits = &config->limits;
+	settings.writes_held = daemon_writes_held;
+	settings.writes_held_arg = daemon;
 	daemon->api = api_new(daemon->base, daemon->api_pool,
 	    daemon->producer, &settings);
 	if (*config->api_web_dir != '\0')

@@ -14,6 +14,7 @@ import urllib.request
 
 import harness
 from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
+from test_property import RebuildDaemon
 from test_sync import event
 
 READ_TOKEN = "r-" + "5" * 30
@@ -505,6 +506,41 @@ def count_messages(topic):
         return high
     finally:
         consumer.close()
+
+
+def test_writes_wait_while_a_rebuild_builds_the_state():
+    """A daemon rebuilding the state (here held back by another instance
+    of the group) answers writes 503 with Retry-After: it would decide
+    them against a state not yet whole, and keep that outcome; reads are
+    served from the live state.  Once swapped in, it takes writes."""
+    api = Api()
+    rebuild = None
+    try:
+        api.subnet("r", "127.93.1.0/24", ["127.93.1.1-127.93.1.9"])
+        api.settle()
+        tokens = {"api": {scope + "_token_file": os.path.join(api.dir, scope + ".token")
+                          for scope in ("read", "write")}}
+        rebuild = RebuildDaemon(api.db, api.topics, group=api.daemon.group,
+                                config=tokens, extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: this instance holds \d of the 3 partitions", timeout=90)
+        other = Api.__new__(Api)
+        other.port = rebuild.http_port()
+        status, body, headers = other.call("PUT", "/api/v1/marks/-/127.93.1.5",
+                                           {"status": "reserved", "description": "x"})
+        assert status == 503 and headers.get("Retry-After") == "5", (status, body)
+        assert "a rebuild is building the state again" in body["detail"], body
+        status, body, _ = other.call("GET", "/api/v1/addresses?subnet=r&count=true",
+                                     token=READ_TOKEN)
+        assert status == 200 and body["total"] == 9, body
+        assert api.daemon.stop() == 0
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        status, body, _ = other.call("PUT", "/api/v1/marks/-/127.93.1.5",
+                                     {"status": "reserved", "description": "x"})
+        assert status == 200 and body["status"] == "reserved", (status, body)
+    finally:
+        if rebuild:
+            rebuild.close()
+        api.close()
 
 
 def test_openapi_document_matches_the_routes():
