@@ -138,6 +138,17 @@ rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
 {
 	struct rebuild *rebuild = arg;
 
+	/*
+	 * The connection went with the answer: the swap may have committed.
+	 * Asked again once it is back, it says so (ipamd.rebuild_swap()).
+	 */
+	if (result == NULL) {
+		rebuild->busy = false;
+		log_warnx("rebuild: the connection went during the swap (%s); "
+		    "asking again once it is back", error != NULL ? error :
+		    "lost");
+		return;
+	}
 	if (!rebuild_result_ok(rebuild, result, "the swap")) {
 		rebuild_enter(rebuild, REBUILD_FILLING);
 		return;

@@ -184,6 +184,11 @@ BEGIN
 	SET LOCAL client_min_messages = warning;
 	-- Wait for an apply in flight to finish, as apply_batch() does.
 	PERFORM pg_advisory_xact_lock(7369747);
+	-- Asked again after the answer of a swap that committed was lost
+	-- with its connection: the rebuilt state is the live one already.
+	IF to_regnamespace('ipam_state_rebuild') IS NULL THEN
+		RETURN jsonb_build_object('changed', 0, 'already', true);
+	END IF;
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
 	END LOOP;
