@@ -294,7 +294,11 @@ pgconn_notice(void *arg, const char *message)
 	len = strlen(line);
 	while (len > 0 && line[len - 1] == '\n')
 		line[--len] = '\0';
-	log_debug("postgresql: %s", line);
+	/* A warning (ours, from a function) is for the operator. */
+	if (strncmp(line, "WARNING:", 8) == 0)
+		log_warnx("postgresql: %s", line);
+	else
+		log_debug("postgresql: %s", line);
 }
 
 /* Advances a connection attempt. */

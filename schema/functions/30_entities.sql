@@ -25,6 +25,25 @@ LANGUAGE sql IMMUTABLE AS $$
 		WHERE c > 0 GROUP BY t) x), '{}'::jsonb))
 $$;
 
+-- Says, in one warning a batch, which new entities an update with TOAST
+-- placeholders made (or brought back from a delete): the fields it kept
+-- have no stored value to keep (the records before it were compacted
+-- away, or never read), so they are left empty.  Returns how many.
+CREATE OR REPLACE FUNCTION ipamd.warn_unkept(entity text, ids text[],
+    fields text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF cardinality(ids) > 0 THEN
+		RAISE WARNING '% %: % not sent (a Debezium TOAST placeholder) and no stored % has them: left empty; a compacted Debezium topic needs REPLICA IDENTITY FULL on its table',
+		    entity, array_to_string(ids[1:20], ', ')
+			|| CASE WHEN cardinality(ids) > 20 THEN format(' (and %s more)',
+			cardinality(ids) - 20) ELSE '' END,
+		    array_to_string(fields, ', '), entity;
+	END IF;
+	RETURN coalesce(cardinality(ids), 0);
+END
+$$;
+
 -- The static pools a subnet record stores, held to its cidr as the decoder
 -- holds an event's (consumers/decode_fields.c): every range inside the
 -- cidr, and an IPv4 subnet's of /30 or shorter kept off its network and
@@ -84,6 +103,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	meant bigint;
 	written bigint;
+	unkept integer;
 BEGIN
 	WITH inp AS (
 		SELECT * FROM jsonb_to_recordset(records)
@@ -170,8 +190,13 @@ BEGIN
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
 	    (SELECT count(*) FROM dec WHERE action = 'forget')
 		+ (SELECT count(*) FROM w WHERE known),
-	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed)
-	INTO applied, stale, regions, report, meant, written;
+	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed),
+	    (SELECT ipamd.warn_unkept('subnet', array_agg(id ORDER BY seq),
+		array(SELECT DISTINCT f FROM dec d2, unnest(d2.keep) AS f
+		    WHERE d2.action = 'upsert' AND d2.old_deleted ORDER BY 1))
+		FROM dec WHERE action = 'upsert' AND old_deleted
+		    AND cardinality(keep) > 0)
+	INTO applied, stale, regions, report, meant, written, unkept;
 	PERFORM ipamd.check_written('subnet', meant, written);
 END
 $$;
@@ -184,6 +209,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	meant bigint;
 	written bigint;
+	unkept integer;
 BEGIN
 	WITH inp AS (
 		SELECT * FROM jsonb_to_recordset(records)
@@ -268,8 +294,13 @@ BEGIN
 		array_agg(topic) FILTER (WHERE n_stale > 0)) FROM dec),
 	    (SELECT count(*) FROM dec WHERE action = 'forget')
 		+ (SELECT count(*) FROM w WHERE known),
-	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed)
-	INTO applied, stale, touched, report, meant, written;
+	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed),
+	    (SELECT ipamd.warn_unkept('server', array_agg(id ORDER BY seq),
+		array(SELECT DISTINCT f FROM dec d2, unnest(d2.keep) AS f
+		    WHERE d2.action = 'upsert' AND d2.old_deleted ORDER BY 1))
+		FROM dec WHERE action = 'upsert' AND old_deleted
+		    AND cardinality(keep) > 0)
+	INTO applied, stale, touched, report, meant, written, unkept;
 	PERFORM ipamd.check_written('server', meant, written);
 END
 $$;
