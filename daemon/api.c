@@ -1026,6 +1026,28 @@ api_set_limits(struct api *api, long long write_wait_ms, long long rate_limit)
 	api->rate_limit = rate_limit;
 }
 
+/* Puts a copy of token (NULL: none) in *slot, wiping the one there. */
+static void
+api_token_replace(char **slot, const char *token)
+{
+	if (*slot != NULL) {
+		explicit_bzero(*slot, strlen(*slot));
+		free(*slot);
+	}
+	*slot = NULL;
+	if (token != NULL && (*slot = strdup(token)) == NULL)
+		fatal("api: strdup");
+}
+
+/* Takes the tokens read again (a reload); NULL: none. */
+void
+api_set_tokens(struct api *api, const char *read_token,
+    const char *write_token)
+{
+	api_token_replace(&api->read_token, read_token);
+	api_token_replace(&api->write_token, write_token);
+}
+
 /* Fills stats. */
 void
 api_stats(const struct api *api, struct api_stats *stats)

@@ -70,6 +70,10 @@ void		 api_stop(struct api *api);
 void		 api_set_limits(struct api *api, long long write_wait_ms,
 		    long long rate_limit);
 
+/* Takes the tokens read again (a reload; NULL: none). */
+void		 api_set_tokens(struct api *api, const char *read_token,
+		    const char *write_token);
+
 /* Fills stats. */
 void		 api_stats(const struct api *api, struct api_stats *stats);
 

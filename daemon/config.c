@@ -151,11 +151,11 @@ static const struct config_key config_keys[] = {
 	KEY_BOOL("api", "enabled", api_enabled, "true", false,
 	    "Serve the operator API under /api/v1 on [http] listen\n"
 	    "(docs/API.md)."),
-	KEY_STRING("api", "read_token_file", api_read_token_file, "", false,
+	KEY_STRING("api", "read_token_file", api_read_token_file, "", true,
 	    "File holding the bearer token that may read (relative to\n"
 	    "$CREDENTIALS_DIRECTORY). With no token file, reads are served\n"
 	    "to loopback clients only and writes are refused."),
-	KEY_STRING("api", "write_token_file", api_write_token_file, "", false,
+	KEY_STRING("api", "write_token_file", api_write_token_file, "", true,
 	    "File holding the bearer token that may read and write."),
 	KEY_INT("api", "read_connections", api_read_connections, "2", 1, 32,
 	    false,

@@ -91,6 +91,9 @@ struct daemon {
 	struct event		*ready_check;	/* until first ready */
 };
 
+static void	daemon_api_tokens_reload(struct daemon *daemon,
+		    const struct config *fresh);
+
 /* Copies the consumer's part of the config. */
 static void
 daemon_consumer_settings(const struct config *config,
@@ -395,9 +398,11 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		retention_settings_from_config(fresh, NULL, &keep);
 		retention_reload(daemon->retention, &keep);
 	}
-	if (daemon->api != NULL)
+	if (daemon->api != NULL) {
 		api_set_limits(daemon->api, fresh->api_write_wait_ms,
 		    fresh->api_rate_limit);
+		daemon_api_tokens_reload(daemon, fresh);
+	}
 	daemon_http_reply_seconds(daemon, fresh);
 	if (daemon->config != daemon->running)
 		config_free(daemon->config);
@@ -567,6 +572,29 @@ daemon_api_token(const char *path, char **out, char *err, size_t errlen)
 	if (*path == '\0')
 		return 0;
 	return (*out = config_read_secret(path, err, errlen)) == NULL ? -1 : 0;
+}
+
+/*
+ * Reads the API's token files again, so that a token is replaced with a
+ * SIGHUP; a file that cannot be read keeps both tokens as they were.
+ */
+static void
+daemon_api_tokens_reload(struct daemon *daemon, const struct config *fresh)
+{
+	char *read_token = NULL, *write_token = NULL, err[512];
+
+	if (daemon_api_token(fresh->api_read_token_file, &read_token, err,
+	    sizeof(err)) == -1 || daemon_api_token(fresh->api_write_token_file,
+	    &write_token, err, sizeof(err)) == -1)
+		log_errx("reload: %s; the API keeps its tokens", err);
+	else
+		api_set_tokens(daemon->api, read_token, write_token);
+	if (read_token != NULL)
+		explicit_bzero(read_token, strlen(read_token));
+	if (write_token != NULL)
+		explicit_bzero(write_token, strlen(write_token));
+	free(read_token);
+	free(write_token);
 }
 
 /*

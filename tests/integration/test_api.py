@@ -182,6 +182,20 @@ def test_tokens_and_scopes():
         # The OpenAPI document needs no token.
         status, doc, _ = api.call("GET", "/api/v1/openapi.json", token=None)
         assert status == 200 and doc["openapi"].startswith("3.1")
+
+        # A token replaced in its file takes effect with a SIGHUP; the old
+        # one is refused from then on.
+        rotated = "r-" + "9" * 30
+        with open(os.path.join(api.dir, "read.token"), "w") as f:
+            f.write(rotated + "\n")
+        reloads = api.daemon.log().count("reload: configuration")
+        api.daemon.signal(signal.SIGHUP)
+        wait_until(lambda: api.daemon.log().count("reload: configuration") > reloads,
+                   30, "the reload")
+        assert not api.daemon.log_contains(r"read_token_file changed|keeps its tokens")
+        assert api.call("GET", "/api/v1/stats", token=READ_TOKEN)[0] == 401
+        assert api.call("GET", "/api/v1/stats", token=rotated)[0] == 200
+        assert api.call("GET", "/api/v1/stats", token=WRITE_TOKEN)[0] == 200
     finally:
         api.close()
     # No token configured: loopback reads only, no writes.
