@@ -75,6 +75,9 @@ struct consumer_partition {
 	enum consumer_part_state	 state;
 	bool				 load_sent;	/* in the load in flight */
 	int64_t				 rebuild_target; /* -1: not known yet */
+	int64_t				 handed_to;	/* after the last message
+							   taken since loading;
+							   -1: none */
 };
 
 struct consumer {
@@ -283,6 +286,7 @@ consumer_reload(struct consumer *consumer, struct consumer_partition *slot)
 	consumer_drop_pending(consumer, slot->topic, slot->position.partition);
 	slot->state = CONSUMER_PART_LOADING;
 	slot->load_sent = false;
+	slot->handed_to = -1;
 }
 
 /* The group assigned partitions: read where each stands, then start. */
@@ -303,6 +307,7 @@ consumer_assigned(void *arg, const struct kafka_partition *parts,
 		slot->load_sent = false;
 		slot->position.stored = false;
 		slot->rebuild_target = -1;
+		slot->handed_to = -1;
 		consumer->stats.assigned++;
 	}
 	consumer_load(consumer);
@@ -400,6 +405,7 @@ static void
 consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 {
 	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
 	bool first;
 
 	if (consumer->state != CONSUMER_RUNNING ||
@@ -407,6 +413,8 @@ consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 		rd_kafka_message_destroy(message);
 		return;	/* fetched again by whoever applies it */
 	}
+	slot = consumer_partition(consumer, topic, message->partition, false);
+	slot->handed_to = message->offset + 1;
 	consumer_fold(consumer);
 	first = consumer->pending.count == 0;
 	consumer->stats.messages++;
@@ -646,11 +654,13 @@ consumer_rebuild_holds_all(struct consumer *consumer)
 
 /*
  * How far a partition is applied: its stored next offset (low while none
- * is stored), or further, up to librdkafka's position, when the consumer
- * holds nothing it has read and not yet applied: the offsets between are
- * none it is ever handed (a transaction's commit or abort marker, the
- * messages of an aborted transaction), or a partition of a transactional
- * producer would never look caught up, nor lag 0.
+ * is stored), or further, up to librdkafka's position, when the last
+ * message it was handed since its offset was read is the last applied
+ * and nothing waits: the offsets between are none it is ever handed (a
+ * transaction's commit or abort marker, the messages of an aborted
+ * transaction), or a partition of a transactional producer would never
+ * look caught up, nor lag 0.  (Messages dropped while the offset was read
+ * again, and fetched again after, never count: handed_to starts over.)
  */
 static int64_t
 consumer_applied_to(const struct consumer *consumer,
@@ -661,7 +671,8 @@ consumer_applied_to(const struct consumer *consumer,
 
 	if (consumer->pending.count == 0 && consumer->inflight.count == 0 &&
 	    !applier_busy(consumer->applier) &&
-	    slot->state == CONSUMER_PART_ACTIVE &&
+	    slot->state == CONSUMER_PART_ACTIVE && slot->position.stored &&
+	    slot->handed_to == slot->position.next_offset &&
 	    kafka_client_position(consumer->client, slot->topic,
 	    slot->position.partition, &read) && read > at)
 		at = read;
