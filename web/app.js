@@ -784,8 +784,8 @@
 		    el('section', { class: 'card' }, el('h2', { text: 'History' }),
 			timeline(d.history)));
 		/* After a write, the keyboard goes on from its outcome. */
-		if (done) {
-			const result = document.getElementById('action-result');
+		const result = document.getElementById('action-result');
+		if (done && result) {
 			result.tabIndex = -1;
 			result.focus();
 		}
