@@ -1078,12 +1078,7 @@ api_free(struct api *api)
 		else
 			api_call_release(call);
 	}
-	if (api->read_token != NULL)
-		explicit_bzero(api->read_token, strlen(api->read_token));
-	if (api->write_token != NULL)
-		explicit_bzero(api->write_token, strlen(api->write_token));
-	free(api->read_token);
-	free(api->write_token);
+	api_set_tokens(api, NULL, NULL);
 	free(api->group_id);
 	free(api->marks_topic);
 	free(api->servers_topic);

@@ -789,6 +789,16 @@ config_check_listen(const char *text, char *err, size_t errlen)
 	return -1;
 }
 
+/* Wipes and frees a secret (NULL: nothing). */
+void
+config_free_secret(char *secret)
+{
+	if (secret == NULL)
+		return;
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
+}
+
 /*
  * Reads a secret from a file into a new string, without its final newline.
  * A relative path is looked up in $CREDENTIALS_DIRECTORY (systemd's
@@ -952,8 +962,7 @@ config_resolve_kafka_secrets(struct config *config, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
+		config_free_secret(secret);
 	}
 	return 0;
 }
@@ -1026,8 +1035,7 @@ config_check_secret_key(const struct config *config, const char *section,
 	    NULL)
 		return config_fail(config, err, errlen, section, name,
 		    "%s.%s: %s", section, name, reason);
-	explicit_bzero(secret, strlen(secret));
-	free(secret);
+	config_free_secret(secret);
 	return 0;
 }
 

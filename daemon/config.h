@@ -131,6 +131,9 @@ size_t		 config_keys_in_file(const struct config *config);
  */
 char		*config_read_secret(const char *path, char *err, size_t errlen);
 
+/* Wipes and frees what config_read_secret() gave (NULL: nothing). */
+void		 config_free_secret(char *secret);
+
 /*
  * Writes where a key's value came from into buf: "file:line", "file"
  * (its default) or "environment IPAM_SECTION_KEY".

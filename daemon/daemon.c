@@ -589,12 +589,8 @@ daemon_api_tokens_reload(struct daemon *daemon, const struct config *fresh)
 		log_errx("reload: %s; the API keeps its tokens", err);
 	else
 		api_set_tokens(daemon->api, read_token, write_token);
-	if (read_token != NULL)
-		explicit_bzero(read_token, strlen(read_token));
-	if (write_token != NULL)
-		explicit_bzero(write_token, strlen(write_token));
-	free(read_token);
-	free(write_token);
+	config_free_secret(read_token);
+	config_free_secret(write_token);
 }
 
 /*
@@ -690,15 +686,9 @@ daemon_api_new(struct daemon *daemon, const char *password, char *err,
 		daemon->web = web_new(config->api_web_dir);
 	rc = 0;
 done:
-	if (read_token != NULL)
-		explicit_bzero(read_token, strlen(read_token));
-	if (write_token != NULL)
-		explicit_bzero(write_token, strlen(write_token));
-	if (read_password != NULL)
-		explicit_bzero(read_password, strlen(read_password));
-	free(read_token);
-	free(write_token);
-	free(read_password);
+	config_free_secret(read_token);
+	config_free_secret(write_token);
+	config_free_secret(read_password);
 	return rc;
 }
 
@@ -852,11 +842,8 @@ daemon_new(const char *config_path, struct config *config,
 		daemon_http_reply_seconds(daemon, config);
 	}
 events:
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-		password = NULL;
-	}
+	config_free_secret(password);
+	password = NULL;
 	daemon->sigusr2 = evsignal_new(daemon->base, SIGUSR2, daemon_debug_cb,
 	    daemon);
 	daemon->sigterm = evsignal_new(daemon->base, SIGTERM, daemon_stop_cb,
@@ -885,10 +872,7 @@ events:
 	*status = DAEMON_EXIT_OK;
 	return daemon;
 fail:
-	if (password != NULL) {
-		explicit_bzero(password, strlen(password));
-		free(password);
-	}
+	config_free_secret(password);
 	daemon_free(daemon);
 	return NULL;
 }

@@ -191,11 +191,10 @@ BEGIN
 	    (SELECT count(*) FROM dec WHERE action = 'forget')
 		+ (SELECT count(*) FROM w WHERE known),
 	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed),
-	    (SELECT ipamd.warn_unkept('subnet', array_agg(id ORDER BY seq),
-		array(SELECT DISTINCT f FROM dec d2, unnest(d2.keep) AS f
-		    WHERE d2.action = 'upsert' AND d2.old_deleted ORDER BY 1))
-		FROM dec WHERE action = 'upsert' AND old_deleted
-		    AND cardinality(keep) > 0)
+	    (SELECT ipamd.warn_unkept('subnet', array_agg(DISTINCT id),
+		array_agg(DISTINCT f))
+		FROM dec, unnest(dec.keep) AS f
+		WHERE action = 'upsert' AND old_deleted)
 	INTO applied, stale, regions, report, meant, written, unkept;
 	PERFORM ipamd.check_written('subnet', meant, written);
 END
@@ -295,11 +294,10 @@ BEGIN
 	    (SELECT count(*) FROM dec WHERE action = 'forget')
 		+ (SELECT count(*) FROM w WHERE known),
 	    (SELECT count(*) FROM forgot) + (SELECT count(*) FROM changed),
-	    (SELECT ipamd.warn_unkept('server', array_agg(id ORDER BY seq),
-		array(SELECT DISTINCT f FROM dec d2, unnest(d2.keep) AS f
-		    WHERE d2.action = 'upsert' AND d2.old_deleted ORDER BY 1))
-		FROM dec WHERE action = 'upsert' AND old_deleted
-		    AND cardinality(keep) > 0)
+	    (SELECT ipamd.warn_unkept('server', array_agg(DISTINCT id),
+		array_agg(DISTINCT f))
+		FROM dec, unnest(dec.keep) AS f
+		WHERE action = 'upsert' AND old_deleted)
 	INTO applied, stale, touched, report, meant, written, unkept;
 	PERFORM ipamd.check_written('server', meant, written);
 END
