@@ -93,6 +93,7 @@ struct kafka_client {
 	bool				 closed;
 	bool				 paused;
 	bool				 fetch_paused;	/* as librdkafka has it */
+	uint64_t			 pauses;	/* fetch_paused set */
 	/*
 	 * The owner is full: messages stay in librdkafka's queue, which
 	 * keeps its prefetch (a pause throws it away, and the fetch after
@@ -780,6 +781,8 @@ kafka_fetching(struct kafka_client *client)
 		return;
 	client->fetch_paused = paused;
 	list = kafka_assigned(client, KAFKA_PART_FETCHING);
+	if (paused)
+		client->pauses++;
 	if (list->cnt > 0) {
 		if (paused)
 			rd_kafka_pause_partitions(client->rk, list);
@@ -915,6 +918,7 @@ kafka_client_health(const struct kafka_client *client,
 	health->known = client->stats_known;
 	health->brokers_up = client->brokers_up;
 	health->fetched = client->fetched;
+	health->pauses = client->pauses;
 	health->broker_error = client->broker_error[0] != '\0' ?
 	    client->broker_error : NULL;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||

@@ -59,6 +59,7 @@ struct kafka_client_handlers {
 struct kafka_client_health {
 	int		 brokers_up;	/* brokers connected, from the statistics */
 	uint64_t	 fetched;	/* messages fetched from brokers, so far */
+	uint64_t	 pauses;	/* times fetching was paused, so far */
 	bool		 known;		/* statistics have arrived at least once */
 	bool		 stale;		/* the last statistics are too old */
 	bool		 fetch_paused;	/* no fetching: the watermarks stand */

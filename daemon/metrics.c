@@ -233,6 +233,11 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	    "statistics, every second): above messages_consumed_total by what "
 	    "waits in the prefetch queue, and by what was fetched twice (a "
 	    "pause throws the queue away).", health.fetched);
+	metrics_single(out, "ipam_syncd_kafka_fetch_pauses_total", "counter",
+	    "Times fetching was paused: PostgreSQL away or refusing the "
+	    "batches, a rebuild deriving or swapping, a full batch waiting "
+	    "2 s.  Each throws librdkafka's prefetch away.",
+	    (unsigned long long)health.pauses);
 	metrics_single(out, "ipam_syncd_kafka_topics_missing", "gauge",
 	    "Configured topics the broker does not have (0 while no broker "
 	    "is reachable: not known then).",
