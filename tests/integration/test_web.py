@@ -4,7 +4,9 @@ counted on the page, filters, paging and CSV export of the address list, a
 reservation made in the page and seen in the API and its audit, the 409
 shown as "someone else got it", the subnet map's cells against the API's
 statuses, the health page, and the Content-Security-Policy holding against
-an injected script and a hostile hostname.  Every page is saved as a
+an injected script and a hostile hostname, an unnamed subnet, a keyless
+dead letter, the focus after a write and an allocation answered 202
+followed to its outcome.  Every page is saved as a
 screenshot under $IPAM_WEB_SCREENSHOTS (ctest passes the build folder's
 web-screenshots) for a person to look at.
 
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+
+import psycopg2
 
 import harness
 from harness import Daemon, Database, Kafka, Topics, wait_until
@@ -728,6 +732,75 @@ def test_web_health_and_the_content_security_policy():
         web.assert_no_alert()
         web.assert_no_console_errors()
     finally:
+        web.close()
+
+
+def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
+    """A subnet with no name is offered as its cidr alone; a dead letter
+    with no key says so; after a write the keyboard goes on from its
+    outcome; an allocation the daemon has not applied when the API's wait
+    runs out (202) is followed on the page to the address it got."""
+    web = Web()
+    kafka = Kafka()
+    locker = None
+    try:
+        status, body, _ = web.call("POST", "/api/v1/import", {"subnets": [
+            {"id": "s-nameless", "cidr": "127.102.0.0/28",
+             "static_ip_pools": ["127.102.0.1-127.102.0.14"], "ping": False}]})
+        assert status == 200, body
+        kafka.send(web.topics.servers, None, "no key, not an event")
+        kafka.flush()
+        wait_until(lambda: web.call("GET", "/api/v1/stats",
+                                    token=READ_TOKEN)[1]["dead_letters"] == 1,
+                   60, "the dead letter")
+
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/addresses")
+        options = web.driver.execute_script(
+            "return [...document.querySelectorAll('#f-subnet option')]"
+            ".map(o => [o.value, o.textContent])")
+        assert ["s-nameless", "127.102.0.0/28"] in options, options
+        assert ["s-a", "127.100.0.0/24 Servers A"] in options, options
+
+        web.go("/health")
+        wait_until(lambda: "(no key)" in web.text("#dead-letter-table"), 30,
+                   "the keyless dead letter")
+        assert "(not text)" not in web.text("#dead-letter-table")
+
+        web.go("/address/-/127.102.0.5")
+        web.find("#reserve-description").send_keys("bench scope")
+        web.find("#reserve").click()
+        web.wait_text("#action-result", lambda t: t == "Reserved.", "reserved")
+        wait_until(lambda: web.driver.execute_script(
+            "return document.activeElement && document.activeElement.id")
+            == "action-result", 10, "the focus on the outcome")
+
+        # The apply waits on a lock the test holds: the API's wait (10 s)
+        # runs out, the page says it waits, then shows what it got.
+        locker = psycopg2.connect(web.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.audit IN EXCLUSIVE MODE")
+        web.go("/subnet/s-nameless")
+        web.find("#alloc-s-nameless-description").send_keys("late laptop")
+        web.find("form.allocate button[type=submit]").click()
+        web.wait_text("form.allocate .outcome",
+                      lambda t: "waiting for the daemon" in t, "the 202")
+        button = web.find("form.allocate button[type=submit]")
+        assert not button.is_enabled(), "the button takes a second allocation"
+        locker.rollback()
+        web.wait_text("form.allocate .outcome",
+                      lambda t: "Reserved for you" in t, "the followed outcome")
+        got = web.find("form.allocate .outcome a").text
+        status, detail, _ = web.call("GET", "/api/v1/addresses/-/" + got,
+                                     token=READ_TOKEN)
+        assert (detail["row"]["status"], detail["row"]["description"]) == \
+            ("reserved", "late laptop"), detail
+        assert got != "127.102.0.5", got
+        web.screenshot("05-allocation-followed")
+        web.assert_no_console_errors()
+    finally:
+        if locker is not None:
+            locker.close()
         web.close()
 
 
