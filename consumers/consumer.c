@@ -528,6 +528,13 @@ consumer_load(struct consumer *consumer)
 	    consumer->state != CONSUMER_RUNNING || applier_busy(consumer->applier) ||
 	    rebuild_busy(consumer->rebuild) || pgconn_is_busy(consumer->pg))
 		return;
+	/*
+	 * A swap whose answer went with the connection is asked again
+	 * first: until it answers, which schema holds the offsets is not
+	 * known (the rebuilt one may be the live one already).
+	 */
+	if (rebuild_state(consumer->rebuild) == REBUILD_SWAPPING)
+		return;
 	if (!consumer_any_loading(consumer))
 		return;
 	if ((parts = calloc(consumer->partition_count + 1,

@@ -431,6 +431,120 @@ def test_rebuild_writes_the_same_audit_image():
         run.close()
 
 
+class SwapAnswerCutter:
+    """A TCP proxy in front of PostgreSQL that forwards every connection,
+    but closes the one that asked for ipamd.rebuild_swap() when its
+    answer comes (the statement has then committed): the swap's answer
+    is lost with the connection, once."""
+
+    def __init__(self, host, port):
+        import socket
+        import threading
+        self.target = (host, port)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            armed = threading.Event()
+            threading.Thread(target=self._pump, args=(client, server, armed, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, armed, False),
+                             daemon=True).start()
+
+    def _pump(self, source, sink, armed, upstream):
+        import socket
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if upstream and b"rebuild_swap()" in data and not self.cut.is_set():
+                armed.set()
+            if not upstream and data and armed.is_set():
+                with self.lock:
+                    first = not self.cut.is_set()
+                    self.cut.set()
+                if first:
+                    for s in (source, sink):
+                        try:
+                            s.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                    data = b""
+            if not data:
+                for s in (source, sink):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.listener.close()
+
+
+def test_rebuild_swap_whose_answer_is_lost_goes_on():
+    """The swap commits and its answer is lost with the connection: once
+    PostgreSQL is reached again the daemon asks the swap again before it
+    reads any offset (the rebuilt schema it would read them from is the
+    live one now), learns it is done, and applies what comes next."""
+    run = Run()
+    rebuild = cutter = None
+    try:
+        run.subnet("1", "127.93.0.0/24", ["127.93.0.1-127.93.0.20"], 1)
+        run.server("5", "127.93.0.1", 1)
+        run.mark("127.93.0.2", "reserved", 1, description="kept")
+        run.settle()
+        rows = ("SELECT host(ip_address), status, server_id, description "
+                "FROM ipam ORDER BY 1")
+        before = run.db.query(rows)
+        assert run.daemon.stop() == 0
+        cutter = SwapAnswerCutter(run.db.host, run.db.port)
+        conninfo = "host=127.0.0.1 port=%d user=%s dbname=%s" % (
+            cutter.port, run.db.user, run.db.name)
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                config={"postgresql": {"conninfo": conninfo}},
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: the connection went during the swap",
+                         timeout=120)
+        rebuild.wait_log(r"rebuild: swapped in the rebuilt state "
+                         r"\(.*\"already\": true", timeout=60)
+        assert run.db.scalar("SELECT to_regnamespace('ipam_state_rebuild') "
+                             "IS NULL")
+        assert run.db.query(rows) == before
+        # It goes on: the next event is applied to the live state.
+        run.server("6", "127.93.0.3", 1)
+        run.kafka.flush()
+        harness.wait_caught_up(run.db, run.daemon.group, run.sent, timeout=60)
+        assert run.row("127.93.0.3")["server_id"] == "6"
+        assert not rebuild.log_contains(r"ipam_state_rebuild\.consumer_offset"), \
+            "offsets were read from the schema swapped away"
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        if cutter:
+            cutter.close()
+        run.close()
+
+
 def test_rebuild_waits_while_another_instance_holds_partitions():
     """A rebuild reads every partition of its topics, and its state
     replaces the live one: while another member of the group holds some,
