@@ -37,6 +37,13 @@
 /* Errors of an import listed before the rest are only counted. */
 #define API_IMPORT_ERRORS	20
 
+/*
+ * Entities an import turns into events in one turn of the loop: 200,000
+ * at once held the loop for seconds (the consumer, the sweeper, other
+ * clients and the watchdog's ping wait meanwhile).
+ */
+#define API_IMPORT_STEP		2000
+
 enum api_write_kind {
 	API_WRITE_MARK,
 	API_WRITE_ALLOCATE,
@@ -67,7 +74,9 @@ struct api_write {
 	size_t			 count;
 	size_t			 capacity;
 	size_t			 round_start;	/* first event of this round */
+	size_t			 undelivered;	/* of this round, sent */
 	struct event		*timer;
+	struct event		*expiry;	/* at the deadline */
 	struct timespec		 deadline;
 	bool			 polling;
 	/* An allocation. */
@@ -80,6 +89,12 @@ struct api_write {
 	/* An import. */
 	size_t			 servers;
 	size_t			 subnets;
+	json_t			*body;		/* the import, while read */
+	struct event		*step;		/* reads it, a part a turn */
+	size_t			 list;		/* 0 subnets, 1 servers */
+	size_t			 item;		/* next of that list */
+	size_t			 bad;
+	json_t			*errors;
 };
 
 /* Longest progress text of an import's Location (one per partition). */
@@ -89,9 +104,13 @@ struct api_write {
 #define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"
 
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
+static void	api_write_expire(evutil_socket_t fd, short events, void *arg);
+static void	api_write_expiry_arm(struct api_write *write);
 static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
+static void	api_write_not_taken(struct api_write *write,
+		    const struct api_event *failed);
 
 /* A fresh request id: 96 random bits in hex. */
 static void
@@ -132,7 +151,8 @@ api_write_new(struct api_call *call, enum api_write_kind kind)
 	write->call = call;
 	write->kind = kind;
 	if ((write->timer = evtimer_new(call->api->base, api_write_poll,
-	    write)) == NULL)
+	    write)) == NULL || (write->expiry = evtimer_new(call->api->base,
+	    api_write_expire, write)) == NULL)
 		fatalx("api: evtimer_new failed");
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	write->deadline.tv_sec = now.tv_sec + call->api->write_wait_ms / 1000;
@@ -164,6 +184,12 @@ api_write_free(struct api_write *write)
 	free(write->events);
 	if (write->timer != NULL)
 		event_free(write->timer);
+	if (write->expiry != NULL)
+		event_free(write->expiry);
+	if (write->step != NULL)
+		event_free(write->step);
+	json_decref(write->body);
+	json_decref(write->errors);
 	free(write->subnet_id);
 	free(write->vrf);
 	free(write->description);
@@ -233,6 +259,9 @@ api_write_stop(struct api_call *call)
 	if (call->write == NULL)
 		return;
 	evtimer_del(call->write->timer);
+	evtimer_del(call->write->expiry);
+	if (call->write->step != NULL)
+		event_del(call->write->step);
 	if (call->write->kind == API_WRITE_ALLOCATE)
 		api_allocating_drop(call->write);
 }
@@ -350,24 +379,69 @@ api_event_delivered(const char *error, int32_t partition, int64_t offset,
 		fatal("api: strdup");
 	if (error == NULL)
 		call->api->stats.events_published++;
-	for (i = write->round_start; i < write->count; i++)
-		if (!write->events[i].delivered)
-			return;		/* the others are still on their way */
+	/* Counted, not looked for: an import sends 200,000. */
+	if (--write->undelivered > 0)
+		return;		/* the others are still on their way */
 	for (i = write->round_start; i < write->count; i++)
 		if (write->events[i].failure != NULL) {
-			if (write->kind == API_WRITE_ALLOCATE)
-				api_allocating_drop(write);
-			api_error(call, 503, "unavailable", NULL, "Kafka did not "
-			    "take the event (%s); %s",
-			    write->events[i].failure, write->events[i].id ?
-			    "GET /api/v1/requests/ID tells whether it was "
-			    "applied after all" : "nothing else was written");
+			api_write_not_taken(write, &write->events[i]);
 			return;
 		}
 	if (!write->polling) {
 		write->polling = true;
 		evtimer_add(write->timer, &now);
+		api_write_expiry_arm(write);
 	}
+}
+
+/*
+ * Answers a write of which Kafka did not take an event (failed, the
+ * first such): nothing of it was published, or only a part, which the
+ * answer says; an allocation keeps what earlier rounds won.  A failure
+ * reported after a send may be a time-out of an event Kafka wrote after
+ * all: a request's id is given to follow.
+ */
+static void
+api_write_not_taken(struct api_write *write, const struct api_event *failed)
+{
+	struct api_call *call = write->call;
+	json_t *body, *ids;
+	char why[1024];
+	size_t i, sent = 0;
+
+	for (i = 0; i < write->count; i++)
+		if (write->events[i].sent && write->events[i].failure == NULL)
+			sent++;
+	snprintf(why, sizeof(why), "Kafka did not take %s (%s)",
+	    failed->id != NULL ? failed->id : "an event", failed->failure);
+	if (write->kind == API_WRITE_ALLOCATE && (sent > 0 ||
+	    json_array_size(write->won) > 0)) {
+		api_allocate_partial(write, why);
+		return;
+	}
+	if (write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(write);
+	body = json_object();
+	json_object_set_new(body, "error", json_string("unavailable"));
+	json_object_set_new(body, "published", json_integer((json_int_t)sent));
+	if (write->kind == API_WRITE_IMPORT && sent > 0)
+		json_object_set_new(body, "detail", json_sprintf("%s: %zu of "
+		    "the import's %zu events were published and are applied; "
+		    "send the import again for the rest (it changes nothing "
+		    "twice)", why, sent, write->count));
+	else if (failed->sent && failed->id != NULL) {
+		json_object_set_new(body, "detail", json_sprintf("%s: it may "
+		    "have been written all the same; GET /api/v1/requests/%s "
+		    "tells whether it was applied", why, failed->id));
+		ids = json_array();
+		json_array_append_new(ids, json_string(failed->id));
+		json_object_set_new(body, "requests", ids);
+	} else
+		json_object_set_new(body, "detail", json_sprintf("%s: nothing "
+		    "was published", why));
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "Retry-After", "5");
+	api_reply_json(call, 503, body);
 }
 
 /*
@@ -389,6 +463,13 @@ api_write_publish(struct api_write *write)
 		return;
 	}
 	if (api->producer == NULL || !readpool_is_up(api->pool)) {
+		if (write->kind == API_WRITE_ALLOCATE &&
+		    json_array_size(write->won) > 0) {
+			api_allocate_partial(write, api->producer == NULL ?
+			    "this daemon has no Kafka producer" :
+			    "PostgreSQL is away");
+			return;
+		}
 		if (write->kind == API_WRITE_ALLOCATE)
 			api_allocating_drop(write);
 		api_error(call, 503, "unavailable", NULL, "%s", api->producer ==
@@ -396,6 +477,7 @@ api_write_publish(struct api_write *write)
 		    "PostgreSQL is away: nothing was published");
 		return;
 	}
+	write->undelivered = 0;
 	for (i = write->round_start; i < write->count; i++) {
 		if (producer_send(api->producer, write->events[i].topic,
 		    write->events[i].key, write->events[i].value,
@@ -409,14 +491,12 @@ api_write_publish(struct api_write *write)
 			continue;
 		}
 		write->events[i].sent = true;
+		write->undelivered++;
 		call->pending++;
 	}
-	for (i = write->round_start; i < write->count; i++)
-		if (write->events[i].sent)
-			return;		/* the deliveries finish the round */
-	api_error(call, 503, "unavailable", NULL, "Kafka did not take the "
-	    "events (%s); nothing was published", write->events[
-	    write->round_start].failure);
+	if (write->undelivered > 0)
+		return;		/* the deliveries finish the round */
+	api_write_not_taken(write, &write->events[write->round_start]);
 }
 
 /* Tells whether the write's wait has run out. */
@@ -432,37 +512,88 @@ api_write_expired(const struct api_write *write)
 }
 
 /*
- * Where an import's progress is read: "topic:partition:offset" of the last
- * event it wrote to each partition, joined by ',' (GET /imports/{this}).
- * NULL while an event is on its way or was not taken (nothing to follow),
- * or when the text would be longer than API_IMPORT_PROGRESS_MAX.
+ * Arms the write's own deadline: a poll that waits for a connection
+ * (PostgreSQL away) would otherwise hold the answer past it.
  */
-static char *
-api_import_progress(const struct api_write *write)
+static void
+api_write_expiry_arm(struct api_write *write)
+{
+	struct timespec now;
+	struct timeval left = { 0, 0 };
+	long long ms;
+
+	if (evtimer_pending(write->expiry, NULL))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
+	    (write->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms > 0) {
+		left.tv_sec = ms / 1000;
+		left.tv_usec = (ms % 1000) * 1000;
+	}
+	evtimer_add(write->expiry, &left);
+}
+
+/* The deadline came while the write is followed: 202 now. */
+static void
+api_write_expire(evutil_socket_t fd, short events, void *arg)
+{
+	struct api_write *write = arg;
+
+	/* Between an allocation's rounds its query answers for itself. */
+	if (write->call->req == NULL || !write->polling)
+		return;
+	api_write_accepted(write, API_WRITE_WAITED);
+}
+
+/*
+ * The last event of each partition an import wrote to (an array of *n,
+ * the caller's to free); NULL while an event is on its way or was not
+ * taken (nothing to follow).  Partitions are few.
+ */
+static const struct api_event **
+api_import_last(const struct api_write *write, size_t *n)
 {
 	const struct api_event *e, **last = NULL;
-	char *text = NULL, *more;
-	size_t i, j, n = 0;
+	size_t i, j;
 
+	*n = 0;
 	for (i = 0; i < write->count; i++)
 		if (!write->events[i].delivered ||
 		    write->events[i].failure != NULL)
 			return NULL;
-	/* The last event of each partition: partitions are few. */
 	for (i = 0; i < write->count; i++) {
 		e = &write->events[i];
-		for (j = 0; j < n; j++)
+		for (j = 0; j < *n; j++)
 			if (last[j]->partition == e->partition &&
 			    strcmp(last[j]->topic, e->topic) == 0)
 				break;
-		if (j == n) {
-			if ((last = reallocarray(last, n + 1,
+		if (j == *n) {
+			if ((last = reallocarray(last, *n + 1,
 			    sizeof(*last))) == NULL)
 				fatal("api: reallocarray");
-			last[n++] = e;
+			last[(*n)++] = e;
 		} else if (e->offset > last[j]->offset)
 			last[j] = e;
 	}
+	return last;
+}
+
+/*
+ * Where an import's progress is read: "topic:partition:offset" of the last
+ * event it wrote to each partition, joined by ',' (GET /imports/{this}).
+ * NULL when there is nothing to follow, or when the text would be longer
+ * than API_IMPORT_PROGRESS_MAX.
+ */
+static char *
+api_import_progress(const struct api_write *write)
+{
+	const struct api_event **last;
+	char *text = NULL, *more;
+	size_t j, n;
+
+	if ((last = api_import_last(write, &n)) == NULL)
+		return NULL;
 	for (j = 0; j < n; j++) {
 		if (asprintf(&more, "%s%s%s:%d:%lld", text ? text : "",
 		    text ? "," : "", last[j]->topic, (int)last[j]->partition,
@@ -544,14 +675,26 @@ api_write_accepted(struct api_write *write, const char *detail)
 static void
 api_allocate_partial(struct api_write *write, const char *why)
 {
-	json_t *body = json_object();
+	json_t *body = json_object(), *ids = json_array();
+	size_t i;
 
 	api_allocating_drop(write);
+	/* Published in this round and not decided: they may still win. */
+	for (i = write->round_start; i < write->count; i++)
+		if (write->events[i].sent && write->events[i].failure == NULL &&
+		    write->events[i].outcome == NULL)
+			json_array_append_new(ids,
+			    json_string(write->events[i].id));
 	json_object_set_new(body, "error", json_string("conflict"));
 	json_object_set_new(body, "detail", json_sprintf("only %zu of %zu "
-	    "addresses could be reserved: %s", json_array_size(write->won),
-	    write->want, why));
+	    "addresses could be reserved: %s%s", json_array_size(write->won),
+	    write->want, why, json_array_size(ids) > 0 ? "; the requests "
+	    "published but not yet applied may still reserve addresses for "
+	    "you: GET /api/v1/requests/{id} of each" : ""));
 	json_object_set(body, "allocated", write->won);
+	if (json_array_size(ids) > 0)
+		json_object_set(body, "requests", ids);
+	json_decref(ids);
 	api_reply_json(write->call, 409, body);
 }
 
@@ -742,26 +885,32 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 {
 	struct api_write *write = arg;
 	struct api_call *call = write->call;
+	const struct api_event **last;
 	const char *params[2];
 	json_t *list = json_array(), *item;
 	char *text;
-	size_t i;
+	size_t i, n;
 	int rc;
 
 	if (call->req == NULL)
 		return;
 	if (write->kind == API_WRITE_IMPORT) {
-		/* Applied once the stored offset of each partition passed it. */
-		for (i = 0; i < write->count; i++) {
+		/*
+		 * Applied once the stored offset of each partition passed
+		 * its last event (all were delivered: polling began).
+		 */
+		last = api_import_last(write, &n);
+		for (i = 0; i < n; i++) {
 			item = json_object();
 			json_object_set_new(item, "topic",
-			    json_string(write->events[i].topic));
+			    json_string(last[i]->topic));
 			json_object_set_new(item, "part",
-			    json_integer(write->events[i].partition));
+			    json_integer(last[i]->partition));
 			json_object_set_new(item, "off",
-			    json_integer(write->events[i].offset));
+			    json_integer(last[i]->offset));
 			json_array_append_new(list, item);
 		}
+		free(last);
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
 		params[1] = call->api->group_id;
@@ -983,9 +1132,21 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 
 	if (!api_write_result(write, result, error))
 		return;
+	/* No one waits for more: what was won is kept, nothing is asked. */
+	if (call->gone) {
+		if (json_array_size(write->won) > 0)
+			api_allocate_partial(write, "the client left");
+		else
+			api_error(call, 503, "unavailable", NULL, "the client left "
+			    "before anything was published");
+		return;
+	}
 	if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0)) {
-		api_error(call, 404, "not_found", NULL, "no live subnet has the "
-		    "id \"%s\"", write->subnet_id);
+		if (json_array_size(write->won) > 0)
+			api_allocate_partial(write, "the subnet was deleted");
+		else
+			api_error(call, 404, "not_found", NULL, "no live subnet "
+			    "has the id \"%s\"", write->subnet_id);
 		return;
 	}
 	found = json_loads(PQgetvalue(result, 0, 0), 0, NULL);
@@ -1215,6 +1376,96 @@ api_import_entity(struct api_write *write, enum change_entity entity,
 	return 0;
 }
 
+/* The import is read whole: refused, planned (a dry run) or published. */
+static void
+api_import_read(struct api_write *write)
+{
+	struct api_call *call = write->call;
+	json_t *answer, *dry = json_object_get(write->body, "dry_run");
+	const char *params[1];
+	char *text;
+
+	write->servers = write->count - write->subnets;
+	if (write->bad > 0) {
+		answer = json_object();
+		json_object_set_new(answer, "error", json_string("bad_request"));
+		json_object_set_new(answer, "detail", json_sprintf("%zu of the "
+		    "entities are refused; nothing was published", write->bad));
+		json_object_set(answer, "errors", write->errors);
+		api_reply_json(call, 400, answer);
+		return;
+	}
+	if (json_is_true(dry)) {
+		json_object_del(write->body, "dry_run");
+		text = json_dumps(write->body, JSON_COMPACT);
+		params[0] = text;
+		api_read(call, "SELECT ipamd.api_import_plan($1::jsonb)::text",
+		    1, params);
+		free(text);
+		return;
+	}
+	if (write->count == 0) {
+		answer = json_object();
+		json_object_set_new(answer, "state", json_string("applied"));
+		json_object_set_new(answer, "servers", json_integer(0));
+		json_object_set_new(answer, "subnets", json_integer(0));
+		api_reply_json(call, 200, answer);
+		return;
+	}
+	api_write_publish(write);
+}
+
+/*
+ * Turns the next API_IMPORT_STEP entities into events, and comes back on
+ * the next turn of the loop for the rest.
+ */
+static void
+api_import_step(evutil_socket_t fd, short events, void *arg)
+{
+	static const char *const lists[] = { "subnets", "servers" };
+	struct api_write *write = arg;
+	struct api_call *call = write->call;
+	struct timeval next = { 0, 0 };
+	json_t *list, *item;
+	char reason[1024];
+	size_t done = 0;
+
+	if (call->req == NULL)
+		return;
+	if (call->gone) {
+		api_error(call, 503, "unavailable", NULL, "the client left "
+		    "before anything was published");
+		return;
+	}
+	for (; write->list < 2; write->list++, write->item = 0) {
+		list = json_object_get(write->body, lists[write->list]);
+		for (; json_is_array(list) && write->item <
+		    json_array_size(list); write->item++) {
+			if (done++ == API_IMPORT_STEP) {
+				/*
+				 * A timer, not event_active(): an event made
+				 * active from its own callback runs again in
+				 * the same turn, before any I/O or timer.
+				 */
+				event_add(write->step, &next);
+				return;
+			}
+			item = json_array_get(list, write->item);
+			if (api_import_entity(write, write->list == 0 ?
+			    CHANGE_SUBNET : CHANGE_SERVER, item, reason,
+			    sizeof(reason)) == 0)
+				continue;
+			if (write->bad++ < API_IMPORT_ERRORS)
+				json_array_append_new(write->errors, json_sprintf(
+				    "%s[%zu]: %s", lists[write->list],
+				    write->item, reason));
+		}
+		if (write->list == 0)
+			write->subnets = write->count;
+	}
+	api_import_read(write);
+}
+
 /* POST /import: a dry run reads the plan; a real one publishes and waits. */
 void
 api_write_import(struct api_call *call)
@@ -1223,17 +1474,12 @@ api_write_import(struct api_call *call)
 	    "dry_run", NULL };
 	static const char *const lists[] = { "subnets", "servers" };
 	struct api_write *write;
-	json_t *body, *list, *item, *errors = json_array(), *dry, *answer;
-	char reason[1024], *text;
-	const char *params[1];
-	size_t i, l, bad = 0;
+	json_t *body, *list, *dry;
+	size_t l;
 
 	if (api_query_params_none(call) == -1 ||
-	    (body = api_body(call, allowed)) == NULL) {
-		json_decref(errors);
+	    (body = api_body(call, allowed)) == NULL)
 		return;
-	}
-	write = api_write_new(call, API_WRITE_IMPORT);
 	for (l = 0; l < 2; l++) {
 		list = json_object_get(body, lists[l]);
 		if (list == NULL || json_is_null(list))
@@ -1242,54 +1488,22 @@ api_write_import(struct api_call *call)
 		    API_IMPORT_MAX) {
 			api_error(call, 400, "bad_request", lists[l], "%s: a list "
 			    "of at most %d entities", lists[l], API_IMPORT_MAX);
-			goto done;
+			json_decref(body);
+			return;
 		}
-		json_array_foreach(list, i, item) {
-			if (api_import_entity(write, l == 0 ? CHANGE_SUBNET :
-			    CHANGE_SERVER, item, reason, sizeof(reason)) == 0)
-				continue;
-			if (bad++ < API_IMPORT_ERRORS)
-				json_array_append_new(errors, json_sprintf(
-				    "%s[%zu]: %s", lists[l], i, reason));
-		}
-		if (l == 0)
-			write->subnets = write->count;
-	}
-	write->servers = write->count - write->subnets;
-	if (bad > 0) {
-		answer = json_object();
-		json_object_set_new(answer, "error", json_string("bad_request"));
-		json_object_set_new(answer, "detail", json_sprintf("%zu of the "
-		    "entities are refused; nothing was published", bad));
-		json_object_set(answer, "errors", errors);
-		api_reply_json(call, 400, answer);
-		goto done;
 	}
 	dry = json_object_get(body, "dry_run");
 	if (dry != NULL && !json_is_boolean(dry)) {
 		api_error(call, 400, "bad_request", "dry_run", "dry_run: must be "
 		    "true or false");
-		goto done;
+		json_decref(body);
+		return;
 	}
-	if (json_is_true(dry)) {
-		json_object_del(body, "dry_run");
-		text = json_dumps(body, JSON_COMPACT);
-		params[0] = text;
-		api_read(call, "SELECT ipamd.api_import_plan($1::jsonb)::text",
-		    1, params);
-		free(text);
-		goto done;
-	}
-	if (write->count == 0) {
-		answer = json_object();
-		json_object_set_new(answer, "state", json_string("applied"));
-		json_object_set_new(answer, "servers", json_integer(0));
-		json_object_set_new(answer, "subnets", json_integer(0));
-		api_reply_json(call, 200, answer);
-		goto done;
-	}
-	api_write_publish(write);
-done:
-	json_decref(errors);
-	json_decref(body);
+	write = api_write_new(call, API_WRITE_IMPORT);
+	write->body = body;
+	write->errors = json_array();
+	if ((write->step = event_new(call->api->base, -1, 0, api_import_step,
+	    write)) == NULL)
+		fatalx("api: event_new failed");
+	api_import_step(-1, 0, write);
 }

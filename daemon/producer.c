@@ -184,8 +184,13 @@ producer_send(struct producer *producer, const char *topic, const char *key,
 		free(sent);
 		return -1;
 	}
-	producer->outstanding++;
-	evtimer_add(producer->poll, &tv);
+	/*
+	 * The first in flight turns the idle poll into a busy one; adding
+	 * it again on every send would put the poll off while sends come
+	 * faster than it.
+	 */
+	if (producer->outstanding++ == 0)
+		evtimer_add(producer->poll, &tv);
 	return 0;
 }
 

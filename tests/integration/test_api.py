@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -24,7 +25,7 @@ WRITE_TOKEN = "w-" + "7" * 30
 class Api:
     """One daemon with tokens, and a small client of its API."""
 
-    def __init__(self, tokens=True, config=None, db=None):
+    def __init__(self, tokens=True, config=None, db=None, **daemon_args):
         self.db = db or Database()
         self.topics = Topics()
         self.kafka = Kafka()
@@ -40,7 +41,7 @@ class Api:
         for section, values in (config or {}).items():
             sections.setdefault(section, {}).update(values)
         self.daemon = Daemon(self.db, self.topics, directory=self.dir,
-                             config=sections).start()
+                             config=sections, **daemon_args).start()
         self.daemon.wait_ready()
         self.port = self.daemon.http_port()
 
@@ -394,6 +395,70 @@ def test_import_dry_run_then_for_real():
         api.close()
 
 
+def test_the_largest_import_keeps_the_loop_turning():
+    """An import of as many servers as one may hold (200,000) is
+    published, followed and answered while the loop goes on: the watchdog
+    pings (asked for every second) never stop for as long as the shipped
+    unit's WatchdogSec=30 allows, so systemd would not kill the daemon for
+    it, and every server is applied once.  (Its events were looked for one
+    by one at each delivery, and the import read in one turn: the loop
+    stood still for over a minute.)"""
+    import threading
+    api = Api(notify=True, env={"WATCHDOG_USEC": "2000000"})
+    try:
+        servers = [{"id": "i%d" % i, "hostname": "h%d" % i,
+                    "ip_address": "127.%d.%d.%d" % (120 + i // 65536,
+                                                    i // 256 % 256, i % 256)}
+                   for i in range(200000)]
+        # Made before the clock starts: the test's own threads (the
+        # watchdog's reader among them) stand still while it is made.
+        payload = json.dumps({"servers": servers}).encode()
+        answers = []
+
+        def healthz():
+            start = time.monotonic()
+            try:
+                status, _ = api.daemon.http_get("/healthz", timeout=120)
+            except OSError as error:
+                status = repr(error)
+            answers.append((status, time.monotonic() - start))
+
+        # A probe of the loop every second while the import runs.
+        done = threading.Event()
+
+        def probe():
+            while not done.is_set():
+                healthz()
+                time.sleep(1)
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
+        started = time.monotonic()
+        status, body, _ = api.call("POST", "/api/v1/import", payload,
+                                   timeout=300)
+        took = time.monotonic() - started
+        done.set()
+        prober.join()
+        slowest = max(t for _, t in answers)
+        pings = [t for t, m in api.daemon.notify.timed() if m == "WATCHDOG=1"]
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        print("import answered %d in %.1f s; /healthz slowest %.2f s of %d; "
+              "longest gap between watchdog pings %.1f s"
+              % (status, took, slowest, len(answers), max(gaps or [0])),
+              flush=True)
+        assert status in (200, 202), body
+        # The shipped WatchdogSec is 30 s: a loop held longer is killed.
+        assert max(gaps or [0]) < 30, gaps
+        assert slowest < 30, answers
+        if status == 202:
+            wait_until(lambda: api.call("GET", "/api/v1/imports/" + body["import"],
+                                        token=READ_TOKEN)[1]["state"] == "applied",
+                       300, "the import applied")
+        assert api.db.scalar("SELECT count(*) FROM ipam_state.server") == 200000
+        assert api.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+    finally:
+        api.close()
+
+
 def test_write_while_postgresql_is_away():
     """A write while PostgreSQL is away is refused at once (503) and
     publishes nothing; the API's reads come back with it."""
@@ -419,6 +484,54 @@ def test_write_while_postgresql_is_away():
         assert status == 200, body
         assert count_messages(api.topics.marks) == marks_before + 1
     finally:
+        api.close()
+        pg.close()
+
+
+def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
+    """Two writes are published while the API's one read connection is
+    held by the first one's poll (a lock stands in its way); PostgreSQL
+    then goes away.  The second's poll never got a connection, yet it is
+    answered 202 at its api.write_wait_ms, with its request to follow,
+    not left to the HTTP deadline's "no reply in time" (which says
+    nothing was published); both are applied once PostgreSQL is back."""
+    import psycopg2
+    pg = harness.PrivatePostgres().start()
+    db = Database(host="127.0.0.1", port=pg.port)
+    api = Api(db=db, config={"api": {"read_connections": "1",
+                                     "write_wait_ms": "3000"}})
+    locker = None
+    try:
+        api.subnet("lan", "127.97.6.0/24", ["127.97.6.1-127.97.6.9"])
+        api.settle()
+        marks = count_messages(api.topics.marks)
+        locker = psycopg2.connect(db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        answers = []
+        for ip in ("127.97.6.2", "127.97.6.3"):
+            answers.append(pool.submit(api.call, "PUT", "/api/v1/marks/-/" + ip,
+                                       {"status": "reserved"}, timeout=120))
+            wait_until(lambda: count_messages(api.topics.marks) == marks + 1,
+                       30, "the write published")
+            marks += 1
+        time.sleep(0.5)
+        pg.stop()
+        locker = None
+        started = time.monotonic()
+        for answer in answers:
+            status, body, headers = answer.result()
+            assert status == 202, (status, body)
+            assert headers["Location"].startswith("/api/v1/requests/"), body
+        took = time.monotonic() - started
+        print("both answered 202 within %.1f s of the stop" % took, flush=True)
+        pg.start()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipam WHERE status "
+                                     "= 'reserved'") == 2, 120, "both applied")
+    finally:
+        if locker is not None:
+            locker.close()
         api.close()
         pg.close()
 
