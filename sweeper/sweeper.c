@@ -1235,6 +1235,12 @@ sweeper_written(struct pgconn *pg, PGresult *result, const char *error,
 		return;
 	}
 	sweeper->rows_changed = strtoull(PQgetvalue(result, 0, 0), NULL, 10);
+	/* Probed, and no lease left to count it: nothing was written. */
+	if (sweeper->count > 0 && atoi(PQgetvalue(result, 0, 1)) == 0)
+		log_warnx("sweeper: sweep %llu: its subnets' leases were gone "
+		    "when it ended (another member took them): its %zu "
+		    "results were not written",
+		    (unsigned long long)sweeper->number, sweeper->count);
 	sweeper->went_up = sweeper->batch_up;
 	sweeper->went_down = sweeper->batch_down;
 	log_debug("sweeper: sweep %llu: the pass of %s subnets counted, %s "

@@ -185,9 +185,15 @@ BEGIN
 	END IF;
 
 	-- A subnet gone (deleted, ping off, its domain no longer swept) for
-	-- ten rounds leaves its lease behind: forgotten.
+	-- ten rounds leaves its lease behind: forgotten.  Not the lease of a
+	-- live member on a subnet still swept: its sweep may be taking that
+	-- long, and its commit counts the pass only of the subnets it still
+	-- holds (it would write nothing).
 	DELETE FROM ipamd.sweep_lease l
-	WHERE l.expires_at < now() - 10 * round_ms * interval '1 millisecond';
+	WHERE l.expires_at < now() - 10 * round_ms * interval '1 millisecond'
+	    AND NOT (l.member = ANY (live) AND EXISTS (SELECT 1
+		FROM ipam_state.subnet s
+		WHERE s.id = l.subnet_id AND s.ping AND NOT s.deleted));
 	PERFORM ipamd.sweep_prune(live, round_ms);
 	RETURN NEXT;
 END

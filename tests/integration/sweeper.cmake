@@ -30,6 +30,7 @@ ipam_python_tests(test_sweeper.py ${IPAM_SWEEPER_TESTS})
 # daemons and a SIGKILL, every echo request counted on the hosts' bridge.
 set(IPAM_SWEEP_SHARE_TESTS
 	test_sweep_claims_lease_each_subnet_once_per_round
+	test_sweep_longer_than_ten_rounds_still_writes_its_news
 	test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6
 	test_sweep_pass_counts_only_the_subnets_probed
 	test_sweep_interrupted_between_news_and_pass_leaves_nothing

@@ -287,6 +287,40 @@ def test_sweep_pass_counts_only_the_subnets_probed():
         db.close()
 
 
+def test_sweep_longer_than_ten_rounds_still_writes_its_news():
+    """A member's sweep takes longer than ten rounds while another member
+    claims each round: the other's claims forget old leases, but not the
+    one the sweep still holds, so its news is written and its pass
+    counted when it ends (the commit found no lease and wrote nothing)."""
+    db = migrated_database()
+    members = []
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
+                 "VALUES ('long', 1, '', '10.9.0.0/24', true)")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
+                 "ip_type) VALUES ('10.9.0.1', 'long', 'available', 'static')")
+        members = [Member(db, interval_ms=200), Member(db, interval_ms=200)]
+        end = next_round(db, interval_ms=200, into_ms=20)
+        owner = next(m for m in members if m.claim()["subnets"] == 1)
+        other = next(m for m in members if m is not owner)
+        with owner.conn.cursor() as cur:
+            cur.execute("SELECT ip FROM ipamd.sweep_targets(%s, %s, %s)",
+                        (owner.id, end, [4]))
+            assert [r[0] for r in cur.fetchall()] == ["10.9.0.1"]
+        # Fifteen rounds go by; the other member claims in each of them.
+        for _ in range(15):
+            next_round(db, interval_ms=200, into_ms=20)
+            assert other.claim()["subnets"] == 0
+        written, subnets, _ = commit(owner, end, [("10.9.0.1", 250, True, 0)])
+        assert (written, subnets) == (1, 1), (written, subnets)
+        state = sweep_state(db, ["10.9.0.1"])["10.9.0.1"]
+        assert state[0] is True and state[1] is not None, state
+    finally:
+        for member in members:
+            member.leave()
+        db.close()
+
+
 def test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6():
     """A member without an IPv6 socket is leased no IPv6 subnet: alone, it
     leaves them unleased (and uncounted); once a member with IPv6 is live,
