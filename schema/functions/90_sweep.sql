@@ -401,7 +401,11 @@ BEGIN
 		    AS r(vrf, ip, rtt_us, active, missed_sweeps)
 	), news AS (
 		SELECT a.vrf, a.ip_address, a.created_at, a.subnet_id,
-		    coalesce(p.passes, 0) + 1 AS pass, r.active,
+		    coalesce(p.passes, 0) + 1 AS pass,
+		    -- A row made again since its targets were read is news
+		    -- of the row it replaced: silent, it never answered.
+		    r.active AND (r.rtt_us IS NOT NULL OR st.vrf IS NOT NULL)
+			AS active,
 		    r.rtt_us IS NOT NULL AS answered, r.missed_sweeps,
 		    coalesce(r.rtt_us, st.rtt_us) AS rtt_us,
 		    CASE WHEN r.rtt_us IS NOT NULL

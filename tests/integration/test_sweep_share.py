@@ -321,6 +321,44 @@ def test_sweep_longer_than_ten_rounds_still_writes_its_news():
         db.close()
 
 
+def test_sweep_news_of_a_row_made_again_meanwhile_is_not_kept_active():
+    """An address answers, then its row is deleted and made again while
+    a sweep probes it and it is silent: the sweeper sends "still active,
+    one sweep missed" from the old row's state, but the new row never
+    answered, so it starts as inactive, not active."""
+    db = migrated_database()
+    member = None
+    try:
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
+                 "VALUES ('again', 1, '', '10.9.1.0/24', true)")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
+                 "ip_type) VALUES ('10.9.1.1', 'again', 'available', 'static')")
+        member = Member(db)
+        end = next_round(db)
+        assert member.claim()["subnets"] == 1
+        sweep(member, end, [4], [("10.9.1.1", 120, True, 0)])
+        assert sweep_state(db, ["10.9.1.1"])["10.9.1.1"][0] is True
+        end = next_round(db)
+        assert member.claim()["subnets"] == 1
+        with member.conn.cursor() as cur:
+            cur.execute("SELECT ip, active FROM ipamd.sweep_targets(%s, %s, %s)",
+                        (member.id, end, [4]))
+            assert cur.fetchall() == [("10.9.1.1", True)]
+        db.query("DELETE FROM ipam_state.address WHERE ip_address = '10.9.1.1'")
+        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
+                 "ip_type, created_at, updated_at) VALUES ('10.9.1.1', 'again', "
+                 "'available', 'static', now() + interval '1 second', "
+                 "now() + interval '1 second')")
+        commit(member, end, [("10.9.1.1", None, True, 1)])
+        active, seen, checked, missed = sweep_state(db, ["10.9.1.1"])["10.9.1.1"]
+        assert (active, seen) == (False, None), (active, seen, checked, missed)
+        assert checked is not None
+    finally:
+        if member:
+            member.leave()
+        db.close()
+
+
 def test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6():
     """A member without an IPv6 socket is leased no IPv6 subnet: alone, it
     leaves them unleased (and uncounted); once a member with IPv6 is live,
