@@ -539,6 +539,7 @@ pgconn_result_error(struct pgconn *pg, const PGresult *result, char *buf,
     size_t buflen)
 {
 	const char *message = NULL, *sqlstate = NULL;
+	char suffix[32];
 	size_t len;
 
 	if (result != NULL) {
@@ -547,12 +548,26 @@ pgconn_result_error(struct pgconn *pg, const PGresult *result, char *buf,
 		if (message == NULL)
 			message = PQresultErrorMessage(result);
 	}
-	if ((message == NULL || *message == '\0') && pg->conn != NULL)
+	if ((message == NULL || *message == '\0') && pg != NULL &&
+	    pg->conn != NULL)
 		message = PQerrorMessage(pg->conn);
-	snprintf(buf, buflen, "%s%s%s%s", message ? message : "unknown error",
-	    sqlstate ? " (SQLSTATE " : "", sqlstate ? sqlstate : "",
-	    sqlstate ? ")" : "");
-	len = strlen(buf);
-	while (len > 0 && buf[len - 1] == '\n')
-		buf[--len] = '\0';
+	if (message == NULL)
+		message = "unknown error";
+	if (buflen == 0)
+		return;
+	snprintf(suffix, sizeof(suffix), "%s%s%s", sqlstate ? " (SQLSTATE " :
+	    "", sqlstate ? sqlstate : "", sqlstate ? ")" : "");
+	/*
+	 * A long message is cut where a character begins, so that what is
+	 * stored (a dead letter's reason) stays UTF-8; the SQLSTATE stays.
+	 */
+	len = strlen(message);
+	while (len > 0 && message[len - 1] == '\n')
+		len--;
+	if (len + strlen(suffix) >= buflen) {
+		len = buflen > strlen(suffix) ? buflen - 1 - strlen(suffix) : 0;
+		while (len > 0 && ((unsigned char)message[len] & 0xc0) == 0x80)
+			len--;
+	}
+	snprintf(buf, buflen, "%.*s%s", (int)len, message, suffix);
 }

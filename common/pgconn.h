@@ -82,7 +82,10 @@ void		 pgconn_set_timeouts(struct pgconn *pg, long long connect_ms,
 /* Tells whether an SQLSTATE means the connection must be re-established. */
 bool		 pgconn_sqlstate_is_fatal(const char *sqlstate);
 
-/* Writes the error of a result (or of the connection) in one line. */
+/*
+ * Writes the error of a result (or of the connection, pg may be NULL) in
+ * one line, cut where a character begins when buflen is short.
+ */
 void		 pgconn_result_error(struct pgconn *pg, const PGresult *result,
 		    char *buf, size_t buflen);
 
