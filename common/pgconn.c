@@ -182,8 +182,23 @@ static void
 pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pgconn *pg = arg;
-	const char *keywords[5];
-	const char *values[5];
+	/*
+	 * Before dbname: defaults its conninfo may override.  A server gone
+	 * without a word (a host down, a network cut) is noticed within a
+	 * minute, idle (keepalives) or with a statement sent (its bytes not
+	 * acknowledged), instead of the kernel's two hours or fifteen
+	 * minutes, during which the apply, a sweep or a read waited.
+	 */
+	static const char *const liveness[][2] = {
+		{ "keepalives", "1" },
+		{ "keepalives_idle", "30" },
+		{ "keepalives_interval", "10" },
+		{ "keepalives_count", "3" },
+		{ "tcp_user_timeout", "60000" },
+	};
+	const char *keywords[10];
+	const char *values[10];
+	size_t i;
 	int n = 0;
 
 	if (pg->state == PGCONN_CONNECTING) {
@@ -193,6 +208,10 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (pg->state != PGCONN_WAITING)
 		return;
 
+	for (i = 0; i < sizeof(liveness) / sizeof(liveness[0]); i++) {
+		keywords[n] = liveness[i][0];
+		values[n++] = liveness[i][1];
+	}
 	keywords[n] = "dbname";
 	values[n++] = pg->conninfo;
 	if (pg->password != NULL) {

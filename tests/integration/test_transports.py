@@ -464,6 +464,58 @@ def test_scram_over_tls_with_kafka_3_9():
 
 # -- PostgreSQL --------------------------------------------------------------
 
+def postgresql_keepalive_timers(daemon, port):
+    """The keepalive timers (seconds) of the daemon's TCP connections to
+    PostgreSQL's port, as ss shows them ("" for a socket without one)."""
+    out = subprocess.run(["ss", "-tnpoH", "state", "established", "dport",
+                          "=", ":%d" % port], capture_output=True, text=True,
+                         check=True).stdout
+    timers = []
+    for line in out.splitlines():
+        if "pid=%d," % daemon.proc.pid not in line:
+            continue
+        # "1min3sec", "28sec", and below ten seconds "4.936ms" (which
+        # is seconds, as ss prints them).
+        found = re.search(r"timer:\(keepalive,(?:(\d+)min)?([\d.]+)(sec|ms)",
+                          line)
+        if not found:
+            timers.append("")
+            continue
+        value = float(found.group(2))
+        if found.group(3) == "ms" and "." not in found.group(2):
+            value /= 1000
+        timers.append(int(found.group(1) or 0) * 60 + value)
+    return timers
+
+
+def test_postgresql_connections_notice_a_silent_server():
+    """Every connection to PostgreSQL over TCP (the apply's, the API's
+    reads, the sweeper's) has keepalives on, the first probe within 30 s,
+    so that a server gone without a word is noticed in a minute, not the
+    kernel's two hours; the conninfo's own setting still wins."""
+    db = Database()
+    daemon = None
+    try:
+        for conninfo, most in (("", 30), ("keepalives_idle=7", 7)):
+            config = {}
+            if conninfo:
+                config = {"postgresql": {"conninfo": "%s %s" % (db.conninfo(),
+                                                                 conninfo)}}
+            daemon = Daemon(db, Topics(), config=config).start()
+            daemon.wait_ready()
+            timers = postgresql_keepalive_timers(daemon, db.port)
+            print("%r: keepalive timers %r" % (conninfo, timers), flush=True)
+            assert len(timers) >= 2, timers
+            assert all(t != "" and t <= most for t in timers), timers
+            assert daemon.stop() == 0
+            daemon.close()
+            daemon = None
+    finally:
+        if daemon is not None:
+            daemon.close()
+        db.close()
+
+
 def test_postgresql_verify_full():
     work = tempfile.mkdtemp(prefix="ipam-pgtls-")
     ca = TestCA(work)
