@@ -26,6 +26,8 @@
 
 /* Rate-limit buckets, by a hash of the client's address. */
 #define API_BUCKETS		1024
+/* How long a stop waits for the writes' events to reach Kafka. */
+#define API_STOP_FLUSH_MS	2000
 
 /* The OpenAPI document, generated from docs/openapi.json at build time. */
 extern const char api_openapi_json[];
@@ -1010,6 +1012,12 @@ api_stop(struct api *api)
 	struct api_call *call, *next;
 
 	api->stopping = true;
+	/*
+	 * What the writes handed to Kafka's client is delivered first, so
+	 * that each is told whether Kafka has it (the rest is purged when
+	 * the producer is freed).
+	 */
+	producer_flush(api->producer, API_STOP_FLUSH_MS);
 	/* Answering may release a call: walk with the next one in hand. */
 	for (call = TAILQ_FIRST(&api->calls); call != NULL; call = next) {
 		next = TAILQ_NEXT(call, entry);

@@ -239,17 +239,38 @@ void
 api_write_halt(struct api_call *call)
 {
 	struct api_write *write = call->write;
+	const struct api_event *unsure = NULL;
+	json_t *body, *ids;
 	size_t i;
 
 	api_write_stop(call);
 	for (i = 0; i < write->count; i++)
-		if (write->events[i].sent) {
+		if (write->events[i].sent && write->events[i].delivered &&
+		    write->events[i].failure == NULL) {
 			api_write_accepted(write, "published; the daemon is "
 			    "stopping before it was applied");
 			return;
-		}
-	api_error(call, 503, "unavailable", NULL, "the daemon is stopping: "
-	    "nothing was published");
+		} else if (write->events[i].sent && !write->events[i].delivered &&
+		    unsure == NULL)
+			unsure = &write->events[i];
+	if (unsure == NULL) {
+		api_error(call, 503, "unavailable", NULL, "the daemon is "
+		    "stopping: nothing was published");
+		return;
+	}
+	/* Handed to Kafka's client, never acknowledged: purged at the exit. */
+	body = json_object();
+	json_object_set_new(body, "error", json_string("unavailable"));
+	json_object_set_new(body, "detail", json_sprintf("the daemon is "
+	    "stopping and Kafka had not acknowledged the write: most likely "
+	    "it was not published%s%s", unsure->id != NULL ? "; GET "
+	    "/api/v1/requests/" : "", unsure->id != NULL ? unsure->id : ""));
+	if (unsure->id != NULL) {
+		ids = json_array();
+		json_array_append_new(ids, json_string(unsure->id));
+		json_object_set_new(body, "requests", ids);
+	}
+	api_reply_json(call, 503, body);
 }
 
 /* The daemon stops: nothing more will call back. */

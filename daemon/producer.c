@@ -201,6 +201,15 @@ producer_outstanding(const struct producer *producer)
 	return producer->outstanding;
 }
 
+/* Waits for what is in flight, its callbacks served. */
+void
+producer_flush(struct producer *producer, int timeout_ms)
+{
+	if (producer != NULL && producer->kafka != NULL &&
+	    producer->outstanding > 0)
+		rd_kafka_flush(producer->kafka, timeout_ms);
+}
+
 /* Waits for what is in flight, then frees. */
 void
 producer_free(struct producer *producer, int timeout_ms)

@@ -46,6 +46,12 @@ int		 producer_send(struct producer *producer, const char *topic,
 size_t		 producer_outstanding(const struct producer *producer);
 
 /*
+ * Waits up to timeout_ms for what is in flight to be delivered or given
+ * up; their callbacks run before it returns.
+ */
+void		 producer_flush(struct producer *producer, int timeout_ms);
+
+/*
  * Waits (at most timeout_ms) for what is in flight, then frees; the
  * deliveries still waiting are not told.
  */

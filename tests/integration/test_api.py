@@ -13,6 +13,8 @@ import time
 import urllib.error
 import urllib.request
 
+import psycopg2
+
 import harness
 from harness import Daemon, Database, Kafka, Topics, wait_caught_up, wait_until
 from test_property import RebuildDaemon
@@ -534,6 +536,51 @@ def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
             locker.close()
         api.close()
         pg.close()
+
+
+def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
+    """The broker never gets the event of a write (the proxy in front of
+    it drops produce requests) when the daemon is told to stop: the write
+    is answered 503, not 202 "published", and nothing reaches the topic;
+    a write Kafka took before the stop is still answered 202."""
+    from test_consumer import PrivateKafka
+    kafka = PrivateKafka(proxied=True)
+    api = None
+    try:
+        api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
+                          "api": {"write_wait_ms": "60000"}})
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", "127.97.7.0/24", ["127.97.7.1-127.97.7.9"])
+        api.settle()
+        marks = count_messages(api.topics.marks)
+        # Taken by Kafka, not applied: the apply waits on a lock.
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        taken = pool.submit(api.call, "PUT", "/api/v1/marks/-/127.97.7.2",
+                            {"status": "reserved"}, timeout=120)
+        wait_until(lambda: count_messages(api.topics.marks) == marks + 1, 30,
+                   "the first write in the topic")
+        kafka.proxy.drop_produce = True
+        lost = pool.submit(api.call, "PUT", "/api/v1/marks/-/127.97.7.3",
+                           {"status": "reserved"}, timeout=120)
+        time.sleep(2)
+        api.daemon.proc.send_signal(signal.SIGTERM)
+        status, body, headers = taken.result()
+        assert status == 202 and headers["Location"], (status, body)
+        status, body, _ = lost.result()
+        print("the write Kafka never took: %d %s" % (status, body), flush=True)
+        assert status == 503 and "not acknowledged" in body["detail"], body
+        assert body["requests"], body
+        assert api.daemon.proc.wait(60) == 0
+        locker.close()
+        assert count_messages(api.topics.marks) == marks + 1
+    finally:
+        if api is not None:
+            api.daemon.close()
+            api.db.close()
+        kafka.close()
 
 
 def test_writes_waiting_when_the_daemon_stops_are_answered():

@@ -375,6 +375,7 @@ class KafkaProxy:
     its new partitions while the broker is away."""
 
     SYNC_GROUP = 14
+    PRODUCE = 0
 
     def __init__(self, target_port):
         self.target = target_port
@@ -384,6 +385,9 @@ class KafkaProxy:
         self.listener = None
         self.armed = False
         self.cuts = 0
+        # Set, produce requests are read and dropped (never answered):
+        # the broker is reachable and never gets a message.
+        self.drop_produce = False
         self.running = True
         self.restore()
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
@@ -479,6 +483,8 @@ class KafkaProxy:
             if conn.cut:
                 continue
             api_key, api_version, correlation = struct.unpack(">hhi", frame[4:12])
+            if api_key == self.PRODUCE and self.drop_produce:
+                continue
             conn.requests[correlation] = (api_key, api_version)
             try:
                 conn.upstream.sendall(frame)
