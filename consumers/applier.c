@@ -88,6 +88,21 @@ applier_retry_cb(evutil_socket_t fd, short what, void *arg)
 		applier_send(applier);
 }
 
+/*
+ * Gives up the batch that waits to be sent again: the connection was made
+ * again and the consumer reads it again from the stored offsets.  Failing
+ * stays as it is until a batch commits.
+ */
+void
+applier_drop(struct applier *applier)
+{
+	if (applier->batch == NULL || applier->chunk != 0)
+		return;
+	evtimer_del(applier->retry_timer);
+	applier->batch = NULL;
+	applier->failures = 0;
+}
+
 /* Creates an applier. */
 struct applier *
 applier_new(struct event_base *base, struct pgconn *pg, const char *group_id,

@@ -116,6 +116,9 @@ void		 applier_set_pool_budget(struct applier *applier,
 /* Tells whether an apply is in flight. */
 bool		 applier_busy(const struct applier *applier);
 
+/* Gives up a batch waiting to be sent again (none is in flight). */
+void		 applier_drop(struct applier *applier);
+
 /*
  * Seconds the apply has been stuck: since the database began refusing
  * every batch, or since the statement in flight was sent; 0 when there is

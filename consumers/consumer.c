@@ -1097,8 +1097,10 @@ consumer_db_up(struct consumer *consumer)
 	/*
 	 * A batch whose commit was lost with the connection may have landed
 	 * or not: the stored offsets say which, and what was in flight is
-	 * fetched again from there.
+	 * fetched again from there.  One the applier was waiting to send
+	 * again goes the same way (sent, it would have been empty).
 	 */
+	applier_drop(consumer->applier);
 	batch_clear(&consumer->inflight);
 	for (i = 0; i < consumer->partition_count; i++)
 		if (consumer->partitions[i].assigned &&

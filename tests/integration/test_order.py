@@ -326,6 +326,73 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         server.close()
 
 
+def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
+    """PostgreSQL refuses every batch (a revoked privilege) and the
+    daemon's connections are cut while the refused batch waits to be sent
+    again: the batch is read again from the stored offsets, not sent
+    emptied (which committed and said PostgreSQL accepted the batches
+    again while it still refused them); once the privilege is back every
+    event is applied."""
+    db = Database()
+    role = harness.unique("ipamrole")
+    db.query('CREATE ROLE "%s" LOGIN' % role)
+    db.query('ALTER DATABASE "%s" OWNER TO "%s"' % (db.name, role))
+    db.query('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    conninfo = "host=%s port=%d user=%s dbname=%s" % (db.host, db.port, role,
+                                                       db.name)
+    topics = Topics()
+    kafka = Kafka()
+    daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}})
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "1", event(
+            "subnet.upserted", "1", {"name": "n", "cidr": "127.96.0.0/24",
+                                     "static_ip_pools": ["127.96.0.1-127.96.0.9"]}, 1))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 1)
+        db.query('REVOKE INSERT, UPDATE ON ipam_state.server FROM "%s"' % role)
+        for i in range(3):
+            kafka.send(topics.servers, str(i), event(
+                "server.upserted", str(i), {"hostname": "h%d" % i,
+                                            "ip_address": "127.96.0.%d" % (i + 1)}, 1))
+        kafka.flush()
+        daemon.wait_log(r"apply: PostgreSQL refuses the batch: permission "
+                        r"denied", timeout=60)
+        # Retried after 1, 2, 4 s ...: cut while the batch waits.
+        daemon.wait_log(r"apply: .*retrying|PostgreSQL refuses", timeout=10)
+        time.sleep(1.5)
+        db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND usename = %s", (role,))
+        daemon.wait_log(r"PostgreSQL is back", timeout=60)
+        # Fetching resumes at once to read the batch again (it waited
+        # for the retry's delay, up to 30 s, and sent the batch emptied).
+        after = lambda: daemon.log().split("PostgreSQL is back", 1)[1]
+        wait_until(lambda: re.search(r"fetching resumed|accepts the batches "
+                                     r"again", after()), 60, "the consumer to go on")
+        assert re.search(r"fetching resumed|accepts the batches again",
+                         after()).group(0) == "fetching resumed", after()
+        wait_until(lambda: "fetching paused" in after(), 30,
+                   "the batch read again and refused again")
+        assert not re.search(r"accepts the batches again|batch of 0:", after()), \
+            after()
+        status, body = daemon.http_get("/readyz")
+        assert status == 503 and "permission denied" in body, body
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        db.query('GRANT INSERT, UPDATE ON ipam_state.server TO "%s"' % role)
+        harness.wait_caught_up(db, daemon.group, 4, timeout=90)
+        daemon.wait_log(r"apply: PostgreSQL accepts the batches again")
+        assert db.scalar("SELECT count(*) FROM ipam WHERE status = 'allocated'") == 3
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+        server = db._connect("postgres")
+        server.autocommit = True
+        with server.cursor() as cur:
+            cur.execute('DROP ROLE IF EXISTS "%s"' % role)
+        server.close()
+
+
 def test_read_only_database_is_not_ready_and_reconnects_ever_slower():
     """PostgreSQL turns read-only (a standby, a primary demoted by a
     failover): every batch is refused (SQLSTATE 25006) on every new
