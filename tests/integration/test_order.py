@@ -258,18 +258,32 @@ def test_binary_headers_are_kept_whole():
         run.close()
 
 
+def owning_role(db):
+    """A login role of the test's own that owns the database (so that a
+    privilege can be taken from the daemon): (role, conninfo)."""
+    role = harness.unique("ipamrole")
+    db.query('CREATE ROLE "%s" LOGIN' % role)
+    db.query('ALTER DATABASE "%s" OWNER TO "%s"' % (db.name, role))
+    db.query('GRANT CREATE ON SCHEMA public TO "%s"' % role)
+    return role, "host=%s port=%d user=%s dbname=%s" % (db.host, db.port,
+                                                         role, db.name)
+
+
+def drop_role(db, role):
+    server = db._connect("postgres")
+    server.autocommit = True
+    with server.cursor() as cur:
+        cur.execute('DROP ROLE IF EXISTS "%s"' % role)
+    server.close()
+
+
 def test_database_refusing_every_apply_stops_and_keeps_the_events():
     """Issue case 7: when the database refuses every apply for a reason no
     event causes (here a revoked privilege), the daemon stops consuming,
     says why in one line, turns not ready, dead-letters nothing, keeps its
     watchdog pings, and applies the events once the privilege is back."""
     db = Database()
-    role = harness.unique("ipamrole")
-    db.query('CREATE ROLE "%s" LOGIN' % role)
-    db.query('ALTER DATABASE "%s" OWNER TO "%s"' % (db.name, role))
-    db.query('GRANT CREATE ON SCHEMA public TO "%s"' % role)
-    conninfo = "host=%s port=%d user=%s dbname=%s" % (db.host, db.port, role,
-                                                       db.name)
+    role, conninfo = owning_role(db)
     topics = Topics()
     kafka = Kafka()
     # A watchdog of 3 s: a batch stuck for longer withholds the ping.
@@ -319,11 +333,7 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
     finally:
         daemon.close()
         db.close()
-        server = db._connect("postgres")
-        server.autocommit = True
-        with server.cursor() as cur:
-            cur.execute('DROP ROLE IF EXISTS "%s"' % role)
-        server.close()
+        drop_role(db, role)
 
 
 def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
@@ -334,12 +344,7 @@ def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
     again while it still refused them); once the privilege is back every
     event is applied."""
     db = Database()
-    role = harness.unique("ipamrole")
-    db.query('CREATE ROLE "%s" LOGIN' % role)
-    db.query('ALTER DATABASE "%s" OWNER TO "%s"' % (db.name, role))
-    db.query('GRANT CREATE ON SCHEMA public TO "%s"' % role)
-    conninfo = "host=%s port=%d user=%s dbname=%s" % (db.host, db.port, role,
-                                                       db.name)
+    role, conninfo = owning_role(db)
     topics = Topics()
     kafka = Kafka()
     daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}})
@@ -386,11 +391,7 @@ def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
     finally:
         daemon.close()
         db.close()
-        server = db._connect("postgres")
-        server.autocommit = True
-        with server.cursor() as cur:
-            cur.execute('DROP ROLE IF EXISTS "%s"' % role)
-        server.close()
+        drop_role(db, role)
 
 
 def test_read_only_database_is_not_ready_and_reconnects_ever_slower():
