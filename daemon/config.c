@@ -213,6 +213,13 @@ static const struct config_key config_keys[] = {
 	    "sharing a database share the sweep: give them the same value."),
 	KEY_INT("sweeper", "rate", sweeper_rate, "2000", 1, 1000000, true,
 	    "Most echo requests sent per second, paced with jitter."),
+	KEY_INT("sweeper", "receive_buffer", sweeper_receive_buffer, "4194304",
+	    4096, 268435456, false,
+	    "Receive buffer of each ICMP socket, in bytes (root or\n"
+	    "CAP_NET_ADMIN sets it past net.core.rmem_max; else that caps it).\n"
+	    "Replies that find it full are dropped by the kernel, and their\n"
+	    "addresses look silent: each sweep says how many (raise it, or\n"
+	    "lower rate)."),
 	KEY_INT("sweeper", "timeout_ms", sweeper_timeout_ms, "1000", 10, 60000,
 	    true, "How long a probe waits for its reply."),
 	KEY_INT("sweeper", "retries", sweeper_retries, "2", 0, 10, true,
@@ -1337,6 +1344,7 @@ config_sweeper_settings(const struct config *config, const char *password,
 	settings->enabled = config->sweeper_enabled;
 	settings->interval_ms = config->sweeper_interval_ms;
 	settings->rate = config->sweeper_rate;
+	settings->receive_buffer = config->sweeper_receive_buffer;
 	settings->timeout_ms = config->sweeper_timeout_ms;
 	settings->retries = config->sweeper_retries;
 	settings->down_after = config->sweeper_down_after;

@@ -97,6 +97,7 @@ struct config {
 	bool		 sweeper_enabled;
 	long long	 sweeper_interval_ms;
 	long long	 sweeper_rate;
+	long long	 sweeper_receive_buffer;
 	long long	 sweeper_timeout_ms;
 	long long	 sweeper_retries;
 	long long	 sweeper_down_after;

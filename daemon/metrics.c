@@ -293,6 +293,10 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	metrics_single(out, "ipam_syncd_sweep_answering_addresses", "gauge",
 	    "Addresses that answered in the last complete sweep.",
 	    stats->last.replies);
+	metrics_single(out, "ipam_syncd_sweep_kernel_drops_total", "counter",
+	    "Echo replies the kernel dropped, the ICMP socket's receive "
+	    "buffer full: their addresses were counted silent.",
+	    total->kernel_drops);
 	metrics_single(out, "ipam_syncd_probes_sent_total", "counter",
 	    "ICMP echo requests sent, retries included.",
 	    total->probes);

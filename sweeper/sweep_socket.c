@@ -14,9 +14,6 @@
 
 #include "sweeper/sweep_socket.h"
 
-/* Receive buffer asked for: room for a burst of replies between reads. */
-#define SWEEP_RCVBUF	(4 * 1024 * 1024)
-
 /* Lets a raw socket read only echo replies; everything else stays out. */
 static int
 sweep_socket_filter(struct sweep_socket *sock)
@@ -98,10 +95,11 @@ sweep_socket_bind(struct sweep_socket *sock)
 /* Opens a raw socket, else a ping socket. */
 int
 sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
-    char *err, size_t errlen)
+    int rcvbuf, char *err, size_t errlen)
 {
 	int protocol = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
-	int size = SWEEP_RCVBUF, raw_errno;
+	int size = rcvbuf, raw_errno, on = 1;
+	socklen_t len = sizeof(sock->rcvbuf);
 	const char *step;
 
 	memset(sock, 0, sizeof(*sock));
@@ -136,6 +134,14 @@ sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
 	    sizeof(size)) == -1)
 		(void)setsockopt(sock->fd, SOL_SOCKET, SO_RCVBUF, &size,
 		    sizeof(size));
+	if (getsockopt(sock->fd, SOL_SOCKET, SO_RCVBUF, &sock->rcvbuf,
+	    &len) == -1)
+		sock->rcvbuf = 0;
+	/* Each read then says how many replies the kernel dropped so far. */
+	step = "drop count";
+	if (setsockopt(sock->fd, SOL_SOCKET, SO_RXQ_OVFL, &on,
+	    sizeof(on)) == -1)
+		goto fail;
 	return 0;
 fail:
 	snprintf(err, errlen, "%s socket: %s: %s",
@@ -226,6 +232,11 @@ sweep_socket_receive(struct sweep_socket *sock,
 {
 	struct mmsghdr headers[SWEEP_SOCKET_BATCH];
 	struct iovec iov[SWEEP_SOCKET_BATCH];
+	union {
+		char		buf[CMSG_SPACE(sizeof(uint32_t))];
+		struct cmsghdr	align;
+	} control[SWEEP_SOCKET_BATCH];
+	struct cmsghdr *cmsg;
 	unsigned i;
 	int got;
 
@@ -239,6 +250,8 @@ sweep_socket_receive(struct sweep_socket *sock,
 		headers[i].msg_hdr.msg_namelen = sizeof(datagrams[i].from);
 		headers[i].msg_hdr.msg_iov = &iov[i];
 		headers[i].msg_hdr.msg_iovlen = 1;
+		headers[i].msg_hdr.msg_control = control[i].buf;
+		headers[i].msg_hdr.msg_controllen = sizeof(control[i].buf);
 	}
 	do
 		got = recvmmsg(sock->fd, headers, max, MSG_DONTWAIT, NULL);
@@ -251,6 +264,13 @@ sweep_socket_receive(struct sweep_socket *sock,
 		    (headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
 		if (headers[i].msg_hdr.msg_namelen == 0)
 			datagrams[i].from.ss_family = AF_UNSPEC;
+		for (cmsg = CMSG_FIRSTHDR(&headers[i].msg_hdr); cmsg != NULL;
+		    cmsg = CMSG_NXTHDR(&headers[i].msg_hdr, cmsg))
+			if (cmsg->cmsg_level == SOL_SOCKET &&
+			    cmsg->cmsg_type == SO_RXQ_OVFL &&
+			    cmsg->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
+				memcpy(&sock->drops, CMSG_DATA(cmsg),
+				    sizeof(uint32_t));
 	}
 	return got;
 }

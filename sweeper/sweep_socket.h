@@ -27,6 +27,8 @@ struct sweep_socket {
 	int			family;
 	enum sweep_socket_kind	kind;
 	uint16_t		identifier;	/* of its echo requests */
+	int			rcvbuf;		/* bytes, as the kernel has it */
+	uint32_t		drops;		/* the kernel's count, last seen */
 };
 
 /* One echo request to send; error is set when it could not be. */
@@ -51,11 +53,14 @@ struct sweep_datagram {
  * socket when the kernel refuses a raw one.  A raw socket takes the
  * identifier given and is filtered in the kernel to echo replies that
  * carry it (it reads IPv4 headers); a ping socket is bound, and its
- * identifier is the one the kernel chose.  Returns 0, or -1 with err
- * saying why each kind was refused (errno is that of the last attempt).
+ * identifier is the one the kernel chose.  Its receive buffer is asked
+ * to be rcvbuf bytes (rcvbuf says what the kernel made of it), and the
+ * kernel counts the replies it drops for lack of room.  Returns 0, or -1
+ * with err saying why each kind was refused (errno is that of the last
+ * attempt).
  */
 int	sweep_socket_open(struct sweep_socket *sock, int family,
-	    uint16_t identifier, char *err, size_t errlen);
+	    uint16_t identifier, int rcvbuf, char *err, size_t errlen);
 
 /* Closes a socket (or does nothing if it is not open). */
 void	sweep_socket_close(struct sweep_socket *sock);
@@ -74,7 +79,8 @@ unsigned sweep_socket_send(struct sweep_socket *sock, struct sweep_send *msgs,
 
 /*
  * Reads up to max datagrams (at most SWEEP_SOCKET_BATCH) without waiting.
- * Returns how many, 0 when there is nothing to read, -1 on error.
+ * Returns how many, 0 when there is nothing to read, -1 on error; drops
+ * then holds the kernel's count of replies it dropped (it wraps).
  */
 int	sweep_socket_receive(struct sweep_socket *sock,
 	    struct sweep_datagram *datagrams, unsigned max);

@@ -275,6 +275,7 @@ sweeper_add_counts(struct sweeper_counts *total,
 	total->bad_cookie += one->bad_cookie;
 	total->duplicates += one->duplicates;
 	total->late += one->late;
+	total->kernel_drops += one->kernel_drops;
 }
 
 /* Frees what one sweep holds and goes back to idle. */
@@ -491,6 +492,7 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 static void
 sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 {
+	uint32_t drops = sock->drops;
 	int64_t now_ns;
 	size_t total = 0;
 	int got, i;
@@ -501,18 +503,20 @@ sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 		if (got == -1) {
 			log_warn("sweeper: reading the %s socket",
 			    sock->family == AF_INET ? "ICMP" : "ICMPv6");
-			return;
+			break;
 		}
 		if (got == 0)
-			return;
+			break;
 		now_ns = sweeper_now_ns();
 		for (i = 0; i < got; i++)
 			sweeper_reply(sweeper, sock, &sweeper->datagrams[i],
 			    now_ns);
 		total += (size_t)got;
 		if (got < SWEEP_SOCKET_BATCH)
-			return;
+			break;
 	}
+	/* Replies the kernel had no room for: their addresses look silent. */
+	sweeper->counts.kernel_drops += (uint32_t)(sock->drops - drops);
 }
 
 /* The socket has datagrams: read them, and see whether the sweep is over. */
@@ -779,6 +783,13 @@ sweeper_finish(struct sweeper *sweeper)
 	    (unsigned long long)c->duplicates, (unsigned long long)c->late,
 	    (unsigned long long)c->malformed,
 	    (unsigned long long)c->send_errors);
+	if (c->kernel_drops > 0)
+		log_warnx("sweeper: sweep %llu: the kernel dropped %llu "
+		    "replies, its ICMP socket's receive buffer full (%d "
+		    "bytes): their addresses were counted silent; raise "
+		    "[sweeper] receive_buffer or lower rate",
+		    (unsigned long long)sweeper->number,
+		    (unsigned long long)c->kernel_drops, sweeper->sock4.rcvbuf);
 	/* Its share of the rounds it overran is not probed by anyone. */
 	if (sweeper->next_round_ns != 0 && now_ns > sweeper->next_round_ns)
 		log_warnx("sweeper: sweep %llu ended %.3f s after its round: "
@@ -1431,6 +1442,9 @@ sweeper_log_sockets(const struct sweeper *sweeper)
 		log_info("sweeper: IPv4 %s socket, IPv6 %s socket",
 		    sweep_socket_kind_name(s4->kind),
 		    sweep_socket_kind_name(s6->kind));
+	/* The kernel doubles what is asked for; rmem_max caps it unless root. */
+	log_info("sweeper: receive buffer %d bytes a socket (asked for %lld)",
+	    s4->rcvbuf, sweeper->settings.receive_buffer);
 }
 
 /* Closes the sockets and their events. */
@@ -1471,7 +1485,7 @@ sweeper_open(struct sweeper *sweeper, char *err, size_t errlen)
 	char why[256];
 
 	if (sweep_socket_open(&sweeper->sock4, AF_INET, sweeper->identifier,
-	    why, sizeof(why)) == -1) {
+	    (int)sweeper->settings.receive_buffer, why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "sweeper: cannot open an ICMP socket "
 		    "(%s): give the daemon CAP_NET_RAW, or a group in "
 		    "net.ipv4.ping_group_range, or set [sweeper] enabled = "
@@ -1479,7 +1493,7 @@ sweeper_open(struct sweeper *sweeper, char *err, size_t errlen)
 		return -1;
 	}
 	if (sweep_socket_open(&sweeper->sock6, AF_INET6, sweeper->identifier,
-	    why, sizeof(why)) == -1) {
+	    (int)sweeper->settings.receive_buffer, why, sizeof(why)) == -1) {
 		if (errno != EAFNOSUPPORT) {
 			snprintf(err, errlen, "sweeper: cannot open an ICMPv6 "
 			    "socket (%s)", why);

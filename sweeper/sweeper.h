@@ -18,6 +18,7 @@ struct sweeper_settings {
 	bool		 enabled;
 	long long	 interval_ms;	/* a round: a sweep starts at each */
 	long long	 rate;		/* echo requests per second */
+	long long	 receive_buffer; /* bytes, each ICMP socket */
 	long long	 timeout_ms;	/* the first probe's wait for a reply */
 	long long	 retries;	/* probes sent again, each waiting 1.5x */
 	long long	 down_after;	/* missed sweeps before active = false */
@@ -46,6 +47,7 @@ struct sweeper_counts {
 	uint64_t	bad_cookie;	/* payload is not that probe's cookie */
 	uint64_t	duplicates;	/* the probe was answered already */
 	uint64_t	late;		/* after the probe's deadline */
+	uint64_t	kernel_drops;	/* the socket's buffer was full */
 };
 
 /* Figures of the last complete sweep, and totals since the start. */

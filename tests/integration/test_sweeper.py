@@ -401,6 +401,45 @@ def test_loopback_answers_ipv4_and_ipv6():
         run.close()
 
 
+def test_replies_the_kernel_drops_are_counted_and_said():
+    """An ICMP receive buffer far too small for a burst of replies (4 KiB
+    asked for, probes sent as fast as the pace allows): the kernel drops
+    replies, so their addresses look silent.  The sweep says how many in
+    a warning naming the buffer, and ipam_syncd_sweep_kernel_drops_total
+    counts them; with the default buffer nothing is dropped."""
+    run = SweepRun(sweeper={"receive_buffer": "4096", "rate": "1000000"})
+    try:
+        run.subnet("burst", "127.78.0.0/22", ["127.78.0.1-127.78.3.254"])
+        run.settle()
+        run.daemon.wait_log(r"sweeper: sweep \d+: the kernel dropped "
+                            r"[1-9]\d* replies, its ICMP socket's "
+                            r"receive buffer full \(\d+ bytes\)", timeout=60)
+        assert run.daemon.log_contains(r"sweeper: receive buffer \d+ bytes a "
+                                       r"socket \(asked for 4096\)")
+        port = run.daemon.http_port()
+        fetch = subprocess.run(
+            ["ip", "netns", "exec", run.net.daemon_ns, "/usr/bin/python3", "-c",
+             "import urllib.request; print(urllib.request.urlopen("
+             "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port],
+            capture_output=True, text=True, timeout=30)
+        assert fetch.returncode == 0, fetch.stderr
+        drops = re.search(r"^ipam_syncd_sweep_kernel_drops_total (\d+)$",
+                          fetch.stdout, re.M)
+        assert drops and int(drops.group(1)) > 0, fetch.stdout
+        print("dropped: %s" % drops.group(1), flush=True)
+    finally:
+        run.close()
+    run = SweepRun(sweeper={"rate": "1000000"})
+    try:
+        run.subnet("burst", "127.78.0.0/22", ["127.78.0.1-127.78.3.254"])
+        run.settle()
+        run.daemon.wait_sweeps(2, lambda s: s["targets"] == 1022)
+        assert not run.daemon.log_contains(r"the kernel dropped"), \
+            [l for l in run.daemon.log().splitlines() if "dropped" in l][:3]
+    finally:
+        run.close()
+
+
 def test_sweeps_without_news_write_no_address_row():
     """Once every address answers, a sweep changes no state: it writes no
     address row (their row versions stay the same) and no state row except
