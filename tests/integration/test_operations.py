@@ -570,15 +570,7 @@ def test_sweep_metrics_send_errors_and_last_sweep_time():
     started = time.time()
     run = SweepRun({"down_after": "1"})
 
-    def scrape_in_namespace():
-        port = run.daemon.http_port()
-        fetch = subprocess.run(
-            ["ip", "netns", "exec", run.net.daemon_ns, "/usr/bin/python3", "-c",
-             "import urllib.request; print(urllib.request.urlopen("
-             "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port],
-            capture_output=True, text=True, timeout=30)
-        assert fetch.returncode == 0, fetch.stderr
-        return fetch.stdout
+    scrape_in_namespace = run.scrape_metrics
 
     def full_sweeps():
         return len([s for s in run.daemon.sweeps() if s["targets"] == 3])

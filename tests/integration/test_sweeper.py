@@ -355,6 +355,17 @@ class SweepRun:
         wait_until(lambda: self.active(ips) == len(ips), timeout,
                    "%s to be active" % ", ".join(ips))
 
+    def scrape_metrics(self):
+        """/metrics of the daemon, read from inside its namespace."""
+        port = self.daemon.http_port()
+        fetch = subprocess.run(
+            ["ip", "netns", "exec", self.net.daemon_ns, "/usr/bin/python3", "-c",
+             "import urllib.request; print(urllib.request.urlopen("
+             "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port],
+            capture_output=True, text=True, timeout=30)
+        assert fetch.returncode == 0, fetch.stderr
+        return fetch.stdout
+
     def close(self):
         for forger in self.forgers:
             try:
@@ -416,16 +427,10 @@ def test_replies_the_kernel_drops_are_counted_and_said():
                             r"receive buffer full \(\d+ bytes\)", timeout=60)
         assert run.daemon.log_contains(r"sweeper: receive buffer \d+ bytes a "
                                        r"socket \(asked for 4096\)")
-        port = run.daemon.http_port()
-        fetch = subprocess.run(
-            ["ip", "netns", "exec", run.net.daemon_ns, "/usr/bin/python3", "-c",
-             "import urllib.request; print(urllib.request.urlopen("
-             "'http://127.0.0.1:%d/metrics', timeout=10).read().decode())" % port],
-            capture_output=True, text=True, timeout=30)
-        assert fetch.returncode == 0, fetch.stderr
+        text = run.scrape_metrics()
         drops = re.search(r"^ipam_syncd_sweep_kernel_drops_total (\d+)$",
-                          fetch.stdout, re.M)
-        assert drops and int(drops.group(1)) > 0, fetch.stdout
+                          text, re.M)
+        assert drops and int(drops.group(1)) > 0, text
         print("dropped: %s" % drops.group(1), flush=True)
     finally:
         run.close()
