@@ -231,45 +231,64 @@ api_allocating_has(const struct api *api, const char *key)
 }
 
 /*
- * The daemon stops before the write was applied: once an event of it was
- * handed to Kafka it may still be applied (by the next start), so 202
- * with the request to follow; else nothing was published: 503.
+ * The daemon stops before the write was applied.  Every event Kafka
+ * acknowledged: 202, it is applied by the drain or by the next start.
+ * None handed to Kafka: 503, nothing was published.  Else (events Kafka
+ * has not acknowledged, kept trying until the exit) 503 that says how
+ * many of each, with the requests to follow.
  */
 void
 api_write_halt(struct api_call *call)
 {
 	struct api_write *write = call->write;
-	const struct api_event *unsure = NULL;
+	size_t i, acked = 0, unsure = 0, sent = 0;
 	json_t *body, *ids;
-	size_t i;
 
 	api_write_stop(call);
-	for (i = 0; i < write->count; i++)
-		if (write->events[i].sent && write->events[i].delivered &&
-		    write->events[i].failure == NULL) {
-			api_write_accepted(write, "published; the daemon is "
-			    "stopping before it was applied");
-			return;
-		} else if (write->events[i].sent && !write->events[i].delivered &&
-		    unsure == NULL)
-			unsure = &write->events[i];
-	if (unsure == NULL) {
+	for (i = 0; i < write->count; i++) {
+		if (!write->events[i].sent)
+			continue;
+		sent++;
+		if (!write->events[i].delivered)
+			unsure++;
+		else if (write->events[i].failure == NULL)
+			acked++;
+	}
+	if (unsure == 0 && acked > 0) {
+		api_write_accepted(write, "published; the daemon is stopping "
+		    "before it was applied");
+		return;
+	}
+	if (unsure == 0) {
 		api_error(call, 503, "unavailable", NULL, "the daemon is "
 		    "stopping: nothing was published");
 		return;
 	}
-	/* Handed to Kafka's client, never acknowledged: purged at the exit. */
 	body = json_object();
+	ids = json_array();
+	for (i = 0; i < write->count; i++)
+		if (write->events[i].sent && write->events[i].id != NULL &&
+		    (!write->events[i].delivered ||
+		    write->events[i].failure == NULL))
+			json_array_append_new(ids,
+			    json_string(write->events[i].id));
 	json_object_set_new(body, "error", json_string("unavailable"));
 	json_object_set_new(body, "detail", json_sprintf("the daemon is "
-	    "stopping and Kafka had not acknowledged the write: most likely "
-	    "it was not published%s%s", unsure->id != NULL ? "; GET "
-	    "/api/v1/requests/" : "", unsure->id != NULL ? unsure->id : ""));
-	if (unsure->id != NULL) {
-		ids = json_array();
-		json_array_append_new(ids, json_string(unsure->id));
+	    "stopping: Kafka acknowledged %zu of the %zu events handed to it "
+	    "(those are applied by the drain or by the next start) and not "
+	    "the other %zu, which may or may not be published%s", acked, sent,
+	    unsure, write->kind == API_WRITE_IMPORT ? "; sending the import "
+	    "again changes nothing twice" : "; GET /api/v1/requests/{id} of "
+	    "each tells (404 until it is applied)"));
+	json_object_set_new(body, "published", json_integer((json_int_t)acked));
+	json_object_set_new(body, "unacknowledged",
+	    json_integer((json_int_t)unsure));
+	if (json_array_size(ids) > 0)
 		json_object_set_new(body, "requests", ids);
-	}
+	else
+		json_decref(ids);
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "Retry-After", "5");
 	api_reply_json(call, 503, body);
 }
 
@@ -430,7 +449,8 @@ api_write_not_taken(struct api_write *write, const struct api_event *failed)
 	char why[1024];
 	size_t i, sent = 0;
 
-	for (i = 0; i < write->count; i++)
+	/* Of this round: an allocation's earlier rounds are decided. */
+	for (i = write->round_start; i < write->count; i++)
 		if (write->events[i].sent && write->events[i].failure == NULL)
 			sent++;
 	snprintf(why, sizeof(why), "Kafka did not take %s (%s)",
