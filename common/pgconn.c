@@ -177,6 +177,24 @@ pgconn_arm_timer(struct pgconn *pg, long long ms)
 	evtimer_add(pg->timer, &tv);
 }
 
+/* Tells whether a conninfo names a service (or PGSERVICE does). */
+static bool
+pgconn_uses_service(const char *conninfo)
+{
+	PQconninfoOption *options, *o;
+	const char *env = getenv("PGSERVICE");
+	bool named = env != NULL && *env != '\0';
+
+	if (named || (options = PQconninfoParse(conninfo, NULL)) == NULL)
+		return named;
+	for (o = options; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "service") == 0 && o->val != NULL &&
+		    *o->val != '\0')
+			named = true;
+	PQconninfoFree(options);
+	return named;
+}
+
 /* Runs when the connect timeout or the backoff delay expires. */
 static void
 pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -208,7 +226,9 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (pg->state != PGCONN_WAITING)
 		return;
 
-	for (i = 0; i < sizeof(liveness) / sizeof(liveness[0]); i++) {
+	/* A service file's settings fill only what is not set: left to it. */
+	for (i = 0; !pgconn_uses_service(pg->conninfo) &&
+	    i < sizeof(liveness) / sizeof(liveness[0]); i++) {
 		keywords[n] = liveness[i][0];
 		values[n++] = liveness[i][1];
 	}

@@ -492,16 +492,21 @@ def test_postgresql_connections_notice_a_silent_server():
     """Every connection to PostgreSQL over TCP (the apply's, the API's
     reads, the sweeper's) has keepalives on, the first probe within 30 s,
     so that a server gone without a word is noticed in a minute, not the
-    kernel's two hours; the conninfo's own setting still wins."""
+    kernel's two hours; the conninfo's own setting still wins, and so
+    does a service file's."""
     db = Database()
     daemon = None
+    services = os.path.join(tempfile.mkdtemp(prefix="ipamd-pgservice-"),
+                            "pg_service.conf")
+    with open(services, "w") as f:
+        f.write("[ipamtest]\nhost=%s\nport=%d\nuser=%s\ndbname=%s\n"
+                "keepalives_idle=5\n" % (db.host, db.port, db.user, db.name))
     try:
-        for conninfo, most in (("", 30), ("keepalives_idle=7", 7)):
-            config = {}
-            if conninfo:
-                config = {"postgresql": {"conninfo": "%s %s" % (db.conninfo(),
-                                                                 conninfo)}}
-            daemon = Daemon(db, Topics(), config=config).start()
+        for conninfo, most in ((db.conninfo(), 30),
+                               (db.conninfo() + " keepalives_idle=7", 7),
+                               ("service=ipamtest", 5)):
+            daemon = Daemon(db, Topics(), config={"postgresql": {
+                "conninfo": conninfo}}, env={"PGSERVICEFILE": services}).start()
             daemon.wait_ready()
             timers = postgresql_keepalive_timers(daemon, db.port)
             print("%r: keepalive timers %r" % (conninfo, timers), flush=True)
