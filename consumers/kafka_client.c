@@ -84,6 +84,7 @@ struct kafka_client {
 	int				 pipe_read;
 	int				 pipe_write;
 	struct event			*queue_event;
+	struct event			*again;		/* the next turn */
 	struct event			*tick;
 	struct kafka_topic		*topics;
 	size_t				 topic_count;
@@ -648,6 +649,7 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 void
 kafka_client_poll(struct kafka_client *client)
 {
+	struct timeval next = { 0, 0 };
 	rd_kafka_message_t *message;
 	int taken;
 
@@ -671,9 +673,11 @@ kafka_client_poll(struct kafka_client *client)
 	}
 	/*
 	 * The budget ran out with messages left: the pipe only wakes us on
-	 * empty-to-non-empty, so come back on the next turn of the loop.
+	 * empty-to-non-empty, so come back on the next turn of the loop
+	 * (a timer: an event made active from its own callback would run
+	 * again in this turn, before any other).
 	 */
-	event_active(client->queue_event, EV_READ, 0);
+	evtimer_add(client->again, &next);
 }
 
 /* Drains the wake-up pipe, then the queue. */
@@ -707,7 +711,9 @@ kafka_client_start(struct kafka_client *client)
 	    EV_READ | EV_PERSIST, kafka_queue_cb, client);
 	client->tick = event_new(client->base, -1, EV_PERSIST, kafka_tick_cb,
 	    client);
-	if (client->queue_event == NULL || client->tick == NULL)
+	client->again = evtimer_new(client->base, kafka_tick_cb, client);
+	if (client->queue_event == NULL || client->tick == NULL ||
+	    client->again == NULL)
 		fatalx("kafka: event_new failed");
 	event_add(client->queue_event, NULL);
 	event_add(client->tick, &tick);
@@ -952,6 +958,8 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 		event_del(client->tick);
 	if (client->queue_event != NULL)
 		event_del(client->queue_event);
+	if (client->again != NULL)
+		event_del(client->again);
 	if (!client->subscribed)
 		return;
 
@@ -1101,6 +1109,8 @@ kafka_client_free(struct kafka_client *client)
 		return;
 	if (client->queue_event != NULL)
 		event_free(client->queue_event);
+	if (client->again != NULL)
+		event_free(client->again);
 	if (client->tick != NULL)
 		event_free(client->tick);
 	if (client->queue != NULL) {
