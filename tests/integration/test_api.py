@@ -585,6 +585,57 @@ def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
         kafka.close()
 
 
+def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
+    """An allocation of two wins one address in its first round (another
+    reservation of the other was in Kafka before it) and Kafka takes
+    nothing of its second round (the proxy in front of the broker drops
+    produce requests): it is answered 409 with the address it holds and
+    why the rest could not be had, not 503 as if nothing was published."""
+    from test_consumer import PrivateKafka
+    kafka = PrivateKafka(proxied=True)
+    api = None
+    locker = None
+    try:
+        api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
+                          "api": {"write_wait_ms": "90000"}})
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", "127.97.8.0/24", ["127.97.8.1-127.97.8.9"])
+        api.settle()
+        marks = count_messages(api.topics.marks)
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        # Bob's reservation of the first free address, applied first.
+        api.send(api.topics.marks, "127.97.8.1", event(
+            "mark.set", "127.97.8.1", {"address": "127.97.8.1",
+                                       "status": "reserved",
+                                       "description": "bob's"}, 1))
+        api.kafka.flush()
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        answer = pool.submit(api.call, "POST", "/api/v1/subnets/lan/allocate",
+                             {"count": 2, "description": "mine"}, timeout=200)
+        wait_until(lambda: count_messages(api.topics.marks) == marks + 3, 30,
+                   "the first round in the topic")
+        kafka.proxy.drop_produce = True
+        locker.rollback()
+        status, body, _ = answer.result()
+        print("allocation: %d %s" % (status, body), flush=True)
+        assert status == 409, (status, body)
+        assert [r["ip_address"] for r in body["allocated"]] == ["127.97.8.2"], body
+        assert body["allocated"][0]["description"] == "mine", body
+        assert "only 1 of 2" in body["detail"] and "Kafka did not take" in \
+            body["detail"], body
+        status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.8.2",
+                                     token=READ_TOKEN)
+        assert detail["row"]["status"] == "reserved", detail
+    finally:
+        if locker is not None:
+            locker.close()
+        if api is not None:
+            api.close()
+        kafka.close()
+
+
 def test_writes_waiting_when_the_daemon_stops_are_answered():
     """SIGTERM while a write waits to be applied: the client is answered
     (202 with the request to follow: the event is published), a write that
