@@ -538,6 +538,27 @@ def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
         pg.close()
 
 
+def proxied_api_holding_the_apply(kafka, net, write_wait_ms):
+    """A daemon whose Kafka clients reach a private broker through its
+    proxy, a subnet "lan" net.0/24 with the pool net.1-net.9 applied, and
+    then the apply held by a lock on ipamd.request: (api, the marks
+    topic's messages so far, the connection holding the lock)."""
+    api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
+                      "api": {"write_wait_ms": str(write_wait_ms)}})
+    try:
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", net + ".0/24", ["%s.1-%s.9" % (net, net)])
+        api.settle()
+        marks = count_messages(api.topics.marks)
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+    except BaseException:
+        api.close()
+        raise
+    return api, marks, locker
+
+
 def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
     """The broker never gets the event of a write (the proxy in front of
     it drops produce requests) when the daemon is told to stop: the write
@@ -547,16 +568,9 @@ def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
     kafka = PrivateKafka(proxied=True)
     api = None
     try:
-        api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
-                          "api": {"write_wait_ms": "60000"}})
-        api.daemon.wait_assigned(3)
-        api.subnet("lan", "127.97.7.0/24", ["127.97.7.1-127.97.7.9"])
-        api.settle()
-        marks = count_messages(api.topics.marks)
         # Taken by Kafka, not applied: the apply waits on a lock.
-        locker = psycopg2.connect(api.db.conninfo())
-        with locker.cursor() as cur:
-            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        api, marks, locker = proxied_api_holding_the_apply(kafka, "127.97.7",
+                                                           60000)
         pool = concurrent.futures.ThreadPoolExecutor(2)
         taken = pool.submit(api.call, "PUT", "/api/v1/marks/-/127.97.7.2",
                             {"status": "reserved"}, timeout=120)
@@ -596,15 +610,8 @@ def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
     api = None
     locker = None
     try:
-        api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
-                          "api": {"write_wait_ms": "90000"}})
-        api.daemon.wait_assigned(3)
-        api.subnet("lan", "127.97.8.0/24", ["127.97.8.1-127.97.8.9"])
-        api.settle()
-        marks = count_messages(api.topics.marks)
-        locker = psycopg2.connect(api.db.conninfo())
-        with locker.cursor() as cur:
-            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        api, marks, locker = proxied_api_holding_the_apply(kafka, "127.97.8",
+                                                           90000)
         # Bob's reservation of the first free address, applied first.
         api.send(api.topics.marks, "127.97.8.1", event(
             "mark.set", "127.97.8.1", {"address": "127.97.8.1",
