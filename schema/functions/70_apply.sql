@@ -94,12 +94,14 @@ BEGIN
 	    '[]'));
 	SELECT * INTO srv FROM ipamd.apply_servers(coalesce(batch->'servers',
 	    '[]'));
-	SELECT * INTO mrk FROM ipamd.apply_marks(coalesce(batch->'marks',
-	    '[]'));
-	-- After the entities: a truncate forgets what is older than it, also
-	-- an older change that came in the same batch.
+	-- After the servers and subnets: a truncate forgets what is older
+	-- than it, also an older change that came in the same batch.  Before
+	-- the marks: a request is decided against the batch's servers, those
+	-- a truncate removes gone (only servers and subnets are truncated).
 	SELECT * INTO trn FROM ipamd.apply_truncates(
 	    coalesce(batch->'truncates', '[]'));
+	SELECT * INTO mrk FROM ipamd.apply_marks(coalesce(batch->'marks',
+	    '[]'));
 	touched := srv.touched || mrk.touched || trn.touched;
 	regions := sub.regions || trn.regions;
 

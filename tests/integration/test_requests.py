@@ -6,9 +6,10 @@ requesters; an etag that moved refuses; a refused request changes
 nothing; outcomes survive a replay."""
 
 import json
+import re
 
 import harness
-from test_sync import Run
+from test_sync import Run, debezium_subnet
 
 
 def request(run, rid, address, requester, status="reserved", description=None,
@@ -153,6 +154,59 @@ def test_outcomes_survive_a_replay():
             [(r[1], r[3], r[11]) for r in rows_before], after
     finally:
         run.close()
+
+
+def debezium_server_change(sid, lsn, op, ip):
+    """A Debezium change of a server row (no schema wrapper)."""
+    after = {"id": sid, "hostname": "h%d" % sid, "ip_address": ip,
+             "nic_mac": None, "device_type": "vm", "manufacture": "x"}
+    value = {"before": None, "after": after, "op": op, "ts_ms": 1763632000345,
+             "source": {"connector": "postgresql", "db": "inventory",
+                        "schema": "public", "table": "servers",
+                        "snapshot": "false", "lsn": lsn}}
+    return json.dumps({"id": sid}), json.dumps(value)
+
+
+def debezium_truncate(table, lsn):
+    value = {"before": None, "after": None, "op": "t", "ts_ms": 1763632000345,
+             "source": {"connector": "postgresql", "db": "inventory",
+                        "schema": "public", "table": table,
+                        "snapshot": "false", "lsn": lsn}}
+    return json.dumps(value)
+
+
+def test_a_request_after_a_truncate_sees_it_in_one_batch_or_two():
+    """The servers table is truncated (Debezium op t), then a request
+    reserves, if available, the address a truncated server held: it is
+    applied whether the two meet in one batch or not (in one batch the
+    marks were decided before the batch's truncate, against the server
+    it removes, and refused)."""
+    for together in (False, True):
+        run = Run(formats={"server": "debezium", "subnet": "debezium"},
+                  config={"consumer": {"batch_max_wait_ms": "500"}})
+        try:
+            run.send(run.topics.subnets, *debezium_subnet(
+                1, 100, "c", "127.93.5.0/24", ["127.93.5.1-127.93.5.9"]))
+            run.send(run.topics.servers, *debezium_server_change(
+                9, 200, "c", "127.93.5.5"))
+            run.settle()
+            assert run.row("127.93.5.5")["server_id"] == "9"
+            run.send(run.topics.servers, None, debezium_truncate("servers", 300))
+            if not together:
+                run.settle()
+            request(run, "after-truncate", "127.93.5.5", "write:ops",
+                    description="free again", if_available=True)
+            run.settle()
+            assert outcome(run, "after-truncate")[0] == "applied", \
+                (together, outcome(run, "after-truncate"))
+            row = run.row("127.93.5.5")
+            assert (row["status"], row["server_id"]) == ("reserved", None), row
+            if together:
+                assert re.search(r"batch of 2: ", run.daemon.log()), \
+                    "the truncate and the request were not in one batch"
+        finally:
+            run.close()
+
 
 
 if __name__ == "__main__":
