@@ -821,6 +821,32 @@ batch_net_take(const struct batch *batch, struct batch_stale *stale,
 }
 
 /*
+ * Tells whether a field of a net effect comes from an earlier versioned
+ * event of the batch than the one applied (never after a reset: the
+ * stored entity is forgotten then).
+ */
+static bool
+batch_kept_below(const struct batch_net *net, size_t field)
+{
+	return !net->reset && batch_field_of(net->entity, field) &&
+	    net->from[field] == BATCH_FROM_ENTRY && net->field[field] != NULL &&
+	    net->field[field] != net->c &&
+	    net->field[field]->change.has_version;
+}
+
+/* Tells whether any field of a net effect is kept so. */
+static bool
+batch_net_kept_below(const struct batch_net *net)
+{
+	size_t i;
+
+	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
+		if (batch_kept_below(net, i))
+			return true;
+	return false;
+}
+
+/*
  * Writes one net effect as its JSON record, left open for the caller to
  * close.  The record of a request (request true) is written as before with
  * its vrf and address replaced by the request's, in place.  Returns
@@ -881,6 +907,19 @@ batch_json_net(const struct batch *batch, struct batch_text *text,
 			batch_text_string(text, NULL, keep_names[i]);
 	}
 	batch_text_close(text, ']');
+	/*
+	 * A field kept from an earlier event of the batch than the one
+	 * applied: that event may be stale against the stored entity, which
+	 * then keeps its own value.  "kb" names its version, for the SQL.
+	 */
+	if (batch_net_kept_below(net)) {
+		batch_text_open(text, "kb", '{');
+		for (i = 0; i < BATCH_KEEP_FIELDS; i++)
+			if (batch_kept_below(net, i))
+				batch_text_int(text, keep_names[i],
+				    net->field[i]->change.version);
+		batch_text_close(text, '}');
+	}
 	return change->entity == CHANGE_MARK;
 }
 

@@ -15,6 +15,20 @@
 
 -- Stale records of a stage, at most 20 for the log, and their number per
 -- topic.
+-- Whether an upsert takes a field from the stored entity: it keeps it
+-- (a TOAST placeholder: keep names it), or the batch took it from an
+-- earlier event of its own (kb: its version) that the stored entity, or
+-- the topic's truncate floor, makes stale, as applying the events one by
+-- one would.
+CREATE OR REPLACE FUNCTION ipamd.keeps(keep text[], kb jsonb, field text,
+    known boolean, old_v bigint, floor_lsn bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT field = ANY (keep) OR (kb ? field
+	    AND ((known AND old_v >= (kb->>field)::bigint)
+		OR floor_lsn > (kb->>field)::bigint))
+$$;
+
 CREATE OR REPLACE FUNCTION ipamd.stale_report(notes jsonb[], counts bigint[],
     topics text[]) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
@@ -109,7 +123,7 @@ BEGIN
 		SELECT * FROM jsonb_to_recordset(records)
 		    AS x(seq bigint, id text, gv bigint, lo bigint[],
 			reset boolean, op text, v bigint, lsn bigint,
-			keep text[], vrf text, name text, cidr cidr,
+			keep text[], kb jsonb, vrf text, name text, cidr cidr,
 			pool_first inet[], pool_last inet[], ping boolean,
 			topic text, part integer, off bigint)
 	), dec AS (
@@ -136,7 +150,8 @@ BEGIN
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
 			ELSE coalesce(old_vrf, vrf, '') END AS vrf,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'name' = ANY (keep) THEN old_name
+			WHEN ipamd.keeps(keep, kb, 'name', known, old_v,
+			    floor_lsn) THEN old_name
 			ELSE name END AS name,
 		    CASE WHEN action = 'upsert' THEN cidr END AS cidr,
 		    p.pool_first, p.pool_last,
@@ -146,10 +161,12 @@ BEGIN
 		CROSS JOIN LATERAL ipamd.subnet_pools(dec.id,
 		    CASE WHEN action = 'upsert' THEN cidr END,
 		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_first, '{}')
+			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
+			    floor_lsn) THEN coalesce(old_pool_first, '{}')
 			ELSE coalesce(pool_first, '{}') END,
 		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN 'pools' = ANY (keep) THEN coalesce(old_pool_last, '{}')
+			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
+			    floor_lsn) THEN coalesce(old_pool_last, '{}')
 			ELSE coalesce(pool_last, '{}') END) p
 		WHERE action IN ('upsert', 'delete')
 	), changed AS (
@@ -214,7 +231,8 @@ BEGIN
 		SELECT * FROM jsonb_to_recordset(records)
 		    AS x(seq bigint, id text, gv bigint, lo bigint[],
 			reset boolean, op text, v bigint, lsn bigint,
-			keep text[], vrf text, hostname text, ip inet, mac text,
+			keep text[], kb jsonb, vrf text, hostname text, ip inet,
+			mac text,
 			device_type text, manufacture text, topic text,
 			part integer, off bigint)
 	), dec AS (
@@ -241,17 +259,21 @@ BEGIN
 		    CASE WHEN action = 'upsert' THEN coalesce(vrf, '')
 			ELSE coalesce(old_vrf, vrf, '') END AS vrf,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'hostname' = ANY (keep) THEN old_hostname
+			WHEN ipamd.keeps(keep, kb, 'hostname', known, old_v,
+			    floor_lsn) THEN old_hostname
 			ELSE hostname END AS hostname,
 		    CASE WHEN action = 'upsert' THEN ip END AS ip_address,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'nic_mac' = ANY (keep) THEN old_mac
+			WHEN ipamd.keeps(keep, kb, 'nic_mac', known, old_v,
+			    floor_lsn) THEN old_mac
 			ELSE mac END AS nic_mac,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'device_type' = ANY (keep) THEN old_device_type
+			WHEN ipamd.keeps(keep, kb, 'device_type', known, old_v,
+			    floor_lsn) THEN old_device_type
 			ELSE device_type END AS device_type,
 		    CASE WHEN action <> 'upsert' THEN NULL
-			WHEN 'manufacture' = ANY (keep) THEN old_manufacture
+			WHEN ipamd.keeps(keep, kb, 'manufacture', known, old_v,
+			    floor_lsn) THEN old_manufacture
 			ELSE manufacture END AS manufacture,
 		    topic, part, off
 		FROM dec WHERE action IN ('upsert', 'delete')

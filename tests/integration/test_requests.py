@@ -9,7 +9,8 @@ import json
 import re
 
 import harness
-from test_sync import Run, debezium_subnet
+from test_sync import (Run, debezium_server_change, debezium_subnet,
+                       debezium_truncate)
 
 
 def request(run, rid, address, requester, status="reserved", description=None,
@@ -154,25 +155,6 @@ def test_outcomes_survive_a_replay():
             [(r[1], r[3], r[11]) for r in rows_before], after
     finally:
         run.close()
-
-
-def debezium_server_change(sid, lsn, op, ip):
-    """A Debezium change of a server row (no schema wrapper)."""
-    after = {"id": sid, "hostname": "h%d" % sid, "ip_address": ip,
-             "nic_mac": None, "device_type": "vm", "manufacture": "x"}
-    value = {"before": None, "after": after, "op": op, "ts_ms": 1763632000345,
-             "source": {"connector": "postgresql", "db": "inventory",
-                        "schema": "public", "table": "servers",
-                        "snapshot": "false", "lsn": lsn}}
-    return json.dumps({"id": sid}), json.dumps(value)
-
-
-def debezium_truncate(table, lsn):
-    value = {"before": None, "after": None, "op": "t", "ts_ms": 1763632000345,
-             "source": {"connector": "postgresql", "db": "inventory",
-                        "schema": "public", "table": table,
-                        "snapshot": "false", "lsn": lsn}}
-    return json.dumps(value)
 
 
 def test_a_request_after_a_truncate_sees_it_in_one_batch_or_two():

@@ -2,6 +2,7 @@
 the real PostgreSQL, checked on the public ipam view and the side tables."""
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -347,16 +348,79 @@ def test_debezium_through_kafka():
         run.close()
 
 
+def debezium_change(table, lsn, op, after):
+    """A Debezium change of a row of the inventory (no schema wrapper)."""
+    return json.dumps({"before": None, "after": after, "op": op,
+                       "ts_ms": 1763632000345,
+                       "source": {"connector": "postgresql", "db": "inventory",
+                                  "schema": "public", "table": table,
+                                  "snapshot": "false", "lsn": lsn}})
+
+
 def debezium_subnet(sid, lsn, op, cidr, pools):
-    """A Debezium change of a subnet row (no schema wrapper); pools None
-    stands for the TOAST placeholder of an unchanged pool list."""
+    """A Debezium change of a subnet row; pools None stands for the TOAST
+    placeholder of an unchanged pool list."""
     after = {"id": sid, "name": "net-%d" % sid, "cidr": cidr,
              "static_ip_pools": "__debezium_unavailable_value" if pools is None
              else json.dumps(pools)}
-    value = {"before": None, "after": after, "op": op, "ts_ms": 1763632000345,
-             "source": {"connector": "postgresql", "db": "inventory", "schema": "public",
-                        "table": "subnets", "snapshot": "false", "lsn": lsn}}
-    return json.dumps({"id": sid}), json.dumps(value)
+    return json.dumps({"id": sid}), debezium_change("subnets", lsn, op, after)
+
+
+def debezium_server_change(sid, lsn, op, ip, hostname=None):
+    """A Debezium change of a server row; hostname
+    "__debezium_unavailable_value" is the TOAST placeholder."""
+    after = {"id": sid, "hostname": hostname or "h%d" % sid, "ip_address": ip,
+             "nic_mac": None, "device_type": "vm", "manufacture": "x"}
+    return json.dumps({"id": sid}), debezium_change("servers", lsn, op, after)
+
+
+def debezium_truncate(table, lsn):
+    """A Debezium truncate of a table (op t: no row, no key)."""
+    return debezium_change(table, lsn, "t", None)
+
+
+def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
+    """A server stored at lsn 200; then, in one batch, a lagging change
+    at lsn 100 (sent whole) and one at lsn 300 that keeps its hostname (a
+    TOAST placeholder).  One by one, lsn 100 is stale and lsn 300 keeps
+    the stored hostname; so it is in one batch (the batch took the
+    hostname of lsn 100, which it could not know to be stale).  Also a
+    subnet's kept pools, and with a stale event that is not stale
+    against an older stored version."""
+    run = Run(formats={"server": "debezium", "subnet": "debezium"},
+              config={"consumer": {"batch_max_wait_ms": "500"}})
+    try:
+        run.send(run.topics.subnets, *debezium_subnet(
+            1, 100, "c", "127.92.0.0/24", ["127.92.0.1-127.92.0.9"]))
+        run.send(run.topics.servers, *debezium_server_change(
+            7, 200, "c", "127.92.0.7", hostname="stored-200"))
+        run.send(run.topics.servers, *debezium_server_change(
+            8, 50, "c", "127.92.0.8", hostname="stored-50"))
+        run.settle()
+        placeholder = "__debezium_unavailable_value"
+        run.send(run.topics.servers, *debezium_server_change(
+            7, 100, "u", "127.92.0.7", hostname="lagging-100"))
+        run.send(run.topics.servers, *debezium_server_change(
+            7, 300, "u", "127.92.0.7", hostname=placeholder))
+        run.send(run.topics.servers, *debezium_server_change(
+            8, 100, "u", "127.92.0.8", hostname="newer-100"))
+        run.send(run.topics.servers, *debezium_server_change(
+            8, 300, "u", "127.92.0.8", hostname=placeholder))
+        # Subnet 1 stored at lsn 100: a lagging lsn 60 with other pools,
+        # then lsn 300 keeping them.
+        run.send(run.topics.subnets, *debezium_subnet(
+            1, 60, "u", "127.92.0.0/24", ["127.92.0.1-127.92.0.3"]))
+        run.send(run.topics.subnets, *debezium_subnet(
+            1, 300, "u", "127.92.0.0/24", None))
+        run.settle()
+        assert re.search(r"batch of [4-9]: ", run.daemon.log()), \
+            "the changes were not in one batch"
+        hosts = dict(run.db.query("SELECT id, hostname FROM ipam_state.server"))
+        assert hosts == {"7": "stored-200", "8": "newer-100"}, hosts
+        assert run.count("subnet_id = '1'") == 9, \
+            run.db.query("SELECT host(ip_address) FROM ipam WHERE subnet_id = '1'")
+    finally:
+        run.close()
 
 
 def test_kept_pools_are_held_to_a_changed_cidr():

@@ -304,7 +304,7 @@ batch_json_net(const struct batch *batch, const struct batch_net *net)
 {
 	const struct batch_entry *state = net->reset ? net->f : net->c;
 	const struct change *change = state ? &state->change : NULL;
-	json_t *record = json_object(), *lo, *keep;
+	json_t *record = json_object(), *lo, *keep, *kb;
 	const char *op;
 	size_t i;
 
@@ -347,6 +347,19 @@ batch_json_net(const struct batch *batch, const struct batch_net *net)
 		    BATCH_FROM_ENTRY ? &net->field[i]->change : NULL);
 	}
 	json_object_set_new(record, "keep", keep);
+	/* Fields kept from an earlier versioned event than the one applied. */
+	kb = json_object();
+	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
+		if (!net->reset && batch_field_of(net->entity, i) &&
+		    net->from[i] == BATCH_FROM_ENTRY && net->field[i] != NULL &&
+		    net->field[i] != net->c &&
+		    net->field[i]->change.has_version)
+			json_object_set_new(kb, keep_names[i], json_integer(
+			    net->field[i]->change.version));
+	if (json_object_size(kb) > 0)
+		json_object_set_new(record, "kb", kb);
+	else
+		json_decref(kb);
 	return record;
 }
 
