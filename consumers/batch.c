@@ -699,8 +699,9 @@ batch_net_fields(struct batch_net *net, const struct batch_entry *entry)
 
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++) {
 		if (entry == NULL || entry->change.op != CHANGE_UPSERT) {
+			/* A delete is named: it may be stale (kb). */
 			net->from[i] = BATCH_FROM_NOTHING;
-			net->field[i] = NULL;
+			net->field[i] = entry;
 		} else if ((entry->change.keep & (1u << i)) == 0) {
 			net->from[i] = BATCH_FROM_ENTRY;
 			net->field[i] = entry;
@@ -822,14 +823,15 @@ batch_net_take(const struct batch *batch, struct batch_stale *stale,
 
 /*
  * Tells whether a field of a net effect comes from an earlier versioned
- * event of the batch than the one applied (never after a reset: the
- * stored entity is forgotten then).
+ * event of the batch than the one applied, or was blanked by an earlier
+ * versioned delete (never after a reset: the stored entity is forgotten
+ * then).
  */
 static bool
 batch_kept_below(const struct batch_net *net, size_t field)
 {
 	return !net->reset && batch_field_of(net->entity, field) &&
-	    net->from[field] == BATCH_FROM_ENTRY && net->field[field] != NULL &&
+	    net->from[field] != BATCH_FROM_STORED && net->field[field] != NULL &&
 	    net->field[field] != net->c &&
 	    net->field[field]->change.has_version;
 }

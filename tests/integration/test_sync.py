@@ -385,7 +385,8 @@ def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
     TOAST placeholder).  One by one, lsn 100 is stale and lsn 300 keeps
     the stored hostname; so it is in one batch (the batch took the
     hostname of lsn 100, which it could not know to be stale).  Also a
-    subnet's kept pools, and with a stale event that is not stale
+    subnet's kept pools, a lagging delete (stale: the stored hostname is
+    kept; not stale: none is left), and a change that is not stale
     against an older stored version."""
     run = Run(formats={"server": "debezium", "subnet": "debezium"},
               config={"consumer": {"batch_max_wait_ms": "500"}})
@@ -396,6 +397,10 @@ def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
             7, 200, "c", "127.92.0.7", hostname="stored-200"))
         run.send(run.topics.servers, *debezium_server_change(
             8, 50, "c", "127.92.0.8", hostname="stored-50"))
+        run.send(run.topics.servers, *debezium_server_change(
+            10, 200, "c", "127.92.0.10", hostname="stored-200"))
+        run.send(run.topics.servers, *debezium_server_change(
+            11, 50, "c", "127.92.0.11", hostname="stored-50"))
         run.settle()
         placeholder = "__debezium_unavailable_value"
         run.send(run.topics.servers, *debezium_server_change(
@@ -406,6 +411,12 @@ def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
             8, 100, "u", "127.92.0.8", hostname="newer-100"))
         run.send(run.topics.servers, *debezium_server_change(
             8, 300, "u", "127.92.0.8", hostname=placeholder))
+        # A lagging delete: stale against lsn 200, not against lsn 50.
+        for sid in (10, 11):
+            run.send(run.topics.servers, json.dumps({"id": sid}),
+                     debezium_change("servers", 100, "d", None))
+            run.send(run.topics.servers, *debezium_server_change(
+                sid, 300, "u", "127.92.0.%d" % sid, hostname=placeholder))
         # Subnet 1 stored at lsn 100: a lagging lsn 60 with other pools,
         # then lsn 300 keeping them.
         run.send(run.topics.subnets, *debezium_subnet(
@@ -416,8 +427,9 @@ def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
         assert re.search(r"batch of [4-9]: ", run.daemon.log()), \
             "the changes were not in one batch"
         hosts = dict(run.db.query("SELECT id, hostname FROM ipam_state.server"))
-        assert hosts == {"7": "stored-200", "8": "newer-100"}, hosts
-        assert run.count("subnet_id = '1'") == 9, \
+        assert hosts == {"7": "stored-200", "8": "newer-100",
+                         "10": "stored-200", "11": None}, hosts
+        assert run.count("subnet_id = '1' AND ip_type = 'static'") == 9, \
             run.db.query("SELECT host(ip_address) FROM ipam WHERE subnet_id = '1'")
     finally:
         run.close()

@@ -200,8 +200,9 @@ batch_net_fields(struct batch_net *net, const struct batch_entry *entry)
 
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++) {
 		if (entry == NULL || entry->change.op != CHANGE_UPSERT) {
+			/* A delete is named: it may be stale (kb). */
 			net->from[i] = BATCH_FROM_NOTHING;
-			net->field[i] = NULL;
+			net->field[i] = entry;
 		} else if ((entry->change.keep & (1u << i)) == 0) {
 			net->from[i] = BATCH_FROM_ENTRY;
 			net->field[i] = entry;
@@ -351,7 +352,7 @@ batch_json_net(const struct batch *batch, const struct batch_net *net)
 	kb = json_object();
 	for (i = 0; i < BATCH_KEEP_FIELDS; i++)
 		if (!net->reset && batch_field_of(net->entity, i) &&
-		    net->from[i] == BATCH_FROM_ENTRY && net->field[i] != NULL &&
+		    net->from[i] != BATCH_FROM_STORED && net->field[i] != NULL &&
 		    net->field[i] != net->c &&
 		    net->field[i]->change.has_version)
 			json_object_set_new(kb, keep_names[i], json_integer(
