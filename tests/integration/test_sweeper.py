@@ -488,7 +488,8 @@ def test_sweeps_without_news_write_no_address_row():
 def test_rebuild_keeps_the_sweeper_state():
     """--rebuild swaps in rows derived again, and the rows that survive it
     keep what the sweeper knew, as they always did: active, and no new
-    first check (the first sweep after it writes no state row).  The view
+    first check (the first sweep after it turns no row up; it may write
+    a round trip time that moved, on a loaded machine).  The view
     public.ipam the rebuild defines again shows the sweeper's columns from
     the sweeper's tables once the sweeper has claimed a round."""
     run = SweepRun()
@@ -503,7 +504,7 @@ def test_rebuild_keeps_the_sweeper_state():
 
         run.daemon.start().wait_ready()
         sweep = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 10)[0]
-        assert sweep["replies"] == 10 and sweep["changed"] == 0, sweep
+        assert sweep["replies"] == 10 and sweep["up"] == 0, sweep
         for ip in ips:
             row = run.state(ip)
             assert row["active"] is True and row["missed"] == 0, (ip, row)
