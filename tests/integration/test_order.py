@@ -269,6 +269,25 @@ def owning_role(db):
                                                          role, db.name)
 
 
+def refuse_servers(db, role, daemon, kafka, topics, net, count):
+    """A subnet net.0/24 applied, then the role's writes to the servers
+    revoked and count servers in it sent: waits until the daemon says
+    PostgreSQL refuses their batch."""
+    kafka.send(topics.subnets, "1", event(
+        "subnet.upserted", "1", {"name": "n", "cidr": net + ".0/24",
+                                 "static_ip_pools": ["%s.1-%s.9" % (net, net)]}, 1))
+    kafka.flush()
+    harness.wait_caught_up(db, daemon.group, 1)
+    db.query('REVOKE INSERT, UPDATE ON ipam_state.server FROM "%s"' % role)
+    for i in range(count):
+        kafka.send(topics.servers, str(i), event(
+            "server.upserted", str(i), {"hostname": "h%d" % i,
+                                        "ip_address": "%s.%d" % (net, i + 1)}, 1))
+    kafka.flush()
+    daemon.wait_log(r"apply: PostgreSQL refuses the batch: permission "
+                    r"denied", timeout=60)
+
+
 def drop_role(db, role):
     server = db._connect("postgres")
     server.autocommit = True
@@ -291,19 +310,10 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
                     notify=True, env={"WATCHDOG_USEC": "3000000"})
     try:
         daemon.start().wait_ready()
-        kafka.send(topics.subnets, "1", event(
-            "subnet.upserted", "1", {"name": "n", "cidr": "127.97.0.0/24",
-                                     "static_ip_pools": ["127.97.0.1-127.97.0.9"]}, 1))
-        kafka.flush()
-        harness.wait_caught_up(db, daemon.group, 1)
-        db.query('REVOKE INSERT, UPDATE ON ipam_state.server FROM "%s"' % role)
-        for i in range(5):
-            kafka.send(topics.servers, str(i), event(
-                "server.upserted", str(i), {"hostname": "h%d" % i,
-                                            "ip_address": "127.97.0.%d" % (i + 1)}, 1))
-        kafka.flush()
-        daemon.wait_log(r"apply: PostgreSQL refuses the batch: permission "
-                        r"denied for table server .*consuming stops", timeout=60)
+        refuse_servers(db, role, daemon, kafka, topics, "127.97.0", 5)
+        assert daemon.log_contains(r"apply: PostgreSQL refuses the batch: "
+                                   r"permission denied for table server "
+                                   r".*consuming stops")
         status, body = daemon.http_get("/readyz")
         assert status == 503 and "permission denied" in body, body
         assert metric(daemon, "ipam_syncd_apply_failing") == 1
@@ -350,21 +360,8 @@ def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
     daemon = Daemon(db, topics, config={"postgresql": {"conninfo": conninfo}})
     try:
         daemon.start().wait_ready()
-        kafka.send(topics.subnets, "1", event(
-            "subnet.upserted", "1", {"name": "n", "cidr": "127.96.0.0/24",
-                                     "static_ip_pools": ["127.96.0.1-127.96.0.9"]}, 1))
-        kafka.flush()
-        harness.wait_caught_up(db, daemon.group, 1)
-        db.query('REVOKE INSERT, UPDATE ON ipam_state.server FROM "%s"' % role)
-        for i in range(3):
-            kafka.send(topics.servers, str(i), event(
-                "server.upserted", str(i), {"hostname": "h%d" % i,
-                                            "ip_address": "127.96.0.%d" % (i + 1)}, 1))
-        kafka.flush()
-        daemon.wait_log(r"apply: PostgreSQL refuses the batch: permission "
-                        r"denied", timeout=60)
+        refuse_servers(db, role, daemon, kafka, topics, "127.96.0", 3)
         # Retried after 1, 2, 4 s ...: cut while the batch waits.
-        daemon.wait_log(r"apply: .*retrying|PostgreSQL refuses", timeout=10)
         time.sleep(1.5)
         db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                  "WHERE datname = current_database() AND usename = %s", (role,))

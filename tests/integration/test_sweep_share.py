@@ -115,6 +115,15 @@ def add_subnets(db):
     return {"d%d" % i for i in range(1, 41)}, {"b%d" % i for i in range(1, 11)}
 
 
+def pinged_subnet(db, sid, cidr, ip):
+    """A pinged subnet of the default domain written straight into the
+    state, with one available static address."""
+    db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
+             "VALUES (%s, 1, '', %s, true)", (sid, cidr))
+    db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
+             "ip_type) VALUES (%s, %s, 'available', 'static')", (ip, sid))
+
+
 def test_sweep_claims_lease_each_subnet_once_per_round():
     """Members A and B sweep the default domain, C the default one and
     blue: each round leases every pinged live subnet of a swept domain to
@@ -295,10 +304,7 @@ def test_sweep_longer_than_ten_rounds_still_writes_its_news():
     db = migrated_database()
     members = []
     try:
-        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
-                 "VALUES ('long', 1, '', '10.9.0.0/24', true)")
-        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
-                 "ip_type) VALUES ('10.9.0.1', 'long', 'available', 'static')")
+        pinged_subnet(db, "long", "10.9.0.0/24", "10.9.0.1")
         members = [Member(db, interval_ms=200), Member(db, interval_ms=200)]
         end = next_round(db, interval_ms=200, into_ms=20)
         owner = next(m for m in members if m.claim()["subnets"] == 1)
@@ -329,10 +335,7 @@ def test_sweep_news_of_a_row_made_again_meanwhile_is_not_kept_active():
     db = migrated_database()
     member = None
     try:
-        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
-                 "VALUES ('again', 1, '', '10.9.1.0/24', true)")
-        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, "
-                 "ip_type) VALUES ('10.9.1.1', 'again', 'available', 'static')")
+        pinged_subnet(db, "again", "10.9.1.0/24", "10.9.1.1")
         member = Member(db)
         end = next_round(db)
         assert member.claim()["subnets"] == 1
@@ -414,10 +417,7 @@ def test_sweep_interrupted_between_news_and_pass_leaves_nothing():
     member = None
     blocker = db._connect(db.name)
     try:
-        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) VALUES "
-                 "('s', 1, '', '10.7.0.0/24', true)")
-        db.query("INSERT INTO ipam_state.address (ip_address, subnet_id, status, ip_type) "
-                 "VALUES ('10.7.0.1', 's', 'available', 'static')")
+        pinged_subnet(db, "s", "10.7.0.0/24", "10.7.0.1")
         member = Member(db)
         end = next_round(db)
         member.claim()
