@@ -95,6 +95,8 @@ struct api_write {
 	size_t			 item;		/* next of that list */
 	size_t			 bad;
 	json_t			*errors;
+	const struct api_event	**last;		/* api_import_last() */
+	size_t			 last_count;
 };
 
 /* Longest progress text of an import's Location (one per partition). */
@@ -190,6 +192,7 @@ api_write_free(struct api_write *write)
 		event_free(write->step);
 	json_decref(write->body);
 	json_decref(write->errors);
+	free(write->last);
 	free(write->subnet_id);
 	free(write->vrf);
 	free(write->description);
@@ -589,16 +592,21 @@ api_write_expire(evutil_socket_t fd, short events, void *arg)
 
 /*
  * The last event of each partition an import wrote to (an array of *n,
- * the caller's to free); NULL while an event is on its way or was not
- * taken (nothing to follow).  Partitions are few.
+ * the write's); NULL while an event is on its way or was not taken
+ * (nothing to follow).  Found once: every event is delivered then, and
+ * the polls ask for it again and again.  Partitions are few.
  */
 static const struct api_event **
-api_import_last(const struct api_write *write, size_t *n)
+api_import_last(struct api_write *write, size_t *n)
 {
 	const struct api_event *e, **last = NULL;
 	size_t i, j;
 
 	*n = 0;
+	if (write->last != NULL) {
+		*n = write->last_count;
+		return write->last;
+	}
 	for (i = 0; i < write->count; i++)
 		if (!write->events[i].delivered ||
 		    write->events[i].failure != NULL)
@@ -617,6 +625,8 @@ api_import_last(const struct api_write *write, size_t *n)
 		} else if (e->offset > last[j]->offset)
 			last[j] = e;
 	}
+	write->last = last;
+	write->last_count = *n;
 	return last;
 }
 
@@ -627,7 +637,7 @@ api_import_last(const struct api_write *write, size_t *n)
  * than API_IMPORT_PROGRESS_MAX.
  */
 static char *
-api_import_progress(const struct api_write *write)
+api_import_progress(struct api_write *write)
 {
 	const struct api_event **last;
 	char *text = NULL, *more;
@@ -648,7 +658,6 @@ api_import_progress(const struct api_write *write)
 			break;
 		}
 	}
-	free(last);
 	return text;
 }
 
@@ -951,7 +960,6 @@ api_write_poll(evutil_socket_t fd, short events, void *arg)
 			    json_integer(last[i]->offset));
 			json_array_append_new(list, item);
 		}
-		free(last);
 		text = json_dumps(list, JSON_COMPACT);
 		params[0] = text;
 		params[1] = call->api->group_id;
