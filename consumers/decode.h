@@ -61,6 +61,9 @@ struct decode_limits {
 struct decode_memo {
 	size_t	schema_len;		/* 0: nothing kept */
 	char	schema[DECODE_MEMO_MAX];
+	/* What the block says of the id column (decode_decimal.h). */
+	int	id_kind;		/* enum decimal_kind */
+	long	id_scale;
 };
 
 /* What a decoder is given: the message and what its topic declares. */

@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "consumers/decode.h"
+#include "consumers/decode_decimal.h"
 #include "consumers/decode_fields.h"
 #include "consumers/decode_scan.h"
 
@@ -27,6 +28,15 @@
 struct dbz_text {
 	char	 small[512];
 	char	*heap;
+};
+
+/*
+ * What the schema block says of the id column: whether its values are
+ * Kafka Connect decimals (a numeric column), and their scale.
+ */
+struct dbz_id_type {
+	enum decimal_kind	kind;
+	long			scale;
 };
 
 /* Frees what a text took from the heap; it can be used again. */
@@ -66,6 +76,42 @@ dbz_field(const struct scan_value *value, struct fields_value *field,
 		field->len = len;
 	}
 	return 0;
+}
+
+/*
+ * Reads an id column: a numeric column's value, a Kafka Connect decimal
+ * (the schema block says so: the base64 of its bytes) or a Debezium
+ * VariableScaleDecimal (an object of scale and value), becomes its
+ * decimal text (decode_decimal.h); any other value is an id as
+ * fields_id_value() reads it.
+ */
+static int
+dbz_id(const struct dbz_id_type *type, const char *label,
+    const struct fields_value *value, char **out, char *err, size_t errlen)
+{
+	json_t	*parsed;
+	int	 rc;
+
+	if (value->kind == SCAN_STRING && type->kind == DECIMAL_SCALED)
+		return decimal_id(label, value->text, value->len, type->scale,
+		    out, err, errlen);
+	if (value->kind == SCAN_STRING && type->kind == DECIMAL_BAD_SCALE) {
+		*out = NULL;
+		return fields_error(err, errlen, "%s is a numeric column sent "
+		    "as a Kafka Connect decimal, but the schema block gives no "
+		    "scale to read it with (parameters.scale)", label);
+	}
+	if (value->kind == SCAN_OBJECT) {
+		parsed = json_loadb(value->raw, value->raw_len, 0, NULL);
+		if (decimal_is_variable(parsed)) {
+			rc = decimal_variable_id(label, parsed, out, err,
+			    errlen);
+			json_decref(parsed);
+			return rc;
+		}
+		json_decref(parsed);
+	}
+	return fields_id_value(label, value, out, err, errlen);
 }
 
 /* Tells whether a column is mapped: a name, not NULL or "". */
@@ -181,6 +227,7 @@ dbz_unchanged(char letter, const char *label, unsigned keep,
  */
 struct dbz_row {
 	struct scan_value	 after;
+	struct dbz_id_type	 id_type;
 	const char		*names[DBZ_COLUMNS];	/* NULL: not mapped */
 	struct scan_value	 columns[DBZ_COLUMNS];
 	char			 letter;
@@ -233,7 +280,7 @@ dbz_server(const struct decode_input *in, struct dbz_row *row, char *err,
 
 	dbz_find_columns(row, columns, sizeof(columns) / sizeof(columns[0]));
 	if (dbz_after(row, 0, true, 0, &v, err, errlen) == -1 ||
-	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
+	    dbz_id(&row->id_type, label, &v, &out->id, err, errlen) == -1 ||
 	    dbz_after(row, 1, true, CHANGE_KEEP_HOSTNAME, &v, err,
 	    errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false,
@@ -277,7 +324,7 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
 
 	dbz_find_columns(row, columns, sizeof(columns) / sizeof(columns[0]));
 	if (dbz_after(row, 0, true, 0, &v, err, errlen) == -1 ||
-	    fields_id_value(label, &v, &out->id, err, errlen) == -1 ||
+	    dbz_id(&row->id_type, label, &v, &out->id, err, errlen) == -1 ||
 	    dbz_after(row, 1, true, CHANGE_KEEP_NAME, &v, err, errlen) == -1 ||
 	    fields_string_value(label, &v, FIELDS_TEXT_MAX, false, &out->name,
 	    err, errlen) == -1 ||
@@ -302,7 +349,8 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
  */
 static int
 dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
-    struct change *out, char *err, size_t errlen)
+    const struct dbz_id_type *id_type, struct change *out, char *err,
+    size_t errlen)
 {
 	const char		*column;
 	struct scan_value	 found;
@@ -323,7 +371,7 @@ dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
 		if (rc == 0)
 			rc = dbz_unchanged('d', label, 0, &v, out, err, errlen);
 		if (rc == 0)
-			rc = fields_id_value(label, &v, &out->id, err, errlen);
+			rc = dbz_id(id_type, label, &v, &out->id, err, errlen);
 		dbz_text_clear(&text);
 		return rc;
 	}
@@ -468,7 +516,8 @@ enum dbz_envelope { DBZ_OP, DBZ_SOURCE, DBZ_BEFORE, DBZ_AFTER, DBZ_MEMBERS };
 /* Decodes the envelope (payload) into out; returns the decode result. */
 static enum decode_result
 dbz_decode(const struct decode_input *in, const struct scan_value *payload,
-    struct change *out, char *err, size_t errlen)
+    const struct dbz_id_type *id_type, struct change *out, char *err,
+    size_t errlen)
 {
 	static const char *const names[DBZ_MEMBERS] = {
 		[DBZ_OP] = "op", [DBZ_SOURCE] = "source",
@@ -506,7 +555,8 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 	}
 	if (letter == 'd') {
 		out->op = CHANGE_DELETE;
-		rc = dbz_deleted_id(in, &found[DBZ_BEFORE], out, err, errlen);
+		rc = dbz_deleted_id(in, &found[DBZ_BEFORE], id_type, out, err,
+		    errlen);
 		if (rc == 0 && (out->vrf = strdup("")) == NULL)
 			rc = fields_error(err, errlen, "out of memory");
 		return rc == 0 ? DECODE_OK : DECODE_ERROR;
@@ -514,6 +564,7 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 	out->op = CHANGE_UPSERT;
 	memset(&row, 0, sizeof(row));
 	row.after = found[DBZ_AFTER];
+	row.id_type = *id_type;
 	row.letter = letter;
 	row.out = out;
 	if (row.after.kind != SCAN_OBJECT) {
@@ -600,7 +651,7 @@ dbz_memo_payload(const struct decode_input *in, struct scan_tape *tape,
  */
 static void
 dbz_memo_keep(const struct decode_input *in, const struct scan_value *schema,
-    const struct scan_value *payload)
+    const struct scan_value *payload, const struct dbz_id_type *id_type)
 {
 	const char	*value = in->value;
 
@@ -613,6 +664,24 @@ dbz_memo_keep(const struct decode_input *in, const struct scan_value *schema,
 		return;
 	memcpy(in->memo->schema, schema->start, schema->len);
 	in->memo->schema_len = schema->len;
+	in->memo->id_kind = (int)id_type->kind;
+	in->memo->id_scale = id_type->scale;
+}
+
+/*
+ * What a wrapper's schema block says of the id column (see
+ * decimal_envelope_column()).
+ */
+static void
+dbz_id_type(const struct decode_input *in, const struct scan_value *schema,
+    struct dbz_id_type *type)
+{
+	const char	*column = in->entity == CHANGE_SERVER ?
+	    in->columns->server_id : in->columns->subnet_id;
+
+	type->scale = 0;
+	type->kind = decimal_envelope_column(schema->start, schema->len,
+	    column, &type->scale);
 }
 
 /* The Debezium change-event decoder (with or without schema wrapper). */
@@ -625,6 +694,7 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	struct scan_tape_entry	 entries[DBZ_TAPE];
 	struct scan_tape	 tape;
 	struct scan_value	 top, found[2];
+	struct dbz_id_type	 id_type = { DECIMAL_NONE, 0 };
 	size_t			 members;
 	char			 reason[128];
 
@@ -639,23 +709,27 @@ decode_debezium(const struct decode_input *in, struct change *out, char *err,
 	else if (in->value_len == 0)
 		fields_error(err, errlen, "the value is empty; a tombstone "
 		    "must be null");
-	else if (dbz_memo_payload(in, &tape, &found[1]))
-		result = dbz_decode(in, &found[1], out, err, errlen);
-	else if (scan_check_find(in->value, in->value_len, &tape, wrapper, 2,
+	else if (dbz_memo_payload(in, &tape, &found[1])) {
+		id_type.kind = (enum decimal_kind)in->memo->id_kind;
+		id_type.scale = in->memo->id_scale;
+		result = dbz_decode(in, &found[1], &id_type, out, err, errlen);
+	} else if (scan_check_find(in->value, in->value_len, &tape, wrapper, 2,
 	    found, &members, &top, reason, sizeof(reason)) == -1 ||
 	    (top.kind != SCAN_OBJECT && top.kind != SCAN_ARRAY))
 		dbz_not_json(in->value, in->value_len, reason, err, errlen);
 	/*
 	 * A Kafka Connect {"schema": ..., "payload": ...} wrapper (exactly
 	 * those two members) holds the event in payload; the schema block,
-	 * most of a message's bytes, is checked but never read.
+	 * most of a message's bytes, is checked but read only for the type
+	 * of the id column, when it names Kafka Connect's Decimal at all.
 	 */
 	else if (members == 2 && found[0].kind != SCAN_ABSENT &&
 	    found[1].kind != SCAN_ABSENT) {
-		dbz_memo_keep(in, &found[0], &found[1]);
-		result = dbz_decode(in, &found[1], out, err, errlen);
+		dbz_id_type(in, &found[0], &id_type);
+		dbz_memo_keep(in, &found[0], &found[1], &id_type);
+		result = dbz_decode(in, &found[1], &id_type, out, err, errlen);
 	} else
-		result = dbz_decode(in, &top, out, err, errlen);
+		result = dbz_decode(in, &top, &id_type, out, err, errlen);
 	if (result != DECODE_OK)
 		change_clear(out);
 	if (result == DECODE_ERROR)

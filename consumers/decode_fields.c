@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "consumers/decode_decimal.h"
 #include "consumers/decode_fields.h"
 
 /* Fills err like snprintf and returns -1, to end a failing path in one line. */
@@ -1258,6 +1259,34 @@ fields_unwrap(json_t *value)
 }
 
 /*
+ * The id column of a key: a numeric column's value (a Kafka Connect
+ * decimal, which the key's schema block declares, or a Debezium
+ * VariableScaleDecimal) as its decimal text (decode_decimal.h), any other
+ * value as fields_id() reads it.  schema is the key's schema block (NULL:
+ * none).
+ */
+static int
+fields_key_member(const char *field, const json_t *schema, const char *column,
+    const json_t *member, char **out, char *err, size_t errlen)
+{
+	enum decimal_kind	kind = DECIMAL_NONE;
+	long			scale = 0;
+
+	if (decimal_is_variable(member))
+		return decimal_variable_id(field, member, out, err, errlen);
+	if (json_is_string(member) && schema != NULL)
+		kind = decimal_column(schema, column, &scale);
+	if (kind == DECIMAL_SCALED)
+		return decimal_id(field, json_string_value(member),
+		    json_string_length(member), scale, out, err, errlen);
+	if (kind == DECIMAL_BAD_SCALE)
+		return fields_error(err, errlen, "%s is a numeric column sent "
+		    "as a Kafka Connect decimal, but the key's schema block "
+		    "gives no scale to read it with (parameters.scale)", field);
+	return fields_id(field, member, out, err, errlen);
+}
+
+/*
  * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
  * member, a schema wrapper is allowed), a JSON string or integer, or
  * else, when the key is not JSON, its bytes as they are (see
@@ -1268,7 +1297,7 @@ int
 fields_key_id(const char *field, const void *key, size_t len,
     const char *column, char **out, char *err, size_t errlen)
 {
-	json_t		*parsed, *payload;
+	json_t		*parsed, *payload, *member;
 	char		 where[128], quoted[FIELDS_QUOTE_SIZE];
 	int		 rc;
 
@@ -1300,13 +1329,15 @@ fields_key_id(const char *field, const void *key, size_t len,
 	payload = fields_unwrap(parsed);
 	if (json_is_object(payload)) {
 		snprintf(where, sizeof(where), "%s.%s", field, column);
-		if (json_object_get(payload, column) == NULL) {
+		member = json_object_get(payload, column);
+		if (member == NULL) {
 			fields_quote(column, strlen(column), quoted,
 			    sizeof(quoted));
 			rc = fields_error(err, errlen, "%s has no member %s "
 			    "(check the id column mapping)", field, quoted);
 		} else
-			rc = fields_id(where, json_object_get(payload, column),
+			rc = fields_key_member(where, payload == parsed ? NULL :
+			    json_object_get(parsed, "schema"), column, member,
 			    out, err, errlen);
 	} else
 		rc = fields_id(field, payload, out, err, errlen);

@@ -59,6 +59,12 @@ DJANGO = {"server": "overwatch_server", "sid": "id", "hostname": "hostname",
           "name": "name", "cidr": "cidr", "pools": "static_ip_pools", "vrf": None}
 # The same, with the pools in an array column (text[]) instead of jsonb.
 DJANGO_ARRAY = dict(DJANGO, pools_type="text[]")
+# The same, with numeric ids: Debezium's default decimal.handling.mode,
+# precise, sends a numeric(12,2) id as the base64 of its bytes (a Kafka
+# Connect Decimal, whose scale only the schema block gives) and a plain
+# numeric one as {"scale": s, "value": <base64>}; the ids are their text,
+# 7.00 and 7.
+DJANGO_NUMERIC = dict(DJANGO, sid_type="numeric(12,2)", nid_type="numeric")
 RENAMED = {"server": "hosts", "sid": "host_id", "hostname": "host_name",
            "ip": "mgmt_ip", "mac": "mac", "platform": "model", "vendor": "vendor",
            "subnet": "networks", "nid": "net_id", "name": "label", "cidr": "prefix",
@@ -331,11 +337,24 @@ class Inventory:
         self.db = Database(host="127.0.0.1", port=pg.port)
         vrf_column = ", %s text NOT NULL DEFAULT ''" % names["vrf"] if names["vrf"] else ""
         self.execute(sql(
-            "CREATE TABLE {subnet} ({nid} serial PRIMARY KEY, {name} text, {cidr} cidr, "
-            "{pools} %s%s)" % (self.pools_type(), vrf_column), names))
+            "CREATE TABLE {subnet} (%s, {name} text, {cidr} cidr, "
+            "{pools} %s%s)" % (self.id_column("subnet", "nid"), self.pools_type(),
+                               vrf_column), names))
         self.execute(sql(
-            "CREATE TABLE {server} ({sid} serial PRIMARY KEY, {hostname} text, {ip} inet, "
-            "{mac} macaddr, {platform} text, {vendor} text%s)" % vrf_column, names))
+            "CREATE TABLE {server} (%s, {hostname} text, {ip} inet, "
+            "{mac} macaddr, {platform} text, {vendor} text%s)" % (
+                self.id_column("server", "sid"), vrf_column), names))
+
+    def id_column(self, table, column):
+        """The primary key column of a table: serial, or of the type the
+        names give (sid_type, nid_type) with a sequence of its own."""
+        kind = self.names.get(column + "_type")
+        name = self.names[column]
+        if kind is None:
+            return "%s serial PRIMARY KEY" % name
+        sequence = "%s_%s_seq" % (self.names[table], name)
+        self.execute("CREATE SEQUENCE %s" % sequence)
+        return "%s %s PRIMARY KEY DEFAULT nextval('%s')" % (name, kind, sequence)
 
     def pools_type(self):
         """The type of the pools column: jsonb, or text[] where names say so."""
@@ -844,19 +863,23 @@ def test_debezium_connect_changes():
     """The initial snapshot, then single-row changes, a bulk renumbering, a
     raw DELETE ... WHERE, an INSERT ... SELECT and primary-key changes, then
     Connect and the daemon killed mid-stream; on the Django tables without
-    the schema envelope and on renamed columns (with a routing domain) with
-    it."""
+    the schema envelope, on renamed columns (with a routing domain) with
+    it, and with numeric ids (with it)."""
     results = []
     with Environment() as env:
         lanes = [env.lane("django", DJANGO, schemas=False),
                  env.lane("renamed", RENAMED, schemas=True, mapping=RENAMED_MAPPING,
-                          with_vrf=True)]
+                          with_vrf=True),
+                 env.lane("numeric", DJANGO_NUMERIC, schemas=True)]
         for lane in lanes:
             lane.create_connector()
         for lane in lanes:
             env.connect.wait_running(lane.prefix)
         for lane in lanes:
             lane.step(results, "initial snapshot", lane.check)
+        numeric = lanes[2]
+        numeric.step(results, "the ids arrived as Kafka Connect decimals",
+                     lambda: numeric_evidence(numeric))
         for scenario, statements in CHANGES:
             for lane in lanes:
                 if lane.failure is None:
@@ -880,6 +903,24 @@ def test_debezium_connect_changes():
             print("  %s: the connector sent %d change events twice"
                   % (lane.label, lane.resent()), flush=True)
         report(results)
+
+
+def numeric_evidence(lane):
+    """The numeric lane's ids must have come as Debezium sends numeric
+    columns by default (the base64 of a Connect Decimal's bytes for the
+    servers' numeric(12,2), a VariableScaleDecimal object for the subnets'
+    numeric), or the lane did not test what it claims."""
+    lane.reader.pump()
+    servers = [e["after"]["id"] for e in lane.reader.events(lane.server_topic)
+               if e.get("after")]
+    subnets = [e["after"]["id"] for e in lane.reader.events(lane.subnet_topic)
+               if e.get("after")]
+    if not (servers and subnets and all(isinstance(i, str) and not i.isdigit()
+                                        for i in servers)
+            and all(isinstance(i, dict) and set(i) == {"scale", "value"}
+                    for i in subnets)):
+        raise AssertionError("test setup: the numeric ids did not come as decimals "
+                             "(servers %r, subnets %r)" % (servers[:3], subnets[:3]))
 
 
 def race_snapshot(lane):

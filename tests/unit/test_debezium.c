@@ -72,33 +72,140 @@ static const struct wrapper_row wrapper_rows[] = {
 	    "op is an integer; a change event has op c, u, r, d or t" },
 };
 
+/*
+ * A server envelope's schema block whose id column is a Kafka Connect
+ * Decimal of the given scale (a numeric(12,scale) column with Debezium's
+ * decimal.handling.mode=precise), in its after and before images.
+ */
+#define DECIMAL_COLUMNS(scale) "[{\"type\":\"bytes\",\"optional\":false," \
+	"\"name\":\"org.apache.kafka.connect.data.Decimal\",\"version\":1," \
+	"\"parameters\":{\"scale\":\"" scale "\"," \
+	"\"connect.decimal.precision\":\"12\"},\"field\":\"id\"}," \
+	"{\"type\":\"string\",\"optional\":true,\"field\":\"hostname\"}]"
+#define DECIMAL_SCHEMA(scale) "{\"type\":\"struct\",\"fields\":[" \
+	"{\"type\":\"struct\",\"fields\":" DECIMAL_COLUMNS(scale) "," \
+	"\"optional\":true,\"name\":\"s.Value\",\"field\":\"before\"}," \
+	"{\"type\":\"struct\",\"fields\":" DECIMAL_COLUMNS(scale) "," \
+	"\"optional\":true,\"name\":\"s.Value\",\"field\":\"after\"}]," \
+	"\"optional\":false,\"name\":\"s.Envelope\"}"
+
+/* A server row with the given id (JSON), op c. */
+#define DECIMAL_ROW(id) "{\"op\":\"c\",\"after\":{\"id\":" id "," \
+	"\"hostname\":\"h\",\"ip_address\":null,\"nic_mac\":null," \
+	"\"device_type\":null,\"manufacture\":null}}"
+
+/* The same row in a wrapper whose schema makes its id a decimal. */
+#define DECIMAL_EVENT(scale, id) "{\"schema\":" DECIMAL_SCHEMA(scale) "," \
+	"\"payload\":" DECIMAL_ROW(id) "}"
+
+/*
+ * Ids in numeric columns: the decimal text decimal.handling.mode=string
+ * would have sent (Java's BigDecimal.toPlainString()), whatever their
+ * sign, scale and size.
+ */
+static const struct wrapper_row decimal_rows[] = {
+	{ "numeric(12,0) 7", DECIMAL_EVENT("0", "\"Bw==\""), "7", NULL },
+	{ "numeric -1", DECIMAL_EVENT("0", "\"/w==\""), "-1", NULL },
+	{ "numeric 128 (a sign byte)", DECIMAL_EVENT("0", "\"AIA=\""), "128",
+	    NULL },
+	{ "numeric -128", DECIMAL_EVENT("0", "\"gA==\""), "-128", NULL },
+	{ "numeric 0", DECIMAL_EVENT("0", "\"AA==\""), "0", NULL },
+	{ "numeric(12,2) 12.34", DECIMAL_EVENT("2", "\"BNI=\""), "12.34",
+	    NULL },
+	{ "numeric(12,3) 0.007", DECIMAL_EVENT("3", "\"Bw==\""), "0.007",
+	    NULL },
+	{ "numeric(12,2) 0.00", DECIMAL_EVENT("2", "\"AA==\""), "0.00",
+	    NULL },
+	{ "a negative scale", DECIMAL_EVENT("-2", "\"Bw==\""), "700", NULL },
+	{ "2^64", DECIMAL_EVENT("0", "\"AQAAAAAAAAAA\""),
+	    "18446744073709551616", NULL },
+	{ "10^30 + 7", DECIMAL_EVENT("0", "\"DJ8snNBGdO3qQAAABw==\""),
+	    "1000000000000000000000000000007", NULL },
+	{ "-2^80 + 12345 at scale 5",
+	    DECIMAL_EVENT("5", "\"/wAAAAAAAAAAMDk=\""),
+	    "-12089258196146291746.93831", NULL },
+	{ "a delete: the id in before",
+	    "{\"schema\":" DECIMAL_SCHEMA("0") ",\"payload\":{\"op\":\"d\","
+	    "\"before\":{\"id\":\"Bw==\",\"hostname\":\"h\"},"
+	    "\"after\":null}}", "7", NULL },
+	{ "not base64", DECIMAL_EVENT("0", "\"-1\""), NULL,
+	    "after.id is a numeric column sent as a Kafka Connect decimal, "
+	    "whose value must be the base64 of at most 128 bytes, not \"-1\"" },
+	{ "base64 cut short", DECIMAL_EVENT("0", "\"Bw=\""), NULL,
+	    "must be the base64" },
+	{ "base64 with bits past its bytes", DECIMAL_EVENT("0", "\"Bx==\""),
+	    NULL, "must be the base64" },
+	{ "empty", DECIMAL_EVENT("0", "\"\""), NULL, "must be the base64" },
+	{ "a scale that is no number", DECIMAL_EVENT("x", "\"Bw==\""), NULL,
+	    "after.id is a numeric column sent as a Kafka Connect decimal, "
+	    "but the schema block gives no scale" },
+	{ "a scale past 1000", DECIMAL_EVENT("1001", "\"Bw==\""), NULL,
+	    "gives no scale" },
+	{ "a JSON integer id stays an integer", DECIMAL_EVENT("0", "7"), "7",
+	    NULL },
+	{ "without the schema block, the base64 is text", DECIMAL_ROW(
+	    "\"Bw==\""), "Bw==", NULL },
+	{ "a Decimal elsewhere in the block leaves a text id alone",
+	    "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+	    "\"struct\",\"fields\":[{\"type\":\"string\",\"field\":\"id\"},"
+	    "{\"type\":\"bytes\",\"name\":"
+	    "\"org.apache.kafka.connect.data.Decimal\",\"parameters\":"
+	    "{\"scale\":\"0\"},\"field\":\"price\"}],\"field\":\"after\"}]},"
+	    "\"payload\":" DECIMAL_ROW("\"Bw==\"") "}", "Bw==", NULL },
+	{ "numeric without precision (VariableScaleDecimal)", DECIMAL_ROW(
+	    "{\"scale\":0,\"value\":\"Bw==\"}"), "7", NULL },
+	{ "VariableScaleDecimal of scale 1", DECIMAL_ROW(
+	    "{\"value\":\"AQ==\",\"scale\":1}"), "0.1", NULL },
+	{ "VariableScaleDecimal of a bad scale", DECIMAL_ROW(
+	    "{\"scale\":5000,\"value\":\"AQ==\"}"), NULL,
+	    "after.id is a decimal of scale 5000; an id's scale lies between "
+	    "-1000 and 1000" },
+	{ "an object that is no VariableScaleDecimal", DECIMAL_ROW(
+	    "{\"scale\":0,\"value\":\"Bw==\",\"x\":1}"), NULL,
+	    "must be a string or an integer, not an object" },
+	{ "a decimal longer than an id may be", DECIMAL_EVENT("300",
+	    "\"Bw==\""), NULL, "more than the limit of 255" },
+};
+
+/*
+ * Decodes a server message: it names the server id, or (id NULL) it is
+ * refused with a reason (in err) that holds error.
+ */
+static void
+expect_server(const struct decode_input *in, const char *id,
+    const char *error, char *err, size_t errlen)
+{
+	struct change		change;
+	enum decode_result	result;
+
+	result = decode_message(DECODE_DEBEZIUM, in, &change, err, errlen);
+	if (id != NULL) {
+		if (result != DECODE_OK)
+			fail_msg("refused: %s", err);
+		assert_string_equal(change.id, id);
+		change_clear(&change);
+		return;
+	}
+	assert_int_equal(result, DECODE_ERROR);
+	if (strstr(err, error) == NULL)
+		fail_msg("reason \"%s\" does not hold \"%s\"", err, error);
+}
+
 /* One row: the server the value names, or the reason it is refused. */
 static void
 test_wrapper(void **state)
 {
 	const struct wrapper_row	*row = *state;
 	struct decode_input		 in;
-	struct change			 change;
 	char				 err[512];
-	enum decode_result		 result;
 
 	memset(&in, 0, sizeof(in));
 	in.entity = CHANGE_SERVER;
 	in.value = row->value;
 	in.value_len = strlen(row->value);
-	result = decode_message(DECODE_DEBEZIUM, &in, &change, err,
-	    sizeof(err));
-	if (row->id != NULL) {
-		if (result != DECODE_OK)
-			fail_msg("refused: %s", err);
-		assert_string_equal(change.id, row->id);
-		change_clear(&change);
-		return;
-	}
-	assert_int_equal(result, DECODE_ERROR);
-	if (strstr(err, row->error) == NULL)
-		fail_msg("reason \"%s\" does not hold \"%s\"", err, row->error);
-	assert_true(strncmp(err, "debezium: ", 10) == 0);
+	expect_server(&in, row->id, row->error, err, sizeof(err));
+	if (row->id == NULL)
+		assert_true(strncmp(err, "debezium: ", 10) == 0);
 }
 
 /*
@@ -258,6 +365,80 @@ test_memo_changes_nothing(void **state)
 }
 
 /*
+ * The memo keeps what the schema block says of the id: a second event of
+ * the same block, read through the memo, is decoded as the first.
+ */
+static void
+test_memo_decimal(void **state)
+{
+	static const char	 first[] = DECIMAL_EVENT("2", "\"BNI=\""),
+	    second[] = DECIMAL_EVENT("2", "\"AA==\"");
+	struct decode_memo	*memo = calloc(1, sizeof(*memo));
+	struct change		 change;
+	char			 err[512];
+
+	(void)state;
+	assert_non_null(memo);
+	assert_int_equal(memo_decode(first, strlen(first), memo, &change, err,
+	    sizeof(err)), DECODE_OK);
+	assert_string_equal(change.id, "12.34");
+	change_clear(&change);
+	assert_true(memo->schema_len > 0);
+	assert_int_equal(memo_decode(second, strlen(second), memo, &change,
+	    err, sizeof(err)), DECODE_OK);
+	assert_string_equal(change.id, "0.00");
+	change_clear(&change);
+	free(memo);
+}
+
+/* A tombstone's key, with the server id it names or the reason it fails. */
+struct key_row {
+	const char	*name;
+	const char	*key;
+	const char	*id;
+	const char	*error;
+};
+
+/* Key schemas as Kafka Connect writes them for a numeric primary key. */
+#define DECIMAL_KEY(scale, id) "{\"schema\":{\"type\":\"struct\"," \
+	"\"fields\":[{\"type\":\"bytes\",\"optional\":false,\"name\":" \
+	"\"org.apache.kafka.connect.data.Decimal\",\"version\":1," \
+	"\"parameters\":{\"scale\":\"" scale "\"},\"field\":\"id\"}]," \
+	"\"optional\":false,\"name\":\"s.Key\"},\"payload\":{\"id\":" id "}}"
+
+static const struct key_row key_rows[] = {
+	{ "a numeric key", DECIMAL_KEY("0", "\"Bw==\""), "7", NULL },
+	{ "a numeric key of scale 2", DECIMAL_KEY("2", "\"BNI=\""), "12.34",
+	    NULL },
+	{ "a numeric key that is not base64", DECIMAL_KEY("0", "\"7\""), NULL,
+	    "key.id is a numeric column sent as a Kafka Connect decimal" },
+	{ "a numeric key without a scale", DECIMAL_KEY("", "\"Bw==\""), NULL,
+	    "the key's schema block gives no scale" },
+	{ "a VariableScaleDecimal key", "{\"id\":{\"scale\":0,"
+	    "\"value\":\"Bw==\"}}", "7", NULL },
+	{ "the same, wrapped", "{\"schema\":{\"type\":\"struct\"},"
+	    "\"payload\":{\"id\":{\"scale\":0,\"value\":\"Bw==\"}}}", "7",
+	    NULL },
+	{ "without a schema block, the base64 is text", "{\"id\":\"Bw==\"}",
+	    "Bw==", NULL },
+};
+
+/* A tombstone with one of the keys above deletes the server it names. */
+static void
+test_key(void **state)
+{
+	const struct key_row	*row = *state;
+	struct decode_input	 in;
+	char			 err[512];
+
+	memset(&in, 0, sizeof(in));
+	in.entity = CHANGE_SERVER;
+	in.key = row->key;
+	in.key_len = strlen(row->key);
+	expect_server(&in, row->id, row->error, err, sizeof(err));
+}
+
+/*
  * A third member after the payload: with the memo warm, the message is
  * still no wrapper, as without it.
  */
@@ -301,11 +482,16 @@ main(int argc, char **argv)
 	support_cases_free(&cases);
 	failed += support_run_rows("debezium wrapper", test_wrapper,
 	    wrapper_rows, sizeof(wrapper_rows[0]), ROWS(wrapper_rows));
+	failed += support_run_rows("debezium numeric ids", test_wrapper,
+	    decimal_rows, sizeof(decimal_rows[0]), ROWS(decimal_rows));
+	failed += support_run_rows("debezium numeric keys", test_key,
+	    key_rows, sizeof(key_rows[0]), ROWS(key_rows));
 	{
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_escaped_length),
 			cmocka_unit_test(test_memo_changes_nothing),
 			cmocka_unit_test(test_memo_third_member),
+			cmocka_unit_test(test_memo_decimal),
 		};
 
 		failed += cmocka_run_group_tests_name("debezium strings",
