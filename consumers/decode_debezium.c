@@ -92,15 +92,10 @@ dbz_id(const struct dbz_id_type *type, const char *label,
 	json_t	*parsed;
 	int	 rc;
 
-	if (value->kind == SCAN_STRING && type->kind == DECIMAL_SCALED)
-		return decimal_id(label, value->text, value->len, type->scale,
-		    out, err, errlen);
-	if (value->kind == SCAN_STRING && type->kind == DECIMAL_BAD_SCALE) {
-		*out = NULL;
-		return fields_error(err, errlen, "%s is a numeric column sent "
-		    "as a Kafka Connect decimal, but the schema block gives no "
-		    "scale to read it with (parameters.scale)", label);
-	}
+	if (value->kind == SCAN_STRING && type->kind != DECIMAL_NONE)
+		return decimal_kind_id(label, type->kind, type->scale,
+		    "the schema block", value->text, value->len, out, err,
+		    errlen);
 	if (value->kind == SCAN_OBJECT) {
 		parsed = json_loadb(value->raw, value->raw_len, 0, NULL);
 		if (decimal_is_variable(parsed)) {

@@ -157,6 +157,19 @@ decimal_id(const char *field, const char *text, size_t len, long scale,
 	    errlen);
 }
 
+int
+decimal_kind_id(const char *field, enum decimal_kind kind, long scale,
+    const char *block, const char *text, size_t len, char **out, char *err,
+    size_t errlen)
+{
+	*out = NULL;
+	if (kind == DECIMAL_SCALED)
+		return decimal_id(field, text, len, scale, out, err, errlen);
+	return fields_error(err, errlen, "%s is a numeric column sent as a "
+	    "Kafka Connect decimal, but %s gives no scale to read it with "
+	    "(parameters.scale)", field, block);
+}
+
 bool
 decimal_is_variable(const json_t *value)
 {

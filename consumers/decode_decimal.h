@@ -43,6 +43,16 @@ int	decimal_id(const char *field, const char *text, size_t len, long scale,
 	    char **out, char *err, size_t errlen);
 
 /*
+ * The id a column of the given kind holds (kind is not DECIMAL_NONE):
+ * decimal_id() for DECIMAL_SCALED, else the error that the schema block
+ * (block names it: "the schema block", "the key's schema block") gives
+ * no scale.
+ */
+int	decimal_kind_id(const char *field, enum decimal_kind kind, long scale,
+	    const char *block, const char *text, size_t len, char **out,
+	    char *err, size_t errlen);
+
+/*
  * Whether a JSON value is a Debezium VariableScaleDecimal: an object of
  * exactly the members scale (an integer) and value (a string).
  */

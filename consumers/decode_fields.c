@@ -1276,13 +1276,10 @@ fields_key_member(const char *field, const json_t *schema, const char *column,
 		return decimal_variable_id(field, member, out, err, errlen);
 	if (json_is_string(member) && schema != NULL)
 		kind = decimal_column(schema, column, &scale);
-	if (kind == DECIMAL_SCALED)
-		return decimal_id(field, json_string_value(member),
-		    json_string_length(member), scale, out, err, errlen);
-	if (kind == DECIMAL_BAD_SCALE)
-		return fields_error(err, errlen, "%s is a numeric column sent "
-		    "as a Kafka Connect decimal, but the key's schema block "
-		    "gives no scale to read it with (parameters.scale)", field);
+	if (kind != DECIMAL_NONE)
+		return decimal_kind_id(field, kind, scale,
+		    "the key's schema block", json_string_value(member),
+		    json_string_length(member), out, err, errlen);
 	return fields_id(field, member, out, err, errlen);
 }
 
