@@ -390,11 +390,22 @@ DECLARE
 	probed text[];
 	due text[];
 BEGIN
-	SELECT coalesce(array_agg(l.subnet_id ORDER BY l.subnet_id), '{}')
+	-- The leases held until this commit ends: a claim of one of them by
+	-- another member (ipamd.sweep_claim() updates the row) waits for
+	-- it, then reads this sweep's news as its targets, or it took the
+	-- lease first and this commit writes nothing there.  Without the
+	-- lock, a claim made while the news was being written read the
+	-- state before it, and its own sweep's news then counted from there
+	-- (a silent pass made of an answering one), or was overwritten by
+	-- the older news.  In subnet order, as the claims lock the leases.
+	SELECT coalesce(array_agg(k.subnet_id ORDER BY k.subnet_id), '{}')
 	INTO probed
-	FROM ipamd.sweep_lease l
-	WHERE l.member = me AND l.expires_at = ipamd.sweep_time(round_end_ms)
-	    AND l.probed;
+	FROM (SELECT l.subnet_id
+	    FROM ipamd.sweep_lease l
+	    WHERE l.member = me
+		AND l.expires_at = ipamd.sweep_time(round_end_ms) AND l.probed
+	    ORDER BY l.subnet_id
+	    FOR SHARE OF l) k;
 
 	WITH r AS (
 		SELECT * FROM unnest(domains, ips, rtts, actives, missed)

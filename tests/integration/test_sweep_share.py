@@ -300,7 +300,8 @@ def test_sweep_longer_than_ten_rounds_still_writes_its_news():
     """A member's sweep takes longer than ten rounds while another member
     claims each round: the other's claims forget old leases, but not the
     one the sweep still holds, so its news is written and its pass
-    counted when it ends (the commit found no lease and wrote nothing)."""
+    counted when it ends (with the lease forgotten, the commit would
+    find none and write nothing)."""
     db = migrated_database()
     members = []
     try:
@@ -321,6 +322,78 @@ def test_sweep_longer_than_ten_rounds_still_writes_its_news():
         assert (written, subnets) == (1, 1), (written, subnets)
         state = sweep_state(db, ["10.9.0.1"])["10.9.0.1"]
         assert state[0] is True and state[1] is not None, state
+    finally:
+        for member in members:
+            member.leave()
+        db.close()
+
+
+def test_sweep_claim_of_a_lease_waits_for_the_commit_holding_it():
+    """A member's sweep overran its round and writes its news while
+    another member, which the membership now gives some of its subnets,
+    claims them: the claim waits for that commit, so the new owner reads
+    the news as its targets, instead of the state before it (its own
+    sweep would then count from a stale pass, or the older news would
+    overwrite its newer one)."""
+    db = migrated_database()
+    members = []
+    try:
+        ips = {}
+        for i in range(12):
+            sid = "race%d" % i
+            ips[sid] = "10.9.%d.1" % (20 + i)
+            pinged_subnet(db, sid, "10.9.%d.0/24" % (20 + i), ips[sid])
+        owner = Member(db)
+        members.append(owner)
+        end = next_round(db)
+        assert owner.claim()["subnets"] == len(ips)
+        with owner.conn.cursor() as cur:
+            cur.execute("SELECT ip FROM ipamd.sweep_targets(%s, %s, %s)",
+                        (owner.id, end, [4]))
+            assert sorted(r[0] for r in cur.fetchall()) == sorted(ips.values())
+        other = Member(db)
+        members.append(other)
+        # The subnets the next round gives the other member (the claim's
+        # own choice: the highest hash of subnet and member).
+        moving = {r[0] for r in db.query(
+            "SELECT s.id FROM ipam_state.subnet s WHERE s.id LIKE 'race%%' AND "
+            "(SELECT m FROM unnest(ARRAY[%s, %s]) m "
+            "ORDER BY hashtext(s.id || '/' || m) DESC, m LIMIT 1) = %s",
+            (owner.id, other.id, other.id))}
+        assert moving, "every subnet stays with its owner; no claim to race"
+
+        end2 = next_round(db)
+        # The owner's commit, its transaction still open ...
+        owner.conn.autocommit = False
+        written, subnets, _ = commit(owner, end,
+                                     [(ip, 250, True, 0) for ip in ips.values()])
+        assert (written, subnets) == (len(ips), len(ips)), (written, subnets)
+        # ... while the other member claims and reads its targets.
+        seen = {}
+
+        def claim_and_read():
+            seen["claim"] = other.claim()
+            with other.conn.cursor() as cur:
+                cur.execute("SELECT ip, answered, rtt_us FROM ipamd.sweep_targets(%s, %s, %s)",
+                            (other.id, end2, [4]))
+                seen["targets"] = {r[0]: r[1:] for r in cur.fetchall()}
+        racer = threading.Thread(target=claim_and_read)
+        racer.start()
+        pid = other.conn.get_backend_pid()
+        try:
+            wait_until(lambda: "targets" in seen or db.scalar(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                (pid,)), 10, "the claim to wait for a lock or to end")
+            assert "targets" not in seen, \
+                "the claim did not wait for the commit in flight: %r" % seen
+        finally:
+            owner.conn.commit()
+            owner.conn.autocommit = True
+            racer.join(30)
+        assert not racer.is_alive()
+        assert seen["claim"]["subnets"] == len(moving), (seen["claim"], moving)
+        want = {ips[sid]: (True, 250) for sid in moving}
+        assert seen["targets"] == want, seen["targets"]
     finally:
         for member in members:
             member.leave()
