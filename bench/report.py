@@ -238,9 +238,11 @@ def render(results, command, quick, size):
               "| — | ≤ 30 s | **missed** |" % (c["cap"], fmt(r["applied"]), fmt(rate)))
     lt = results.get("latency")
     if lt and lt["runs"]:
-        w("| 4 | latency at a steady %s events/s (server moves, %d s × %d runs), produce → "
+        w("| 4 | latency at a steady %s events/s (server moves, %d s × %d runs, each after "
+          "a CHECKPOINT; %d checkpoint(s) during them), produce → "
           "commit | p50 **%s ms**, p99 **%s ms**%s, max %s ms | %s | p99 ≤ 50 ms | %s |" % (
               fmt(lt["config"]["rate"]), lt["config"]["duration"], len(lt["runs"]),
+              sum(r.get("checkpoints", 0) for r in lt["runs"]),
               fmt(f["p50"], 1), fmt(f["p99"], 1), spread([r["p99"] for r in lt["runs"]], 1),
               fmt(max(r["max"] for r in lt["runs"]), 1),
               "p99 = %.0f× the commit floor (one-row UPDATE + COMMIT at the same rate: p99 "
