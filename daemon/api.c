@@ -1067,6 +1067,7 @@ api_stats(const struct api *api, struct api_stats *stats)
 	TAILQ_FOREACH(call, &api->calls, entry)
 		if (call->write != NULL)
 			stats->writes_waiting++;
+	stats->reads_waiting = readpool_waiting(api->pool);
 }
 
 /* Frees, answering what is still held. */

@@ -39,6 +39,7 @@ struct api_stats {
 	uint64_t	rate_limited;
 	uint64_t	events_published;
 	uint64_t	writes_waiting;	/* gauge */
+	uint64_t	reads_waiting;	/* gauge: queries waiting for a connection */
 };
 
 struct api;

@@ -518,6 +518,9 @@ metrics_http(struct evbuffer *out, const struct http *http,
 	    "Events the operator API published to Kafka.", a.events_published);
 	metrics_single(out, "ipam_syncd_api_writes_waiting", "gauge",
 	    "Operator API writes waiting to be applied.", a.writes_waiting);
+	metrics_single(out, "ipam_syncd_api_reads_waiting", "gauge",
+	    "Operator API queries waiting for a read connection.",
+	    a.reads_waiting);
 }
 
 /* Appends every metric family. */

@@ -69,11 +69,36 @@ readpool_up(struct pgconn *pg, void *arg)
 	readpool_next(arg);
 }
 
-/* A connection went down: pgconn reconnects by itself. */
+/*
+ * A connection went down: pgconn reconnects by itself.  When none is left
+ * up, the reads waiting for one are answered now ("PostgreSQL is away"),
+ * as a read asked while it is away is refused at once: nothing would take
+ * them before PostgreSQL is back, and their clients would be left to the
+ * HTTP deadline.  Queries ahead of the reads (a write's outcome) stay:
+ * their write answers for itself at its own deadline.
+ */
 static void
 readpool_down(struct pgconn *pg, const char *reason, void *arg)
 {
+	struct readpool *pool = arg;
+	struct readpool_job *job, *next;
+	char why[512];
+
 	log_warnx("api: a read connection to PostgreSQL was lost: %s", reason);
+	if (readpool_is_up(pool))
+		return;
+	snprintf(why, sizeof(why), "away (%s)", reason);
+	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, entry);
+		if (job->first)
+			continue;
+		TAILQ_REMOVE(&pool->queue, job, entry);
+		pool->waiting--;
+		job->cb(NULL, NULL, why, job->arg);
+		readpool_job_free(job);
+		/* The callback may have queued more: start again. */
+		next = TAILQ_FIRST(&pool->queue);
+	}
 }
 
 /* A query finished: its connection may take the next one. */

@@ -490,6 +490,27 @@ def test_write_while_postgresql_is_away():
         pg.close()
 
 
+def api_on_private_postgres(net, api_config):
+    """A PostgreSQL of the test's own, which it may stop, and a daemon on
+    it with one read connection (and api_config), the subnet "lan" net.0/24
+    with the pool net.1-net.9 applied: (pg, db, api)."""
+    pg = harness.PrivatePostgres().start()
+    try:
+        db = Database(host="127.0.0.1", port=pg.port)
+        api = Api(db=db, config={"api": dict(read_connections="1", **api_config)})
+    except BaseException:
+        pg.close()
+        raise
+    try:
+        api.subnet("lan", net + ".0/24", ["%s.1-%s.9" % (net, net)])
+        api.settle()
+    except BaseException:
+        api.close()
+        pg.close()
+        raise
+    return pg, db, api
+
+
 def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
     """Two writes are published while the API's one read connection is
     held by the first one's poll (a lock stands in its way); PostgreSQL
@@ -498,14 +519,9 @@ def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
     not left to the HTTP deadline's "no reply in time" (which says
     nothing was published); both are applied once PostgreSQL is back."""
     import psycopg2
-    pg = harness.PrivatePostgres().start()
-    db = Database(host="127.0.0.1", port=pg.port)
-    api = Api(db=db, config={"api": {"read_connections": "1",
-                                     "write_wait_ms": "3000"}})
+    pg, db, api = api_on_private_postgres("127.97.6", {"write_wait_ms": "3000"})
     locker = None
     try:
-        api.subnet("lan", "127.97.6.0/24", ["127.97.6.1-127.97.6.9"])
-        api.settle()
         marks = count_messages(api.topics.marks)
         locker = psycopg2.connect(db.conninfo())
         with locker.cursor() as cur:
@@ -531,6 +547,52 @@ def test_writes_waiting_for_a_connection_are_answered_at_their_deadline():
         pg.start()
         wait_until(lambda: db.scalar("SELECT count(*) FROM ipam WHERE status "
                                      "= 'reserved'") == 2, 120, "both applied")
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
+        pg.close()
+
+
+def test_reads_waiting_for_a_connection_are_answered_when_postgresql_goes_away():
+    """A read queued behind the API's one read connection, held by a read
+    that a lock stops, is answered 503 naming PostgreSQL as soon as
+    PostgreSQL goes away, as a read asked then is: not left waiting for
+    a connection until the HTTP deadline (api.statement_timeout_ms plus
+    30 s, here ten minutes, longer than the client waits)."""
+    import psycopg2
+    pg, db, api = api_on_private_postgres("127.97.7", {"statement_timeout_ms": "600000"})
+    locker = None
+    try:
+        locker = psycopg2.connect(db.conninfo())
+        locker.autocommit = False
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipam_state.address IN ACCESS EXCLUSIVE MODE")
+        watcher = psycopg2.connect(db.conninfo())
+        watcher.autocommit = True
+
+        def waiting_on_the_lock():
+            with watcher.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity "
+                            "WHERE wait_event_type = 'Lock'")
+                return cur.fetchone()[0]
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        held = pool.submit(api.call, "GET", "/api/v1/addresses?limit=5",
+                           token=READ_TOKEN, timeout=120)
+        wait_until(lambda: waiting_on_the_lock() == 1, 30, "the first read held")
+        queued = pool.submit(api.call, "GET", "/api/v1/addresses?status=available",
+                             token=READ_TOKEN, timeout=120)
+        wait_until(lambda: "ipam_syncd_api_reads_waiting 1\n" in api.daemon.http_get("/metrics")[1], 30,
+                   "the second read queued")
+        watcher.close()
+        pg.stop()
+        locker = None
+        for answer in (held, queued):
+            status, body, _ = answer.result()
+            assert status == 503 and "PostgreSQL" in body["detail"], (status, body)
+        pg.start()
+        wait_until(lambda: api.call("GET", "/api/v1/addresses?limit=5",
+                                    token=READ_TOKEN)[0] == 200, 60, "reads back")
     finally:
         if locker is not None:
             locker.close()
