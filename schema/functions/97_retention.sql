@@ -49,9 +49,13 @@ BEGIN
 	IF days IS NULL OR days <= 0 THEN
 		RETURN 0;
 	END IF;
-	-- 7369748: the retention's lock class (apply_batch() uses 7369747);
-	-- the second key names the table.
-	IF NOT pg_try_advisory_xact_lock(7369748, CASE tbl
+	-- 7369749: the retention's lock class, the second key naming the
+	-- table.  Not 7369748: each sweep member holds (7369748, its id),
+	-- and ipamd.sweep_live_members() counts every holder of that class
+	-- as a member (member 1 held the audit's lock for its session: the
+	-- audit was never pruned).  The migrations lock 7369746 and the
+	-- apply 7369747, each a single bigint key.
+	IF NOT pg_try_advisory_xact_lock(7369749, CASE tbl
 	    WHEN 'audit' THEN 1 WHEN 'dead_letter' THEN 2 ELSE 3 END) THEN
 		RETURN NULL;
 	END IF;

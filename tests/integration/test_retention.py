@@ -276,7 +276,7 @@ def test_retention_functions_at_the_sql_level():
         holder = psycopg2.connect(host=db.host, port=db.port, user=db.user,
                                   dbname=db.name)
         with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(7369748, 1)")
+            cur.execute("SELECT pg_advisory_xact_lock(7369749, 1)")
             assert db.scalar(prune, ("audit", 5, 5000)) is None
             # 10.5 to 19.5 days old: ten of them.
             assert db.scalar(prune, ("request", 10, 5000)) == 10
@@ -308,6 +308,63 @@ def test_retention_functions_at_the_sql_level():
     finally:
         daemon.close()
         db.close()
+
+def test_retention_and_the_sweep_members_never_share_a_lock():
+    """Sweep members hold an advisory lock each for their session, the
+    retention one per table for a batch: neither is mistaken for the
+    other.  A member's lock does not leave a table to "another pruner"
+    (member 1, the first instance's sweeper on a new database, once kept
+    the audit from ever being pruned), and a batch in flight is not
+    counted as a live sweep member."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, config={"retention": {"audit_days": "0",
+                                                      "dead_letter_days": "0",
+                                                      "request_days": "0"}}).start()
+    members, pruner = [], None
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+        connect = lambda: psycopg2.connect(host=db.host, port=db.port, user=db.user,
+                                           dbname=db.name)
+        for _ in range(3):
+            member = connect()
+            member.autocommit = True
+            with member.cursor() as cur:
+                cur.execute("SELECT ipamd.sweep_join('test', '-', 1000)")
+                members.append((member, cur.fetchone()[0]))
+        ids_ = sorted(m for _, m in members)
+        # Ids 1 to 3, the second keys of the retention's three tables.
+        assert ids_ == [1, 2, 3], ids_
+        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, changed_at) "
+                 "SELECT '', '10.74.0.1', 'insert', now() - interval '10 days' "
+                 "FROM generate_series(1, 30)")
+        db.query("INSERT INTO ipamd.dead_letter (topic, partition, \"offset\", reason, "
+                 "received_at) VALUES ('t', 0, 1, 'r', now() - interval '3 days')")
+        db.query("INSERT INTO ipamd.request (id, topic, partition, \"offset\", vrf, "
+                 "address, outcome, decided_at) VALUES ('r1', 't', 0, 1, '', "
+                 "'10.74.0.1', 'applied', now() - interval '3 days')")
+        prune = "SELECT ipamd.retention_prune(%s, %s, %s)"
+        # A batch in flight (its transaction still open) ...
+        pruner = connect()
+        with pruner.cursor() as cur:
+            cur.execute(prune, ("audit", 5, 10))
+            assert cur.fetchone()[0] == 10
+            # ... is no sweep member: the members are the three sessions.
+            live = sorted(r[0] for r in db.query(
+                "SELECT id FROM ipamd.sweep_live_members()"))
+            assert live == ids_, live
+        pruner.commit()
+        assert db.scalar(prune, ("audit", 5, 5000)) == 20
+        assert db.scalar(prune, ("dead_letter", 2, 5000)) == 1
+        assert db.scalar(prune, ("request", 2, 5000)) == 1
+    finally:
+        if pruner is not None:
+            pruner.close()
+        for member, _ in members:
+            member.close()
+        daemon.close()
+        db.close()
+
 
 if __name__ == "__main__":
     harness.main(globals())
