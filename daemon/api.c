@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "daemon/api.h"
 #include "daemon/api_internal.h"
+#include "daemon/http.h"
 
 /* Rate-limit buckets, by a hash of the client's address. */
 #define API_BUCKETS		1024
@@ -99,9 +100,7 @@ api_reply(struct api_call *call, int code, const char *content_type,
 	if (body == NULL)
 		body = empty = evbuffer_new();
 	call->api->stats.requests[code / 100 < 6 ? code / 100 : 5]++;
-	evhttp_send_reply(call->req, code, NULL,
-	    evhttp_request_get_command(call->req) == EVHTTP_REQ_HEAD ? NULL :
-	    body);
+	http_send(call->req, code, NULL, body);
 	evbuffer_free(body);
 	(void)empty;
 	call->req = NULL;

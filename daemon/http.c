@@ -1184,6 +1184,15 @@ http_dispatched(struct http *http, struct evhttp_request *request,
 	event_add(conn->watch, NULL);
 }
 
+void
+http_send(struct evhttp_request *request, int code, const char *reason,
+    struct evbuffer *body)
+{
+	evhttp_send_reply(request, code, reason,
+	    evhttp_request_get_command(request) == EVHTTP_REQ_HEAD ? NULL :
+	    body);
+}
+
 /* Sends a plain-text response. */
 static void
 http_reply(struct evhttp_request *request, int code, const char *reason,
@@ -1193,7 +1202,7 @@ http_reply(struct evhttp_request *request, int code, const char *reason,
 	    "Content-Type", content_type);
 	evhttp_add_header(evhttp_request_get_output_headers(request),
 	    "Cache-Control", "no-store");
-	evhttp_send_reply(request, code, reason, body);
+	http_send(request, code, reason, body);
 }
 
 /* Refuses anything but GET and HEAD, and closes; false when it did. */

@@ -106,6 +106,14 @@ void		 http_set_reply_seconds(struct http *http, unsigned seconds);
 /* Fills stats with the server's counters. */
 void		 http_stats(const struct http *http, struct http_stats *stats);
 
+/*
+ * Sends a whole reply: evhttp_send_reply, with no body for HEAD (evhttp
+ * 2.1 writes the body it is given whatever the method, and a kept-alive
+ * client would read it as the start of the next reply).
+ */
+void		 http_send(struct evhttp_request *request, int code,
+		    const char *reason, struct evbuffer *body);
+
 /* How many replies are being written now. */
 size_t		 http_replying(const struct http *http);
 

@@ -13,6 +13,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/log.h"
+#include "daemon/http.h"
 #include "daemon/web.h"
 
 /* The largest file served; the page's files are a few kilobytes. */
@@ -63,7 +64,7 @@ web_error(struct evhttp_request *request, int code, const char *text)
 	evhttp_add_header(evhttp_request_get_output_headers(request),
 	    "Content-Type", "text/plain; charset=utf-8");
 	evbuffer_add_printf(body, "%s\n", text);
-	evhttp_send_reply(request, code, NULL, body);
+	http_send(request, code, NULL, body);
 	evbuffer_free(body);
 }
 
@@ -144,8 +145,7 @@ web_route(struct web *web, struct evhttp_request *request, const char *path)
 		close(fd);
 	evhttp_add_header(headers, "Content-Type", type);
 	evhttp_add_header(headers, "Cache-Control", "no-cache");
-	evhttp_send_reply(request, 200, "OK",
-	    method == EVHTTP_REQ_HEAD ? NULL : body);
+	http_send(request, 200, "OK", body);
 	evbuffer_free(body);
 }
 

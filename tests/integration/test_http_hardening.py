@@ -380,6 +380,37 @@ def test_http_connect_and_unknown_methods_are_answered_at_once():
         db.close()
 
 
+def test_http_head_replies_carry_no_body_on_a_kept_alive_connection():
+    """HEAD on every kind of path (the probes, the page's files and its
+    404, the API) is answered with headers only, so that a client keeping
+    the connection reads the reply to its next request as that reply:
+    a body after HEAD's headers was read as the next status line."""
+    import http.client
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, config={
+        "api": {"web_dir": os.path.join(harness.ROOT, "web")}}).start()
+    try:
+        daemon.wait_ready()
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.http_port(), timeout=10)
+        seen = {}
+        for path in ("/healthz", "/readyz", "/metrics", "/", "/missing.js",
+                     "/api/v1/stats"):
+            conn.request("HEAD", path)
+            head = conn.getresponse()
+            assert head.read() == b"", path
+            seen[path] = head.status
+            conn.request("GET", "/healthz")
+            after = conn.getresponse()
+            assert (after.status, after.read()) == (200, b"ok\n"), path
+        conn.close()
+        assert seen["/healthz"] == 200 and seen["/metrics"] == 200, seen
+        assert seen["/"] == 200 and seen["/missing.js"] == 404, seen
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
 def test_http_oversize_bodies_are_refused_before_they_are_sent():
     """A body over its route's limit (64 KiB; 32 MiB under /api/v1/import)
     gets 413 with a JSON error as soon as the headers are in, before a byte
