@@ -609,6 +609,14 @@ api_token_equal(const char *given, const char *token)
 	return diff == 0;
 }
 
+bool
+api_large_body(const struct api *api, const char *authorization)
+{
+	return authorization != NULL && api->write_token != NULL &&
+	    strncasecmp(authorization, "Bearer ", 7) == 0 &&
+	    api_token_equal(authorization + 7, api->write_token);
+}
+
 /* Tells whether the client is on a loopback address. */
 static bool
 api_client_loopback(struct evhttp_request *request)

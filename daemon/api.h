@@ -59,6 +59,13 @@ void		 api_route(struct evhttp_request *request, const char *path,
 /* A request's client went away (struct http_handlers' gone). */
 void		 api_gone(struct evhttp_request *request, void *arg);
 
+/*
+ * Tells whether a request with this Authorization header (NULL: none)
+ * may send a body over 64 KiB: only a write may (an import), so only
+ * with the write token.
+ */
+bool		 api_large_body(const struct api *api, const char *authorization);
+
 /* Serves once true (the schema's API functions exist after migrating). */
 void		 api_set_serving(struct api *api, bool serving);
 /*

@@ -564,6 +564,16 @@ daemon_gone(struct evhttp_request *request, void *arg)
 	api_gone(request, ((struct daemon *)arg)->api);
 }
 
+/* A body over 64 KiB (an import) comes only with the write token. */
+static bool
+daemon_large_body(void *arg, const char *authorization)
+{
+	struct daemon *daemon = arg;
+
+	return daemon->api != NULL && api_large_body(daemon->api,
+	    authorization);
+}
+
 /* Reads an API token file; *out stays NULL when none is configured. */
 static int
 daemon_api_token(const char *path, char **out, char *err, size_t errlen)
@@ -834,6 +844,8 @@ daemon_new(const char *config_path, struct config *config,
 			handlers.route = daemon_route;
 			handlers.gone = daemon_gone;
 		}
+		/* Without the API no path takes a large body. */
+		handlers.large_body = daemon_large_body;
 		/* A port in use may be free again later: not a config error. */
 		*status = DAEMON_EXIT_OSERR;
 		if ((daemon->http = http_new(daemon->base, config->http_listen,

@@ -67,7 +67,7 @@
 #define HTTP_MAX_HEAD		16384
 /* Bodies: 64 KiB, except bulk imports. */
 #define HTTP_BODY_LIMIT		(64 * 1024)
-#define HTTP_IMPORT_PREFIX	"/api/v1/import"
+#define HTTP_IMPORT_PATH	"/api/v1/import"
 #define HTTP_IMPORT_BODY_LIMIT	(32 * 1024 * 1024)
 
 /*
@@ -145,6 +145,8 @@ struct http_conn {
 	uint64_t		 request_bytes;	/* of the one being parsed */
 	int64_t			 content_length;	/* -1: none */
 	bool			 head_method;
+	bool			 large_body_allowed;	/* by its Authorization */
+	bool			 authorization_seen;
 	uint64_t		 body_limit;	/* of the request being parsed */
 	uint64_t		 body_left;
 	int64_t			 body_allowance_ms;
@@ -455,11 +457,11 @@ static const struct {
 #define HTTP_ALLOW_HEADER \
 	"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n"
 
-/* The body limit of a decoded path. */
+/* The body limit of a decoded path: the import's, or every other's. */
 static uint64_t
 http_body_limit(const char *path)
 {
-	if (strncmp(path, HTTP_IMPORT_PREFIX, strlen(HTTP_IMPORT_PREFIX)) == 0)
+	if (strcmp(path, HTTP_IMPORT_PATH) == 0)
 		return HTTP_IMPORT_BODY_LIMIT;
 	return HTTP_BODY_LIMIT;
 }
@@ -568,6 +570,14 @@ http_parse_header(struct http_conn *conn, char *line)
 		    "not a Transfer-Encoding");
 		return -1;
 	}
+	/* The one Authorization the handler will read, not one of two. */
+	if (strcasecmp(line, "Authorization") == 0) {
+		conn->large_body_allowed = http->handlers.large_body == NULL ||
+		    (!conn->authorization_seen &&
+		    http->handlers.large_body(http->handlers.arg, value));
+		conn->authorization_seen = true;
+		return 0;
+	}
 	if (strcasecmp(line, "Content-Length") != 0)
 		return 0;
 	errno = 0;
@@ -614,6 +624,18 @@ http_parse_head_end(struct http_conn *conn, uint64_t limit)
 		    "takes at most %" PRIu64, body, limit);
 		return -1;
 	}
+	/*
+	 * A large body is held whole before the request is handled: only
+	 * a client that may send one gets to (its token, known now).
+	 */
+	if (body > HTTP_BODY_LIMIT && !conn->large_body_allowed) {
+		conn->http->stats.refused_unauthorized++;
+		http_conn_refuse(conn, 401, "Unauthorized",
+		    "WWW-Authenticate: Bearer\r\n", "unauthorized", "a body "
+		    "over %d bytes is read only with the write token "
+		    "(Authorization: Bearer TOKEN)", HTTP_BODY_LIMIT);
+		return -1;
+	}
 	conn->body_left = body;
 	conn->body_allowance_ms = (int64_t)(body / HTTP_BODY_RATE) * 1000;
 	if (conn->state == HTTP_CONN_READING && body > 0)
@@ -639,6 +661,10 @@ http_parse_line(struct http_conn *conn)
 	if (conn->parse == HTTP_PARSE_REQUEST_LINE) {
 		conn->content_length = -1;
 		conn->head_method = false;
+		conn->authorization_seen = false;
+		conn->large_body_allowed = conn->http->handlers.large_body ==
+		    NULL || conn->http->handlers.large_body(
+		    conn->http->handlers.arg, NULL);
 		if (http_parse_request_line(conn, line, &conn->body_limit) == -1)
 			return -1;
 		conn->parse = HTTP_PARSE_HEADERS;

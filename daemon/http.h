@@ -19,9 +19,15 @@
  * route is called for every request whose path is not /healthz, /readyz
  * or /metrics, with one of the methods GET, HEAD, POST, PUT, DELETE,
  * OPTIONS or PATCH (anything else is refused before it gets here), its
- * whole body read and within its route's limit (64 KiB; 32 MiB under
+ * whole body read and within its route's limit (64 KiB; 32 MiB for
  * /api/v1/import), and path the percent-decoded URI path.  When route is
  * NULL such requests get a 404.
+ *
+ * large_body (may be NULL: any client may) tells, from a request's
+ * Authorization header (NULL when it has none), whether its client may
+ * send a body over 64 KiB; one that may not is refused 401 before a byte
+ * of it is read, so that no one without the token makes the server hold
+ * 32 MiB a connection.
  *
  * A route handler replies with evhttp (evhttp_send_reply, evhttp_send_error
  * or the chunked evhttp_send_reply_start/_chunk/_end), at once or later
@@ -55,6 +61,8 @@ struct http_handlers {
 		    void *arg);
 	/* Told that a request given to route lost its client (see above). */
 	void	(*gone)(struct evhttp_request *request, void *arg);
+	/* Whether a body over 64 KiB may come with this Authorization. */
+	bool	(*large_body)(void *arg, const char *authorization);
 	void	*arg;
 };
 
@@ -79,6 +87,7 @@ struct http_stats {
 	uint64_t	refused_too_large;	/* 413: body over its route's limit */
 	uint64_t	refused_head_too_large;	/* 414/431: request line, headers */
 	uint64_t	refused_bad_request;	/* 400, 411, 505 */
+	uint64_t	refused_unauthorized;	/* 401: a large body, no token */
 	/* Accept errors (EMFILE, ENFILE, ...) and the listener's pauses. */
 	uint64_t	accept_errors;
 	uint64_t	listener_pauses;

@@ -411,19 +411,30 @@ def test_http_head_replies_carry_no_body_on_a_kept_alive_connection():
         db.close()
 
 
+WRITE_TOKEN = "w-" + "9" * 30
+
+
 def test_http_oversize_bodies_are_refused_before_they_are_sent():
-    """A body over its route's limit (64 KiB; 32 MiB under /api/v1/import)
+    """A body over its route's limit (64 KiB; 32 MiB for /api/v1/import)
     gets 413 with a JSON error as soon as the headers are in, before a byte
-    of it is sent; bodies at the limit are read; Transfer-Encoding gets 411;
-    heads over 16 KiB get 431."""
+    of it is sent; a body over 64 KiB without the write token gets 401 as
+    soon, so that no client without it makes the server hold 32 MiB; bodies
+    at the limit are read; Transfer-Encoding gets 411; heads over 16 KiB
+    get 431."""
     db, topics = Database(), Topics()
-    daemon = Daemon(db, topics).start()
+    token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+    token_file.write(WRITE_TOKEN + "\n")
+    token_file.close()
+    daemon = Daemon(db, topics, config={
+        "api": {"write_token_file": token_file.name}}).start()
     try:
         daemon.wait_ready()
         port = daemon.http_port()
         refused = [
             ("/api/v1/addresses", 64 * 1024 + 1),
-            ("/api/v1/import/servers", 32 * 1024 * 1024 + 1),
+            ("/api/v1/import", 32 * 1024 * 1024 + 1),
+            ("/api/v1/import/servers", 64 * 1024 + 1),  # only the import's path
+            ("/api/v1/importzz", 64 * 1024 + 1),
             ("/api/v1/%69mport", 40 * 1024 * 1024),     # the decoded path counts
             ("/healthz", 1 << 40),
         ]
@@ -438,6 +449,22 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
             assert headers["content-type"] == "application/json"
             error = json.loads(body)
             assert error["error"] == "too_large" and str(length) in error["detail"], error
+        # Within the import's limit, over 64 KiB: the write token, or 401
+        # before the body (none, another token, the token and a second).
+        unauthorized = [
+            "",
+            "Authorization: Bearer r-nope\r\n",
+            "Authorization: Bearer %s\r\nAuthorization: Bearer x\r\n" % WRITE_TOKEN,
+            "Authorization: Bearer x\r\nAuthorization: Bearer %s\r\n" % WRITE_TOKEN,
+        ]
+        for auth in unauthorized:
+            request = ("POST /api/v1/import HTTP/1.1\r\nHost: t\r\n%s"
+                       "Content-Length: %d\r\n\r\n" % (auth, 1024 * 1024)).encode()
+            response, closed = raw_exchange(port, request, timeout=5)
+            assert closed, (auth, response)
+            status, headers, body = parse_response(response)
+            assert status == 401 and headers["www-authenticate"] == "Bearer", (auth, response)
+            assert json.loads(body)["error"] == "unauthorized", body
         # A client that sends its body without waiting still reads the
         # refusal (the server drops the rest for a while before it closes).
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -453,14 +480,17 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
         assert parse_response(response)[0] == 413, response
         # At the limit: read whole and handed on (whatever the route, or the
         # 404 without one, answers; the exact echo is in the probe's test).
-        for path, length in (("/api/v1/http-hardening", 64 * 1024),
-                             ("/api/v1/import/http-hardening", 1024 * 1024)):
-            request = ("PUT %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
-                       "Connection: close\r\n\r\n" % (path, length)).encode() + b"x" * length
+        for path, length, auth in (
+                ("/api/v1/http-hardening", 64 * 1024,
+                 "Authorization: Bearer %s\r\n" % WRITE_TOKEN),
+                ("/api/v1/import", 1024 * 1024, "Authorization: Bearer %s\r\n" % WRITE_TOKEN)):
+            request = ("PUT %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %d\r\n"
+                       "Connection: close\r\n\r\n" % (path, auth, length)).encode() + \
+                b"x" * length
             response, closed = raw_exchange(port, request, timeout=30)
             assert closed and response, path
             status = parse_response(response)[0]
-            assert status not in (400, 411, 413, 414, 431, 501, 505), (path, response[:300])
+            assert status not in (401, 411, 413, 414, 431, 501, 505), (path, response[:300])
         response, closed = raw_exchange(
             port, b"POST /api/v1/marks HTTP/1.1\r\nHost: t\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n")
@@ -475,6 +505,7 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
     finally:
         daemon.close()
         db.close()
+        os.unlink(token_file.name)
 
 
 def test_http_accept_errors_pause_the_listener_without_flooding_the_log():
