@@ -155,6 +155,15 @@ api_error(struct api_call *call, int code, const char *error,
 	api_reply_json(call, code, json);
 }
 
+/* Answers 503: the daemon is stopping (try another instance, or later). */
+static void
+api_stopping(struct api_call *call)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "Retry-After", "5");
+	api_error(call, 503, "unavailable", NULL, "the daemon is stopping");
+}
+
 /*
  * Answers a failed query: a bad parameter (22023, "field: what") or a bad
  * value PostgreSQL could not read is the caller's 400; a statement
@@ -934,6 +943,10 @@ api_route(struct evhttp_request *request, const char *path, void *arg)
 		    "starting: its schema is not migrated yet");
 		return;
 	}
+	if (api->closed) {
+		api_stopping(call);
+		return;
+	}
 	if (!api_rate_take(api, request)) {
 		api->stats.rate_limited++;
 		evhttp_add_header(evhttp_request_get_output_headers(request),
@@ -1033,6 +1046,23 @@ api_stop(struct api *api)
 	}
 }
 
+void
+api_close(struct api *api)
+{
+	struct api_call *call, *next;
+
+	api->closed = true;
+	for (call = TAILQ_FIRST(&api->calls); call != NULL; call = next) {
+		next = TAILQ_NEXT(call, entry);
+		if (call->req == NULL)
+			continue;
+		if (call->write != NULL)
+			api_write_halt(call);
+		else
+			api_stopping(call);
+	}
+}
+
 /* Changes what a reload may change. */
 void
 api_set_limits(struct api *api, long long write_wait_ms, long long rate_limit)
@@ -1089,8 +1119,7 @@ api_free(struct api *api)
 		call->pending = 0;	/* nothing will call back any more */
 		api_write_stop(call);
 		if (call->req != NULL)
-			api_error(call, 503, "unavailable", NULL, "the daemon is "
-			    "stopping");
+			api_stopping(call);
 		else
 			api_call_release(call);
 	}

@@ -74,6 +74,13 @@ void		 api_set_serving(struct api *api, bool serving);
  */
 void		 api_stop(struct api *api);
 
+/*
+ * The drain is over and the loop is about to end: every request still
+ * held (a read waiting for PostgreSQL) is answered 503 now, while its
+ * connection can still carry the reply, and new requests get 503.
+ */
+void		 api_close(struct api *api);
+
 /* Changes what a reload may change. */
 void		 api_set_limits(struct api *api, long long write_wait_ms,
 		    long long rate_limit);

@@ -54,6 +54,7 @@ struct api {
 	struct decode_limits	 limits;
 	bool			 serving;	/* migrations are done */
 	bool			 stopping;	/* no new writes */
+	bool			 closed;	/* no new requests */
 	bool			(*writes_held)(void *, char *, size_t);
 	void			*writes_held_arg;
 	long long		 write_wait_ms;

@@ -265,6 +265,9 @@ daemon_stopped(void *arg)
 
 	pgconn_stop(daemon->pg);
 	log_info("stopped");
+	/* Reads still held are answered while their connections last. */
+	if (daemon->api != NULL)
+		api_close(daemon->api);
 	daemon_leave_cb(-1, 0, daemon);
 }
 
@@ -277,7 +280,9 @@ daemon_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	log_warnx("shutdown: still draining after %lld ms; exiting now "
 	    "(what was not committed is consumed again at the next start)",
 	    daemon->config->shutdown_timeout_ms);
-	event_base_loopexit(daemon->base, NULL);
+	if (daemon->api != NULL)
+		api_close(daemon->api);
+	daemon_leave_cb(-1, 0, daemon);
 }
 
 /* Starts a clean shutdown, or exits at once on a second signal. */

@@ -600,6 +600,40 @@ def test_reads_waiting_for_a_connection_are_answered_when_postgresql_goes_away()
         pg.close()
 
 
+def test_reads_held_when_the_daemon_stops_are_answered():
+    """SIGTERM while reads wait for PostgreSQL (one on the API's one read
+    connection, held by a lock, one queued behind it): before the daemon
+    exits each is answered 503 "the daemon is stopping", with Retry-After,
+    not left with a closed connection and no status line."""
+    import psycopg2
+    api = Api(config={"api": {"read_connections": "1",
+                              "statement_timeout_ms": "600000"}})
+    locker = None
+    try:
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipam_state.address IN ACCESS EXCLUSIVE MODE")
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        reads = [pool.submit(api.call, "GET", "/api/v1/addresses?limit=5",
+                             token=READ_TOKEN, timeout=120)]
+        wait_until(lambda: api.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND application_name LIKE 'ipam-syncd%%'") == 1, 30, "the first read held")
+        reads.append(pool.submit(api.call, "GET", "/api/v1/addresses?status=available",
+                                 token=READ_TOKEN, timeout=120))
+        wait_until(lambda: "ipam_syncd_api_reads_waiting 1\n" in
+                   api.daemon.http_get("/metrics")[1], 30, "the second read queued")
+        assert api.daemon.stop() == 0
+        for read in reads:
+            status, body, headers = read.result()
+            assert status == 503 and "stopping" in body["detail"], (status, body)
+            assert headers["Retry-After"] == "5", headers
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
+
+
 def proxied_api_holding_the_apply(kafka, net, write_wait_ms):
     """A daemon whose Kafka clients reach a private broker through its
     proxy, a subnet "lan" net.0/24 with the pool net.1-net.9 applied, and
