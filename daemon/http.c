@@ -705,6 +705,17 @@ http_parse(struct http_conn *conn, const char *bytes, size_t length,
 			break;
 		case HTTP_PARSE_REQUEST_LINE:
 		case HTTP_PARSE_HEADERS:
+			/*
+			 * The first byte of a request on a connection kept
+			 * alive: its deadline runs from now, not from the
+			 * reply before it (the time between was idle).
+			 */
+			if (conn->request_bytes == 0 &&
+			    conn->state == HTTP_CONN_READING) {
+				conn->started_ms = http_now_ms();
+				http_conn_arm(conn, conn->started_ms +
+				    HTTP_REQUEST_SECONDS * 1000);
+			}
 			c = *bytes++;
 			length--;
 			(*used)++;
@@ -996,7 +1007,12 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		http->stats.closed_request_deadline++;
 		log_debug("http: connection %d: no whole request within %d s",
 		    (int)conn->fd, (int)((now - conn->started_ms) / 1000));
-		if (conn->parse != HTTP_PARSE_REFUSED)
+		/*
+		 * An idle connection (no byte of a request) is closed with
+		 * nothing said: a 408 there would be read as the answer to
+		 * the request its client may be sending at that moment.
+		 */
+		if (conn->parse != HTTP_PARSE_REFUSED && conn->request_bytes > 0)
 			http_conn_send_raw(conn, 408, "Request Timeout", NULL,
 			    "timeout", "the request was not received in time");
 		http_conn_close(conn, BEV_EVENT_TIMEOUT);
@@ -1023,9 +1039,12 @@ http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Makes room at the cap: closes the connection that has waited longest
- * for its request (a client sending its request at once is never the
- * one), one with a whole request about to be served only if there is no
- * other.  Returns false when every connection is past its request.
+ * for a request and has none of it (closed with nothing said), else the
+ * one that has waited longest for the rest of its request (a client
+ * sending its request at once is never the one; an upload under way goes
+ * only after every idle connection), one with a whole request about to
+ * be served only if there is no other.  Returns false when every
+ * connection is past its request.
  */
 static bool
 http_evict(struct http *http)
@@ -1033,18 +1052,20 @@ http_evict(struct http *http)
 	struct http_conn *conn;
 	int pass;
 
-	for (pass = 0; pass < 2; pass++) {
+	for (pass = 0; pass < 3; pass++) {
 		TAILQ_FOREACH(conn, &http->conns, entry)
 			if (conn->state == HTTP_CONN_READING &&
-			    (pass == 1 || conn->requests_queued == 0))
+			    (pass == 2 || conn->requests_queued == 0) &&
+			    (pass > 0 || conn->request_bytes == 0))
 				break;
 		if (conn == NULL)
 			continue;
 		http->stats.closed_evicted++;
 		log_debug("http: connection %d evicted to make room",
 		    (int)conn->fd);
-		http_conn_send_raw(conn, 503, "Service Unavailable", NULL,
-		    "busy", "too many connections");
+		if (pass > 0)
+			http_conn_send_raw(conn, 503, "Service Unavailable",
+			    NULL, "busy", "too many connections");
 		http_conn_close(conn, BEV_EVENT_ERROR);
 		return true;
 	}

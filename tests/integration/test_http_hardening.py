@@ -343,6 +343,113 @@ def test_http_descriptor_storm_beyond_the_cap_while_events_flow():
         db.close()
 
 
+def read_reply(sock, timeout):
+    """Reads one reply with a Content-Length, or until the server closes:
+    the bytes read (b"" when the server closed with nothing said)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            length = re.search(rb"(?im)^content-length: *(\d+)", head)
+            if length and len(body) >= int(length.group(1)):
+                return data
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def trickle(sock, data, seconds, pieces=10):
+    """Sends data in pieces over seconds."""
+    step = (len(data) + pieces - 1) // pieces
+    for i in range(0, len(data), step):
+        sock.sendall(data[i:i + step])
+        time.sleep(seconds / pieces)
+
+
+def test_http_kept_alive_connections_idle_without_charging_the_next_request():
+    """On a connection kept alive, the idle time after a reply does not
+    count against the next request: one that starts 6 s after the reply
+    and takes 6 s to send its body is answered, not cut off with a 408 at
+    10 s from the reply.  A connection left idle is closed after its 10 s
+    with nothing said (a 408 there would be read as the answer to the
+    request its client may be sending at that moment)."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        port = daemon.http_port()
+        healthz_request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for sock in (idle, busy):
+            sock.sendall(healthz_request)
+            assert read_reply(sock, 10).startswith(b"HTTP/1.1 200"), sock
+        answered = time.monotonic()
+        body = b"x" * 60000
+        time.sleep(6)
+        busy.sendall(b"PUT /api/v1/http-hardening HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        trickle(busy, body, 6)
+        reply = read_reply(busy, 10)
+        assert time.monotonic() - answered > 11
+        assert reply.startswith(b"HTTP/1.1 ") and not reply.startswith(b"HTTP/1.1 408"), \
+            reply[:200]
+        # The idle one was closed meanwhile, with nothing said.
+        assert read_reply(idle, 10) == b""
+        for sock in (idle, busy):
+            sock.close()
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_http_eviction_takes_idle_connections_before_an_upload():
+    """At the cap (`ulimit -n 512`: 128 connections), connections that
+    have sent nothing are evicted, with nothing said, before one that is
+    sending its request: an upload under way while idle sockets pile up
+    beyond the cap is answered."""
+    db, topics = Database(), Topics()
+    daemon = LimitedDaemon(db, topics, nofile=512).start()
+    idle = []
+    try:
+        daemon.wait_ready()
+        port = daemon.http_port()
+        cap = connection_cap(daemon)
+        upload = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = b"x" * 60000
+        upload.sendall(b"PUT /api/v1/http-hardening HTTP/1.1\r\nHost: t\r\n"
+                       b"Content-Length: %d\r\n\r\n" % len(body))
+        upload.sendall(body[:1000])
+        time.sleep(0.5)
+        for _ in range(cap + 72):
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            idle.append(sock)
+        trickle(upload, body[1000:], 4)
+        reply = read_reply(upload, 10)
+        assert reply.startswith(b"HTTP/1.1 ") and b"too many connections" not in reply, \
+            reply[:200]
+        upload.close()
+        # Idle connections went, and none was told anything.
+        said = 0
+        for sock in idle:
+            try:
+                said += len(sock.recv(4096))
+            except (BlockingIOError, InterruptedError, OSError):
+                pass
+        assert said == 0, said
+        assert daemon.http_get("/healthz") == (200, "ok\n")
+    finally:
+        for sock in idle:
+            sock.close()
+        daemon.close()
+        db.close()
+
+
 def test_http_connect_and_unknown_methods_are_answered_at_once():
     """CONNECT (before its headers end, or with a body announced), TRACE and
     an unknown method get their answer and a closed connection at once, not
