@@ -897,6 +897,12 @@ http_conn_replied(struct evhttp_request *request, void *arg)
 	if (conn->refusal != NULL && conn->requests_queued == 0) {
 		http_conn_send_buffer(conn, conn->refusal);
 		conn->refusal = NULL;
+		/*
+		 * Reading again, to drop the rest of the refused request
+		 * while lingering: closed with it unread, the socket would
+		 * reset and the client lose the refusal.
+		 */
+		http_conn_set_state(conn, HTTP_CONN_READING);
 		http_conn_schedule(conn, HTTP_ACTION_CLOSE);
 		return;
 	}

@@ -585,6 +585,22 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
             response += chunk
         sock.close()
         assert parse_response(response)[0] == 413, response
+        # So does one whose refused request follows another on the
+        # connection (pipelined): the first's reply, then the refusal.
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"POST /api/v1/addresses HTTP/1.1\r\nHost: t\r\n"
+                     b"Content-Length: 8000000\r\n\r\n" + b"b" * 8000000)
+        response = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            response += chunk
+        sock.close()
+        first, _, second = response.partition(b"ok\n")
+        assert first.startswith(b"HTTP/1.1 200"), response[:300]
+        assert parse_response(second)[0] == 413, response[:600]
         # At the limit: read whole and handed on (whatever the route, or the
         # 404 without one, answers; the exact echo is in the probe's test).
         for path, length, auth in (
