@@ -99,6 +99,7 @@ web_route(struct web *web, struct evhttp_request *request, const char *path)
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(request);
 	enum evhttp_cmd_type method = evhttp_request_get_command(request);
 	struct evbuffer *body;
+	const char *raw;
 	const char *type;
 	char file[PATH_MAX];
 	struct stat st;
@@ -115,7 +116,14 @@ web_route(struct web *web, struct evhttp_request *request, const char *path)
 	evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(headers, "Referrer-Policy", "no-referrer");
 	evhttp_add_header(headers, "X-Frame-Options", "DENY");
-	if (!web_path_safe(path) || (type = web_type(path)) == NULL) {
+	/*
+	 * The page's file names need no percent-encoding: a path that has
+	 * some is none of them (and "%00" would end the decoded path early,
+	 * "/app.js%00.txt" reading as "/app.js").
+	 */
+	raw = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(request));
+	if ((raw != NULL && strchr(raw, '%') != NULL) ||
+	    !web_path_safe(path) || (type = web_type(path)) == NULL) {
 		web_error(request, 404, "not found");
 		return;
 	}

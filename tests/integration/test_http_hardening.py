@@ -521,6 +521,26 @@ def test_http_head_replies_carry_no_body_on_a_kept_alive_connection():
 WRITE_TOKEN = "w-" + "9" * 30
 
 
+def test_http_page_paths_with_percent_encoding_name_no_file():
+    """The page's files are named without percent-encoding: "/%00" is not
+    the index and "/app.js%00.txt" is not app.js (a decoded %00 ended the
+    path early), nor is "/%61pp.js"; the plain names are served."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics, config={
+        "api": {"web_dir": os.path.join(harness.ROOT, "web")}}).start()
+    try:
+        daemon.wait_ready()
+        for path in ("/%00", "/app.js%00.txt", "/%61pp.js", "/index.html%00"):
+            status, body = daemon.http_get(path)
+            assert (status, body) == (404, "not found\n"), (path, status, body[:100])
+        for path in ("/", "/app.js"):
+            assert daemon.http_get(path)[0] == 200, path
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
 def test_http_oversize_bodies_are_refused_before_they_are_sent():
     """A body over its route's limit (64 KiB; 32 MiB for /api/v1/import)
     gets 413 with a JSON error as soon as the headers are in, before a byte
