@@ -21,6 +21,7 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "consumers/decode_fields.h"
 #include "daemon/api.h"
 #include "daemon/api_internal.h"
 #include "daemon/http.h"
@@ -142,16 +143,24 @@ api_error(struct api_call *call, int code, const char *error,
     const char *field, const char *fmt, ...)
 {
 	json_t *json = json_object();
-	char detail[1024];
+	char detail[1024], name[256];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
+	/*
+	 * What the client sent may be in them: bytes that are not UTF-8
+	 * (which json_string refuses, leaving the member out) escaped.
+	 */
+	fields_sanitize(detail, sizeof(detail));
 	json_object_set_new(json, "error", json_string(error));
 	json_object_set_new(json, "detail", json_string(detail));
-	if (field != NULL)
-		json_object_set_new(json, "field", json_string(field));
+	if (field != NULL) {
+		snprintf(name, sizeof(name), "%s", field);
+		fields_sanitize(name, sizeof(name));
+		json_object_set_new(json, "field", json_string(name));
+	}
 	api_reply_json(call, code, json);
 }
 
@@ -307,13 +316,15 @@ api_query_params(struct api_call *call, const struct api_param *known)
 			    "%s: unknown parameter", pair->key);
 			goto fail;
 		}
+		/* Only a list may be given more than once. */
+		if (param->kind != API_LIST &&
+		    json_object_get(p, pair->key) != NULL) {
+			api_error(call, 400, "bad_request", pair->key,
+			    "%s: given twice", pair->key);
+			goto fail;
+		}
 		switch (param->kind) {
 		case API_TEXT:
-			if (json_object_get(p, pair->key) != NULL) {
-				api_error(call, 400, "bad_request", pair->key,
-				    "%s: given twice", pair->key);
-				goto fail;
-			}
 			json_object_set_new(p, pair->key,
 			    json_string(pair->value));
 			break;

@@ -163,6 +163,11 @@ def test_reads_filters_and_errors():
                 ("/api/v1/subnets/lan%00zz", 400, None),
                 ("/api/v1/addresses/-/127.97.0.5%00x", 400, None),
                 ("/api/v1/addresses?q=web%00x", 400, None),
+                # Bytes that are not UTF-8 are named too, escaped.
+                ("/api/v1/addresses/-/%FF", 400, "address"),
+                # Only a list may be given twice.
+                ("/api/v1/addresses?limit=0&limit=5", 400, "limit"),
+                ("/api/v1/addresses?count=true&count=false", 400, "count"),
                 ("/api/v1/nothing", 404, None)]:
             status, body, _ = api.call("GET", path, token=READ_TOKEN)
             assert status == code, (path, status, body)
