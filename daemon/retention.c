@@ -133,6 +133,22 @@ retention_run_end(struct retention *retention, bool complete)
 	    retention->stats.last_run_seconds);
 }
 
+/*
+ * An error that the session cannot outlive (a server turned read-only, a
+ * primary demoted while its sessions stayed): the connection is made
+ * again, as the apply's is, so that target_session_attrs can find the
+ * new primary.  Returns true when it was.
+ */
+static bool
+retention_fatal(struct pgconn *pg, const PGresult *result, const char *why)
+{
+	if (result == NULL || !pgconn_sqlstate_is_fatal(PQresultErrorField(
+	    result, PG_DIAG_SQLSTATE)))
+		return false;
+	pgconn_reset(pg, why);
+	return true;
+}
+
 /* One batch is over: the same table again while it removed rows. */
 static void
 retention_pruned_cb(struct pgconn *pg, PGresult *result, const char *error,
@@ -157,6 +173,8 @@ retention_pruned_cb(struct pgconn *pg, PGresult *result, const char *error,
 		    "in %lld ms", retention_table_names[table], message,
 		    retention->interval_ms);
 		retention_run_end(retention, false);
+		if (retention_fatal(pg, result, message))
+			return;
 		retention_next(retention);
 		return;
 	}
@@ -226,6 +244,8 @@ retention_figures_cb(struct pgconn *pg, PGresult *result, const char *error,
 		pgconn_result_error(pg, result, message, sizeof(message));
 		log_warnx("retention: reading the figures failed: %s", message);
 		stats->figures_known = false;
+		if (retention_fatal(pg, result, message))
+			return;
 		retention_next(retention);
 		return;
 	}

@@ -366,5 +366,46 @@ def test_retention_and_the_sweep_members_never_share_a_lock():
         db.close()
 
 
+def test_retention_reconnects_when_its_server_turns_read_only():
+    """The server turns read-only under the sessions it has (a primary
+    fenced or demoted): the retention's prune is refused (SQLSTATE 25006)
+    and its connection is made again, as the apply's is, so that
+    target_session_attrs can reach the new primary; once the server takes
+    writes again, the old rows are pruned."""
+    pg = harness.PrivatePostgres().start()
+    db = Database(host="127.0.0.1", port=pg.port)
+    topics = Topics()
+    daemon = Daemon(db, topics, config={"retention": {"audit_days": "5",
+                                                      "dead_letter_days": "0",
+                                                      "request_days": "0",
+                                                      "interval_ms": "1000"}})
+    try:
+        daemon.start().wait_ready()
+
+        def retention_pid():
+            return db.scalar("SELECT pid FROM pg_stat_activity WHERE "
+                             "application_name = %s", (RETENTION_APP,))
+        wait_until(retention_pid, 30, "the retention's session")
+        first = retention_pid()
+        db.query("ALTER SYSTEM SET default_transaction_read_only = on")
+        db.query("SELECT pg_reload_conf()")
+        db.query("SET default_transaction_read_only = off")
+        db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, changed_at) "
+                 "SELECT '', '10.75.0.1', 'insert', now() - interval '10 days' "
+                 "FROM generate_series(1, 20)")
+        daemon.wait_log(r"retention: pruning ipamd\.audit failed: .*read-only", timeout=30)
+        wait_until(lambda: retention_pid() not in (None, first), 30,
+                   "the retention's connection made again")
+        db.query("ALTER SYSTEM RESET default_transaction_read_only")
+        db.query("SELECT pg_reload_conf()")
+        wait_until(lambda: db.scalar("SELECT count(*) FROM ipamd.audit") == 0, 60,
+                   "the old rows pruned")
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+        pg.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
