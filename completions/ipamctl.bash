@@ -6,13 +6,13 @@ _ipamctl()
 	local commands="ls show reserve quarantine release allocate subnets
 		conflicts dead-letters unplaced stats export import populate
 		request help"
-	local global="--url --token-file --vrf --json --requester --help"
+	local global="--url --token-file --vrf --json --requester --timeout --help"
 	cur=${COMP_WORDS[COMP_CWORD]}
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 	for ((i = 1; i < COMP_CWORD; i++)); do
 		word=${COMP_WORDS[i]}
 		case $word in
-		--url|--token-file|--vrf|--requester) ((i++)) ;;
+		--url|--token-file|--vrf|--requester|--timeout) ((i++)) ;;
 		-*) ;;
 		*) command=$word; break ;;
 		esac
@@ -28,7 +28,7 @@ _ipamctl()
 	--type)
 		COMPREPLY=($(compgen -W 'static dhcp' -- "$cur"))
 		return ;;
-	--url|--vrf|--requester|--limit|--subnet|--sort|--query|-q|--changed-since|\
+	--url|--vrf|--requester|--timeout|--limit|--subnet|--sort|--query|-q|--changed-since|\
 	--description|-d|--reason|-r|--count|-n|--if-match|--kind)
 		return ;;
 	esac

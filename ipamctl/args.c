@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "ipamctl/args.h"
 
 /* A command: its names, what it takes and its usage text. */
@@ -26,6 +28,8 @@ struct args_command_spec {
 	"  --vrf VRF          the routing domain (default: the default vrf)\n" \
 	"  --json             the API's JSON as it came, for scripts\n" \
 	"  --requester NAME   who asks, recorded with a write (default $USER)\n" \
+	"  --timeout SECONDS  give up when the daemon sends nothing for this\n" \
+	"                     long (default $IPAMCTL_TIMEOUT, else 120)\n" \
 	"  -h, --help         this help\n"
 
 #define FILTER_USAGE \
@@ -123,7 +127,8 @@ static const struct args_command_spec args_commands[] = {
 
 /* The options, each with the commands it belongs to (0: global). */
 enum args_option_id {
-	OPT_URL, OPT_TOKEN_FILE, OPT_VRF, OPT_JSON, OPT_REQUESTER, OPT_HELP,
+	OPT_URL, OPT_TOKEN_FILE, OPT_VRF, OPT_JSON, OPT_REQUESTER, OPT_TIMEOUT,
+	OPT_HELP,
 	OPT_SUBNET, OPT_STATUS, OPT_TYPE, OPT_ACTIVE, OPT_INACTIVE, OPT_QUERY,
 	OPT_CHANGED_SINCE, OPT_SORT, OPT_LIMIT, OPT_ALL, OPT_LIST_COUNT,
 	OPT_DESCRIPTION, OPT_REASON, OPT_IF_AVAILABLE, OPT_IF_MATCH,
@@ -150,6 +155,7 @@ static const struct args_option_spec args_options[] = {
 	{ OPT_VRF, "vrf", 0, true, 0 },
 	{ OPT_JSON, "json", 0, false, 0 },
 	{ OPT_REQUESTER, "requester", 0, true, 0 },
+	{ OPT_TIMEOUT, "timeout", 0, true, 0 },
 	{ OPT_HELP, "help", 'h', false, 0 },
 	{ OPT_SUBNET, "subnet", 0, true, FILTERS },
 	{ OPT_STATUS, "status", 0, true, FILTERS },
@@ -289,6 +295,24 @@ args_number(const char *text, long *value)
 	return errno == 0 && end != text && *end == '\0';
 }
 
+/* A timeout in seconds: 1 to ARGS_MAX_TIMEOUT.  Returns -1 when not. */
+static int
+args_timeout(const char *text, long *seconds)
+{
+	return args_number(text, seconds) && *seconds >= 1 &&
+	    *seconds <= ARGS_MAX_TIMEOUT ? 0 : -1;
+}
+
+/* Tells whether text is UTF-8 (as every text the API takes must be). */
+static bool
+args_utf8(const char *text)
+{
+	json_t *string = json_string(text);
+
+	json_decref(string);
+	return string != NULL;
+}
+
 /* Applies one option and its value to args. */
 static int
 args_apply(struct args *args, const struct args_option_spec *option,
@@ -313,6 +337,12 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		break;
 	case OPT_REQUESTER:
 		args->requester = value;
+		break;
+	case OPT_TIMEOUT:
+		if (args_timeout(value, &args->timeout) == -1)
+			return args_fail(error, error_size, "--timeout: \"%s\" is "
+			    "not a number of seconds from 1 to %d", value,
+			    ARGS_MAX_TIMEOUT);
 		break;
 	case OPT_HELP:
 		args->help = true;
@@ -358,9 +388,15 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		args->count = true;
 		break;
 	case OPT_DESCRIPTION:
+		if (!args_utf8(value))
+			return args_fail(error, error_size, "--description: not "
+			    "UTF-8 text");
 		args->description = value;
 		break;
 	case OPT_REASON:
+		if (!args_utf8(value))
+			return args_fail(error, error_size, "--reason: not UTF-8 "
+			    "text");
 		args->reason = value;
 		break;
 	case OPT_IF_AVAILABLE:
@@ -496,6 +532,13 @@ args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
 	args->allocate_count = 1;
 	value = lookup("IPAMCTL_URL");
 	args->url = value != NULL && value[0] != '\0' ? value : ARGS_DEFAULT_URL;
+	args->timeout = ARGS_DEFAULT_TIMEOUT;
+	value = lookup("IPAMCTL_TIMEOUT");
+	if (value != NULL && value[0] != '\0' &&
+	    args_timeout(value, &args->timeout) == -1)
+		return args_fail(error, error_size, "IPAMCTL_TIMEOUT: \"%s\" is "
+		    "not a number of seconds from 1 to %d", value,
+		    ARGS_MAX_TIMEOUT);
 	value = lookup("IPAMCTL_TOKEN_FILE");
 	args->token_file = value != NULL && value[0] != '\0' ? value : NULL;
 	args->requester = lookup("USER");

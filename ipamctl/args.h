@@ -11,6 +11,14 @@
 /* Where the daemon is when neither --url nor $IPAMCTL_URL says. */
 #define ARGS_DEFAULT_URL	"http://127.0.0.1:10187"
 
+/*
+ * How long the daemon may send nothing before ipamctl gives up: above the
+ * daemon's own deadline for a reply with its default settings (120 s);
+ * a daemon whose api.write_wait_ms is longer needs --timeout.
+ */
+#define ARGS_DEFAULT_TIMEOUT	120
+#define ARGS_MAX_TIMEOUT	86400
+
 /* The commands; ARGS_COMMAND_NONE before one is named. */
 enum args_command {
 	ARGS_COMMAND_NONE,
@@ -54,6 +62,7 @@ struct args {
 	const char		*token_file;
 	const char		*vrf;
 	const char		*requester;
+	long			 timeout;	/* seconds with nothing received */
 	bool			 json;
 	bool			 help;
 

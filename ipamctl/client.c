@@ -41,15 +41,16 @@ client_read_token(const char *path, char *error, size_t error_size)
 	return line;
 }
 
-/* Sets a client up: base URL, token and requester. */
+/* Sets a client up: base URL, token, requester and timeout. */
 int
 client_init(struct client *client, const char *base_url,
-    const char *token_file, const char *requester, char *error,
-    size_t error_size)
+    const char *token_file, const char *requester, long timeout,
+    char *error, size_t error_size)
 {
 	size_t	length;
 
 	memset(client, 0, sizeof(*client));
+	client->timeout = timeout;
 	client->base_url = strdup(base_url);
 	if (client->base_url == NULL)
 		goto nomem;
@@ -182,6 +183,7 @@ client_send(struct client *client, const struct client_request *request,
 	struct url_buffer	 body = { 0 }, url = { 0 };
 	char			*full_url = NULL;
 	CURLcode		 code;
+	double			 connected = 0;
 	int			 rc = -1;
 
 	memset(response, 0, sizeof(*response));
@@ -217,12 +219,29 @@ client_send(struct client *client, const struct client_request *request,
 	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT,
 	    CLIENT_CONNECT_TIMEOUT_SECONDS);
+	/*
+	 * A daemon that takes the connection and then sends nothing (stopped,
+	 * hung) is given up on after client->timeout seconds, not waited
+	 * for forever; a reply that is coming keeps the transfer alive.
+	 */
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, client->timeout);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, response->error);
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "ipamctl");
 
 	code = curl_easy_perform(curl);
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
+	/* Connected, then nothing within the timeout (not a connect timeout). */
+	if (code == CURLE_OPERATION_TIMEDOUT &&
+	    curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME, &connected) ==
+	    CURLE_OK && connected > 0) {
+		snprintf(response->error, sizeof(response->error), "the daemon "
+		    "sent nothing for %ld s (--timeout): it may be stopped or "
+		    "hung; a write it took may still be applied",
+		    client->timeout);
+		goto done;
+	}
 	if (code != CURLE_OK) {
 		if (response->error[0] == '\0')
 			snprintf(response->error, sizeof(response->error),

@@ -21,6 +21,7 @@ struct client {
 	char		*base_url;	/* without a trailing '/' */
 	char		*token;		/* NULL: no Authorization header */
 	char		*requester;	/* NULL: no X-Requester header */
+	long		 timeout;	/* seconds the daemon may send nothing */
 };
 
 /* One request. */
@@ -43,12 +44,13 @@ struct client_response {
 
 /*
  * Sets the client up: base_url is copied, and the token is read from
- * token_file (one line; NULL for none).  Returns 0, or -1 with a sentence
- * in error.
+ * token_file (one line; NULL for none).  A request gives up when the
+ * daemon sends nothing for timeout seconds.  Returns 0, or -1 with a
+ * sentence in error.
  */
 int	 client_init(struct client *client, const char *base_url,
-	    const char *token_file, const char *requester, char *error,
-	    size_t error_size);
+	    const char *token_file, const char *requester, long timeout,
+	    char *error, size_t error_size);
 
 /* Frees what the client holds. */
 void	 client_close(struct client *client);

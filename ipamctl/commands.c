@@ -652,8 +652,12 @@ commands_export_csv(struct commands_context *context)
 	if (request.path == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
 	status = commands_send(context, &request, &response);
-	if (status == CLIENT_EXIT_OK)
-		fwrite(response.body, 1, response.body_length, context->out);
+	if (status == CLIENT_EXIT_OK && fwrite(response.body, 1,
+	    response.body_length, context->out) < response.body_length) {
+		fprintf(context->err, "ipamctl: standard output: %s\n",
+		    strerror(errno));
+		status = CLIENT_EXIT_UNREACHABLE;
+	}
 	client_response_free(&response);
 	free((char *)request.path);
 	return status;

@@ -62,7 +62,7 @@ main(int argc, char **argv)
 	if (args.help || args.command == ARGS_COMMAND_HELP)
 		return main_help(&args);
 	if (client_init(&client, args.url, args.token_file, args.requester,
-	    error, sizeof(error)) == -1) {
+	    args.timeout, error, sizeof(error)) == -1) {
 		fprintf(stderr, "ipamctl: %s\n", error);
 		return CLIENT_EXIT_USAGE;
 	}
@@ -73,8 +73,16 @@ main(int argc, char **argv)
 	context.colour = main_colour();
 	status = commands_run(&context);
 	client_close(&client);
+	/*
+	 * A write that failed before the end (a full disk, /dev/full) leaves
+	 * nothing in the buffer for fflush to fail on: ferror remembers it.
+	 * An export cut short must not look complete.
+	 */
 	if (fflush(stdout) == EOF && status == CLIENT_EXIT_OK) {
 		perror("ipamctl: standard output");
+		status = CLIENT_EXIT_UNREACHABLE;
+	} else if (ferror(stdout) && status == CLIENT_EXIT_OK) {
+		fprintf(stderr, "ipamctl: standard output: a write failed\n");
 		status = CLIENT_EXIT_UNREACHABLE;
 	}
 	return status;

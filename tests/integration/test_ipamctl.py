@@ -817,5 +817,44 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         scripted.close()
 
 
+def test_a_silent_daemon_and_a_full_disk_exit_4():
+    """A daemon that takes the connection and then sends nothing (stopped,
+    hung) is given up on after --timeout with exit 4 and a sentence that
+    says so, not waited for forever; an export whose output cannot all be
+    written (a full disk: /dev/full) exits 4, not 0 as if it were whole."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+
+    def take():
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=take, daemon=True).start()
+    scripted = Scripted([(200, b"address,status\n" + b"10.0.0.5,reserved\n" * 2000,
+                          {"Content-Type": "text/csv"})])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
+    try:
+        done = subprocess.run([IPAMCTL, "--url", "http://127.0.0.1:%d" %
+                               listener.getsockname()[1], "--timeout", "2", "stats"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == UNREACHABLE, (done.returncode, done.stderr)
+        assert "sent nothing for 2 s (--timeout)" in done.stderr, done.stderr
+        with open("/dev/full", "w") as full:
+            done = subprocess.run([IPAMCTL, "--url", scripted.url, "export", "--csv"],
+                                  stdout=full, stderr=subprocess.PIPE, text=True,
+                                  env=env, timeout=60)
+        assert done.returncode == UNREACHABLE, (done.returncode, done.stderr)
+        assert "standard output" in done.stderr, done.stderr
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+        scripted.close()
+
 if __name__ == "__main__":
     harness.main(globals())

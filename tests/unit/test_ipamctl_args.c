@@ -53,6 +53,8 @@ args_summary(const struct args *args, char *text, size_t size)
 		    "(none)");
 	if (args->vrf != NULL)
 		fprintf(out, " vrf=%s", args->vrf);
+	if (args->timeout != ARGS_DEFAULT_TIMEOUT)
+		fprintf(out, " timeout=%ld", args->timeout);
 	if (args->json)
 		fprintf(out, " json");
 	if (args->help)
@@ -201,6 +203,22 @@ static const struct args_row args_rows[] = {
 	    "conflicts kind=pool_shadowed", NULL },
 	{ "--kind is conflicts' only", { "ls", "--kind", "x" }, NULL,
 	    "--kind is not an option of ls" },
+	{ "--timeout, global", { "--timeout", "5", "stats" }, "stats timeout=5",
+	    NULL },
+	{ "--timeout after the command", { "stats", "--timeout=86400" },
+	    "stats timeout=86400", NULL },
+	{ "a timeout of zero", { "stats", "--timeout", "0" }, NULL,
+	    "--timeout: \"0\" is not a number of seconds from 1 to 86400" },
+	{ "a timeout over a day", { "stats", "--timeout", "86401" }, NULL,
+	    "--timeout: \"86401\" is not a number of seconds from 1 to 86400" },
+	{ "a timeout that is no number", { "stats", "--timeout", "1m" }, NULL,
+	    "--timeout: \"1m\" is not a number of seconds from 1 to 86400" },
+	{ "a description that is not UTF-8", { "reserve", "10.0.0.5", "-d",
+	    "caf\xe9" }, NULL, "--description: not UTF-8 text" },
+	{ "a reason that is not UTF-8", { "quarantine", "10.0.0.5", "-r",
+	    "\xff" }, NULL, "--reason: not UTF-8 text" },
+	{ "an allocation's description that is not UTF-8", { "allocate", "lan",
+	    "-d", "\xc3" }, NULL, "--description: not UTF-8 text" },
 };
 
 /* Each row parses to its summary, or fails with its error. */
@@ -250,6 +268,48 @@ test_args_defaults(void **state)
 	assert_string_equal(args.url, "http://other:1");
 }
 
+/* The environment with a timeout, good or bad. */
+static const char *
+args_test_lookup_timeout(const char *name)
+{
+	if (strcmp(name, "IPAMCTL_TIMEOUT") == 0)
+		return "7";
+	return args_test_lookup(name);
+}
+
+static const char *
+args_test_lookup_bad_timeout(const char *name)
+{
+	if (strcmp(name, "IPAMCTL_TIMEOUT") == 0)
+		return "soon";
+	return args_test_lookup(name);
+}
+
+/* The timeout: 120 s, $IPAMCTL_TIMEOUT, then --timeout; a bad one refused. */
+static void
+test_args_timeout(void **state)
+{
+	char		*argv[] = { "ipamctl", "stats", NULL, NULL };
+	struct args	 args;
+	char		 error[256];
+
+	(void)state;
+	assert_int_equal(args_parse(2, argv, args_test_lookup, &args, error,
+	    sizeof(error)), 0);
+	assert_int_equal(args.timeout, 120);
+	assert_int_equal(args_parse(2, argv, args_test_lookup_timeout, &args,
+	    error, sizeof(error)), 0);
+	assert_int_equal(args.timeout, 7);
+	argv[2] = "--timeout=3";
+	assert_int_equal(args_parse(3, argv, args_test_lookup_timeout, &args,
+	    error, sizeof(error)), 0);
+	assert_int_equal(args.timeout, 3);
+	assert_int_equal(args_parse(2, argv, args_test_lookup_bad_timeout,
+	    &args, error, sizeof(error)), -1);
+	assert_string_equal(error, "IPAMCTL_TIMEOUT: \"soon\" is not a number "
+	    "of seconds from 1 to 86400");
+}
+
 /* Eight statuses at most: the ninth is a usage error. */
 static void
 test_args_status_limit(void **state)
@@ -296,6 +356,7 @@ main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_args_defaults),
+		cmocka_unit_test(test_args_timeout),
 		cmocka_unit_test(test_args_status_limit),
 		cmocka_unit_test(test_args_usages),
 	};
