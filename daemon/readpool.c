@@ -39,6 +39,7 @@ struct readpool_job {
 
 struct readpool {
 	struct pgconn		**conns;
+	struct readpool_done	**inflight;	/* each connection's query */
 	size_t			  count;
 	size_t			  waiting;
 	double			  budget;	/* seconds of query time left */
@@ -104,6 +105,7 @@ readpool_down(struct pgconn *pg, const char *reason, void *arg)
 /* A query finished: its connection may take the next one. */
 struct readpool_done {
 	struct readpool		*pool;
+	size_t			 conn;		/* its index in pool->conns */
 	pgconn_result_cb	*cb;
 	void			*arg;
 	struct timespec		 began;
@@ -145,6 +147,7 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 	struct readpool_done done = *(struct readpool_done *)arg;
 	struct timespec now;
 
+	done.pool->inflight[done.conn] = NULL;
 	free(arg);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	done.pool->budget -= readpool_seconds(&done.began, &now);
@@ -214,12 +217,15 @@ readpool_next(struct readpool *pool)
 		if ((done = malloc(sizeof(*done))) == NULL)
 			fatal("readpool: malloc");
 		done->pool = pool;
+		done->conn = i;
 		done->cb = job->cb;
 		done->arg = job->arg;
 		clock_gettime(CLOCK_MONOTONIC, &done->began);
+		pool->inflight[i] = done;
 		if (pgconn_query(pool->conns[i], job->sql, job->nparams,
 		    (const char *const *)job->params, readpool_done,
 		    done) == -1) {
+			pool->inflight[i] = NULL;
 			free(done);
 			TAILQ_INSERT_HEAD(&pool->queue, job, entry);
 			pool->waiting++;
@@ -240,7 +246,8 @@ readpool_new(struct event_base *base, const struct pgconn_settings *settings,
 	size_t i;
 
 	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
-	    (pool->conns = calloc(count, sizeof(*pool->conns))) == NULL)
+	    (pool->conns = calloc(count, sizeof(*pool->conns))) == NULL ||
+	    (pool->inflight = calloc(count, sizeof(*pool->inflight))) == NULL)
 		fatal("readpool: calloc");
 	TAILQ_INIT(&pool->queue);
 	pool->budget = READPOOL_BURST;
@@ -353,8 +360,11 @@ readpool_free(struct readpool *pool)
 
 	if (pool == NULL)
 		return;
-	for (i = 0; i < pool->count; i++)
+	/* A query in flight never calls back now: its record goes here. */
+	for (i = 0; i < pool->count; i++) {
 		pgconn_free(pool->conns[i]);
+		free(pool->inflight[i]);
+	}
 	while ((job = TAILQ_FIRST(&pool->queue)) != NULL) {
 		TAILQ_REMOVE(&pool->queue, job, entry);
 		readpool_job_free(job);
@@ -362,6 +372,7 @@ readpool_free(struct readpool *pool)
 	if (pool->wake != NULL)
 		event_free(pool->wake);
 	free(pool->conns);
+	free(pool->inflight);
 	free(pool->session_sql);
 	free(pool);
 }
