@@ -77,6 +77,7 @@
 	/* Shows a message under the header (kind: info, error). */
 	function notice(text, kind) {
 		const box = document.getElementById('notice');
+		delete box.dataset.unreachable;
 		if (!text) {
 			box.hidden = true;
 			box.textContent = '';
@@ -190,8 +191,12 @@
 		} catch (error) {
 			notice('The daemon cannot be reached: ' + error.message,
 			    'error');
+			document.getElementById('notice').dataset.unreachable = '1';
 			throw error;
 		}
+		/* It answers again: that notice is no longer true. */
+		if (document.getElementById('notice').dataset.unreachable)
+			notice(null);
 		const type = response.headers.get('Content-Type') || '';
 		let parsed;
 		if (type.startsWith('application/json'))
@@ -219,6 +224,20 @@
 	}
 
 	/*
+	 * One look at a request being followed: the answer, or null when the
+	 * daemon cannot be reached (restarting, say: a write it took is
+	 * applied once it is back), so that the caller looks again instead
+	 * of giving up on a write that may still be applied.
+	 */
+	async function poll(path) {
+		try {
+			return await api('GET', path);
+		} catch (error) {
+			return null;
+		}
+	}
+
+	/*
 	 * Waits for a write that answered 202 (not applied within the API's
 	 * wait): polls the request until it is decided.
 	 */
@@ -229,11 +248,11 @@
 		    (answer.body && answer.body.location);
 		for (let i = 0; where && i < 120; i++) {
 			await new Promise((resolve) => setTimeout(resolve, 500));
-			const polled = await api('GET', where);
-			const state = polled.body && polled.body.state;
-			if (polled.status === 200 && state === 'applied')
+			const polled = await poll(where);
+			const state = polled && polled.body && polled.body.state;
+			if (polled && polled.status === 200 && state === 'applied')
 				return { status: 200, body: polled.body.row || {} };
-			if (polled.status === 200 && state === 'refused')
+			if (polled && polled.status === 200 && state === 'refused')
 				return { status: 409, body: { detail:
 				    polled.body.detail, current: polled.body.row } };
 		}
@@ -252,10 +271,11 @@
 			for (const [k, id] of ids.entries()) {
 				if (outcomes[k])
 					continue;
-				const polled = await api('GET', '/requests/' +
+				const polled = await poll('/requests/' +
 				    encodeURIComponent(id));
-				const state = polled.body && polled.body.state;
-				if (polled.status === 200 && (state === 'applied' ||
+				const state = polled && polled.body &&
+				    polled.body.state;
+				if (polled && polled.status === 200 && (state === 'applied' ||
 				    state === 'refused'))
 					outcomes[k] = polled.body;
 			}
@@ -263,13 +283,23 @@
 		return outcomes;
 	}
 
-	/* Finds the token's scope. */
+	/*
+	 * Finds the token's scope.  Only a 401 says the token is refused: a
+	 * daemon starting (503), too busy (429) or away leaves the scope
+	 * unknown, and the next page looks again.
+	 */
 	async function probeScope() {
 		if (!token()) {
 			scope = 'anonymous';
 		} else {
-			const answer = await api('GET', '/whoami');
-			scope = answer.status === 200 ? answer.body.scope : 'bad';
+			let answer = null;
+			try {
+				answer = await api('GET', '/whoami');
+			} catch (error) {
+				/* The notice says the daemon cannot be reached. */
+			}
+			scope = answer && answer.status === 200 ? answer.body.scope :
+			    answer && answer.status === 401 ? 'bad' : 'unknown';
 		}
 		showScope();
 	}
@@ -386,8 +416,15 @@
 		const q = filterQuery(filter, false);
 		q.set('format', 'csv');
 		const headers = token() ? { Authorization: 'Bearer ' + token() } : {};
-		const response = await fetch(API + '/addresses?' + q.toString(),
-		    { headers, cache: 'no-store', credentials: 'omit' });
+		let response;
+		try {
+			response = await fetch(API + '/addresses?' + q.toString(),
+			    { headers, cache: 'no-store', credentials: 'omit' });
+		} catch (error) {
+			notice('The export failed: the daemon cannot be reached (' +
+			    error.message + ').', 'error');
+			return;
+		}
 		if (!response.ok) {
 			notice('The export failed: ' + response.status, 'error');
 			return;
@@ -1257,6 +1294,8 @@
 
 	/* Renders the page the URL's hash names. */
 	async function render() {
+		if (scope === 'unknown' && token())
+			await probeScope();
 		const hash = location.hash.replace(/^#/, '') || '/addresses';
 		const [path, query] = hash.split('?');
 		const parts = path.split('/').filter((p) => p !== '');
@@ -1339,11 +1378,7 @@
 			notice('');
 			render().then(() => view().focus({ preventScroll: true }));
 		});
-		try {
-			await probeScope();
-		} catch (error) {
-			/* The notice says the daemon is away. */
-		}
+		await probeScope();
 		render();
 	});
 })();

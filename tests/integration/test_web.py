@@ -24,7 +24,7 @@ import urllib.request
 import psycopg2
 
 import harness
-from harness import Daemon, Database, Kafka, Topics, wait_until
+from harness import Daemon, Database, Kafka, Topics, free_port, wait_until
 
 try:
     from selenium import webdriver
@@ -115,8 +115,11 @@ class Web:
             with open(path, "w") as f:
                 f.write(token + "\n")
             api[scope + "_token_file"] = path
+        # A port of its own, so that a restarted daemon serves the page
+        # where it was.
         self.daemon = Daemon(self.db, self.topics, directory=self.dir,
-                             config={"api": api})
+                             config={"api": api, "http": {
+                                 "listen": "127.0.0.1:%d" % free_port()}})
         self.daemon.start()
         self.daemon.wait_ready()
         self.daemon.wait_assigned(3)
@@ -739,7 +742,11 @@ def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
     """A subnet with no name is offered as its cidr alone; a dead letter
     with no key says so; after a write the keyboard goes on from its
     outcome; an allocation the daemon has not applied when the API's wait
-    runs out (202) is followed on the page to the address it got."""
+    runs out (202) is followed on the page to the address it got, also
+    when the daemon restarts meanwhile (the polls that find no daemon go
+    on, and the notice that it could not be reached goes once it is back):
+    the button stays off, so that the operator does not allocate again.
+    A token entered while the daemon is away is not taken as refused."""
     web = Web()
     kafka = Kafka()
     locker = None
@@ -778,26 +785,79 @@ def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
         # The apply waits on a lock the test holds: the API's wait (10 s)
         # runs out, the page says it waits, then shows what it got.
         locker = psycopg2.connect(web.db.conninfo())
-        with locker.cursor() as cur:
-            cur.execute("LOCK TABLE ipamd.audit IN EXCLUSIVE MODE")
         web.go("/subnet/s-nameless")
-        web.find("#alloc-s-nameless-description").send_keys("late laptop")
-        web.find("form.allocate button[type=submit]").click()
-        web.wait_text("form.allocate .outcome",
-                      lambda t: "waiting for the daemon" in t, "the 202")
-        button = web.find("form.allocate button[type=submit]")
-        assert not button.is_enabled(), "the button takes a second allocation"
+
+        def allocate_held(description):
+            """Allocates one address in the page while the apply is held:
+            the page follows the 202, its button off."""
+            with locker.cursor() as cur:
+                cur.execute("LOCK TABLE ipamd.audit IN EXCLUSIVE MODE")
+            field = web.find("#alloc-s-nameless-description")
+            field.clear()
+            field.send_keys(description)
+            web.find("form.allocate button[type=submit]").click()
+            web.wait_text("form.allocate .outcome",
+                          lambda t: "waiting for the daemon" in t, "the 202")
+
+        def assert_button_off():
+            button = web.find("form.allocate button[type=submit]")
+            assert not button.is_enabled(), "the button takes a second allocation"
+
+        def reserved_as(description):
+            """The address the page says it got, reserved with description."""
+            web.wait_text("form.allocate .outcome",
+                          lambda t: "Reserved for you" in t, "the followed outcome")
+            got = web.find("form.allocate .outcome a").text
+            status, detail, _ = web.call("GET", "/api/v1/addresses/-/" + got,
+                                         token=READ_TOKEN)
+            assert (detail["row"]["status"], detail["row"]["description"]) == \
+                ("reserved", description), detail
+            return got
+
+        allocate_held("late laptop")
+        assert_button_off()
         locker.rollback()
-        web.wait_text("form.allocate .outcome",
-                      lambda t: "Reserved for you" in t, "the followed outcome")
-        got = web.find("form.allocate .outcome a").text
-        status, detail, _ = web.call("GET", "/api/v1/addresses/-/" + got,
-                                     token=READ_TOKEN)
-        assert (detail["row"]["status"], detail["row"]["description"]) == \
-            ("reserved", "late laptop"), detail
+        got = reserved_as("late laptop")
         assert got != "127.102.0.5", got
         web.screenshot("05-allocation-followed")
         web.assert_no_console_errors()
+
+        # Again, and the daemon stops (its drain runs out on the held
+        # apply) and starts again while the page follows the request.
+        allocate_held("late laptop two")
+        web.daemon.stop()
+        locker.rollback()
+        started = web.daemon.log().count("ready: PostgreSQL connected")
+        wait_until(lambda: "cannot be reached" in web.text("#notice"), 30,
+                   "the page finding no daemon")
+        assert_button_off()
+        web.daemon.start()
+        wait_until(lambda: web.daemon.log().count("ready: PostgreSQL connected")
+                   > started, 60, "the daemon started again")
+        second = reserved_as("late laptop two")
+        assert second not in (got, "127.102.0.5"), second
+        wait_until(lambda: not web.find("#notice").is_displayed(), 10,
+                   "the notice gone")
+
+        # A token entered while the daemon is away is not called refused:
+        # its scope is found once the daemon answers again.
+        web.daemon.stop()
+        started = web.daemon.log().count("ready: PostgreSQL connected")
+        web.find("#token-box summary").click()
+        field = web.find("#token-input")
+        field.clear()
+        field.send_keys(WRITE_TOKEN)
+        web.find("#token-form button[type=submit]").click()
+        web.wait_text("#token-state", lambda t: t == "Token…", "the scope unknown")
+        web.daemon.start()
+        wait_until(lambda: web.daemon.log().count("ready: PostgreSQL connected")
+                   > started, 60, "the daemon started again")
+        web.go("/subnets")
+        web.wait_text("#token-state", lambda t: t == "Token: write", "the scope found")
+        # The restarted daemon knows a request once it is applied: 404
+        # until then (docs/API.md), which the polls met.
+        web.assert_no_console_errors(allowed=[
+            r"ERR_CONNECTION_REFUSED", r"/api/v1/requests/\S+ - .* 404 "])
     finally:
         if locker is not None:
             locker.close()
