@@ -836,6 +836,7 @@ def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
                    > started, 60, "the daemon started again")
         second = reserved_as("late laptop two")
         assert second not in (got, "127.102.0.5"), second
+        web.screenshot("06-allocation-followed-across-a-restart")
         wait_until(lambda: not web.find("#notice").is_displayed(), 10,
                    "the notice gone")
 
