@@ -93,6 +93,16 @@ commands_report(struct commands_context *context,
 			fprintf(context->err, "ipamctl:   %s\n",
 			    json_string_value(item));
 	}
+	/*
+	 * Requests published and not decided (an allocation cut short, a
+	 * daemon stopping): each may still be applied; "ipamctl request ID"
+	 * tells.
+	 */
+	json_array_foreach(json_object_get(body, "requests"), index, item) {
+		if (json_is_string(item))
+			fprintf(context->err, "ipamctl: published, may still be "
+			    "applied: request %s\n", json_string_value(item));
+	}
 	current = json_object_get(body, "current");
 	if (status == CLIENT_EXIT_CONFLICT && !context->args->json) {
 		if (json_is_object(current)) {

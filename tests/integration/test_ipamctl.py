@@ -715,7 +715,8 @@ def test_requests_and_exit_statuses_against_scripted_replies():
                "errors": ["servers[0].ip_address: not an address",
                           "subnets[1].cidr: missing"]}, {}),
         (409, {"error": "conflict", "detail": "only 1 of 3 addresses could be "
-               "reserved: others took the rest", "allocated": [ROW]}, {}),
+               "reserved: others took the rest", "allocated": [ROW],
+               "requests": ["r-9"]}, {}),
         (202, {"state": "pending", "detail": "published, not yet applied",
                "requests": ["r-7", "r-8"]}, {"Location": "/api/v1/requests/r-7"}),
     ])
@@ -807,6 +808,7 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         assert status == CONFLICT and "only 1 of 3" in err, (status, err)
         assert out.splitlines()[0] == "reserved by this request, and still reserved:", out
         assert "10.0.0.5" in out, out
+        assert "published, may still be applied: request r-9" in err, err
 
         # An allocation not applied in time: every request to follow.
         status, out, err = run("allocate", "lan", "-n", "2", "-d", "spares")
