@@ -329,11 +329,11 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		args->vrf = value;
 		break;
 	case OPT_JSON:
-		/* Export's --json is its format; elsewhere, raw output. */
-		if (args->command == ARGS_COMMAND_EXPORT)
-			args->export_format = ARGS_EXPORT_JSON;
-		else
-			args->json = true;
+		/*
+		 * Export's --json is its format (args_check decides, as the
+		 * command may come after it); elsewhere, raw output.
+		 */
+		args->json = true;
 		break;
 	case OPT_REQUESTER:
 		args->requester = value;
@@ -415,7 +415,7 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		args->raw = true;
 		break;
 	case OPT_CSV:
-		args->export_format = ARGS_EXPORT_CSV;
+		args->csv = true;
 		break;
 	case OPT_SERVERS:
 		args->servers_file = value;
@@ -517,6 +517,14 @@ args_check(struct args *args, char *error, size_t error_size)
 		return args_fail(error, error_size,
 		    "%s: --servers FILE, --subnets FILE or both",
 		    args->command_name);
+	if (args->command == ARGS_COMMAND_EXPORT) {
+		if (args->json && args->csv)
+			return args_fail(error, error_size,
+			    "export: --csv or --json, not both");
+		args->export_format = args->json ? ARGS_EXPORT_JSON :
+		    ARGS_EXPORT_CSV;
+		args->json = false;
+	}
 	return 0;
 }
 

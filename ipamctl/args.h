@@ -95,6 +95,7 @@ struct args {
 
 	/* export. */
 	enum args_export_format	 export_format;
+	bool			 csv;		/* --csv given */
 
 	/* import. */
 	const char		*servers_file;

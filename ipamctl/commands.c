@@ -826,8 +826,7 @@ commands_run(struct commands_context *context)
 	case ARGS_COMMAND_DEAD_LETTERS:
 		return commands_dead_letters(context);
 	case ARGS_COMMAND_EXPORT:
-		if (context->args->export_format == ARGS_EXPORT_JSON ||
-		    context->args->json)
+		if (context->args->export_format == ARGS_EXPORT_JSON)
 			return commands_export_json(context);
 		return commands_export_csv(context);
 	case ARGS_COMMAND_IMPORT:
