@@ -536,9 +536,25 @@
 		const go = async (next) => {
 			const buttons = [...pager.querySelectorAll('button')];
 			const was = buttons.map((b) => b.disabled);
+			const focused = pager.contains(document.activeElement) ?
+			    document.activeElement.id : null;
 			buttons.forEach((b) => { b.disabled = true; });
 			try {
 				await loadPage(gen, filter, body, pager, next);
+				/*
+				 * The pager is made again: the keyboard goes on
+				 * from the same button, or the nearest one that
+				 * still leads somewhere (Previous on the last page).
+				 */
+				if (focused && gen === generation) {
+					const same = document.getElementById(focused);
+					const open = [...pager.querySelectorAll(
+					    'button')].filter((b) => !b.disabled);
+					const target = same && !same.disabled ? same :
+					    open[open.length - 1];
+					if (target)
+						target.focus();
+				}
 			} catch (e) {
 				if (gen !== generation)
 					return;

@@ -358,6 +358,9 @@ def test_web_address_list_counts_filters_paging_and_export():
         # Paging: the next page is the API's next hundred, to the end.
         web.find("#next-page").click()
         web.wait_text("#page-range", lambda t: t.startswith("101–200"), "page 2")
+        wait_until(lambda: web.driver.execute_script(
+            "return document.activeElement && document.activeElement.id")
+            == "next-page", 10, "the focus on Next")
         second = web.rows()
         assert [ip for ip, _ in second] == [r["ip_address"] for r in
                                             web.api_rows()][100:200]
@@ -369,6 +372,11 @@ def test_web_address_list_counts_filters_paging_and_export():
         assert web.text("#page-range") == "601–687 of 687"
         assert len(web.rows()) == 87
         assert web.find("#next-page").get_attribute("disabled") is not None
+        # The keyboard goes on from the pager, not from the top of the
+        # page: on the last page Next leads nowhere, so Previous has it.
+        wait_until(lambda: web.driver.execute_script(
+            "return document.activeElement && document.activeElement.id")
+            == "prev-page", 10, "the focus on Previous")
         web.find("#prev-page").click()
         web.wait_text("#page-range", lambda t: t.startswith("501–600"), "back")
         web.find("#first-page").click()
