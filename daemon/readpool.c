@@ -50,6 +50,8 @@ struct readpool {
 };
 
 static void	readpool_next(struct readpool *pool);
+static void	readpool_answer(struct readpool *pool, double waited,
+		    const char *why);
 
 /* Frees a job. */
 static void
@@ -82,24 +84,13 @@ static void
 readpool_down(struct pgconn *pg, const char *reason, void *arg)
 {
 	struct readpool *pool = arg;
-	struct readpool_job *job, *next;
 	char why[512];
 
 	log_warnx("api: a read connection to PostgreSQL was lost: %s", reason);
 	if (readpool_is_up(pool))
 		return;
 	snprintf(why, sizeof(why), "away (%s)", reason);
-	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
-		next = TAILQ_NEXT(job, entry);
-		if (job->first)
-			continue;
-		TAILQ_REMOVE(&pool->queue, job, entry);
-		pool->waiting--;
-		job->cb(NULL, NULL, why, job->arg);
-		readpool_job_free(job);
-		/* The callback may have queued more: start again. */
-		next = TAILQ_FIRST(&pool->queue);
-	}
+	readpool_answer(pool, 0, why);
 }
 
 /* A query finished: its connection may take the next one. */
@@ -117,6 +108,31 @@ readpool_seconds(const struct timespec *a, const struct timespec *b)
 {
 	return (double)(b->tv_sec - a->tv_sec) +
 	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/*
+ * Answers with why, as a failed query, the reads that have waited at
+ * least waited seconds.  Queries queued ahead of the reads (a write's
+ * outcome) are never answered so: their write answers for itself.
+ */
+static void
+readpool_answer(struct readpool *pool, double waited, const char *why)
+{
+	struct readpool_job *job, *next;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
+		next = TAILQ_NEXT(job, entry);
+		if (job->first || readpool_seconds(&job->queued, &now) < waited)
+			continue;
+		TAILQ_REMOVE(&pool->queue, job, entry);
+		pool->waiting--;
+		job->cb(NULL, NULL, why, job->arg);
+		readpool_job_free(job);
+		/* The callback may have queued more: start again. */
+		next = TAILQ_FIRST(&pool->queue);
+	}
 }
 
 /* Adds what the time since the last refill earns, up to the burst. */
@@ -157,29 +173,13 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 
 /*
  * Answers the reads that waited too long for their turn (a storm of
- * readers): each gets "too busy" instead of waiting on.  Queries queued
- * ahead of the reads (a write's outcome) are never expired.
+ * readers): each gets "too busy" instead of waiting on.
  */
 static void
 readpool_expire(struct readpool *pool)
 {
-	struct readpool_job *job, *next;
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
-		next = TAILQ_NEXT(job, entry);
-		if (job->first ||
-		    readpool_seconds(&job->queued, &now) < READPOOL_WAIT_MAX)
-			continue;
-		TAILQ_REMOVE(&pool->queue, job, entry);
-		pool->waiting--;
-		job->cb(NULL, NULL, "too many reads are waiting: try again "
-		    "later", job->arg);
-		readpool_job_free(job);
-		/* The callback may have queued more: start again. */
-		next = TAILQ_FIRST(&pool->queue);
-	}
+	readpool_answer(pool, READPOOL_WAIT_MAX, "too many reads are waiting: "
+	    "try again later");
 }
 
 /* Hands waiting queries to the free connections. */
