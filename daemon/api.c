@@ -629,12 +629,21 @@ api_token_equal(const char *given, const char *token)
 	return diff == 0;
 }
 
+/* The token of an Authorization header, or NULL when it is no bearer's. */
+static const char *
+api_bearer(const char *header)
+{
+	return header != NULL && strncasecmp(header, "Bearer ", 7) == 0 ?
+	    header + 7 : NULL;
+}
+
 bool
 api_large_body(const struct api *api, const char *authorization)
 {
-	return authorization != NULL && api->write_token != NULL &&
-	    strncasecmp(authorization, "Bearer ", 7) == 0 &&
-	    api_token_equal(authorization + 7, api->write_token);
+	const char *token = api_bearer(authorization);
+
+	return token != NULL && api->write_token != NULL &&
+	    api_token_equal(token, api->write_token);
 }
 
 /* Tells whether the client is on a loopback address. */
@@ -693,12 +702,11 @@ api_authorize(struct api_call *call, bool write)
 		}
 		call->scope = API_SCOPE_READ;
 	} else {
-		if (strncasecmp(header, "Bearer ", 7) != 0) {
+		if ((token = api_bearer(header)) == NULL) {
 			api_error(call, 401, "unauthorized", NULL,
 			    "Authorization must be \"Bearer TOKEN\"");
 			return -1;
 		}
-		token = header + 7;
 		if (api->write_token != NULL &&
 		    api_token_equal(token, api->write_token))
 			call->scope = API_SCOPE_WRITE;
