@@ -418,6 +418,7 @@ import_from_json(const struct import_table *table, const char *file_name,
 	json_error_t	 problem;
 	json_t		*document, *rows, *row, *entities = NULL, *seen = NULL;
 	json_t		*warned = NULL;
+	const char	*key_of[IMPORT_MAX_FIELDS];
 	size_t		 index;
 	char		 why[256];
 
@@ -462,11 +463,26 @@ import_from_json(const struct import_table *table, const char *file_name,
 		}
 		entity = json_object();
 		json_array_append_new(entities, entity);
+		/* Keys match fields as CSV columns do: case and blanks aside. */
+		for (size_t i = 0; i < table->count; i++)
+			key_of[i] = NULL;
 		json_object_foreach(row, key, value) {
 			size_t field_index;
 
-			if (import_find_field(table, key, &field_index) != NULL ||
-			    json_object_get(warned, key) != NULL)
+			if (import_find_field(table, key, &field_index) != NULL) {
+				if (key_of[field_index] != NULL) {
+					import_fail(error, error_size, "%s: item "
+					    "%zu: \"%s\" and \"%s\" are both %s",
+					    file_name, index + 1,
+					    key_of[field_index], key,
+					    table->fields[field_index].name);
+					json_decref(row);
+					goto fail;
+				}
+				key_of[field_index] = key;
+				continue;
+			}
+			if (json_object_get(warned, key) != NULL)
 				continue;
 			json_object_set_new(warned, key, json_true());
 			if (warnings != NULL)
@@ -475,8 +491,8 @@ import_from_json(const struct import_table *table, const char *file_name,
 				    index + 1, key, table->name);
 		}
 		for (size_t i = 0; i < table->count; i++) {
-			if (import_value(&table->fields[i], json_object_get(row,
-			    table->fields[i].name), &value, why,
+			if (import_value(&table->fields[i], key_of[i] == NULL ?
+			    NULL : json_object_get(row, key_of[i]), &value, why,
 			    sizeof(why)) == -1) {
 				import_fail(error, error_size, "%s: item %zu: %s",
 				    file_name, index + 1, why);
@@ -516,15 +532,17 @@ import_convert(enum import_kind kind, const char *file_name,
     size_t error_size)
 {
 	const struct import_table	*table = &import_tables[kind];
-	size_t				 start = 0;
+	size_t				 bom = 0, start;
 
 	if (length >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-		start = 3;
+		bom = 3;
+	start = bom;
 	while (start < length && strchr(" \t\r\n", text[start]) != NULL)
 		start++;
+	/* From the first line, so that errors name the file's lines. */
 	if (start < length && (text[start] == '[' || text[start] == '{'))
-		return import_from_json(table, file_name, text + start,
-		    length - start, warnings, error, error_size);
+		return import_from_json(table, file_name, text + bom,
+		    length - bom, warnings, error, error_size);
 	return import_from_csv(table, file_name, text, length, warnings,
 	    error, error_size);
 }

@@ -125,6 +125,21 @@ static const struct import_row import_rows[] = {
 	    "[\n{\"id\": 1,,}\n]", NULL,
 	    "servers.json: line 2, column 10: string or '}' expected near ','",
 	    "" },
+	{ "JSON: keys match fields as CSV columns do, case and blanks aside",
+	    IMPORT_SERVERS,
+	    "[{\"ID\": 3, \"HostName\": \"h3\", \"IP_Address\": \"10.0.0.3\","
+	    " \" vrf \": \"blue\"}]",
+	    "[{\"hostname\":\"h3\",\"id\":\"3\",\"ip_address\":\"10.0.0.3\","
+	    "\"vrf\":\"blue\"}]", NULL, "" },
+	{ "JSON: two keys for one field", IMPORT_SERVERS,
+	    "[{\"id\": 1, \"hostname\": \"a\", \"ip_address\": \"10.0.0.1\","
+	    " \"IP_Address\": \"10.0.0.2\"}]", NULL,
+	    "servers.json: item 1: \"ip_address\" and \"IP_Address\" are both "
+	    "ip_address", "" },
+	{ "JSON: an error's line counts the blank lines before the document",
+	    IMPORT_SERVERS, "\xef\xbb\xbf\n\n  [\n{\"id\": 1,,}\n]", NULL,
+	    "servers.json: line 4, column 10: string or '}' expected near ','",
+	    "" },
 	{ "JSON: the wrong shape", IMPORT_SUBNETS, "{\"servers\": []}", NULL,
 	    "subnets.json: neither an array of subnets nor an object with a "
 	    "\"subnets\" array", "" },
@@ -140,16 +155,17 @@ test_import_row(void **state)
 	size_t			 warnings_size = 0;
 	FILE			*warnings_stream;
 	json_t			*entities;
-	bool			 is_json = strchr("[{\xef", row->text[0]) != NULL &&
-				    row->text[0] != '\0';
+	const char		*first = row->text;
+	bool			 is_json;
 
+	/* Named as its content is: JSON when it opens with [ or {. */
+	if (strncmp(first, "\xef\xbb\xbf", 3) == 0)
+		first += 3;
+	first += strspn(first, " \t\r\n");
+	is_json = *first == '[' || *first == '{';
 	snprintf(file_name, sizeof(file_name), "%s.%s",
 	    row->kind == IMPORT_SERVERS ? "servers" : "subnets",
 	    is_json ? "json" : "csv");
-	if (strncmp(row->text, "\xef\xbb\xbf{", 4) != 0 &&
-	    strncmp(row->text, "\xef\xbb\xbf", 3) == 0)
-		snprintf(file_name, sizeof(file_name), "%s.csv",
-		    row->kind == IMPORT_SERVERS ? "servers" : "subnets");
 	warnings_stream = open_memstream(&warnings, &warnings_size);
 	assert_non_null(warnings_stream);
 	entities = import_convert(row->kind, file_name, row->text,
