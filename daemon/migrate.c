@@ -41,6 +41,9 @@ struct migrate {
 	struct pgconn		*pg;
 	migrate_done_cb		*done;
 	void			*arg;
+	int			 release;	/* of the function files */
+	char			 release_digest[17];	/* as RELEASE names it */
+	char			 files_digest[17];	/* of the files read */
 	int			 current;	/* version found in the database */
 	int			 next;		/* next file to apply */
 	bool			 has_records;	/* the record tables exist */
@@ -172,6 +175,77 @@ migrate_read_code(struct migrate *migrate, const char *schema_dir, char *err,
 	return 0;
 }
 
+/*
+ * Reads schema_dir/functions/RELEASE: the release of the function files
+ * and the digest of their texts, one line "RELEASE DIGEST" after comment
+ * lines (#).  The files' own digest is the FNV-1a of "name digest" lines
+ * in name order; a mismatch means the files changed and RELEASE did not
+ * (a development tree: warned, and tested by unit_migrate_release).
+ */
+static int
+migrate_read_release(struct migrate *migrate, const char *schema_dir,
+    char *err, size_t errlen)
+{
+	char path[4096], *text, *line, *next, *list;
+	size_t i, len = 1;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "%s/functions/RELEASE", schema_dir);
+	if ((text = migrate_read(path, err, errlen)) == NULL)
+		return -1;
+	for (line = text; line != NULL && *line != '\0'; line = next) {
+		char digest[17];
+		int release, used;
+
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if (*line == '#' || *line == '\0')
+			continue;
+		if (found || sscanf(line, "%d %16[0-9a-f]%n", &release, digest,
+		    &used) != 2 || line[used] != '\0' || release < 1 ||
+		    strlen(digest) != 16) {
+			snprintf(err, errlen, "%s: not one line \"RELEASE "
+			    "DIGEST\" (a release from 1, 16 hex digits): \"%.80s\"",
+			    path, line);
+			free(text);
+			return -1;
+		}
+		migrate->release = release;
+		memcpy(migrate->release_digest, digest, sizeof(digest));
+		found = 1;
+	}
+	free(text);
+	if (!found) {
+		snprintf(err, errlen, "%s: no line \"RELEASE DIGEST\"", path);
+		return -1;
+	}
+	for (i = 0; i < migrate->code_count; i++)
+		len += strlen(migrate->code[i].name) + 18;
+	if ((list = malloc(len)) == NULL)
+		fatal("migrate: malloc");
+	list[0] = '\0';
+	for (i = 0, len = 0; i < migrate->code_count; i++)
+		len += (size_t)sprintf(list + len, "%s %s\n",
+		    migrate->code[i].name, migrate->code[i].digest);
+	migrate_digest(list, migrate->files_digest);
+	free(list);
+	if (strcmp(migrate->files_digest, migrate->release_digest) != 0)
+		log_warnx("schema: %s names digest %s, the function files' is "
+		    "%s: they changed without a new release", path,
+		    migrate->release_digest, migrate->files_digest);
+	return 0;
+}
+
+/* The release of the function files, with RELEASE's digest and theirs. */
+int
+migrate_release(const struct migrate *migrate, const char **recorded,
+    const char **computed)
+{
+	*recorded = migrate->release_digest;
+	*computed = migrate->files_digest;
+	return migrate->release;
+}
+
 /* Reads the migration files of a folder. */
 struct migrate *
 migrate_new(const char *schema_dir, char *err, size_t errlen)
@@ -228,7 +302,8 @@ migrate_new(const char *schema_dir, char *err, size_t errlen)
 			goto fail;
 		}
 	}
-	if (migrate_read_code(migrate, schema_dir, err, errlen) == -1)
+	if (migrate_read_code(migrate, schema_dir, err, errlen) == -1 ||
+	    migrate_read_release(migrate, schema_dir, err, errlen) == -1)
 		goto fail;
 	return migrate;
 fail:
@@ -383,9 +458,10 @@ migrate_code_step(struct migrate *migrate)
 	 */
 	snprintf(sql, len, "SET LOCAL check_function_bodies = off;\n%s\n;\n"
 	    "INSERT INTO public.ipam_schema_function "
-	    "(name, digest) VALUES ('%s', '%s') ON CONFLICT (name) DO UPDATE "
-	    "SET digest = excluded.digest, applied_at = now()", code->sql,
-	    code->name, code->digest);
+	    "(name, digest, release) VALUES ('%s', '%s', %d) "
+	    "ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, "
+	    "release = excluded.release, applied_at = now()", code->sql,
+	    code->name, code->digest, migrate->release);
 	rc = pgconn_query(migrate->pg, sql, 0, NULL, migrate_code_ran_cb,
 	    migrate);
 	free(sql);
@@ -455,9 +531,24 @@ migrate_code_digests_cb(struct pgconn *pg, PGresult *result, const char *error,
 	size_t i;
 	int row;
 
+	char reason[256];
+	int newest = 0;
+
 	if (!migrate_check(migrate, result, error,
 	    "reading the function digests (public.ipam_schema_function)"))
 		return;
+	for (row = 0; row < PQntuples(result); row++)
+		if (atoi(PQgetvalue(result, row, 2)) > newest)
+			newest = atoi(PQgetvalue(result, row, 2));
+	/* Newer functions are not ours to replace with older ones. */
+	if (newest > migrate->release) {
+		snprintf(reason, sizeof(reason), "the database's functions "
+		    "are of release %d, newer than this ipam-syncd's (%d): "
+		    "upgrade ipam-syncd", newest, migrate->release);
+		pgconn_stop(migrate->pg);
+		migrate_finish(migrate, MIGRATE_TOO_NEW, reason);
+		return;
+	}
 	for (i = 0; i < migrate->code_count; i++) {
 		struct migrate_code *code = &migrate->code[i];
 
@@ -494,7 +585,8 @@ migrate_version_known(struct migrate *migrate)
 		return;
 	}
 	if (pgconn_query(migrate->pg,
-	    "SELECT name, digest FROM public.ipam_schema_function", 0, NULL,
+	    "SELECT name, digest, coalesce((to_jsonb(f) ->> 'release')::integer,"
+	    " 0) FROM public.ipam_schema_function f", 0, NULL,
 	    migrate_code_digests_cb, migrate) == -1)
 		migrate_finish(migrate, MIGRATE_LOST, "not connected");
 }

@@ -8,7 +8,7 @@
 #include "common/pgconn.h"
 
 /* The highest migration this binary knows; a newer database is refused. */
-#define MIGRATE_SCHEMA_VERSION	14
+#define MIGRATE_SCHEMA_VERSION	15
 
 /* How a migration run ended. */
 enum migrate_outcome {
@@ -30,6 +30,15 @@ struct migrate;
  * 1..MIGRATE_SCHEMA_VERSION are all there.  Returns NULL with err filled.
  */
 struct migrate	*migrate_new(const char *schema_dir, char *err, size_t errlen);
+
+/*
+ * The release of the function files (schema/functions/RELEASE), with the
+ * digest RELEASE names and the one of the files read: equal unless the
+ * files changed without a new release.  A database whose functions are of
+ * a newer release is refused (MIGRATE_TOO_NEW).
+ */
+int		 migrate_release(const struct migrate *migrate,
+		    const char **recorded, const char **computed);
 
 /* Frees a migration runner. */
 void		 migrate_free(struct migrate *migrate);

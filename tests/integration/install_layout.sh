@@ -28,7 +28,7 @@ schema=$(sed -n 's/^Files: \(.*\) (migrations), .*/\1/p' <<<"$help")
 web=$(sed -n 's/^Files: .* (migrations), \(.*\) (operator page)\.$/\1/p' <<<"$help")
 [ -n "$config" ] && [ -n "$schema" ] && [ -n "$web" ] || fail "--help names the config, schema and web paths: $help"
 check "config $config installed" test -f "$root$config"
-check "schema $schema installed" test -f "$root$schema/001_state.sql" -a -f "$root$schema/functions/70_apply.sql" \
+check "schema $schema installed" test -f "$root$schema/001_state.sql" -a -f "$root$schema/functions/70_apply.sql" -a -f "$root$schema/functions/RELEASE" \
 	-a -f "$root$schema/roles.sql" -a -f "$root$schema/cloudevents-server.schema.json"
 check "web $web installed" test -f "$root$web/index.html"
 check "the installed config's schema_dir is the installed one" grep -qx "schema_dir = $schema" "$root$config"

@@ -2,6 +2,7 @@
 notifications, signals, migrations, and waiting for PostgreSQL."""
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -37,7 +38,8 @@ def test_ready_then_sigterm_exits_zero():
         subscribed = log.index("kafka: subscribed to 3 topics")
         ready = log.index("ready: PostgreSQL connected")
         assert connected < migrated < subscribed < ready, log
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 14
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") \
+            == harness.LATEST_SCHEMA
         began = time.monotonic()
         status = daemon.stop()
         assert status == 0, "exit status %s\n%s" % (status, daemon.log())
@@ -202,7 +204,8 @@ def test_migrations_twice_leave_the_same_schema():
         b = Daemon(fresh, topics, group=a.group).start()
         a.wait_ready()
         b.wait_ready()
-        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") == 14
+        assert fresh.scalar("SELECT count(*) FROM ipam_schema_migration") \
+            == harness.LATEST_SCHEMA
         applied = [d.log().count("applied migration 001_state") for d in (a, b)]
         assert sorted(applied) == [0, 1], applied
         assert a.stop() == 0 and b.stop() == 0
@@ -230,6 +233,70 @@ def test_newer_database_is_refused():
             r"the database schema is at version 99, newer than this ipam-syncd "
             r"knows \(%d\): upgrade ipam-syncd" % harness.LATEST_SCHEMA), again.log()
         again.close()
+    finally:
+        daemon.close()
+        db.close()
+
+
+def function_release():
+    """The release schema/functions/RELEASE gives the function files."""
+    with open(os.path.join(harness.SCHEMA_DIR, "functions", "RELEASE")) as f:
+        lines = [l for l in f.read().splitlines() if l and l[0] != "#"]
+    return int(lines[0].split()[0])
+
+
+def test_older_function_release_is_refused():
+    """The function files of a newer release are never replaced by an older
+    ipam-syncd's at the same schema version: it refuses to start, as on a
+    newer schema, and leaves them as they are."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    ours = function_release()
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+        # Every file ran, and its record holds this release.
+        assert db.query("SELECT DISTINCT release FROM ipam_schema_function") \
+            == [(ours,)]
+        # A newer release wrote 70_apply (another text), the others
+        # unchanged.
+        db.query("UPDATE ipam_schema_function SET release = %d, "
+                 "digest = 'from-a-newer-one' WHERE name = '70_apply'"
+                 % (ours + 1))
+        records = db.query("SELECT name, digest, release, applied_at "
+                           "FROM ipam_schema_function ORDER BY name")
+        functions = db.query("SELECT md5(string_agg(pg_get_functiondef(p.oid), "
+                             "'' ORDER BY p.oid)) FROM pg_proc p "
+                             "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                             "WHERE n.nspname = 'ipamd' AND p.prokind IN ('f', 'p')")
+        older = Daemon(db, topics, group=daemon.group).start()
+        status = older.proc.wait(30)
+        assert status == 69, status     # EX_UNAVAILABLE, as a newer schema
+        assert older.log_contains(
+            r"the database's functions are of release %d, newer than this "
+            r"ipam-syncd's \(%d\): upgrade ipam-syncd" % (ours + 1, ours)), \
+            older.log()
+        assert not older.log_contains(r"created the functions")
+        assert db.query("SELECT name, digest, release, applied_at "
+                        "FROM ipam_schema_function ORDER BY name") == records
+        assert db.query("SELECT md5(string_agg(pg_get_functiondef(p.oid), "
+                        "'' ORDER BY p.oid)) FROM pg_proc p "
+                        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+                        "WHERE n.nspname = 'ipamd' AND p.prokind IN ('f', 'p')") == functions
+        older.close()
+        # A release behind ours is replaced: the file runs again and
+        # records this release.
+        db.query("UPDATE ipam_schema_function SET release = %d, "
+                 "digest = 'from-an-older-one' WHERE name = '70_apply'"
+                 % (ours - 1))
+        newer = Daemon(db, topics, group=daemon.group).start()
+        newer.wait_ready()
+        assert newer.log_contains(r"created the functions of 70_apply")
+        assert not newer.log_contains(r"created the functions of 50_derive")
+        assert newer.stop() == 0
+        assert db.query("SELECT DISTINCT release FROM ipam_schema_function") \
+            == [(ours,)]
+        newer.close()
     finally:
         daemon.close()
         db.close()
@@ -279,7 +346,8 @@ def test_waits_for_postgresql_then_becomes_ready():
         assert "READY=1" not in daemon.notify.texts()
         pg.start()
         daemon.notify.wait_for("READY=1", timeout=30)
-        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") == 14
+        assert db.scalar("SELECT max(version) FROM ipam_schema_migration") \
+            == harness.LATEST_SCHEMA
         assert daemon.stop() == 0
     finally:
         if daemon:

@@ -39,7 +39,7 @@ for path in /usr/sbin/ipam-syncd /usr/bin/ipamctl \
 	/usr/share/man/man8/ipam-syncd.8.gz /usr/share/man/man1/ipamctl.1.gz \
 	/usr/share/man/man5/ipam-syncd.conf.5.gz \
 	/lib/systemd/system/ipam-syncd.service \
-	/usr/share/ipam-syncd/schema/001_state.sql /usr/share/ipam-syncd/schema/functions/70_apply.sql \
+	/usr/share/ipam-syncd/schema/001_state.sql /usr/share/ipam-syncd/schema/functions/70_apply.sql /usr/share/ipam-syncd/schema/functions/RELEASE \
 	/usr/share/ipam-syncd/schema/roles.sql /usr/share/ipam-syncd/web/index.html \
 	/etc/ipam-syncd/ipam-syncd.conf /usr/share/doc/ipam-syncd/OPERATIONS.md \
 	/usr/share/bash-completion/completions/ipam-syncd /usr/share/bash-completion/completions/ipamctl; do
