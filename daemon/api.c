@@ -243,10 +243,15 @@ api_read_done(struct pgconn *pg, PGresult *result, const char *error,
 	else if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0))
 		api_error(call, 404, "not_found", NULL, "%s",
 		    call->not_found ? call->not_found : "no such thing");
-	else
+	else {
+		/* A second value, when there is one, is the next page's cursor. */
+		if (PQnfields(result) > 1 && !PQgetisnull(result, 0, 1))
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    call->req), "Next-Cursor", PQgetvalue(result, 0, 1));
 		api_reply_text(call, 200, call->content_type ?
 		    call->content_type : "application/json",
 		    PQgetvalue(result, 0, 0));
+	}
 }
 
 /* Runs a read whose one value is the body; 503 when no connection can. */
@@ -429,7 +434,7 @@ api_addresses(struct api_call *call)
 	    evhttp_request_get_input_headers(call->req), "Accept");
 	const char *params[1];
 	json_t *p, *format;
-	bool csv;
+	bool csv, paged;
 	char *text;
 
 	if ((p = api_query_params(call, api_address_params)) == NULL)
@@ -445,6 +450,9 @@ api_addresses(struct api_call *call)
 	csv = format != NULL ? strcmp(json_string_value(format), "csv") == 0 :
 	    accept != NULL && strstr(accept, "text/csv") != NULL;
 	json_object_del(p, "format");
+	/* CSV with limit or cursor comes in pages, as JSON does. */
+	paged = json_object_get(p, "limit") != NULL ||
+	    json_object_get(p, "cursor") != NULL;
 	text = json_dumps(p, JSON_COMPACT);
 	json_decref(p);
 	params[0] = text;
@@ -452,8 +460,9 @@ api_addresses(struct api_call *call)
 		call->content_type = "text/csv; charset=utf-8";
 		evhttp_add_header(evhttp_request_get_output_headers(call->req),
 		    "Content-Disposition", "attachment; filename=\"ipam.csv\"");
-		api_read(call, "SELECT ipamd.api_addresses_csv($1::jsonb)", 1,
-		    params);
+		api_read(call, paged ? "SELECT body, next_cursor FROM "
+		    "ipamd.api_addresses_csv_page($1::jsonb)" :
+		    "SELECT ipamd.api_addresses_csv($1::jsonb)", 1, params);
 	} else
 		api_read(call, "SELECT ipamd.api_addresses($1::jsonb)::text", 1,
 		    params);

@@ -113,29 +113,43 @@ client_on_body(char *data, size_t size, size_t count, void *arg)
 	return body->failed ? 0 : size * count;
 }
 
-/* libcurl's header callback: keeps the Location header. */
+/*
+ * Keeps a header's value in *kept when the line is that header (name
+ * with its colon, in any case); returns whether it was.
+ */
+static bool
+client_keep_header(const char *data, size_t length, const char *name,
+    char **kept)
+{
+	size_t name_length = strlen(name);
+	const char *value = data + name_length;
+	size_t value_length = length - name_length;
+
+	if (length <= name_length || strncasecmp(data, name, name_length) != 0)
+		return false;
+	while (value_length > 0 && (*value == ' ' || *value == '\t')) {
+		value++;
+		value_length--;
+	}
+	while (value_length > 0 &&
+	    strchr(" \t\r\n", value[value_length - 1]) != NULL)
+		value_length--;
+	free(*kept);
+	*kept = strndup(value, value_length);
+	return true;
+}
+
+/* libcurl's header callback: keeps Location and Next-Cursor. */
 static size_t
 client_on_header(char *data, size_t size, size_t count, void *arg)
 {
 	struct client_response	*response = arg;
 	size_t			 length = size * count;
-	static const char	 name[] = "location:";
 
-	if (length > sizeof(name) - 1 &&
-	    strncasecmp(data, name, sizeof(name) - 1) == 0) {
-		const char *value = data + sizeof(name) - 1;
-		size_t value_length = length - (sizeof(name) - 1);
-
-		while (value_length > 0 && (*value == ' ' || *value == '\t')) {
-			value++;
-			value_length--;
-		}
-		while (value_length > 0 &&
-		    strchr(" \t\r\n", value[value_length - 1]) != NULL)
-			value_length--;
-		free(response->location);
-		response->location = strndup(value, value_length);
-	}
+	if (!client_keep_header(data, length, "location:",
+	    &response->location))
+		client_keep_header(data, length, "next-cursor:",
+		    &response->next_cursor);
 	return length;
 }
 
@@ -272,7 +286,8 @@ client_response_free(struct client_response *response)
 {
 	free(response->body);
 	free(response->location);
-	response->body = response->location = NULL;
+	free(response->next_cursor);
+	response->body = response->location = response->next_cursor = NULL;
 }
 
 /* The exit status an HTTP status stands for. */

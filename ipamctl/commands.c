@@ -11,7 +11,7 @@
 #include "ipamctl/render.h"
 #include "ipamctl/url.h"
 
-/* The most rows a page of export --json asks for. */
+/* The most rows a page of an export asks for. */
 #define COMMANDS_EXPORT_PAGE	"1000"
 
 /* Writes a body as it came, ending with a line end. */
@@ -209,6 +209,87 @@ commands_addresses_path(struct commands_context *context, const char *limit)
 }
 
 /*
+ * One page of a listing came (2xx): take what it holds, and set *next to
+ * the next page's cursor (a copy), or leave it NULL on the last page.
+ */
+typedef enum client_exit commands_page_cb(struct commands_context *context,
+    const struct client_response *response, char **next, void *arg);
+
+/*
+ * Walks the pages of a listing from base (every page unless all is
+ * false), handing each to page; stops at the last, at a failed request
+ * or at what page returns when it is not CLIENT_EXIT_OK.
+ */
+static enum client_exit
+commands_walk(struct commands_context *context, const char *base,
+    const char *accept, bool all, commands_page_cb *page, void *arg)
+{
+	struct client_request	 request = { "GET", NULL, NULL, accept, NULL };
+	struct client_response	 response;
+	struct url_buffer	 buffer = { 0 };
+	enum client_exit	 status;
+	char			*cursor = NULL, *next, *path;
+
+	for (;;) {
+		url_append_string(&buffer, base);
+		url_append_query(&buffer, "cursor", cursor);
+		if ((path = url_take(&buffer)) == NULL) {
+			status = CLIENT_EXIT_UNREACHABLE;
+			break;
+		}
+		request.path = path;
+		next = NULL;
+		status = commands_send(context, &request, &response);
+		if (status == CLIENT_EXIT_OK)
+			status = page(context, &response, &next, arg);
+		client_response_free(&response);
+		free(path);
+		if (status != CLIENT_EXIT_OK || !all || next == NULL) {
+			free(next);
+			break;
+		}
+		/* A cursor that does not move would never end. */
+		if (cursor != NULL && strcmp(cursor, next) == 0) {
+			fprintf(context->err, "ipamctl: the daemon sent the "
+			    "same cursor twice; stopping\n");
+			free(next);
+			status = CLIENT_EXIT_UNREACHABLE;
+			break;
+		}
+		free(cursor);
+		cursor = next;
+	}
+	free(cursor);
+	return status;
+}
+
+/* What commands_pages gathers. */
+struct commands_gathered {
+	json_t	*items;
+	json_t	*last;
+};
+
+/* A JSON page: its items gathered, its body kept as the last. */
+static enum client_exit
+commands_gather_page(struct commands_context *context,
+    const struct client_response *response, char **next, void *arg)
+{
+	struct commands_gathered	*gathered = arg;
+	json_t				*body, *cursor;
+
+	if ((body = commands_parse(context, response)) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	json_array_extend(gathered->items, json_object_get(body, "items"));
+	json_decref(gathered->last);
+	gathered->last = body;
+	cursor = json_object_get(body, "next_cursor");
+	if (json_is_string(cursor) &&
+	    (*next = strdup(json_string_value(cursor))) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	return CLIENT_EXIT_OK;
+}
+
+/*
  * Reads every page of a list (one page unless all), appending the items
  * to *items; *last is the last page's body (for total, next_cursor).
  */
@@ -216,49 +297,13 @@ static enum client_exit
 commands_pages(struct commands_context *context, const char *base, bool all,
     json_t *items, json_t **last)
 {
-	struct client_response	 response;
-	enum client_exit	 status;
-	char			*cursor = NULL, *path;
-	struct url_buffer	 buffer = { 0 };
+	struct commands_gathered	gathered = { items, NULL };
+	enum client_exit		status;
 
-	*last = NULL;
-	for (;;) {
-		json_t *body, *next;
-
-		url_append_string(&buffer, base);
-		url_append_query(&buffer, "cursor", cursor);
-		path = url_take(&buffer);
-		if (path == NULL) {
-			free(cursor);
-			return CLIENT_EXIT_UNREACHABLE;
-		}
-		status = commands_get_json(context, path, &body, &response);
-		client_response_free(&response);
-		free(path);
-		if (status != CLIENT_EXIT_OK) {
-			free(cursor);
-			return status;
-		}
-		json_array_extend(items, json_object_get(body, "items"));
-		json_decref(*last);
-		*last = body;
-		next = json_object_get(body, "next_cursor");
-		if (!all || !json_is_string(next))
-			break;
-		/* A cursor that does not move would never end. */
-		if (cursor != NULL && strcmp(cursor, json_string_value(next)) == 0) {
-			fprintf(context->err, "ipamctl: the daemon sent the "
-			    "same cursor twice; stopping\n");
-			free(cursor);
-			return CLIENT_EXIT_UNREACHABLE;
-		}
-		free(cursor);
-		cursor = strdup(json_string_value(next));
-		if (cursor == NULL)
-			return CLIENT_EXIT_UNREACHABLE;
-	}
-	free(cursor);
-	return CLIENT_EXIT_OK;
+	status = commands_walk(context, base, NULL, all, commands_gather_page,
+	    &gathered);
+	*last = gathered.last;
+	return status;
 }
 
 /* Prints a list read by commands_pages: JSON, or a table and hints. */
@@ -642,59 +687,111 @@ commands_dead_letters(struct commands_context *context)
 	return status;
 }
 
-/* export --csv: the API's CSV as it comes. */
+/* Says that standard output failed: exit status 4. */
+static enum client_exit
+commands_output_failed(struct commands_context *context)
+{
+	fprintf(context->err, "ipamctl: standard output: %s\n",
+	    strerror(errno));
+	return CLIENT_EXIT_UNREACHABLE;
+}
+
+/* A page of export --csv: written as it came. */
+static enum client_exit
+commands_export_csv_page(struct commands_context *context,
+    const struct client_response *response, char **next, void *arg)
+{
+	(void)arg;
+	if (fwrite(response->body, 1, response->body_length, context->out) <
+	    response->body_length || fflush(context->out) == EOF)
+		return commands_output_failed(context);
+	if (response->next_cursor != NULL &&
+	    (*next = strdup(response->next_cursor)) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	return CLIENT_EXIT_OK;
+}
+
+/*
+ * export --csv: the API's CSV pages (the header on the first), each
+ * written as it comes, so that neither the daemon nor ipamctl holds more
+ * than a page of a large table.
+ */
 static enum client_exit
 commands_export_csv(struct commands_context *context)
 {
-	struct client_request	 request = { "GET", NULL, NULL, "text/csv",
-				    NULL };
-	struct client_response	 response;
-	struct url_buffer	 path = { 0 };
+	struct url_buffer	 buffer = { 0 };
 	enum client_exit	 status;
-	char			*base = commands_addresses_path(context, NULL);
+	char			*base = commands_addresses_path(context,
+				    COMMANDS_EXPORT_PAGE), *path;
 
 	if (base == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
-	url_append_string(&path, base);
-	url_append_query(&path, "format", "csv");
+	url_append_string(&buffer, base);
+	url_append_query(&buffer, "format", "csv");
 	free(base);
-	request.path = url_take(&path);
-	if (request.path == NULL)
+	if ((path = url_take(&buffer)) == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
-	status = commands_send(context, &request, &response);
-	if (status == CLIENT_EXIT_OK && fwrite(response.body, 1,
-	    response.body_length, context->out) < response.body_length) {
-		fprintf(context->err, "ipamctl: standard output: %s\n",
-		    strerror(errno));
-		status = CLIENT_EXIT_UNREACHABLE;
-	}
-	client_response_free(&response);
-	free((char *)request.path);
+	status = commands_walk(context, path, "text/csv", true,
+	    commands_export_csv_page, NULL);
+	free(path);
 	return status;
 }
 
-/* export --json: every page, written as one JSON array of rows. */
+/* A page of export --json: its rows written, one a line. */
+static enum client_exit
+commands_export_json_page(struct commands_context *context,
+    const struct client_response *response, char **next, void *arg)
+{
+	size_t	*written = arg, index;
+	json_t	*body, *items, *item, *cursor;
+
+	if ((body = commands_parse(context, response)) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
+	items = json_object_get(body, "items");
+	json_array_foreach(items, index, item) {
+		if (fputs(*written == 0 ? "\n" : ",\n", context->out) == EOF ||
+		    json_dumpf(item, context->out, JSON_COMPACT) == -1) {
+			json_decref(body);
+			return commands_output_failed(context);
+		}
+		(*written)++;
+	}
+	cursor = json_object_get(body, "next_cursor");
+	if (json_is_string(cursor) &&
+	    (*next = strdup(json_string_value(cursor))) == NULL) {
+		json_decref(body);
+		return CLIENT_EXIT_UNREACHABLE;
+	}
+	json_decref(body);
+	return fflush(context->out) == EOF ? commands_output_failed(context) :
+	    CLIENT_EXIT_OK;
+}
+
+/*
+ * export --json: every page, written as it comes as one JSON array, a
+ * row a line.  A failure after the first page leaves the array open:
+ * the exit status says the export is not whole.
+ */
 static enum client_exit
 commands_export_json(struct commands_context *context)
 {
 	enum client_exit	 status;
-	json_t			*items = json_array(), *last = NULL;
+	size_t			 written = 0;
 	char			*path;
 
 	path = commands_addresses_path(context, COMMANDS_EXPORT_PAGE);
-	if (path == NULL || items == NULL) {
-		free(path);
-		json_decref(items);
+	if (path == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
+	if (fputc('[', context->out) == EOF) {
+		free(path);
+		return commands_output_failed(context);
 	}
-	status = commands_pages(context, path, true, items, &last);
-	if (status == CLIENT_EXIT_OK) {
-		json_dumpf(items, context->out, JSON_INDENT(1));
-		fputc('\n', context->out);
-	}
-	json_decref(last);
-	json_decref(items);
+	status = commands_walk(context, path, NULL, true,
+	    commands_export_json_page, &written);
 	free(path);
+	if (status == CLIENT_EXIT_OK && (fputs("\n]\n", context->out) == EOF ||
+	    fflush(context->out) == EOF))
+		return commands_output_failed(context);
 	return status;
 }
 

@@ -183,7 +183,8 @@ END
 $$;
 
 -- The WHERE clause and its arguments of an address listing's filters
--- (api_addresses and api_addresses_csv share them).  The clause refers to
+-- (api_addresses, api_addresses_csv and api_addresses_csv_page share
+-- them).  The clause refers to
 -- the arguments as $1..$9 of EXECUTE ... USING, in the order of the
 -- returned fields; a filter that is absent adds nothing, so that each
 -- query is planned for what it filters.  A subnet filter also bounds the
@@ -312,89 +313,105 @@ BEGIN
 END
 $$;
 
--- GET /addresses: one keyset page of the address rows that match the
--- filters of p (docs/API.md), {"items", "next_cursor", "total"}.
+-- The keyset of an address listing (GET /addresses, as JSON or CSV
+-- pages): the page's size, the listing a cursor belongs to (one sort and
+-- one set of filters), the key of p's cursor (NULL without one), and the
+-- condition that starts a page after that key, on the arguments $10..$12
+-- of the page's query.
 --
 -- Each sort is a key that is unique: (vrf, ip_address), served by the
 -- primary key, or (updated_at, vrf, ip_address), which is sorted from
 -- what the filters leave (no index on updated_at: it would keep every
--- derived update from being HOT, schema 9).  A page is the first limit rows after the cursor's
--- key, so rows that change underneath are neither repeated nor skipped,
--- unless their own sort key changes.  One more row than the limit is read
--- to know whether a next page exists.
+-- derived update from being HOT, schema 9).  A page is the first limit
+-- rows after the cursor's key, so rows that change underneath are neither
+-- repeated nor skipped, unless their own sort key changes.
+CREATE OR REPLACE FUNCTION ipamd.api_address_keyset(p jsonb, sort text,
+    OUT lim integer, OUT listing text, OUT after text, OUT c_vrf text,
+    OUT c_ip inet, OUT c_at timestamptz)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	key jsonb;
+BEGIN
+	lim := ipamd.api_limit(p, 100);
+	listing := 'addresses ' || sort || ' ' || left(md5((p - 'cursor'
+	    - 'limit' - 'count' - 'sort')::text), 12);
+	after := '';
+	IF ipamd.api_param(p, 'cursor', 'string') IS NULL THEN
+		RETURN;
+	END IF;
+	key := ipamd.api_cursor_read(listing, p->>'cursor');
+	BEGIN
+		IF sort IN ('address', '-address') THEN
+			IF jsonb_array_length(key) <> 2 THEN
+				RAISE EXCEPTION 'bad key';
+			END IF;
+			c_vrf := key->>0;
+			c_ip := (key->>1)::inet;
+		ELSE
+			IF jsonb_array_length(key) <> 3 THEN
+				RAISE EXCEPTION 'bad key';
+			END IF;
+			c_at := (key->>0)::timestamptz;
+			c_vrf := key->>1;
+			c_ip := (key->>2)::inet;
+		END IF;
+	EXCEPTION WHEN others THEN
+		c_vrf := NULL;
+	END;
+	IF c_vrf IS NULL OR c_ip IS NULL
+	    OR (sort IN ('updated_at', '-updated_at') AND c_at IS NULL) THEN
+		PERFORM ipamd.api_refuse('cursor', 'not a cursor of this listing');
+	END IF;
+	after := CASE sort
+	    WHEN 'address' THEN ' AND (i.vrf, i.ip_address) > ($10, $11)'
+	    WHEN '-address' THEN ' AND (i.vrf, i.ip_address) < ($10, $11)'
+	    WHEN 'updated_at' THEN
+		' AND (i.updated_at, i.vrf, i.ip_address) > ($12, $10, $11)'
+	    ELSE ' AND (i.updated_at, i.vrf, i.ip_address) < ($12, $10, $11)'
+	    END;
+END
+$$;
+
+-- The cursor of the page after the one that ends with this row.
+CREATE OR REPLACE FUNCTION ipamd.api_address_cursor(listing text, sort text,
+    vrf text, ip inet, updated_at timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+	SELECT ipamd.api_cursor_make(listing,
+	    CASE WHEN sort IN ('address', '-address')
+	    THEN jsonb_build_array(vrf, host(ip))
+	    ELSE jsonb_build_array(ipamd.api_time(updated_at), vrf, host(ip))
+	    END)
+$$;
+
+-- GET /addresses: one keyset page of the address rows that match the
+-- filters of p (docs/API.md), {"items", "next_cursor", "total"}.  One more
+-- row than the limit is read to know whether a next page exists.
 CREATE OR REPLACE FUNCTION ipamd.api_addresses(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = ipam_state, ipamd, public
 AS $$
 DECLARE
 	f record;
-	sort text;
-	lim integer;
-	listing text;
-	key jsonb;
-	after text := '';
+	k record;
 	items jsonb[] := '{}';
 	r record;
 	last record;
 	result jsonb;
 	total bigint;
-	c_vrf text;
-	c_ip inet;
-	c_at timestamptz;
 BEGIN
 	f := ipamd.api_address_filter(p);
-	sort := f.sort;
-	lim := ipamd.api_limit(p, 100);
-	-- A cursor belongs to one sort and one set of filters.
-	listing := 'addresses ' || sort || ' ' || left(md5((p - 'cursor'
-	    - 'limit' - 'count' - 'sort')::text), 12);
-
-	IF ipamd.api_param(p, 'cursor', 'string') IS NOT NULL THEN
-		key := ipamd.api_cursor_read(listing, p->>'cursor');
-		BEGIN
-			IF sort IN ('address', '-address') THEN
-				IF jsonb_array_length(key) <> 2 THEN
-					RAISE EXCEPTION 'bad key';
-				END IF;
-				c_vrf := key->>0;
-				c_ip := (key->>1)::inet;
-			ELSE
-				IF jsonb_array_length(key) <> 3 THEN
-					RAISE EXCEPTION 'bad key';
-				END IF;
-				c_at := (key->>0)::timestamptz;
-				c_vrf := key->>1;
-				c_ip := (key->>2)::inet;
-			END IF;
-		EXCEPTION WHEN others THEN
-			c_vrf := NULL;
-		END;
-		IF c_vrf IS NULL OR c_ip IS NULL
-		    OR (sort IN ('updated_at', '-updated_at') AND c_at IS NULL) THEN
-			PERFORM ipamd.api_refuse('cursor', 'not a cursor of this listing');
-		END IF;
-		after := CASE sort
-		    WHEN 'address' THEN ' AND (i.vrf, i.ip_address) > ($10, $11)'
-		    WHEN '-address' THEN ' AND (i.vrf, i.ip_address) < ($10, $11)'
-		    WHEN 'updated_at' THEN
-			' AND (i.updated_at, i.vrf, i.ip_address) > ($12, $10, $11)'
-		    ELSE ' AND (i.updated_at, i.vrf, i.ip_address) < ($12, $10, $11)'
-		    END;
-	END IF;
+	k := ipamd.api_address_keyset(p, f.sort);
 	FOR r IN EXECUTE format('SELECT i.vrf, i.ip_address, i.updated_at, '
 	    'to_jsonb(i) AS j FROM public.ipam i WHERE %s%s ORDER BY %s LIMIT %s',
-	    f.clause, after, f.order_by, lim + 1)
+	    f.clause, k.after, f.order_by, k.lim + 1)
 	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
-		f.f_like, f.f_since, f.f_lo, f.f_hi, c_vrf, c_ip, c_at
+		f.f_like, f.f_since, f.f_lo, f.f_hi, k.c_vrf, k.c_ip, k.c_at
 	LOOP
-		IF cardinality(items) = lim THEN
+		IF cardinality(items) = k.lim THEN
 			-- A row beyond the page: there is a next one.
 			result := jsonb_build_object('next_cursor',
-			    ipamd.api_cursor_make(listing,
-				CASE WHEN sort IN ('address', '-address')
-				THEN jsonb_build_array(last.vrf, host(last.ip_address))
-				ELSE jsonb_build_array(ipamd.api_time(last.updated_at),
-				    last.vrf, host(last.ip_address)) END));
+			    ipamd.api_address_cursor(k.listing, f.sort,
+				last.vrf, last.ip_address, last.updated_at));
 			EXIT;
 		END IF;
 		items := items || ipamd.api_row(r.j);
@@ -415,18 +432,19 @@ BEGIN
 END
 $$;
 
--- GET /addresses as CSV: every row that matches the filters of p (no
--- paging; sort as in api_addresses), with a header of the ipam view's
--- column names, RFC 4180: fields quoted when they need it, lines ending
--- in CRLF.
-CREATE OR REPLACE FUNCTION ipamd.api_addresses_csv(p jsonb) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	f record;
-	body text;
-BEGIN
-	f := ipamd.api_address_filter(p);
-	EXECUTE format('SELECT string_agg(concat_ws('','', '
+-- The CSV of the address listings: the header (the ipam view's column
+-- names), and the expression of one row's line over public.ipam i, RFC
+-- 4180: fields quoted when they need it, lines ending in CRLF.
+CREATE OR REPLACE FUNCTION ipamd.api_csv_header() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT 'vrf,ip_address,subnet_id,status,ip_type,active,server_id,'
+	    'hostname,mac_address,platform,manufacturer,description,'
+	    'last_seen_at,last_checked_at,rtt_us,created_at,updated_at' || E'\r\n'
+$$;
+
+CREATE OR REPLACE FUNCTION ipamd.api_csv_line() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT 'concat_ws('','', '
 	    'ipamd.api_csv_field(i.vrf), host(i.ip_address), '
 	    'ipamd.api_csv_field(i.subnet_id), i.status, i.ip_type, '
 	    'i.active::text, ipamd.api_csv_field(i.server_id), '
@@ -438,15 +456,62 @@ BEGIN
 	    'coalesce(ipamd.api_time(i.last_seen_at), ''''), '
 	    'coalesce(ipamd.api_time(i.last_checked_at), ''''), '
 	    'coalesce(i.rtt_us::text, ''''), ipamd.api_time(i.created_at), '
-	    'ipamd.api_time(i.updated_at)) || E''\r\n'', '''' ORDER BY %s) '
-	    'FROM public.ipam i WHERE %s', f.order_by, f.clause)
+	    'ipamd.api_time(i.updated_at)) || E''\r\n'''
+$$;
+
+-- GET /addresses as CSV: every row that matches the filters of p (sort as
+-- in api_addresses), after the header.
+CREATE OR REPLACE FUNCTION ipamd.api_addresses_csv(p jsonb) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	f record;
+	body text;
+BEGIN
+	f := ipamd.api_address_filter(p);
+	EXECUTE format('SELECT string_agg(%s, '''' ORDER BY %s) '
+	    'FROM public.ipam i WHERE %s', ipamd.api_csv_line(), f.order_by,
+	    f.clause)
 	    INTO body
 	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
 		f.f_like, f.f_since, f.f_lo, f.f_hi;
-	RETURN 'vrf,ip_address,subnet_id,status,ip_type,active,server_id,'
-	    'hostname,mac_address,platform,manufacturer,description,'
-	    'last_seen_at,last_checked_at,rtt_us,created_at,updated_at' || E'\r\n'
-	    || coalesce(body, '');
+	RETURN ipamd.api_csv_header() || coalesce(body, '');
+END
+$$;
+
+-- GET /addresses as CSV with limit or cursor: one keyset page of those
+-- lines (the header on the first page only, the one without a cursor),
+-- so that the pages put end to end are the whole listing, and the cursor
+-- of the next page (NULL on the last).
+CREATE OR REPLACE FUNCTION ipamd.api_addresses_csv_page(p jsonb,
+    OUT body text, OUT next_cursor text)
+LANGUAGE plpgsql STABLE
+SET search_path = ipam_state, ipamd, public
+AS $$
+DECLARE
+	f record;
+	k record;
+	lines text[] := '{}';
+	r record;
+	last record;
+BEGIN
+	f := ipamd.api_address_filter(p);
+	k := ipamd.api_address_keyset(p, f.sort);
+	FOR r IN EXECUTE format('SELECT i.vrf, i.ip_address, i.updated_at, '
+	    '%s AS line FROM public.ipam i WHERE %s%s ORDER BY %s LIMIT %s',
+	    ipamd.api_csv_line(), f.clause, k.after, f.order_by, k.lim + 1)
+	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
+		f.f_like, f.f_since, f.f_lo, f.f_hi, k.c_vrf, k.c_ip, k.c_at
+	LOOP
+		IF cardinality(lines) = k.lim THEN
+			next_cursor := ipamd.api_address_cursor(k.listing,
+			    f.sort, last.vrf, last.ip_address, last.updated_at);
+			EXIT;
+		END IF;
+		lines := lines || r.line;
+		last := r;
+	END LOOP;
+	body := CASE WHEN k.c_vrf IS NULL THEN ipamd.api_csv_header()
+	    ELSE '' END || array_to_string(lines, '');
 END
 $$;
 

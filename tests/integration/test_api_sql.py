@@ -134,6 +134,29 @@ def expected(rows, p):
     return sorted(out, key=sort_key(sort), reverse=sort.startswith("-"))
 
 
+def csv_page_all(conn, p, limit):
+    """Every CSV page of a listing put end to end, and the number of
+    pages: the header on the first only, the cursor beside the body."""
+    text, cursor, pages = "", None, 0
+    while True:
+        q = dict(p, limit=limit)
+        if cursor is not None:
+            q["cursor"] = cursor
+        with conn.cursor() as cur:
+            cur.execute("SELECT body, next_cursor FROM "
+                        "ipamd.api_addresses_csv_page(%s::jsonb)", (json.dumps(q),))
+            body, cursor = cur.fetchone()
+        pages += 1
+        records = list(csv.reader(io.StringIO(body, newline="")))
+        assert body.startswith("vrf,ip_address,") == (pages == 1), (pages, body)
+        rows = len(records) - (pages == 1)
+        assert rows <= limit, (limit, records)
+        text += body
+        if cursor is None:
+            return text, pages
+        assert rows == limit, "a short page before the last"
+
+
 def page_all(conn, p, limit, between_pages=None):
     """Every item of a listing, page by page; between_pages(n, items) runs
     after page n.  Returns the items and the number of pages."""
@@ -257,6 +280,11 @@ def test_address_listing_filters_sorts_pages_and_csv():
                 assert counted["items"] == want[:3]
                 assert ("next_cursor" in counted) == (len(want) > 3)
                 assert "total" not in api(conn, "api_addresses", dict(p, limit=1))
+                # CSV pages: put end to end, the whole CSV of this sort.
+                whole = api(conn, "api_addresses_csv", p)
+                joined, csv_pages = csv_page_all(conn, p, 7)
+                assert joined == whole, (p, joined, whole)
+                assert csv_pages == pages, (p, csv_pages, pages)
             # CSV: the same rows, every column, as text.
             body = api(conn, "api_addresses_csv", base)
             assert body.endswith("\r\n")

@@ -325,6 +325,56 @@ SMALL_SERVERS = [{"id": "1", "hostname": "web-1", "ip_address": "10.61.0.12"},
                  {"id": "3", "hostname": "stray", "ip_address": "10.99.0.1"}]
 
 
+def test_export_writes_a_page_at_a_time():
+    """export reads 2,510 rows a page of 1000 at a time: the CSV pages put
+    end to end are the daemon's one CSV answer, the JSON rows its JSON
+    pages, and the CSV pages' cursors come in the Next-Cursor header."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start(directory)
+    try:
+        subnets = os.path.join(directory, "subnets.json")
+        with open(subnets, "w") as f:
+            json.dump([{"id": "big", "cidr": "10.61.0.0/20",
+                        "static_ip_pools": ["10.61.0.1-10.61.9.206"]}], f)
+        ctl.ok("import", "--subnets", subnets)
+        assert db.scalar("SELECT count(*) FROM public.ipam") == 2510
+
+        with open(ctl.write_token) as f:
+            token = f.read().strip()
+
+        def get(path):
+            request = urllib.request.Request(
+                ctl.url + path, headers={"Authorization": "Bearer " + token})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.headers, response.read().decode()
+
+        _, whole = get("/api/v1/addresses?format=csv")
+        assert whole.count("\r\n") == 2511, whole[:200]
+        # The API's pages: a cursor in the header until the last.
+        pages, cursor, text = 0, None, ""
+        while True:
+            path = "/api/v1/addresses?format=csv&limit=1000"
+            if cursor is not None:
+                path += "&cursor=" + urllib.parse.quote(cursor)
+            headers, body = get(path)
+            pages += 1
+            text += body
+            cursor = headers.get("Next-Cursor")
+            if cursor is None:
+                break
+        assert pages == 3 and text == whole, pages
+        assert ctl.ok("export", "--csv") == whole.replace("\r\n", "\n")
+        exported = json.loads(ctl.ok("export", "--json"))
+        listing = ctl.json("ls", "--all", "--limit", "1000")["items"]
+        assert len(exported) == 2510 and exported == listing
+        # The filters of ls, on the pages too.
+        status, out, _ = ctl.run("export", "--csv", "-q", "10.61.9.")
+        assert status == OK and len(out.splitlines()) == 1 + 207, out[:200]
+    finally:
+        daemon.close()
+        db.close()
+
+
 def start_small(directory):
     """A daemon with a 20-address pool, two servers in it and one in no subnet."""
     db, topics, daemon, ctl = start(directory)
@@ -817,6 +867,68 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         assert scripted.replies == []
     finally:
         scripted.close()
+
+
+def test_export_follows_the_pages_and_stops_at_a_failed_one():
+    """export --csv writes each page as it comes and follows Next-Cursor;
+    export --json follows next_cursor, a row a line; a page that fails
+    ends the export with its exit status, what came before it written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
+
+    def export(fmt, replies):
+        scripted = Scripted(replies)
+        try:
+            done = subprocess.run([IPAMCTL, "--url", scripted.url, "export", fmt],
+                                  capture_output=True, text=True, env=env, timeout=60)
+            return done, [r["path"] for r in scripted.requests]
+        finally:
+            scripted.close()
+
+    csv_type = {"Content-Type": "text/csv"}
+    done, paths = export("--csv", [
+        (200, b"vrf,ip_address\r\n,10.0.0.1\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
+        (200, b",10.0.0.2\r\n", dict(csv_type, **{"Next-Cursor": "c2"})),
+        (200, b",10.0.0.3\r\n", csv_type)])
+    assert done.returncode == OK, done.stderr
+    assert done.stdout == "vrf,ip_address\n,10.0.0.1\n,10.0.0.2\n,10.0.0.3\n", done.stdout
+    assert paths == ["/api/v1/addresses?limit=1000&format=csv",
+                     "/api/v1/addresses?limit=1000&format=csv&cursor=c1",
+                     "/api/v1/addresses?limit=1000&format=csv&cursor=c2"], paths
+
+    done, paths = export("--csv", [
+        (200, b"vrf,ip_address\r\n,10.0.0.1\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
+        (503, {"error": "unavailable", "detail": "PostgreSQL is away"}, {})])
+    assert done.returncode == UNREACHABLE, (done.returncode, done.stderr)
+    assert done.stdout == "vrf,ip_address\n,10.0.0.1\n", done.stdout
+    assert "PostgreSQL is away" in done.stderr, done.stderr
+    assert len(paths) == 2
+
+    # The same cursor twice would never end.
+    done, paths = export("--csv", [
+        (200, b"h\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
+        (200, b"", dict(csv_type, **{"Next-Cursor": "c1"}))])
+    assert done.returncode == UNREACHABLE, done.returncode
+    assert "the same cursor twice" in done.stderr, done.stderr
+
+    row = dict(ROW)
+    done, paths = export("--json", [
+        (200, {"items": [row, dict(row, ip_address="10.0.0.6")], "next_cursor": "n1"}, {}),
+        (200, {"items": [dict(row, ip_address="10.0.0.7")]}, {})])
+    assert done.returncode == OK, done.stderr
+    assert [r["ip_address"] for r in json.loads(done.stdout)] == \
+        ["10.0.0.5", "10.0.0.6", "10.0.0.7"], done.stdout
+    assert done.stdout.count("\n") == 5, done.stdout    # [, a row a line, ]
+    assert paths == ["/api/v1/addresses?limit=1000",
+                     "/api/v1/addresses?limit=1000&cursor=n1"], paths
+    done, _ = export("--json", [(200, {"items": []}, {})])
+    assert done.returncode == OK and json.loads(done.stdout) == [], done.stdout
+    done, _ = export("--json", [
+        (200, {"items": [row], "next_cursor": "n1"}, {}),
+        (400, {"error": "bad_request", "field": "cursor",
+               "detail": "cursor: not a cursor of this listing"}, {})])
+    assert done.returncode == REFUSED, (done.returncode, done.stderr)
+    assert done.stdout.startswith("[\n{") and not done.stdout.rstrip().endswith("]"), \
+        done.stdout
 
 
 def test_a_silent_daemon_and_a_full_disk_exit_4():
