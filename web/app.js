@@ -496,7 +496,8 @@
 			'Description', 'Updated'].map((h, i) => el('th', {
 			scope: 'col', class: [2, 5, 6, 8].includes(i) ? 'wide' : null,
 			text: h })))), body);
-		const pager = el('nav', { class: 'pager', 'aria-label': 'Pages' });
+		const pager = el('nav', { class: 'pager',
+		    'aria-label': 'Pages of the address list' });
 		/* On a phone the filters fold away unless one is set. */
 		const filtered = filterQuery(filter, false).toString() !== '';
 		const filters = el('details', { class: 'filter-box', open:
@@ -1005,8 +1006,9 @@
 				drawMap(subnet, mapHolder);
 			}
 		}
-		return el('section', { class: 'card subnet', id: 'subnet-' +
-		    subnet.id, dataset: { subnet: subnet.id } },
+		return el('section', { class: 'card subnet',
+		    id: subnetDomId('subnet-', subnet.id),
+		    dataset: { subnet: subnet.id } },
 		    el('h2', {}, el('a', { href: '#/subnet/' +
 			encodeURIComponent(subnet.id), text: subnet.name || subnet.id }),
 			' ', el('span', { class: 'mono cidr', text: subnet.cidr }),
@@ -1051,11 +1053,28 @@
 		card.replaceWith(fresh);
 	}
 
+	/*
+	 * An element id made from a subnet's id: the id itself when it holds
+	 * only letters, digits, _ and -, else those with a digest of the
+	 * whole id, so that two subnets ("a.b", "a_b") never share one.
+	 */
+	function subnetDomId(prefix, subnetId) {
+		const plain = subnetId.replace(/[^A-Za-z0-9_-]/g, '_');
+		if (plain === subnetId)
+			return prefix + plain;
+		let hash = 2166136261;
+		for (const ch of subnetId) {
+			hash ^= ch.codePointAt(0);
+			hash = Math.imul(hash, 16777619) >>> 0;
+		}
+		return prefix + plain + '-' + hash.toString(36);
+	}
+
 	/* "Allocate next free" for a write token. */
 	function allocateForm(subnet) {
 		if (scope !== 'write' || !subnet.stats.pool_size)
 			return null;
-		const id = 'alloc-' + subnet.id.replace(/[^A-Za-z0-9_-]/g, '_');
+		const id = subnetDomId('alloc-', subnet.id);
 		const description = el('input', { id: id + '-description',
 		    type: 'text', maxlength: 1024 });
 		const count = el('input', { id: id + '-count', type: 'number',

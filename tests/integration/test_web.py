@@ -240,6 +240,27 @@ class Web:
         wait_until(lambda: predicate(self.text(css)), 30, what)
         return self.text(css)
 
+    def assert_ids_labels_and_landmarks(self):
+        """The rules of a well-formed page, on what is rendered now: every
+        id once, every label's for naming one element that can take it,
+        every landmark of a kind with a name of its own."""
+        found = self.driver.execute_script("""
+            const ids = [...document.querySelectorAll('[id]')].map(e => e.id);
+            const twice = ids.filter((id, i) => ids.indexOf(id) !== i);
+            const unlabelled = [...document.querySelectorAll('label[for]')]
+                .filter(l => !document.getElementById(l.htmlFor) ||
+                    !['INPUT', 'SELECT', 'TEXTAREA', 'BUTTON'].includes(
+                        document.getElementById(l.htmlFor).tagName))
+                .map(l => l.htmlFor);
+            const names = [...document.querySelectorAll(
+                'nav, aside, form[aria-label], section[aria-label]')]
+                .map(e => e.tagName + ':' + (e.getAttribute('aria-label') ||
+                    e.getAttribute('aria-labelledby') || ''));
+            const sameName = names.filter((n, i) => names.indexOf(n) !== i);
+            return [twice, unlabelled, sameName];""")
+        assert found == [[], [], []], (self.driver.execute_script(
+            "return location.hash"), found)
+
     def use_token(self, token, requester=None):
         """Enters a token (and a name) in the page's token form."""
         box = self.find("#token-box")
@@ -870,6 +891,46 @@ def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
     finally:
         if locker is not None:
             locker.close()
+        web.close()
+
+
+def test_web_ids_labels_and_landmarks_on_every_view():
+    """On every view, with a write token (every form shown): no id twice,
+    also for subnets whose ids differ only in characters an id cannot
+    keep ("a.b", "a_b", "a b"), every label names its field, and the two
+    navigations (the pages of the site, the pages of the list) have names
+    of their own."""
+    web = Web()
+    try:
+        status, body, _ = web.call("POST", "/api/v1/import", {"subnets": [
+            {"id": sid, "cidr": "127.104.%d.0/29" % n,
+             "static_ip_pools": ["127.104.%d.1-127.104.%d.6" % (n, n)],
+             "ping": False}
+            for n, sid in enumerate(("a.b", "a_b", "a b"))]})
+        assert status == 200, body
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        for view in ("/addresses", "/subnets", "/subnet/a.b", "/subnet/a_b",
+                     "/address/-/127.100.0.10", "/address/-/127.104.0.1",
+                     "/health"):
+            web.open(view)
+            web.assert_ids_labels_and_landmarks()
+        web.open("/subnets")
+        cards = web.driver.execute_script(
+            "return [...document.querySelectorAll('section.card.subnet')]"
+            ".map(c => [c.dataset.subnet, c.id,"
+            " (c.querySelector('form.allocate input[type=text]') || {}).id])")
+        ids = {sid: (card, field) for sid, card, field in cards}
+        assert ids["a_b"] == ("subnet-a_b", "alloc-a_b-description"), ids
+        assert len({ids[s] for s in ("a.b", "a_b", "a b")}) == 3, ids
+        # Each form's label reaches its own field: typing by label works.
+        for sid in ("a.b", "a b"):
+            label = web.driver.execute_script(
+                "return [...document.querySelectorAll('section.card.subnet')]"
+                ".find(c => c.dataset.subnet === arguments[0])"
+                ".querySelector('form.allocate label').htmlFor", sid)
+            assert label == ids[sid][1], (sid, label, ids)
+        web.assert_no_console_errors()
+    finally:
         web.close()
 
 
