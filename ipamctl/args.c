@@ -91,7 +91,7 @@ static const struct args_command_spec args_commands[] = {
 	{ ARGS_COMMAND_DEAD_LETTERS, "dead-letters", NULL, 0, 0,
 	    "usage: ipamctl dead-letters [--limit N] [--all] [--raw]\n"
 	    "Lists the messages the daemon could not apply, newest first.\n"
-	    "  --limit N          rows per page\n"
+	    "  --limit N          rows per page, 1-1000\n"
 	    "  --all              follow next_cursor to the last page\n"
 	    "  --raw              ask for the key and value as base64 (with --json)\n" },
 	{ ARGS_COMMAND_UNPLACED, "unplaced", NULL, 0, 0,
@@ -320,6 +320,9 @@ args_apply(struct args *args, const struct args_option_spec *option,
 {
 	switch (option->id) {
 	case OPT_URL:
+		if (value[0] == '\0')
+			return args_fail(error, error_size, "--url: empty (the "
+			    "daemon's API, such as %s)", ARGS_DEFAULT_URL);
 		args->url = value;
 		break;
 	case OPT_TOKEN_FILE:
@@ -380,6 +383,10 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		if (!args_number(value, &args->limit) || args->limit < 1)
 			return args_fail(error, error_size,
 			    "--limit: \"%s\" is not a positive number", value);
+		if (args->limit > ARGS_MAX_LIMIT)
+			return args_fail(error, error_size, "--limit: %ld rows "
+			    "is more than a page holds (1-%d; --all reads every "
+			    "page)", args->limit, ARGS_MAX_LIMIT);
 		break;
 	case OPT_ALL:
 		args->all = true;

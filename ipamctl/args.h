@@ -8,6 +8,9 @@
 #define ARGS_MAX_STATUSES	8
 #define ARGS_MAX_POSITIONALS	4
 
+/* The most rows a page of the API holds (its limit, 1-1000). */
+#define ARGS_MAX_LIMIT		1000
+
 /* Where the daemon is when neither --url nor $IPAMCTL_URL says. */
 #define ARGS_DEFAULT_URL	"http://127.0.0.1:10187"
 

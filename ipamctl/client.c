@@ -28,7 +28,16 @@ client_read_token(const char *path, char *error, size_t error_size)
 		    strerror(errno));
 		return NULL;
 	}
+	errno = 0;
 	length = getline(&line, &size, file);
+	/* A folder opens, and fails to read (EISDIR). */
+	if (length == -1 && ferror(file)) {
+		snprintf(error, error_size, "token file %s: %s", path,
+		    strerror(errno != 0 ? errno : EIO));
+		fclose(file);
+		free(line);
+		return NULL;
+	}
 	fclose(file);
 	while (length > 0 && strchr(" \t\r\n", line[length - 1]) != NULL)
 		line[--length] = '\0';

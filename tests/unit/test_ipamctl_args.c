@@ -130,6 +130,13 @@ static const struct args_row args_rows[] = {
 	    "--limit: \"ten\" is not a positive number" },
 	{ "a limit of zero", { "ls", "--limit=0" }, NULL,
 	    "--limit: \"0\" is not a positive number" },
+	{ "a limit above a page", { "dead-letters", "--limit", "1001" }, NULL,
+	    "--limit: 1001 rows is more than a page holds (1-1000; --all reads "
+	    "every page)" },
+	{ "the largest page", { "ls", "--limit", "1000" }, "ls limit=1000",
+	    NULL },
+	{ "an empty --url", { "--url", "", "ls" }, NULL,
+	    "--url: empty (the daemon's API, such as http://127.0.0.1:10187)" },
 	{ "a command option before the command", { "--status", "reserved", "ls" },
 	    NULL, "--status is an option of a command: put it after the command" },
 	{ "an option of another command", { "ls", "-d", "x" }, NULL,

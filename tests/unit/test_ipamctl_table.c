@@ -401,6 +401,9 @@ test_token_file(void **state)
 	unlink(path);
 	assert_null(client_read_token(path, error, sizeof(error)));
 	assert_non_null(strstr(error, "No such file or directory"));
+	/* A folder opens and cannot be read: said so, not "no token". */
+	assert_null(client_read_token("/tmp", error, sizeof(error)));
+	assert_string_equal(error, "token file /tmp: Is a directory");
 }
 
 int
