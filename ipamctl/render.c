@@ -261,6 +261,33 @@ render_unplaced(json_t *unplaced, FILE *out, bool colour)
 		    COUNT(render_unplaced_mark_columns), out, colour);
 }
 
+/*
+ * Writes a value of a "key  value" line: a line break in it (a
+ * description may hold some) goes on under the value, indent columns in
+ * (or becomes a blank when indent is negative: one line per item); a tab
+ * is a blank, another control character '?', so that the layout holds.
+ */
+static void
+render_put(FILE *out, const char *text, int indent)
+{
+	for (const unsigned char *c = (const unsigned char *)text; *c != '\0';
+	    c++) {
+		if (*c == '\r' || *c == '\n') {
+			if (*c == '\r' && c[1] == '\n')
+				c++;
+			if (indent < 0)
+				fputc(' ', out);
+			else
+				fprintf(out, "\n%*s", indent, "");
+		} else if (*c == '\t')
+			fputc(' ', out);
+		else if (*c < 0x20 || *c == 0x7f)
+			fputc('?', out);
+		else
+			fputc(*c, out);
+	}
+}
+
 /* Writes the keys of an object under a prefix, nested objects dotted. */
 static void
 render_key_values_under(json_t *object, const char *prefix, FILE *out)
@@ -284,7 +311,9 @@ render_key_values_under(json_t *object, const char *prefix, FILE *out)
 			free(dumped);
 		} else {
 			text = render_text(value, buffer, sizeof(buffer));
-			fprintf(out, "%-28s %s\n", name, text ? text : "-");
+			fprintf(out, "%-28s ", name);
+			render_put(out, text ? text : "-", 29);
+			fputc('\n', out);
 		}
 		free(name);
 	}
@@ -325,12 +354,17 @@ render_row_line(json_t *row, FILE *out, bool colour)
 	fprintf(out, "  %s%s%s",
 	    styled ? table_style_start(table_status_style(status)) : "",
 	    status, styled ? "\033[0m" : "");
-	if (render_lookup(row, "hostname") != NULL)
-		fprintf(out, "  host %s", render_get(row, "hostname", buffer,
-		    sizeof(buffer)));
-	if (render_lookup(row, "description") != NULL)
-		fprintf(out, "  \"%s\"", render_get(row, "description", buffer,
-		    sizeof(buffer)));
+	if (render_lookup(row, "hostname") != NULL) {
+		fputs("  host ", out);
+		render_put(out, render_get(row, "hostname", buffer,
+		    sizeof(buffer)), -1);
+	}
+	if (render_lookup(row, "description") != NULL) {
+		fputs("  \"", out);
+		render_put(out, render_get(row, "description", buffer,
+		    sizeof(buffer)), -1);
+		fputc('"', out);
+	}
 	fputc('\n', out);
 }
 
@@ -454,9 +488,10 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 				text = "(default)";
 			bool styled = colour && strcmp(keys[i], "status") == 0;
 
-			fprintf(out, "%-16s %s%s%s\n", keys[i],
-			    styled ? "\033[1m" : "", text,
-			    styled ? "\033[0m" : "");
+			fprintf(out, "%-16s %s", keys[i],
+			    styled ? "\033[1m" : "");
+			render_put(out, text, 17);
+			fprintf(out, "%s\n", styled ? "\033[0m" : "");
 		}
 	} else {
 		fprintf(out, "no address row (the address is in no pool and "
@@ -468,8 +503,11 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 
 		fprintf(out, "\nmark: %s", render_get(mark, "status",
 		    buffer[0], sizeof(buffer[0])));
-		if (json_is_string(why))
-			fprintf(out, " \"%s\"", json_string_value(why));
+		if (json_is_string(why)) {
+			fputs(" \"", out);
+			render_put(out, json_string_value(why), -1);
+			fputc('"', out);
+		}
 		fprintf(out, " by %s at %s\n",
 		    render_get(mark, "requested_by", buffer[2],
 		    sizeof(buffer[2])),

@@ -276,6 +276,24 @@ test_render_address_detail(void **state)
 	assert_non_null(strstr(out.text, "\nmark: reserved by write:alice at "
 	    "2026-11-28T10:00:00Z\n"));
 	capture_free(&out);
+
+	/*
+	 * A description of several lines goes on under its value; on the
+	 * mark's line it stays on that line.
+	 */
+	json_object_set_new(json_object_get(detail, "row"), "description",
+	    json_string("rack 4\r\nport 12\nthird\tcol"));
+	json_object_set_new(json_object_get(detail, "mark"), "description",
+	    json_string("rack 4\r\nport 12"));
+	capture_open(&out);
+	render_address_detail(detail, out.stream, false);
+	capture_close(&out);
+	assert_non_null(strstr(out.text, "\ndescription      rack 4\n"
+	    "                 port 12\n"
+	    "                 third col\nlast_seen_at"));
+	assert_non_null(strstr(out.text, "\nmark: reserved \"rack 4 port 12\" "
+	    "by write:alice"));
+	capture_free(&out);
 	json_decref(detail);
 }
 
@@ -292,6 +310,13 @@ test_render_row_line(void **state)
 	render_row_line(row, out.stream, false);
 	assert_string_equal(capture_close(&out),
 	    "10.0.0.5 (vrf blue)  quarantine  \"abuse 4711\"\n");
+	capture_free(&out);
+	/* One line per row, whatever the description holds. */
+	json_object_set_new(row, "description", json_string("two\nlines\x1b"));
+	capture_open(&out);
+	render_row_line(row, out.stream, false);
+	assert_string_equal(capture_close(&out),
+	    "10.0.0.5 (vrf blue)  quarantine  \"two lines?\"\n");
 	capture_free(&out);
 	json_decref(row);
 }
