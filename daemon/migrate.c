@@ -194,24 +194,33 @@ migrate_read_release(struct migrate *migrate, const char *schema_dir,
 	if ((text = migrate_read(path, err, errlen)) == NULL)
 		return -1;
 	for (line = text; line != NULL && *line != '\0'; line = next) {
-		char digest[17];
-		int release, used;
+		char *end;
+		long release;
+		size_t used;
 
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
+		/* Blanks around a line (a CR too) and comment lines aside. */
+		line += strspn(line, " \t");
+		used = strlen(line);
+		while (used > 0 && strchr(" \t\r", line[used - 1]) != NULL)
+			line[--used] = '\0';
 		if (*line == '#' || *line == '\0')
 			continue;
-		if (found || sscanf(line, "%d %16[0-9a-f]%n", &release, digest,
-		    &used) != 2 || line[used] != '\0' || release < 1 ||
-		    strlen(digest) != 16) {
+		errno = 0;
+		release = isdigit((unsigned char)*line) ? strtol(line, &end, 10) :
+		    0;
+		if (found || release < 1 || release > INT32_MAX || errno != 0 ||
+		    *end != ' ' || strlen(end + 1) != 16 ||
+		    strspn(end + 1, "0123456789abcdef") != 16) {
 			snprintf(err, errlen, "%s: not one line \"RELEASE "
 			    "DIGEST\" (a release from 1, 16 hex digits): \"%.80s\"",
 			    path, line);
 			free(text);
 			return -1;
 		}
-		migrate->release = release;
-		memcpy(migrate->release_digest, digest, sizeof(digest));
+		migrate->release = (int)release;
+		memcpy(migrate->release_digest, end + 1, 17);
 		found = 1;
 	}
 	free(text);
@@ -496,7 +505,8 @@ migrate_plan(struct migrate *migrate)
 	    "CREATE TABLE IF NOT EXISTS public.ipam_schema_function ("
 	    " name text PRIMARY KEY,"
 	    " digest text NOT NULL,"
-	    " applied_at timestamptz NOT NULL DEFAULT now())";
+	    " applied_at timestamptz NOT NULL DEFAULT now(),"
+	    " release integer NOT NULL DEFAULT 0)";
 	size_t code_due = migrate_code_due(migrate);
 	int due = MIGRATE_SCHEMA_VERSION - migrate->current;
 

@@ -80,6 +80,20 @@ static const struct release_row release_rows[] = {
 	{ "comments, then the line", "# a comment\n\n7 0123456789abcdef\n",
 	    NULL, 7 },
 	{ "no newline at the end", "3 fedcba9876543210", NULL, 3 },
+	{ "CRLF, blanks and an indented comment",
+	    "  # a comment\r\n 4 fedcba9876543210 \r\n", NULL, 4 },
+	{ "no blank between release and digest", "1facfd76f45b791e2\n",
+	    "not one line \"RELEASE DIGEST\" (a release from 1, 16 hex "
+	    "digits): \"1facfd76f45b791e2\"", 0 },
+	{ "a signed release", "+1 facfd76f45b791e2\n",
+	    "not one line \"RELEASE DIGEST\" (a release from 1, 16 hex "
+	    "digits): \"+1 facfd76f45b791e2\"", 0 },
+	{ "a release past int", "99999999999 facfd76f45b791e2\n",
+	    "not one line \"RELEASE DIGEST\" (a release from 1, 16 hex "
+	    "digits): \"99999999999 facfd76f45b791e2\"", 0 },
+	{ "upper-case digits", "1 FACFD76F45B791E2\n",
+	    "not one line \"RELEASE DIGEST\" (a release from 1, 16 hex "
+	    "digits): \"1 FACFD76F45B791E2\"", 0 },
 	{ "no RELEASE file", NULL, "No such file or directory", 0 },
 	{ "only comments", "# nothing\n", "no line \"RELEASE DIGEST\"", 0 },
 	{ "release 0", "0 0123456789abcdef\n",
