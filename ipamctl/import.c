@@ -422,7 +422,7 @@ import_from_json(const struct import_table *table, const char *file_name,
 	size_t		 index;
 	char		 why[256];
 
-	document = json_loadb(text, length, 0, &problem);
+	document = json_loadb(text, length, JSON_REJECT_DUPLICATES, &problem);
 	if (document == NULL) {
 		import_fail(error, error_size, "%s: line %d, column %d: %s",
 		    file_name, problem.line, problem.column, problem.text);
@@ -455,7 +455,19 @@ import_from_json(const struct import_table *table, const char *file_name,
 		/* Django's dumpdata: {"model", "pk", "fields": {...}}. */
 		fields = json_object_get(row, "fields");
 		if (json_is_object(fields) && json_object_get(row, "pk") != NULL) {
+			const char	*field;
+			json_t		*unused;
+			void		*tmp;
+
 			row = json_deep_copy(fields);
+			/* The id is the pk: a field of that name gives way. */
+			json_object_foreach_safe(row, tmp, field, unused) {
+				size_t at;
+
+				if (import_find_field(table, field, &at) != NULL &&
+				    strcmp(table->fields[at].name, "id") == 0)
+					json_object_del(row, field);
+			}
 			json_object_set(row, "id", json_object_get(
 			    json_array_get(rows, index), "pk"));
 		} else {

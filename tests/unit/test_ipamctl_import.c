@@ -136,6 +136,14 @@ static const struct import_row import_rows[] = {
 	    " \"IP_Address\": \"10.0.0.2\"}]", NULL,
 	    "servers.json: item 1: \"ip_address\" and \"IP_Address\" are both "
 	    "ip_address", "" },
+	{ "JSON: one key twice", IMPORT_SERVERS,
+	    "[{\"id\": 1,\n \"hostname\": \"a\", \"hostname\": \"b\"}]", NULL,
+	    "servers.json: line 2, column 28: duplicate object key near "
+	    "'\"hostname\"'", "" },
+	{ "Django rows: the pk is the id, whatever fields hold", IMPORT_SERVERS,
+	    "[{\"model\": \"inventory.server\", \"pk\": 12, \"fields\":"
+	    " {\"ID\": 99, \"hostname\": \"h12\"}}]",
+	    "[{\"hostname\":\"h12\",\"id\":\"12\"}]", NULL, "" },
 	{ "JSON: an error's line counts the blank lines before the document",
 	    IMPORT_SERVERS, "\xef\xbb\xbf\n\n  [\n{\"id\": 1,,}\n]", NULL,
 	    "servers.json: line 4, column 10: string or '}' expected near ','",
