@@ -244,10 +244,15 @@ api_read_done(struct pgconn *pg, PGresult *result, const char *error,
 		api_error(call, 404, "not_found", NULL, "%s",
 		    call->not_found ? call->not_found : "no such thing");
 	else {
-		/* A second value, when there is one, is the next page's cursor. */
-		if (PQnfields(result) > 1 && !PQgetisnull(result, 0, 1))
+		/*
+		 * A second value, when there is one, is the next page's
+		 * cursor: empty on the last page, so that a client knows the
+		 * answer for a page (an older daemon sent the whole listing).
+		 */
+		if (PQnfields(result) > 1)
 			evhttp_add_header(evhttp_request_get_output_headers(
-			    call->req), "Next-Cursor", PQgetvalue(result, 0, 1));
+			    call->req), "Next-Cursor", PQgetisnull(result, 0, 1) ?
+			    "" : PQgetvalue(result, 0, 1));
 		api_reply_text(call, 200, call->content_type ?
 		    call->content_type : "application/json",
 		    PQgetvalue(result, 0, 0));

@@ -124,9 +124,10 @@ client_on_body(char *data, size_t size, size_t count, void *arg)
 
 /*
  * Keeps a header's value in *kept when the line is that header (name
- * with its colon, in any case); returns whether it was.
+ * with its colon, in any case): 1 when it was, 0 when not, -1 when out
+ * of memory.
  */
-static bool
+static int
 client_keep_header(const char *data, size_t length, const char *name,
     char **kept)
 {
@@ -134,8 +135,8 @@ client_keep_header(const char *data, size_t length, const char *name,
 	const char *value = data + name_length;
 	size_t value_length = length - name_length;
 
-	if (length <= name_length || strncasecmp(data, name, name_length) != 0)
-		return false;
+	if (length < name_length || strncasecmp(data, name, name_length) != 0)
+		return 0;
 	while (value_length > 0 && (*value == ' ' || *value == '\t')) {
 		value++;
 		value_length--;
@@ -145,7 +146,7 @@ client_keep_header(const char *data, size_t length, const char *name,
 		value_length--;
 	free(*kept);
 	*kept = strndup(value, value_length);
-	return true;
+	return *kept != NULL ? 1 : -1;
 }
 
 /* libcurl's header callback: keeps Location and Next-Cursor. */
@@ -155,11 +156,15 @@ client_on_header(char *data, size_t size, size_t count, void *arg)
 	struct client_response	*response = arg;
 	size_t			 length = size * count;
 
-	if (!client_keep_header(data, length, "location:",
-	    &response->location))
-		client_keep_header(data, length, "next-cursor:",
+	int			 kept;
+
+	kept = client_keep_header(data, length, "location:",
+	    &response->location);
+	if (kept == 0)
+		kept = client_keep_header(data, length, "next-cursor:",
 		    &response->next_cursor);
-	return length;
+	/* Out of memory: a length not taken ends the transfer. */
+	return kept == -1 ? 0 : length;
 }
 
 /* Adds "name: value" to a header list; returns false when out of memory. */

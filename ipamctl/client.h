@@ -39,7 +39,7 @@ struct client_response {
 	char		*body;		/* NUL-terminated, never NULL after a reply */
 	size_t		 body_length;
 	char		*location;	/* the Location header, or NULL */
-	char		*next_cursor;	/* the Next-Cursor header, or NULL */
+	char		*next_cursor;	/* Next-Cursor ("" on a last page), or NULL */
 	char		 error[256];	/* why there was no answer */
 };
 

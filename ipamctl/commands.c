@@ -701,11 +701,24 @@ static enum client_exit
 commands_export_csv_page(struct commands_context *context,
     const struct client_response *response, char **next, void *arg)
 {
-	(void)arg;
+	size_t	*pages = arg;
+
+	/*
+	 * A page always names the next (empty on the last).  Without it the
+	 * answer is the whole listing of a daemon older than pages: right
+	 * as the first answer, a repeat of the rows written so far after it.
+	 */
+	if (++*pages > 1 && response->next_cursor == NULL) {
+		fprintf(context->err, "ipamctl: page %zu of the export came "
+		    "whole, with no Next-Cursor (an ipam-syncd older than this "
+		    "ipamctl answered it); the export is not complete: run it "
+		    "again once every instance is upgraded\n", *pages);
+		return CLIENT_EXIT_UNREACHABLE;
+	}
 	if (fwrite(response->body, 1, response->body_length, context->out) <
 	    response->body_length || fflush(context->out) == EOF)
 		return commands_output_failed(context);
-	if (response->next_cursor != NULL &&
+	if (response->next_cursor != NULL && response->next_cursor[0] != '\0' &&
 	    (*next = strdup(response->next_cursor)) == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
 	return CLIENT_EXIT_OK;
@@ -714,16 +727,22 @@ commands_export_csv_page(struct commands_context *context,
 /*
  * export --csv: the API's CSV pages (the header on the first), each
  * written as it comes, so that neither the daemon nor ipamctl holds more
- * than a page of a large table.
+ * than a page of a large table.  Sorted by updated_at, which no index
+ * serves (every page would sort every matching row), it is one answer.
  */
 static enum client_exit
 commands_export_csv(struct commands_context *context)
 {
 	struct url_buffer	 buffer = { 0 };
 	enum client_exit	 status;
-	char			*base = commands_addresses_path(context,
-				    COMMANDS_EXPORT_PAGE), *path;
+	const char		*sort = context->args->sort;
+	bool			 paged = sort == NULL ||
+				    strstr(sort, "updated_at") == NULL;
+	char			*base, *path;
+	size_t			 pages = 0;
 
+	base = commands_addresses_path(context, paged ? COMMANDS_EXPORT_PAGE :
+	    NULL);
 	if (base == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
 	url_append_string(&buffer, base);
@@ -732,29 +751,44 @@ commands_export_csv(struct commands_context *context)
 	if ((path = url_take(&buffer)) == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
 	status = commands_walk(context, path, "text/csv", true,
-	    commands_export_csv_page, NULL);
+	    commands_export_csv_page, &pages);
 	free(path);
 	return status;
 }
+
+/* What export --json has written. */
+struct commands_json_export {
+	bool	opened;		/* the array's [ */
+	size_t	rows;
+};
 
 /* A page of export --json: its rows written, one a line. */
 static enum client_exit
 commands_export_json_page(struct commands_context *context,
     const struct client_response *response, char **next, void *arg)
 {
-	size_t	*written = arg, index;
-	json_t	*body, *items, *item, *cursor;
+	struct commands_json_export	*written = arg;
+	size_t				 index;
+	json_t				*body, *items, *item, *cursor;
 
 	if ((body = commands_parse(context, response)) == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
-	items = json_object_get(body, "items");
-	json_array_foreach(items, index, item) {
-		if (fputs(*written == 0 ? "\n" : ",\n", context->out) == EOF ||
-		    json_dumpf(item, context->out, JSON_COMPACT) == -1) {
+	/* Opened with the first answer: a refused export writes nothing. */
+	if (!written->opened) {
+		written->opened = true;
+		if (fputc('[', context->out) == EOF) {
 			json_decref(body);
 			return commands_output_failed(context);
 		}
-		(*written)++;
+	}
+	items = json_object_get(body, "items");
+	json_array_foreach(items, index, item) {
+		if (fputs(written->rows == 0 ? "\n" : ",\n", context->out) ==
+		    EOF || json_dumpf(item, context->out, JSON_COMPACT) == -1) {
+			json_decref(body);
+			return commands_output_failed(context);
+		}
+		written->rows++;
 	}
 	cursor = json_object_get(body, "next_cursor");
 	if (json_is_string(cursor) &&
@@ -775,17 +809,13 @@ commands_export_json_page(struct commands_context *context,
 static enum client_exit
 commands_export_json(struct commands_context *context)
 {
-	enum client_exit	 status;
-	size_t			 written = 0;
-	char			*path;
+	struct commands_json_export	 written = { false, 0 };
+	enum client_exit		 status;
+	char				*path;
 
 	path = commands_addresses_path(context, COMMANDS_EXPORT_PAGE);
 	if (path == NULL)
 		return CLIENT_EXIT_UNREACHABLE;
-	if (fputc('[', context->out) == EOF) {
-		free(path);
-		return commands_output_failed(context);
-	}
 	status = commands_walk(context, path, NULL, true,
 	    commands_export_json_page, &written);
 	free(path);

@@ -359,10 +359,14 @@ def test_export_writes_a_page_at_a_time():
             headers, body = get(path)
             pages += 1
             text += body
+            # Every page names the next; the last one an empty cursor.
             cursor = headers.get("Next-Cursor")
-            if cursor is None:
+            assert cursor is not None, (pages, dict(headers))
+            if cursor == "":
                 break
         assert pages == 3 and text == whole, pages
+        # The whole listing in one answer names no page.
+        assert get("/api/v1/addresses?format=csv")[0].get("Next-Cursor") is None
         assert ctl.ok("export", "--csv") == whole.replace("\r\n", "\n")
         exported = json.loads(ctl.ok("export", "--json"))
         listing = ctl.json("ls", "--all", "--limit", "1000")["items"]
@@ -888,7 +892,7 @@ def test_export_follows_the_pages_and_stops_at_a_failed_one():
     done, paths = export("--csv", [
         (200, b"vrf,ip_address\r\n,10.0.0.1\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
         (200, b",10.0.0.2\r\n", dict(csv_type, **{"Next-Cursor": "c2"})),
-        (200, b",10.0.0.3\r\n", csv_type)])
+        (200, b",10.0.0.3\r\n", dict(csv_type, **{"Next-Cursor": ""}))])
     assert done.returncode == OK, done.stderr
     assert done.stdout == "vrf,ip_address\n,10.0.0.1\n,10.0.0.2\n,10.0.0.3\n", done.stdout
     assert paths == ["/api/v1/addresses?limit=1000&format=csv",
@@ -902,6 +906,21 @@ def test_export_follows_the_pages_and_stops_at_a_failed_one():
     assert done.stdout == "vrf,ip_address\n,10.0.0.1\n", done.stdout
     assert "PostgreSQL is away" in done.stderr, done.stderr
     assert len(paths) == 2
+
+    # An older daemon answers a page with the whole listing and no
+    # Next-Cursor: right as the first answer, refused after it (its rows
+    # would come twice).
+    done, paths = export("--csv", [
+        (200, b"vrf,ip_address\r\n,10.0.0.1\r\n,10.0.0.2\r\n", csv_type)])
+    assert done.returncode == OK, done.stderr
+    assert done.stdout == "vrf,ip_address\n,10.0.0.1\n,10.0.0.2\n", done.stdout
+    done, paths = export("--csv", [
+        (200, b"vrf,ip_address\r\n,10.0.0.1\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
+        (200, b"vrf,ip_address\r\n,10.0.0.1\r\n,10.0.0.2\r\n", csv_type)])
+    assert done.returncode == UNREACHABLE, (done.returncode, done.stderr)
+    assert done.stdout == "vrf,ip_address\n,10.0.0.1\n", done.stdout
+    assert "page 2 of the export came whole, with no Next-Cursor" in done.stderr, \
+        done.stderr
 
     # The same cursor twice would never end.
     done, paths = export("--csv", [
@@ -922,6 +941,11 @@ def test_export_follows_the_pages_and_stops_at_a_failed_one():
                      "/api/v1/addresses?limit=1000&cursor=n1"], paths
     done, _ = export("--json", [(200, {"items": []}, {})])
     assert done.returncode == OK and json.loads(done.stdout) == [], done.stdout
+    # Refused at once: nothing written, not even the array's start.
+    done, _ = export("--json", [
+        (401, {"error": "unauthorized", "detail": "a token is needed"}, {})])
+    assert done.returncode == REFUSED and done.stdout == "", (done.returncode,
+                                                             done.stdout)
     done, _ = export("--json", [
         (200, {"items": [row], "next_cursor": "n1"}, {}),
         (400, {"error": "bad_request", "field": "cursor",
