@@ -922,6 +922,18 @@ def test_export_follows_the_pages_and_stops_at_a_failed_one():
     assert "page 2 of the export came whole, with no Next-Cursor" in done.stderr, \
         done.stderr
 
+    # Sorted by updated_at (no index serves it): one answer, no pages.
+    scripted = Scripted([(200, b"vrf,ip_address\r\n,10.0.0.1\r\n", csv_type)])
+    try:
+        done = subprocess.run([IPAMCTL, "--url", scripted.url, "export", "--csv",
+                               "--sort", "-updated_at"], capture_output=True,
+                              text=True, env=env, timeout=60)
+        assert done.returncode == OK, done.stderr
+        assert [r["path"] for r in scripted.requests] == \
+            ["/api/v1/addresses?sort=-updated_at&format=csv"], scripted.requests
+    finally:
+        scripted.close()
+
     # The same cursor twice would never end.
     done, paths = export("--csv", [
         (200, b"h\r\n", dict(csv_type, **{"Next-Cursor": "c1"})),
