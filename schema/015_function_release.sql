@@ -8,6 +8,8 @@
 -- (schema/functions/RELEASE), raised with any change to them, and an
 -- ipam-syncd refuses a database whose functions are of a newer release
 -- than its own, as it refuses a newer schema version.  Rows written
--- before this are release 0.
-ALTER TABLE public.ipam_schema_function
+-- before this are release 0.  The table is made by ipam-syncd itself
+-- beside the migrations (with this column, since this version): here it
+-- may be missing (the migrations run alone, as bench/ does).
+ALTER TABLE IF EXISTS public.ipam_schema_function
 	ADD COLUMN IF NOT EXISTS release integer NOT NULL DEFAULT 0;
