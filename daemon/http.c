@@ -71,6 +71,17 @@
 #define HTTP_IMPORT_BODY_LIMIT	(32 * 1024 * 1024)
 
 /*
+ * What a client may send ahead of the replies (pipelining): evhttp reads
+ * nothing while a request is answered, so the requests behind it wait in
+ * the input buffer.  At most this many requests in all, the answered one
+ * included, and this many bytes waiting; the request that would pass
+ * either is refused (429) and the connection closed after the replies
+ * before it.  Eight small requests are some kilobytes.
+ */
+#define HTTP_PIPELINE_REQUESTS	8
+#define HTTP_PIPELINE_BYTES	(256 * 1024)
+
+/*
  * Time: a whole request (head and body) within HTTP_REQUEST_SECONDS, plus
  * a second per HTTP_BODY_RATE bytes of a large body; evhttp's own timeout
  * (per read or write) stays as a second bound.
@@ -705,6 +716,15 @@ http_parse(struct http_conn *conn, const char *bytes, size_t length,
 			break;
 		case HTTP_PARSE_REQUEST_LINE:
 		case HTTP_PARSE_HEADERS:
+			if (conn->request_bytes == 0 &&
+			    conn->requests_queued >= HTTP_PIPELINE_REQUESTS) {
+				conn->http->stats.refused_pipelined++;
+				http_conn_refuse(conn, 429, "Too Many Requests",
+				    NULL, "too_many_requests", "more than %d "
+				    "requests sent ahead of their replies",
+				    HTTP_PIPELINE_REQUESTS);
+				return -1;
+			}
 			/*
 			 * The first byte of a request on a connection kept
 			 * alive: its deadline runs from now, not from the
@@ -803,6 +823,20 @@ http_conn_input_cb(struct evbuffer *buffer, const struct evbuffer_cb_info *info,
 	offset = end - info->n_added;
 	if (conn->parse == HTTP_PARSE_REFUSED) {
 		http_conn_drop_after(conn, buffer, offset);
+		return;
+	}
+	/*
+	 * Requests wait behind one being answered: the one these bytes
+	 * belong to is refused once they pass the bound (it began
+	 * request_bytes before them; evhttp has read none of it).
+	 */
+	if (conn->requests_queued > 0 && end > HTTP_PIPELINE_BYTES) {
+		conn->http->stats.refused_pipelined++;
+		http_conn_refuse(conn, 429, "Too Many Requests", NULL,
+		    "too_many_requests", "more than %d bytes sent ahead of "
+		    "the replies", HTTP_PIPELINE_BYTES);
+		http_conn_drop_after(conn, buffer, offset > conn->request_bytes ?
+		    offset - conn->request_bytes : 0);
 		return;
 	}
 	while (offset < end) {
@@ -1241,9 +1275,20 @@ void
 http_send(struct evhttp_request *request, int code, const char *reason,
     struct evbuffer *body)
 {
-	evhttp_send_reply(request, code, reason,
-	    evhttp_request_get_command(request) == EVHTTP_REQ_HEAD ? NULL :
-	    body);
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(request);
+	char length[32];
+
+	if (evhttp_request_get_command(request) != EVHTTP_REQ_HEAD) {
+		evhttp_send_reply(request, code, reason, body);
+		return;
+	}
+	/* HEAD: the length GET would send, without the body. */
+	if (evhttp_find_header(headers, "Content-Length") == NULL) {
+		snprintf(length, sizeof(length), "%zu", body != NULL ?
+		    evbuffer_get_length(body) : (size_t)0);
+		evhttp_add_header(headers, "Content-Length", length);
+	}
+	evhttp_send_reply(request, code, reason, NULL);
 }
 
 /* Sends a plain-text response. */
@@ -1265,11 +1310,18 @@ http_method_allowed(struct evhttp_request *request)
 	enum evhttp_cmd_type method = evhttp_request_get_command(request);
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(request);
 
+	struct evbuffer *body;
+
 	if (method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD)
 		return true;
 	evhttp_add_header(headers, "Allow", "GET, HEAD");
-	evhttp_add_header(headers, "Connection", "close");
-	evhttp_send_error(request, 405, "Method Not Allowed");
+	if ((body = evbuffer_new()) == NULL)
+		fatalx("http: evbuffer_new failed");
+	evbuffer_add_printf(body, "{\"error\":\"method_not_allowed\","
+	    "\"detail\":\"this path answers GET and HEAD\"}\n");
+	http_reply(request, 405, "Method Not Allowed", "application/json",
+	    body);
+	evbuffer_free(body);
 	return false;
 }
 

@@ -88,6 +88,7 @@ struct http_stats {
 	uint64_t	refused_head_too_large;	/* 414/431: request line, headers */
 	uint64_t	refused_bad_request;	/* 400, 411, 505 */
 	uint64_t	refused_unauthorized;	/* 401: a large body, no token */
+	uint64_t	refused_pipelined;	/* 429: too much sent ahead */
 	/* Accept errors (EMFILE, ENFILE, ...) and the listener's pauses. */
 	uint64_t	accept_errors;
 	uint64_t	listener_pauses;

@@ -464,10 +464,10 @@ metrics_http(struct evbuffer *out, const struct http *http,
 	static const char *const closed[] = { "evicted", "refused",
 	    "request_deadline", "reply_deadline", "client_gone" };
 	static const char *const refused[] = { "method", "too_large",
-	    "head_too_large", "bad_request", "unauthorized" };
+	    "head_too_large", "bad_request", "unauthorized", "pipelined" };
 	struct http_stats h;
 	struct api_stats a;
-	uint64_t closed_counts[5], refused_counts[5];
+	uint64_t closed_counts[5], refused_counts[6];
 	size_t i;
 
 	if (http != NULL) {
@@ -492,10 +492,11 @@ metrics_http(struct evbuffer *out, const struct http *http,
 		refused_counts[2] = h.refused_head_too_large;
 		refused_counts[3] = h.refused_bad_request;
 		refused_counts[4] = h.refused_unauthorized;
+		refused_counts[5] = h.refused_pipelined;
 		metrics_family(out, "ipam_syncd_http_requests_refused_total",
 		    "counter", "HTTP requests refused before their body, by "
 		    "reason.");
-		for (i = 0; i < 5; i++)
+		for (i = 0; i < 6; i++)
 			evbuffer_add_printf(out, "ipam_syncd_http_requests_"
 			    "refused_total{reason=\"%s\"} %llu\n", refused[i],
 			    (unsigned long long)refused_counts[i]);

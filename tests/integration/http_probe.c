@@ -5,6 +5,8 @@
  *
  *   /echo              200 with the body's length and the decoded path
  *   /later?ms=N        200 after N ms, from a timer
+ *   /big               200 with 8 MiB of text at once (a reply a client
+ *                      that reads nothing holds in the server)
  *   /never             held until the client goes away (then gone)
  *   anything else      200 with the decoded path
  *
@@ -67,6 +69,7 @@ probe_metrics(void *arg, struct evbuffer *out)
 	    "closed_reply_deadline %llu\nclosed_client_gone %llu\n"
 	    "refused_method %llu\nrefused_too_large %llu\n"
 	    "refused_head_too_large %llu\nrefused_bad_request %llu\n"
+	    "refused_pipelined %llu\n"
 	    "accept_errors %llu\nlistener_pauses %llu\n",
 	    (unsigned long long)stats.connections_open,
 	    (unsigned long long)stats.connections_max,
@@ -80,6 +83,7 @@ probe_metrics(void *arg, struct evbuffer *out)
 	    (unsigned long long)stats.refused_too_large,
 	    (unsigned long long)stats.refused_head_too_large,
 	    (unsigned long long)stats.refused_bad_request,
+	    (unsigned long long)stats.refused_pipelined,
 	    (unsigned long long)stats.accept_errors,
 	    (unsigned long long)stats.listener_pauses);
 }
@@ -144,6 +148,14 @@ probe_route(struct evhttp_request *request, const char *path, void *arg)
 	char text[256];
 
 	probe->routed++;
+	if (strcmp(path, "/big") == 0) {
+		body = evbuffer_new();
+		for (int i = 0; i < 8 * 1024; i++)
+			evbuffer_add_printf(body, "%01023d\n", i);
+		evhttp_send_reply(request, 200, "OK", body);
+		evbuffer_free(body);
+		return;
+	}
 	if (strcmp(path, "/echo") == 0) {
 		snprintf(text, sizeof(text), "%zu",
 		    evbuffer_get_length(evhttp_request_get_input_buffer(request)));

@@ -454,7 +454,8 @@ def test_http_connect_and_unknown_methods_are_answered_at_once():
     """CONNECT (before its headers end, or with a body announced), TRACE and
     an unknown method get their answer and a closed connection at once, not
     after a timeout; an allowed method on /healthz that it does not serve
-    gets 405 and a close too."""
+    gets 405 naming what it allows (Allow, a JSON error), and the
+    connection goes on."""
     db, topics = Database(), Topics()
     daemon = Daemon(db, topics).start()
     try:
@@ -477,9 +478,17 @@ def test_http_connect_and_unknown_methods_are_answered_at_once():
             assert "CONNECT" not in headers["allow"] and "GET" in headers["allow"]
             assert json.loads(body)["error"] == "method_not_allowed", body
             assert time.monotonic() - began < 5
-        response, closed = raw_exchange(
-            port, b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi")
-        assert closed and parse_response(response)[0] == 405, response
+        for path in ("/healthz", "/readyz", "/metrics"):
+            response, closed = raw_exchange(
+                port, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Length: 2\r\n\r\nhiGET /healthz HTTP/1.1\r\nHost: t\r\n"
+                b"Connection: close\r\n\r\n")
+            refusal, _, after = response.partition(b"}\n")
+            status, headers, body = parse_response(refusal + b"}\n")
+            assert status == 405 and headers["allow"] == "GET, HEAD", response
+            assert headers["content-type"] == "application/json", headers
+            assert json.loads(body)["error"] == "method_not_allowed", body
+            assert closed and after.startswith(b"HTTP/1.1 200"), response
         assert daemon.http_get("/healthz") == (200, "ok\n")
         assert daemon.stop() == 0
     finally:
@@ -506,6 +515,12 @@ def test_http_head_replies_carry_no_body_on_a_kept_alive_connection():
             head = conn.getresponse()
             assert head.read() == b"", path
             seen[path] = head.status
+            length = head.getheader("Content-Length")
+            # The length GET would send, for the files and the probes.
+            if path in ("/healthz", "/"):
+                conn.request("GET", path)
+                got = conn.getresponse()
+                assert length == str(len(got.read())), (path, length)
             conn.request("GET", "/healthz")
             after = conn.getresponse()
             assert (after.status, after.read()) == (200, b"ok\n"), path
@@ -634,6 +649,93 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
         daemon.close()
         db.close()
         os.unlink(token_file.name)
+
+
+def rss_kib(pid):
+    """The resident set of a process, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for %d" % pid)
+
+
+def replies_until_closed(sock, timeout=30):
+    """Every reply until the server closes: their statuses and the last
+    one's body."""
+    data = b""
+    sock.settimeout(timeout)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    statuses = [int(m) for m in re.findall(rb"(?m)^HTTP/1\.1 (\d{3}) ", data)]
+    return statuses, data.rpartition(b"\r\n\r\n")[2]
+
+
+def test_http_requests_sent_ahead_of_their_replies_are_bounded():
+    """Behind a request its handler holds (or whose reply the client does
+    not read), what the client sends waits unread: at most eight requests
+    (the held one with them) and 256 KiB; the one past either is refused
+    with 429 after the replies before it, and the connection closes. A
+    flood of 24 MiB behind a held request leaves the server's memory where
+    it was."""
+    probe = Probe()
+    try:
+        # Twenty requests behind one held for 2 s: seven wait, the next
+        # is refused.
+        sock = socket.create_connection(("127.0.0.1", probe.port))
+        sock.sendall(b"GET /later?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n" +
+                     b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n" * 20)
+        statuses, last = replies_until_closed(sock)
+        sock.close()
+        assert statuses == [200] * 8 + [429], statuses
+        error = json.loads(last)
+        assert error["error"] == "too_many_requests", error
+        assert "more than 8 requests sent ahead" in error["detail"], error
+        assert probe.counters()["refused_pipelined"] == 1
+
+        # A flood with bodies behind a reply of 8 MiB the client does not
+        # read (the server reads on while it writes): the fifth request
+        # passes 256 KiB before the count of eight is reached.
+        start = rss_kib(probe.proc.pid)
+        sock = socket.create_connection(("127.0.0.1", probe.port))
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.5)
+        filler = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 60000" \
+            b"\r\n\r\n" + b"f" * 60000
+        sent = 0
+        try:
+            while sent < 24 * 1024 * 1024:
+                sock.sendall(filler * 8)
+                sent += len(filler) * 8
+        except OSError:
+            pass    # the server closed after its refusal
+        grown = rss_kib(probe.proc.pid) - start - 8 * 1024 * 1025 // 1024
+        statuses, last = replies_until_closed(sock)
+        sock.close()
+        assert statuses == [200] * 5 + [429], statuses
+        assert "more than 262144 bytes sent ahead" in json.loads(last)["detail"], last
+        assert grown < 16 * 1024, "the server grew by %d KiB" % grown
+        assert probe.counters()["refused_pipelined"] == 2
+    finally:
+        probe.close()
+    # The daemon counts them by that reason.
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        _, text = daemon.http_get("/metrics")
+        assert re.search(r'(?m)^ipam_syncd_http_requests_refused_total'
+                         r'\{reason="pipelined"\} 0$', text), text
+        assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
 
 
 def test_http_accept_errors_pause_the_listener_without_flooding_the_log():
