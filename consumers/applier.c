@@ -533,7 +533,7 @@ applier_cause(const char *sqlstate)
 	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0 ||
 	    strcmp(sqlstate, "55P03") == 0)
 		return APPLIER_CAUSE_TRANSIENT;
-	/* A statement timeout: a smaller chunk may pass. */
+	/* A statement cancelled: a smaller chunk may pass (see below). */
 	if (strcmp(sqlstate, "57014") == 0)
 		return APPLIER_CAUSE_UNKNOWN;
 	for (i = 0; data[i] != NULL; i++)
@@ -757,11 +757,22 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 		applier_fail(applier, message);
 		return;
 	case APPLIER_CAUSE_UNKNOWN:
-		if (applier->failures > APPLIER_UNKNOWN_RETRIES) {
-			applier_isolate(applier, message);
+		if (applier->failures <= APPLIER_UNKNOWN_RETRIES)
+			break;
+		/*
+		 * A statement cancelled (statement_timeout, a lock held
+		 * past it, pg_cancel_backend) is no event's fault: a smaller
+		 * chunk may pass, but one event that still cannot waits for
+		 * the database, as any database fault does, and never
+		 * becomes a dead letter.
+		 */
+		if (sqlstate != NULL && strcmp(sqlstate, "57014") == 0 &&
+		    applier->chunk <= 1 && !applier->batch->entries[0].dead) {
+			applier_fail(applier, message);
 			return;
 		}
-		break;
+		applier_isolate(applier, message);
+		return;
 	case APPLIER_CAUSE_TRANSIENT:
 		break;
 	}

@@ -449,6 +449,61 @@ def test_read_only_database_is_not_ready_and_reconnects_ever_slower():
         db.close()
 
 
+def test_a_statement_timeout_waits_and_never_makes_a_dead_letter():
+    """An apply cancelled by statement_timeout (a row lock held past it,
+    set for the database as an operator may) is no fault of its events:
+    the batch is retried, split down to one event, and that event waits
+    (not ready, said once) instead of becoming a dead letter, though a
+    dead letter alone would pass the lock; once the lock is gone every
+    event is applied and none is a dead letter."""
+    import psycopg2
+    db, topics, kafka = Database(), Topics(), Kafka()
+    daemon = Daemon(db, topics)
+    locker = None
+    try:
+        daemon.start().wait_ready()
+        kafka.send(topics.subnets, "1", event(
+            "subnet.upserted", "1", {"name": "n", "cidr": "127.92.0.0/24",
+                                     "static_ip_pools": ["127.92.0.1-127.92.0.9"]}, 1))
+        kafka.send(topics.servers, "0", event(
+            "server.upserted", "0", {"hostname": "h0", "ip_address": "127.92.0.1"}, 1))
+        kafka.flush()
+        harness.wait_caught_up(db, daemon.group, 2)
+        db.query('ALTER DATABASE "%s" SET statement_timeout = 400' % db.name)
+        db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = %s AND application_name = 'ipam-syncd'", (db.name,))
+        # A hand edit holds server 0's row.
+        locker = psycopg2.connect(db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("SET statement_timeout = 0; SELECT 1 FROM "
+                        "ipam_state.server WHERE id = '0' FOR UPDATE")
+        kafka.send(topics.servers, "0", event(
+            "server.upserted", "0", {"hostname": "h0", "ip_address": "127.92.0.5"}, 2))
+        kafka.send(topics.servers, "1", event(
+            "server.upserted", "1", {"hostname": "h1", "ip_address": "127.92.0.2"}, 1))
+        kafka.flush()
+        daemon.wait_log(r"apply: PostgreSQL refuses the batch: .*statement "
+                        r"timeout.*consuming stops", timeout=120)
+        assert daemon.log_contains(r"apply: batch of 2 rejected .*splitting it")
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        status, body = daemon.http_get("/readyz")
+        assert status == 503, body
+        assert metric(daemon, "ipam_syncd_apply_failing") == 1
+
+        locker.rollback()
+        harness.wait_caught_up(db, daemon.group, 4, timeout=120)
+        assert db.query("SELECT host(ip_address) FROM ipam WHERE status = "
+                        "'allocated' ORDER BY 1") == [("127.92.0.2",), ("127.92.0.5",)]
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        wait_until(lambda: daemon.http_get("/readyz")[0] == 200, 60, "ready again")
+        assert daemon.stop() == 0
+    finally:
+        if locker is not None:
+            locker.close()
+        daemon.close()
+        db.close()
+
+
 def test_large_pools_are_applied_a_statement_each():
     """Subnets whose pools together hold more addresses than
     consumer.batch_max_pool_addresses are applied in several statements
