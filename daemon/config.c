@@ -974,6 +974,46 @@ config_resolve_kafka_secrets(struct config *config, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * librdkafka settings the consumer's guarantees rest on, which [kafka]
+ * may not change: each with the one value it may be given (NULL: none)
+ * and why.
+ */
+static const struct {
+	const char	*name;
+	const char	*allowed;
+	const char	*why;
+} config_kafka_owned[] = {
+	{ "auto.offset.reset", NULL, "ipam-syncd sets it to error: a start "
+	    "offset outside the log is reported, never skipped over" },
+	{ "partition.assignment.strategy", NULL, "ipam-syncd sets it to "
+	    "cooperative-sticky, which its handling of rebalances needs" },
+	{ "isolation.level", "read_committed", "only read_committed: the "
+	    "events of aborted transactions are never applied" },
+	{ "enable.partition.eof", NULL, "the consumer reads the end of a "
+	    "partition its own way" },
+};
+
+/* Refuses a [kafka] key that would undo one of those guarantees. */
+static int
+config_check_kafka_owned(struct config *config, char *err, size_t errlen)
+{
+	const char *value;
+	size_t i;
+
+	for (i = 0; i < sizeof(config_kafka_owned) /
+	    sizeof(config_kafka_owned[0]); i++) {
+		value = config_kafka_get(config, config_kafka_owned[i].name);
+		if (value == NULL || (config_kafka_owned[i].allowed != NULL &&
+		    strcmp(value, config_kafka_owned[i].allowed) == 0))
+			continue;
+		return config_fail(config, err, errlen, config_kafka_section,
+		    config_kafka_owned[i].name, "kafka.%s: %s",
+		    config_kafka_owned[i].name, config_kafka_owned[i].why);
+	}
+	return 0;
+}
+
 /* Lets librdkafka judge every [kafka] property now, not at start. */
 static int
 config_check_kafka(const struct config *config, char *err, size_t errlen)
@@ -1178,7 +1218,8 @@ config_check(struct config *config, char *err, size_t errlen)
 		    "enable.auto.commit" : "enable.auto.offset.store",
 		    "kafka: offsets are kept in PostgreSQL; do not set "
 		    "enable.auto.commit or enable.auto.offset.store");
-	if (config_check_kafka(config, err, errlen) == -1)
+	if (config_check_kafka_owned(config, err, errlen) == -1 ||
+	    config_check_kafka(config, err, errlen) == -1)
 		return -1;
 	bootstrap = config_kafka_get(config, "bootstrap.servers");
 	if (bootstrap == NULL)

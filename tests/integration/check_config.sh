@@ -131,6 +131,32 @@ group.id = other
 X
 expect group_in_kafka 78 'group_in_kafka.conf:3: kafka.group.id: set the group with consumer.group_id'
 
+# The settings the consumer's guarantees rest on are not the operator's.
+conf eager_group <<'X'
+[kafka]
+bootstrap.servers = 127.0.0.1:9092
+partition.assignment.strategy = range
+X
+expect eager_group 78 'eager_group.conf:3: kafka.partition.assignment.strategy: ipam-syncd sets it to cooperative-sticky, which its handling of rebalances needs'
+conf offset_reset <<'X'
+[kafka]
+bootstrap.servers = 127.0.0.1:9092
+auto.offset.reset = earliest
+X
+expect offset_reset 78 'offset_reset.conf:3: kafka.auto.offset.reset: ipam-syncd sets it to error: a start offset outside the log is reported, never skipped over'
+conf uncommitted <<'X'
+[kafka]
+bootstrap.servers = 127.0.0.1:9092
+isolation.level = read_uncommitted
+X
+expect uncommitted 78 'uncommitted.conf:3: kafka.isolation.level: only read_committed: the events of aborted transactions are never applied'
+conf committed <<'X'
+[kafka]
+bootstrap.servers = 127.0.0.1:9092
+isolation.level = read_committed
+X
+expect committed 0 'committed.conf: configuration is valid'
+
 # A value far longer than libinih's 200 bytes works.
 long=$(printf 'x%.0s' $(seq 1 3000))
 conf long_value <<X
