@@ -183,8 +183,7 @@ END
 $$;
 
 -- The WHERE clause and its arguments of an address listing's filters
--- (api_addresses, api_addresses_csv and api_addresses_csv_page share
--- them).  The clause refers to
+-- (api_address_page and api_addresses_csv share them).  The clause refers to
 -- the arguments as $1..$9 of EXECUTE ... USING, in the order of the
 -- returned fields; a filter that is absent adds nothing, so that each
 -- query is planned for what it filters.  A subnet filter also bounds the
@@ -383,53 +382,76 @@ LANGUAGE sql STABLE AS $$
 	    END)
 $$;
 
--- GET /addresses: one keyset page of the address rows that match the
--- filters of p (docs/API.md), {"items", "next_cursor", "total"}.  One more
--- row than the limit is read to know whether a next page exists.
-CREATE OR REPLACE FUNCTION ipamd.api_addresses(p jsonb) RETURNS jsonb
+-- One keyset page of the address rows that match the filters of p, as
+-- the JSON items (csv false) or the CSV lines, the header on the first
+-- page only, the one without a cursor (csv true); the cursor of the next
+-- page (NULL on the last), and the count of every matching row when p
+-- asks for it (JSON only).  One more row than the limit is read to know
+-- whether a next page exists.
+CREATE OR REPLACE FUNCTION ipamd.api_address_page(p jsonb, csv boolean,
+    OUT items jsonb, OUT body text, OUT next_cursor text, OUT total bigint)
 LANGUAGE plpgsql STABLE
 SET search_path = ipam_state, ipamd, public
 AS $$
 DECLARE
 	f record;
 	k record;
-	items jsonb[] := '{}';
+	rows_json jsonb[] := '{}';
+	lines text[] := '{}';
+	n integer := 0;
 	r record;
 	last record;
-	result jsonb;
-	total bigint;
 BEGIN
 	f := ipamd.api_address_filter(p);
 	k := ipamd.api_address_keyset(p, f.sort);
+	-- Both columns always, of one type each: the record's fields keep
+	-- their types from call to call on a session.
 	FOR r IN EXECUTE format('SELECT i.vrf, i.ip_address, i.updated_at, '
-	    'to_jsonb(i) AS j FROM public.ipam i WHERE %s%s ORDER BY %s LIMIT %s',
+	    '%s AS line, %s AS j FROM public.ipam i WHERE %s%s ORDER BY %s '
+	    'LIMIT %s',
+	    CASE WHEN csv THEN ipamd.api_csv_line() ELSE 'NULL::text' END,
+	    CASE WHEN csv THEN 'NULL::jsonb' ELSE 'to_jsonb(i)' END,
 	    f.clause, k.after, f.order_by, k.lim + 1)
 	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
 		f.f_like, f.f_since, f.f_lo, f.f_hi, k.c_vrf, k.c_ip, k.c_at
 	LOOP
-		IF cardinality(items) = k.lim THEN
+		IF n = k.lim THEN
 			-- A row beyond the page: there is a next one.
-			result := jsonb_build_object('next_cursor',
-			    ipamd.api_address_cursor(k.listing, f.sort,
-				last.vrf, last.ip_address, last.updated_at));
+			next_cursor := ipamd.api_address_cursor(k.listing,
+			    f.sort, last.vrf, last.ip_address, last.updated_at);
 			EXIT;
 		END IF;
-		items := items || ipamd.api_row(r.j);
+		IF csv THEN
+			lines := lines || r.line;
+		ELSE
+			rows_json := rows_json || ipamd.api_row(r.j);
+		END IF;
+		n := n + 1;
 		last := r;
 	END LOOP;
-	result := jsonb_build_object('items', to_jsonb(items))
-	    || coalesce(result, '{}');
-
+	IF csv THEN
+		body := CASE WHEN k.c_vrf IS NULL THEN ipamd.api_csv_header()
+		    ELSE '' END || array_to_string(lines, '');
+		RETURN;
+	END IF;
+	items := to_jsonb(rows_json);
 	IF ipamd.api_param(p, 'count', 'boolean')::boolean THEN
 		EXECUTE format('SELECT count(*) FROM public.ipam i WHERE %s',
 		    f.clause)
 		    INTO total
 		    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
 			f.f_like, f.f_since, f.f_lo, f.f_hi;
-		result := result || jsonb_build_object('total', total);
 	END IF;
-	RETURN result;
 END
+$$;
+
+-- GET /addresses: one keyset page of the address rows that match the
+-- filters of p (docs/API.md), {"items", "next_cursor", "total"}.
+CREATE OR REPLACE FUNCTION ipamd.api_addresses(p jsonb) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+	SELECT jsonb_strip_nulls(jsonb_build_object('next_cursor', pg.next_cursor,
+	    'total', pg.total)) || jsonb_build_object('items', pg.items)
+	FROM ipamd.api_address_page(p, false) pg
 $$;
 
 -- The CSV of the address listings: the header (the ipam view's column
@@ -479,40 +501,13 @@ END
 $$;
 
 -- GET /addresses as CSV with limit or cursor: one keyset page of those
--- lines (the header on the first page only, the one without a cursor),
--- so that the pages put end to end are the whole listing, and the cursor
--- of the next page (NULL on the last).
+-- lines (the header on the first page only), so that the pages put end
+-- to end are the whole listing, and the cursor of the next page (NULL on
+-- the last).
 CREATE OR REPLACE FUNCTION ipamd.api_addresses_csv_page(p jsonb,
     OUT body text, OUT next_cursor text)
-LANGUAGE plpgsql STABLE
-SET search_path = ipam_state, ipamd, public
-AS $$
-DECLARE
-	f record;
-	k record;
-	lines text[] := '{}';
-	r record;
-	last record;
-BEGIN
-	f := ipamd.api_address_filter(p);
-	k := ipamd.api_address_keyset(p, f.sort);
-	FOR r IN EXECUTE format('SELECT i.vrf, i.ip_address, i.updated_at, '
-	    '%s AS line FROM public.ipam i WHERE %s%s ORDER BY %s LIMIT %s',
-	    ipamd.api_csv_line(), f.clause, k.after, f.order_by, k.lim + 1)
-	    USING f.f_vrf, f.f_subnet, f.f_status, f.f_ip_type, f.f_active,
-		f.f_like, f.f_since, f.f_lo, f.f_hi, k.c_vrf, k.c_ip, k.c_at
-	LOOP
-		IF cardinality(lines) = k.lim THEN
-			next_cursor := ipamd.api_address_cursor(k.listing,
-			    f.sort, last.vrf, last.ip_address, last.updated_at);
-			EXIT;
-		END IF;
-		lines := lines || r.line;
-		last := r;
-	END LOOP;
-	body := CASE WHEN k.c_vrf IS NULL THEN ipamd.api_csv_header()
-	    ELSE '' END || array_to_string(lines, '');
-END
+LANGUAGE sql STABLE AS $$
+	SELECT pg.body, pg.next_cursor FROM ipamd.api_address_page(p, true) pg
 $$;
 
 -- GET /addresses/{vrf}/{ip}: the row (or null), its etag, the live servers
