@@ -245,6 +245,14 @@ def function_release():
     return int(lines[0].split()[0])
 
 
+def functions_digest(db):
+    """A digest of the definitions of ipamd's functions."""
+    return db.scalar("SELECT md5(string_agg(pg_get_functiondef(p.oid), '' "
+                     "ORDER BY p.oid)) FROM pg_proc p JOIN pg_namespace n "
+                     "ON n.oid = p.pronamespace WHERE n.nspname = 'ipamd' "
+                     "AND p.prokind IN ('f', 'p')")
+
+
 def test_older_function_release_is_refused():
     """The function files of a newer release are never replaced by an older
     ipam-syncd's at the same schema version: it refuses to start, as on a
@@ -265,10 +273,7 @@ def test_older_function_release_is_refused():
                  % (ours + 1))
         records = db.query("SELECT name, digest, release, applied_at "
                            "FROM ipam_schema_function ORDER BY name")
-        functions = db.query("SELECT md5(string_agg(pg_get_functiondef(p.oid), "
-                             "'' ORDER BY p.oid)) FROM pg_proc p "
-                             "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                             "WHERE n.nspname = 'ipamd' AND p.prokind IN ('f', 'p')")
+        functions = functions_digest(db)
         older = Daemon(db, topics, group=daemon.group).start()
         status = older.proc.wait(30)
         assert status == 69, status     # EX_UNAVAILABLE, as a newer schema
@@ -279,10 +284,7 @@ def test_older_function_release_is_refused():
         assert not older.log_contains(r"created the functions")
         assert db.query("SELECT name, digest, release, applied_at "
                         "FROM ipam_schema_function ORDER BY name") == records
-        assert db.query("SELECT md5(string_agg(pg_get_functiondef(p.oid), "
-                        "'' ORDER BY p.oid)) FROM pg_proc p "
-                        "JOIN pg_namespace n ON n.oid = p.pronamespace "
-                        "WHERE n.nspname = 'ipamd' AND p.prokind IN ('f', 'p')") == functions
+        assert functions_digest(db) == functions
         older.close()
         # A release behind ours is replaced: the file runs again and
         # records this release.
