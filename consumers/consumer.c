@@ -1222,6 +1222,11 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 		    failing);
 		return false;
 	}
+	/* The rebuilt state cannot be made live: writes wait meanwhile. */
+	if ((failing = rebuild_failing(consumer->rebuild)) != NULL) {
+		snprintf(reason, reasonlen, "rebuild: %s", failing);
+		return false;
+	}
 	kafka_client_health(consumer->client, &health);
 	/* A refused handshake or login is the reason, not a wait. */
 	if (health.broker_error != NULL && health.brokers_up == 0) {
@@ -1340,11 +1345,13 @@ consumer_rebuilding(const struct consumer *consumer)
 	return rebuild_state(consumer->rebuild) != REBUILD_OFF;
 }
 
-/* Why the database refuses every apply, or NULL. */
+/* Why the database refuses every apply or a rebuild's step, or NULL. */
 const char *
 consumer_apply_failing(const struct consumer *consumer)
 {
-	return applier_failing(consumer->applier);
+	const char *failing = applier_failing(consumer->applier);
+
+	return failing != NULL ? failing : rebuild_failing(consumer->rebuild);
 }
 
 /* Seconds the apply in flight has been running. */

@@ -136,7 +136,10 @@ void		 consumer_foreach_partition(const struct consumer *consumer,
 /* Whether a rebuild is under way (filling, deriving or swapping). */
 bool		 consumer_rebuilding(const struct consumer *consumer);
 
-/* Why the database refuses every apply, or NULL (applier_failing()). */
+/*
+ * Why the database refuses every apply (applier_failing()) or a
+ * rebuild's step (rebuild_failing()), or NULL.
+ */
 const char	*consumer_apply_failing(const struct consumer *consumer);
 
 /* Seconds the apply in flight has been running; 0 when there is none. */

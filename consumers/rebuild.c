@@ -1,4 +1,5 @@
 /* The rebuild: fill a fresh state from the beginning, derive, swap it in. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -14,6 +15,7 @@ struct rebuild {
 	bool			 busy;		/* a statement is in flight */
 	bool			 failed;	/* the last step failed ... */
 	struct timespec		 failed_at;	/* ... then: tried again later */
+	char			 failing[600];	/* ... and why, for /readyz */
 	rebuild_event_cb	*prepared;
 	rebuild_event_cb	*swapped;
 	void			*arg;
@@ -93,6 +95,13 @@ rebuild_busy(const struct rebuild *rebuild)
 	return rebuild->busy;
 }
 
+/* Why the last step failed, while it has not succeeded since; or NULL. */
+const char *
+rebuild_failing(const struct rebuild *rebuild)
+{
+	return rebuild->failed ? rebuild->failing : NULL;
+}
+
 /*
  * Checks a step's result; false (and the step is tried again later)
  * when it failed.
@@ -110,6 +119,9 @@ rebuild_result_ok(struct rebuild *rebuild, PGresult *result, const char *what)
 		    sizeof(message));
 		log_errx("rebuild: %s failed: %s; trying again in %d s", what,
 		    message, REBUILD_RETRY_MS / 1000);
+		snprintf(rebuild->failing, sizeof(rebuild->failing),
+		    "%s failed: %s; tried again every %d s", what, message,
+		    REBUILD_RETRY_MS / 1000);
 		rebuild->failed = true;
 		clock_gettime(CLOCK_MONOTONIC, &rebuild->failed_at);
 		return false;

@@ -45,6 +45,12 @@ const char	*rebuild_schema(const struct rebuild *rebuild);
  */
 void		 rebuild_step(struct rebuild *rebuild, bool caught_up);
 
+/*
+ * Why its last step failed (making the fresh state, deriving the rows,
+ * the swap), until a step succeeds; NULL when none has failed.
+ */
+const char	*rebuild_failing(const struct rebuild *rebuild);
+
 /* Tells whether a statement of the rebuild is in flight. */
 bool		 rebuild_busy(const struct rebuild *rebuild);
 

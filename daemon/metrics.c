@@ -152,7 +152,8 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	}
 	metrics_single(out, "ipam_syncd_apply_failing", "gauge",
 	    "1 while PostgreSQL refuses every batch for a reason no event "
-	    "causes (privileges, disk full, a dropped schema); see /readyz.",
+	    "causes (privileges, disk full, a dropped schema), or a rebuild's "
+	    "step (its derivation, its swap); see /readyz.",
 	    consumer_apply_failing(consumer) != NULL);
 	metrics_single(out, "ipam_syncd_offsets_out_of_range_total", "counter",
 	    "Partitions whose stored offset was found outside their log "

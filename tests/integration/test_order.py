@@ -742,6 +742,59 @@ def test_rebuild_unfolds_an_event_postgresql_refuses():
         run.close()
 
 
+def test_rebuild_whose_derivation_fails_is_not_ready_until_it_swaps():
+    """A rebuild's derivation that PostgreSQL refuses is tried again every
+    5 s; meanwhile writes wait, so the daemon is not ready: /readyz names
+    the refusal and ipam_syncd_apply_failing is 1.  Once the cause is gone
+    the next try derives and swaps in the same rows, and it is ready."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.97.0.0/24", ["127.97.0.1-127.97.0.20"], 1)
+        run.server("5", "127.97.0.1", 1, hostname="kept")
+        run.server("6", "127.97.0.2", 1, hostname="refused")
+        run.settle()
+        rows = ("SELECT host(ip_address), status, server_id, hostname "
+                "FROM ipam ORDER BY ip_address")
+        before = run.db.query(rows)
+        assert run.daemon.stop() == 0
+        # Copied into the fresh state (LIKE ... INCLUDING ALL); the live
+        # row that breaks it is left alone (NOT VALID).
+        run.db.query("ALTER TABLE ipam_state.address ADD CONSTRAINT "
+                     "no_refused CHECK (hostname IS DISTINCT FROM 'refused') "
+                     "NOT VALID")
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: deriving the rows failed: .*no_refused",
+                         timeout=120)
+
+        def refused():
+            status, body = rebuild.http_get("/readyz")
+            return status == 503 and re.search(
+                r"rebuild: deriving the rows failed: .*no_refused.*; "
+                r"tried again every 5 s", body)
+        wait_until(refused, 30, "/readyz to name the refused derivation")
+        assert metric(rebuild, "ipam_syncd_apply_failing") == 1
+        # Tried again: a second failure, still not swapped.
+        wait_until(lambda: len(re.findall(r"deriving the rows failed",
+                                          rebuild.log())) >= 2, 30,
+                   "the derivation tried again")
+        assert not rebuild.log_contains(r"rebuild: swapped in")
+        assert run.db.query(rows) == before
+        run.db.query("ALTER TABLE ipam_state_rebuild.address "
+                     "DROP CONSTRAINT no_refused")
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert run.db.query(rows) == before
+        wait_until(lambda: rebuild.http_get("/readyz")[0] == 200, 30,
+                   "ready after the swap")
+        assert metric(rebuild, "ipam_syncd_apply_failing") == 0
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_transactional_producer_topics_are_caught_up():
     """Events a transactional producer wrote (as Kafka Connect does with
     exactly-once source support): each transaction ends in a commit
