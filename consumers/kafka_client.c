@@ -425,8 +425,17 @@ kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		kafka_revoke(client, partitions, rd_kafka_assignment_lost(rk));
 		break;
 	default:
-		log_errx("kafka: rebalance failed: %s", rd_kafka_err2str(err));
-		rd_kafka_assign(rk, NULL);
+		/*
+		 * Not expected from librdkafka; the partitions are given up
+		 * as lost (nothing in flight for them may commit), with the
+		 * cooperative protocol's unassign: rd_kafka_assign() is
+		 * refused under it.
+		 */
+		log_errx("kafka: rebalance failed: %s; giving up %d "
+		    "partition(s) as lost", rd_kafka_err2str(err),
+		    partitions != NULL ? partitions->cnt : 0);
+		if (partitions != NULL)
+			kafka_revoke(client, partitions, true);
 		break;
 	}
 }
