@@ -326,6 +326,7 @@ def vm_status(pid):
 DAEMONS = []
 # --daemon-logs: where every daemon's log is kept, or None.
 DAEMON_LOGS = None
+DAEMON_SET = {}         # --daemon-set: {section: {key: value}} for every daemon
 
 
 class Daemon:
@@ -350,7 +351,7 @@ class Daemon:
             "http": {"listen": "127.0.0.1:0"},
             "kafka": {"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]},
         }
-        for section, values in (extra or {}).items():
+        for section, values in list((extra or {}).items()) + list(DAEMON_SET.items()):
             sections.setdefault(section, {}).update(values)
         with open(self.config, "w") as f:
             for section, values in sections.items():
@@ -1555,6 +1556,9 @@ def main():
                     help="keep every daemon's log in DIR (daemon-NN.log, in the order "
                     "they started), at log level debug, each line stamped with the "
                     "seconds since its start (a profile: the logging costs a little)")
+    ap.add_argument("--daemon-set", metavar="SECTION.KEY=VALUE", action="append",
+                    default=[], help="a setting of every daemon's configuration, over "
+                    "the bench's own (an experiment: say so with its figures)")
     ap.add_argument("--command", default="bench/run")
     ap.add_argument("--rev", help="(handled by bench/run) the commit measured")
     args = ap.parse_args()
@@ -1565,6 +1569,12 @@ def main():
         ap.error("unknown measurement(s): %s" % ", ".join(sorted(unknown)))
     global EXPLAIN, DAEMON_LOGS
     EXPLAIN = args.explain
+    for setting in args.daemon_set:
+        name, eq, value = setting.partition("=")
+        section, dot, key = name.partition(".")
+        if not eq or not dot or not section or not key:
+            ap.error("--daemon-set %r: expected SECTION.KEY=VALUE" % setting)
+        DAEMON_SET.setdefault(section, {})[key] = value
     if args.daemon_logs:
         os.makedirs(args.daemon_logs, exist_ok=True)
         DAEMON_LOGS = args.daemon_logs
