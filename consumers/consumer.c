@@ -472,10 +472,18 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
     const int64_t *next, size_t count)
 {
 	struct consumer *consumer = arg;
-	struct consumer_partition *slot;
-	size_t i;
+	struct consumer_partition *slot, **slots;
+	struct kafka_partition *start;
+	int64_t *from;
+	bool *seeked;
+	size_t i, n = 0;
 
 	consumer->loading = false;
+	if ((slots = calloc(count + 1, sizeof(*slots))) == NULL ||
+	    (start = calloc(count + 1, sizeof(*start))) == NULL ||
+	    (from = calloc(count + 1, sizeof(*from))) == NULL ||
+	    (seeked = calloc(count + 1, sizeof(*seeked))) == NULL)
+		fatal("consumer: calloc");
 	for (i = 0; i < count; i++) {
 		slot = consumer_partition(consumer, parts[i].topic,
 		    parts[i].partition, false);
@@ -504,10 +512,25 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		    consumer->topics[slot->topic].name, slot->position.partition,
 		    slot->position.stored ? "" : "(beginning) ",
 		    (long long)slot->position.next_offset);
-		kafka_client_release(consumer->client, slot->topic,
-		    slot->position.partition, slot->position.stored ?
-		    slot->position.next_offset : RD_KAFKA_OFFSET_BEGINNING);
+		slots[n] = slot;
+		start[n] = parts[i];
+		from[n] = slot->position.stored ? slot->position.next_offset :
+		    RD_KAFKA_OFFSET_BEGINNING;
+		n++;
 	}
+	kafka_client_release(consumer->client, start, from, n, seeked);
+	/*
+	 * Once the seek is done, nothing is handed before the stored offset:
+	 * a position librdkafka reaches past it with nothing handed passed
+	 * only markers (consumer_applied_to()).
+	 */
+	for (i = 0; i < n; i++)
+		if (seeked[i] && slots[i]->position.stored)
+			slots[i]->handed_to = slots[i]->position.next_offset;
+	free(slots);
+	free(start);
+	free(from);
+	free(seeked);
 	if (!ok)
 		return;		/* the tick or consumer_db_up() tries again */
 	consumer_load(consumer);
@@ -667,7 +690,9 @@ consumer_rebuild_holds_all(struct consumer *consumer)
  * transaction's commit or abort marker, the messages of an aborted
  * transaction), or a partition of a transactional producer would never
  * look caught up, nor lag 0.  (Messages dropped while the offset was read
- * again, and fetched again after, never count: handed_to starts over.)
+ * again, and fetched again after, never count: handed_to starts over at
+ * the stored offset once the seek there is done, which also sets
+ * librdkafka's position back.)
  */
 static int64_t
 consumer_applied_to(const struct consumer *consumer,

@@ -34,6 +34,12 @@
 #define KAFKA_STATS_STALE_MS	5000
 
 /*
+ * How long the seeks of a load are waited for, all at once: served by the
+ * client's own threads (the partition's broker thread), no request is sent.
+ */
+#define KAFKA_SEEK_MS		5000
+
+/*
  * How long destroying the handle may take before the exit goes on: at
  * most this, within the close's deadline, but at least the minimum.
  */
@@ -739,33 +745,69 @@ kafka_client_start(struct kafka_client *client)
 	log_info("kafka: subscribed to %zu topics", client->topic_count);
 }
 
-/* Starts fetching a held partition at offset. */
+/* Starts fetching held partitions, each at its offset. */
 void
-kafka_client_release(struct kafka_client *client, int topic,
-    int32_t partition, int64_t offset)
+kafka_client_release(struct kafka_client *client,
+    const struct kafka_partition *parts, const int64_t *offsets, size_t count,
+    bool *seeked)
 {
 	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_topic_partition_t *elem;
 	rd_kafka_error_t *error;
+	size_t *which, i;
+	int j;
 
-	if (kafka_part_get(client, topic, partition) != KAFKA_PART_HELD)
-		return;
-	/* Seek first, then resume: nothing is fetched from the old place. */
-	list = kafka_one(client, topic, partition, offset);
-	error = rd_kafka_seek_partitions(client->rk, list, 0);
+	if ((which = calloc(count > 0 ? count : 1, sizeof(*which))) == NULL)
+		fatal("kafka: calloc");
+	list = rd_kafka_topic_partition_list_new((int)count);
+	for (i = 0; i < count; i++) {
+		seeked[i] = false;
+		if (kafka_part_get(client, parts[i].topic,
+		    parts[i].partition) != KAFKA_PART_HELD)
+			continue;
+		which[list->cnt] = i;
+		rd_kafka_topic_partition_list_add(list,
+		    client->topics[parts[i].topic].name,
+		    parts[i].partition)->offset = offsets[i];
+	}
+	if (list->cnt == 0)
+		goto done;
+	/*
+	 * Seek first, then resume: nothing is fetched from the old place.
+	 * The seeks are waited for, all at once (requests to the client's
+	 * own threads, not to a broker): once one is done, the partition's
+	 * position is unknown until a message is handed or a transaction's
+	 * marker passed (librdkafka >= 1.9 resets it).
+	 */
+	error = rd_kafka_seek_partitions(client->rk, list, KAFKA_SEEK_MS);
 	if (error != NULL) {
-		log_errx("kafka: seek %s[%d]: %s", client->topics[topic].name,
-		    partition, rd_kafka_error_string(error));
+		log_errx("kafka: seek of %d partition(s): %s", list->cnt,
+		    rd_kafka_error_string(error));
 		rd_kafka_error_destroy(error);
 	}
-	kafka_part_set(client, topic, partition, KAFKA_PART_FETCHING);
-	/*
-	 * Messages fetched before the seek may still be queued: below the
-	 * start they are dropped (the owner skips them anyway).
-	 */
-	client->topics[topic].starts[partition] = offset >= 0 ? offset : 0;
+	for (j = 0; j < list->cnt; j++) {
+		elem = &list->elems[j];
+		i = which[j];
+		if (error == NULL && elem->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			log_errx("kafka: seek %s[%d]: %s", elem->topic,
+			    elem->partition, rd_kafka_err2str(elem->err));
+		seeked[i] = error == NULL &&
+		    elem->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+		kafka_part_set(client, parts[i].topic, parts[i].partition,
+		    KAFKA_PART_FETCHING);
+		/*
+		 * Messages fetched before the seek may still be queued:
+		 * below the start they are dropped (the owner skips them
+		 * anyway).
+		 */
+		client->topics[parts[i].topic].starts[parts[i].partition] =
+		    offsets[i] >= 0 ? offsets[i] : 0;
+	}
 	if (!client->fetch_paused)
 		rd_kafka_resume_partitions(client->rk, list);
+done:
 	rd_kafka_topic_partition_list_destroy(list);
+	free(which);
 }
 
 /* Holds a partition again. */

@@ -91,12 +91,16 @@ void		 kafka_client_start(struct kafka_client *client);
 void		 kafka_client_poll(struct kafka_client *client);
 
 /*
- * Starts fetching a held partition at offset (a number, or
- * RD_KAFKA_OFFSET_BEGINNING).  Messages that came while it was held were
- * dropped; the seek fetches them again.
+ * Starts fetching held partitions (others are left alone), parts[i] at
+ * offsets[i] (a number, or RD_KAFKA_OFFSET_BEGINNING).  Messages that
+ * came while they were held were dropped; the seeks fetch them again.
+ * seeked[i] is true when the seek of parts[i] is done:
+ * kafka_client_position() is then unknown until a message is handed or
+ * a transaction's marker passed.
  */
-void		 kafka_client_release(struct kafka_client *client, int topic,
-		    int32_t partition, int64_t offset);
+void		 kafka_client_release(struct kafka_client *client,
+		    const struct kafka_partition *parts, const int64_t *offsets,
+		    size_t count, bool *seeked);
 
 /* Holds a partition again (until kafka_client_release()). */
 void		 kafka_client_hold(struct kafka_client *client, int topic,

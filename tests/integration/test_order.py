@@ -843,6 +843,57 @@ def test_transactional_producer_topics_are_caught_up():
         run.close()
 
 
+def test_transactional_topics_stay_caught_up_when_offsets_are_read_again():
+    """A partition whose log ends in a transaction's commit marker is
+    caught up once its last event is applied, also when its stored offset
+    is read again and nothing is handed after it: after a restart, and
+    after a reconnect to PostgreSQL (which reads every offset again).
+    Else the lag stays 1 a partition for good, and a rebuild read again
+    from there never swaps."""
+    run = Run()
+    again = None
+    try:
+        producer = Producer({"bootstrap.servers": harness.bootstrap(),
+                             "transactional.id": harness.unique("tx")})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(run.topics.subnets, key=b"1", value=event(
+            "subnet.upserted", "1", {"name": "tx", "cidr": "127.98.0.0/24",
+                                     "static_ip_pools": ["127.98.0.1-127.98.0.9"]}, 1))
+        producer.produce(run.topics.servers, key=b"5", value=event(
+            "server.upserted", "5", {"hostname": "tx",
+                                     "ip_address": "127.98.0.1"}, 1))
+        producer.commit_transaction(30)
+        wait_until(lambda: run.row("127.98.0.1") is not None
+                   and run.row("127.98.0.1")["hostname"] == "tx", 60,
+                   "the events applied")
+
+        def lags(daemon):
+            status, body = daemon.http_get("/metrics")
+            assert status == 200, body
+            return [float(v) for v in re.findall(
+                r"^ipam_syncd_consumer_lag_messages\{[^}]*\} (\S+)$", body, re.M)]
+        wait_until(lambda: lags(run.daemon) == [0.0, 0.0, 0.0], 30,
+                   "the lag to be 0 everywhere")
+        assert run.daemon.stop() == 0
+        again = Daemon(run.db, run.topics, group=run.daemon.group).start()
+        again.wait_ready()
+        again.wait_log(r"kafka: assigned .*\[0\] from offset 1", timeout=60)
+        wait_until(lambda: lags(again) == [0.0, 0.0, 0.0], 30,
+                   "the lag to be 0 everywhere after a restart")
+        run.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() "
+                     "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        again.wait_log(r"PostgreSQL is back", timeout=60)
+        wait_until(lambda: lags(again) == [0.0, 0.0, 0.0], 30,
+                   "the lag to be 0 everywhere after a reconnect")
+        assert again.stop() == 0
+    finally:
+        if again:
+            again.close()
+        run.close()
+
+
 def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,
