@@ -1236,6 +1236,11 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 	const char *failing;
 	size_t i;
 
+	/* The rebuilt state cannot be made live: writes wait meanwhile. */
+	if ((failing = rebuild_failing(consumer->rebuild)) != NULL) {
+		snprintf(reason, reasonlen, "rebuild: %s", failing);
+		return false;
+	}
 	if (consumer->state != CONSUMER_RUNNING) {
 		snprintf(reason, reasonlen, "%s",
 		    consumer->state == CONSUMER_PREPARING ? "rebuild: making the "
@@ -1245,11 +1250,6 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 	if ((failing = applier_failing(consumer->applier)) != NULL) {
 		snprintf(reason, reasonlen, "PostgreSQL refuses the batches: %s",
 		    failing);
-		return false;
-	}
-	/* The rebuilt state cannot be made live: writes wait meanwhile. */
-	if ((failing = rebuild_failing(consumer->rebuild)) != NULL) {
-		snprintf(reason, reasonlen, "rebuild: %s", failing);
 		return false;
 	}
 	kafka_client_health(consumer->client, &health);
@@ -1368,6 +1368,13 @@ bool
 consumer_rebuilding(const struct consumer *consumer)
 {
 	return rebuild_state(consumer->rebuild) != REBUILD_OFF;
+}
+
+/* Why PostgreSQL refuses a rebuild's step, or NULL. */
+const char *
+consumer_rebuild_failing(const struct consumer *consumer)
+{
+	return rebuild_failing(consumer->rebuild);
 }
 
 /* Why the database refuses every apply or a rebuild's step, or NULL. */

@@ -136,6 +136,9 @@ void		 consumer_foreach_partition(const struct consumer *consumer,
 /* Whether a rebuild is under way (filling, deriving or swapping). */
 bool		 consumer_rebuilding(const struct consumer *consumer);
 
+/* Why PostgreSQL refuses a rebuild's step (rebuild_failing()), or NULL. */
+const char	*consumer_rebuild_failing(const struct consumer *consumer);
+
 /*
  * Why the database refuses every apply (applier_failing()) or a
  * rebuild's step (rebuild_failing()), or NULL.

@@ -120,7 +120,7 @@ rebuild_result_ok(struct rebuild *rebuild, PGresult *result, const char *what)
 		log_errx("rebuild: %s failed: %s; trying again in %d s", what,
 		    message, REBUILD_RETRY_MS / 1000);
 		snprintf(rebuild->failing, sizeof(rebuild->failing),
-		    "%s failed: %s; tried again every %d s", what, message,
+		    "%s failed: %s; tried again after %d s", what, message,
 		    REBUILD_RETRY_MS / 1000);
 		rebuild->failed = true;
 		clock_gettime(CLOCK_MONOTONIC, &rebuild->failed_at);

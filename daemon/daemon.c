@@ -466,6 +466,7 @@ static bool
 daemon_ready(void *arg, char *buf, size_t buflen)
 {
 	struct daemon *daemon = arg;
+	const char *failing;
 	long long lag;
 
 	if (daemon->state == DAEMON_STOPPING) {
@@ -474,6 +475,12 @@ daemon_ready(void *arg, char *buf, size_t buflen)
 	}
 	if (!pgconn_is_up(daemon->pg)) {
 		snprintf(buf, buflen, "PostgreSQL is not connected");
+		return false;
+	}
+	/* A rebuild whose fresh state cannot be made never gets further. */
+	if (daemon->consumer != NULL &&
+	    (failing = consumer_rebuild_failing(daemon->consumer)) != NULL) {
+		snprintf(buf, buflen, "rebuild: %s", failing);
 		return false;
 	}
 	if (daemon->state != DAEMON_RUNNING) {

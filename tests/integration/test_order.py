@@ -742,11 +742,12 @@ def test_rebuild_unfolds_an_event_postgresql_refuses():
         run.close()
 
 
-def test_rebuild_whose_derivation_fails_is_not_ready_until_it_swaps():
-    """A rebuild's derivation that PostgreSQL refuses is tried again every
-    5 s; meanwhile writes wait, so the daemon is not ready: /readyz names
-    the refusal and ipam_syncd_apply_failing is 1.  Once the cause is gone
-    the next try derives and swaps in the same rows, and it is ready."""
+def test_rebuild_steps_refused_are_named_until_it_swaps():
+    """A rebuild's step that PostgreSQL refuses (making the fresh state,
+    deriving the rows) is tried again after 5 s; meanwhile writes wait,
+    so the daemon is not ready: /readyz names the refusal and
+    ipam_syncd_apply_failing is 1.  Once the cause is gone the next try
+    goes on, swaps in the same rows, and it is ready."""
     run = Run()
     rebuild = None
     try:
@@ -763,8 +764,26 @@ def test_rebuild_whose_derivation_fails_is_not_ready_until_it_swaps():
         run.db.query("ALTER TABLE ipam_state.address ADD CONSTRAINT "
                      "no_refused CHECK (hostname IS DISTINCT FROM 'refused') "
                      "NOT VALID")
+        # The fresh state is made with DROP SCHEMA IF EXISTS first.
+        run.db.query("CREATE FUNCTION public.no_schema_drop() RETURNS "
+                     "event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
+                     "EXCEPTION 'no schema is dropped today'; END $$")
+        run.db.query("CREATE EVENT TRIGGER no_schema_drop ON "
+                     "ddl_command_start WHEN TAG IN ('DROP SCHEMA') "
+                     "EXECUTE FUNCTION public.no_schema_drop()")
         rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
                                 extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: making the fresh state failed: .*no schema "
+                         r"is dropped today", timeout=60)
+
+        def begin_refused():
+            status, body = rebuild.http_get("/readyz")
+            return status == 503 and re.search(
+                r"^rebuild: making the fresh state failed: .*no schema is "
+                r"dropped today.*; tried again after 5 s", body)
+        wait_until(begin_refused, 30, "/readyz to name the refused fresh state")
+        assert metric(rebuild, "ipam_syncd_apply_failing") == 1
+        run.db.query("DROP EVENT TRIGGER no_schema_drop")
         rebuild.wait_log(r"rebuild: deriving the rows failed: .*no_refused",
                          timeout=120)
 
@@ -772,7 +791,7 @@ def test_rebuild_whose_derivation_fails_is_not_ready_until_it_swaps():
             status, body = rebuild.http_get("/readyz")
             return status == 503 and re.search(
                 r"rebuild: deriving the rows failed: .*no_refused.*; "
-                r"tried again every 5 s", body)
+                r"tried again after 5 s", body)
         wait_until(refused, 30, "/readyz to name the refused derivation")
         assert metric(rebuild, "ipam_syncd_apply_failing") == 1
         # Tried again: a second failure, still not swapped.
