@@ -814,6 +814,69 @@ def test_rebuild_steps_refused_are_named_until_it_swaps():
         run.close()
 
 
+def test_rebuild_swaps_while_events_keep_coming():
+    """A rebuild reads every partition up to where it ended when first
+    seen; events keep coming meanwhile (producers do not stop for it).
+    Once there, it takes no more messages until those it took are
+    applied, derives and swaps in, and then goes on with the rest: it
+    never waits for a quiet moment that a busy topic does not have."""
+    import threading
+    run = Run()
+    rebuild = None
+    stop = threading.Event()
+    sent = [0]
+
+    def traffic():
+        # Five servers move around a pool, an event every 2 ms or so:
+        # never a quiet moment between two batches.
+        version = 10
+        while not stop.is_set():
+            for sid in range(1, 6):
+                run.kafka.producer.produce(run.topics.servers, key=str(sid).encode(),
+                                           value=event("server.upserted", str(sid), {
+                    "hostname": "moving-%d" % sid,
+                    "ip_address": "127.99.0.%d" % (1 + (version + sid) % 40)},
+                    version).encode())
+                sent[0] += 1
+                run.kafka.producer.poll(0)
+                time.sleep(0.0002)
+            version += 1
+        run.kafka.producer.flush(30)
+    try:
+        run.subnet("1", "127.99.0.0/24", ["127.99.0.1-127.99.0.50"], 1)
+        for sid in range(1, 6):
+            run.server(str(sid), "127.99.0.%d" % (100 + sid), 1)
+        run.settle()
+        assert run.daemon.stop() == 0
+        thread = threading.Thread(target=traffic, daemon=True)
+        thread.start()
+        time.sleep(2)
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=90)
+        assert thread.is_alive()
+        during = sent[0]
+        time.sleep(2)
+        assert sent[0] > during, "the events stopped coming"
+        stop.set()
+        thread.join(60)
+        harness.wait_caught_up(run.db, run.daemon.group, run.sent + sent[0],
+                               timeout=60)
+        # Every server where its last event put it.
+        rows = {r[0]: r[1] for r in run.db.query(
+            "SELECT server_id, host(ip_address) FROM ipam "
+            "WHERE server_id IS NOT NULL")}
+        last = {r[0]: r[1] for r in run.db.query(
+            "SELECT id, host(ip_address) FROM ipam_state.server")}
+        assert rows == last and len(rows) == 5, (rows, last)
+        assert rebuild.stop() == 0, rebuild.log()[-3000:]
+    finally:
+        stop.set()
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_transactional_producer_topics_are_caught_up():
     """Events a transactional producer wrote (as Kafka Connect does with
     exactly-once source support): each transaction ends in a commit
