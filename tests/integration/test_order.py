@@ -228,6 +228,87 @@ def test_topic_made_again_with_as_many_records_is_reported_not_skipped():
         run.close()
 
 
+def delete_records(topic, partition, before):
+    """Deletes a partition's records before an offset, as retention does
+    (Kafka's DeleteRecords request, version 2, to the single broker, which
+    leads every partition here); confluent-kafka 1.7 has no call for it.
+    Returns the partition's new log start."""
+    import socket
+    import struct
+
+    def uvarint(n):
+        out = b""
+        while True:
+            byte, n = n & 0x7f, n >> 7
+            out += bytes([byte | (0x80 if n else 0)])
+            if not n:
+                return out
+
+    name = topic.encode()
+    body = (struct.pack(">hhi", 21, 2, 7) + struct.pack(">h", 4) + b"test" + b"\0"
+            + uvarint(2) + uvarint(len(name) + 1) + name
+            + uvarint(2) + struct.pack(">iq", partition, before) + b"\0" + b"\0"
+            + struct.pack(">i", 30000) + b"\0")
+    host, port = bootstrap_address()
+    with socket.create_connection((host, port), timeout=30) as conn:
+        conn.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", read_exactly(conn, 4))[0]
+        reply = read_exactly(conn, size)
+    # correlation id, tagged fields, throttle, 1 topic, its name, 1 partition.
+    at = 4 + 1 + 4 + 1
+    at += 1 + len(name) + 1
+    index, low, error = struct.unpack(">iqh", reply[at:at + 14])
+    assert index == partition and error == 0, (index, low, error)
+    return low
+
+
+def bootstrap_address():
+    host, port = harness.bootstrap().split(",")[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def read_exactly(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        assert chunk, "the broker closed the connection"
+        data += chunk
+    return data
+
+
+def test_stored_offset_whose_record_left_the_log_goes_on():
+    """A partition with a stored offset starts one record early to check
+    the record before it; when retention has deleted that record (the log
+    starts at the stored offset), it goes on from the stored offset
+    unchecked: not an offset outside the log, nothing skipped."""
+    run = Run()
+    again = None
+    try:
+        run.subnet("1", "127.93.2.0/24", ["127.93.2.1-127.93.2.50"], None)
+        for i in range(20):
+            run.server("s-%d" % i, "127.93.2.%d" % (i + 1), None)
+        run.settle()
+        assert run.daemon.stop() == 0
+        servers = run.topics.servers
+        assert delete_records(servers, 0, 20) == 20
+        again = Daemon(run.db, run.topics, group=run.daemon.group).start()
+        again.wait_ready()
+        again.wait_log(r"kafka: %s\[0\]: the record before the stored offset 20 "
+                       r"has left the log" % re.escape(servers), timeout=60)
+        run.server("s-20", "127.93.2.21", None)
+        run.kafka.flush()
+        wait_until(lambda: run.row("127.93.2.21") is not None
+                   and run.row("127.93.2.21")["server_id"] == "s-20",
+                   60, "the next event applied")
+        assert metric(again, "ipam_syncd_offsets_out_of_range_total") == 0
+        assert again.http_get("/readyz")[0] == 200
+        assert again.stop() == 0
+    finally:
+        if again:
+            again.close()
+        run.close()
+
+
 def test_dead_letters_of_a_recreated_topic_are_kept():
     """A topic deleted and made again counts its offsets from 0 again: a
     message refused there at the offset of an old dead letter is kept as
