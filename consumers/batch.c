@@ -1155,9 +1155,7 @@ batch_fingerprint(const void *key, size_t key_len, const void *value,
 /*
  * For each partition end, the entry of [0, n) just before it: a new array
  * parallel to ends, NULL where that record is not kept as it came (a
- * folding batch keeps versions and offsets of the records it folds, not
- * the records; an entry others were folded into carries a later offset
- * than its record's).
+ * folding batch keeps versions and offsets of records, not the records).
  */
 static const struct batch_entry **
 batch_end_entries(const struct batch *batch, size_t n,
@@ -1168,6 +1166,8 @@ batch_end_entries(const struct batch *batch, size_t n,
 
 	if ((last = calloc(end_count + 1, sizeof(*last))) == NULL)
 		fatal("batch: calloc");
+	if (batch->fold)
+		return last;
 	for (i = 0; i < n; i++) {
 		const struct batch_entry *entry = &batch->entries[i];
 

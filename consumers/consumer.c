@@ -45,14 +45,6 @@
 /* How often a filling rebuild says how far it has come. */
 #define CONSUMER_PROGRESS_MS	10000
 
-/*
- * Asking a partition's leader where its log starts (to check the record
- * before a stored offset): at most this long a partition, and this long
- * all the partitions of a load; the loop waits meanwhile.
- */
-#define CONSUMER_LOG_START_MS	1000
-#define CONSUMER_LOG_STARTS_MS	3000
-
 /* The consumer's lifecycle; each transition is logged once at debug. */
 enum consumer_state {
 	CONSUMER_IDLE,		/* made, not started */
@@ -416,46 +408,21 @@ consumer_fold(struct consumer *consumer)
  * Whether a partition starts one record early, to know again the record
  * its stored offset follows: a topic deleted and made again that already
  * holds as many records has another one there.  Not when its fingerprint
- * is not stored, nor when that record has left the log (retention: that
- * start would lie outside it, and librdkafka would stop the partition).
- * Where the log starts is what librdkafka last saw, or else what the
- * leader says, asked within what is left of the load's *budget_ms; when
- * neither is known the record is not checked.
+ * is not stored, nor when that record has left the log (retention: the
+ * start would lie outside it), as far as librdkafka knows the log's start.
  */
 static void
 consumer_verify_set(struct consumer *consumer, struct consumer_partition *slot,
-    const struct offsets_stored *stored, long long *budget_ms)
+    const struct offsets_stored *stored)
 {
-	struct timespec began;
 	int64_t low, high;
-	bool known;
 
-	slot->verify = false;
-	if (stored->next <= 0 || !stored->known)
-		return;
+	slot->verify = stored->next > 0 && stored->known;
 	slot->verify_fp = stored->fingerprint;
-	known = kafka_client_watermarks(consumer->client, slot->topic,
-	    slot->position.partition, &low, &high) && low >= 0;
-	if (!known && *budget_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &began);
-		known = kafka_client_log_start(consumer->client, slot->topic,
-		    slot->position.partition, (int)(*budget_ms <
-		    CONSUMER_LOG_START_MS ? *budget_ms : CONSUMER_LOG_START_MS),
-		    &low);
-		*budget_ms -= consumer_ms_since(&began);
-	}
-	if (!known)
-		log_debug("kafka: %s[%d]: where its log starts is not known; "
-		    "the record before the stored offset is not checked",
-		    consumer->topics[slot->topic].name,
-		    slot->position.partition);
-	else if (low > stored->next - 1)
-		log_info("kafka: %s[%d]: the record before the stored offset "
-		    "%lld has left the log (it starts at %lld): not checked",
-		    consumer->topics[slot->topic].name,
-		    slot->position.partition, (long long)stored->next,
-		    (long long)low);
-	slot->verify = known && low <= stored->next - 1;
+	if (slot->verify && kafka_client_watermarks(consumer->client,
+	    slot->topic, slot->position.partition, &low, &high) &&
+	    low > stored->next - 1)
+		slot->verify = false;
 }
 
 /*
@@ -588,7 +555,6 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 	struct consumer *consumer = arg;
 	struct consumer_partition *slot, **slots;
 	struct kafka_partition *start;
-	long long budget_ms = CONSUMER_LOG_STARTS_MS;
 	int64_t *from;
 	bool *seeked;
 	size_t i, n = 0;
@@ -613,7 +579,7 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		    stored[i].next : 0;
 		slot->state = CONSUMER_PART_ACTIVE;
 		slot->recreated = false;
-		consumer_verify_set(consumer, slot, &stored[i], &budget_ms);
+		consumer_verify_set(consumer, slot, &stored[i]);
 		if (!slot->position.stored &&
 		    rebuild_state(consumer->rebuild) == REBUILD_OFF &&
 		    consumer_topic_consumed(consumer, slot->topic, slot))
@@ -810,9 +776,7 @@ consumer_rebuild_holds_all(struct consumer *consumer)
  * look caught up, nor lag 0.  (Messages dropped while the offset was read
  * again, and fetched again after, never count: handed_to starts over at
  * the stored offset once the seek there is done, which also sets
- * librdkafka's position back.  A partition still to be checked was handed
- * nothing since its seek, one record early: if its position moved, past
- * markers only, the record before the stored offset is gone.)
+ * librdkafka's position back.)
  */
 static int64_t
 consumer_applied_to(const struct consumer *consumer,
@@ -824,8 +788,7 @@ consumer_applied_to(const struct consumer *consumer,
 	if (consumer->pending.count == 0 && consumer->inflight.count == 0 &&
 	    !applier_busy(consumer->applier) &&
 	    slot->state == CONSUMER_PART_ACTIVE && slot->position.stored &&
-	    (slot->handed_to == slot->position.next_offset ||
-	    slot->verify) &&
+	    slot->handed_to == slot->position.next_offset &&
 	    kafka_client_position(consumer->client, slot->topic,
 	    slot->position.partition, &read) && read > at)
 		at = read;

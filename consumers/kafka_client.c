@@ -810,26 +810,6 @@ done:
 	free(which);
 }
 
-/* Asks the partition's leader where its log starts, waiting timeout_ms. */
-bool
-kafka_client_log_start(struct kafka_client *client, int topic,
-    int32_t partition, int timeout_ms, int64_t *low)
-{
-	int64_t high;
-
-	*low = -1;
-	if (client->rk == NULL || topic < 0 ||
-	    (size_t)topic >= client->topic_count)
-		return false;
-	if (rd_kafka_query_watermark_offsets(client->rk,
-	    client->topics[topic].name, partition, low, &high, timeout_ms) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR || *low < 0) {
-		*low = -1;
-		return false;
-	}
-	return true;
-}
-
 /* Holds a partition again. */
 void
 kafka_client_hold(struct kafka_client *client, int topic, int32_t partition)

@@ -102,14 +102,6 @@ void		 kafka_client_release(struct kafka_client *client,
 		    const struct kafka_partition *parts, const int64_t *offsets,
 		    size_t count, bool *seeked);
 
-/*
- * Asks the partition's leader where its log starts (the first offset it
- * holds), waiting at most timeout_ms: the loop waits meanwhile.  False
- * when it did not say.
- */
-bool		 kafka_client_log_start(struct kafka_client *client, int topic,
-		    int32_t partition, int timeout_ms, int64_t *low);
-
 /* Holds a partition again (until kafka_client_release()). */
 void		 kafka_client_hold(struct kafka_client *client, int topic,
 		    int32_t partition);

@@ -64,13 +64,13 @@ BEGIN
 		IF o.expected IS NULL THEN
 			INSERT INTO consumer_offset
 			    (group_id, topic, partition, next_offset,
-			    last_fingerprint, fingerprint_of)
-			VALUES (group_name, o.topic, o.part, o.next, o.fp, o.next)
+			    last_fingerprint)
+			VALUES (group_name, o.topic, o.part, o.next, o.fp)
 			ON CONFLICT DO NOTHING;
 		ELSE
 			UPDATE consumer_offset
 			SET next_offset = o.next, last_fingerprint = o.fp,
-			    fingerprint_of = o.next, updated_at = now()
+			    updated_at = now()
 			WHERE group_id = group_name AND topic = o.topic
 			    AND partition = o.part AND next_offset = o.expected;
 		END IF;

@@ -2,9 +2,8 @@
 -- group assigns it partitions.
 
 -- The stored next offsets of some partitions of a group, in the state
--- schema target, each with the fingerprint of the record before it (NULL
--- when not known, or written for another offset: one moved by hand).  It
--- first waits for an apply in flight (by this or another
+-- schema target, each with the fingerprint of the record before it (or
+-- NULL).  It first waits for an apply in flight (by this or another
 -- instance: a revoked owner's last batch may still move these
 -- partitions), then reads what that apply committed.
 DROP FUNCTION IF EXISTS ipamd.stored_offsets(text, text, text[], integer[]);
@@ -19,8 +18,7 @@ BEGIN
 	END IF;
 	PERFORM pg_advisory_xact_lock_shared(7369747);
 	RETURN QUERY EXECUTE format('SELECT o.topic, o.partition, '
-	    'o.next_offset, CASE WHEN o.fingerprint_of = o.next_offset '
-	    'THEN o.last_fingerprint END FROM %I.consumer_offset o '
+	    'o.next_offset, o.last_fingerprint FROM %I.consumer_offset o '
 	    'JOIN unnest($2, $3) AS u(t, p) '
 	    'ON o.topic = u.t AND o.partition = u.p '
 	    'WHERE o.group_id = $1', target)

@@ -571,7 +571,7 @@ oracle_batch_build_json(const struct batch *batch, size_t n, const char *group_i
 		for (j = 0; j < n; j++) {
 			const struct batch_entry *e = &batch->entries[j];
 
-			if (e->offset + 1 == ends[i].next_offset &&
+			if (!batch->fold && e->offset + 1 == ends[i].next_offset &&
 			    e->partition == ends[i].partition && !e->folding &&
 			    !e->gone && e->folded_count == 0 &&
 			    strcmp(batch->topic_names[e->topic],
