@@ -78,13 +78,6 @@ struct consumer_partition {
 	int64_t				 handed_to;	/* after the last message
 							   taken since loading;
 							   -1: none */
-	bool				 verify;	/* the first message is
-							   the one before the
-							   stored offset, to be
-							   known again ... */
-	int64_t				 verify_fp;	/* ... by this
-							   (batch_fingerprint()) */
-	bool				 recreated;	/* it was another one */
 };
 
 struct consumer {
@@ -405,78 +398,6 @@ consumer_fold(struct consumer *consumer)
 }
 
 /*
- * Whether a partition starts one record early, to know again the record
- * its stored offset follows: a topic deleted and made again that already
- * holds as many records has another one there.  Not when its fingerprint
- * is not stored, nor when that record has left the log (retention: the
- * start would lie outside it), as far as librdkafka knows the log's start.
- */
-static void
-consumer_verify_set(struct consumer *consumer, struct consumer_partition *slot,
-    const struct offsets_stored *stored)
-{
-	int64_t low, high;
-
-	slot->verify = stored->next > 0 && stored->known;
-	slot->verify_fp = stored->fingerprint;
-	if (slot->verify && kafka_client_watermarks(consumer->client,
-	    slot->topic, slot->position.partition, &low, &high) &&
-	    low > stored->next - 1)
-		slot->verify = false;
-}
-
-/*
- * The first message of a partition that starts one record early: the
- * record its stored offset follows, known by its fingerprint, is taken no
- * further; another one means the topic was made again, and the partition
- * stops as one whose offset is outside the log does.  True when the
- * message was handled (and destroyed) here.
- */
-static bool
-consumer_verify(struct consumer *consumer, struct consumer_partition *slot,
-    rd_kafka_message_t *message)
-{
-	int64_t stored = slot->position.next_offset;
-
-	if (!slot->verify)
-		return false;
-	if (message->offset >= stored) {
-		/* That record is gone (compacted away): nothing to check. */
-		slot->verify = false;
-		return false;
-	}
-	if (message->offset < stored - 1) {
-		rd_kafka_message_destroy(message);
-		return true;
-	}
-	slot->verify = false;
-	if (batch_fingerprint(message->key, message->key_len,
-	    message->payload, message->len) == slot->verify_fp) {
-		slot->handed_to = message->offset + 1;
-		rd_kafka_message_destroy(message);
-		return true;
-	}
-	slot->state = CONSUMER_PART_OUT_OF_RANGE;
-	slot->recreated = true;
-	consumer->stats.out_of_range++;
-	kafka_client_hold(consumer->client, slot->topic,
-	    slot->position.partition);
-	consumer_drop_pending(consumer, slot->topic, slot->position.partition);
-	log_errx("kafka: %s[%d]: the record before the stored offset %lld is "
-	    "not the one applied (another key or value at offset %lld): the "
-	    "topic was deleted and made again, and already holds as many "
-	    "records; nothing more of this partition is consumed.  To rebuild "
-	    "the state from what the topics hold now, run ipam-syncd "
-	    "--rebuild; to apply the new topic from its start over the state, "
-	    "delete the partition's row from ipam_state.consumer_offset and "
-	    "restart (docs/EVENTS.md)", consumer->topics[slot->topic].name,
-	    slot->position.partition, (long long)stored,
-	    (long long)message->offset);
-	rd_kafka_message_destroy(message);
-	return true;
-}
-
-/*
  * One message of an active partition: decode it into the pending batch,
  * which keeps the message; one it does not take is destroyed here.
  */
@@ -493,8 +414,6 @@ consumer_message(void *arg, int topic, rd_kafka_message_t *message)
 		return;	/* fetched again by whoever applies it */
 	}
 	slot = consumer_partition(consumer, topic, message->partition, false);
-	if (consumer_verify(consumer, slot, message))
-		return;
 	slot->handed_to = message->offset + 1;
 	consumer_fold(consumer);
 	first = consumer->pending.count == 0;
@@ -550,7 +469,7 @@ consumer_backpressure(struct consumer *consumer)
 /* The stored offsets of the partitions asked for have arrived. */
 static void
 consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
-    const struct offsets_stored *stored, size_t count)
+    const int64_t *next, size_t count)
 {
 	struct consumer *consumer = arg;
 	struct consumer_partition *slot, **slots;
@@ -574,12 +493,9 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		if (!ok || !slot->assigned ||
 		    slot->state != CONSUMER_PART_LOADING)
 			continue;	/* read again, or no longer ours */
-		slot->position.stored = stored[i].next >= 0;
-		slot->position.next_offset = stored[i].next >= 0 ?
-		    stored[i].next : 0;
+		slot->position.stored = next[i] >= 0;
+		slot->position.next_offset = next[i] >= 0 ? next[i] : 0;
 		slot->state = CONSUMER_PART_ACTIVE;
-		slot->recreated = false;
-		consumer_verify_set(consumer, slot, &stored[i]);
 		if (!slot->position.stored &&
 		    rebuild_state(consumer->rebuild) == REBUILD_OFF &&
 		    consumer_topic_consumed(consumer, slot->topic, slot))
@@ -598,8 +514,8 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		    (long long)slot->position.next_offset);
 		slots[n] = slot;
 		start[n] = parts[i];
-		from[n] = !slot->position.stored ? RD_KAFKA_OFFSET_BEGINNING :
-		    slot->position.next_offset - (slot->verify ? 1 : 0);
+		from[n] = slot->position.stored ? slot->position.next_offset :
+		    RD_KAFKA_OFFSET_BEGINNING;
 		n++;
 	}
 	kafka_client_release(consumer->client, start, from, n, seeked);
@@ -609,7 +525,7 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 	 * only markers (consumer_applied_to()).
 	 */
 	for (i = 0; i < n; i++)
-		if (seeked[i] && slots[i]->position.stored && !slots[i]->verify)
+		if (seeked[i] && slots[i]->position.stored)
 			slots[i]->handed_to = slots[i]->position.next_offset;
 	free(slots);
 	free(start);
@@ -1368,15 +1284,6 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 
 		if (!slot->assigned)
 			continue;
-		if (slot->state == CONSUMER_PART_OUT_OF_RANGE &&
-		    slot->recreated) {
-			snprintf(reason, reasonlen, "%s[%d]: the record before "
-			    "the stored offset is not the one applied (the "
-			    "topic was made again; see the log)",
-			    consumer->topics[slot->topic].name,
-			    (int)slot->position.partition);
-			return false;
-		}
 		if (slot->state == CONSUMER_PART_OUT_OF_RANGE) {
 			snprintf(reason, reasonlen, "%s[%d]: the stored offset is "
 			    "outside the partition's log (recreated topic or "
