@@ -28,6 +28,14 @@ def metric(daemon, name, labels=""):
     return float(found.group(1)) if found else None
 
 
+def lags(daemon):
+    """The lag of every partition, from the daemon's /metrics."""
+    status, body = daemon.http_get("/metrics")
+    assert status == 200, body
+    return [float(v) for v in re.findall(
+        r"^ipam_syncd_consumer_lag_messages\{[^}]*\} (\S+)$", body, re.M)]
+
+
 def admin():
     return AdminClient({"bootstrap.servers": harness.bootstrap()})
 
@@ -906,12 +914,8 @@ def test_transactional_producer_topics_are_caught_up():
         # Two events and two markers in each: applied up to the last event.
         assert stored == {run.topics.subnets: 3, run.topics.servers: 3}, stored
 
-        def lags():
-            status, body = run.daemon.http_get("/metrics")
-            assert status == 200, body
-            return [float(v) for v in re.findall(
-                r"^ipam_syncd_consumer_lag_messages\{[^}]*\} (\S+)$", body, re.M)]
-        wait_until(lambda: lags() == [0.0, 0.0, 0.0], 30, "the lag to be 0 everywhere")
+        wait_until(lambda: lags(run.daemon) == [0.0, 0.0, 0.0], 30,
+                   "the lag to be 0 everywhere")
         assert run.daemon.stop() == 0
 
         rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
@@ -950,11 +954,6 @@ def test_transactional_topics_stay_caught_up_when_offsets_are_read_again():
                    and run.row("127.98.0.1")["hostname"] == "tx", 60,
                    "the events applied")
 
-        def lags(daemon):
-            status, body = daemon.http_get("/metrics")
-            assert status == 200, body
-            return [float(v) for v in re.findall(
-                r"^ipam_syncd_consumer_lag_messages\{[^}]*\} (\S+)$", body, re.M)]
         wait_until(lambda: lags(run.daemon) == [0.0, 0.0, 0.0], 30,
                    "the lag to be 0 everywhere")
         assert run.daemon.stop() == 0
