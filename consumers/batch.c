@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 
+#include "common/fnv.h"
 #include "common/log.h"
 #include "consumers/batch.h"
 #include "consumers/batch_json.h"
@@ -581,14 +582,7 @@ enum batch_role {
 static uint64_t
 batch_hash(enum change_entity entity, const char *id)
 {
-	uint64_t hash = 1469598103934665603ULL ^ (uint64_t)entity;
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)id; *p != '\0'; p++) {
-		hash ^= *p;
-		hash *= 1099511628211ULL;
-	}
-	return hash;
+	return fnv1a64(FNV1A64_START ^ (uint64_t)entity, id, strlen(id));
 }
 
 /*
@@ -1139,21 +1133,73 @@ batch_roles(const struct batch *batch, size_t n, batch_position_fn *position,
 	return 0;
 }
 
+/* The fingerprint of a Kafka record: its key and value. */
+int64_t
+batch_fingerprint(const void *key, size_t key_len, const void *value,
+    size_t value_len)
+{
+	unsigned char len[8], tag = value != NULL;
+	uint64_t hash;
+	size_t i;
+
+	/* The key's length first, little-endian whatever the machine. */
+	for (i = 0; i < sizeof(len); i++)
+		len[i] = (unsigned char)((uint64_t)key_len >> (8 * i));
+	hash = fnv1a64(FNV1A64_START, len, sizeof(len));
+	hash = fnv1a64(hash, key, key != NULL ? key_len : 0);
+	hash = fnv1a64(hash, &tag, 1);
+	hash = fnv1a64(hash, value, value != NULL ? value_len : 0);
+	return (int64_t)hash;
+}
+
 /*
- * Writes per partition the expected and the next offset; returns -1 when
- * a partition is not assigned.
+ * For each partition end, the entry of [0, n) just before it: a new array
+ * parallel to ends, NULL where that record is not kept as it came (a
+ * folding batch keeps versions and offsets of the records it folds, not
+ * the records; an entry others were folded into carries a later offset
+ * than its record's).
+ */
+static const struct batch_entry **
+batch_end_entries(const struct batch *batch, size_t n,
+    const struct batch_position *ends, size_t end_count)
+{
+	const struct batch_entry **last;
+	size_t i, j;
+
+	if ((last = calloc(end_count + 1, sizeof(*last))) == NULL)
+		fatal("batch: calloc");
+	for (i = 0; i < n; i++) {
+		const struct batch_entry *entry = &batch->entries[i];
+
+		for (j = end_count; j-- > 0;)
+			if (ends[j].partition == entry->partition &&
+			    ends[j].topic == batch->topic_names[entry->topic])
+				break;
+		if (j != (size_t)-1 && entry->offset + 1 == ends[j].next_offset &&
+		    !entry->folding && !entry->gone && entry->folded_count == 0)
+			last[j] = entry;
+	}
+	return last;
+}
+
+/*
+ * Writes per partition the expected and the next offset, and the
+ * fingerprint of the record before the next when the batch holds it
+ * whole; returns -1 when a partition is not assigned.
  */
 static int
 batch_json_offsets(const struct batch *batch, struct batch_text *text,
     size_t n, batch_position_fn *position, void *arg)
 {
 	const struct batch_position *pos;
+	const struct batch_entry **last;
 	struct batch_position *ends = NULL;
 	size_t i, end_count;
 	int topic, rc = -1;
 
 	batch_text_open(text, "offsets", '[');
 	end_count = batch_partition_ends(batch, n, &ends);
+	last = batch_end_entries(batch, n, ends, end_count);
 	for (i = 0; i < end_count; i++) {
 		for (topic = 0; topic < (int)batch->topic_count; topic++)
 			if (strcmp(batch->topic_names[topic], ends[i].topic) == 0)
@@ -1170,11 +1216,16 @@ batch_json_offsets(const struct batch *batch, struct batch_text *text,
 		else
 			batch_text_null(text, "expected");
 		batch_text_int(text, "next", ends[i].next_offset);
+		if (last[i] != NULL)
+			batch_text_int(text, "fp", batch_fingerprint(
+			    last[i]->key, last[i]->key_len, last[i]->value,
+			    last[i]->value_len));
 		batch_text_close(text, '}');
 	}
 	batch_text_close(text, ']');
 	rc = 0;
 fail:
+	free(last);
 	free(ends);
 	return rc;
 }

@@ -165,6 +165,16 @@ char	*batch_build_json(const struct batch *batch, size_t n,
 	    batch_position_fn *position, void *arg, size_t *skipped);
 
 /*
+ * The fingerprint of a Kafka record by its key and value (FNV-1a, as a
+ * signed number for PostgreSQL's bigint): a partition's stored offset
+ * keeps the one of the record before it, to know that record again
+ * (schema/016_offset_fingerprint.sql).  value NULL is a tombstone, told
+ * apart from an empty value.
+ */
+int64_t	batch_fingerprint(const void *key, size_t key_len, const void *value,
+	    size_t value_len);
+
+/*
  * For entries [0, n), the next offset each partition reaches: a new array
  * in *out (the caller frees it, NULL when n is 0); returns its length.
  */

@@ -57,6 +57,7 @@ enum consumer_state {
 /* Where one assigned partition stands. */
 enum consumer_part_state {
 	CONSUMER_PART_LOADING,	/* its stored offset is being read */
+	CONSUMER_PART_CHECKING,	/* the record before it is being read */
 	CONSUMER_PART_ACTIVE,	/* fetching from where it stands */
 	CONSUMER_PART_OUT_OF_RANGE,	/* its offset is not in the log */
 };
@@ -78,6 +79,11 @@ struct consumer_partition {
 	int64_t				 handed_to;	/* after the last message
 							   taken since loading;
 							   -1: none */
+	int64_t				 check_fp;	/* the record before
+							   the stored offset,
+							   while CHECKING
+							   (batch_fingerprint()) */
+	bool				 recreated;	/* it was another one */
 };
 
 struct consumer {
@@ -466,23 +472,131 @@ consumer_backpressure(struct consumer *consumer)
 	consumer->stats.paused = pause || full;
 }
 
-/* The stored offsets of the partitions asked for have arrived. */
+/*
+ * Starts fetching partitions from where they stand (their stored offset,
+ * or the beginning).
+ */
 static void
-consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
-    const int64_t *next, size_t count)
+consumer_release(struct consumer *consumer, struct consumer_partition **slots,
+    size_t n)
 {
-	struct consumer *consumer = arg;
-	struct consumer_partition *slot, **slots;
 	struct kafka_partition *start;
 	int64_t *from;
 	bool *seeked;
+	size_t i;
+
+	if ((start = calloc(n + 1, sizeof(*start))) == NULL ||
+	    (from = calloc(n + 1, sizeof(*from))) == NULL ||
+	    (seeked = calloc(n + 1, sizeof(*seeked))) == NULL)
+		fatal("consumer: calloc");
+	for (i = 0; i < n; i++) {
+		slots[i]->state = CONSUMER_PART_ACTIVE;
+		start[i].topic = slots[i]->topic;
+		start[i].partition = slots[i]->position.partition;
+		from[i] = slots[i]->position.stored ?
+		    slots[i]->position.next_offset : RD_KAFKA_OFFSET_BEGINNING;
+	}
+	kafka_client_release(consumer->client, start, from, n, seeked);
+	/*
+	 * Once the seek is done, nothing is handed before the stored offset:
+	 * a position librdkafka reaches past it with nothing handed passed
+	 * only markers (consumer_applied_to()).
+	 */
+	for (i = 0; i < n; i++)
+		if (seeked[i] && slots[i]->position.stored)
+			slots[i]->handed_to = slots[i]->position.next_offset;
+	free(start);
+	free(from);
+	free(seeked);
+}
+
+/*
+ * Reads the record a stored offset follows again, before the partition
+ * goes on: a topic deleted and made again that already holds as many
+ * records has another one there.  Only when its fingerprint was stored
+ * for that offset; true when the check is under way.
+ */
+static bool
+consumer_check(struct consumer *consumer, struct consumer_partition *slot,
+    const struct offsets_stored *stored)
+{
+	if (stored->next <= 0 || !stored->known ||
+	    !kafka_client_peek(consumer->client, slot->topic,
+	    slot->position.partition, stored->next - 1))
+		return false;
+	slot->state = CONSUMER_PART_CHECKING;
+	slot->check_fp = stored->fingerprint;
+	return true;
+}
+
+/*
+ * The record a checked partition's stored offset follows has been read
+ * (or could not be).  The same one, or none to compare (it has left the
+ * log, was compacted away, or the broker did not answer): the partition
+ * starts.  Another one: the topic was made again, and the partition stops
+ * as one whose offset is outside the log does.
+ */
+static void
+consumer_checked(void *arg, int topic, int32_t partition, int64_t offset,
+    const rd_kafka_message_t *record, const char *none)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot;
+	const char *name = consumer->topics[topic].name;
+	int64_t stored;
+
+	slot = consumer_partition(consumer, topic, partition, false);
+	if (slot == NULL || !slot->assigned ||
+	    slot->state != CONSUMER_PART_CHECKING ||
+	    slot->position.next_offset - 1 != offset)
+		return;	/* read again since, or no longer ours */
+	stored = slot->position.next_offset;
+	if (record != NULL && record->offset == offset &&
+	    batch_fingerprint(record->key, record->key_len, record->payload,
+	    record->len) != slot->check_fp) {
+		slot->state = CONSUMER_PART_OUT_OF_RANGE;
+		slot->recreated = true;
+		consumer->stats.out_of_range++;
+		log_errx("kafka: %s[%d]: the record before the stored offset "
+		    "%lld is not the one applied (another key or value at "
+		    "offset %lld): the topic was deleted and made again, and "
+		    "already holds as many records; nothing more of this "
+		    "partition is consumed.  To rebuild the state from what "
+		    "the topics hold now, run ipam-syncd --rebuild; to apply "
+		    "the new topic from its start over the state, delete the "
+		    "partition's row from ipam_state.consumer_offset and "
+		    "restart (docs/EVENTS.md)", name, partition,
+		    (long long)stored, (long long)offset);
+		return;
+	}
+	if (record == NULL)
+		log_info("kafka: %s[%d]: the record before the stored offset "
+		    "%lld is not checked: %s", name, partition,
+		    (long long)stored, none);
+	else if (record->offset != offset)
+		log_info("kafka: %s[%d]: the record before the stored offset "
+		    "%lld is no longer in the log (compacted away, or a "
+		    "transaction's marker): not checked", name, partition,
+		    (long long)stored);
+	else
+		log_debug("kafka: %s[%d]: the record before the stored offset "
+		    "%lld is the one applied", name, partition,
+		    (long long)stored);
+	consumer_release(consumer, &slot, 1);
+	consumer_flush(consumer);
+}
+
+/* The stored offsets of the partitions asked for have arrived. */
+static void
+consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
+    const struct offsets_stored *stored, size_t count)
+{
+	struct consumer *consumer = arg;
+	struct consumer_partition *slot, **slots;
 	size_t i, n = 0;
 
 	consumer->loading = false;
-	if ((slots = calloc(count + 1, sizeof(*slots))) == NULL ||
-	    (start = calloc(count + 1, sizeof(*start))) == NULL ||
-	    (from = calloc(count + 1, sizeof(*from))) == NULL ||
-	    (seeked = calloc(count + 1, sizeof(*seeked))) == NULL)
+	if ((slots = calloc(count + 1, sizeof(*slots))) == NULL)
 		fatal("consumer: calloc");
 	for (i = 0; i < count; i++) {
 		slot = consumer_partition(consumer, parts[i].topic,
@@ -493,9 +607,10 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		if (!ok || !slot->assigned ||
 		    slot->state != CONSUMER_PART_LOADING)
 			continue;	/* read again, or no longer ours */
-		slot->position.stored = next[i] >= 0;
-		slot->position.next_offset = next[i] >= 0 ? next[i] : 0;
-		slot->state = CONSUMER_PART_ACTIVE;
+		slot->position.stored = stored[i].next >= 0;
+		slot->position.next_offset = stored[i].next >= 0 ?
+		    stored[i].next : 0;
+		slot->recreated = false;
 		if (!slot->position.stored &&
 		    rebuild_state(consumer->rebuild) == REBUILD_OFF &&
 		    consumer_topic_consumed(consumer, slot->topic, slot))
@@ -512,25 +627,11 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		    consumer->topics[slot->topic].name, slot->position.partition,
 		    slot->position.stored ? "" : "(beginning) ",
 		    (long long)slot->position.next_offset);
-		slots[n] = slot;
-		start[n] = parts[i];
-		from[n] = slot->position.stored ? slot->position.next_offset :
-		    RD_KAFKA_OFFSET_BEGINNING;
-		n++;
+		if (!consumer_check(consumer, slot, &stored[i]))
+			slots[n++] = slot;
 	}
-	kafka_client_release(consumer->client, start, from, n, seeked);
-	/*
-	 * Once the seek is done, nothing is handed before the stored offset:
-	 * a position librdkafka reaches past it with nothing handed passed
-	 * only markers (consumer_applied_to()).
-	 */
-	for (i = 0; i < n; i++)
-		if (seeked[i] && slots[i]->position.stored)
-			slots[i]->handed_to = slots[i]->position.next_offset;
+	consumer_release(consumer, slots, n);
 	free(slots);
-	free(start);
-	free(from);
-	free(seeked);
 	if (!ok)
 		return;		/* the tick or consumer_db_up() tries again */
 	consumer_load(consumer);
@@ -692,7 +793,9 @@ consumer_rebuild_holds_all(struct consumer *consumer)
  * look caught up, nor lag 0.  (Messages dropped while the offset was read
  * again, and fetched again after, never count: handed_to starts over at
  * the stored offset once the seek there is done, which also sets
- * librdkafka's position back.)
+ * librdkafka's position back.  A partition still to be checked was handed
+ * nothing since its seek, one record early: if its position moved, past
+ * markers only, the record before the stored offset is gone.)
  */
 static int64_t
 consumer_applied_to(const struct consumer *consumer,
@@ -1045,6 +1148,7 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	handlers.assigned = consumer_assigned;
 	handlers.revoked = consumer_revoked;
 	handlers.out_of_range = consumer_out_of_range;
+	handlers.peeked = consumer_checked;
 	handlers.arg = consumer;
 	consumer->client = kafka_client_new(base, &client_settings, &handlers,
 	    err, errlen);
@@ -1284,10 +1388,26 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 
 		if (!slot->assigned)
 			continue;
+		if (slot->state == CONSUMER_PART_OUT_OF_RANGE &&
+		    slot->recreated) {
+			snprintf(reason, reasonlen, "%s[%d]: the record before "
+			    "the stored offset is not the one applied (the "
+			    "topic was made again; see the log)",
+			    consumer->topics[slot->topic].name,
+			    (int)slot->position.partition);
+			return false;
+		}
 		if (slot->state == CONSUMER_PART_OUT_OF_RANGE) {
 			snprintf(reason, reasonlen, "%s[%d]: the stored offset is "
 			    "outside the partition's log (recreated topic or "
 			    "expired records; see the log)",
+			    consumer->topics[slot->topic].name,
+			    (int)slot->position.partition);
+			return false;
+		}
+		if (slot->state == CONSUMER_PART_CHECKING) {
+			snprintf(reason, reasonlen, "reading the record before "
+			    "the stored offset of %s[%d] again",
 			    consumer->topics[slot->topic].name,
 			    (int)slot->position.partition);
 			return false;

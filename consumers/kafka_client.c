@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "consumers/kafka_client.h"
+#include "consumers/kafka_peek.h"
 
 /*
  * The tick: the broker is polled on every one whatever the owner's state
@@ -94,6 +95,9 @@ struct kafka_client {
 	struct event			*tick;
 	struct kafka_topic		*topics;
 	size_t				 topic_count;
+	/* The reader of single records, made at the first peek. */
+	rd_kafka_conf_t			*peek_conf;
+	struct kafka_peek		*peek;
 
 	bool				 subscribed;
 	bool				 joined;
@@ -404,9 +408,12 @@ kafka_revoke(struct kafka_client *client,
 	size_t count, i;
 
 	count = kafka_parts(client, list, &parts);
-	for (i = 0; i < count; i++)
+	for (i = 0; i < count; i++) {
 		kafka_part_set(client, parts[i].topic, parts[i].partition,
 		    KAFKA_PART_NONE);
+		kafka_peek_cancel(client->peek,
+		    client->topics[parts[i].topic].name, parts[i].partition);
+	}
 	client->handlers.revoked(client->handlers.arg, parts, count, lost);
 	free(parts);
 	error = rd_kafka_incremental_unassign(client->rk, list);
@@ -461,13 +468,67 @@ kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
 	return 0;
 }
 
+/* Sets the operator's properties (the [kafka] section's) on conf. */
+static int
+kafka_conf_operator(rd_kafka_conf_t *conf,
+    const struct kafka_client_settings *settings, char *err, size_t errlen)
+{
+	size_t i;
+
+	for (i = 0; i < settings->property_count; i++) {
+		size_t len = strlen(settings->properties[i].name);
+
+		/*
+		 * "name_file" holds a secret already read into "name";
+		 * "ipam." keys are the daemon's own.
+		 */
+		if ((len > 5 && strcmp(settings->properties[i].name + len - 5,
+		    "_file") == 0) ||
+		    strncmp(settings->properties[i].name, "ipam.", 5) == 0)
+			continue;
+		if (kafka_conf_set(conf, settings->properties[i].name,
+		    settings->properties[i].value, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Builds the configuration of the reader of single records: no group
+ * (nothing joined, nothing committed), an offset outside the log and the
+ * end of the log said as such, then the operator's properties (brokers,
+ * security).
+ */
+static rd_kafka_conf_t *
+kafka_peek_conf(const struct kafka_client_settings *settings, char *err,
+    size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+	if (kafka_conf_set(conf, "enable.auto.commit", "false", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "enable.auto.offset.store", "false", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "auto.offset.reset", "error", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "enable.partition.eof", "true", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
+	    kafka_conf_set(conf, "client.id", "ipam-syncd-check", err,
+	    errlen) == -1 ||
+	    kafka_conf_operator(conf, settings, err, errlen) == -1) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
 /* Builds the handle's configuration: ours first, the operator's after. */
 static rd_kafka_conf_t *
 kafka_conf(struct kafka_client *client,
     const struct kafka_client_settings *settings, char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	size_t i;
 
 	/* Offsets live in PostgreSQL; the group only assigns partitions. */
 	if (kafka_conf_set(conf, "group.id", settings->group_id, err,
@@ -498,21 +559,8 @@ kafka_conf(struct kafka_client *client,
 	    kafka_conf_set(conf, "client.id", "ipam-syncd", err,
 	    errlen) == -1)
 		goto fail;
-	for (i = 0; i < settings->property_count; i++) {
-		size_t len = strlen(settings->properties[i].name);
-
-		/*
-		 * "name_file" holds a secret already read into "name";
-		 * "ipam." keys are the daemon's own.
-		 */
-		if ((len > 5 && strcmp(settings->properties[i].name + len - 5,
-		    "_file") == 0) ||
-		    strncmp(settings->properties[i].name, "ipam.", 5) == 0)
-			continue;
-		if (kafka_conf_set(conf, settings->properties[i].name,
-		    settings->properties[i].value, err, errlen) == -1)
-			goto fail;
-	}
+	if (kafka_conf_operator(conf, settings, err, errlen) == -1)
+		goto fail;
 	rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
 	rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
 	rd_kafka_conf_set_stats_cb(conf, kafka_stats_cb);
@@ -552,6 +600,11 @@ kafka_client_new(struct event_base *base,
 
 	if ((conf = kafka_conf(client, settings, err, errlen)) == NULL)
 		goto fail;
+	if ((client->peek_conf = kafka_peek_conf(settings, err,
+	    errlen)) == NULL) {
+		rd_kafka_conf_destroy(conf);
+		goto fail;
+	}
 	client->full_max_ms = KAFKA_FULL_MAX_MS;
 	size = sizeof(value);
 	if (rd_kafka_conf_get(conf, "max.poll.interval.ms", value, &size) ==
@@ -810,6 +863,44 @@ done:
 	free(which);
 }
 
+/* A peek's answer: to the owner, by topic index. */
+static void
+kafka_peeked(void *arg, const char *topic, int32_t partition, int64_t offset,
+    const rd_kafka_message_t *record, const char *none)
+{
+	struct kafka_client *client = arg;
+	int index;
+
+	if ((index = kafka_topic_index(client, topic)) >= 0)
+		client->handlers.peeked(client->handlers.arg, index, partition,
+		    offset, record, none);
+}
+
+/* Reads the record at an offset of a partition, off the group. */
+bool
+kafka_client_peek(struct kafka_client *client, int topic, int32_t partition,
+    int64_t offset)
+{
+	char err[512];
+
+	if (client->rk == NULL || client->closed || topic < 0 ||
+	    (size_t)topic >= client->topic_count)
+		return false;
+	if (client->peek == NULL && client->peek_conf != NULL) {
+		client->peek = kafka_peek_new(client->base, client->peek_conf,
+		    kafka_peeked, client, err, sizeof(err));
+		client->peek_conf = NULL;	/* the peeker's, even on failure */
+		if (client->peek == NULL)
+			log_warnx("%s; the records before stored offsets are "
+			    "not checked", err);
+	}
+	if (client->peek == NULL)
+		return false;
+	kafka_peek_read(client->peek, client->topics[topic].name, partition,
+	    offset);
+	return true;
+}
+
 /* Holds a partition again. */
 void
 kafka_client_hold(struct kafka_client *client, int topic, int32_t partition)
@@ -1011,6 +1102,8 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 		event_del(client->queue_event);
 	if (client->again != NULL)
 		event_del(client->again);
+	kafka_peek_free(client->peek, KAFKA_DESTROY_MIN_MS * 5);
+	client->peek = NULL;
 	if (!client->subscribed)
 		return;
 
@@ -1090,9 +1183,10 @@ kafka_destroy_thread(void *arg)
  * topic was deleted under the consumer it has been seen to wait forever;
  * the state is in PostgreSQL, so the exit must not wait on it.  This is
  * the one place a thread of our own runs: only a thread can put a
- * deadline on a call that blocks.
+ * deadline on a call that blocks.  The record reader's handle
+ * (consumers/kafka_peek.c) goes the same way.
  */
-static bool
+bool
 kafka_destroy_within(rd_kafka_t *rk, long timeout_ms)
 {
 	struct kafka_destroy *destroy;
@@ -1164,6 +1258,9 @@ kafka_client_free(struct kafka_client *client)
 		event_free(client->again);
 	if (client->tick != NULL)
 		event_free(client->tick);
+	kafka_peek_free(client->peek, KAFKA_DESTROY_MIN_MS * 5);
+	if (client->peek_conf != NULL)
+		rd_kafka_conf_destroy(client->peek_conf);
 	if (client->queue != NULL) {
 		rd_kafka_queue_io_event_enable(client->queue, -1, NULL, 0);
 		rd_kafka_queue_destroy(client->queue);

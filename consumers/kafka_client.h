@@ -52,6 +52,14 @@ struct kafka_client_handlers {
 	/* A released partition's start offset lies outside its log. */
 	void	(*out_of_range)(void *arg, int topic, int32_t partition,
 		    const char *detail);
+	/*
+	 * A peek's answer (kafka_client_peek()): record is the first at or
+	 * after offset, the owner's for the call only; or NULL, and none
+	 * says why (outside the log, the log ends there, no answer).
+	 */
+	void	(*peeked)(void *arg, int topic, int32_t partition,
+		    int64_t offset, const rd_kafka_message_t *record,
+		    const char *none);
 	void	*arg;
 };
 
@@ -101,6 +109,16 @@ void		 kafka_client_poll(struct kafka_client *client);
 void		 kafka_client_release(struct kafka_client *client,
 		    const struct kafka_partition *parts, const int64_t *offsets,
 		    size_t count, bool *seeked);
+
+/*
+ * Reads the record at an offset of a partition (the first at or after
+ * it) with a handle of its own, which joins no group and moves no
+ * position: handlers.peeked() answers, once, unless the partition is
+ * revoked or peeked again first.  False when no reader could be made
+ * (said in the log): no answer comes.
+ */
+bool		 kafka_client_peek(struct kafka_client *client, int topic,
+		    int32_t partition, int64_t offset);
 
 /* Holds a partition again (until kafka_client_release()). */
 void		 kafka_client_hold(struct kafka_client *client, int topic,
@@ -152,6 +170,12 @@ void		 kafka_client_close(struct kafka_client *client,
  * forever): it is given a few seconds, then left to the process exit.
  */
 void		 kafka_client_free(struct kafka_client *client);
+
+/*
+ * Destroys a librdkafka handle, waiting at most timeout_ms (on a thread
+ * of its own); false when it did not end in time and was left running.
+ */
+bool		 kafka_destroy_within(rd_kafka_t *rk, long timeout_ms);
 
 /* Errors the client reported. */
 uint64_t	 kafka_client_errors(const struct kafka_client *client);

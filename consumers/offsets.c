@@ -9,7 +9,7 @@
 /* A load in flight: what was asked, and whom to tell. */
 struct offsets_request {
 	struct kafka_partition	*parts;
-	int64_t			*next;
+	struct offsets_stored	*stored;
 	size_t			 count;
 	const char *const	*topic_names;
 	offsets_loaded_cb	*cb;
@@ -75,7 +75,7 @@ static void
 offsets_request_free(struct offsets_request *request)
 {
 	free(request->parts);
-	free(request->next);
+	free(request->stored);
 	free(request);
 }
 
@@ -94,8 +94,8 @@ offsets_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 			pgconn_result_error(pg, result, message, sizeof(message));
 			log_errx("consumer: reading offsets: %s", message);
 		}
-		request->cb(request->arg, false, request->parts, request->next,
-		    request->count);
+		request->cb(request->arg, false, request->parts,
+		    request->stored, request->count);
 		offsets_request_free(request);
 		return;
 	}
@@ -104,14 +104,21 @@ offsets_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 		int32_t partition = (int32_t)atoi(PQgetvalue(result, row, 1));
 
 		for (i = 0; i < request->count; i++) {
-			if (request->parts[i].partition == partition &&
+			struct offsets_stored *stored = &request->stored[i];
+
+			if (request->parts[i].partition != partition ||
 			    strcmp(request->topic_names[request->parts[i].topic],
-			    topic) == 0)
-				request->next[i] = strtoll(PQgetvalue(result,
-				    row, 2), NULL, 10);
+			    topic) != 0)
+				continue;
+			stored->next = strtoll(PQgetvalue(result, row, 2),
+			    NULL, 10);
+			stored->known = !PQgetisnull(result, row, 3);
+			if (stored->known)
+				stored->fingerprint = strtoll(PQgetvalue(result,
+				    row, 3), NULL, 10);
 		}
 	}
-	request->cb(request->arg, true, request->parts, request->next,
+	request->cb(request->arg, true, request->parts, request->stored,
 	    request->count);
 	offsets_request_free(request);
 }
@@ -122,7 +129,8 @@ offsets_load(struct pgconn *pg, const char *group_id, const char *schema,
     const char *const *topic_names, const struct kafka_partition *parts,
     size_t count, offsets_loaded_cb *cb, void *arg)
 {
-	static const char sql[] = "SELECT topic, part, next_offset FROM "
+	static const char sql[] = "SELECT topic, part, next_offset, "
+	    "last_fingerprint FROM "
 	    "ipamd.stored_offsets($1, $2, $3::text[], $4::integer[])";
 	struct offsets_request *request;
 	const char *params[4];
@@ -135,12 +143,12 @@ offsets_load(struct pgconn *pg, const char *group_id, const char *schema,
 	if ((request = calloc(1, sizeof(*request))) == NULL ||
 	    (request->parts = calloc(count ? count : 1,
 	    sizeof(*request->parts))) == NULL ||
-	    (request->next = calloc(count ? count : 1,
-	    sizeof(*request->next))) == NULL)
+	    (request->stored = calloc(count ? count : 1,
+	    sizeof(*request->stored))) == NULL)
 		fatal("offsets: calloc");
 	memcpy(request->parts, parts, count * sizeof(*parts));
 	for (i = 0; i < count; i++)
-		request->next[i] = -1;
+		request->stored[i].next = -1;
 	request->count = count;
 	request->topic_names = topic_names;
 	request->cb = cb;

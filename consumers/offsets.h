@@ -9,14 +9,23 @@
 #include "common/pgconn.h"
 #include "consumers/kafka_client.h"
 
+/* Where one partition stands in PostgreSQL. */
+struct offsets_stored {
+	int64_t	next;		/* the next offset; -1 when none is stored */
+	bool	known;		/* the fingerprint of the record before next
+				   is known (batch_fingerprint()) ... */
+	int64_t	fingerprint;	/* ... and is this */
+};
+
 /*
- * The stored next offsets of the partitions asked for: next[i] belongs to
- * parts[i], -1 when none is stored.  ok is false when the query failed
- * (the connection went, or an error: then it is logged); the arrays are
- * the caller's for the duration of the call only.
+ * Where the partitions asked for stand: stored[i] belongs to parts[i].  ok
+ * is false when the query failed (the connection went, or an error: then
+ * it is logged); the arrays are the caller's for the duration of the call
+ * only.
  */
 typedef void offsets_loaded_cb(void *arg, bool ok,
-    const struct kafka_partition *parts, const int64_t *next, size_t count);
+    const struct kafka_partition *parts, const struct offsets_stored *stored,
+    size_t count);
 
 /*
  * Reads the stored offsets of some partitions of a group from the state

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "common/addr.h"
+#include "common/fnv.h"
 #include "common/log.h"
 #include "consumers/decode_fields.h"
 #include "daemon/api.h"
@@ -777,8 +778,8 @@ api_rate_take(struct api *api, struct evhttp_request *request)
 	const unsigned char *bytes;
 	struct api_bucket *bucket;
 	struct timespec now;
-	uint64_t hash = 1469598103934665603ULL;
-	size_t i, len;
+	uint64_t hash;
+	size_t len;
 	double elapsed, burst;
 
 	if (api->rate_limit == 0 || address == NULL)
@@ -792,10 +793,7 @@ api_rate_take(struct api *api, struct evhttp_request *request)
 		    address)->sin6_addr;
 		len = 16;
 	}
-	for (i = 0; i < len; i++) {
-		hash ^= bytes[i];
-		hash *= 1099511628211ULL;
-	}
+	hash = fnv1a64(FNV1A64_START, bytes, len);
 	bucket = &api->buckets[hash % API_BUCKETS];
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	burst = 2.0 * (double)api->rate_limit;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/fnv.h"
 #include "common/log.h"
 #include "daemon/migrate.h"
 
@@ -96,13 +97,8 @@ migrate_code_compare(const void *a, const void *b)
 static void
 migrate_digest(const char *text, char out[17])
 {
-	uint64_t hash = 1469598103934665603ULL;
-	const unsigned char *p;
+	uint64_t hash = fnv1a64(FNV1A64_START, text, strlen(text));
 
-	for (p = (const unsigned char *)text; *p != '\0'; p++) {
-		hash ^= *p;
-		hash *= 1099511628211ULL;
-	}
 	snprintf(out, 17, "%016llx", (unsigned long long)hash);
 }
 

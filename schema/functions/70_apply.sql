@@ -55,17 +55,22 @@ BEGIN
 	-- previous holder committed; the offsets are checked after it too.
 	PERFORM pg_advisory_xact_lock(7369747);
 
+	-- fp: the fingerprint of the record before next (schema/
+	-- 016_offset_fingerprint.sql), or none.
 	FOR o IN SELECT * FROM jsonb_to_recordset(coalesce(batch->'offsets',
-	    '[]')) AS x(topic text, part integer, expected bigint, next bigint)
+	    '[]')) AS x(topic text, part integer, expected bigint, next bigint,
+	    fp bigint)
 	LOOP
 		IF o.expected IS NULL THEN
 			INSERT INTO consumer_offset
-			    (group_id, topic, partition, next_offset)
-			VALUES (group_name, o.topic, o.part, o.next)
+			    (group_id, topic, partition, next_offset,
+			    last_fingerprint, fingerprint_of)
+			VALUES (group_name, o.topic, o.part, o.next, o.fp, o.next)
 			ON CONFLICT DO NOTHING;
 		ELSE
 			UPDATE consumer_offset
-			SET next_offset = o.next, updated_at = now()
+			SET next_offset = o.next, last_fingerprint = o.fp,
+			    fingerprint_of = o.next, updated_at = now()
 			WHERE group_id = group_name AND topic = o.topic
 			    AND partition = o.part AND next_offset = o.expected;
 		END IF;

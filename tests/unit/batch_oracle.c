@@ -484,7 +484,7 @@ oracle_batch_build_json(const struct batch *batch, size_t n, const char *group_i
 	struct batch_position *ends = NULL;
 	struct batch_net *table = NULL;
 	json_t *root, *dead, *offsets, *truncates, *stale, *lists[3];
-	size_t i, slots, mask, end_count;
+	size_t i, j, slots, mask, end_count;
 	char *text = NULL;
 
 	*skipped = 0;
@@ -568,6 +568,18 @@ oracle_batch_build_json(const struct batch *batch, size_t n, const char *group_i
 		    json_integer(pos->next_offset) : json_null());
 		json_object_set_new(offset, "next",
 		    json_integer(ends[i].next_offset));
+		for (j = 0; j < n; j++) {
+			const struct batch_entry *e = &batch->entries[j];
+
+			if (e->offset + 1 == ends[i].next_offset &&
+			    e->partition == ends[i].partition && !e->folding &&
+			    !e->gone && e->folded_count == 0 &&
+			    strcmp(batch->topic_names[e->topic],
+			    ends[i].topic) == 0)
+				json_object_set_new(offset, "fp", json_integer(
+				    batch_fingerprint(e->key, e->key_len,
+				    e->value, e->value_len)));
+		}
 		json_array_append_new(offsets, offset);
 	}
 	text = json_dumps(root, JSON_COMPACT);
