@@ -793,9 +793,7 @@ consumer_rebuild_holds_all(struct consumer *consumer)
  * look caught up, nor lag 0.  (Messages dropped while the offset was read
  * again, and fetched again after, never count: handed_to starts over at
  * the stored offset once the seek there is done, which also sets
- * librdkafka's position back.  A partition still to be checked was handed
- * nothing since its seek, one record early: if its position moved, past
- * markers only, the record before the stored offset is gone.)
+ * librdkafka's position back.)
  */
 static int64_t
 consumer_applied_to(const struct consumer *consumer,
@@ -1012,7 +1010,10 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 		batch_clear(&consumer->inflight);
 		for (i = 0; i < consumer->partition_count; i++)
 			if (consumer->partitions[i].assigned &&
-			    consumer->partitions[i].state == CONSUMER_PART_ACTIVE)
+			    (consumer->partitions[i].state ==
+			    CONSUMER_PART_ACTIVE ||
+			    consumer->partitions[i].state ==
+			    CONSUMER_PART_CHECKING))
 				consumer_reload(consumer,
 				    &consumer->partitions[i]);
 		break;

@@ -516,7 +516,15 @@ kafka_peek_conf(const struct kafka_client_settings *settings, char *err,
 	    kafka_conf_set(conf, "log.queue", "true", err, errlen) == -1 ||
 	    kafka_conf_set(conf, "client.id", "ipam-syncd-check", err,
 	    errlen) == -1 ||
-	    kafka_conf_operator(conf, settings, err, errlen) == -1) {
+	    /* One record is read: no prefetch (a larger one still comes). */
+	    kafka_conf_set(conf, "max.partition.fetch.bytes", "65536", err,
+	    errlen) == -1 ||
+	    kafka_conf_set(conf, "queued.min.messages", "1", err,
+	    errlen) == -1 ||
+	    kafka_conf_operator(conf, settings, err, errlen) == -1 ||
+	    /* Nobody reads its statistics: none are queued. */
+	    kafka_conf_set(conf, "statistics.interval.ms", "0", err,
+	    errlen) == -1) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
@@ -1102,8 +1110,7 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 		event_del(client->queue_event);
 	if (client->again != NULL)
 		event_del(client->again);
-	kafka_peek_free(client->peek, KAFKA_DESTROY_MIN_MS * 5);
-	client->peek = NULL;
+	kafka_peek_close(client->peek);
 	if (!client->subscribed)
 		return;
 
@@ -1258,7 +1265,7 @@ kafka_client_free(struct kafka_client *client)
 		event_free(client->again);
 	if (client->tick != NULL)
 		event_free(client->tick);
-	kafka_peek_free(client->peek, KAFKA_DESTROY_MIN_MS * 5);
+	kafka_peek_free(client->peek, kafka_destroy_ms(client));
 	if (client->peek_conf != NULL)
 		rd_kafka_conf_destroy(client->peek_conf);
 	if (client->queue != NULL) {

@@ -8,8 +8,12 @@
 #include "consumers/kafka_client.h"
 #include "consumers/kafka_peek.h"
 
-/* How often the handle's queue is looked at while a peek waits. */
+/*
+ * How often the handle's queues are looked at: while a peek waits, and
+ * while none does (its log lines and errors are served on the loop).
+ */
 #define KAFKA_PEEK_POLL_MS	50
+#define KAFKA_PEEK_IDLE_MS	1000
 
 /* One partition being read, and since when. */
 struct kafka_peek_read {
@@ -144,6 +148,11 @@ kafka_peek_message(struct kafka_peek *peek, rd_kafka_message_t *message)
 	if (message->rkt == NULL || (read = kafka_peek_find(peek,
 	    rd_kafka_topic_name(message->rkt), message->partition)) == NULL)
 		return;	/* of a read replaced or cancelled */
+	/*
+	 * What a stopped read left behind is dropped by librdkafka (its
+	 * fetch version is old), except an offset reset's error, which
+	 * carries none: that one must name the offset asked for.
+	 */
 	switch (message->err) {
 	case RD_KAFKA_RESP_ERR_NO_ERROR:
 		if (message->offset >= read->offset)
@@ -156,6 +165,8 @@ kafka_peek_message(struct kafka_peek *peek, rd_kafka_message_t *message)
 		return;
 	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
 	case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+		if (message->offset != read->offset)
+			return;
 		snprintf(none, sizeof(none), "outside the log: %s",
 		    rd_kafka_message_errstr(message));
 		kafka_peek_answer(peek, read, NULL, none);
@@ -169,21 +180,22 @@ kafka_peek_message(struct kafka_peek *peek, rd_kafka_message_t *message)
 }
 
 /*
- * The timer: takes what the queue holds, answers the reads whose time is
- * up, and comes back while any waits.
+ * The timer: takes what the queues hold (what no read waits for is
+ * dropped), answers the reads whose time is up, and comes back, soon
+ * while any waits.
  */
 static void
 kafka_peek_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct kafka_peek *peek = arg;
-	struct timeval again = { 0, KAFKA_PEEK_POLL_MS * 1000 };
+	struct timeval soon = { 0, KAFKA_PEEK_POLL_MS * 1000 };
+	struct timeval idle = { KAFKA_PEEK_IDLE_MS / 1000, 0 };
 	rd_kafka_message_t *message;
 	char none[64];
 	size_t i;
 
 	rd_kafka_poll(peek->rk, 0);	/* log lines and errors */
-	while (peek->count > 0 &&
-	    (message = rd_kafka_consume_queue(peek->queue, 0)) != NULL) {
+	while ((message = rd_kafka_consume_queue(peek->queue, 0)) != NULL) {
 		kafka_peek_message(peek, message);
 		rd_kafka_message_destroy(message);
 	}
@@ -197,8 +209,7 @@ kafka_peek_timer_cb(evutil_socket_t fd, short what, void *arg)
 		kafka_peek_answer(peek, &peek->reads[i], NULL, none);
 		i = 0;	/* the answer may have moved or added reads */
 	}
-	if (peek->count > 0)
-		evtimer_add(peek->timer, &again);
+	evtimer_add(peek->timer, peek->count > 0 ? &soon : &idle);
 }
 
 /* Makes a peeker. */
@@ -256,10 +267,7 @@ kafka_peek_read(struct kafka_peek *peek, const char *topic,
 	read->partition = partition;
 	read->offset = offset;
 	clock_gettime(CLOCK_MONOTONIC, &read->began);
-	/*
-	 * The start waits for the handle's own thread, as the stop does;
-	 * one that fails is answered by the timer when its time is up.
-	 */
+	/* One that fails is answered by the timer when its time is up. */
 	if (rd_kafka_consume_start_queue(read->rkt, partition, offset,
 	    peek->queue) == -1)
 		log_warnx("kafka: check %s[%d] at offset %lld: %s", topic,
@@ -289,6 +297,17 @@ kafka_peek_pending(const struct kafka_peek *peek)
 	return peek != NULL ? peek->count : 0;
 }
 
+/* Forgets every peek and stops serving the handle on the loop. */
+void
+kafka_peek_close(struct kafka_peek *peek)
+{
+	if (peek == NULL)
+		return;
+	peek->count = 0;	/* the destroy stops their reads */
+	if (peek->timer != NULL)
+		event_del(peek->timer);
+}
+
 /* Frees the peeker. */
 void
 kafka_peek_free(struct kafka_peek *peek, long timeout_ms)
@@ -297,8 +316,7 @@ kafka_peek_free(struct kafka_peek *peek, long timeout_ms)
 
 	if (peek == NULL)
 		return;
-	while (peek->count > 0)
-		kafka_peek_drop(peek, &peek->reads[0]);
+	kafka_peek_close(peek);
 	if (peek->timer != NULL)
 		event_free(peek->timer);
 	if (peek->queue != NULL)

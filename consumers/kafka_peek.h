@@ -43,12 +43,19 @@ void		 kafka_peek_read(struct kafka_peek *peek, const char *topic,
 void		 kafka_peek_cancel(struct kafka_peek *peek, const char *topic,
 		    int32_t partition);
 
+/*
+ * Forgets every peek, never answered, and stops serving the handle on the
+ * loop (kafka_peek_free() destroys it): the owner is closing.
+ */
+void		 kafka_peek_close(struct kafka_peek *peek);
+
 /* Peeks not answered yet. */
 size_t		 kafka_peek_pending(const struct kafka_peek *peek);
 
 /*
- * Frees the peeker, its peeks unanswered.  Destroying the handle waits at
- * most timeout_ms; past that it is left to the process exit.
+ * Frees the peeker, its peeks unanswered.  Destroying the handle stops
+ * its reads and waits at most timeout_ms; past that it is left to the
+ * process exit.
  */
 void		 kafka_peek_free(struct kafka_peek *peek, long timeout_ms);
 
