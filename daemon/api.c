@@ -79,6 +79,7 @@ api_call_release(struct api_call *call)
 		return;
 	TAILQ_REMOVE(&call->api->calls, call, entry);
 	api_write_free(call->write);
+	api_export_free(call->export);
 	free(call);
 }
 
@@ -459,6 +460,15 @@ api_addresses(struct api_call *call)
 	/* CSV with limit or cursor comes in pages, as JSON does. */
 	paged = json_object_get(p, "limit") != NULL ||
 	    json_object_get(p, "cursor") != NULL;
+	/*
+	 * The whole CSV is streamed page by page (HEAD is answered in one
+	 * piece: it needs the length).
+	 */
+	if (csv && !paged &&
+	    evhttp_request_get_command(call->req) != EVHTTP_REQ_HEAD) {
+		api_export_start(call, p);
+		return;
+	}
 	text = json_dumps(p, JSON_COMPACT);
 	json_decref(p);
 	params[0] = text;
@@ -1010,7 +1020,10 @@ api_gone(struct evhttp_request *request, void *arg)
 	TAILQ_FOREACH(call, &api->calls, entry)
 		if (call->req == request) {
 			call->gone = true;
-			api_write_gone(call);
+			if (call->export != NULL)
+				api_export_gone(call);	/* may free call */
+			else
+				api_write_gone(call);
 			break;
 		}
 }
@@ -1089,7 +1102,7 @@ api_close(struct api *api)
 			continue;
 		if (call->write != NULL)
 			api_write_halt(call);
-		else
+		else if (call->export == NULL || api_export_halt(call))
 			api_stopping(call);
 	}
 }
@@ -1149,7 +1162,18 @@ api_free(struct api *api)
 	while ((call = TAILQ_FIRST(&api->calls)) != NULL) {
 		call->pending = 0;	/* nothing will call back any more */
 		api_write_stop(call);
-		if (call->req != NULL)
+		if (call->req != NULL && call->export != NULL &&
+		    !api_export_halt(call)) {
+			/* Cut: its gone ended it, or ends it when it comes. */
+			if (TAILQ_FIRST(&api->calls) == call) {
+				struct evhttp_request *request = call->req;
+
+				call->req = NULL;
+				if (request != NULL)
+					evhttp_send_reply_end(request);
+				api_call_release(call);
+			}
+		} else if (call->req != NULL)
 			api_stopping(call);
 		else
 			api_call_release(call);

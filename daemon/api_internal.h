@@ -26,6 +26,7 @@ struct api_bucket {
 };
 
 struct api_write;
+struct api_export;
 
 /* One request, from its arrival until it is answered and nothing of it runs. */
 struct api_call {
@@ -39,6 +40,7 @@ struct api_call {
 	const char		*content_type;	/* of a read's body */
 	const char		*not_found;	/* a read's 404 detail */
 	struct api_write	*write;		/* a write's state */
+	struct api_export	*export;	/* a whole CSV's state */
 };
 
 struct api {
@@ -106,5 +108,11 @@ void	api_write_gone(struct api_call *call);
 void	api_write_stop(struct api_call *call);
 void	api_write_halt(struct api_call *call);
 void	api_write_free(struct api_write *write);
+
+/* GET /addresses as a whole CSV, streamed (api_export.c); takes p. */
+void	api_export_start(struct api_call *call, json_t *p);
+void	api_export_gone(struct api_call *call);
+bool	api_export_halt(struct api_call *call);
+void	api_export_free(struct api_export *export);
 
 #endif

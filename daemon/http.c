@@ -134,6 +134,7 @@ struct http_conn {
 	int			 actions;
 	bool			 refuse;	/* over the cap, nothing evicted */
 	bool			 lingering;	/* refused, draining the rest */
+	bool			 extended;	/* a streamed reply's timeout */
 	/* Requests parsed whole and not yet answered (pipelining). */
 	unsigned		 requests_queued;
 	/* A refusal waiting for the replies to the requests before it. */
@@ -922,6 +923,10 @@ http_conn_replied(struct evhttp_request *request, void *arg)
 
 	conn->request = NULL;
 	conn->routed = false;
+	if (conn->extended) {
+		conn->extended = false;
+		evhttp_connection_set_timeout(conn->evcon, HTTP_IDLE_SECONDS);
+	}
 	if (conn->requests_queued > 0)
 		conn->requests_queued--;
 	if (conn->watch != NULL)
@@ -1289,6 +1294,58 @@ http_send(struct evhttp_request *request, int code, const char *reason,
 		evhttp_add_header(headers, "Content-Length", length);
 	}
 	evhttp_send_reply(request, code, reason, NULL);
+}
+
+/* The connection of a request, on whichever server has it; or NULL. */
+static struct http_conn *
+http_conn_find(struct evhttp_request *request)
+{
+	struct http_conn *conn;
+	struct http *http;
+
+	LIST_FOREACH(http, &http_servers, servers)
+		if ((conn = http_conn_of(http, request)) != NULL)
+			return conn;
+	return NULL;
+}
+
+/*
+ * A streamed reply made progress: its deadline starts again.  evhttp reads
+ * the connection while it writes a reply (to learn of a close), with its
+ * idle timeout: the time between two pieces of a streamed reply may be
+ * longer, so the connection gets the reply's instead until the reply is
+ * done (http_conn_replied()).
+ */
+void
+http_extend(struct evhttp_request *request)
+{
+	struct http_conn *conn = http_conn_find(request);
+
+	if (conn == NULL || conn->request != request ||
+	    (conn->state != HTTP_CONN_HANDLER &&
+	    conn->state != HTTP_CONN_REPLYING))
+		return;
+	http_conn_arm(conn, http_now_ms() +
+	    (int64_t)conn->http->reply_seconds * 1000);
+	if (!conn->extended) {
+		conn->extended = true;
+		evhttp_connection_set_timeout(conn->evcon,
+		    (int)conn->http->reply_seconds);
+	}
+}
+
+/* Cuts a streamed reply: its connection closes without the last chunk. */
+bool
+http_abort(struct evhttp_request *request)
+{
+	struct http_conn *conn = http_conn_find(request);
+
+	if (conn == NULL || conn->request != request ||
+	    conn->state == HTTP_CONN_CLOSING)
+		return false;
+	log_debug("http: connection %d: the reply is cut", (int)conn->fd);
+	http_conn_close(conn, BEV_EVENT_ERROR);
+	return true;
 }
 
 /* Sends a plain-text response. */

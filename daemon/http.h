@@ -124,6 +124,22 @@ void		 http_stats(const struct http *http, struct http_stats *stats);
 void		 http_send(struct evhttp_request *request, int code,
 		    const char *reason, struct evbuffer *body);
 
+/*
+ * A streamed reply (evhttp_send_reply_start/_chunk) made progress: the
+ * time it may still take starts again, a whole reply_seconds from now, so
+ * that a long reply that keeps writing is not cut.
+ */
+void		 http_extend(struct evhttp_request *request);
+
+/*
+ * Cuts a streamed reply under way: its connection is closed without the
+ * last chunk, so that the client sees it incomplete, never as a whole.
+ * gone is called for the request (maybe before this returns), as for a
+ * client that went away.  False when the request has no connection left
+ * (gone was called already, or comes anyway).
+ */
+bool		 http_abort(struct evhttp_request *request);
+
 /* How many replies are being written now. */
 size_t		 http_replying(const struct http *http);
 

@@ -5,12 +5,15 @@ writes while PostgreSQL is away, and the OpenAPI document against what
 the daemon serves."""
 
 import concurrent.futures
+import http.client
 import json
 import os
 import signal
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import psycopg2
@@ -969,11 +972,103 @@ def test_paging_100k_rows_while_they_change():
         api.close()
 
 
+def test_whole_csv_is_streamed_and_a_failed_page_cuts_it():
+    """GET /addresses as a whole CSV comes as one chunked reply, page by
+    page: the same bytes as its keyset pages end to end.  A bad filter is
+    still a 400 before anything is sent; HEAD still answers with the
+    length.  A page that fails once the reply has begun cuts it: the
+    client sees an incomplete transfer, never a whole-looking file."""
+    api = Api()
+    try:
+        api.subnet("big", "127.67.0.0/18", ["127.67.0.1-127.67.19.136"])
+        api.settle()
+
+        def stream(path):
+            conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+            try:
+                conn.request("GET", path,
+                             headers={"Authorization": "Bearer " + READ_TOKEN})
+                response = conn.getresponse()
+                try:
+                    return response, response.read().decode()
+                except http.client.IncompleteRead as error:
+                    return response, error
+            finally:
+                conn.close()
+
+        response, whole = stream("/api/v1/addresses?format=csv")
+        assert response.status == 200, whole
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.getheader("Content-Length") is None
+        assert response.getheader("Content-Type").startswith("text/csv")
+        assert "ipam.csv" in response.getheader("Content-Disposition")
+        assert whole.count("\r\n") == 5001, whole[:200]
+        pages, cursor = "", None
+        while cursor != "":
+            path = "/api/v1/addresses?format=csv&limit=1000"
+            if cursor:
+                path += "&cursor=" + urllib.parse.quote(cursor)
+            status, body, headers = api.call("GET", path, token=READ_TOKEN)
+            assert status == 200, body
+            pages += body
+            cursor = headers["Next-Cursor"]
+        assert pages == whole
+
+        status, body, headers = api.call("GET", "/api/v1/addresses?format=csv"
+                                         "&status=bogus", token=READ_TOKEN)
+        assert status == 400 and body["field"] == "status", body
+        status, body, headers = api.call("HEAD", "/api/v1/addresses?format=csv",
+                                         token=READ_TOKEN)
+        assert status == 200 and body == ""
+        assert int(headers["Content-Length"]) == len(whole.encode())
+
+        # A client that leaves after the first bytes: the export stops.
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+            conn.request("GET", "/api/v1/addresses?format=csv",
+                         headers={"Authorization": "Bearer " + READ_TOKEN})
+            response = conn.getresponse()
+            assert response.status == 200 and response.read(100)
+            response.close()
+            conn.close()
+        status, body, _ = api.call("GET", "/api/v1/addresses?limit=1",
+                                   token=READ_TOKEN)
+        assert status == 200, body
+
+        # A row the CSV cannot render, in the fourth page of five.
+        api.db.query("UPDATE ipam_state.address SET updated_at = "
+                     "'1999-01-01T00:00:00Z' WHERE ip_address = '127.67.13.200'")
+        api.db.query("""CREATE OR REPLACE FUNCTION ipamd.api_time(t timestamptz)
+            RETURNS text LANGUAGE plpgsql STABLE AS $$
+            BEGIN
+                IF t < '2000-01-01' THEN
+                    RAISE EXCEPTION 'no time before 2000';
+                END IF;
+                RETURN to_char(t AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            END $$""")
+        response, cut = stream("/api/v1/addresses?format=csv")
+        assert response.status == 200
+        assert isinstance(cut, http.client.IncompleteRead), cut[-200:]
+        got = cut.partial.decode()
+        assert got.count("\r\n") == 3001 and whole.startswith(got), len(got)
+        api.daemon.wait_log(r"api: /api/v1/addresses\?format=csv: the export "
+                            r"stopped after 3 page\(s\): .*no time before 2000")
+        # The connection was cut, not the daemon: it answers on.
+        status, body, _ = api.call("GET", "/api/v1/addresses?limit=1",
+                                   token=READ_TOKEN)
+        assert status == 200, body
+    finally:
+        api.close()
+
+
 def test_read_storm_waits_its_share_and_is_told_when_too_busy():
     """Reads keep PostgreSQL busy only a share of the time: a storm of
-    heavy reads (50 concurrent CSV exports of 60,000 rows) is queued, and
-    the reads that waited too long are answered 503 "too many reads"
-    instead of hanging; meanwhile /healthz answers and events are applied."""
+    heavy reads (50 concurrent one-piece CSV answers of 60,000 rows, as
+    HEAD asks for them) is queued, and the reads that waited too long are
+    answered 503 with a Retry-After instead of hanging; whole CSV exports
+    streamed meanwhile wait their turn page by page and come whole, never
+    cut for the others; and /healthz answers and events are applied."""
     import ipaddress
     api = Api(config={"api": {"rate_limit": "0"}})
     try:
@@ -981,24 +1076,44 @@ def test_read_storm_waits_its_share_and_is_told_when_too_busy():
         api.subnet("wide", "127.66.0.0/16", ["%s-%s" % (first, first + 59999)])
         api.settle()
 
-        def export(_):
-            return api.call("GET", "/api/v1/addresses?format=csv", token=READ_TOKEN,
-                            timeout=120)[:2]
+        def heavy(_):
+            status, _, headers = api.call("HEAD", "/api/v1/addresses?format=csv",
+                                          token=READ_TOKEN, timeout=120)
+            return status, headers.get("Retry-After")
 
-        with concurrent.futures.ThreadPoolExecutor(50) as pool:
-            storm = pool.map(export, range(50))
+        begun = threading.Semaphore(0)
+
+        def export(_):
+            # Begun before the storm: its head and first page come first.
+            conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=120)
+            conn.request("GET", "/api/v1/addresses?format=csv",
+                         headers={"Authorization": "Bearer " + READ_TOKEN})
+            response = conn.getresponse()
+            begun.release()
+            try:
+                return response.status, response.read().decode().count("\r\n")
+            finally:
+                conn.close()
+
+        with concurrent.futures.ThreadPoolExecutor(53) as pool:
+            whole = pool.map(export, range(2))
+            for _ in range(2):
+                assert begun.acquire(timeout=60), "an export did not begin"
+            storm = pool.map(heavy, range(50))
             # While it lasts: the loop answers and the apply goes on.
             status, _ = api.daemon.http_get("/healthz")
             assert status == 200
             api.server("1", "127.66.0.10")
             api.settle()
             results = list(storm)
+            exports = list(whole)
         codes = [code for code, _ in results]
         assert set(codes) <= {200, 503}, codes
         assert 200 in codes, codes
-        busy = [body for code, body in results if code == 503]
+        busy = [after for code, after in results if code == 503]
         assert busy, "no read was told the API is too busy"
-        assert all("too many reads" in b["detail"] for b in busy), busy[:1]
+        assert all(after == "5" for after in busy), busy
+        assert exports == [(200, 60001)] * 2, exports
         assert api.db.scalar("SELECT status FROM ipam WHERE ip_address = "
                              "'127.66.0.10'") == "allocated"
     finally:
