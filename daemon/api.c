@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include <event2/keyvalq_struct.h>
+#include <event2/http.h>
+#include <event2/http_struct.h>
 #include <jansson.h>
 
 #include "common/addr.h"
@@ -433,6 +435,14 @@ api_path_address(struct api_call *call, const char *vrf_segment,
 	return 0;
 }
 
+/* Tells whether a request came as HTTP/1.1 or later (chunks allowed). */
+static bool
+api_http11(const struct evhttp_request *request)
+{
+	return request->major > 1 || (request->major == 1 &&
+	    request->minor >= 1);
+}
+
 /* GET /addresses, as JSON pages or as CSV. */
 static void
 api_addresses(struct api_call *call)
@@ -440,7 +450,7 @@ api_addresses(struct api_call *call)
 	const char *accept = evhttp_find_header(
 	    evhttp_request_get_input_headers(call->req), "Accept");
 	const char *params[1];
-	json_t *p, *format;
+	json_t *p, *format, *sort;
 	bool csv, paged;
 	char *text;
 
@@ -461,11 +471,17 @@ api_addresses(struct api_call *call)
 	paged = json_object_get(p, "limit") != NULL ||
 	    json_object_get(p, "cursor") != NULL;
 	/*
-	 * The whole CSV is streamed page by page (HEAD is answered in one
-	 * piece: it needs the length).
+	 * The whole CSV is streamed page by page, in address order (a row
+	 * that changes meanwhile keeps its place; no index serves the order
+	 * of updated_at, each page would sort every row).  HEAD needs the
+	 * length, and HTTP/1.0 has no chunks to tell a cut reply from a
+	 * whole one: both are answered in one piece.
 	 */
-	if (csv && !paged &&
-	    evhttp_request_get_command(call->req) != EVHTTP_REQ_HEAD) {
+	sort = json_object_get(p, "sort");
+	if (csv && !paged && api_http11(call->req) &&
+	    evhttp_request_get_command(call->req) != EVHTTP_REQ_HEAD &&
+	    (sort == NULL || strstr(json_string_value(sort), "address") !=
+	    NULL)) {
 		api_export_start(call, p);
 		return;
 	}
@@ -1162,18 +1178,9 @@ api_free(struct api *api)
 	while ((call = TAILQ_FIRST(&api->calls)) != NULL) {
 		call->pending = 0;	/* nothing will call back any more */
 		api_write_stop(call);
-		if (call->req != NULL && call->export != NULL &&
-		    !api_export_halt(call)) {
-			/* Cut: its gone ended it, or ends it when it comes. */
-			if (TAILQ_FIRST(&api->calls) == call) {
-				struct evhttp_request *request = call->req;
-
-				call->req = NULL;
-				if (request != NULL)
-					evhttp_send_reply_end(request);
-				api_call_release(call);
-			}
-		} else if (call->req != NULL)
+		if (call->req != NULL && call->export != NULL)
+			api_export_gone(call);	/* ends and frees it */
+		else if (call->req != NULL)
 			api_stopping(call);
 		else
 			api_call_release(call);

@@ -64,6 +64,17 @@ api_export_cut(struct api_call *call)
 		event_del(export->retry);
 	if (http_abort(call->req))
 		return;
+	/*
+	 * Never ended while its connection is there: the last chunk would
+	 * make it look whole.  The reply's deadline closes it, and gone ends
+	 * it then.
+	 */
+	if (evhttp_request_get_connection(call->req) != NULL) {
+		log_warnx("api: %s: the export's connection is not known; it "
+		    "closes at the reply's deadline",
+		    evhttp_request_get_uri(call->req));
+		return;
+	}
 	if (call->pending == 0)
 		api_export_finish(call);
 }

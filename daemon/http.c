@@ -1329,8 +1329,9 @@ http_extend(struct evhttp_request *request)
 	    (int64_t)conn->http->reply_seconds * 1000);
 	if (!conn->extended) {
 		conn->extended = true;
+		/* Past the deadline above, which is the one that closes. */
 		evhttp_connection_set_timeout(conn->evcon,
-		    (int)conn->http->reply_seconds);
+		    (int)conn->http->reply_seconds + HTTP_IDLE_SECONDS);
 	}
 }
 

@@ -1014,6 +1014,23 @@ def test_whole_csv_is_streamed_and_a_failed_page_cuts_it():
             cursor = headers["Next-Cursor"]
         assert pages == whole
 
+        # In one piece: by updated_at (each page would sort every row),
+        # and to an HTTP/1.0 client (no chunks to tell a cut reply).
+        status, body, headers = api.call(
+            "GET", "/api/v1/addresses?format=csv&sort=updated_at", token=READ_TOKEN)
+        assert status == 200 and body.count("\r\n") == 5001
+        assert int(headers["Content-Length"]) == len(body.encode())
+        conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=60)
+        conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
+        conn.request("GET", "/api/v1/addresses?format=csv",
+                     headers={"Authorization": "Bearer " + READ_TOKEN,
+                              "Connection": "keep-alive"})
+        response = conn.getresponse()
+        assert response.getheader("Transfer-Encoding") is None
+        assert int(response.getheader("Content-Length")) == len(whole.encode())
+        assert response.read().decode() == whole
+        conn.close()
+
         status, body, headers = api.call("GET", "/api/v1/addresses?format=csv"
                                          "&status=bogus", token=READ_TOKEN)
         assert status == 400 and body["field"] == "status", body
