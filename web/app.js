@@ -429,7 +429,20 @@
 			notice('The export failed: ' + response.status, 'error');
 			return;
 		}
-		const blob = await response.blob();
+		/*
+		 * A large export comes page by page; one the daemon had to cut
+		 * (PostgreSQL gone mid-way) ends without its last chunk, and
+		 * nothing of it is saved.
+		 */
+		let blob;
+		try {
+			blob = await response.blob();
+		} catch (error) {
+			notice('The export was cut before its end (' +
+			    error.message + '): nothing was saved. Try again; ' +
+			    'the daemon\'s log says why.', 'error');
+			return;
+		}
 		const url = URL.createObjectURL(blob);
 		const link = el('a', { href: url, download: 'addresses.csv',
 		    class: 'sr' });

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 
@@ -487,6 +488,41 @@ def test_web_address_list_counts_filters_paging_and_export():
         web.open("/address/-/127.100.0.10")
         web.screenshot("06-dark-detail")
         web.assert_no_console_errors()
+
+        # An export the daemon cuts mid-way (a page after the first
+        # fails) is said so, and nothing is saved.
+        web.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        status, body, _ = web.call("POST", "/api/v1/import", {"subnets": [
+            {"id": "s-big", "name": "big", "cidr": "127.101.0.0/20",
+             "static_ip_pools": ["127.101.0.1-127.101.7.208"], "ping": False}]},
+            timeout=120)
+        assert status == 200, body
+        wait_until(lambda: web.db.scalar("SELECT count(*) FROM public.ipam "
+                                         "WHERE subnet_id = 's-big'") == 2000,
+                   60, "the big subnet's rows")
+        web.db.query("UPDATE ipam_state.address SET updated_at = '1999-01-01Z' "
+                     "WHERE ip_address = '127.101.7.200'")
+        web.db.query("""CREATE OR REPLACE FUNCTION ipamd.api_time(t timestamptz)
+            RETURNS text LANGUAGE plpgsql STABLE AS $$
+            BEGIN
+                IF t < '2000-01-01' THEN
+                    RAISE EXCEPTION 'no time before 2000';
+                END IF;
+                RETURN to_char(t AT TIME ZONE 'UTC',
+                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+            END $$""")
+        os.remove(saved)
+        web.open("/addresses")
+        web.wait_text("#page-range", lambda t: t.startswith("1–100"), "the list")
+        web.find("#export-csv").click()
+        wait_until(lambda: "export was cut" in web.text("#notice"), 60,
+                   "the cut export said so")
+        assert "nothing was saved" in web.text("#notice")
+        web.screenshot("07-export-cut")
+        time.sleep(1)
+        assert os.listdir(web.downloads) == [], os.listdir(web.downloads)
+        web.assert_no_console_errors(allowed=[r"/api/v1/addresses\?.*Failed to load"
+                                              r"|ERR_INCOMPLETE_CHUNKED_ENCODING"])
     finally:
         web.close()
 
