@@ -1055,15 +1055,7 @@ def test_whole_csv_is_streamed_and_a_failed_page_cuts_it():
         # A row the CSV cannot render, in the fourth page of five.
         api.db.query("UPDATE ipam_state.address SET updated_at = "
                      "'1999-01-01T00:00:00Z' WHERE ip_address = '127.67.13.200'")
-        api.db.query("""CREATE OR REPLACE FUNCTION ipamd.api_time(t timestamptz)
-            RETURNS text LANGUAGE plpgsql STABLE AS $$
-            BEGIN
-                IF t < '2000-01-01' THEN
-                    RAISE EXCEPTION 'no time before 2000';
-                END IF;
-                RETURN to_char(t AT TIME ZONE 'UTC',
-                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            END $$""")
+        harness.refuse_times_before_2000(api.db)
         response, cut = stream("/api/v1/addresses?format=csv")
         assert response.status == 200
         assert isinstance(cut, http.client.IncompleteRead), cut[-200:]

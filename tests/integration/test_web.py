@@ -502,15 +502,7 @@ def test_web_address_list_counts_filters_paging_and_export():
                    60, "the big subnet's rows")
         web.db.query("UPDATE ipam_state.address SET updated_at = '1999-01-01Z' "
                      "WHERE ip_address = '127.101.7.200'")
-        web.db.query("""CREATE OR REPLACE FUNCTION ipamd.api_time(t timestamptz)
-            RETURNS text LANGUAGE plpgsql STABLE AS $$
-            BEGIN
-                IF t < '2000-01-01' THEN
-                    RAISE EXCEPTION 'no time before 2000';
-                END IF;
-                RETURN to_char(t AT TIME ZONE 'UTC',
-                               'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-            END $$""")
+        harness.refuse_times_before_2000(web.db)
         os.remove(saved)
         web.open("/addresses")
         web.wait_text("#page-range", lambda t: t.startswith("1–100"), "the list")
