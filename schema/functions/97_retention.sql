@@ -14,9 +14,9 @@
 -- is the order of times, up to the length of one transaction.  The
 -- oldest rows are thus the first ids, and a batch is the first ids that
 -- are old enough: an index scan of the primary key, with no index on the
--- time that every apply would have to keep up.  A row out of order by a
--- transaction's length waits behind a newer one until that one is old
--- too: at most one transaction's length later.
+-- time that every apply would have to keep up.  A row before an old one
+-- goes with it (see retention_prune): out of order by a transaction's
+-- length, at most that much early.
 --
 -- Several instances may share the database: each table's batch takes a
 -- transaction-level advisory lock first, and an instance that does not get
@@ -68,12 +68,24 @@ BEGIN
 			ORDER BY r.decided_at LIMIT batch_rows
 			FOR UPDATE SKIP LOCKED);
 	ELSE
-		-- The first batch_rows ids, and of them the old ones.
+		-- The first batch_rows ids, and of them every one up to the
+		-- last old one: ids follow time, so a row before an old one
+		-- is old too, whatever its own time says.  A clock set ahead
+		-- for a while stamped rows in the future: they go with their
+		-- neighbours instead of stopping the prune where they stand
+		-- (a window of nothing but such rows goes when the first row
+		-- after it stamped no later than now is old).  A row out of
+		-- order by a transaction's length may so go that much early.
 		EXECUTE format('DELETE FROM ipamd.%1$I WHERE id IN ('
-		    'SELECT t.id FROM ipamd.%1$I t '
-		    'WHERE t.id <= (SELECT max(w.id) FROM (SELECT h.id '
-		    'FROM ipamd.%1$I h ORDER BY h.id LIMIT $1) w) '
-		    'AND t.%2$I < $2 FOR UPDATE SKIP LOCKED)',
+		    'SELECT t.id FROM ipamd.%1$I t WHERE t.id <= ('
+		    'SELECT coalesce(max(w.id) FILTER (WHERE w.at < $2), '
+		    'CASE WHEN bool_and(w.at > clock_timestamp()) AND ('
+		    'SELECT n.%2$I < $2 FROM ipamd.%1$I n '
+		    'WHERE n.id > max(w.id) AND n.%2$I <= clock_timestamp() '
+		    'ORDER BY n.id LIMIT 1) THEN max(w.id) END) '
+		    'FROM (SELECT h.id, h.%2$I AS at FROM ipamd.%1$I h '
+		    'ORDER BY h.id LIMIT $1) w) '
+		    'FOR UPDATE SKIP LOCKED)',
 		    CASE tbl WHEN 'audit' THEN 'audit_log' ELSE tbl END,
 		    CASE tbl WHEN 'audit' THEN 'changed_at'
 		    ELSE 'received_at' END)
@@ -87,7 +99,9 @@ $$;
 -- The figures /metrics shows from the database, each read through an
 -- index or from a small table: the conflicts now by kind, the dead
 -- letters kept, and the time (seconds since the epoch) of the oldest row
--- of each pruned table (NULL when it is empty).
+-- of each pruned table (NULL when it is empty): of the audit and the dead
+-- letters, the oldest of their first 1,000 ids not stamped in the future
+-- (a clock set ahead for a while), else of those ids.
 CREATE OR REPLACE FUNCTION ipamd.retention_figures() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object(
@@ -96,10 +110,14 @@ LANGUAGE sql STABLE AS $$
 		    GROUP BY kind) c), '{}'),
 	    'dead_letters', (SELECT count(*) FROM ipamd.dead_letter),
 	    'oldest', jsonb_build_object(
-		'audit', (SELECT extract(epoch FROM a.changed_at)
-		    FROM ipamd.audit_log a ORDER BY a.id LIMIT 1),
-		'dead_letter', (SELECT extract(epoch FROM d.received_at)
-		    FROM ipamd.dead_letter d ORDER BY d.id LIMIT 1),
+		'audit', (SELECT extract(epoch FROM coalesce(
+		    min(w.at) FILTER (WHERE w.at <= clock_timestamp()),
+		    min(w.at))) FROM (SELECT a.changed_at AS at
+		    FROM ipamd.audit_log a ORDER BY a.id LIMIT 1000) w),
+		'dead_letter', (SELECT extract(epoch FROM coalesce(
+		    min(w.at) FILTER (WHERE w.at <= clock_timestamp()),
+		    min(w.at))) FROM (SELECT d.received_at AS at
+		    FROM ipamd.dead_letter d ORDER BY d.id LIMIT 1000) w),
 		'request', (SELECT extract(epoch FROM min(r.decided_at))
 		    FROM ipamd.request r)))
 $$;

@@ -305,6 +305,33 @@ def test_retention_functions_at_the_sql_level():
         assert figures["dead_letters"] == 1 and figures["conflicts"] == {}
         assert abs(figures["oldest"]["request"] - float(db.scalar(
             "SELECT extract(epoch FROM min(decided_at)) FROM ipamd.request"))) < 0.001
+
+        # A clock set a year ahead for a while, then right again: the
+        # rows it stamped in the future go with their older neighbours
+        # (ids follow time), and never stop the prune, nor hide the
+        # oldest row from the figures.
+        db.query("DELETE FROM ipamd.audit_log")
+        for days, count in ((365, 4), (-10, 6), (0, 2)):
+            db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, changed_at) "
+                     "SELECT '', '10.73.0.2', 'insert', now() + %s * interval '1 day' "
+                     "FROM generate_series(1, %s)", (days, count))
+        oldest = db.scalar("SELECT extract(epoch FROM now() - interval '10 days')")
+        figures = db.scalar("SELECT ipamd.retention_figures()")
+        assert abs(figures["oldest"]["audit"] - float(oldest)) < 5, figures
+        # A window of nothing but future rows goes when the row after it
+        # is old; then the old ones; the two of now stay.
+        assert db.scalar(prune, ("audit", 5, 3)) == 3
+        assert db.scalar(prune, ("audit", 5, 5000)) == 7
+        assert db.scalar(prune, ("audit", 5, 5000)) == 0
+        assert db.scalar("SELECT count(*) FROM ipamd.audit") == 2
+        # Future rows followed only by recent ones stay (nothing is old).
+        db.query("DELETE FROM ipamd.audit_log")
+        for days, count in ((365, 3), (0, 2)):
+            db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, changed_at) "
+                     "SELECT '', '10.73.0.2', 'insert', now() + %s * interval '1 day' "
+                     "FROM generate_series(1, %s)", (days, count))
+        assert db.scalar(prune, ("audit", 5, 3)) == 0
+        assert db.scalar(prune, ("audit", 5, 5000)) == 0
     finally:
         daemon.close()
         db.close()
