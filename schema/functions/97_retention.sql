@@ -14,9 +14,9 @@
 -- is the order of times, up to the length of one transaction.  The
 -- oldest rows are thus the first ids, and a batch is the first ids that
 -- are old enough: an index scan of the primary key, with no index on the
--- time that every apply would have to keep up.  A row before an old one
--- goes with it (see retention_prune): out of order by a transaction's
--- length, at most that much early.
+-- time that every apply would have to keep up.  A row out of order by a
+-- transaction's length waits behind a newer one until that one is old
+-- too: at most one transaction's length later.
 --
 -- Several instances may share the database: each table's batch takes a
 -- transaction-level advisory lock first, and an instance that does not get
@@ -68,24 +68,28 @@ BEGIN
 			ORDER BY r.decided_at LIMIT batch_rows
 			FOR UPDATE SKIP LOCKED);
 	ELSE
-		-- The first batch_rows ids, and of them every one up to the
-		-- last old one: ids follow time, so a row before an old one
-		-- is old too, whatever its own time says.  A clock set ahead
-		-- for a while stamped rows in the future: they go with their
-		-- neighbours instead of stopping the prune where they stand
-		-- (a window of nothing but such rows goes when the first row
-		-- after it stamped no later than now is old).  A row out of
-		-- order by a transaction's length may so go that much early.
+		-- The first batch_rows ids, and of them the old ones and,
+		-- up to the last old one, those stamped in the future: ids
+		-- follow time, so a row before an old one is old too.  A
+		-- clock set ahead for a while stamped such rows: they go with
+		-- their neighbours instead of stopping the prune where they
+		-- stand.  A window of nothing but future rows goes when the
+		-- first row after it stamped no later than now is old, looked
+		-- for among the next 20 windows at most (a longer stretch of
+		-- them waits until its own times pass the cutoff).
 		EXECUTE format('DELETE FROM ipamd.%1$I WHERE id IN ('
 		    'SELECT t.id FROM ipamd.%1$I t WHERE t.id <= ('
 		    'SELECT coalesce(max(w.id) FILTER (WHERE w.at < $2), '
 		    'CASE WHEN bool_and(w.at > clock_timestamp()) AND ('
-		    'SELECT n.%2$I < $2 FROM ipamd.%1$I n '
-		    'WHERE n.id > max(w.id) AND n.%2$I <= clock_timestamp() '
-		    'ORDER BY n.id LIMIT 1) THEN max(w.id) END) '
+		    'SELECT x.at < $2 FROM (SELECT n.id, n.%2$I AS at '
+		    'FROM ipamd.%1$I n WHERE n.id > max(w.id) '
+		    'ORDER BY n.id LIMIT 20 * $1) x '
+		    'WHERE x.at <= clock_timestamp() ORDER BY x.id LIMIT 1) '
+		    'THEN max(w.id) END) '
 		    'FROM (SELECT h.id, h.%2$I AS at FROM ipamd.%1$I h '
 		    'ORDER BY h.id LIMIT $1) w) '
-		    'FOR UPDATE SKIP LOCKED)',
+		    'AND (t.%2$I < $2 OR t.%2$I > clock_timestamp()) '
+		    'ORDER BY t.id LIMIT $1 FOR UPDATE SKIP LOCKED)',
 		    CASE tbl WHEN 'audit' THEN 'audit_log' ELSE tbl END,
 		    CASE tbl WHEN 'audit' THEN 'changed_at'
 		    ELSE 'received_at' END)
@@ -103,7 +107,7 @@ $$;
 -- letters, the oldest of their first 1,000 ids not stamped in the future
 -- (a clock set ahead for a while), else of those ids.
 CREATE OR REPLACE FUNCTION ipamd.retention_figures() RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql VOLATILE AS $$
 	SELECT jsonb_build_object(
 	    'conflicts', coalesce((SELECT jsonb_object_agg(c.kind, c.n)
 		FROM (SELECT kind, count(*) AS n FROM public.ipam_conflict

@@ -332,6 +332,15 @@ def test_retention_functions_at_the_sql_level():
                      "FROM generate_series(1, %s)", (days, count))
         assert db.scalar(prune, ("audit", 5, 3)) == 0
         assert db.scalar(prune, ("audit", 5, 5000)) == 0
+        # A clock set behind: a row stamped in the past goes alone; the
+        # recent rows before it stay.
+        db.query("DELETE FROM ipamd.audit_log")
+        for days, count in ((0, 3), (-400, 1), (0, 2)):
+            db.query("INSERT INTO ipamd.audit (vrf, ip_address, action, changed_at) "
+                     "SELECT '', '10.73.0.2', 'insert', now() + %s * interval '1 day' "
+                     "FROM generate_series(1, %s)", (days, count))
+        assert db.scalar(prune, ("audit", 5, 5000)) == 1
+        assert db.scalar("SELECT count(*) FROM ipamd.audit") == 5
     finally:
         daemon.close()
         db.close()
