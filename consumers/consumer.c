@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "consumers/consumer.h"
 #include "consumers/intake.h"
@@ -139,17 +140,6 @@ static void	consumer_load(struct consumer *consumer);
 static bool	consumer_any_loading(const struct consumer *consumer);
 static void	consumer_backpressure(struct consumer *consumer);
 static void	consumer_finish_stop(struct consumer *consumer);
-
-/* Milliseconds since an instant. */
-static long long
-consumer_ms_since(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
-	    (now.tv_nsec - since->tv_nsec) / 1000000;
-}
 
 /* Names a state for the log. */
 static const char *
@@ -729,7 +719,7 @@ consumer_flush(struct consumer *consumer)
 		if (consumer->loading)
 			return;
 	}
-	waited = consumer_ms_since(&consumer->pending_since);
+	waited = clock_ms_since(&consumer->pending_since);
 	if (!consumer_pending_full(consumer) &&
 	    waited < consumer->batch_max_wait_ms) {
 		if (!evtimer_pending(consumer->linger_timer, NULL)) {
@@ -771,8 +761,8 @@ consumer_rebuild_holds_all(struct consumer *consumer)
 		consumer->unheld_said = consumer->unheld_since;
 		return false;
 	}
-	if (consumer_ms_since(&consumer->unheld_since) >= CONSUMER_UNHELD_MS &&
-	    consumer_ms_since(&consumer->unheld_said) >= CONSUMER_UNHELD_MS) {
+	if (clock_ms_since(&consumer->unheld_since) >= CONSUMER_UNHELD_MS &&
+	    clock_ms_since(&consumer->unheld_said) >= CONSUMER_UNHELD_MS) {
 		clock_gettime(CLOCK_MONOTONIC, &consumer->unheld_said);
 		log_warnx("rebuild: this instance holds %zu of the %zu "
 		    "partitions of its topics; a rebuild reads them all, so "
@@ -864,7 +854,7 @@ consumer_rebuild_progress(struct consumer *consumer)
 
 	if (consumer->progress_at.tv_sec == 0)
 		clock_gettime(CLOCK_MONOTONIC, &consumer->progress_at);
-	if (consumer_ms_since(&consumer->progress_at) < CONSUMER_PROGRESS_MS)
+	if (clock_ms_since(&consumer->progress_at) < CONSUMER_PROGRESS_MS)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &consumer->progress_at);
 	for (i = 0; i < consumer->partition_count; i++) {
@@ -912,7 +902,7 @@ consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (consumer->state == CONSUMER_DRAINING) {
 		if (!applier_busy(consumer->applier) ||
-		    consumer_ms_since(&consumer->stop_began) >=
+		    clock_ms_since(&consumer->stop_began) >=
 		    consumer->stop_deadline_ms - consumer_close_reserve(consumer)) {
 			if (applier_busy(consumer->applier))
 				log_warnx("shutdown: the apply in flight did not "
@@ -1254,7 +1244,7 @@ consumer_finish_stop(struct consumer *consumer)
 	evtimer_del(consumer->linger_timer);
 	batch_clear(&consumer->pending);
 	left = consumer->stop_deadline_ms -
-	    consumer_ms_since(&consumer->stop_began);
+	    clock_ms_since(&consumer->stop_began);
 	kafka_client_close(consumer->client, left > 500 ? left : 500);
 	consumer->stopped_cb = NULL;
 	if (cb != NULL)

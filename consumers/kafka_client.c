@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "consumers/kafka_client.h"
 #include "consumers/kafka_peek.h"
@@ -137,17 +138,6 @@ static void	kafka_fetching(struct kafka_client *client);
 
 /* A client that cannot be destroyed safely, kept reachable until exit. */
 static rd_kafka_t *kafka_parked_handle;
-
-/* Milliseconds since an instant. */
-static long long
-kafka_ms_since(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
-	    (now.tv_nsec - since->tv_nsec) / 1000000;
-}
 
 /* Finds a topic's index by name; -1 when it is not one of ours. */
 static int
@@ -659,7 +649,7 @@ fail:
 static void
 kafka_log_error(struct kafka_client *client, rd_kafka_message_t *message)
 {
-	if (kafka_ms_since(&client->error_window) >= 60000) {
+	if (clock_ms_since(&client->error_window) >= 60000) {
 		if (client->errors_unlogged > 0)
 			log_warnx("kafka: %llu more errors of partitions in the "
 			    "last minute were not logged",
@@ -732,7 +722,7 @@ kafka_client_poll(struct kafka_client *client)
 	if (client->rk == NULL || client->closed)
 		return;
 	if (client->full && !client->full_paused) {
-		if (kafka_ms_since(&client->full_since) < client->full_max_ms)
+		if (clock_ms_since(&client->full_since) < client->full_max_ms)
 			return;
 		/* Full too long to stop polling: pause, and poll on. */
 		client->full_paused = true;
@@ -948,7 +938,7 @@ kafka_fetching(struct kafka_client *client)
 	rd_kafka_topic_partition_list_destroy(list);
 	if (client->full_paused && paused && !client->paused)
 		log_debug("kafka: fetching paused: full for %lld ms",
-		    kafka_ms_since(&client->full_since));
+		    clock_ms_since(&client->full_since));
 	else
 		log_debug("kafka: fetching %s", paused ? "paused" : "resumed");
 }
@@ -1078,7 +1068,7 @@ kafka_client_health(const struct kafka_client *client,
 	health->broker_error = client->broker_error[0] != '\0' ?
 	    client->broker_error : NULL;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||
-	    kafka_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
+	    clock_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;
 	health->fetch_paused = client->fetch_paused;
 	/* With no broker, whether a topic exists is not known: none missing. */
@@ -1121,8 +1111,8 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 	 * give it that chance, serving callbacks only.
 	 */
 	clock_gettime(CLOCK_MONOTONIC, &began);
-	while (!client->joined && kafka_ms_since(&began) < KAFKA_JOIN_GRACE_MS &&
-	    kafka_ms_since(&began) < deadline_ms) {
+	while (!client->joined && clock_ms_since(&began) < KAFKA_JOIN_GRACE_MS &&
+	    clock_ms_since(&began) < deadline_ms) {
 		rd_kafka_message_t *message;
 
 		message = rd_kafka_consumer_poll(client->rk, 50);
@@ -1143,7 +1133,7 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 		rd_kafka_error_destroy(error);
 	} else {
 		while (!rd_kafka_consumer_closed(client->rk) &&
-		    kafka_ms_since(&began) < deadline_ms) {
+		    clock_ms_since(&began) < deadline_ms) {
 			rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 100);
 
 			if (event == NULL)
@@ -1245,7 +1235,7 @@ kafka_destroy_ms(const struct kafka_client *client)
 
 	if (client->closed && client->close_deadline_ms > 0)
 		left = client->close_deadline_ms -
-		    kafka_ms_since(&client->close_began);
+		    clock_ms_since(&client->close_began);
 	if (left < KAFKA_DESTROY_MIN_MS)
 		left = KAFKA_DESTROY_MIN_MS;
 	return (long)(left < KAFKA_DESTROY_MS ? left : KAFKA_DESTROY_MS);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "consumers/kafka_client.h"
 #include "consumers/kafka_peek.h"
@@ -37,17 +38,6 @@ struct kafka_peek {
 	rd_kafka_topic_t	**topics;	/* made once, kept */
 	size_t			 topic_count;
 };
-
-/* Milliseconds since an instant. */
-static long long
-kafka_peek_ms_since(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
-	    (now.tv_nsec - since->tv_nsec) / 1000000;
-}
 
 /* Routes the handle's log lines into ours (served on our thread). */
 static void
@@ -200,7 +190,7 @@ kafka_peek_timer_cb(evutil_socket_t fd, short what, void *arg)
 		rd_kafka_message_destroy(message);
 	}
 	for (i = 0; i < peek->count;) {
-		if (kafka_peek_ms_since(&peek->reads[i].began) < KAFKA_PEEK_MS) {
+		if (clock_ms_since(&peek->reads[i].began) < KAFKA_PEEK_MS) {
 			i++;
 			continue;
 		}
@@ -288,13 +278,6 @@ kafka_peek_cancel(struct kafka_peek *peek, const char *topic,
 	if (peek != NULL &&
 	    (read = kafka_peek_find(peek, topic, partition)) != NULL)
 		kafka_peek_drop(peek, read);
-}
-
-/* Peeks not answered yet. */
-size_t
-kafka_peek_pending(const struct kafka_peek *peek)
-{
-	return peek != NULL ? peek->count : 0;
 }
 
 /* Forgets every peek and stops serving the handle on the loop. */

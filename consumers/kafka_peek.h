@@ -49,9 +49,6 @@ void		 kafka_peek_cancel(struct kafka_peek *peek, const char *topic,
  */
 void		 kafka_peek_close(struct kafka_peek *peek);
 
-/* Peeks not answered yet. */
-size_t		 kafka_peek_pending(const struct kafka_peek *peek);
-
 /*
  * Frees the peeker, its peeks unanswered.  Destroying the handle stops
  * its reads and waits at most timeout_ms; past that it is left to the

@@ -85,12 +85,23 @@ api_call_release(struct api_call *call)
 	free(call);
 }
 
+/* Adds the headers of every answer, and counts it by its code. */
+void
+api_reply_head(struct api_call *call, int code, const char *content_type)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(call->req);
+
+	evhttp_add_header(headers, "Content-Type", content_type);
+	evhttp_add_header(headers, "Cache-Control", "no-store");
+	evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+	call->api->stats.requests[code / 100 < 6 ? code / 100 : 5]++;
+}
+
 /* Sends the reply (takes body; NULL: empty) and releases what it can. */
 void
 api_reply(struct api_call *call, int code, const char *content_type,
     struct evbuffer *body)
 {
-	struct evkeyvalq *headers;
 	struct evbuffer *empty = NULL;
 
 	if (call->req == NULL) {
@@ -98,13 +109,9 @@ api_reply(struct api_call *call, int code, const char *content_type,
 			evbuffer_free(body);
 		return;
 	}
-	headers = evhttp_request_get_output_headers(call->req);
-	evhttp_add_header(headers, "Content-Type", content_type);
-	evhttp_add_header(headers, "Cache-Control", "no-store");
-	evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+	api_reply_head(call, code, content_type);
 	if (body == NULL)
 		body = empty = evbuffer_new();
-	call->api->stats.requests[code / 100 < 6 ? code / 100 : 5]++;
 	http_send(call->req, code, NULL, body);
 	evbuffer_free(body);
 	(void)empty;
@@ -190,8 +197,7 @@ api_query_failed(struct api_call *call, const PGresult *result,
 	char field[64];
 	size_t len;
 
-	if (result == NULL && error != NULL &&
-	    strncmp(error, "too many reads", 14) == 0) {
+	if (result == NULL && readpool_too_busy(error)) {
 		evhttp_add_header(evhttp_request_get_output_headers(call->req),
 		    "Retry-After", "5");
 		api_error(call, 503, "unavailable", NULL, "%s", error);

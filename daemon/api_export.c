@@ -103,7 +103,6 @@ api_export_page(struct pgconn *pg, PGresult *result, const char *error,
 	struct api_export *export = arg;
 	struct api_call *call = export->call;
 	struct evbuffer *chunk;
-	struct evkeyvalq *headers;
 	const char *cursor, *why;
 
 	call->pending--;
@@ -115,8 +114,7 @@ api_export_page(struct pgconn *pg, PGresult *result, const char *error,
 		api_export_finish(call);
 		return;
 	}
-	if (export->started && result == NULL && error != NULL &&
-	    strncmp(error, "too many reads", 14) == 0) {
+	if (export->started && result == NULL && readpool_too_busy(error)) {
 		/* A page that waited too long for its turn: wait again. */
 		api_export_wait(export);
 		return;
@@ -138,14 +136,9 @@ api_export_page(struct pgconn *pg, PGresult *result, const char *error,
 		return;
 	}
 	if (!export->started) {
-		headers = evhttp_request_get_output_headers(call->req);
-		evhttp_add_header(headers, "Content-Type",
-		    "text/csv; charset=utf-8");
-		evhttp_add_header(headers, "Cache-Control", "no-store");
-		evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-		evhttp_add_header(headers, "Content-Disposition",
-		    "attachment; filename=\"ipam.csv\"");
-		call->api->stats.requests[2]++;
+		api_reply_head(call, 200, "text/csv; charset=utf-8");
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Content-Disposition", "attachment; filename=\"ipam.csv\"");
 		evhttp_send_reply_start(call->req, 200, "OK");
 		http_extend(call->req);
 		export->started = true;

@@ -68,6 +68,10 @@ struct api {
 	json_t			*allocating;
 };
 
+/* Adds the headers of every answer (a streamed one too) and counts it. */
+void	api_reply_head(struct api_call *call, int code,
+	    const char *content_type);
+
 /* Sends the reply (takes body; NULL: empty) and releases what it can. */
 void	api_reply(struct api_call *call, int code, const char *content_type,
 	    struct evbuffer *body);

@@ -178,8 +178,16 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 static void
 readpool_expire(struct readpool *pool)
 {
-	readpool_answer(pool, READPOOL_WAIT_MAX, "too many reads are waiting: "
+	readpool_answer(pool, READPOOL_WAIT_MAX, READPOOL_TOO_BUSY ": "
 	    "try again later");
+}
+
+/* Tells whether a read's error is the queue's "too busy". */
+bool
+readpool_too_busy(const char *error)
+{
+	return error != NULL && strncmp(error, READPOOL_TOO_BUSY,
+	    strlen(READPOOL_TOO_BUSY)) == 0;
 }
 
 /* Hands waiting queries to the free connections. */

@@ -51,6 +51,13 @@ int		 readpool_query_first(struct readpool *pool, const char *sql,
 		    int nparams, const char *const *params,
 		    pgconn_result_cb *cb, void *arg);
 
+/*
+ * The error a read is answered with when it waited too long for its turn
+ * (the result is NULL); readpool_too_busy() tells it.
+ */
+#define READPOOL_TOO_BUSY	"too many reads are waiting"
+bool		 readpool_too_busy(const char *error);
+
 /* Requests waiting for a connection now. */
 size_t		 readpool_waiting(const struct readpool *pool);
 

@@ -1,0 +1,18 @@
+/* The monotonic clock in the units the daemon's deadlines count. */
+#ifndef IPAM_COMMON_CLOCK_H
+#define IPAM_COMMON_CLOCK_H
+
+#include <time.h>
+
+/* Milliseconds since an instant of CLOCK_MONOTONIC. */
+static inline long long
+clock_ms_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)(now.tv_sec - since->tv_sec) * 1000 +
+	    (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+#endif
