@@ -766,8 +766,9 @@ def test_many_new_subnets_in_one_batch_write_plain_pools():
         run.subnet("wide", "10.80.0.0/16", ["10.80.1.1-10.80.1.50"], 1)
         run.subnet("inner", "10.80.0.0/24", ["10.80.0.1-10.80.0.10"], 1)
         run.settle()
-        assert run.daemon.log_contains(r"batch of 22: 22 applied"), \
-            "the subnets were not applied in one batch:\n" + run.daemon.log()[-2000:]
+        # The batch's line is logged once its commit is answered, which
+        # may be just after settle() sees the commit in the database.
+        run.daemon.wait_log(r"batch of 22: 22 applied", timeout=15)
         rows = run.db.query("SELECT subnet_id, count(*) FROM ipam WHERE status = "
                             "'available' AND ip_type = 'static' GROUP BY 1")
         want = dict([("s%d" % n, 100) for n in range(20)] + [("wide", 50), ("inner", 10)])
