@@ -1021,7 +1021,9 @@ def test_readiness_names_a_missing_topic():
         admin.create_topics([NewTopic(missing, num_partitions=1,
                                       replication_factor=1)])[missing].result(timeout=30)
         daemon.notify.wait_for("READY=1", timeout=60)
-        assert surface.get("/readyz") == (200, "ready\n")
+        # The new topic's partition may be assigned just after READY=1
+        # (loading its stored offset for a moment): ready soon after.
+        wait_until(lambda: surface.get("/readyz") == (200, "ready\n"), 30, "ready")
         assert surface.metric("ipam_syncd_kafka_topics_missing") == 0
         kafka = Kafka()
         value, _ = cloudevent("subnet", "1", "upsert", 1, {

@@ -486,8 +486,8 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         # on (a ping is due every 1.5 s) and systemd does not restart a
         # daemon that a restart would not help.
         pings = daemon.notify.texts().count("WATCHDOG=1")
-        time.sleep(3.5)
-        assert daemon.notify.texts().count("WATCHDOG=1") >= pings + 1
+        wait_until(lambda: daemon.notify.texts().count("WATCHDOG=1") >= pings + 1,
+                   10, "a watchdog ping")
         assert not daemon.log_contains(r"withholding the watchdog ping")
 
         db.query('GRANT INSERT, UPDATE ON ipam_state.server TO "%s"' % role)
@@ -593,8 +593,8 @@ def test_read_only_database_is_not_ready_and_reconnects_ever_slower():
         first = delays()[:4]
         assert first == sorted(first) and first[3] >= 4 * first[0], first
         pings = daemon.notify.texts().count("WATCHDOG=1")
-        time.sleep(3.5)
-        assert daemon.notify.texts().count("WATCHDOG=1") >= pings + 1
+        wait_until(lambda: daemon.notify.texts().count("WATCHDOG=1") >= pings + 1,
+                   10, "a watchdog ping")
         assert len(re.findall(r"refuses the batch", daemon.log())) == 1
 
         db.query('ALTER DATABASE "%s" RESET default_transaction_read_only' % db.name)
@@ -677,7 +677,10 @@ def test_large_pools_are_applied_a_statement_each():
                        ["10.%d.0.1-10.%d.2.88" % (60 + i, 60 + i)], 1)
         run.settle()
         assert run.count("status = 'available'") == 3 * 600
-        # One batch of three events, applied as three statements.
+        # One batch of three events, applied as three statements (the
+        # last one's line may come just after its commit shows).
+        wait_until(lambda: len(re.findall(r"batch of \d+: ", run.daemon.log())) >= 3,
+                   15, "the third statement's line")
         sizes = re.findall(r"batch of (\d+): ", run.daemon.log())
         assert sizes == ["1", "1", "1"], sizes
     finally:

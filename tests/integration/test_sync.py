@@ -282,7 +282,8 @@ def test_conflicts_are_reported():
         assert run.row("192.168.7.6")["status"] == "allocated"
         assert run.row("192.168.7.7")["status"] == "quarantine"
         assert run.row("192.168.7.7")["server_id"] == "12"
-        assert run.daemon.log_contains(r"<4>conflict several_servers: servers 9, 10 share 192.168.7.5")
+        run.daemon.wait_log(r"<4>conflict several_servers: servers 9, 10 share 192\.168\.7\.5",
+                            timeout=15)
         # Resolving a conflict removes it.
         run.server("10", "192.168.7.50", 2)
         run.settle()
@@ -424,8 +425,8 @@ def test_a_kept_field_is_not_taken_from_a_stale_event_of_the_batch():
         run.send(run.topics.subnets, *debezium_subnet(
             1, 300, "u", "127.92.0.0/24", None))
         run.settle()
-        assert re.search(r"batch of [4-9]: ", run.daemon.log()), \
-            "the changes were not in one batch"
+        # Logged once the commit's answer is read: wait for it.
+        run.daemon.wait_log(r"batch of [4-9]: ", timeout=15)
         hosts = dict(run.db.query("SELECT id, hostname FROM ipam_state.server"))
         assert hosts == {"7": "stored-200", "8": "newer-100",
                          "10": "stored-200", "11": None}, hosts
@@ -538,7 +539,7 @@ def test_bad_messages_go_to_dead_letters():
         assert any("5002 bytes, more than the limit of 4096" in r for r in reasons), reasons
         assert any("tombstone" in r and "key" in r for r in reasons), reasons
         assert run.count("server_id LIKE 'good-%%'") == len(expected)
-        assert run.daemon.log_contains(r"<4>dead letter .*: cloudevents: ")
+        run.daemon.wait_log(r"<4>dead letter .*: cloudevents: ", timeout=15)
     finally:
         run.close()
 
