@@ -111,6 +111,7 @@ static void	api_write_expiry_arm(struct api_write *write);
 static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
+static void	api_allocate_held(struct api_write *write, json_t *body);
 static void	api_write_not_taken(struct api_write *write,
 		    const struct api_event *failed);
 
@@ -236,19 +237,22 @@ api_allocating_has(const struct api *api, const char *key)
 /*
  * The daemon stops before the write was applied.  Every event Kafka
  * acknowledged: 202, it is applied by the drain or by the next start.
- * None handed to Kafka: 503, nothing was published.  Else (events Kafka
- * has not acknowledged, kept trying until the exit) 503 that says how
- * many of each, with the requests to follow.
+ * None handed to Kafka: 503, nothing was published; 409 with what it
+ * holds for an allocation whose earlier rounds reserved addresses (only
+ * its round in progress counts here: the others are decided).  Else
+ * (events Kafka has not acknowledged, kept trying until the exit) 503
+ * that says how many of each, with the requests to follow.
  */
 void
 api_write_halt(struct api_call *call)
 {
 	struct api_write *write = call->write;
-	size_t i, acked = 0, unsure = 0, sent = 0;
+	size_t i, first, acked = 0, unsure = 0, sent = 0;
 	json_t *body, *ids;
 
 	api_write_stop(call);
-	for (i = 0; i < write->count; i++) {
+	first = write->kind == API_WRITE_ALLOCATE ? write->round_start : 0;
+	for (i = first; i < write->count; i++) {
 		if (!write->events[i].sent)
 			continue;
 		sent++;
@@ -262,14 +266,20 @@ api_write_halt(struct api_call *call)
 		    "before it was applied");
 		return;
 	}
+	if (unsure == 0 && write->kind == API_WRITE_ALLOCATE &&
+	    json_array_size(write->won) > 0) {
+		api_allocate_partial(write, "the daemon is stopping");
+		return;
+	}
 	if (unsure == 0) {
 		api_error(call, 503, "unavailable", NULL, "the daemon is "
-		    "stopping: nothing was published");
+		    "stopping: %s", first > 0 ? "the allocation holds nothing" :
+		    "nothing was published");
 		return;
 	}
 	body = json_object();
 	ids = json_array();
-	for (i = 0; i < write->count; i++)
+	for (i = first; i < write->count; i++)
 		if (write->events[i].sent && write->events[i].id != NULL &&
 		    (!write->events[i].delivered ||
 		    write->events[i].failure == NULL))
@@ -286,6 +296,7 @@ api_write_halt(struct api_call *call)
 	json_object_set_new(body, "published", json_integer((json_int_t)acked));
 	json_object_set_new(body, "unacknowledged",
 	    json_integer((json_int_t)unsure));
+	api_allocate_held(write, body);
 	if (json_array_size(ids) > 0)
 		json_object_set_new(body, "requests", ids);
 	else
@@ -691,7 +702,9 @@ api_write_accepted(struct api_write *write, const char *detail)
 		api_reply_json(call, 202, body);
 		return;
 	}
-	for (i = 0; i < write->count; i++)
+	/* An allocation's earlier rounds are decided: `allocated` says them. */
+	for (i = write->kind == API_WRITE_ALLOCATE ? write->round_start : 0;
+	    i < write->count; i++)
 		if (write->events[i].id != NULL) {
 			json_array_append_new(ids,
 			    json_string(write->events[i].id));
@@ -699,6 +712,7 @@ api_write_accepted(struct api_write *write, const char *detail)
 				first = write->events[i].id;
 		}
 	json_object_set_new(body, "state", json_string("pending"));
+	api_allocate_held(write, body);
 	/* An import not all delivered has nothing to follow. */
 	json_object_set_new(body, "detail", write->kind == API_WRITE_IMPORT ?
 	    json_sprintf("%s; the import is published whole and is applied "
@@ -714,6 +728,15 @@ api_write_accepted(struct api_write *write, const char *detail)
 	} else
 		json_decref(ids);
 	api_reply_json(call, 202, body);
+}
+
+/* What an allocation reserved in its decided rounds, when anything. */
+static void
+api_allocate_held(struct api_write *write, json_t *body)
+{
+	if (write->kind == API_WRITE_ALLOCATE &&
+	    json_array_size(write->won) > 0)
+		json_object_set(body, "allocated", write->won);
 }
 
 /*

@@ -647,8 +647,10 @@ def proxied_api_holding_the_apply(kafka, net, write_wait_ms):
     proxy, a subnet "lan" net.0/24 with the pool net.1-net.9 applied, and
     then the apply held by a lock on ipamd.request: (api, the marks
     topic's messages so far, the connection holding the lock)."""
+    # The writes' polls wait on that lock: no statement timeout cuts them.
     api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap()},
-                      "api": {"write_wait_ms": str(write_wait_ms)}})
+                      "api": {"write_wait_ms": str(write_wait_ms),
+                              "statement_timeout_ms": "600000"}})
     try:
         api.daemon.wait_assigned(3)
         api.subnet("lan", net + ".0/24", ["%s.1-%s.9" % (net, net)])
@@ -703,6 +705,23 @@ def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
         kafka.close()
 
 
+def allocate_two_behind_bob(api, net, marks):
+    """Bob's reservation of net.1 in Kafka, then an allocation of two from
+    "lan" (net.0/24, pool net.1-net.9) while the apply is held: its first
+    round publishes net.1 and net.2, and only net.2 can win.  The future
+    of the allocation's answer, once its first round is in the topic."""
+    api.send(api.topics.marks, net + ".1", event(
+        "mark.set", net + ".1", {"address": net + ".1", "status": "reserved",
+                                 "description": "bob's"}, 1))
+    api.kafka.flush()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    answer = pool.submit(api.call, "POST", "/api/v1/subnets/lan/allocate",
+                         {"count": 2, "description": "mine"}, timeout=200)
+    wait_until(lambda: count_messages(api.topics.marks) == marks + 3, 30,
+               "the first round in the topic")
+    return answer
+
+
 def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
     """An allocation of two wins one address in its first round (another
     reservation of the other was in Kafka before it) and Kafka takes
@@ -716,17 +735,7 @@ def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
     try:
         api, marks, locker = proxied_api_holding_the_apply(kafka, "127.97.8",
                                                            90000)
-        # Bob's reservation of the first free address, applied first.
-        api.send(api.topics.marks, "127.97.8.1", event(
-            "mark.set", "127.97.8.1", {"address": "127.97.8.1",
-                                       "status": "reserved",
-                                       "description": "bob's"}, 1))
-        api.kafka.flush()
-        pool = concurrent.futures.ThreadPoolExecutor(1)
-        answer = pool.submit(api.call, "POST", "/api/v1/subnets/lan/allocate",
-                             {"count": 2, "description": "mine"}, timeout=200)
-        wait_until(lambda: count_messages(api.topics.marks) == marks + 3, 30,
-                   "the first round in the topic")
+        answer = allocate_two_behind_bob(api, "127.97.8", marks)
         kafka.proxy.drop_produce = True
         locker.rollback()
         status, body, _ = answer.result()
@@ -745,6 +754,59 @@ def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
         if api is not None:
             api.close()
         kafka.close()
+
+
+def test_an_allocation_stopped_between_rounds_says_what_it_holds():
+    """SIGTERM comes while an allocation of two, which won one address in
+    its first round (another reservation of the other was in Kafka before
+    it), looks for its second round's candidates: it is answered 409 with
+    the address it holds and that the daemon is stopping, not 202
+    "published" as if its decided reservations were still to be applied.
+    The address stays reserved to it."""
+    # Its polls wait on the lock held below, and its second search sleeps:
+    # no statement timeout cuts either short.
+    api = Api(config={"api": {"write_wait_ms": "90000",
+                              "statement_timeout_ms": "600000"}})
+    locker = None
+    try:
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", "127.97.9.0/24", ["127.97.9.1-127.97.9.9"])
+        api.settle()
+        marks = count_messages(api.topics.marks)
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        answer = allocate_two_behind_bob(api, "127.97.9", marks)
+        # The second round's search for candidates sleeps before it looks.
+        api.db.query("ALTER FUNCTION ipamd.api_next_free(text, integer, inet[]) "
+                     "RENAME TO api_next_free_awake")
+        api.db.query("CREATE FUNCTION ipamd.api_next_free(id text, n integer, "
+                     "exclude inet[]) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN "
+                     "PERFORM pg_sleep(120); RETURN ipamd.api_next_free_awake("
+                     "id, n, exclude); END $$")
+        locker.rollback()
+        wait_until(lambda: api.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+            "AND query LIKE '%api_next_free%'") == 1, 60, "the second round's search")
+        assert not answer.done()
+        api.daemon.proc.send_signal(signal.SIGTERM)
+        status, body, _ = answer.result()
+        print("allocation: %d %s" % (status, body), flush=True)
+        assert status == 409, (status, body)
+        assert [r["ip_address"] for r in body["allocated"]] == ["127.97.9.2"], body
+        assert "only 1 of 2" in body["detail"] and \
+            "the daemon is stopping" in body["detail"], body
+        assert "requests" not in body, body
+        assert api.daemon.proc.wait(60) == 0
+        assert api.db.query("SELECT host(ip_address), status, description FROM ipam "
+                            "WHERE status = 'reserved' ORDER BY 1") == [
+            ("127.97.9.1", "reserved", "bob's"), ("127.97.9.2", "reserved", "mine")]
+    finally:
+        if locker is not None:
+            locker.close()
+        api.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()")
+        api.close()
 
 
 def test_writes_waiting_when_the_daemon_stops_are_answered():
