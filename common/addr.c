@@ -240,7 +240,9 @@ addr_parse_with_length(const char *text, const char *what,
 	addrtext[addrlen] = '\0';
 	if (addr_parse_text(addrtext, addr, err, errlen) == -1) {
 		snprintf(err, errlen, "%s is not %s: the part before / "
-		    "is not an IPv4 or IPv6 address", quoted, what);
+		    "is not an IPv4 or IPv6 address%s", quoted, what,
+		    strchr(addrtext, '%') != NULL ? " (a zone index, %..., is "
+		    "not allowed)" : "");
 		return -1;
 	}
 	/* Digits only: no sign, no spaces, at most three of them. */

@@ -145,6 +145,8 @@ decode_binary_event(enum decode_format format, const struct decode_input *in)
 		return false;
 	for (i = 0; i < in->header_count; i++) {
 		h = &in->headers[i];
+		if (h->name == NULL)
+			continue;
 		if (strcmp(h->name, "ce_specversion") == 0 && h->value != NULL)
 			specversion = true;
 		else if (strcasecmp(h->name, "content-type") == 0 &&

@@ -487,23 +487,31 @@ fields_lines(const char *field, const json_t *value, size_t max, char **out,
  * text of 1 to FIELDS_ID_MAX bytes, without control characters and not
  * beginning or ending with white space.  The caller owns *out.
  */
+/* Tells whether UTF-8 text of len > 0 bytes begins or ends with white space. */
+static bool
+fields_space_at_ends(const void *bytes, size_t len)
+{
+	const uint8_t	*p = bytes;
+	size_t		 last;
+
+	/* The last character begins at the last byte that is not 10xxxxxx. */
+	for (last = len - 1; last > 0 && (p[last] & 0xc0) == 0x80; last--)
+		continue;
+	return fields_is_space(fields_utf8_code_point(p,
+	    fields_utf8_sequence(p, len))) ||
+	    fields_is_space(fields_utf8_code_point(p + last, len - last));
+}
+
 int
 fields_id_bytes(const char *field, const void *bytes, size_t len,
     char **out, char *err, size_t errlen)
 {
-	const uint8_t	*p = bytes;
 	char		 quoted[FIELDS_QUOTE_SIZE];
-	size_t		 last;
 
 	if (fields_text_bytes(field, bytes, len, FIELDS_ID_MAX, out, err,
 	    errlen) == -1)
 		return -1;
-	/* The last character begins at the last byte that is not 10xxxxxx. */
-	for (last = len - 1; last > 0 && (p[last] & 0xc0) == 0x80; last--)
-		continue;
-	if (fields_is_space(fields_utf8_code_point(p,
-	    fields_utf8_sequence(p, len))) ||
-	    fields_is_space(fields_utf8_code_point(p + last, len - last))) {
+	if (fields_space_at_ends(bytes, len)) {
 		free(*out);
 		*out = NULL;
 		fields_quote(bytes, len, quoted, sizeof(quoted));
@@ -552,7 +560,8 @@ fields_id(const char *field, const json_t *value, char **out, char *err,
 }
 
 /*
- * Checks a vrf name: at most FIELDS_VRF_MAX bytes, no '/' and no ',',
+ * Checks a vrf name (valid UTF-8 without control characters): at most
+ * FIELDS_VRF_MAX bytes, no '/' and no ',', no white space at either end,
  * and not "-" or "*".
  */
 int
@@ -579,6 +588,15 @@ fields_vrf_check(const char *field, const char *vrf, char *err, size_t errlen)
 	 * sweeper.vrfs, and "*" every vrf in the page's filter: a vrf of
 	 * that name could not be told from them.
 	 */
+	/*
+	 * sweeper.vrfs trims its entries, and " blue" would read as "blue"
+	 * to an operator: a vrf is written plainly, as an id is.
+	 */
+	if (len > 0 && fields_space_at_ends(vrf, len)) {
+		fields_quote(vrf, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s begins or ends with "
+		    "white space", field, quoted);
+	}
 	if (strcmp(vrf, "-") == 0 || strcmp(vrf, "*") == 0)
 		return fields_error(err, errlen, "%s \"%s\" is reserved: %s",
 		    field, vrf, *vrf == '-' ? "the operator API and "
@@ -1227,6 +1245,14 @@ fields_mark_key(const char *field, const void *bytes, size_t len, char **vrf,
 			goto fail;
 	} else
 		address = text;
+	/* "10.0.0.0/24": the vrf's place holds an address, the rest a length. */
+	if (slash != NULL && *address != '\0' &&
+	    strspn(address, "0123456789") == strlen(address) &&
+	    addr_parse(text, ip, reason, sizeof(reason)) == 0) {
+		fields_error(err, errlen, "%s %s is a prefix, not a mark id "
+		    "(\"address\" or \"vrf/address\")", field, quoted);
+		goto fail;
+	}
 	if (addr_parse(address, ip, reason, sizeof(reason)) == -1) {
 		fields_error(err, errlen, "%s %s is not a mark id (\"address\" "
 		    "or \"vrf/address\"): %s", field, quoted, reason);
@@ -1295,6 +1321,7 @@ fields_key_id(const char *field, const void *key, size_t len,
     const char *column, char **out, char *err, size_t errlen)
 {
 	json_t		*parsed, *payload, *member;
+	json_error_t	 jerr;
 	char		 where[128], quoted[FIELDS_QUOTE_SIZE];
 	int		 rc;
 
@@ -1309,8 +1336,18 @@ fields_key_id(const char *field, const void *key, size_t len,
 		    "white space", field, quoted);
 	}
 	parsed = json_loadb(key, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-	    NULL);
-	/* Not JSON (a key.converter of strings): the bytes are the id. */
+	    &jerr);
+	/*
+	 * Not JSON (a key.converter of strings): the bytes are the id.  A
+	 * key that opens an object, an array or a string is JSON gone wrong
+	 * (cut, or a member twice), not an id to delete by.
+	 */
+	if (parsed == NULL && memchr("{[\"", ((const char *)key)[0], 3) !=
+	    NULL) {
+		fields_quote(key, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is not valid JSON: %s",
+		    field, quoted, jerr.text);
+	}
 	if (parsed == NULL)
 		return fields_id_bytes(field, key, len, out, err, errlen);
 	/* JSON that no id is written as: true, 1.5, 1e2, null, [...]. */

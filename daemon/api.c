@@ -421,16 +421,22 @@ int
 api_path_address(struct api_call *call, const char *vrf_segment,
     const char *ip_segment, char *vrf, size_t vrflen, char *ip, size_t iplen)
 {
+	struct fields_value value = { .kind = SCAN_STRING };
 	struct ip_addr address;
-	char reason[256];
+	char reason[256], *checked;
 
 	if (strcmp(vrf_segment, "-") == 0)
 		vrf_segment = "";
-	if (strlen(vrf_segment) > 64 || strchr(vrf_segment, '/') != NULL) {
-		api_error(call, 400, "bad_request", "vrf", "vrf: at most 64 "
-		    "bytes and no '/' (use - for the default vrf)");
+	/* The decoder's rules: a mark written here is one it takes. */
+	value.text = vrf_segment;
+	value.len = strlen(vrf_segment);
+	if (fields_vrf_value("vrf", &value, &checked, reason,
+	    sizeof(reason)) == -1) {
+		api_error(call, 400, "bad_request", "vrf", "%s (use - for the "
+		    "default vrf)", reason);
 		return -1;
 	}
+	free(checked);
 	if (addr_parse(ip_segment, &address, reason, sizeof(reason)) == -1) {
 		api_error(call, 400, "bad_request", "address", "address: \"%.64s\" "
 		    "is not an IPv4 or IPv6 address (%s)", ip_segment, reason);

@@ -160,6 +160,7 @@ def test_reads_filters_and_errors():
                 ("/api/v1/addresses?colour=red", 400, "colour"),
                 ("/api/v1/addresses?cursor=AAAA", 400, "cursor"),
                 ("/api/v1/addresses/-/999.1.1.1", 400, "address"),
+                ("/api/v1/addresses/a,b/127.97.0.5", 400, "vrf"),
                 ("/api/v1/addresses/-/127.97.0.99", 404, None),
                 ("/api/v1/subnets/nope", 404, None),
                 # A NUL would cut the value short: never "lan", ".5".
@@ -292,6 +293,15 @@ def test_racing_reservations_over_http():
                              "if_available")]:
             status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8", body)
             assert status == 400 and answer.get("field") == field, answer
+        # A vrf the consumer would refuse is refused here, before Kafka.
+        for vrf, why in [("a,b", "vrf \"a,b\" may not contain ','"),
+                         ("%20blue", "vrf \" blue\" begins or ends with white space"),
+                         ("*", "vrf \"*\" is reserved"),
+                         ("blue%07", "holds a control character")]:
+            status, answer, _ = api.call("PUT", "/api/v1/marks/%s/127.97.2.8" % vrf,
+                                         {"status": "reserved"})
+            assert status == 400 and answer.get("field") == "vrf" and \
+                why in answer["detail"], (vrf, answer)
         status, answer, _ = api.call("PUT", "/api/v1/marks/-/127.97.2.8",
                                      {"status": "quarantine", "description": "x"})
         assert status == 400 and "description is allowed only" in answer["detail"]

@@ -216,7 +216,8 @@ static const struct inet_row inet_rows[] = {
 	{ "10.10.2.71/24/24", NULL, "must be a number from 0 to 32" },
 	{ "/24", NULL, "the address before / is missing" },
 	{ "host/24", NULL, "the part before / is not an IPv4 or IPv6 address" },
-	{ "fe80::1%eth0/64", NULL, "the part before / is not" },
+	{ "fe80::1%eth0/64", NULL, "the part before / is not an IPv4 or IPv6 "
+	    "address (a zone index, %..., is not allowed)" },
 	{ "", NULL, "empty address" },
 };
 

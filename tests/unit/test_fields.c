@@ -243,6 +243,10 @@ static const struct value_row vrf_rows[] = {
 	{ "\"*\"", NULL, "vrf \"*\" is reserved: the operator page uses it "
 	    "for every vrf" },
 	{ "\"-blue*\"", "-blue*", NULL },
+	{ "\" blue\"", NULL, "vrf \" blue\" begins or ends with white space" },
+	{ "\"blue\\u00a0\"", NULL, "begins or ends with white space" },
+	{ "\" \"", NULL, "vrf \" \" begins or ends with white space" },
+	{ "\"blue sky\"", "blue sky", NULL },
 	{ "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 	    "\"", NULL, "vrf is 65 bytes, more than the limit of 64" },
 	{ "7", NULL, "vrf must be a string, not an integer" },
@@ -586,6 +590,11 @@ static const struct mark_row mark_rows[] = {
 	{ "blue/", NULL, NULL, "is not a mark id (\"address\" or "
 	    "\"vrf/address\"): empty address" },
 	{ "blue/10.0.0.0/24", NULL, NULL, "is a prefix, not a single address" },
+	{ "10.0.0.0/24", NULL, NULL, "key \"10.0.0.0/24\" is a prefix, not a "
+	    "mark id (\"address\" or \"vrf/address\")" },
+	{ "2001:db8::/64", NULL, NULL, "is a prefix, not a mark id" },
+	{ " blue/10.0.0.1", NULL, NULL, "key \" blue\" begins or ends with "
+	    "white space" },
 	{ "host-1", NULL, NULL, "\"host-1\" is not an IPv4 or IPv6 address" },
 	{ "", NULL, NULL, "key is empty" },
 	{ "blue\x1b/10.0.0.1", NULL, NULL, "key \"blue\\x1b/10.0.0.1\" holds "
@@ -655,6 +664,10 @@ static const struct key_row key_rows[] = {
 	{ "{\"id\":null}", NULL, "key.id is required and may not be null" },
 	{ "{\"id\":1.5}", NULL, "key.id must be a string or an integer" },
 	{ "\"\"", NULL, "key is empty" },
+	{ "{\"id\":7", NULL, "key \"{\\\"id\\\":7\" is not valid JSON: " },
+	{ "{\"id\":7,\"id\":8}", NULL, "is not valid JSON: duplicate object key" },
+	{ "[1,", NULL, "is not valid JSON: " },
+	{ "\"abc", NULL, "is not valid JSON: " },
 };
 
 /* fields_key_id reads ids from Kafka keys of every shape. */
