@@ -1334,7 +1334,8 @@ api_allocate_round(struct api_write *write)
 	params[2] = text;
 	/* Counted first: the callback may come before the call returns. */
 	call->pending++;
-	if (readpool_query(call->api->pool, "SELECT jsonb_build_object('vrf', "
+	/* A write's query: ahead of the reads, never held back by them. */
+	if (readpool_query_first(call->api->pool, "SELECT jsonb_build_object('vrf', "
 	    "s.vrf, 'free', ipamd.api_next_free($1, $2::integer, ARRAY(SELECT "
 	    "(e->>1)::inet FROM jsonb_array_elements($3::jsonb) e "
 	    "WHERE e->>0 = s.vrf)))::text FROM "

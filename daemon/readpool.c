@@ -26,6 +26,12 @@
 /* A read that waited this long for its turn is answered "too busy". */
 #define READPOOL_WAIT_MAX	10.0
 
+/*
+ * The most the reads may owe: a read that ran long (up to the statement
+ * timeout) holds the others back no longer than a read may wait.
+ */
+#define READPOOL_DEBT_MAX	(READPOOL_WAIT_MAX * READPOOL_SHARE)
+
 struct readpool_job {
 	TAILQ_ENTRY(readpool_job) entry;
 	char			*sql;
@@ -167,6 +173,8 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 	free(arg);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	done.pool->budget -= readpool_seconds(&done.began, &now);
+	if (done.pool->budget < -READPOOL_DEBT_MAX)
+		done.pool->budget = -READPOOL_DEBT_MAX;
 	done.cb(pg, result, error, done.arg);
 	readpool_next(done.pool);
 }
@@ -190,36 +198,60 @@ readpool_too_busy(const char *error)
 	    strlen(READPOOL_TOO_BUSY)) == 0;
 }
 
-/* Hands waiting queries to the free connections. */
+/*
+ * The budget is spent and reads wait: wakes when the share has earned it
+ * back, or when the oldest read has waited its most, whichever is first.
+ */
+static void
+readpool_sleep(struct readpool *pool)
+{
+	struct readpool_job *job;
+	struct timespec now;
+	struct timeval later;
+	double wait, left;
+
+	wait = -pool->budget / READPOOL_SHARE + 0.001;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	TAILQ_FOREACH(job, &pool->queue, entry)
+		if (!job->first) {
+			left = READPOOL_WAIT_MAX - readpool_seconds(&job->queued,
+			    &now) + 0.001;
+			if (left < wait)
+				wait = left > 0 ? left : 0;
+			break;
+		}
+	later.tv_sec = (time_t)wait;
+	later.tv_usec = (suseconds_t)((wait - (double)later.tv_sec) * 1e6);
+	evtimer_add(pool->wake, &later);
+}
+
+/*
+ * Hands waiting queries to the free connections.  The queries ahead of
+ * the reads (a write's) go whatever the budget: reads never hold a write
+ * back; they only count against it once done.
+ */
 static void
 readpool_next(struct readpool *pool)
 {
 	struct readpool_done *done;
 	struct readpool_job *job;
-	struct timeval later;
-	double wait;
+	bool spent;
 	size_t i;
 
 	readpool_refill(pool);
 	readpool_expire(pool);
-	if (pool->budget <= 0 && !TAILQ_EMPTY(&pool->queue)) {
-		/* Spent: the queue waits until the share earns it back. */
-		wait = -pool->budget / READPOOL_SHARE + 0.001;
-		later.tv_sec = (time_t)wait;
-		later.tv_usec = (suseconds_t)((wait - (double)later.tv_sec) * 1e6);
-		if (!evtimer_pending(pool->wake, NULL))
-			evtimer_add(pool->wake, &later);
-		return;
-	}
+	spent = pool->budget <= 0;
 	for (i = 0; i < pool->count && !TAILQ_EMPTY(&pool->queue); i++) {
 		if (!pgconn_is_up(pool->conns[i]) ||
 		    pgconn_is_busy(pool->conns[i]))
 			continue;
+		job = TAILQ_FIRST(&pool->queue);
+		if (spent && !job->first)
+			break;
 		/*
 		 * Off the queue before it is sent: a send that fails calls
 		 * back at once, and that callback may come back here.
 		 */
-		job = TAILQ_FIRST(&pool->queue);
 		TAILQ_REMOVE(&pool->queue, job, entry);
 		pool->waiting--;
 		if ((done = malloc(sizeof(*done))) == NULL)
@@ -241,6 +273,11 @@ readpool_next(struct readpool *pool)
 		}
 		readpool_job_free(job);
 	}
+	/* Spent: the reads wait until the share earns it back. */
+	if (spent && !TAILQ_EMPTY(&pool->queue) &&
+	    !TAILQ_FIRST(&pool->queue)->first &&
+	    !evtimer_pending(pool->wake, NULL))
+		readpool_sleep(pool);
 }
 
 /* Opens the connections. */
@@ -312,7 +349,9 @@ readpool_enqueue(struct readpool *pool, bool first, const char *sql,
 	struct readpool_job *job;
 	int i;
 
-	if (!readpool_is_up(pool) || pool->waiting >= READPOOL_QUEUE_MAX ||
+	/* A write's queries are bounded by the writes, not by the queue. */
+	if (!readpool_is_up(pool) || (!first &&
+	    pool->waiting >= READPOOL_QUEUE_MAX) ||
 	    nparams > READPOOL_PARAMS_MAX)
 		return -1;
 	if ((job = calloc(1, sizeof(*job))) == NULL ||

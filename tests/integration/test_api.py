@@ -1201,5 +1201,41 @@ def test_read_storm_waits_its_share_and_is_told_when_too_busy():
         api.close()
 
 
+def test_reads_that_ran_long_hold_back_neither_writes_nor_reads_past_their_wait():
+    """Two reads run to their statement timeout (8 s each, held by a lock):
+    the reads' share of PostgreSQL is spent for a long while.  A write
+    then is still answered 200 once applied, its outcome read ahead of
+    the reads and whatever their share has left; and a read that comes
+    meanwhile is answered within its wait (200, or 503 "too many reads"),
+    never left to the HTTP deadline."""
+    api = Api(config={"api": {"statement_timeout_ms": "8000",
+                              "write_wait_ms": "15000", "rate_limit": "0"}})
+    locker = None
+    try:
+        api.subnet("lan", "127.97.10.0/24", ["127.97.10.1-127.97.10.9"])
+        api.settle()
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipam_state.address IN ACCESS EXCLUSIVE MODE")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            long_reads = list(pool.map(lambda _: api.call(
+                "GET", "/api/v1/addresses", token=READ_TOKEN, timeout=60), range(2)))
+        assert [status for status, _, _ in long_reads] != [200, 200], long_reads
+        locker.rollback()
+
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.10.3",
+                                   {"status": "reserved"}, timeout=60)
+        assert status == 200 and body["status"] == "reserved", (status, body)
+        status, body, headers = api.call("GET", "/api/v1/subnets", token=READ_TOKEN,
+                                         timeout=120)
+        print("the read after them: %d %s" % (status, body), flush=True)
+        assert status == 200 or (status == 503 and "too many reads are waiting"
+                                 in body["detail"] and headers["Retry-After"]), body
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
