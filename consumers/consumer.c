@@ -129,6 +129,8 @@ struct consumer {
 	void			*subscribed_arg;
 	consumer_event_cb	*stopped_cb;
 	void			*stopped_arg;
+	consumer_failed_cb	*failed_cb;
+	void			*failed_arg;
 	struct timespec		 stop_began;
 	long long		 stop_deadline_ms;
 
@@ -1081,6 +1083,43 @@ consumer_copy_columns(struct consumer *consumer,
 }
 
 /* Creates a consumer. */
+/* Tells the owner the Kafka client is dead, from a turn of its own. */
+static void
+consumer_fatal_told(evutil_socket_t fd, short what, void *arg)
+{
+	struct consumer *consumer = arg;
+	struct kafka_client_health health;
+
+	kafka_client_health(consumer->client, &health);
+	if (consumer->failed_cb != NULL && health.fatal_error != NULL)
+		consumer->failed_cb(consumer->failed_arg, health.fatal_error);
+}
+
+/*
+ * The Kafka client is dead: the owner is told, to make a new one — not
+ * from inside the client's poll, which its stop would re-enter.
+ */
+static void
+consumer_fatal(void *arg, const char *reason)
+{
+	struct consumer *consumer = arg;
+	struct timeval now = { 0, 0 };
+
+	(void)reason;
+	if (event_base_once(consumer->base, -1, EV_TIMEOUT, consumer_fatal_told,
+	    consumer, &now) == -1)
+		fatalx("consumer: event_base_once failed");
+}
+
+/* Who is told when the consumer can go on no more. */
+void
+consumer_set_failed(struct consumer *consumer, consumer_failed_cb *cb,
+    void *arg)
+{
+	consumer->failed_cb = cb;
+	consumer->failed_arg = arg;
+}
+
 struct consumer *
 consumer_new(struct event_base *base, struct pgconn *pg,
     const struct consumer_settings *settings, char *err, size_t errlen)
@@ -1140,6 +1179,7 @@ consumer_new(struct event_base *base, struct pgconn *pg,
 	handlers.revoked = consumer_revoked;
 	handlers.out_of_range = consumer_out_of_range;
 	handlers.peeked = consumer_checked;
+	handlers.fatal = consumer_fatal;
 	handlers.arg = consumer;
 	consumer->client = kafka_client_new(base, &client_settings, &handlers,
 	    err, errlen);
@@ -1348,6 +1388,11 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 		return false;
 	}
 	kafka_client_health(consumer->client, &health);
+	if (health.fatal_error != NULL) {
+		snprintf(reason, reasonlen, "the Kafka client hit a fatal "
+		    "error and consumes no more: %s", health.fatal_error);
+		return false;
+	}
 	/* A refused handshake or login is the reason, not a wait. */
 	if (health.broker_error != NULL && health.brokers_up == 0) {
 		snprintf(reason, reasonlen, "no Kafka broker is reachable: %s",

@@ -42,6 +42,9 @@ struct consumer_settings {
 /* Told once the consumer has subscribed (or stopped). */
 typedef void consumer_event_cb(void *arg);
 
+/* Told when the consumer can go on no more, and why. */
+typedef void consumer_failed_cb(void *arg, const char *reason);
+
 /* Running totals, for logs and metrics. */
 struct consumer_stats {
 	uint64_t	messages;	/* consumed */
@@ -89,6 +92,13 @@ void		 consumer_db_up(struct consumer *consumer);
  */
 void		 consumer_stop(struct consumer *consumer, long long deadline_ms,
 		    consumer_event_cb *stopped, void *arg);
+
+/*
+ * Names who is told when the Kafka client hits a fatal error (it fetches
+ * nothing more, ever: only a new one would); consumer_ready() says it too.
+ */
+void		 consumer_set_failed(struct consumer *consumer,
+		    consumer_failed_cb *cb, void *arg);
 
 /* Frees the consumer (after consumer_stop(), or to abandon it). */
 void		 consumer_free(struct consumer *consumer);

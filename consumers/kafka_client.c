@@ -129,6 +129,8 @@ struct kafka_client {
 	bool				 stats_known;
 	/* Why no broker answers (TLS, authentication), for /readyz. */
 	char				 broker_error[320];
+	/* A fatal error: the handle is of no more use. */
+	char				 fatal_error[512];
 	struct timespec			 stats_at;
 
 	uint64_t			 errors;
@@ -237,6 +239,30 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *facility,
 }
 
 /* Reports client-level errors (brokers down, authentication, ...). */
+/*
+ * The handle hit a fatal error: librdkafka has revoked every partition
+ * as lost and will not rejoin the group.  Said once, kept for readiness,
+ * and told to the owner, who can only make a new client.
+ */
+static void
+kafka_fatal(struct kafka_client *client)
+{
+	rd_kafka_resp_err_t err;
+	char why[400];
+
+	if (client->fatal_error[0] != '\0')
+		return;
+	err = rd_kafka_fatal_error(client->rk, why, sizeof(why));
+	snprintf(client->fatal_error, sizeof(client->fatal_error), "%s: %s",
+	    rd_kafka_err2name(err), err == RD_KAFKA_RESP_ERR_NO_ERROR ?
+	    "(no reason given)" : why);
+	log_errx("kafka: fatal error, the consumer can go on no more: %s",
+	    client->fatal_error);
+	if (client->handlers.fatal != NULL)
+		client->handlers.fatal(client->handlers.arg,
+		    client->fatal_error);
+}
+
 static void
 kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -253,9 +279,9 @@ kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		snprintf(client->broker_error, sizeof(client->broker_error),
 		    "%s", reason);
 		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
-	} else if (rd_kafka_fatal_error(rk, NULL, 0) !=
-	    RD_KAFKA_RESP_ERR_NO_ERROR)
-		log_errx("kafka: fatal error: %s", reason);
+	} else if (err == RD_KAFKA_RESP_ERR__FATAL ||
+	    rd_kafka_fatal_error(rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		kafka_fatal(client);
 	else
 		log_warnx("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
@@ -696,6 +722,11 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 		break;
 	case RD_KAFKA_RESP_ERR__PARTITION_EOF:
 		break;
+	case RD_KAFKA_RESP_ERR__FATAL:
+		/* A consumer's fatal error comes as a message, not to error_cb. */
+		client->errors++;
+		kafka_fatal(client);
+		break;
 	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
 		/* Only a released partition started where the owner said. */
 		if (state == KAFKA_PART_FETCHING)
@@ -1067,6 +1098,8 @@ kafka_client_health(const struct kafka_client *client,
 	health->pauses = client->pauses;
 	health->broker_error = client->broker_error[0] != '\0' ?
 	    client->broker_error : NULL;
+	health->fatal_error = client->fatal_error[0] != '\0' ?
+	    client->fatal_error : NULL;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||
 	    clock_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;

@@ -60,6 +60,12 @@ struct kafka_client_handlers {
 	void	(*peeked)(void *arg, int topic, int32_t partition,
 		    int64_t offset, const rd_kafka_message_t *record,
 		    const char *none);
+	/*
+	 * The client hit a fatal error (a static member fenced by another
+	 * with its group.instance.id, for one): it consumes nothing more,
+	 * ever.  Told once; the reason stays in kafka_client_health().
+	 */
+	void	(*fatal)(void *arg, const char *reason);
 	void	*arg;
 };
 
@@ -75,6 +81,7 @@ struct kafka_client_health {
 	const char	*missing_topic;	/* the first one, or NULL */
 	bool		 joined;	/* the group has given an assignment */
 	const char	*broker_error;	/* last TLS or SASL failure, or NULL */
+	const char	*fatal_error;	/* why the client is dead, or NULL */
 };
 
 struct kafka_client;

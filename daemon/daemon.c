@@ -285,26 +285,12 @@ daemon_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	daemon_leave_cb(-1, 0, daemon);
 }
 
-/* Starts a clean shutdown, or exits at once on a second signal. */
+/* Starts a clean shutdown: drain, answer, leave the group. */
 static void
-daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
+daemon_begin_stop(struct daemon *daemon)
 {
-	struct daemon *daemon = arg;
 	struct timeval tv;
 
-	if (daemon->state == DAEMON_STOPPING) {
-		log_warnx("signal %d again: exiting at once", (int)signo);
-		_exit(1);
-	}
-	if (daemon->mode == DAEMON_MODE_MIGRATE) {
-		log_warnx("signal %d: --migrate stops (a migration in flight "
-		    "rolls back whole)", (int)signo);
-		daemon->exit_status = 1;
-		daemon_stopped(daemon);
-		return;
-	}
-	log_info("signal %d: stopping (a second signal exits at once)",
-	    (int)signo);
 	daemon->state = DAEMON_STOPPING;
 	notify_send(daemon->notify, "STOPPING=1");
 	sweeper_stop(daemon->sweeper);
@@ -320,6 +306,48 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 		    daemon->config->shutdown_timeout_ms, daemon_stopped, daemon);
 	else
 		daemon_stopped(daemon);
+}
+
+/* Starts a clean shutdown, or exits at once on a second signal. */
+static void
+daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->state == DAEMON_STOPPING) {
+		log_warnx("signal %d again: exiting at once", (int)signo);
+		_exit(1);
+	}
+	if (daemon->mode == DAEMON_MODE_MIGRATE) {
+		log_warnx("signal %d: --migrate stops (a migration in flight "
+		    "rolls back whole)", (int)signo);
+		daemon->exit_status = 1;
+		daemon_stopped(daemon);
+		return;
+	}
+	log_info("signal %d: stopping (a second signal exits at once)",
+	    (int)signo);
+	daemon_begin_stop(daemon);
+}
+
+/*
+ * The Kafka client can go on no more (a fatal error): what is in flight
+ * is finished as at a stop, and the daemon exits with EX_SOFTWARE, which
+ * the unit restarts with a new client, rather than stay up consuming
+ * nothing.
+ */
+static void
+daemon_consumer_failed(void *arg, const char *reason)
+{
+	struct daemon *daemon = arg;
+
+	if (daemon->state == DAEMON_STOPPING)
+		return;
+	log_errx("kafka: stopping, as the consumer cannot go on (%s); exit "
+	    "status %d, so that a restart makes a new one", reason,
+	    DAEMON_EXIT_SOFTWARE);
+	daemon->exit_status = DAEMON_EXIT_SOFTWARE;
+	daemon_begin_stop(daemon);
 }
 
 /*
@@ -837,6 +865,7 @@ daemon_new(const char *config_path, struct config *config,
 	free(properties);
 	if (daemon->consumer == NULL)
 		goto fail;
+	consumer_set_failed(daemon->consumer, daemon_consumer_failed, daemon);
 
 	daemon->notify = notify_open();
 	daemon->start_time = time(NULL);

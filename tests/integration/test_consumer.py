@@ -1143,5 +1143,48 @@ def test_ready_with_more_instances_than_partitions():
         db.close()
 
 
+def test_a_fenced_static_member_stops_and_says_why():
+    """Two instances of one group given the same group.instance.id (a
+    static member's id copied to a second host): the broker fences the
+    first when the second joins, and librdkafka's client of the first can
+    consume nothing more, ever.  The fenced instance says why at error
+    level and exits with status 70 (EX_SOFTWARE, which the unit restarts
+    with a new client) instead of staying up, consuming nothing and
+    ready; the other goes on applying."""
+    db, topics, kafka = Database(), Topics(), Kafka()
+    group = unique("g")
+    config = {"kafka": {"group.instance.id": unique("static")}}
+    first = Daemon(db, topics, group=group, config=config).start()
+    second = None
+    try:
+        first.wait_ready()
+        second = Daemon(db, topics, group=group, config=config).start()
+        wait_until(lambda: first.proc.poll() is not None, 120,
+                   "the fenced instance to exit")
+        assert first.proc.returncode == 70, (first.proc.returncode, first.log()[-3000:])
+        assert first.log_contains(r"<3>kafka: fatal error, the consumer can go on "
+                                  r"no more: .*[Ff]enced"), first.log()[-3000:]
+        assert first.log_contains(r"<3>kafka: stopping, as the consumer cannot go "
+                                  r"on .*; exit status 70")
+        assert first.log_contains(r"<6>stopped")
+        second.wait_ready()
+        value, _ = cloudevent("subnet", "1", "upsert", 1, {
+            "name": "n", "cidr": "10.221.0.0/24", "static_ip_pools": []})
+        kafka.send(topics.subnets, "1", value)
+        value, _ = cloudevent("server", "1", "upsert", 1, {
+            "hostname": "h1", "ip_address": "10.221.0.9"})
+        kafka.send(topics.servers, "1", value)
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT server_id FROM ipam WHERE "
+                                     "ip_address = '10.221.0.9'") == "1", 60,
+                   "the other instance to apply")
+        assert second.stop() == 0
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+        db.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
