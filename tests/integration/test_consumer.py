@@ -151,6 +151,17 @@ def cloudevent(kind, key, op, version, data):
     return json.dumps(body), oracle.Event(kind, key, op, version, None, data)
 
 
+def send_one_server(kafka, subnets_topic, servers_topic, net):
+    """Subnet "1" (net.0/24, no pool) and server "1" at net.9, sent."""
+    value, _ = cloudevent("subnet", "1", "upsert", 1, {
+        "name": "n", "cidr": net + ".0/24", "static_ip_pools": []})
+    kafka.send(subnets_topic, "1", value)
+    value, _ = cloudevent("server", "1", "upsert", 1, {
+        "hostname": "h1", "ip_address": net + ".9"})
+    kafka.send(servers_topic, "1", value)
+    kafka.flush()
+
+
 def server_churn(first_octets="10.200"):
     """An endless stream of server events (kind, key, value, oracle event)
     in one /16: servers created, moved to another address (a newer
@@ -1025,14 +1036,7 @@ def test_readiness_names_a_missing_topic():
         # (loading its stored offset for a moment): ready soon after.
         wait_until(lambda: surface.get("/readyz") == (200, "ready\n"), 30, "ready")
         assert surface.metric("ipam_syncd_kafka_topics_missing") == 0
-        kafka = Kafka()
-        value, _ = cloudevent("subnet", "1", "upsert", 1, {
-            "name": "n", "cidr": "10.220.0.0/24", "static_ip_pools": []})
-        kafka.send(topics.subnets, "1", value)
-        value, _ = cloudevent("server", "1", "upsert", 1, {
-            "hostname": "h1", "ip_address": "10.220.0.9"})
-        kafka.send(missing, "1", value)
-        kafka.flush()
+        send_one_server(Kafka(), topics.subnets, missing, "10.220.0")
         wait_until(lambda: db.scalar("SELECT server_id FROM ipam WHERE "
                                      "ip_address = '10.220.0.9'") == "1", 60,
                    "the event on the created topic to be applied")
@@ -1168,13 +1172,7 @@ def test_a_fenced_static_member_stops_and_says_why():
                                   r"on .*; exit status 70")
         assert first.log_contains(r"<6>stopped")
         second.wait_ready()
-        value, _ = cloudevent("subnet", "1", "upsert", 1, {
-            "name": "n", "cidr": "10.221.0.0/24", "static_ip_pools": []})
-        kafka.send(topics.subnets, "1", value)
-        value, _ = cloudevent("server", "1", "upsert", 1, {
-            "hostname": "h1", "ip_address": "10.221.0.9"})
-        kafka.send(topics.servers, "1", value)
-        kafka.flush()
+        send_one_server(kafka, topics.subnets, topics.servers, "10.221.0")
         wait_until(lambda: db.scalar("SELECT server_id FROM ipam WHERE "
                                      "ip_address = '10.221.0.9'") == "1", 60,
                    "the other instance to apply")
