@@ -861,7 +861,14 @@ kafka_client_release(struct kafka_client *client,
 	 * position is unknown until a message is handed or a transaction's
 	 * marker passed (librdkafka >= 1.9 resets it).
 	 */
-	error = rd_kafka_seek_partitions(client->rk, list, KAFKA_SEEK_MS);
+	/*
+	 * Before 2.1.0 librdkafka waits for the seeks the number of
+	 * microseconds it is given, not milliseconds (its #4230): 5 ms, too
+	 * short for a broker thread busy with a fetch.
+	 */
+	error = rd_kafka_seek_partitions(client->rk, list,
+	    rd_kafka_version() < 0x020100ff ? KAFKA_SEEK_MS * 1000 :
+	    KAFKA_SEEK_MS);
 	if (error != NULL) {
 		log_errx("kafka: seek of %d partition(s): %s", list->cnt,
 		    rd_kafka_error_string(error));
