@@ -855,6 +855,20 @@ api_rate_take(struct api *api, struct evhttp_request *request)
  * hold an encoded '/'); returns how many, at most n.  A segment that is
  * not valid percent-encoding, or that holds a NUL (%00), is NULL.
  */
+/* Tells whether every '%' of len bytes at p begins two hex digits. */
+static bool
+api_percent_valid(const char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] == '%' && (i + 2 >= len ||
+		    !isxdigit((unsigned char)p[i + 1]) ||
+		    !isxdigit((unsigned char)p[i + 2])))
+			return false;
+	return true;
+}
+
 static size_t
 api_segments(const char *raw, char **segments, size_t n)
 {
@@ -866,7 +880,9 @@ api_segments(const char *raw, char **segments, size_t n)
 		len = strcspn(p, "/");
 		if ((part = strndup(p, len)) == NULL)
 			fatal("api: strndup");
-		decoded = evhttp_uridecode(part, 0, &decoded_len);
+		/* libevent copies a bad escape ("%zz", a last "%4") as it is. */
+		decoded = api_percent_valid(part, len) ?
+		    evhttp_uridecode(part, 0, &decoded_len) : NULL;
 		free(part);
 		/* A %00 would cut the value short where C reads it. */
 		if (decoded != NULL && strlen(decoded) != decoded_len) {

@@ -166,6 +166,10 @@ def test_reads_filters_and_errors():
                 # A NUL would cut the value short: never "lan", ".5".
                 ("/api/v1/subnets/lan%00zz", 400, None),
                 ("/api/v1/addresses/-/127.97.0.5%00x", 400, None),
+                # Escapes that are not two hex digits: never taken as text.
+                ("/api/v1/subnets/lan%zz", 400, None),
+                ("/api/v1/subnets/lan%4", 400, None),
+                ("/api/v1/requests/api-%", 400, None),
                 ("/api/v1/addresses?q=web%00x", 400, None),
                 # Bytes that are not UTF-8 are named too, escaped.
                 ("/api/v1/addresses/-/%FF", 400, "address"),
