@@ -108,6 +108,7 @@ struct api_write {
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expire(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expiry_arm(struct api_write *write);
+static bool	api_write_expired(const struct api_write *write);
 static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
@@ -235,6 +236,61 @@ api_allocating_has(const struct api *api, const char *key)
 }
 
 /*
+ * Answers a write whose events Kafka has not all acknowledged (they are
+ * kept trying until the exit, or their message.timeout.ms): 503 that
+ * says how many of each, with the requests to follow; why begins the
+ * detail.  Only an allocation's round in progress counts: the others are
+ * decided, and `allocated` says what they reserved.
+ */
+static void
+api_write_unsure(struct api_write *write, const char *why)
+{
+	struct api_call *call = write->call;
+	size_t i, first, acked = 0, unsure = 0, sent = 0;
+	json_t *body, *ids;
+
+	first = write->kind == API_WRITE_ALLOCATE ? write->round_start : 0;
+	for (i = first; i < write->count; i++) {
+		if (!write->events[i].sent)
+			continue;
+		sent++;
+		if (!write->events[i].delivered)
+			unsure++;
+		else if (write->events[i].failure == NULL)
+			acked++;
+	}
+	if (write->kind == API_WRITE_ALLOCATE)
+		api_allocating_drop(write);
+	body = json_object();
+	ids = json_array();
+	for (i = first; i < write->count; i++)
+		if (write->events[i].sent && write->events[i].id != NULL &&
+		    (!write->events[i].delivered ||
+		    write->events[i].failure == NULL))
+			json_array_append_new(ids,
+			    json_string(write->events[i].id));
+	json_object_set_new(body, "error", json_string("unavailable"));
+	json_object_set_new(body, "detail", json_sprintf("%s: Kafka "
+	    "acknowledged %zu of the %zu events handed to it (those are "
+	    "applied by the drain or by the next start) and not the other "
+	    "%zu, which may or may not be published%s", why, acked, sent,
+	    unsure, write->kind == API_WRITE_IMPORT ? "; sending the import "
+	    "again changes nothing twice" : "; GET /api/v1/requests/{id} of "
+	    "each tells (404 until it is applied)"));
+	json_object_set_new(body, "published", json_integer((json_int_t)acked));
+	json_object_set_new(body, "unacknowledged",
+	    json_integer((json_int_t)unsure));
+	api_allocate_held(write, body);
+	if (json_array_size(ids) > 0)
+		json_object_set_new(body, "requests", ids);
+	else
+		json_decref(ids);
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "Retry-After", "5");
+	api_reply_json(call, 503, body);
+}
+
+/*
  * The daemon stops before the write was applied.  Every event Kafka
  * acknowledged: 202, it is applied by the drain or by the next start.
  * None handed to Kafka: 503, nothing was published; 409 with what it
@@ -247,15 +303,13 @@ void
 api_write_halt(struct api_call *call)
 {
 	struct api_write *write = call->write;
-	size_t i, first, acked = 0, unsure = 0, sent = 0;
-	json_t *body, *ids;
+	size_t i, first, acked = 0, unsure = 0;
 
 	api_write_stop(call);
 	first = write->kind == API_WRITE_ALLOCATE ? write->round_start : 0;
 	for (i = first; i < write->count; i++) {
 		if (!write->events[i].sent)
 			continue;
-		sent++;
 		if (!write->events[i].delivered)
 			unsure++;
 		else if (write->events[i].failure == NULL)
@@ -277,33 +331,7 @@ api_write_halt(struct api_call *call)
 		    "nothing was published");
 		return;
 	}
-	body = json_object();
-	ids = json_array();
-	for (i = first; i < write->count; i++)
-		if (write->events[i].sent && write->events[i].id != NULL &&
-		    (!write->events[i].delivered ||
-		    write->events[i].failure == NULL))
-			json_array_append_new(ids,
-			    json_string(write->events[i].id));
-	json_object_set_new(body, "error", json_string("unavailable"));
-	json_object_set_new(body, "detail", json_sprintf("the daemon is "
-	    "stopping: Kafka acknowledged %zu of the %zu events handed to it "
-	    "(those are applied by the drain or by the next start) and not "
-	    "the other %zu, which may or may not be published%s", acked, sent,
-	    unsure, write->kind == API_WRITE_IMPORT ? "; sending the import "
-	    "again changes nothing twice" : "; GET /api/v1/requests/{id} of "
-	    "each tells (404 until it is applied)"));
-	json_object_set_new(body, "published", json_integer((json_int_t)acked));
-	json_object_set_new(body, "unacknowledged",
-	    json_integer((json_int_t)unsure));
-	api_allocate_held(write, body);
-	if (json_array_size(ids) > 0)
-		json_object_set_new(body, "requests", ids);
-	else
-		json_decref(ids);
-	evhttp_add_header(evhttp_request_get_output_headers(call->req),
-	    "Retry-After", "5");
-	api_reply_json(call, 503, body);
+	api_write_unsure(write, "the daemon is stopping");
 }
 
 /* The daemon stops: nothing more will call back. */
@@ -549,8 +577,17 @@ api_write_publish(struct api_write *write)
 		write->undelivered++;
 		call->pending++;
 	}
-	if (write->undelivered > 0)
+	if (write->undelivered > 0) {
+		/*
+		 * A reservation's events are acknowledged in milliseconds:
+		 * one still out when the wait runs out is answered then,
+		 * not at its message.timeout.ms.  An import's many events
+		 * take the time they take.
+		 */
+		if (write->kind != API_WRITE_IMPORT && !api_write_expired(write))
+			api_write_expiry_arm(write);
 		return;		/* the deliveries finish the round */
+	}
 	api_write_not_taken(write, &write->events[write->round_start]);
 }
 
@@ -595,8 +632,15 @@ api_write_expire(evutil_socket_t fd, short events, void *arg)
 {
 	struct api_write *write = arg;
 
+	if (write->call->req == NULL)
+		return;
+	/* Kafka has not acknowledged every event of the round yet. */
+	if (!write->polling && write->undelivered > 0) {
+		api_write_unsure(write, "api.write_wait_ms ran out");
+		return;
+	}
 	/* Between an allocation's rounds its query answers for itself. */
-	if (write->call->req == NULL || !write->polling)
+	if (!write->polling)
 		return;
 	api_write_accepted(write, API_WRITE_WAITED);
 }

@@ -719,6 +719,44 @@ def test_a_write_kafka_never_took_is_not_called_published_at_a_stop():
         kafka.close()
 
 
+def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
+    """The broker never answers a write's produce request (the proxy in
+    front of it drops them) and the producer would keep trying for a
+    minute (message.timeout.ms): the write is still answered when
+    api.write_wait_ms runs out, 503 with the count Kafka has not
+    acknowledged and the request to follow, not left to the HTTP
+    deadline; a write Kafka took meanwhile is answered as ever."""
+    from test_consumer import PrivateKafka
+    kafka = PrivateKafka(proxied=True)
+    api = None
+    try:
+        api = Api(config={"kafka": {"bootstrap.servers": kafka.proxy_bootstrap(),
+                                    "message.timeout.ms": "60000"},
+                          "api": {"write_wait_ms": "3000"}})
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", "127.97.11.0/24", ["127.97.11.1-127.97.11.9"])
+        api.settle()
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.11.2",
+                                   {"status": "reserved"}, timeout=60)
+        assert status == 200 and body["status"] == "reserved", (status, body)
+        kafka.proxy.drop_produce = True
+        status, body, headers = api.call("PUT", "/api/v1/marks/-/127.97.11.3",
+                                         {"status": "reserved"}, timeout=60)
+        print("the write Kafka has not acknowledged: %d %s" % (status, body), flush=True)
+        assert status == 503 and body["error"] == "unavailable", (status, body)
+        assert (body["published"], body["unacknowledged"]) == (0, 1), body
+        assert body["detail"].startswith("api.write_wait_ms ran out: ") and \
+            "may or may not be published" in body["detail"], body
+        assert len(body["requests"]) == 1 and headers["Retry-After"], body
+        kafka.proxy.drop_produce = False
+        assert api.daemon.stop() == 0
+    finally:
+        if api is not None:
+            api.daemon.close()
+            api.db.close()
+        kafka.close()
+
+
 def allocate_two_behind_bob(api, net, marks):
     """Bob's reservation of net.1 in Kafka, then an allocation of two from
     "lan" (net.0/24, pool net.1-net.9) while the apply is held: its first
