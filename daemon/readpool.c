@@ -103,6 +103,7 @@ readpool_down(struct pgconn *pg, const char *reason, void *arg)
 struct readpool_done {
 	struct readpool		*pool;
 	size_t			 conn;		/* its index in pool->conns */
+	bool			 first;		/* a write's: not charged */
 	pgconn_result_cb	*cb;
 	void			*arg;
 	struct timespec		 began;
@@ -172,7 +173,14 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 	done.pool->inflight[done.conn] = NULL;
 	free(arg);
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	done.pool->budget -= readpool_seconds(&done.began, &now);
+	/*
+	 * What the time until now earned is added first (up to the burst),
+	 * then the read's cost taken: else a long read would earn back its
+	 * own debt.  A write's short queries are not the reads' to pay.
+	 */
+	readpool_refill(done.pool);
+	if (!done.first)
+		done.pool->budget -= readpool_seconds(&done.began, &now);
 	if (done.pool->budget < -READPOOL_DEBT_MAX)
 		done.pool->budget = -READPOOL_DEBT_MAX;
 	done.cb(pg, result, error, done.arg);
@@ -199,27 +207,29 @@ readpool_too_busy(const char *error)
 }
 
 /*
- * The budget is spent and reads wait: wakes when the share has earned it
- * back, or when the oldest read has waited its most, whichever is first.
+ * Reads wait (for the budget, or for a connection): wakes when the oldest
+ * has waited its most, or sooner when the budget is spent and the share
+ * earns it back first.
  */
 static void
-readpool_sleep(struct readpool *pool)
+readpool_sleep(struct readpool *pool, bool spent)
 {
 	struct readpool_job *job;
 	struct timespec now;
 	struct timeval later;
-	double wait, left;
+	double wait;
 
-	wait = -pool->budget / READPOOL_SHARE + 0.001;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	TAILQ_FOREACH(job, &pool->queue, entry)
-		if (!job->first) {
-			left = READPOOL_WAIT_MAX - readpool_seconds(&job->queued,
-			    &now) + 0.001;
-			if (left < wait)
-				wait = left > 0 ? left : 0;
+		if (!job->first)
 			break;
-		}
+	if (job == NULL)
+		return;		/* no read waits: a write's queries do not expire */
+	wait = READPOOL_WAIT_MAX - readpool_seconds(&job->queued, &now) + 0.001;
+	if (spent && -pool->budget / READPOOL_SHARE + 0.001 < wait)
+		wait = -pool->budget / READPOOL_SHARE + 0.001;
+	if (wait < 0)
+		wait = 0;
 	later.tv_sec = (time_t)wait;
 	later.tv_usec = (suseconds_t)((wait - (double)later.tv_sec) * 1e6);
 	evtimer_add(pool->wake, &later);
@@ -227,8 +237,8 @@ readpool_sleep(struct readpool *pool)
 
 /*
  * Hands waiting queries to the free connections.  The queries ahead of
- * the reads (a write's) go whatever the budget: reads never hold a write
- * back; they only count against it once done.
+ * the reads (a write's, first come first served) go whatever the budget
+ * and are not charged to it: reads never hold a write back.
  */
 static void
 readpool_next(struct readpool *pool)
@@ -258,6 +268,7 @@ readpool_next(struct readpool *pool)
 			fatal("readpool: malloc");
 		done->pool = pool;
 		done->conn = i;
+		done->first = job->first;
 		done->cb = job->cb;
 		done->arg = job->arg;
 		clock_gettime(CLOCK_MONOTONIC, &done->began);
@@ -267,17 +278,21 @@ readpool_next(struct readpool *pool)
 		    done) == -1) {
 			pool->inflight[i] = NULL;
 			free(done);
+			/* The last connection went: a read hears it now. */
+			if (!job->first && !readpool_is_up(pool)) {
+				job->cb(NULL, NULL, "away (the connection was "
+				    "lost)", job->arg);
+				readpool_job_free(job);
+				continue;
+			}
 			TAILQ_INSERT_HEAD(&pool->queue, job, entry);
 			pool->waiting++;
 			continue;
 		}
 		readpool_job_free(job);
 	}
-	/* Spent: the reads wait until the share earns it back. */
-	if (spent && !TAILQ_EMPTY(&pool->queue) &&
-	    !TAILQ_FIRST(&pool->queue)->first &&
-	    !evtimer_pending(pool->wake, NULL))
-		readpool_sleep(pool);
+	if (!evtimer_pending(pool->wake, NULL))
+		readpool_sleep(pool, spent);
 }
 
 /* Opens the connections. */
@@ -346,7 +361,7 @@ static int
 readpool_enqueue(struct readpool *pool, bool first, const char *sql,
     int nparams, const char *const *params, pgconn_result_cb *cb, void *arg)
 {
-	struct readpool_job *job;
+	struct readpool_job *job, *ahead;
 	int i;
 
 	/* A write's queries are bounded by the writes, not by the queue. */
@@ -366,9 +381,16 @@ readpool_enqueue(struct readpool *pool, bool first, const char *sql,
 	job->arg = arg;
 	job->first = first;
 	clock_gettime(CLOCK_MONOTONIC, &job->queued);
-	if (first)
-		TAILQ_INSERT_HEAD(&pool->queue, job, entry);
-	else
+	/* A write's query goes behind the other writes' and ahead of reads. */
+	if (first) {
+		TAILQ_FOREACH(ahead, &pool->queue, entry)
+			if (!ahead->first)
+				break;
+		if (ahead != NULL)
+			TAILQ_INSERT_BEFORE(ahead, job, entry);
+		else
+			TAILQ_INSERT_TAIL(&pool->queue, job, entry);
+	} else
 		TAILQ_INSERT_TAIL(&pool->queue, job, entry);
 	pool->waiting++;
 	readpool_next(pool);

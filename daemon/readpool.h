@@ -44,8 +44,9 @@ int		 readpool_query(struct readpool *pool, const char *sql,
 		    pgconn_result_cb *cb, void *arg);
 
 /*
- * Like readpool_query(), ahead of every waiting read, whatever the reads'
- * share has left and however many reads wait: for the short queries a
+ * Like readpool_query(), behind the other writes' queries and ahead of
+ * every waiting read, whatever the reads' share has left (and not
+ * charged to it) and however many reads wait: for the short queries a
  * write waits on, so that a storm of reads never delays them.
  */
 int		 readpool_query_first(struct readpool *pool, const char *sql,
