@@ -1082,7 +1082,6 @@ consumer_copy_columns(struct consumer *consumer,
 	}
 }
 
-/* Creates a consumer. */
 /* Tells the owner the Kafka client is dead, from a turn of its own. */
 static void
 consumer_fatal_told(evutil_socket_t fd, short what, void *arg)
@@ -1092,7 +1091,8 @@ consumer_fatal_told(evutil_socket_t fd, short what, void *arg)
 
 	kafka_client_health(consumer->client, &health);
 	if (consumer->failed_cb != NULL && health.fatal_error != NULL)
-		consumer->failed_cb(consumer->failed_arg, health.fatal_error);
+		consumer->failed_cb(consumer->failed_arg, health.fatal_error,
+		    health.fatal_code == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID);
 }
 
 /*
@@ -1120,6 +1120,7 @@ consumer_set_failed(struct consumer *consumer, consumer_failed_cb *cb,
 	consumer->failed_arg = arg;
 }
 
+/* Creates a consumer. */
 struct consumer *
 consumer_new(struct event_base *base, struct pgconn *pg,
     const struct consumer_settings *settings, char *err, size_t errlen)

@@ -42,8 +42,12 @@ struct consumer_settings {
 /* Told once the consumer has subscribed (or stopped). */
 typedef void consumer_event_cb(void *arg);
 
-/* Told when the consumer can go on no more, and why. */
-typedef void consumer_failed_cb(void *arg, const char *reason);
+/*
+ * Told when the consumer can go on no more, and why; configured: a new
+ * consumer would fail the same way (two instances share a static id).
+ */
+typedef void consumer_failed_cb(void *arg, const char *reason,
+    bool configured);
 
 /* Running totals, for logs and metrics. */
 struct consumer_stats {

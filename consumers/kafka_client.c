@@ -131,6 +131,7 @@ struct kafka_client {
 	char				 broker_error[320];
 	/* A fatal error: the handle is of no more use. */
 	char				 fatal_error[512];
+	rd_kafka_resp_err_t		 fatal_code;
 	struct timespec			 stats_at;
 
 	uint64_t			 errors;
@@ -238,7 +239,6 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *facility,
 	    message);
 }
 
-/* Reports client-level errors (brokers down, authentication, ...). */
 /*
  * The handle hit a fatal error: librdkafka has revoked every partition
  * as lost and will not rejoin the group.  Said once, kept for readiness,
@@ -253,6 +253,7 @@ kafka_fatal(struct kafka_client *client)
 	if (client->fatal_error[0] != '\0')
 		return;
 	err = rd_kafka_fatal_error(client->rk, why, sizeof(why));
+	client->fatal_code = err;
 	snprintf(client->fatal_error, sizeof(client->fatal_error), "%s: %s",
 	    rd_kafka_err2name(err), err == RD_KAFKA_RESP_ERR_NO_ERROR ?
 	    "(no reason given)" : why);
@@ -263,6 +264,7 @@ kafka_fatal(struct kafka_client *client)
 		    client->fatal_error);
 }
 
+/* Reports client-level errors (brokers down, authentication, ...). */
 static void
 kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -1107,6 +1109,7 @@ kafka_client_health(const struct kafka_client *client,
 	    client->broker_error : NULL;
 	health->fatal_error = client->fatal_error[0] != '\0' ?
 	    client->fatal_error : NULL;
+	health->fatal_code = (int)client->fatal_code;
 	health->stale = !client->stats_known || client->brokers_up == 0 ||
 	    clock_ms_since(&client->stats_at) > KAFKA_STATS_STALE_MS;
 	health->joined = client->joined;

@@ -82,6 +82,7 @@ struct kafka_client_health {
 	bool		 joined;	/* the group has given an assignment */
 	const char	*broker_error;	/* last TLS or SASL failure, or NULL */
 	const char	*fatal_error;	/* why the client is dead, or NULL */
+	int		 fatal_code;	/* its rd_kafka_resp_err_t */
 };
 
 struct kafka_client;

@@ -332,21 +332,25 @@ daemon_stop_cb(evutil_socket_t signo, short what, void *arg)
 
 /*
  * The Kafka client can go on no more (a fatal error): what is in flight
- * is finished as at a stop, and the daemon exits with EX_SOFTWARE, which
- * the unit restarts with a new client, rather than stay up consuming
- * nothing.
+ * is finished as at a stop, and the daemon exits rather than stay up
+ * consuming nothing: with EX_SOFTWARE, which the unit restarts with a
+ * new client, or EX_CONFIG when a new one would fail the same way (a
+ * static member fenced by another given the same group.instance.id,
+ * which a restart would fence in turn, and so on).
  */
 static void
-daemon_consumer_failed(void *arg, const char *reason)
+daemon_consumer_failed(void *arg, const char *reason, bool configured)
 {
 	struct daemon *daemon = arg;
 
 	if (daemon->state == DAEMON_STOPPING)
 		return;
+	daemon->exit_status = configured ? DAEMON_EXIT_CONFIG :
+	    DAEMON_EXIT_SOFTWARE;
 	log_errx("kafka: stopping, as the consumer cannot go on (%s); exit "
-	    "status %d, so that a restart makes a new one", reason,
-	    DAEMON_EXIT_SOFTWARE);
-	daemon->exit_status = DAEMON_EXIT_SOFTWARE;
+	    "status %d, %s", reason, daemon->exit_status, configured ?
+	    "which is not restarted: give each instance a group.instance.id "
+	    "of its own" : "so that a restart makes a new one");
 	daemon_begin_stop(daemon);
 }
 

@@ -47,9 +47,10 @@ usage(FILE *out)
 	    "signal or a fatal error; 64 bad command line; 69 unavailable\n"
 	    "(schema folder, a newer or non-UTF8 database, --migrate without\n"
 	    "PostgreSQL);\n"
-	    "70 software error (a migration failed); 71 a socket or the user\n"
-	    "could not be had; 77 the database role may not apply a due\n"
-	    "migration; 78 configuration error. See ipam-syncd(8).\n",
+	    "70 software error (a migration failed, Kafka's client is dead);\n"
+	    "71 a socket or the user could not be had; 77 the database role\n"
+	    "may not apply a due migration; 78 configuration error (also two\n"
+	    "instances with one group.instance.id). See ipam-syncd(8).\n",
 	    IPAM_DEFAULT_CONFIG, IPAM_SCHEMA_DIR, IPAM_WEB_DIR);
 }
 

@@ -1152,9 +1152,9 @@ def test_a_fenced_static_member_stops_and_says_why():
     static member's id copied to a second host): the broker fences the
     first when the second joins, and librdkafka's client of the first can
     consume nothing more, ever.  The fenced instance says why at error
-    level and exits with status 70 (EX_SOFTWARE, which the unit restarts
-    with a new client) instead of staying up, consuming nothing and
-    ready; the other goes on applying."""
+    level and exits with status 78 (EX_CONFIG, which the unit does not
+    restart: a restart would fence the other in turn) instead of staying
+    up, consuming nothing and ready; the other goes on applying."""
     db, topics, kafka = Database(), Topics(), Kafka()
     group = unique("g")
     config = {"kafka": {"group.instance.id": unique("static")}}
@@ -1165,11 +1165,11 @@ def test_a_fenced_static_member_stops_and_says_why():
         second = Daemon(db, topics, group=group, config=config).start()
         wait_until(lambda: first.proc.poll() is not None, 120,
                    "the fenced instance to exit")
-        assert first.proc.returncode == 70, (first.proc.returncode, first.log()[-3000:])
+        assert first.proc.returncode == 78, (first.proc.returncode, first.log()[-3000:])
         assert first.log_contains(r"<3>kafka: fatal error, the consumer can go on "
                                   r"no more: .*[Ff]enced"), first.log()[-3000:]
         assert first.log_contains(r"<3>kafka: stopping, as the consumer cannot go "
-                                  r"on .*; exit status 70")
+                                  r"on .*; exit status 78, which is not restarted")
         assert first.log_contains(r"<6>stopped")
         second.wait_ready()
         send_one_server(kafka, topics.subnets, topics.servers, "10.221.0")
