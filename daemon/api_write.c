@@ -102,13 +102,18 @@ struct api_write {
 /* Longest progress text of an import's Location (one per partition). */
 #define API_IMPORT_PROGRESS_MAX	4096
 
+/*
+ * How long an allocation's round published after its wait ran out is
+ * given to be acknowledged by Kafka before the write is answered.
+ */
+#define API_WRITE_GRACE_MS	1000
+
 /* What a 202 says when the write's wait ran out. */
 #define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"
 
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expire(evutil_socket_t fd, short events, void *arg);
-static void	api_write_expiry_arm(struct api_write *write);
-static bool	api_write_expired(const struct api_write *write);
+static void	api_write_expiry_arm(struct api_write *write, long long least_ms);
 static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
@@ -243,7 +248,7 @@ api_allocating_has(const struct api *api, const char *key)
  * decided, and `allocated` says what they reserved.
  */
 static void
-api_write_unsure(struct api_write *write, const char *why)
+api_write_unsure(struct api_write *write, const char *why, bool stopping)
 {
 	struct api_call *call = write->call;
 	size_t i, first, acked = 0, unsure = 0, sent = 0;
@@ -272,9 +277,10 @@ api_write_unsure(struct api_write *write, const char *why)
 	json_object_set_new(body, "error", json_string("unavailable"));
 	json_object_set_new(body, "detail", json_sprintf("%s: Kafka "
 	    "acknowledged %zu of the %zu events handed to it (those are "
-	    "applied by the drain or by the next start) and not the other "
-	    "%zu, which may or may not be published%s", why, acked, sent,
-	    unsure, write->kind == API_WRITE_IMPORT ? "; sending the import "
+	    "applied %s) and not the other %zu, which may or may not be "
+	    "published%s", why, acked, sent, stopping ? "by the drain or by "
+	    "the next start" : "as they are consumed", unsure,
+	    write->kind == API_WRITE_IMPORT ? "; sending the import "
 	    "again changes nothing twice" : "; GET /api/v1/requests/{id} of "
 	    "each tells (404 until it is applied)"));
 	json_object_set_new(body, "published", json_integer((json_int_t)acked));
@@ -331,7 +337,7 @@ api_write_halt(struct api_call *call)
 		    "nothing was published");
 		return;
 	}
-	api_write_unsure(write, "the daemon is stopping");
+	api_write_unsure(write, "the daemon is stopping", true);
 }
 
 /* The daemon stops: nothing more will call back. */
@@ -472,7 +478,7 @@ api_event_delivered(const char *error, int32_t partition, int64_t offset,
 	if (!write->polling) {
 		write->polling = true;
 		evtimer_add(write->timer, &now);
-		api_write_expiry_arm(write);
+		api_write_expiry_arm(write, 0);
 	}
 }
 
@@ -581,11 +587,13 @@ api_write_publish(struct api_write *write)
 		/*
 		 * A reservation's events are acknowledged in milliseconds:
 		 * one still out when the wait runs out is answered then,
-		 * not at its message.timeout.ms.  An import's many events
-		 * take the time they take.
+		 * not at its message.timeout.ms (an allocation's later
+		 * round, published after the wait, is given a second).  An
+		 * import's many events take the time they take.
 		 */
-		if (write->kind != API_WRITE_IMPORT && !api_write_expired(write))
-			api_write_expiry_arm(write);
+		if (write->kind != API_WRITE_IMPORT)
+			api_write_expiry_arm(write, write->round_start > 0 ?
+			    API_WRITE_GRACE_MS : 0);
 		return;		/* the deliveries finish the round */
 	}
 	api_write_not_taken(write, &write->events[write->round_start]);
@@ -604,11 +612,12 @@ api_write_expired(const struct api_write *write)
 }
 
 /*
- * Arms the write's own deadline: a poll that waits for a connection
- * (PostgreSQL away) would otherwise hold the answer past it.
+ * Arms the write's own deadline, at least least_ms from now: a poll that
+ * waits for a connection (PostgreSQL away) would otherwise hold the
+ * answer past it.
  */
 static void
-api_write_expiry_arm(struct api_write *write)
+api_write_expiry_arm(struct api_write *write, long long least_ms)
 {
 	struct timespec now;
 	struct timeval left = { 0, 0 };
@@ -619,6 +628,8 @@ api_write_expiry_arm(struct api_write *write)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
 	    (write->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	if (ms < least_ms)
+		ms = least_ms;
 	if (ms > 0) {
 		left.tv_sec = ms / 1000;
 		left.tv_usec = (ms % 1000) * 1000;
@@ -636,7 +647,7 @@ api_write_expire(evutil_socket_t fd, short events, void *arg)
 		return;
 	/* Kafka has not acknowledged every event of the round yet. */
 	if (!write->polling && write->undelivered > 0) {
-		api_write_unsure(write, "api.write_wait_ms ran out");
+		api_write_unsure(write, "api.write_wait_ms ran out", false);
 		return;
 	}
 	/* Between an allocation's rounds its query answers for itself. */
@@ -1173,7 +1184,7 @@ api_write_mark(struct api_call *call, const char *vrf_segment,
 
 	if (api_query_params_none(call) == -1 ||
 	    api_path_address(call, vrf_segment, ip_segment, vrf, sizeof(vrf),
-	    ip, sizeof(ip)) == -1)
+	    ip, sizeof(ip), true) == -1)
 		return;
 	if (api->marks_topic == NULL) {
 		api_error(call, 503, "unavailable", NULL, "no mark topic in "
