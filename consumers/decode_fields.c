@@ -482,11 +482,6 @@ fields_lines(const char *field, const json_t *value, size_t max, char **out,
 	return fields_text(field, &v, max, false, true, out, err, errlen);
 }
 
-/*
- * An id given as bytes (a Kafka key, a subject, a JSON string): UTF-8
- * text of 1 to FIELDS_ID_MAX bytes, without control characters and not
- * beginning or ending with white space.  The caller owns *out.
- */
 /* Tells whether UTF-8 text of len > 0 bytes begins or ends with white space. */
 static bool
 fields_space_at_ends(const void *bytes, size_t len)
@@ -502,6 +497,11 @@ fields_space_at_ends(const void *bytes, size_t len)
 	    fields_is_space(fields_utf8_code_point(p + last, len - last));
 }
 
+/*
+ * An id given as bytes (a Kafka key, a subject, a JSON string): UTF-8
+ * text of 1 to FIELDS_ID_MAX bytes, without control characters and not
+ * beginning or ending with white space.  The caller owns *out.
+ */
 int
 fields_id_bytes(const char *field, const void *bytes, size_t len,
     char **out, char *err, size_t errlen)

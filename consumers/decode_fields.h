@@ -142,7 +142,11 @@ int	fields_vrf(const char *field, const json_t *value, char **out,
 int	fields_vrf_value(const char *field, const struct fields_value *value,
 	    char **out, char *err, size_t errlen);
 
-/* Checks a vrf name: at most FIELDS_VRF_MAX bytes and no '/'. */
+/*
+ * Checks a vrf name, text already known to be UTF-8 without control
+ * characters: at most FIELDS_VRF_MAX bytes, no '/' or ',', no white
+ * space at either end, not "-" or "*".
+ */
 int	fields_vrf_check(const char *field, const char *vrf, char *err,
 	    size_t errlen);
 

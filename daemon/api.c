@@ -415,28 +415,37 @@ api_listing(struct api_call *call, const char *function,
 /*
  * Reads a "{vrf}/{ip}" pair of path segments ("-" is the default vrf)
  * into a canonical vrf and address text.  Answers 400 and returns -1
- * when either is bad.
+ * when either is bad.  A write's vrf must be one the decoder takes, so
+ * that its mark is not refused once published; a read's need only fit
+ * (a vrf an earlier release stored can still be read).
  */
 int
 api_path_address(struct api_call *call, const char *vrf_segment,
-    const char *ip_segment, char *vrf, size_t vrflen, char *ip, size_t iplen)
+    const char *ip_segment, char *vrf, size_t vrflen, char *ip, size_t iplen,
+    bool write)
 {
-	struct fields_value value = { .kind = SCAN_STRING };
 	struct ip_addr address;
 	char reason[256], *checked;
+	size_t len;
+	int rc;
 
 	if (strcmp(vrf_segment, "-") == 0)
 		vrf_segment = "";
-	/* The decoder's rules: a mark written here is one it takes. */
-	value.text = vrf_segment;
-	value.len = strlen(vrf_segment);
-	if (fields_vrf_value("vrf", &value, &checked, reason,
-	    sizeof(reason)) == -1) {
-		api_error(call, 400, "bad_request", "vrf", "%s (use - for the "
-		    "default vrf)", reason);
-		return -1;
+	len = strlen(vrf_segment);
+	if (write && len > 0) {
+		if (fields_text_bytes("vrf", vrf_segment, len, FIELDS_VRF_MAX,
+		    &checked, reason, sizeof(reason)) == -1)
+			goto refused;
+		rc = fields_vrf_check("vrf", checked, reason, sizeof(reason));
+		free(checked);
+		if (rc == -1)
+			goto refused;
 	}
-	free(checked);
+	if (!write && (len > FIELDS_VRF_MAX || strchr(vrf_segment, '/'))) {
+		snprintf(reason, sizeof(reason), "vrf: at most %d bytes and no "
+		    "'/'", FIELDS_VRF_MAX);
+		goto refused;
+	}
 	if (addr_parse(ip_segment, &address, reason, sizeof(reason)) == -1) {
 		api_error(call, 400, "bad_request", "address", "address: \"%.64s\" "
 		    "is not an IPv4 or IPv6 address (%s)", ip_segment, reason);
@@ -445,6 +454,10 @@ api_path_address(struct api_call *call, const char *vrf_segment,
 	snprintf(vrf, vrflen, "%s", vrf_segment);
 	addr_format(&address, ip, iplen);
 	return 0;
+refused:
+	api_error(call, 400, "bad_request", "vrf", "%s (use - for the default "
+	    "vrf)", reason);
+	return -1;
 }
 
 /* Tells whether a request came as HTTP/1.1 or later (chunks allowed). */
@@ -523,7 +536,7 @@ api_address(struct api_call *call, const char *vrf_segment,
 
 	if (api_query_params_none(call) == -1 ||
 	    api_path_address(call, vrf_segment, ip_segment, vrf, sizeof(vrf),
-	    ip, sizeof(ip)) == -1)
+	    ip, sizeof(ip), false) == -1)
 		return;
 	params[0] = vrf;
 	params[1] = ip;
@@ -850,11 +863,6 @@ api_rate_take(struct api *api, struct evhttp_request *request)
 	return true;
 }
 
-/*
- * Splits the raw path into percent-decoded segments (so that an id may
- * hold an encoded '/'); returns how many, at most n.  A segment that is
- * not valid percent-encoding, or that holds a NUL (%00), is NULL.
- */
 /* Tells whether every '%' of len bytes at p begins two hex digits. */
 static bool
 api_percent_valid(const char *p, size_t len)
@@ -869,6 +877,11 @@ api_percent_valid(const char *p, size_t len)
 	return true;
 }
 
+/*
+ * Splits the raw path into percent-decoded segments (so that an id may
+ * hold an encoded '/'); returns how many, at most n.  A segment that is
+ * not valid percent-encoding, or that holds a NUL (%00), is NULL.
+ */
 static size_t
 api_segments(const char *raw, char **segments, size_t n)
 {

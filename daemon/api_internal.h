@@ -95,10 +95,13 @@ void	api_read(struct api_call *call, const char *sql, int nparams,
 /* Refuses any query parameter; returns -1 after answering. */
 int	api_query_params_none(struct api_call *call);
 
-/* Reads "{vrf}/{ip}" path segments; returns -1 after answering 400. */
+/*
+ * Reads "{vrf}/{ip}" path segments; returns -1 after answering 400.  A
+ * write's vrf is held to the decoder's rules; a read's only to fit.
+ */
 int	api_path_address(struct api_call *call, const char *vrf_segment,
 	    const char *ip_segment, char *vrf, size_t vrflen, char *ip,
-	    size_t iplen);
+	    size_t iplen, bool write);
 
 /* Frees a call once it is answered and nothing of it is in flight. */
 void	api_call_release(struct api_call *call);
