@@ -103,8 +103,8 @@ struct api_write {
 #define API_IMPORT_PROGRESS_MAX	4096
 
 /*
- * How long an allocation's round published after its wait ran out is
- * given to be acknowledged by Kafka before the write is answered.
+ * How long events just handed to Kafka are given to be acknowledged at
+ * least, whatever is left of the write's wait, before it is answered.
  */
 #define API_WRITE_GRACE_MS	1000
 
@@ -587,13 +587,13 @@ api_write_publish(struct api_write *write)
 		/*
 		 * A reservation's events are acknowledged in milliseconds:
 		 * one still out when the wait runs out is answered then,
-		 * not at its message.timeout.ms (an allocation's later
-		 * round, published after the wait, is given a second).  An
-		 * import's many events take the time they take.
+		 * not at its message.timeout.ms; a second at least, for a
+		 * wait shorter than that or an allocation's later round
+		 * published after it.  An import's many events take the
+		 * time they take.
 		 */
 		if (write->kind != API_WRITE_IMPORT)
-			api_write_expiry_arm(write, write->round_start > 0 ?
-			    API_WRITE_GRACE_MS : 0);
+			api_write_expiry_arm(write, API_WRITE_GRACE_MS);
 		return;		/* the deliveries finish the round */
 	}
 	api_write_not_taken(write, &write->events[write->round_start]);
