@@ -478,6 +478,8 @@ api_event_delivered(const char *error, int32_t partition, int64_t offset,
 	if (!write->polling) {
 		write->polling = true;
 		evtimer_add(write->timer, &now);
+		/* Acknowledged: back to the wait itself, without the grace. */
+		evtimer_del(write->expiry);
 		api_write_expiry_arm(write, 0);
 	}
 }
@@ -592,8 +594,11 @@ api_write_publish(struct api_write *write)
 		 * published after it.  An import's many events take the
 		 * time they take.
 		 */
-		if (write->kind != API_WRITE_IMPORT)
+		if (write->kind != API_WRITE_IMPORT) {
+			/* An earlier round's may be pending: set it anew. */
+			evtimer_del(write->expiry);
 			api_write_expiry_arm(write, API_WRITE_GRACE_MS);
+		}
 		return;		/* the deliveries finish the round */
 	}
 	api_write_not_taken(write, &write->events[write->round_start]);

@@ -16,12 +16,14 @@
 					   a newer database, --migrate
 					   without PostgreSQL */
 #define DAEMON_EXIT_SOFTWARE	70	/* EX_SOFTWARE: a migration failed,
-					   the loop broke */
+					   the loop broke, Kafka's client
+					   hit a fatal error */
 #define DAEMON_EXIT_OSERR	71	/* EX_OSERR: a socket, the listener,
 					   privileges could not be had */
 #define DAEMON_EXIT_NOPERM	77	/* EX_NOPERM: the role may not
 					   apply a migration that is due */
-#define DAEMON_EXIT_CONFIG	78	/* EX_CONFIG: the configuration */
+#define DAEMON_EXIT_CONFIG	78	/* EX_CONFIG: the configuration,
+					   a group.instance.id shared */
 
 /* What the process is started for. */
 enum daemon_mode {

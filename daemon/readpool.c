@@ -212,7 +212,7 @@ readpool_too_busy(const char *error)
  * earns it back first.
  */
 static void
-readpool_sleep(struct readpool *pool, bool spent)
+readpool_sleep(struct readpool *pool)
 {
 	struct readpool_job *job;
 	struct timespec now;
@@ -226,7 +226,7 @@ readpool_sleep(struct readpool *pool, bool spent)
 	if (job == NULL)
 		return;		/* no read waits: a write's queries do not expire */
 	wait = READPOOL_WAIT_MAX - readpool_seconds(&job->queued, &now) + 0.001;
-	if (spent && -pool->budget / READPOOL_SHARE + 0.001 < wait)
+	if (pool->budget <= 0 && -pool->budget / READPOOL_SHARE + 0.001 < wait)
 		wait = -pool->budget / READPOOL_SHARE + 0.001;
 	if (wait < 0)
 		wait = 0;
@@ -291,8 +291,9 @@ readpool_next(struct readpool *pool)
 		}
 		readpool_job_free(job);
 	}
-	if (!evtimer_pending(pool->wake, NULL))
-		readpool_sleep(pool, spent);
+	/* Made again each time: a finished read may have spent the budget. */
+	evtimer_del(pool->wake);
+	readpool_sleep(pool);
 }
 
 /* Opens the connections. */
