@@ -128,35 +128,6 @@ decode_tombstone(enum decode_format format, const struct decode_input *in,
  * with change_clear(); on any other result out is empty.  Missing limits
  * or columns in the input mean the defaults.
  */
-/*
- * Tells whether a message is a binary-mode CloudEvent (a ce_specversion
- * header, as the Kafka binding says, with no structured content-type):
- * then a null value is an event without data, not a tombstone.
- */
-static bool
-decode_binary_event(enum decode_format format, const struct decode_input *in)
-{
-	static const char structured[] = "application/cloudevents";
-	const struct decode_header *h;
-	bool specversion = false;
-	size_t i;
-
-	if (format != DECODE_CLOUDEVENTS)
-		return false;
-	for (i = 0; i < in->header_count; i++) {
-		h = &in->headers[i];
-		if (h->name == NULL)
-			continue;
-		if (strcmp(h->name, "ce_specversion") == 0 && h->value != NULL)
-			specversion = true;
-		else if (strcasecmp(h->name, "content-type") == 0 &&
-		    h->value != NULL && h->value_len >= strlen(structured) &&
-		    strncasecmp(h->value, structured, strlen(structured)) == 0)
-			return false;
-	}
-	return specversion;
-}
-
 enum decode_result
 decode_message(enum decode_format format, const struct decode_input *in,
     struct change *out, char *err, size_t errlen)
@@ -182,7 +153,8 @@ decode_message(enum decode_format format, const struct decode_input *in,
 	/* The Debezium decoder refuses marks, tombstones included. */
 	else if (format == DECODE_DEBEZIUM && input.entity == CHANGE_MARK)
 		result = decode_debezium(&input, out, err, errlen);
-	else if (input.value == NULL && !decode_binary_event(format, &input))
+	else if (input.value == NULL && (format != DECODE_CLOUDEVENTS ||
+	    !decode_cloudevents_binary(&input)))
 		result = decode_tombstone(format, &input, out, err, errlen);
 	else if (input.value == NULL) {
 		/* A binary-mode CloudEvent without data (a delete), not a tombstone. */

@@ -109,6 +109,13 @@ enum decode_result decode_message(enum decode_format format,
 enum decode_result decode_cloudevents(const struct decode_input *in,
 	    struct change *out, char *err, size_t errlen);
 
+/*
+ * Tells whether a message is a binary-mode CloudEvent: a ce_specversion
+ * header, whatever its value, and a first content-type header that is
+ * not application/cloudevents (the Kafka binding's structured mode).
+ */
+bool	decode_cloudevents_binary(const struct decode_input *in);
+
 /* The Debezium change-event decoder (with or without schema wrapper). */
 enum decode_result decode_debezium(const struct decode_input *in,
 	    struct change *out, char *err, size_t errlen);

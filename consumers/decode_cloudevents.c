@@ -196,6 +196,21 @@ ce_binary_attributes(struct ce_event *event, char *err, size_t errlen)
 	return 0;
 }
 
+bool
+decode_cloudevents_binary(const struct decode_input *in)
+{
+	static const char		 structured[] = "application/cloudevents";
+	const struct decode_header	*content_type;
+
+	if (ce_header(in, "ce_specversion", false) == NULL)
+		return false;
+	content_type = ce_header(in, "content-type", true);
+	return content_type == NULL || content_type->value == NULL ||
+	    content_type->value_len < strlen(structured) ||
+	    strncasecmp(content_type->value, structured,
+	    strlen(structured)) != 0;
+}
+
 /*
  * Chooses the mode as the Kafka binding says (a content-type of
  * application/cloudevents... is structured; else ce_specversion means
@@ -206,26 +221,18 @@ ce_load(struct ce_event *event, char *err, size_t errlen)
 {
 	const struct decode_input	*in = event->in;
 	const struct decode_header	*content_type;
-	const char			*structured, *batch;
-	char				 media[64];
+	const char			*batch;
 
-	structured = "application/cloudevents";
 	batch = "application/cloudevents-batch";
 
 	content_type = ce_header(in, "content-type", true);
-	if (content_type != NULL && content_type->value != NULL) {
-		snprintf(media, sizeof(media), "%.*s",
-		    (int)(content_type->value_len < 63 ?
-		    content_type->value_len : 63),
-		    (const char *)content_type->value);
-		if (strncasecmp(media, batch, strlen(batch)) == 0)
-			return fields_error(err, errlen, "batched events "
-			    "(content-type application/cloudevents-batch) are "
-			    "not supported: send one event per message");
-	} else
-		media[0] = '\0';
-	if (strncasecmp(media, structured, strlen(structured)) != 0 &&
-	    ce_header(in, "ce_specversion", false) != NULL) {
+	if (content_type != NULL && content_type->value != NULL &&
+	    content_type->value_len >= strlen(batch) &&
+	    strncasecmp(content_type->value, batch, strlen(batch)) == 0)
+		return fields_error(err, errlen, "batched events "
+		    "(content-type application/cloudevents-batch) are "
+		    "not supported: send one event per message");
+	if (decode_cloudevents_binary(in)) {
 		event->binary = true;
 		return ce_binary_attributes(event, err, errlen);
 	}

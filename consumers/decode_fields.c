@@ -266,8 +266,12 @@ fields_sanitize(char *err, size_t errlen)
 	if (fields_utf8_valid(err, len)) {
 		size_t	i;
 
+		/* C0, DEL, and C1 (U+0080-U+009F: 0xc2 0x80-0x9f). */
 		for (i = 0; i < len; i++) {
-			if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+			if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f ||
+			    ((unsigned char)err[i] == 0xc2 && i + 1 < len &&
+			    (unsigned char)err[i + 1] >= 0x80 &&
+			    (unsigned char)err[i + 1] <= 0x9f))
 				break;
 		}
 		if (i == len)

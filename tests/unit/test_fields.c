@@ -741,6 +741,10 @@ test_sanitize(void **state)
 	strcpy(err, "near '\xff\xfe' and\na newline");
 	fields_sanitize(err, sizeof(err));
 	assert_string_equal(err, "near '\\xff\\xfe' and\\x0aa newline");
+	/* C1 controls (U+0080-U+009F) are escaped too, not only C0. */
+	strcpy(err, "near '\xc2\x9b[2J' and \xc2\xa0");
+	fields_sanitize(err, sizeof(err));
+	assert_string_equal(err, "near '\\xc2\\x9b[2J' and \xc2\xa0");
 	assert_false(fields_utf8_valid("a\0b", 3));
 	assert_true(fields_utf8_valid("", 0));
 	assert_true(fields_utf8_valid("\xf0\x9f\x98\x80", 4));
