@@ -283,7 +283,11 @@ render_put(FILE *out, const char *text, int indent)
 			fputc(' ', out);
 		else if (*c < 0x20 || *c == 0x7f)
 			fputc('?', out);
-		else
+		else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+			/* C1 controls (U+0080-U+009F) as C0 ones. */
+			fputc('?', out);
+			c++;
+		} else
 			fputc(*c, out);
 	}
 }

@@ -37,19 +37,28 @@ table_align_right(struct table *table, size_t column)
 static char *
 table_clean_copy(const char *text)
 {
-	char	*copy;
+	char		*copy;
+	unsigned char	*to;
 
 	if (text == NULL || text[0] == '\0')
 		text = "-";
 	copy = strdup(text);
 	if (copy == NULL)
 		return NULL;
-	for (unsigned char *c = (unsigned char *)copy; *c != '\0'; c++) {
+	/* C1 controls (U+0080-U+009F, 0xc2 0x80-0x9f) become one '?'. */
+	to = (unsigned char *)copy;
+	for (const unsigned char *c = to; *c != '\0'; c++) {
 		if (*c == '\t' || *c == '\n' || *c == '\r')
-			*c = ' ';
+			*to++ = ' ';
 		else if (*c < 0x20 || *c == 0x7f)
-			*c = '?';
+			*to++ = '?';
+		else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+			*to++ = '?';
+			c++;
+		} else
+			*to++ = *c;
 	}
+	*to = '\0';
 	return copy;
 }
 

@@ -94,7 +94,8 @@ static void
 test_table_control_characters(void **state)
 {
 	static const char *const headers[] = { "DESCRIPTION" };
-	static const char *const row[] = { "two\nlines\t\033[31mred" };
+	static const char *const row[] = {
+	    "two\nlines\t\033[31mred \xc2\x9b[2Jc1 \xc2\xa0nbsp" };
 	struct table	table;
 	struct capture	out;
 
@@ -104,7 +105,7 @@ test_table_control_characters(void **state)
 	table_print(&table, out.stream, true);
 	assert_string_equal(capture_close(&out),
 	    "\033[1mDESCRIPTION\033[0m\n"
-	    "two lines ?[31mred\n");
+	    "two lines ?[31mred ?[2Jc1 \xc2\xa0nbsp\n");
 	capture_free(&out);
 	table_free(&table);
 }
