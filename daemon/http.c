@@ -664,8 +664,11 @@ http_parse_head_end(struct http_conn *conn, uint64_t limit)
 static int
 http_parse_line(struct http_conn *conn)
 {
-	char *line = conn->line;
+	char none[1], *line = conn->line;
 
+	/* A line ended before any byte of it was kept (a bare "\n"). */
+	if (line == NULL)
+		line = none;
 	if (conn->line_length > 0 && line[conn->line_length - 1] == '\r')
 		conn->line_length--;
 	line[conn->line_length] = '\0';

@@ -7,6 +7,7 @@ of its own, with handlers that answer at once, later or never)."""
 
 import json
 import os
+import random
 import re
 import resource
 import selectors
@@ -491,6 +492,40 @@ def test_http_connect_and_unknown_methods_are_answered_at_once():
             assert closed and after.startswith(b"HTTP/1.1 200"), response
         assert daemon.http_get("/healthz") == (200, "ok\n")
         assert daemon.stop() == 0
+    finally:
+        daemon.close()
+        db.close()
+
+
+def test_http_an_empty_line_where_the_request_line_belongs_is_a_bad_request():
+    """A bare newline (or CRLF, or a newline ahead of a request) as a
+    connection's first bytes: 400 naming the request line, the connection
+    closed, and the daemon still serving."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        port = daemon.http_port()
+        for request in (b"\n", b"\r\n",
+                        b"\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"):
+            response, closed = raw_exchange(port, request, timeout=5)
+            assert closed and response, (request, response)
+            status, headers, body = parse_response(response)
+            assert status == 400, (request, response)
+            assert json.loads(body)["error"] == "bad_request", body
+            assert daemon.http_get("/healthz") == (200, "ok\n")
+        # The rule, not only the case: heads made of the bytes a parser
+        # splits on, in any order, never stop the daemon.
+        seed = int(os.environ.get("IPAM_TEST_SEED", time.time_ns() % 100000))
+        rng = random.Random(seed)
+        pieces = [b"\r", b"\n", b"\r\n", b" ", b":", b"\t", b"GET", b"/",
+                  b"HTTP/1.1", b"Content-Length: 3", b"Host", b"\x00", b"%"]
+        for _ in range(400):
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(data)
+        assert daemon.http_get("/healthz") == (200, "ok\n"), "seed %d" % seed
+        assert daemon.stop() == 0, "seed %d" % seed
     finally:
         daemon.close()
         db.close()
