@@ -134,7 +134,7 @@ struct http_conn {
 	int			 actions;
 	bool			 refuse;	/* over the cap, nothing evicted */
 	bool			 lingering;	/* refused, draining the rest */
-	bool			 extended;	/* a streamed reply's timeout */
+	bool			 extended;	/* evhttp's timeouts lifted */
 	/* Requests parsed whole and not yet answered (pipelining). */
 	unsigned		 requests_queued;
 	/* A refusal waiting for the replies to the requests before it. */
@@ -880,11 +880,24 @@ http_conn_output_cb(struct evbuffer *buffer,
 {
 	struct http_conn *conn = arg;
 
+	struct timeval idle = { HTTP_IDLE_SECONDS, 0 };
+
 	if (info->n_added == 0 || conn->state != HTTP_CONN_HANDLER)
 		return;
 	http_conn_set_state(conn, HTTP_CONN_REPLYING);
 	if (conn->watch != NULL)
 		event_del(conn->watch);
+	/*
+	 * evhttp reads while it writes a reply (to learn of a close), with
+	 * its idle timeout: a client reading a reply that takes longer than
+	 * that sends nothing meanwhile and would be cut off mid-body.  No
+	 * read timeout until the reply is written (http_conn_replied());
+	 * the write timeout (no progress) and the reply's deadline hold.
+	 */
+	if (!conn->extended) {
+		conn->extended = true;
+		bufferevent_set_timeouts(conn->bev, NULL, &idle);
+	}
 }
 
 /*

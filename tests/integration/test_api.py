@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -1183,6 +1184,65 @@ def test_whole_csv_is_streamed_and_a_failed_page_cuts_it():
         status, body, _ = api.call("GET", "/api/v1/addresses?limit=1",
                                    token=READ_TOKEN)
         assert status == 200, body
+    finally:
+        api.close()
+
+
+def test_a_reply_that_takes_longer_than_the_idle_timeout_reaches_a_slow_reader_whole():
+    """A reply larger than the sockets buffer (10 dead letters of 900 KB,
+    raw) read at a slow but steady pace for longer than the connection's
+    idle timeout (10 s) arrives whole: the client sends nothing while it
+    reads, and that is no idle connection.  A client that stops reading
+    altogether is still cut off."""
+    api = Api()
+    try:
+        for i in range(10):
+            api.send(api.topics.servers, "bad%d" % i, ("{" + "x" * 900000).encode())
+        api.settle()
+        request = (b"GET /api/v1/dead-letters?limit=10&raw=true HTTP/1.1\r\n"
+                   b"Host: t\r\nAuthorization: Bearer " + READ_TOKEN.encode() +
+                   b"\r\n\r\n")
+
+        def read_reply(sock, pause):
+            """(Content-Length, body bytes read) until the body is whole or
+            the server closes."""
+            got, length, head = b"", None, 0
+            while length is None or len(got) - head < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                if length is None and b"\r\n\r\n" in got:
+                    head = got.index(b"\r\n\r\n") + 4
+                    status = int(got.split(b" ", 2)[1])
+                    assert status == 200, got[:head]
+                    for line in got[:head].split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":")[1])
+                time.sleep(pause)
+            return length, len(got) - head
+
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        slow.connect(("127.0.0.1", api.port))
+        slow.sendall(request)
+        began = time.monotonic()
+        length, read = read_reply(slow, 0.1)
+        took = time.monotonic() - began
+        slow.close()
+        assert length is not None and length > 9000000, length
+        # The precondition of the case: the reading outlasted the timeout.
+        assert took > 12, took
+        assert read == length, (read, length, took)
+
+        stalled = socket.create_connection(("127.0.0.1", api.port))
+        stalled.sendall(request)
+        time.sleep(25)
+        stalled.settimeout(30)
+        length, read = read_reply(stalled, 0)
+        stalled.close()
+        assert length is not None and read < length, (read, length)
+        assert api.daemon.http_get("/healthz") == (200, "ok\n")
     finally:
         api.close()
 
