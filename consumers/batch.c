@@ -68,10 +68,12 @@ batch_keep_raw(struct batch *batch, struct batch_entry *entry, void *hold,
 	}
 	entry->key_len = key_len;
 	entry->value_len = value_len;
-	if (headers_json != NULL &&
-	    (entry->headers_json = strdup(headers_json)) == NULL)
-		fatal("batch: strdup");
-	batch->bytes += key_len + value_len;
+	if (headers_json != NULL) {
+		entry->headers_len = strlen(headers_json);
+		if ((entry->headers_json = strdup(headers_json)) == NULL)
+			fatal("batch: strdup");
+	}
+	batch->bytes += key_len + value_len + entry->headers_len;
 }
 
 /* The most events folded into one entry: bounds its memory and record. */
@@ -404,7 +406,8 @@ batch_entry_free(const struct batch *batch, struct batch_entry *entry)
 static size_t
 batch_entry_bytes(const struct batch_entry *entry)
 {
-	return entry->key_len + entry->value_len + entry->decoded;
+	return entry->key_len + entry->value_len + entry->headers_len +
+	    entry->decoded;
 }
 
 /* Removes the first n entries. */

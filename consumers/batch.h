@@ -35,6 +35,8 @@ struct batch_entry {
 	void		*hold;		/* keeps key and value alive, or NULL:
 					   they are the batch's own copies */
 	char		*headers_json;	/* headers as a JSON object, or NULL */
+	size_t		 headers_len;	/* its length, counted in the batch's
+					   bytes as key and value are */
 	bool		 folding;	/* added by a folding batch: no raw
 					   message kept (batch_set_fold()) */
 	size_t		 decoded;	/* folding: the bytes its change

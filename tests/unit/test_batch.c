@@ -318,6 +318,22 @@ test_skip_and_dead(void **state)
 	json_decref(root);
 	free(text);
 
+	/*
+	 * Headers count in the batch's bytes as key and value do: a batch
+	 * of messages with large headers reaches its byte bound.
+	 */
+	{
+		size_t before = batch.bytes;
+		char *headers = malloc(65536);
+
+		assert_non_null(headers);
+		memset(headers, 'h', 65535);
+		headers[65535] = '\0';
+		batch_add_dead(&batch, 0, 0, 4, "bad", "k", 1, "v", 1, headers);
+		assert_true(batch.bytes >= before + 65535 + 2);
+		free(headers);
+	}
+
 	/* Dropping entries of a partition, then the front, frees them. */
 	batch_drop_partition(&batch, 0, 0);
 	assert_int_equal(batch.count, 0);
