@@ -50,7 +50,8 @@ struct applier {
 	uint64_t		 pool_budget;	/* see applier_pool_chunk() */
 
 	/* Errors that are not the data's: retried with a growing delay. */
-	int			 failures;	/* in a row, for this batch */
+	int			 failures;	/* unknown errors in a row, for
+						   this chunk */
 	long			 retry_ms;
 	bool			 failing;	/* the database is the problem */
 	char			 failing_reason[512];
@@ -665,6 +666,8 @@ applier_isolate(struct applier *applier, const char *message)
 	struct batch_entry *entry = &applier->batch->entries[0];
 	size_t i;
 
+	/* A new chunk: an unknown error has its retries again. */
+	applier->failures = 0;
 	applier->retry_ms = 0;
 	for (i = 0; i < applier->chunk; i++) {
 		if (!applier->batch->entries[i].folding)
@@ -748,7 +751,6 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 			applier_finish(applier, APPLIER_LOST, message);
 		return;
 	}
-	applier->failures++;
 	switch (applier_cause(sqlstate)) {
 	case APPLIER_CAUSE_DATA:
 		applier_isolate(applier, message);
@@ -757,7 +759,7 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 		applier_fail(applier, message);
 		return;
 	case APPLIER_CAUSE_UNKNOWN:
-		if (applier->failures <= APPLIER_UNKNOWN_RETRIES)
+		if (++applier->failures <= APPLIER_UNKNOWN_RETRIES)
 			break;
 		/*
 		 * A statement cancelled (statement_timeout, a lock held

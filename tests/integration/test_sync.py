@@ -612,6 +612,49 @@ def test_rejected_event_is_isolated():
         run.close()
 
 
+def test_a_passing_error_met_while_a_batch_is_split_is_retried_not_dead_lettered():
+    """An error of unknown class is retried three times before its chunk
+    is split, also when it comes while the batch is being split for
+    another event's refusal: the count of failures in a row starts again
+    with each new chunk.  Here server "flaky" fails three times (SQLSTATE
+    XY001) once "evil" has been refused five times; it is applied, and
+    only "evil" becomes a dead letter."""
+    run = Run(config={"consumer": {"batch_max_wait_ms": "2000"}})
+    try:
+        run.subnet("1", "10.82.0.0/24", [], 1)
+        run.settle()
+        run.db.query("""
+            CREATE SEQUENCE public.evil_seen; CREATE SEQUENCE public.flaky_failed;
+            CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.hostname = 'evil' THEN
+                    PERFORM nextval('public.evil_seen');
+                    RAISE EXCEPTION 'evil is refused' USING ERRCODE = 'check_violation';
+                END IF;
+                IF NEW.hostname = 'flaky'
+                    AND (SELECT last_value FROM public.evil_seen) >= 5
+                    AND nextval('public.flaky_failed') <= 3 THEN
+                    RAISE EXCEPTION 'flaky is busy' USING ERRCODE = 'XY001';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON ipam_state.server
+                FOR EACH ROW EXECUTE FUNCTION public.refuse();""")
+        for i in range(40):
+            run.server(str(i), "10.82.0.%d" % (i + 1), 1,
+                       hostname={0: "flaky", 1: "evil"}.get(i))
+        run.settle()
+        # The case happened: flaky failed three times (and then passed).
+        assert run.db.scalar("SELECT last_value FROM public.flaky_failed") >= 4
+        letters = run.db.query("SELECT \"offset\", reason FROM ipamd.dead_letter")
+        assert len(letters) == 1 and letters[0][0] == 1, letters
+        assert "evil is refused" in letters[0][1], letters
+        assert run.count("status = 'allocated'") == 39
+        assert run.row("10.82.0.1")["hostname"] == "flaky"
+    finally:
+        run.close()
+
+
 def test_offsets_moved_by_another_owner():
     """When the stored offset moves under the daemon (another instance took
     the partition and went on), its batch is refused, it reads the offsets
