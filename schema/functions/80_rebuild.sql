@@ -47,8 +47,12 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(7369747);
 	-- Every row is derived here, none kept: a derivation run again (a
 	-- swap that failed sends the rebuild back to its batches, which
-	-- write no rows) starts from nothing, as the first did.
+	-- write no rows) starts from nothing, as the first did: its rows and
+	-- the conflicts of addresses (those of subnets are all refreshed
+	-- below), which no event since may touch again.
 	DELETE FROM address;
+	DELETE FROM conflict WHERE kind IN ('several_servers',
+	    'server_on_reserved', 'server_on_quarantine');
 	WITH alone AS MATERIALIZED (
 		-- The live subnets no other live subnet of the same cidr or a
 		-- more specific one overlaps (the GiST index on cidr).

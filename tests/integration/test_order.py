@@ -977,6 +977,57 @@ def test_rebuild_steps_refused_are_named_until_it_swaps():
         run.close()
 
 
+def test_a_rebuild_whose_swap_failed_derives_conflicts_anew():
+    """A swap refused sends the rebuild back to its batches, and the rows
+    are derived again from what they hold then: an address conflict of
+    the first derivation that no event touches again (two servers that
+    shared an address, gone from it since) is not carried into the
+    state swapped in."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.98.0.0/24", ["127.98.0.1-127.98.0.20"], 1)
+        run.server("5", "127.98.0.50", 1)
+        run.server("6", "127.98.0.50", 1)
+        run.settle()
+        conflicts = ("SELECT host(ip_address), kind FROM ipam_conflict "
+                     "WHERE ip_address IS NOT NULL ORDER BY 1, 2")
+        assert run.db.query(conflicts) == [("127.98.0.50", "several_servers")]
+        assert run.daemon.stop() == 0
+        run.db.query("CREATE FUNCTION public.no_schema_rename() RETURNS "
+                     "event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE "
+                     "EXCEPTION 'no schema is renamed today'; END $$")
+        run.db.query("CREATE EVENT TRIGGER no_schema_rename ON "
+                     "ddl_command_start WHEN TAG IN ('ALTER SCHEMA') "
+                     "EXECUTE FUNCTION public.no_schema_rename()")
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: the swap failed: .*no schema is renamed",
+                         timeout=60)
+        assert run.db.query("SELECT host(ip_address), kind FROM "
+                            "ipam_state_rebuild.conflict WHERE ip_address "
+                            "IS NOT NULL") == [("127.98.0.50", "several_servers")]
+        run.server("5", "127.98.0.51", 2)
+        run.server("6", "127.98.0.52", 2)
+        run.kafka.flush()
+        wait_until(lambda: len(re.findall(r"caught up; deriving every row",
+                                          rebuild.log())) >= 2, 60,
+                   "the rows derived again after the servers moved")
+        rebuild.wait_log(r"rows derived; swapping(.|\n)*rows derived; swapping",
+                         timeout=60)
+        run.db.query("DROP EVENT TRIGGER no_schema_rename")
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert run.db.query(conflicts) == []
+        assert run.db.query("SELECT host(ip_address), server_id FROM ipam "
+                            "WHERE server_id IS NOT NULL ORDER BY 1") == [
+            ("127.98.0.51", "5"), ("127.98.0.52", "6")]
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_swaps_while_events_keep_coming():
     """A rebuild reads every partition up to where it ended when first
     seen; events keep coming meanwhile (producers do not stop for it).
