@@ -507,7 +507,8 @@ BEGIN
 			IF one.stale > 0 THEN
 				refusal := 'outdated by a newer version of the mark';
 			END IF;
-		ELSIF known_outcome IS NULL THEN
+		END IF;
+		IF refusal IS NOT NULL AND known_outcome IS NULL THEN
 			-- Not an image: the request and why it was refused.
 			INSERT INTO ipamd.audit_log (vrf, ip_address, action,
 			    after, source_topic, source_partition,

@@ -14,7 +14,7 @@ from test_sync import (Run, debezium_server_change, debezium_subnet,
 
 
 def request(run, rid, address, requester, status="reserved", description=None,
-            if_available=False, if_match=None, cleared=False):
+            if_available=False, if_match=None, cleared=False, version=None):
     """Publishes one request as the API does: a mark event with its
     requester and preconditions, keyed by the address."""
     body = {"specversion": "1.0", "id": rid, "source": "/api/v1",
@@ -24,6 +24,8 @@ def request(run, rid, address, requester, status="reserved", description=None,
         body["ipamifavailable"] = True
     if if_match is not None:
         body["ipamifmatch"] = if_match
+    if version is not None:
+        body["entityversion"] = version
     if not cleared:
         body["data"] = {"address": address, "status": status}
         if description is not None:
@@ -125,6 +127,31 @@ def test_server_holds_and_etags_refuse():
         assert run.db.scalar(
             "SELECT requested_by FROM ipamd.audit WHERE ip_address = "
             "'127.95.0.5' ORDER BY id DESC LIMIT 1") == "write:frank"
+    finally:
+        run.close()
+
+
+def test_a_request_older_than_its_mark_is_refused_in_the_audit_too():
+    """A request whose entityversion is not newer than the stored mark's
+    changes nothing and is refused as outdated: in ipamd.request and, as
+    every refused request, in the audit with its requester."""
+    run = Run()
+    try:
+        run.subnet("1", "127.93.0.0/24", ["127.93.0.1-127.93.0.9"], 1)
+        run.mark("127.93.0.5", "quarantine", 5)
+        run.settle()
+        request(run, "o1", "127.93.0.5", "write:oscar", description="mine",
+                version=3)
+        run.settle()
+        assert outcome(run, "o1") == ("refused",
+                                      "outdated by a newer version of the mark",
+                                      "write:oscar")
+        assert run.row("127.93.0.5")["status"] == "quarantine"
+        audit = run.db.query("SELECT action, requested_by, after->>'refusal' "
+                             "FROM ipamd.audit WHERE ip_address = '127.93.0.5' "
+                             "AND action = 'refused'")
+        assert audit == [("refused", "write:oscar",
+                          "outdated by a newer version of the mark")], audit
     finally:
         run.close()
 
