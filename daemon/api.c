@@ -736,6 +736,16 @@ api_client_loopback(struct evhttp_request *request)
 	    v6->sin6_addr.s6_addr[12] == 127;
 }
 
+/* Answers 401 with the challenge every 401 carries (RFC 9110, 6750). */
+static void
+api_unauthorized(struct api_call *call, const char *challenge,
+    const char *text)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "WWW-Authenticate", challenge);
+	api_error(call, 401, "unauthorized", NULL, "%s", text);
+}
+
 /*
  * Finds the caller's scope from its bearer token (or the loopback rule
  * when no token is configured) and who it is for the audit.  Answers 401
@@ -754,10 +764,8 @@ api_authorize(struct api_call *call, bool write)
 
 	if (header == NULL) {
 		if (api->read_token != NULL || api->write_token != NULL) {
-			evhttp_add_header(evhttp_request_get_output_headers(
-			    call->req), "WWW-Authenticate", "Bearer");
-			api_error(call, 401, "unauthorized", NULL, "this API needs "
-			    "a bearer token (Authorization: Bearer TOKEN)");
+			api_unauthorized(call, "Bearer", "this API needs a "
+			    "bearer token (Authorization: Bearer TOKEN)");
 			return -1;
 		}
 		if (!api_client_loopback(call->req)) {
@@ -769,7 +777,7 @@ api_authorize(struct api_call *call, bool write)
 		call->scope = API_SCOPE_READ;
 	} else {
 		if ((token = api_bearer(header)) == NULL) {
-			api_error(call, 401, "unauthorized", NULL,
+			api_unauthorized(call, "Bearer error=\"invalid_request\"",
 			    "Authorization must be \"Bearer TOKEN\"");
 			return -1;
 		}
@@ -780,7 +788,8 @@ api_authorize(struct api_call *call, bool write)
 		    api_token_equal(token, api->read_token))
 			call->scope = API_SCOPE_READ;
 		else {
-			api_error(call, 401, "unauthorized", NULL, "unknown token");
+			api_unauthorized(call, "Bearer error=\"invalid_token\"",
+			    "unknown token");
 			return -1;
 		}
 	}

@@ -189,8 +189,16 @@ def test_reads_filters_and_errors():
 def test_tokens_and_scopes():
     api = Api()
     try:
-        assert api.call("GET", "/api/v1/stats", token=None)[0] == 401
-        assert api.call("GET", "/api/v1/stats", token="wrong")[0] == 401
+        # Every 401 carries its challenge (RFC 9110, RFC 6750).
+        status, _, headers = api.call("GET", "/api/v1/stats", token=None)
+        assert status == 401 and headers["WWW-Authenticate"] == "Bearer"
+        status, _, headers = api.call("GET", "/api/v1/stats", token="wrong")
+        assert status == 401, status
+        assert headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        status, _, headers = api.call("GET", "/api/v1/stats", token=None,
+                                      headers={"Authorization": "Basic eDp5"})
+        assert status == 401, status
+        assert headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
         assert api.call("GET", "/api/v1/stats", token=READ_TOKEN)[0] == 200
         status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
                                    {"status": "reserved"}, token=READ_TOKEN)
