@@ -469,11 +469,17 @@ static const struct {
 #define HTTP_ALLOW_HEADER \
 	"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n"
 
-/* The body limit of a decoded path: the import's, or every other's. */
+/*
+ * The body limit of a decoded path: the import's (with a last '/', as the
+ * API routes it too), or every other's.
+ */
 static uint64_t
 http_body_limit(const char *path)
 {
-	if (strcmp(path, HTTP_IMPORT_PATH) == 0)
+	size_t len = strlen(HTTP_IMPORT_PATH);
+
+	if (strncmp(path, HTTP_IMPORT_PATH, len) == 0 &&
+	    (path[len] == '\0' || strcmp(path + len, "/") == 0))
 		return HTTP_IMPORT_BODY_LIMIT;
 	return HTTP_BODY_LIMIT;
 }
