@@ -20,6 +20,14 @@
 /* How long a page waits before it is asked again when the reads are full. */
 #define API_EXPORT_RETRY_MS	200
 
+/*
+ * Whole exports under way at once.  An export is paced by its client, and
+ * a connection writing a reply is never closed to make room for another:
+ * without a bound, slow readers could hold every connection the daemon
+ * takes, and the probes (/healthz, /readyz) find none.
+ */
+#define API_EXPORTS_MAX		8
+
 static const char api_export_sql[] = "SELECT body, next_cursor FROM "
     "ipamd.api_addresses_csv_page($1::jsonb)";
 
@@ -230,8 +238,18 @@ api_export_start(struct api_call *call, json_t *p)
 {
 	struct api_export *export;
 
+	if (call->api->exports >= API_EXPORTS_MAX) {
+		json_decref(p);
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Retry-After", "5");
+		api_error(call, 503, "unavailable", NULL, "%d whole exports are "
+		    "under way, the most at once; ask again later, or read "
+		    "the rows in pages (limit, cursor)", API_EXPORTS_MAX);
+		return;
+	}
 	if ((export = calloc(1, sizeof(*export))) == NULL)
 		fatal("api: calloc");
+	call->api->exports++;
 	export->call = call;
 	export->params = p;
 	json_object_set_new(p, "limit", json_integer(API_EXPORT_PAGE));
@@ -274,6 +292,7 @@ api_export_free(struct api_export *export)
 {
 	if (export == NULL)
 		return;
+	export->call->api->exports--;
 	if (export->retry != NULL)
 		event_free(export->retry);
 	json_decref(export->params);

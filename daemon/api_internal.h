@@ -66,6 +66,7 @@ struct api {
 	TAILQ_HEAD(, api_call)	 calls;
 	/* Addresses an allocation is trying now ("vrf/ip"), never offered twice. */
 	json_t			*allocating;
+	unsigned		 exports;	/* whole CSV exports under way */
 };
 
 /* Adds the headers of every answer (a streamed one too) and counts it. */

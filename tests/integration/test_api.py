@@ -1261,6 +1261,48 @@ def test_a_reply_that_takes_longer_than_the_idle_timeout_reaches_a_slow_reader_w
         api.close()
 
 
+def test_whole_exports_at_once_are_bounded_so_slow_readers_cannot_hold_the_daemon():
+    """Whole CSV exports are paced by their clients: eight clients that
+    read nothing hold eight, and a ninth is told 503 with Retry-After
+    (pages with limit and cursor still answer, and so do the probes).
+    Once one of the eight goes, an export is taken again."""
+    api = Api()
+    stalled = []
+    try:
+        api.subnet("big", "127.68.0.0/16", ["127.68.0.1-127.68.255.254"])
+        api.settle()
+        request = (b"GET /api/v1/addresses?format=csv HTTP/1.1\r\nHost: t\r\n"
+                   b"Authorization: Bearer " + READ_TOKEN.encode() + b"\r\n\r\n")
+        for _ in range(8):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", api.port))
+            sock.sendall(request)
+            sock.settimeout(30)
+            assert sock.recv(12) == b"HTTP/1.1 200", "an export under way"
+            stalled.append(sock)
+        status, body, headers = api.call("GET", "/api/v1/addresses?format=csv",
+                                         token=READ_TOKEN)
+        assert status == 503 and headers["Retry-After"] == "5", (status, body)
+        assert "8 whole exports are under way" in body["detail"], body
+        status, page, _ = api.call("GET", "/api/v1/addresses?format=csv&limit=10",
+                                   token=READ_TOKEN)
+        assert status == 200 and page.count("\r\n") == 11, page
+        assert api.daemon.http_get("/healthz") == (200, "ok\n")
+        stalled.pop().close()
+
+        def taken():
+            status, body, _ = api.call("GET", "/api/v1/addresses?format=csv&"
+                                       "q=127.68.0.", token=READ_TOKEN)
+            # The header and 127.68.0.1 to 127.68.0.255.
+            return status == 200 and body.count("\r\n") == 256
+        wait_until(taken, 30, "an export taken once one went")
+    finally:
+        for sock in stalled:
+            sock.close()
+        api.close()
+
+
 def test_read_storm_waits_its_share_and_is_told_when_too_busy():
     """Reads keep PostgreSQL busy only a share of the time: a storm of
     heavy reads (50 concurrent one-piece CSV answers of 60,000 rows, as
