@@ -21,6 +21,12 @@
 #define APPLIER_RETRY_MS	1000
 #define APPLIER_RETRY_MAX_MS	30000
 #define APPLIER_UNKNOWN_RETRIES	3
+/*
+ * A serialization failure or deadlock that comes back this many times in
+ * a row (about 30 s of retries) is no passing clash: the daemon turns not
+ * ready and says why, and goes on retrying.
+ */
+#define APPLIER_TRANSIENT_FAILING	5
 
 /* At most this many stale events are logged a minute, then a summary. */
 #define APPLIER_STALE_LOG_PER_MINUTE	20
@@ -52,6 +58,8 @@ struct applier {
 	/* Errors that are not the data's: retried with a growing delay. */
 	int			 failures;	/* unknown errors in a row, for
 						   this chunk */
+	int			 transient;	/* serialization failures and
+						   deadlocks in a row */
 	long			 retry_ms;
 	bool			 failing;	/* the database is the problem */
 	char			 failing_reason[512];
@@ -610,6 +618,7 @@ applier_recovered(struct applier *applier)
 		    "%.0f s", applier_elapsed(&applier->failing_since));
 	applier->failing = false;
 	applier->failures = 0;
+	applier->transient = 0;
 	applier->retry_ms = 0;
 }
 
@@ -776,6 +785,13 @@ applier_result_cb(struct pgconn *pg, PGresult *result, const char *error,
 		applier_isolate(applier, message);
 		return;
 	case APPLIER_CAUSE_TRANSIENT:
+		if (++applier->transient >= APPLIER_TRANSIENT_FAILING) {
+			char why[1100];
+
+			snprintf(why, sizeof(why), "%s (%d times in a row)",
+			    message, applier->transient);
+			applier_set_failing(applier, why);
+		}
 		break;
 	}
 	log_warnx("apply: %s; retrying", message);

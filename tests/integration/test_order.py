@@ -506,6 +506,46 @@ def test_database_refusing_every_apply_stops_and_keeps_the_events():
         drop_role(db, role)
 
 
+def test_a_serialization_failure_that_keeps_coming_turns_not_ready():
+    """A serialization failure is retried as a passing clash; one that
+    comes back every time (here a trigger that raises it for one server)
+    turns the daemon not ready after five in a row, naming it, while it
+    goes on retrying; once the cause is gone the batch applies, nothing
+    dead-lettered, and it is ready again."""
+    run = Run()
+    try:
+        run.subnet("1", "127.91.0.0/24", [], 1)
+        run.settle()
+        run.db.query("""
+            CREATE FUNCTION public.clash() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.hostname = 'stuck' THEN
+                    RAISE EXCEPTION 'stuck clashes' USING ERRCODE = 'serialization_failure';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER clash BEFORE INSERT OR UPDATE ON ipam_state.server
+                FOR EACH ROW EXECUTE FUNCTION public.clash();""")
+        run.server("1", "127.91.0.1", 1, hostname="stuck")
+        run.kafka.flush()
+        run.daemon.wait_log(r"stuck clashes .*; retrying", timeout=60)
+        assert run.daemon.http_get("/readyz")[0] == 200
+        run.daemon.wait_log(r"apply: PostgreSQL refuses the batch: .*stuck "
+                            r"clashes.*\(5 times in a row\)", timeout=90)
+        status, body = run.daemon.http_get("/readyz")
+        assert status == 503 and "stuck clashes" in body, body
+        assert metric(run.daemon, "ipam_syncd_apply_failing") == 1
+        run.db.query("DROP TRIGGER clash ON ipam_state.server")
+        run.settle(timeout=90)
+        assert run.row("127.91.0.1")["hostname"] == "stuck"
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        wait_until(lambda: run.daemon.http_get("/readyz")[0] == 200, 30,
+                   "ready again")
+        assert metric(run.daemon, "ipam_syncd_apply_failing") == 0
+    finally:
+        run.close()
+
+
 def test_a_reconnect_while_a_refused_batch_waits_sends_no_empty_batch():
     """PostgreSQL refuses every batch (a revoked privilege) and the
     daemon's connections are cut while the refused batch waits to be sent
