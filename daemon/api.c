@@ -736,6 +736,36 @@ api_client_loopback(struct evhttp_request *request)
 	    v6->sin6_addr.s6_addr[12] == 127;
 }
 
+/*
+ * Tells whether a Host header names this host by loopback: "localhost",
+ * an IPv4 address in 127.0.0.0/8 or "[::1]", with a port or not.  A page
+ * of another site whose name was pointed at 127.0.0.1 (DNS rebinding)
+ * sends its own name.
+ */
+static bool
+api_host_loopback(const char *host)
+{
+	struct in_addr v4;
+	char name[64];
+	size_t len;
+
+	if (host == NULL)
+		return false;
+	if (strncmp(host, "[::1]", 5) == 0)
+		return host[5] == '\0' || host[5] == ':';
+	len = strcspn(host, ":");
+	if (len == 0 || len >= sizeof(name) || (host[len] == ':' &&
+	    (host[len + 1] == '\0' || strspn(host + len + 1, "0123456789") !=
+	    strlen(host + len + 1))))
+		return false;
+	memcpy(name, host, len);
+	name[len] = '\0';
+	if (strcasecmp(name, "localhost") == 0)
+		return true;
+	return inet_pton(AF_INET, name, &v4) == 1 &&
+	    (ntohl(v4.s_addr) >> 24) == 127;
+}
+
 /* Answers 401 with the challenge every 401 carries (RFC 9110, 6750). */
 static void
 api_unauthorized(struct api_call *call, const char *challenge,
@@ -772,6 +802,14 @@ api_authorize(struct api_call *call, bool write)
 			api_error(call, 403, "forbidden", NULL, "no token is "
 			    "configured (api.read_token_file): only loopback "
 			    "clients may read");
+			return -1;
+		}
+		if (!api_host_loopback(evhttp_find_header(headers, "Host"))) {
+			api_error(call, 403, "forbidden", NULL, "no token is "
+			    "configured (api.read_token_file): loopback clients "
+			    "read with a Host of localhost or a loopback "
+			    "address, so that no other site's page can "
+			    "(DNS rebinding)");
 			return -1;
 		}
 		call->scope = API_SCOPE_READ;

@@ -226,6 +226,22 @@ def test_tokens_and_scopes():
     api = Api(tokens=False)
     try:
         assert api.call("GET", "/api/v1/stats", token=None)[0] == 200
+        # Only when the client names the daemon by loopback: another
+        # site's page whose name points at 127.0.0.1 (DNS rebinding)
+        # sends its own name.
+        for host, expected in (("localhost:%d" % api.port, 200),
+                               ("LOCALHOST", 200), ("127.0.0.1", 200),
+                               ("127.1.2.3:%d" % api.port, 200),
+                               ("[::1]:%d" % api.port, 200),
+                               ("evil.example:%d" % api.port, 403),
+                               ("localhost.evil.example", 403),
+                               ("127.0.0.1.nip.io", 403), ("[::2]", 403),
+                               ("localhost:80x", 403)):
+            status, body, _ = api.call("GET", "/api/v1/stats", token=None,
+                                       headers={"Host": host})
+            assert status == expected, (host, status, body)
+            if expected == 403:
+                assert "DNS rebinding" in body["detail"], body
         status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
                                    {"status": "reserved"}, token=None)
         assert status == 403 and "api.write_token_file" in body["detail"], body
