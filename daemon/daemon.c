@@ -371,6 +371,17 @@ daemon_http_reply_seconds(struct daemon *daemon, const struct config *config)
 		    (unsigned)(ms / 1000 + 30));
 }
 
+/*
+ * The end of a reload: READY=1 again, once the daemon has been ready.
+ * Before that it would tell systemd the start is done (Type=notify).
+ */
+static void
+daemon_reload_done(struct daemon *daemon)
+{
+	if (daemon->ready)
+		notify_send(daemon->notify, "READY=1");
+}
+
 /* Reloads the config: parse, check, swap what can change at runtime. */
 static void
 daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
@@ -383,13 +394,14 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	size_t count;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	notify_send(daemon->notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
-	    (unsigned long long)now.tv_sec * 1000000ULL +
-	    (unsigned long long)now.tv_nsec / 1000ULL);
+	if (daemon->ready)
+		notify_send(daemon->notify, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)now.tv_sec * 1000000ULL +
+		    (unsigned long long)now.tv_nsec / 1000ULL);
 	fresh = config_load(daemon->config_path, err, sizeof(err));
 	if (fresh == NULL) {
 		log_errx("reload: %s; keeping the running configuration", err);
-		notify_send(daemon->notify, "READY=1");
+		daemon_reload_done(daemon);
 		return;
 	}
 	/*
@@ -400,7 +412,7 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		log_errx("reload: %s sets no key (empty?); keeping the running "
 		    "configuration", daemon->config_path);
 		config_free(fresh);
-		notify_send(daemon->notify, "READY=1");
+		daemon_reload_done(daemon);
 		return;
 	}
 	/* Against the running values: restoring the file warns of nothing. */
@@ -445,7 +457,7 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 		config_free(daemon->config);
 	daemon->config = fresh;
 	log_info("reload: configuration %s loaded", daemon->config_path);
-	notify_send(daemon->notify, "READY=1");
+	daemon_reload_done(daemon);
 	daemon_send_status(daemon);
 }
 

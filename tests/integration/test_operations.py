@@ -117,6 +117,15 @@ def test_start_waiting_for_a_topic_extends_the_start_timeout():
         assert "READY=1" not in daemon.notify.texts()
         status, body = daemon.http_get("/readyz")
         assert status == 503 and "does not exist" in body, body
+        # A reload before the daemon is first ready says nothing to
+        # systemd: READY=1 would end its start.
+        reloads = daemon.log().count("reload: configuration")
+        daemon.signal(signal.SIGHUP)
+        wait_until(lambda: daemon.log().count("reload: configuration") > reloads,
+                   30, "the reload")
+        texts = daemon.notify.texts()
+        assert "READY=1" not in texts, texts
+        assert not any("RELOADING=1" in m.split("\n") for m in texts), texts
         assert daemon.stop() == 0
     finally:
         daemon.close()
