@@ -196,10 +196,11 @@ static const struct config_key config_keys[] = {
 	    "90", 0, 36500, true,
 	    "Dead letters older than this many days are removed; 0 keeps\n"
 	    "them forever."),
-	KEY_INT("retention", "request_days", retention_request_days, "90", 0,
+	KEY_INT("retention", "request_days", retention_request_days, "0", 0,
 	    36500, true,
 	    "Outcomes of operator requests older than this many days are\n"
-	    "removed; 0 keeps them forever."),
+	    "removed; 0 keeps them forever, so that a rebuild decides every\n"
+	    "request as it was decided (docs/EVENTS.md)."),
 	KEY_INT("retention", "interval_ms", retention_interval_ms, "600000",
 	    1000, 86400000, true,
 	    "How often old rows are looked for."),
