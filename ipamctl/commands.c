@@ -825,6 +825,12 @@ commands_export_json(struct commands_context *context)
 	return status;
 }
 
+/*
+ * The largest file an import reads: the daemon takes an import's body up
+ * to 32 MiB, and the body is the file's rows as JSON, no smaller.
+ */
+#define COMMANDS_IMPORT_FILE_MAX	(32 * 1024 * 1024)
+
 /* Reads a whole file; NULL (reported) when it cannot. */
 static char *
 commands_read_file(struct commands_context *context, const char *name,
@@ -832,10 +838,11 @@ commands_read_file(struct commands_context *context, const char *name,
 {
 	FILE	*file = fopen(name, "rb");
 	char	*text = NULL;
-	size_t	 size = 0;
+	size_t	 size = 0, total = 0;
 	FILE	*buffer;
 	char	 chunk[65536];
 	size_t	 got;
+	bool	 failed = false;
 
 	if (file == NULL) {
 		fprintf(context->err, "ipamctl: %s: %s\n", name,
@@ -847,18 +854,33 @@ commands_read_file(struct commands_context *context, const char *name,
 		fclose(file);
 		return NULL;
 	}
-	while ((got = fread(chunk, 1, sizeof(chunk), file)) > 0)
-		fwrite(chunk, 1, got, buffer);
-	if (ferror(file)) {
+	while (!failed && (got = fread(chunk, 1, sizeof(chunk), file)) > 0) {
+		total += got;
+		if (total > COMMANDS_IMPORT_FILE_MAX) {
+			fprintf(context->err, "ipamctl: %s: larger than %d "
+			    "MiB, the most an import takes; split it\n", name,
+			    COMMANDS_IMPORT_FILE_MAX / (1024 * 1024));
+			failed = true;
+		} else if (fwrite(chunk, 1, got, buffer) != got) {
+			fprintf(context->err, "ipamctl: %s: out of memory\n",
+			    name);
+			failed = true;
+		}
+	}
+	if (!failed && ferror(file)) {
 		fprintf(context->err, "ipamctl: %s: %s\n", name,
 		    strerror(errno));
-		fclose(file);
-		fclose(buffer);
+		failed = true;
+	}
+	fclose(file);
+	if (fclose(buffer) != 0 && !failed) {
+		fprintf(context->err, "ipamctl: %s: out of memory\n", name);
+		failed = true;
+	}
+	if (failed) {
 		free(text);
 		return NULL;
 	}
-	fclose(file);
-	fclose(buffer);
 	*length = size;
 	return text;
 }

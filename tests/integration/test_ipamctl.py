@@ -223,6 +223,12 @@ def test_import_of_the_seed_inventory():
                                            topics.marks: 0}
         assert db.scalar("SELECT count(*) FROM public.ipam") == 0
 
+        # A file larger than any import is refused before it is all read
+        # (/dev/zero never ends), and nothing is published.
+        status, out, err = ctl.run("import", "--servers", "/dev/zero")
+        assert status != 0 and "larger than 32 MiB" in err, (status, out, err)
+        assert high_watermarks(topics)[topics.servers] == 0
+
         out = ctl.ok("import", "--servers", servers, "--subnets", subnets)
         assert "servers: 105 imported" in out and "subnets: 6 imported" in out, out
         # Applied when the answer came: no wait here.
