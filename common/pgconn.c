@@ -35,6 +35,8 @@ struct pgconn {
 	int			 io_fd;
 	struct event		*timer;		/* connect timeout and backoff */
 	unsigned long		 losses;
+	unsigned		 host_turn;	/* attempts timed out: which of
+						   several hosts is tried first */
 
 	/* The query in flight. */
 	bool			 busy;
@@ -195,6 +197,77 @@ pgconn_uses_service(const char *conninfo)
 	return named;
 }
 
+/* How many entries a comma-separated list holds (an empty one: none). */
+static size_t
+pgconn_list_count(const char *list)
+{
+	size_t n = 1;
+
+	if (list == NULL || *list == '\0')
+		return 0;
+	for (; *list != '\0'; list++)
+		if (*list == ',')
+			n++;
+	return n;
+}
+
+/* A comma-separated list begun at its entry k, the rest after (freed by caller). */
+static char *
+pgconn_list_rotate(const char *list, size_t k)
+{
+	size_t len = strlen(list), head, i;
+	const char *p = list;
+	char *out;
+
+	if ((out = malloc(len + 2)) == NULL)
+		fatal("postgresql: malloc");
+	for (i = 0; i < k; i++)
+		p = strchr(p, ',') + 1;
+	head = (size_t)(p - list);	/* entries 0..k-1 and their comma */
+	memcpy(out, p, len - head);
+	out[len - head] = ',';
+	memcpy(out + len - head + 1, list, head - 1);
+	out[len] = '\0';
+	return out;
+}
+
+/*
+ * With several hosts, the order they are tried in after `turn` attempts
+ * timed out: libpq goes to the next host only once a host refuses, and a
+ * host that drops packets holds an attempt until the connect timeout
+ * ends it, so the next attempt starts at the next host.  Fills lists
+ * for host, hostaddr and port (NULL: as the conninfo says) and returns
+ * how many were set.
+ */
+int
+pgconn_hosts_turned(const char *conninfo, unsigned turn, char *lists[3])
+{
+	static const char *const names[3] = { "host", "hostaddr", "port" };
+	const char *values[3] = { NULL, NULL, NULL };
+	PQconninfoOption *options, *o;
+	size_t n, k, i;
+	int set = 0;
+
+	lists[0] = lists[1] = lists[2] = NULL;
+	if (turn == 0 || (options = PQconninfoParse(conninfo, NULL)) == NULL)
+		return 0;
+	for (o = options; o->keyword != NULL; o++)
+		for (i = 0; i < 3; i++)
+			if (strcmp(o->keyword, names[i]) == 0)
+				values[i] = o->val;
+	n = pgconn_list_count(values[0]);
+	if (n == 0)
+		n = pgconn_list_count(values[1]);
+	k = n > 1 ? turn % n : 0;
+	for (i = 0; k > 0 && i < 3; i++)
+		if (pgconn_list_count(values[i]) == n) {
+			lists[i] = pgconn_list_rotate(values[i], k);
+			set++;
+		}
+	PQconninfoFree(options);
+	return set;
+}
+
 /* Runs when the connect timeout or the backoff delay expires. */
 static void
 pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -214,13 +287,22 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		{ "keepalives_count", "3" },
 		{ "tcp_user_timeout", "60000" },
 	};
-	const char *keywords[10];
-	const char *values[10];
+	static const char *const turned_names[3] = { "host", "hostaddr",
+	    "port" };
+	const char *keywords[16];
+	const char *values[16];
+	char *turned[3], why[512];
 	size_t i;
 	int n = 0;
 
 	if (pg->state == PGCONN_CONNECTING) {
-		pgconn_lose(pg, "connection attempt timed out");
+		const char *host = pg->conn != NULL ? PQhost(pg->conn) : NULL;
+
+		pg->host_turn++;
+		snprintf(why, sizeof(why), "connection attempt%s%s timed out",
+		    host != NULL && *host != '\0' ? " to " : "",
+		    host != NULL ? host : "");
+		pgconn_lose(pg, why);
 		return;
 	}
 	if (pg->state != PGCONN_WAITING)
@@ -234,6 +316,13 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	keywords[n] = "dbname";
 	values[n++] = pg->conninfo;
+	/* After dbname: these override the conninfo's own lists. */
+	pgconn_hosts_turned(pg->conninfo, pg->host_turn, turned);
+	for (i = 0; i < 3; i++)
+		if (turned[i] != NULL) {
+			keywords[n] = turned_names[i];
+			values[n++] = turned[i];
+		}
 	if (pg->password != NULL) {
 		keywords[n] = "password";
 		values[n++] = pg->password;
@@ -246,6 +335,8 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	values[n] = NULL;
 
 	pg->conn = PQconnectStartParams(keywords, values, 1);
+	for (i = 0; i < 3; i++)
+		free(turned[i]);
 	if (pg->conn == NULL) {
 		pgconn_lose(pg, "out of memory");
 		return;

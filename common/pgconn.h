@@ -89,4 +89,13 @@ bool		 pgconn_sqlstate_is_fatal(const char *sqlstate);
 void		 pgconn_result_error(struct pgconn *pg, const PGresult *result,
 		    char *buf, size_t buflen);
 
+/*
+ * With several hosts in a conninfo, the lists of host, hostaddr and port
+ * that try them from the (turn mod count)th on, after that many attempts
+ * timed out (NULL each when unchanged; the caller frees them).  Returns
+ * how many lists it set.
+ */
+int		 pgconn_hosts_turned(const char *conninfo, unsigned turn,
+		    char *lists[3]);
+
 #endif

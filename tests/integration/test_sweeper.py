@@ -796,6 +796,36 @@ def test_unreachable_addresses_count_as_missed():
         run.close()
 
 
+def test_postgresql_hosts_after_one_that_drops_packets_are_reached():
+    """Not the sweeper's, but its namespaces: a conninfo with two hosts
+    (failover, target_session_attrs) whose first drops every packet (a
+    powered-off host: its address resolves to a MAC nobody has).  libpq
+    waits on it until the connect timeout ends the attempt; the next
+    attempt starts at the next host, so the daemon connects and is ready
+    instead of trying the first host for ever."""
+    net = Net()
+    db, topics = Database(), Topics()
+    daemon = None
+    try:
+        run("ip", "-n", net.daemon_ns, "neigh", "add", "198.18.1.99", "lladdr",
+            "02:00:00:00:00:99", "dev", "d0", "nud", "permanent")
+        conninfo = db.conninfo().replace("host=%s" % db.host,
+                                         "host=198.18.1.99,127.0.0.1")
+        assert "198.18.1.99,127.0.0.1" in conninfo, conninfo
+        daemon = NsDaemon(net, db, topics, config={"postgresql": {
+            "conninfo": conninfo, "connect_timeout_ms": "1500"}})
+        daemon.start()
+        daemon.wait_ready(timeout=90)
+        assert daemon.log_contains(r"postgresql: connection attempt to "
+                                   r"198\.18\.1\.99 timed out")
+        assert daemon.stop() == 0
+    finally:
+        if daemon:
+            daemon.close()
+        db.close()
+        net.close()
+
+
 def test_off_sends_nothing_and_reload_turns_it_on_and_off():
     """With enabled = false no socket is opened and nothing is sent (a
     capture on lo sees no request); SIGHUP turns the sweeper on, then off

@@ -1,5 +1,9 @@
-/* Unit tests of the connection's error text: cut where a character begins. */
+/*
+ * Unit tests of the connection: its error text cut where a character
+ * begins; the order of several hosts after attempts that timed out.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
@@ -47,11 +51,58 @@ test_long_message_is_cut_at_a_character(void **state)
 	PQfinish(conn);
 }
 
+/* Checks the lists for one conninfo and turn (NULL: unchanged). */
+static void
+check_turned(const char *conninfo, unsigned turn, const char *host,
+    const char *hostaddr, const char *port)
+{
+	const char *want[3] = { host, hostaddr, port };
+	char *lists[3];
+	int i, set = 0;
+
+	for (i = 0; i < 3; i++)
+		set += want[i] != NULL;
+	assert_int_equal(pgconn_hosts_turned(conninfo, turn, lists), set);
+	for (i = 0; i < 3; i++) {
+		if (want[i] == NULL)
+			assert_null(lists[i]);
+		else
+			assert_string_equal(lists[i], want[i]);
+		free(lists[i]);
+	}
+}
+
+/*
+ * Several hosts: each attempt that timed out starts the next at the next
+ * host, its hostaddr and port along when they are lists of as many.
+ */
+static void
+test_hosts_are_tried_from_the_next_after_a_timeout(void **state)
+{
+	(void)state;
+	check_turned("host=a,b,c dbname=x", 0, NULL, NULL, NULL);
+	check_turned("host=a,b,c dbname=x", 1, "b,c,a", NULL, NULL);
+	check_turned("host=a,b,c dbname=x", 2, "c,a,b", NULL, NULL);
+	check_turned("host=a,b,c dbname=x", 3, NULL, NULL, NULL);
+	check_turned("host=a,b port=5432", 1, "b,a", NULL, NULL);
+	check_turned("host=a,b port=1,2 hostaddr=10.0.0.1,10.0.0.2", 1, "b,a",
+	    "10.0.0.2,10.0.0.1", "2,1");
+	check_turned("hostaddr=10.0.0.1,10.0.0.2", 1, NULL, "10.0.0.2,10.0.0.1",
+	    NULL);
+	check_turned("postgresql://pg1:5433,pg2:5434/ipam", 1, "pg2,pg1", NULL,
+	    "5434,5433");
+	check_turned("host=only dbname=x", 5, NULL, NULL, NULL);
+	check_turned("dbname=x", 1, NULL, NULL, NULL);
+	check_turned("not a conninfo", 1, NULL, NULL, NULL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_long_message_is_cut_at_a_character),
+		cmocka_unit_test(
+		    test_hosts_are_tried_from_the_next_after_a_timeout),
 	};
 
 	return cmocka_run_group_tests_name("pgconn", tests, NULL, NULL);
