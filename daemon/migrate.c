@@ -19,6 +19,15 @@
 #define MIGRATE_LOCK_SQL	"SELECT pg_advisory_lock(7369746)"
 #define MIGRATE_UNLOCK_SQL	"SELECT pg_advisory_unlock(7369746)"
 
+/*
+ * How long a migration or function file waits for a table's lock.  A
+ * statement waiting for an exclusive lock (ALTER TABLE, a view replaced)
+ * holds up every later one on that table, the apply's of every instance
+ * included, for as long as the session before it (a pg_dump, a long
+ * report) keeps its own: given up after this, and tried again.
+ */
+#define MIGRATE_LOCK_TIMEOUT	"SET LOCAL lock_timeout = '5s';\n"
+
 /* One migration file. */
 struct migrate_file {
 	int	 version;
@@ -363,6 +372,19 @@ migrate_check(struct migrate *migrate, PGresult *result, const char *error,
 	pgconn_result_error(migrate->pg, result, message, sizeof(message));
 	sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
 	/*
+	 * A lock not had in time (MIGRATE_LOCK_TIMEOUT): the connection is
+	 * made again, which lets the migration lock go, and the migrations
+	 * run again once it is back.
+	 */
+	if (sqlstate != NULL && strcmp(sqlstate, "55P03") == 0) {
+		snprintf(reason, sizeof(reason), "%s: %s (another session holds "
+		    "a lock on what it changes: a long query, a pg_dump); "
+		    "tried again", what, message);
+		pgconn_reset(migrate->pg, reason);
+		migrate_finish(migrate, MIGRATE_LOST, reason);
+		return false;
+	}
+	/*
 	 * A missing right is not a passing fault: say which step needed it
 	 * and who may run it, instead of retrying.
 	 */
@@ -461,7 +483,8 @@ migrate_code_step(struct migrate *migrate)
 	 * picks ipam_state or ipam_state_rebuild): they are checked when
 	 * they run, not when they are made.
 	 */
-	snprintf(sql, len, "SET LOCAL check_function_bodies = off;\n%s\n;\n"
+	snprintf(sql, len, MIGRATE_LOCK_TIMEOUT
+	    "SET LOCAL check_function_bodies = off;\n%s\n;\n"
 	    "INSERT INTO public.ipam_schema_function "
 	    "(name, digest, release) VALUES ('%s', '%s', %d) "
 	    "ON CONFLICT (name) DO UPDATE SET digest = excluded.digest, "
@@ -644,9 +667,9 @@ migrate_step(struct migrate *migrate)
 	len = strlen(file->sql) + strlen(file->name) + 256;
 	if ((sql = malloc(len)) == NULL)
 		fatal("migrate: malloc");
-	snprintf(sql, len, "%s\n;\nINSERT INTO public.ipam_schema_migration "
-	    "(version, name) VALUES (%d, '%s')", file->sql, file->version,
-	    file->name);
+	snprintf(sql, len, MIGRATE_LOCK_TIMEOUT "%s\n;\nINSERT INTO "
+	    "public.ipam_schema_migration (version, name) VALUES (%d, '%s')",
+	    file->sql, file->version, file->name);
 	rc = pgconn_query(migrate->pg, sql, 0, NULL, migrate_applied_cb,
 	    migrate);
 	free(sql);

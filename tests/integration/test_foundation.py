@@ -217,6 +217,47 @@ def test_migrations_twice_leave_the_same_schema():
         db.close()
 
 
+def test_a_migration_waiting_for_a_lock_holds_no_one_up_for_long():
+    """A migration that needs a table another session holds (a long
+    report, a pg_dump) waits 5 s for it, then gives up and tries again:
+    meanwhile other sessions' statements on that table, queued behind
+    the migration's ALTER, go on within seconds instead of waiting for
+    the report.  Once the table is free the migrations end and the
+    daemon is ready."""
+    db, topics = Database(), Topics()
+    db.migrate_to(15)   # schema 16 alters consumer_offset
+    reader = psycopg2.connect(host=db.host, port=db.port, user=db.user,
+                              dbname=db.name)
+    reader.cursor().execute("SELECT count(*) FROM ipam_state.consumer_offset")
+    daemon = Daemon(db, topics).start()
+    other = None
+    try:
+        daemon.wait_log(r"schema: connection lost during migrations "
+                        r"\(migration 016_offset_fingerprint: .*lock timeout.*"
+                        r"another session holds a lock", timeout=60)
+        other = psycopg2.connect(host=db.host, port=db.port, user=db.user,
+                                 dbname=db.name)
+        other.autocommit = True
+        cur = other.cursor()
+        cur.execute("SET statement_timeout = '20s'")
+        for _ in range(3):
+            # Behind the retried ALTER at worst 5 s; never the reader's time.
+            cur.execute("SELECT count(*) FROM ipam_state.consumer_offset")
+            assert cur.fetchone()[0] == 0
+            time.sleep(1)
+        assert db.scalar("SELECT max(version) FROM public.ipam_schema_migration") == 15
+        reader.rollback()
+        daemon.wait_ready(timeout=60)
+        assert db.scalar("SELECT max(version) FROM public.ipam_schema_migration") == 16
+        assert daemon.stop() == 0
+    finally:
+        reader.close()
+        if other:
+            other.close()
+        daemon.close()
+        db.close()
+
+
 def test_newer_database_is_refused():
     """A database whose schema is newer than the binary is refused clearly."""
     db, topics = Database(), Topics()
