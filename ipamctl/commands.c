@@ -26,6 +26,23 @@ commands_write_raw(struct commands_context *context,
 }
 
 /*
+ * An allocation's answer that is not its success (accepted not yet
+ * applied, cut short, refused, not sure): the addresses its earlier
+ * rounds reserved, which stay reserved in the requester's name.
+ */
+static void
+commands_report_allocated(struct commands_context *context, json_t *body)
+{
+	if (context->args->json ||
+	    json_array_size(json_object_get(body, "allocated")) == 0)
+		return;
+	fprintf(context->out, "reserved by this request, and still "
+	    "reserved:\n");
+	render_addresses(json_object_get(body, "allocated"), context->out,
+	    context->colour);
+}
+
+/*
  * Says why a request failed on stderr and returns the exit status: the
  * API's error, detail and field; a conflict's current row; where to poll
  * an accepted request.  With --json the body goes to stdout as well.
@@ -48,6 +65,7 @@ commands_report(struct commands_context *context,
 		/* An allocation of several addresses: one request each. */
 		body = json_loadb(response->body, response->body_length, 0,
 		    NULL);
+		commands_report_allocated(context, body);
 		if (json_array_size(json_object_get(body, "requests")) > 1) {
 			fprintf(context->err, "ipamctl: accepted but not yet "
 			    "applied; their outcomes:");
@@ -111,14 +129,9 @@ commands_report(struct commands_context *context,
 		} else if (json_is_array(current)) {
 			render_addresses(current, context->out, context->colour);
 		}
-		/* An allocation cut short holds what it reserved: say so. */
-		if (json_array_size(json_object_get(body, "allocated")) > 0) {
-			fprintf(context->out, "reserved by this request, and "
-			    "still reserved:\n");
-			render_addresses(json_object_get(body, "allocated"),
-			    context->out, context->colour);
-		}
 	}
+	/* An allocation cut short holds what it reserved: say so. */
+	commands_report_allocated(context, body);
 	json_decref(body);
 	return status;
 }

@@ -156,6 +156,13 @@
 		return '#/address/' + vrfSegment(vrf) + '/' + encodeURIComponent(ip);
 	}
 
+	// Address rows as links, comma-separated.
+	function addressLinks(rows) {
+		return rows.map((row, i) => [i ? ', ' : '', el('a', { class: 'mono',
+		    href: addressHref(row.vrf, row.ip_address),
+		    text: row.ip_address })]);
+	}
+
 	function vrfName(vrf) {
 		return vrf ? vrf : '(default)';
 	}
@@ -700,9 +707,14 @@
 		box.className = 'outcome error';
 		const detail = answer.body && answer.body.detail ? answer.body.detail :
 		    String(answer.body).slice(0, 200);
+		// A 503 with requests came after they were published (Kafka did
+		// not acknowledge them in time): they may still be applied.
+		const pending = answer.body && answer.body.requests &&
+		    answer.body.requests.length;
 		replace(box, el('p', { text: (answer.status === 202 ?
 		    'Not applied yet; the daemon is still working on it: ' :
-		    'Refused (' + answer.status + '): ') + detail }));
+		    (pending ? 'Not sure (' : 'Refused (') + answer.status +
+		    '): ') + detail }));
 	}
 
 	/* The reserve, quarantine and release forms of one address. */
@@ -1111,12 +1123,12 @@
 				    { count: Number(count.value) || 1,
 				    description: description.value });
 				box.hidden = false;
+				// What earlier rounds of the allocation reserved.
+				const held = (answer.body && answer.body.allocated) || [];
 				if (answer.status === 201) {
 					box.className = 'outcome ok';
 					replace(box, el('p', {}, 'Reserved for you: ',
-					    answer.body.addresses.map((row, i) => [i ? ', ' : '',
-					    el('a', { class: 'mono', href: addressHref(row.vrf,
-					    row.ip_address), text: row.ip_address })])));
+					    addressLinks(answer.body.addresses)));
 					await refreshCard(form, subnet, box);
 				} else if (answer.status === 202) {
 					/*
@@ -1131,18 +1143,15 @@
 					const outcomes = await decideAll(ids);
 					if (!box.isConnected)
 						return;
-					const rows = outcomes.filter((o) => o &&
-					    o.state === 'applied' && o.row).map((o) => o.row);
+					const rows = held.concat(outcomes.filter((o) => o &&
+					    o.state === 'applied' && o.row).map((o) => o.row));
 					const refused = outcomes.filter((o) => o &&
 					    o.state === 'refused').length;
 					const waiting = outcomes.filter((o) => !o).length;
 					box.className = 'outcome' + (refused || waiting ?
 					    ' conflict' : ' ok');
 					replace(box, rows.length ? el('p', {},
-					    'Reserved for you: ', rows.map((row, i) =>
-					    [i ? ', ' : '', el('a', { class: 'mono',
-					    href: addressHref(row.vrf, row.ip_address),
-					    text: row.ip_address })])) : null,
+					    'Reserved for you: ', addressLinks(rows)) : null,
 					    refused ? el('p', { text: refused + ' refused: ' +
 					    'another request took the address first.' }) : null,
 					    waiting ? el('p', { text: waiting + ' not applied ' +
@@ -1150,21 +1159,31 @@
 					    .join(', ') + '): look again in a moment.' }) : null);
 					await refreshCard(form, subnet, box);
 				} else if (answer.status === 409) {
-					const held = answer.body.allocated || [];
 					box.className = 'outcome conflict';
 					replace(box, el('h3', { text: held.length ?
 					    'Only part of it could be allocated' :
 					    'Not enough free addresses' }),
 					    el('p', { text: answer.body.detail || '' }),
 					    held.length ? el('p', {}, 'Reserved for you, and ' +
-					    'still held: ', held.map((row, i) => [i ? ', ' : '',
-					    el('a', { class: 'mono', href: addressHref(row.vrf,
-					    row.ip_address), text: row.ip_address })])) : null);
+					    'still held: ', addressLinks(held)) : null);
 				} else {
+					// A 503 may come after events were published (Kafka
+					// did not acknowledge them in time): not a refusal.
+					const pending = (answer.body &&
+					    answer.body.requests) || [];
 					box.className = 'outcome error';
-					replace(box, el('p', { text: 'Refused (' +
-					    answer.status + '): ' + ((answer.body &&
-					    answer.body.detail) || '') }));
+					replace(box, el('p', { text: (pending.length ?
+					    'Not sure (' : 'Refused (') + answer.status +
+					    '): ' + ((answer.body && answer.body.detail) ||
+					    '') }),
+					    held.length ? el('p', {}, 'Reserved for you, and ' +
+					    'still held: ', addressLinks(held)) : null,
+					    pending.length ? el('p', { text: pending.length +
+					    ' published, may still be applied (' +
+					    pending.join(', ') + '): look again in a ' +
+					    'moment.' }) : null);
+					if (held.length || pending.length)
+						await refreshCard(form, subnet, box);
 				}
 			} finally {
 				button.disabled = false;
