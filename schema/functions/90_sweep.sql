@@ -351,11 +351,19 @@ BEGIN
 	)
 	SELECT coalesce(array_agg(m.subnet_id), '{}') INTO probed
 	FROM marked m;
+	-- Not the network and broadcast addresses of an IPv4 subnet of /30
+	-- or wider, a server's or a mark's as they may be: an echo request
+	-- to the broadcast address reaches every host of a network that
+	-- forwards it, and the answer comes from another address.
 	RETURN QUERY
 	SELECT a.vrf, host(a.ip_address), a.active, a.answered,
 	    a.missed_sweeps, a.rtt_us, a.followed
 	FROM ipamd.sweep_rows() a
-	WHERE a.subnet_id = ANY (probed);
+	JOIN ipam_state.subnet s ON s.id = a.subnet_id
+	WHERE a.subnet_id = ANY (probed)
+	    AND NOT (family(s.cidr) = 4 AND masklen(s.cidr) <= 30
+		AND host(a.ip_address) IN (host(s.cidr),
+		    host(broadcast(s.cidr))));
 END
 $$;
 

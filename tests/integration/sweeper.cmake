@@ -8,6 +8,7 @@ add_executable(forge_replies forge_replies.c)
 
 set(IPAM_SWEEPER_TESTS
 	test_loopback_answers_ipv4_and_ipv6
+	test_network_and_broadcast_addresses_are_never_probed
 	test_replies_the_kernel_drops_are_counted_and_said
 	test_sweeps_without_news_write_no_address_row
 	test_rebuild_keeps_the_sweeper_state

@@ -412,6 +412,31 @@ def test_loopback_answers_ipv4_and_ipv6():
         run.close()
 
 
+def test_network_and_broadcast_addresses_are_never_probed():
+    """Servers on the network and broadcast addresses of an IPv4 /24 have
+    rows (dhcp) but are never probed: an echo request to a broadcast
+    address reaches every host of the network.  The /31's two addresses
+    and the server between are."""
+    run = SweepRun()
+    try:
+        run.subnet("b", "127.78.0.0/24", [])
+        run.subnet("p", "127.78.1.0/31", [])
+        for sid, ip in (("1", "127.78.0.0"), ("2", "127.78.0.255"),
+                        ("3", "127.78.0.7"), ("4", "127.78.1.0"),
+                        ("5", "127.78.1.1")):
+            run.server(sid, ip, 1)
+        run.settle()
+        probed = ["127.78.0.7", "127.78.1.0", "127.78.1.1"]
+        run.wait_active(probed)
+        sweeps = run.daemon.wait_sweeps(2, lambda s: s["targets"] == 3)
+        assert all(s["replies"] == 3 for s in sweeps), sweeps
+        for ip in ("127.78.0.0", "127.78.0.255"):
+            row = run.state(ip)
+            assert row["active"] is False and row["checked"] is None, (ip, row)
+    finally:
+        run.close()
+
+
 def test_replies_the_kernel_drops_are_counted_and_said():
     """An ICMP receive buffer far too small for a burst of replies (4 KiB
     asked for, probes sent as fast as the pace allows): the kernel drops
