@@ -5,13 +5,18 @@
 
 #include "common/log.h"
 #include "common/pgconn.h"
+#include "common/pgconn_lookup.h"
 
 /* A connection up this long has held: its loss starts the delay over. */
 #define PGCONN_STABLE_MS	10000
+/* The longest a lookup of the host names may take (one that hangs). */
+#define PGCONN_LOOKUP_MS	60000
+#define PGCONN_LOOKUP_TEXT	"60 s"
 
 enum pgconn_state {
 	PGCONN_IDLE,		/* not started, or stopped */
 	PGCONN_WAITING,		/* waiting for the backoff timer */
+	PGCONN_LOOKING_UP,	/* the host names are looked up */
 	PGCONN_CONNECTING,	/* PQconnectPoll in progress */
 	PGCONN_UP,		/* connected */
 };
@@ -37,6 +42,7 @@ struct pgconn {
 	unsigned long		 losses;
 	unsigned		 host_turn;	/* attempts timed out: which of
 						   several hosts is tried first */
+	struct pgconn_lookup	*lookup;	/* while looking up */
 
 	/* The query in flight. */
 	bool			 busy;
@@ -135,10 +141,12 @@ pgconn_watch(struct pgconn *pg, short what)
 	event_add(pg->io, NULL);
 }
 
-/* Closes the libpq connection and its event. */
+/* Closes the libpq connection and its event, or drops a lookup. */
 static void
 pgconn_close(struct pgconn *pg)
 {
+	pgconn_lookup_drop(pg->lookup);
+	pg->lookup = NULL;
 	pgconn_unwatch(pg);
 	if (pg->conn != NULL) {
 		PQfinish(pg->conn);
@@ -195,20 +203,6 @@ pgconn_uses_service(const char *conninfo)
 			named = true;
 	PQconninfoFree(options);
 	return named;
-}
-
-/* How many entries a comma-separated list holds (an empty one: none). */
-static size_t
-pgconn_list_count(const char *list)
-{
-	size_t n = 1;
-
-	if (list == NULL || *list == '\0')
-		return 0;
-	for (; *list != '\0'; list++)
-		if (*list == ',')
-			n++;
-	return n;
 }
 
 /* A comma-separated list begun at its entry k, the rest after (freed by caller). */
@@ -268,11 +262,13 @@ pgconn_hosts_turned(const char *conninfo, unsigned turn, char *lists[3])
 	return set;
 }
 
-/* Runs when the connect timeout or the backoff delay expires. */
+/*
+ * Starts the connection attempt, with host, hostaddr and port lists that
+ * override the conninfo's (NULL each: as it says).
+ */
 static void
-pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
+pgconn_connect(struct pgconn *pg, char *const lists[3])
 {
-	struct pgconn *pg = arg;
 	/*
 	 * Before dbname: defaults its conninfo may override.  A server gone
 	 * without a word (a host down, a network cut) is noticed within a
@@ -287,26 +283,12 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		{ "keepalives_count", "3" },
 		{ "tcp_user_timeout", "60000" },
 	};
-	static const char *const turned_names[3] = { "host", "hostaddr",
+	static const char *const list_names[3] = { "host", "hostaddr",
 	    "port" };
 	const char *keywords[16];
 	const char *values[16];
-	char *turned[3], why[512];
 	size_t i;
 	int n = 0;
-
-	if (pg->state == PGCONN_CONNECTING) {
-		const char *host = pg->conn != NULL ? PQhost(pg->conn) : NULL;
-
-		pg->host_turn++;
-		snprintf(why, sizeof(why), "connection attempt%s%s timed out",
-		    host != NULL && *host != '\0' ? " to " : "",
-		    host != NULL ? host : "");
-		pgconn_lose(pg, why);
-		return;
-	}
-	if (pg->state != PGCONN_WAITING)
-		return;
 
 	/* A service file's settings fill only what is not set: left to it. */
 	for (i = 0; !pgconn_uses_service(pg->conninfo) &&
@@ -317,11 +299,10 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	keywords[n] = "dbname";
 	values[n++] = pg->conninfo;
 	/* After dbname: these override the conninfo's own lists. */
-	pgconn_hosts_turned(pg->conninfo, pg->host_turn, turned);
 	for (i = 0; i < 3; i++)
-		if (turned[i] != NULL) {
-			keywords[n] = turned_names[i];
-			values[n++] = turned[i];
+		if (lists[i] != NULL) {
+			keywords[n] = list_names[i];
+			values[n++] = lists[i];
 		}
 	if (pg->password != NULL) {
 		keywords[n] = "password";
@@ -335,8 +316,6 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	values[n] = NULL;
 
 	pg->conn = PQconnectStartParams(keywords, values, 1);
-	for (i = 0; i < 3; i++)
-		free(turned[i]);
 	if (pg->conn == NULL) {
 		pgconn_lose(pg, "out of memory");
 		return;
@@ -348,6 +327,93 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	pg->state = PGCONN_CONNECTING;
 	pgconn_arm_timer(pg, pg->connect_timeout_ms);
 	pgconn_watch(pg, EV_WRITE);
+}
+
+/* The host names are looked up: connect to what they gave. */
+static void
+pgconn_looked_up(struct pgconn_lookup *lookup, void *arg)
+{
+	struct pgconn *pg = arg;
+	char *lists[3], why[512];
+	size_t i;
+	int rc;
+
+	rc = pgconn_lookup_result(lookup, lists, why, sizeof(why));
+	pgconn_lookup_drop(pg->lookup);
+	pg->lookup = NULL;
+	if (rc == -1)
+		pgconn_lose(pg, why);
+	else {
+		if (why[0] != '\0')
+			log_warnx("postgresql: %s; trying the other hosts", why);
+		pgconn_connect(pg, lists);
+	}
+	for (i = 0; i < 3; i++)
+		free(lists[i]);
+}
+
+/*
+ * The host, hostaddr and port lists of the next attempt: the conninfo's,
+ * its hosts turned (pgconn_hosts_turned()).  NULL each when not given.
+ */
+static void
+pgconn_lists(const struct pgconn *pg, char *lists[3])
+{
+	static const char *const names[3] = { "host", "hostaddr", "port" };
+	PQconninfoOption *options, *o;
+	size_t i;
+
+	pgconn_hosts_turned(pg->conninfo, pg->host_turn, lists);
+	if ((options = PQconninfoParse(pg->conninfo, NULL)) == NULL)
+		return;
+	for (o = options; o->keyword != NULL; o++)
+		for (i = 0; i < 3; i++)
+			if (lists[i] == NULL && strcmp(o->keyword, names[i]) == 0 &&
+			    o->val != NULL && (lists[i] = strdup(o->val)) == NULL)
+				fatal("postgresql: strdup");
+	PQconninfoFree(options);
+}
+
+/* Runs when the connect timeout or the backoff delay expires. */
+static void
+pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *pg = arg;
+	char *lists[3], why[512];
+	size_t i;
+
+	if (pg->state == PGCONN_CONNECTING) {
+		const char *host = pg->conn != NULL ? PQhost(pg->conn) : NULL;
+
+		pg->host_turn++;
+		snprintf(why, sizeof(why), "connection attempt%s%s timed out",
+		    host != NULL && *host != '\0' ? " to " : "",
+		    host != NULL ? host : "");
+		pgconn_lose(pg, why);
+		return;
+	}
+	if (pg->state == PGCONN_LOOKING_UP) {
+		pgconn_lose(pg, "looking up the host names took longer than "
+		    "the resolver should (" PGCONN_LOOKUP_TEXT ")");
+		return;
+	}
+	if (pg->state != PGCONN_WAITING)
+		return;
+	pgconn_lists(pg, lists);
+	/*
+	 * Names to look up: on a thread, not here (pgconn_lookup.h).  Its
+	 * answer starts the attempt; the resolver's own timeouts bound it,
+	 * this one only one that never answers.
+	 */
+	if (pgconn_lookup_needed(lists[0], lists[1]) &&
+	    (pg->lookup = pgconn_lookup_start(pg->base, lists[0], lists[1],
+	    lists[2], pgconn_looked_up, pg)) != NULL) {
+		pg->state = PGCONN_LOOKING_UP;
+		pgconn_arm_timer(pg, PGCONN_LOOKUP_MS);
+	} else
+		pgconn_connect(pg, lists);
+	for (i = 0; i < 3; i++)
+		free(lists[i]);
 }
 
 /* Starts connecting. */
@@ -409,7 +475,8 @@ pgconn_lose(struct pgconn *pg, const char *reason)
 void
 pgconn_reset(struct pgconn *pg, const char *reason)
 {
-	if (pg->state == PGCONN_UP || pg->state == PGCONN_CONNECTING)
+	if (pg->state == PGCONN_UP || pg->state == PGCONN_CONNECTING ||
+	    pg->state == PGCONN_LOOKING_UP)
 		pgconn_lose(pg, reason);
 }
 

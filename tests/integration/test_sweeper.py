@@ -821,34 +821,98 @@ def test_unreachable_addresses_count_as_missed():
         run.close()
 
 
-def test_postgresql_hosts_after_one_that_drops_packets_are_reached():
-    """Not the sweeper's, but its namespaces: a conninfo with two hosts
-    (failover, target_session_attrs) whose first drops every packet (a
-    powered-off host: its address resolves to a MAC nobody has).  libpq
-    waits on it until the connect timeout ends the attempt; the next
-    attempt starts at the next host, so the daemon connects and is ready
-    instead of trying the first host for ever."""
+def nowhere(net, address):
+    """Makes an address of the daemon's link resolve to a MAC nobody has:
+    what is sent there is dropped without a word, as by a host powered
+    off."""
+    run("ip", "-n", net.daemon_ns, "neigh", "add", address, "lladdr",
+        "02:00:00:00:00:99", "dev", "d0", "nud", "permanent")
+
+
+def pg_hosts_run(hosts, check, postgresql=None, setup=None):
+    """A daemon in a namespace whose conninfo names PostgreSQL by `hosts`
+    (127.0.0.1 among them, relayed); setup(net) first, then check(daemon,
+    net) once it runs, and a clean stop."""
     net = Net()
     db, topics = Database(), Topics()
     daemon = None
     try:
-        run("ip", "-n", net.daemon_ns, "neigh", "add", "198.18.1.99", "lladdr",
-            "02:00:00:00:00:99", "dev", "d0", "nud", "permanent")
-        conninfo = db.conninfo().replace("host=%s" % db.host,
-                                         "host=198.18.1.99,127.0.0.1")
-        assert "198.18.1.99,127.0.0.1" in conninfo, conninfo
-        daemon = NsDaemon(net, db, topics, config={"postgresql": {
-            "conninfo": conninfo, "connect_timeout_ms": "1500"}})
+        if setup:
+            setup(net)
+        conninfo = db.conninfo().replace("host=%s" % db.host, "host=" + hosts)
+        assert hosts in conninfo, conninfo
+        daemon = NsDaemon(net, db, topics, config={"postgresql": dict(
+            {"conninfo": conninfo}, **(postgresql or {}))})
         daemon.start()
-        daemon.wait_ready(timeout=90)
-        assert daemon.log_contains(r"postgresql: connection attempt to "
-                                   r"198\.18\.1\.99 timed out")
+        check(daemon, net)
         assert daemon.stop() == 0
     finally:
         if daemon:
             daemon.close()
         db.close()
         net.close()
+
+
+def test_postgresql_hosts_after_one_that_drops_packets_are_reached():
+    """Not the sweeper's, but its namespaces: a conninfo with two hosts
+    (failover, target_session_attrs) whose first drops every packet (a
+    powered-off host).  libpq waits on it until the connect timeout ends
+    the attempt; the next attempt starts at the next host, so the daemon
+    connects and is ready instead of trying the first host for ever."""
+    def check(daemon, net):
+        daemon.wait_ready(timeout=90)
+        assert daemon.log_contains(r"postgresql: connection attempt to "
+                                   r"198\.18\.1\.99 timed out")
+    pg_hosts_run("198.18.1.99,127.0.0.1", check,
+                 postgresql={"connect_timeout_ms": "1500"},
+                 setup=lambda net: nowhere(net, "198.18.1.99"))
+
+
+def test_postgresql_host_names_are_looked_up_off_the_loop():
+    """Not the sweeper's, but its namespaces: the daemon's namespace has
+    a resolver that never answers (its nameserver's packets are dropped;
+    3 s a lookup), and the conninfo names PostgreSQL by a name first,
+    then by address.  The names are looked up on a thread: meanwhile the
+    loop answers /healthz at once; the name that does not resolve is left
+    out, said, and the daemon connects to the address."""
+    etc = []
+
+    def setup(net):
+        etc.append("/etc/netns/" + net.daemon_ns)
+        os.makedirs(etc[0])
+        with open(etc[0] + "/resolv.conf", "w") as f:
+            f.write("nameserver 198.18.1.53\noptions timeout:3 attempts:1\n")
+        nowhere(net, "198.18.1.53")
+
+    def check(daemon, net):
+        probe = subprocess.run(
+            ["ip", "netns", "exec", net.daemon_ns, "/usr/bin/python3", "-c",
+             "import time, urllib.request\n"
+             "late = []\n"
+             "end = time.monotonic() + 8\n"
+             "while time.monotonic() < end:\n"
+             "    began = time.monotonic()\n"
+             "    try:\n"
+             "        urllib.request.urlopen('http://127.0.0.1:%d/healthz', "
+             "timeout=2).read()\n"
+             "    except Exception as error:\n"
+             "        late.append(repr(error))\n"
+             "    if time.monotonic() - began > 1.5:\n"
+             "        late.append('%%.1f s' %% (time.monotonic() - began))\n"
+             "    time.sleep(0.1)\n"
+             "print(late)\n" % daemon.http_port()],
+            capture_output=True, text=True, timeout=60)
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.strip() == "[]", probe.stdout
+        daemon.wait_ready(timeout=60)
+        assert daemon.log_contains(r"postgresql: could not translate host "
+                                   r"name \"pg\.ipam-test\.invalid\" to "
+                                   r"address: .*; trying the other hosts")
+    try:
+        pg_hosts_run("pg.ipam-test.invalid,127.0.0.1", check, setup=setup)
+    finally:
+        if etc:
+            subprocess.run(["rm", "-rf", etc[0]])
 
 
 def test_off_sends_nothing_and_reload_turns_it_on_and_off():
