@@ -424,11 +424,12 @@ def test_metrics_for_alerts_exist_and_move():
         assert metric_value(text, "ipam_syncd_last_apply_timestamp_seconds") is None
         assert metric_value(text, "ipam_syncd_kafka_brokers_up") == 1
         assert metric_value(text, "ipam_syncd_probe_send_errors_total") == 0
-        for table in ("audit", "dead_letter", "request"):
+        # The defaults: 90 days; request outcomes kept for ever (0).
+        for table, days in (("audit", 90), ("dead_letter", 90), ("request", 0)):
             assert metric_value(text, "ipam_syncd_retention_rows_pruned_total",
                                 '{table="%s"}' % table) == 0
             assert metric_value(text, "ipam_syncd_retention_seconds",
-                                '{table="%s"}' % table) == 90 * 86400
+                                '{table="%s"}' % table) == days * 86400
         for topic in (topics.servers, topics.subnets, topics.marks):
             assert metric_value(text, "ipam_syncd_stale_events_total",
                                 '{topic="%s"}' % topic) == 0, topic
