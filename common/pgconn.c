@@ -403,15 +403,21 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	/*
 	 * Names to look up: on a thread, not here (pgconn_lookup.h).  Its
 	 * answer starts the attempt; the resolver's own timeouts bound it,
-	 * this one only one that never answers.
+	 * this one only one that never answers.  Not when PGHOSTADDR or a
+	 * service file may give the addresses: libpq reads those, this
+	 * does not.  With no thread to be had the attempt waits: handed to
+	 * libpq, the names would be looked up on the loop.
 	 */
-	if (pgconn_lookup_needed(lists[0], lists[1]) &&
-	    (pg->lookup = pgconn_lookup_start(pg->base, lists[0], lists[1],
-	    lists[2], pgconn_looked_up, pg)) != NULL) {
+	if (!pgconn_lookup_needed(lists[0], lists[1]) ||
+	    getenv("PGHOSTADDR") != NULL || pgconn_uses_service(pg->conninfo))
+		pgconn_connect(pg, lists);
+	else if ((pg->lookup = pgconn_lookup_start(pg->base, lists[0],
+	    lists[1], lists[2], pgconn_looked_up, pg)) != NULL) {
 		pg->state = PGCONN_LOOKING_UP;
 		pgconn_arm_timer(pg, PGCONN_LOOKUP_MS);
 	} else
-		pgconn_connect(pg, lists);
+		pgconn_lose(pg, "no thread free to look the host names up "
+		    "(lookups that hang hold them)");
 	for (i = 0; i < 3; i++)
 		free(lists[i]);
 }

@@ -24,9 +24,10 @@
 /*
  * Lookups under way at once, in the whole process: a resolver that hangs
  * holds a thread until its own timeouts end it, and attempts go on
- * meanwhile.
+ * meanwhile (a connection of the apply, the sweeper, the retention and
+ * up to 32 of the API's reads; a few each).
  */
-#define LOOKUP_THREADS_MAX	16
+#define LOOKUP_THREADS_MAX	128
 
 static int	lookup_threads;
 

@@ -57,7 +57,7 @@ typedef void pgconn_lookup_cb(struct pgconn_lookup *lookup, void *arg);
 
 /*
  * Starts looking up the names of the lists (copied) on a thread; NULL
- * when no thread could be made (the caller connects as libpq would).
+ * when no thread could be had (too many lookups under way, or none made).
  */
 struct pgconn_lookup *pgconn_lookup_start(struct event_base *base,
 	    const char *hosts, const char *hostaddrs, const char *ports,
