@@ -135,6 +135,7 @@ struct http_conn {
 	bool			 refuse;	/* over the cap, nothing evicted */
 	bool			 lingering;	/* refused, draining the rest */
 	bool			 extended;	/* evhttp's timeouts lifted */
+	bool			 streamed;	/* ... to a streamed reply's */
 	/* Requests parsed whole and not yet answered (pipelining). */
 	unsigned		 requests_queued;
 	/* A refusal waiting for the replies to the requests before it. */
@@ -946,7 +947,7 @@ http_conn_replied(struct evhttp_request *request, void *arg)
 	conn->request = NULL;
 	conn->routed = false;
 	if (conn->extended) {
-		conn->extended = false;
+		conn->extended = conn->streamed = false;
 		evhttp_connection_set_timeout(conn->evcon, HTTP_IDLE_SECONDS);
 	}
 	if (conn->requests_queued > 0)
@@ -1349,8 +1350,8 @@ http_extend(struct evhttp_request *request)
 		return;
 	http_conn_arm(conn, http_now_ms() +
 	    (int64_t)conn->http->reply_seconds * 1000);
-	if (!conn->extended) {
-		conn->extended = true;
+	if (!conn->streamed) {
+		conn->extended = conn->streamed = true;
 		/* Past the deadline above, which is the one that closes. */
 		evhttp_connection_set_timeout(conn->evcon,
 		    (int)conn->http->reply_seconds + HTTP_IDLE_SECONDS);

@@ -1313,6 +1313,29 @@ def test_whole_exports_at_once_are_bounded_so_slow_readers_cannot_hold_the_daemo
             # The header and 127.68.0.1 to 127.68.0.255.
             return status == 200 and body.count("\r\n") == 256
         wait_until(taken, 30, "an export taken once one went")
+        for sock in stalled:
+            sock.close()
+        stalled = []
+
+        # A streamed export whose reader pauses longer than the idle
+        # timeout (10 s) goes on when it reads again: each page may take
+        # as long as any reply may.
+        paused = socket.socket()
+        paused.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        paused.connect(("127.0.0.1", api.port))
+        paused.sendall(request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        paused.settimeout(60)
+        got = paused.recv(4096)
+        assert got.startswith(b"HTTP/1.1 200"), got[:100]
+        time.sleep(15)
+        while True:
+            chunk = paused.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        paused.close()
+        assert got.endswith(b"\r\n0\r\n\r\n"), got[-200:]
+        assert b'"",127.68.255.254,' in got, got[-300:]
     finally:
         for sock in stalled:
             sock.close()
