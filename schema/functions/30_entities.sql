@@ -508,7 +508,7 @@ BEGIN
 				refusal := 'outdated by a newer version of the mark';
 			END IF;
 		END IF;
-		IF refusal IS NOT NULL AND known_outcome IS NULL THEN
+		IF refusal IS NOT NULL AND known_outcome IS NULL AND r ? 'rid' THEN
 			-- Not an image: the request and why it was refused.
 			INSERT INTO ipamd.audit_log (vrf, ip_address, action,
 			    after, source_topic, source_partition,

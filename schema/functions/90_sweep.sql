@@ -323,6 +323,16 @@ LANGUAGE sql STABLE AS $$
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
 $$;
 
+-- The network (last: false) or broadcast (last: true) address of a
+-- subnet, as an address row holds it (a host, /32 or /128).
+CREATE OR REPLACE FUNCTION ipamd.sweep_edge(net cidr, last boolean)
+RETURNS inet
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT set_masklen(CASE WHEN last THEN broadcast(net)
+	    ELSE network(net)::inet END, CASE family(net) WHEN 4 THEN 32
+	    ELSE 128 END)
+$$;
+
 -- The targets of member `me` for the round that ends at round_end_ms:
 -- the addresses of its leased subnets that allow pings and whose family
 -- (4 or 6) is one of `families` (those it has a socket for), with their
@@ -354,7 +364,15 @@ BEGIN
 	-- Not the network and broadcast addresses of an IPv4 subnet of /30
 	-- or wider, a server's or a mark's as they may be: an echo request
 	-- to the broadcast address reaches every host of a network that
-	-- forwards it, and the answer comes from another address.
+	-- forwards it, and the answer comes from another address.  A state
+	-- row one of them has (probed while its subnet was wider) goes: kept,
+	-- public.ipam would show it answering at every later pass.
+	DELETE FROM ipamd.sweep_address st
+	USING ipam_state.subnet s
+	WHERE s.id = ANY (probed) AND family(s.cidr) = 4
+	    AND masklen(s.cidr) <= 30 AND st.vrf = s.vrf
+	    AND st.ip_address IN (ipamd.sweep_edge(s.cidr, false),
+		ipamd.sweep_edge(s.cidr, true));
 	RETURN QUERY
 	SELECT a.vrf, host(a.ip_address), a.active, a.answered,
 	    a.missed_sweeps, a.rtt_us, a.followed
@@ -362,8 +380,8 @@ BEGIN
 	JOIN ipam_state.subnet s ON s.id = a.subnet_id
 	WHERE a.subnet_id = ANY (probed)
 	    AND NOT (family(s.cidr) = 4 AND masklen(s.cidr) <= 30
-		AND host(a.ip_address) IN (host(s.cidr),
-		    host(broadcast(s.cidr))));
+		AND a.ip_address IN (ipamd.sweep_edge(s.cidr, false),
+		    ipamd.sweep_edge(s.cidr, true)));
 END
 $$;
 

@@ -134,8 +134,10 @@ def test_server_holds_and_etags_refuse():
 def test_a_request_older_than_its_mark_is_refused_in_the_audit_too():
     """A request whose entityversion is not newer than the stored mark's
     changes nothing and is refused as outdated: in ipamd.request and, as
-    every refused request, in the audit with its requester."""
-    run = Run()
+    every refused request, in the audit with its requester.  A plain mark
+    event that is stale beside a request of its key is no request: no
+    refused row for it."""
+    run = Run(config={"consumer": {"batch_max_wait_ms": "500"}})
     try:
         run.subnet("1", "127.93.0.0/24", ["127.93.0.1-127.93.0.9"], 1)
         run.mark("127.93.0.5", "quarantine", 5)
@@ -152,6 +154,16 @@ def test_a_request_older_than_its_mark_is_refused_in_the_audit_too():
                              "AND action = 'refused'")
         assert audit == [("refused", "write:oscar",
                           "outdated by a newer version of the mark")], audit
+
+        # One batch: a request of the key, and a stale plain event of it.
+        request(run, "o2", "127.93.0.5", "write:olga", description="again")
+        run.mark("127.93.0.5", "reserved", 4, description="stale")
+        run.settle()
+        assert outcome(run, "o2")[0] == "applied", outcome(run, "o2")
+        refused = run.db.query("SELECT requested_by FROM ipamd.audit "
+                               "WHERE ip_address = '127.93.0.5' "
+                               "AND action = 'refused' ORDER BY id")
+        assert refused == [("write:oscar",)], refused
     finally:
         run.close()
 

@@ -438,6 +438,20 @@ def test_network_and_broadcast_addresses_are_never_probed():
         for ip in ("127.78.0.0", "127.78.0.255"):
             row = run.state(ip)
             assert row["active"] is False and row["checked"] is None, (ip, row)
+
+        # 127.78.1.255 of a /22, probed and answering; then a /24 takes
+        # it: it is that one's broadcast address, and its state goes.
+        run.subnet("w", "127.78.0.0/22", [], version=1)
+        run.server("6", "127.78.1.255", 1)
+        run.settle()
+        run.wait_active(["127.78.1.255"])
+        run.subnet("x", "127.78.1.0/24", [], version=1)
+        run.settle()
+        wait_until(lambda: run.state("127.78.1.255")["checked"] is None, 30,
+                   "the broadcast address's state gone")
+        run.daemon.wait_sweeps(2)
+        row = run.state("127.78.1.255")
+        assert row["active"] is False and row["checked"] is None, row
     finally:
         run.close()
 
@@ -913,10 +927,10 @@ def test_postgresql_host_names_are_looked_up_off_the_loop():
         assert probe.stdout.strip() == "[]", probe.stdout
         daemon.wait_ready(timeout=60)
         assert daemon.log_contains(r"postgresql: could not translate host "
-                                   r"name \"pg\.ipam-test\.invalid\" to "
+                                   r"name \"pg\.ipam-syncd-test\.example\" to "
                                    r"address: .*; trying the other hosts")
     try:
-        pg_hosts_run("pg.ipam-test.invalid,127.0.0.1", check, setup=setup)
+        pg_hosts_run("pg.ipam-syncd-test.example,127.0.0.1", check, setup=setup)
     finally:
         if etc:
             subprocess.run(["rm", "-rf", etc[0]])
