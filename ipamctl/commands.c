@@ -839,10 +839,14 @@ commands_export_json(struct commands_context *context)
 }
 
 /*
- * The largest file an import reads: the daemon takes an import's body up
- * to 32 MiB, and the body is the file's rows as JSON, no smaller.
+ * The largest body an import sends (the daemon takes no more), and the
+ * largest file it reads: the body keeps only the rows' known fields,
+ * compact, so a file (an indented dump with fields of its own) may be
+ * several times larger than the body it makes; bounded all the same,
+ * as /dev/zero or a wrong file would never end.
  */
-#define COMMANDS_IMPORT_FILE_MAX	(32 * 1024 * 1024)
+#define COMMANDS_IMPORT_BODY_MAX	(32 * 1024 * 1024)
+#define COMMANDS_IMPORT_FILE_MAX	(256 * 1024 * 1024)
 
 /* Reads a whole file; NULL (reported) when it cannot. */
 static char *
@@ -871,7 +875,7 @@ commands_read_file(struct commands_context *context, const char *name,
 		total += got;
 		if (total > COMMANDS_IMPORT_FILE_MAX) {
 			fprintf(context->err, "ipamctl: %s: larger than %d "
-			    "MiB, the most an import takes; split it\n", name,
+			    "MiB, the most an import reads; split it\n", name,
 			    COMMANDS_IMPORT_FILE_MAX / (1024 * 1024));
 			failed = true;
 		} else if (fwrite(chunk, 1, got, buffer) != got) {
@@ -945,6 +949,14 @@ commands_import(struct commands_context *context)
 	if (text == NULL) {
 		fprintf(context->err, "ipamctl: out of memory\n");
 		return CLIENT_EXIT_UNREACHABLE;
+	}
+	if (strlen(text) > COMMANDS_IMPORT_BODY_MAX) {
+		fprintf(context->err, "ipamctl: the import is %zu bytes, more "
+		    "than the %d MiB the daemon takes in one request; split "
+		    "it\n", strlen(text), COMMANDS_IMPORT_BODY_MAX /
+		    (1024 * 1024));
+		free(text);
+		return CLIENT_EXIT_USAGE;
 	}
 	request.body = text;
 	status = commands_send(context, &request, &response);

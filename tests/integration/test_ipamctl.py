@@ -226,7 +226,7 @@ def test_import_of_the_seed_inventory():
         # A file larger than any import is refused before it is all read
         # (/dev/zero never ends), and nothing is published.
         status, out, err = ctl.run("import", "--servers", "/dev/zero")
-        assert status != 0 and "larger than 32 MiB" in err, (status, out, err)
+        assert status != 0 and "larger than 256 MiB" in err, (status, out, err)
         assert high_watermarks(topics)[topics.servers] == 0
 
         out = ctl.ok("import", "--servers", servers, "--subnets", subnets)
