@@ -138,27 +138,6 @@ sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
 	    &len) == -1)
 		sock->rcvbuf = 0;
 	/*
-	 * The send buffer as large: a probe to a host of a directly
-	 * attached network that does not answer ARP or neighbour discovery
-	 * waits in the neighbour's queue for about 3 s, counted against it
-	 * meanwhile, so a sparse network filled the default buffer (some
-	 * 200 probes) and held the sweep far below its rate.
-	 */
-	len = sizeof(sock->sndbuf);
-	if (getsockopt(sock->fd, SOL_SOCKET, SO_SNDBUF, &sock->sndbuf,
-	    &len) == -1)
-		sock->sndbuf = 0;
-	size = rcvbuf;
-	/* Never smaller than the kernel's own (which it reports doubled). */
-	if (size > sock->sndbuf / 2 && setsockopt(sock->fd, SOL_SOCKET,
-	    SO_SNDBUFFORCE, &size, sizeof(size)) == -1)
-		(void)setsockopt(sock->fd, SOL_SOCKET, SO_SNDBUF, &size,
-		    sizeof(size));
-	len = sizeof(sock->sndbuf);
-	if (getsockopt(sock->fd, SOL_SOCKET, SO_SNDBUF, &sock->sndbuf,
-	    &len) == -1)
-		sock->sndbuf = 0;
-	/*
 	 * Each read then says how many replies the kernel dropped so far
 	 * (raw sockets; ping sockets never say).  Without it, none counted.
 	 */

@@ -28,7 +28,6 @@ struct sweep_socket {
 	enum sweep_socket_kind	kind;
 	uint16_t		identifier;	/* of its echo requests */
 	int			rcvbuf;		/* bytes, as the kernel has it */
-	int			sndbuf;		/* the same, of the send buffer */
 	uint32_t		drops;		/* the kernel's count, last seen */
 };
 
@@ -54,9 +53,8 @@ struct sweep_datagram {
  * socket when the kernel refuses a raw one.  A raw socket takes the
  * identifier given and is filtered in the kernel to echo replies that
  * carry it (it reads IPv4 headers); a ping socket is bound, and its
- * identifier is the one the kernel chose.  Its receive and send buffers
- * are asked to be rcvbuf bytes (rcvbuf and sndbuf say what the kernel
- * made of them), and the
+ * identifier is the one the kernel chose.  Its receive buffer is asked
+ * to be rcvbuf bytes (rcvbuf says what the kernel made of it), and the
  * kernel counts the replies it drops for lack of room.  Returns 0, or -1
  * with err saying why each kind was refused (errno is that of the last
  * attempt).

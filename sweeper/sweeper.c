@@ -1443,9 +1443,8 @@ sweeper_log_sockets(const struct sweeper *sweeper)
 		    sweep_socket_kind_name(s4->kind),
 		    sweep_socket_kind_name(s6->kind));
 	/* The kernel doubles what is asked for; rmem_max caps it unless root. */
-	log_info("sweeper: receive buffer %d bytes a socket, send buffer %d "
-	    "(asked for %lld)", s4->rcvbuf, s4->sndbuf,
-	    sweeper->settings.receive_buffer);
+	log_info("sweeper: receive buffer %d bytes a socket (asked for %lld)",
+	    s4->rcvbuf, sweeper->settings.receive_buffer);
 }
 
 /* Closes the sockets and their events. */

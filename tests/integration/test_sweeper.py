@@ -397,11 +397,6 @@ def test_loopback_answers_ipv4_and_ipv6():
             assert row["seen"] >= row["checked"], row
         assert run.daemon.log_contains(r"sweeper: raw ICMP sockets \(CAP_NET_RAW\)")
         assert not run.daemon.log_contains(r"session settings refused")
-        # A send buffer as large as the receive buffer (4 MiB; root: past
-        # wmem_max): probes waiting for ARP do not fill it at ~200.
-        sizes = re.search(r"sweeper: receive buffer (\d+) bytes a socket, "
-                          r"send buffer (\d+)", run.daemon.log())
-        assert sizes and int(sizes.group(2)) >= 4194304, sizes
         full = run.daemon.wait_sweeps(1, lambda s: s["targets"] == 21)[0]
         assert full["v6"] == 1 and full["replies"] == 21 and full["timeouts"] == 0, full
         assert full["probes"] == 21 and full["send_errors"] == 0, full
@@ -469,10 +464,8 @@ def test_replies_the_kernel_drops_are_counted_and_said():
         run.daemon.wait_log(r"sweeper: sweep \d+: the kernel dropped "
                             r"[1-9]\d* replies, its ICMP socket's "
                             r"receive buffer full \(\d+ bytes\)", timeout=60)
-        # The send buffer is never made smaller than the kernel's own.
-        sizes = re.search(r"sweeper: receive buffer (\d+) bytes a socket, "
-                          r"send buffer (\d+) \(asked for 4096\)", run.daemon.log())
-        assert sizes and int(sizes.group(2)) > int(sizes.group(1)), sizes
+        assert run.daemon.log_contains(r"sweeper: receive buffer \d+ bytes a "
+                                       r"socket \(asked for 4096\)")
         text = run.scrape_metrics()
         drops = re.search(r"^ipam_syncd_sweep_kernel_drops_total (\d+)$",
                           text, re.M)
