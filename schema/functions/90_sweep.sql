@@ -367,12 +367,16 @@ BEGIN
 	-- forwards it, and the answer comes from another address.  A state
 	-- row one of them has (probed while its subnet was wider) goes: kept,
 	-- public.ipam would show it answering at every later pass.
+	-- Only where the subnet is the address's home: a /31 or /32 inside
+	-- it may hold its edge as a host, probed as that subnet's.
 	DELETE FROM ipamd.sweep_address st
-	USING ipam_state.subnet s
+	USING ipam_state.subnet s, ipam_state.address a
 	WHERE s.id = ANY (probed) AND family(s.cidr) = 4
 	    AND masklen(s.cidr) <= 30 AND st.vrf = s.vrf
 	    AND st.ip_address IN (ipamd.sweep_edge(s.cidr, false),
-		ipamd.sweep_edge(s.cidr, true));
+		ipamd.sweep_edge(s.cidr, true))
+	    AND a.vrf = st.vrf AND a.ip_address = st.ip_address
+	    AND a.subnet_id = s.id;
 	RETURN QUERY
 	SELECT a.vrf, host(a.ip_address), a.active, a.answered,
 	    a.missed_sweeps, a.rtt_us, a.followed
