@@ -364,14 +364,20 @@ pgconn_lists(const struct pgconn *pg, char *lists[3])
 	size_t i;
 
 	pgconn_hosts_turned(pg->conninfo, pg->host_turn, lists);
-	if ((options = PQconninfoParse(pg->conninfo, NULL)) == NULL)
-		return;
-	for (o = options; o->keyword != NULL; o++)
-		for (i = 0; i < 3; i++)
-			if (lists[i] == NULL && strcmp(o->keyword, names[i]) == 0 &&
-			    o->val != NULL && (lists[i] = strdup(o->val)) == NULL)
-				fatal("postgresql: strdup");
-	PQconninfoFree(options);
+	if ((options = PQconninfoParse(pg->conninfo, NULL)) != NULL) {
+		for (o = options; o->keyword != NULL; o++)
+			for (i = 0; i < 3; i++)
+				if (lists[i] == NULL &&
+				    strcmp(o->keyword, names[i]) == 0 &&
+				    o->val != NULL &&
+				    (lists[i] = strdup(o->val)) == NULL)
+					fatal("postgresql: strdup");
+		PQconninfoFree(options);
+	}
+	/* The hosts PGHOST names, as libpq would take them. */
+	if (lists[0] == NULL && getenv("PGHOST") != NULL &&
+	    (lists[0] = strdup(getenv("PGHOST"))) == NULL)
+		fatal("postgresql: strdup");
 }
 
 /* Runs when the connect timeout or the backoff delay expires. */
@@ -393,6 +399,8 @@ pgconn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (pg->state == PGCONN_LOOKING_UP) {
+		/* The next attempt starts at the next host, as after a connect. */
+		pg->host_turn++;
 		pgconn_lose(pg, "looking up the host names took longer than "
 		    "the resolver should (" PGCONN_LOOKUP_TEXT ")");
 		return;

@@ -302,9 +302,18 @@ pgconn_lookup_start(struct event_base *base, const char *hosts,
 	lookup->hosts = lookup_strdup(hosts);
 	lookup->hostaddrs = lookup_strdup(hostaddrs);
 	lookup->ports = lookup_strdup(ports);
+	/* Out of descriptors: the attempt waits, as for a thread. */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-	    lookup->fds) == -1)
-		fatal("postgresql: socketpair");
+	    lookup->fds) == -1) {
+		log_warnx("postgresql: no socket to hear a lookup on: %s",
+		    strerror(errno));
+		free(lookup->hosts);
+		free(lookup->hostaddrs);
+		free(lookup->ports);
+		free(lookup);
+		__atomic_sub_fetch(&lookup_threads, 1, __ATOMIC_ACQ_REL);
+		return NULL;
+	}
 	if ((lookup->done = event_new(base, lookup->fds[0], EV_READ,
 	    lookup_done_cb, lookup)) == NULL)
 		fatalx("postgresql: event_new failed");
