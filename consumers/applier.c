@@ -56,8 +56,9 @@ struct applier {
 	uint64_t		 pool_budget;	/* see applier_pool_chunk() */
 
 	/* Errors that are not the data's: retried with a growing delay. */
-	int			 failures;	/* unknown errors in a row, for
-						   this chunk */
+	int			 failures;	/* errors of unknown class since
+						   the last commit (a refused
+						   event's are not counted) */
 	int			 transient;	/* serialization failures and
 						   deadlocks in a row */
 	long			 retry_ms;
@@ -675,8 +676,6 @@ applier_isolate(struct applier *applier, const char *message)
 	struct batch_entry *entry = &applier->batch->entries[0];
 	size_t i;
 
-	/* A new chunk: an unknown error has its retries again. */
-	applier->failures = 0;
 	applier->retry_ms = 0;
 	for (i = 0; i < applier->chunk; i++) {
 		if (!applier->batch->entries[i].folding)
