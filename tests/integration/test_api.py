@@ -638,7 +638,9 @@ def test_reads_waiting_for_a_connection_are_answered_when_postgresql_goes_away()
         wait_until(lambda: "ipam_syncd_api_reads_waiting 1\n" in api.daemon.http_get("/metrics")[1], 30,
                    "the second read queued")
         watcher.close()
-        pg.stop()
+        # At once, as a crash: a fast stop ends the locker's session too,
+        # and the held read could finish before its own backend ends.
+        pg.stop("immediate")
         locker = None
         for answer in (held, queued):
             status, body, _ = answer.result()
