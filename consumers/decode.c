@@ -95,14 +95,9 @@ decode_tombstone(enum decode_format format, const struct decode_input *in,
 	out->unconditional = true;
 	out->has_version = false;
 	if (in->entity == CHANGE_MARK) {
-		rc = fields_mark_key("key", in->key, in->key_len, &out->vrf,
-		    &out->ip, err, errlen);
-		if (rc == 0) {
-			out->has_ip = true;
-			if ((out->id = fields_mark_id(out->vrf,
-			    &out->ip)) == NULL)
-				rc = fields_error(err, errlen, "out of memory");
-		}
+		rc = fields_mark_kafka_key(in->key, in->key_len, &out->vrf,
+		    &out->ip, &out->id, err, errlen);
+		out->has_ip = rc == 0;
 	} else {
 		if (format == DECODE_DEBEZIUM) {
 			column = in->entity == CHANGE_SERVER ?

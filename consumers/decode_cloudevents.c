@@ -374,6 +374,7 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 	const struct decode_input	*in = event->in;
 	const char			*subject;
 	char				*key_id = NULL, *key_vrf = NULL;
+	char				*key_mark = NULL;
 	char				 label[64];
 	char				 quoted[FIELDS_QUOTE_SIZE];
 	char				 named[FIELDS_QUOTE_SIZE];
@@ -396,8 +397,8 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 		if (subject != NULL && fields_mark_key(label, subject,
 		    strlen(subject), &out->vrf, &out->ip, err, errlen) == -1)
 			goto fail;
-		if (has_key && fields_mark_key("key", in->key, in->key_len,
-		    &key_vrf, &key_ip, err, errlen) == -1)
+		if (has_key && fields_mark_kafka_key(in->key, in->key_len,
+		    &key_vrf, &key_ip, &key_mark, err, errlen) == -1)
 			goto fail;
 		if (subject == NULL) {
 			out->vrf = key_vrf;
@@ -439,6 +440,7 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 fail:
 	free(key_id);
 	free(key_vrf);
+	free(key_mark);
 	return rc;
 }
 

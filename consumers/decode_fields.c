@@ -1403,3 +1403,45 @@ fields_mark_id(const char *vrf, const struct ip_addr *ip)
 		snprintf(id, len, "%s/%s", vrf, address);
 	return id;
 }
+
+/*
+ * A mark's Kafka key: a mark id (fields_mark_key) written as
+ * fields_mark_id() writes it, the id the consumer then uses (*id, owned
+ * by the caller).  Kafka partitions and compacts by the key's bytes, so
+ * two spellings of one mark ("2001:DB8::1", "2001:db8::1") would be two
+ * keys: their records could land in different partitions and apply out
+ * of order, and compaction would keep the last record of each, bringing
+ * back on a rebuild a mark that a tombstone under the other spelling
+ * cleared.  One spelling per mark keeps its history one key.
+ */
+int
+fields_mark_kafka_key(const void *bytes, size_t len, char **vrf,
+    struct ip_addr *ip, char **id, char *err, size_t errlen)
+{
+	char	quoted[FIELDS_QUOTE_SIZE], written[FIELDS_QUOTE_SIZE];
+
+	*id = NULL;
+	if (fields_mark_key("key", bytes, len, vrf, ip, err, errlen) == -1)
+		return -1;
+	if ((*id = fields_mark_id(*vrf, ip)) == NULL) {
+		fields_error(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (strlen(*id) != len || memcmp(*id, bytes, len) != 0) {
+		fields_quote(bytes, len, quoted, sizeof(quoted));
+		fields_quote(*id, strlen(*id), written, sizeof(written));
+		fields_error(err, errlen, "key %s is the mark %s written "
+		    "another way: Kafka partitions and compacts by the key's "
+		    "bytes, so every record of a mark must carry the same key; "
+		    "key it %s", quoted, written, written);
+		goto fail;
+	}
+	return 0;
+fail:
+	free(*id);
+	*id = NULL;
+	free(*vrf);
+	*vrf = NULL;
+	memset(ip, 0, sizeof(*ip));
+	return -1;
+}

@@ -251,4 +251,12 @@ int	fields_key_id(const char *field, const void *key, size_t len,
  */
 char	*fields_mark_id(const char *vrf, const struct ip_addr *ip);
 
+/*
+ * A mark's Kafka key: a mark id written exactly as fields_mark_id()
+ * writes it, so that one mark is one key to Kafka's partitioner and
+ * compaction.  On success the caller owns *vrf and *id.
+ */
+int	fields_mark_kafka_key(const void *bytes, size_t len, char **vrf,
+	    struct ip_addr *ip, char **id, char *err, size_t errlen);
+
 #endif

@@ -627,6 +627,122 @@ test_mark_key(void **state)
 	free(vrf);
 }
 
+/* A small deterministic generator, so that a failure can be run again. */
+static uint64_t
+spell_next(uint64_t *seed)
+{
+	*seed ^= *seed << 13;
+	*seed ^= *seed >> 7;
+	*seed ^= *seed << 17;
+	return *seed;
+}
+
+/*
+ * Other spellings of one address: upper case, every group written out
+ * with its leading zeros, and an IPv4 address as IPv4-mapped IPv6.
+ */
+static size_t
+spell_address(const struct ip_addr *ip, char out[][96])
+{
+	char	 text[ADDR_TEXT_MAX];
+	size_t	 n = 0, i;
+
+	addr_format(ip, text, sizeof(text));
+	snprintf(out[n++], 96, "%s", text);
+	if (ip->family == AF_INET) {
+		snprintf(out[n++], 96, "::ffff:%s", text);
+		snprintf(out[n++], 96, "::FFFF:%s", text);
+		snprintf(out[n++], 96, "0:0:0:0:0:ffff:%s", text);
+		return n;
+	}
+	for (i = 0; text[i] != '\0'; i++)
+		out[n][i] = (char)(text[i] >= 'a' && text[i] <= 'f' ?
+		    text[i] - 'a' + 'A' : text[i]);
+	out[n++][i] = '\0';
+	snprintf(out[n++], 96, "%02x%02x:%02x%02x:%02x%02x:%02x%02x:"
+	    "%02x%02x:%02x%02x:%02x%02x:%02x%02x", ip->bytes[0], ip->bytes[1],
+	    ip->bytes[2], ip->bytes[3], ip->bytes[4], ip->bytes[5],
+	    ip->bytes[6], ip->bytes[7], ip->bytes[8], ip->bytes[9],
+	    ip->bytes[10], ip->bytes[11], ip->bytes[12], ip->bytes[13],
+	    ip->bytes[14], ip->bytes[15]);
+	return n;
+}
+
+/*
+ * The rule behind fields_mark_kafka_key, over random addresses (runs of
+ * zero groups included) and their spellings, with and without a vrf:
+ * every spelling names the same mark, and exactly one of them — the id
+ * as fields_mark_id() writes it — is taken as a Kafka key, so that one
+ * mark is always one key to Kafka's partitioner and compaction.
+ */
+static void
+test_mark_kafka_key_one_spelling(void **state)
+{
+	uint64_t	 seed = 0x9e3779b97f4a7c15ULL;
+	struct ip_addr	 ip, parsed;
+	char		 spellings[8][96], key[160], err[512];
+	char		*vrf, *id, *canonical;
+	size_t		 n, i, b, taken;
+	int		 round, rc;
+
+	(void)state;
+	for (round = 0; round < 2000; round++) {
+		memset(&ip, 0, sizeof(ip));
+		ip.family = round % 3 == 0 ? AF_INET : AF_INET6;
+		for (b = 0; b < addr_width(&ip); b++) {
+			uint64_t r = spell_next(&seed);
+			/* Zero bytes often, so that runs of zero groups occur. */
+			ip.bytes[b] = r % 3 == 0 ? 0 : (uint8_t)(r >> 8);
+		}
+		/* Mapped addresses are IPv4 addresses (addr_parse). */
+		if (ip.family == AF_INET6 && ip.bytes[10] == 0xff &&
+		    ip.bytes[11] == 0xff)
+			ip.bytes[10] = 0;
+		n = spell_address(&ip, spellings);
+		canonical = fields_mark_id(round % 2 ? "blue" : "", &ip);
+		taken = 0;
+		for (i = 0; i < n; i++) {
+			for (b = 0; b < i; b++)
+				if (strcmp(spellings[b], spellings[i]) == 0)
+					break;
+			if (b < i)
+				continue;	/* the same text twice */
+			snprintf(key, sizeof(key), "%s%.95s", round % 2 ?
+			    "blue/" : "", spellings[i]);
+			/* Every spelling names the same mark... */
+			rc = fields_mark_key("key", key, strlen(key), &vrf,
+			    &parsed, err, sizeof(err));
+			if (rc != 0)
+				fail_msg("%s: refused: %s", key, err);
+			assert_int_equal(addr_compare(&parsed, &ip), 0);
+			free(vrf);
+			/* ...and only its written form is a key. */
+			rc = fields_mark_kafka_key(key, strlen(key), &vrf,
+			    &parsed, &id, err, sizeof(err));
+			if (strcmp(key, canonical) == 0) {
+				if (rc != 0)
+					fail_msg("%s: refused: %s", key, err);
+				assert_string_equal(id, key);
+				assert_int_equal(addr_compare(&parsed, &ip), 0);
+				free(vrf);
+				free(id);
+				taken++;
+			} else {
+				assert_int_equal(rc, -1);
+				assert_null(vrf);
+				assert_null(id);
+				if (strstr(err, canonical) == NULL)
+					fail_msg("%s: the error does not name "
+					    "%s: %s", key, canonical, err);
+			}
+		}
+		if (taken != 1)
+			fail_msg("%s: %zu of its spellings taken as a key",
+			    canonical, taken);
+		free(canonical);
+	}
+}
+
 /* A Kafka key in, the id it names out (or the error). */
 struct key_row {
 	const char	*key;
@@ -809,6 +925,7 @@ main(void)
 		cmocka_unit_test(test_sanitize),
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_text_bytes),
+		cmocka_unit_test(test_mark_kafka_key_one_spelling),
 	};
 	int			failed = 0;
 
