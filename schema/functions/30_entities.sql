@@ -477,6 +477,16 @@ DECLARE
 	known_outcome text;
 	known_detail text;
 BEGIN
+	-- A request kept at the place of one of these records is another
+	-- event's: the topic was deleted and made again, and counts its
+	-- offsets anew.  Its coordinates no longer name its event, so the
+	-- audit must not take its requester for this record's.
+	UPDATE ipamd.request q
+	SET topic = NULL, partition = NULL, "offset" = NULL
+	FROM jsonb_to_recordset(records) AS x(topic text, part integer,
+	    off bigint, rid text)
+	WHERE q.topic = x.topic AND q.partition = x.part
+	    AND q."offset" = x.off AND q.id IS DISTINCT FROM x.rid;
 	SELECT * INTO applied, stale, touched, report
 	FROM ipamd.apply_marks_set(coalesce((SELECT jsonb_agg(x)
 	    FROM jsonb_array_elements(records) AS x
