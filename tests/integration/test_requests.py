@@ -155,11 +155,16 @@ def test_a_request_older_than_its_mark_is_refused_in_the_audit_too():
         assert audit == [("refused", "write:oscar",
                           "outdated by a newer version of the mark")], audit
 
-        # One batch: a request of the key, and a stale plain event of it.
-        request(run, "o2", "127.93.0.5", "write:olga", description="again")
+        # One batch: a stale plain event of the key (version 4 against the
+        # stored 5), then a request of it, so the key's events are applied
+        # one at a time.
         run.mark("127.93.0.5", "reserved", 4, description="stale")
+        request(run, "o2", "127.93.0.5", "write:olga", description="again",
+                version=6)
         run.settle()
         assert outcome(run, "o2")[0] == "applied", outcome(run, "o2")
+        assert run.row("127.93.0.5")["description"] == "again"
+        run.daemon.wait_log(r"stale: mark 127\.93\.0\.5 version 4 ")
         refused = run.db.query("SELECT requested_by FROM ipamd.audit "
                                "WHERE ip_address = '127.93.0.5' "
                                "AND action = 'refused' ORDER BY id")
