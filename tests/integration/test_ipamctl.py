@@ -779,6 +779,11 @@ def test_requests_and_exit_statuses_against_scripted_replies():
                "requests": ["r-9"]}, {}),
         (202, {"state": "pending", "detail": "published, not yet applied",
                "requests": ["r-7", "r-8"]}, {"Location": "/api/v1/requests/r-7"}),
+        (202, {"state": "pending", "detail": "published, not yet applied",
+               "allocated": [ROW], "requests": ["r-10"]},
+         {"Location": "/api/v1/requests/r-10"}),
+        (503, {"error": "unavailable", "detail": "the daemon is stopping",
+               "allocated": [ROW], "requests": ["r-11"]}, {}),
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
     env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
@@ -874,6 +879,24 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         status, out, err = run("allocate", "lan", "-n", "2", "-d", "spares")
         assert status == ACCEPTED, (status, err)
         assert "their outcomes: ipamctl request r-7; ipamctl request r-8;" in err, err
+
+        # Not applied in time, or cut short by a stop, after a first round
+        # reserved an address: that address is named, and stays reserved.
+        status, out, err = run("allocate", "lan", "-n", "2", "-d", "spares")
+        assert status == ACCEPTED, (status, err)
+        held = out.splitlines()
+        assert held[0] == "reserved by this request, and still reserved:", out
+        assert [line.split()[:3] for line in held[2:]] == [
+            ["10.0.0.5", "blue", "reserved"]], out
+        assert "its outcome: ipamctl request r-10" in err, err
+        status, out, err = run("allocate", "lan", "-n", "2", "-d", "spares")
+        assert status == UNREACHABLE, (status, err)
+        held = out.splitlines()
+        assert held[0] == "reserved by this request, and still reserved:", out
+        assert [line.split()[:3] for line in held[2:]] == [
+            ["10.0.0.5", "blue", "reserved"]], out
+        assert "unavailable (HTTP 503): the daemon is stopping" in err, err
+        assert "published, may still be applied: request r-11" in err, err
         assert scripted.replies == []
     finally:
         scripted.close()

@@ -923,6 +923,83 @@ def test_web_unnamed_subnets_keyless_letters_focus_and_a_late_allocation():
         web.close()
 
 
+def test_web_allocation_answered_202_or_503_names_what_it_holds():
+    """An allocation runs in rounds; when the API answers 202 (not applied
+    in time) or 503 (cut short after publishing), the addresses its
+    earlier rounds reserved come in "allocated" and stay reserved in the
+    operator's name: the page names them, with the requests still to
+    follow.  The answers are the API's as docs/API.md gives them, played
+    to the page's fetch: a daemon cannot be made to give them at will."""
+    web = Web()
+    try:
+        rows = web.api_rows("&subnet=s-a&status=available")[:2]
+        held, later = rows
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/subnet/s-a")
+        # Every other call goes to the daemon.
+        web.driver.execute_script("""
+            const real = window.fetch, answers = arguments[0];
+            window.scripted = [];
+            window.fetch = (url, options) => {
+                const method = (options && options.method) || 'GET';
+                for (const a of answers)
+                    if (a.method === method && String(url).endsWith(a.path) &&
+                        !(a.once && a.used)) {
+                        window.scripted.push(method + ' ' + a.path);
+                        a.used = true;
+                        return Promise.resolve(new Response(
+                            JSON.stringify(a.body), { status: a.status,
+                            headers: { 'Content-Type': 'application/json' } }));
+                    }
+                return real(url, options);
+            };""", [
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 202,
+             "once": True,
+             "body": {"state": "pending", "detail": "published, not yet applied",
+                      "allocated": [held], "requests": ["r-late"]}},
+            {"method": "GET", "path": "/requests/r-late", "status": 200,
+             "body": {"id": "r-late", "state": "applied", "row": later,
+                      "vrf": later["vrf"], "address": later["ip_address"]}},
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 503,
+             "body": {"error": "unavailable", "detail": "the daemon is stopping",
+                      "allocated": [held], "requests": ["r-cut"]}}])
+
+        def allocate(description):
+            field = web.find("#alloc-s-a-description")
+            field.clear()
+            field.send_keys(description)
+            web.find("form.allocate button[type=submit]").click()
+
+        def links():
+            return [a.text for a in web.find_all("form.allocate .outcome a")]
+
+        # 202: what the first round holds, and what the followed request got.
+        allocate("two desks")
+        web.wait_text("form.allocate .outcome",
+                      lambda t: "Reserved for you" in t, "the followed 202")
+        assert links() == [held["ip_address"], later["ip_address"]], links()
+        box = web.find("form.allocate .outcome")
+        assert "ok" in box.get_attribute("class").split(), box.get_attribute("class")
+        web.screenshot("07-allocation-202-with-earlier-rounds")
+
+        # 503 after publishing: not sure, not refused; what it holds named.
+        allocate("two more desks")
+        text = web.wait_text("form.allocate .outcome",
+                             lambda t: "Not sure (503)" in t, "the 503")
+        assert "the daemon is stopping" in text, text
+        assert "Reserved for you, and still held: " + held["ip_address"] in text, text
+        assert "1 published, may still be applied (r-cut)" in text, text
+        assert links() == [held["ip_address"]], links()
+        assert web.driver.execute_script("return window.scripted") == [
+            "POST /subnets/s-a/allocate", "GET /requests/r-late",
+            "POST /subnets/s-a/allocate"], \
+            web.driver.execute_script("return window.scripted")
+        web.screenshot("08-allocation-503-with-earlier-rounds")
+        web.assert_no_console_errors()
+    finally:
+        web.close()
+
+
 def test_web_ids_labels_and_landmarks_on_every_view():
     """On every view, with a write token (every form shown): no id twice,
     also for subnets whose ids differ only in characters an id cannot
