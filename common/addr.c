@@ -122,6 +122,48 @@ addr_parse(const char *text, struct ip_addr *out, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Writes an IPv6 address as RFC 5952 section 4 says: groups in lower-case
+ * hex without leading zeros, the longest run of two or more zero groups
+ * (the first of equal runs) as "::", and no dotted quad (glibc's
+ * inet_ntop writes ::/96 as "::10.0.0.5" and PostgreSQL ::2 as
+ * "::0.0.0.2"; Python, Go and RFC 5952 write "::a00:5" and "::2").  The
+ * same text whatever the C library, since a mark's Kafka key must be it.
+ */
+static void
+addr_format_v6(const uint8_t bytes[16], char *buf, size_t buflen)
+{
+	unsigned	groups[8];
+	int		i, best = -1, best_len = 0, run = -1, len = 0;
+	size_t		at = 0;
+
+	for (i = 0; i < 8; i++) {
+		groups[i] = (unsigned)bytes[2 * i] << 8 | bytes[2 * i + 1];
+		if (groups[i] == 0) {
+			if (run < 0)
+				run = i;
+			len = i - run + 1;
+			if (len > best_len) {
+				best = run;
+				best_len = len;
+			}
+		} else
+			run = -1;
+	}
+	if (best_len < 2)
+		best = -1;
+	buf[0] = '\0';
+	for (i = 0; i < 8 && at < buflen; i++) {
+		if (i == best) {
+			at += (size_t)snprintf(buf + at, buflen - at, "::");
+			i += best_len - 1;
+			continue;
+		}
+		at += (size_t)snprintf(buf + at, buflen - at, "%s%x",
+		    i > 0 && i != best + best_len ? ":" : "", groups[i]);
+	}
+}
+
 /* Writes the canonical text form of an address into buf. */
 void
 addr_format(const struct ip_addr *addr, char *buf, size_t buflen)
@@ -130,7 +172,12 @@ addr_format(const struct ip_addr *addr, char *buf, size_t buflen)
 
 	if (buflen == 0)
 		return;
-	if ((addr->family != AF_INET && addr->family != AF_INET6) ||
+	if (addr->family == AF_INET6) {
+		addr_format_v6(addr->bytes, text, sizeof(text));
+		snprintf(buf, buflen, "%s", text);
+		return;
+	}
+	if (addr->family != AF_INET ||
 	    inet_ntop(addr->family, addr->bytes, text, sizeof(text)) == NULL) {
 		snprintf(buf, buflen, "?");
 		return;
@@ -342,7 +389,7 @@ prefix_format(const struct ip_prefix *prefix, char *buf, size_t buflen)
 	char	text[ADDR_TEXT_MAX];
 
 	addr_format(&prefix->addr, text, sizeof(text));
-	snprintf(buf, buflen, "%s/%d", text, prefix->length);
+	snprintf(buf, buflen, "%.45s/%d", text, prefix->length);
 }
 
 /* Tells whether the prefix contains the address (same family, same bits). */

@@ -415,8 +415,18 @@ api_mark_event(const char *id, const char *vrf, const char *ip,
     const char *if_match, char *mark_id, size_t mark_idlen)
 {
 	json_t *event = json_object();
-	char now[40], *text;
+	struct ip_addr parsed;
+	char now[40], *text, written[ADDR_TEXT_MAX], reason[128];
 
+	/*
+	 * The key is the address as the consumer writes it back (an
+	 * allocation's candidates come in PostgreSQL's text, "::0.0.0.2"
+	 * for ::2): any other spelling is refused there (docs/EVENTS.md).
+	 */
+	if (addr_parse(ip, &parsed, reason, sizeof(reason)) == 0) {
+		addr_format(&parsed, written, sizeof(written));
+		ip = written;
+	}
 	snprintf(mark_id, mark_idlen, "%s%s%s", vrf, *vrf ? "/" : "", ip);
 	api_now_text(now, sizeof(now));
 	json_object_set_new(event, "specversion", json_string("1.0"));

@@ -412,6 +412,32 @@ def test_allocate_next_free_under_twenty_clients():
         api.close()
 
 
+def test_allocation_keys_its_marks_as_the_consumer_writes_them():
+    """A mark's Kafka key must be its address as the consumer writes it
+    back (RFC 5952), and PostgreSQL writes some addresses otherwise (::2
+    as "::0.0.0.2", ::a00:5 as "::10.0.0.5"): an allocation's candidates,
+    read in PostgreSQL's text, are keyed the consumer's way, and applied."""
+    api = Api()
+    try:
+        api.subnet("low", "::/120", ["::2-::3"])
+        api.subnet("compat", "::a00:0/120", ["::a00:5-::a00:5"])
+        api.settle()
+        for subnet, count in (("low", 2), ("compat", 1)):
+            status, body, _ = api.call("POST", "/api/v1/subnets/%s/allocate"
+                                       % subnet, {"count": count}, timeout=60)
+            assert status == 201, (subnet, status, body)
+        assert api.db.query("SELECT id FROM ipam_state.mark ORDER BY id") == [
+            ("::2",), ("::3",), ("::a00:5",)]
+        assert api.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        status, body, _ = api.call("PUT", "/api/v1/marks/-/::0.0.0.2",
+                                   {"status": "quarantine"}, timeout=60)
+        assert status == 200, body
+        assert api.db.query("SELECT id, status FROM ipam_state.mark "
+                            "WHERE id = '::2'") == [("::2", "quarantine")]
+    finally:
+        api.close()
+
+
 def test_import_dry_run_then_for_real():
     api = Api()
     try:

@@ -1,6 +1,9 @@
 /* Unit tests of address and prefix parsing, formatting and arithmetic. */
 #include <sys/socket.h>
 
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +61,19 @@ static const struct parse_row addr_good[] = {
 	{ "64:ff9b::10.0.0.5", "64:ff9b::a00:5", AF_INET6 },
 	{ "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", AF_INET6 },
+	/* RFC 5952: no dotted quad in ::/96, whatever the C library. */
+	{ "::2", "::2", AF_INET6 },
+	{ "::0.0.0.2", "::2", AF_INET6 },
+	{ "::10.0.0.5", "::a00:5", AF_INET6 },
+	{ "::1:0", "::1:0", AF_INET6 },
+	/* The longest run of zero groups, the first of equal ones. */
+	{ "1:0:0:1:0:0:0:1", "1:0:0:1::1", AF_INET6 },
+	{ "1:0:0:1:1:0:0:1", "1::1:1:0:0:1", AF_INET6 },
+	{ "1:0:1:0:1:0:1:0", "1:0:1:0:1:0:1:0", AF_INET6 },
+	{ "2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1", AF_INET6 },
+	{ "1::", "1::", AF_INET6 },
+	{ "1:0:0:0:0:0:0:0", "1::", AF_INET6 },
+	{ "0:0:1::", "0:0:1::", AF_INET6 },
 };
 
 /* A good address parses to its family and formats canonically. */
@@ -452,12 +468,63 @@ test_format_short(void **state)
 	assert_string_equal(buf, "?");
 }
 
+/*
+ * addr_format over random IPv6 addresses, zero groups often and ::/96
+ * half the time: the text parses back to the same address, and outside
+ * ::/96 (where glibc writes a dotted quad) it is what inet_ntop writes,
+ * which follows RFC 5952 there.
+ */
+static void
+test_format_random(void **state)
+{
+	uint64_t	seed = 0x2545f4914f6cdd1dULL;
+	struct ip_addr	addr, back;
+	char		text[ADDR_TEXT_MAX], libc[INET6_ADDRSTRLEN];
+	char		err[256];
+	int		round, b;
+	bool		low;
+
+	(void)state;
+	for (round = 0; round < 20000; round++) {
+		memset(&addr, 0, sizeof(addr));
+		addr.family = AF_INET6;
+		low = round % 2 == 0;
+		for (b = low ? 12 : 0; b < 16; b += 2) {
+			seed ^= seed << 13;
+			seed ^= seed >> 7;
+			seed ^= seed << 17;
+			if (seed % 3 == 0)
+				continue;	/* a zero group */
+			addr.bytes[b] = (uint8_t)(seed >> 16);
+			addr.bytes[b + 1] = (uint8_t)(seed >> 24);
+		}
+		/* A mapped address is an IPv4 address: not this test's. */
+		if (addr.bytes[10] == 0xff && addr.bytes[11] == 0xff &&
+		    memcmp(addr.bytes, "\0\0\0\0\0\0\0\0\0\0", 10) == 0)
+			continue;
+		addr_format(&addr, text, sizeof(text));
+		if (addr_parse(text, &back, err, sizeof(err)) == -1)
+			fail_msg("%s: %s", text, err);
+		if (back.family != AF_INET6 ||
+		    memcmp(back.bytes, addr.bytes, 16) != 0)
+			fail_msg("%s does not parse back to itself", text);
+		if (strspn(text, "0123456789abcdef:") != strlen(text))
+			fail_msg("%s: not lower-case hex and colons", text);
+		if (!low) {
+			inet_ntop(AF_INET6, addr.bytes, libc, sizeof(libc));
+			if (strchr(libc, '.') == NULL)
+				assert_string_equal(text, libc);
+		}
+	}
+}
+
 /* Runs every table of address and prefix cases; exits non-zero on a failure. */
 int
 main(void)
 {
 	const struct CMUnitTest	single[] = {
 		cmocka_unit_test(test_format_short),
+		cmocka_unit_test(test_format_random),
 	};
 	int			failed = 0;
 
