@@ -23,6 +23,7 @@ decode_columns_default(struct debezium_columns *columns)
 	columns->subnet_static_ip_pools = "static_ip_pools";
 	columns->subnet_vrf = "vrf";
 	columns->subnet_ping = "ping";
+	columns->unavailable = "__debezium_unavailable_value";
 }
 
 /*

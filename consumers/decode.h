@@ -35,6 +35,12 @@ struct debezium_columns {
 	const char	*subnet_static_ip_pools;/* "static_ip_pools" */
 	const char	*subnet_vrf;		/* "vrf" */
 	const char	*subnet_ping;		/* "ping" */
+	/*
+	 * Debezium's unavailable.value.placeholder, the stand-in for an
+	 * unchanged TOASTed column; NULL: Debezium's default,
+	 * "__debezium_unavailable_value".
+	 */
+	const char	*unavailable;
 };
 
 /*

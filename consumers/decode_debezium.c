@@ -160,9 +160,32 @@ dbz_column(const char *row_name, const char *column, bool required,
 /*
  * Debezium's stand-in for a TOASTed column that an update left as it
  * was: PostgreSQL does not log such a value unless the table's replica
- * identity is FULL, so Debezium cannot send it.
+ * identity is FULL, so Debezium cannot send it.  The connector's
+ * unavailable.value.placeholder; this is its default.
  */
 #define DBZ_UNAVAILABLE	"__debezium_unavailable_value"
+
+/* Whether the message has a header of this name. */
+static bool
+dbz_header(const struct decode_input *in, const char *name)
+{
+	size_t	i;
+
+	for (i = 0; i < in->header_count; i++)
+		if (in->headers[i].name != NULL &&
+		    strcmp(in->headers[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* The placeholder the connector is configured with. */
+static const char *
+dbz_placeholder(const struct decode_input *in)
+{
+	return in->columns->unavailable != NULL &&
+	    *in->columns->unavailable != '\0' ? in->columns->unavailable :
+	    DBZ_UNAVAILABLE;
+}
 
 /*
  * Whether an array column holds the placeholder alone: how Debezium sends
@@ -170,20 +193,24 @@ dbz_column(const char *row_name, const char *column, bool required,
  * element.
  */
 static bool
-dbz_unavailable_array(const struct fields_value *value)
+dbz_unavailable_array(const char *placeholder,
+    const struct fields_value *value)
 {
 	json_t	*array;
 	bool	 found;
 
-	/* The placeholder and its brackets, with room for white space. */
+	/*
+	 * The placeholder and its brackets, with room for white space and
+	 * escapes.
+	 */
 	if (value->kind != SCAN_ARRAY || value->raw == NULL ||
-	    value->raw_len > 2 * sizeof(DBZ_UNAVAILABLE) + 8)
+	    value->raw_len > 6 * strlen(placeholder) + 16)
 		return false;
 	array = json_loadb(value->raw, value->raw_len, 0, NULL);
 	found = json_array_size(array) == 1 &&
 	    json_is_string(json_array_get(array, 0)) &&
 	    strcmp(json_string_value(json_array_get(array, 0)),
-	    DBZ_UNAVAILABLE) == 0;
+	    placeholder) == 0;
 	json_decref(array);
 	return found;
 }
@@ -196,21 +223,36 @@ dbz_unavailable_array(const struct fields_value *value)
  * prefixes, vrf: never TOASTed), cannot hold it.
  */
 static int
-dbz_unchanged(char letter, const char *label, unsigned keep,
-    struct fields_value *value, struct change *out, char *err, size_t errlen)
+dbz_unchanged(const struct decode_input *in, char letter, const char *label,
+    unsigned keep, struct fields_value *value, struct change *out, char *err,
+    size_t errlen)
 {
+	const char	*placeholder = dbz_placeholder(in);
+
 	if ((value->kind != SCAN_STRING ||
-	    strcmp(value->text, DBZ_UNAVAILABLE) != 0) &&
-	    !dbz_unavailable_array(value))
+	    strcmp(value->text, placeholder) != 0) &&
+	    !dbz_unavailable_array(placeholder, value))
 		return 0;
 	if (keep == 0)
 		return fields_error(err, errlen, "%s holds %s, which stands "
 		    "for a value Debezium did not send; this column must "
-		    "always be sent", label, DBZ_UNAVAILABLE);
+		    "always be sent", label, placeholder);
+	/*
+	 * An update that changed the primary key comes as a delete of the
+	 * old key and a create of the new one, whose unchanged TOASTed
+	 * columns PostgreSQL logs only under REPLICA IDENTITY FULL.
+	 */
+	if (letter == 'c' && dbz_header(in, "__debezium.oldkey"))
+		return fields_error(err, errlen, "%s holds %s in the create "
+		    "Debezium sends for an update that changed the row's "
+		    "primary key (header __debezium.oldkey): PostgreSQL did "
+		    "not log the unchanged value; set REPLICA IDENTITY FULL "
+		    "on the table so that such a row comes whole", label,
+		    placeholder);
 	if (letter != 'u')
 		return fields_error(err, errlen, "%s holds %s, but op %c "
 		    "carries a whole row: no stored value can stand in",
-		    label, DBZ_UNAVAILABLE, letter);
+		    label, placeholder, letter);
 	out->keep |= keep;
 	value->kind = SCAN_ABSENT;
 	return 0;
@@ -227,6 +269,7 @@ struct dbz_row {
 	struct scan_value	 columns[DBZ_COLUMNS];
 	char			 letter;
 	struct change		*out;
+	const struct decode_input *in;
 	char			 label[DBZ_LABEL_MAX];	/* of the last column read */
 	struct dbz_text		 text;			/* of the last column read */
 };
@@ -256,8 +299,8 @@ dbz_after(struct dbz_row *row, size_t k, bool required, unsigned keep,
 	    row->label, err, errlen) == -1 ||
 	    dbz_field(&row->columns[k], value, &row->text, err, errlen) == -1)
 		return -1;
-	return dbz_unchanged(row->letter, row->label, keep, value, row->out,
-	    err, errlen);
+	return dbz_unchanged(row->in, row->letter, row->label, keep, value,
+	    row->out, err, errlen);
 }
 
 /* Reads a server row into out. */
@@ -364,7 +407,8 @@ dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
 	    found.kind != SCAN_ABSENT && found.kind != SCAN_NULL) {
 		rc = dbz_field(&found, &v, &text, err, errlen);
 		if (rc == 0)
-			rc = dbz_unchanged('d', label, 0, &v, out, err, errlen);
+			rc = dbz_unchanged(in, 'd', label, 0, &v, out, err,
+			    errlen);
 		if (rc == 0)
 			rc = dbz_id(id_type, label, &v, &out->id, err, errlen);
 		dbz_text_clear(&text);
@@ -562,6 +606,7 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 	row.id_type = *id_type;
 	row.letter = letter;
 	row.out = out;
+	row.in = in;
 	if (row.after.kind != SCAN_OBJECT) {
 		fields_error(err, errlen, "op \"%c\" needs after to be the "
 		    "row, not %s", letter, fields_kind_name(row.after.kind));

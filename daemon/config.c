@@ -139,6 +139,10 @@ static const struct config_key config_keys[] = {
 	KEY_STRING("debezium", "subnet_vrf", dbz_subnet_vrf, "vrf", false, NULL),
 	KEY_STRING("debezium", "subnet_ping", dbz_subnet_ping, "ping", false,
 	    NULL),
+	KEY_STRING("debezium", "unavailable_value_placeholder", dbz_unavailable,
+	    "__debezium_unavailable_value", false,
+	    "The connector's unavailable.value.placeholder: the stand-in for "
+	    "an unchanged TOASTed column."),
 
 	KEY_STRING("http", "listen", http_listen, "127.0.0.1:10187", false,
 	    "Address and port of /healthz, /readyz, /metrics and the API\n"
@@ -1251,6 +1255,7 @@ config_check(struct config *config, char *err, size_t errlen)
 	    config->dbz_subnet_static_ip_pools;
 	config->columns.subnet_vrf = config->dbz_subnet_vrf;
 	config->columns.subnet_ping = config->dbz_subnet_ping;
+	config->columns.unavailable = config->dbz_unavailable;
 	config->limits.max_message_bytes = (size_t)config->max_message_bytes;
 	config->limits.max_pool_addresses =
 	    (uint64_t)config->max_pool_addresses;

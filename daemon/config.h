@@ -69,6 +69,7 @@ struct config {
 	char		*dbz_subnet_static_ip_pools;
 	char		*dbz_subnet_vrf;
 	char		*dbz_subnet_ping;
+	char		*dbz_unavailable;
 
 	/* [http] */
 	char		*http_listen;

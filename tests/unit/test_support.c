@@ -520,6 +520,7 @@ support_columns(struct support_case *c, const json_t *columns)
 		SUPPORT_COLUMN(subnet_cidr),
 		SUPPORT_COLUMN(subnet_static_ip_pools),
 		SUPPORT_COLUMN(subnet_vrf), SUPPORT_COLUMN(subnet_ping),
+		SUPPORT_COLUMN(unavailable),
 #undef SUPPORT_COLUMN
 	};
 	const char	*name;
