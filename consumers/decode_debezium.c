@@ -1,4 +1,5 @@
 /* The Debezium change-event decoder for the server and subnet tables. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -381,6 +382,74 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
 }
 
 /*
+ * The common key, quickly: an object (in a schema wrapper or not) whose
+ * one member is the id column, holding the id as an integer or a string.
+ * False when it is not so, or not so plainly (a Decimal's base64): then
+ * fields_key_id() reads it.
+ */
+static bool
+dbz_key_is(const void *key, size_t len, const char *column, const char *id)
+{
+	static const char *const wrapper[] = { "schema", "payload" };
+	struct scan_tape_entry	 entries[16];
+	struct scan_tape	 tape;
+	struct scan_value	 top, found[2], member, *payload;
+	size_t			 members;
+	char			 reason[128], text[32];
+
+	if (((const char *)key)[0] != '{')
+		return false;
+	scan_tape_init(&tape, entries, 16);
+	if (scan_check_find(key, len, &tape, wrapper, 2, found, &members, &top,
+	    reason, sizeof(reason)) == -1 || top.kind != SCAN_OBJECT)
+		return false;
+	payload = members == 2 && found[0].kind != SCAN_ABSENT &&
+	    found[1].kind != SCAN_ABSENT ? &found[1] : &top;
+	if (scan_find(payload, &column, 1, &member) != 1)
+		return false;
+	if (member.kind == SCAN_INTEGER) {
+		snprintf(text, sizeof(text), "%" PRId64, scan_integer(&member));
+		return strcmp(text, id) == 0;
+	}
+	/* A string's bytes as written, quotes and no escape: the id's. */
+	return member.kind == SCAN_STRING && member.len == strlen(id) + 2 &&
+	    memchr(member.start, '\\', member.len) == NULL &&
+	    memcmp(member.start + 1, id, member.len - 2) == 0;
+}
+
+/*
+ * The Kafka key, when there is one, names the row's id and nothing else
+ * (fields_key_id()): compaction and a delete's tombstone go by the key,
+ * the state by the id, and they must be one.
+ */
+static int
+dbz_key_agrees(const struct decode_input *in, const char *id, char *err,
+    size_t errlen)
+{
+	const char	*column = in->entity == CHANGE_SERVER ?
+	    in->columns->server_id : in->columns->subnet_id;
+	char		*named, quoted[FIELDS_QUOTE_SIZE], row[FIELDS_QUOTE_SIZE];
+	int		 rc = 0;
+
+	if (in->key == NULL || in->key_len == 0 ||
+	    dbz_key_is(in->key, in->key_len, column, id))
+		return 0;
+	/* Another shape, or another id: read it whole, to say which. */
+	if (fields_key_id("key", in->key, in->key_len, column, &named, err,
+	    errlen) == -1)
+		return -1;
+	if (strcmp(named, id) != 0) {
+		fields_quote(named, strlen(named), quoted, sizeof(quoted));
+		fields_quote(id, strlen(id), row, sizeof(row));
+		rc = fields_error(err, errlen, "the Kafka key names the id %s "
+		    "but the row's id is %s: the key must be the row's id "
+		    "column alone", quoted, row);
+	}
+	free(named);
+	return rc;
+}
+
+/*
  * Finds the id of a deleted row: from before (which holds at least the
  * primary key unless the table's replica identity is NOTHING), else from
  * the Kafka key.
@@ -412,7 +481,7 @@ dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
 		if (rc == 0)
 			rc = dbz_id(id_type, label, &v, &out->id, err, errlen);
 		dbz_text_clear(&text);
-		return rc;
+		return rc == 0 ? dbz_key_agrees(in, out->id, err, errlen) : rc;
 	}
 	if (in->key == NULL)
 		return fields_error(err, errlen, "a delete with no id in "
@@ -616,6 +685,8 @@ dbz_decode(const struct decode_input *in, const struct scan_value *payload,
 		rc = dbz_server(in, &row, err, errlen);
 	else
 		rc = dbz_subnet(in, &row, err, errlen);
+	if (rc == 0)
+		rc = dbz_key_agrees(in, out->id, err, errlen);
 	dbz_text_clear(&row.text);
 	return rc == 0 ? DECODE_OK : DECODE_ERROR;
 }

@@ -1314,6 +1314,38 @@ fields_key_member(const char *field, const json_t *schema, const char *column,
 }
 
 /*
+ * Refuses a key with members besides the id column: a primary key of
+ * several columns.  Kafka partitions and compacts by the whole key, so
+ * when one of the other columns changes, Debezium sends a delete and a
+ * tombstone under the old key and a create under the new one, in other
+ * partitions, all of one id: the tombstone could forget the entity the
+ * create made.  The key must be the id alone.
+ */
+static int
+fields_key_wider(const char *field, json_t *payload, const char *column,
+    char *err, size_t errlen)
+{
+	const char	*name;
+	json_t		*value;
+	char		 others[FIELDS_QUOTE_SIZE], quoted[FIELDS_QUOTE_SIZE];
+	size_t		 at = 0;
+
+	others[0] = '\0';
+	json_object_foreach(payload, name, value) {
+		if (strcmp(name, column) == 0 || at >= sizeof(others) - 1)
+			continue;
+		fields_quote(name, strlen(name), quoted, sizeof(quoted));
+		at += (size_t)snprintf(others + at, sizeof(others) - at, "%s%s",
+		    at > 0 ? ", " : "", quoted);
+	}
+	fields_quote(column, strlen(column), quoted, sizeof(quoted));
+	return fields_error(err, errlen, "%s has members besides the id "
+	    "column %s (%s): the key must be the id alone, or a change of "
+	    "those columns moves the row to another key; key the table by "
+	    "its id (Debezium's message.key.columns)", field, quoted, others);
+}
+
+/*
  * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
  * member, a schema wrapper is allowed), a JSON string or integer, or
  * else, when the key is not JSON, its bytes as they are (see
@@ -1352,6 +1384,19 @@ fields_key_id(const char *field, const void *key, size_t len,
 		return fields_error(err, errlen, "%s %s is not valid JSON: %s",
 		    field, quoted, jerr.text);
 	}
+	/*
+	 * Kafka Connect's StringConverter writes a struct key as the
+	 * struct's toString(), "Struct{id=7}": no id, and another spelling
+	 * of the same row than its JSON would be.
+	 */
+	if (parsed == NULL && len >= 7 && memcmp(key, "Struct{", 7) == 0) {
+		fields_quote(key, len, quoted, sizeof(quoted));
+		return fields_error(err, errlen, "%s %s is a Kafka Connect "
+		    "struct written as text by a StringConverter: set the "
+		    "connector's key.converter to "
+		    "org.apache.kafka.connect.json.JsonConverter", field,
+		    quoted);
+	}
 	if (parsed == NULL)
 		return fields_id_bytes(field, key, len, out, err, errlen);
 	/* JSON that no id is written as: true, 1.5, 1e2, null, [...]. */
@@ -1373,7 +1418,10 @@ fields_key_id(const char *field, const void *key, size_t len,
 			    sizeof(quoted));
 			rc = fields_error(err, errlen, "%s has no member %s "
 			    "(check the id column mapping)", field, quoted);
-		} else
+		} else if (json_object_size(payload) > 1)
+			rc = fields_key_wider(field, payload, column, err,
+			    errlen);
+		else
 			rc = fields_key_member(where, payload == parsed ? NULL :
 			    json_object_get(parsed, "schema"), column, member,
 			    out, err, errlen);

@@ -765,7 +765,17 @@ static const struct key_row key_rows[] = {
 	{ "5", "5", NULL },
 	{ "\"abc\"", "abc", NULL },
 	{ "abc", "abc", NULL },
-	{ "Struct{id=5}", "Struct{id=5}", NULL },
+	{ "Struct{id=5}", NULL, "key \"Struct{id=5}\" is a Kafka Connect "
+	    "struct written as text by a StringConverter: set the "
+	    "connector's key.converter to "
+	    "org.apache.kafka.connect.json.JsonConverter" },
+	{ "Structure-7", "Structure-7", NULL },
+	{ "{\"vrf\":\"a\",\"id\":7}", NULL, "key has members besides the id "
+	    "column \"id\" (\"vrf\"): the key must be the id alone, or a "
+	    "change of those columns moves the row to another key; key the "
+	    "table by its id (Debezium's message.key.columns)" },
+	{ "{\"schema\":{\"type\":\"struct\"},\"payload\":{\"id\":12,"
+	    "\"tenant\":3,\"site\":\"x\"}}", NULL, "(\"tenant\", \"site\")" },
 	{ "[1,2]", NULL, "key \"[1,2]\" is an array in JSON, not an id (a "
 	    "string, an integer, or an object holding the id column)" },
 	{ "true", NULL, "key \"true\" is a boolean in JSON, not an id" },
