@@ -8,6 +8,7 @@
 #include <linux/icmp.h>
 
 #include <errno.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -142,6 +143,11 @@ sweep_socket_open(struct sweep_socket *sock, int family, uint16_t identifier,
 	 * (raw sockets; ping sockets never say).  Without it, none counted.
 	 */
 	(void)setsockopt(sock->fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof(on));
+	/*
+	 * And when each reply arrived: a reply that came in time is in time,
+	 * however long the loop took to read it.
+	 */
+	(void)setsockopt(sock->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
 	return 0;
 fail:
 	snprintf(err, errlen, "%s socket: %s: %s",
@@ -233,9 +239,11 @@ sweep_socket_receive(struct sweep_socket *sock,
 	struct mmsghdr headers[SWEEP_SOCKET_BATCH];
 	struct iovec iov[SWEEP_SOCKET_BATCH];
 	union {
-		char		buf[CMSG_SPACE(sizeof(uint32_t))];
+		char		buf[CMSG_SPACE(sizeof(uint32_t)) +
+		    CMSG_SPACE(sizeof(struct timespec))];
 		struct cmsghdr	align;
 	} control[SWEEP_SOCKET_BATCH];
+	struct timespec arrived;
 	struct cmsghdr *cmsg;
 	unsigned i;
 	int got;
@@ -264,13 +272,24 @@ sweep_socket_receive(struct sweep_socket *sock,
 		    (headers[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
 		if (headers[i].msg_hdr.msg_namelen == 0)
 			datagrams[i].from.ss_family = AF_UNSPEC;
+		datagrams[i].arrived_ns = 0;
 		for (cmsg = CMSG_FIRSTHDR(&headers[i].msg_hdr); cmsg != NULL;
-		    cmsg = CMSG_NXTHDR(&headers[i].msg_hdr, cmsg))
-			if (cmsg->cmsg_level == SOL_SOCKET &&
-			    cmsg->cmsg_type == SO_RXQ_OVFL &&
+		    cmsg = CMSG_NXTHDR(&headers[i].msg_hdr, cmsg)) {
+			if (cmsg->cmsg_level != SOL_SOCKET)
+				continue;
+			if (cmsg->cmsg_type == SO_RXQ_OVFL &&
 			    cmsg->cmsg_len >= CMSG_LEN(sizeof(uint32_t)))
 				memcpy(&sock->drops, CMSG_DATA(cmsg),
 				    sizeof(uint32_t));
+			if (cmsg->cmsg_type == SCM_TIMESTAMPNS &&
+			    cmsg->cmsg_len >= CMSG_LEN(sizeof(arrived))) {
+				memcpy(&arrived, CMSG_DATA(cmsg),
+				    sizeof(arrived));
+				datagrams[i].arrived_ns =
+				    (int64_t)arrived.tv_sec * 1000000000LL +
+				    arrived.tv_nsec;
+			}
+		}
 	}
 	return got;
 }

@@ -46,6 +46,11 @@ struct sweep_datagram {
 	size_t			len;
 	bool			truncated;
 	struct sockaddr_storage	from;
+	/*
+	 * When the kernel took it in, on the wall clock (SO_TIMESTAMPNS),
+	 * in nanoseconds; 0 when the kernel did not say.
+	 */
+	int64_t			arrived_ns;
 };
 
 /*

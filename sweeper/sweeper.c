@@ -199,6 +199,25 @@ sweeper_unix_us(void)
 	return (int64_t)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/*
+ * When a datagram arrived, on the monotonic clock: read now_ns with the
+ * wall clock at wall_ns, its kernel timestamp (a wall clock time) says
+ * how long ago.  A loop busy elsewhere reads replies late; they came
+ * when they came.  Without a timestamp, or with one from the future (the
+ * wall clock stepped back meanwhile), now.
+ */
+static int64_t
+sweeper_arrival_ns(const struct sweep_datagram *dg, int64_t now_ns,
+    int64_t wall_ns)
+{
+	int64_t age;
+
+	if (dg->arrived_ns <= 0 || dg->arrived_ns >= wall_ns)
+		return now_ns;
+	age = wall_ns - dg->arrived_ns;
+	return age < now_ns ? now_ns - age : now_ns;
+}
+
 /* Arms a timer to fire after ns nanoseconds (0: at the next turn). */
 static void
 sweeper_arm(struct event *timer, int64_t ns)
@@ -480,6 +499,9 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 		sweeper_log_drop(sweeper, dg, "late", reply.sequence);
 		return;
 	}
+	/* A wall clock stepped forward between arrival and read. */
+	if (now_ns < slot->sent_ns)
+		now_ns = slot->sent_ns;
 	/* The column is an integer: 35 minutes is more than any wait. */
 	target->rtt_us = (int32_t)((now_ns - slot->sent_ns) / 1000 > INT32_MAX ?
 	    INT32_MAX : (now_ns - slot->sent_ns) / 1000);
@@ -493,7 +515,7 @@ static void
 sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 {
 	uint32_t drops = sock->drops;
-	int64_t now_ns;
+	int64_t now_ns, wall_ns;
 	size_t total = 0;
 	int got, i;
 
@@ -508,9 +530,11 @@ sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 		if (got == 0)
 			break;
 		now_ns = sweeper_now_ns();
+		wall_ns = sweeper_unix_us() * 1000;
 		for (i = 0; i < got; i++)
 			sweeper_reply(sweeper, sock, &sweeper->datagrams[i],
-			    now_ns);
+			    sweeper_arrival_ns(&sweeper->datagrams[i], now_ns,
+			    wall_ns));
 		total += (size_t)got;
 		if (got < SWEEP_SOCKET_BATCH)
 			break;
@@ -834,9 +858,10 @@ sweeper_arm_pace(struct sweeper *sweeper, bool blocked, int64_t now_ns)
 }
 
 /*
- * One turn of probing: expire what is due, send what the bucket allows
- * (reading replies after each batch, so that they never pile up in the
- * socket), then wait for the next token or deadline.
+ * One turn of probing: read the replies waiting (they may have come in
+ * time while the loop was busy elsewhere), expire what is due, send what
+ * the bucket allows (reading replies after each batch, so that they never
+ * pile up in the socket), then wait for the next token or deadline.
  */
 static void
 sweeper_turn(struct sweeper *sweeper)
@@ -846,6 +871,7 @@ sweeper_turn(struct sweeper *sweeper)
 	unsigned sent = 0, handed;
 	bool blocked = false;
 
+	sweeper_read_all(sweeper);
 	sweeper_expire(sweeper, now_ns);
 	sweep_bucket_refill(&sweeper->bucket, now_ns);
 	while (sent < SWEEPER_SEND_TURN && !blocked &&

@@ -732,6 +732,54 @@ def test_retries_recover_lost_first_probes():
         run.close()
 
 
+def test_replies_in_time_count_however_late_the_loop_reads_them():
+    """The loop the sweeper shares with the apply and the API can be busy
+    longer than a probe's wait.  A reply that came in time is in time
+    whenever it is read: the kernel's arrival time judges it, and a turn
+    reads what waits before it expires anything.  The daemon is stopped
+    (SIGSTOP) for 600 ms after every 50 ms it runs, the host answers
+    100 ms after each request, the wait is 300 ms with no retry: every
+    reply arrives in time while the daemon is stopped, and is read past
+    its deadline."""
+    run = SweepRun({"retries": "0", "timeout_ms": "300", "down_after": "1"})
+    ip = "198.18.1.40"
+    stalling = threading.Event()
+    try:
+        run.net.add_host(ip)
+        run.net.silence()
+        run.forger("hosts", "h0", "-a", ip, "-w", "100")
+        run.subnet("n4", "198.18.1.0/24", [ip])
+        run.settle()
+        run.wait_active([ip])
+        before = len(run.daemon.sweeps())
+
+        def stall():
+            while stalling.is_set():
+                run.daemon.proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.6)
+                run.daemon.proc.send_signal(signal.SIGCONT)
+                time.sleep(0.05)
+
+        stalling.set()
+        stalled = threading.Thread(target=stall)
+        stalled.start()
+        try:
+            wait_until(lambda: len(run.daemon.sweeps()) >= before + 4, 120,
+                       "four sweeps while the daemon stalls")
+        finally:
+            stalling.clear()
+            stalled.join()
+            run.daemon.proc.send_signal(signal.SIGCONT)
+        sweeps = run.daemon.sweeps()[before:]
+        assert all(s["replies"] == 1 and s["late"] == 0 and s["timeouts"] == 0
+                   for s in sweeps), sweeps
+        assert run.state(ip)["active"] is True
+        # Its round trip is the host's 100 ms, not the stall's.
+        assert 100000 <= run.state(ip)["rtt"] < 300000, run.state(ip)
+    finally:
+        run.close()
+
+
 def test_ping_false_subnet_is_never_probed():
     """Rows whose home subnet says ping: false get no echo request, on the
     veth (seen by a capture in the hosts' namespace) or on lo, and neither
