@@ -397,7 +397,13 @@ dbz_key_is(const void *key, size_t len, const char *column, const char *id)
 	size_t			 members;
 	char			 reason[128], text[32];
 
-	if (((const char *)key)[0] != '{')
+	/*
+	 * White space at an end, which fields_key_id() refuses, and a
+	 * Decimal, whose text is not the id's, take the long way.
+	 */
+	if (((const char *)key)[0] != '{' ||
+	    ((const char *)key)[len - 1] != '}' ||
+	    memmem(key, len, "Decimal", 7) != NULL)
 		return false;
 	scan_tape_init(&tape, entries, 16);
 	if (scan_check_find(key, len, &tape, wrapper, 2, found, &members, &top,

@@ -510,14 +510,17 @@ sweeper_reply(struct sweeper *sweeper, const struct sweep_socket *sock,
 	counts->replies++;
 }
 
-/* Reads what a socket holds, up to a turn's worth. */
-static void
+/*
+ * Reads what a socket holds, up to a turn's worth; true when it stopped
+ * there with more perhaps waiting.
+ */
+static bool
 sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 {
 	uint32_t drops = sock->drops;
 	int64_t now_ns, wall_ns;
 	size_t total = 0;
-	int got, i;
+	int got = 0, i;
 
 	while (total < SWEEPER_READ_TURN) {
 		got = sweep_socket_receive(sock, sweeper->datagrams,
@@ -541,6 +544,7 @@ sweeper_read(struct sweeper *sweeper, struct sweep_socket *sock)
 	}
 	/* Replies the kernel had no room for: their addresses look silent. */
 	sweeper->counts.kernel_drops += (uint32_t)(sock->drops - drops);
+	return got == SWEEP_SOCKET_BATCH;
 }
 
 /* The socket has datagrams: read them, and see whether the sweep is over. */
@@ -560,14 +564,17 @@ sweeper_read_cb(evutil_socket_t fd, short what, void *arg)
 		sweeper_write_ready(sweeper);	/* only deadlines are left */
 }
 
-/* Reads both sockets. */
-static void
+/* Reads both sockets; true when either may hold more. */
+static bool
 sweeper_read_all(struct sweeper *sweeper)
 {
+	bool more = false;
+
 	if (sweeper->sock4.kind != SWEEP_SOCKET_NONE)
-		sweeper_read(sweeper, &sweeper->sock4);
+		more = sweeper_read(sweeper, &sweeper->sock4);
 	if (sweeper->sock6.kind != SWEEP_SOCKET_NONE)
-		sweeper_read(sweeper, &sweeper->sock6);
+		more = sweeper_read(sweeper, &sweeper->sock6) || more;
+	return more;
 }
 
 /* Tells whether some target waits to be sent. */
@@ -871,7 +878,13 @@ sweeper_turn(struct sweeper *sweeper)
 	unsigned sent = 0, handed;
 	bool blocked = false;
 
-	sweeper_read_all(sweeper);
+	/*
+	 * Everything that waits, past the turn's bound: whatever is left
+	 * unread would be expired before it is judged.  No probe goes out
+	 * meanwhile, so it is no more than the probes in flight.
+	 */
+	while (sweeper_read_all(sweeper))
+		continue;
 	sweeper_expire(sweeper, now_ns);
 	sweep_bucket_refill(&sweeper->bucket, now_ns);
 	while (sent < SWEEPER_SEND_TURN && !blocked &&

@@ -835,6 +835,38 @@ def test_schema_13_keeps_the_history_and_writes_row_images():
         run.close()
 
 
+def test_schema_18_writes_mark_ids_of_ipv4_compatible_addresses_anew():
+    """Mark ids written before schema 18 took glibc's dotted quad for an
+    address of ::/96 ("::10.0.0.5"); ipam-syncd now writes it as RFC 5952
+    does ("::a00:5"), the only key the consumer takes.  Migrated, those
+    marks carry the new ids (in a vrf too), the others are left as they
+    were, and a tombstone under the new key clears such a mark."""
+    db = harness.Database()
+    db.migrate_to(17)
+    db.query("INSERT INTO ipam_state.mark (id, version, vrf, address, status) "
+             "VALUES ('::10.0.0.5', 3, '', '::a00:5', 'reserved'), "
+             "('lab/::1.2.3.0', 2, 'lab', '::102:300', 'quarantine'), "
+             "('::2', 1, '', '::2', 'reserved'), "
+             "('10.0.0.5', 1, '', '10.0.0.5', 'reserved'), "
+             "('lab/2001:db8::1', 1, 'lab', '2001:db8::1', 'quarantine')")
+    run = Run(db=db)
+    try:
+        assert db.query("SELECT id, host(address) FROM ipam_state.mark "
+                        "ORDER BY id") == [
+            ("10.0.0.5", "10.0.0.5"), ("::2", "::2"),
+            ("::a00:5", "::10.0.0.5"), ("lab/2001:db8::1", "2001:db8::1"),
+            ("lab/::102:300", "::1.2.3.0")]
+        run.send(run.topics.marks, "::a00:5", None)
+        run.send(run.topics.marks, "lab/::102:300", None)
+        run.settle()
+        assert db.query("SELECT id FROM ipam_state.mark WHERE NOT deleted "
+                        "ORDER BY id") == [
+            ("10.0.0.5",), ("::2",), ("lab/2001:db8::1",)]
+        assert db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+    finally:
+        run.close()
+
+
 def test_unplaced_stats_dead_letters_requests_and_import_plan():
     """What falls in no subnet, the counts of /stats, dead letters page by
     page with their raw bytes, request outcomes, and an import's dry run."""
