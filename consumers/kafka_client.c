@@ -1124,6 +1124,23 @@ kafka_client_health(const struct kafka_client *client,
 	}
 }
 
+/* Takes partitions assigned while closing, so that the close goes on. */
+static void
+kafka_close_assign(rd_kafka_t *rk,
+    const rd_kafka_topic_partition_list_t *partitions)
+{
+	rd_kafka_error_t *error;
+
+	if (partitions == NULL)
+		return;
+	error = rd_kafka_incremental_assign(rk, partitions);
+	if (error != NULL) {
+		log_warnx("kafka: close: assign: %s",
+		    rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+}
+
 /* Leaves the group within a deadline, then stops polling. */
 void
 kafka_client_close(struct kafka_client *client, long long deadline_ms)
@@ -1187,6 +1204,18 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 				kafka_revoke(client,
 				    rd_kafka_event_topic_partition_list(event),
 				    false);
+			/*
+			 * Partitions the group gave just before the close:
+			 * librdkafka waits for them to be taken before it can
+			 * revoke them and leave, so they are taken (nothing
+			 * is fetched any more) and given back at once.
+			 */
+			else if (rd_kafka_event_type(event) ==
+			    RD_KAFKA_EVENT_REBALANCE &&
+			    rd_kafka_event_error(event) ==
+			    RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+				kafka_close_assign(client->rk,
+				    rd_kafka_event_topic_partition_list(event));
 			rd_kafka_event_destroy(event);
 		}
 		if (!rd_kafka_consumer_closed(client->rk))
