@@ -79,7 +79,11 @@ struct consumer_partition {
 	int64_t				 rebuild_target; /* -1: not known yet */
 	int64_t				 handed_to;	/* after the last message
 							   taken since loading;
-							   -1: none */
+							   -1: not sought yet;
+							   the stored offset
+							   (0 with none) when
+							   sought and none
+							   taken since */
 	int64_t				 check_fp;	/* the record before
 							   the stored offset,
 							   while CHECKING
@@ -495,8 +499,9 @@ consumer_release(struct consumer *consumer, struct consumer_partition **slots,
 	 * only markers (consumer_applied_to()).
 	 */
 	for (i = 0; i < n; i++)
-		if (seeked[i] && slots[i]->position.stored)
-			slots[i]->handed_to = slots[i]->position.next_offset;
+		if (seeked[i])
+			slots[i]->handed_to = slots[i]->position.stored ?
+			    slots[i]->position.next_offset : 0;
 	free(start);
 	free(from);
 	free(seeked);
@@ -794,10 +799,16 @@ consumer_applied_to(const struct consumer *consumer,
 	int64_t at = slot->position.stored ? slot->position.next_offset : low;
 	int64_t read;
 
+	/*
+	 * With no offset stored, the seek to the log's start says 0: when
+	 * nothing was handed since, a partition that holds only an aborted
+	 * transaction's messages and markers is caught up at the position.
+	 */
 	if (consumer->pending.count == 0 && consumer->inflight.count == 0 &&
 	    !applier_busy(consumer->applier) &&
-	    slot->state == CONSUMER_PART_ACTIVE && slot->position.stored &&
-	    slot->handed_to == slot->position.next_offset &&
+	    slot->state == CONSUMER_PART_ACTIVE &&
+	    slot->handed_to == (slot->position.stored ?
+	    slot->position.next_offset : 0) &&
 	    kafka_client_position(consumer->client, slot->topic,
 	    slot->position.partition, &read) && read > at)
 		at = read;

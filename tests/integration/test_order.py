@@ -1283,6 +1283,42 @@ def test_transactional_topics_stay_caught_up_when_offsets_are_read_again():
         run.close()
 
 
+def test_a_partition_of_aborted_transactions_alone_is_caught_up():
+    """A partition whose only messages are an aborted transaction's (a
+    Kafka Connect task with exactly-once support that failed and started
+    again) hands the consumer nothing, so no offset is ever stored for
+    it: it is caught up at the position past the abort marker, lag 0,
+    and a rebuild swaps in instead of waiting for it for good."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.95.9.0/24", ["127.95.9.1-127.95.9.9"], 1)
+        run.settle()
+        producer = Producer({"bootstrap.servers": harness.bootstrap(),
+                             "transactional.id": harness.unique("tx")})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(run.topics.marks, key=b"127.95.9.5", value=event(
+            "mark.set", "127.95.9.5", {"address": "127.95.9.5",
+                                       "status": "reserved"}, 1))
+        producer.abort_transaction(30)
+        wait_until(lambda: lags(run.daemon) == [0.0, 0.0, 0.0], 60,
+                   "the lag to be 0 everywhere")
+        assert run.db.scalar("SELECT count(*) FROM ipam_state.consumer_offset "
+                             "WHERE topic = %s", (run.topics.marks,)) == 0
+        assert run.row("127.95.9.5")["status"] == "available"
+        assert run.daemon.stop() == 0
+
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert run.row("127.95.9.5")["status"] == "available"
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,
