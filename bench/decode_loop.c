@@ -5,10 +5,11 @@
  * a topic's do in intake, when the decoders measured have one.
  *
  *   decode_loop [--format debezium|cloudevents] [--entity E]
- *               [--rounds N] [--passes P] FILE
+ *               [--rounds N] [--passes P] [--keys KEYS] FILE
  *
  * FILE holds one message value a line (kcat -C -f '%s\n' of a topic that
- * loadgen filled).  Each pass decodes every message N times over; the
+ * loadgen filled), KEYS the messages' keys, one a line in the same order
+ * (kcat -C -f '%k\n'); without it the messages have no key.  Each pass decodes every message N times over; the
  * best pass is printed as microseconds a message, the noise of a shared
  * machine only ever adding to a pass.
  */
@@ -81,8 +82,8 @@ loop_now(void)
 
 /* Decodes every message rounds times; returns the seconds it took. */
 static double
-loop_pass(const struct loop_messages *m, enum decode_format format,
-    enum change_entity entity, long rounds)
+loop_pass(const struct loop_messages *m, const struct loop_messages *keys,
+    enum decode_format format, enum change_entity entity, long rounds)
 {
 	struct decode_input	in;
 	struct change		change;
@@ -102,6 +103,10 @@ loop_pass(const struct loop_messages *m, enum decode_format format,
 			in.entity = entity;
 			in.value = m->text + m->starts[i];
 			in.value_len = m->lens[i];
+			if (keys != NULL) {
+				in.key = keys->text + keys->starts[i];
+				in.key_len = keys->lens[i];
+			}
 #ifdef DECODE_MEMO_MAX
 			in.memo = &memo;
 #endif
@@ -126,9 +131,11 @@ main(int argc, char **argv)
 		{ "entity", required_argument, NULL, 'e' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "passes", required_argument, NULL, 'p' },
+		{ "keys", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct loop_messages		 m;
+	struct loop_messages		 m, keys;
+	const char			*keys_path = NULL;
 	enum decode_format		 format = DECODE_DEBEZIUM;
 	enum change_entity		 entity = CHANGE_SERVER;
 	long				 rounds = 200, passes = 5, p;
@@ -153,17 +160,27 @@ main(int argc, char **argv)
 		case 'p':
 			passes = strtol(optarg, NULL, 10);
 			break;
+		case 'k':
+			keys_path = optarg;
+			break;
 		default:
 			die("usage: decode_loop [--format F] [--entity E] "
-			    "[--rounds N] [--passes P] FILE");
+			    "[--rounds N] [--passes P] [--keys KEYS] FILE");
 		}
 	}
 	if (optind != argc - 1 || rounds < 1 || passes < 1)
 		die("usage: decode_loop [--format F] [--entity E] [--rounds N] "
-		    "[--passes P] FILE");
+		    "[--passes P] [--keys KEYS] FILE");
 	loop_read(argv[optind], &m);
+	if (keys_path != NULL) {
+		loop_read(keys_path, &keys);
+		if (keys.count != m.count)
+			die("the key file holds another number of lines than "
+			    "the message file");
+	}
 	for (p = 0; p < passes; p++) {
-		seconds = loop_pass(&m, format, entity, rounds);
+		seconds = loop_pass(&m, keys_path != NULL ? &keys : NULL,
+		    format, entity, rounds);
 		if (p == 0 || seconds < best)
 			best = seconds;
 	}
