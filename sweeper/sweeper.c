@@ -875,15 +875,17 @@ sweeper_turn(struct sweeper *sweeper)
 {
 	int64_t now_ns = sweeper_now_ns();
 	uint64_t allowed;
-	unsigned sent = 0, handed;
+	unsigned sent = 0, handed, reads;
 	bool blocked = false;
 
 	/*
 	 * Everything that waits, past the turn's bound: whatever is left
 	 * unread would be expired before it is judged.  No probe goes out
-	 * meanwhile, so it is no more than the probes in flight.
+	 * meanwhile, so the replies are no more than the probes in flight
+	 * (SWEEP_SEQ_COUNT at most); a flood of forged ones stops there.
 	 */
-	while (sweeper_read_all(sweeper))
+	for (reads = 0; reads < SWEEP_SEQ_COUNT / SWEEPER_READ_TURN &&
+	    sweeper_read_all(sweeper); reads++)
 		continue;
 	sweeper_expire(sweeper, now_ns);
 	sweep_bucket_refill(&sweeper->bucket, now_ns);
