@@ -9,7 +9,9 @@
  *
  * FILE holds one message value a line (kcat -C -f '%s\n' of a topic that
  * loadgen filled), KEYS the messages' keys, one a line in the same order
- * (kcat -C -f '%k\n'); without it the messages have no key.  Each pass decodes every message N times over; the
+ * (kcat -C -f '%k\n'); without it the messages have no key.  Empty
+ * lines are skipped in both: a topic of keyless messages or tombstones
+ * pairs keys and values wrongly, or is refused when the counts differ.  Each pass decodes every message N times over; the
  * best pass is printed as microseconds a message, the noise of a shared
  * machine only ever adding to a pass.
  */
@@ -39,7 +41,7 @@ die(const char *what)
 
 /* Reads FILE into messages, one a line; empty lines are skipped. */
 static void
-loop_read(const char *path, struct loop_messages *m)
+loop_read(const char *path, const char *what, struct loop_messages *m)
 {
 	FILE	*f;
 	long	 size;
@@ -47,13 +49,13 @@ loop_read(const char *path, struct loop_messages *m)
 
 	if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) != 0 ||
 	    (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-		die("cannot read the message file");
+		die(what);
 	m->text = malloc((size_t)size + 1);
 	m->starts = calloc((size_t)size + 1, sizeof(*m->starts));
 	m->lens = calloc((size_t)size + 1, sizeof(*m->lens));
 	if (m->text == NULL || m->starts == NULL || m->lens == NULL ||
 	    fread(m->text, 1, (size_t)size, f) != (size_t)size)
-		die("cannot read the message file");
+		die(what);
 	fclose(f);
 	m->text[size] = '\n';
 	m->count = 0;
@@ -67,7 +69,7 @@ loop_read(const char *path, struct loop_messages *m)
 		start = i + 1;
 	}
 	if (m->count == 0)
-		die("the message file holds no message");
+		die("a file holds no line");
 }
 
 /* Seconds of the monotonic clock. */
@@ -171,9 +173,9 @@ main(int argc, char **argv)
 	if (optind != argc - 1 || rounds < 1 || passes < 1)
 		die("usage: decode_loop [--format F] [--entity E] [--rounds N] "
 		    "[--passes P] [--keys KEYS] FILE");
-	loop_read(argv[optind], &m);
+	loop_read(argv[optind], "cannot read the message file", &m);
 	if (keys_path != NULL) {
-		loop_read(keys_path, &keys);
+		loop_read(keys_path, "cannot read the key file", &keys);
 		if (keys.count != m.count)
 			die("the key file holds another number of lines than "
 			    "the message file");

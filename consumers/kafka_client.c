@@ -1206,9 +1206,9 @@ kafka_client_close(struct kafka_client *client, long long deadline_ms)
 				    false);
 			/*
 			 * Partitions the group gave just before the close:
-			 * librdkafka waits for them to be taken before it can
-			 * revoke them and leave, so they are taken (nothing
-			 * is fetched any more) and given back at once.
+			 * librdkafka waits for the assign call before it can
+			 * leave, and, the group closing, takes it as an
+			 * unassign (nothing is fetched).
 			 */
 			else if (rd_kafka_event_type(event) ==
 			    RD_KAFKA_EVENT_REBALANCE &&
