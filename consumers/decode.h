@@ -138,4 +138,11 @@ enum decode_result decode_debezium(const struct decode_input *in,
 char	*decode_headers_json(const struct decode_header *headers,
 	    size_t count);
 
+/*
+ * The first header of a message with this name (ASCII case ignored when
+ * nocase), or NULL when there is none.
+ */
+const struct decode_header *decode_header_find(const struct decode_input *in,
+	    const char *name, bool nocase);
+
 #endif

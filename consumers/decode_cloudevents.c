@@ -103,25 +103,6 @@ ce_check_media(const struct ce_event *event, char *err, size_t errlen)
 	    label, sizeof(label)), quoted);
 }
 
-/*
- * Finds the header with this name (ASCII case ignored when nocase);
- * returns NULL when there is none.
- */
-static const struct decode_header *
-ce_header(const struct decode_input *in, const char *name, bool nocase)
-{
-	size_t	i;
-
-	for (i = 0; i < in->header_count; i++) {
-		const char	*have = in->headers[i].name;
-
-		if (have != NULL && (nocase ? strcasecmp(have, name) :
-		    strcmp(have, name)) == 0)
-			return &in->headers[i];
-	}
-	return NULL;
-}
-
 /* Parses the message value as JSON; empty means no JSON at all. */
 static int
 ce_parse_value(const struct decode_input *in, size_t flags, const char *what,
@@ -202,9 +183,9 @@ decode_cloudevents_binary(const struct decode_input *in)
 	static const char		 structured[] = "application/cloudevents";
 	const struct decode_header	*content_type;
 
-	if (ce_header(in, "ce_specversion", false) == NULL)
+	if (decode_header_find(in, "ce_specversion", false) == NULL)
 		return false;
-	content_type = ce_header(in, "content-type", true);
+	content_type = decode_header_find(in, "content-type", true);
 	return content_type == NULL || content_type->value == NULL ||
 	    content_type->value_len < strlen(structured) ||
 	    strncasecmp(content_type->value, structured,
@@ -225,7 +206,7 @@ ce_load(struct ce_event *event, char *err, size_t errlen)
 
 	batch = "application/cloudevents-batch";
 
-	content_type = ce_header(in, "content-type", true);
+	content_type = decode_header_find(in, "content-type", true);
 	if (content_type != NULL && content_type->value != NULL &&
 	    content_type->value_len >= strlen(batch) &&
 	    strncasecmp(content_type->value, batch, strlen(batch)) == 0)
@@ -413,7 +394,12 @@ ce_identify(const struct ce_event *event, struct change *out, char *err,
 			goto fail;
 		}
 		out->has_ip = true;
-		if ((out->id = fields_mark_id(out->vrf, &out->ip)) == NULL) {
+		/* A key names the same mark: its id is the mark's. */
+		if (key_mark != NULL) {
+			out->id = key_mark;
+			key_mark = NULL;
+		} else if ((out->id = fields_mark_id(out->vrf,
+		    &out->ip)) == NULL) {
 			fields_error(err, errlen, "out of memory");
 			goto fail;
 		}

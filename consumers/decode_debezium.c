@@ -166,19 +166,6 @@ dbz_column(const char *row_name, const char *column, bool required,
  */
 #define DBZ_UNAVAILABLE	"__debezium_unavailable_value"
 
-/* Whether the message has a header of this name. */
-static bool
-dbz_header(const struct decode_input *in, const char *name)
-{
-	size_t	i;
-
-	for (i = 0; i < in->header_count; i++)
-		if (in->headers[i].name != NULL &&
-		    strcmp(in->headers[i].name, name) == 0)
-			return true;
-	return false;
-}
-
 /* The placeholder the connector is configured with. */
 static const char *
 dbz_placeholder(const struct decode_input *in)
@@ -243,7 +230,8 @@ dbz_unchanged(const struct decode_input *in, char letter, const char *label,
 	 * old key and a create of the new one, whose unchanged TOASTed
 	 * columns PostgreSQL logs only under REPLICA IDENTITY FULL.
 	 */
-	if (letter == 'c' && dbz_header(in, "__debezium.oldkey"))
+	if (letter == 'c' &&
+	    decode_header_find(in, "__debezium.oldkey", false) != NULL)
 		return fields_error(err, errlen, "%s holds %s in the create "
 		    "Debezium sends for an update that changed the row's "
 		    "primary key (header __debezium.oldkey): PostgreSQL did "

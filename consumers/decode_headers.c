@@ -1,6 +1,10 @@
-/* Kafka headers as JSON for the dead letters: every byte kept, in order. */
+/*
+ * Kafka headers: found by name, and written as JSON for the dead letters,
+ * every byte kept, in order.
+ */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "consumers/decode.h"
 #include "consumers/decode_fields.h"
@@ -120,4 +124,24 @@ decode_headers_json(const struct decode_header *headers, size_t count)
 	t.buf[t.len++] = ']';
 	t.buf[t.len] = '\0';
 	return t.buf;
+}
+
+/*
+ * The first header of a message with this name (ASCII case ignored when
+ * nocase), or NULL when there is none.
+ */
+const struct decode_header *
+decode_header_find(const struct decode_input *in, const char *name,
+    bool nocase)
+{
+	size_t	i;
+
+	for (i = 0; i < in->header_count; i++) {
+		const char	*have = in->headers[i].name;
+
+		if (have != NULL && (nocase ? strcasecmp(have, name) :
+		    strcmp(have, name)) == 0)
+			return &in->headers[i];
+	}
+	return NULL;
 }
