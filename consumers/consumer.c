@@ -24,6 +24,13 @@
 #define CONSUMER_TICK_MS	200
 
 /*
+ * A partition whose seek failed is sought again after this long, doubled
+ * with each failure in a row up to the most.
+ */
+#define CONSUMER_SEEK_RETRY_MS		200
+#define CONSUMER_SEEK_RETRY_MAX_MS	5000
+
+/*
  * A rebuild reads the whole history at once: batches ten times larger
  * collapse more versions of one entity into one change (and nobody waits
  * on its latency).
@@ -89,6 +96,8 @@ struct consumer_partition {
 							   while CHECKING
 							   (batch_fingerprint()) */
 	bool				 recreated;	/* it was another one */
+	unsigned			 seek_failures;	/* in a row */
+	struct timespec			 seek_failed_at;
 };
 
 struct consumer {
@@ -310,6 +319,7 @@ consumer_assigned(void *arg, const struct kafka_partition *parts,
 		slot->position.stored = false;
 		slot->rebuild_target = -1;
 		slot->handed_to = -1;
+		slot->seek_failures = 0;
 		consumer->stats.assigned++;
 	}
 	consumer_load(consumer);
@@ -493,15 +503,30 @@ consumer_release(struct consumer *consumer, struct consumer_partition **slots,
 		    slots[i]->position.next_offset : RD_KAFKA_OFFSET_BEGINNING;
 	}
 	kafka_client_release(consumer->client, start, from, n, seeked);
-	/*
-	 * Once the seek is done, nothing is handed before the stored offset:
-	 * a position librdkafka reaches past it with nothing handed passed
-	 * only markers (consumer_applied_to()).
-	 */
-	for (i = 0; i < n; i++)
-		if (seeked[i])
+	for (i = 0; i < n; i++) {
+		/*
+		 * Once the seek is done, nothing is handed before the stored
+		 * offset: a position librdkafka reaches past it with nothing
+		 * handed passed only markers (consumer_applied_to()).
+		 */
+		if (seeked[i]) {
 			slots[i]->handed_to = slots[i]->position.stored ?
 			    slots[i]->position.next_offset : 0;
+			slots[i]->seek_failures = 0;
+			continue;
+		}
+		/*
+		 * Still held: its offset is read and sought again later.  Let
+		 * go at the place librdkafka kept, it would skip what was
+		 * dropped while it was held, and a later batch would commit
+		 * past it.
+		 */
+		slots[i]->state = CONSUMER_PART_LOADING;
+		slots[i]->load_sent = false;
+		slots[i]->seek_failures++;
+		clock_gettime(CLOCK_MONOTONIC, &slots[i]->seek_failed_at);
+		consumer->stats.seek_failures++;
+	}
 	free(start);
 	free(from);
 	free(seeked);
@@ -635,6 +660,25 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 	consumer_flush(consumer);
 }
 
+/* Tells whether a partition waits for its offset to be read now. */
+static bool
+consumer_load_due(const struct consumer_partition *slot)
+{
+	long long wait = CONSUMER_SEEK_RETRY_MS;
+	unsigned i;
+
+	if (!slot->assigned || slot->state != CONSUMER_PART_LOADING)
+		return false;
+	if (slot->seek_failures == 0)
+		return true;
+	for (i = 1; i < slot->seek_failures &&
+	    wait < CONSUMER_SEEK_RETRY_MAX_MS; i++)
+		wait *= 2;
+	if (wait > CONSUMER_SEEK_RETRY_MAX_MS)
+		wait = CONSUMER_SEEK_RETRY_MAX_MS;
+	return clock_ms_since(&slot->seek_failed_at) >= wait;
+}
+
 /*
  * Reads the stored offsets of the partitions waiting for them, when the
  * connection is free: before any apply, which might otherwise move them.
@@ -642,6 +686,7 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 static void
 consumer_load(struct consumer *consumer)
 {
+	struct consumer_partition **due;
 	struct kafka_partition *parts;
 	size_t i, count = 0;
 
@@ -659,13 +704,16 @@ consumer_load(struct consumer *consumer)
 	if (!consumer_any_loading(consumer))
 		return;
 	if ((parts = calloc(consumer->partition_count + 1,
-	    sizeof(*parts))) == NULL)
+	    sizeof(*parts))) == NULL ||
+	    (due = calloc(consumer->partition_count + 1,
+	    sizeof(*due))) == NULL)
 		fatal("consumer: calloc");
 	for (i = 0; i < consumer->partition_count; i++) {
 		struct consumer_partition *slot = &consumer->partitions[i];
 
-		if (!slot->assigned || slot->state != CONSUMER_PART_LOADING)
+		if (!consumer_load_due(slot))
 			continue;
+		due[count] = slot;
 		parts[count].topic = slot->topic;
 		parts[count].partition = slot->position.partition;
 		count++;
@@ -674,14 +722,11 @@ consumer_load(struct consumer *consumer)
 	    rebuild_schema(consumer->rebuild), consumer->topic_names, parts,
 	    count, consumer_loaded, consumer) == 0) {
 		consumer->loading = true;
-		for (i = 0; i < consumer->partition_count; i++) {
-			struct consumer_partition *slot = &consumer->partitions[i];
-
-			if (slot->assigned && slot->state == CONSUMER_PART_LOADING)
-				slot->load_sent = true;
-		}
+		for (i = 0; i < count; i++)
+			due[i]->load_sent = true;
 	}
 	free(parts);
+	free(due);
 }
 
 /* Tells whether a partition still waits for its offset. */
@@ -1458,6 +1503,15 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 			    "the stored offset of %s[%d] again",
 			    consumer->topics[slot->topic].name,
 			    (int)slot->position.partition);
+			return false;
+		}
+		if (slot->state == CONSUMER_PART_LOADING &&
+		    slot->seek_failures > 0) {
+			snprintf(reason, reasonlen, "%s[%d]: the seek to its "
+			    "stored offset failed %u time(s) in a row; sought "
+			    "again (see the log)",
+			    consumer->topics[slot->topic].name,
+			    (int)slot->position.partition, slot->seek_failures);
 			return false;
 		}
 		if (slot->state == CONSUMER_PART_LOADING) {

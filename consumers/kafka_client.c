@@ -40,6 +40,7 @@
  * client's own threads (the partition's broker thread), no request is sent.
  */
 #define KAFKA_SEEK_MS		5000
+#define KAFKA_SEEK_TEXT		"5 s"
 
 /*
  * How long destroying the handle may take before the exit goes on: at
@@ -829,21 +830,28 @@ kafka_client_start(struct kafka_client *client)
 	log_info("kafka: subscribed to %zu topics", client->topic_count);
 }
 
-/* Starts fetching held partitions, each at its offset. */
+/*
+ * Starts fetching held partitions, each at its offset.  One whose seek
+ * failed stays held: resumed, it would fetch from where it stood before
+ * (librdkafka drops a failed seek), past what was dropped while it was
+ * held.
+ */
 void
 kafka_client_release(struct kafka_client *client,
     const struct kafka_partition *parts, const int64_t *offsets, size_t count,
     bool *seeked)
 {
-	rd_kafka_topic_partition_list_t *list;
+	rd_kafka_topic_partition_list_t *list, *resume;
 	rd_kafka_topic_partition_t *elem;
 	rd_kafka_error_t *error;
+	rd_kafka_resp_err_t err;
 	size_t *which, i;
 	int j;
 
 	if ((which = calloc(count > 0 ? count : 1, sizeof(*which))) == NULL)
 		fatal("kafka: calloc");
 	list = rd_kafka_topic_partition_list_new((int)count);
+	resume = rd_kafka_topic_partition_list_new((int)count);
 	for (i = 0; i < count; i++) {
 		seeked[i] = false;
 		if (kafka_part_get(client, parts[i].topic,
@@ -871,19 +879,32 @@ kafka_client_release(struct kafka_client *client,
 	error = rd_kafka_seek_partitions(client->rk, list,
 	    rd_kafka_version() < 0x020100ff ? KAFKA_SEEK_MS * 1000 :
 	    KAFKA_SEEK_MS);
-	if (error != NULL) {
-		log_errx("kafka: seek of %d partition(s): %s", list->cnt,
-		    rd_kafka_error_string(error));
-		rd_kafka_error_destroy(error);
-	}
 	for (j = 0; j < list->cnt; j++) {
 		elem = &list->elems[j];
 		i = which[j];
-		if (error == NULL && elem->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			log_errx("kafka: seek %s[%d]: %s", elem->topic,
-			    elem->partition, rd_kafka_err2str(elem->err));
-		seeked[i] = error == NULL &&
-		    elem->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+		/*
+		 * Not done: still in progress when the wait timed out (it
+		 * may yet run, before a later seek), outdated by a
+		 * rebalance's pause or resume, the partition's fetcher not
+		 * started or stopped (__STATE), or the whole call refused
+		 * (each element then still says no error).
+		 */
+		err = elem->err;
+		if (error != NULL &&
+		    rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT)
+			err = rd_kafka_error_code(error);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			log_warnx("kafka: seek of %s[%d] to offset %lld: %s; "
+			    "it stays held and is sought again", elem->topic,
+			    elem->partition, (long long)offsets[i],
+			    err == RD_KAFKA_RESP_ERR__IN_PROGRESS ?
+			    "not done within " KAFKA_SEEK_TEXT :
+			    rd_kafka_err2str(err));
+			continue;
+		}
+		seeked[i] = true;
+		rd_kafka_topic_partition_list_add(resume, elem->topic,
+		    elem->partition);
 		kafka_part_set(client, parts[i].topic, parts[i].partition,
 		    KAFKA_PART_FETCHING);
 		/*
@@ -894,9 +915,12 @@ kafka_client_release(struct kafka_client *client,
 		client->topics[parts[i].topic].starts[parts[i].partition] =
 		    offsets[i] >= 0 ? offsets[i] : 0;
 	}
-	if (!client->fetch_paused)
-		rd_kafka_resume_partitions(client->rk, list);
+	if (error != NULL)
+		rd_kafka_error_destroy(error);
+	if (!client->fetch_paused && resume->cnt > 0)
+		rd_kafka_resume_partitions(client->rk, resume);
 done:
+	rd_kafka_topic_partition_list_destroy(resume);
 	rd_kafka_topic_partition_list_destroy(list);
 	free(which);
 }

@@ -110,9 +110,11 @@ void		 kafka_client_poll(struct kafka_client *client);
  * Starts fetching held partitions (others are left alone), parts[i] at
  * offsets[i] (a number, or RD_KAFKA_OFFSET_BEGINNING).  Messages that
  * came while they were held were dropped; the seeks fetch them again.
- * seeked[i] is true when the seek of parts[i] is done:
+ * seeked[i] is true when the seek of parts[i] is done and it fetches:
  * kafka_client_position() is then unknown until a message is handed or
- * a transaction's marker passed.
+ * a transaction's marker passed.  False when it was not held, or when
+ * its seek failed (said in the log): it then stays held, and the owner
+ * releases it again later.
  */
 void		 kafka_client_release(struct kafka_client *client,
 		    const struct kafka_partition *parts, const int64_t *offsets,

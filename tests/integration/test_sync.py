@@ -31,12 +31,12 @@ def event(kind, subject, data=None, version=None, event_id=None):
 class Run:
     """One daemon on one fresh database and set of topics."""
 
-    def __init__(self, partitions=1, config=None, formats=None, db=None):
+    def __init__(self, partitions=1, config=None, formats=None, db=None, env=None):
         self.db = db or Database()
         self.topics = Topics(partitions=partitions, formats=formats)
         self.kafka = Kafka()
         self.sent = 0
-        self.daemon = Daemon(self.db, self.topics, config=config).start()
+        self.daemon = Daemon(self.db, self.topics, config=config, env=env).start()
         self.daemon.wait_ready()
 
     def send(self, topic, key, value, headers=None):
@@ -659,6 +659,21 @@ def test_a_passing_error_met_while_a_batch_is_split_is_retried_not_dead_lettered
         run.close()
 
 
+def offset_moved_under_the_daemon(run, offset, net):
+    """Moves the stored offset of the servers topic to offset under the
+    daemon, sends servers 1..9 (offsets 1..9 after server 0), and waits for
+    the refused batch and for the daemon to go on to offset 10."""
+    run.db.query("UPDATE ipam_state.consumer_offset SET next_offset = %s "
+                 "WHERE topic = %s", (offset, run.topics.servers))
+    for i in range(1, 10):
+        run.server(str(i), "%s.%d" % (net, i + 1), 1)
+    run.kafka.flush()
+    run.daemon.wait_log(r"offsets moved under us", 60)
+    wait_until(lambda: run.db.scalar(
+        "SELECT next_offset FROM ipam_state.consumer_offset WHERE topic = %s",
+        (run.topics.servers,)) == 10, 60, "the daemon to go on from the moved offset")
+
+
 def test_offsets_moved_by_another_owner():
     """When the stored offset moves under the daemon (another instance took
     the partition and went on), its batch is refused, it reads the offsets
@@ -669,20 +684,69 @@ def test_offsets_moved_by_another_owner():
         run.server("0", "10.81.0.1", 1)
         run.settle()
         # Another owner applied servers offsets 1..4 (simulated) and moved on.
-        run.db.query("UPDATE ipam_state.consumer_offset SET next_offset = 5 "
-                     "WHERE topic = %s", (run.topics.servers,))
-        for i in range(1, 10):
-            run.server(str(i), "10.81.0.%d" % (i + 1), 1)
-        run.kafka.flush()
-        run.daemon.wait_log(r"offsets moved under us", 60)
-        wait_until(lambda: run.db.scalar(
-            "SELECT next_offset FROM ipam_state.consumer_offset WHERE topic = %s",
-            (run.topics.servers,)) == 10, 60, "the daemon to go on after re-joining")
+        offset_moved_under_the_daemon(run, 5, "10.81.0")
         # Offsets 1..4 belong to the other owner: not applied here.
         assert sorted(int(r[0]) for r in run.db.query(
             "SELECT server_id FROM ipam WHERE status = 'allocated'")) == [0, 5, 6, 7, 8, 9]
     finally:
         run.close()
+
+
+def metric(daemon, name):
+    """One sample of the daemon's /metrics, as a number (None: absent)."""
+    status, body = daemon.http_get("/metrics")
+    assert status == 200, body
+    found = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
+    return float(found.group(1)) if found else None
+
+
+def test_a_failed_seek_keeps_the_partition_held():
+    """A seek to the stored offset that librdkafka does not do (outdated by
+    a rebalance, timed out) leaves the partition held, and it is sought
+    again: let go where librdkafka kept it, it would go on past the batch
+    dropped for the reload, which a later batch would then commit past.
+    The seeks are made to fail by seek_fails.c, loaded into the daemon."""
+    library = os.environ.get("IPAM_TEST_SEEK_FAILS_LIB")
+    assert library and os.path.exists(library), \
+        "IPAM_TEST_SEEK_FAILS_LIB names no library: run through ctest"
+    work = tempfile.mkdtemp(prefix="ipam-seek-")
+    fails = os.path.join(work, "fails")
+    with open(fails, "w") as f:
+        f.write("0\n")
+    # An ASan build's runtime wants to be first in the preloaded list.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": library, "IPAM_TEST_SEEK_FAILS": fails,
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    run = Run(env=env)
+    try:
+        run.subnet("1", "10.82.0.0/24", [], 1)
+        run.server("0", "10.82.0.1", 1)
+        run.settle()
+        # The offset moves back under the daemon: the next batch is refused,
+        # dropped, and fetched again from offset 0 once sought there; the
+        # first three seeks fail.
+        with open(fails, "w") as f:
+            f.write("3\n")
+        offset_moved_under_the_daemon(run, 0, "10.82.0")
+        assert sorted(int(r[0]) for r in run.db.query(
+            "SELECT server_id FROM ipam WHERE status = 'allocated'")) == list(range(10))
+        log = run.daemon.log()
+        assert re.search(r"kafka: seek of [^ ]+\.servers\[0\] to offset 0: .*; it stays "
+                         r"held and is sought again", log), log
+        assert "not done within 5 s" in log and "Local: Outdated" in log, log
+        # Three seeks failed, each of one or more partitions, each counted.
+        failed = len(re.findall(r"it stays held and is sought again", log))
+        assert failed >= 3, log
+        assert metric(run.daemon, "ipam_syncd_kafka_seek_failures_total") == failed
+        with open(fails) as f:
+            assert f.read().strip() == "0"
+        # Each address was inserted once: nothing applied twice either.
+        assert run.db.scalar("SELECT count(*) FROM ipamd.audit WHERE action = 'insert'") == 10
+        assert run.db.scalar(
+            "SELECT count(DISTINCT ip_address) FROM ipamd.audit WHERE action = 'insert'") == 10
+    finally:
+        run.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def test_kafka_outage():
