@@ -28,7 +28,7 @@
  * with each failure in a row up to the most.
  */
 #define CONSUMER_SEEK_RETRY_MS		200
-#define CONSUMER_SEEK_RETRY_MAX_MS	5000
+#define CONSUMER_SEEK_RETRY_MAX_MS	30000
 
 /*
  * A rebuild reads the whole history at once: batches ten times larger
@@ -488,12 +488,12 @@ consumer_release(struct consumer *consumer, struct consumer_partition **slots,
 {
 	struct kafka_partition *start;
 	int64_t *from;
-	bool *seeked;
+	enum kafka_release *results;
 	size_t i;
 
 	if ((start = calloc(n + 1, sizeof(*start))) == NULL ||
 	    (from = calloc(n + 1, sizeof(*from))) == NULL ||
-	    (seeked = calloc(n + 1, sizeof(*seeked))) == NULL)
+	    (results = calloc(n + 1, sizeof(*results))) == NULL)
 		fatal("consumer: calloc");
 	for (i = 0; i < n; i++) {
 		slots[i]->state = CONSUMER_PART_ACTIVE;
@@ -502,34 +502,49 @@ consumer_release(struct consumer *consumer, struct consumer_partition **slots,
 		from[i] = slots[i]->position.stored ?
 		    slots[i]->position.next_offset : RD_KAFKA_OFFSET_BEGINNING;
 	}
-	kafka_client_release(consumer->client, start, from, n, seeked);
+	kafka_client_release(consumer->client, start, from, n, results);
 	for (i = 0; i < n; i++) {
-		/*
-		 * Once the seek is done, nothing is handed before the stored
-		 * offset: a position librdkafka reaches past it with nothing
-		 * handed passed only markers (consumer_applied_to()).
-		 */
-		if (seeked[i]) {
+		switch (results[i]) {
+		case KAFKA_RELEASED:
+			/*
+			 * Once the seek is done, nothing is handed before the
+			 * stored offset: a position librdkafka reaches past it
+			 * with nothing handed passed only markers
+			 * (consumer_applied_to()).
+			 */
 			slots[i]->handed_to = slots[i]->position.stored ?
 			    slots[i]->position.next_offset : 0;
 			slots[i]->seek_failures = 0;
-			continue;
+			break;
+		case KAFKA_RELEASE_NOT_HELD:
+			break;
+		case KAFKA_RELEASE_FAILED:
+			/*
+			 * Still held: its offset is read and sought again
+			 * later.  Let go at the place librdkafka kept, it
+			 * would skip what was dropped while it was held, and
+			 * a later batch would commit past it.
+			 */
+			slots[i]->state = CONSUMER_PART_LOADING;
+			slots[i]->load_sent = false;
+			slots[i]->seek_failures++;
+			clock_gettime(CLOCK_MONOTONIC,
+			    &slots[i]->seek_failed_at);
+			consumer->stats.seek_failures++;
+			break;
+		case KAFKA_RELEASE_OUT_OF_RANGE:
+			consumer_out_of_range(consumer, slots[i]->topic,
+			    slots[i]->position.partition, "an out-of-range "
+			    "error at the place fetched before stopped its "
+			    "fetcher while it was held, and no seek starts it "
+			    "again; if the stored offset is within the log, a "
+			    "restart goes on from it");
+			break;
 		}
-		/*
-		 * Still held: its offset is read and sought again later.  Let
-		 * go at the place librdkafka kept, it would skip what was
-		 * dropped while it was held, and a later batch would commit
-		 * past it.
-		 */
-		slots[i]->state = CONSUMER_PART_LOADING;
-		slots[i]->load_sent = false;
-		slots[i]->seek_failures++;
-		clock_gettime(CLOCK_MONOTONIC, &slots[i]->seek_failed_at);
-		consumer->stats.seek_failures++;
 	}
 	free(start);
 	free(from);
-	free(seeked);
+	free(results);
 }
 
 /*
@@ -633,7 +648,13 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 		slot->position.next_offset = stored[i].next >= 0 ?
 		    stored[i].next : 0;
 		slot->recreated = false;
-		if (!slot->position.stored &&
+		/* Said once, not again at each seek tried again. */
+		if (slot->seek_failures > 0)
+			log_debug("kafka: %s[%d]: seeking offset %lld again",
+			    consumer->topics[slot->topic].name,
+			    slot->position.partition,
+			    (long long)slot->position.next_offset);
+		else if (!slot->position.stored &&
 		    rebuild_state(consumer->rebuild) == REBUILD_OFF &&
 		    consumer_topic_consumed(consumer, slot->topic, slot))
 			log_warnx("kafka: %s[%d] is new to a topic whose other "
@@ -645,10 +666,12 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 			    "partition can win over a newer one "
 			    "(docs/EVENTS.md)", consumer->topics[slot->topic].name,
 			    slot->position.partition);
-		log_info("kafka: assigned %s[%d] from offset %s%lld",
-		    consumer->topics[slot->topic].name, slot->position.partition,
-		    slot->position.stored ? "" : "(beginning) ",
-		    (long long)slot->position.next_offset);
+		if (slot->seek_failures == 0)
+			log_info("kafka: assigned %s[%d] from offset %s%lld",
+			    consumer->topics[slot->topic].name,
+			    slot->position.partition,
+			    slot->position.stored ? "" : "(beginning) ",
+			    (long long)slot->position.next_offset);
 		if (!consumer_check(consumer, slot, &stored[i]))
 			slots[n++] = slot;
 	}

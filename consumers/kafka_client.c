@@ -40,7 +40,6 @@
  * client's own threads (the partition's broker thread), no request is sent.
  */
 #define KAFKA_SEEK_MS		5000
-#define KAFKA_SEEK_TEXT		"5 s"
 
 /*
  * How long destroying the handle may take before the exit goes on: at
@@ -64,6 +63,13 @@ enum kafka_part_state {
 	KAFKA_PART_HELD,	/* assigned, paused until released */
 	KAFKA_PART_FETCHING,	/* assigned and released */
 };
+
+/*
+ * With the state: an out-of-range error came for the partition since it
+ * was assigned (librdkafka then stopped its fetcher, and no seek starts
+ * it again).
+ */
+#define KAFKA_PART_RESET	0x80
 
 /* One topic: its name, whether it exists, its partitions' states. */
 struct kafka_topic {
@@ -164,11 +170,26 @@ kafka_part_get(const struct kafka_client *client, int topic, int32_t partition)
 	if (topic < 0 || (size_t)topic >= client->topic_count || partition < 0)
 		return KAFKA_PART_NONE;
 	t = &client->topics[topic];
-	return (size_t)partition < t->part_count ? t->parts[partition] :
+	return (size_t)partition < t->part_count ?
+	    (enum kafka_part_state)(t->parts[partition] & ~KAFKA_PART_RESET) :
 	    KAFKA_PART_NONE;
 }
 
-/* Sets the state of one partition, growing the table as needed. */
+/* Tells whether an out-of-range error came for a partition. */
+static bool
+kafka_part_reset(const struct kafka_client *client, int topic,
+    int32_t partition)
+{
+	const struct kafka_topic *t = &client->topics[topic];
+
+	return partition >= 0 && (size_t)partition < t->part_count &&
+	    (t->parts[partition] & KAFKA_PART_RESET) != 0;
+}
+
+/*
+ * Sets the state of one partition, growing the table as needed; the
+ * out-of-range mark stays until it is not assigned (or is set with it).
+ */
 static void
 kafka_part_set(struct kafka_client *client, int topic, int32_t partition,
     enum kafka_part_state state)
@@ -194,7 +215,11 @@ kafka_part_set(struct kafka_client *client, int topic, int32_t partition,
 		t->starts = starts;
 		t->part_count = count;
 	}
-	t->parts[partition] = (uint8_t)state;
+	if (state == KAFKA_PART_NONE)
+		t->parts[partition] = (uint8_t)state;
+	else
+		t->parts[partition] = (uint8_t)((unsigned)state |
+		    (t->parts[partition] & KAFKA_PART_RESET));
 }
 
 /* A list of one partition, for the calls that take lists. */
@@ -731,7 +756,13 @@ kafka_message(struct kafka_client *client, rd_kafka_message_t *message)
 		kafka_fatal(client);
 		break;
 	case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
-		/* Only a released partition started where the owner said. */
+		/*
+		 * Only a released partition started where the owner said; a
+		 * held one is told at its release, which cannot seek.
+		 */
+		if (state != KAFKA_PART_NONE)
+			client->topics[topic].parts[message->partition] |=
+			    KAFKA_PART_RESET;
 		if (state == KAFKA_PART_FETCHING)
 			client->handlers.out_of_range(client->handlers.arg,
 			    topic, message->partition,
@@ -830,6 +861,16 @@ kafka_client_start(struct kafka_client *client)
 	log_info("kafka: subscribed to %zu topics", client->topic_count);
 }
 
+/* Names the offset a seek went to. */
+static const char *
+kafka_offset_text(int64_t offset, char *buf, size_t buflen)
+{
+	if (offset == RD_KAFKA_OFFSET_BEGINNING)
+		return "the beginning";
+	snprintf(buf, buflen, "offset %lld", (long long)offset);
+	return buf;
+}
+
 /*
  * Starts fetching held partitions, each at its offset.  One whose seek
  * failed stays held: resumed, it would fetch from where it stood before
@@ -839,12 +880,13 @@ kafka_client_start(struct kafka_client *client)
 void
 kafka_client_release(struct kafka_client *client,
     const struct kafka_partition *parts, const int64_t *offsets, size_t count,
-    bool *seeked)
+    enum kafka_release *results)
 {
 	rd_kafka_topic_partition_list_t *list, *resume;
 	rd_kafka_topic_partition_t *elem;
 	rd_kafka_error_t *error;
 	rd_kafka_resp_err_t err;
+	char where[64], why[128];
 	size_t *which, i;
 	int j;
 
@@ -853,7 +895,7 @@ kafka_client_release(struct kafka_client *client,
 	list = rd_kafka_topic_partition_list_new((int)count);
 	resume = rd_kafka_topic_partition_list_new((int)count);
 	for (i = 0; i < count; i++) {
-		seeked[i] = false;
+		results[i] = KAFKA_RELEASE_NOT_HELD;
 		if (kafka_part_get(client, parts[i].topic,
 		    parts[i].partition) != KAFKA_PART_HELD)
 			continue;
@@ -886,23 +928,33 @@ kafka_client_release(struct kafka_client *client,
 		 * Not done: still in progress when the wait timed out (it
 		 * may yet run, before a later seek), outdated by a
 		 * rebalance's pause or resume, the partition's fetcher not
-		 * started or stopped (__STATE), or the whole call refused
-		 * (each element then still says no error).
+		 * started or stopped (__STATE), or the whole call refused.
 		 */
 		err = elem->err;
 		if (error != NULL &&
 		    rd_kafka_error_code(error) != RD_KAFKA_RESP_ERR__TIMED_OUT)
 			err = rd_kafka_error_code(error);
-		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-			log_warnx("kafka: seek of %s[%d] to offset %lld: %s; "
-			    "it stays held and is sought again", elem->topic,
-			    elem->partition, (long long)offsets[i],
-			    err == RD_KAFKA_RESP_ERR__IN_PROGRESS ?
-			    "not done within " KAFKA_SEEK_TEXT :
-			    rd_kafka_err2str(err));
+		if (err == RD_KAFKA_RESP_ERR__STATE &&
+		    kafka_part_reset(client, parts[i].topic,
+		    parts[i].partition)) {
+			results[i] = KAFKA_RELEASE_OUT_OF_RANGE;
 			continue;
 		}
-		seeked[i] = true;
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			results[i] = KAFKA_RELEASE_FAILED;
+			if (err == RD_KAFKA_RESP_ERR__IN_PROGRESS)
+				snprintf(why, sizeof(why), "not done within "
+				    "%d ms", KAFKA_SEEK_MS);
+			else
+				snprintf(why, sizeof(why), "%s",
+				    rd_kafka_err2str(err));
+			log_warnx("kafka: seek of %s[%d] to %s: %s; it stays "
+			    "held and is sought again", elem->topic,
+			    elem->partition, kafka_offset_text(offsets[i],
+			    where, sizeof(where)), why);
+			continue;
+		}
+		results[i] = KAFKA_RELEASED;
 		rd_kafka_topic_partition_list_add(resume, elem->topic,
 		    elem->partition);
 		kafka_part_set(client, parts[i].topic, parts[i].partition,

@@ -106,19 +106,29 @@ void		 kafka_client_start(struct kafka_client *client);
  */
 void		 kafka_client_poll(struct kafka_client *client);
 
+/* What became of a partition kafka_client_release() was asked to start. */
+enum kafka_release {
+	KAFKA_RELEASED,			/* sought, and fetching */
+	KAFKA_RELEASE_NOT_HELD,		/* not held: left alone */
+	KAFKA_RELEASE_FAILED,		/* the seek failed (said in the log):
+					   still held */
+	KAFKA_RELEASE_OUT_OF_RANGE,	/* an out-of-range error stopped its
+					   fetcher, which no seek starts
+					   again: still held */
+};
+
 /*
  * Starts fetching held partitions (others are left alone), parts[i] at
  * offsets[i] (a number, or RD_KAFKA_OFFSET_BEGINNING).  Messages that
  * came while they were held were dropped; the seeks fetch them again.
- * seeked[i] is true when the seek of parts[i] is done and it fetches:
- * kafka_client_position() is then unknown until a message is handed or
- * a transaction's marker passed.  False when it was not held, or when
- * its seek failed (said in the log): it then stays held, and the owner
- * releases it again later.
+ * results[i] says what became of parts[i]: once released,
+ * kafka_client_position() is unknown until a message is handed or a
+ * transaction's marker passed; one still held is for the owner to
+ * release again later, or to give up.
  */
 void		 kafka_client_release(struct kafka_client *client,
 		    const struct kafka_partition *parts, const int64_t *offsets,
-		    size_t count, bool *seeked);
+		    size_t count, enum kafka_release *results);
 
 /*
  * Reads the record at an offset of a partition (the first at or after

@@ -733,7 +733,7 @@ def test_a_failed_seek_keeps_the_partition_held():
         log = run.daemon.log()
         assert re.search(r"kafka: seek of [^ ]+\.servers\[0\] to offset 0: .*; it stays "
                          r"held and is sought again", log), log
-        assert "not done within 5 s" in log and "Local: Outdated" in log, log
+        assert "not done within 5000 ms" in log and "Local: Outdated" in log, log
         # Three seeks failed, each of one or more partitions, each counted.
         failed = len(re.findall(r"it stays held and is sought again", log))
         assert failed >= 3, log
