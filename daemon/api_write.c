@@ -95,6 +95,9 @@ struct api_write {
 	size_t			 item;		/* next of that list */
 	size_t			 bad;
 	json_t			*errors;
+	json_t			*seen;		/* ids of the list: where first */
+	json_t			*plan;		/* a dry run: the entities as
+						   the decoder reads them */
 	const struct api_event	**last;		/* api_import_last() */
 	size_t			 last_count;
 };
@@ -199,6 +202,8 @@ api_write_free(struct api_write *write)
 		event_free(write->step);
 	json_decref(write->body);
 	json_decref(write->errors);
+	json_decref(write->seen);
+	json_decref(write->plan);
 	free(write->last);
 	free(write->subnet_id);
 	free(write->vrf);
@@ -355,13 +360,60 @@ api_write_stop(struct api_call *call)
 }
 
 /*
+ * A server or subnet as the decoder read it, for a dry run's plan:
+ * addresses, prefixes, MAC addresses and pools in the form it stores.
+ */
+static json_t *
+api_plan_entity(const struct change *change)
+{
+	char first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX];
+	json_t *entity = json_object(), *pools;
+	size_t i;
+
+	json_object_set_new(entity, "id", json_string(change->id));
+	json_object_set_new(entity, "vrf", json_string(change->vrf != NULL ?
+	    change->vrf : ""));
+	if (change->entity == CHANGE_SERVER) {
+		json_object_set_new(entity, "hostname",
+		    json_string(change->hostname));
+		if (change->has_ip) {
+			addr_format(&change->ip, first, sizeof(first));
+			json_object_set_new(entity, "ip_address",
+			    json_string(first));
+		}
+		json_object_set_new(entity, "nic_mac",
+		    json_string(change->nic_mac));
+		json_object_set_new(entity, "device_type",
+		    json_string(change->device_type));
+		json_object_set_new(entity, "manufacture",
+		    json_string(change->manufacture));
+		return entity;
+	}
+	json_object_set_new(entity, "name", json_string(change->name));
+	addr_format(&change->cidr.addr, first, sizeof(first));
+	json_object_set_new(entity, "cidr", json_sprintf("%s/%d", first,
+	    change->cidr.length));
+	pools = json_array();
+	for (i = 0; i < change->pool_count; i++) {
+		addr_format(&change->pools[i].first, first, sizeof(first));
+		addr_format(&change->pools[i].last, last, sizeof(last));
+		json_array_append_new(pools, json_sprintf("%s-%s", first, last));
+	}
+	json_object_set_new(entity, "static_ip_pools", pools);
+	json_object_set_new(entity, "ping", json_boolean(change->ping));
+	return entity;
+}
+
+/*
  * Checks an event with the consumer's own decoder, so that the API never
  * publishes what the daemon would dead-letter.  Returns -1 with the
- * decoder's reason.
+ * decoder's reason.  With plan, the server or subnet read is added to it
+ * (api_plan_entity()).
  */
 static int
 api_event_check(const struct api *api, enum change_entity entity,
-    const char *key, const char *value, char *reason, size_t reasonlen)
+    const char *key, const char *value, json_t *plan, char *reason,
+    size_t reasonlen)
 {
 	struct decode_input input;
 	struct change change;
@@ -377,6 +429,8 @@ api_event_check(const struct api *api, enum change_entity entity,
 	memset(&change, 0, sizeof(change));
 	result = decode_message(DECODE_CLOUDEVENTS, &input, &change, reason,
 	    reasonlen);
+	if (result == DECODE_OK && plan != NULL)
+		json_array_append_new(plan, api_plan_entity(&change));
 	change_clear(&change);
 	return result == DECODE_OK ? 0 : -1;
 }
@@ -1244,7 +1298,7 @@ api_write_mark(struct api_call *call, const char *vrf_segment,
 	api_request_id(id, sizeof(id));
 	value = api_mark_event(id, vrf, ip, call->requester, data,
 	    json_is_true(available), if_match, mark_id, sizeof(mark_id));
-	if (api_event_check(api, CHANGE_MARK, mark_id, value, why,
+	if (api_event_check(api, CHANGE_MARK, mark_id, value, NULL, why,
 	    sizeof(why)) == -1) {
 		free(value);
 		api_error(call, 400, "bad_request", NULL, "%s", why);
@@ -1350,7 +1404,7 @@ api_allocate_candidates(struct pgconn *pg, PGresult *result,
 		value = api_mark_event(id, write->vrf, json_string_value(address),
 		    call->requester, data, true, NULL, mark_id, sizeof(mark_id));
 		json_decref(data);
-		if (api_event_check(api, CHANGE_MARK, mark_id, value, why,
+		if (api_event_check(api, CHANGE_MARK, mark_id, value, NULL, why,
 		    sizeof(why)) == -1) {
 			free(value);
 			json_decref(found);
@@ -1471,7 +1525,7 @@ api_import_entity(struct api_write *write, enum change_entity entity,
 	struct api *api = write->call->api;
 	const char *topic = entity == CHANGE_SERVER ? api->servers_topic :
 	    api->subnets_topic;
-	json_t *event, *data, *id;
+	json_t *event, *data, *id, *first, *plan;
 	char event_id[40], now[40], key[300], *value;
 
 	if (topic == NULL) {
@@ -1511,11 +1565,26 @@ api_import_entity(struct api_write *write, enum change_entity entity,
 	json_decref(event);
 	if (value == NULL)
 		fatalx("api: json_dumps failed");
-	if (api_event_check(api, entity, key, value, reason, reasonlen) == -1) {
+	if ((first = json_object_get(write->seen, key)) != NULL) {
+		snprintf(reason, reasonlen, "id %s is also %s's: an import "
+		    "names each entity once", key, json_string_value(first));
 		free(value);
 		return -1;
 	}
-	api_event_add(write, topic, key, value, NULL);
+	json_object_set_new(write->seen, key, json_sprintf("%s[%zu]",
+	    entity == CHANGE_SERVER ? "servers" : "subnets", write->item));
+	plan = write->plan == NULL ? NULL : json_object_get(write->plan,
+	    entity == CHANGE_SERVER ? "servers" : "subnets");
+	if (api_event_check(api, entity, key, value, plan, reason,
+	    reasonlen) == -1) {
+		free(value);
+		return -1;
+	}
+	/* A dry run publishes nothing: its plan is what it keeps. */
+	if (plan != NULL)
+		free(value);
+	else
+		api_event_add(write, topic, key, value, NULL);
 	return 0;
 }
 
@@ -1539,8 +1608,7 @@ api_import_read(struct api_write *write)
 		return;
 	}
 	if (json_is_true(dry)) {
-		json_object_del(write->body, "dry_run");
-		text = json_dumps(write->body, JSON_COMPACT);
+		text = json_dumps(write->plan, JSON_COMPACT);
 		params[0] = text;
 		api_read(call, "SELECT ipamd.api_import_plan($1::jsonb)::text",
 		    1, params);
@@ -1605,6 +1673,7 @@ api_import_step(evutil_socket_t fd, short events, void *arg)
 		}
 		if (write->list == 0)
 			write->subnets = write->count;
+		json_object_clear(write->seen);
 	}
 	api_import_read(write);
 }
@@ -1645,6 +1714,9 @@ api_write_import(struct api_call *call)
 	write = api_write_new(call, API_WRITE_IMPORT);
 	write->body = body;
 	write->errors = json_array();
+	write->seen = json_object();
+	if (json_is_true(dry))
+		write->plan = json_pack("{s:[], s:[]}", "servers", "subnets");
 	if ((write->step = event_new(call->api->base, -1, 0, api_import_step,
 	    write)) == NULL)
 		fatalx("api: event_new failed");

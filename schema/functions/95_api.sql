@@ -952,131 +952,54 @@ AS $$
 	WHERE r.id = api_request.id
 $$;
 
--- An address or prefix of an import's entity, as inet; bad text is
--- refused naming the field.
-CREATE OR REPLACE FUNCTION ipamd.api_inet(field text, t text) RETURNS inet
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-	RETURN t::inet;
-EXCEPTION WHEN invalid_text_representation THEN
-	PERFORM ipamd.api_refuse(field, to_json(t)::text || ' is not an address');
-	RETURN NULL;
-END
-$$;
-
--- A MAC address as the decoder stores it (lowercase, colons) when it is
--- one; other text as it is, empty as NULL.
-CREATE OR REPLACE FUNCTION ipamd.api_mac(t text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT CASE WHEN d ~ '^[0-9a-f]{12}$' THEN regexp_replace(d,
-	    '^(..)(..)(..)(..)(..)(..)$', '\1:\2:\3:\4:\5:\6')
-	    ELSE nullif(t, '') END
-	FROM (SELECT lower(translate(t, ':-.', '')) AS d) x
-$$;
-
--- The static pools of an imported subnet as the decoder stores them, as
--- "first-last" text: each entry ("a-b", "a" or "a/n") a range, kept off
--- an IPv4 subnet's network and broadcast addresses (for /30 and
--- shorter), sorted, and ranges that overlap or touch merged.
-CREATE OR REPLACE FUNCTION ipamd.api_pools(field text, subnet cidr,
-    pools jsonb) RETURNS text[]
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-	lo inet;
-	hi inet;
-	result text[];
-BEGIN
-	IF pools IS NULL OR pools = 'null' THEN
-		RETURN '{}';
-	END IF;
-	IF jsonb_typeof(pools) <> 'array' THEN
-		PERFORM ipamd.api_refuse(field, 'must be a list of ranges');
-	END IF;
-	lo := ipamd.first_addr(subnet);
-	hi := ipamd.last_addr(subnet);
-	IF family(subnet) = 4 AND masklen(subnet) <= 30 THEN
-		lo := lo + 1;
-		hi := hi - 1;
-	END IF;
-	WITH e AS (
-		SELECT ipamd.api_inet(format('%s[%s]', field, e.n - 1),
-			split_part(e.v #>> '{}', '-', 1)) AS a,
-		    ipamd.api_inet(format('%s[%s]', field, e.n - 1),
-			nullif(split_part(e.v #>> '{}', '-', 2), '')) AS b
-		FROM jsonb_array_elements(pools) WITH ORDINALITY AS e(v, n)
-	), r AS (
-		-- "a-b" is a range, "a/n" its prefix, "a" itself.
-		SELECT greatest(ipamd.api_host(CASE WHEN e.b IS NULL
-			THEN network(e.a) ELSE e.a END), lo) AS f,
-		    least(ipamd.api_host(CASE WHEN e.b IS NULL
-			THEN broadcast(e.a) ELSE e.b END), hi) AS l
-		FROM e
-	), s AS (
-		SELECT r.f, r.l, max(r.l) OVER (ORDER BY r.f, r.l
-		    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
-		FROM r
-		WHERE r.f <= r.l
-	), g AS (
-		-- A range starts an island unless it overlaps or touches the
-		-- ranges before it.
-		SELECT s.f, s.l, count(*) FILTER (WHERE s.reach IS NULL
-		    OR (s.f > s.reach AND s.f - 1 > s.reach))
-		    OVER (ORDER BY s.f, s.l) AS island
-		FROM s
-	)
-	SELECT coalesce(array_agg(host(x.f) || '-' || host(x.l)
-	    ORDER BY x.f), '{}')
-	INTO result
-	FROM (SELECT min(g.f) AS f, max(g.l) AS l FROM g GROUP BY g.island) x;
-	RETURN result;
-END
-$$;
+-- Gone: a dry run's plan is read from what the decoder made of each
+-- entity (daemon/api_write.c), not normalised here a second time.
+DROP FUNCTION IF EXISTS ipamd.api_inet(text, text);
+DROP FUNCTION IF EXISTS ipamd.api_mac(text);
+DROP FUNCTION IF EXISTS ipamd.api_pools(text, cidr, jsonb);
 
 -- POST /import with dry_run: what importing these servers and subnets
 -- would do to the live entities: per kind, how many would be created,
 -- updated or left unchanged, and the first 1,000 changes with the names
--- of the fields that differ.  Values are compared as the decoder stores
--- them (addresses and prefixes normalised, MAC addresses in colon form,
--- pools as merged ranges, empty text as none).
+-- of the fields that differ.  p holds the entities as the decoder read
+-- them (daemon/api_write.c: addresses, prefixes, MAC addresses and pools
+-- as the apply stores them), so that the plan follows what the import
+-- would publish; addresses are compared as inet, empty text as none.
 CREATE OR REPLACE FUNCTION ipamd.api_import_plan(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	servers jsonb;
 	subnets jsonb;
 BEGIN
-	IF p IS NULL OR jsonb_typeof(p) <> 'object' THEN
-		PERFORM ipamd.api_refuse('body', 'must be a JSON object');
-	END IF;
-	PERFORM ipamd.api_param(p, 'servers', 'array'),
-	    ipamd.api_param(p, 'subnets', 'array');
-
 	SELECT ipamd.api_import_counts(array_agg(e.v->>'id' ORDER BY e.n),
 	    array_agg(jsonb_build_object(
-		'vrf', coalesce(e.v->>'vrf', ''),
+		'vrf', e.v->>'vrf',
 		'hostname', nullif(e.v->>'hostname', ''),
-		'ip_address', host(ipamd.api_inet(format('servers[%s].ip_address',
-		    e.n - 1), nullif(e.v->>'ip_address', ''))),
-		'nic_mac', ipamd.api_mac(e.v->>'nic_mac'),
+		'ip_address', host((e.v->>'ip_address')::inet),
+		'nic_mac', nullif(e.v->>'nic_mac', ''),
 		'device_type', nullif(e.v->>'device_type', ''),
 		'manufacture', nullif(e.v->>'manufacture', '')) ORDER BY e.n),
 	    array_agg(CASE WHEN s.id IS NOT NULL THEN jsonb_build_object(
 		'vrf', s.vrf, 'hostname', nullif(s.hostname, ''),
 		'ip_address', host(s.ip_address),
-		'nic_mac', ipamd.api_mac(s.nic_mac),
+		'nic_mac', nullif(s.nic_mac, ''),
 		'device_type', nullif(s.device_type, ''),
 		'manufacture', nullif(s.manufacture, '')) END ORDER BY e.n))
 	INTO servers
-	FROM jsonb_array_elements(coalesce(p->'servers', '[]'))
-	    WITH ORDINALITY AS e(v, n)
+	FROM jsonb_array_elements(p->'servers') WITH ORDINALITY AS e(v, n)
 	LEFT JOIN ipam_state.server s ON s.id = e.v->>'id' AND NOT s.deleted;
 
-	SELECT ipamd.api_import_counts(array_agg(g.id ORDER BY g.n),
-	    array_agg(jsonb_build_object('vrf', g.vrf, 'name', g.name,
-		'cidr', g.cidr::text,
-		'static_ip_pools', to_jsonb(ipamd.api_pools(
-		    format('subnets[%s].static_ip_pools', g.n - 1), g.cidr,
-		    g.pools)),
-		'ping', g.ping) ORDER BY g.n),
+	SELECT ipamd.api_import_counts(array_agg(e.v->>'id' ORDER BY e.n),
+	    array_agg(jsonb_build_object('vrf', e.v->>'vrf',
+		'name', nullif(e.v->>'name', ''),
+		'cidr', ((e.v->>'cidr')::cidr)::text,
+		'static_ip_pools', to_jsonb(ARRAY(
+		    SELECT host(split_part(x.r, '-', 1)::inet) || '-' ||
+			host(split_part(x.r, '-', 2)::inet)
+		    FROM jsonb_array_elements_text(e.v->'static_ip_pools')
+			WITH ORDINALITY AS x(r, o)
+		    ORDER BY x.o)),
+		'ping', (e.v->>'ping')::boolean) ORDER BY e.n),
 	    array_agg(CASE WHEN s.id IS NOT NULL THEN jsonb_build_object(
 		'vrf', s.vrf, 'name', nullif(s.name, ''), 'cidr', s.cidr::text,
 		'static_ip_pools', to_jsonb(ARRAY(
@@ -1084,17 +1007,10 @@ BEGIN
 		    FROM unnest(s.pool_first, s.pool_last)
 			WITH ORDINALITY AS x(f, l, o)
 		    ORDER BY x.o)),
-		'ping', s.ping) END ORDER BY g.n))
+		'ping', s.ping) END ORDER BY e.n))
 	INTO subnets
-	FROM (SELECT e.n, e.v->>'id' AS id, coalesce(e.v->>'vrf', '') AS vrf,
-		nullif(e.v->>'name', '') AS name,
-		network(ipamd.api_inet(format('subnets[%s].cidr', e.n - 1),
-		    e.v->>'cidr'))::cidr AS cidr,
-		e.v->'static_ip_pools' AS pools,
-		coalesce((e.v->>'ping')::boolean, true) AS ping
-	    FROM jsonb_array_elements(coalesce(p->'subnets', '[]'))
-		WITH ORDINALITY AS e(v, n)) g
-	LEFT JOIN ipam_state.subnet s ON s.id = g.id AND NOT s.deleted;
+	FROM jsonb_array_elements(p->'subnets') WITH ORDINALITY AS e(v, n)
+	LEFT JOIN ipam_state.subnet s ON s.id = e.v->>'id' AND NOT s.deleted;
 
 	RETURN jsonb_build_object('servers', servers, 'subnets', subnets);
 END

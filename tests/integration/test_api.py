@@ -476,6 +476,72 @@ def test_import_dry_run_then_for_real():
         api.close()
 
 
+def test_a_dry_run_plans_what_the_import_publishes():
+    """The plan of a dry run reads each entity as the decoder does: every
+    spelling the import takes (pools as a string holding the JSON array,
+    empty, CIDR blocks, single addresses, ranges that overlap or touch;
+    MAC addresses in dash and dot form; IPv6 not in canonical form, an
+    IPv4-mapped address; a list given as null) is planned, and once the
+    import is applied the same dry run finds every entity unchanged.  An
+    id named twice in one list is refused, naming both places."""
+    api = Api()
+    try:
+        subnets = [
+            {"id": "a", "name": "as text", "cidr": "127.98.1.0/24",
+             "static_ip_pools": '["127.98.1.20-127.98.1.30", "127.98.1.5"]'},
+            {"id": "b", "name": "", "cidr": "127.98.2.0/24", "static_ip_pools": ""},
+            {"id": "c", "cidr": "127.98.3.0/24", "vrf": "blue",
+             "static_ip_pools": ["127.98.3.0/30", "127.98.3.10-127.98.3.12",
+                                 "127.98.3.13", "127.98.3.11-127.98.3.20"]},
+            {"id": 4, "cidr": "2001:DB8:0:0::/64", "ping": False,
+             "static_ip_pools": ["2001:db8::0:a-2001:db8::00ff"]},
+        ]
+        servers = [
+            {"id": "1", "hostname": "dash", "ip_address": "127.98.1.21",
+             "nic_mac": "AA-BB-CC-DD-EE-01"},
+            {"id": 2, "hostname": "dot", "ip_address": "::ffff:127.98.3.11",
+             "nic_mac": "aabb.ccdd.ee02", "vrf": "blue"},
+            {"id": "3", "hostname": "six", "ip_address": "2001:DB8:0::000B",
+             "device_type": "", "manufacture": "x"},
+        ]
+        body = {"subnets": subnets, "servers": servers, "dry_run": True}
+        status, plan, _ = api.call("POST", "/api/v1/import", body)
+        assert status == 200, plan
+        assert (plan["subnets"]["create"], plan["servers"]["create"]) == (4, 3), plan
+        status, plan, _ = api.call("POST", "/api/v1/import",
+                                   {"subnets": subnets, "servers": None, "dry_run": True})
+        assert status == 200 and plan["servers"]["create"] == 0, plan
+
+        status, done, _ = api.call("POST", "/api/v1/import",
+                                   {"subnets": subnets, "servers": servers})
+        assert status == 200 and (done["subnets"], done["servers"]) == (4, 3), done
+        status, plan, _ = api.call("POST", "/api/v1/import", body)
+        assert status == 200, plan
+        for kind, count in (("subnets", 4), ("servers", 3)):
+            assert plan[kind]["unchanged"] == count, plan
+            assert plan[kind]["changes"] == [], plan
+        # One field changed, spelled another way again: one update, naming it.
+        subnets[2]["static_ip_pools"] = ["127.98.3.1-127.98.3.2", "127.98.3.10/31"]
+        status, plan, _ = api.call("POST", "/api/v1/import",
+                                   {"subnets": subnets, "dry_run": True})
+        assert status == 200, plan
+        assert plan["subnets"]["changes"] == [
+            {"id": "c", "action": "update", "fields": ["static_ip_pools"]}], plan
+
+        twice = [{"id": "7", "hostname": "a"}, {"id": "8", "hostname": "b"},
+                 {"id": 7, "hostname": "c"}]
+        for dry in (True, False):
+            status, refused, _ = api.call("POST", "/api/v1/import",
+                                          {"servers": twice, "dry_run": dry})
+            assert status == 400, refused
+            assert refused["errors"] == [
+                "servers[2]: id 7 is also servers[0]'s: an import names each "
+                "entity once"], refused
+        assert api.db.scalar("SELECT count(*) FROM ipam_state.server") == 3
+    finally:
+        api.close()
+
+
 def test_the_largest_import_keeps_the_loop_turning():
     """An import of as many servers as one may hold (200,000) is
     published, followed and answered while the loop goes on: the watchdog

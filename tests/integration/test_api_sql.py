@@ -988,36 +988,39 @@ def test_unplaced_stats_dead_letters_requests_and_import_plan():
         assert b["detail"] and a["decided_at"].endswith("Z")
         assert call(conn, "SELECT ipamd.api_request('req-unknown')") is None
 
-        # An import's dry run against the live entities.
+        # An import's dry run against the live entities, its entities as
+        # the daemon sends them: read by the decoder (addresses, MAC
+        # addresses and pools as the apply stores them; test_api.py holds
+        # the spellings the decoder takes).
         plan = api(conn, "api_import_plan", {
             "servers": [
-                # As sent, written otherwise: unchanged.
-                {"id": "10", "hostname": "Web-01", "ip_address": "192.168.1.10/32",
-                 "nic_mac": "aabb.cc00.0010", "device_type": "PowerEdge R640",
+                # As stored: unchanged.
+                {"id": "10", "hostname": "Web-01", "ip_address": "192.168.1.10",
+                 "nic_mac": "aa:bb:cc:00:00:10", "device_type": "PowerEdge R640",
                  "manufacture": "Dell", "vrf": ""},
                 {"id": "18", "hostname": "blue-web", "ip_address": "192.168.1.5",
                  "device_type": "PowerEdge R640", "manufacture": "Dell", "vrf": "blue"},
                 # Changed: hostname; address and vrf.
                 {"id": "11", "hostname": "web-02-new", "ip_address": "192.168.1.11",
-                 "nic_mac": "AA-BB-CC-00-00-11", "device_type": "PowerEdge R640",
-                 "manufacture": "Dell"},
+                 "nic_mac": "aa:bb:cc:00:00:11", "device_type": "PowerEdge R640",
+                 "manufacture": "Dell", "vrf": ""},
                 {"id": "13", "hostname": "db-1", "ip_address": "192.168.1.13",
                  "nic_mac": "de:ad:be:ef:00:12", "device_type": "PowerEdge R640",
                  "manufacture": "Dell", "vrf": "blue"},
                 # New, and one whose server was deleted.
-                {"id": "900", "hostname": "new", "ip_address": "192.168.1.50"},
-                {"id": "30", "hostname": "gone", "ip_address": "192.168.2.150"}],
+                {"id": "900", "hostname": "new", "ip_address": "192.168.1.50", "vrf": ""},
+                {"id": "30", "hostname": "gone", "ip_address": "192.168.2.150", "vrf": ""}],
             "subnets": [
-                {"id": "1", "name": "net-1", "cidr": "192.168.1.0/24",
-                 "static_ip_pools": ["192.168.1.31-192.168.1.60", "192.168.1.1-192.168.1.30"]},
+                {"id": "1", "name": "net-1", "cidr": "192.168.1.0/24", "vrf": "",
+                 "static_ip_pools": ["192.168.1.1-192.168.1.60"], "ping": True},
                 {"id": "b1", "name": "net-b1", "cidr": "192.168.1.0/24", "vrf": "blue",
-                 "static_ip_pools": ["192.168.1.16-192.168.1.30", "192.168.1.0/28"],
-                 "ping": True},
-                {"id": "2", "name": "net-2", "cidr": "192.168.2.0/24",
+                 "static_ip_pools": ["192.168.1.1-192.168.1.30"], "ping": True},
+                {"id": "2", "name": "net-2", "cidr": "192.168.2.0/24", "vrf": "",
                  "static_ip_pools": ["192.168.2.1-192.168.2.20"], "ping": False},
-                {"id": "6", "name": "net-6", "cidr": "2001:db8::/64",
-                 "static_ip_pools": ["2001:db8::1-2001:db8::41"]},
-                {"id": "new", "name": "n", "cidr": "10.30.0.0/24", "static_ip_pools": []}]})
+                {"id": "6", "name": "net-6", "cidr": "2001:db8::/64", "vrf": "",
+                 "static_ip_pools": ["2001:db8::1-2001:db8::41"], "ping": True},
+                {"id": "new", "name": "n", "cidr": "10.30.0.0/24", "vrf": "",
+                 "static_ip_pools": [], "ping": True}]})
         s, n = plan["servers"], plan["subnets"]
         assert (s["create"], s["update"], s["unchanged"]) == (2, 2, 2), s
         assert s["changes"] == [
@@ -1025,8 +1028,6 @@ def test_unplaced_stats_dead_letters_requests_and_import_plan():
             {"id": "13", "action": "update", "fields": ["ip_address", "vrf"]},
             {"id": "900", "action": "create", "fields": ["hostname", "ip_address", "vrf"]},
             {"id": "30", "action": "create", "fields": ["hostname", "ip_address", "vrf"]}]
-        # The blue pools are .1-.30 once the network address is off and
-        # the two touching ranges are one.
         assert (n["create"], n["update"], n["unchanged"]) == (1, 2, 2), n
         assert [c for c in n["changes"] if c["action"] == "update"] == [
             {"id": "2", "action": "update", "fields": ["ping"]},
@@ -1035,14 +1036,8 @@ def test_unplaced_stats_dead_letters_requests_and_import_plan():
             "servers": {"create": 0, "update": 0, "unchanged": 0, "changes": []},
             "subnets": {"create": 0, "update": 0, "unchanged": 0, "changes": []}}
         many = api(conn, "api_import_plan", {"servers": [
-            {"id": "n%d" % i, "hostname": "x"} for i in range(1200)]})["servers"]
+            {"id": "n%d" % i, "hostname": "x", "vrf": ""} for i in range(1200)]})["servers"]
         assert many["create"] == 1200 and len(many["changes"]) == 1000
-        refused("servers[1].ip_address", api, conn, "api_import_plan",
-                {"servers": [{"id": "a"}, {"id": "b", "ip_address": "300.1.1.1"}]})
-        refused("subnets[0].static_ip_pools[1]", api, conn, "api_import_plan",
-                {"subnets": [{"id": "a", "cidr": "10.0.0.0/24",
-                              "static_ip_pools": ["10.0.0.1", "10.0.0.x-10.0.0.9"]}]})
-        refused("servers", api, conn, "api_import_plan", {"servers": {}})
         conn.close()
     finally:
         run.close()
