@@ -1012,6 +1012,7 @@ batch_json_one(const struct batch *batch, struct batch_text *text,
 	const struct change *change = &entry->change;
 	bool request = change->request_id != NULL, has_address;
 	struct batch_net net;
+	char digest[17];
 	size_t i;
 
 	memset(&net, 0, sizeof(net));
@@ -1027,6 +1028,9 @@ batch_json_one(const struct batch *batch, struct batch_text *text,
 	batch_text_bool(text, "one", true);
 	if (request) {
 		batch_text_string(text, "rid", change->request_id);
+		snprintf(digest, sizeof(digest), "%016llx",
+		    (unsigned long long)change->request_digest);
+		batch_text_string(text, "rdg", digest);
 		batch_json_required(text, "by", change->requester);
 		batch_text_bool(text, "ifa", change->if_available);
 		batch_text_string(text, "ifm", change->if_match);

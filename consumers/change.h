@@ -95,6 +95,12 @@ struct change {
 	 * the outcome is kept under request_id (the CloudEvent id).
 	 */
 	char			*request_id;	/* NULL: not a request */
+	/*
+	 * What the request asks, hashed (its source, type, address, vrf,
+	 * fields, requester and preconditions): the same id with another
+	 * digest is another request, not a replay.
+	 */
+	uint64_t		 request_digest;
 	char			*requester;
 	bool			 if_available;	/* only while nothing holds it */
 	char			*if_match;	/* only while its etag is this */

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "common/fnv.h"
 #include "consumers/decode.h"
 #include "consumers/decode_fields.h"
 
@@ -653,6 +654,43 @@ ce_request(const struct ce_event *event, struct change *out, char *err,
 	return 0;
 }
 
+/* Adds one text (or none: NULL) to a request's digest. */
+static uint64_t
+ce_digest_text(uint64_t hash, const char *text)
+{
+	uint64_t len = text != NULL ? (uint64_t)strlen(text) + 1 : 0;
+
+	hash = fnv1a64(hash, &len, sizeof(len));
+	return text != NULL ? fnv1a64(hash, text, (size_t)len) : hash;
+}
+
+/*
+ * The digest of a decoded request: everything it asks and who asks it,
+ * so that another request under a reused id is told from a replay.
+ */
+static uint64_t
+ce_request_digest(const struct ce_event *event, const struct change *out)
+{
+	uint64_t hash = FNV1A64_START;
+	uint8_t flags[4];
+
+	hash = ce_digest_text(hash, json_string_value(json_object_get(
+	    event->attributes, "source")));
+	hash = ce_digest_text(hash, event->type->name);
+	hash = ce_digest_text(hash, out->vrf);
+	flags[0] = out->has_ip ? (uint8_t)out->ip.family : 0;
+	flags[1] = (uint8_t)out->mark_status;
+	flags[2] = out->if_available;
+	flags[3] = 0;
+	hash = fnv1a64(hash, flags, sizeof(flags));
+	if (out->has_ip)
+		hash = fnv1a64(hash, out->ip.bytes, sizeof(out->ip.bytes));
+	hash = ce_digest_text(hash, out->description);
+	hash = ce_digest_text(hash, out->reason);
+	hash = ce_digest_text(hash, out->requester);
+	return ce_digest_text(hash, out->if_match);
+}
+
 /* Decodes the loaded event into out, or fails with a reason in err. */
 static int
 ce_decode(struct ce_event *event, struct change *out, char *err,
@@ -710,8 +748,10 @@ decode_cloudevents(const struct decode_input *in, struct change *out,
 	if (in->value == NULL)
 		rc = fields_error(err, errlen, "the value is null (a "
 		    "tombstone); decode_message() handles those");
-	else if ((rc = ce_load(&event, err, errlen)) == 0)
-		rc = ce_decode(&event, out, err, errlen);
+	else if ((rc = ce_load(&event, err, errlen)) == 0 &&
+	    (rc = ce_decode(&event, out, err, errlen)) == 0 &&
+	    out->request_id != NULL)
+		out->request_digest = ce_request_digest(&event, out);
 	json_decref(event.attributes);
 	if (rc == -1) {
 		change_clear(out);

@@ -476,6 +476,7 @@ DECLARE
 	refusal text;
 	known_outcome text;
 	known_detail text;
+	known_digest text;
 BEGIN
 	-- A request kept at the place of one of these records is another
 	-- event's: the topic was deleted and made again, and counts its
@@ -497,9 +498,22 @@ BEGIN
 		ORDER BY (x->>'seq')::bigint
 	LOOP
 		-- A request decided before (a replay, a rebuild) keeps that
-		-- outcome: the state follows what was answered.
-		SELECT q.outcome, q.detail INTO known_outcome, known_detail
+		-- outcome: the state follows what was answered.  Another
+		-- request under its id is refused whole (the apply isolates
+		-- the event into a dead letter): taken for the first, it would
+		-- skip its own preconditions.
+		SELECT q.outcome, q.detail, q.digest
+		INTO known_outcome, known_detail, known_digest
 		FROM ipamd.request q WHERE q.id = r->>'rid';
+		IF known_digest IS DISTINCT FROM r->>'rdg'
+		    AND known_digest IS NOT NULL THEN
+			RAISE EXCEPTION 'request %: its CloudEvent id names '
+			    'another request, % before; each request needs an '
+			    'id of its own (the same id again is taken for a '
+			    'replay only when it asks the same)',
+			    to_json(r->>'rid'), known_outcome
+			    USING ERRCODE = 'raise_exception';
+		END IF;
 		IF known_outcome IS NOT NULL THEN
 			refusal := CASE WHEN known_outcome = 'refused'
 			    THEN known_detail END;
@@ -533,12 +547,12 @@ BEGIN
 		END IF;
 		CONTINUE WHEN NOT r ? 'rid';
 		INSERT INTO ipamd.request (id, topic, partition, "offset",
-		    requested_by, vrf, address, outcome, detail)
+		    requested_by, vrf, address, outcome, detail, digest)
 		VALUES (r->>'rid', r->>'topic', (r->>'part')::integer,
 		    (r->>'off')::bigint, r->>'by', coalesce(r->>'vrf', ''),
 		    (r->>'address')::inet,
 		    CASE WHEN refusal IS NULL THEN 'applied' ELSE 'refused' END,
-		    refusal)
+		    refusal, r->>'rdg')
 		ON CONFLICT (id) DO NOTHING;
 	END LOOP;
 END

@@ -14,10 +14,11 @@ from test_sync import (Run, debezium_server_change, debezium_subnet,
 
 
 def request(run, rid, address, requester, status="reserved", description=None,
-            if_available=False, if_match=None, cleared=False, version=None):
+            if_available=False, if_match=None, cleared=False, version=None,
+            source="/api/v1"):
     """Publishes one request as the API does: a mark event with its
     requester and preconditions, keyed by the address."""
-    body = {"specversion": "1.0", "id": rid, "source": "/api/v1",
+    body = {"specversion": "1.0", "id": rid, "source": source,
             "type": "ipam.mark.cleared" if cleared else "ipam.mark.set",
             "subject": address, "ipamrequester": requester}
     if if_available:
@@ -197,6 +198,62 @@ def test_outcomes_survive_a_replay():
         after = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
         assert [(r[1], r[3], r[11]) for r in after] == \
             [(r[1], r[3], r[11]) for r in rows_before], after
+    finally:
+        run.close()
+
+
+def test_a_reused_request_id_is_refused_not_taken_for_a_replay():
+    """A request is known by its CloudEvent id, and an event under an id
+    already decided is its replay only when it asks the same: another
+    request under that id (another producer's, its own numbering) is a
+    dead letter naming the id, across batches and within one, and never
+    applied without its own preconditions checked.  The same request sent
+    again keeps its outcome, and a rebuild comes out the same."""
+    from test_property import RebuildDaemon
+    run = Run(config={"consumer": {"batch_max_wait_ms": "500"}})
+    try:
+        run.subnet("1", "127.97.0.0/24", ["127.97.0.1-127.97.0.9"], 1)
+        run.server("s", "127.97.0.2", 1)
+        request(run, "m1", "127.97.0.1", "write:alice", description="alice's",
+                if_available=True)
+        run.settle()
+        assert outcome(run, "m1") == ("applied", None, "write:alice")
+        # Another tool's request 1, for an address a server holds.
+        request(run, "m1", "127.97.0.2", "write:bob", description="bob's",
+                if_available=True, source="/other-tool")
+        # The first request once more, as a producer's retry sends it.
+        request(run, "m1", "127.97.0.1", "write:alice", description="alice's",
+                if_available=True)
+        # Within one batch: two requests under one new id.
+        request(run, "m2", "127.97.0.3", "write:carol", if_available=True)
+        request(run, "m2", "127.97.0.4", "write:carol", if_available=True)
+        run.settle()
+        dead = run.db.query("SELECT \"offset\", reason FROM ipamd.dead_letter "
+                            "ORDER BY \"offset\"")
+        assert [o for o, _ in dead] == [1, 4], dead
+        for (_, reason), rid, first in zip(dead, ("m1", "m2"), ("applied", "applied")):
+            assert ('request "%s": its CloudEvent id names another request, %s before'
+                    % (rid, first)) in reason, reason
+        assert outcome(run, "m1") == ("applied", None, "write:alice")
+        assert outcome(run, "m2") == ("applied", None, "write:carol")
+        assert run.row("127.97.0.2")["status"] == "allocated"
+        assert run.row("127.97.0.1")["description"] == "alice's"
+        assert run.row("127.97.0.3")["status"] == "reserved"
+        assert run.row("127.97.0.4")["status"] == "available"
+        assert run.db.scalar("SELECT count(*) FROM ipamd.audit WHERE "
+                             "requested_by = 'write:bob'") == 0
+
+        rows = run.db.query("SELECT ip_address, status, description FROM ipam "
+                            "ORDER BY ip_address")
+        assert run.daemon.stop() == 0
+        run.daemon.close()
+        run.daemon = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                   extra_args=["--rebuild"]).start()
+        run.daemon.wait_log(r"rebuild: swapped in", timeout=120)
+        assert run.db.query("SELECT ip_address, status, description FROM ipam "
+                            "ORDER BY ip_address") == rows
+        assert run.db.query("SELECT \"offset\", reason FROM ipamd.dead_letter "
+                            "ORDER BY \"offset\"") == dead
     finally:
         run.close()
 

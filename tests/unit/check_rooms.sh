@@ -4,7 +4,8 @@
 # rooms below.
 #   sweeper/              sweeper/, common/
 #   consumers/ decoders   consumers/change.h, consumers/decode*.h,
-#                         common/addr.h, common/log.h (no libpq, no librdkafka)
+#                         common/addr.h, common/fnv.h, common/log.h (no
+#                         libpq, no librdkafka)
 #   consumers/ the rest   consumers/, common/
 #   common/               common/
 # daemon/ wires them all and may include anything.
@@ -31,7 +32,7 @@ done
 for f in consumers/*.[ch]; do
 	case ${f#consumers/} in
 	change.*|decode*)
-		check "$f" 'consumers/change\.h|consumers/decode[a-z_]*\.h|common/addr\.h|common/log\.h'
+		check "$f" 'consumers/change\.h|consumers/decode[a-z_]*\.h|common/addr\.h|common/fnv\.h|common/log\.h'
 		;;
 	*)
 		check "$f" 'consumers/[a-z_]+\.h|common/[a-z_]+\.h'
