@@ -304,6 +304,8 @@ fields_kind_name(enum scan_kind kind)
 		return "an integer";
 	case SCAN_REAL:
 		return "a number with a fraction";
+	case SCAN_NUMBER_BIG:
+		return "a number too big for 64 bits";
 	case SCAN_TRUE:
 	case SCAN_FALSE:
 		return "a boolean";
@@ -1101,8 +1103,9 @@ fields_pools_array(const char *field, const struct fields_value *value,
 	/* An array read in place becomes a tree: subnets are few. */
 	if (value->kind == SCAN_ARRAY) {
 		if ((*array = *owned = json_loadb(value->raw, value->raw_len,
-		    0, NULL)) == NULL)
-			return fields_error(err, errlen, "out of memory");
+		    0, &jerr)) == NULL)
+			return fields_error(err, errlen, "%s cannot be read: %s",
+			    field, jerr.text);
 		return 0;
 	}
 	if (value->kind != SCAN_STRING)

@@ -295,12 +295,10 @@ scan_number(struct scan_state *st, enum scan_kind *kind)
 		while (st->i < st->len && p[st->i] >= '0' && p[st->i] <= '9')
 			st->i++;
 	}
-	if (*kind == SCAN_INTEGER && !scan_integer_fits(p + digits,
-	    st->i - digits, negative))
-		return scan_fail(st, "an integer too big for 64 bits");
-	if (*kind == SCAN_REAL && scan_real_overflows(p + start,
-	    st->i - start))
-		return scan_fail(st, "a real number that overflows");
+	if ((*kind == SCAN_INTEGER && !scan_integer_fits(p + digits,
+	    st->i - digits, negative)) || (*kind == SCAN_REAL &&
+	    scan_real_overflows(p + start, st->i - start)))
+		*kind = SCAN_NUMBER_BIG;
 	return 0;
 }
 
@@ -806,8 +804,12 @@ scan_kind_of(const unsigned char *p, size_t len)
 	case 'n':
 		return SCAN_NULL;
 	}
-	return memchr(p, '.', len) != NULL || memchr(p, 'e', len) != NULL ||
-	    memchr(p, 'E', len) != NULL ? SCAN_REAL : SCAN_INTEGER;
+	if (memchr(p, '.', len) != NULL || memchr(p, 'e', len) != NULL ||
+	    memchr(p, 'E', len) != NULL)
+		return scan_real_overflows(p, len) ? SCAN_NUMBER_BIG :
+		    SCAN_REAL;
+	return scan_integer_fits(p + (p[0] == '-'), len - (p[0] == '-'),
+	    p[0] == '-') ? SCAN_INTEGER : SCAN_NUMBER_BIG;
 }
 
 /*

@@ -19,6 +19,7 @@ enum scan_kind {
 	SCAN_STRING,
 	SCAN_ARRAY,
 	SCAN_OBJECT,
+	SCAN_NUMBER_BIG,	/* beyond a 64-bit integer or a double */
 };
 
 /* Where one object or array of a checked text starts and ends. */
@@ -60,10 +61,12 @@ void	scan_tape_init(struct scan_tape *tape, struct scan_tape_entry *entries,
 /*
  * Checks that bytes hold one JSON value, as jansson's json_loadb() with
  * JSON_REJECT_DUPLICATES | JSON_DECODE_ANY would accept it: the grammar,
- * UTF-8, escapes (no \u0000, surrogates paired), integers that fit in 64
- * bits, reals that do not overflow, no repeated member name, at most
- * SCAN_MAX_DEPTH levels.  Returns 0 with the value in *top, or -1 with
- * a reason and its byte offset in reason.
+ * UTF-8, escapes (no \u0000, surrogates paired), no repeated member name,
+ * at most SCAN_MAX_DEPTH levels.  Unlike jansson it takes numbers of any
+ * size: an integer beyond 64 bits or a real beyond a double is valid JSON
+ * (a numeric column, say), of kind SCAN_NUMBER_BIG, refused only by what
+ * reads it.  Returns 0 with the value in *top, or -1 with a reason and its
+ * byte offset in reason.
  */
 int	scan_check(const void *text, size_t len, struct scan_value *top,
 	    char *reason, size_t reasonlen);
