@@ -804,12 +804,26 @@ scan_kind_of(const unsigned char *p, size_t len)
 	case 'n':
 		return SCAN_NULL;
 	}
-	if (memchr(p, '.', len) != NULL || memchr(p, 'e', len) != NULL ||
-	    memchr(p, 'E', len) != NULL)
-		return scan_real_overflows(p, len) ? SCAN_NUMBER_BIG :
-		    SCAN_REAL;
-	return scan_integer_fits(p + (p[0] == '-'), len - (p[0] == '-'),
-	    p[0] == '-') ? SCAN_INTEGER : SCAN_NUMBER_BIG;
+	return memchr(p, '.', len) != NULL || memchr(p, 'e', len) != NULL ||
+	    memchr(p, 'E', len) != NULL ? SCAN_REAL : SCAN_INTEGER;
+}
+
+/*
+ * The kind of a number handed out, its range checked: SCAN_NUMBER_BIG
+ * beyond a 64-bit integer or a double (only the values wanted pay).
+ */
+static enum scan_kind
+scan_kind_ranged(const struct scan_value *value)
+{
+	const unsigned char	*p = (const unsigned char *)value->start;
+	bool			 negative = p[0] == '-';
+
+	if (value->kind == SCAN_INTEGER && !scan_integer_fits(p + negative,
+	    value->len - negative, negative))
+		return SCAN_NUMBER_BIG;
+	if (value->kind == SCAN_REAL && scan_real_overflows(p, value->len))
+		return SCAN_NUMBER_BIG;
+	return value->kind;
 }
 
 /*
@@ -873,6 +887,7 @@ scan_is_wanted(const struct scan_key *key, const struct scan_value *value,
 			continue;
 		if (scan_key_equal(key, &wanted->names[k])) {
 			wanted->found[k] = *value;
+			wanted->found[k].kind = scan_kind_ranged(value);
 			wanted->left--;
 			break;
 		}
