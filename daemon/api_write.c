@@ -111,12 +111,21 @@ struct api_write {
  */
 #define API_WRITE_GRACE_MS	1000
 
+/*
+ * An import's events take the time they take to be acknowledged, up to
+ * this long past the write's wait: within the HTTP reply deadline (the
+ * wait and 30 s, daemon_http_reply_seconds()), so that a broker that does
+ * not answer gets the import its 503 with the counts, not the bare one.
+ */
+#define API_IMPORT_ACK_MS	25000
+
 /* What a 202 says when the write's wait ran out. */
 #define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"
 
 static void	api_write_poll(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expire(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expiry_arm(struct api_write *write, long long least_ms);
+static long long api_write_left_ms(const struct api_write *write);
 static void	api_write_accepted(struct api_write *write, const char *detail);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
@@ -655,14 +664,14 @@ api_write_publish(struct api_write *write)
 		 * one still out when the wait runs out is answered then,
 		 * not at its message.timeout.ms; a second at least, for a
 		 * wait shorter than that or an allocation's later round
-		 * published after it.  An import's many events take the
-		 * time they take.
+		 * published after it.  An import's many events take longer,
+		 * API_IMPORT_ACK_MS past the wait at the most.
 		 */
-		if (write->kind != API_WRITE_IMPORT) {
-			/* An earlier round's may be pending: set it anew. */
-			evtimer_del(write->expiry);
-			api_write_expiry_arm(write, API_WRITE_GRACE_MS);
-		}
+		/* An earlier round's may be pending: set it anew. */
+		evtimer_del(write->expiry);
+		api_write_expiry_arm(write, write->kind == API_WRITE_IMPORT ?
+		    api_write_left_ms(write) + API_IMPORT_ACK_MS :
+		    API_WRITE_GRACE_MS);
 		return;		/* the deliveries finish the round */
 	}
 	api_write_not_taken(write, &write->events[write->round_start]);
@@ -680,6 +689,19 @@ api_write_expired(const struct api_write *write)
 	    now.tv_nsec >= write->deadline.tv_nsec);
 }
 
+/* What is left of the write's wait, in milliseconds (0: none). */
+static long long
+api_write_left_ms(const struct api_write *write)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
+	    (write->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? ms : 0;
+}
+
 /*
  * Arms the write's own deadline, at least least_ms from now: a poll that
  * waits for a connection (PostgreSQL away) would otherwise hold the
@@ -688,15 +710,12 @@ api_write_expired(const struct api_write *write)
 static void
 api_write_expiry_arm(struct api_write *write, long long least_ms)
 {
-	struct timespec now;
 	struct timeval left = { 0, 0 };
 	long long ms;
 
 	if (evtimer_pending(write->expiry, NULL))
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
-	    (write->deadline.tv_nsec - now.tv_nsec) / 1000000;
+	ms = api_write_left_ms(write);
 	if (ms < least_ms)
 		ms = least_ms;
 	if (ms > 0) {
@@ -711,12 +730,18 @@ static void
 api_write_expire(evutil_socket_t fd, short events, void *arg)
 {
 	struct api_write *write = arg;
+	char why[128];
 
 	if (write->call->req == NULL)
 		return;
 	/* Kafka has not acknowledged every event of the round yet. */
 	if (!write->polling && write->undelivered > 0) {
-		api_write_unsure(write, "api.write_wait_ms ran out", false);
+		if (write->kind == API_WRITE_IMPORT)
+			snprintf(why, sizeof(why), "api.write_wait_ms and %d s "
+			    "more ran out", API_IMPORT_ACK_MS / 1000);
+		else
+			snprintf(why, sizeof(why), "api.write_wait_ms ran out");
+		api_write_unsure(write, why, false);
 		return;
 	}
 	/* Between an allocation's rounds its query answers for itself. */

@@ -850,7 +850,8 @@ def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
     minute (message.timeout.ms): the write is still answered when
     api.write_wait_ms runs out, 503 with the count Kafka has not
     acknowledged and the request to follow, not left to the HTTP
-    deadline; a write Kafka took meanwhile is answered as ever."""
+    deadline; so is an import, 25 s later; a write Kafka took meanwhile
+    is answered as ever."""
     from test_consumer import PrivateKafka
     kafka = PrivateKafka(proxied=True)
     api = None
@@ -875,6 +876,21 @@ def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
         assert body["detail"].startswith("api.write_wait_ms ran out: ") and \
             "may or may not be published" in body["detail"], body
         assert len(body["requests"]) == 1 and headers["Retry-After"], body
+        # An import's events are given 25 s past the wait, and then it is
+        # answered the same way, before the HTTP deadline (the wait and
+        # 30 s) would cut it off with a bare 503.
+        started = time.monotonic()
+        servers = [{"id": "k%d" % i, "hostname": "k%d" % i} for i in range(5)]
+        status, body, headers = api.call("POST", "/api/v1/import",
+                                         {"servers": servers}, timeout=90)
+        took = time.monotonic() - started
+        print("the import Kafka has not acknowledged: %d %s in %.1f s"
+              % (status, body, took), flush=True)
+        assert status == 503 and body["error"] == "unavailable", (status, body)
+        assert (body["published"], body["unacknowledged"]) == (0, 5), body
+        assert body["detail"].startswith("api.write_wait_ms and 25 s more ran out: ") \
+            and "sending the import again changes nothing twice" in body["detail"], body
+        assert headers["Retry-After"], headers
         kafka.proxy.drop_produce = False
         assert api.daemon.stop() == 0
     finally:
