@@ -1,6 +1,7 @@
 /* The rebuild: fill a fresh state from the beginning, derive, swap it in. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -149,6 +150,7 @@ rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct rebuild *rebuild = arg;
+	const char *sqlstate;
 
 	/*
 	 * The connection went with the answer: the swap may have committed.
@@ -162,6 +164,22 @@ rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
 		return;
 	}
 	if (!rebuild_result_ok(rebuild, result, "the swap")) {
+		/*
+		 * A lock not had in time (a session reads public.ipam or the
+		 * state tables, idle in a transaction, say) leaves the
+		 * derived rows as they are: the swap alone is tried again.
+		 * Anything else goes back to the batches.
+		 */
+		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+		if (sqlstate != NULL && strcmp(sqlstate, "55P03") == 0) {
+			snprintf(rebuild->failing, sizeof(rebuild->failing),
+			    "the swap waits for a session that holds public.ipam "
+			    "or the state tables (pg_stat_activity names one "
+			    "idle in a transaction); tried again every %d s",
+			    REBUILD_RETRY_MS / 1000);
+			log_warnx("rebuild: %s", rebuild->failing);
+			return;
+		}
 		rebuild_enter(rebuild, REBUILD_FILLING);
 		return;
 	}

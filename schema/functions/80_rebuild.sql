@@ -3,11 +3,18 @@
 -- half-built state and deletes that compaction has dropped leave nothing.
 
 -- Drops any earlier attempt and makes ipam_state_rebuild, empty, with the
--- same columns, constraints and indexes as ipam_state.
+-- same columns, constraints and indexes as ipam_state, and what LIKE
+-- leaves out: the tables' storage parameters (the address table's
+-- fillfactor, which keeps derived updates HOT) and the indexes' names
+-- (LIKE makes up its own, and a later migration names the index it
+-- changes).
 CREATE OR REPLACE FUNCTION ipamd.rebuild_begin() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
 	t text;
+	options text[];
+	x record;
+	n integer := 0;
 BEGIN
 	SET LOCAL client_min_messages = warning;
 	DROP SCHEMA IF EXISTS ipam_state_rebuild CASCADE;
@@ -15,8 +22,42 @@ BEGIN
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('CREATE TABLE ipam_state_rebuild.%I '
 		    '(LIKE ipam_state.%I INCLUDING ALL)', t, t);
+		SELECT c.reloptions INTO options FROM pg_class c
+		WHERE c.oid = format('ipam_state.%I', t)::regclass;
+		IF options IS NOT NULL THEN
+			EXECUTE format('ALTER TABLE ipam_state_rebuild.%I SET (%s)',
+			    t, array_to_string(options, ', '));
+		END IF;
+		-- Each index under the name of the live one it copies (the
+		-- same definition), through a name of no one's first.
+		FOR x IN
+			SELECT r.relname AS made, l.relname AS live
+			FROM ipamd.rebuild_indexes('ipam_state', t) l
+			JOIN ipamd.rebuild_indexes('ipam_state_rebuild', t) r
+			    USING (definition)
+			WHERE r.relname <> l.relname
+		LOOP
+			n := n + 1;
+			EXECUTE format('ALTER INDEX ipam_state_rebuild.%I '
+			    'RENAME TO %I', x.made, 'rebuild_index_' || n);
+			EXECUTE format('ALTER INDEX ipam_state_rebuild.%I '
+			    'RENAME TO %I', 'rebuild_index_' || n, x.live);
+		END LOOP;
 	END LOOP;
 END
+$$;
+
+-- The indexes of a table of a schema, each with its definition without
+-- its name, schema and table ("USING btree (vrf, ip_address)", UNIQUE
+-- kept), by which a copy's index is matched with the live one's.
+CREATE OR REPLACE FUNCTION ipamd.rebuild_indexes(schema_name text,
+    table_name text) RETURNS TABLE (relname name, definition text)
+LANGUAGE sql STABLE AS $$
+	SELECT ic.relname, regexp_replace(pg_get_indexdef(i.indexrelid),
+	    '^CREATE (UNIQUE )?INDEX \S+ ON \S+ ', '\1')
+	FROM pg_index i
+	JOIN pg_class ic ON ic.oid = i.indexrelid
+	WHERE i.indrelid = format('%I.%I', schema_name, table_name)::regclass
 $$;
 
 -- Derives every row of ipam_state_rebuild from its entities at once: the
@@ -193,6 +234,13 @@ BEGIN
 	IF to_regnamespace('ipam_state_rebuild') IS NULL THEN
 		RETURN jsonb_build_object('changed', 0, 'already', true);
 	END IF;
+	-- The view and the old tables are taken whole below, behind any
+	-- session that reads them (one idle in a transaction holds them as
+	-- long as it stays so), and every reader that comes after queues
+	-- behind the swap: a lock not had soon gives up (55P03), and the
+	-- swap is asked again a little later (consumers/rebuild.c), so that
+	-- readers never wait long.
+	SET LOCAL lock_timeout = '2s';
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
 	END LOOP;

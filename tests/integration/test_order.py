@@ -1319,6 +1319,88 @@ def test_a_partition_of_aborted_transactions_alone_is_caught_up():
         run.close()
 
 
+def state_shape(db):
+    """The state tables and their indexes by name, with their storage
+    parameters."""
+    return db.query("SELECT c.relname, c.relkind, c.reloptions FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'ipam_state' AND c.relkind IN ('r', 'i') "
+                    "ORDER BY c.relname")
+
+
+def test_a_rebuild_keeps_storage_parameters_and_index_names():
+    """The rebuilt tables are the live ones' copies in what LIKE leaves
+    out too: the address table's fillfactor (derived updates stay HOT)
+    and every index's name (a later migration names the index it
+    changes)."""
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.98.9.0/24", ["127.98.9.1-127.98.9.9"], 1)
+        run.server("1", "127.98.9.5", 1)
+        run.settle()
+        assert run.daemon.stop() == 0
+        before = state_shape(run.db)
+        assert ("address", "r", ["fillfactor=85"]) in before, before
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=90)
+        assert state_shape(run.db) == before
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
+def test_a_swap_waits_for_a_reader_without_holding_readers_up():
+    """A session reads public.ipam and stays idle in its transaction: the
+    swap cannot take the view and the old tables, gives up within its
+    lock timeout and is asked again (/readyz says why), so that readers
+    coming after it are not queued behind it for as long as that session
+    stays; once the session ends, the swap goes through."""
+    import psycopg2
+    run = Run()
+    rebuild = None
+    blocker = reader = None
+    try:
+        run.subnet("1", "127.98.8.0/24", ["127.98.8.1-127.98.8.9"], 1)
+        run.server("1", "127.98.8.5", 1)
+        run.settle()
+        assert run.daemon.stop() == 0
+        rows = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
+        blocker = psycopg2.connect(run.db.conninfo())
+        with blocker.cursor() as cur:
+            cur.execute("SELECT count(*) FROM public.ipam")
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: the swap waits for a session that holds "
+                         r"public.ipam", timeout=90)
+        status, body = rebuild.http_get("/readyz")
+        assert status == 503 and "the swap waits" in body, (status, body)
+        # A reader that comes now is answered, swap or no swap.
+        reader = psycopg2.connect(run.db.conninfo())
+        reader.autocommit = True
+        for _ in range(3):
+            with reader.cursor() as cur:
+                cur.execute("SET statement_timeout = '30s'")
+                cur.execute("SELECT count(*) FROM public.ipam")
+                assert cur.fetchone()[0] == len(rows)
+            time.sleep(1)
+        assert not rebuild.log_contains(r"rebuild: swapped in")
+        blocker.rollback()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert run.db.query("SELECT * FROM ipam ORDER BY ip_address") == rows
+        assert rebuild.stop() == 0
+    finally:
+        for conn in (blocker, reader):
+            if conn is not None:
+                conn.close()
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,
