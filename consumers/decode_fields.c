@@ -305,7 +305,7 @@ fields_kind_name(enum scan_kind kind)
 	case SCAN_REAL:
 		return "a number with a fraction";
 	case SCAN_NUMBER_BIG:
-		return "a number too big for 64 bits";
+		return "a number too big for 64 bits or a double";
 	case SCAN_TRUE:
 	case SCAN_FALSE:
 		return "a boolean";

@@ -10,6 +10,15 @@
 /* How long a failed step waits before it is tried again. */
 #define REBUILD_RETRY_MS	5000
 
+/*
+ * How long the swap waits for a lock before it gives up (a reader holds
+ * public.ipam): doubled with each swap given up so, up to the most, so
+ * that reads that take their time let it through in the end, while one
+ * idle in a transaction never holds readers up for longer.
+ */
+#define REBUILD_SWAP_WAIT_MS	2000
+#define REBUILD_SWAP_WAIT_MAX_MS	64000
+
 struct rebuild {
 	struct pgconn		*pg;
 	enum rebuild_state	 state;
@@ -17,6 +26,7 @@ struct rebuild {
 	bool			 failed;	/* the last step failed ... */
 	struct timespec		 failed_at;	/* ... then: tried again later */
 	char			 failing[600];	/* ... and why, for /readyz */
+	unsigned		 swap_waits;	/* swaps given up on a lock */
 	rebuild_event_cb	*prepared;
 	rebuild_event_cb	*swapped;
 	void			*arg;
@@ -144,6 +154,19 @@ rebuild_begun_cb(struct pgconn *pg, PGresult *result, const char *error,
 	rebuild->prepared(rebuild->arg);
 }
 
+/* How long the next swap waits for a lock, in milliseconds. */
+static unsigned
+rebuild_swap_wait_ms(const struct rebuild *rebuild)
+{
+	unsigned wait = REBUILD_SWAP_WAIT_MS, i;
+
+	for (i = 0; i < rebuild->swap_waits &&
+	    wait < REBUILD_SWAP_WAIT_MAX_MS; i++)
+		wait *= 2;
+	return wait < REBUILD_SWAP_WAIT_MAX_MS ? wait :
+	    REBUILD_SWAP_WAIT_MAX_MS;
+}
+
 /* The swap is done (or failed: then the rows are derived again). */
 static void
 rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
@@ -163,23 +186,28 @@ rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
 		    "lost");
 		return;
 	}
+	/*
+	 * A lock not had in time (a session reads public.ipam or the state
+	 * tables, idle in a transaction, say) leaves the derived rows as
+	 * they are: the swap alone is tried again, waiting longer.
+	 */
+	sqlstate = PQresultStatus(result) == PGRES_TUPLES_OK ? NULL :
+	    PQresultErrorField(result, PG_DIAG_SQLSTATE);
+	if (sqlstate != NULL && strcmp(sqlstate, "55P03") == 0) {
+		rebuild->busy = false;
+		rebuild->failed = true;
+		clock_gettime(CLOCK_MONOTONIC, &rebuild->failed_at);
+		snprintf(rebuild->failing, sizeof(rebuild->failing), "the swap "
+		    "waits for a session that holds public.ipam or the state "
+		    "tables (pg_stat_activity names one idle in a transaction, "
+		    "or a long read): it gave up after %u ms and is tried again "
+		    "in %d s", rebuild_swap_wait_ms(rebuild), REBUILD_RETRY_MS /
+		    1000);
+		log_warnx("rebuild: %s", rebuild->failing);
+		rebuild->swap_waits++;
+		return;
+	}
 	if (!rebuild_result_ok(rebuild, result, "the swap")) {
-		/*
-		 * A lock not had in time (a session reads public.ipam or the
-		 * state tables, idle in a transaction, say) leaves the
-		 * derived rows as they are: the swap alone is tried again.
-		 * Anything else goes back to the batches.
-		 */
-		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-		if (sqlstate != NULL && strcmp(sqlstate, "55P03") == 0) {
-			snprintf(rebuild->failing, sizeof(rebuild->failing),
-			    "the swap waits for a session that holds public.ipam "
-			    "or the state tables (pg_stat_activity names one "
-			    "idle in a transaction); tried again every %d s",
-			    REBUILD_RETRY_MS / 1000);
-			log_warnx("rebuild: %s", rebuild->failing);
-			return;
-		}
 		rebuild_enter(rebuild, REBUILD_FILLING);
 		return;
 	}
@@ -221,7 +249,9 @@ rebuild_step(struct rebuild *rebuild, bool caught_up)
 {
 	pgconn_result_cb *cb;
 	struct timespec now;
-	const char *sql;
+	const char *sql, *params[1] = { NULL };
+	char wait[16];
+	int nparams = 0;
 
 	if (rebuild->busy || !pgconn_is_up(rebuild->pg) ||
 	    pgconn_is_busy(rebuild->pg))
@@ -247,12 +277,15 @@ rebuild_step(struct rebuild *rebuild, bool caught_up)
 		cb = rebuild_derived_cb;
 		break;
 	case REBUILD_SWAPPING:
-		sql = "SELECT ipamd.rebuild_swap()";
+		snprintf(wait, sizeof(wait), "%u", rebuild_swap_wait_ms(rebuild));
+		params[0] = wait;
+		nparams = 1;
+		sql = "SELECT ipamd.rebuild_swap($1::integer)";
 		cb = rebuild_swapped_cb;
 		break;
 	default:
 		return;
 	}
-	if (pgconn_query(rebuild->pg, sql, 0, NULL, cb, rebuild) == 0)
+	if (pgconn_query(rebuild->pg, sql, nparams, params, cb, rebuild) == 0)
 		rebuild->busy = true;
 }

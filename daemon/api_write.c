@@ -689,17 +689,15 @@ api_write_expired(const struct api_write *write)
 	    now.tv_nsec >= write->deadline.tv_nsec);
 }
 
-/* What is left of the write's wait, in milliseconds (0: none). */
+/* What is left of the write's wait, in milliseconds (below 0: past). */
 static long long
 api_write_left_ms(const struct api_write *write)
 {
 	struct timespec now;
-	long long ms;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
+	return (long long)(write->deadline.tv_sec - now.tv_sec) * 1000 +
 	    (write->deadline.tv_nsec - now.tv_nsec) / 1000000;
-	return ms > 0 ? ms : 0;
 }
 
 /*

@@ -13,8 +13,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	t text;
 	options text[];
-	x record;
-	n integer := 0;
+	made text[];
+	live text[];
+	n integer;
 BEGIN
 	SET LOCAL client_min_messages = warning;
 	DROP SCHEMA IF EXISTS ipam_state_rebuild CASCADE;
@@ -28,21 +29,30 @@ BEGIN
 			EXECUTE format('ALTER TABLE ipam_state_rebuild.%I SET (%s)',
 			    t, array_to_string(options, ', '));
 		END IF;
-		-- Each index under the name of the live one it copies (the
-		-- same definition), through a name of no one's first.
-		FOR x IN
-			SELECT r.relname AS made, l.relname AS live
-			FROM ipamd.rebuild_indexes('ipam_state', t) l
-			JOIN ipamd.rebuild_indexes('ipam_state_rebuild', t) r
-			    USING (definition)
-			WHERE r.relname <> l.relname
-		LOOP
-			n := n + 1;
-			EXECUTE format('ALTER INDEX ipam_state_rebuild.%I '
-			    'RENAME TO %I', x.made, 'rebuild_index_' || n);
-			EXECUTE format('ALTER INDEX ipam_state_rebuild.%I '
-			    'RENAME TO %I', 'rebuild_index_' || n, x.live);
-		END LOOP;
+	END LOOP;
+	-- Each index under the name of the live one it copies (the same
+	-- definition, paired one to one in name order): every copy first
+	-- under a name of no one's, then under the live one's, so that no
+	-- made-up name stands in the way of another's.
+	SELECT coalesce(array_agg(r.relname::text ORDER BY l.relname), '{}'),
+	    coalesce(array_agg(l.relname::text ORDER BY l.relname), '{}')
+	INTO made, live
+	FROM unnest(ipamd.state_tables()) AS t(name)
+	CROSS JOIN LATERAL (SELECT i.*, row_number() OVER (
+		PARTITION BY i.definition ORDER BY i.relname) AS k
+	    FROM ipamd.rebuild_indexes('ipam_state', t.name) i) l
+	JOIN LATERAL (SELECT i.*, row_number() OVER (
+		PARTITION BY i.definition ORDER BY i.relname) AS k
+	    FROM ipamd.rebuild_indexes('ipam_state_rebuild', t.name) i) r
+	    ON r.definition = l.definition AND r.k = l.k
+	WHERE r.relname <> l.relname;
+	FOR n IN 1 .. cardinality(made) LOOP
+		EXECUTE format('ALTER INDEX ipam_state_rebuild.%I RENAME TO %I',
+		    made[n], 'rebuild_index_' || n);
+	END LOOP;
+	FOR n IN 1 .. cardinality(made) LOOP
+		EXECUTE format('ALTER INDEX ipam_state_rebuild.%I RENAME TO %I',
+		    'rebuild_index_' || n, live[n]);
 	END LOOP;
 END
 $$;
@@ -220,7 +230,9 @@ $$;
 -- that exist in both keep their first_seen_at; every row that differs is
 -- written to the audit history as a change made by the rebuild, and the
 -- views are pointed at the new tables.  Returns how many rows differed.
-CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
+DROP FUNCTION IF EXISTS ipamd.rebuild_swap();
+CREATE OR REPLACE FUNCTION ipamd.rebuild_swap(lock_wait_ms integer)
+RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	t text;
@@ -237,10 +249,11 @@ BEGIN
 	-- The view and the old tables are taken whole below, behind any
 	-- session that reads them (one idle in a transaction holds them as
 	-- long as it stays so), and every reader that comes after queues
-	-- behind the swap: a lock not had soon gives up (55P03), and the
-	-- swap is asked again a little later (consumers/rebuild.c), so that
-	-- readers never wait long.
-	SET LOCAL lock_timeout = '2s';
+	-- behind the swap: a lock not had within lock_wait_ms gives up
+	-- (55P03), and the swap is asked again a little later with a longer
+	-- wait (consumers/rebuild.c), so that readers never wait long while
+	-- reads that take their time still let it through.
+	PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
 	END LOOP;

@@ -818,7 +818,7 @@ def test_rebuild_writes_the_same_audit_image():
 
 class SwapAnswerCutter:
     """A TCP proxy in front of PostgreSQL that forwards every connection,
-    but closes the one that asked for ipamd.rebuild_swap() when its
+    but closes the one that asked for ipamd.rebuild_swap(…) when its
     answer comes (the statement has then committed): the swap's answer
     is lost with the connection, once."""
 
@@ -856,7 +856,7 @@ class SwapAnswerCutter:
                 data = source.recv(65536)
             except OSError:
                 data = b""
-            if upstream and b"rebuild_swap()" in data and not self.cut.is_set():
+            if upstream and b"rebuild_swap(" in data and not self.cut.is_set():
                 armed.set()
             if not upstream and data and armed.is_set():
                 with self.lock:
@@ -1443,7 +1443,7 @@ def test_rebuild_carries_row_times():
         # And one deleted: rebuilt, it is new, whatever was carried.
         db.query("DELETE FROM ipam_state.address WHERE ip_address = '127.97.0.17'")
         swap_began = db.scalar("SELECT now()")
-        changed = db.scalar("SELECT ipamd.rebuild_swap()->>'changed'")
+        changed = db.scalar("SELECT ipamd.rebuild_swap(0)->>'changed'")
         assert changed == "2", changed
         after = {ip: (c, u) for ip, c, u in db.query(times % "ipam_state")}
         now = {ip: (c, u) for ip, c, u in before}

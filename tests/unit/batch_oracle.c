@@ -440,7 +440,7 @@ batch_json_one(const struct batch *batch, json_t *stale,
 		return record;
 	json_object_set_new(record, "rid", json_string(change->request_id));
 	/* Later: the request's digest. */
-	json_object_set_new(record, "rdg", json_sprintf("%016llx",
+	json_object_set_new(record, "rdg", json_sprintf("1:%016llx",
 	    (unsigned long long)change->request_digest));
 	json_object_set_new(record, "by", json_string(change->requester));
 	json_object_set_new(record, "ifa", json_boolean(change->if_available));
