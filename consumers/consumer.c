@@ -68,6 +68,8 @@ enum consumer_part_state {
 	CONSUMER_PART_CHECKING,	/* the record before it is being read */
 	CONSUMER_PART_ACTIVE,	/* fetching from where it stands */
 	CONSUMER_PART_OUT_OF_RANGE,	/* its offset is not in the log */
+	CONSUMER_PART_WAITING,	/* a rebuild's mark partition, held until
+				   the other topics are filled */
 };
 
 /* A topic's slots by partition number: 1 + the slot's place, 0 none. */
@@ -153,6 +155,9 @@ struct consumer {
 static void	consumer_flush(struct consumer *consumer);
 static void	consumer_load(struct consumer *consumer);
 static bool	consumer_any_loading(const struct consumer *consumer);
+static bool	consumer_rebuild_holds_marks(struct consumer *consumer);
+static bool	consumer_rebuild_filled(struct consumer *consumer,
+		    struct consumer_partition *slot);
 static void	consumer_backpressure(struct consumer *consumer);
 static void	consumer_finish_stop(struct consumer *consumer);
 
@@ -483,18 +488,31 @@ consumer_backpressure(struct consumer *consumer)
  * or the beginning).
  */
 static void
-consumer_release(struct consumer *consumer, struct consumer_partition **slots,
-    size_t n)
+consumer_release(struct consumer *consumer, struct consumer_partition **all,
+    size_t count)
 {
+	struct consumer_partition **slots;
 	struct kafka_partition *start;
 	int64_t *from;
 	enum kafka_release *results;
-	size_t i;
+	size_t i, n = 0;
+	int hold = -1;
 
-	if ((start = calloc(n + 1, sizeof(*start))) == NULL ||
-	    (from = calloc(n + 1, sizeof(*from))) == NULL ||
-	    (results = calloc(n + 1, sizeof(*results))) == NULL)
+	if ((slots = calloc(count + 1, sizeof(*slots))) == NULL ||
+	    (start = calloc(count + 1, sizeof(*start))) == NULL ||
+	    (from = calloc(count + 1, sizeof(*from))) == NULL ||
+	    (results = calloc(count + 1, sizeof(*results))) == NULL)
 		fatal("consumer: calloc");
+	/* A filling rebuild reads marks last (consumer_rebuild_holds_marks()). */
+	for (i = 0; i < count; i++) {
+		if (consumer->topics[all[i]->topic].entity == CHANGE_MARK &&
+		    (hold != -1 ? hold : (hold =
+		    consumer_rebuild_holds_marks(consumer))) == 1) {
+			all[i]->state = CONSUMER_PART_WAITING;
+			continue;
+		}
+		slots[n++] = all[i];
+	}
 	for (i = 0; i < n; i++) {
 		slots[i]->state = CONSUMER_PART_ACTIVE;
 		start[i].topic = slots[i]->topic;
@@ -545,6 +563,7 @@ consumer_release(struct consumer *consumer, struct consumer_partition **slots,
 	free(start);
 	free(from);
 	free(results);
+	free(slots);
 }
 
 /*
@@ -891,7 +910,6 @@ static bool
 consumer_rebuild_caught_up(struct consumer *consumer)
 {
 	struct kafka_client_health health;
-	int64_t low, high;
 	size_t i;
 
 	kafka_client_health(consumer->client, &health);
@@ -904,23 +922,89 @@ consumer_rebuild_caught_up(struct consumer *consumer)
 
 		if (!slot->assigned)
 			continue;
-		if (slot->state != CONSUMER_PART_ACTIVE)
-			return false;
-		if (!kafka_client_watermarks(consumer->client, slot->topic,
-		    slot->position.partition, &low, &high))
-			return false;
-		if (slot->rebuild_target < 0) {
-			slot->rebuild_target = high;
-			log_info("rebuild: %s[%d] holds offsets %lld to %lld",
-			    consumer->topics[slot->topic].name,
-			    slot->position.partition, (long long)low,
-			    (long long)high);
-		}
-		if (consumer_applied_to(consumer, slot, low) <
-		    slot->rebuild_target)
+		if (!consumer_rebuild_filled(consumer, slot))
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Tells whether a rebuild has applied a partition up to where it ended
+ * when first seen (noted then).
+ */
+static bool
+consumer_rebuild_filled(struct consumer *consumer,
+    struct consumer_partition *slot)
+{
+	int64_t low, high;
+
+	if (slot->state != CONSUMER_PART_ACTIVE ||
+	    !kafka_client_watermarks(consumer->client, slot->topic,
+	    slot->position.partition, &low, &high))
+		return false;
+	if (slot->rebuild_target < 0) {
+		slot->rebuild_target = high;
+		log_info("rebuild: %s[%d] holds offsets %lld to %lld",
+		    consumer->topics[slot->topic].name,
+		    slot->position.partition, (long long)low, (long long)high);
+	}
+	return consumer_applied_to(consumer, slot, low) >= slot->rebuild_target;
+}
+
+/*
+ * Tells whether a filling rebuild holds its mark partitions back: until
+ * every partition of the other topics is filled, an operator's request
+ * without a known outcome (never applied, or its outcome gone with
+ * api.request_days) would be decided against servers and subnets read
+ * only in part.  Marks wait for them (the fill derives nothing, so the
+ * order between topics changes no row).
+ */
+static bool
+consumer_rebuild_holds_marks(struct consumer *consumer)
+{
+	struct kafka_client_health health;
+	size_t i;
+
+	if (rebuild_state(consumer->rebuild) != REBUILD_FILLING)
+		return false;
+	kafka_client_health(consumer->client, &health);
+	if (!health.joined || !consumer_rebuild_holds_all(consumer))
+		return true;
+	for (i = 0; i < consumer->partition_count; i++) {
+		struct consumer_partition *slot = &consumer->partitions[i];
+
+		if (slot->assigned &&
+		    consumer->topics[slot->topic].entity != CHANGE_MARK &&
+		    !consumer_rebuild_filled(consumer, slot))
+			return true;
+	}
+	return false;
+}
+
+/* Lets the mark partitions a filling rebuild held back go on. */
+static void
+consumer_rebuild_release_marks(struct consumer *consumer)
+{
+	struct consumer_partition **slots;
+	size_t i, n = 0;
+
+	for (i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].assigned &&
+		    consumer->partitions[i].state == CONSUMER_PART_WAITING)
+			n++;
+	if (n == 0 || consumer_rebuild_holds_marks(consumer))
+		return;
+	if ((slots = calloc(n, sizeof(*slots))) == NULL)
+		fatal("consumer: calloc");
+	n = 0;
+	for (i = 0; i < consumer->partition_count; i++)
+		if (consumer->partitions[i].assigned &&
+		    consumer->partitions[i].state == CONSUMER_PART_WAITING)
+			slots[n++] = &consumer->partitions[i];
+	log_info("rebuild: the other topics are filled; reading the %zu "
+	    "partition(s) of marks", n);
+	consumer_release(consumer, slots, n);
+	free(slots);
 }
 
 /*
@@ -1009,8 +1093,10 @@ consumer_tick_cb(evutil_socket_t fd, short what, void *arg)
 		rebuild_step(consumer->rebuild,
 		    consumer_rebuild_caught_up(consumer));
 		if (filling &&
-		    rebuild_state(consumer->rebuild) == REBUILD_FILLING)
+		    rebuild_state(consumer->rebuild) == REBUILD_FILLING) {
+			consumer_rebuild_release_marks(consumer);
 			consumer_rebuild_progress(consumer);
+		}
 		else if (filling &&
 		    rebuild_state(consumer->rebuild) == REBUILD_DERIVING)
 			log_info("rebuild: %llu messages read, %llu of them "
@@ -1517,6 +1603,13 @@ consumer_ready(const struct consumer *consumer, char *reason, size_t reasonlen)
 			snprintf(reason, reasonlen, "%s[%d]: the stored offset is "
 			    "outside the partition's log (recreated topic or "
 			    "expired records; see the log)",
+			    consumer->topics[slot->topic].name,
+			    (int)slot->position.partition);
+			return false;
+		}
+		if (slot->state == CONSUMER_PART_WAITING) {
+			snprintf(reason, reasonlen, "rebuild: %s[%d] is read "
+			    "once the other topics are filled",
 			    consumer->topics[slot->topic].name,
 			    (int)slot->position.partition);
 			return false;

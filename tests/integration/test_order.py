@@ -1328,6 +1328,49 @@ def state_shape(db):
                     "ORDER BY c.relname")
 
 
+def test_a_rebuild_decides_a_request_without_outcome_after_the_other_topics():
+    """A request whose outcome is gone (api.request_days) or was never
+    decided is decided again when a rebuild replays it: the rebuild reads
+    the marks only once servers and subnets are filled, so that the
+    request sees the server that holds its address however late in its
+    topic, and is refused as it was live, not applied against servers
+    read only in part."""
+    from test_requests import outcome, request
+    run = Run()
+    rebuild = None
+    try:
+        run.subnet("1", "127.96.5.0/24", ["127.96.5.1-127.96.5.9"], 1)
+        # A long servers topic, the holder of .3 at its end.
+        for i in range(3000):
+            run.server("f%d" % i, None, 1)
+        run.server("holder", "127.96.5.3", 1)
+        run.settle()
+        request(run, "q1", "127.96.5.3", "write:alice", description="alice's",
+                if_available=True)
+        run.settle()
+        assert outcome(run, "q1")[0] == "refused", outcome(run, "q1")
+        rows = run.db.query("SELECT ip_address, status, server_id, description "
+                            "FROM ipam ORDER BY ip_address")
+        assert run.daemon.stop() == 0
+        run.db.query("DELETE FROM ipamd.request WHERE id = 'q1'")
+        # Small batches: the servers take many, and without the hold the
+        # one mark would come in the first.
+        config = {"consumer": {"batch_max_events": "50"}}
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                config=config, extra_args=["--rebuild"]).start()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+        assert outcome(run, "q1")[0] == "refused", outcome(run, "q1")
+        assert run.db.query("SELECT ip_address, status, server_id, description "
+                            "FROM ipam ORDER BY ip_address") == rows
+        assert rebuild.log_contains(r"rebuild: the other topics are filled; "
+                                    r"reading the 1 partition\(s\) of marks")
+        assert rebuild.stop() == 0
+    finally:
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_a_rebuild_keeps_storage_parameters_and_index_names():
     """The rebuilt tables are the live ones' copies in what LIKE leaves
     out too: the address table's fillfactor (derived updates stay HOT)
@@ -1498,10 +1541,10 @@ def test_rebuild_keeps_when_conflicts_were_first_seen():
                  "VALUES ('8', 1, 'host-8', '127.98.0.12'), ('9', 1, 'host-9', '127.98.0.12')")
         derive_began = db.scalar("SELECT now()")
         db.query("SELECT ipamd.derive_all()")
-        db.query("SELECT ipamd.rebuild_swap()")
+        db.query("SELECT ipamd.rebuild_swap(0)")
         after = {(k, key): (t, d) for k, key, t, d in db.query(seen % "ipam_state")}
         # Asked again (its answer lost with the connection): swapped already.
-        assert db.scalar("SELECT ipamd.rebuild_swap()") == {"changed": 0, "already": True}
+        assert db.scalar("SELECT ipamd.rebuild_swap(0)") == {"changed": 0, "already": True}
         assert {(k, key): (t, d) for k, key, t, d in db.query(seen % "ipam_state")} == after
         assert set(after) == set(before) - {("server_on_reserved", "127.98.0.11")} \
             | {("several_servers", "127.98.0.12")}, after
