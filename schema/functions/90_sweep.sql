@@ -298,6 +298,23 @@ LANGUAGE sql IMMUTABLE AS $$
 	    END
 $$;
 
+-- Whether an address row's state row still says whether it answers: it
+-- was written in the subnet the row lies in, or the row lies in another
+-- that is swept (a pass row: its next sweep writes the state anew), or
+-- the row changed within a day (its subnet, just made, may not have been
+-- swept yet; the state of a subnet no longer swept is kept as long).
+-- Else the row moved into a subnet nobody sweeps (a nested subnet with
+-- ping off, say) and its old state would say it answers for ever: it is
+-- shown as not active.  state_subnet and home_swept come from the outer
+-- joins (NULL: no state row, no pass row).
+CREATE OR REPLACE FUNCTION ipamd.sweep_state_holds(state_subnet text,
+    home_subnet text, home_swept text, changed_at timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT state_subnet = home_subnet OR home_swept IS NOT NULL
+	    OR changed_at >= now() - interval '1 day'
+$$;
+
 -- The sweeper's columns of every address row, with what the sweeper needs
 -- besides: missed_sweeps, whether the last pass was answered, and whether
 -- a state row follows the row in its present subnet.  The joins are those
@@ -308,7 +325,9 @@ RETURNS TABLE (vrf text, ip_address inet, subnet_id text,
     rtt_us integer, missed_sweeps integer, answered boolean,
     followed boolean)
 LANGUAGE sql STABLE AS $$
-	SELECT a.vrf, a.ip_address, a.subnet_id, coalesce(st.active, false),
+	SELECT a.vrf, a.ip_address, a.subnet_id, coalesce(st.active
+		AND ipamd.sweep_state_holds(st.subnet_id, a.subnet_id,
+		h.subnet_id, a.updated_at), false),
 	    ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us, p.checked_at),
 	    coalesce(p.checked_at, st.checked_at), st.rtt_us,
 	    ipamd.sweep_missed(st.answered, st.missed_sweeps,
@@ -321,6 +340,7 @@ LANGUAGE sql STABLE AS $$
 	    AND st.row_created_at = a.created_at
 	LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
 	    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+	LEFT JOIN ipamd.sweep_subnet h ON h.subnet_id = a.subnet_id
 $$;
 
 -- The network (last: false) or broadcast (last: true) address of a
@@ -528,7 +548,9 @@ LANGUAGE plpgsql AS $$
 BEGIN
 	CREATE OR REPLACE VIEW public.ipam AS
 		SELECT a.vrf, a.ip_address, a.subnet_id, a.status, a.ip_type,
-		    coalesce(st.active, false) AS active, a.server_id,
+		    coalesce(st.active AND ipamd.sweep_state_holds(st.subnet_id,
+			a.subnet_id, h.subnet_id, a.updated_at), false) AS active,
+		    a.server_id,
 		    a.hostname, a.mac_address, a.platform, a.manufacturer,
 		    a.description,
 		    ipamd.sweep_seen(st.answered, st.seen_at, st.rtt_us,
@@ -540,7 +562,8 @@ BEGIN
 		    AND st.ip_address = a.ip_address
 		    AND st.row_created_at = a.created_at
 		LEFT JOIN ipamd.sweep_subnet p ON p.subnet_id = st.subnet_id
-		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass;
+		    AND p.subnet_id = a.subnet_id AND p.passes > st.pass
+		LEFT JOIN ipamd.sweep_subnet h ON h.subnet_id = a.subnet_id;
 END
 $$;
 

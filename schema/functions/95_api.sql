@@ -591,10 +591,11 @@ $$;
 
 -- The address rows public.ipam shows active (ipamd.ipam_view_define(),
 -- schema/functions/90_sweep.sql): those with a state row written for
--- them that says active.  Counting them from the state rows that say so,
--- joined to the address rows they belong to, reads no column of the
--- addresses that are not active and none of ipamd.sweep_subnet, which the
--- view's outer joins read for every row.  Inlined by the planner.
+-- them that says active and still holds (ipamd.sweep_state_holds()).
+-- Counting them from the state rows that say so, joined to the address
+-- rows they belong to, reads no column of the addresses that are not
+-- active, which the view's outer joins read for every row.  Inlined by
+-- the planner.
 CREATE OR REPLACE FUNCTION ipamd.api_active_rows()
 RETURNS TABLE (vrf text, ip_address inet, subnet_id text)
 LANGUAGE sql STABLE AS $$
@@ -603,7 +604,9 @@ LANGUAGE sql STABLE AS $$
 	JOIN ipam_state.address a ON a.vrf = st.vrf
 	    AND a.ip_address = st.ip_address
 	    AND a.created_at = st.row_created_at
-	WHERE st.active
+	LEFT JOIN ipamd.sweep_subnet h ON h.subnet_id = a.subnet_id
+	WHERE st.active AND ipamd.sweep_state_holds(st.subnet_id, a.subnet_id,
+	    h.subnet_id, a.updated_at)
 $$;
 
 -- The subnet items of GET /subnets (every live subnet, or those of one

@@ -435,6 +435,48 @@ def test_sweep_news_of_a_row_made_again_meanwhile_is_not_kept_active():
         db.close()
 
 
+def test_an_address_moved_into_a_subnet_nobody_sweeps_is_not_kept_active():
+    """An address answers in its subnet, then lies in a nested one with
+    ping off (made after it): its state was written for the other subnet
+    and nobody writes it again.  For a day after its row changed it shows
+    that state (as a subnet no longer swept does), then not active, in
+    public.ipam, ipamd.sweep_rows() and the API's count alike, its last
+    reply still told; once its new subnet is swept (a pass row), the state
+    holds again until that sweep writes it anew."""
+    db = migrated_database()
+    member = None
+    try:
+        pinged_subnet(db, "outer", "10.9.2.0/24", "10.9.2.7")
+        member = Member(db)
+        end = next_round(db)
+        assert member.claim()["subnets"] == 1
+        sweep(member, end, [4], [("10.9.2.7", 120, True, 0)])
+
+        def seen():
+            state = sweep_state(db, ["10.9.2.7"])["10.9.2.7"]
+            rows = db.scalar("SELECT count(*) FROM ipamd.api_active_rows() "
+                             "WHERE ip_address = '10.9.2.7'")
+            assert rows == (1 if state[0] else 0), (state, rows)
+            return state
+        assert seen()[0] is True
+        db.query("INSERT INTO ipam_state.subnet (id, version, vrf, cidr, ping) "
+                 "VALUES ('inner', 1, '', '10.9.2.0/28', false)")
+        db.query("UPDATE ipam_state.address SET subnet_id = 'inner', "
+                 "updated_at = now() WHERE ip_address = '10.9.2.7'")
+        assert seen()[0] is True
+        db.query("UPDATE ipam_state.address SET updated_at = now() - interval '25 hours' "
+                 "WHERE ip_address = '10.9.2.7'")
+        active, last_seen, checked, _ = seen()
+        assert active is False and last_seen is not None and checked is not None
+        db.query("INSERT INTO ipamd.sweep_subnet (subnet_id, passes, checked_at) "
+                 "VALUES ('inner', 1, now())")
+        assert seen()[0] is True
+    finally:
+        if member:
+            member.leave()
+        db.close()
+
+
 def test_sweep_claims_lease_ipv6_subnets_only_to_members_with_ipv6():
     """A member without an IPv6 socket is leased no IPv6 subnet: alone, it
     leaves them unleased (and uncounted); once a member with IPv6 is live,
