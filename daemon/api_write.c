@@ -117,7 +117,7 @@ struct api_write {
  * wait and 30 s, daemon_http_reply_seconds()), so that a broker that does
  * not answer gets the import its 503 with the counts, not the bare one.
  */
-#define API_IMPORT_ACK_MS	25000
+#define API_IMPORT_ACK_MS	28000
 
 /* What a 202 says when the write's wait ran out. */
 #define API_WRITE_WAITED "published, not yet applied within api.write_wait_ms"

@@ -850,7 +850,7 @@ def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
     minute (message.timeout.ms): the write is still answered when
     api.write_wait_ms runs out, 503 with the count Kafka has not
     acknowledged and the request to follow, not left to the HTTP
-    deadline; so is an import, 25 s later; a write Kafka took meanwhile
+    deadline; so is an import, 28 s later; a write Kafka took meanwhile
     is answered as ever."""
     from test_consumer import PrivateKafka
     kafka = PrivateKafka(proxied=True)
@@ -876,7 +876,7 @@ def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
         assert body["detail"].startswith("api.write_wait_ms ran out: ") and \
             "may or may not be published" in body["detail"], body
         assert len(body["requests"]) == 1 and headers["Retry-After"], body
-        # An import's events are given 25 s past the wait, and then it is
+        # An import's events are given 28 s past the wait, and then it is
         # answered the same way, before the HTTP deadline (the wait and
         # 30 s) would cut it off with a bare 503.
         started = time.monotonic()
@@ -888,7 +888,7 @@ def test_a_write_kafka_has_not_acknowledged_is_answered_at_its_wait():
               % (status, body, took), flush=True)
         assert status == 503 and body["error"] == "unavailable", (status, body)
         assert (body["published"], body["unacknowledged"]) == (0, 5), body
-        assert body["detail"].startswith("api.write_wait_ms and 25 s more ran out: ") \
+        assert body["detail"].startswith("api.write_wait_ms and 28 s more ran out: ") \
             and "sending the import again changes nothing twice" in body["detail"], body
         assert headers["Retry-After"], headers
         kafka.proxy.drop_produce = False
