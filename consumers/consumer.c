@@ -1170,7 +1170,9 @@ consumer_applied(struct applier *applier, enum applier_outcome outcome,
 			    (consumer->partitions[i].state ==
 			    CONSUMER_PART_ACTIVE ||
 			    consumer->partitions[i].state ==
-			    CONSUMER_PART_CHECKING))
+			    CONSUMER_PART_CHECKING ||
+			    consumer->partitions[i].state ==
+			    CONSUMER_PART_WAITING))
 				consumer_reload(consumer,
 				    &consumer->partitions[i]);
 		break;

@@ -366,9 +366,10 @@ daemon_http_reply_seconds(struct daemon *daemon, const struct config *config)
 	    config->api_statement_timeout_ms ? config->api_write_wait_ms :
 	    config->api_statement_timeout_ms;
 
+	/* Rounded up: a write's own waits end within it (api_write.c). */
 	if (daemon->http != NULL)
 		http_set_reply_seconds(daemon->http,
-		    (unsigned)(ms / 1000 + 30));
+		    (unsigned)((ms + 999) / 1000 + 30));
 }
 
 /*
