@@ -15,4 +15,18 @@ clock_ms_since(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/*
+ * A delay doubled doublings times from first, never past most: the wait
+ * before the next try after failures in a row.
+ */
+static inline long long
+clock_backoff_ms(long long first, long long most, unsigned doublings)
+{
+	long long wait = first;
+
+	while (doublings-- > 0 && wait < most)
+		wait *= 2;
+	return wait < most ? wait : most;
+}
+
 #endif

@@ -496,7 +496,7 @@ consumer_release(struct consumer *consumer, struct consumer_partition **all,
 	int64_t *from;
 	enum kafka_release *results;
 	size_t i, n = 0;
-	int hold = -1;
+	bool hold = consumer_rebuild_holds_marks(consumer);
 
 	if ((slots = calloc(count + 1, sizeof(*slots))) == NULL ||
 	    (start = calloc(count + 1, sizeof(*start))) == NULL ||
@@ -505,9 +505,8 @@ consumer_release(struct consumer *consumer, struct consumer_partition **all,
 		fatal("consumer: calloc");
 	/* A filling rebuild reads marks last (consumer_rebuild_holds_marks()). */
 	for (i = 0; i < count; i++) {
-		if (consumer->topics[all[i]->topic].entity == CHANGE_MARK &&
-		    (hold != -1 ? hold : (hold =
-		    consumer_rebuild_holds_marks(consumer))) == 1) {
+		if (hold &&
+		    consumer->topics[all[i]->topic].entity == CHANGE_MARK) {
 			all[i]->state = CONSUMER_PART_WAITING;
 			continue;
 		}
@@ -706,19 +705,12 @@ consumer_loaded(void *arg, bool ok, const struct kafka_partition *parts,
 static bool
 consumer_load_due(const struct consumer_partition *slot)
 {
-	long long wait = CONSUMER_SEEK_RETRY_MS;
-	unsigned i;
-
 	if (!slot->assigned || slot->state != CONSUMER_PART_LOADING)
 		return false;
-	if (slot->seek_failures == 0)
-		return true;
-	for (i = 1; i < slot->seek_failures &&
-	    wait < CONSUMER_SEEK_RETRY_MAX_MS; i++)
-		wait *= 2;
-	if (wait > CONSUMER_SEEK_RETRY_MAX_MS)
-		wait = CONSUMER_SEEK_RETRY_MAX_MS;
-	return clock_ms_since(&slot->seek_failed_at) >= wait;
+	return slot->seek_failures == 0 ||
+	    clock_ms_since(&slot->seek_failed_at) >= clock_backoff_ms(
+	    CONSUMER_SEEK_RETRY_MS, CONSUMER_SEEK_RETRY_MAX_MS,
+	    slot->seek_failures - 1);
 }
 
 /*
@@ -988,19 +980,17 @@ consumer_rebuild_release_marks(struct consumer *consumer)
 	struct consumer_partition **slots;
 	size_t i, n = 0;
 
-	for (i = 0; i < consumer->partition_count; i++)
-		if (consumer->partitions[i].assigned &&
-		    consumer->partitions[i].state == CONSUMER_PART_WAITING)
-			n++;
-	if (n == 0 || consumer_rebuild_holds_marks(consumer))
-		return;
-	if ((slots = calloc(n, sizeof(*slots))) == NULL)
+	if ((slots = calloc(consumer->partition_count + 1,
+	    sizeof(*slots))) == NULL)
 		fatal("consumer: calloc");
-	n = 0;
 	for (i = 0; i < consumer->partition_count; i++)
 		if (consumer->partitions[i].assigned &&
 		    consumer->partitions[i].state == CONSUMER_PART_WAITING)
 			slots[n++] = &consumer->partitions[i];
+	if (n == 0 || consumer_rebuild_holds_marks(consumer)) {
+		free(slots);
+		return;
+	}
 	log_info("rebuild: the other topics are filled; reading the %zu "
 	    "partition(s) of marks", n);
 	consumer_release(consumer, slots, n);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "consumers/rebuild.h"
 
@@ -158,13 +159,8 @@ rebuild_begun_cb(struct pgconn *pg, PGresult *result, const char *error,
 static unsigned
 rebuild_swap_wait_ms(const struct rebuild *rebuild)
 {
-	unsigned wait = REBUILD_SWAP_WAIT_MS, i;
-
-	for (i = 0; i < rebuild->swap_waits &&
-	    wait < REBUILD_SWAP_WAIT_MAX_MS; i++)
-		wait *= 2;
-	return wait < REBUILD_SWAP_WAIT_MAX_MS ? wait :
-	    REBUILD_SWAP_WAIT_MAX_MS;
+	return (unsigned)clock_backoff_ms(REBUILD_SWAP_WAIT_MS,
+	    REBUILD_SWAP_WAIT_MAX_MS, rebuild->swap_waits);
 }
 
 /* The swap is done (or failed: then the rows are derived again). */
