@@ -38,7 +38,8 @@ const char sweep_store_join_sql[] =
 	"SELECT ipamd.sweep_join($1, $2, $3, $4)";
 
 const char sweep_store_claim_sql[] =
-	"SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept\n"
+	"SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept,\n"
+	"    clock_back_ms\n"
 	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
 
 /*

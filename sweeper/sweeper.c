@@ -1122,7 +1122,7 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 {
 	struct sweeper *sweeper = arg;
 	const char *sqlstate;
-	long long next_in_ms;
+	long long next_in_ms, clock_back_ms;
 	int members, subnets;
 	char why[512];
 
@@ -1159,6 +1159,19 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 	next_in_ms = strtoll(PQgetvalue(result, 0, 2), NULL, 10);
 	members = atoi(PQgetvalue(result, 0, 3));
 	subnets = atoi(PQgetvalue(result, 0, 4));
+	clock_back_ms = strtoll(PQgetvalue(result, 0, 6), NULL, 10);
+	if (clock_back_ms > 0) {
+		/*
+		 * The claim took the round as fresh all the same: waiting
+		 * for the clock to catch up would leave every address's
+		 * state as it stands for as long.
+		 */
+		sweeper->stats.clock_steps_back++;
+		log_warnx("sweeper: PostgreSQL's clock is %lld ms before the "
+		    "end of the round this instance swept last (it was "
+		    "stepped back): this round is swept now",
+		    clock_back_ms);
+	}
 	sweeper->next_round_ns = sweeper_now_ns() + next_in_ms * 1000000LL;
 	if (PQgetvalue(result, 0, 0)[0] != 't') {
 		sweeper_clear(sweeper);
@@ -1640,9 +1653,15 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 
 	if (sweeper->stopping)
 		return;
-	/* Other rounds: the next claim says when the next one starts. */
-	if (settings->interval_ms != sweeper->settings.interval_ms)
+	/*
+	 * Other rounds: the next claim says when the next one starts, and
+	 * the end of the last round swept, a round of the old length, does
+	 * not hold it back (nor looks like a clock stepped back).
+	 */
+	if (settings->interval_ms != sweeper->settings.interval_ms) {
 		sweeper->next_round_ns = 0;
+		sweeper->swept_until_ms = 0;
+	}
 	sweeper_take_settings(sweeper, settings);
 	pgconn_set_timeouts(sweeper->pg, settings->pg_connect_timeout_ms,
 	    settings->pg_reconnect_min_ms, settings->pg_reconnect_max_ms);

@@ -54,6 +54,9 @@ struct sweeper_counts {
 struct sweeper_stats {
 	uint64_t		sweeps;		/* complete sweeps */
 	uint64_t		sweeps_abandoned; /* lost PostgreSQL, reload, stop */
+	uint64_t		clock_steps_back; /* claims that found PostgreSQL's
+						   clock before the end of the
+						   round swept last */
 	size_t			targets;	/* addresses probed */
 	size_t			targets_v6;	/* of which IPv6 */
 	size_t			skipped;	/* rows no probe can reach */

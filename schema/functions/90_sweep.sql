@@ -108,11 +108,21 @@ $$;
 -- that no live member can probe (unswept): ping on, but every live member
 -- of their domain lacks a socket of their family (IPv6, say); 0 on a
 -- round that is not fresh.
+--
+-- PostgreSQL's clock may step back (an NTP step, a host restored): the
+-- round a member swept last then ends after the current one, and leases
+-- were claimed after now.  Neither holds the sweeps back until the clock
+-- has caught up again: a member whose last round ends after the current
+-- round's end claims it as fresh, and a lease claimed later than the
+-- clock reads now is taken as one expired.  clock_back_ms says by how
+-- much the member's last round ended after the current one (0 when it
+-- did not), for the member's log.
 DROP FUNCTION IF EXISTS ipamd.sweep_claim(integer, text, bigint, bigint);
 CREATE FUNCTION ipamd.sweep_claim(me integer, vrf_list text,
     round_ms bigint, swept_until_ms bigint)
 RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint,
-    members integer, subnets integer, unswept integer)
+    members integer, subnets integer, unswept integer,
+    clock_back_ms bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
 	now_ms bigint := floor(extract(epoch FROM now()) * 1000)::bigint;
@@ -131,7 +141,8 @@ BEGIN
 	END IF;
 	round_end_ms := start_ms + round_ms;
 	next_in_ms := round_end_ms - now_ms;
-	fresh := start_ms >= swept_until_ms;
+	clock_back_ms := greatest(swept_until_ms - round_end_ms, 0);
+	fresh := start_ms >= swept_until_ms OR clock_back_ms > 0;
 	subnets := 0;
 	unswept := 0;
 
@@ -172,7 +183,11 @@ BEGIN
 			SET vrf = excluded.vrf, member = excluded.member,
 			    claimed_at = excluded.claimed_at,
 			    expires_at = excluded.expires_at, probed = false
+			-- clock_timestamp(), not now(): a lease another
+			-- member claimed while this statement waited for its
+			-- row was claimed before this moment, not after.
 			WHERE l.expires_at <= now()
+			    OR l.claimed_at > clock_timestamp()
 			RETURNING 1
 		)
 		SELECT count(*) INTO subnets FROM won;

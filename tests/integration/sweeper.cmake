@@ -16,6 +16,7 @@ set(IPAM_SWEEPER_TESTS
 	test_ping_sockets_without_cap_net_raw
 	test_refuses_to_start_without_any_icmp_socket
 	test_down_after_missed_sweeps_then_up_again
+	test_sweeps_go_on_when_the_database_clock_steps_back
 	test_retries_recover_lost_first_probes
 	test_replies_in_time_count_however_late_the_loop_reads_them
 	test_ping_false_subnet_is_never_probed
@@ -35,6 +36,7 @@ ipam_python_tests(test_sweeper.py ${IPAM_SWEEPER_TESTS})
 # daemons and a SIGKILL, every echo request counted on the hosts' bridge.
 set(IPAM_SWEEP_SHARE_TESTS
 	test_sweep_claims_lease_each_subnet_once_per_round
+	test_sweep_claims_after_the_database_clock_stepped_back
 	test_sweep_longer_than_ten_rounds_still_writes_its_news
 	test_sweep_claim_of_a_lease_waits_for_the_commit_holding_it
 	test_sweep_news_of_a_row_made_again_meanwhile_is_not_kept_active

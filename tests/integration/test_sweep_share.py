@@ -70,12 +70,12 @@ class Member:
 
     def claim(self, swept_until_ms=0, member=None):
         """This round's claim: fresh, round_end_ms, next_in_ms, members,
-        subnets, unswept."""
-        row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept "
-                       "FROM ipamd.sweep_claim(%s, %s, %s, %s)",
+        subnets, unswept, clock_back_ms."""
+        row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept, "
+                       "clock_back_ms FROM ipamd.sweep_claim(%s, %s, %s, %s)",
                        (member or self.id, self.vrfs, self.interval_ms, swept_until_ms))
         return dict(zip(("fresh", "round_end_ms", "next_in_ms", "members", "subnets",
-                         "unswept"), row))
+                         "unswept", "clock_back_ms"), row))
 
     def leave(self):
         self.conn.close()
@@ -204,6 +204,54 @@ def test_sweep_claims_lease_each_subnet_once_per_round():
             raise AssertionError("a claim for another session's member was taken")
         except psycopg2.Error as error:
             assert error.pgcode == "IPM02", error
+    finally:
+        for m in members:
+            m.conn.close()
+        db.close()
+
+
+def test_sweep_claims_after_the_database_clock_stepped_back():
+    """PostgreSQL's clock stepped back an hour after a round was swept
+    (shown here the other way round: the leases and what the member
+    remembers moved an hour ahead).  The next claims do not wait for the
+    clock to catch up: the member that swept the hour ahead claims the
+    round as fresh and says by how much the clock went back, and a
+    member that joins takes its share of leases claimed "later" than
+    now; between them every subnet is leased for the round.  Within a
+    round the clock has not left, nothing changes: not fresh, nothing
+    more leased."""
+    db = migrated_database()
+    members = []
+    try:
+        default, _ = add_subnets(db)
+        a = Member(db)
+        members.append(a)
+        end = next_round(db)
+        first = a.claim()
+        assert first["fresh"] and first["subnets"] == len(default), first
+        assert first["clock_back_ms"] == 0, first
+        again = a.claim(swept_until_ms=end)
+        assert not again["fresh"] and again["subnets"] == 0, again
+        assert again["clock_back_ms"] == 0, again
+
+        hour = 3600 * 1000
+        db.query("UPDATE ipamd.sweep_lease SET claimed_at = claimed_at + interval '1 hour', "
+                 "expires_at = expires_at + interval '1 hour'")
+        b = Member(db)
+        members.append(b)
+        end = next_round(db)
+        joined = b.claim()
+        back = a.claim(swept_until_ms=end + hour)
+        assert joined["fresh"] and back["fresh"], (joined, back)
+        assert hour - 1000 <= back["clock_back_ms"] <= hour, back
+        assert joined["clock_back_ms"] == 0, joined
+        held = leases(db, end)
+        assert set(held) == default, sorted(set(held) ^ default)
+        assert joined["subnets"] > 0 and back["subnets"] > 0, (joined, back)
+        assert joined["subnets"] + back["subnets"] == len(default), (joined, back)
+        assert set(held.values()) == {a.id, b.id}, held
+        assert not a.claim(swept_until_ms=end)["fresh"]
+        assert b.claim(swept_until_ms=end)["subnets"] == 0
     finally:
         for m in members:
             m.conn.close()

@@ -699,6 +699,43 @@ def test_down_after_missed_sweeps_then_up_again():
         run.close()
 
 
+def test_sweeps_go_on_when_the_database_clock_steps_back():
+    """PostgreSQL's clock steps back an hour after the sweeps have begun.
+    Played here from the other side: every claim is made as if the
+    member's last round ended an hour later than it did (ipamd.sweep_claim
+    wrapped), and the leases were claimed an hour ahead of now.  The
+    sweeps do not wait an hour for the clock to catch up: each round is
+    claimed and swept, the host that falls silent goes down at once, the
+    log says what happened and the metric counts it."""
+    run = SweepRun({"down_after": "1", "timeout_ms": "200"})
+    ip = "198.18.1.20"
+    try:
+        run.net.add_host(ip)
+        run.subnet("n4", "198.18.1.0/24", [ip])
+        run.settle()
+        run.wait_active([ip])
+        run.db.query(
+            "ALTER FUNCTION ipamd.sweep_claim(integer, text, bigint, bigint) "
+            "RENAME TO sweep_claim_before_the_step;"
+            "CREATE FUNCTION ipamd.sweep_claim(me integer, vrf_list text, "
+            "round_ms bigint, swept_until_ms bigint) "
+            "RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint, "
+            "members integer, subnets integer, unswept integer, clock_back_ms bigint) "
+            "LANGUAGE sql AS $$ SELECT * FROM ipamd.sweep_claim_before_the_step("
+            "me, vrf_list, round_ms, swept_until_ms + 3600000) $$;"
+            "UPDATE ipamd.sweep_lease SET claimed_at = claimed_at + interval '1 hour', "
+            "expires_at = expires_at + interval '1 hour'")
+        run.daemon.wait_log(r"sweeper: PostgreSQL's clock is \d+ ms before the end of "
+                            r"the round this instance swept last", 30)
+        run.net.silence()
+        wait_until(lambda: run.active([ip]) == 0, 30, "the silent host to go down")
+        steps = re.search(r"^ipam_syncd_sweep_clock_steps_back_total (\d+)$",
+                          run.scrape_metrics(), re.M)
+        assert steps and int(steps.group(1)) >= 1, steps
+    finally:
+        run.close()
+
+
 def test_retries_recover_lost_first_probes():
     """The hosts drop every other request (forge_replies answers only each
     second one): with one retry both families are active every sweep, and
