@@ -972,6 +972,22 @@ api_write_result(struct api_write *write, const PGresult *result,
 	return true;
 }
 
+/*
+ * The row of an applied request's address, a new reference: the row as
+ * it stands, or, when the address has none (its subnet deleted or moved
+ * since, in the same batch or before the outcome was read), its vrf and
+ * address.
+ */
+static json_t *
+api_outcome_row(const json_t *outcome)
+{
+	json_t *row = json_object_get(outcome, "row");
+
+	return json_is_object(row) ? json_deep_copy(row) : json_pack(
+	    "{s:O?, s:O?}", "vrf", json_object_get(outcome, "vrf"),
+	    "ip_address", json_object_get(outcome, "address"));
+}
+
 /* A mark request was decided: 200 with the row, or 409 with it. */
 static void
 api_mark_decided(struct api_write *write)
@@ -981,9 +997,7 @@ api_mark_decided(struct api_write *write)
 	const char *state = json_string_value(json_object_get(outcome, "state"));
 
 	if (state != NULL && strcmp(state, "applied") == 0) {
-		body = json_is_object(row) ? json_deep_copy(row) : json_pack(
-		    "{s:O?, s:O?}", "vrf", json_object_get(outcome, "vrf"),
-		    "ip_address", json_object_get(outcome, "address"));
+		body = api_outcome_row(outcome);
 		json_object_set(body, "request", outcome);
 		json_object_del(json_object_get(body, "request"), "row");
 		api_reply_json(write->call, 200, body);
@@ -1010,8 +1024,8 @@ api_allocate_decided(struct api_write *write)
 		state = json_string_value(json_object_get(
 		    write->events[i].outcome, "state"));
 		if (state != NULL && strcmp(state, "applied") == 0)
-			json_array_append(write->won, json_object_get(
-			    write->events[i].outcome, "row"));
+			json_array_append_new(write->won, api_outcome_row(
+			    write->events[i].outcome));
 	}
 	if (json_array_size(write->won) < write->want &&
 	    ++write->round < API_ALLOCATE_ROUNDS) {

@@ -438,6 +438,54 @@ def test_allocation_keys_its_marks_as_the_consumer_writes_them():
         api.close()
 
 
+def test_an_allocation_whose_subnet_went_before_its_answer_names_the_address():
+    """An allocation's reservation is applied, then its subnet is deleted
+    before the answer reads the outcome (the read held back here), so the
+    address has no row any more: the answer names the address it
+    reserved (vrf and ip_address), as a mark's answer does, not null."""
+    api = Api(config={"api": {"write_wait_ms": "60000",
+                              "statement_timeout_ms": "120000"}})
+    holder = None
+    try:
+        api.subnet("lan", "127.97.12.0/24", ["127.97.12.1-127.97.12.9"])
+        api.settle()
+        # A copy of the reading function under another name (its body
+        # names its parameter by the function's name), then the function
+        # made one that waits for the test's lock before it reads.
+        api.db.query(api.db.scalar(
+            "SELECT pg_get_functiondef('ipamd.api_request(text)'::regprocedure)")
+            .replace("api_request", "api_request_unheld"))
+        api.db.query(
+            "CREATE OR REPLACE FUNCTION ipamd.api_request(id text) RETURNS jsonb "
+            "LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock_shared(4711); "
+            "PERFORM pg_advisory_unlock_shared(4711); "
+            "RETURN ipamd.api_request_unheld(id); END $$")
+        holder = psycopg2.connect(api.db.conninfo())
+        holder.autocommit = True
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(4711)")
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        answer = pool.submit(api.call, "POST", "/api/v1/subnets/lan/allocate",
+                             {"count": 1, "description": "mine"}, timeout=120)
+        wait_until(lambda: api.db.scalar(
+            "SELECT count(*) FROM ipamd.request WHERE outcome = 'applied'") == 1, 60,
+            "the reservation to be applied")
+        api.send(api.topics.subnets, "lan", event("subnet.deleted", "lan", None, 2))
+        api.kafka.flush()
+        wait_until(lambda: api.db.scalar("SELECT count(*) FROM ipam") == 0, 60,
+                   "the subnet's rows to go")
+        assert not answer.done()
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(4711)")
+        status, body, _ = answer.result()
+        assert status == 201, (status, body)
+        assert body["addresses"] == [{"vrf": "", "ip_address": "127.97.12.1"}], body
+    finally:
+        if holder is not None:
+            holder.close()
+        api.close()
+
+
 def test_import_dry_run_then_for_real():
     api = Api()
     try:
