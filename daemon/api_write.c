@@ -1509,6 +1509,38 @@ api_allocate_round(struct api_write *write)
 	free(text);
 }
 
+/*
+ * Checks what an allocation's reservations take from the request (its
+ * description, the requester) before anything is looked up: one of them
+ * with an address of the documentation range in the place of those the
+ * pool will give, checked by the decoder as they will be.  A fault of
+ * the request is a 400 whatever the subnet and its pool, not a 404 or a
+ * 409.  Returns -1 when answered.
+ */
+static int
+api_allocate_check(struct api_call *call, const char *description)
+{
+	json_t *data = json_object();
+	char id[40], mark_id[160], why[1024], *value;
+	int rc;
+
+	json_object_set_new(data, "status", json_string("reserved"));
+	if (description != NULL)
+		json_object_set_new(data, "description",
+		    json_string(description));
+	api_request_id(id, sizeof(id));
+	value = api_mark_event(id, "", "192.0.2.1", call->requester, data,
+	    true, NULL, mark_id, sizeof(mark_id));
+	json_decref(data);
+	rc = api_event_check(call->api, CHANGE_MARK, mark_id, value, NULL, why,
+	    sizeof(why));
+	free(value);
+	if (rc == -1)
+		api_error(call, 400, "bad_request", strstr(why, "description") ?
+		    "description" : NULL, "%s", why);
+	return rc;
+}
+
 /* POST /subnets/{id}/allocate. */
 void
 api_write_allocate(struct api_call *call, const char *subnet_id)
@@ -1536,7 +1568,8 @@ api_write_allocate(struct api_call *call, const char *subnet_id)
 		    "from 1 to %d", API_ALLOCATE_MAX);
 		return;
 	}
-	if (api_body_string(call, body, "description", &description) == -1) {
+	if (api_body_string(call, body, "description", &description) == -1 ||
+	    api_allocate_check(call, description) == -1) {
 		json_decref(body);
 		return;
 	}

@@ -486,6 +486,34 @@ def test_an_allocation_whose_subnet_went_before_its_answer_names_the_address():
         api.close()
 
 
+def test_an_allocation_with_a_bad_description_is_refused_before_any_lookup():
+    """A description the reservations could not carry (too long, a control
+    character) is the request's own fault: 400 naming the description,
+    whether the subnet is missing (not 404), its pool full (not 409) or
+    free, and nothing is published."""
+    api = Api()
+    try:
+        api.subnet("full", "127.97.13.0/24", ["127.97.13.1-127.97.13.1"])
+        api.subnet("free", "127.97.14.0/24", ["127.97.14.1-127.97.14.9"])
+        api.settle()
+        status, body, _ = api.call("POST", "/api/v1/subnets/full/allocate", {"count": 1},
+                                   timeout=60)
+        assert status == 201, (status, body)
+        marks = count_messages(api.topics.marks)
+        for subnet in ("missing", "full", "free"):
+            for description in ("x" * 1025, "line\x01"):
+                status, body, _ = api.call("POST", "/api/v1/subnets/%s/allocate" % subnet,
+                                           {"count": 1, "description": description})
+                assert status == 400, (subnet, description[:8], status, body)
+                assert body["field"] == "description" and "description" in body["detail"], body
+        status, body, _ = api.call("POST", "/api/v1/subnets/missing/allocate",
+                                   {"description": "fine"})
+        assert status == 404, (status, body)
+        assert count_messages(api.topics.marks) == marks
+    finally:
+        api.close()
+
+
 def test_import_dry_run_then_for_real():
     api = Api()
     try:
