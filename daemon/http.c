@@ -65,6 +65,12 @@
 
 /* A request line and its headers, in bytes. */
 #define HTTP_MAX_HEAD		16384
+/*
+ * Header lines of a request: evhttp keeps each one as a list entry of
+ * its own (some hundred bytes), so 16 KiB of one-byte headers would hold
+ * half a megabyte a connection.  Clients send a dozen.
+ */
+#define HTTP_MAX_HEADERS	100
 /* Bodies: 64 KiB, except bulk imports. */
 #define HTTP_BODY_LIMIT		(64 * 1024)
 #define HTTP_IMPORT_PATH	"/api/v1/import"
@@ -155,6 +161,7 @@ struct http_conn {
 	size_t			 line_length;
 	size_t			 line_size;
 	size_t			 head_bytes;
+	size_t			 head_lines;	/* header lines of the request */
 	uint64_t		 request_bytes;	/* of the one being parsed */
 	int64_t			 content_length;	/* -1: none */
 	bool			 head_method;
@@ -692,9 +699,18 @@ http_parse_line(struct http_conn *conn)
 		conn->parse = HTTP_PARSE_HEADERS;
 		return 0;
 	}
-	if (line[0] != '\0')
+	if (line[0] != '\0') {
+		if (++conn->head_lines > HTTP_MAX_HEADERS) {
+			conn->http->stats.refused_head_too_large++;
+			http_conn_refuse(conn, 431, "Request Header Fields Too "
+			    "Large", NULL, "too_large", "more than %d header "
+			    "lines", HTTP_MAX_HEADERS);
+			return -1;
+		}
 		return http_parse_header(conn, line);
+	}
 	conn->head_bytes = 0;
+	conn->head_lines = 0;
 	return http_parse_head_end(conn, conn->body_limit);
 }
 

@@ -597,7 +597,7 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
     of it is sent; a body over 64 KiB without the write token gets 401 as
     soon, so that no client without it makes the server hold 32 MiB; bodies
     at the limit are read; Transfer-Encoding gets 411; heads over 16 KiB
-    get 431."""
+    or over 100 header lines get 431."""
     db, topics = Database(), Topics()
     token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
     token_file.write(WRITE_TOKEN + "\n")
@@ -678,6 +678,19 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
             port, b"GET /api/v1/addresses HTTP/1.1\r\nHost: t\r\n" +
             b"X-Filler: " + b"y" * 20000 + b"\r\n\r\n")
         assert closed and parse_response(response)[0] == 431, response[:200]
+        # Many small headers within the bytes: 100 lines pass (Host and
+        # Connection among them), 101 do not
+        # (each would be a list entry of evhttp's).
+        for lines, refused in ((98, False), (99, True), (2000, True)):
+            response, closed = raw_exchange(
+                port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n" +
+                b"a: b\r\n" * lines + b"Connection: close\r\n\r\n")
+            status, _, body = parse_response(response)
+            if refused:
+                assert closed and status == 431, (lines, response[:200])
+                assert json.loads(body)["detail"] == "more than 100 header lines", body
+            else:
+                assert status == 200, (lines, response[:200])
         assert daemon.http_get("/healthz") == (200, "ok\n")
         assert daemon.stop() == 0
     finally:
