@@ -67,6 +67,8 @@ struct api {
 	/* Addresses an allocation is trying now ("vrf/ip"), never offered twice. */
 	json_t			*allocating;
 	unsigned		 exports;	/* whole CSV exports under way */
+	unsigned		 imports;	/* imports under way (answered or
+						   not), dry runs too */
 };
 
 /* Adds the headers of every answer (a streamed one too) and counts it. */

@@ -34,6 +34,15 @@
 /* Most entities one import may carry. */
 #define API_IMPORT_MAX		200000
 
+/*
+ * Imports under way at once, dry runs included.  Each holds its parsed
+ * body (several times the 32 MiB it may be), its events and librdkafka's
+ * copies of them until it is answered, up to api.write_wait_ms and
+ * API_IMPORT_ACK_MS more; they run one after another faster than side by
+ * side anyway, as the apply takes their events in one stream.
+ */
+#define API_IMPORTS_MAX		2
+
 /* Errors of an import listed before the rest are only counted. */
 #define API_IMPORT_ERRORS	20
 
@@ -218,6 +227,8 @@ api_write_free(struct api_write *write)
 	free(write->vrf);
 	free(write->description);
 	json_decref(write->won);
+	if (write->kind == API_WRITE_IMPORT)
+		write->call->api->imports--;
 	free(write);
 }
 
@@ -1759,8 +1770,17 @@ api_write_import(struct api_call *call)
 	json_t *body, *list, *dry;
 	size_t l;
 
-	if (api_query_params_none(call) == -1 ||
-	    (body = api_body(call, allowed)) == NULL)
+	if (api_query_params_none(call) == -1)
+		return;
+	if (call->api->imports >= API_IMPORTS_MAX) {
+		evhttp_add_header(evhttp_request_get_output_headers(call->req),
+		    "Retry-After", "5");
+		api_error(call, 503, "unavailable", NULL, "%d imports are under "
+		    "way, the most at once; nothing of this one was published: "
+		    "send it again later", API_IMPORTS_MAX);
+		return;
+	}
+	if ((body = api_body(call, allowed)) == NULL)
 		return;
 	for (l = 0; l < 2; l++) {
 		list = json_object_get(body, lists[l]);
@@ -1782,6 +1802,7 @@ api_write_import(struct api_call *call)
 		return;
 	}
 	write = api_write_new(call, API_WRITE_IMPORT);
+	call->api->imports++;
 	write->body = body;
 	write->errors = json_array();
 	write->seen = json_object();

@@ -75,6 +75,14 @@
 #define HTTP_BODY_LIMIT		(64 * 1024)
 #define HTTP_IMPORT_PATH	"/api/v1/import"
 #define HTTP_IMPORT_BODY_LIMIT	(32 * 1024 * 1024)
+/*
+ * Bodies over HTTP_BODY_LIMIT held at once, from their head to their
+ * reply, over every connection: each is held whole (up to 32 MiB) before
+ * its handler sees it, so a client with the write token on many
+ * connections could otherwise make the daemon hold gigabytes.  One more
+ * is refused (503, Retry-After) before it is sent.
+ */
+#define HTTP_LARGE_BODIES_MAX	4
 
 /*
  * What a client may send ahead of the replies (pipelining): evhttp reads
@@ -144,6 +152,12 @@ struct http_conn {
 	bool			 streamed;	/* ... to a streamed reply's */
 	/* Requests parsed whole and not yet answered (pipelining). */
 	unsigned		 requests_queued;
+	/*
+	 * Which of them, and the one being received, hold a large body
+	 * (counted in http->large_bodies): bit i is the i-th request not
+	 * yet answered, the oldest in bit 0.
+	 */
+	uint32_t		 large_bodies;
 	/* A refusal waiting for the replies to the requests before it. */
 	struct evbuffer		*refusal;
 	struct event		*timer;		/* deadline and actions */
@@ -197,6 +211,8 @@ struct http {
 	uint64_t		 accept_errors_unlogged;
 	uint64_t		 accept_errors_since_ok;
 	int64_t			 accept_logged_ms;
+	/* Large bodies held over every connection (HTTP_LARGE_BODIES_MAX). */
+	unsigned		 large_bodies;
 };
 
 static void	http_conn_close(struct http_conn *, short);
@@ -345,6 +361,7 @@ http_conn_release(struct http_conn *conn)
 		event_free(conn->watch);
 	if (conn->refusal != NULL)
 		evbuffer_free(conn->refusal);
+	http->large_bodies -= (unsigned)__builtin_popcount(conn->large_bodies);
 	bufferevent_decref(conn->bev);
 	http->stats.connections_open--;
 	free(conn->line);
@@ -662,6 +679,19 @@ http_parse_head_end(struct http_conn *conn, uint64_t limit)
 		    "(Authorization: Bearer TOKEN)", HTTP_BODY_LIMIT);
 		return -1;
 	}
+	if (body > HTTP_BODY_LIMIT) {
+		if (conn->http->large_bodies >= HTTP_LARGE_BODIES_MAX) {
+			conn->http->stats.refused_busy++;
+			http_conn_refuse(conn, 503, "Service Unavailable",
+			    "Retry-After: 5\r\n", "unavailable", "%d bodies "
+			    "over %d bytes are being received or handled, the "
+			    "most at once; send it again later",
+			    HTTP_LARGE_BODIES_MAX, HTTP_BODY_LIMIT);
+			return -1;
+		}
+		conn->http->large_bodies++;
+		conn->large_bodies |= 1u << conn->requests_queued;
+	}
 	conn->body_left = body;
 	conn->body_allowance_ms = (int64_t)(body / HTTP_BODY_RATE) * 1000;
 	if (conn->state == HTTP_CONN_READING && body > 0)
@@ -968,6 +998,9 @@ http_conn_replied(struct evhttp_request *request, void *arg)
 	}
 	if (conn->requests_queued > 0)
 		conn->requests_queued--;
+	if (conn->large_bodies & 1)
+		conn->http->large_bodies--;
+	conn->large_bodies >>= 1;
 	if (conn->watch != NULL)
 		event_del(conn->watch);
 	if (conn->state == HTTP_CONN_CLOSING)
@@ -1694,6 +1727,8 @@ void
 http_stats(const struct http *http, struct http_stats *stats)
 {
 	*stats = http->stats;
+	stats->large_bodies = http->large_bodies;
+	stats->large_bodies_max = HTTP_LARGE_BODIES_MAX;
 }
 
 /* Stops listening, closes every connection and frees. */

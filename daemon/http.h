@@ -73,6 +73,9 @@ struct http_handlers {
 struct http_stats {
 	/* Gauges: connections open now, and the cap on them. */
 	uint64_t	connections_open;
+	/* Bodies over 64 KiB held now (from their head to their reply). */
+	uint64_t	large_bodies;
+	uint64_t	large_bodies_max;
 	uint64_t	connections_max;
 	/* Connections taken from the listener. */
 	uint64_t	connections_accepted;
@@ -89,6 +92,7 @@ struct http_stats {
 	uint64_t	refused_bad_request;	/* 400, 411, 505 */
 	uint64_t	refused_unauthorized;	/* 401: a large body, no token */
 	uint64_t	refused_pipelined;	/* 429: too much sent ahead */
+	uint64_t	refused_busy;		/* 503: large bodies at the cap */
 	/* Accept errors (EMFILE, ENFILE, ...) and the listener's pauses. */
 	uint64_t	accept_errors;
 	uint64_t	listener_pauses;

@@ -473,10 +473,11 @@ metrics_http(struct evbuffer *out, const struct http *http,
 	static const char *const closed[] = { "evicted", "refused",
 	    "request_deadline", "reply_deadline", "client_gone" };
 	static const char *const refused[] = { "method", "too_large",
-	    "head_too_large", "bad_request", "unauthorized", "pipelined" };
+	    "head_too_large", "bad_request", "unauthorized", "pipelined",
+	    "busy" };
 	struct http_stats h;
 	struct api_stats a;
-	uint64_t closed_counts[5], refused_counts[6];
+	uint64_t closed_counts[5], refused_counts[7];
 	size_t i;
 
 	if (http != NULL) {
@@ -485,6 +486,12 @@ metrics_http(struct evbuffer *out, const struct http *http,
 		    "HTTP connections open now.", h.connections_open);
 		metrics_single(out, "ipam_syncd_http_connections_max", "gauge",
 		    "The cap on open HTTP connections.", h.connections_max);
+		metrics_single(out, "ipam_syncd_http_large_bodies", "gauge",
+		    "HTTP request bodies over 64 KiB (imports) held now, from "
+		    "their head to their reply.", h.large_bodies);
+		metrics_single(out, "ipam_syncd_http_large_bodies_max", "gauge",
+		    "The most bodies over 64 KiB held at once; one more is "
+		    "refused (503) before it is sent.", h.large_bodies_max);
 		closed_counts[0] = h.closed_evicted;
 		closed_counts[1] = h.closed_refused;
 		closed_counts[2] = h.closed_request_deadline;
@@ -502,10 +509,11 @@ metrics_http(struct evbuffer *out, const struct http *http,
 		refused_counts[3] = h.refused_bad_request;
 		refused_counts[4] = h.refused_unauthorized;
 		refused_counts[5] = h.refused_pipelined;
+		refused_counts[6] = h.refused_busy;
 		metrics_family(out, "ipam_syncd_http_requests_refused_total",
 		    "counter", "HTTP requests refused before their body, by "
 		    "reason.");
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < 7; i++)
 			evbuffer_add_printf(out, "ipam_syncd_http_requests_"
 			    "refused_total{reason=\"%s\"} %llu\n", refused[i],
 			    (unsigned long long)refused_counts[i]);

@@ -552,6 +552,50 @@ def test_import_dry_run_then_for_real():
         api.close()
 
 
+def test_imports_under_way_at_once_are_bounded():
+    """Two imports at once, the most: while two wait for their events to
+    be applied (the apply held), a third import, or a dry run, is refused
+    with 503 and Retry-After, publishing nothing.  Once they are answered
+    an import is taken again."""
+    api = Api(config={"api": {"write_wait_ms": "60000",
+                              "statement_timeout_ms": "120000"}})
+    locker = None
+    try:
+        api.daemon.wait_assigned(3)
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipam_state.server IN ACCESS EXCLUSIVE MODE")
+
+        def one(i):
+            return api.call("POST", "/api/v1/import", {"servers": [
+                {"id": "s%d" % i, "hostname": "h%d" % i,
+                 "ip_address": "127.97.15.%d" % (i + 1)}]}, timeout=120)
+
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        first = [pool.submit(one, i) for i in range(2)]
+        wait_until(lambda: count_messages(api.topics.servers) == 2, 60,
+                   "both imports' events in Kafka")
+        for body in ({"servers": [{"id": "s9", "hostname": "h9",
+                                   "ip_address": "127.97.15.9"}]},
+                     {"servers": [], "dry_run": True}):
+            status, answer, headers = api.call("POST", "/api/v1/import", body)
+            assert status == 503 and headers.get("Retry-After") == "5", (status, answer)
+            assert answer["detail"].startswith("2 imports are under way"), answer
+        assert count_messages(api.topics.servers) == 2
+        assert not any(f.done() for f in first)
+        locker.rollback()
+        for f in first:
+            status, answer, _ = f.result()
+            assert status == 200 and answer["servers"] == 1, (status, answer)
+        status, answer, _ = one(3)
+        assert status == 200, (status, answer)
+        assert api.db.scalar("SELECT count(*) FROM ipam_state.server") == 3
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
+
+
 def test_a_dry_run_plans_what_the_import_publishes():
     """The plan of a dry run reads each entity as the decoder does: every
     spelling the import takes (pools as a string holding the JSON array,

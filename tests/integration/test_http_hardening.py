@@ -699,6 +699,64 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
         os.unlink(token_file.name)
 
 
+def test_http_large_bodies_held_at_once_are_bounded():
+    """Bodies over 64 KiB (imports, with the write token) are held whole
+    before their handler sees them: at most four at once, from their head
+    to their reply.  A fifth is refused with 503 and Retry-After as soon
+    as its head is in, before its body is sent; once one of the four is
+    gone (its client closed mid-body), a new one is taken again."""
+    db, topics = Database(), Topics()
+    token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+    token_file.write(WRITE_TOKEN + "\n")
+    token_file.close()
+    daemon = Daemon(db, topics, config={
+        "api": {"write_token_file": token_file.name}}).start()
+    held = []
+    try:
+        daemon.wait_ready()
+        port = daemon.http_port()
+        head = ("POST /api/v1/import HTTP/1.1\r\nHost: t\r\n"
+                "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                "Content-Length: 1000000\r\n\r\n" % WRITE_TOKEN).encode()
+
+        def large_bodies():
+            status, text = daemon.http_get("/metrics")
+            assert status == 200
+            match = re.search(r"(?m)^ipam_syncd_http_large_bodies (\d+)$", text)
+            return int(match.group(1))
+
+        for _ in range(4):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(head + b" " * 1000)
+            held.append(sock)
+        wait_until(lambda: large_bodies() == 4, 30, "four bodies held")
+        response, closed = raw_exchange(port, head)
+        status, headers, body = parse_response(response)
+        assert closed and status == 503, response[:300]
+        assert headers.get("retry-after") == "5", headers
+        assert json.loads(body)["error"] == "unavailable", body
+        assert "4 bodies over 65536 bytes" in json.loads(body)["detail"], body
+
+        held.pop().close()
+        wait_until(lambda: large_bodies() == 3, 30, "the closed one to be let go")
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(head)
+        held.append(sock)
+        wait_until(lambda: large_bodies() == 4, 30, "a new one to be taken")
+        for sock in held:
+            sock.close()
+        held = []
+        wait_until(lambda: large_bodies() == 0, 30, "every body to be let go")
+        assert daemon.http_get("/healthz") == (200, "ok\n")
+        assert daemon.stop() == 0
+    finally:
+        for sock in held:
+            sock.close()
+        daemon.close()
+        db.close()
+        os.unlink(token_file.name)
+
+
 def rss_kib(pid):
     """The resident set of a process, in KiB."""
     with open("/proc/%d/status" % pid) as f:
