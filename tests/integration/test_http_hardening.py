@@ -591,6 +591,18 @@ def test_http_page_paths_with_percent_encoding_name_no_file():
         db.close()
 
 
+def daemon_with_write_token():
+    """A fresh database, the file of WRITE_TOKEN (the caller removes it)
+    and a daemon started with it."""
+    db = Database()
+    token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
+    token_file.write(WRITE_TOKEN + "\n")
+    token_file.close()
+    daemon = Daemon(db, Topics(), config={
+        "api": {"write_token_file": token_file.name}}).start()
+    return db, token_file, daemon
+
+
 def test_http_oversize_bodies_are_refused_before_they_are_sent():
     """A body over its route's limit (64 KiB; 32 MiB for /api/v1/import)
     gets 413 with a JSON error as soon as the headers are in, before a byte
@@ -598,12 +610,7 @@ def test_http_oversize_bodies_are_refused_before_they_are_sent():
     soon, so that no client without it makes the server hold 32 MiB; bodies
     at the limit are read; Transfer-Encoding gets 411; heads over 16 KiB
     or over 100 header lines get 431."""
-    db, topics = Database(), Topics()
-    token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
-    token_file.write(WRITE_TOKEN + "\n")
-    token_file.close()
-    daemon = Daemon(db, topics, config={
-        "api": {"write_token_file": token_file.name}}).start()
+    db, token_file, daemon = daemon_with_write_token()
     try:
         daemon.wait_ready()
         port = daemon.http_port()
@@ -705,12 +712,7 @@ def test_http_large_bodies_held_at_once_are_bounded():
     to their reply.  A fifth is refused with 503 and Retry-After as soon
     as its head is in, before its body is sent; once one of the four is
     gone (its client closed mid-body), a new one is taken again."""
-    db, topics = Database(), Topics()
-    token_file = tempfile.NamedTemporaryFile("w", suffix=".token", delete=False)
-    token_file.write(WRITE_TOKEN + "\n")
-    token_file.close()
-    daemon = Daemon(db, topics, config={
-        "api": {"write_token_file": token_file.name}}).start()
+    db, token_file, daemon = daemon_with_write_token()
     held = []
     try:
         daemon.wait_ready()
