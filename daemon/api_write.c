@@ -111,8 +111,13 @@ struct api_write {
 	size_t			 last_count;
 };
 
-/* Longest progress text of an import's Location (one per partition). */
-#define API_IMPORT_PROGRESS_MAX	4096
+/*
+ * Longest progress text of an import's Location (one entry a partition,
+ * some 30 bytes: 400 partitions).  The GET of it must fit in the 16 KiB
+ * the HTTP server takes for a request line and its headers (daemon/
+ * http.c), with 4 KiB left for the headers.
+ */
+#define API_IMPORT_PROGRESS_MAX	12288
 
 /*
  * How long events just handed to Kafka are given to be acknowledged at
@@ -803,10 +808,10 @@ api_import_last(struct api_write *write, size_t *n)
  * Where an import's progress is read: "topic:partition:offset" of the last
  * event it wrote to each partition, joined by ',' (GET /imports/{this}).
  * NULL when there is nothing to follow, or when the text would be longer
- * than API_IMPORT_PROGRESS_MAX.
+ * than API_IMPORT_PROGRESS_MAX (*too_long).
  */
 static char *
-api_import_progress(struct api_write *write)
+api_import_progress(struct api_write *write, bool *too_long)
 {
 	const struct api_event **last;
 	char *text = NULL, *more;
@@ -824,6 +829,7 @@ api_import_progress(struct api_write *write)
 		if (strlen(text) > API_IMPORT_PROGRESS_MAX) {
 			free(text);
 			text = NULL;
+			*too_long = true;
 			break;
 		}
 	}
@@ -838,12 +844,13 @@ api_write_accepted(struct api_write *write, const char *detail)
 	const char *first = NULL;
 	json_t *body = json_object(), *ids = json_array();
 	char location[128], *progress = NULL, *where;
+	bool too_long = false;
 	size_t i;
 
 	if (write->kind == API_WRITE_ALLOCATE)
 		api_allocating_drop(write);
 	if (write->kind == API_WRITE_IMPORT &&
-	    (progress = api_import_progress(write)) != NULL) {
+	    (progress = api_import_progress(write, &too_long)) != NULL) {
 		/* Topic names need no escaping: [A-Za-z0-9._-]. */
 		if (asprintf(&where, "/api/v1/imports/%s", progress) == -1)
 			fatal("api: asprintf");
@@ -871,12 +878,17 @@ api_write_accepted(struct api_write *write, const char *detail)
 		}
 	json_object_set_new(body, "state", json_string("pending"));
 	api_allocate_held(write, body);
-	/* An import not all delivered has nothing to follow. */
+	/*
+	 * An import not all delivered has nothing to follow, nor one
+	 * spread over more partitions than a URL holds.
+	 */
 	json_object_set_new(body, "detail", write->kind == API_WRITE_IMPORT ?
 	    json_sprintf("%s; the import is published whole and is applied "
-	    "as the daemon consumes its topics (not all of it was taken by "
-	    "Kafka yet, so there is nothing to follow: read the servers and "
-	    "subnets back)", detail) : json_string(detail));
+	    "as the daemon consumes its topics (%s: read the servers and "
+	    "subnets back)", detail, too_long ? "its events went to more "
+	    "partitions than the URL of its progress can name" : "not all "
+	    "of it was taken by Kafka yet, so there is nothing to follow") :
+	    json_string(detail));
 	if (first != NULL) {
 		snprintf(location, sizeof(location), "/api/v1/requests/%s",
 		    first);

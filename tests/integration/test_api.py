@@ -31,9 +31,9 @@ WRITE_TOKEN = "w-" + "7" * 30
 class Api:
     """One daemon with tokens, and a small client of its API."""
 
-    def __init__(self, tokens=True, config=None, db=None, **daemon_args):
+    def __init__(self, tokens=True, config=None, db=None, topics=None, **daemon_args):
         self.db = db or Database()
-        self.topics = Topics()
+        self.topics = topics or Topics()
         self.kafka = Kafka()
         self.sent = 0
         self.dir = tempfile.mkdtemp(prefix="ipamd-api-")
@@ -590,6 +590,43 @@ def test_imports_under_way_at_once_are_bounded():
         status, answer, _ = one(3)
         assert status == 200, (status, answer)
         assert api.db.scalar("SELECT count(*) FROM ipam_state.server") == 3
+    finally:
+        if locker is not None:
+            locker.close()
+        api.close()
+
+
+def test_an_import_over_hundreds_of_partitions_can_be_followed():
+    """An import whose events went to 250 partitions, answered 202 while
+    the apply is held: its Location names the last event of each (some
+    7 KB, past what a request line of 4 KB would carry, within the 16 KB
+    of a request's head), and a GET of it says pending, then applied."""
+    api = Api(topics=Topics(partitions=250),
+              config={"api": {"write_wait_ms": "1000"}})
+    locker = None
+    try:
+        api.daemon.wait_assigned(750, timeout=120)
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipam_state.server IN ACCESS EXCLUSIVE MODE")
+        servers = [{"id": "s%d" % i, "hostname": "h%d" % i,
+                    "ip_address": "127.97.%d.%d" % (16 + i // 250, i % 250 + 1)}
+                   for i in range(5000)]
+        status, body, headers = api.call("POST", "/api/v1/import", {"servers": servers},
+                                         timeout=120)
+        assert status == 202, (status, body)
+        where = headers.get("Location")
+        assert where == "/api/v1/imports/" + body["import"], (where, body)
+        entries = body["import"].split(",")
+        assert len(entries) == 250 and len(body["import"]) > 4096, len(body["import"])
+        assert {e.rsplit(":", 2)[0] for e in entries} == {api.topics.servers}, entries[:3]
+        status, state, _ = api.call("GET", where)
+        assert status == 200 and state["state"] == "pending", state
+        assert len(state["partitions"]) == 250, state
+        locker.rollback()
+        wait_until(lambda: api.call("GET", where)[1]["state"] == "applied", 120,
+                   "the import to be applied")
+        assert api.db.scalar("SELECT count(*) FROM ipam_state.server") == 5000
     finally:
         if locker is not None:
             locker.close()
