@@ -326,7 +326,7 @@ metrics_sweeper(struct evbuffer *out, const struct sweeper *sweeper)
 	    "buffer full, a firewall).", total->send_errors);
 	metrics_single(out, "ipam_syncd_sweep_clock_steps_back_total",
 	    "counter", "Rounds claimed while PostgreSQL's clock read before "
-	    "the end of the round this instance swept last (stepped back); "
+	    "the start of the round this instance swept last (stepped back); "
 	    "each was swept at once.", stats->clock_steps_back);
 	if (stats->unswept >= 0)
 		metrics_single(out, "ipam_syncd_sweep_subnets_unswept", "gauge",

@@ -40,7 +40,7 @@ const char sweep_store_join_sql[] =
 const char sweep_store_claim_sql[] =
 	"SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept,\n"
 	"    clock_back_ms\n"
-	"FROM ipamd.sweep_claim($1, $2, $3, $4)";
+	"FROM ipamd.sweep_claim($1, $2, $3, $4, $5)";
 
 /*
  * The addresses of the subnets leased to this member for the round, of

@@ -119,6 +119,8 @@ struct sweeper {
 	char			 instance[128];	/* host/pid, for operators */
 	int			 member;	/* 0: not a member yet */
 	int64_t			 swept_until_ms; /* end of the last round swept */
+	int64_t			 swept_from_ms;	/* ... and its start */
+	long long		 claimed_interval_ms; /* of the claim in flight */
 	int64_t			 round_end_ms;	/* the round being swept */
 	int64_t			 next_round_ns;	/* 0: unknown, claim at once */
 
@@ -1168,7 +1170,7 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 		 */
 		sweeper->stats.clock_steps_back++;
 		log_warnx("sweeper: PostgreSQL's clock is %lld ms before the "
-		    "end of the round this instance swept last (it was "
+		    "start of the round this instance swept last (it was "
 		    "stepped back): this round is swept now",
 		    clock_back_ms);
 	}
@@ -1181,6 +1183,8 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 	sweeper_unswept(sweeper, strtoll(PQgetvalue(result, 0, 5), NULL, 10));
 	sweeper->round_end_ms = strtoll(PQgetvalue(result, 0, 1), NULL, 10);
 	sweeper->swept_until_ms = sweeper->round_end_ms;
+	sweeper->swept_from_ms = sweeper->round_end_ms -
+	    sweeper->claimed_interval_ms;
 	sweeper->number++;
 	sweeper->probe_started_ns = sweeper->probe_ended_ns = 0;
 	sweeper->count_v6 = sweeper->skipped = 0;
@@ -1203,9 +1207,9 @@ sweeper_claimed(struct pgconn *pg, PGresult *result, const char *error,
 static void
 sweeper_begin(struct sweeper *sweeper)
 {
-	char member[32], interval[32], swept_until[32];
-	const char *params[4] = { member, sweeper->settings.vrfs, interval,
-	    swept_until };
+	char member[32], interval[32], swept_until[32], swept_from[32];
+	const char *params[5] = { member, sweeper->settings.vrfs, interval,
+	    swept_until, swept_from };
 
 	if (!sweeper->session_ready || !pgconn_is_up(sweeper->pg) ||
 	    pgconn_is_busy(sweeper->pg)) {
@@ -1221,7 +1225,10 @@ sweeper_begin(struct sweeper *sweeper)
 	    sweeper->settings.interval_ms);
 	snprintf(swept_until, sizeof(swept_until), "%lld",
 	    (long long)sweeper->swept_until_ms);
-	if (pgconn_query(sweeper->pg, sweep_store_claim_sql, 4, params,
+	snprintf(swept_from, sizeof(swept_from), "%lld",
+	    (long long)sweeper->swept_from_ms);
+	sweeper->claimed_interval_ms = sweeper->settings.interval_ms;
+	if (pgconn_query(sweeper->pg, sweep_store_claim_sql, 5, params,
 	    sweeper_claimed, sweeper) == -1) {
 		sweeper->phase = SWEEPER_IDLE;
 		sweeper->sweep_due = true;
@@ -1653,15 +1660,9 @@ sweeper_reload(struct sweeper *sweeper, const struct sweeper_settings *settings)
 
 	if (sweeper->stopping)
 		return;
-	/*
-	 * Other rounds: the next claim says when the next one starts, and
-	 * the end of the last round swept, a round of the old length, does
-	 * not hold it back (nor looks like a clock stepped back).
-	 */
-	if (settings->interval_ms != sweeper->settings.interval_ms) {
+	/* Other rounds: the next claim says when the next one starts. */
+	if (settings->interval_ms != sweeper->settings.interval_ms)
 		sweeper->next_round_ns = 0;
-		sweeper->swept_until_ms = 0;
-	}
 	sweeper_take_settings(sweeper, settings);
 	pgconn_set_timeouts(sweeper->pg, settings->pg_connect_timeout_ms,
 	    settings->pg_reconnect_min_ms, settings->pg_reconnect_max_ms);

@@ -109,17 +109,22 @@ $$;
 -- of their domain lacks a socket of their family (IPv6, say); 0 on a
 -- round that is not fresh.
 --
--- PostgreSQL's clock may step back (an NTP step, a host restored): the
--- round a member swept last then ends after the current one, and leases
--- were claimed after now.  Neither holds the sweeps back until the clock
--- has caught up again: a member whose last round ends after the current
--- round's end claims it as fresh, and a lease claimed later than the
--- clock reads now is taken as one expired.  clock_back_ms says by how
--- much the member's last round ended after the current one (0 when it
--- did not), for the member's log.
+-- PostgreSQL's clock may step back (an NTP step, a host restored): it
+-- then reads before the start of the round the member swept last
+-- (swept_from_ms; 0 when none), and leases were claimed after now.
+-- Neither holds the sweeps back until the clock has caught up again: a
+-- member whose clock reads before the round it swept last claims the
+-- current one as fresh, and a lease claimed more than a round later than
+-- the clock reads now is taken as one expired.  clock_back_ms says by
+-- how much the clock reads before the start of the member's last round
+-- (0 when it does not), for the member's log.  An interval changed
+-- between two claims is no step: the round swept last began before now
+-- whatever its length, and holds the next claim back until it ends.
 DROP FUNCTION IF EXISTS ipamd.sweep_claim(integer, text, bigint, bigint);
+DROP FUNCTION IF EXISTS ipamd.sweep_claim(integer, text, bigint, bigint,
+    bigint);
 CREATE FUNCTION ipamd.sweep_claim(me integer, vrf_list text,
-    round_ms bigint, swept_until_ms bigint)
+    round_ms bigint, swept_until_ms bigint, swept_from_ms bigint)
 RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint,
     members integer, subnets integer, unswept integer,
     clock_back_ms bigint)
@@ -141,7 +146,7 @@ BEGIN
 	END IF;
 	round_end_ms := start_ms + round_ms;
 	next_in_ms := round_end_ms - now_ms;
-	clock_back_ms := greatest(swept_until_ms - round_end_ms, 0);
+	clock_back_ms := greatest(swept_from_ms - now_ms, 0);
 	fresh := start_ms >= swept_until_ms OR clock_back_ms > 0;
 	subnets := 0;
 	unswept := 0;
@@ -185,9 +190,12 @@ BEGIN
 			    expires_at = excluded.expires_at, probed = false
 			-- clock_timestamp(), not now(): a lease another
 			-- member claimed while this statement waited for its
-			-- row was claimed before this moment, not after.
+			-- row was claimed before this moment, not after.  A
+			-- step back shorter than a round leaves the lease to
+			-- its member until it expires, a round later at most.
 			WHERE l.expires_at <= now()
 			    OR l.claimed_at > clock_timestamp()
+				+ round_ms * interval '1 millisecond'
 			RETURNING 1
 		)
 		SELECT count(*) INTO subnets FROM won;

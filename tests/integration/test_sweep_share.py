@@ -68,12 +68,16 @@ class Member:
             cur.execute(sql, args)
             return cur.fetchone()
 
-    def claim(self, swept_until_ms=0, member=None):
+    def claim(self, swept_until_ms=0, member=None, swept_from_ms=None):
         """This round's claim: fresh, round_end_ms, next_in_ms, members,
-        subnets, unswept, clock_back_ms."""
+        subnets, unswept, clock_back_ms.  The round swept last ends at
+        swept_until_ms, and began an interval before unless told."""
+        if swept_from_ms is None:
+            swept_from_ms = max(swept_until_ms - self.interval_ms, 0)
         row = self.one("SELECT fresh, round_end_ms, next_in_ms, members, subnets, unswept, "
-                       "clock_back_ms FROM ipamd.sweep_claim(%s, %s, %s, %s)",
-                       (member or self.id, self.vrfs, self.interval_ms, swept_until_ms))
+                       "clock_back_ms FROM ipamd.sweep_claim(%s, %s, %s, %s, %s)",
+                       (member or self.id, self.vrfs, self.interval_ms, swept_until_ms,
+                        swept_from_ms))
         return dict(zip(("fresh", "round_end_ms", "next_in_ms", "members", "subnets",
                          "unswept", "clock_back_ms"), row))
 
@@ -219,7 +223,9 @@ def test_sweep_claims_after_the_database_clock_stepped_back():
     member that joins takes its share of leases claimed "later" than
     now; between them every subnet is leased for the round.  Within a
     round the clock has not left, nothing changes: not fresh, nothing
-    more leased."""
+    more leased; nor when the member's interval was halved meanwhile (a
+    reload), though the shorter round ends before the one it swept: its
+    clock did not step back, and the round is not swept twice."""
     db = migrated_database()
     members = []
     try:
@@ -233,6 +239,11 @@ def test_sweep_claims_after_the_database_clock_stepped_back():
         again = a.claim(swept_until_ms=end)
         assert not again["fresh"] and again["subnets"] == 0, again
         assert again["clock_back_ms"] == 0, again
+        a.interval_ms = 500
+        shorter = a.claim(swept_until_ms=end, swept_from_ms=end - 1000)
+        a.interval_ms = 1000
+        assert shorter["round_end_ms"] < end, (shorter, end)
+        assert not shorter["fresh"] and shorter["clock_back_ms"] == 0, shorter
 
         hour = 3600 * 1000
         db.query("UPDATE ipamd.sweep_lease SET claimed_at = claimed_at + interval '1 hour', "

@@ -702,7 +702,7 @@ def test_down_after_missed_sweeps_then_up_again():
 def test_sweeps_go_on_when_the_database_clock_steps_back():
     """PostgreSQL's clock steps back an hour after the sweeps have begun.
     Played here from the other side: every claim is made as if the
-    member's last round ended an hour later than it did (ipamd.sweep_claim
+    member's last round were an hour later than it was (ipamd.sweep_claim
     wrapped), and the leases were claimed an hour ahead of now.  The
     sweeps do not wait an hour for the clock to catch up: each round is
     claimed and swept, the host that falls silent goes down at once, the
@@ -715,17 +715,18 @@ def test_sweeps_go_on_when_the_database_clock_steps_back():
         run.settle()
         run.wait_active([ip])
         run.db.query(
-            "ALTER FUNCTION ipamd.sweep_claim(integer, text, bigint, bigint) "
+            "ALTER FUNCTION ipamd.sweep_claim(integer, text, bigint, bigint, bigint) "
             "RENAME TO sweep_claim_before_the_step;"
             "CREATE FUNCTION ipamd.sweep_claim(me integer, vrf_list text, "
-            "round_ms bigint, swept_until_ms bigint) "
+            "round_ms bigint, swept_until_ms bigint, swept_from_ms bigint) "
             "RETURNS TABLE (fresh boolean, round_end_ms bigint, next_in_ms bigint, "
             "members integer, subnets integer, unswept integer, clock_back_ms bigint) "
             "LANGUAGE sql AS $$ SELECT * FROM ipamd.sweep_claim_before_the_step("
-            "me, vrf_list, round_ms, swept_until_ms + 3600000) $$;"
+            "me, vrf_list, round_ms, swept_until_ms + 3600000, "
+            "swept_from_ms + 3600000) $$;"
             "UPDATE ipamd.sweep_lease SET claimed_at = claimed_at + interval '1 hour', "
             "expires_at = expires_at + interval '1 hour'")
-        run.daemon.wait_log(r"sweeper: PostgreSQL's clock is \d+ ms before the end of "
+        run.daemon.wait_log(r"sweeper: PostgreSQL's clock is \d+ ms before the start of "
                             r"the round this instance swept last", 30)
         run.net.silence()
         wait_until(lambda: run.active([ip]) == 0, 30, "the silent host to go down")
