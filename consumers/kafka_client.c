@@ -245,7 +245,8 @@ kafka_assigned(const struct kafka_client *client, enum kafka_part_state only)
 	list = rd_kafka_topic_partition_list_new(16);
 	for (t = 0; t < client->topic_count; t++) {
 		for (p = 0; p < client->topics[t].part_count; p++) {
-			enum kafka_part_state state = client->topics[t].parts[p];
+			enum kafka_part_state state = kafka_part_get(client,
+			    (int)t, (int32_t)p);
 
 			if (state != KAFKA_PART_NONE &&
 			    (only == KAFKA_PART_NONE || state == only))

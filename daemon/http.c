@@ -464,6 +464,11 @@ http_conn_refuse(struct http_conn *conn, int code, const char *reason,
 	va_end(ap);
 	log_debug("http: connection %d: %d %s: %s", (int)conn->fd, code,
 	    error, detail);
+	/* A large body refused part-way is held no more. */
+	if (conn->large_bodies & (1u << conn->requests_queued)) {
+		conn->large_bodies &= ~(1u << conn->requests_queued);
+		conn->http->large_bodies--;
+	}
 	conn->parse = HTTP_PARSE_REFUSED;
 	conn->refusal = http_error_reply(code, reason, extra_header, error,
 	    detail);

@@ -719,7 +719,7 @@ def test_http_large_bodies_held_at_once_are_bounded():
         port = daemon.http_port()
         head = ("POST /api/v1/import HTTP/1.1\r\nHost: t\r\n"
                 "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                "Content-Length: 1000000\r\n\r\n" % WRITE_TOKEN).encode()
+                "Content-Length: 33554431\r\n\r\n" % WRITE_TOKEN).encode()
 
         def large_bodies():
             status, text = daemon.http_get("/metrics")
