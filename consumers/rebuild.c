@@ -58,6 +58,9 @@ rebuild_enter(struct rebuild *rebuild, enum rebuild_state state)
 {
 	log_debug("rebuild: %s -> %s", rebuild_state_name(rebuild->state),
 	    rebuild_state_name(state));
+	/* A swap that comes again later starts from the shortest wait. */
+	if (state != REBUILD_SWAPPING)
+		rebuild->swap_waits = 0;
 	rebuild->state = state;
 }
 

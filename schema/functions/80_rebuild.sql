@@ -224,19 +224,43 @@ BEGIN
 END
 $$;
 
+-- Sets lock_timeout to what is left of a wait of wait_ms that began
+-- since, for the next statement that takes a lock; none left: SQLSTATE
+-- 55P03, as a lock not had in time.  A wait_ms of 0 waits without end,
+-- as lock_timeout 0 does.
+CREATE OR REPLACE FUNCTION ipamd.lock_wait_left(since timestamptz,
+    wait_ms integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	left_ms bigint := wait_ms - floor(extract(epoch FROM
+	    clock_timestamp() - since) * 1000)::bigint;
+BEGIN
+	IF wait_ms <= 0 THEN
+		PERFORM set_config('lock_timeout', '0', true);
+		RETURN;
+	END IF;
+	IF left_ms < 1 THEN
+		RAISE EXCEPTION 'the locks of the swap were not had within % ms',
+		    wait_ms USING ERRCODE = '55P03';
+	END IF;
+	PERFORM set_config('lock_timeout', left_ms || 'ms', true);
+END
+$$;
+
 -- Swaps the rebuilt state in: rows that exist in both keep their
 -- created_at and, when unchanged, their updated_at (ipamd.rebuild_carry(),
 -- for the rows changed since derive_all() carried them), and conflicts
 -- that exist in both keep their first_seen_at; every row that differs is
 -- written to the audit history as a change made by the rebuild, and the
 -- views are pointed at the new tables.  Returns how many rows differed.
-DROP FUNCTION IF EXISTS ipamd.rebuild_swap();
+-- lock_wait_ms bounds the wait for its locks (0: none, as lock_timeout).
 CREATE OR REPLACE FUNCTION ipamd.rebuild_swap(lock_wait_ms integer)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
 	t text;
 	changed bigint;
+	waiting timestamptz;
 BEGIN
 	SET LOCAL client_min_messages = warning;
 	-- Wait for an apply in flight to finish, as apply_batch() does.
@@ -246,13 +270,9 @@ BEGIN
 	IF to_regnamespace('ipam_state_rebuild') IS NULL THEN
 		RETURN jsonb_build_object('changed', 0, 'already', true);
 	END IF;
-	-- The view and the old tables are taken whole below, behind any
-	-- session that reads them (one idle in a transaction holds them as
-	-- long as it stays so), and every reader that comes after queues
-	-- behind the swap: a lock not had within lock_wait_ms gives up
-	-- (55P03), and the swap is asked again a little later with a longer
-	-- wait (consumers/rebuild.c), so that readers never wait long while
-	-- reads that take their time still let it through.
+	-- Readers go on meanwhile: the writes the locks below hold back are
+	-- the apply's, which waits for the swap anyway.  The view and the
+	-- old tables are taken whole further down.
 	PERFORM set_config('lock_timeout', lock_wait_ms || 'ms', true);
 	FOREACH t IN ARRAY ipamd.state_tables() LOOP
 		EXECUTE format('LOCK TABLE ipam_state.%I IN EXCLUSIVE MODE', t);
@@ -301,6 +321,29 @@ BEGIN
 		RETURNING 1)
 	SELECT count(*) INTO changed FROM written;
 
+	-- The views, then the old tables, taken whole: behind any session
+	-- that reads them (one idle in a transaction holds them as long as
+	-- it stays so), while every reader that comes after queues behind
+	-- the swap.  Within lock_wait_ms for all of them together, or the
+	-- swap gives up (55P03) and is asked again a little later with a
+	-- longer wait (consumers/rebuild.c): readers never wait longer than
+	-- that, while reads that take their time still let it through.  The
+	-- views first (defined again as they are, which takes them), so that
+	-- a reader of a view, holding it, never waits for a table the swap
+	-- holds while the swap waits for the view.
+	waiting := clock_timestamp();
+	PERFORM ipamd.lock_wait_left(waiting, lock_wait_ms);
+	PERFORM ipamd.ipam_view_define();
+	PERFORM ipamd.lock_wait_left(waiting, lock_wait_ms);
+	CREATE OR REPLACE VIEW public.ipam_conflict AS
+		SELECT vrf, ip_address, subnet_id, kind, detail, first_seen_at
+		FROM ipam_state.conflict;
+	FOREACH t IN ARRAY ipamd.state_tables() LOOP
+		PERFORM ipamd.lock_wait_left(waiting, lock_wait_ms);
+		EXECUTE format('LOCK TABLE ipam_state.%I IN ACCESS EXCLUSIVE MODE',
+		    t);
+	END LOOP;
+
 	ALTER SCHEMA ipam_state RENAME TO ipam_state_old;
 	ALTER SCHEMA ipam_state_rebuild RENAME TO ipam_state;
 	PERFORM ipamd.ipam_view_define();
@@ -310,4 +353,12 @@ BEGIN
 	DROP SCHEMA ipam_state_old CASCADE;
 	RETURN jsonb_build_object('changed', changed);
 END
+$$;
+
+-- The swap as instances before function release 15 ask for it (one such
+-- may be in the middle of a rebuild while a newer one brings these
+-- functions in): waiting for its locks without end, as it did then.
+CREATE OR REPLACE FUNCTION ipamd.rebuild_swap() RETURNS jsonb
+LANGUAGE sql AS $$
+	SELECT ipamd.rebuild_swap(0)
 $$;
