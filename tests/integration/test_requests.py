@@ -258,6 +258,39 @@ def test_a_reused_request_id_is_refused_not_taken_for_a_replay():
         run.close()
 
 
+def test_a_stored_digest_is_compared_only_with_one_of_its_version():
+    """What a request asks is kept as a digest with its version ("1:…").
+    A digest of another version (a later ipam-syncd's, say) says nothing
+    about what was asked: the request sent again is its replay and keeps
+    its outcome, whatever it asks.  A digest of this version that differs
+    refuses it, the same request though it is."""
+    run = Run()
+    try:
+        run.subnet("1", "127.97.1.0/24", ["127.97.1.1-127.97.1.9"], 1)
+        request(run, "v1", "127.97.1.5", "write:alice", description="alice's")
+        run.settle()
+        assert outcome(run, "v1") == ("applied", None, "write:alice")
+        digest = run.db.scalar("SELECT digest FROM ipamd.request WHERE id = 'v1'")
+        assert digest.startswith("1:") and len(digest) == 18, digest
+
+        run.db.query("UPDATE ipamd.request SET digest = '0:0123456789abcdef' "
+                     "WHERE id = 'v1'")
+        request(run, "v1", "127.97.1.5", "write:alice", description="alice's")
+        run.settle()
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter") == 0
+        assert outcome(run, "v1") == ("applied", None, "write:alice")
+
+        run.db.query("UPDATE ipamd.request SET digest = '1:0123456789abcdef' "
+                     "WHERE id = 'v1'")
+        request(run, "v1", "127.97.1.5", "write:alice", description="alice's")
+        run.settle()
+        reasons = [r for r, in run.db.query("SELECT reason FROM ipamd.dead_letter")]
+        assert len(reasons) == 1 and 'request "v1": its CloudEvent id names another ' \
+            'request, applied before' in reasons[0], reasons
+    finally:
+        run.close()
+
+
 def test_a_request_after_a_truncate_sees_it_in_one_batch_or_two():
     """The servers table is truncated (Debezium op t), then a request
     reserves, if available, the address a truncated server held: it is
