@@ -875,6 +875,13 @@ batch_json_net(const struct batch *batch, struct batch_text *text,
 	batch_text_string(text, "topic", batch->topic_names[net->last->topic]);
 	batch_text_int(text, "part", net->last->partition);
 	batch_text_int(text, "off", net->last->offset);
+	/*
+	 * Who asked for the change (an import's server or subnet); a
+	 * request's record names its requester with the request, below.
+	 */
+	if (net->last->change.requester != NULL &&
+	    net->last->change.request_id == NULL)
+		batch_text_string(text, "by", net->last->change.requester);
 	if (net->c != NULL)
 		batch_text_int(text, "gv", net->c->change.version);
 	else

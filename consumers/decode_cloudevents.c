@@ -606,8 +606,10 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
 
 /*
  * Reads an operator's request (docs/API.md): the extension attributes
- * ipamrequester, ipamifavailable and ipamifmatch, allowed on marks only.
- * A request is known by its CloudEvent id.
+ * ipamrequester, ipamifavailable and ipamifmatch on a mark; a request is
+ * known by its CloudEvent id.  A server or subnet event may name its
+ * requester (an operator's import), which the audit keeps; it is no
+ * request, and has no preconditions.
  */
 static int
 ce_request(const struct ce_event *event, struct change *out, char *err,
@@ -623,9 +625,13 @@ ce_request(const struct ce_event *event, struct change *out, char *err,
 
 	if (requester == NULL && available == NULL && match == NULL)
 		return 0;
+	if (out->entity != CHANGE_MARK && (available != NULL || match != NULL))
+		return fields_error(err, errlen, "ipamifavailable and "
+		    "ipamifmatch are allowed on mark events only");
 	if (out->entity != CHANGE_MARK)
-		return fields_error(err, errlen, "ipamrequester, ipamifavailable "
-		    "and ipamifmatch are allowed on mark events only");
+		return fields_string(ce_label(event, "ipamrequester", label,
+		    sizeof(label)), requester, FIELDS_TEXT_MAX, true,
+		    &out->requester, err, errlen);
 	if (requester == NULL)
 		return fields_error(err, errlen, "%s is required with "
 		    "ipamifavailable or ipamifmatch", ce_label(event,

@@ -125,7 +125,7 @@ BEGIN
 			reset boolean, op text, v bigint, lsn bigint,
 			keep text[], kb jsonb, vrf text, name text, cidr cidr,
 			pool_first inet[], pool_last inet[], ping boolean,
-			topic text, part integer, off bigint)
+			by text, topic text, part integer, off bigint)
 	), dec AS (
 		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
 		    s.version AS old_v,
@@ -189,17 +189,18 @@ BEGIN
 		FROM w WHERE NOT w.known
 		RETURNING 1
 	), touched AS (
-		SELECT old_vrf AS vrf, old_cidr AS cidr, seq, topic, part, off
+		SELECT old_vrf AS vrf, old_cidr AS cidr, seq, topic, part, off,
+		    by
 		FROM dec
 		WHERE action <> 'none' AND NOT old_deleted
 		UNION ALL
-		SELECT coalesce(vrf, ''), cidr, seq, topic, part, off
+		SELECT coalesce(vrf, ''), cidr, seq, topic, part, off, by
 		FROM dec WHERE action = 'upsert'
 	)
 	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
 	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
 	    (SELECT coalesce(array_agg(ROW(r.vrf, r.cidr::inet, r.seq, r.topic,
-		r.part, r.off)::ipamd.touch), '{}') FROM touched r),
+		r.part, r.off, r.by)::ipamd.touch), '{}') FROM touched r),
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('subnet', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
@@ -233,7 +234,7 @@ BEGIN
 			reset boolean, op text, v bigint, lsn bigint,
 			keep text[], kb jsonb, vrf text, hostname text, ip inet,
 			mac text,
-			device_type text, manufacture text, topic text,
+			device_type text, manufacture text, by text, topic text,
 			part integer, off bigint)
 	), dec AS (
 		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
@@ -297,17 +298,17 @@ BEGIN
 		FROM w WHERE NOT w.known
 		RETURNING 1
 	), addrs AS (
-		SELECT old_vrf AS vrf, old_ip AS ip, seq, topic, part, off
+		SELECT old_vrf AS vrf, old_ip AS ip, seq, topic, part, off, by
 		FROM dec
 		WHERE action <> 'none' AND NOT old_deleted AND old_ip IS NOT NULL
 		UNION ALL
-		SELECT coalesce(vrf, ''), ip, seq, topic, part, off
+		SELECT coalesce(vrf, ''), ip, seq, topic, part, off, by
 		FROM dec WHERE action = 'upsert' AND ip IS NOT NULL
 	)
 	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
 	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
 	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, a.seq, a.topic, a.part,
-		a.off)::ipamd.touch), '{}') FROM addrs a),
+		a.off, a.by)::ipamd.touch), '{}') FROM addrs a),
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('server', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
@@ -402,7 +403,7 @@ BEGIN
 	SELECT (SELECT count(*) FROM dec WHERE action <> 'none'),
 	    (SELECT coalesce(sum(n_stale), 0) FROM dec),
 	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, a.seq, a.topic, a.part,
-		a.off)::ipamd.touch), '{}') FROM addrs a),
+		a.off, NULL)::ipamd.touch), '{}') FROM addrs a),
 	    (SELECT ipamd.stale_report(
 		array_agg(ipamd.stale_note('mark', id, topic, part, off, gv,
 		    lsn, floor_lsn, old_v)) FILTER (WHERE n_stale > 0),
@@ -594,7 +595,7 @@ BEGIN
 				RETURNING s.vrf, s.ip_address, s.deleted)
 			SELECT touched || coalesce(array_agg(ROW(g.vrf,
 			    g.ip_address, r.seq, r.topic, r.part,
-			    r.off)::ipamd.touch) FILTER (WHERE NOT g.deleted
+			    r.off, NULL)::ipamd.touch) FILTER (WHERE NOT g.deleted
 			    AND g.ip_address IS NOT NULL), '{}'), count(*)
 			INTO touched, n FROM gone g;
 		ELSIF r.entity = 'subnet' THEN
@@ -605,7 +606,7 @@ BEGIN
 				RETURNING s.vrf, s.cidr, s.deleted)
 			SELECT regions || coalesce(array_agg(ROW(g.vrf,
 			    g.cidr::inet, r.seq, r.topic, r.part,
-			    r.off)::ipamd.touch) FILTER (WHERE NOT g.deleted),
+			    r.off, NULL)::ipamd.touch) FILTER (WHERE NOT g.deleted),
 			    '{}'), count(*)
 			INTO regions, n FROM gone g;
 		ELSE

@@ -48,12 +48,12 @@ BEGIN
 	WITH r AS (
 		SELECT u.vrf, u.ip::cidr AS cidr, ipamd.first_addr(u.ip::cidr) AS lo,
 		    ipamd.last_addr(u.ip::cidr) AS hi, u.seq, u.topic, u.part,
-		    u.off
+		    u.off, u.requested_by AS by
 		FROM unnest(regions) AS u
 	), held AS MATERIALIZED (
 		-- What the derivation looks at whatever the pools: rows, live
 		-- servers and marks inside the regions.
-		SELECT r.vrf, x.ip, r.seq, r.topic, r.part, r.off
+		SELECT r.vrf, x.ip, r.seq, r.topic, r.part, r.off, r.by
 		FROM r
 		CROSS JOIN LATERAL (
 			SELECT a.ip_address AS ip FROM address a
@@ -69,7 +69,8 @@ BEGIN
 		) x
 	), around AS MATERIALIZED (
 		-- The live subnets overlapping each region.
-		SELECT r.vrf, r.lo, r.hi, r.seq, r.topic, r.part, r.off, s.id,
+		SELECT r.vrf, r.lo, r.hi, r.seq, r.topic, r.part, r.off, r.by,
+		    s.id,
 		    s.cidr, ipamd.first_addr(s.cidr) AS s_lo,
 		    ipamd.last_addr(s.cidr) AS s_hi, s.pool_first, s.pool_last
 		FROM r
@@ -105,7 +106,7 @@ BEGIN
 	), segs AS MATERIALIZED (
 		-- Their pool ranges inside the regions.
 		SELECT a.vrf, a.id, a.cidr, a.image, a.seq, a.topic, a.part,
-		    a.off, a.sole, a.nested, c.f, c.l
+		    a.off, a.by, a.sole, a.nested, c.f, c.l
 		FROM sole a
 		CROSS JOIN LATERAL unnest(a.pool_first, a.pool_last) AS p(f, l)
 		CROSS JOIN LATERAL (SELECT greatest(p.f, a.lo) AS f,
@@ -114,7 +115,7 @@ BEGIN
 	), pool AS (
 		-- And their addresses.
 		SELECT a.vrf, a.f + g.i AS ip, a.seq, a.topic, a.part, a.off,
-		    a.id, a.f, a.sole AS whole,
+		    a.by, a.id, a.f, a.sole AS whole,
 		    a.sole AND (NOT a.nested OR NOT EXISTS (SELECT 1 FROM around b
 			WHERE b.vrf = a.vrf AND masklen(b.cidr) > masklen(a.cidr)
 			    AND a.f + g.i BETWEEN b.s_lo AND b.s_hi)) AS sole
@@ -153,23 +154,24 @@ BEGIN
 		-- pool's image built once above (schema/012_audit_ranges.sql).
 		INSERT INTO ipamd.audit_log (vrf, ip_address, ip_last, action,
 		    before_image, after_image, source_topic, source_partition,
-		    source_offset)
+		    source_offset, requested_by)
 		SELECT s.vrf, s.f + r.lo,
 		    CASE WHEN r.hi > r.lo THEN s.f + r.hi END, 'insert', NULL,
-		    s.image, s.topic, s.part, s.off
+		    s.image, s.topic, s.part, s.off, s.by
 		FROM runs r
 		JOIN segs s ON s.vrf = r.vrf AND s.id = r.id AND s.f = r.f
 		WHERE r.hi >= r.lo
 	), rest AS (
 		-- An address of a more specific subnet's pool may also come
 		-- from a wider one: the derivation finds its row as written.
-		SELECT h.vrf, h.ip, h.seq, h.topic, h.part, h.off FROM held h
+		SELECT h.vrf, h.ip, h.seq, h.topic, h.part, h.off, h.by FROM held h
 		UNION ALL
-		SELECT p.vrf, p.ip, p.seq, p.topic, p.part, p.off FROM classed p
+		SELECT p.vrf, p.ip, p.seq, p.topic, p.part, p.off, p.by
+		FROM classed p
 		WHERE NOT p.plain
 	)
 	SELECT (SELECT coalesce(array_agg(ROW(f.vrf, f.ip, f.seq, f.topic,
-		f.part, f.off)::ipamd.touch), '{}') FROM rest f),
+		f.part, f.off, f.by)::ipamd.touch), '{}') FROM rest f),
 	    (SELECT count(*) FROM classed p WHERE p.plain)
 	INTO touched, filled;
 END

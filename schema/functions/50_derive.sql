@@ -121,7 +121,7 @@ BEGIN
 		    hs.id AS server_id, hs.hostname, hs.nic_mac, hs.device_type,
 		    hs.manufacture, sh.ids AS server_ids,
 		    mk.status AS mark_status, mk.description AS mark_description,
-		    c.tid, c.was, t.topic, t.part, t.off
+		    c.tid, c.was, t.topic, t.part, t.off, t.requested_by AS by
 		FROM t
 		LEFT JOIN homes h ON h.vrf = t.vrf AND h.ip = t.ip
 		LEFT JOIN holders hs ON hs.vrf = t.vrf AND hs.ip = t.ip
@@ -147,7 +147,7 @@ BEGIN
 		    d.device_type AS platform, d.manufacture AS manufacturer,
 		    CASE WHEN d.mark_status = 'reserved' AND d.server_id IS NULL
 			THEN d.mark_description END AS description,
-		    d.topic, d.part, d.off
+		    d.topic, d.part, d.off, d.by
 		FROM d
 	), imaged AS (
 		-- The derived row's image: what the update compares with the
@@ -167,7 +167,7 @@ BEGIN
 		USING want w
 		WHERE a.ctid = w.tid AND NOT w.wanted AND w.writes
 		RETURNING a.vrf, a.ip_address, w.was AS before, w.topic, w.part,
-		    w.off
+		    w.off, w.by
 	), ins AS (
 		INSERT INTO address AS a (vrf, ip_address, subnet_id, status,
 		    ip_type, server_id, hostname, mac_address, platform,
@@ -188,27 +188,32 @@ BEGIN
 		FROM want w
 		WHERE a.ctid = w.tid AND w.wanted AND w.writes
 		RETURNING a.vrf, a.ip_address, w.was AS before, w.image AS after,
-		    w.topic, w.part, w.off
+		    w.topic, w.part, w.off, w.by
 	), audit AS (
 		-- A rebuild writes no history: its rows are not changes.
 		INSERT INTO ipamd.audit_log (vrf, ip_address, action,
 		    before_image, after_image, source_topic, source_partition,
 		    source_offset, requested_by)
-		SELECT changes.*, r.requested_by FROM (
+		SELECT changes.vrf, changes.ip_address, changes.action,
+		    changes.before, changes.after, changes.topic, changes.part,
+		    changes.off, coalesce(r.requested_by, changes.by) FROM (
 		    SELECT del.vrf, del.ip_address, 'delete', del.before,
-			NULL::ipamd.address_image, del.topic, del.part, del.off
+			NULL::ipamd.address_image, del.topic, del.part, del.off,
+			del.by
 		    FROM del
 		    UNION ALL
 		    SELECT ins.vrf, ins.ip_address, 'insert', NULL, w.image,
-			w.topic, w.part, w.off
+			w.topic, w.part, w.off, w.by
 		    FROM ins JOIN want w
 			ON w.vrf = ins.vrf AND w.ip = ins.ip_address
 		    UNION ALL
 		    SELECT upd.vrf, upd.ip_address, 'update', upd.before,
-			upd.after, upd.topic, upd.part, upd.off FROM upd)
+			upd.after, upd.topic, upd.part, upd.off, upd.by FROM upd)
 		    AS changes(vrf, ip_address, action, before, after, topic,
-			part, off)
-		-- A change made by an operator's request names who asked.
+			part, off, by)
+		-- A change made by an operator's request names who asked: a
+		-- mark request through its outcome, an import's server or
+		-- subnet change through its event (by).
 		LEFT JOIN ipamd.request r ON r.topic = changes.topic
 		    AND r.partition = changes.part AND r."offset" = changes.off
 		WHERE with_audit

@@ -148,7 +148,7 @@ BEGIN
 	)
 	SELECT (SELECT count(*) FROM written),
 	    (SELECT coalesce(array_agg(ROW(a.vrf, a.ip, 0, '(rebuild)', NULL,
-		NULL)::ipamd.touch), '{}')
+		NULL, NULL)::ipamd.touch), '{}')
 	    FROM (
 		SELECT c.vrf, c.ip FROM classed c WHERE NOT c.plain
 		UNION

@@ -552,6 +552,49 @@ def test_import_dry_run_then_for_real():
         api.close()
 
 
+def test_an_import_names_its_requester_in_the_audit():
+    """The changes an import makes name who imported (X-Requester, with
+    the token's scope) in the audit: its subnet's pool rows (one row a
+    run of addresses), the address its server takes, and the one it
+    leaves when a later import moves it; the address's history says so
+    too.  A change a producer made itself names nobody."""
+    api = Api()
+    try:
+        subnets = [{"id": "n", "cidr": "127.97.17.0/24",
+                    "static_ip_pools": ["127.97.17.1-127.97.17.9"]}]
+        status, body, _ = api.call("POST", "/api/v1/import", {"subnets": subnets},
+                                   headers={"X-Requester": "alice"}, timeout=60)
+        assert status == 200, body
+        servers = [{"id": "s1", "hostname": "web", "ip_address": "127.97.17.3"}]
+        status, body, _ = api.call("POST", "/api/v1/import", {"servers": servers},
+                                   headers={"X-Requester": "bob"}, timeout=60)
+        assert status == 200, body
+        servers[0]["ip_address"] = "127.97.17.4"
+        status, body, _ = api.call("POST", "/api/v1/import", {"servers": servers},
+                                   headers={"X-Requester": "carol"}, timeout=60)
+        assert status == 200, body
+        api.server("s2", "127.97.17.7", hostname="made-by-a-producer")
+        api.kafka.flush()
+        wait_until(lambda: api.db.scalar("SELECT count(*) FROM ipamd.audit") == 5, 60,
+                   "the producer's server to be applied")
+        audit = api.db.query("SELECT host(ip_address), host(ip_last), action, requested_by "
+                             "FROM ipamd.audit ORDER BY id")
+        assert audit[0] == ("127.97.17.1", "127.97.17.9", "insert", "write:alice"), audit
+        assert audit[1] == ("127.97.17.3", None, "update", "write:bob"), audit
+        # The move's two rows come in one statement, in either order.
+        assert sorted(audit[2:4]) == [
+            ("127.97.17.3", None, "update", "write:carol"),
+            ("127.97.17.4", None, "update", "write:carol")], audit
+        assert audit[4] == ("127.97.17.7", None, "update", None), audit
+        status, detail, _ = api.call("GET", "/api/v1/addresses/-/127.97.17.3",
+                                     token=READ_TOKEN)
+        assert status == 200, detail
+        assert [h["requested_by"] for h in detail["history"]] == \
+            ["write:carol", "write:bob", "write:alice"], detail["history"]
+    finally:
+        api.close()
+
+
 def test_imports_under_way_at_once_are_bounded():
     """Two imports at once, the most: while two wait for their events to
     be applied (the apply held), a third import, or a dry run, is refused

@@ -316,6 +316,10 @@ batch_json_net(const struct batch *batch, const struct batch_net *net)
 	    json_string(batch->topic_names[net->last->topic]));
 	json_object_set_new(record, "part", json_integer(net->last->partition));
 	json_object_set_new(record, "off", json_integer(net->last->offset));
+	if (net->last->change.requester != NULL &&
+	    net->last->change.request_id == NULL)
+		json_object_set_new(record, "by",
+		    json_string(net->last->change.requester));
 	json_object_set_new(record, "gv", net->c ?
 	    json_integer(net->c->change.version) : json_null());
 	lo = json_array();

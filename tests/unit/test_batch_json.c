@@ -180,7 +180,8 @@ random_change(struct change *change, char *const *ids, size_t id_count)
 		change->requester = random_optional();
 		change->if_available = rng_below(2);
 		change->if_match = random_optional();
-	}
+	} else if (change->entity != CHANGE_MARK && rng_below(4) == 0)
+		change->requester = random_optional();
 }
 
 /* Random bytes of any value, or NULL one time in four. */
