@@ -187,21 +187,32 @@ rebuild_swapped_cb(struct pgconn *pg, PGresult *result, const char *error,
 	}
 	/*
 	 * A lock not had in time (a session reads public.ipam or the state
-	 * tables, idle in a transaction, say) leaves the derived rows as
-	 * they are: the swap alone is tried again, waiting longer.
+	 * tables, idle in a transaction, say), or a deadlock with a reader
+	 * that took a state table before the view the swap holds (the API's
+	 * reads do), leaves the derived rows as they are: the swap rolled
+	 * back whole, and it alone is tried again, waiting longer.
 	 */
 	sqlstate = PQresultStatus(result) == PGRES_TUPLES_OK ? NULL :
 	    PQresultErrorField(result, PG_DIAG_SQLSTATE);
-	if (sqlstate != NULL && strcmp(sqlstate, "55P03") == 0) {
+	if (sqlstate != NULL && (strcmp(sqlstate, "55P03") == 0 ||
+	    strcmp(sqlstate, "40P01") == 0)) {
 		rebuild->busy = false;
 		rebuild->failed = true;
 		clock_gettime(CLOCK_MONOTONIC, &rebuild->failed_at);
-		snprintf(rebuild->failing, sizeof(rebuild->failing), "the swap "
-		    "waits for a session that holds public.ipam or the state "
-		    "tables (pg_stat_activity names one idle in a transaction, "
-		    "or a long read): it gave up after %u ms and is tried again "
-		    "in %d s", rebuild_swap_wait_ms(rebuild), REBUILD_RETRY_MS /
-		    1000);
+		if (strcmp(sqlstate, "40P01") == 0)
+			snprintf(rebuild->failing, sizeof(rebuild->failing),
+			    "the swap met a deadlock with a session that read "
+			    "a state table, then public.ipam or "
+			    "public.ipam_conflict; it is tried again in %d s",
+			    REBUILD_RETRY_MS / 1000);
+		else
+			snprintf(rebuild->failing, sizeof(rebuild->failing),
+			    "the swap waits for a session that holds "
+			    "public.ipam or the state tables (pg_stat_activity "
+			    "names one idle in a transaction, or a long read): "
+			    "it gave up after %u ms and is tried again in %d s",
+			    rebuild_swap_wait_ms(rebuild), REBUILD_RETRY_MS /
+			    1000);
 		log_warnx("rebuild: %s", rebuild->failing);
 		rebuild->swap_waits++;
 		return;

@@ -1444,6 +1444,51 @@ def test_a_swap_waits_for_a_reader_without_holding_readers_up():
         run.close()
 
 
+def test_a_swap_in_a_deadlock_with_a_reader_is_tried_again_alone():
+    """A reader takes a state table, then the view (as the API's reads
+    do), while the swap holds the view and waits for that table: one of
+    the two is a deadlock's victim, the swap here (it waited first).  It
+    rolled back whole, so the swap alone is tried again, and goes
+    through once the reader is done: the rows are not derived twice."""
+    import psycopg2
+    run = Run()
+    rebuild = None
+    reader = None
+    try:
+        run.subnet("1", "127.98.9.0/24", ["127.98.9.1-127.98.9.9"], 1)
+        run.server("1", "127.98.9.5", 1)
+        run.settle()
+        assert run.daemon.stop() == 0
+        rows = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
+        # The swap's session finds the deadlock at once, before its wait
+        # for the locks (2 s) runs out.
+        run.db.query("ALTER DATABASE %s SET deadlock_timeout = '100ms'" % run.db.name)
+        reader = psycopg2.connect(run.db.conninfo())
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM ipam_state.subnet")
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        wait_until(lambda: run.db.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%rebuild_swap%'") == 1, 90, "the swap to wait for the table")
+        with reader.cursor() as cur:
+            cur.execute("SET statement_timeout = '30s'")
+            cur.execute("SELECT count(*) FROM public.ipam")
+            assert cur.fetchone()[0] == len(rows)
+        rebuild.wait_log(r"rebuild: the swap met a deadlock with a session", timeout=30)
+        reader.rollback()
+        rebuild.wait_log(r"rebuild: swapped in", timeout=60)
+        assert len(re.findall(r"rebuild: rows derived", rebuild.log())) == 1, rebuild.log()
+        assert run.db.query("SELECT * FROM ipam ORDER BY ip_address") == rows
+        assert rebuild.stop() == 0
+    finally:
+        if reader is not None:
+            reader.close()
+        if rebuild:
+            rebuild.close()
+        run.close()
+
+
 def test_rebuild_carries_row_times():
     """A rebuilt row that exists now keeps its created_at (its tie to the
     sweeper's state), and its updated_at when unchanged: plain pool rows,
