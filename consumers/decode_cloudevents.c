@@ -605,11 +605,37 @@ ce_mark(const struct ce_event *event, json_t *data, struct change *out,
 }
 
 /*
+ * Reads who asked for a server's or subnet's change (an operator's
+ * import): the extension attribute ipamrequestedby, which the audit
+ * keeps.  It makes no request: no outcome, no preconditions.  An
+ * attribute of its own, not ipamrequester (a request's, refused on these
+ * entities before schema 20), so that an older instance still running
+ * in the group ignores it instead of refusing the event.  A mark names
+ * its requester in ipamrequester (ce_request()).
+ */
+static int
+ce_requested_by(const struct ce_event *event, struct change *out,
+    char *err, size_t errlen)
+{
+	json_t	*by = json_object_get(event->attributes, "ipamrequestedby");
+	char	 label[64];
+
+	if (by == NULL)
+		return 0;
+	if (out->entity == CHANGE_MARK)
+		return fields_error(err, errlen, "%s is for server and subnet "
+		    "events; a mark's request names its requester in "
+		    "ipamrequester", ce_label(event, "ipamrequestedby", label,
+		    sizeof(label)));
+	return fields_string(ce_label(event, "ipamrequestedby", label,
+	    sizeof(label)), by, FIELDS_TEXT_MAX, true, &out->requester, err,
+	    errlen);
+}
+
+/*
  * Reads an operator's request (docs/API.md): the extension attributes
- * ipamrequester, ipamifavailable and ipamifmatch on a mark; a request is
- * known by its CloudEvent id.  A server or subnet event may name its
- * requester (an operator's import), which the audit keeps; it is no
- * request, and has no preconditions.
+ * ipamrequester, ipamifavailable and ipamifmatch, allowed on marks only.
+ * A request is known by its CloudEvent id.
  */
 static int
 ce_request(const struct ce_event *event, struct change *out, char *err,
@@ -625,13 +651,9 @@ ce_request(const struct ce_event *event, struct change *out, char *err,
 
 	if (requester == NULL && available == NULL && match == NULL)
 		return 0;
-	if (out->entity != CHANGE_MARK && (available != NULL || match != NULL))
-		return fields_error(err, errlen, "ipamifavailable and "
-		    "ipamifmatch are allowed on mark events only");
 	if (out->entity != CHANGE_MARK)
-		return fields_string(ce_label(event, "ipamrequester", label,
-		    sizeof(label)), requester, FIELDS_TEXT_MAX, true,
-		    &out->requester, err, errlen);
+		return fields_error(err, errlen, "ipamrequester, ipamifavailable "
+		    "and ipamifmatch are allowed on mark events only");
 	if (requester == NULL)
 		return fields_error(err, errlen, "%s is required with "
 		    "ipamifavailable or ipamifmatch", ce_label(event,
@@ -718,6 +740,7 @@ ce_decode(struct ce_event *event, struct change *out, char *err,
 	out->has_version = present;
 	if (ce_identify(event, out, err, errlen) == -1 ||
 	    ce_request(event, out, err, errlen) == -1 ||
+	    ce_requested_by(event, out, err, errlen) == -1 ||
 	    ce_data(event, &data, err, errlen) == -1)
 		return -1;
 	if (out->entity == CHANGE_MARK) {

@@ -1654,7 +1654,7 @@ api_import_entity(struct api_write *write, enum change_entity entity,
 	json_object_set_new(event, "subject", json_string(key));
 	json_object_set_new(event, "time", json_string(now));
 	/* Who imported it: the audit names them with each change it made. */
-	json_object_set_new(event, "ipamrequester",
+	json_object_set_new(event, "ipamrequestedby",
 	    json_string(write->call->requester));
 	json_object_set_new(event, "data", data);
 	value = json_dumps(event, JSON_COMPACT);
