@@ -1460,17 +1460,22 @@ def test_a_swap_in_a_deadlock_with_a_reader_is_tried_again_alone():
         run.settle()
         assert run.daemon.stop() == 0
         rows = run.db.query("SELECT * FROM ipam ORDER BY ip_address")
-        # The swap's session finds the deadlock at once, before its wait
-        # for the locks (2 s) runs out.
-        run.db.query("ALTER DATABASE %s SET deadlock_timeout = '100ms'" % run.db.name)
+        # PostgreSQL looks for a deadlock once a wait has lasted
+        # deadlock_timeout, in the session that waits, and only then: the
+        # swap's session looks after 1.5 s, once the reader waits too
+        # (and before the swap's own wait of 2 s runs out); the reader's
+        # never does while the test runs.
+        run.db.query("ALTER DATABASE %s SET deadlock_timeout = '1500ms'" % run.db.name)
         reader = psycopg2.connect(run.db.conninfo())
         with reader.cursor() as cur:
+            cur.execute("SET deadlock_timeout = '10min'")
             cur.execute("SELECT count(*) FROM ipam_state.subnet")
         rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
                                 extra_args=["--rebuild"]).start()
         wait_until(lambda: run.db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%rebuild_swap%'") == 1, 90, "the swap to wait for the table")
+            "AND datname = current_database() AND query LIKE '%rebuild_swap%'") == 1,
+            90, "the swap to wait for the table", interval=0.01)
         with reader.cursor() as cur:
             cur.execute("SET statement_timeout = '30s'")
             cur.execute("SELECT count(*) FROM public.ipam")
