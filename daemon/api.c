@@ -148,18 +148,15 @@ api_reply_text(struct api_call *call, int code, const char *content_type,
 	api_reply(call, code, content_type, body);
 }
 
-/* Replies {"error": error, "detail": detail[, "field": field]}. */
-void
-api_error(struct api_call *call, int code, const char *error,
-    const char *field, const char *fmt, ...)
+/* api_error() with its detail's arguments in ap. */
+static void
+api_verror(struct api_call *call, int code, const char *error,
+    const char *field, const char *fmt, va_list ap)
 {
 	json_t *json = json_object();
 	char detail[1024], name[256];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
 	/*
 	 * What the client sent may be in them: bytes that are not UTF-8
 	 * (which json_string refuses, leaving the member out) escaped.
@@ -175,13 +172,37 @@ api_error(struct api_call *call, int code, const char *error,
 	api_reply_json(call, code, json);
 }
 
+/* Replies {"error": error, "detail": detail[, "field": field]}. */
+void
+api_error(struct api_call *call, int code, const char *error,
+    const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	api_verror(call, code, error, field, fmt, ap);
+	va_end(ap);
+}
+
+/* Replies 503 "unavailable" with Retry-After: seconds. */
+void
+api_unavailable(struct api_call *call, const char *seconds,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	evhttp_add_header(evhttp_request_get_output_headers(call->req),
+	    "Retry-After", seconds);
+	va_start(ap, fmt);
+	api_verror(call, 503, "unavailable", NULL, fmt, ap);
+	va_end(ap);
+}
+
 /* Answers 503: the daemon is stopping (try another instance, or later). */
 static void
 api_stopping(struct api_call *call)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(call->req),
-	    "Retry-After", "5");
-	api_error(call, 503, "unavailable", NULL, "the daemon is stopping");
+	api_unavailable(call, "5", "the daemon is stopping");
 }
 
 /*
@@ -198,9 +219,7 @@ api_query_failed(struct api_call *call, const PGresult *result,
 	size_t len;
 
 	if (result == NULL && readpool_too_busy(error)) {
-		evhttp_add_header(evhttp_request_get_output_headers(call->req),
-		    "Retry-After", "5");
-		api_error(call, 503, "unavailable", NULL, "%s", error);
+		api_unavailable(call, "5", "%s", error);
 		return;
 	}
 	if (result == NULL) {
@@ -844,10 +863,7 @@ api_authorize(struct api_call *call, bool write)
 	}
 	if (write && api->writes_held != NULL &&
 	    api->writes_held(api->writes_held_arg, why, sizeof(why))) {
-		evhttp_add_header(evhttp_request_get_output_headers(call->req),
-		    "Retry-After", "5");
-		api_error(call, 503, "unavailable", NULL, "%s: nothing was "
-		    "published", why);
+		api_unavailable(call, "5", "%s: nothing was published", why);
 		return -1;
 	}
 	snprintf(call->requester, sizeof(call->requester), "%s",
@@ -1082,10 +1098,8 @@ api_route(struct evhttp_request *request, const char *path, void *arg)
 		return;
 	}
 	if (!api->serving) {
-		evhttp_add_header(evhttp_request_get_output_headers(request),
-		    "Retry-After", "1");
-		api_error(call, 503, "unavailable", NULL, "the daemon is "
-		    "starting: its schema is not migrated yet");
+		api_unavailable(call, "1", "the daemon is starting: its schema "
+		    "is not migrated yet");
 		return;
 	}
 	if (api->closed) {

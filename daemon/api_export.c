@@ -240,11 +240,9 @@ api_export_start(struct api_call *call, json_t *p)
 
 	if (call->api->exports >= API_EXPORTS_MAX) {
 		json_decref(p);
-		evhttp_add_header(evhttp_request_get_output_headers(call->req),
-		    "Retry-After", "5");
-		api_error(call, 503, "unavailable", NULL, "%d whole exports are "
-		    "under way, the most at once; ask again later, or read "
-		    "the rows in pages (limit, cursor)", API_EXPORTS_MAX);
+		api_unavailable(call, "5", "%d whole exports are under way, the "
+		    "most at once; ask again later, or read the rows in pages "
+		    "(limit, cursor)", API_EXPORTS_MAX);
 		return;
 	}
 	if ((export = calloc(1, sizeof(*export))) == NULL)

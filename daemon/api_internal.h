@@ -87,6 +87,10 @@ void	api_error(struct api_call *call, int code, const char *error,
 	    const char *field, const char *fmt, ...)
 	    __attribute__((format(printf, 5, 6)));
 
+/* Replies 503 "unavailable" with Retry-After: seconds. */
+void	api_unavailable(struct api_call *call, const char *seconds,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Answers a failed query (400, 503, 504 or 500). */
 void	api_query_failed(struct api_call *call, const PGresult *result,
 	    const char *error);

@@ -1788,11 +1788,9 @@ api_write_import(struct api_call *call)
 	if (api_query_params_none(call) == -1)
 		return;
 	if (call->api->imports >= API_IMPORTS_MAX) {
-		evhttp_add_header(evhttp_request_get_output_headers(call->req),
-		    "Retry-After", "5");
-		api_error(call, 503, "unavailable", NULL, "%d imports are under "
-		    "way, the most at once; nothing of this one was published: "
-		    "send it again later", API_IMPORTS_MAX);
+		api_unavailable(call, "5", "%d imports are under way, the most "
+		    "at once; nothing of this one was published: send it again "
+		    "later", API_IMPORTS_MAX);
 		return;
 	}
 	if ((body = api_body(call, allowed)) == NULL)
