@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,89 @@ def connect_prerequisites():
     return None
 
 
+def whole_offsets_map(data):
+    """True when data is one whole Java-serialized HashMap of byte arrays
+    (what a standalone Connect worker writes as its offsets file) and
+    nothing after it; False for a prefix of one, as a kill mid-write
+    leaves it."""
+    if not data or not data.startswith(b"\xac\xed\x00\x05"):
+        return False
+    pos = 4
+    handles = []
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(data):
+            raise EOFError
+        chunk = data[pos:pos + n]
+        pos += n
+        return chunk
+
+    def utf():
+        return take(struct.unpack(">H", take(2))[0]).decode()
+
+    def classdesc():
+        tag = take(1)[0]
+        if tag == 0x70:                     # TC_NULL
+            return None
+        if tag == 0x71:                     # TC_REFERENCE
+            return handles[struct.unpack(">I", take(4))[0] - 0x7E0000]
+        if tag != 0x72:                     # TC_CLASSDESC
+            raise ValueError("class descriptor tag %#x" % tag)
+        desc = {"name": utf()}
+        take(8)                             # serialVersionUID
+        handles.append(desc)
+        desc["flags"] = take(1)[0]
+        desc["fields"] = []
+        for _ in range(struct.unpack(">H", take(2))[0]):
+            code = chr(take(1)[0])
+            utf()
+            if code in "[L":
+                string = take(1)[0]
+                if string == 0x74:          # TC_STRING
+                    handles.append(utf())
+                elif string == 0x71:
+                    take(4)
+                else:
+                    raise ValueError("field class name tag %#x" % string)
+            desc["fields"].append(code)
+        if take(1)[0] != 0x78:              # no class annotations
+            raise ValueError("class annotation")
+        desc["super"] = classdesc()
+        return desc
+
+    def value():
+        tag = take(1)[0]
+        if tag == 0x70:
+            return None
+        if tag == 0x75:                     # TC_ARRAY, of bytes here
+            desc = classdesc()
+            if desc is None or desc["name"] != "[B":
+                raise ValueError("array of %r" % desc)
+            handles.append(None)
+            take(struct.unpack(">i", take(4))[0])
+            return None
+        raise ValueError("object tag %#x" % tag)
+
+    try:
+        if take(1)[0] != 0x73:              # TC_OBJECT
+            return False
+        desc = classdesc()
+        if desc is None or desc["name"] != "java.util.HashMap" or desc["super"]:
+            return False
+        handles.append(None)
+        sizes = {"F": 4, "I": 4}
+        take(sum(sizes[code] for code in desc["fields"]))
+        if take(1)[0] != 0x77 or take(1)[0] != 8:   # TC_BLOCKDATA of 8 bytes
+            return False
+        _, size = struct.unpack(">ii", take(8))
+        for _ in range(2 * size):
+            value()
+        return take(1)[0] == 0x78 and pos == len(data)  # TC_ENDBLOCKDATA, then nothing
+    except (EOFError, ValueError, KeyError, IndexError, UnicodeDecodeError):
+        return False
+
+
 class Connect:
     """Kafka Connect standalone (scripts/connect run) with a REST port of its
     own and its offsets in a file, so that a restart resumes.  Connectors
@@ -274,29 +358,36 @@ class Connect:
         """SIGKILL: nothing is flushed, nothing is closed.
 
         A standalone worker rewrites its offsets file in place (truncated,
-        then written) every offset.flush.interval.ms; a kill in between
-        leaves it short, Connect then starts with no offsets and the
-        connectors snapshot again.  A snapshot re-states the rows that
-        exist and says nothing of those deleted meanwhile (docs/EVENTS.md),
-        which is another scenario than a crash that resumes from its
-        offsets: the last complete file is put back then."""
+        then written in several writes) every offset.flush.interval.ms; a
+        kill in between leaves a prefix of it, Connect then starts with no
+        offsets and the connectors snapshot again.  A snapshot re-states
+        the rows that exist and says nothing of those deleted meanwhile
+        (docs/EVENTS.md), which is another scenario than a crash that
+        resumes from its offsets: the last whole file read before the kill
+        is put back then (a prefix can be as long as an older whole file:
+        only its form tells)."""
         path = os.path.join(self.dir, "offsets")
-        complete = None
-        for _ in range(50):
-            first = self._offsets(path)
-            time.sleep(0.02)
-            if first and first == self._offsets(path):
-                complete = first
-                break
+        whole = None
+        deadline = time.monotonic() + 10
+        while whole is None:
+            data = self._offsets(path)
+            if whole_offsets_map(data):
+                whole = data
+            elif time.monotonic() > deadline:
+                raise AssertionError("test setup: Connect's offsets file %s never held "
+                                     "a whole map in 10 s (%d bytes)"
+                                     % (path, len(data or b"")))
+            else:
+                time.sleep(0.01)
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         left = self._offsets(path)
-        if complete and len(left or b"") < len(complete):
-            print("  Connect's offsets file was cut by the kill (%d of %d bytes); "
-                  "the last complete one is put back" % (len(left or b""), len(complete)),
-                  flush=True)
+        if not whole_offsets_map(left):
+            print("  Connect's offsets file was cut by the kill (%d bytes left); "
+                  "the last whole one read (%d bytes) is put back"
+                  % (len(left or b""), len(whole)), flush=True)
             with open(path, "wb") as f:
-                f.write(complete)
+                f.write(whole)
 
     @staticmethod
     def _offsets(path):
