@@ -5,6 +5,7 @@
  */
 #include <sys/socket.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -22,15 +23,18 @@
 #include <jansson.h>
 
 #include "common/addr.h"
-#include "common/fnv.h"
 #include "common/log.h"
 #include "consumers/decode_fields.h"
 #include "daemon/api.h"
 #include "daemon/api_internal.h"
 #include "daemon/http.h"
+#include "daemon/ratelimit.h"
 
-/* Rate-limit buckets, by a hash of the client's address. */
-#define API_BUCKETS		1024
+/*
+ * Clients the rate limit keeps apart: many more than use the API at once;
+ * past it, the fullest buckets give their places to new clients.
+ */
+#define API_RATE_CLIENTS	4096
 /* How long a stop waits for the writes' events to reach Kafka. */
 #define API_STOP_FLUSH_MS	2000
 
@@ -889,41 +893,13 @@ api_rate_take(struct api *api, struct evhttp_request *request)
 	    evhttp_request_get_connection(request);
 	const struct sockaddr *address = connection ?
 	    evhttp_connection_get_addr(connection) : NULL;
-	const unsigned char *bytes;
-	struct api_bucket *bucket;
 	struct timespec now;
-	uint64_t hash;
-	size_t len;
-	double elapsed, burst;
 
 	if (api->rate_limit == 0 || address == NULL)
 		return true;
-	if (address->sa_family == AF_INET) {
-		bytes = (const unsigned char *)&((const struct sockaddr_in *)
-		    address)->sin_addr;
-		len = 4;
-	} else {
-		bytes = (const unsigned char *)&((const struct sockaddr_in6 *)
-		    address)->sin6_addr;
-		len = 16;
-	}
-	hash = fnv1a64(FNV1A64_START, bytes, len);
-	bucket = &api->buckets[hash % API_BUCKETS];
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	burst = 2.0 * (double)api->rate_limit;
-	elapsed = (double)(now.tv_sec - bucket->at.tv_sec) +
-	    (double)(now.tv_nsec - bucket->at.tv_nsec) / 1e9;
-	if (bucket->at.tv_sec == 0)
-		bucket->tokens = burst;
-	else
-		bucket->tokens += elapsed * (double)api->rate_limit;
-	if (bucket->tokens > burst)
-		bucket->tokens = burst;
-	bucket->at = now;
-	if (bucket->tokens < 1.0)
-		return false;
-	bucket->tokens -= 1.0;
-	return true;
+	return ratelimit_take(api->limiter, address, (double)api->rate_limit,
+	    &now);
 }
 
 /* Tells whether every '%' of len bytes at p begins two hex digits. */
@@ -1152,11 +1128,14 @@ api_new(struct event_base *base, struct readpool *pool,
     struct producer *producer, const struct api_settings *settings)
 {
 	struct api *api;
+	unsigned char key[RATELIMIT_KEY_LEN];
 
-	if ((api = calloc(1, sizeof(*api))) == NULL ||
-	    (api->buckets = calloc(API_BUCKETS, sizeof(*api->buckets))) ==
-	    NULL)
+	if ((api = calloc(1, sizeof(*api))) == NULL)
 		fatal("api: calloc");
+	/* The rate limit's hash key: secret, so no client can aim at a bucket. */
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+		fatal("api: getrandom");
+	api->limiter = ratelimit_new(API_RATE_CLIENTS, key);
 	api->base = base;
 	api->pool = pool;
 	api->producer = producer;
@@ -1293,6 +1272,6 @@ api_free(struct api *api)
 	free(api->servers_topic);
 	free(api->subnets_topic);
 	json_decref(api->allocating);
-	free(api->buckets);
+	ratelimit_free(api->limiter);
 	free(api);
 }

@@ -19,13 +19,8 @@ enum api_scope {
 	API_SCOPE_WRITE,
 };
 
-/* A client address's tokens for the rate limit. */
-struct api_bucket {
-	struct timespec	at;
-	double		tokens;
-};
-
 struct api_write;
+struct ratelimit;
 struct api_export;
 
 /* One request, from its arrival until it is answered and nothing of it runs. */
@@ -61,7 +56,7 @@ struct api {
 	void			*writes_held_arg;
 	long long		 write_wait_ms;
 	long long		 rate_limit;
-	struct api_bucket	*buckets;
+	struct ratelimit	*limiter;
 	struct api_stats	 stats;
 	TAILQ_HEAD(, api_call)	 calls;
 	/* Addresses an allocation is trying now ("vrf/ip"), never offered twice. */

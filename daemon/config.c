@@ -174,8 +174,9 @@ static const struct config_key config_keys[] = {
 	    "How long a write waits to be applied before it answers 202\n"
 	    "with the request to poll."),
 	KEY_INT("api", "rate_limit", api_rate_limit, "200", 0, 1000000, true,
-	    "Requests per second one client address may make (bursts of\n"
-	    "twice that); 0 is no limit."),
+	    "Requests per second one client may make (bursts of twice\n"
+	    "that): an IPv4 address, or the /64 of an IPv6 one; 0 is no\n"
+	    "limit."),
 	KEY_STRING("api", "marks_topic", api_marks_topic, "", false,
 	    "Topic the API publishes its mark requests to; empty: the\n"
 	    "first cloudevents topic of entity mark in [consumer] topics."),

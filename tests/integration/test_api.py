@@ -1766,5 +1766,42 @@ def test_reads_that_ran_long_hold_back_neither_writes_nor_reads_past_their_wait(
         api.close()
 
 
+def test_the_rate_limit_keeps_each_client_address_apart():
+    """[api] rate_limit = 1: a client sending requests back to back is
+    answered 429 with Retry-After once its burst (twice the rate) is spent,
+    while a client from another address (127.0.0.2) is served; the refusals
+    are counted.  Timing cannot pass this by accident: a refill is a second
+    per token, and the requests follow each other far faster."""
+    api = Api(config={"api": {"rate_limit": "1"}})
+
+    def get(source):
+        conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=30,
+                                          source_address=(source, 0))
+        try:
+            conn.request("GET", "/api/v1/subnets",
+                         headers={"Authorization": "Bearer " + READ_TOKEN})
+            response = conn.getresponse()
+            return response.status, response.read().decode(), response.getheader("Retry-After")
+        finally:
+            conn.close()
+
+    try:
+        statuses = []
+        while 429 not in statuses and len(statuses) < 20:
+            status, body, retry = get("127.0.0.1")
+            statuses.append(status)
+        assert statuses[-1] == 429 and set(statuses[:-1]) == {200} \
+            and len(statuses) >= 3, statuses
+        assert retry == "1" and "api.rate_limit" in body, (retry, body)
+        status, body, _ = get("127.0.0.2")
+        assert status == 200, (status, body)
+        metrics = api.daemon.http_get("/metrics")[1]
+        refused = [line for line in metrics.splitlines()
+                   if line.startswith("ipam_syncd_api_rate_limited_total ")]
+        assert refused and int(refused[0].split()[1]) >= 1, refused
+    finally:
+        api.close()
+
+
 if __name__ == "__main__":
     harness.main(globals())
