@@ -1087,8 +1087,8 @@ api_route(struct evhttp_request *request, const char *path, void *arg)
 		evhttp_add_header(evhttp_request_get_output_headers(request),
 		    "Retry-After", "1");
 		api_error(call, 429, "too_many_requests", NULL, "more than %lld "
-		    "requests a second from this address (api.rate_limit)",
-		    api->rate_limit);
+		    "requests a second from this client, an IPv4 address or "
+		    "an IPv6 /64 (api.rate_limit)", api->rate_limit);
 		return;
 	}
 	n = api_segments(raw + 8, seg, 8);

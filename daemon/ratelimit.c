@@ -128,7 +128,10 @@ ratelimit_take(struct ratelimit *limiter, const struct sockaddr *address,
 		/*
 		 * The client's place when it has none: a free slot, else the
 		 * fullest bucket of the window — a full one is as good as
-		 * none, and a fuller one was used longer ago or less.
+		 * none, and a fuller one was used longer ago or less.  Its
+		 * tokens go with the place: evicting never makes tokens, so
+		 * however many addresses one sends from, the table hands out
+		 * no more than its buckets refill.
 		 */
 		tokens = slot->used ? ratelimit_tokens(slot, rate, now) :
 		    3.0 * rate;
@@ -139,9 +142,9 @@ ratelimit_take(struct ratelimit *limiter, const struct sockaddr *address,
 	}
 	if (found == NULL) {
 		found = spare;
+		found->tokens = found->used ? spare_tokens : 2.0 * rate;
 		found->used = true;
 		found->client = client;
-		found->tokens = 2.0 * rate;
 	} else
 		found->tokens = ratelimit_tokens(found, rate, now);
 	found->at = *now;

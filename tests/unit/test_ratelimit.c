@@ -128,8 +128,9 @@ test_what_a_client_is(void **state)
 }
 
 /*
- * Full, the table gives a new client the place of the fullest bucket:
- * clients that emptied theirs stay refused, however many others come.
+ * Full, the table gives a new client the place of the fullest bucket and
+ * its tokens: no client gets tokens by sending from more addresses, and
+ * clients that emptied their buckets stay refused.
  */
 static void
 test_full_table(void **state)
@@ -144,14 +145,22 @@ test_full_table(void **state)
 		snprintf(text, sizeof(text), "203.0.113.%d", i);
 		assert_int_equal(drain(limiter, text, 5, 1.0), 10);
 	}
-	/* The one with nine tokens left gives its place. */
-	assert_int_equal(drain(limiter, "203.0.113.200", 5, 1.0), 10);
+	/* The one with nine tokens left gives its place, and them. */
+	assert_int_equal(drain(limiter, "203.0.113.200", 5, 1.0), 9);
 	for (i = 1; i <= 7; i++) {
 		snprintf(text, sizeof(text), "203.0.113.%d", i);
 		assert_false(take(limiter, text, 5, 1.0));
 	}
-	/* It comes back with a bucket of its own, taking another's place. */
-	assert_int_equal(drain(limiter, "203.0.113.100", 5, 1.0), 10);
+	/* Back, it finds every bucket empty: refused, and so is whoever's
+	 * place it took. */
+	assert_false(take(limiter, "203.0.113.100", 5, 1.0));
+	for (i = 1; i <= 7; i++) {
+		snprintf(text, sizeof(text), "203.0.113.%d", i);
+		assert_false(take(limiter, text, 5, 1.0));
+	}
+	assert_false(take(limiter, "203.0.113.200", 5, 1.0));
+	/* A second on, the buckets have refilled five tokens. */
+	assert_int_equal(drain(limiter, "203.0.113.100", 5, 2.0), 5);
 	ratelimit_free(limiter);
 }
 
