@@ -66,6 +66,8 @@ struct change {
 	bool			has_lsn;	/* Debezium: source.lsn is known */
 	int64_t			lsn;		/* Debezium: source.lsn */
 	bool			snapshot;	/* Debezium: a snapshot record */
+	/* Debezium: a snapshot's (or one table's) first record */
+	bool			snapshot_begins;
 	bool			unconditional;	/* a Kafka tombstone: forgets the entity */
 	unsigned		keep;		/* CHANGE_KEEP_* bits */
 

@@ -1645,8 +1645,12 @@ const struct consumer_stats *
 consumer_stats(const struct consumer *consumer)
 {
 	struct consumer_stats *stats = (struct consumer_stats *)&consumer->stats;
+	size_t i;
 
 	stats->kafka_errors = kafka_client_errors(consumer->client);
+	stats->snapshots_again = 0;
+	for (i = 0; i < consumer->topic_count; i++)
+		stats->snapshots_again += consumer->intake[i].snapshots_again;
 	return stats;
 }
 

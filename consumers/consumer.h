@@ -57,6 +57,7 @@ struct consumer_stats {
 	uint64_t	rebalances;
 	uint64_t	out_of_range;	/* partitions found outside their log */
 	uint64_t	seek_failures;	/* seeks failed: sought again */
+	uint64_t	snapshots_again; /* Debezium snapshots past a start */
 	size_t		assigned;	/* partitions held now */
 	size_t		pending;	/* events waiting to be applied */
 	bool		paused;		/* fetching paused (backpressure) */

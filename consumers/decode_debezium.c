@@ -488,11 +488,13 @@ dbz_deleted_id(const struct decode_input *in, const struct scan_value *before,
 /*
  * Tells whether source.snapshot names a snapshot record: one of the
  * values of Debezium's SnapshotRecord other than false, or the boolean
- * true older versions wrote.  Absent or null is a streamed change.
+ * true older versions wrote.  Absent or null is a streamed change.  Tells
+ * too whether it is the first record of the snapshot (first) or of its
+ * table (first_in_data_collection): where a snapshot begins.
  */
 static int
-dbz_snapshot_flag(const struct fields_value *value, bool *snapshot, char *err,
-    size_t errlen)
+dbz_snapshot_flag(const struct fields_value *value, bool *snapshot,
+    bool *begins, char *err, size_t errlen)
 {
 	static const char *const	 names[] = { "true", "first",
 	    "first_in_data_collection", "last_in_data_collection", "last",
@@ -500,7 +502,7 @@ dbz_snapshot_flag(const struct fields_value *value, bool *snapshot, char *err,
 	char				 quoted[FIELDS_QUOTE_SIZE];
 	size_t				 i;
 
-	*snapshot = false;
+	*snapshot = *begins = false;
 	if (value->kind == SCAN_ABSENT || value->kind == SCAN_NULL)
 		return 0;
 	if (value->kind == SCAN_TRUE || value->kind == SCAN_FALSE) {
@@ -514,6 +516,7 @@ dbz_snapshot_flag(const struct fields_value *value, bool *snapshot, char *err,
 	for (i = 0; names[i] != NULL; i++) {
 		if (strcmp(value->text, names[i]) == 0) {
 			*snapshot = true;
+			*begins = strncmp(names[i], "first", 5) == 0;
 			return 0;
 		}
 	}
@@ -546,7 +549,8 @@ dbz_source(const struct scan_value *source, struct change *out, char *err,
 	if (rc == 0)
 		rc = dbz_field(&found[1], &v, &text, err, errlen);
 	if (rc == 0)
-		rc = dbz_snapshot_flag(&v, &out->snapshot, err, errlen);
+		rc = dbz_snapshot_flag(&v, &out->snapshot,
+		    &out->snapshot_begins, err, errlen);
 	dbz_text_clear(&text);
 	return rc;
 }
@@ -574,7 +578,7 @@ dbz_order(const struct scan_value *source, char letter, struct change *out,
 		out->snapshot = true;
 	if (letter == 't') {
 		/* A truncate's place is all that says which rows it empties. */
-		out->snapshot = false;
+		out->snapshot = out->snapshot_begins = false;
 		if (!out->has_lsn)
 			return fields_error(err, errlen, "a truncate without "
 			    "source.lsn cannot be ordered against the changes "

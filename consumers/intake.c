@@ -54,6 +54,29 @@ intake_release(void *hold)
 }
 
 /*
+ * Tells of a snapshot that begins past the start of its partition: the
+ * topic held records before it, so the connector snapshots again (its
+ * offsets were lost, a standalone worker's offsets file cut by a crash,
+ * snapshot.mode=always, a blocking snapshot, a new connector on the
+ * topics of an old one).  Its records re-state the rows that exist; a row
+ * deleted before it is in no event, and its entity stays.
+ */
+static void
+intake_snapshot_again(const struct batch *batch, int topic,
+    struct intake_topic *how, const rd_kafka_message_t *message)
+{
+	how->snapshots_again++;
+	log_warnx("debezium: %s[%d]: a snapshot begins at offset %lld, not "
+	    "at the partition's start: the connector snapshots again, and "
+	    "rows deleted from the source before it are in no event, so "
+	    "their entities stay; to drop them, let the connector snapshot "
+	    "into new topics and run ipam-syncd --rebuild on them "
+	    "(docs/EVENTS.md)",
+	    batch->topic_names[topic], (int)message->partition,
+	    (long long)message->offset);
+}
+
+/*
  * Decodes a message and adds it to the batch, which keeps the message
  * itself for its bytes, with the JSON of its headers for a dead letter
  * now or later (written only when there are headers: most messages have
@@ -91,6 +114,8 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	switch (decode_message(how->format, &input, &change, reason,
 	    sizeof(reason))) {
 	case DECODE_OK:
+		if (change.snapshot_begins && message->offset > 0)
+			intake_snapshot_again(batch, topic, how, message);
 		break;
 	case DECODE_ERROR:
 		decoded = false;

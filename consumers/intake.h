@@ -3,6 +3,7 @@
 #define IPAM_CONSUMERS_INTAKE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -19,6 +20,7 @@ struct intake_topic {
 	const struct decode_limits	*limits;
 	const struct debezium_columns	*columns;
 	struct decode_memo		 memo;
+	uint64_t			 snapshots_again;	/* told */
 };
 
 /*

@@ -158,6 +158,10 @@ metrics_consumer(struct evbuffer *out, const struct consumer *consumer)
 	metrics_single(out, "ipam_syncd_offsets_out_of_range_total", "counter",
 	    "Partitions whose stored offset was found outside their log "
 	    "(a recreated topic, expired records).", consumed->out_of_range);
+	metrics_single(out, "ipam_syncd_debezium_snapshots_again_total",
+	    "counter", "Debezium snapshots that began past the start of their "
+	    "partition: the connector snapshotted again, and entities of rows "
+	    "deleted before it stay.", consumed->snapshots_again);
 	metrics_single(out, "ipam_syncd_kafka_seek_failures_total", "counter",
 	    "Seeks of a partition to its stored offset that failed; the "
 	    "partition stays paused and is sought again.",

@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import struct
@@ -388,6 +389,12 @@ class Connect:
                   % (len(left or b""), len(whole)), flush=True)
             with open(path, "wb") as f:
                 f.write(whole)
+
+    def forget_offsets(self):
+        """Removes the offsets file of a stopped worker: its connectors
+        start as new ones, and snapshot again into the same topics."""
+        assert self.proc is None or self.proc.poll() is not None, "Connect still runs"
+        os.remove(os.path.join(self.dir, "offsets"))
 
     @staticmethod
     def _offsets(path):
@@ -1188,6 +1195,57 @@ def test_debezium_connect_edge_cases():
             ))
             masked.check()
         masked.step(results, "inet values with a netmask, inserted and updated", masks)
+        report(results)
+
+
+def test_debezium_a_snapshot_taken_again_is_told():
+    """Connect loses its offsets (its offsets file gone, as a kill that
+    cuts it leaves it) and the connector snapshots again into the same
+    topics, with a row changed meanwhile: the daemon applies the snapshot,
+    and tells it once for each topic, naming the topic and the offset, in
+    its log and in ipam_syncd_debezium_snapshots_again_total; the first
+    snapshot, at offset 0, is not told."""
+    results = []
+    told = r"debezium: %s\[\d+\]: a snapshot begins at offset [1-9]\d*, not at the partition's start"
+    with Environment() as env:
+        lane = env.lane("again", DJANGO, schemas=False)
+        lane.create_connector()
+        env.connect.wait_running(lane.prefix)
+        lane.step(results, "initial snapshot", lane.check)
+
+        def snapshots_again():
+            status, body = lane.daemon.http_get("/metrics")
+            assert status == 200, body
+            found = re.search(r"^ipam_syncd_debezium_snapshots_again_total (\S+)$", body, re.M)
+            assert found, "no ipam_syncd_debezium_snapshots_again_total in /metrics"
+            return float(found.group(1))
+
+        def first_not_told():
+            for topic in (lane.server_topic, lane.subnet_topic):
+                assert not lane.daemon.log_contains(told % re.escape(topic)), topic
+            assert snapshots_again() == 0
+        lane.step(results, "the first snapshot is not told", first_not_told)
+
+        def again():
+            env.connect.kill()
+            env.connect.forget_offsets()
+            lane.run(("UPDATE {server} SET {hostname} = 'renamed-while-down' "
+                      "WHERE {hostname} = 'web-05'",))
+            env.connect.start()
+            env.connect.wait_running(lane.prefix)
+            lane.check()
+            lane.reader.pump()
+            snapshot_records = [e for t in (lane.server_topic, lane.subnet_topic)
+                                for e in lane.reader.events(t)
+                                if e.get("source", {}).get("snapshot") in ("first",
+                                                                           "first_in_data_collection")]
+            assert len(snapshot_records) == 4, \
+                "test setup: %d records begin a snapshot, not 2 for each of 2 topics" \
+                % len(snapshot_records)
+            for topic in (lane.server_topic, lane.subnet_topic):
+                lane.daemon.wait_log(told % re.escape(topic), 30)
+            assert snapshots_again() == 2
+        lane.step(results, "a snapshot taken again is applied and told", again)
         report(results)
 
 

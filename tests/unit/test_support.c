@@ -295,6 +295,8 @@ support_check_change(const char *name, const json_t *expect,
 	    out->version);
 	support_check_number(name, expect, "lsn", out->has_lsn, out->lsn);
 	support_check_bool(name, expect, "snapshot", false, out->snapshot);
+	support_check_bool(name, expect, "snapshot_begins", false,
+	    out->snapshot_begins);
 	support_check_bool(name, expect, "unconditional", false,
 	    out->unconditional);
 	support_check_keep(name, expect, out->keep);
