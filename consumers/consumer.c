@@ -1503,6 +1503,8 @@ consumer_free(struct consumer *consumer)
 	free(consumer->index);
 	free(consumer->topics);
 	free(consumer->topic_names);
+	for (i = 0; consumer->intake != NULL && i < consumer->topic_count; i++)
+		intake_topic_clear(&consumer->intake[i]);
 	free(consumer->intake);
 	free(consumer->partitions);
 	free(consumer->column_strings);

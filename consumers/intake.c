@@ -53,13 +53,51 @@ intake_release(void *hold)
 	rd_kafka_message_destroy(hold);
 }
 
+void
+intake_topic_clear(struct intake_topic *how)
+{
+	free(how->snapshot_lsn);
+	how->snapshot_lsn = NULL;
+	how->snapshot_lsn_count = 0;
+}
+
 /*
- * Tells of a snapshot that begins past the start of its partition: the
- * topic held records before it, so the connector snapshots again (its
- * offsets were lost, a standalone worker's offsets file cut by a crash,
- * snapshot.mode=always, a blocking snapshot, a new connector on the
- * topics of an old one).  Its records re-state the rows that exist; a row
- * deleted before it is in no event, and its entity stays.
+ * Remembers whether a partition's last record is a snapshot record, and
+ * of which snapshot (its lsn); returns what was remembered before.
+ */
+static int64_t
+intake_snapshot_seen(struct intake_topic *how, int32_t partition,
+    const struct change *change)
+{
+	int64_t before, *grown;
+	size_t i, count;
+
+	if (partition < 0)
+		return INTAKE_NO_SNAPSHOT;
+	if ((size_t)partition >= how->snapshot_lsn_count) {
+		count = (size_t)partition + 1;
+		if ((grown = realloc(how->snapshot_lsn, count *
+		    sizeof(*grown))) == NULL)
+			fatal("intake: realloc");
+		for (i = how->snapshot_lsn_count; i < count; i++)
+			grown[i] = INTAKE_NO_SNAPSHOT;
+		how->snapshot_lsn = grown;
+		how->snapshot_lsn_count = count;
+	}
+	before = how->snapshot_lsn[partition];
+	how->snapshot_lsn[partition] = change != NULL && change->snapshot &&
+	    change->has_lsn ? change->lsn : INTAKE_NO_SNAPSHOT;
+	return before;
+}
+
+/*
+ * Tells of a snapshot that begins past the start of its partition and not
+ * right after a record of the same snapshot: the topic held records
+ * before it, so the connector snapshots again (its offsets were lost, a
+ * standalone worker's offsets file cut by a crash, snapshot.mode=always,
+ * a blocking snapshot, a new connector on the topics of an old one).  Its
+ * records re-state the rows that exist; a row deleted before it is in no
+ * event, and its entity stays.
  */
 static void
 intake_snapshot_again(const struct batch *batch, int topic,
@@ -93,6 +131,7 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	char *headers_text = NULL;
 	char reason[1024];
 	bool decoded = true;
+	int64_t before;
 
 	memset(&input, 0, sizeof(input));
 	input.entity = how->entity;
@@ -114,11 +153,18 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	switch (decode_message(how->format, &input, &change, reason,
 	    sizeof(reason))) {
 	case DECODE_OK:
-		if (change.snapshot_begins && message->offset > 0)
+		if (how->format != DECODE_DEBEZIUM)
+			break;
+		before = intake_snapshot_seen(how, message->partition, &change);
+		if (change.snapshot_begins && message->offset > 0 &&
+		    !(change.has_lsn && before == change.lsn))
 			intake_snapshot_again(batch, topic, how, message);
 		break;
 	case DECODE_ERROR:
 		decoded = false;
+		if (how->format == DECODE_DEBEZIUM)
+			(void)intake_snapshot_seen(how, message->partition,
+			    NULL);
 		break;
 	}
 	batch_add_held(batch, topic, message->partition, message->offset,

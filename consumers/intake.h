@@ -21,7 +21,21 @@ struct intake_topic {
 	const struct debezium_columns	*columns;
 	struct decode_memo		 memo;
 	uint64_t			 snapshots_again;	/* told */
+	/*
+	 * By partition, the source.lsn of the last record read if it was a
+	 * Debezium snapshot record, else INTAKE_NO_SNAPSHOT: the records
+	 * of one snapshot share its lsn, so a table's first record that
+	 * follows one of them is the next table of the same snapshot in a
+	 * topic that carries several, not a snapshot taken again.
+	 */
+	int64_t				*snapshot_lsn;
+	size_t				 snapshot_lsn_count;
 };
+
+#define INTAKE_NO_SNAPSHOT	INT64_MIN
+
+/* Frees what a topic's intake holds (not the struct). */
+void	intake_topic_clear(struct intake_topic *how);
 
 /*
  * Decodes a message of topic (an index into the batch's topic names) and
