@@ -56,38 +56,61 @@ intake_release(void *hold)
 void
 intake_topic_clear(struct intake_topic *how)
 {
-	free(how->snapshot_lsn);
-	how->snapshot_lsn = NULL;
-	how->snapshot_lsn_count = 0;
+	free(how->partitions);
+	how->partitions = NULL;
+	how->partition_count = 0;
+}
+
+/* What a partition read last, made when first asked. */
+static struct intake_partition *
+intake_partition(struct intake_topic *how, int32_t partition)
+{
+	struct intake_partition *grown;
+	size_t i, count;
+
+	if ((size_t)partition >= how->partition_count) {
+		count = (size_t)partition + 1;
+		if ((grown = realloc(how->partitions, count *
+		    sizeof(*grown))) == NULL)
+			fatal("intake: realloc");
+		for (i = how->partition_count; i < count; i++) {
+			grown[i].offset = -1;
+			grown[i].snapshot_lsn = INTAKE_NO_SNAPSHOT;
+			grown[i].judged_through = -1;
+		}
+		how->partitions = grown;
+		how->partition_count = count;
+	}
+	return &how->partitions[partition];
 }
 
 /*
- * Remembers whether a partition's last record is a snapshot record, and
- * of which snapshot (its lsn); returns what was remembered before.
+ * Tells whether a decoded Debezium record begins a snapshot taken again:
+ * a table's first snapshot record past the start of its partition, not
+ * right after a record of the same snapshot, and not judged before (read
+ * again after a seek back); then remembers the record.
  */
-static int64_t
-intake_snapshot_seen(struct intake_topic *how, int32_t partition,
-    const struct change *change)
+static bool
+intake_snapshot_taken_again(struct intake_topic *how,
+    const rd_kafka_message_t *message, const struct change *change)
 {
-	int64_t before, *grown;
-	size_t i, count;
+	struct intake_partition *seen;
+	bool again = false, same;
 
-	if (partition < 0)
-		return INTAKE_NO_SNAPSHOT;
-	if ((size_t)partition >= how->snapshot_lsn_count) {
-		count = (size_t)partition + 1;
-		if ((grown = realloc(how->snapshot_lsn, count *
-		    sizeof(*grown))) == NULL)
-			fatal("intake: realloc");
-		for (i = how->snapshot_lsn_count; i < count; i++)
-			grown[i] = INTAKE_NO_SNAPSHOT;
-		how->snapshot_lsn = grown;
-		how->snapshot_lsn_count = count;
+	if (message->partition < 0)
+		return false;
+	seen = intake_partition(how, message->partition);
+	if (change->snapshot_begins && message->offset > 0 &&
+	    message->offset > seen->judged_through) {
+		same = seen->offset >= 0 && message->offset > seen->offset &&
+		    change->has_lsn && seen->snapshot_lsn == change->lsn;
+		again = !same;
+		seen->judged_through = message->offset;
 	}
-	before = how->snapshot_lsn[partition];
-	how->snapshot_lsn[partition] = change != NULL && change->snapshot &&
-	    change->has_lsn ? change->lsn : INTAKE_NO_SNAPSHOT;
-	return before;
+	seen->offset = message->offset;
+	seen->snapshot_lsn = change->snapshot && change->has_lsn ?
+	    change->lsn : INTAKE_NO_SNAPSHOT;
+	return again;
 }
 
 /*
@@ -131,7 +154,6 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	char *headers_text = NULL;
 	char reason[1024];
 	bool decoded = true;
-	int64_t before;
 
 	memset(&input, 0, sizeof(input));
 	input.entity = how->entity;
@@ -153,18 +175,13 @@ intake_message(struct batch *batch, int topic, struct intake_topic *how,
 	switch (decode_message(how->format, &input, &change, reason,
 	    sizeof(reason))) {
 	case DECODE_OK:
-		if (how->format != DECODE_DEBEZIUM)
-			break;
-		before = intake_snapshot_seen(how, message->partition, &change);
-		if (change.snapshot_begins && message->offset > 0 &&
-		    !(change.has_lsn && before == change.lsn))
+		if (how->format == DECODE_DEBEZIUM &&
+		    intake_snapshot_taken_again(how, message, &change))
 			intake_snapshot_again(batch, topic, how, message);
 		break;
 	case DECODE_ERROR:
+		/* What was read before it still tells the next record. */
 		decoded = false;
-		if (how->format == DECODE_DEBEZIUM)
-			(void)intake_snapshot_seen(how, message->partition,
-			    NULL);
 		break;
 	}
 	batch_add_held(batch, topic, message->partition, message->offset,

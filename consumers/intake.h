@@ -21,15 +21,23 @@ struct intake_topic {
 	const struct debezium_columns	*columns;
 	struct decode_memo		 memo;
 	uint64_t			 snapshots_again;	/* told */
-	/*
-	 * By partition, the source.lsn of the last record read if it was a
-	 * Debezium snapshot record, else INTAKE_NO_SNAPSHOT: the records
-	 * of one snapshot share its lsn, so a table's first record that
-	 * follows one of them is the next table of the same snapshot in a
-	 * topic that carries several, not a snapshot taken again.
-	 */
-	int64_t				*snapshot_lsn;
-	size_t				 snapshot_lsn_count;
+	struct intake_partition		*partitions;	/* by number */
+	size_t				 partition_count;
+};
+
+/*
+ * What a Debezium topic's partition read last: the records of one
+ * snapshot share its lsn, so a table's first record right after one of
+ * them is the next table of the same snapshot in a topic that carries
+ * several, not a snapshot taken again.
+ */
+struct intake_partition {
+	int64_t		offset;		/* of the last record read; -1: none */
+	int64_t		snapshot_lsn;	/* its lsn if a snapshot record, else
+					   INTAKE_NO_SNAPSHOT */
+	int64_t		judged_through;	/* snapshot beginnings judged up to
+					   this offset: read again (a seek
+					   back), not judged again */
 };
 
 #define INTAKE_NO_SNAPSHOT	INT64_MIN

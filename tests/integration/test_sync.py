@@ -386,21 +386,23 @@ def debezium_truncate(table, lsn):
 
 def test_a_snapshot_taken_again_is_told_and_the_next_table_of_one_is_not():
     """A topic that carries two tables (a router): the first snapshot's
-    first record at offset 0, the second table's first record right after
-    records of the same snapshot (their lsn) -- neither is told.  A
-    snapshot taken again after streamed changes is told once, naming the
-    topic, partition and offset, and counted."""
+    first record at offset 0, the second table's first record after
+    records of the same snapshot (their lsn; the one right before it a
+    dead letter) -- neither is told.  A snapshot taken again after
+    streamed changes is told once, naming the topic, partition and offset,
+    and counted."""
     run = Run(formats={"server": "debezium", "subnet": "debezium"})
     try:
-        def snap(table, sid, lsn, mark):
-            after = {"id": sid, "hostname": "h%d" % sid, "ip_address": "127.85.0.%d" % sid,
+        def snap(table, sid, lsn, mark, ip=None):
+            after = {"id": sid, "hostname": "h%d" % sid,
+                     "ip_address": ip or "127.85.0.%d" % sid,
                      "nic_mac": None, "device_type": "vm", "manufacture": "x"}
             body = json.loads(debezium_change(table, lsn, "r", after))
             body["source"]["snapshot"] = mark
             run.send(run.topics.servers, json.dumps({"id": sid}), json.dumps(body))
         snap("servers", 1, 500, "first")
         snap("servers", 2, 500, "true")
-        snap("servers", 3, 500, "last_in_data_collection")
+        snap("servers", 3, 500, "last_in_data_collection", ip="not an address")
         snap("servers_b", 11, 500, "first_in_data_collection")
         snap("servers_b", 12, 500, "last")
         run.send(run.topics.servers, *debezium_server_change(1, 600, "u", "127.85.0.1",
@@ -413,6 +415,7 @@ def test_a_snapshot_taken_again_is_told_and_the_next_table_of_one_is_not():
                           run.daemon.log())
         assert told == ["6"], told
         assert metric(run.daemon, "ipam_syncd_debezium_snapshots_again_total") == 1
+        assert run.db.scalar("SELECT count(*) FROM ipamd.dead_letter WHERE \"offset\" = 2") == 1
     finally:
         run.close()
 
