@@ -15,6 +15,24 @@ clock_ms_since(const struct timespec *since)
 	    (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
+/* Seconds from a to b, instants of one clock. */
+static inline double
+clock_seconds_between(const struct timespec *a, const struct timespec *b)
+{
+	return (double)(b->tv_sec - a->tv_sec) +
+	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* Seconds since an instant of CLOCK_MONOTONIC. */
+static inline double
+clock_seconds_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return clock_seconds_between(since, &now);
+}
+
 /*
  * A delay doubled doublings times from first, never past most: the wait
  * before the next try after failures in a row.

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "consumers/applier.h"
 
@@ -76,17 +77,6 @@ static void	applier_send(struct applier *applier);
 static void	applier_recovered(struct applier *applier);
 static void	applier_set_failing(struct applier *applier,
 		    const char *message);
-
-/* Seconds since an instant. */
-static double
-applier_elapsed(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - since->tv_sec) +
-	    (double)(now.tv_nsec - since->tv_nsec) / 1e9;
-}
 
 /* Runs when the retry delay is over. */
 static void
@@ -182,7 +172,7 @@ applier_busy_seconds(const struct applier *applier)
 {
 	if (applier->batch == NULL || applier->chunk == 0)
 		return 0;
-	return applier_elapsed(&applier->started);
+	return clock_seconds_since(&applier->started);
 }
 
 /* Adds one observation to a histogram. */
@@ -385,7 +375,7 @@ applier_log_stale(struct applier *applier, json_t *note)
 	json_t *truncated = json_object_get(note, "truncated_at");
 	char because[128];
 
-	if (applier_elapsed(&applier->stale_window) >= 60) {
+	if (clock_seconds_since(&applier->stale_window) >= 60) {
 		if (applier->stale_unlogged > 0)
 			log_warnx("stale: %llu more stale events in the last "
 			    "minute were not logged",
@@ -477,7 +467,7 @@ applier_committed(struct applier *applier, const char *text)
 	applier->stats.rows_deleted += applier_count(result, "deleted");
 	applier->stats.conflicts +=
 	    json_array_size(json_object_get(result, "conflicts"));
-	applier->stats.last_apply_seconds = applier_elapsed(&applier->started);
+	applier->stats.last_apply_seconds = clock_seconds_since(&applier->started);
 	clock_gettime(CLOCK_REALTIME, &now);
 	applier->stats.last_commit_unix = (double)now.tv_sec +
 	    (double)now.tv_nsec / 1e9;
@@ -616,7 +606,7 @@ applier_recovered(struct applier *applier)
 {
 	if (applier->failing)
 		log_info("apply: PostgreSQL accepts the batches again after "
-		    "%.0f s", applier_elapsed(&applier->failing_since));
+		    "%.0f s", clock_seconds_since(&applier->failing_since));
 	applier->failing = false;
 	applier->failures = 0;
 	applier->transient = 0;

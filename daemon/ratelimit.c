@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/siphash.h"
 #include "daemon/ratelimit.h"
@@ -98,8 +99,7 @@ ratelimit_tokens(const struct ratelimit_slot *slot, double rate,
 {
 	double elapsed, tokens;
 
-	elapsed = (double)(now->tv_sec - slot->at.tv_sec) +
-	    (double)(now->tv_nsec - slot->at.tv_nsec) / 1e9;
+	elapsed = clock_seconds_between(&slot->at, now);
 	/* A clock read before the slot's (never, being monotonic) adds none. */
 	tokens = slot->tokens + (elapsed > 0 ? elapsed * rate : 0);
 	return tokens > 2.0 * rate ? 2.0 * rate : tokens;

@@ -5,6 +5,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "daemon/readpool.h"
 
@@ -109,14 +110,6 @@ struct readpool_done {
 	struct timespec		 began;
 };
 
-/* Seconds from a to b. */
-static double
-readpool_seconds(const struct timespec *a, const struct timespec *b)
-{
-	return (double)(b->tv_sec - a->tv_sec) +
-	    (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 /*
  * Answers with why, as a failed query, the reads that have waited at
  * least waited seconds.  Queries queued ahead of the reads (a write's
@@ -131,7 +124,7 @@ readpool_answer(struct readpool *pool, double waited, const char *why)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (job = TAILQ_FIRST(&pool->queue); job != NULL; job = next) {
 		next = TAILQ_NEXT(job, entry);
-		if (job->first || readpool_seconds(&job->queued, &now) < waited)
+		if (job->first || clock_seconds_between(&job->queued, &now) < waited)
 			continue;
 		TAILQ_REMOVE(&pool->queue, job, entry);
 		pool->waiting--;
@@ -149,7 +142,7 @@ readpool_refill(struct readpool *pool)
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	pool->budget += readpool_seconds(&pool->refilled, &now) *
+	pool->budget += clock_seconds_between(&pool->refilled, &now) *
 	    READPOOL_SHARE;
 	if (pool->budget > READPOOL_BURST)
 		pool->budget = READPOOL_BURST;
@@ -180,7 +173,7 @@ readpool_done(struct pgconn *pg, PGresult *result, const char *error,
 	 */
 	readpool_refill(done.pool);
 	if (!done.first)
-		done.pool->budget -= readpool_seconds(&done.began, &now);
+		done.pool->budget -= clock_seconds_between(&done.began, &now);
 	if (done.pool->budget < -READPOOL_DEBT_MAX)
 		done.pool->budget = -READPOOL_DEBT_MAX;
 	done.cb(pg, result, error, done.arg);
@@ -225,7 +218,7 @@ readpool_sleep(struct readpool *pool)
 			break;
 	if (job == NULL)
 		return;		/* no read waits: a write's queries do not expire */
-	wait = READPOOL_WAIT_MAX - readpool_seconds(&job->queued, &now) + 0.001;
+	wait = READPOOL_WAIT_MAX - clock_seconds_between(&job->queued, &now) + 0.001;
 	if (pool->budget <= 0 && -pool->budget / READPOOL_SHARE + 0.001 < wait)
 		wait = -pool->budget / READPOOL_SHARE + 0.001;
 	if (wait < 0)

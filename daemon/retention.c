@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/pgconn.h"
 #include "daemon/config.h"
@@ -77,17 +78,6 @@ retention_now_unix(void)
 	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-/* Seconds since a monotonic instant. */
-static double
-retention_elapsed(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - since->tv_sec) +
-	    (double)(now.tv_nsec - since->tv_nsec) / 1e9;
-}
-
 /* Arms a timer for ms milliseconds. */
 static void
 retention_arm(struct event *timer, long long ms)
@@ -128,7 +118,7 @@ retention_run_end(struct retention *retention, bool complete)
 	retention->stats.runs++;
 	retention->stats.last_run_unix = retention_now_unix();
 	retention->stats.last_run_seconds =
-	    retention_elapsed(&retention->run_started);
+	    clock_seconds_since(&retention->run_started);
 	log_debug("retention: run done in %.3f s",
 	    retention->stats.last_run_seconds);
 }
