@@ -273,18 +273,27 @@ def history_messages(seed, **sizes):
 
 # -- a broker of the test's own --------------------------------------------
 
+_GIVEN_PORTS = set()
+
+
 def quiet_port():
     """A free port below the ephemeral range (as scripts/services picks),
-    so that no client connection takes it while a listener is closed."""
+    so that no client connection takes it while a listener is closed.
+    Never the same port twice in one test process: two listeners asked
+    for one after the other must not share a port that was free for both.
+    Ask while the broker runs, so that its own ports are seen as taken."""
     rng = random.SystemRandom()
     while True:
         port = rng.randint(20000, 32000)
+        if port in _GIVEN_PORTS:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _GIVEN_PORTS.add(port)
+        return port
 
 
 class PrivateKafka:
@@ -320,7 +329,7 @@ class PrivateKafka:
 
     def _reconfigure(self, proxied, settings):
         """Stops the broker, edits its properties, starts it again."""
-        self._services("kafka-stop")
+        # Ports are picked while the broker still holds its own.
         extra = {}
         if proxied:
             inner = quiet_port()
@@ -328,6 +337,7 @@ class PrivateKafka:
             extra = {"listeners": ",PROXIED://127.0.0.1:%d" % inner,
                      "advertised.listeners": ",PROXIED://127.0.0.1:%d" % self.proxy.port,
                      "listener.security.protocol.map": ",PROXIED:PLAINTEXT"}
+        self._services("kafka-stop")
         path = os.path.join(self.run_dir, "kafka", "server.properties")
         with open(path) as f:
             lines = f.read().splitlines()

@@ -106,7 +106,7 @@ class TlsKafka(PrivateKafka):
                 "-out", self.keystore, "-name", "broker",
                 "-passout", "pass:" + KEYSTORE_PASSWORD)
         self.ca = ca
-        self.ports = {name: quiet_port() for name in ("SSL", "MTLS", "SASLSSL")}
+        self.ports = {}
         # scripts/services runs the Kafka of IPAM_SERVICES_KAFKA_VERSION.
         saved = os.environ.pop("IPAM_SERVICES_KAFKA_VERSION", None)
         if version:
@@ -126,6 +126,8 @@ class TlsKafka(PrivateKafka):
             raise
 
     def _add_listeners(self):
+        # Picked while the broker runs, so none is one of its own ports.
+        self.ports = {name: quiet_port() for name in ("SSL", "MTLS", "SASLSSL")}
         self._services("kafka-stop")
         path = os.path.join(self.run_dir, "kafka", "server.properties")
         with open(path) as f:
