@@ -4,6 +4,7 @@ never see each other's data.  Run with Debian's python3 (psycopg2 and
 confluent_kafka come from Debian's packages)."""
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -79,9 +80,34 @@ def wait_until(predicate, timeout=30.0, what="condition", interval=0.05):
 
 
 def free_port():
+    """An ephemeral port free now: for a port nobody is to listen on."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_GIVEN_PORTS = set()
+
+
+def quiet_port():
+    """A free port below the ephemeral range (as scripts/services picks),
+    so that no client connection takes it while a listener is closed.
+    Never the same port twice in one test process: two listeners asked
+    for one after the other must not share a port that was free for both.
+    Ask while a listener already started holds its own, so that its
+    ports are seen as taken."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.randint(20000, 32000)
+        if port in _GIVEN_PORTS:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN_PORTS.add(port)
+        return port
 
 
 class Database:
@@ -419,7 +445,7 @@ class PrivatePostgres:
         if self.runas:
             shutil.chown(self.dir, user=self.runas)
         self.data = os.path.join(self.dir, "data")
-        self.port = free_port()
+        self.port = quiet_port()
         self._run(["initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
                    "--no-sync"])
 

@@ -273,29 +273,6 @@ def history_messages(seed, **sizes):
 
 # -- a broker of the test's own --------------------------------------------
 
-_GIVEN_PORTS = set()
-
-
-def quiet_port():
-    """A free port below the ephemeral range (as scripts/services picks),
-    so that no client connection takes it while a listener is closed.
-    Never the same port twice in one test process: two listeners asked
-    for one after the other must not share a port that was free for both.
-    Ask while the broker runs, so that its own ports are seen as taken."""
-    rng = random.SystemRandom()
-    while True:
-        port = rng.randint(20000, 32000)
-        if port in _GIVEN_PORTS:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _GIVEN_PORTS.add(port)
-        return port
-
-
 class PrivateKafka:
     """A single-node broker of the test's own (scripts/services with a
     private run directory), to stop and start at will.  While it lives,
@@ -332,7 +309,7 @@ class PrivateKafka:
         # Ports are picked while the broker still holds its own.
         extra = {}
         if proxied:
-            inner = quiet_port()
+            inner = harness.quiet_port()
             self.proxy = KafkaProxy(inner)
             extra = {"listeners": ",PROXIED://127.0.0.1:%d" % inner,
                      "advertised.listeners": ",PROXIED://127.0.0.1:%d" % self.proxy.port,
@@ -400,7 +377,7 @@ class KafkaProxy:
 
     def __init__(self, target_port):
         self.target = target_port
-        self.port = quiet_port()
+        self.port = harness.quiet_port()
         self.lock = threading.Lock()
         self.connections = set()
         self.listener = None

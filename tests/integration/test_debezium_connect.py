@@ -39,7 +39,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import harness
 import oracle
-from harness import Daemon, Database, PrivatePostgres, free_port, unique, wait_until
+from harness import Daemon, Database, PrivatePostgres, quiet_port, unique, wait_until
 
 CONNECT_SCRIPT = os.path.join(harness.ROOT, "scripts", "connect")
 SKIP = 77   # ctest's SKIP_RETURN_CODE for these tests
@@ -272,7 +272,7 @@ class Connect:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="ipam-connect-")
-        self.port = free_port()
+        self.port = quiet_port()
         self.worker = os.path.join(self.dir, "worker.properties")
         self.log_path = os.path.join(self.dir, "connect.log")
         self.connectors = {}

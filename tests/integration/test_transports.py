@@ -37,9 +37,9 @@ import urllib.request
 from confluent_kafka import Producer
 
 import harness
-from harness import (Daemon, Database, PrivatePostgres, Topics,
+from harness import (Daemon, Database, PrivatePostgres, Topics, quiet_port,
                      wait_until)
-from test_consumer import PrivateKafka, quiet_port
+from test_consumer import PrivateKafka
 from test_sync import event
 
 KEYSTORE_PASSWORD = "keystore-pass"

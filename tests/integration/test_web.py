@@ -25,7 +25,7 @@ import urllib.request
 import psycopg2
 
 import harness
-from harness import Daemon, Database, Kafka, Topics, free_port, wait_until
+from harness import Daemon, Database, Kafka, Topics, quiet_port, wait_until
 
 try:
     from selenium import webdriver
@@ -120,7 +120,7 @@ class Web:
         # where it was.
         self.daemon = Daemon(self.db, self.topics, directory=self.dir,
                              config={"api": api, "http": {
-                                 "listen": "127.0.0.1:%d" % free_port()}})
+                                 "listen": "127.0.0.1:%d" % quiet_port()}})
         self.daemon.start()
         self.daemon.wait_ready()
         self.daemon.wait_assigned(3)
