@@ -39,6 +39,8 @@ struct pgconn {
 	struct event		*io;		/* on PQsocket(), re-made as it changes */
 	int			 io_fd;
 	struct event		*timer;		/* connect timeout and backoff */
+	struct event		*later;		/* a loss told from the loop */
+	char			 later_why[512];
 	unsigned long		 losses;
 	unsigned		 host_turn;	/* attempts timed out: which of
 						   several hosts is tried first */
@@ -111,6 +113,14 @@ pgconn_set_timeouts(struct pgconn *pg, long long connect_ms,
 	pg->reconnect_max_ms = reconnect_max_ms;
 }
 
+/* Cancels a loss waiting to be told from the loop (the connection goes). */
+static void
+pgconn_later_cancel(struct pgconn *pg)
+{
+	if (pg->later != NULL)
+		evtimer_del(pg->later);
+}
+
 /* Removes the socket event. */
 static void
 pgconn_unwatch(struct pgconn *pg)
@@ -145,6 +155,7 @@ pgconn_watch(struct pgconn *pg, short what)
 static void
 pgconn_close(struct pgconn *pg)
 {
+	pgconn_later_cancel(pg);
 	pgconn_lookup_drop(pg->lookup);
 	pg->lookup = NULL;
 	pgconn_unwatch(pg);
@@ -648,7 +659,43 @@ pgconn_io_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Sends one query. */
+/* A loss found while sending is told now, from the loop. */
+static void
+pgconn_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgconn *pg = arg;
+
+	(void)fd;
+	(void)what;
+	if (pg->state == PGCONN_UP)
+		pgconn_lose(pg, pg->later_why);
+}
+
+/*
+ * Marks the connection lost once the caller of pgconn_query() has its
+ * answer: telling it there would run the query's callback, and the
+ * owner's down, inside the call that asked for the query.
+ */
+static void
+pgconn_lose_later(struct pgconn *pg, const char *reason)
+{
+	struct timeval now = { 0, 0 };
+
+	if (pg->later == NULL &&
+	    (pg->later = evtimer_new(pg->base, pgconn_later_cb, pg)) == NULL)
+		fatalx("evtimer_new failed");
+	if (!evtimer_pending(pg->later, NULL))
+		snprintf(pg->later_why, sizeof(pg->later_why), "%s",
+		    reason ? reason : "unknown error");
+	pgconn_unwatch(pg);
+	evtimer_add(pg->later, &now);
+}
+
+/*
+ * Sends one query.  Its callback, and the owner's down when the
+ * connection turns out lost, run from the loop, never before this
+ * returns: a caller may note that the query is in flight after the call.
+ */
 int
 pgconn_query(struct pgconn *pg, const char *sql, int nparams,
     const char *const *params, pgconn_result_cb *cb, void *arg)
@@ -661,10 +708,7 @@ pgconn_query(struct pgconn *pg, const char *sql, int nparams,
 	if ((nparams == 0 ? PQsendQuery(pg->conn, sql) :
 	    PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL,
 	    0)) == 0) {
-		char why[512];
-
-		snprintf(why, sizeof(why), "%s", PQerrorMessage(pg->conn));
-		pgconn_lose(pg, why);
+		pgconn_lose_later(pg, PQerrorMessage(pg->conn));
 		return -1;
 	}
 	pg->busy = true;
@@ -672,7 +716,8 @@ pgconn_query(struct pgconn *pg, const char *sql, int nparams,
 	pg->cb_arg = arg;
 	rc = PQflush(pg->conn);
 	if (rc == -1) {
-		pgconn_lose(pg, PQerrorMessage(pg->conn));
+		/* Sent as far as the caller knows: it fails from the loop. */
+		pgconn_lose_later(pg, PQerrorMessage(pg->conn));
 		return 0;
 	}
 	pg->flushing = rc == 1;
@@ -702,6 +747,8 @@ pgconn_free(struct pgconn *pg)
 	pgconn_stop(pg);
 	if (pg->timer != NULL)
 		event_free(pg->timer);
+	if (pg->later != NULL)
+		event_free(pg->later);
 	free(pg->conninfo);
 	if (pg->password != NULL) {
 		explicit_bzero(pg->password, strlen(pg->password));

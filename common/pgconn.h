@@ -64,7 +64,9 @@ unsigned long	 pgconn_loss_count(const struct pgconn *pg);
  * Sends one query with text parameters (copied by libpq before return).
  * With no parameters the text may hold several statements, run as one
  * implicit transaction; cb gets the last result, or the first error.
- * Returns 0, or -1 when the connection is down or busy.
+ * Returns 0, or -1 when the connection is down or busy or the query
+ * could not be sent.  Neither cb nor the owner's down runs before this
+ * returns: a send that finds the connection lost is told from the loop.
  */
 int		 pgconn_query(struct pgconn *pg, const char *sql, int nparams,
 		    const char *const *params, pgconn_result_cb *cb, void *arg);

@@ -252,8 +252,9 @@ readpool_next(struct readpool *pool)
 		if (spent && !job->first)
 			break;
 		/*
-		 * Off the queue before it is sent: a send that fails calls
-		 * back at once, and that callback may come back here.
+		 * Off the queue before it is sent, back at its head if the
+		 * send fails: the connection's loss is told from the loop,
+		 * and readpool_down() answers the reads if it was the last.
 		 */
 		TAILQ_REMOVE(&pool->queue, job, entry);
 		pool->waiting--;
@@ -271,13 +272,6 @@ readpool_next(struct readpool *pool)
 		    done) == -1) {
 			pool->inflight[i] = NULL;
 			free(done);
-			/* The last connection went: a read hears it now. */
-			if (!job->first && !readpool_is_up(pool)) {
-				job->cb(NULL, NULL, "away (the connection was "
-				    "lost)", job->arg);
-				readpool_job_free(job);
-				continue;
-			}
 			TAILQ_INSERT_HEAD(&pool->queue, job, entry);
 			pool->waiting++;
 			continue;
