@@ -141,6 +141,8 @@ static void	api_write_expire(evutil_socket_t fd, short events, void *arg);
 static void	api_write_expiry_arm(struct api_write *write, long long least_ms);
 static long long api_write_left_ms(const struct api_write *write);
 static void	api_write_accepted(struct api_write *write, const char *detail);
+static void	api_write_failed(struct api_write *write, const PGresult *result,
+		    const char *error);
 static void	api_allocate_round(struct api_write *write);
 static void	api_allocate_partial(struct api_write *write, const char *why);
 static void	api_allocate_held(struct api_write *write, json_t *body);
@@ -758,9 +760,18 @@ api_write_expire(evutil_socket_t fd, short events, void *arg)
 		api_write_unsure(write, why, false);
 		return;
 	}
-	/* Between an allocation's rounds its query answers for itself. */
-	if (!write->polling)
+	/*
+	 * An allocation looking for its round's candidates: nothing of the
+	 * round is published, what earlier rounds won is told.  The query
+	 * may be waiting for a connection, which, PostgreSQL away, would
+	 * never answer it.
+	 */
+	if (!write->polling) {
+		snprintf(why, sizeof(why), "no answer within api.write_wait_ms "
+		    "(%lld ms)", write->call->api->write_wait_ms);
+		api_write_failed(write, NULL, why);
 		return;
+	}
 	api_write_accepted(write, API_WRITE_WAITED);
 }
 
@@ -1518,6 +1529,8 @@ api_allocate_round(struct api_write *write)
 	params[2] = text;
 	/* Counted first: the callback may come before the call returns. */
 	call->pending++;
+	/* The lookup is waited for no longer than the write. */
+	api_write_expiry_arm(write, 0);
 	/* A write's query: ahead of the reads, never held back by them. */
 	if (readpool_query_first(call->api->pool, "SELECT jsonb_build_object('vrf', "
 	    "s.vrf, 'free', ipamd.api_next_free($1, $2::integer, ARRAY(SELECT "

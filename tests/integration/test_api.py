@@ -1151,6 +1151,26 @@ def test_an_allocation_kafka_fails_in_a_later_round_keeps_what_it_won():
         kafka.close()
 
 
+def make_searches_sleep(db, when="true"):
+    """Makes the search for an allocation's candidates sleep 120 s first
+    when the SQL condition `when` (of its id, n, exclude) holds; the
+    search itself is kept as ipamd.api_next_free_awake."""
+    search = db.scalar("SELECT pg_get_functiondef('ipamd.api_next_free("
+                       "text, integer, inet[])'::regprocedure)")
+    db.query(search.replace("ipamd.api_next_free(", "ipamd.api_next_free_awake(")
+             .replace("api_next_free.", "api_next_free_awake."))
+    db.query("CREATE OR REPLACE FUNCTION ipamd.api_next_free(id text, n integer, "
+             "exclude inet[]) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN "
+             "IF %s THEN PERFORM pg_sleep(120); END IF; "
+             "RETURN ipamd.api_next_free_awake(id, n, exclude); END $$" % when)
+
+
+def wake_searches(db):
+    """Ends the sleeping searches (their connections)."""
+    db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()")
+
+
 def test_an_allocation_stopped_between_rounds_says_what_it_holds():
     """SIGTERM comes while an allocation of two, which won one address in
     its first round (another reservation of the other was in Kafka before
@@ -1173,12 +1193,7 @@ def test_an_allocation_stopped_between_rounds_says_what_it_holds():
             cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
         answer = allocate_two_behind_bob(api, "127.97.9", marks)
         # The second round's search for candidates sleeps before it looks.
-        api.db.query("ALTER FUNCTION ipamd.api_next_free(text, integer, inet[]) "
-                     "RENAME TO api_next_free_awake")
-        api.db.query("CREATE FUNCTION ipamd.api_next_free(id text, n integer, "
-                     "exclude inet[]) RETURNS jsonb LANGUAGE plpgsql AS $$ BEGIN "
-                     "PERFORM pg_sleep(120); RETURN ipamd.api_next_free_awake("
-                     "id, n, exclude); END $$")
+        make_searches_sleep(api.db)
         locker.rollback()
         wait_until(lambda: api.db.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
@@ -1199,8 +1214,53 @@ def test_an_allocation_stopped_between_rounds_says_what_it_holds():
     finally:
         if locker is not None:
             locker.close()
-        api.db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE wait_event = 'PgSleep' AND pid <> pg_backend_pid()")
+        wake_searches(api.db)
+        api.close()
+
+
+def test_an_allocation_whose_search_outlasts_its_wait_is_answered_then():
+    """The search for an allocation's candidates does not answer (it
+    sleeps, as a query waiting for a connection while PostgreSQL is away
+    would): at api.write_wait_ms the allocation is answered, not left to
+    the HTTP deadline's "no reply in time".  In its first round: 503,
+    nothing published.  In a later round, after its first won one of two
+    addresses: 409 with the address it holds."""
+    api = Api(config={"api": {"write_wait_ms": "15000",
+                              "statement_timeout_ms": "600000"}})
+    locker = None
+    try:
+        api.daemon.wait_assigned(3)
+        api.subnet("lan", "127.97.11.0/24", ["127.97.11.1-127.97.11.9"])
+        api.subnet("wan", "127.97.12.0/24", ["127.97.12.1-127.97.12.9"])
+        api.settle()
+        # The search for candidates in "wan" sleeps; in "lan" only in a
+        # later round (whose search leaves out the first round's addresses).
+        make_searches_sleep(api.db, "id = 'wan' OR cardinality(exclude) > 0")
+        marks = count_messages(api.topics.marks)
+        status, body, _ = api.call("POST", "/api/v1/subnets/wan/allocate",
+                                   {"count": 1}, timeout=120)
+        print("first round: %d %s" % (status, body), flush=True)
+        assert status == 503 and body["error"] == "unavailable", (status, body)
+        assert "no answer within api.write_wait_ms (15000 ms)" in body["detail"], body
+        assert count_messages(api.topics.marks) == marks
+        # Its search still holds a read connection: ended.
+        wake_searches(api.db)
+
+        locker = psycopg2.connect(api.db.conninfo())
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE ipamd.request IN ACCESS EXCLUSIVE MODE")
+        answer = allocate_two_behind_bob(api, "127.97.11", marks)
+        locker.rollback()
+        status, body, _ = answer.result()
+        print("later round: %d %s" % (status, body), flush=True)
+        assert status == 409, (status, body)
+        assert [r["ip_address"] for r in body["allocated"]] == ["127.97.11.2"], body
+        assert "only 1 of 2" in body["detail"] and \
+            "no answer within api.write_wait_ms" in body["detail"], body
+    finally:
+        if locker is not None:
+            locker.close()
+        wake_searches(api.db)
         api.close()
 
 
