@@ -805,14 +805,13 @@ api_unauthorized(struct api_call *call, const char *challenge,
  * or 403 and returns -1 when the call may not go on.
  */
 static int
-api_authorize(struct api_call *call, bool write)
+api_authorize(struct api_call *call)
 {
 	struct api *api = call->api;
 	struct evkeyvalq *headers = evhttp_request_get_input_headers(call->req);
 	const char *header = evhttp_find_header(headers, "Authorization");
 	const char *name = evhttp_find_header(headers, "X-Requester");
 	const char *token;
-	char why[256];
 	size_t i;
 
 	if (header == NULL) {
@@ -854,22 +853,6 @@ api_authorize(struct api_call *call, bool write)
 			return -1;
 		}
 	}
-	if (write && call->scope != API_SCOPE_WRITE) {
-		api_error(call, 403, "forbidden", NULL, api->write_token == NULL ?
-		    "writes need a write token, and none is configured "
-		    "(api.write_token_file)" : "this token may only read");
-		return -1;
-	}
-	if (write && api->stopping) {
-		api_error(call, 503, "unavailable", NULL, "the daemon is "
-		    "stopping: nothing was published");
-		return -1;
-	}
-	if (write && api->writes_held != NULL &&
-	    api->writes_held(api->writes_held_arg, why, sizeof(why))) {
-		api_unavailable(call, "5", "%s: nothing was published", why);
-		return -1;
-	}
 	snprintf(call->requester, sizeof(call->requester), "%s",
 	    call->scope == API_SCOPE_WRITE ? "write" : "read");
 	if (name == NULL || *name == '\0')
@@ -882,6 +865,36 @@ api_authorize(struct api_call *call, bool write)
 		}
 	snprintf(call->requester, sizeof(call->requester), "%s:%s",
 	    call->scope == API_SCOPE_WRITE ? "write" : "read", name);
+	return 0;
+}
+
+/*
+ * A write route was asked with its method: answers 403 when the caller
+ * may only read, 503 when the daemon takes no writes now, and returns -1
+ * then.
+ */
+static int
+api_may_write(struct api_call *call)
+{
+	struct api *api = call->api;
+	char why[256];
+
+	if (call->scope != API_SCOPE_WRITE) {
+		api_error(call, 403, "forbidden", NULL, api->write_token == NULL ?
+		    "writes need a write token, and none is configured "
+		    "(api.write_token_file)" : "this token may only read");
+		return -1;
+	}
+	if (api->stopping) {
+		api_error(call, 503, "unavailable", NULL, "the daemon is "
+		    "stopping: nothing was published");
+		return -1;
+	}
+	if (api->writes_held != NULL &&
+	    api->writes_held(api->writes_held_arg, why, sizeof(why))) {
+		api_unavailable(call, "5", "%s: nothing was published", why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -960,14 +973,16 @@ api_method_not_allowed(struct api_call *call, const char *allowed)
 	    allowed);
 }
 
-/* Serves one request under /api/v1. */
+/*
+ * Serves one request under /api/v1: the caller is known first (401),
+ * then the route and its methods (404, 405), then whether the caller may
+ * write there (403).
+ */
 static void
 api_dispatch(struct api_call *call, char **seg, size_t n)
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(call->req);
 	bool get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
-	bool write = method == EVHTTP_REQ_PUT || method == EVHTTP_REQ_POST ||
-	    method == EVHTTP_REQ_DELETE || method == EVHTTP_REQ_PATCH;
 	const char *what = n > 0 ? seg[0] : "";
 
 	if (n == 1 && strcmp(what, "openapi.json") == 0) {
@@ -978,7 +993,7 @@ api_dispatch(struct api_call *call, char **seg, size_t n)
 			    api_openapi_json);
 		return;
 	}
-	if (api_authorize(call, write) == -1)
+	if (api_authorize(call) == -1)
 		return;
 	if (strcmp(what, "addresses") == 0 && (n == 1 || n == 3)) {
 		if (!get)
@@ -1003,18 +1018,18 @@ api_dispatch(struct api_call *call, char **seg, size_t n)
 	    strcmp(seg[2], "allocate") == 0) {
 		if (method != EVHTTP_REQ_POST)
 			api_method_not_allowed(call, "POST");
-		else
+		else if (api_may_write(call) == 0)
 			api_write_allocate(call, seg[1]);
 	} else if (strcmp(what, "marks") == 0 && n == 3) {
 		if (method != EVHTTP_REQ_PUT && method != EVHTTP_REQ_DELETE)
 			api_method_not_allowed(call, "PUT, DELETE");
-		else
+		else if (api_may_write(call) == 0)
 			api_write_mark(call, seg[1], seg[2],
 			    method == EVHTTP_REQ_DELETE);
 	} else if (strcmp(what, "import") == 0 && n == 1) {
 		if (method != EVHTTP_REQ_POST)
 			api_method_not_allowed(call, "POST");
-		else
+		else if (api_may_write(call) == 0)
 			api_write_import(call);
 	} else if (strcmp(what, "whoami") == 0 && n == 1) {
 		if (!get)

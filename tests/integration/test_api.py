@@ -203,6 +203,16 @@ def test_tokens_and_scopes():
         status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
                                    {"status": "reserved"}, token=READ_TOKEN)
         assert status == 403 and "only read" in body["detail"], body
+        # The caller is known first, then the route and its methods, then
+        # whether it may write there: a mistyped path is not a 403.
+        status, body, _ = api.call("DELETE", "/api/v1/mraks/-/127.97.1.1",
+                                   token=READ_TOKEN)
+        assert status == 404 and "no such endpoint" in body["detail"], body
+        status, body, headers = api.call("POST", "/api/v1/addresses", {},
+                                         token=READ_TOKEN)
+        assert status == 405 and headers["Allow"] == "GET, HEAD", body
+        assert api.call("DELETE", "/api/v1/mraks/-/127.97.1.1",
+                        token="wrong")[0] == 401
         # The OpenAPI document needs no token.
         status, doc, _ = api.call("GET", "/api/v1/openapi.json", token=None)
         assert status == 200 and doc["openapi"].startswith("3.1")
@@ -245,6 +255,9 @@ def test_tokens_and_scopes():
         status, body, _ = api.call("PUT", "/api/v1/marks/-/127.97.1.1",
                                    {"status": "reserved"}, token=None)
         assert status == 403 and "api.write_token_file" in body["detail"], body
+        status, body, _ = api.call("POST", "/api/v1/subnets/lan/alocate",
+                                   {"count": 1}, token=None)
+        assert status == 404 and "no such endpoint" in body["detail"], body
     finally:
         api.close()
 
