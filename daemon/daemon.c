@@ -437,8 +437,13 @@ daemon_reload_cb(evutil_socket_t signo, short what, void *arg)
 	{
 		struct sweeper_settings sweep;
 
-		/* The sweeper keeps its connection; the rest it takes. */
+		/*
+		 * The sweeper keeps its connection; the rest it takes, but
+		 * for what takes effect after a restart (warned of above),
+		 * even when the reload turns it on and it opens its sockets.
+		 */
 		config_sweeper_settings(fresh, NULL, &sweep);
+		sweep.receive_buffer = daemon->running->sweeper_receive_buffer;
 		sweeper_reload(daemon->sweeper, &sweep);
 	}
 	{

@@ -1041,8 +1041,15 @@ def test_off_sends_nothing_and_reload_turns_it_on_and_off():
         assert capture.finish()["requests"] == 0
         assert run.active(ips) == 0
 
-        run.daemon.reload({"enabled": "true"})
+        # receive_buffer takes effect after a restart, as the reload says,
+        # even when the reload turns the sweeper on.
+        run.daemon.reload({"enabled": "true", "receive_buffer": "65536"})
         assert run.daemon.log_contains(r"sweeper: turned on by reload")
+        assert run.daemon.log_contains(
+            r"reload: sweeper\.receive_buffer changed; it takes effect after a restart")
+        run.daemon.wait_log(r"sweeper: receive buffer \d+ bytes a socket")
+        assert run.daemon.log_contains(r"\(asked for 4194304\)")
+        assert not run.daemon.log_contains(r"\(asked for 65536\)")
         run.wait_active(ips)
 
         run.daemon.reload({"enabled": "false"})
