@@ -50,6 +50,35 @@ LANGUAGE sql IMMUTABLE AS $$
 	WHERE btrim(v) <> ''
 $$;
 
+-- Warns (to the member's log) of each routing domain of a vrfs list that
+-- holds no live subnet while others do: a name mistyped, or a comment
+-- written after the list, would leave its addresses unprobed in silence.
+-- An empty database (a first start, before the topics are read) is no
+-- cause.
+CREATE OR REPLACE FUNCTION ipamd.sweep_warn_empty(wanted text[])
+RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	v text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM ipam_state.subnet s WHERE NOT s.deleted)
+	THEN
+		RETURN;
+	END IF;
+	FOR v IN
+		SELECT w FROM unnest(wanted) AS w
+		WHERE NOT EXISTS (SELECT 1 FROM ipam_state.subnet s
+			WHERE s.vrf = w AND NOT s.deleted)
+		ORDER BY 1
+	LOOP
+		RAISE WARNING 'sweeper.vrfs names the routing domain "%", which '
+		    'holds no subnet: nothing of it is probed ("-" is the '
+		    'default domain; a # comment only starts a line)',
+		    CASE v WHEN '' THEN '-' ELSE v END;
+	END LOOP;
+END
+$$;
+
 -- A time in milliseconds since 1970 as a timestamptz, the same way each
 -- time, so that a lease's expiry can be found again by equality.
 CREATE OR REPLACE FUNCTION ipamd.sweep_time(ms bigint) RETURNS timestamptz
@@ -90,6 +119,7 @@ BEGIN
 	    sweep_join.families)
 	RETURNING id INTO me;
 	PERFORM pg_advisory_lock(7369748, me);
+	PERFORM ipamd.sweep_warn_empty(ipamd.sweep_vrfs(vrf_list));
 	RETURN me;
 END
 $$;
@@ -133,6 +163,7 @@ DECLARE
 	now_ms bigint := floor(extract(epoch FROM now()) * 1000)::bigint;
 	start_ms bigint := now_ms - now_ms % round_ms;
 	wanted text[] := ipamd.sweep_vrfs(vrf_list);
+	before text[];
 	live integer[];
 	mine boolean;
 BEGIN
@@ -152,6 +183,7 @@ BEGIN
 	unswept := 0;
 
 	-- Others read a member's domains from its row: kept up to date.
+	SELECT m.vrfs INTO before FROM ipamd.sweep_member m WHERE m.id = me;
 	UPDATE ipamd.sweep_member m
 	SET vrfs = wanted, interval_ms = round_ms,
 	    claimed_at = CASE WHEN fresh THEN now() ELSE m.claimed_at END
@@ -159,6 +191,10 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'sweep member % has no row', me
 		    USING ERRCODE = 'IPM02', HINT = 'join again';
+	END IF;
+	-- A list changed by a reload is looked at as one given at the join.
+	IF before IS DISTINCT FROM wanted THEN
+		PERFORM ipamd.sweep_warn_empty(wanted);
 	END IF;
 	SELECT count(*) INTO members
 	FROM ipamd.sweep_member m

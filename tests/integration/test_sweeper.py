@@ -856,9 +856,17 @@ def test_ping_false_subnet_is_never_probed():
         run.wait_active(probed + quiet[:2])
         assert run.state(quiet[2])["checked"] is None
 
+        # A domain named wrong (a comment written after the list is part
+        # of the name) is warned of; no subnet's domain is.
+        assert not run.daemon.log_contains(r"sweeper\.vrfs names")
+        run.daemon.reload({"vrfs": "-, blue   # the lab"})
+        run.daemon.wait_log(r'WARNING: +sweeper\.vrfs names the routing domain '
+                            r'"blue   # the lab", which holds no subnet', 30)
+        assert run.state("127.87.0.1", vrf="blue") == never
         run.daemon.reload({"vrfs": "-, blue"})
         wait_until(lambda: run.state("127.87.0.1", vrf="blue")["active"], 30,
                    "the blue row to be probed")
+        assert run.daemon.log().count("sweeper.vrfs names") == 1
     finally:
         run.close()
 
