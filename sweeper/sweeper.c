@@ -126,7 +126,8 @@ struct sweeper {
 
 	struct event		*sweep_timer;	/* the next sweep */
 	struct event		*pace_timer;	/* sends and deadlines */
-	struct event		*write_timer;	/* a write batch tried again */
+	struct event		*write_timer;	/* a write batch, or the read of
+						   the targets, tried again */
 	bool			 sweep_due;	/* start as soon as PostgreSQL is */
 
 	/* The sweep in flight. */
@@ -165,6 +166,7 @@ struct sweeper {
 	size_t			*vrf_examined;	/* how many of each are decided */
 	bool			 writing;	/* the commit is in flight or waits */
 	unsigned		 write_attempts;
+	unsigned		 load_attempts;	/* of the targets, this sweep */
 	uint64_t		 batch_up;	/* of the news gathered */
 	uint64_t		 batch_down;
 	uint64_t		 rows_changed;
@@ -180,6 +182,8 @@ static bool	sweeper_has_work(const struct sweeper *sweeper);
 static void	sweeper_write_ready(struct sweeper *sweeper);
 static void	sweeper_write_batch(struct sweeper *sweeper);
 static void	sweeper_begin(struct sweeper *sweeper);
+static void	sweeper_load(struct sweeper *sweeper);
+static bool	sweeper_write_conflict(const char *sqlstate);
 
 /* The monotonic clock in nanoseconds. */
 static int64_t
@@ -325,6 +329,7 @@ sweeper_clear(struct sweeper *sweeper)
 	sweeper->vrf_first = sweeper->vrf_settled = sweeper->vrf_examined = NULL;
 	sweeper->writing = false;
 	sweeper->write_attempts = 0;
+	sweeper->load_attempts = 0;
 	sweeper->arrays.count = 0;
 	sweeper->batch_up = sweeper->batch_down = 0;
 	sweeper->vrf_count = 0;
@@ -937,6 +942,8 @@ sweeper_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (sweeper->phase == SWEEPER_WRITING && sweeper->writing)
 		sweeper_write_batch(sweeper);
+	else if (sweeper->phase == SWEEPER_LOADING)
+		sweeper_load(sweeper);
 }
 
 /*
@@ -1014,6 +1021,7 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
     void *arg)
 {
 	struct sweeper *sweeper = arg;
+	const char *sqlstate;
 	char why[512];
 	size_t i, j;
 	uint32_t held;
@@ -1026,6 +1034,21 @@ sweeper_loaded(struct pgconn *pg, PGresult *result, const char *error,
 	}
 	if (PQresultStatus(result) != PGRES_TUPLES_OK) {
 		pgconn_result_error(pg, result, why, sizeof(why));
+		/*
+		 * Leases another member's claim holds (their views of the
+		 * members differ for a moment): read again, as a write is.
+		 * The round is claimed: given up, it would go unswept.
+		 */
+		sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+		if (sweeper_write_conflict(sqlstate) &&
+		    ++sweeper->load_attempts < SWEEPER_WRITE_ATTEMPTS) {
+			log_debug("sweeper: reading this round's targets: %s; "
+			    "trying again", why);
+			sweeper_arm(sweeper->write_timer,
+			    (int64_t)SWEEPER_WRITE_RETRY_MS * 1000000LL *
+			    sweeper->load_attempts);
+			return;
+		}
 		sweeper_abandon(sweeper, why);
 		sweeper_schedule(sweeper);
 		return;

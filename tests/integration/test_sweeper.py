@@ -1069,6 +1069,32 @@ def test_off_sends_nothing_and_reload_turns_it_on_and_off():
         run.close()
 
 
+def test_a_read_of_the_targets_meeting_held_leases_is_tried_again():
+    """The read of a round's targets fails twice with lock_not_available
+    (a trigger stands in for another member's claim holding the leases
+    past the lock timeout): it is read again, and the round is swept, not
+    abandoned with its subnets claimed and left unprobed."""
+    run = SweepRun()
+    ips = ["127.91.0.1", "127.91.0.2"]
+    try:
+        run.db.query("CREATE SEQUENCE public.lease_holds")
+        run.db.query(
+            "CREATE FUNCTION public.hold_leases() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN IF NEW.probed AND NOT OLD.probed AND "
+            "nextval('public.lease_holds') <= 2 THEN RAISE EXCEPTION "
+            "'canceling statement due to lock timeout' USING ERRCODE = '55P03'; "
+            "END IF; RETURN NEW; END $$")
+        run.db.query("CREATE TRIGGER hold_leases BEFORE UPDATE ON ipamd.sweep_lease "
+                     "FOR EACH ROW EXECUTE FUNCTION public.hold_leases()")
+        run.subnet("lo", "127.91.0.0/24", ["127.91.0.1-127.91.0.2"])
+        run.settle()
+        run.wait_active(ips)
+        assert run.db.scalar("SELECT last_value FROM public.lease_holds") == 3
+        assert not run.daemon.log_contains(r"abandoned"), run.daemon.log()[-3000:]
+    finally:
+        run.close()
+
+
 def test_postgresql_lost_mid_sweep():
     """PostgreSQL stops while a sweep is probing: the sweep is given up
     (with a warning), the daemon stays up, and once PostgreSQL is back the
