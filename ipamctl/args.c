@@ -346,6 +346,7 @@ args_apply(struct args *args, const struct args_option_spec *option,
 			return args_fail(error, error_size, "--timeout: \"%s\" is "
 			    "not a number of seconds from 1 to %d", value,
 			    ARGS_MAX_TIMEOUT);
+		args->timeout_given = true;
 		break;
 	case OPT_HELP:
 		args->help = true;
@@ -414,9 +415,11 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		break;
 	case OPT_ALLOCATE_COUNT:
 		if (!args_number(value, &args->allocate_count) ||
-		    args->allocate_count < 1)
+		    args->allocate_count < 1 ||
+		    args->allocate_count > ARGS_MAX_ALLOCATE)
 			return args_fail(error, error_size,
-			    "--count: \"%s\" is not a positive number", value);
+			    "--count: \"%s\" is not a number from 1 to %d",
+			    value, ARGS_MAX_ALLOCATE);
 		break;
 	case OPT_RAW:
 		args->raw = true;
@@ -548,12 +551,6 @@ args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
 	value = lookup("IPAMCTL_URL");
 	args->url = value != NULL && value[0] != '\0' ? value : ARGS_DEFAULT_URL;
 	args->timeout = ARGS_DEFAULT_TIMEOUT;
-	value = lookup("IPAMCTL_TIMEOUT");
-	if (value != NULL && value[0] != '\0' &&
-	    args_timeout(value, &args->timeout) == -1)
-		return args_fail(error, error_size, "IPAMCTL_TIMEOUT: \"%s\" is "
-		    "not a number of seconds from 1 to %d", value,
-		    ARGS_MAX_TIMEOUT);
 	value = lookup("IPAMCTL_TOKEN_FILE");
 	args->token_file = value != NULL && value[0] != '\0' ? value : NULL;
 	args->requester = lookup("USER");
@@ -588,6 +585,13 @@ args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
 	}
 	if (args->help)
 		return 0;
+	/* The default of --timeout: looked at only when it is not given. */
+	value = lookup("IPAMCTL_TIMEOUT");
+	if (!args->timeout_given && value != NULL && value[0] != '\0' &&
+	    args_timeout(value, &args->timeout) == -1)
+		return args_fail(error, error_size, "IPAMCTL_TIMEOUT: \"%s\" is "
+		    "not a number of seconds from 1 to %d (or give --timeout)",
+		    value, ARGS_MAX_TIMEOUT);
 	return args_check(args, error, error_size);
 }
 

@@ -10,6 +10,7 @@
 
 /* The most rows a page of the API holds (its limit, 1-1000). */
 #define ARGS_MAX_LIMIT		1000
+#define ARGS_MAX_ALLOCATE	256	/* addresses one allocation asks for */
 
 /* Where the daemon is when neither --url nor $IPAMCTL_URL says. */
 #define ARGS_DEFAULT_URL	"http://127.0.0.1:10187"
@@ -66,6 +67,7 @@ struct args {
 	const char		*vrf;
 	const char		*requester;
 	long			 timeout;	/* seconds with nothing received */
+	bool			 timeout_given;	/* --timeout, over the environment */
 	bool			 json;
 	bool			 help;
 

@@ -423,18 +423,24 @@ commands_show(struct commands_context *context)
 	return status;
 }
 
-/* Prints a write's answer: a row, {"row": …} or {"addresses": […]}. */
-static void
+/*
+ * Prints a write's answer: a row, {"row": …} or {"addresses": […]}.  An
+ * answer that is not JSON (a proxy's page, another service) is reported
+ * and fails: nothing says the write was done.
+ */
+static enum client_exit
 commands_print_written(struct commands_context *context,
     const struct client_response *response)
 {
 	json_t	*body, *row, *addresses;
 
+	if ((body = commands_parse(context, response)) == NULL)
+		return CLIENT_EXIT_UNREACHABLE;
 	if (context->args->json) {
 		commands_write_raw(context, response);
-		return;
+		json_decref(body);
+		return CLIENT_EXIT_OK;
 	}
-	body = json_loadb(response->body, response->body_length, 0, NULL);
 	addresses = json_object_get(body, "addresses");
 	row = json_object_get(body, "row");
 	if (json_is_array(addresses))
@@ -444,6 +450,7 @@ commands_print_written(struct commands_context *context,
 	else if (json_is_object(body))
 		render_row_line(body, context->out, context->colour);
 	json_decref(body);
+	return CLIENT_EXIT_OK;
 }
 
 /* reserve, quarantine and release: PUT or DELETE /marks/{vrf}/{ip}. */
@@ -482,7 +489,7 @@ commands_mark(struct commands_context *context)
 	}
 	status = commands_send(context, &request, &response);
 	if (status == CLIENT_EXIT_OK)
-		commands_print_written(context, &response);
+		status = commands_print_written(context, &response);
 	client_response_free(&response);
 done:
 	json_decref(body);
@@ -518,7 +525,7 @@ commands_allocate(struct commands_context *context)
 	}
 	status = commands_send(context, &request, &response);
 	if (status == CLIENT_EXIT_OK)
-		commands_print_written(context, &response);
+		status = commands_print_written(context, &response);
 	client_response_free(&response);
 done:
 	json_decref(body);
@@ -960,14 +967,17 @@ commands_import(struct commands_context *context)
 	}
 	request.body = text;
 	status = commands_send(context, &request, &response);
-	if (status == CLIENT_EXIT_OK) {
-		if (args->json) {
+	/* Not JSON: nothing says what was imported. */
+	if (status == CLIENT_EXIT_OK &&
+	    (answer = commands_parse(context, &response)) == NULL)
+		status = CLIENT_EXIT_UNREACHABLE;
+	else if (status == CLIENT_EXIT_OK) {
+		if (args->json)
 			commands_write_raw(context, &response);
-		} else if ((answer = commands_parse(context, &response)) != NULL) {
+		else
 			render_import(answer, args->dry_run, context->out,
 			    context->colour);
-			json_decref(answer);
-		}
+		json_decref(answer);
 	}
 	client_response_free(&response);
 	free(text);

@@ -784,6 +784,10 @@ def test_requests_and_exit_statuses_against_scripted_replies():
          {"Location": "/api/v1/requests/r-10"}),
         (503, {"error": "unavailable", "detail": "the daemon is stopping",
                "allocated": [ROW], "requests": ["r-11"]}, {}),
+        (200, b"<html>a login page</html>", {"Content-Type": "text/html"}),
+        (200, b"<html>a login page</html>", {"Content-Type": "text/html"}),
+        (201, b"<html>a login page</html>", {"Content-Type": "text/html"}),
+        (200, b"<html>a login page</html>", {"Content-Type": "text/html"}),
     ])
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAMCTL_")}
     env.update(IPAMCTL_URL=scripted.url + "/", IPAMCTL_TOKEN_FILE=token, USER="dora")
@@ -896,6 +900,13 @@ def test_requests_and_exit_statuses_against_scripted_replies():
         err = allocate_holding(UNREACHABLE)
         assert "unavailable (HTTP 503): the daemon is stopping" in err, err
         assert "published, may still be applied: request r-11" in err, err
+
+        # A write answered 200 with what is not the API's JSON (a proxy's
+        # page, another service) did nothing anyone can tell: it fails.
+        for argv in (("reserve", "10.0.0.5", "-d", "x"), ("--json", "release", "10.0.0.5"),
+                     ("allocate", "lan", "-d", "x"), ("import", "--servers", servers)):
+            status, out, err = run(*argv)
+            assert status == UNREACHABLE and "is not JSON" in err, (argv, status, err)
         assert scripted.replies == []
     finally:
         scripted.close()

@@ -181,7 +181,12 @@ static const struct args_row args_rows[] = {
 	{ "allocate without a description", { "allocate", "lan" }, NULL,
 	    "allocate: -d TEXT is required (what the addresses are for)" },
 	{ "allocate with a bad count", { "allocate", "lan", "-n", "-1", "-d",
-	    "x" }, NULL, "--count: \"-1\" is not a positive number" },
+	    "x" }, NULL, "--count: \"-1\" is not a number from 1 to 256" },
+	{ "allocate of the most", { "allocate", "lan", "-n", "256", "-d",
+	    "x" }, "allocate d=x n=256 [lan]", NULL },
+	{ "allocate of more than the daemon gives", { "allocate", "lan", "-n",
+	    "257", "-d", "x" }, NULL,
+	    "--count: \"257\" is not a number from 1 to 256" },
 	{ "a negative number as a value", { "ls", "--limit", "-5" }, NULL,
 	    "--limit: \"-5\" is not a positive number" },
 	{ "subnets and one subnet", { "subnets", "lan" }, "subnets [lan]", NULL },
@@ -298,7 +303,10 @@ args_test_lookup_bad_timeout(const char *name)
 	return args_test_lookup(name);
 }
 
-/* The timeout: 120 s, $IPAMCTL_TIMEOUT, then --timeout; a bad one refused. */
+/*
+ * The timeout: 120 s, $IPAMCTL_TIMEOUT, then --timeout; a bad one refused,
+ * but for --timeout given, or --help, which do not need it.
+ */
 static void
 test_args_timeout(void **state)
 {
@@ -320,7 +328,14 @@ test_args_timeout(void **state)
 	assert_int_equal(args_parse(2, argv, args_test_lookup_bad_timeout,
 	    &args, error, sizeof(error)), -1);
 	assert_string_equal(error, "IPAMCTL_TIMEOUT: \"soon\" is not a number "
-	    "of seconds from 1 to 86400");
+	    "of seconds from 1 to 86400 (or give --timeout)");
+	assert_int_equal(args_parse(3, argv, args_test_lookup_bad_timeout,
+	    &args, error, sizeof(error)), 0);
+	assert_int_equal(args.timeout, 3);
+	argv[2] = "--help";
+	assert_int_equal(args_parse(3, argv, args_test_lookup_bad_timeout,
+	    &args, error, sizeof(error)), 0);
+	assert_true(args.help);
 }
 
 /* Eight statuses at most: the ninth is a usage error. */
