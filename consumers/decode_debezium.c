@@ -750,8 +750,10 @@ dbz_memo_payload(const struct decode_input *in, struct scan_tape *tape,
 	if (end <= skip || value[end - 1] != '}')
 		return false;
 	rest = value + skip;
-	return scan_check_find(rest, (size_t)(value + end - 1 - rest), tape,
-	    NULL, 0, NULL, &members, payload, reason, sizeof(reason)) == 0;
+	/* The payload is a member of the wrapper: level 2 of the message. */
+	return scan_check_nested(rest, (size_t)(value + end - 1 - rest), 2,
+	    tape, NULL, 0, NULL, &members, payload, reason,
+	    sizeof(reason)) == 0;
 }
 
 /*

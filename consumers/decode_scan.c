@@ -631,6 +631,16 @@ scan_check_find(const void *text, size_t len, struct scan_tape *tape,
     const char *const *names, size_t count, struct scan_value *found,
     size_t *members, struct scan_value *top, char *reason, size_t reasonlen)
 {
+	return scan_check_nested(text, len, 1, tape, names, count, found,
+	    members, top, reason, reasonlen);
+}
+
+int
+scan_check_nested(const void *text, size_t len, int depth,
+    struct scan_tape *tape, const char *const *names, size_t count,
+    struct scan_value *found, size_t *members, struct scan_value *top,
+    char *reason, size_t reasonlen)
+{
 	struct scan_key		keys[SCAN_KEYS_ON_STACK];
 	struct scan_state	st;
 	size_t			start, k;
@@ -660,7 +670,7 @@ scan_check_find(const void *text, size_t len, struct scan_tape *tape,
 	memset(top, 0, sizeof(*top));
 	scan_space(&st);
 	start = st.i;
-	rc = scan_any(&st, 1, &top->kind);
+	rc = scan_any(&st, depth, &top->kind);
 	if (rc == 0) {
 		top->start = (const char *)text + start;
 		top->len = st.i - start;

@@ -84,6 +84,17 @@ int	scan_check_find(const void *text, size_t len, struct scan_tape *tape,
 	    size_t reasonlen);
 
 /*
+ * Checks as scan_check_find() does a value that sits at level depth of a
+ * larger text (1: the top), so that the levels it may still nest are
+ * those left to it there: checked alone, it gets the verdict it would get
+ * inside the whole.
+ */
+int	scan_check_nested(const void *text, size_t len, int depth,
+	    struct scan_tape *tape, const char *const *names, size_t count,
+	    struct scan_value *found, size_t *members, struct scan_value *top,
+	    char *reason, size_t reasonlen);
+
+/*
  * Finds the member called name (compared after escapes are resolved) of
  * a checked object; kind SCAN_ABSENT when there is none or object is not
  * an object.

@@ -365,6 +365,58 @@ test_memo_changes_nothing(void **state)
 }
 
 /*
+ * The memo's shortcut checks the payload alone, at the level it has in
+ * the message: a column nested near the limit gets the verdict of a
+ * decode without the memo, on either side of the limit.
+ */
+static void
+test_memo_keeps_the_depth_limit(void **state)
+{
+	static const char	 column[] = "\"manufacture\":\"Dell\"";
+	struct decode_memo	*memo = calloc(1, sizeof(*memo));
+	struct change		 with, without;
+	enum decode_result	 a, b;
+	const char		*at = strstr(memo_event, column);
+	char			*text, ea[512], eb[512];
+	size_t			 head, nest, len, i, ok = 0, refused = 0;
+
+	(void)state;
+	assert_non_null(memo);
+	assert_non_null(at);
+	head = (size_t)(at - memo_event) + strlen(column);
+	assert_non_null(text = malloc(strlen(memo_event) + 2 * 2100 + 16));
+	for (nest = 2040; nest <= 2050; nest++) {
+		/* ,"x":[[…]] after the last column of "after". */
+		memcpy(text, memo_event, head);
+		len = head;
+		memcpy(text + len, ",\"x\":", 5);
+		len += 5;
+		for (i = 0; i < nest; i++)
+			text[len++] = '[';
+		for (i = 0; i < nest; i++)
+			text[len++] = ']';
+		memcpy(text + len, memo_event + head, strlen(memo_event) - head);
+		len += strlen(memo_event) - head;
+		assert_int_equal(memo_decode(memo_event, strlen(memo_event),
+		    memo, &with, ea, sizeof(ea)), DECODE_OK);
+		change_clear(&with);
+		b = memo_decode(text, len, NULL, &without, eb, sizeof(eb));
+		a = memo_decode(text, len, memo, &with, ea, sizeof(ea));
+		assert_same_decode(a, &with, ea, b, &without, eb);
+		if (b == DECODE_OK)
+			ok++;
+		else
+			refused++;
+		change_clear(&with);
+		change_clear(&without);
+	}
+	/* Both sides of the limit were tried. */
+	assert_true(ok > 0 && refused > 0);
+	free(text);
+	free(memo);
+}
+
+/*
  * The memo keeps what the schema block says of the id: a second event of
  * the same block, read through the memo, is decoded as the first.
  */
@@ -490,6 +542,7 @@ main(int argc, char **argv)
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_escaped_length),
 			cmocka_unit_test(test_memo_changes_nothing),
+		cmocka_unit_test(test_memo_keeps_the_depth_limit),
 			cmocka_unit_test(test_memo_third_member),
 			cmocka_unit_test(test_memo_decimal),
 		};
