@@ -110,7 +110,13 @@ ce_parse_value(const struct decode_input *in, size_t flags, const char *what,
     json_t **out, char *err, size_t errlen)
 {
 	json_error_t	jerr;
+	const char	*nul = memchr(in->value, '\0', in->value_len);
 
+	/* jansson skips a NUL byte that ends a number or a word. */
+	*out = NULL;
+	if (nul != NULL)
+		return fields_error(err, errlen, "%s is not valid JSON: a NUL "
+		    "byte at byte %zu", what, (size_t)(nul - (const char *)in->value));
 	*out = json_loadb(in->value, in->value_len,
 	    JSON_REJECT_DUPLICATES | flags, &jerr);
 	if (*out == NULL)

@@ -1352,8 +1352,11 @@ fields_key_wider(const char *field, json_t *payload, const char *column,
  * An entity id from a Kafka key: JSON such as {"id": 5} (column names the
  * member, a schema wrapper is allowed), a JSON string or integer, or
  * else, when the key is not JSON, its bytes as they are (see
- * fields_id_bytes).  Other JSON (true, 1.5, 1e2, null, arrays) is
- * refused.  The caller owns *out.
+ * fields_id_bytes).  Other JSON (true, 1.5, 1e2, 1e400, null, arrays,
+ * integers beyond 64 bits) is refused.  Whether the key is JSON is the
+ * scan's verdict, not jansson's (which takes "7" and a NUL byte for 7, and
+ * refuses numbers it cannot hold, that are JSON all the same).  The
+ * caller owns *out.
  */
 int
 fields_key_id(const char *field, const void *key, size_t len,
@@ -1361,7 +1364,8 @@ fields_key_id(const char *field, const void *key, size_t len,
 {
 	json_t		*parsed, *payload, *member;
 	json_error_t	 jerr;
-	char		 where[128], quoted[FIELDS_QUOTE_SIZE];
+	struct scan_value top;
+	char		 where[128], quoted[FIELDS_QUOTE_SIZE], why[JSON_ERROR_TEXT_LENGTH];
 	int		 rc;
 
 	*out = NULL;
@@ -1374,8 +1378,19 @@ fields_key_id(const char *field, const void *key, size_t len,
 		return fields_error(err, errlen, "%s %s begins or ends with "
 		    "white space", field, quoted);
 	}
-	parsed = json_loadb(key, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-	    &jerr);
+	parsed = NULL;
+	if (scan_check(key, len, &top, why, sizeof(why)) == 0) {
+		if (top.kind == SCAN_NUMBER_BIG) {
+			fields_quote(key, len, quoted, sizeof(quoted));
+			return fields_error(err, errlen, "%s %s is a number too "
+			    "big for 64 bits or a double in JSON, not an id",
+			    field, quoted);
+		}
+		parsed = json_loadb(key, len, JSON_REJECT_DUPLICATES |
+		    JSON_DECODE_ANY, &jerr);
+		if (parsed == NULL)
+			snprintf(why, sizeof(why), "%s", jerr.text);
+	}
 	/*
 	 * Not JSON (a key.converter of strings): the bytes are the id.  A
 	 * key that opens an object, an array or a string is JSON gone wrong
@@ -1385,7 +1400,7 @@ fields_key_id(const char *field, const void *key, size_t len,
 	    NULL) {
 		fields_quote(key, len, quoted, sizeof(quoted));
 		return fields_error(err, errlen, "%s %s is not valid JSON: %s",
-		    field, quoted, jerr.text);
+		    field, quoted, why);
 	}
 	/*
 	 * Kafka Connect's StringConverter writes a struct key as the

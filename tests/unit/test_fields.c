@@ -780,6 +780,12 @@ static const struct key_row key_rows[] = {
 	    "string, an integer, or an object holding the id column)" },
 	{ "true", NULL, "key \"true\" is a boolean in JSON, not an id" },
 	{ "1e2", NULL, "key \"1e2\" is a number with a fraction in JSON" },
+	{ "1e400", NULL, "key \"1e400\" is a number too big for 64 bits or a "
+	    "double in JSON, not an id" },
+	{ "-1e400", NULL, "is a number too big for 64 bits or a double" },
+	{ "99999999999999999999", NULL, "key \"99999999999999999999\" is a "
+	    "number too big for 64 bits or a double in JSON, not an id" },
+	{ "9223372036854775807", "9223372036854775807", NULL },
 	{ "1.5", NULL, "is a number with a fraction in JSON" },
 	{ "null", NULL, "key \"null\" is null in JSON, not an id" },
 	{ " 42", NULL, "key \" 42\" begins or ends with white space" },
@@ -823,6 +829,23 @@ test_key_id(void **state)
 		fail_msg("refused: %s", err);
 	assert_string_equal(id, row->id);
 	free(id);
+}
+
+/*
+ * A NUL byte after a JSON integer is no JSON (jansson takes "7" and a
+ * NUL for 7): the key is its bytes, and bytes with a NUL are no id.
+ * Kafka keys "7" and "7\0" are two keys; they must not be one entity.
+ */
+static void
+test_key_id_with_a_nul_after_a_number(void **state)
+{
+	char	*id, err[512];
+
+	(void)state;
+	assert_int_equal(fields_key_id("key", "7\0", 2, "id", &id, err,
+	    sizeof(err)), -1);
+	assert_null(id);
+	check_error(err, "NUL");
 }
 
 /* Raw bytes in, and how an error message quotes them. */
@@ -943,6 +966,7 @@ main(void)
 		cmocka_unit_test(test_strict),
 		cmocka_unit_test(test_text_bytes),
 		cmocka_unit_test(test_mark_kafka_key_one_spelling),
+		cmocka_unit_test(test_key_id_with_a_nul_after_a_number),
 	};
 	int			failed = 0;
 
