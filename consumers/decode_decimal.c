@@ -125,8 +125,8 @@ decimal_text(unsigned char *bytes, size_t n, long scale, char *out)
 		if (scale > 0 && k == scale)
 			out[used++] = '.';
 	}
-	/* A negative scale multiplies: 7 at scale -2 is 700. */
-	for (k = scale; k < 0; k++)
+	/* A negative scale multiplies: 7 at scale -2 is 700, 0 stays 0. */
+	for (k = scale; k < 0 && !(count == 1 && digits[0] == '0'); k++)
 		out[used++] = '0';
 	out[used] = '\0';
 }

@@ -117,6 +117,9 @@ static const struct wrapper_row decimal_rows[] = {
 	{ "numeric(12,2) 0.00", DECIMAL_EVENT("2", "\"AA==\""), "0.00",
 	    NULL },
 	{ "a negative scale", DECIMAL_EVENT("-2", "\"Bw==\""), "700", NULL },
+	/* BigDecimal.toPlainString() and PostgreSQL both write 0 so. */
+	{ "0 at a negative scale", DECIMAL_EVENT("-2", "\"AA==\""), "0",
+	    NULL },
 	{ "2^64", DECIMAL_EVENT("0", "\"AQAAAAAAAAAA\""),
 	    "18446744073709551616", NULL },
 	{ "10^30 + 7", DECIMAL_EVENT("0", "\"DJ8snNBGdO3qQAAABw==\""),
