@@ -245,17 +245,34 @@
 	}
 
 	/*
+	 * How long to wait before the next look: what a 429 or 503 asks
+	 * (Retry-After, in seconds), else half a second.
+	 */
+	function pollDelay(polled) {
+		const after = polled && (polled.status === 429 ||
+		    polled.status === 503) && polled.headers &&
+		    Number(polled.headers.get('Retry-After'));
+		return after > 0 ? Math.min(after, 60) * 1000 : 500;
+	}
+
+	/*
 	 * Waits for a write that answered 202 (not applied within the API's
-	 * wait): polls the request until it is decided.
+	 * wait), or 503 after it was published (Kafka had not acknowledged
+	 * it in time): polls the request until it is decided.
 	 */
 	async function settle(answer) {
-		if (answer.status !== 202)
-			return answer;
-		const where = answer.headers.get('Location') ||
-		    (answer.body && answer.body.location);
+		const ids = (answer.body && answer.body.requests) || [];
+		let where = null;
+		if (answer.status === 202)
+			where = answer.headers.get('Location') ||
+			    (answer.body && answer.body.location);
+		else if (answer.status === 503 && ids.length === 1)
+			where = '/requests/' + encodeURIComponent(ids[0]);
+		let delay = 500;
 		for (let i = 0; where && i < 120; i++) {
-			await new Promise((resolve) => setTimeout(resolve, 500));
+			await new Promise((resolve) => setTimeout(resolve, delay));
 			const polled = await poll(where);
+			delay = pollDelay(polled);
 			const state = polled && polled.body && polled.body.state;
 			if (polled && polled.status === 200 && state === 'applied')
 				return { status: 200, body: polled.body.row || {} };
@@ -273,13 +290,21 @@
 	 */
 	async function decideAll(ids) {
 		const outcomes = ids.map(() => null);
+		let delay = 500;
 		for (let i = 0; i < 120 && outcomes.includes(null); i++) {
-			await new Promise((resolve) => setTimeout(resolve, 500));
+			await new Promise((resolve) => setTimeout(resolve, delay));
+			delay = 500;
 			for (const [k, id] of ids.entries()) {
 				if (outcomes[k])
 					continue;
 				const polled = await poll('/requests/' +
 				    encodeURIComponent(id));
+				/* Told to wait (rate limit, too busy): the round ends. */
+				if (polled && (polled.status === 429 ||
+				    polled.status === 503)) {
+					delay = pollDelay(polled);
+					break;
+				}
 				const state = polled && polled.body &&
 				    polled.body.state;
 				if (polled && polled.status === 200 && (state === 'applied' ||
@@ -709,12 +734,13 @@
 		    String(answer.body).slice(0, 200);
 		// A 503 with requests came after they were published (Kafka did
 		// not acknowledge them in time): they may still be applied.
-		const pending = answer.body && answer.body.requests &&
-		    answer.body.requests.length;
+		const pending = (answer.body && answer.body.requests) || [];
 		replace(box, el('p', { text: (answer.status === 202 ?
 		    'Not applied yet; the daemon is still working on it: ' :
-		    (pending ? 'Not sure (' : 'Refused (') + answer.status +
-		    '): ') + detail }));
+		    (pending.length ? 'Not sure (' : 'Refused (') + answer.status +
+		    '): ') + detail }), pending.length ? el('p', { text:
+		    'Published, and still not decided: request ' +
+		    pending.join(', ') + ' (look again in a moment).' }) : null);
 	}
 
 	/* The reserve, quarantine and release forms of one address. */
@@ -970,7 +996,18 @@
 			return;
 		replace(holder, el('p', { class: 'muted', text: 'Reading the ' +
 		    'pool…' }));
-		const rows = await subnetRows(subnet.id);
+		let rows;
+		try {
+			rows = await subnetRows(subnet.id);
+		} catch (error) {
+			/* Too many reads, a timeout: said, with a way to try again. */
+			replace(holder, el('p', { class: 'error', role: 'status',
+			    text: 'The map could not be read: ' + error.message + ' ' }),
+			    el('button', { type: 'button', class: 'map-retry',
+			    text: 'Try again', on: { click: () => drawMap(subnet,
+			    holder) } }));
+			return;
+		}
 		const grid = el('div', { class: 'map', role: 'group',
 		    'aria-label': 'Map of the pool of ' + subnet.cidr + ': one ' +
 		    'cell per address', dataset: { subnet: subnet.id } });
@@ -1159,13 +1196,38 @@
 					    .join(', ') + '): look again in a moment.' }) : null);
 					await refreshCard(form, subnet, box);
 				} else if (answer.status === 409) {
+					/*
+					 * Its last round published some reservations and
+					 * could not go on (Kafka took only part of them):
+					 * those may still reserve addresses, followed here.
+					 */
+					const ids = (answer.body && answer.body.requests) || [];
+					const heading = el('h3', { text: held.length ||
+					    ids.length ? 'Only part of it could be allocated' :
+					    'Not enough free addresses' });
+					const detail = el('p', { text: answer.body.detail || '' });
 					box.className = 'outcome conflict';
-					replace(box, el('h3', { text: held.length ?
-					    'Only part of it could be allocated' :
-					    'Not enough free addresses' }),
-					    el('p', { text: answer.body.detail || '' }),
-					    held.length ? el('p', {}, 'Reserved for you, and ' +
-					    'still held: ', addressLinks(held)) : null);
+					replace(box, heading, detail, held.length ? el('p', {},
+					    'Reserved for you, and still held: ',
+					    addressLinks(held)) : null, ids.length ? el('p',
+					    { text: ids.length + ' published, being followed (' +
+					    ids.join(', ') + ')…' }) : null);
+					if (ids.length) {
+						const outcomes = await decideAll(ids);
+						if (!box.isConnected)
+							return;
+						const rows = held.concat(outcomes.filter((o) => o &&
+						    o.state === 'applied' && o.row).map((o) => o.row));
+						const waiting = ids.filter((id, i) => !outcomes[i]);
+						replace(box, heading, detail, rows.length ? el('p',
+						    {}, 'Reserved for you, and still held: ',
+						    addressLinks(rows)) : null, waiting.length ?
+						    el('p', { text: waiting.length + ' not applied ' +
+						    'yet (' + waiting.join(', ') + '): look again ' +
+						    'in a moment.' }) : null);
+					}
+					if (held.length || ids.length)
+						await refreshCard(form, subnet, box);
 				} else {
 					// A 503 may come after events were published (Kafka
 					// did not acknowledge them in time): not a refusal.

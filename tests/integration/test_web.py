@@ -196,6 +196,32 @@ class Web:
 
     # ---- the browser ----
 
+    def script_fetch(self, answers):
+        """Plays answers (method, the end of the path, status, body, and
+        optionally headers, once) to the page's fetch; every other call
+        goes to the daemon.  window.scripted lists what was played."""
+        self.driver.execute_script("""
+            const real = window.fetch, answers = arguments[0];
+            window.scripted = [];
+            window.fetch = (url, options) => {
+                const method = (options && options.method) || 'GET';
+                for (const a of answers)
+                    if (a.method === method && String(url).endsWith(a.path) &&
+                        !(a.once && a.used)) {
+                        window.scripted.push(method + ' ' + a.path + ' ' +
+                            a.status);
+                        a.used = true;
+                        return Promise.resolve(new Response(
+                            JSON.stringify(a.body), { status: a.status,
+                            headers: Object.assign({ 'Content-Type':
+                            'application/json' }, a.headers || {}) }));
+                    }
+                return real(url, options);
+            };""", answers)
+
+    def scripted(self):
+        return self.driver.execute_script("return window.scripted")
+
     def open(self, fragment):
         """Loads the page at #fragment and waits until it has rendered."""
         self.driver.get(self.url + "/#" + fragment)
@@ -936,23 +962,7 @@ def test_web_allocation_answered_202_or_503_names_what_it_holds():
         held, later = rows
         web.preset_token(WRITE_TOKEN, "ops-web")
         web.open("/subnet/s-a")
-        # Every other call goes to the daemon.
-        web.driver.execute_script("""
-            const real = window.fetch, answers = arguments[0];
-            window.scripted = [];
-            window.fetch = (url, options) => {
-                const method = (options && options.method) || 'GET';
-                for (const a of answers)
-                    if (a.method === method && String(url).endsWith(a.path) &&
-                        !(a.once && a.used)) {
-                        window.scripted.push(method + ' ' + a.path);
-                        a.used = true;
-                        return Promise.resolve(new Response(
-                            JSON.stringify(a.body), { status: a.status,
-                            headers: { 'Content-Type': 'application/json' } }));
-                    }
-                return real(url, options);
-            };""", [
+        web.script_fetch([
             {"method": "POST", "path": "/subnets/s-a/allocate", "status": 202,
              "once": True,
              "body": {"state": "pending", "detail": "published, not yet applied",
@@ -990,12 +1000,86 @@ def test_web_allocation_answered_202_or_503_names_what_it_holds():
         assert "Reserved for you, and still held: " + held["ip_address"] in text, text
         assert "1 published, may still be applied (r-cut)" in text, text
         assert links() == [held["ip_address"]], links()
-        assert web.driver.execute_script("return window.scripted") == [
-            "POST /subnets/s-a/allocate", "GET /requests/r-late",
-            "POST /subnets/s-a/allocate"], \
-            web.driver.execute_script("return window.scripted")
+        assert web.scripted() == [
+            "POST /subnets/s-a/allocate 202", "GET /requests/r-late 200",
+            "POST /subnets/s-a/allocate 503"], web.scripted()
         web.screenshot("08-allocation-503-with-earlier-rounds")
         web.assert_no_console_errors()
+    finally:
+        web.close()
+
+
+def test_web_follows_what_may_still_be_applied_and_says_what_it_cannot_read():
+    """What the API says may still be applied is followed to its outcome:
+    an allocation's 409 whose last round Kafka took only in part (its
+    requests listed), and a reservation's 503 after it was published;
+    a 429 while following waits its Retry-After.  A pool map whose rows
+    cannot be read says so, with a way to try again, instead of reading
+    for ever.  The answers are the API's as docs/API.md gives them,
+    played to the page's fetch."""
+    web = Web()
+    try:
+        later = web.api_rows("&subnet=s-a&status=available")[0]
+        free = web.api_rows("&subnet=s-b&status=available")[0]
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/subnet/s-a")
+        web.script_fetch([
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 409,
+             "body": {"error": "conflict", "detail": "only 0 of 2 addresses "
+                      "could be reserved: Kafka did not take r-lost",
+                      "allocated": [], "requests": ["r-part"]}},
+            {"method": "GET", "path": "/requests/r-part", "status": 429,
+             "once": True, "headers": {"Retry-After": "1"},
+             "body": {"error": "too_many_requests", "detail": "slow down"}},
+            {"method": "GET", "path": "/requests/r-part", "status": 200,
+             "body": {"id": "r-part", "state": "applied", "row": later,
+                      "vrf": later["vrf"], "address": later["ip_address"]}}])
+        field = web.find("#alloc-s-a-description")
+        field.send_keys("two desks")
+        web.find("form.allocate button[type=submit]").click()
+        text = web.wait_text("form.allocate .outcome",
+                             lambda t: "still held" in t, "the followed 409")
+        assert "Only part of it could be allocated" in text, text
+        assert [a.text for a in web.find_all("form.allocate .outcome a")] == \
+            [later["ip_address"]], text
+        assert web.scripted() == [
+            "POST /subnets/s-a/allocate 409", "GET /requests/r-part 429",
+            "GET /requests/r-part 200"], web.scripted()
+        web.screenshot("09-allocation-409-followed")
+
+        # A reservation published, not acknowledged in time: followed.
+        web.go("/address/-/" + free["ip_address"])
+        web.script_fetch([
+            {"method": "PUT", "path": "/marks/-/" + free["ip_address"],
+             "status": 503, "body": {"error": "unavailable", "detail":
+                                     "Kafka did not acknowledge it in time",
+                                     "requests": ["r-unsure"]}},
+            {"method": "GET", "path": "/requests/r-unsure", "status": 200,
+             "body": {"id": "r-unsure", "state": "applied",
+                      "row": dict(free, status="reserved"),
+                      "vrf": free["vrf"], "address": free["ip_address"]}}])
+        web.find("#reserve-description").send_keys("a printer")
+        web.find("#reserve").click()
+        web.wait_text("#action-result", lambda t: t == "Reserved.", "followed")
+        assert web.scripted() == ["PUT /marks/-/%s 503" % free["ip_address"],
+                                  "GET /requests/r-unsure 200"], web.scripted()
+
+        # A map whose read fails says so; trying again draws it.
+        web.open("/subnets")
+        web.script_fetch([
+            {"method": "GET", "path": "/addresses?subnet=s-d&limit=1000",
+             "status": 503, "once": True,
+             "body": {"error": "unavailable", "detail": "too many reads"}}])
+        wait_until(lambda: len(web.find_all(".map")) == 5, 30, "five maps")
+        web.find("#subnet-s-d .map-toggle").click()
+        web.find("#subnet-s-d .map-toggle").click()
+        text = web.wait_text("#subnet-s-d", lambda t: "could not be read" in t,
+                             "the map's failure")
+        assert "503" in text and "too many reads" in text, text
+        web.screenshot("10-map-not-read")
+        web.find("#subnet-s-d .map-retry").click()
+        wait_until(lambda: len(web.find_all("#subnet-s-d .map .cell")) ==
+                   POOLED["s-d"], 30, "the map drawn")
     finally:
         web.close()
 
