@@ -222,6 +222,14 @@ class Web:
     def scripted(self):
         return self.driver.execute_script("return window.scripted")
 
+    def wait_map(self, subnet):
+        """Waits until the map of a subnet's pool is drawn: until then the
+        card below it moves down as it comes, and a click aimed at the
+        allocation form may land on a cell of the map."""
+        wait_until(lambda: len(self.find_all(
+            ".map[data-subnet='%s'] .cell" % subnet)) == POOLED[subnet], 30,
+            "the map of %s" % subnet)
+
     def open(self, fragment):
         """Loads the page at #fragment and waits until it has rendered."""
         self.driver.get(self.url + "/#" + fragment)
@@ -264,7 +272,11 @@ class Web:
             "return e ? e.innerText.trim() : ''", css)
 
     def wait_text(self, css, predicate, what):
-        wait_until(lambda: predicate(self.text(css)), 30, what)
+        try:
+            wait_until(lambda: predicate(self.text(css)), 30, what)
+        except AssertionError as error:
+            raise AssertionError("%s; %s holds %r at %s" % (
+                error, css, self.text(css), self.driver.current_url)) from None
         return self.text(css)
 
     def assert_ids_labels_and_landmarks(self):
@@ -637,6 +649,7 @@ def test_web_reserve_in_the_page_and_the_conflict():
 
         # Allocate next free from the subnet's page.
         web.go("/subnet/s-e")
+        web.wait_map("s-e")
         web.find("#alloc-s-e-description").send_keys("lab laptop")
         web.find("form.allocate button[type=submit]").click()
         web.wait_text("form.allocate .outcome", lambda t: "Reserved for you" in t,
@@ -962,6 +975,7 @@ def test_web_allocation_answered_202_or_503_names_what_it_holds():
         held, later = rows
         web.preset_token(WRITE_TOKEN, "ops-web")
         web.open("/subnet/s-a")
+        web.wait_map("s-a")
         web.script_fetch([
             {"method": "POST", "path": "/subnets/s-a/allocate", "status": 202,
              "once": True,
@@ -1023,6 +1037,7 @@ def test_web_follows_what_may_still_be_applied_and_says_what_it_cannot_read():
         free = web.api_rows("&subnet=s-b&status=available")[0]
         web.preset_token(WRITE_TOKEN, "ops-web")
         web.open("/subnet/s-a")
+        web.wait_map("s-a")
         web.script_fetch([
             {"method": "POST", "path": "/subnets/s-a/allocate", "status": 409,
              "body": {"error": "conflict", "detail": "only 0 of 2 addresses "
