@@ -609,19 +609,78 @@ batch_json_required(struct batch_text *text, const char *name,
 		batch_text_string(text, name, value);
 }
 
-/* Writes the pool arrays of a subnet record from a change (NULL: none). */
+/*
+ * The i-th of n pool ranges of a change as they were sent: its clamped
+ * ranges with the network and broadcast addresses they were kept off
+ * given back (CHANGE_POOL_*), each joined to the range beside it or a
+ * range of its own.  The SQL keeps them so and clamps them to the cidr
+ * (ipamd.subnet_pools()), so that pools kept under a changed cidr are
+ * held to it as pools sent whole are.
+ */
+static struct pool_range
+batch_pool_sent(const struct change *change, size_t i, size_t *n)
+{
+	struct ip_addr net, bcast, next;
+	struct pool_range r;
+	bool lead = false, trail = false;
+	size_t count = change->pool_count;
+
+	if ((change->pool_edges & CHANGE_POOL_NETWORK) != 0) {
+		prefix_first(&change->cidr, &net);
+		next = net;
+		addr_increment(&next);
+		lead = count == 0 ||
+		    addr_compare(&change->pools[0].first, &next) != 0;
+		count += lead;
+	}
+	if ((change->pool_edges & CHANGE_POOL_BROADCAST) != 0) {
+		prefix_last(&change->cidr, &bcast);
+		next = bcast;
+		addr_decrement(&next);
+		trail = change->pool_count == 0 || addr_compare(
+		    &change->pools[change->pool_count - 1].last, &next) != 0;
+		count += trail;
+	}
+	*n = count;
+	if (i >= count)
+		return (struct pool_range){ 0 };
+	if (lead && i == 0)
+		return (struct pool_range){ net, net };
+	if (trail && i == count - 1)
+		return (struct pool_range){ bcast, bcast };
+	r = change->pools[i - lead];
+	/* Not a range of its own: the edge joins the range beside it. */
+	if ((change->pool_edges & CHANGE_POOL_NETWORK) != 0 && i == 0)
+		r.first = net;
+	if ((change->pool_edges & CHANGE_POOL_BROADCAST) != 0 && !trail &&
+	    i == count - 1)
+		r.last = bcast;
+	return r;
+}
+
+/*
+ * Writes the pool arrays of a subnet record from a change (NULL: none),
+ * the ranges as they were sent (batch_pool_sent()).
+ */
 static void
 batch_json_pools(struct batch_text *text, const struct change *change)
 {
-	size_t i;
+	struct pool_range r;
+	size_t i, n = 0;
 
+	if (change != NULL)
+		batch_pool_sent(change, 0, &n);
 	batch_text_open(text, "pool_first", '[');
-	for (i = 0; change != NULL && i < change->pool_count; i++)
-		batch_text_addr(text, NULL, true, &change->pools[i].first);
+	for (i = 0; i < n; i++) {
+		r = batch_pool_sent(change, i, &n);
+		batch_text_addr(text, NULL, true, &r.first);
+	}
 	batch_text_close(text, ']');
 	batch_text_open(text, "pool_last", '[');
-	for (i = 0; change != NULL && i < change->pool_count; i++)
-		batch_text_addr(text, NULL, true, &change->pools[i].last);
+	for (i = 0; i < n; i++) {
+		r = batch_pool_sent(change, i, &n);
+		batch_text_addr(text, NULL, true, &r.last);
+	}
 	batch_text_close(text, ']');
 }
 

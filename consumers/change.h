@@ -32,6 +32,16 @@ struct pool_range {
 };
 
 /*
+ * The addresses an IPv4 subnet's pools (of a subnet of /30 or shorter)
+ * held as sent but not as clamped: its network and its broadcast address.
+ * A subnet keeps its pools as sent, so that pools kept under a changed
+ * cidr (a TOAST placeholder) are held to the new cidr as sent whole.
+ * Bits of struct change's pool_edges.
+ */
+#define CHANGE_POOL_NETWORK	0x01u
+#define CHANGE_POOL_BROADCAST	0x02u
+
+/*
  * Fields a change leaves as they are stored (a Debezium TOAST placeholder,
  * "__debezium_unavailable_value": the column did not change and its value
  * was not sent).  Bits of struct change's keep.
@@ -82,8 +92,9 @@ struct change {
 	/* subnet */
 	char			*name;
 	struct ip_prefix	cidr;
-	struct pool_range	*pools;
+	struct pool_range	*pools;		/* clamped, sorted, merged */
 	size_t			pool_count;
+	unsigned		pool_edges;	/* CHANGE_POOL_* */
 	bool			ping;		/* default true */
 
 	/* mark (the address is in ip, has_ip is true) */

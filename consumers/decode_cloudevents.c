@@ -501,7 +501,7 @@ ce_subnet(const struct ce_event *event, json_t *data, struct change *out,
 	    fields_pools("data.static_ip_pools", json_object_get(data,
 	    "static_ip_pools"), &out->cidr,
 	    event->in->limits->max_pool_addresses, &out->pools,
-	    &out->pool_count, err, errlen) == -1 ||
+	    &out->pool_count, &out->pool_edges, err, errlen) == -1 ||
 	    fields_vrf("data.vrf", json_object_get(data, "vrf"), &out->vrf,
 	    err, errlen) == -1 ||
 	    fields_bool("data.ping", json_object_get(data, "ping"), true,

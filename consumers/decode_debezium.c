@@ -360,7 +360,7 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
 	    dbz_after(row, 3, true, CHANGE_KEEP_POOLS, &v, err, errlen) == -1 ||
 	    fields_pools_value(label, &v, &out->cidr,
 	    in->limits->max_pool_addresses, &out->pools, &out->pool_count,
-	    err, errlen) == -1 ||
+	    &out->pool_edges, err, errlen) == -1 ||
 	    dbz_after(row, 4, false, 0, &v, err, errlen) == -1 ||
 	    fields_vrf_value(label, &v, &out->vrf, err, errlen) == -1 ||
 	    dbz_after(row, 5, false, 0, &v, err, errlen) == -1 ||

@@ -1024,20 +1024,30 @@ fields_range_compare(const void *a, const void *b)
 
 /*
  * Keeps pool ranges of an IPv4 subnet of /30 or shorter off its network
- * and broadcast addresses, dropping ranges left empty; returns the count
- * of ranges kept.
+ * and broadcast addresses, dropping ranges left empty, and says in *edges
+ * which of the two they held (CHANGE_POOL_*); returns the count of ranges
+ * kept.
  */
 static size_t
 fields_pools_clamp(const struct ip_prefix *cidr, struct pool_range *ranges,
-    size_t count)
+    size_t count, unsigned *edges)
 {
 	struct ip_addr	low, high;
 	size_t		i, kept = 0;
 
+	*edges = 0;
 	if (cidr->addr.family != AF_INET || cidr->length > 30)
 		return count;
 	prefix_first(cidr, &low);
 	prefix_last(cidr, &high);
+	/* Every range lies inside the cidr: it holds an end if it starts
+	 * or stops there. */
+	for (i = 0; i < count; i++) {
+		if (addr_compare(&ranges[i].first, &low) == 0)
+			*edges |= CHANGE_POOL_NETWORK;
+		if (addr_compare(&ranges[i].last, &high) == 0)
+			*edges |= CHANGE_POOL_BROADCAST;
+	}
 	addr_increment(&low);
 	addr_decrement(&high);
 	for (i = 0; i < count; i++) {
@@ -1148,7 +1158,8 @@ fields_pools_array(const char *field, const struct fields_value *value,
 int
 fields_pools_value(const char *field, const struct fields_value *value,
     const struct ip_prefix *cidr, uint64_t max_addresses,
-    struct pool_range **out, size_t *count, char *err, size_t errlen)
+    struct pool_range **out, size_t *count, unsigned *edges, char *err,
+    size_t errlen)
 {
 	struct pool_range	*ranges = NULL;
 	json_t			*array, *owned, *entry;
@@ -1158,6 +1169,7 @@ fields_pools_value(const char *field, const struct fields_value *value,
 
 	*out = NULL;
 	*count = 0;
+	*edges = 0;
 	if (fields_pools_array(field, value, &array, &owned, err,
 	    errlen) == -1)
 		return -1;
@@ -1180,7 +1192,7 @@ fields_pools_value(const char *field, const struct fields_value *value,
 		    &ranges[i], err, errlen) == -1)
 			goto fail;
 	}
-	n = fields_pools_clamp(cidr, ranges, n);
+	n = fields_pools_clamp(cidr, ranges, n, edges);
 	n = fields_pools_merge(ranges, n);
 	/* Merged ranges do not overlap: the sum counts each address once. */
 	for (i = 0; i < n; i++) {
@@ -1205,6 +1217,7 @@ fields_pools_value(const char *field, const struct fields_value *value,
 fail:
 	json_decref(owned);
 	free(ranges);
+	*edges = 0;
 	return -1;
 }
 
@@ -1212,13 +1225,14 @@ fail:
 int
 fields_pools(const char *field, const json_t *value,
     const struct ip_prefix *cidr, uint64_t max_addresses,
-    struct pool_range **out, size_t *count, char *err, size_t errlen)
+    struct pool_range **out, size_t *count, unsigned *edges, char *err,
+    size_t errlen)
 {
 	struct fields_value	v;
 
 	fields_from_json(value, &v);
 	return fields_pools_value(field, &v, cidr, max_addresses, out, count,
-	    err, errlen);
+	    edges, err, errlen);
 }
 
 /*

@@ -212,15 +212,18 @@ int	fields_version_bytes(const char *field, const void *bytes,
  * Static pools of the subnet cidr: a JSON array of "a-b", "a" or "a/n"
  * strings, or a string holding that array; absent, null, "" give none.
  * The ranges come out clamped off an IPv4 subnet's network and broadcast
- * addresses (for /30 and shorter), sorted and merged; their addresses
+ * addresses (for /30 and shorter), sorted and merged; *edges says which
+ * of the two the ranges held as sent (CHANGE_POOL_*).  Their addresses
  * must not number more than max_addresses.  The caller owns *out.
  */
 int	fields_pools(const char *field, const json_t *value,
 	    const struct ip_prefix *cidr, uint64_t max_addresses,
-	    struct pool_range **out, size_t *count, char *err, size_t errlen);
+	    struct pool_range **out, size_t *count, unsigned *edges,
+	    char *err, size_t errlen);
 int	fields_pools_value(const char *field, const struct fields_value *value,
 	    const struct ip_prefix *cidr, uint64_t max_addresses,
-	    struct pool_range **out, size_t *count, char *err, size_t errlen);
+	    struct pool_range **out, size_t *count, unsigned *edges,
+	    char *err, size_t errlen);
 
 /*
  * Splits a mark id, "address" or "vrf/address", into its vrf (the caller

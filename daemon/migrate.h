@@ -8,7 +8,7 @@
 #include "common/pgconn.h"
 
 /* The highest migration this binary knows; a newer database is refused. */
-#define MIGRATE_SCHEMA_VERSION	20
+#define MIGRATE_SCHEMA_VERSION	21
 
 /* How a migration run ended. */
 enum migrate_outcome {

@@ -61,13 +61,15 @@ $$;
 -- The static pools a subnet record stores, held to its cidr as the decoder
 -- holds an event's (consumers/decode_fields.c): every range inside the
 -- cidr, and an IPv4 subnet's of /30 or shorter kept off its network and
--- broadcast addresses (a range left empty is dropped).  The decoder did
--- so for the pools an event sent, with the cidr it sent.  Pools kept from
--- the stored subnet (a TOAST placeholder) were held to the cidr they were
--- stored with, which this record may change: a range that reaches outside
--- the new cidr refuses the event (SQLSTATE 22023: its batch is split and
--- the event becomes a dead letter with this reason), as the same subnet
--- sent whole would be refused by the decoder.
+-- broadcast addresses (a range left empty is dropped).  firsts and lasts
+-- are the pools as sent: the record's, which the decoder checked against
+-- the cidr it sent (the batch gives back the two addresses it kept them
+-- off), or the stored subnet's (a TOAST placeholder), checked against
+-- the cidr they were sent with, which this record may change: a range
+-- that reaches outside the new cidr refuses the event (SQLSTATE 22023:
+-- its batch is split and the event becomes a dead letter with this
+-- reason), as the same subnet sent whole would be refused by the
+-- decoder.
 CREATE OR REPLACE FUNCTION ipamd.subnet_pools(id text, cidr cidr,
     firsts inet[], lasts inet[], OUT pool_first inet[],
     OUT pool_last inet[])
@@ -132,6 +134,8 @@ BEGIN
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.cidr AS old_cidr, s.name AS old_name,
 		    s.pool_first AS old_pool_first, s.pool_last AS old_pool_last,
+		    s.pool_sent_first AS old_sent_first,
+		    s.pool_sent_last AS old_sent_last,
 		    f.lsn AS floor_lsn,
 		    ipamd.entity_action(inp.gv, inp.reset, inp.op, inp.lsn, f.lsn,
 			s.id IS NOT NULL, s.version) AS action,
@@ -155,25 +159,38 @@ BEGIN
 			ELSE name END AS name,
 		    CASE WHEN action = 'upsert' THEN cidr END AS cidr,
 		    p.pool_first, p.pool_last,
+		    -- The pools as sent, kept when the pools held to the
+		    -- cidr are not the same (schema/021_subnet_pools_sent.sql).
+		    CASE WHEN sent.f <> p.pool_first OR sent.l <> p.pool_last
+			THEN sent.f END AS pool_sent_first,
+		    CASE WHEN sent.f <> p.pool_first OR sent.l <> p.pool_last
+			THEN sent.l END AS pool_sent_last,
 		    coalesce(ping, true) AS ping,
 		    topic, part, off
 		FROM dec
+		-- The pools as sent: the record's (the batch writes them so),
+		-- or the stored subnet's, as sent or, when not known, as it
+		-- holds them.
+		CROSS JOIN LATERAL (SELECT
+		    CASE WHEN action <> 'upsert' THEN '{}'::inet[]
+			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
+			    floor_lsn)
+			THEN coalesce(old_sent_first, old_pool_first, '{}')
+			ELSE coalesce(pool_first, '{}') END AS f,
+		    CASE WHEN action <> 'upsert' THEN '{}'::inet[]
+			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
+			    floor_lsn)
+			THEN coalesce(old_sent_last, old_pool_last, '{}')
+			ELSE coalesce(pool_last, '{}') END AS l) sent
 		CROSS JOIN LATERAL ipamd.subnet_pools(dec.id,
-		    CASE WHEN action = 'upsert' THEN cidr END,
-		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
-			    floor_lsn) THEN coalesce(old_pool_first, '{}')
-			ELSE coalesce(pool_first, '{}') END,
-		    CASE WHEN action <> 'upsert' THEN '{}'
-			WHEN ipamd.keeps(keep, kb, 'pools', known, old_v,
-			    floor_lsn) THEN coalesce(old_pool_last, '{}')
-			ELSE coalesce(pool_last, '{}') END) p
+		    CASE WHEN action = 'upsert' THEN cidr END, sent.f, sent.l) p
 		WHERE action IN ('upsert', 'delete')
 	), changed AS (
 		UPDATE subnet s SET version = w.version, lsn = w.lsn,
 		    deleted = w.deleted, vrf = w.vrf, name = w.name,
 		    cidr = w.cidr, pool_first = w.pool_first,
-		    pool_last = w.pool_last, ping = w.ping,
+		    pool_last = w.pool_last, pool_sent_first = w.pool_sent_first,
+		    pool_sent_last = w.pool_sent_last, ping = w.ping,
 		    source_topic = w.topic, source_partition = w.part,
 		    source_offset = w.off, updated_at = now()
 		FROM w
@@ -181,10 +198,10 @@ BEGIN
 		RETURNING 1
 	), added AS (
 		INSERT INTO subnet (id, version, lsn, deleted, vrf, name, cidr,
-		    pool_first, pool_last, ping,
+		    pool_first, pool_last, pool_sent_first, pool_sent_last, ping,
 		    source_topic, source_partition, source_offset, updated_at)
 		SELECT id, version, lsn, deleted, vrf, name, cidr, pool_first,
-		    pool_last, ping,
+		    pool_last, pool_sent_first, pool_sent_last, ping,
 		    topic, part, off, now()
 		FROM w WHERE NOT w.known
 		RETURNING 1

@@ -1087,12 +1087,15 @@ def race_evidence(lane):
 def toast_setup(lane):
     """A subnet whose ~3 KB pool list is stored out of line (EXTERNAL: not
     compressed, so TOASTed whatever the compressor makes of it), with a
-    server just outside it."""
+    server just outside it.  The pools hold the /24's network and
+    broadcast addresses, which its pools are kept off; when the cidr grows
+    to the /23, the pools kept (the placeholder) hold 10.30.0.255, a plain
+    address there, as they would sent whole."""
     names = lane.names
     lane.inventory.execute(sql("ALTER TABLE {subnet} ALTER COLUMN {pools} SET STORAGE EXTERNAL",
                                names))
     lane.inventory.insert_subnet("", "big", "10.30.0.0/24",
-                                 ["10.30.0.%d" % i for i in range(1, 255)])
+                                 ["10.30.0.%d" % i for i in range(0, 256)])
     lane.inventory.insert_server("", "big-edge", "10.30.1.7", None, "R640", "Dell")
     size = lane.inventory.db.scalar(sql(
         "SELECT octet_length({pools}::text) FROM {subnet} WHERE {name} = 'big'", names))

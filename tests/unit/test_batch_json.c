@@ -12,6 +12,7 @@
 
 #include "batch_oracle.h"
 #include "consumers/batch.h"
+#include "consumers/decode_fields.h"
 #include "test_support.h"
 
 /*
@@ -847,12 +848,174 @@ test_exact_text(void **state)
 	free(batch.entries);
 }
 
+/* The subnet record of a batch's JSON: the object that holds pool_first. */
+static json_t *
+find_pools(json_t *value)
+{
+	json_t *member, *found;
+	const char *name;
+	size_t i;
+
+	if (json_is_object(value)) {
+		if (json_object_get(value, "pool_first") != NULL)
+			return value;
+		json_object_foreach(value, name, member)
+			if ((found = find_pools(member)) != NULL)
+				return found;
+	} else if (json_is_array(value)) {
+		json_array_foreach(value, i, member)
+			if ((found = find_pools(member)) != NULL)
+				return found;
+	}
+	return NULL;
+}
+
+/* The runs of set bits of a cidr's address bitmap, as "a-b" text. */
+static void
+runs_text(const bool *in, uint32_t base, uint32_t size, char *out,
+    size_t outlen)
+{
+	size_t used = 0;
+	uint32_t i, j;
+
+	out[0] = '\0';
+	for (i = 0; i < size; i = j) {
+		if (!in[i]) {
+			j = i + 1;
+			continue;
+		}
+		for (j = i; j < size && in[j]; j++)
+			;
+		used += (size_t)snprintf(out + used, outlen - used,
+		    "%s%u.%u.%u.%u-%u.%u.%u.%u", used > 0 ? "," : "",
+		    (base + i) >> 24, (base + i) >> 16 & 255,
+		    (base + i) >> 8 & 255, (base + i) & 255,
+		    (base + j - 1) >> 24, (base + j - 1) >> 16 & 255,
+		    (base + j - 1) >> 8 & 255, (base + j - 1) & 255);
+	}
+}
+
+/*
+ * A subnet's pools reach PostgreSQL as they were sent, merged: the
+ * network and broadcast addresses that the decoder keeps them off are
+ * given back (so that pools kept under a changed cidr are held to it as
+ * pools sent whole), and the decoded ranges are those less the two.
+ * Random pools of random IPv4 subnets from /22 to /32, against bitmaps.
+ */
+static void
+test_pools_as_sent(void **state)
+{
+	static const char *const topics[] = { "t" };
+	struct positions positions;
+	struct batch batch;
+	struct change change;
+	char err[256], entry[64], sent[4096], clamped[4096], text[4096];
+	char first[ADDR_TEXT_MAX], last[ADDR_TEXT_MAX], *json;
+	bool bits[1024], kept[1024];
+	json_error_t error;
+	json_t *pools, *doc, *record, *f, *l;
+	size_t round, i, n, skipped, used;
+	uint32_t base, size, a, b, k;
+	int len;
+
+	(void)state;
+	memset(&positions, 0, sizeof(positions));
+	positions.missing_topic = -1;
+	for (round = 0; round < 4000; round++) {
+		len = 22 + (int)rng_below(11);
+		size = 1u << (32 - len);
+		base = (10u << 24 | (uint32_t)rng_below(1u << 16) << 8) &
+		    ~(size - 1);
+		memset(bits, 0, sizeof(bits));
+		pools = json_array();
+		for (n = rng_below(5), i = 0; i < n; i++) {
+			/* Ends drawn near the edges half the time. */
+			a = rng_below(2) ? (uint32_t)rng_below(3) % size :
+			    (uint32_t)rng_below(size);
+			b = rng_below(2) ? size - 1 - (uint32_t)rng_below(3) %
+			    size : (uint32_t)rng_below(size);
+			if (a > b) {
+				k = a;
+				a = b;
+				b = k;
+			}
+			snprintf(entry, sizeof(entry), "%u.%u.%u.%u-%u.%u.%u.%u",
+			    (base + a) >> 24, (base + a) >> 16 & 255,
+			    (base + a) >> 8 & 255, (base + a) & 255,
+			    (base + b) >> 24, (base + b) >> 16 & 255,
+			    (base + b) >> 8 & 255, (base + b) & 255);
+			json_array_append_new(pools, json_string(entry));
+			for (k = a; k <= b; k++)
+				bits[k] = true;
+		}
+		memset(&change, 0, sizeof(change));
+		snprintf(entry, sizeof(entry), "%u.%u.%u.%u/%d", base >> 24,
+		    base >> 16 & 255, base >> 8 & 255, base & 255, len);
+		assert_int_equal(prefix_parse(entry, &change.cidr, err,
+		    sizeof(err)), 0);
+		if (fields_pools("pools", pools, &change.cidr, 1 << 20,
+		    &change.pools, &change.pool_count, &change.pool_edges, err,
+		    sizeof(err)) == -1)
+			fail_msg("%s: %s", entry, err);
+		json_decref(pools);
+
+		runs_text(bits, base, size, sent, sizeof(sent));
+		memcpy(kept, bits, sizeof(kept));
+		if (len <= 30)
+			kept[0] = kept[size - 1] = false;
+		runs_text(kept, base, size, clamped, sizeof(clamped));
+		for (used = 0, text[0] = '\0', i = 0; i < change.pool_count;
+		    i++) {
+			addr_format(&change.pools[i].first, first, sizeof(first));
+			addr_format(&change.pools[i].last, last, sizeof(last));
+			used += (size_t)snprintf(text + used, sizeof(text) - used,
+			    "%s%s-%s", i > 0 ? "," : "", first, last);
+		}
+		if (strcmp(text, clamped) != 0)
+			fail_msg("%s: decoded %s, not %s", entry, text, clamped);
+
+		change.entity = CHANGE_SUBNET;
+		change.op = CHANGE_UPSERT;
+		change.id = strdup("s");
+		change.vrf = strdup("");
+		change.has_version = true;
+		change.version = 1;
+		batch_init(&batch, topics, 1);
+		batch_add_change(&batch, 0, 0, 7, &change, "k", 1, "{}", 2,
+		    "[]");
+		json = batch_build_json(&batch, 1, "g", "s", false,
+		    position_of, &positions, &skipped);
+		assert_non_null(json);
+		doc = json_loads(json, 0, &error);
+		free(json);
+		assert_non_null(doc);
+		record = find_pools(doc);
+		assert_non_null(record);
+		f = json_object_get(record, "pool_first");
+		l = json_object_get(record, "pool_last");
+		assert_int_equal(json_array_size(f), json_array_size(l));
+		for (used = 0, text[0] = '\0', i = 0; i < json_array_size(f);
+		    i++)
+			used += (size_t)snprintf(text + used, sizeof(text) - used,
+			    "%s%s-%s", i > 0 ? "," : "",
+			    json_string_value(json_array_get(f, i)),
+			    json_string_value(json_array_get(l, i)));
+		if (strcmp(text, sent) != 0)
+			fail_msg("%s: written %s, not %s (decoded %s)", entry,
+			    text, sent, clamped);
+		json_decref(doc);
+		batch_clear(&batch);
+		free(batch.entries);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_batches),
 		cmocka_unit_test(test_exact_text),
+		cmocka_unit_test(test_pools_as_sent),
 		cmocka_unit_test(test_fold_random_batches),
 		cmocka_unit_test(test_fold_compacts),
 		cmocka_unit_test(test_fold_bookkeeping),

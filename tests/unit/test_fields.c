@@ -395,139 +395,144 @@ struct pool_row {
 	uint64_t	 limit;
 	const char	*ranges;
 	const char	*error;
+	unsigned	 edges;		/* CHANGE_POOL_*: held as sent */
 };
+
+#define NET	CHANGE_POOL_NETWORK
+#define BCAST	CHANGE_POOL_BROADCAST
 
 static const struct pool_row pool_rows[] = {
 	{ "range", "192.168.1.0/24", "[\"192.168.1.1-192.168.1.50\"]", 0,
-	    "192.168.1.1-192.168.1.50", NULL },
+	    "192.168.1.1-192.168.1.50", NULL, 0 },
 	{ "single", "192.168.1.0/24", "[\"192.168.1.7\"]", 0,
-	    "192.168.1.7-192.168.1.7", NULL },
+	    "192.168.1.7-192.168.1.7", NULL, 0 },
 	{ "cidr block", "192.168.1.0/24", "[\"192.168.1.64/28\"]", 0,
-	    "192.168.1.64-192.168.1.79", NULL },
+	    "192.168.1.64-192.168.1.79", NULL, 0 },
 	{ "spaces around", "192.168.1.0/24",
 	    "[\" 192.168.1.1 - 192.168.1.5 \"]", 0,
-	    "192.168.1.1-192.168.1.5", NULL },
+	    "192.168.1.1-192.168.1.5", NULL, 0 },
 	{ "string holding the array", "192.168.1.0/24",
 	    "\"[\\\"192.168.1.1-192.168.1.50\\\"]\"", 0,
-	    "192.168.1.1-192.168.1.50", NULL },
-	{ "absent", "192.168.1.0/24", NULL, 0, "", NULL },
-	{ "null", "192.168.1.0/24", "null", 0, "", NULL },
-	{ "empty array", "192.168.1.0/24", "[]", 0, "", NULL },
-	{ "empty string", "192.168.1.0/24", "\"\"", 0, "", NULL },
-	{ "string holding null", "192.168.1.0/24", "\"null\"", 0, "", NULL },
-	{ "string holding []", "192.168.1.0/24", "\" [ ] \"", 0, "", NULL },
+	    "192.168.1.1-192.168.1.50", NULL, 0 },
+	{ "absent", "192.168.1.0/24", NULL, 0, "", NULL, 0 },
+	{ "null", "192.168.1.0/24", "null", 0, "", NULL, 0 },
+	{ "empty array", "192.168.1.0/24", "[]", 0, "", NULL, 0 },
+	{ "empty string", "192.168.1.0/24", "\"\"", 0, "", NULL, 0 },
+	{ "string holding null", "192.168.1.0/24", "\"null\"", 0, "", NULL, 0 },
+	{ "string holding []", "192.168.1.0/24", "\" [ ] \"", 0, "", NULL, 0 },
 	/* Clamping off the network and broadcast address. */
 	{ "/24 whole block", "192.168.1.0/24", "[\"192.168.1.0/24\"]", 0,
-	    "192.168.1.1-192.168.1.254", NULL },
+	    "192.168.1.1-192.168.1.254", NULL, NET | BCAST },
 	{ "/24 whole range", "192.168.1.0/24",
 	    "[\"192.168.1.0-192.168.1.255\"]", 0,
-	    "192.168.1.1-192.168.1.254", NULL },
+	    "192.168.1.1-192.168.1.254", NULL, NET | BCAST },
 	{ "/24 network only", "192.168.1.0/24", "[\"192.168.1.0\"]", 0, "",
-	    NULL },
+	    NULL, NET },
 	{ "/24 broadcast only", "192.168.1.0/24", "[\"192.168.1.255\"]", 0,
-	    "", NULL },
+	    "", NULL, BCAST },
 	{ "/24 first block", "192.168.1.0/24", "[\"192.168.1.0/28\"]", 0,
-	    "192.168.1.1-192.168.1.15", NULL },
+	    "192.168.1.1-192.168.1.15", NULL, NET },
 	{ "/30", "10.0.0.0/30", "[\"10.0.0.0-10.0.0.3\"]", 0,
-	    "10.0.0.1-10.0.0.2", NULL },
+	    "10.0.0.1-10.0.0.2", NULL, NET | BCAST },
 	{ "/30 block", "10.0.0.4/30", "[\"10.0.0.4/30\"]", 0,
-	    "10.0.0.5-10.0.0.6", NULL },
+	    "10.0.0.5-10.0.0.6", NULL, NET | BCAST },
 	{ "/31 kept whole", "10.0.0.0/31", "[\"10.0.0.0-10.0.0.1\"]", 0,
-	    "10.0.0.0-10.0.0.1", NULL },
+	    "10.0.0.0-10.0.0.1", NULL, 0 },
 	{ "/32 kept", "10.0.0.5/32", "[\"10.0.0.5\"]", 0,
-	    "10.0.0.5-10.0.0.5", NULL },
+	    "10.0.0.5-10.0.0.5", NULL, 0 },
 	{ "/32 as block", "10.0.0.5/32", "[\"10.0.0.5/32\"]", 0,
-	    "10.0.0.5-10.0.0.5", NULL },
+	    "10.0.0.5-10.0.0.5", NULL, 0 },
 	{ "IPv6 not clamped", "2001:db8::/64", "[\"2001:db8::/126\"]", 0,
-	    "2001:db8::-2001:db8::3", NULL },
+	    "2001:db8::-2001:db8::3", NULL, 0 },
 	/* Sorting and merging. */
 	{ "overlapping", "192.168.1.0/24",
 	    "[\"192.168.1.10-192.168.1.20\", \"192.168.1.15-192.168.1.30\"]",
-	    0, "192.168.1.10-192.168.1.30", NULL },
+	    0, "192.168.1.10-192.168.1.30", NULL, 0 },
 	{ "adjacent", "192.168.1.0/24",
 	    "[\"192.168.1.11-192.168.1.20\", \"192.168.1.1-192.168.1.10\"]",
-	    0, "192.168.1.1-192.168.1.20", NULL },
+	    0, "192.168.1.1-192.168.1.20", NULL, 0 },
 	{ "contained", "192.168.1.0/24",
 	    "[\"192.168.1.1-192.168.1.100\", \"192.168.1.5\", "
-	    "\"192.168.1.32/30\"]", 0, "192.168.1.1-192.168.1.100", NULL },
+	    "\"192.168.1.32/30\"]", 0, "192.168.1.1-192.168.1.100", NULL, 0 },
 	{ "duplicates", "192.168.1.0/24",
 	    "[\"192.168.1.5\", \"192.168.1.5\"]", 0,
-	    "192.168.1.5-192.168.1.5", NULL },
+	    "192.168.1.5-192.168.1.5", NULL, 0 },
 	{ "apart, sorted", "192.168.1.0/24",
 	    "[\"192.168.1.100\", \"192.168.1.1-192.168.1.5\", "
 	    "\"192.168.1.7\"]", 0, "192.168.1.1-192.168.1.5,"
-	    "192.168.1.7-192.168.1.7,192.168.1.100-192.168.1.100", NULL },
+	    "192.168.1.7-192.168.1.7,192.168.1.100-192.168.1.100", NULL, 0 },
 	{ "IPv6 merged", "2001:db8::/64",
 	    "[\"2001:db8::100/120\", \"2001:db8::1-2001:db8::ff\"]", 0,
-	    "2001:db8::1-2001:db8::1ff", NULL },
+	    "2001:db8::1-2001:db8::1ff", NULL, 0 },
 	{ "ends at the top", "::/0",
 	    "[\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-"
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\", "
 	    "\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff8\"]", 0,
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fff0-"
-	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL },
+	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", NULL, 0 },
 	/* The address limit. */
 	{ "at the limit", "192.168.1.0/24",
 	    "[\"192.168.1.1-192.168.1.100\"]", 100,
-	    "192.168.1.1-192.168.1.100", NULL },
+	    "192.168.1.1-192.168.1.100", NULL, 0 },
 	{ "overlap counted once", "192.168.1.0/24",
 	    "[\"192.168.1.1-192.168.1.100\", \"192.168.1.50-192.168.1.100\"]",
-	    100, "192.168.1.1-192.168.1.100", NULL },
+	    100, "192.168.1.1-192.168.1.100", NULL, 0 },
 	{ "clamped before counting", "192.168.1.0/24",
-	    "[\"192.168.1.0/24\"]", 254, "192.168.1.1-192.168.1.254", NULL },
+	    "[\"192.168.1.0/24\"]", 254, "192.168.1.1-192.168.1.254", NULL,
+	    NET | BCAST },
 	{ "over the limit", "192.168.1.0/24",
 	    "[\"192.168.1.1-192.168.1.200\"]", 100, NULL,
-	    "pools hold 200 addresses, more than the limit of 100" },
+	    "pools hold 200 addresses, more than the limit of 100", 0 },
 	{ "IPv6 /64 over the default", "2001:db8::/64",
 	    "[\"2001:db8::/64\"]", 0, NULL, "pools hold at least "
-	    "18446744073709551615 addresses, more than the limit of 1048576" },
+	    "18446744073709551615 addresses, more than the limit of 1048576", 0 },
 	{ "IPv6 /108 at the default", "2001:db8::/64",
-	    "[\"2001:db8::/108\"]", 0, "2001:db8::-2001:db8::f:ffff", NULL },
+	    "[\"2001:db8::/108\"]", 0, "2001:db8::-2001:db8::f:ffff", NULL, 0 },
 	{ "IPv6 /107 over the default", "2001:db8::/64",
 	    "[\"2001:db8::/107\"]", 0, NULL, "pools hold 2097152 addresses, "
-	    "more than the limit of 1048576" },
+	    "more than the limit of 1048576", 0 },
 	/* Errors, each naming the entry. */
 	{ "outside", "192.168.1.0/24", "[\"10.0.0.1\"]", 0, NULL,
-	    "pools[0] \"10.0.0.1\" is outside the subnet 192.168.1.0/24" },
+	    "pools[0] \"10.0.0.1\" is outside the subnet 192.168.1.0/24", 0 },
 	{ "partly outside", "192.168.1.0/24",
 	    "[\"192.168.1.1\", \"192.168.1.250-192.168.2.5\"]", 0, NULL,
 	    "pools[1] \"192.168.1.250-192.168.2.5\" is outside the subnet "
-	    "192.168.1.0/24" },
+	    "192.168.1.0/24", 0 },
 	{ "larger block", "192.168.1.0/24", "[\"192.168.0.0/16\"]", 0, NULL,
-	    "is outside the subnet 192.168.1.0/24" },
+	    "is outside the subnet 192.168.1.0/24", 0 },
 	{ "host bits set", "192.168.1.0/24", "[\"192.168.1.1/28\"]", 0, NULL,
 	    "pools[0]: \"192.168.1.1/28\" has host bits set (did you mean "
-	    "192.168.1.0/28?)" },
+	    "192.168.1.0/28?)", 0 },
 	{ "reversed", "192.168.1.0/24", "[\"192.168.1.50-192.168.1.1\"]", 0,
 	    NULL, "\"192.168.1.50-192.168.1.1\" is reversed: 192.168.1.50 "
-	    "comes after 192.168.1.1" },
+	    "comes after 192.168.1.1", 0 },
 	{ "mixed families", "192.168.1.0/24",
 	    "[\"192.168.1.1-2001:db8::1\"]", 0, NULL,
-	    "\"192.168.1.1-2001:db8::1\" mixes IPv4 and IPv6" },
+	    "\"192.168.1.1-2001:db8::1\" mixes IPv4 and IPv6", 0 },
 	{ "other family", "192.168.1.0/24", "[\"2001:db8::1\"]", 0, NULL,
-	    "\"2001:db8::1\" is IPv6 but the subnet 192.168.1.0/24 is IPv4" },
+	    "\"2001:db8::1\" is IPv6 but the subnet 192.168.1.0/24 is IPv4", 0 },
 	{ "other family block", "2001:db8::/64", "[\"192.168.1.0/28\"]", 0,
-	    NULL, "is IPv4 but the subnet 2001:db8::/64 is IPv6" },
+	    NULL, "is IPv4 but the subnet 2001:db8::/64 is IPv6", 0 },
 	{ "garbage", "192.168.1.0/24", "[\"192.168.1.1\", \"gateway\"]", 0,
-	    NULL, "pools[1]: \"gateway\" is not an IPv4 or IPv6 address" },
+	    NULL, "pools[1]: \"gateway\" is not an IPv4 or IPv6 address", 0 },
 	{ "half a range", "192.168.1.0/24", "[\"192.168.1.1-\"]", 0, NULL,
-	    "\"192.168.1.1-\" is not a range of two addresses: empty address" },
+	    "\"192.168.1.1-\" is not a range of two addresses: empty address", 0 },
 	{ "bad length", "192.168.1.0/24", "[\"192.168.1.0/33\"]", 0, NULL,
-	    "must be a number from 0 to 32" },
+	    "must be a number from 0 to 32", 0 },
 	{ "empty entry", "192.168.1.0/24", "[\"\"]", 0, NULL,
-	    "pools[0] is empty" },
+	    "pools[0] is empty", 0 },
 	{ "not a string", "192.168.1.0/24", "[\"192.168.1.1\", 5]", 0, NULL,
-	    "pools[1] must be a string, not an integer" },
+	    "pools[1] must be a string, not an integer", 0 },
 	{ "an object", "192.168.1.0/24", "{\"a\": 1}", 0, NULL,
 	    "pools must be an array of strings (or a string holding one), "
-	    "not an object" },
+	    "not an object", 0 },
 	{ "a bare entry string", "192.168.1.0/24", "\"192.168.1.1\"", 0, NULL,
-	    "pools holds text that is not JSON" },
+	    "pools holds text that is not JSON", 0 },
 	{ "a string holding a string", "192.168.1.0/24", "\"\\\"x\\\"\"", 0,
-	    NULL, "pools must hold an array of strings, not a string" },
+	    NULL, "pools must hold an array of strings, not a string", 0 },
 	{ "string with duplicate keys", "192.168.1.0/24",
 	    "\"{\\\"a\\\": 1, \\\"a\\\": 2}\"", 0, NULL,
-	    "pools holds text that is not JSON" },
+	    "pools holds text that is not JSON", 0 },
 };
 
 /* fields_pools parses, checks, clamps, merges and counts. */
@@ -541,13 +546,14 @@ test_pools(void **state)
 	char			 err[512], text[1024], first[ADDR_TEXT_MAX];
 	char			 last[ADDR_TEXT_MAX];
 	size_t			 count, i, used = 0;
+	unsigned		 edges;
 	int			 rc;
 
 	if (prefix_parse(row->cidr, &cidr, err, sizeof(err)) == -1)
 		fail_msg("test data: %s", err);
 	value = json_of(row->json);
 	rc = fields_pools("pools", value, &cidr, row->limit != 0 ?
-	    row->limit : 1048576, &ranges, &count, err, sizeof(err));
+	    row->limit : 1048576, &ranges, &count, &edges, err, sizeof(err));
 	json_decref(value);
 	text[0] = '\0';
 	for (i = 0; rc == 0 && i < count; i++) {
@@ -563,12 +569,14 @@ test_pools(void **state)
 			fail_msg("accepted as %s", text);
 		assert_null(ranges);
 		assert_int_equal(count, 0);
+		assert_int_equal(edges, 0);
 		check_error(err, row->error);
 		return;
 	}
 	if (rc != 0)
 		fail_msg("refused: %s", err);
 	assert_string_equal(text, row->ranges);
+	assert_int_equal(edges, row->edges);
 	if (count == 0)
 		assert_null(ranges);
 }
