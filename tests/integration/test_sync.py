@@ -575,7 +575,7 @@ def test_pools_kept_or_sent_whole_make_one_table():
         return pools
 
     batch = rng.choice([1, 7, 5000])
-    print("batches of at most %d events" % batch, flush=True)
+    print("batches of at most %d event(s)" % batch, flush=True)
     run = Run(formats={"subnet": "debezium"},
               config={"consumer": {"batch_max_wait_ms": "20",
                                    "batch_max_events": str(batch)}})
@@ -661,6 +661,26 @@ def test_pools_kept_or_sent_whole_make_one_table():
         assert refused.get("whole"), seed
         assert run.db.scalar("SELECT count(*) FROM ipam_state.subnet "
                              "WHERE pool_sent_first IS NOT NULL") > 0, seed
+
+        # Replayed, the topics build the same state again (a rebuild's
+        # batches hold each subnet's whole history).
+        state = ("SELECT vrf, id, version, cidr::text, pool_first::text[], "
+                 "pool_last::text[], pool_sent_first::text[], "
+                 "pool_sent_last::text[] FROM ipam_state.subnet ORDER BY id")
+        table = ("SELECT vrf, host(ip_address), subnet_id, status, ip_type "
+                 "FROM ipam ORDER BY 1, 2")
+        before = (run.db.query(state), run.db.query(table))
+        assert run.daemon.stop() == 0
+        from test_property import RebuildDaemon
+        rebuild = RebuildDaemon(run.db, run.topics, group=run.daemon.group,
+                                extra_args=["--rebuild"]).start()
+        try:
+            rebuild.wait_log(r"rebuild: swapped in", timeout=120)
+            after = (run.db.query(state), run.db.query(table))
+        finally:
+            assert rebuild.stop() == 0
+            rebuild.close()
+        assert after == before, seed
     finally:
         run.close()
 
