@@ -256,12 +256,35 @@
 	}
 
 	/*
+	 * The row a decided request names: its row, or only vrf and
+	 * ip_address when the address has no row (a mark in no subnet, a
+	 * subnet deleted since), as a mark write's 200 gives them.
+	 */
+	function outcomeRow(outcome) {
+		return outcome.row || { vrf: outcome.vrf,
+		    ip_address: outcome.address };
+	}
+
+	/*
+	 * Whether a follow begun in view generation gen goes on: not once the
+	 * page shows another view (it would poll, and write notices, for a
+	 * view that is gone), nor after the time it is given.
+	 */
+	function following(gen, until) {
+		return gen === generation && Date.now() < until;
+	}
+
+	/* How long a write is followed before the page says to look again. */
+	const FOLLOW_MS = 60000;
+
+	/*
 	 * Waits for a write that answered 202 (not applied within the API's
 	 * wait), or 503 after it was published (Kafka had not acknowledged
 	 * it in time): polls the request until it is decided.
 	 */
 	async function settle(answer) {
 		const ids = (answer.body && answer.body.requests) || [];
+		const gen = generation, until = Date.now() + FOLLOW_MS;
 		let where = null;
 		if (answer.status === 202)
 			where = answer.headers.get('Location') ||
@@ -269,13 +292,15 @@
 		else if (answer.status === 503 && ids.length === 1)
 			where = '/requests/' + encodeURIComponent(ids[0]);
 		let delay = 500;
-		for (let i = 0; where && i < 120; i++) {
+		while (where) {
 			await new Promise((resolve) => setTimeout(resolve, delay));
+			if (!following(gen, until))
+				break;
 			const polled = await poll(where);
 			delay = pollDelay(polled);
 			const state = polled && polled.body && polled.body.state;
 			if (polled && polled.status === 200 && state === 'applied')
-				return { status: 200, body: polled.body.row || {} };
+				return { status: 200, body: outcomeRow(polled.body) };
 			if (polled && polled.status === 200 && state === 'refused')
 				return { status: 409, body: { detail:
 				    polled.body.detail, current: polled.body.row } };
@@ -285,14 +310,17 @@
 
 	/*
 	 * Polls requests (an allocation's, one per address) until each is
-	 * decided or a minute has passed: their outcomes, null where none
-	 * came.
+	 * decided, a minute has passed or the page shows another view: their
+	 * outcomes, null where none came.
 	 */
 	async function decideAll(ids) {
 		const outcomes = ids.map(() => null);
+		const gen = generation, until = Date.now() + FOLLOW_MS;
 		let delay = 500;
-		for (let i = 0; i < 120 && outcomes.includes(null); i++) {
+		while (outcomes.includes(null)) {
 			await new Promise((resolve) => setTimeout(resolve, delay));
+			if (!following(gen, until))
+				break;
 			delay = 500;
 			for (const [k, id] of ids.entries()) {
 				if (outcomes[k])
@@ -313,6 +341,28 @@
 			}
 		}
 		return outcomes;
+	}
+
+	/*
+	 * What an allocation's followed requests came to (decideAll()): the
+	 * addresses reserved, with those its earlier rounds held; how many
+	 * were refused; the ids still undecided; and the lines that say so,
+	 * the reserved ones after reservedText.
+	 */
+	function followedAllocation(held, ids, outcomes) {
+		const rows = held.concat(outcomes.filter((o) => o &&
+		    o.state === 'applied').map(outcomeRow));
+		const refused = outcomes.filter((o) => o &&
+		    o.state === 'refused').length;
+		const waiting = ids.filter((id, i) => !outcomes[i]);
+		return { rows, refused, waiting, lines: (reservedText) => [
+		    rows.length ? el('p', {}, reservedText, addressLinks(rows)) :
+		    null,
+		    refused ? el('p', { text: refused + ' refused: another ' +
+		    'request took the address first.' }) : null,
+		    waiting.length ? el('p', { text: waiting.length + ' not ' +
+		    'applied yet (' + waiting.join(', ') + '): look again in a ' +
+		    'moment.' }) : null] };
 	}
 
 	/*
@@ -989,17 +1039,27 @@
 		return rows;
 	}
 
-	/* Draws the map of a subnet's pool into holder. */
+	/*
+	 * Draws the map of a subnet's pool into holder.  Only the last
+	 * drawing asked of a holder draws: one begun before the map was
+	 * hidden (hideMap()) or asked again leaves it as it is.
+	 */
 	async function drawMap(subnet, holder) {
 		const cells = poolAddresses(subnet.static_ip_pools);
 		if (!cells || !cells.length)
 			return;
+		const ticket = String(Number(holder.dataset.drawing || 0) + 1);
+		holder.dataset.drawing = ticket;
 		replace(holder, el('p', { class: 'muted', text: 'Reading the ' +
 		    'pool…' }));
 		let rows;
 		try {
 			rows = await subnetRows(subnet.id);
+			if (holder.dataset.drawing !== ticket)
+				return;
 		} catch (error) {
+			if (holder.dataset.drawing !== ticket)
+				return;
 			/* Too many reads, a timeout: said, with a way to try again. */
 			replace(holder, el('p', { class: 'error', role: 'status',
 			    text: 'The map could not be read: ' + error.message + ' ' }),
@@ -1043,6 +1103,13 @@
 		replace(holder, grid);
 	}
 
+	/* Hides a map, and whatever drawing of it is still reading. */
+	function hideMap(holder) {
+		holder.dataset.drawing = String(Number(holder.dataset.drawing ||
+		    0) + 1);
+		holder.replaceChildren();
+	}
+
 	/* One subnet's card: name, bar, links, map, allocate form. */
 	function subnetCard(subnet, openMap) {
 		const mapHolder = el('div', { class: 'map-holder' });
@@ -1058,7 +1125,7 @@
 				mapButton.textContent = open ? 'Show the map' :
 				    'Hide the map';
 				if (open)
-					mapHolder.replaceChildren();
+					hideMap(mapHolder);
 				else
 					drawMap(subnet, mapHolder);
 			});
@@ -1177,23 +1244,13 @@
 					replace(box, el('p', { text: 'Published, not applied ' +
 					    'yet: waiting for the daemon to apply it…' }));
 					const ids = (answer.body && answer.body.requests) || [];
-					const outcomes = await decideAll(ids);
+					const came = followedAllocation(held, ids,
+					    await decideAll(ids));
 					if (!box.isConnected)
 						return;
-					const rows = held.concat(outcomes.filter((o) => o &&
-					    o.state === 'applied' && o.row).map((o) => o.row));
-					const refused = outcomes.filter((o) => o &&
-					    o.state === 'refused').length;
-					const waiting = outcomes.filter((o) => !o).length;
-					box.className = 'outcome' + (refused || waiting ?
-					    ' conflict' : ' ok');
-					replace(box, rows.length ? el('p', {},
-					    'Reserved for you: ', addressLinks(rows)) : null,
-					    refused ? el('p', { text: refused + ' refused: ' +
-					    'another request took the address first.' }) : null,
-					    waiting ? el('p', { text: waiting + ' not applied ' +
-					    'yet (' + ids.filter((id, i) => !outcomes[i])
-					    .join(', ') + '): look again in a moment.' }) : null);
+					box.className = 'outcome' + (came.refused ||
+					    came.waiting.length ? ' conflict' : ' ok');
+					replace(box, ...came.lines('Reserved for you: '));
 					await refreshCard(form, subnet, box);
 				} else if (answer.status === 409) {
 					/*
@@ -1213,18 +1270,15 @@
 					    { text: ids.length + ' published, being followed (' +
 					    ids.join(', ') + ')…' }) : null);
 					if (ids.length) {
-						const outcomes = await decideAll(ids);
+						const came = followedAllocation(held, ids,
+						    await decideAll(ids));
 						if (!box.isConnected)
 							return;
-						const rows = held.concat(outcomes.filter((o) => o &&
-						    o.state === 'applied' && o.row).map((o) => o.row));
-						const waiting = ids.filter((id, i) => !outcomes[i]);
-						replace(box, heading, detail, rows.length ? el('p',
-						    {}, 'Reserved for you, and still held: ',
-						    addressLinks(rows)) : null, waiting.length ?
-						    el('p', { text: waiting.length + ' not applied ' +
-						    'yet (' + waiting.join(', ') + '): look again ' +
-						    'in a moment.' }) : null);
+						/* Every one refused, none held before: none came. */
+						if (!came.rows.length && !came.waiting.length)
+							heading.textContent = 'Not enough free addresses';
+						replace(box, heading, detail, ...came.lines(
+						    'Reserved for you, and still held: '));
 					}
 					if (held.length || ids.length)
 						await refreshCard(form, subnet, box);

@@ -198,8 +198,9 @@ class Web:
 
     def script_fetch(self, answers):
         """Plays answers (method, the end of the path, status, body, and
-        optionally headers, once) to the page's fetch; every other call
-        goes to the daemon.  window.scripted lists what was played."""
+        optionally headers, once, delay in ms) to the page's fetch; every
+        other call goes to the daemon.  window.scripted lists what was
+        played."""
         self.driver.execute_script("""
             const real = window.fetch, answers = arguments[0];
             window.scripted = [];
@@ -211,7 +212,8 @@ class Web:
                         window.scripted.push(method + ' ' + a.path + ' ' +
                             a.status);
                         a.used = true;
-                        return Promise.resolve(new Response(
+                        return new Promise((resolve) => setTimeout(
+                            resolve, a.delay || 0)).then(() => new Response(
                             JSON.stringify(a.body), { status: a.status,
                             headers: Object.assign({ 'Content-Type':
                             'application/json' }, a.headers || {}) }));
@@ -1095,6 +1097,100 @@ def test_web_follows_what_may_still_be_applied_and_says_what_it_cannot_read():
         web.find("#subnet-s-d .map-retry").click()
         wait_until(lambda: len(web.find_all("#subnet-s-d .map .cell")) ==
                    POOLED["s-d"], 30, "the map drawn")
+    finally:
+        web.close()
+
+
+def test_web_follows_while_its_view_shows_and_names_every_outcome():
+    """An allocation's followed requests each come to something on the
+    page: refused ones are counted (and when none came at all, it says
+    there were not enough free addresses), and one applied to an address
+    that has no row (a subnet deleted since) is listed by the address the
+    outcome names.  A follow stops once the page shows another view: it
+    would poll, and write notices, for a view that is gone.  A map hidden
+    while its rows are read stays hidden.  The answers are the API's as
+    docs/API.md gives them, played to the page's fetch."""
+    web = Web()
+    try:
+        free = web.api_rows("&subnet=s-a&status=available")[0]
+        web.preset_token(WRITE_TOKEN, "ops-web")
+        web.open("/subnet/s-a")
+
+        def allocate(answers):
+            web.wait_map("s-a")
+            web.script_fetch(answers)
+            web.find("form.allocate button[type=submit]").click()
+
+        allocate([
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 409,
+             "body": {"error": "conflict", "detail": "only 0 of 2 addresses "
+                      "could be reserved: Kafka did not take r-lost",
+                      "allocated": [], "requests": ["r-taken", "r-norow"]}},
+            {"method": "GET", "path": "/requests/r-taken", "status": 200,
+             "body": {"id": "r-taken", "state": "refused", "detail": "taken",
+                      "row": None, "vrf": "", "address": "127.100.0.99"}},
+            {"method": "GET", "path": "/requests/r-norow", "status": 200,
+             "body": {"id": "r-norow", "state": "applied", "row": None,
+                      "vrf": free["vrf"], "address": free["ip_address"]}}])
+        text = web.wait_text("form.allocate .outcome",
+                             lambda t: "refused" in t, "the followed 409")
+        assert "Only part of it could be allocated" in text, text
+        assert "1 refused: another request took the address first." in text, text
+        assert [a.text for a in web.find_all("form.allocate .outcome a")] == \
+            [free["ip_address"]], text
+
+        allocate([
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 409,
+             "body": {"error": "conflict", "detail": "only 0 of 1 addresses "
+                      "could be reserved", "allocated": [],
+                      "requests": ["r-lost"]}},
+            {"method": "GET", "path": "/requests/r-lost", "status": 200,
+             "body": {"id": "r-lost", "state": "refused", "detail": "taken",
+                      "row": None, "vrf": "", "address": "127.100.0.98"}}])
+        text = web.wait_text("form.allocate .outcome",
+                             lambda t: "Not enough free addresses" in t,
+                             "none came")
+        assert "1 refused" in text and "Only part" not in text, text
+        web.screenshot("11-allocation-409-refused")
+
+        # Never decided: followed until the page shows another view.
+        allocate([
+            {"method": "POST", "path": "/subnets/s-a/allocate", "status": 409,
+             "body": {"error": "conflict", "detail": "Kafka took part",
+                      "allocated": [], "requests": ["r-never"]}},
+            {"method": "GET", "path": "/requests/r-never", "status": 404,
+             "body": {"error": "not_found", "detail": "not decided"}}])
+
+        def polls():
+            return web.scripted().count("GET /requests/r-never 404")
+        wait_until(lambda: polls() >= 2, 30, "the follow to poll")
+        web.go("/health")
+        time.sleep(1.5)
+        stopped = polls()
+        time.sleep(2)
+        assert polls() == stopped, (stopped, web.scripted())
+
+        # A map hidden while its rows are read stays hidden.
+        web.open("/subnets")
+        wait_until(lambda: len(web.find_all(".map")) == 5, 30, "five maps")
+        web.script_fetch([
+            {"method": "GET", "path": "/addresses?subnet=s-d&limit=1000",
+             "status": 200, "delay": 1500,
+             "body": {"items": [], "next_cursor": None}}])
+        toggle = web.find("#subnet-s-d .map-toggle")
+        toggle.click()
+        toggle.click()
+        wait_until(lambda: "Reading" in web.find("#subnet-s-d .map-holder").text,
+                   10, "the map being read")
+        toggle.click()
+        wait_until(lambda: web.scripted() == [
+            "GET /addresses?subnet=s-d&limit=1000 200"], 10, "the read")
+        time.sleep(2)
+        assert toggle.text == "Show the map", toggle.text
+        assert web.find("#subnet-s-d .map-holder").text == "", \
+            web.find("#subnet-s-d .map-holder").text
+        assert not web.find_all("#subnet-s-d .map"), "a hidden map was drawn"
+        web.assert_no_console_errors()
     finally:
         web.close()
 
