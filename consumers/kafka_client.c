@@ -485,9 +485,11 @@ kafka_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	default:
 		/*
 		 * Not expected from librdkafka; the partitions are given up
-		 * as lost (nothing in flight for them may commit), with the
-		 * cooperative protocol's unassign: rd_kafka_assign() is
-		 * refused under it.
+		 * as lost, with the cooperative protocol's unassign:
+		 * rd_kafka_assign() is refused under it.  A batch in flight
+		 * for them commits only while each offset it stores is still
+		 * the one it read (ipamd.apply_batch): under a new owner
+		 * that has applied since, it is refused and read again.
 		 */
 		log_errx("kafka: rebalance failed: %s; giving up %d "
 		    "partition(s) as lost", rd_kafka_err2str(err),
