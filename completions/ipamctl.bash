@@ -29,8 +29,11 @@ _ipamctl()
 		COMPREPLY=($(compgen -W 'static dhcp' -- "$cur"))
 		return ;;
 	--url|--vrf|--requester|--timeout|--limit|--subnet|--sort|--query|-q|--changed-since|\
-	--description|-d|--reason|-r|--count|-n|--if-match|--kind)
+	--description|-d|--reason|-r|-n|--if-match|--kind)
 		return ;;
+	--count)
+		# A number for allocate; for ls a flag, followed by more options.
+		[[ $command == allocate ]] && return ;;
 	esac
 	local options
 	case $command in

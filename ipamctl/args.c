@@ -295,6 +295,23 @@ args_number(const char *text, long *value)
 	return errno == 0 && end != text && *end == '\0';
 }
 
+/*
+ * Whether the daemon takes name as X-Requester: at most
+ * ARGS_REQUESTER_MAX printable ASCII characters (empty: none is sent).
+ */
+static bool
+args_requester_ok(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (i >= ARGS_REQUESTER_MAX ||
+		    (unsigned char)name[i] < 0x20 ||
+		    (unsigned char)name[i] > 0x7e)
+			return false;
+	return true;
+}
+
 /* A timeout in seconds: 1 to ARGS_MAX_TIMEOUT.  Returns -1 when not. */
 static int
 args_timeout(const char *text, long *seconds)
@@ -339,7 +356,11 @@ args_apply(struct args *args, const struct args_option_spec *option,
 		args->json = true;
 		break;
 	case OPT_REQUESTER:
-		args->requester = value;
+		if (!args_requester_ok(value))
+			return args_fail(error, error_size, "--requester: \"%s\" "
+			    "is not a name the daemon takes (at most %d printable "
+			    "ASCII characters)", value, ARGS_REQUESTER_MAX);
+		args->requester = value[0] != '\0' ? value : NULL;
 		break;
 	case OPT_TIMEOUT:
 		if (args_timeout(value, &args->timeout) == -1)
@@ -553,7 +574,10 @@ args_parse(int argc, char **argv, args_lookup_fn lookup, struct args *args,
 	args->timeout = ARGS_DEFAULT_TIMEOUT;
 	value = lookup("IPAMCTL_TOKEN_FILE");
 	args->token_file = value != NULL && value[0] != '\0' ? value : NULL;
-	args->requester = lookup("USER");
+	/* A $USER the daemon would refuse (400 for every call) names no one. */
+	value = lookup("USER");
+	args->requester = value != NULL && value[0] != '\0' &&
+	    args_requester_ok(value) ? value : NULL;
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];

@@ -11,6 +11,7 @@
 /* The most rows a page of the API holds (its limit, 1-1000). */
 #define ARGS_MAX_LIMIT		1000
 #define ARGS_MAX_ALLOCATE	256	/* addresses one allocation asks for */
+#define ARGS_REQUESTER_MAX	64	/* characters of X-Requester the daemon takes */
 
 /* Where the daemon is when neither --url nor $IPAMCTL_URL says. */
 #define ARGS_DEFAULT_URL	"http://127.0.0.1:10187"

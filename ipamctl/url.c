@@ -37,13 +37,21 @@ url_append_string(struct url_buffer *buffer, const char *text)
 	url_append(buffer, text, strlen(text));
 }
 
-/* Appends text percent-encoded. */
+/*
+ * Appends text percent-encoded.  A path segment that is only "." or ".."
+ * (a vrf or subnet may be named so) is written %2E or %2E%2E: as dots,
+ * curl would take it for a step of the path and remove it.
+ */
 void
 url_append_encoded(struct url_buffer *buffer, const char *text, bool in_path)
 {
 	static const char	 hex[] = "0123456789ABCDEF";
 	char			 escaped[3];
 
+	if (in_path && (strcmp(text, ".") == 0 || strcmp(text, "..") == 0)) {
+		url_append_string(buffer, text[1] == '\0' ? "%2E" : "%2E%2E");
+		return;
+	}
 	for (const unsigned char *c = (const unsigned char *)text; *c != '\0';
 	    c++) {
 		if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||

@@ -451,6 +451,18 @@ def test_reserve_quarantine_release_allocate():
         assert status == CONFLICT, (status, out, err)
         assert mark_of(db, "10.61.0.20") == ("reserved", "office gateway 2")
 
+        # An address in no subnet has no row: show says so with its
+        # etag, and a conflict there prints that it has none.
+        ctl.ok("reserve", "10.98.0.5", "-d", "outside")
+        out = ctl.ok("show", "10.98.0.5")
+        assert out.startswith("no address row (the address is in no subnet"), out
+        etag = ctl.json("show", "10.98.0.5")["etag"]
+        assert "%-16s %s\n" % ("etag", etag) in out, out
+        status, out, err = ctl.run("reserve", "10.98.0.5", "--if-available",
+                                   "-d", "again")
+        assert status == CONFLICT, (status, out, err)
+        assert out.startswith("the address now: no address row"), out
+
         # Quarantine, with its reason.
         row = ctl.json("quarantine", "10.61.0.21", "-r", "abuse report 4711")
         row = row.get("row", row)

@@ -124,6 +124,23 @@ static const struct args_row args_rows[] = {
 	    { "--url", "http://h:1", "--vrf", "blue", "ls", "--json",
 	    "--requester", "bob", "--token-file=/tmp/t" },
 	    "ls url=http://h:1 token=/tmp/t requester=bob vrf=blue json", NULL },
+	{ "a requester the daemon would refuse: non-ASCII",
+	    { "ls", "--requester", "Jos\xc3\xa9" }, NULL,
+	    "--requester: \"Jos\xc3\xa9\" is not a name the daemon takes (at "
+	    "most 64 printable ASCII characters)" },
+	{ "a requester the daemon would refuse: 65 characters",
+	    { "ls", "--requester", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaa" }, NULL,
+	    "--requester: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaa\" is not a name the daemon takes (at most 64 "
+	    "printable ASCII characters)" },
+	{ "64 characters and spaces are a requester",
+	    { "ls", "--requester", "a b aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaa" },
+	    "ls requester=" "a b aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaa", NULL },
+	{ "an empty requester names no one", { "ls", "--requester", "" },
+	    "ls requester=(none)", NULL },
 	{ "--active and --inactive", { "ls", "--active", "--inactive" }, NULL,
 	    "--active and --inactive: one of them, once" },
 	{ "a limit that is no number", { "ls", "--limit", "ten" }, NULL,
@@ -286,6 +303,29 @@ test_args_defaults(void **state)
 	assert_string_equal(args.url, "http://other:1");
 }
 
+/* A $USER the daemon would refuse as X-Requester. */
+static const char *
+args_test_lookup_wide_user(const char *name)
+{
+	if (strcmp(name, "USER") == 0)
+		return "j\xc3\xb6rg";
+	return args_test_lookup(name);
+}
+
+/* A $USER the daemon would refuse names no one: reads still work. */
+static void
+test_args_user_not_a_requester(void **state)
+{
+	char		*argv[] = { "ipamctl", "ls", NULL };
+	struct args	 args;
+	char		 error[256];
+
+	(void)state;
+	assert_int_equal(args_parse(2, argv, args_test_lookup_wide_user, &args,
+	    error, sizeof(error)), 0);
+	assert_null(args.requester);
+}
+
 /* The environment with a timeout, good or bad. */
 static const char *
 args_test_lookup_timeout(const char *name)
@@ -384,6 +424,7 @@ main(void)
 {
 	static const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_args_defaults),
+		cmocka_unit_test(test_args_user_not_a_requester),
 		cmocka_unit_test(test_args_timeout),
 		cmocka_unit_test(test_args_status_limit),
 		cmocka_unit_test(test_args_usages),

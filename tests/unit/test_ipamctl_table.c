@@ -295,6 +295,20 @@ test_render_address_detail(void **state)
 	assert_non_null(strstr(out.text, "\nmark: reserved \"rack 4 port 12\" "
 	    "by write:alice"));
 	capture_free(&out);
+
+	/*
+	 * An address with no row (a server in no subnet): said so, with the
+	 * etag the detail gives for --if-match.
+	 */
+	json_object_set_new(detail, "row", json_null());
+	json_object_set_new(detail, "etag", json_string("\"e-norow\""));
+	capture_open(&out);
+	render_address_detail(detail, out.stream, false);
+	capture_close(&out);
+	assert_non_null(strstr(out.text, "no address row (the address is in no "
+	    "subnet, or in no pool and named by no server or mark)\n"
+	    "etag             \"e-norow\"\n"));
+	capture_free(&out);
 	json_decref(detail);
 }
 
@@ -404,6 +418,18 @@ test_url_encoding(void **state)
 	free(text);
 	assert_string_equal(url_vrf_segment(NULL), "-");
 	assert_string_equal(url_vrf_segment("blue"), "blue");
+
+	/* A vrf or subnet named "." or "..": not a step of the path. */
+	url_append_string(&buffer, "/api/v1/subnets/");
+	url_append_encoded(&buffer, "..", true);
+	url_append_string(&buffer, "/");
+	url_append_encoded(&buffer, ".", true);
+	url_append_string(&buffer, "/");
+	url_append_encoded(&buffer, "...", true);
+	url_append_query(&buffer, "vrf", "..");
+	text = url_take(&buffer);
+	assert_string_equal(text, "/api/v1/subnets/%2E%2E/%2E/...?vrf=..");
+	free(text);
 }
 
 /* The token file's first line, without its line end; an empty one is refused. */
