@@ -462,6 +462,12 @@ def test_reserve_quarantine_release_allocate():
                                    "-d", "again")
         assert status == CONFLICT, (status, out, err)
         assert out.startswith("the address now: no address row"), out
+        # A vrf named ".." is a name, not a step up the path.
+        ctl.ok("--vrf", "..", "reserve", "10.98.0.6", "-d", "dots")
+        detail = ctl.json("--vrf", "..", "show", "10.98.0.6")
+        assert detail["mark"]["description"] == "dots", detail
+        assert db.scalar("SELECT vrf FROM ipam_state.mark WHERE id = %s",
+                         ("../10.98.0.6",)) == "..", detail
 
         # Quarantine, with its reason.
         row = ctl.json("quarantine", "10.61.0.21", "-r", "abuse report 4711")
