@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -12,6 +13,10 @@
 
 /* How long to wait for a connection; a write then waits as the API does. */
 #define CLIENT_CONNECT_TIMEOUT_SECONDS	10L
+
+/* A read told to wait is asked at most this often, each wait at most so long. */
+#define CLIENT_RETRIES			6
+#define CLIENT_RETRY_MAX_SECONDS	30L
 
 /* Reads the token on the first line of a file. */
 char *
@@ -149,7 +154,7 @@ client_keep_header(const char *data, size_t length, const char *name,
 	return *kept != NULL ? 1 : -1;
 }
 
-/* libcurl's header callback: keeps Location and Next-Cursor. */
+/* libcurl's header callback: keeps Location, Next-Cursor, Retry-After. */
 static size_t
 client_on_header(char *data, size_t size, size_t count, void *arg)
 {
@@ -163,6 +168,9 @@ client_on_header(char *data, size_t size, size_t count, void *arg)
 	if (kept == 0)
 		kept = client_keep_header(data, length, "next-cursor:",
 		    &response->next_cursor);
+	if (kept == 0)
+		kept = client_keep_header(data, length, "retry-after:",
+		    &response->retry_after);
 	/* Out of memory: a length not taken ends the transfer. */
 	return kept == -1 ? 0 : length;
 }
@@ -202,8 +210,8 @@ client_add_authorization(struct curl_slist **headers, const char *token)
 }
 
 /* Sends one request and reads the whole answer. */
-int
-client_send(struct client *client, const struct client_request *request,
+static int
+client_send_once(struct client *client, const struct client_request *request,
     struct client_response *response)
 {
 	CURL			*curl = client->curl;
@@ -301,7 +309,58 @@ client_response_free(struct client_response *response)
 	free(response->body);
 	free(response->location);
 	free(response->next_cursor);
+	free(response->retry_after);
 	response->body = response->location = response->next_cursor = NULL;
+	response->retry_after = NULL;
+}
+
+/*
+ * The seconds a 429 or 503 asks a read to wait before it asks again (its
+ * Retry-After, 1 to CLIENT_RETRY_MAX_SECONDS), or 0 when it is not to be
+ * asked again: a write (a 503 may come after it was published: sent
+ * again, it would be applied twice), or no such answer.
+ */
+static long
+client_retry_seconds(const struct client_request *request,
+    const struct client_response *response)
+{
+	char *end;
+	long seconds;
+
+	if (strcmp(request->method, "GET") != 0 ||
+	    (response->status != 429 && response->status != 503) ||
+	    response->retry_after == NULL)
+		return 0;
+	seconds = strtol(response->retry_after, &end, 10);
+	if (end == response->retry_after || *end != '\0' || seconds < 1)
+		return 0;
+	return seconds < CLIENT_RETRY_MAX_SECONDS ? seconds :
+	    CLIENT_RETRY_MAX_SECONDS;
+}
+
+/*
+ * Sends one request and reads the whole answer.  A read the daemon asks
+ * to wait (rate limit, too many reads, starting) is asked again after the
+ * wait, a few times: a walk of many pages goes on instead of stopping
+ * halfway with what it printed.
+ */
+int
+client_send(struct client *client, const struct client_request *request,
+    struct client_response *response)
+{
+	long seconds;
+	int attempt, rc;
+
+	for (attempt = 1;; attempt++) {
+		rc = client_send_once(client, request, response);
+		if (rc == -1 || attempt == CLIENT_RETRIES ||
+		    (seconds = client_retry_seconds(request, response)) == 0)
+			return rc;
+		fprintf(stderr, "ipamctl: the daemon answered %ld and asks to "
+		    "wait %ld s; asking again\n", response->status, seconds);
+		client_response_free(response);
+		sleep((unsigned)seconds);
+	}
 }
 
 /* The exit status an HTTP status stands for. */

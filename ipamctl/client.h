@@ -40,6 +40,7 @@ struct client_response {
 	size_t		 body_length;
 	char		*location;	/* the Location header, or NULL */
 	char		*next_cursor;	/* Next-Cursor ("" on a last page), or NULL */
+	char		*retry_after;	/* Retry-After, or NULL */
 	char		 error[256];	/* why there was no answer */
 };
 

@@ -106,8 +106,9 @@ class Ctl:
             return error.code, json.loads(error.read())
 
 
-def start(directory):
-    """A database, topics and a daemon with read and write tokens."""
+def start(directory, config=None):
+    """A database, topics and a daemon with read and write tokens (and
+    config's sections over the harness's)."""
     db, topics = Database(), Topics()
     write_token = os.path.join(directory, "write.token")
     read_token = os.path.join(directory, "read.token")
@@ -115,8 +116,10 @@ def start(directory):
         f.write("w-%s\n" % harness.unique("tok"))
     with open(read_token, "w") as f:
         f.write("r-%s\n" % harness.unique("tok"))
-    daemon = Daemon(db, topics, config={"api": {"write_token_file": write_token,
-                                                "read_token_file": read_token}})
+    sections = {k: dict(v) for k, v in (config or {}).items()}
+    sections.setdefault("api", {}).update({"write_token_file": write_token,
+                                           "read_token_file": read_token})
+    daemon = Daemon(db, topics, config=sections)
     daemon.start()
     daemon.wait_ready()
     # Writes wait until their events are applied: the consumer must own
@@ -397,6 +400,35 @@ def start_small(directory):
     ctl.ok("import", "--servers", servers, "--subnets", subnets)
     assert db.scalar("SELECT count(*) FROM public.ipam") == 20
     return db, topics, daemon, ctl
+
+
+def test_a_walk_of_pages_waits_what_the_daemon_asks():
+    """A read the daemon asks to wait (the rate limit's 429 with
+    Retry-After) is asked again after the wait: a walk of many pages at
+    one request a second goes on to its end instead of stopping halfway
+    with what it printed.  Writes are not asked again."""
+    directory = tempfile.mkdtemp(prefix="ipamctl-")
+    db, topics, daemon, ctl = start(directory, config={"api": {"rate_limit": "1"}})
+    try:
+        kafka = harness.Kafka()
+        kafka.send(topics.subnets, "s-slow", json.dumps({
+            "specversion": "1.0", "id": harness.unique("ev"),
+            "source": "/tests/ipamctl", "type": "ipam.subnet.upserted",
+            "subject": "s-slow", "entityversion": 1,
+            "data": {"name": "slow", "cidr": "10.63.0.0/28", "ping": False,
+                     "static_ip_pools": ["10.63.0.1-10.63.0.8"]}}))
+        kafka.flush()
+        wait_until(lambda: db.scalar("SELECT count(*) FROM public.ipam") == 8, 60,
+                   "the pool's rows")
+        status, out, err = ctl.run("ls", "--all", "--limit", "1")
+        assert status == OK, (status, out, err)
+        assert sorted(re.findall(r"10\.63\.0\.\d+", out)) == \
+            sorted("10.63.0.%d" % i for i in range(1, 9)), out
+        assert "ipamctl: the daemon answered 429 and asks to wait 1 s; asking again" \
+            in err, err
+    finally:
+        daemon.close()
+        db.close()
 
 
 def test_reserve_quarantine_release_allocate():
