@@ -224,8 +224,10 @@ client_send_once(struct client *client, const struct client_request *request,
 
 	memset(response, 0, sizeof(*response));
 	url_append_string(&url, client->base_url);
-	url_append_string(&url, request->path);
-	full_url = url_take(&url);
+	/* A path its caller could not make (out of memory): no request. */
+	if (request->path != NULL)
+		url_append_string(&url, request->path);
+	full_url = request->path != NULL ? url_take(&url) : NULL;
 	if (full_url == NULL ||
 	    !client_add_header(&headers, "Accept",
 	    request->accept != NULL ? request->accept : "application/json") ||
@@ -297,6 +299,7 @@ client_send_once(struct client *client, const struct client_request *request,
 	rc = 0;
 done:
 	url_buffer_free(&body);
+	url_buffer_free(&url);
 	curl_slist_free_all(headers);
 	free(full_url);
 	return rc;
