@@ -57,11 +57,12 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- One stale record for the log: the key, the event's and the stored
--- version (or the truncate that outdates it).
+-- version (or the truncate that outdates it).  STABLE as
+-- jsonb_build_object() is, so that it is inlined (ipamd.id_key()).
 CREATE OR REPLACE FUNCTION ipamd.stale_note(entity text, id text, topic text,
     part integer, off bigint, gv bigint, lsn bigint, floor_lsn bigint,
     stored_v bigint) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
 	SELECT jsonb_build_object('entity', entity, 'id', id, 'topic', topic,
 	    'part', part, 'off', off, 'version', coalesce(gv, lsn),
 	    'stored', stored_v, 'truncated_at', CASE WHEN lsn < floor_lsn

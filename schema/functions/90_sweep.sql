@@ -336,11 +336,13 @@ $$;
 --   active, rtt_us   as written.
 
 -- last_seen_at: later_checked_at is when the latest pass after the state
--- row began (NULL: none since).
+-- row began (NULL: none since).  STABLE as adding an interval to a
+-- timestamptz is, so that it is inlined (ipamd.id_key()): it is asked of
+-- every row public.ipam shows.
 CREATE OR REPLACE FUNCTION ipamd.sweep_seen(answered boolean,
     seen_at timestamptz, rtt_us integer, later_checked_at timestamptz)
 RETURNS timestamptz
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
 	SELECT CASE WHEN answered AND later_checked_at IS NOT NULL
 	    THEN later_checked_at + rtt_us * interval '1 microsecond'
 	    ELSE seen_at END
@@ -403,10 +405,12 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The network (last: false) or broadcast (last: true) address of a
--- subnet, as an address row holds it (a host, /32 or /128).
+-- subnet, as an address row holds it (a host, /32 or /128).  Not STRICT,
+-- so that it is inlined (ipamd.first_addr()): it is asked of every target
+-- of a round.
 CREATE OR REPLACE FUNCTION ipamd.sweep_edge(net cidr, last boolean)
 RETURNS inet
-LANGUAGE sql IMMUTABLE STRICT AS $$
+LANGUAGE sql IMMUTABLE AS $$
 	SELECT set_masklen(CASE WHEN last THEN broadcast(net)
 	    ELSE network(net)::inet END, CASE family(net) WHEN 4 THEN 32
 	    ELSE 128 END)

@@ -36,7 +36,7 @@ $$;
 
 -- An address as a host address (no prefix length), as rows store them.
 CREATE OR REPLACE FUNCTION ipamd.api_host(ip inet) RETURNS inet
-LANGUAGE sql IMMUTABLE STRICT AS $$
+LANGUAGE sql IMMUTABLE AS $$
 	SELECT set_masklen(ip, CASE family(ip) WHEN 4 THEN 32 ELSE 128 END)
 $$;
 

@@ -3,6 +3,7 @@ notifications, signals, migrations, and waiting for PostgreSQL."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -214,6 +215,58 @@ def test_migrations_twice_leave_the_same_schema():
         b.close()
         fresh.close()
     finally:
+        db.close()
+
+
+def test_scalar_sql_helpers_are_inlined():
+    """Every IMMUTABLE or STABLE SQL function of ipamd that is one
+    expression (a SELECT without FROM) is inlined where it is called: a
+    call that is not costs microseconds a row, which a sweep pays for each
+    of its targets and a derivation for each of its addresses.  PostgreSQL
+    does not inline a STRICT one whose body it cannot prove strict (a
+    CASE), an IMMUTABLE one whose body is only STABLE, nor one with SET
+    clauses or SECURITY DEFINER.  Each is called on the columns of a
+    subquery kept apart (OFFSET 0), so that nothing is folded into a
+    constant, and EXPLAIN VERBOSE shows the call or its body."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    try:
+        daemon.wait_ready()
+        helpers = db.query(
+            "SELECT p.proname, p.prosrc, array_to_string(ARRAY("
+            "SELECT format_type(t, NULL) FROM unnest(p.proargtypes) "
+            "WITH ORDINALITY AS a(t, n) ORDER BY n), ',') "
+            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE n.nspname = 'ipamd' AND l.lanname = 'sql' "
+            "AND p.prokind = 'f' AND NOT p.proretset "
+            "AND p.provolatile IN ('i', 's') ORDER BY p.proname")
+        one_expression = [
+            (name, types.split(",") if types else [])
+            for name, body, types in helpers
+            if re.fullmatch(r"\s*SELECT\s.*", body, re.S | re.I)
+            and not re.search(r"\bFROM\b", body, re.I)
+            # Once a request, and STRICT so that a NULL id finds no subnet
+            # rather than the first of api_subnet_items(NULL, NULL).
+            and name != "api_subnet"]
+        names = [name for name, _ in one_expression]
+        # The rule covers the helpers the hot paths call.
+        for name in ("first_addr", "last_addr", "sweep_edge", "api_host",
+                     "audit_image", "id_key"):
+            assert name in names, (name, names)
+        not_inlined = []
+        for name, types in one_expression:
+            columns = ", ".join("NULL::%s AS a%d" % (t, i)
+                                for i, t in enumerate(types))
+            arguments = ", ".join("s.a%d" % i for i in range(len(types)))
+            plan = "\n".join(row[0] for row in db.query(
+                "EXPLAIN (VERBOSE, COSTS OFF) SELECT ipamd.%s(%s) "
+                "FROM (SELECT %s OFFSET 0) s" % (name, arguments, columns)))
+            if re.search(r"\bipamd\.%s\(" % name, plan):
+                not_inlined.append((name, plan))
+        assert not not_inlined, not_inlined
+    finally:
+        daemon.close()
         db.close()
 
 
