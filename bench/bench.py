@@ -88,7 +88,7 @@ SIZES = {
         "huge": dict(count=3, bits=18, cap=60),
         "scale": dict(small=(100, 100), large=(10000, 100), upserts=3),
         "sweep": dict(cidr="127.1.0.0/24", pool="127.1.0.1-127.1.0.254", targets=254,
-                      runs=2, interval_ms=1000),
+                      runs=5, interval_ms=1000),
     },
 }
 

@@ -416,6 +416,30 @@ LANGUAGE sql IMMUTABLE AS $$
 	    ELSE 128 END)
 $$;
 
+-- Forgets the state row of the network or broadcast address of an IPv4
+-- subnet of /30 or wider among `probed` (probed while its subnet was
+-- wider): kept, public.ipam would show it answering at every later pass.
+-- Only where the subnet is the address's home: a /31 or /32 inside it
+-- may hold its edge as a host, probed as that subnet's.  At most two rows
+-- a subnet, each found through its key: nested loops, whatever the
+-- session prefers for its large joins (planned without them, this was a
+-- scan of every state row).
+CREATE OR REPLACE FUNCTION ipamd.sweep_forget_edges(probed text[])
+RETURNS void
+LANGUAGE sql
+SET enable_nestloop = on
+AS $$
+	DELETE FROM ipamd.sweep_address st
+	USING ipam_state.subnet s
+	CROSS JOIN LATERAL (VALUES (ipamd.sweep_edge(s.cidr, false)),
+	    (ipamd.sweep_edge(s.cidr, true))) AS e(ip)
+	JOIN ipam_state.address a ON a.vrf = s.vrf AND a.ip_address = e.ip
+	    AND a.subnet_id = s.id
+	WHERE s.id = ANY (probed) AND family(s.cidr) = 4
+	    AND masklen(s.cidr) <= 30 AND st.vrf = s.vrf
+	    AND st.ip_address = e.ip
+$$;
+
 -- The targets of member `me` for the round that ends at round_end_ms:
 -- the addresses of its leased subnets that allow pings and whose family
 -- (4 or 6) is one of `families` (those it has a socket for), with their
@@ -447,19 +471,8 @@ BEGIN
 	-- Not the network and broadcast addresses of an IPv4 subnet of /30
 	-- or wider, a server's or a mark's as they may be: an echo request
 	-- to the broadcast address reaches every host of a network that
-	-- forwards it, and the answer comes from another address.  A state
-	-- row one of them has (probed while its subnet was wider) goes: kept,
-	-- public.ipam would show it answering at every later pass.
-	-- Only where the subnet is the address's home: a /31 or /32 inside
-	-- it may hold its edge as a host, probed as that subnet's.
-	DELETE FROM ipamd.sweep_address st
-	USING ipam_state.subnet s, ipam_state.address a
-	WHERE s.id = ANY (probed) AND family(s.cidr) = 4
-	    AND masklen(s.cidr) <= 30 AND st.vrf = s.vrf
-	    AND st.ip_address IN (ipamd.sweep_edge(s.cidr, false),
-		ipamd.sweep_edge(s.cidr, true))
-	    AND a.vrf = st.vrf AND a.ip_address = st.ip_address
-	    AND a.subnet_id = s.id;
+	-- forwards it, and the answer comes from another address.
+	PERFORM ipamd.sweep_forget_edges(probed);
 	RETURN QUERY
 	SELECT a.vrf, host(a.ip_address), a.active, a.answered,
 	    a.missed_sweeps, a.rtt_us, a.followed
