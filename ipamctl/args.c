@@ -19,6 +19,9 @@ struct args_command_spec {
 	const char		*usage;
 };
 
+/* The help names the bound of a requester in words. */
+_Static_assert(ARGS_REQUESTER_MAX == 64, "GLOBAL_USAGE says 64");
+
 #define GLOBAL_USAGE \
 	"global options (before or after the command):\n" \
 	"  --url URL          the daemon's API (default $IPAMCTL_URL, else " \
@@ -27,7 +30,8 @@ struct args_command_spec {
 	"                     (default $IPAMCTL_TOKEN_FILE)\n" \
 	"  --vrf VRF          the routing domain (default: the default vrf)\n" \
 	"  --json             the API's JSON as it came, for scripts\n" \
-	"  --requester NAME   who asks, recorded with a write (default $USER)\n" \
+	"  --requester NAME   who asks, recorded with a write (default $USER\n" \
+	"                     when it is at most 64 printable ASCII characters)\n" \
 	"  --timeout SECONDS  give up when the daemon sends nothing for this\n" \
 	"                     long (default $IPAMCTL_TIMEOUT, else 120)\n" \
 	"  -h, --help         this help\n"

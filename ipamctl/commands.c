@@ -129,9 +129,8 @@ commands_report(struct commands_context *context,
 		} else if (json_is_array(current)) {
 			render_addresses(current, context->out, context->colour);
 		} else if (json_is_null(current)) {
-			fprintf(context->out, "the address now: no address row "
-			    "(it is in no subnet, or in no pool and named by no "
-			    "server or mark)\n");
+			fprintf(context->out, "the address now: %s\n",
+			    RENDER_NO_ROW);
 		}
 	}
 	/* An allocation cut short holds what it reserved: say so. */

@@ -498,10 +498,7 @@ render_address_detail(json_t *detail, FILE *out, bool colour)
 			fprintf(out, "%s\n", styled ? "\033[0m" : "");
 		}
 	} else {
-		/* A row is there while it has a subnet and a pool, a server
-		 * or a mark names it (docs/STATE.md). */
-		fprintf(out, "no address row (the address is in no subnet, or "
-		    "in no pool and named by no server or mark)\n");
+		fprintf(out, "%s\n", RENDER_NO_ROW);
 		if (json_is_string(json_object_get(detail, "etag"))) {
 			fprintf(out, "%-16s ", "etag");
 			render_put(out, json_string_value(json_object_get(detail,

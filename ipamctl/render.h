@@ -7,6 +7,13 @@
 
 #include <jansson.h>
 
+/*
+ * What an address without a row is: a row is there while it has a subnet
+ * and a pool, a server or a mark names it (docs/STATE.md).
+ */
+#define RENDER_NO_ROW	"no address row (the address is in no subnet, or in " \
+    "no pool and named by no server or mark)"
+
 /* Address rows (GET /addresses items) as a table. */
 void	 render_addresses(json_t *items, FILE *out, bool colour);
 
