@@ -411,9 +411,9 @@ $$;
 CREATE OR REPLACE FUNCTION ipamd.sweep_edge(net cidr, last boolean)
 RETURNS inet
 LANGUAGE sql IMMUTABLE AS $$
-	SELECT set_masklen(CASE WHEN last THEN broadcast(net)
-	    ELSE network(net)::inet END, CASE family(net) WHEN 4 THEN 32
-	    ELSE 128 END)
+	SELECT set_masklen(CASE last WHEN true THEN broadcast(net)
+	    WHEN false THEN network(net)::inet END, CASE family(net) WHEN 4
+	    THEN 32 ELSE 128 END)
 $$;
 
 -- Forgets the state row of the network or broadcast address of an IPv4
