@@ -54,14 +54,16 @@ struct decode_limits {
 	size_t		max_header_bytes;	/* their names and values summed */
 };
 
-/* Longest schema block a decode_memo keeps. */
-#define DECODE_MEMO_MAX	16384
+/* Longest schema block a decode_memo keeps, of a value and of a key. */
+#define DECODE_MEMO_MAX		16384
+#define DECODE_MEMO_KEY_MAX	1024
 
 /*
  * What the Debezium decoder remembers of a topic between its messages:
- * the schema block of the last wrapper it checked whole, byte for byte.
- * Kafka Connect sends the same block with every message of a table, so
- * a message that begins with it needs only its payload checked.  Zeroed
+ * the schema block of the last wrapper it checked whole, byte for byte,
+ * and of the last key.  Kafka Connect sends the same block with every
+ * message of a table, so a message that begins with it needs only its
+ * payload checked, and a key only its payload compared.  Zeroed
  * is empty; it holds no pointer, so it is freed with what holds it.
  */
 struct decode_memo {
@@ -70,6 +72,9 @@ struct decode_memo {
 	/* What the block says of the id column (decode_decimal.h). */
 	int	id_kind;		/* enum decimal_kind */
 	long	id_scale;
+	/* The same of the keys: a key block that names no Decimal. */
+	size_t	key_schema_len;		/* 0: nothing kept */
+	char	key_schema[DECODE_MEMO_KEY_MAX];
 };
 
 /* What a decoder is given: the message and what its topic declares. */

@@ -369,6 +369,131 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
 	return 0;
 }
 
+/* How Kafka Connect's JsonConverter begins a wrapper, and its payload. */
+static const char dbz_schema_head[] = "{\"schema\":";
+static const char dbz_payload_head[] = ",\"payload\":";
+#define DBZ_SCHEMA_HEAD		(sizeof(dbz_schema_head) - 1)
+#define DBZ_PAYLOAD_HEAD	(sizeof(dbz_payload_head) - 1)
+
+/*
+ * Tells whether a checked wrapper is written as Kafka Connect writes it,
+ * {"schema":<block>,"payload":<payload>…, with a block of at most room
+ * bytes: a memo can keep the block.
+ */
+static bool
+dbz_compact(const char *text, const struct scan_value *schema,
+    const struct scan_value *payload, size_t room)
+{
+	return schema->len <= room &&
+	    memcmp(text, dbz_schema_head, DBZ_SCHEMA_HEAD) == 0 &&
+	    schema->start == text + DBZ_SCHEMA_HEAD &&
+	    payload->start == schema->start + schema->len + DBZ_PAYLOAD_HEAD &&
+	    memcmp(schema->start + schema->len, dbz_payload_head,
+	    DBZ_PAYLOAD_HEAD) == 0;
+}
+
+/*
+ * Where the payload of text begins when text begins as a compact wrapper
+ * of a kept block (block_len bytes, 0: none) does; 0 when it does not.
+ */
+static size_t
+dbz_memo_skip(const char *text, size_t len, const char *block,
+    size_t block_len)
+{
+	size_t	skip = DBZ_SCHEMA_HEAD + block_len + DBZ_PAYLOAD_HEAD;
+
+	if (block_len == 0 || len <= skip ||
+	    memcmp(text, dbz_schema_head, DBZ_SCHEMA_HEAD) != 0 ||
+	    memcmp(text + DBZ_SCHEMA_HEAD, block, block_len) != 0 ||
+	    memcmp(text + skip - DBZ_PAYLOAD_HEAD, dbz_payload_head,
+	    DBZ_PAYLOAD_HEAD) != 0)
+		return 0;
+	return skip;
+}
+
+/* Tells whether text goes into a JSON string as it is, with no escape. */
+static bool
+dbz_plain(const char *text)
+{
+	for (; *text != '\0'; text++)
+		if (*text == '"' || *text == '\\' || (unsigned char)*text < 0x20)
+			return false;
+	return true;
+}
+
+/*
+ * The payload a key must hold to name id: {"<column>":<id>}, the id as
+ * an integer when it reads as one that any check gives back as it is,
+ * else as a string; false when id or column would need an escape there.
+ */
+static bool
+dbz_key_payload(const char *column, const char *id, char *out, size_t size)
+{
+	size_t	len = strlen(id), sign = id[0] == '-', named = strlen(column);
+	bool	integer;
+
+	if (!dbz_plain(column) || !dbz_plain(id) || named + len + 7 > size)
+		return false;
+	/* Digits, no leading zero, no "-0", and well inside 64 bits. */
+	integer = len > sign && len - sign <= 18 &&
+	    strspn(id + sign, "0123456789") == len - sign &&
+	    (id[sign] != '0' || (len == 1 && sign == 0));
+	*out++ = '{';
+	*out++ = '"';
+	memcpy(out, column, named);
+	out += named;
+	*out++ = '"';
+	*out++ = ':';
+	if (!integer)
+		*out++ = '"';
+	memcpy(out, id, len);
+	out += len;
+	if (!integer)
+		*out++ = '"';
+	*out++ = '}';
+	*out = '\0';
+	return true;
+}
+
+/*
+ * A key that begins as the memo's key does, its schema block byte for
+ * byte, and holds exactly the payload that names id: it agrees, as a
+ * check of every byte would say (the block was checked whole before and
+ * names no Decimal, and the payload is written here).
+ */
+static bool
+dbz_key_memo(const struct decode_input *in, const char *column,
+    const char *id)
+{
+	const struct decode_memo	*memo = in->memo;
+	const char			*key = in->key;
+	char				 payload[FIELDS_QUOTE_SIZE + 64];
+	size_t				 skip, n;
+
+	if (memo == NULL || (skip = dbz_memo_skip(key, in->key_len,
+	    memo->key_schema, memo->key_schema_len)) == 0 ||
+	    !dbz_key_payload(column, id, payload, sizeof(payload)) ||
+	    (n = strlen(payload)) != in->key_len - skip - 1 ||
+	    key[in->key_len - 1] != '}' || memcmp(key + skip, payload, n) != 0)
+		return false;
+	return memmem(payload, n, "Decimal", 7) == NULL;
+}
+
+/*
+ * Keeps a checked key's schema block in the memo when the key is a
+ * compact wrapper, as dbz_memo_keep() does for values.
+ */
+static void
+dbz_key_memo_keep(const struct decode_input *in,
+    const struct scan_value *schema, const struct scan_value *payload)
+{
+	if (in->memo == NULL || !dbz_compact(in->key, schema, payload,
+	    sizeof(in->memo->key_schema)))
+		return;
+	memcpy(in->memo->key_schema, schema->start, schema->len);
+	in->memo->key_schema_len = schema->len;
+}
+
 /*
  * The common key, quickly: an object (in a schema wrapper or not) whose
  * one member is the id column, holding the id as an integer or a string.
@@ -376,29 +501,36 @@ dbz_subnet(const struct decode_input *in, struct dbz_row *row, char *err,
  * fields_key_id() reads it.
  */
 static bool
-dbz_key_is(const void *key, size_t len, const char *column, const char *id)
+dbz_key_is(const struct decode_input *in, const char *column, const char *id)
 {
 	static const char *const wrapper[] = { "schema", "payload" };
+	const char		*key = in->key;
+	size_t			 len = in->key_len;
 	struct scan_tape_entry	 entries[16];
 	struct scan_tape	 tape;
 	struct scan_value	 top, found[2], member, *payload;
 	size_t			 members;
 	char			 reason[128], text[32];
 
+	if (dbz_key_memo(in, column, id))
+		return true;
 	/*
 	 * White space at an end, which fields_key_id() refuses, and a
 	 * Decimal, whose text is not the id's, take the long way.
 	 */
-	if (((const char *)key)[0] != '{' ||
-	    ((const char *)key)[len - 1] != '}' ||
+	if (key[0] != '{' || key[len - 1] != '}' ||
 	    memmem(key, len, "Decimal", 7) != NULL)
 		return false;
 	scan_tape_init(&tape, entries, 16);
 	if (scan_check_find(key, len, &tape, wrapper, 2, found, &members, &top,
 	    reason, sizeof(reason)) == -1 || top.kind != SCAN_OBJECT)
 		return false;
-	payload = members == 2 && found[0].kind != SCAN_ABSENT &&
-	    found[1].kind != SCAN_ABSENT ? &found[1] : &top;
+	if (members == 2 && found[0].kind != SCAN_ABSENT &&
+	    found[1].kind != SCAN_ABSENT) {
+		dbz_key_memo_keep(in, &found[0], &found[1]);
+		payload = &found[1];
+	} else
+		payload = &top;
 	if (scan_find(payload, &column, 1, &member) != 1)
 		return false;
 	if (member.kind == SCAN_INTEGER) {
@@ -426,7 +558,7 @@ dbz_key_agrees(const struct decode_input *in, const char *id, char *err,
 	int		 rc = 0;
 
 	if (in->key == NULL || in->key_len == 0 ||
-	    dbz_key_is(in->key, in->key_len, column, id))
+	    dbz_key_is(in, column, id))
 		return 0;
 	/* Another shape, or another id: read it whole, to say which. */
 	if (fields_key_id("key", in->key, in->key_len, column, &named, err,
@@ -712,12 +844,6 @@ dbz_not_json(const void *value, size_t len, const char *scan_reason,
 	json_decref(root);
 }
 
-/* How Kafka Connect's JsonConverter begins a wrapper, and its payload. */
-static const char dbz_schema_head[] = "{\"schema\":";
-static const char dbz_payload_head[] = ",\"payload\":";
-#define DBZ_SCHEMA_HEAD		(sizeof(dbz_schema_head) - 1)
-#define DBZ_PAYLOAD_HEAD	(sizeof(dbz_payload_head) - 1)
-
 /*
  * Checks the payload alone when a message is the memo's schema block in
  * a compact wrapper, {"schema":<the block>,"payload":<payload>} with
@@ -735,14 +861,8 @@ dbz_memo_payload(const struct decode_input *in, struct scan_tape *tape,
 	size_t				 end = in->value_len, skip, members;
 	char				 reason[128];
 
-	skip = DBZ_SCHEMA_HEAD + (memo != NULL ? memo->schema_len : 0) +
-	    DBZ_PAYLOAD_HEAD;
-	if (memo == NULL || memo->schema_len == 0 || end <= skip ||
-	    memcmp(value, dbz_schema_head, DBZ_SCHEMA_HEAD) != 0 ||
-	    memcmp(value + DBZ_SCHEMA_HEAD, memo->schema,
-	    memo->schema_len) != 0 ||
-	    memcmp(value + skip - DBZ_PAYLOAD_HEAD, dbz_payload_head,
-	    DBZ_PAYLOAD_HEAD) != 0)
+	if (memo == NULL || (skip = dbz_memo_skip(value, end, memo->schema,
+	    memo->schema_len)) == 0)
 		return false;
 	while (end > skip && strchr(" \t\r\n", value[end - 1]) != NULL &&
 	    value[end - 1] != '\0')
@@ -764,14 +884,8 @@ static void
 dbz_memo_keep(const struct decode_input *in, const struct scan_value *schema,
     const struct scan_value *payload, const struct dbz_id_type *id_type)
 {
-	const char	*value = in->value;
-
-	if (in->memo == NULL || schema->len > sizeof(in->memo->schema) ||
-	    memcmp(value, dbz_schema_head, DBZ_SCHEMA_HEAD) != 0 ||
-	    schema->start != value + DBZ_SCHEMA_HEAD ||
-	    payload->start != schema->start + schema->len + DBZ_PAYLOAD_HEAD ||
-	    memcmp(schema->start + schema->len, dbz_payload_head,
-	    DBZ_PAYLOAD_HEAD) != 0)
+	if (in->memo == NULL || !dbz_compact(in->value, schema, payload,
+	    sizeof(in->memo->schema)))
 		return;
 	memcpy(in->memo->schema, schema->start, schema->len);
 	in->memo->schema_len = schema->len;

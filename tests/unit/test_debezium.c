@@ -253,19 +253,36 @@ static const char memo_event[] =
     "\"device_type\":\"R650\",\"manufacture\":\"Dell\"},\"source\":{\"lsn\":"
     "24023128,\"snapshot\":\"false\"},\"op\":\"u\",\"ts_ms\":1}}";
 
-/* Decodes a server event, with the memo given (NULL: none). */
+/* The key Kafka Connect writes for memo_event: a compact wrapper. */
+static const char memo_key[] =
+    "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int64\","
+    "\"optional\":false,\"field\":\"id\"}],\"optional\":false,"
+    "\"name\":\"s.Key\"},\"payload\":{\"id\":42}}";
+
+/* Decodes a server event and its key (NULL: none), with the memo given. */
 static enum decode_result
-memo_decode(const char *value, size_t len, struct decode_memo *memo,
-    struct change *change, char *err, size_t errlen)
+memo_decode_key(const char *key, size_t key_len, const char *value,
+    size_t len, struct decode_memo *memo, struct change *change, char *err,
+    size_t errlen)
 {
 	struct decode_input	in;
 
 	memset(&in, 0, sizeof(in));
 	in.entity = CHANGE_SERVER;
+	in.key = key;
+	in.key_len = key_len;
 	in.value = value;
 	in.value_len = len;
 	in.memo = memo;
 	return decode_message(DECODE_DEBEZIUM, &in, change, err, errlen);
+}
+
+/* Decodes a server event, with the memo given (NULL: none). */
+static enum decode_result
+memo_decode(const char *value, size_t len, struct decode_memo *memo,
+    struct change *change, char *err, size_t errlen)
+{
+	return memo_decode_key(NULL, 0, value, len, memo, change, err, errlen);
 }
 
 /* Two strings of a change are the same, or both absent. */
@@ -311,6 +328,34 @@ next_random(uint64_t *state)
 }
 
 /*
+ * Changes text (len bytes, room for one more) at random: a byte replaced,
+ * the text cut short or a byte inserted, or, with keep, now and then
+ * nothing.
+ */
+static void
+mutate(char *text, size_t *len, uint64_t *rng, bool keep)
+{
+	static const char	 bytes[] = "{}[]\":,\\ 0123456789.-etfnul\x01\xff";
+	size_t			 at = next_random(rng) % *len;
+
+	switch (next_random(rng) % (keep ? 4 : 3)) {
+	case 0:		/* replace a byte */
+		text[at] = bytes[next_random(rng) % (sizeof(bytes) - 1)];
+		break;
+	case 1:		/* cut the text short */
+		*len = at;
+		break;
+	case 2:		/* insert a byte */
+		memmove(text + at + 1, text + at, *len - at);
+		text[at] = bytes[next_random(rng) % (sizeof(bytes) - 1)];
+		(*len)++;
+		break;
+	default:	/* the text as it is */
+		break;
+	}
+}
+
+/*
  * The memo changes nothing but the work: it is filled by a compact
  * wrapper, and on 20,000 mutations of such a message (in its schema
  * block, its payload or its ending) a decode with the memo warm gives
@@ -319,13 +364,12 @@ next_random(uint64_t *state)
 static void
 test_memo_changes_nothing(void **state)
 {
-	static const char	 bytes[] = "{}[]\":,\\ 0123456789.-etfnul\x01\xff";
 	struct decode_memo	*memo = calloc(1, sizeof(*memo));
 	struct change		 with, without;
 	enum decode_result	 a, b;
 	char			 text[sizeof(memo_event) + 16], ea[512], eb[512];
 	uint64_t		 rng = 0x9e3779b97f4a7c15ULL;
-	size_t			 round, len, at;
+	size_t			 round, len;
 
 	(void)state;
 	assert_non_null(memo);
@@ -337,20 +381,7 @@ test_memo_changes_nothing(void **state)
 	for (round = 0; round < 20000; round++) {
 		len = strlen(memo_event);
 		memcpy(text, memo_event, len);
-		at = next_random(&rng) % len;
-		switch (next_random(&rng) % 3) {
-		case 0:		/* replace a byte */
-			text[at] = bytes[next_random(&rng) % (sizeof(bytes) - 1)];
-			break;
-		case 1:		/* cut the message short */
-			len = at;
-			break;
-		default:	/* insert a byte */
-			memmove(text + at + 1, text + at, len - at);
-			text[at] = bytes[next_random(&rng) % (sizeof(bytes) - 1)];
-			len++;
-			break;
-		}
+		mutate(text, &len, &rng, false);
 		b = memo_decode(text, len, NULL, &without, eb, sizeof(eb));
 		a = memo_decode(text, len, memo, &with, ea, sizeof(ea));
 		assert_same_decode(a, &with, ea, b, &without, eb);
@@ -364,6 +395,59 @@ test_memo_changes_nothing(void **state)
 			change_clear(&with);
 		}
 	}
+	free(memo);
+}
+
+/*
+ * The same of keys: the memo, filled by a compact key, changes nothing
+ * but the work on 20,000 mutations of the key (its schema block, its
+ * payload, its ending), with a value whose id is the key's or another.
+ */
+static void
+test_memo_key_changes_nothing(void **state)
+{
+	static const char	 other[] = "{\"payload\":{\"before\":null,"
+	    "\"after\":{\"id\":\"42\",\"hostname\":\"h\"},\"op\":\"c\"}}";
+	struct decode_memo	*memo = calloc(1, sizeof(*memo));
+	struct change		 with, without;
+	enum decode_result	 a, b;
+	const char		*value;
+	char			 text[sizeof(memo_key) + 16], ea[512], eb[512];
+	uint64_t		 rng = 0x2545f4914f6cdd1dULL;
+	size_t			 round, len, agreed = 0;
+
+	(void)state;
+	assert_non_null(memo);
+	assert_int_equal(memo_decode_key(memo_key, strlen(memo_key),
+	    memo_event, strlen(memo_event), memo, &with, ea, sizeof(ea)),
+	    DECODE_OK);
+	change_clear(&with);
+	assert_true(memo->key_schema_len > 0);
+	assert_memory_equal(memo->key_schema, memo_key + 10,
+	    memo->key_schema_len);
+	for (round = 0; round < 20000; round++) {
+		len = strlen(memo_key);
+		memcpy(text, memo_key, len);
+		mutate(text, &len, &rng, true);
+		/* A string id "42" against the key's integer, now and then. */
+		value = round % 5 == 0 ? other : memo_event;
+		b = memo_decode_key(text, len, value, strlen(value), NULL,
+		    &without, eb, sizeof(eb));
+		a = memo_decode_key(text, len, value, strlen(value), memo,
+		    &with, ea, sizeof(ea));
+		assert_same_decode(a, &with, ea, b, &without, eb);
+		agreed += a == DECODE_OK;
+		change_clear(&with);
+		change_clear(&without);
+		if (round % 7 == 0) {
+			assert_int_equal(memo_decode_key(memo_key,
+			    strlen(memo_key), memo_event, strlen(memo_event),
+			    memo, &with, ea, sizeof(ea)), DECODE_OK);
+			change_clear(&with);
+		}
+	}
+	/* Keys that agree and keys that do not were both tried. */
+	assert_true(agreed > 1000 && agreed < 19000);
 	free(memo);
 }
 
@@ -545,6 +629,7 @@ main(int argc, char **argv)
 		const struct CMUnitTest tests[] = {
 			cmocka_unit_test(test_escaped_length),
 			cmocka_unit_test(test_memo_changes_nothing),
+			cmocka_unit_test(test_memo_key_changes_nothing),
 		cmocka_unit_test(test_memo_keeps_the_depth_limit),
 			cmocka_unit_test(test_memo_third_member),
 			cmocka_unit_test(test_memo_decimal),
