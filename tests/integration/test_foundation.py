@@ -1,6 +1,7 @@
 """The daemon skeleton against the real PostgreSQL and Kafka: readiness,
 notifications, signals, migrations, and waiting for PostgreSQL."""
 
+import collections
 import json
 import os
 import re
@@ -282,6 +283,70 @@ def test_scalar_sql_helpers_are_inlined():
                 not_inlined.append((name, plan))
         assert not not_inlined, not_inlined
     finally:
+        daemon.close()
+        db.close()
+
+
+def test_a_small_batch_reads_only_what_it_names():
+    """A batch of a few server events finds its servers by the primary
+    key, whatever the planner guesses of a batch's records (100): with a
+    few thousand servers it hashed the whole table for each batch, more
+    than the rest of a small batch's apply (docs/BENCHMARKS.md, row 4).
+    And a batch without servers, subnets or marks runs no statement of
+    theirs.  The plans are those of every statement inside
+    ipamd.apply_batch, as auto_explain gives them."""
+    db, topics = Database(), Topics()
+    daemon = Daemon(db, topics).start()
+    conn = None
+    try:
+        daemon.wait_ready()
+        assert daemon.stop() == 0
+        db.query("INSERT INTO ipam_state.server (id, version, hostname, "
+                 "ip_address, source_topic, source_partition, source_offset) "
+                 "SELECT 's' || i, 1, 'h' || i, '10.9.0.0'::inet + i, 't', 0, i "
+                 "FROM generate_series(1, 5000) i")
+        db.query("ANALYZE ipam_state.server")
+        conn = db._connect(db.name)
+        conn.notices = collections.deque(maxlen=100000)
+        cur = conn.cursor()
+        cur.execute("LOAD 'auto_explain'")
+        for setting in ("auto_explain.log_min_duration = 0",
+                        "auto_explain.log_nested_statements = on",
+                        "auto_explain.log_level = notice",
+                        "client_min_messages = notice"):
+            cur.execute("SET " + setting)
+        conn.commit()
+
+        def apply(batch):
+            """The batch's result and the plans of its statements; rolled
+            back."""
+            conn.notices.clear()
+            cur.execute("SELECT ipamd.apply_batch(%s)", (json.dumps(batch),))
+            result = cur.fetchone()[0]
+            conn.rollback()
+            return result, "\n".join(conn.notices)
+
+        def move(seq, server, ip):
+            return {"seq": seq, "id": server, "topic": "t", "part": 0,
+                    "off": 10000 + seq, "gv": 2, "lo": [], "reset": False,
+                    "op": "upsert", "v": 2, "lsn": None, "vrf": "", "ip": ip,
+                    "hostname": server, "mac": None, "device_type": None,
+                    "manufacture": None, "keep": []}
+
+        result, plans = apply({"group": "g", "servers": [
+            move(1, "s17", "10.9.100.1"), move(2, "s18", "10.9.100.2")]})
+        assert result["entities"]["server"] == [2, 0], result
+        assert "Index Scan using server_pkey on server" in plans, plans
+        assert not re.search(r"Seq Scan on server\b", plans), plans
+        # An entity function reads its records with this column list.
+        assert "x(seq bigint, id text" in plans, plans
+        result, plans = apply({"group": "g"})
+        assert result["applied"] == 0, result
+        assert "x(seq bigint, id text" not in plans, plans
+        assert "UPDATE ipamd.request" not in plans, plans
+    finally:
+        if conn is not None:
+            conn.close()
         daemon.close()
         db.close()
 
