@@ -111,12 +111,18 @@ END
 $$;
 
 -- What an entity function gives for a batch without its records: none
--- applied, none stale, nothing touched, an empty report.
+-- applied, none stale, nothing touched, an empty report.  PL/pgSQL, so
+-- that the report is made once a session, not planned anew each call
+-- as the body of an SQL function that is not inlined is (0.4 ms).
 CREATE OR REPLACE FUNCTION ipamd.applied_none(OUT applied bigint,
     OUT stale bigint, OUT touched ipamd.touch[], OUT report jsonb)
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT 0::bigint, 0::bigint, '{}'::ipamd.touch[],
-	    ipamd.stale_report(NULL, NULL, NULL)
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+	applied := 0;
+	stale := 0;
+	touched := '{}';
+	report := ipamd.stale_report(NULL, NULL, NULL);
+END
 $$;
 
 -- Subnets: the touched are regions (vrf, old and new cidr), which the
