@@ -150,7 +150,7 @@ BEGIN
 			pool_first inet[], pool_last inet[], ping boolean,
 			by text, topic text, part integer, off bigint)
 	), dec AS (
-		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
+		SELECT inp.*, s.tid, s.id IS NOT NULL AS known,
 		    s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.cidr AS old_cidr, s.name AS old_name,
@@ -163,7 +163,11 @@ BEGIN
 		    ipamd.stale_events(inp.gv, inp.lo, inp.lsn, f.lsn,
 			s.id IS NOT NULL, s.version) AS n_stale
 		FROM inp
-		LEFT JOIN subnet s ON s.id = inp.id
+		-- One probe of the primary key a record (see apply_servers).
+		LEFT JOIN LATERAL (SELECT s.ctid AS tid, s.id, s.version,
+			s.deleted, s.vrf, s.cidr, s.name, s.pool_first,
+			s.pool_last, s.pool_sent_first, s.pool_sent_last
+		    FROM subnet s WHERE s.id = inp.id OFFSET 0) s ON true
 		LEFT JOIN truncation f ON f.topic = inp.topic
 	), forgot AS (
 		DELETE FROM subnet s USING dec
@@ -394,7 +398,7 @@ BEGIN
 			part integer,
 			off bigint)
 	), dec AS (
-		SELECT inp.*, s.ctid AS tid, s.id IS NOT NULL AS known,
+		SELECT inp.*, s.tid, s.id IS NOT NULL AS known,
 		    s.version AS old_v,
 		    coalesce(s.deleted, true) AS old_deleted, s.vrf AS old_vrf,
 		    s.address AS old_address, f.lsn AS floor_lsn,
@@ -403,7 +407,10 @@ BEGIN
 		    ipamd.stale_events(inp.gv, inp.lo, inp.lsn, f.lsn,
 			s.id IS NOT NULL, s.version) AS n_stale
 		FROM inp
-		LEFT JOIN mark s ON s.id = inp.id
+		-- One probe of the primary key a record (see apply_servers).
+		LEFT JOIN LATERAL (SELECT s.ctid AS tid, s.id, s.version,
+			s.deleted, s.vrf, s.address
+		    FROM mark s WHERE s.id = inp.id OFFSET 0) s ON true
 		LEFT JOIN truncation f ON f.topic = inp.topic
 	), forgot AS (
 		DELETE FROM mark s USING dec

@@ -292,8 +292,9 @@ def test_a_small_batch_reads_only_what_it_names():
     key, whatever the planner guesses of a batch's records (100): with a
     few thousand servers it hashed the whole table for each batch, more
     than the rest of a small batch's apply (docs/BENCHMARKS.md, row 4).
-    And a batch without servers, subnets or marks runs no statement of
-    theirs.  The plans are those of every statement inside
+    Subnets and marks alike (an operator's reservation is a batch of one
+    mark).  And a batch without servers, subnets or marks runs no
+    statement of theirs.  The plans are those of every statement inside
     ipamd.apply_batch, as auto_explain gives them."""
     db, topics = Database(), Topics()
     daemon = Daemon(db, topics).start()
@@ -305,7 +306,18 @@ def test_a_small_batch_reads_only_what_it_names():
                  "ip_address, source_topic, source_partition, source_offset) "
                  "SELECT 's' || i, 1, 'h' || i, '10.9.0.0'::inet + i, 't', 0, i "
                  "FROM generate_series(1, 5000) i")
-        db.query("ANALYZE ipam_state.server")
+        # Subnets and marks deleted long ago: rows that only their own
+        # entity stage reads.
+        db.query("INSERT INTO ipam_state.subnet (id, version, deleted, "
+                 "source_topic, source_partition, source_offset) "
+                 "SELECT 'n' || i, 1, true, 't', 0, i "
+                 "FROM generate_series(1, 5000) i")
+        db.query("INSERT INTO ipam_state.mark (id, version, deleted, "
+                 "source_topic, source_partition, source_offset) "
+                 "SELECT 'm' || i, 1, true, 't', 0, i "
+                 "FROM generate_series(1, 5000) i")
+        for table in ("server", "subnet", "mark"):
+            db.query("ANALYZE ipam_state." + table)
         conn = db._connect(db.name)
         conn.notices = collections.deque(maxlen=100000)
         cur = conn.cursor()
@@ -340,6 +352,27 @@ def test_a_small_batch_reads_only_what_it_names():
         assert not re.search(r"Seq Scan on server\b", plans), plans
         # An entity function reads its records with this column list.
         assert "x(seq bigint, id text" in plans, plans
+        # A subnet and a mark: their entity stages probe their keys too.
+        subnet = {"seq": 1, "id": "n17", "topic": "t", "part": 0, "off": 20001,
+                  "gv": 2, "lo": [], "reset": False, "op": "upsert", "v": 2,
+                  "lsn": None, "vrf": "", "name": "n17", "cidr": "10.9.200.0/24",
+                  "pool_first": [], "pool_last": [], "ping": True, "keep": []}
+        mark = {"seq": 2, "id": "m17", "topic": "t", "part": 0, "off": 20002,
+                "gv": 2, "lo": [], "reset": False, "op": "upsert", "v": 2,
+                "lsn": None, "vrf": "", "address": "10.9.200.7",
+                "status": "reserved", "description": "d", "reason": None,
+                "keep": []}
+        result, plans = apply({"group": "g", "subnets": [subnet],
+                               "marks": [mark]})
+        assert result["entities"]["subnet"] == [1, 0], result
+        assert result["entities"]["mark"] == [1, 0], result
+        entity_plans = "\n".join(p for p in plans.split("NOTICE:  ")
+                                 if "x(seq bigint, id text" in p)
+        for table in ("subnet", "mark"):
+            assert "Index Scan using %s_pkey on %s" % (table, table) \
+                in entity_plans, entity_plans
+            assert not re.search(r"Seq Scan on %s\b" % table, entity_plans), \
+                entity_plans
         result, plans = apply({"group": "g"})
         assert result["applied"] == 0, result
         assert "x(seq bigint, id text" not in plans, plans
