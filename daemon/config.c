@@ -99,7 +99,7 @@ static const struct config_key config_keys[] = {
 	KEY_INT("consumer", "batch_max_bytes", batch_max_bytes, "16777216",
 	    1024, 1073741824, true,
 	    "or this many bytes of messages (keys, values and headers),"),
-	KEY_INT("consumer", "batch_max_wait_ms", batch_max_wait_ms, "10", 0,
+	KEY_INT("consumer", "batch_max_wait_ms", batch_max_wait_ms, "2", 0,
 	    60000, true,
 	    "or when this long has passed since its first event: a linger\n"
 	    "that trades a little latency for fewer transactions."),
